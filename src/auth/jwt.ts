@@ -1,0 +1,95 @@
+// Verifies the JWTs clients present and mints development tokens. The accepted algorithm is
+// pinned by configuration; the token's own `alg` header is never trusted.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SignJWT, createRemoteJWKSet, importSPKI, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import type { Config } from '../config.js';
+import { ParleyError } from '../errors.js';
+import { userIdRe } from '../protocol/schema.js';
+
+export interface Identity {
+  id: string;
+  name: string;
+  profile: Record<string, unknown>;
+  /** Seconds since epoch when the token expires, if it does. */
+  exp?: number;
+}
+
+export type Verifier = (token: string) => Promise<Identity>;
+
+/** Loads the HMAC secret from config, or from dataDir/jwt-secret (generated on first use). */
+export function resolveSecret(cfg: Config): string {
+  if (cfg.auth.secret) return cfg.auth.secret;
+  const file = join(cfg.dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  return secret;
+}
+
+export async function createVerifier(cfg: Config): Promise<Verifier> {
+  const alg = cfg.auth.algorithm;
+  let key: Uint8Array | CryptoKey | ReturnType<typeof createRemoteJWKSet>;
+  if (alg.startsWith('HS')) key = new TextEncoder().encode(resolveSecret(cfg));
+  else if (cfg.auth.publicKey) key = await importSPKI(cfg.auth.publicKey, alg);
+  else key = createRemoteJWKSet(new URL(cfg.auth.jwksUrl!));
+  const options = {
+    algorithms: [alg],
+    clockTolerance: cfg.auth.clockToleranceSec,
+    ...(cfg.auth.issuer ? { issuer: cfg.auth.issuer } : {}),
+    ...(cfg.auth.audience ? { audience: cfg.auth.audience } : {}),
+  };
+  return async (token: string) => {
+    let payload: JWTPayload;
+    try {
+      // jose's overloads differ for a key and a key set; both are accepted at run time.
+      ({ payload } = await jwtVerify(token, key as Uint8Array, options));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new ParleyError('unauthorized', 'token expired');
+      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new ParleyError('unauthorized', 'token algorithm not accepted');
+      if (err instanceof joseErrors.JWTClaimValidationFailed) throw new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
+      throw new ParleyError('unauthorized', 'invalid token');
+    }
+    return identityFromClaims(payload);
+  };
+}
+
+export function identityFromClaims(p: JWTPayload): Identity {
+  if (typeof p.sub !== 'string' || !userIdRe.test(p.sub)) {
+    throw new ParleyError('unauthorized', 'token "sub" must be a user id matching ' + userIdRe.source);
+  }
+  const name = typeof p.name === 'string' && p.name.length > 0 ? p.name.slice(0, 100) : p.sub;
+  const raw = p.profile;
+  let profile: Record<string, unknown> = {};
+  if (raw && typeof raw === 'object' && !Array.isArray(raw) && JSON.stringify(raw).length <= 4096) {
+    profile = raw as Record<string, unknown>;
+  }
+  const id: Identity = { id: p.sub, name, profile };
+  if (typeof p.exp === 'number') id.exp = p.exp;
+  return id;
+}
+
+export interface MintOptions {
+  name?: string;
+  profile?: Record<string, unknown>;
+  /** Lifetime, e.g. "1h", "7d", or seconds. */
+  expiresIn?: string | number;
+}
+
+/** Mints an HS* token with the configured secret (development and tests). */
+export async function mintToken(cfg: Config, sub: string, opts: MintOptions = {}): Promise<string> {
+  const alg = cfg.auth.algorithm;
+  if (!alg.startsWith('HS')) throw new ParleyError('invalid', `cannot mint ${alg} tokens: Parley only holds the public key`);
+  if (!userIdRe.test(sub)) throw new ParleyError('invalid', `user id must match ${userIdRe.source}`);
+  const claims: JWTPayload = {};
+  if (opts.name) claims.name = opts.name;
+  if (opts.profile) claims.profile = opts.profile;
+  let jwt = new SignJWT(claims).setProtectedHeader({ alg }).setSubject(sub).setIssuedAt();
+  if (cfg.auth.issuer) jwt = jwt.setIssuer(cfg.auth.issuer);
+  if (cfg.auth.audience) jwt = jwt.setAudience(cfg.auth.audience);
+  const exp = opts.expiresIn ?? '24h';
+  jwt = jwt.setExpirationTime(typeof exp === 'number' ? Math.floor(Date.now() / 1000) + exp : exp);
+  return jwt.sign(new TextEncoder().encode(resolveSecret(cfg)));
+}

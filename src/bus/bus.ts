@@ -1,0 +1,51 @@
+// The Bus port: fan-out of events between nodes, and presence. Implementations: bus/memory
+// (one node) and, later, bus/redis. The service never knows which one it talks to.
+//
+// Contract
+// - `publish` is fire-and-forget. Messages published to one topic by one node reach every
+//   subscriber of that topic (on any node, the publisher's included) in publish order.
+//   Across topics there is no ordering.
+// - Delivery is at-most-once: a subscriber may miss messages (a reconnecting Redis). Room
+//   messages carry their `seq`, so a receiver detects a gap and fills it from the Store.
+// - `subscribe`/`unsubscribe` are idempotent per topic on a node; the hub reference-counts.
+// - Presence counts connections per user across all nodes: a user is online while at least
+//   one of its connections is registered. A node that dies has its entries removed within a
+//   bounded time (memory: at once, since the node is the process).
+export interface BusMessage {
+  /** The event frame, serialised once by the publisher and sent as-is to clients. */
+  frame: string;
+  /** Seq of the stored room message this frame carries; absent for ephemeral events. */
+  seq?: number;
+  /** An instruction to every hub that follows the topic (membership changes). */
+  control?: Control;
+}
+
+export type Control =
+  /** Start delivering the room to the user's connections, replaying after `after`. */
+  | { op: 'follow'; room: string; after: number }
+  /** Stop delivering the room to the user's connections. */
+  | { op: 'unfollow'; room: string };
+
+export type BusHandler = (topic: string, msg: BusMessage) => void;
+
+export interface Presence {
+  /** Registers a connection; resolves true when the user just came online. */
+  connect(user: string, conn: string): Promise<boolean>;
+  /** Unregisters a connection; resolves true when the user just went offline. */
+  disconnect(user: string, conn: string): Promise<boolean>;
+  /** The subset of `users` that is online. */
+  online(users: string[]): Promise<string[]>;
+}
+
+export interface Bus {
+  publish(topic: string, msg: BusMessage): void;
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  /** Sets the one handler that receives messages of subscribed topics. */
+  onMessage(handler: BusHandler): void;
+  readonly presence: Presence;
+  close(): Promise<void>;
+}
+
+export const roomTopic = (room: string): string => `r:${room}`;
+export const userTopic = (user: string): string => `u:${user}`;

@@ -1,0 +1,56 @@
+// In-memory Bus for a single node: publish hands the message straight to the local handler,
+// so ordering per topic is the call order. Presence is a connection count per user.
+import type { Bus, BusHandler, BusMessage, Presence } from '../bus.js';
+
+class MemoryPresence implements Presence {
+  private readonly conns = new Map<string, Set<string>>();
+
+  connect(user: string, conn: string): Promise<boolean> {
+    let set = this.conns.get(user);
+    const first = !set;
+    if (!set) this.conns.set(user, (set = new Set()));
+    set.add(conn);
+    return Promise.resolve(first);
+  }
+
+  disconnect(user: string, conn: string): Promise<boolean> {
+    const set = this.conns.get(user);
+    if (!set || !set.delete(conn)) return Promise.resolve(false);
+    if (set.size > 0) return Promise.resolve(false);
+    this.conns.delete(user);
+    return Promise.resolve(true);
+  }
+
+  online(users: string[]): Promise<string[]> {
+    return Promise.resolve(users.filter((u) => this.conns.has(u)));
+  }
+}
+
+export class MemoryBus implements Bus {
+  readonly presence: Presence = new MemoryPresence();
+  private readonly topics = new Set<string>();
+  private handler: BusHandler = () => {};
+
+  publish(topic: string, msg: BusMessage): void {
+    if (this.topics.has(topic)) this.handler(topic, msg);
+  }
+
+  subscribe(topic: string): Promise<void> {
+    this.topics.add(topic);
+    return Promise.resolve();
+  }
+
+  unsubscribe(topic: string): Promise<void> {
+    this.topics.delete(topic);
+    return Promise.resolve();
+  }
+
+  onMessage(handler: BusHandler): void {
+    this.handler = handler;
+  }
+
+  close(): Promise<void> {
+    this.topics.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,161 @@
+// The one typed configuration schema, with defaults. Sources, later ones winning:
+// defaults < config file (JSON) < environment (PARLEY_*) < command-line flags.
+// Validated at start; an error names the bad key.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Int = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description });
+
+export const ConfigSchema = Type.Object({
+  host: Type.String({ default: '127.0.0.1', description: 'Address to listen on (0.0.0.0 to expose)' }),
+  port: Int(8080, 0, 65535, 'HTTP and WebSocket port'),
+  dataDir: Type.String({ default: './data', description: 'Folder for the SQLite database and the generated secret' }),
+  log: Type.Object({
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  }, { default: {}, additionalProperties: false }),
+  auth: Type.Object({
+    algorithm: Type.Union(['HS256', 'HS384', 'HS512', 'RS256', 'ES256'].map((a) => Type.Literal(a)), {
+      default: 'HS256', description: 'The only JWT algorithm accepted; never taken from the token',
+    }),
+    secret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC secret (HS*); generated into dataDir when absent' })),
+    publicKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (RS256/ES256)' })),
+    jwksUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'JWKS URL (RS256/ES256)' })),
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
+    audience: Type.Optional(Type.String({ minLength: 1 })),
+    clockToleranceSec: Int(5, 0, 300, 'Allowed clock skew for exp/nbf'),
+  }, { default: {}, additionalProperties: false }),
+  store: Type.Object({
+    sqlite: Type.Object({
+      file: Type.Optional(Type.String({ minLength: 1, description: 'Database file (default dataDir/parley.db)' })),
+      synchronous: Type.Union([Type.Literal('full'), Type.Literal('normal')], {
+        default: 'full', description: 'full: fsync each group commit (durable on power loss); normal: durable on process crash only',
+      }),
+    }, { default: {}, additionalProperties: false }),
+  }, { default: {}, additionalProperties: false }),
+  limits: Type.Object({
+    frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
+    textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
+    slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes after which a connection is dropped'),
+    authTimeoutMs: Int(10000, 100, 600000, 'Time a new connection has to authenticate'),
+    heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
+  }, { default: {}, additionalProperties: false }),
+}, { additionalProperties: false });
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, message: string) {
+    super(`config: ${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+/** Every leaf key path of the schema with its schema, e.g. ["limits.frameBytes", {...}]. */
+function leaves(schema: TSchema, prefix = ''): Array<[string, TSchema]> {
+  if (schema[Kind] === 'Object') {
+    return Object.entries(schema.properties as Record<string, TSchema>)
+      .flatMap(([k, s]) => leaves(s, prefix ? `${prefix}.${k}` : k));
+  }
+  return [[prefix, schema]];
+}
+const LEAVES = new Map(leaves(ConfigSchema));
+
+/** PARLEY_LIMITS_FRAME_BYTES <-> limits.frameBytes */
+export function envName(path: string): string {
+  return 'PARLEY_' + path.split('.').map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function coerce(path: string, raw: string): unknown {
+  const schema = LEAVES.get(path);
+  if (!schema) throw new ConfigError(path, 'unknown key');
+  if (schema.type === 'integer' || schema.type === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(path, `expected a number, got "${raw}"`);
+    return n;
+  }
+  if (schema.type === 'boolean') {
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw new ConfigError(path, `expected true or false, got "${raw}"`);
+  }
+  return raw;
+}
+
+function setPath(obj: Json, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Json;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+      ? merge(b as Json, v as Json) : v;
+  }
+  return out;
+}
+
+export interface ConfigSources {
+  /** Path of a JSON config file. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Dotted key -> raw string value (from flags such as --port or --set key=value). */
+  flags?: Record<string, string>;
+  /** Already-typed overrides (tests, embedding). */
+  overrides?: Json;
+}
+
+/** Builds and validates the configuration; throws ConfigError naming the bad key. */
+export function loadConfig(src: ConfigSources = {}): Config {
+  let raw: Json = {};
+  if (src.file) {
+    let text: string;
+    try { text = readFileSync(resolve(src.file), 'utf8'); } catch (e) {
+      throw new ConfigError('config', `cannot read ${src.file}: ${(e as Error).message}`);
+    }
+    try { raw = JSON.parse(text) as Json; } catch (e) {
+      throw new ConfigError('config', `${src.file} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('config', `${src.file} must hold a JSON object`);
+  }
+  const env = src.env ?? {};
+  for (const path of LEAVES.keys()) {
+    const v = env[envName(path)];
+    if (v !== undefined) setPath(raw, path, coerce(path, v));
+  }
+  for (const [path, v] of Object.entries(src.flags ?? {})) setPath(raw, path, coerce(path, v));
+  if (src.overrides) raw = merge(raw, src.overrides);
+  return validateConfig(raw);
+}
+
+export function validateConfig(raw: unknown): Config {
+  const withDefaults = Value.Default(ConfigSchema, Value.Clone(raw));
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const key = first.path.replace(/^\//, '').replace(/\//g, '.') || 'config';
+    const msg = first.schema[Kind] === 'Never' || /Unexpected property|additional/i.test(first.message)
+      ? 'unknown key' : first.message;
+    throw new ConfigError(key, msg);
+  }
+  const cfg = withDefaults as Config;
+  if (cfg.auth.algorithm.startsWith('HS') && (cfg.auth.publicKey || cfg.auth.jwksUrl)) {
+    throw new ConfigError('auth.algorithm', `${cfg.auth.algorithm} uses auth.secret; publicKey/jwksUrl need RS256 or ES256`);
+  }
+  if (!cfg.auth.algorithm.startsWith('HS') && !cfg.auth.publicKey && !cfg.auth.jwksUrl) {
+    throw new ConfigError('auth.publicKey', `${cfg.auth.algorithm} needs auth.publicKey or auth.jwksUrl`);
+  }
+  return cfg;
+}
+
+export const configKeys = (): string[] => [...LEAVES.keys()];
+export const configLeaf = (path: string): TSchema | undefined => LEAVES.get(path);

@@ -1,0 +1,230 @@
+// The hub: which local connections follow which room, and delivery to them. Each bus message
+// is turned into bytes once and the same buffer is written to every local follower. It keeps
+// the per-connection "exactly once, in seq order" promise: a follower that sees a seq gap (or
+// resumes from an older seq) catches up from the store before anything newer reaches it.
+import type { Bus, BusMessage, Control } from '../bus/bus.js';
+import { roomTopic, userTopic } from '../bus/bus.js';
+import type { Store } from '../store/store.js';
+import type { Message } from '../protocol/schema.js';
+import { encodeEvent } from '../protocol/frames.js';
+
+/** A client connection as the hub sees it; transports adapt their sockets to this. */
+export interface Conn {
+  readonly id: string;
+  readonly user: string;
+  send(data: Buffer): void;
+  /** Bytes queued but not yet written to the network. */
+  bufferedAmount(): number;
+  close(code: number, reason: string): void;
+}
+
+interface Follow {
+  conn: Conn;
+  room: string;
+  /** Highest seq delivered to this connection. */
+  last: number;
+  /** Live messages held back while catching up from the store; null when live. */
+  held: Array<{ seq: number; data: Buffer }> | null;
+}
+
+export interface HubOptions {
+  /** Unsent bytes after which a connection is dropped as a slow consumer. */
+  slowConsumerBytes: number;
+  /** Messages read from the store per catch-up page. */
+  pageSize?: number;
+  onSlowConsumer?: (conn: Conn) => void;
+}
+
+export const CLOSE_SLOW_CONSUMER = 4008;
+
+export class Hub {
+  private readonly rooms = new Map<string, Map<Conn, Follow>>();
+  private readonly users = new Map<string, Set<Conn>>();
+  private readonly follows = new Map<Conn, Map<string, Follow>>();
+  private readonly pageSize: number;
+
+  constructor(private readonly bus: Bus, private readonly store: Store, private readonly opts: HubOptions) {
+    this.pageSize = opts.pageSize ?? 256;
+    bus.onMessage((topic, msg) => this.onBus(topic, msg));
+  }
+
+  get connectionCount(): number {
+    return this.follows.size;
+  }
+
+  /** Registers an authenticated connection and subscribes to its user's topic. */
+  async add(conn: Conn): Promise<void> {
+    this.follows.set(conn, new Map());
+    let set = this.users.get(conn.user);
+    if (!set) {
+      this.users.set(conn.user, (set = new Set()));
+      set.add(conn);
+      await this.bus.subscribe(userTopic(conn.user));
+    } else set.add(conn);
+  }
+
+  /** Forgets a connection and everything it followed. */
+  remove(conn: Conn): void {
+    const mine = this.follows.get(conn);
+    if (!mine) return;
+    for (const room of [...mine.keys()]) this.unfollow(conn, room);
+    this.follows.delete(conn);
+    const set = this.users.get(conn.user);
+    if (set) {
+      set.delete(conn);
+      if (set.size === 0) {
+        this.users.delete(conn.user);
+        void this.bus.unsubscribe(userTopic(conn.user));
+      }
+    }
+  }
+
+  isFollowing(conn: Conn, room: string): boolean {
+    return this.follows.get(conn)?.has(room) ?? false;
+  }
+
+  localConnections(user: string): Conn[] {
+    return [...(this.users.get(user) ?? [])];
+  }
+
+  /**
+   * Delivers the room to `conn` from seq `after + 1` on. `lastKnown` is the room's last seq as
+   * read by the caller: when it is not ahead of `after` the follow goes live at once,
+   * otherwise the gap is replayed from the store first. Re-following resets the position.
+   */
+  follow(conn: Conn, room: string, after: number, lastKnown: number): void {
+    const mine = this.follows.get(conn);
+    if (!mine) return;
+    let subs = this.rooms.get(room);
+    if (!subs) {
+      this.rooms.set(room, (subs = new Map()));
+      void this.bus.subscribe(roomTopic(room));
+    }
+    const f: Follow = { conn, room, last: after, held: null };
+    subs.set(conn, f);
+    mine.set(room, f);
+    if (lastKnown > after) {
+      f.held = [];
+      void this.catchUp(f);
+    }
+  }
+
+  unfollow(conn: Conn, room: string): void {
+    const mine = this.follows.get(conn);
+    if (!mine?.delete(room)) return;
+    const subs = this.rooms.get(room);
+    if (!subs) return;
+    subs.delete(conn);
+    if (subs.size === 0) {
+      this.rooms.delete(room);
+      void this.bus.unsubscribe(roomTopic(room));
+    }
+  }
+
+  /** Sends a frame to one local connection (replies, direct notices). */
+  sendTo(conn: Conn, data: Buffer): void {
+    this.write(conn, data);
+  }
+
+  private write(conn: Conn, data: Buffer): boolean {
+    if (conn.bufferedAmount() > this.opts.slowConsumerBytes) {
+      this.opts.onSlowConsumer?.(conn);
+      conn.close(CLOSE_SLOW_CONSUMER, 'slow consumer: resume from your last seq');
+      return false;
+    }
+    conn.send(data);
+    return true;
+  }
+
+  private onBus(topic: string, msg: BusMessage): void {
+    const data = Buffer.from(msg.frame);
+    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data);
+    else if (topic.startsWith('u:')) this.deliverUser(topic.slice(2), msg.control, data);
+  }
+
+  private deliverRoom(room: string, seq: number | undefined, data: Buffer): void {
+    const subs = this.rooms.get(room);
+    if (!subs) return;
+    for (const f of subs.values()) {
+      if (seq === undefined) this.write(f.conn, data);
+      else if (f.held) f.held.push({ seq, data });
+      else if (seq === f.last + 1) {
+        f.last = seq;
+        this.write(f.conn, data);
+      } else if (seq > f.last + 1) {
+        // A message went missing on the way (bus reconnect): fill from the store first.
+        f.held = [{ seq, data }];
+        void this.catchUp(f);
+      }
+      // seq <= last: already delivered; dropped so nothing arrives twice.
+    }
+  }
+
+  private deliverUser(user: string, control: Control | undefined, data: Buffer): void {
+    const conns = this.users.get(user);
+    if (!conns) return;
+    for (const conn of [...conns]) {
+      if (control?.op === 'follow') this.follow(conn, control.room, control.after, control.after + 1);
+      else if (control?.op === 'unfollow') this.unfollow(conn, control.room);
+      this.write(conn, data);
+    }
+  }
+
+  private alive(f: Follow): boolean {
+    return this.follows.get(f.conn)?.get(f.room) === f;
+  }
+
+  /** Replays from the store after f.last, then releases held live messages in order. */
+  private async catchUp(f: Follow): Promise<void> {
+    try {
+      let first = true;
+      for (;;) {
+        if (first) {
+          first = false;
+          const b = await this.store.bounds(f.room);
+          if (!this.alive(f)) return;
+          if (b.first > f.last + 1) {
+            this.write(f.conn, encodeEvent('gap', { room: f.room, from: f.last + 1, to: b.first - 1 }));
+            f.last = b.first - 1;
+          }
+        }
+        const page: Message[] = await this.store.history(f.room, { after: f.last, limit: this.pageSize });
+        if (!this.alive(f)) return;
+        for (const m of page) {
+          if (m.seq <= f.last) continue;
+          f.last = m.seq;
+          if (!this.write(f.conn, encodeEvent('message', m))) return;
+        }
+        if (page.length === this.pageSize) {
+          await this.drained(f.conn);
+          if (!this.alive(f)) return;
+          continue;
+        }
+        // Store exhausted: release held messages that continue the sequence.
+        const held = f.held!.sort((a, b) => a.seq - b.seq);
+        let i = 0;
+        while (i < held.length && held[i]!.seq <= f.last) i++;
+        while (i < held.length && held[i]!.seq === f.last + 1) {
+          f.last = held[i]!.seq;
+          if (!this.write(f.conn, held[i]!.data)) return;
+          i++;
+        }
+        if (i === held.length) {
+          f.held = null;
+          return;
+        }
+        // Still a hole before the next held message: it is committed, read again.
+        f.held = held.slice(i);
+      }
+    } catch {
+      if (this.alive(f)) f.conn.close(1011, 'catch-up failed: resume from your last seq');
+    }
+  }
+
+  /** Waits until the connection's send buffer is below a quarter of the slow-consumer limit. */
+  private async drained(conn: Conn): Promise<void> {
+    while (conn.bufferedAmount() > this.opts.slowConsumerBytes / 4 && this.follows.has(conn)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}

@@ -1,0 +1,148 @@
+// One schema per message shape of the WebSocket protocol: used to validate incoming frames
+// and to document them. Shared by the server and the client SDK (types only on the client).
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/** User ids come from JWT `sub` claims; room ids from clients or the server. Both are
+ * restricted so they are safe in URLs, topics, logs and SQL parameters alike. */
+export const USER_ID_PATTERN = '^[A-Za-z0-9_.@|:+-]{1,128}$';
+export const ROOM_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+export const userIdRe = new RegExp(USER_ID_PATTERN);
+export const roomIdRe = new RegExp(ROOM_ID_PATTERN);
+
+export const UserId = Type.String({ pattern: USER_ID_PATTERN, description: 'User id (the JWT `sub`)' });
+export const RoomId = Type.String({ pattern: ROOM_ID_PATTERN, description: 'Room id' });
+export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Per-room sequence number' });
+export const PositiveSeq = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+export const IdemKey = Type.String({ minLength: 1, maxLength: 64, description: 'Client-chosen idempotency key' });
+export const RoomKind = Type.Union([Type.Literal('channel'), Type.Literal('group'), Type.Literal('direct')]);
+export const Role = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')]);
+export const MessageKind = Type.Union([
+  Type.Literal('text'), Type.Literal('edit'), Type.Literal('delete'), Type.Literal('reaction'),
+  Type.Literal('join'), Type.Literal('leave'),
+]);
+const Name = Type.String({ minLength: 1, maxLength: 100 });
+const Topic = Type.String({ maxLength: 500 });
+const Text = Type.String({ minLength: 1 });
+const Emoji = Type.String({ minLength: 1, maxLength: 32 });
+const Data = Type.Record(Type.String(), Type.Unknown());
+
+// ---- domain records -------------------------------------------------------------------
+export const User = Type.Object({ id: UserId, name: Type.String(), profile: Data });
+export const Room = Type.Object({
+  id: RoomId, kind: RoomKind, name: Type.String(), topic: Type.String(),
+  createdBy: Type.Union([UserId, Type.Null()]), createdAt: Type.Integer(), lastSeq: Seq,
+});
+export const Member = Type.Object({ room: RoomId, user: UserId, role: Role, joinedAt: Type.Integer(), readSeq: Seq });
+/** A room message. Edits, deletes and reactions are messages too, pointing at `target`. */
+export const Message = Type.Object({
+  room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
+  text: Type.Optional(Type.String()), target: Type.Optional(PositiveSeq), data: Type.Optional(Data),
+});
+export const InboxEntry = Type.Object({
+  room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
+  last: Type.Union([Message, Type.Null()]),
+});
+export type User = Static<typeof User>;
+export type Room = Static<typeof Room>;
+export type Member = Static<typeof Member>;
+export type Message = Static<typeof Message>;
+export type InboxEntry = Static<typeof InboxEntry>;
+export type RoomKind = Static<typeof RoomKind>;
+export type Role = Static<typeof Role>;
+export type MessageKind = Static<typeof MessageKind>;
+
+// ---- commands (client -> server) --------------------------------------------------------
+const ReqId = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 })]);
+const ResumeMap = Type.Record(Type.String({ pattern: ROOM_ID_PATTERN }), Seq, { description: 'room id -> last seq seen' });
+
+function command<N extends string, P extends Record<string, TSchema>>(name: N, props: P, description: string) {
+  return Type.Object({ id: ReqId, cmd: Type.Literal(name), ...props }, { additionalProperties: false, description });
+}
+
+export const Commands = {
+  auth: command('auth', { token: Type.String({ minLength: 1, maxLength: 8192 }), resume: Type.Optional(ResumeMap) },
+    'Authenticate the connection; optionally resume rooms from the last seq seen.'),
+  ping: command('ping', {}, 'Round trip; keeps the connection alive.'),
+  create: command('create', {
+    kind: Type.Union([Type.Literal('channel'), Type.Literal('group')]), name: Name,
+    topic: Type.Optional(Topic), room: Type.Optional(RoomId),
+  }, 'Create a channel (public) or group (private). The creator becomes owner.'),
+  join: command('join', { room: RoomId }, 'Join a channel.'),
+  leave: command('leave', { room: RoomId }, 'Leave a room.'),
+  rooms: command('rooms', { scope: Type.Optional(Type.Union([Type.Literal('mine'), Type.Literal('public')])) },
+    'List your rooms, or public channels.'),
+  room: command('room', { room: RoomId }, 'Get one room you can see.'),
+  members: command('members', { room: RoomId }, 'List the members of a room.'),
+  invite: command('invite', { room: RoomId, user: UserId }, 'Add a user to a group or channel.'),
+  direct: command('direct', { user: UserId }, 'Open (or get) the direct room with another user.'),
+  send: command('send', { room: RoomId, text: Text, key: Type.Optional(IdemKey), data: Type.Optional(Data) },
+    'Send a message; acknowledged with its seq once stored.'),
+  edit: command('edit', { room: RoomId, target: PositiveSeq, text: Text, key: Type.Optional(IdemKey) },
+    'Edit one of your messages (appends an edit).'),
+  delete: command('delete', { room: RoomId, target: PositiveSeq, key: Type.Optional(IdemKey) },
+    'Delete a message (appends a delete).'),
+  react: command('react', { room: RoomId, target: PositiveSeq, emoji: Emoji, remove: Type.Optional(Type.Boolean()), key: Type.Optional(IdemKey) },
+    'Add or remove a reaction (appends a reaction).'),
+  history: command('history', {
+    room: RoomId, before: Type.Optional(PositiveSeq), after: Type.Optional(Seq),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  }, 'Page through history before or after a seq, oldest first.'),
+  resume: command('resume', { rooms: ResumeMap }, 'Replay each room after the given seq, then continue live.'),
+  typing: command('typing', { room: RoomId, active: Type.Optional(Type.Boolean()) }, 'Tell the room you are typing.'),
+  read: command('read', { room: RoomId, seq: Seq }, 'Move your read marker forward.'),
+  presence: command('presence', { room: RoomId }, 'Members of the room who are online.'),
+  inbox: command('inbox', {}, 'Your rooms with their last message and unread count.'),
+} as const;
+
+export type CommandName = keyof typeof Commands;
+export type CommandFrame<N extends CommandName = CommandName> = Static<(typeof Commands)[N]>;
+export type CommandArgs<N extends CommandName> = Omit<CommandFrame<N>, 'id' | 'cmd'>;
+
+// ---- results (server -> client replies) -------------------------------------------------
+export interface SendResult { seq: number; ts: number; duplicate: boolean }
+export interface AuthResult { user: User; rooms: Room[]; heartbeatMs: number; resumed: Record<string, number>; denied: string[] }
+export interface HistoryResult { messages: Message[]; first: number; last: number }
+export interface ResumeResult { rooms: Record<string, number>; denied: string[] }
+export interface CommandResults {
+  auth: AuthResult;
+  ping: { ts: number };
+  create: Room;
+  join: { room: Room; member: Member };
+  leave: { room: string };
+  rooms: { rooms: Room[] };
+  room: Room;
+  members: { members: Member[] };
+  invite: { member: Member };
+  direct: Room;
+  send: SendResult;
+  edit: SendResult;
+  delete: SendResult;
+  react: SendResult;
+  history: HistoryResult;
+  resume: ResumeResult;
+  typing: Record<string, never>;
+  read: { room: string; seq: number };
+  presence: { room: string; users: string[] };
+  inbox: { rooms: InboxEntry[] };
+}
+
+// ---- frames -----------------------------------------------------------------------------
+export interface ReplyOk<T = unknown> { id: string | number; ok: true; data: T }
+export interface ReplyErr { id: string | number | null; ok: false; error: { code: string; message: string; details?: Record<string, unknown> } }
+export type Reply = ReplyOk | ReplyErr;
+
+/** Push events (server -> client, no `id`). */
+export interface EventMap {
+  message: Message;
+  typing: { room: string; user: string; active: boolean };
+  presence: { room: string; user: string; online: boolean };
+  read: { room: string; user: string; seq: number };
+  /** You were added to a room (`member`) or removed from it (`member: null`). */
+  room: { room: string; member: Member | null; reason?: string };
+  /** History between from..to (inclusive) can no longer be served (retention). */
+  gap: { room: string; from: number; to: number };
+  /** The server is closing this connection; `code` says why. */
+  goodbye: { code: string; message: string };
+}
+export type EventName = keyof EventMap;
+export interface EventFrame<E extends EventName = EventName> { ev: E; data: EventMap[E] }

@@ -1,0 +1,358 @@
+// SQLite implementation of the Store port (better-sqlite3, WAL). Writes are queued and
+// committed in groups: every write called in the same event-loop turn shares one transaction
+// and one fsync, each inside its own savepoint so one failing write does not undo the others.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ParleyError } from '../../errors.js';
+import type { InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
+import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, Store } from '../store.js';
+import { migrations } from './migrations.js';
+
+export interface SqliteOptions {
+  /** Database file, or ':memory:'. */
+  file: string;
+  /** 'full' fsyncs every group commit; 'normal' survives a process crash but not power loss. */
+  synchronous?: 'full' | 'normal';
+}
+
+interface MessageRow {
+  room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
+  text: string | null; target: number | null; data: string | null;
+}
+interface RoomRow {
+  id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
+}
+interface MemberRow { room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number }
+
+interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+
+const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data';
+const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq';
+
+export function rowToMessage(r: MessageRow): Message {
+  const m: Message = { room: r.room_id, seq: r.seq, kind: r.kind, user: r.user_id, name: r.name, ts: r.ts };
+  if (r.text !== null) m.text = r.text;
+  if (r.target !== null) m.target = r.target;
+  if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
+  return m;
+}
+const rowToRoom = (r: RoomRow): Room => ({
+  id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
+});
+const rowToMember = (r: MemberRow): Member => ({ room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, readSeq: r.read_seq });
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly s: ReturnType<SqliteStore['prepare']>;
+  /** last seq per room, valid for committed and in-batch writes of this instance. */
+  private readonly seqs = new Map<string, number>();
+  /** rooms whose last_seq column must be written before the batch commits. */
+  private readonly dirty = new Set<string>();
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly savepoint: (fn: () => unknown) => unknown;
+
+  constructor(opts: SqliteOptions) {
+    if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
+    this.db = new Database(opts.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.s = this.prepare();
+    this.savepoint = this.db.transaction((fn: () => unknown) => fn());
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > migrations.length) {
+      throw new Error(`database schema version ${version} is newer than this Parley (${migrations.length})`);
+    }
+    for (let v = version; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private prepare() {
+    const d = this.db;
+    return {
+      upsertUser: d.prepare(`INSERT INTO users (id, name, profile, created_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT(id) DO UPDATE SET name = excluded.name, profile = excluded.profile`),
+      getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
+      insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
+      getRoom: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`),
+      findDirect: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE direct_key = ?`),
+      lastSeq: d.prepare('SELECT last_seq FROM rooms WHERE id = ?').pluck(),
+      setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
+      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq,
+          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq
+        FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
+      publicRooms: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
+      getMember: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq FROM members WHERE room_id = ? AND user_id = ?'),
+      members: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq FROM members WHERE room_id = ? ORDER BY joined_at, user_id'),
+      insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)'),
+      deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
+      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
+      getMessage: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq = ?`),
+      isDeleted: d.prepare(`SELECT 1 FROM messages WHERE room_id = ? AND target = ? AND kind = 'delete' LIMIT 1`),
+      after: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      before: d.prepare(`SELECT * FROM (SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`),
+      firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
+      markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT last_seq FROM rooms WHERE id = ?)))
+        WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
+      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, m.role, m.read_seq,
+          (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text' AND x.user_id <> m.user_id) AS unread,
+          (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text') AS last_text
+        FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?`),
+    };
+  }
+
+  // ---- group commit -------------------------------------------------------------------
+
+  private write<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const results: Array<{ ok: boolean; v: unknown }> = new Array(batch.length);
+    try {
+      this.db.transaction(() => {
+        for (let i = 0; i < batch.length; i++) {
+          try {
+            results[i] = { ok: true, v: this.savepoint(batch[i]!.run) };
+          } catch (err) {
+            results[i] = { ok: false, v: err };
+          }
+        }
+        for (const room of this.dirty) this.s.setLastSeq.run(this.seqs.get(room), room);
+      })();
+    } catch (err) {
+      // The commit itself failed: nothing of the batch is stored and the seq cache may be ahead.
+      this.seqs.clear();
+      this.dirty.clear();
+      const e = new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    this.dirty.clear();
+    for (let i = 0; i < batch.length; i++) {
+      const r = results[i]!;
+      if (r.ok) batch[i]!.resolve(r.v);
+      else batch[i]!.reject(r.v instanceof ParleyError ? r.v : new ParleyError('internal', `storage error: ${(r.v as Error).message}`));
+    }
+  }
+
+  /** Inside a write: the next seq of a room. Commit it with `commitSeq` once the row is in. */
+  private nextSeq(room: string): number {
+    let last = this.seqs.get(room);
+    if (last === undefined) {
+      last = this.s.lastSeq.get(room) as number | undefined;
+      if (last === undefined) throw new ParleyError('not_found', 'room not found');
+      this.seqs.set(room, last);
+    }
+    return last + 1;
+  }
+  private commitSeq(room: string, seq: number): void {
+    this.seqs.set(room, seq);
+    this.dirty.add(room);
+  }
+
+  private insertMessage(m: Message, key: string | null): void {
+    this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
+      m.data === undefined ? null : JSON.stringify(m.data), key);
+    this.commitSeq(m.room, m.seq);
+  }
+
+  // ---- users ----------------------------------------------------------------------------
+
+  upsertUser(user: User): Promise<User> {
+    const existing = this.s.getUser.get(user.id) as { name: string; profile: string } | undefined;
+    const profile = JSON.stringify(user.profile);
+    if (existing && existing.name === user.name && existing.profile === profile) return Promise.resolve(user);
+    return this.write(() => {
+      this.s.upsertUser.run(user.id, user.name, profile, Date.now());
+      return user;
+    });
+  }
+
+  getUser(id: string): Promise<User | null> {
+    const r = this.s.getUser.get(id) as { id: string; name: string; profile: string } | undefined;
+    return Promise.resolve(r ? { id: r.id, name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null);
+  }
+
+  // ---- rooms ----------------------------------------------------------------------------
+
+  createRoom(nr: NewRoom): Promise<{ room: Room; messages: Message[] }> {
+    return this.write(() => {
+      if (this.s.roomExists.get(nr.id, nr.directKey ?? null)) throw new ParleyError('conflict', 'room already exists');
+      const now = Date.now();
+      this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null);
+      this.seqs.set(nr.id, 0);
+      const messages: Message[] = [];
+      for (const m of nr.members) {
+        this.s.insertMember.run(nr.id, m.user, m.role, now, 0);
+        const msg: Message = { room: nr.id, seq: this.nextSeq(nr.id), kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
+        if (nr.createdBy && nr.createdBy !== m.user) msg.data!.by = nr.createdBy;
+        this.insertMessage(msg, null);
+        messages.push(msg);
+      }
+      const room: Room = { id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length };
+      return { room, messages };
+    });
+  }
+
+  getRoom(id: string): Promise<Room | null> {
+    const r = this.s.getRoom.get(id) as RoomRow | undefined;
+    return Promise.resolve(r ? this.withLiveSeq(rowToRoom(r)) : null);
+  }
+
+  findDirect(directKey: string): Promise<Room | null> {
+    const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
+    return Promise.resolve(r ? this.withLiveSeq(rowToRoom(r)) : null);
+  }
+
+  /** last_seq in the table lags by at most one batch; the cache is exact for committed writes. */
+  private withLiveSeq(room: Room): Room {
+    if (this.queue.length === 0) {
+      const cached = this.seqs.get(room.id);
+      if (cached !== undefined) room.lastSeq = cached;
+    }
+    return room;
+  }
+
+  roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>> {
+    const rows = this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>;
+    return Promise.resolve(rows.map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
+  }
+
+  publicRooms(limit: number, afterId = ''): Promise<Room[]> {
+    return Promise.resolve((this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
+  }
+
+  getMember(room: string, user: string): Promise<Member | null> {
+    const r = this.s.getMember.get(room, user) as MemberRow | undefined;
+    return Promise.resolve(r ? rowToMember(r) : null);
+  }
+
+  members(room: string): Promise<Member[]> {
+    return Promise.resolve((this.s.members.all(room) as MemberRow[]).map(rowToMember));
+  }
+
+  addMember(room: string, user: string, name: string, role: Role, by: string): Promise<{ member: Member; message: Message }> {
+    return this.write(() => {
+      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
+      if (this.s.getMember.get(room, user)) throw new ParleyError('conflict', 'already a member');
+      const now = Date.now();
+      this.s.insertMember.run(room, user, role, now, 0);
+      const message: Message = { room, seq: this.nextSeq(room), kind: 'join', user, name, ts: now, data: { role } };
+      if (by !== user) message.data!.by = by;
+      this.insertMessage(message, null);
+      return { member: { room, user, role, joinedAt: now, readSeq: 0 }, message };
+    });
+  }
+
+  removeMember(room: string, user: string, name: string, by: string): Promise<Message> {
+    return this.write(() => {
+      if (this.s.deleteMember.run(room, user).changes === 0) throw new ParleyError('not_found', 'not a member');
+      const message: Message = { room, seq: this.nextSeq(room), kind: 'leave', user, name, ts: Date.now() };
+      if (by !== user) message.data = { by };
+      this.insertMessage(message, null);
+      return message;
+    });
+  }
+
+  // ---- messages ---------------------------------------------------------------------------
+
+  append(nm: NewMessage): Promise<AppendResult> {
+    return this.write(() => {
+      const member = this.s.getMember.get(nm.room, nm.user) as MemberRow | undefined;
+      if (!member) {
+        if (!this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
+        throw new ParleyError('forbidden', 'not a member of this room');
+      }
+      if (nm.key !== undefined) {
+        const prior = this.s.byKey.get(nm.room, nm.user, nm.key) as MessageRow | undefined;
+        if (prior) return { message: rowToMessage(prior), duplicate: true };
+      }
+      if (nm.kind !== 'text') {
+        const target = this.s.getMessage.get(nm.room, nm.target) as MessageRow | undefined;
+        if (!target || target.kind !== 'text') throw new ParleyError('not_found', 'target message not found');
+        if (this.s.isDeleted.get(nm.room, nm.target)) throw new ParleyError('conflict', 'target message was deleted');
+        if (nm.kind === 'edit' && target.user_id !== nm.user) throw new ParleyError('forbidden', 'only the author can edit a message');
+        if (nm.kind === 'delete' && target.user_id !== nm.user && member.role === 'member') {
+          throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
+        }
+      }
+      const message: Message = { room: nm.room, seq: this.nextSeq(nm.room), kind: nm.kind, user: nm.user, name: nm.name, ts: Date.now() };
+      if (nm.text !== undefined) message.text = nm.text;
+      if (nm.target !== undefined) message.target = nm.target;
+      if (nm.data !== undefined) message.data = nm.data;
+      this.insertMessage(message, nm.key ?? null);
+      return { message, duplicate: false };
+    });
+  }
+
+  history(room: string, q: HistoryQuery): Promise<Message[]> {
+    const rows = q.after !== undefined
+      ? this.s.after.all(room, q.after, q.limit)
+      : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+    return Promise.resolve((rows as MessageRow[]).map(rowToMessage));
+  }
+
+  getMessage(room: string, seq: number): Promise<Message | null> {
+    const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
+    return Promise.resolve(r ? rowToMessage(r) : null);
+  }
+
+  bounds(room: string): Promise<Bounds> {
+    const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
+    const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
+    return Promise.resolve({ first, last });
+  }
+
+  markRead(room: string, user: string, seq: number): Promise<number> {
+    return this.write(() => {
+      const v = this.s.markRead.get(seq, room, room, user) as number | undefined;
+      if (v === undefined) throw new ParleyError('forbidden', 'not a member of this room');
+      return v;
+    });
+  }
+
+  inbox(user: string): Promise<InboxEntry[]> {
+    type Row = RoomRow & { role: Role; read_seq: number; unread: number; last_text: number | null };
+    const rows = this.s.inbox.all(user) as Row[];
+    const entries = rows.map((r): InboxEntry => {
+      const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
+      return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+    });
+    entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
+    return Promise.resolve(entries);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.queue.length > 0) this.flush();
+    this.db.close();
+  }
+}

@@ -1,0 +1,95 @@
+// The Store port: everything Parley keeps durably. Implementations: store/sqlite (embedded
+// default) and, later, store/postgres. The contract below is what every backend keeps and
+// what test/store.conformance.ts checks.
+//
+// Contract
+// - Writes (create, join, leave, append, markRead) are atomic: they either happen fully or
+//   leave nothing behind, and their promise settles only after the write is durably
+//   committed. A rejected write stored nothing.
+// - `seq` is allocated per room inside the write that stores the message: within a room it
+//   starts at 1, increases by one, and never has a gap or a duplicate, whatever the number of
+//   concurrent writers.
+// - Writes to one room are committed in the order they were called on one Store instance.
+// - Permission rules that depend on stored state (membership, authorship of an edit target)
+//   are checked inside the same write, so a concurrent removal can never let a write through.
+// - An `append` with a key already used by the same user in the same room stores nothing and
+//   returns the original message with `duplicate: true`.
+// - Reads see every write whose promise has resolved.
+import type { InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
+
+export interface NewRoom {
+  id: string;
+  kind: RoomKind;
+  name: string;
+  topic: string;
+  createdBy: string | null;
+  /** Members added with the room, in order; the first `owner` is the creator. */
+  members: Array<{ user: string; name: string; role: Role }>;
+  /** For direct rooms: the canonical pair key; a second room with the same key is a conflict. */
+  directKey?: string;
+}
+
+export interface NewMessage {
+  room: string;
+  user: string;
+  name: string;
+  kind: Extract<MessageKind, 'text' | 'edit' | 'delete' | 'reaction'>;
+  text?: string;
+  target?: number;
+  data?: Record<string, unknown>;
+  key?: string;
+}
+
+export interface AppendResult { message: Message; duplicate: boolean }
+
+export interface HistoryQuery { before?: number; after?: number; limit: number }
+
+export interface Bounds {
+  /** Lowest seq still stored (lastSeq + 1 when nothing is stored). */
+  first: number;
+  last: number;
+}
+
+export interface Store {
+  /** Creates or updates the user's name and profile. */
+  upsertUser(user: User): Promise<User>;
+  getUser(id: string): Promise<User | null>;
+
+  /**
+   * Creates a room with its first members, appending one `join` message per member.
+   * Rejects with `conflict` if the id (or the direct pair) exists.
+   */
+  createRoom(room: NewRoom): Promise<{ room: Room; messages: Message[] }>;
+  getRoom(id: string): Promise<Room | null>;
+  /** The direct room of a pair key, if one exists. */
+  findDirect(directKey: string): Promise<Room | null>;
+  /** Rooms the user is a member of. */
+  roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>>;
+  /** Public channels, by id, `limit` at most, after the given id. */
+  publicRooms(limit: number, afterId?: string): Promise<Room[]>;
+
+  getMember(room: string, user: string): Promise<Member | null>;
+  members(room: string): Promise<Member[]>;
+  /** Adds a member and appends its `join` message; `conflict` if already a member. */
+  addMember(room: string, user: string, name: string, role: Role, by: string): Promise<{ member: Member; message: Message }>;
+  /** Removes a member and appends its `leave` message; `not_found` if not a member. */
+  removeMember(room: string, user: string, name: string, by: string): Promise<Message>;
+
+  /**
+   * Appends a message by a member (`forbidden` otherwise). For edit, delete and reaction the
+   * target must be a `text` message of the room (`not_found`); edits only by its author,
+   * deletes by its author or a room owner/admin (`forbidden`).
+   */
+  append(msg: NewMessage): Promise<AppendResult>;
+  /** Messages in seq order: after `after`, or the latest ones before `before` (or the end). */
+  history(room: string, q: HistoryQuery): Promise<Message[]>;
+  getMessage(room: string, seq: number): Promise<Message | null>;
+  bounds(room: string): Promise<Bounds>;
+
+  /** Moves the read marker forward (never back, never past lastSeq); returns it. */
+  markRead(room: string, user: string, seq: number): Promise<number>;
+  /** The user's rooms with last text message and unread count, most recent first. */
+  inbox(user: string): Promise<InboxEntry[]>;
+
+  close(): Promise<void>;
+}

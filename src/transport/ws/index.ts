@@ -1,0 +1,227 @@
+// WebSocket transport on /ws: turns frames into service commands and writes replies. It holds
+// no business rules. Each connection authenticates with an `auth` frame (or ?token= on the
+// URL), then its commands run in arrival order up to the point their writes are queued.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { Logger } from 'pino';
+import type { Identity, Verifier } from '../../auth/jwt.js';
+import { ParleyError, toParleyError } from '../../errors.js';
+import type { Conn } from '../../hub/index.js';
+import { encodeEvent, parseFrame } from '../../protocol/frames.js';
+import type { CommandFrame } from '../../protocol/schema.js';
+import type { Service } from '../../service/index.js';
+
+export const CLOSE_UNAUTHORIZED = 4001;
+export const CLOSE_GOING_AWAY = 1001;
+export const WS_PATH = '/ws';
+
+export interface WsOptions {
+  frameBytes: number;
+  authTimeoutMs: number;
+  heartbeatMs: number;
+}
+
+interface Stats { connections: number; framesIn: number }
+
+class Connection implements Conn {
+  readonly id = randomUUID();
+  user = '';
+  identity: Identity | null = null;
+  alive = true;
+  /** Commands of this connection run in arrival order up to admission. */
+  tail: Promise<void> = Promise.resolve();
+  timers: NodeJS.Timeout[] = [];
+  closed = false;
+  constructor(readonly ws: WebSocket, readonly remote: string) {}
+  send(data: Buffer): void {
+    if (this.ws.readyState === 1) this.ws.send(data, { binary: false });
+  }
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close(code, reason);
+    // A peer that does not answer the close handshake is cut off.
+    const t = setTimeout(() => this.ws.terminate(), 2000);
+    t.unref();
+  }
+}
+
+export class WsTransport {
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Connection>();
+  private readonly heartbeat: NodeJS.Timeout;
+  readonly stats: Stats = { connections: 0, framesIn: 0 };
+
+  constructor(
+    private readonly service: Service,
+    private readonly verify: Verifier,
+    private readonly opts: WsOptions,
+    private readonly log: Logger,
+  ) {
+    // Frames up to 16x the limit are read and answered with `too_large`; beyond that ws
+    // closes the connection with 1009 without buffering the rest.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.frameBytes * 16, perMessageDeflate: false, clientTracking: false });
+    this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Takes over HTTP upgrade requests for the WebSocket path of `server`. */
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== WS_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, url.searchParams.get('token')));
+    });
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage, token: string | null): void {
+    const c = new Connection(ws, req.socket.remoteAddress ?? '');
+    this.conns.add(c);
+    this.stats.connections = this.conns.size;
+    ws.on('pong', () => { c.alive = true; });
+    ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
+    ws.on('close', () => void this.onClose(c));
+    ws.on('error', (err) => this.log.debug({ err, conn: c.id }, 'socket error'));
+    const t = setTimeout(() => {
+      if (!c.identity) this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
+    }, this.opts.authTimeoutMs);
+    t.unref();
+    c.timers.push(t);
+    if (token) c.tail = c.tail.then(() => this.auth(c, { id: 0, cmd: 'auth', token }, true));
+  }
+
+  private onFrame(c: Connection, data: RawData, isBinary: boolean): void {
+    c.alive = true;
+    this.stats.framesIn++;
+    const buf = data as Buffer;
+    if (buf.length > this.opts.frameBytes) {
+      this.reply(c, null, new ParleyError('too_large', `frame exceeds ${this.opts.frameBytes} bytes`, { limit: this.opts.frameBytes }));
+      return;
+    }
+    if (isBinary) {
+      this.reply(c, null, new ParleyError('invalid', 'binary frames are not accepted; send JSON text'));
+      return;
+    }
+    const parsed = parseFrame(buf.toString('utf8'));
+    if (!parsed.frame) {
+      this.reply(c, parsed.id, parsed.error!);
+      return;
+    }
+    const frame = parsed.frame;
+    c.tail = c.tail.then(() => (frame.cmd === 'auth' ? this.auth(c, frame as CommandFrame<'auth'>, false) : this.run(c, frame)));
+  }
+
+  /** Starts a command; resolves when it is admitted (writes queued) or has finished. */
+  private run(c: Connection, frame: CommandFrame): Promise<void> {
+    if (!c.identity) {
+      this.reply(c, frame.id, new ParleyError('unauthorized', 'send an "auth" frame first'));
+      return Promise.resolve();
+    }
+    let admit!: () => void;
+    const admitted = new Promise<void>((r) => { admit = r; });
+    const done = this.service.exec({ user: c.identity, conn: c, admit }, frame).then(
+      (data) => this.reply(c, frame.id, null, data),
+      (err) => this.fail(c, frame.id, err),
+    );
+    return Promise.race([admitted, done]);
+  }
+
+  private async auth(c: Connection, frame: CommandFrame<'auth'>, fromUrl: boolean): Promise<void> {
+    if (c.identity) {
+      this.reply(c, frame.id, new ParleyError('conflict', 'already authenticated'));
+      return;
+    }
+    let identity: Identity;
+    try {
+      identity = await this.verify(frame.token);
+    } catch (err) {
+      const e = toParleyError(err);
+      if (fromUrl) this.goodbye(c, CLOSE_UNAUTHORIZED, e.code, e.message);
+      else this.reply(c, frame.id, e);
+      return;
+    }
+    if (c.closed) return;
+    c.identity = identity;
+    c.user = identity.id;
+    try {
+      const result = await this.service.attach(identity, c, frame.resume);
+      if (c.closed) {
+        await this.service.detach(identity, c);
+        return;
+      }
+      this.reply(c, frame.id, null, result);
+    } catch (err) {
+      this.fail(c, frame.id, err);
+      return;
+    }
+    if (identity.exp !== undefined) {
+      const ms = identity.exp * 1000 - Date.now();
+      const t = setTimeout(() => this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'token expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+      t.unref();
+      c.timers.push(t);
+    }
+  }
+
+  private fail(c: Connection, id: string | number | null, err: unknown): void {
+    const e = toParleyError(err);
+    if (e.code === 'internal') this.log.error({ err, conn: c.id }, 'command failed');
+    this.reply(c, id, e);
+  }
+
+  private reply(c: Connection, id: string | number | null, error: ParleyError | null, data?: unknown): void {
+    const frame = error ? { id, ok: false, error: error.toJSON() } : { id, ok: true, data };
+    c.send(Buffer.from(JSON.stringify(frame)));
+  }
+
+  private goodbye(c: Connection, code: number, reason: string, message: string): void {
+    c.send(encodeEvent('goodbye', { code: reason, message }));
+    c.close(code, message.slice(0, 120));
+  }
+
+  private async onClose(c: Connection): Promise<void> {
+    c.closed = true;
+    for (const t of c.timers) clearTimeout(t);
+    this.conns.delete(c);
+    this.stats.connections = this.conns.size;
+    if (c.identity) {
+      try {
+        await this.service.detach(c.identity, c);
+      } catch (err) {
+        this.log.warn({ err, conn: c.id }, 'detach failed');
+      }
+    }
+  }
+
+  private beat(): void {
+    for (const c of this.conns) {
+      if (!c.alive) {
+        c.ws.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+
+  /** Closes every connection with 1001 so clients reconnect elsewhere, and stops. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const c of this.conns) this.goodbye(c, CLOSE_GOING_AWAY, 'unavailable', 'server shutting down');
+    const deadline = Date.now() + 3000;
+    while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const c of this.conns) c.ws.terminate();
+    this.wss.close();
+  }
+}
