@@ -1,0 +1,398 @@
+// Parley client SDK for Node and the browser: typed commands over the WebSocket protocol,
+// automatic reconnect with backoff, resume of every room from the last seq seen, duplicate
+// suppression, request timeouts and an offline queue. Depends on no server code.
+import type {
+  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, Message, Room, SendResult,
+} from '../protocol/schema.js';
+
+/** The subset of the WebSocket API the SDK uses (browser WebSocket and `ws` both fit). */
+interface WebSocketLike {
+  readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+type WebSocketCtor = new (url: string) => WebSocketLike;
+
+export type ConnectionState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'closed';
+
+export interface ClientOptions {
+  /** Server base URL (http://host:port) or the WebSocket URL (ws://host:port/ws). */
+  url: string;
+  /** A token, or a function returning a fresh one (called on every connect). */
+  token: string | (() => string | Promise<string>);
+  /** WebSocket implementation; defaults to the global one, then the `ws` package. */
+  WebSocket?: WebSocketCtor;
+  /** Milliseconds before an unanswered request fails with `timeout`. */
+  requestTimeoutMs?: number;
+  /** Reconnect backoff bounds in milliseconds. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** Last seq seen per room, e.g. restored from storage; the server replays what follows. */
+  resume?: Record<string, number>;
+}
+
+export class ClientError extends Error {
+  constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+export interface ClientEvents extends EventMap {
+  state: { state: ConnectionState; error?: ClientError };
+  /** Authenticated (first time or after a reconnect). */
+  ready: AuthResult;
+}
+
+interface Pending {
+  cmd: CommandName;
+  frame: Record<string, unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: ClientError) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  sent: boolean;
+}
+
+/** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
+const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
+  'presence', 'inbox', 'direct', 'ping', 'resume']);
+const KEYED = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+
+function randomKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  return c?.randomUUID ? c.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+function wsUrl(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/ws';
+  return u.toString();
+}
+
+export class ParleyClient {
+  state: ConnectionState = 'idle';
+  /** Why the client closed itself (a rejected token), if it did. */
+  lastError: ClientError | null = null;
+  /** The signed-in user once authenticated. */
+  user: AuthResult['user'] | null = null;
+  /** Last seq delivered per room: what the client resumes from. */
+  readonly lastSeq = new Map<string, number>();
+  /** Rooms the user belongs to, as last reported. */
+  readonly rooms = new Map<string, Room>();
+
+  private ws: WebSocketLike | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly queue: Pending[] = [];
+  private readonly listeners = new Map<string, Set<(data: never) => void>>();
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private heartbeatMs = 30000;
+  private readyWaiters: Array<{ resolve: () => void; reject: (e: ClientError) => void }> = [];
+  private readonly opts: Required<Omit<ClientOptions, 'WebSocket' | 'resume'>> & Pick<ClientOptions, 'WebSocket'>;
+
+  constructor(opts: ClientOptions) {
+    this.opts = { requestTimeoutMs: 10000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
+    for (const [room, seq] of Object.entries(opts.resume ?? {})) this.lastSeq.set(room, seq);
+  }
+
+  // ---- events ---------------------------------------------------------------------------------
+
+  on<E extends keyof ClientEvents>(ev: E, fn: (data: ClientEvents[E]) => void): () => void {
+    let set = this.listeners.get(ev);
+    if (!set) this.listeners.set(ev, (set = new Set()));
+    set.add(fn as (data: never) => void);
+    return () => set.delete(fn as (data: never) => void);
+  }
+
+  private emit<E extends keyof ClientEvents>(ev: E, data: ClientEvents[E]): void {
+    for (const fn of this.listeners.get(ev) ?? []) {
+      try {
+        (fn as (d: ClientEvents[E]) => void)(data);
+      } catch (err) {
+        setTimeout(() => { throw err; });
+      }
+    }
+  }
+
+  // ---- connection -------------------------------------------------------------------------------
+
+  /** Connects and authenticates; resolves when online. Reconnects on its own afterwards. */
+  connect(): Promise<void> {
+    if (this.state === 'online') return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    if (this.state === 'idle' || this.state === 'closed') {
+      this.setState('connecting');
+      void this.open();
+    }
+    return p;
+  }
+
+  /** Closes for good; pending requests fail with `closed`. */
+  close(): void {
+    this.setState('closed', this.lastError ?? undefined);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000, 'bye');
+    const err = new ClientError('closed', 'client closed');
+    for (const p of [...this.pending.values(), ...this.queue]) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    this.queue.length = 0;
+    for (const w of this.readyWaiters.splice(0)) w.reject(err);
+  }
+
+  /** Drops the socket without closing the client, as a network failure would. */
+  dropConnection(): void {
+    this.ws?.close(4000, 'dropped by client');
+  }
+
+  /** Re-reads the state after an await (TypeScript narrows it otherwise). */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private setState(state: ConnectionState, error?: ClientError): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', error ? { state, error } : { state });
+  }
+
+  private async open(): Promise<void> {
+    let Ctor = this.opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    if (!Ctor) {
+      const name = 'ws';
+      Ctor = ((await import(/* @vite-ignore */ name)) as { default: WebSocketCtor }).default;
+    }
+    if (this.isClosed()) return;
+    let token: string;
+    try {
+      token = typeof this.opts.token === 'function' ? await this.opts.token() : this.opts.token;
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    if (this.isClosed()) return;
+    const ws = new Ctor(wsUrl(this.opts.url));
+    this.ws = ws;
+    ws.onopen = () => {
+      const resume: Record<string, number> = {};
+      for (const [room, seq] of this.lastSeq) resume[room] = seq;
+      const id = this.nextId++;
+      const auth: Pending = {
+        cmd: 'auth', frame: { id, cmd: 'auth', token, resume }, sent: true,
+        resolve: (r) => this.onReady(r as AuthResult),
+        reject: (e) => this.onAuthFailed(e),
+      };
+      this.pending.set(id, auth);
+      this.arm(id, auth);
+      ws.send(JSON.stringify(auth.frame));
+    };
+    ws.onmessage = (ev) => this.onFrame(typeof ev.data === 'string' ? ev.data : String(ev.data));
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.onDisconnect(ev.code);
+    };
+  }
+
+  private onReady(r: AuthResult): void {
+    this.attempt = 0;
+    this.user = r.user;
+    this.heartbeatMs = r.heartbeatMs;
+    this.rooms.clear();
+    for (const room of r.rooms) this.rooms.set(room.id, room);
+    for (const [room, seq] of Object.entries(r.resumed)) {
+      if (!this.lastSeq.has(room) || this.lastSeq.get(room)! > seq) this.lastSeq.set(room, seq);
+    }
+    for (const room of r.denied) {
+      this.lastSeq.delete(room);
+      this.emit('room', { room, member: null, reason: 'denied' });
+    }
+    this.setState('online');
+    this.touch();
+    for (const w of this.readyWaiters.splice(0)) w.resolve();
+    this.emit('ready', r);
+    this.flushQueue();
+  }
+
+  private onAuthFailed(e: ClientError): void {
+    for (const w of this.readyWaiters.splice(0)) w.reject(e);
+    // A static token that is rejected will not get better: stop. A token function may.
+    if (typeof this.opts.token === 'string') {
+      this.lastError = e;
+      this.close();
+    } else this.ws?.close(4000, 'auth failed');
+  }
+
+  private onDisconnect(code: number): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    // In-flight requests: retry the safe ones after reconnecting, fail the others.
+    const inflight = [...this.pending.values()].filter((p) => p.cmd !== 'auth');
+    this.pending.clear();
+    const lost = new ClientError('unavailable', 'connection lost before the reply');
+    const retry: Pending[] = [];
+    for (const p of inflight) {
+      if (p.timer) clearTimeout(p.timer);
+      if (RETRY.has(p.cmd)) {
+        p.sent = false;
+        retry.push(p);
+      } else p.reject(lost);
+    }
+    this.queue.unshift(...retry);
+    if (this.state === 'closed') return;
+    if (code === 4001 && typeof this.opts.token === 'string') {
+      this.lastError = new ClientError('unauthorized', 'token rejected or expired');
+      this.close();
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.state === 'closed') return;
+    this.setState('reconnecting');
+    const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempt++);
+    const delay = base / 2 + Math.random() * base / 2;
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  /** Sends a ping when the server has been silent for a heartbeat; no answer means reconnect. */
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.state !== 'online') return;
+      this.request('ping', {}).catch(() => this.ws?.close(4000, 'server silent'));
+    }, this.heartbeatMs);
+  }
+
+  private onFrame(text: string): void {
+    this.touch();
+    let f: { id?: number; ok?: boolean; data?: unknown; error?: { code: string; message: string; details?: Record<string, unknown> }; ev?: EventName };
+    try {
+      f = JSON.parse(text) as typeof f;
+    } catch {
+      return;
+    }
+    if (f.ev) {
+      this.onEvent(f.ev, f.data);
+      return;
+    }
+    if (typeof f.id !== 'number') return;
+    const p = this.pending.get(f.id);
+    if (!p) return;
+    this.pending.delete(f.id);
+    if (p.timer) clearTimeout(p.timer);
+    if (f.ok) p.resolve(f.data);
+    else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
+  }
+
+  private onEvent(ev: EventName, data: unknown): void {
+    if (ev === 'message') {
+      const m = data as Message;
+      const last = this.lastSeq.get(m.room) ?? 0;
+      if (m.seq <= last) return; // already seen: suppressed
+      if (m.seq > last + 1 && this.lastSeq.has(m.room)) {
+        // The server promises no gaps; if one shows up anyway, ask for the missing part.
+        void this.request('resume', { rooms: { [m.room]: last } }).catch(() => {});
+        return;
+      }
+      this.lastSeq.set(m.room, m.seq);
+      const room = this.rooms.get(m.room);
+      if (room) room.lastSeq = m.seq;
+    } else if (ev === 'room') {
+      const r = data as EventMap['room'];
+      if (r.member === null) {
+        this.rooms.delete(r.room);
+        this.lastSeq.delete(r.room);
+      } else if (!this.rooms.has(r.room)) {
+        void this.request('room', { room: r.room }).then((room) => this.rooms.set(room.id, room), () => {});
+      }
+    } else if (ev === 'gap') {
+      const g = data as EventMap['gap'];
+      this.lastSeq.set(g.room, g.to);
+    }
+    this.emit(ev, data as never);
+  }
+
+  // ---- requests -------------------------------------------------------------------------------
+
+  /** Sends any command; resolves with its result or rejects with a ClientError. */
+  request<N extends CommandName>(cmd: N, args: CommandArgs<N>): Promise<CommandResults[N]> {
+    if (this.state === 'closed') return Promise.reject(new ClientError('closed', 'client closed'));
+    const frame: Record<string, unknown> = { ...args, cmd };
+    if (KEYED.has(cmd) && frame.key === undefined) frame.key = randomKey();
+    return new Promise((resolve, reject) => {
+      const p: Pending = { cmd, frame, resolve: resolve as (v: unknown) => void, reject, sent: false };
+      if (this.state === 'online' && this.queue.length === 0) this.transmit(p);
+      else if (cmd === 'typing') resolve({} as CommandResults[N]); // ephemeral: not worth queueing
+      else this.queue.push(p);
+    });
+  }
+
+  private transmit(p: Pending): void {
+    const id = this.nextId++;
+    p.frame.id = id;
+    p.sent = true;
+    this.pending.set(id, p);
+    this.arm(id, p);
+    this.ws!.send(JSON.stringify(p.frame));
+  }
+
+  private arm(id: number, p: Pending): void {
+    p.timer = setTimeout(() => {
+      if (this.pending.get(id) !== p) return;
+      this.pending.delete(id);
+      p.reject(new ClientError('timeout', `no reply to "${p.cmd}" within ${this.opts.requestTimeoutMs} ms`));
+    }, this.opts.requestTimeoutMs);
+  }
+
+  private flushQueue(): void {
+    while (this.queue.length > 0 && this.state === 'online' && this.ws) this.transmit(this.queue.shift()!);
+  }
+
+  // ---- typed helpers --------------------------------------------------------------------------
+
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): Promise<SendResult> {
+    return this.request('send', { room, text, ...opts });
+  }
+  edit(room: string, target: number, text: string): Promise<SendResult> {
+    return this.request('edit', { room, target, text });
+  }
+  deleteMessage(room: string, target: number): Promise<SendResult> {
+    return this.request('delete', { room, target });
+  }
+  react(room: string, target: number, emoji: string, remove = false): Promise<SendResult> {
+    return this.request('react', remove ? { room, target, emoji, remove } : { room, target, emoji });
+  }
+  createRoom(kind: 'channel' | 'group', name: string, opts: { topic?: string; room?: string } = {}): Promise<Room> {
+    return this.request('create', { kind, name, ...opts });
+  }
+  join(room: string) { return this.request('join', { room }); }
+  leave(room: string) { return this.request('leave', { room }); }
+  invite(room: string, user: string) { return this.request('invite', { room, user }); }
+  direct(user: string): Promise<Room> { return this.request('direct', { user }); }
+  history(room: string, q: { before?: number; after?: number; limit?: number } = {}) {
+    return this.request('history', { room, ...q });
+  }
+  typing(room: string, active = true) { return this.request('typing', { room, active }); }
+  markRead(room: string, seq: number) { return this.request('read', { room, seq }); }
+  presence(room: string) { return this.request('presence', { room }); }
+  inbox() { return this.request('inbox', {}); }
+  listRooms(scope: 'mine' | 'public' = 'mine') { return this.request('rooms', { scope }); }
+  members(room: string) { return this.request('members', { room }); }
+}
+
+export type { AuthResult, Message, Room, SendResult } from '../protocol/schema.js';

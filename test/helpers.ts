@@ -1,0 +1,142 @@
+// Test helpers: a real Parley node on an ephemeral port with its own data folder, tokens
+// minted with its secret, and SDK clients speaking real WebSocket.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { pino } from 'pino';
+import WebSocket from 'ws';
+import { createParley, type Parley } from '../src/server.js';
+import { validateConfig, type Config } from '../src/config.js';
+import { mintToken } from '../src/auth/jwt.js';
+import { ParleyClient, type ClientOptions } from '../src/client/index.js';
+import type { Message } from '../src/protocol/schema.js';
+
+export const SECRET = 'test-secret-0123456789abcdef';
+
+export function tempDir(prefix = 'parley-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function testConfig(dataDir: string, overrides: Record<string, unknown> = {}): Config {
+  const base = { host: '127.0.0.1', port: 0, dataDir, log: { level: 'silent' }, auth: { secret: SECRET } };
+  return validateConfig(deepMerge(base, overrides));
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object'
+      ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export interface TestServer {
+  parley: Parley;
+  url: string;
+  wsUrl: string;
+  config: Config;
+  dataDir: string;
+  token(user: string, opts?: { name?: string; expiresIn?: string | number }): Promise<string>;
+  /** An SDK client for `user`, connected and authenticated. */
+  client(user: string, opts?: Partial<ClientOptions>): Promise<ParleyClient>;
+  close(): Promise<void>;
+}
+
+export async function startServer(overrides: Record<string, unknown> = {}, dataDir = tempDir()): Promise<TestServer> {
+  const config = testConfig(dataDir, overrides);
+  const parley = await createParley(config, { logger: pino({ level: 'silent' }) });
+  await parley.listen();
+  const clients: ParleyClient[] = [];
+  const server: TestServer = {
+    parley, config, dataDir,
+    url: parley.url,
+    wsUrl: parley.url.replace('http', 'ws') + '/ws',
+    token: (user, opts = {}) => mintToken(config, user, opts),
+    async client(user, opts = {}) {
+      const c = new ParleyClient({ url: parley.url, token: await server.token(user), WebSocket: WebSocket as never, ...opts });
+      clients.push(c);
+      await c.connect();
+      return c;
+    },
+    async close() {
+      for (const c of clients) c.close();
+      await parley.close();
+    },
+  };
+  return server;
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Collects the chat messages a client receives, in arrival order. */
+export function collect(c: ParleyClient, room?: string): Message[] {
+  const out: Message[] = [];
+  c.on('message', (m) => {
+    if (!room || m.room === room) out.push(m);
+  });
+  return out;
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 10000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A raw WebSocket that records every frame, for protocol-level tests. */
+export class RawSocket {
+  readonly frames: Array<Record<string, unknown>> = [];
+  closeCode: number | null = null;
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      try { this.frames.push(JSON.parse(d.toString()) as Record<string, unknown>); } catch { /* not JSON */ }
+    });
+    ws.on('close', (code) => { this.closeCode = code; });
+  }
+  static open(url: string): Promise<RawSocket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const raw = new RawSocket(ws);
+      ws.once('open', () => resolve(raw));
+      ws.once('error', reject);
+    });
+  }
+  sendText(text: string | Buffer, binary = false): void {
+    this.ws.send(text, { binary });
+  }
+  async call(frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = frame.id;
+    this.ws.send(JSON.stringify(frame));
+    return this.reply(id);
+  }
+  async reply(id: unknown, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    let found: Record<string, unknown> | undefined;
+    await waitFor(() => (found = this.frames.find((f) => f.id === id && 'ok' in f)) !== undefined, timeoutMs, `reply ${String(id)}`);
+    this.frames.splice(this.frames.indexOf(found!), 1);
+    return found!;
+  }
+  async closed(timeoutMs = 5000): Promise<number> {
+    await waitFor(() => this.closeCode !== null, timeoutMs, 'close');
+    return this.closeCode!;
+  }
+  close(): void {
+    this.ws.close();
+  }
+}
