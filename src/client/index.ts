@@ -214,8 +214,10 @@ export class ParleyClient {
     this.heartbeatMs = r.heartbeatMs;
     this.rooms.clear();
     for (const room of r.rooms) this.rooms.set(room.id, room);
+    // Replayed messages may arrive before this reply and have moved lastSeq on already; only
+    // rooms new to this client take the server's starting point.
     for (const [room, seq] of Object.entries(r.resumed)) {
-      if (!this.lastSeq.has(room) || this.lastSeq.get(room)! > seq) this.lastSeq.set(room, seq);
+      if (!this.lastSeq.has(room)) this.lastSeq.set(room, seq);
     }
     for (const room of r.denied) {
       this.lastSeq.delete(room);

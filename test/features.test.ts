@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, startServer, waitFor, type TestServer } from './helpers.js';
+import type { ClientError } from '../src/client/index.js';
+
+let srv: TestServer;
+beforeAll(async () => { srv = await startServer(); });
+afterAll(async () => { await srv.close(); });
+
+const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ClientError) => e.code);
+
+describe('edits, deletes, reactions', () => {
+  it('are stored as new messages pointing at their target; history stays append-only', async () => {
+    const a = await srv.client('ed-a');
+    const b = await srv.client('ed-b');
+    const room = await a.createRoom('group', 'Edits');
+    await a.invite(room.id, 'ed-b');
+    const m = await a.send(room.id, 'helo');
+    const e = await a.edit(room.id, m.seq, 'hello');
+    const r = await b.react(room.id, m.seq, '👍');
+    const r2 = await b.react(room.id, m.seq, '👍', true);
+    expect(await code(b.edit(room.id, m.seq, 'hijack'))).toBe('forbidden');
+    expect(await code(b.deleteMessage(room.id, m.seq))).toBe('forbidden');
+    expect(await code(a.edit(room.id, 9999, 'nothing there'))).toBe('not_found');
+    const d = await a.deleteMessage(room.id, m.seq);
+    expect(await code(a.edit(room.id, m.seq, 'too late'))).toBe('conflict');
+    const h = await a.history(room.id, { after: m.seq - 1 });
+    expect(h.messages.map((x) => [x.seq, x.kind, x.target ?? null])).toEqual([
+      [m.seq, 'text', null], [e.seq, 'edit', m.seq], [r.seq, 'reaction', m.seq], [r2.seq, 'reaction', m.seq], [d.seq, 'delete', m.seq],
+    ]);
+    expect(h.messages[0]!.text).toBe('helo');
+    expect(h.messages[1]!.text).toBe('hello');
+    expect(h.messages[3]!.data).toEqual({ emoji: '👍', remove: true });
+  });
+
+  it('an owner can delete anyone\'s message in its group', async () => {
+    const a = await srv.client('own-a');
+    const b = await srv.client('own-b');
+    const room = await a.createRoom('group', 'Mod');
+    await a.invite(room.id, 'own-b');
+    const m = await b.send(room.id, 'spam');
+    expect((await a.deleteMessage(room.id, m.seq)).seq).toBe(m.seq + 1);
+  });
+});
+
+describe('read markers, inbox, typing, presence', () => {
+  it('unread counts follow read markers; the inbox lists rooms with their last message', async () => {
+    const a = await srv.client('ib-a');
+    const b = await srv.client('ib-b');
+    const dm = await a.direct('ib-b');
+    const grp = await a.createRoom('group', 'Inbox');
+    await a.invite(grp.id, 'ib-b');
+    await a.send(dm.id, 'one');
+    const two = await a.send(dm.id, 'two');
+    await a.send(grp.id, 'group msg');
+    let inbox = (await b.inbox()).rooms;
+    expect(inbox.map((e) => e.room.id)).toEqual([grp.id, dm.id]);
+    expect(inbox.find((e) => e.room.id === dm.id)).toMatchObject({ unread: 2, last: { text: 'two' } });
+    expect(inbox.find((e) => e.room.id === grp.id)).toMatchObject({ unread: 1 });
+    const reads = collect(a);
+    void reads;
+    const readEvents: Array<{ user: string; seq: number }> = [];
+    a.on('read', (r) => readEvents.push(r));
+    expect(await b.markRead(dm.id, two.seq)).toEqual({ room: dm.id, seq: two.seq });
+    // Markers never move back and never pass the end.
+    expect((await b.markRead(dm.id, 1)).seq).toBe(two.seq);
+    expect((await b.markRead(dm.id, 10_000)).seq).toBe(two.seq);
+    inbox = (await b.inbox()).rooms;
+    expect(inbox.find((e) => e.room.id === dm.id)).toMatchObject({ unread: 0, readSeq: two.seq });
+    // The sender's own messages never count as unread for it.
+    expect((await a.inbox()).rooms.find((e) => e.room.id === dm.id)!.unread).toBe(0);
+    await waitFor(() => readEvents.some((r) => r.user === 'ib-b' && r.seq === two.seq));
+  });
+
+  it('typing reaches the room and is never stored; presence follows connections', async () => {
+    const a = await srv.client('ty-a');
+    const room = await a.createRoom('channel', 'Typing');
+    const b = await srv.client('ty-b');
+    await b.join(room.id);
+    const typing: Array<{ user: string; active: boolean }> = [];
+    b.on('typing', (t) => typing.push(t));
+    const before = (await a.history(room.id)).last;
+    await a.typing(room.id);
+    await waitFor(() => typing.some((t) => t.user === 'ty-a' && t.active));
+    expect((await a.history(room.id)).last).toBe(before);
+
+    const presence: Array<{ user: string; online: boolean }> = [];
+    b.on('presence', (p) => presence.push(p));
+    expect((await b.presence(room.id)).users.sort()).toEqual(['ty-a', 'ty-b']);
+    const a2 = await srv.client('ty-a'); // a second connection of the same user
+    a.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await b.presence(room.id)).users.sort()).toEqual(['ty-a', 'ty-b']);
+    a2.close();
+    await waitFor(() => presence.some((p) => p.user === 'ty-a' && !p.online), 5000, 'offline event');
+    expect((await b.presence(room.id)).users).toEqual(['ty-b']);
+  });
+});
