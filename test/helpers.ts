@@ -39,8 +39,8 @@ export interface TestServer {
   config: Config;
   dataDir: string;
   token(user: string, opts?: { name?: string; expiresIn?: string | number }): Promise<string>;
-  /** An SDK client for `user`, connected and authenticated. */
-  client(user: string, opts?: Partial<ClientOptions>): Promise<ParleyClient>;
+  /** An SDK client for `user`, connected and authenticated unless `connect` is false. */
+  client(user: string, opts?: Partial<ClientOptions>, connect?: boolean): Promise<ParleyClient>;
   close(): Promise<void>;
 }
 
@@ -54,10 +54,10 @@ export async function startServer(overrides: Record<string, unknown> = {}, dataD
     url: parley.url,
     wsUrl: parley.url.replace('http', 'ws') + '/ws',
     token: (user, opts = {}) => mintToken(config, user, opts),
-    async client(user, opts = {}) {
+    async client(user, opts = {}, connect = true) {
       const c = new ParleyClient({ url: parley.url, token: await server.token(user), WebSocket: WebSocket as never, ...opts });
       clients.push(c);
-      await c.connect();
+      if (connect) await c.connect();
       return c;
     },
     async close() {

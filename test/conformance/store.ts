@@ -1,0 +1,154 @@
+// The Store port's behaviour suite: every backend runs it (see store.*.test.ts).
+import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+import type { Store } from '../../src/store/store.js';
+
+export function storeConformance(name: string, open: () => Promise<Store>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    let n = 0;
+    const rid = () => `room${++n}-${Date.now().toString(36)}`;
+    beforeEach(async () => { store = await open(); });
+    afterEach(async () => { await store.close(); });
+
+    async function group(owner = 'u1', others: string[] = []) {
+      const id = rid();
+      await store.createRoom({
+        id, kind: 'group', name: 'G', topic: '', createdBy: owner,
+        members: [{ user: owner, name: owner, role: 'owner' }, ...others.map((u) => ({ user: u, name: u, role: 'member' as const }))],
+      });
+      return id;
+    }
+
+    it('creating a room adds its members with join messages from seq 1', async () => {
+      const id = rid();
+      const { room, messages } = await store.createRoom({
+        id, kind: 'channel', name: 'C', topic: 't', createdBy: 'u1',
+        members: [{ user: 'u1', name: 'U1', role: 'owner' }],
+      });
+      expect(room).toMatchObject({ id, kind: 'channel', name: 'C', topic: 't', createdBy: 'u1', lastSeq: 1 });
+      expect(messages.map((m) => [m.seq, m.kind, m.user])).toEqual([[1, 'join', 'u1']]);
+      expect(await store.getMember(id, 'u1')).toMatchObject({ role: 'owner', readSeq: 0 });
+      expect((await store.getRoom(id))!.lastSeq).toBe(1);
+      await expect(store.createRoom({ id, kind: 'group', name: 'x', topic: '', createdBy: 'u2', members: [] }))
+        .rejects.toMatchObject({ code: 'conflict' });
+    });
+
+    it('direct pair keys are unique', async () => {
+      const key = `a\nb-${rid()}`;
+      await store.createRoom({ id: rid(), kind: 'direct', name: '', topic: '', createdBy: 'a', directKey: key, members: [] });
+      await expect(store.createRoom({ id: rid(), kind: 'direct', name: '', topic: '', createdBy: 'b', directKey: key, members: [] }))
+        .rejects.toMatchObject({ code: 'conflict' });
+      expect((await store.findDirect(key))!.kind).toBe('direct');
+    });
+
+    it('concurrent appends get gapless increasing seqs in call order', async () => {
+      const id = await group('u1', ['u2']);
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+        store.append({ room: id, user: i % 2 ? 'u1' : 'u2', name: 'x', kind: 'text', text: `m${i}` })));
+      expect(results.map((r) => r.message.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 3));
+      const h = await store.history(id, { after: 2, limit: 500 });
+      expect(h.map((m) => m.text)).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
+      expect(await store.bounds(id)).toEqual({ first: 1, last: 202 });
+    });
+
+    it('a failing write in a batch stores nothing and does not disturb the others', async () => {
+      const id = await group('u1');
+      const [a, bad, c] = await Promise.allSettled([
+        store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' }),
+        store.append({ room: id, user: 'stranger', name: 'x', kind: 'text', text: 'b' }),
+        store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'c' }),
+      ]);
+      expect(a.status).toBe('fulfilled');
+      expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'forbidden' } });
+      expect(c).toMatchObject({ status: 'fulfilled', value: { message: { seq: 3 } } });
+      expect((await store.history(id, { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'a', 'c']);
+    });
+
+    it('appending to an unknown room is not_found', async () => {
+      await expect(store.append({ room: 'nope', user: 'u1', name: 'x', kind: 'text', text: 'a' }))
+        .rejects.toMatchObject({ code: 'not_found' });
+    });
+
+    it('a key reused by the same user returns the original message and stores nothing', async () => {
+      const id = await group('u1', ['u2']);
+      const first = await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a', key: 'k' });
+      const again = await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'different', key: 'k' });
+      expect(again).toEqual({ message: first.message, duplicate: true });
+      const other = await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'b', key: 'k' });
+      expect(other.duplicate).toBe(false);
+      expect((await store.bounds(id)).last).toBe(other.message.seq);
+    });
+
+    it('edit, delete and reaction rules are checked inside the write', async () => {
+      const id = await group('u1', ['u2']);
+      const { message: m } = await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'a' });
+      await expect(store.append({ room: id, user: 'u1', name: 'x', kind: 'edit', target: m.seq, text: 'b' })).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: 999, text: 'b' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: 1, text: 'b' })).rejects.toMatchObject({ code: 'not_found' });
+      const e = await store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: m.seq, text: 'b' });
+      await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: e.message.seq, text: 'c' })).rejects.toMatchObject({ code: 'not_found' });
+      const r = await store.append({ room: id, user: 'u1', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'x' } });
+      expect(r.message).toMatchObject({ kind: 'reaction', target: m.seq, data: { emoji: 'x' } });
+      // The owner may delete another member's message.
+      await store.append({ room: id, user: 'u1', name: 'x', kind: 'delete', target: m.seq });
+      await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'y' } })).rejects.toMatchObject({ code: 'conflict' });
+    });
+
+    it('history pages before and after a seq, oldest first', async () => {
+      const id = await group('u1');
+      for (let i = 0; i < 10; i++) await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: `${i}` });
+      expect((await store.history(id, { after: 3, limit: 3 })).map((m) => m.seq)).toEqual([4, 5, 6]);
+      expect((await store.history(id, { before: 5, limit: 3 })).map((m) => m.seq)).toEqual([2, 3, 4]);
+      expect((await store.history(id, { limit: 2 })).map((m) => m.seq)).toEqual([10, 11]);
+      expect(await store.getMessage(id, 5)).toMatchObject({ seq: 5, text: '3' });
+      expect(await store.getMessage(id, 99)).toBeNull();
+    });
+
+    it('membership changes append join and leave messages', async () => {
+      const id = await group('u1');
+      const { member, message } = await store.addMember(id, 'u2', 'U2', 'member', 'u1');
+      expect(member).toMatchObject({ room: id, user: 'u2', role: 'member' });
+      expect(message).toMatchObject({ seq: 2, kind: 'join', user: 'u2', data: { role: 'member', by: 'u1' } });
+      await expect(store.addMember(id, 'u2', 'U2', 'member', 'u1')).rejects.toMatchObject({ code: 'conflict' });
+      const leave = await store.removeMember(id, 'u2', 'U2', 'u2');
+      expect(leave).toMatchObject({ seq: 3, kind: 'leave', user: 'u2' });
+      await expect(store.removeMember(id, 'u2', 'U2', 'u2')).rejects.toMatchObject({ code: 'not_found' });
+      await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'forbidden' });
+      expect((await store.members(id)).map((m) => m.user)).toEqual(['u1']);
+    });
+
+    it('read markers only move forward and never past the end; inbox counts unread', async () => {
+      const id = await group('u1', ['u2']);
+      for (let i = 0; i < 4; i++) await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: `${i}` });
+      let entry = (await store.inbox('u2')).find((e) => e.room.id === id)!;
+      expect(entry).toMatchObject({ unread: 4, readSeq: 0, role: 'member', last: { text: '3' } });
+      expect(await store.markRead(id, 'u2', 4)).toBe(4);
+      expect(await store.markRead(id, 'u2', 2)).toBe(4);
+      expect(await store.markRead(id, 'u2', 1000)).toBe(6);
+      entry = (await store.inbox('u2')).find((e) => e.room.id === id)!;
+      expect(entry.unread).toBe(0);
+      await expect(store.markRead(id, 'stranger', 1)).rejects.toMatchObject({ code: 'forbidden' });
+    });
+
+    it('users are upserted; rooms of a user and public channels are listed', async () => {
+      await store.upsertUser({ id: 'pu', name: 'P', profile: { a: 1 } });
+      await store.upsertUser({ id: 'pu', name: 'P2', profile: { b: 2 } });
+      expect(await store.getUser('pu')).toEqual({ id: 'pu', name: 'P2', profile: { b: 2 } });
+      expect(await store.getUser('nobody')).toBeNull();
+      const g = await group('lister');
+      const c = rid();
+      await store.createRoom({ id: c, kind: 'channel', name: 'C', topic: '', createdBy: 'lister', members: [{ user: 'lister', name: 'l', role: 'owner' }] });
+      expect((await store.roomsOf('lister')).map((r) => r.room.id).sort()).toEqual([g, c].sort());
+      const pub = await store.publicRooms(1000);
+      expect(pub.map((r) => r.id)).toContain(c);
+      expect(pub.map((r) => r.id)).not.toContain(g);
+    });
+
+    it('writes after close are refused with unavailable', async () => {
+      const id = await group('u1');
+      await store.close();
+      await expect(store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'unavailable' });
+      store = await open();
+    });
+  });
+}

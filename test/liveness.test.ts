@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import type { Socket } from 'node:net';
+import { collect, RawSocket, startServer, waitFor, type TestServer } from './helpers.js';
+
+let srv: TestServer;
+beforeAll(async () => {
+  srv = await startServer({ limits: { heartbeatMs: 300, slowConsumerBytes: 256 * 1024, textChars: 4000 } });
+});
+afterAll(async () => { await srv.close(); });
+
+const socketOf = (raw: RawSocket) => (raw.ws as unknown as { _socket: Socket })._socket;
+
+describe('liveness', () => {
+  it('a connection that stops answering pings is dropped and its presence cleared', async () => {
+    const watcher = await srv.client('hb-watcher');
+    const room = await watcher.createRoom('channel', 'Heartbeat');
+    const raw = await RawSocket.open(srv.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await srv.token('hb-dead') })).ok).toBe(true);
+    expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+    await waitFor(() => srv.parley.hub.connectionCount === 2);
+    const offline: string[] = [];
+    watcher.on('presence', (p) => { if (!p.online) offline.push(p.user); });
+    expect((await watcher.presence(room.id)).users.sort()).toEqual(['hb-dead', 'hb-watcher']);
+    socketOf(raw).pause(); // reads nothing from now on, so answers no ping
+    await waitFor(() => offline.includes('hb-dead'), 3000, 'offline after missed heartbeats');
+    expect((await watcher.presence(room.id)).users).toEqual(['hb-watcher']);
+    expect(srv.parley.hub.connectionCount).toBe(1);
+  });
+
+  it('a reader that falls far behind is disconnected, then resumes from its last seq with nothing lost', async () => {
+    // Heartbeats far apart, so only the slow-consumer limit can drop the reader.
+    const main = srv;
+    srv = await startServer({ limits: { heartbeatMs: 60000, slowConsumerBytes: 256 * 1024, textChars: 4000 } });
+    onTestFinished(async () => { await srv.close(); srv = main; });
+    const others = srv.parley.hub.connectionCount;
+    const sender = await srv.client('slow-sender');
+    const room = await sender.createRoom('channel', 'Flood');
+    const raw = await RawSocket.open(srv.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await srv.token('slow-reader') })).ok).toBe(true);
+    expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+    const base = (await sender.history(room.id)).last;
+    await waitFor(() => srv.parley.hub.connectionCount === others + 2);
+    socketOf(raw).pause();
+    const big = 'x'.repeat(3900);
+    let sent = 0;
+    // Keep sending until the server gives up on the reader; bounded by a count.
+    while (srv.parley.hub.connectionCount === others + 2 && sent < 20000) {
+      await Promise.all(Array.from({ length: 50 }, () => sender.send(room.id, big)));
+      sent += 50;
+    }
+    expect(srv.parley.hub.connectionCount).toBe(others + 1);
+    const rssAfter = process.memoryUsage().rss;
+    expect(rssAfter).toBeLessThan(2 * 1024 ** 3);
+    // Whatever it had received, the reader resumes from the last seq it saw and gets the rest once.
+    socketOf(raw).resume();
+    await raw.closed(5000).catch(() => 0);
+    const seen = raw.frames.filter((f) => f.ev === 'message').map((f) => (f.data as { seq: number }).seq).filter((s) => s > base);
+    const lastSeen = seen.length ? seen[seen.length - 1]! : base;
+    const again = await srv.client('slow-reader', { resume: { [room.id]: lastSeen } }, false);
+    const rest = collect(again, room.id);
+    await again.connect();
+    const end = base + sent;
+    await waitFor(() => (again.lastSeq.get(room.id) ?? 0) >= end, 15000, 'resume to the end');
+    const all = [...seen, ...rest.map((m) => m.seq)];
+    expect(all).toEqual(Array.from({ length: end - base }, (_, i) => base + 1 + i));
+  });
+});
