@@ -1,0 +1,45 @@
+// Server cost read from outside the server: CPU time and resident memory of a process from
+// /proc, so every target is measured the same way whatever it is written in.
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+let clkTck = 100;
+try {
+  clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+} catch { /* Linux default */ }
+
+/** User + system CPU of the process and all its threads, in milliseconds. */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // comm (field 2) may hold spaces; fields after it are space separated from "state" on.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+}
+
+export interface Mem { rssKiB: number; hwmKiB: number }
+
+export function memory(pid: number): Mem {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
+}
+
+/** The soft limit on open files of this process (children inherit it). */
+export function openFilesLimit(): number {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limits);
+  if (!m) return 1024;
+  return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+}
+
+export function machine(): { cpus: number; cpuModel: string; memTotalGiB: number; kernel: string } {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  return {
+    cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
+    memTotalGiB: Math.round((memKiB / 1024 / 1024) * 10) / 10,
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+  };
+}
