@@ -69,4 +69,17 @@ describe('reconnect and resume', () => {
     const h = await a.history(room.id);
     expect(h.messages.filter((m) => m.kind === 'text').map((m) => m.text)).toEqual(['q1', 'q2', 'q3']);
   });
+
+  it('a user invited while its client was offline gets the room from its join message on reconnect', async () => {
+    const a = await srv.client('io-a');
+    const b = await srv.client('io-b', { reconnectMinMs: 300, reconnectMaxMs: 400 });
+    const got = collect(b);
+    const room = await a.createRoom('group', 'While offline');
+    b.dropConnection();
+    await waitFor(() => b.state === 'reconnecting');
+    await a.invite(room.id, 'io-b');
+    await a.send(room.id, 'you missed this');
+    await waitFor(() => got.some((m) => m.room === room.id && m.text === 'you missed this'), 5000, 'replay after reconnect');
+    expect(got.filter((m) => m.room === room.id).map((m) => m.kind)).toEqual(['join', 'text']);
+  });
 });

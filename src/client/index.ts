@@ -92,6 +92,7 @@ export class ParleyClient {
   private readonly queue: Pending[] = [];
   private readonly listeners = new Map<string, Set<(data: never) => void>>();
   private attempt = 0;
+  private everReady = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatMs = 30000;
@@ -215,10 +216,19 @@ export class ParleyClient {
     this.rooms.clear();
     for (const room of r.rooms) this.rooms.set(room.id, room);
     // Replayed messages may arrive before this reply and have moved lastSeq on already; only
-    // rooms new to this client take the server's starting point.
+    // rooms new to this client take a starting point. On a reconnect, a room joined while
+    // offline is replayed from its join message, so nothing sent meanwhile is missed; on the
+    // first connect the client starts from now and reads older messages with `history`.
+    const joinedOffline: Record<string, number> = {};
     for (const [room, seq] of Object.entries(r.resumed)) {
-      if (!this.lastSeq.has(room)) this.lastSeq.set(room, seq);
+      if (this.lastSeq.has(room)) continue;
+      const joinSeq = r.joined[room];
+      if (this.everReady && joinSeq !== undefined && joinSeq <= seq) {
+        this.lastSeq.set(room, joinSeq - 1);
+        joinedOffline[room] = joinSeq - 1;
+      } else this.lastSeq.set(room, seq);
     }
+    this.everReady = true;
     for (const room of r.denied) {
       this.lastSeq.delete(room);
       this.emit('room', { room, member: null, reason: 'denied' });
@@ -227,6 +237,7 @@ export class ParleyClient {
     this.touch();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     this.emit('ready', r);
+    if (Object.keys(joinedOffline).length > 0) void this.request('resume', { rooms: joinedOffline }).catch(() => {});
     this.flushQueue();
   }
 

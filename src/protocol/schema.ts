@@ -32,7 +32,10 @@ export const Room = Type.Object({
   id: RoomId, kind: RoomKind, name: Type.String(), topic: Type.String(),
   createdBy: Type.Union([UserId, Type.Null()]), createdAt: Type.Integer(), lastSeq: Seq,
 });
-export const Member = Type.Object({ room: RoomId, user: UserId, role: Role, joinedAt: Type.Integer(), readSeq: Seq });
+export const Member = Type.Object({
+  room: RoomId, user: UserId, role: Role, joinedAt: Type.Integer(),
+  joinSeq: PositiveSeq, readSeq: Seq,
+}, { description: 'joinSeq: seq of the member\'s join message; readSeq: its read marker' });
 /** A room message. Edits, deletes and reactions are messages too, pointing at `target`. */
 export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
@@ -100,7 +103,17 @@ export type CommandArgs<N extends CommandName> = Omit<CommandFrame<N>, 'id' | 'c
 
 // ---- results (server -> client replies) -------------------------------------------------
 export interface SendResult { seq: number; ts: number; duplicate: boolean }
-export interface AuthResult { user: User; rooms: Room[]; heartbeatMs: number; resumed: Record<string, number>; denied: string[] }
+export interface AuthResult {
+  user: User;
+  rooms: Room[];
+  /** Room id -> seq of the user's join message (where a client new to the room starts). */
+  joined: Record<string, number>;
+  /** Room id -> the seq after which this connection receives the room. */
+  resumed: Record<string, number>;
+  /** Rooms named in `resume` that the user is not a member of. */
+  denied: string[];
+  heartbeatMs: number;
+}
 export interface HistoryResult { messages: Message[]; first: number; last: number }
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }
 export interface CommandResults {

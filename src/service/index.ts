@@ -132,8 +132,10 @@ export class Service {
     await this.hub.add(conn);
     const mine = await this.store.roomsOf(user.id);
     const resumed: Record<string, number> = {};
+    const joined: Record<string, number> = {};
     const rooms: Room[] = [];
-    for (const { room } of mine) {
+    for (const { room, member } of mine) {
+      joined[room.id] = member.joinSeq;
       const asked = resume[room.id];
       const after = asked === undefined ? room.lastSeq : Math.min(asked, room.lastSeq);
       this.hub.follow(conn, room.id, after, room.lastSeq);
@@ -142,7 +144,7 @@ export class Service {
     }
     const denied = Object.keys(resume).filter((r) => !(r in resumed));
     if (await this.bus.presence.connect(user.id, conn.id)) this.announce(user.id, rooms.map((r) => r.id), true);
-    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, heartbeatMs: this.opts.heartbeatMs, resumed, denied };
+    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs };
   }
 
   async detach(user: Identity, conn: Conn): Promise<void> {
@@ -234,7 +236,7 @@ export class Service {
   private memberAdded(room: Room, joins: Message[]): void {
     for (const m of joins) this.publishMessage(m);
     for (const m of joins) {
-      const member: Member = { room: room.id, user: m.user, role: (m.data?.role as Member['role']) ?? 'member', joinedAt: m.ts, readSeq: 0 };
+      const member: Member = { room: room.id, user: m.user, role: (m.data?.role as Member['role']) ?? 'member', joinedAt: m.ts, joinSeq: m.seq, readSeq: 0 };
       this.bus.publish(userTopic(m.user), {
         frame: eventText('room', { room: room.id, member }),
         control: { op: 'follow', room: room.id, after: m.seq - 1 },

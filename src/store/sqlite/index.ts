@@ -23,7 +23,7 @@ interface MessageRow {
 interface RoomRow {
   id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
 }
-interface MemberRow { room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number }
+interface MemberRow { room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number }
 
 interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 
@@ -40,7 +40,7 @@ export function rowToMessage(r: MessageRow): Message {
 const rowToRoom = (r: RoomRow): Room => ({
   id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
 });
-const rowToMember = (r: MemberRow): Member => ({ room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, readSeq: r.read_seq });
+const rowToMember = (r: MemberRow): Member => ({ room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq });
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -92,12 +92,12 @@ export class SqliteStore implements Store {
       lastSeq: d.prepare('SELECT last_seq FROM rooms WHERE id = ?').pluck(),
       setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
       roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq,
-          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq
+          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
       publicRooms: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
-      getMember: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq FROM members WHERE room_id = ? AND user_id = ?'),
-      members: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq FROM members WHERE room_id = ? ORDER BY joined_at, user_id'),
-      insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)'),
+      getMember: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq, join_seq FROM members WHERE room_id = ? AND user_id = ?'),
+      members: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq, join_seq FROM members WHERE room_id = ? ORDER BY joined_at, user_id'),
+      insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
       insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -210,8 +210,8 @@ export class SqliteStore implements Store {
       this.seqs.set(nr.id, 0);
       const messages: Message[] = [];
       for (const m of nr.members) {
-        this.s.insertMember.run(nr.id, m.user, m.role, now, 0);
         const msg: Message = { room: nr.id, seq: this.nextSeq(nr.id), kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
+        this.s.insertMember.run(nr.id, m.user, m.role, now, msg.seq);
         if (nr.createdBy && nr.createdBy !== m.user) msg.data!.by = nr.createdBy;
         this.insertMessage(msg, null);
         messages.push(msg);
@@ -263,11 +263,11 @@ export class SqliteStore implements Store {
       if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
       if (this.s.getMember.get(room, user)) throw new ParleyError('conflict', 'already a member');
       const now = Date.now();
-      this.s.insertMember.run(room, user, role, now, 0);
       const message: Message = { room, seq: this.nextSeq(room), kind: 'join', user, name, ts: now, data: { role } };
+      this.s.insertMember.run(room, user, role, now, message.seq);
       if (by !== user) message.data!.by = by;
       this.insertMessage(message, null);
-      return { member: { room, user, role, joinedAt: now, readSeq: 0 }, message };
+      return { member: { room, user, role, joinedAt: now, joinSeq: message.seq, readSeq: 0 }, message };
     });
   }
 

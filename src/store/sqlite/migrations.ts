@@ -25,6 +25,7 @@ export const migrations: string[] = [
     role TEXT NOT NULL CHECK (role IN ('owner','admin','member')),
     joined_at INTEGER NOT NULL,
     read_seq INTEGER NOT NULL DEFAULT 0,
+    join_seq INTEGER NOT NULL,
     PRIMARY KEY (room_id, user_id)
   ) WITHOUT ROWID;
   CREATE INDEX members_user ON members(user_id, room_id);

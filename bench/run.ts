@@ -1,0 +1,306 @@
+// The programmatic entry point: runs workloads against targets one after another, each target
+// in a fresh child process, and returns every measured figure. The CLI and the smoke test
+// both call `runBench`.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pool } from './pool.js';
+import { cpuMs, machine, memory, openFilesLimit } from './proc.js';
+import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
+import { plans, type Plan, type WorkloadOptions } from './workloads.js';
+import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
+import {
+  TARGETS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
+  type StreamEnd, type TargetName, type WorkloadName,
+} from './types.js';
+
+export interface BenchOptions extends WorkloadOptions {
+  workloads: WorkloadName[];
+  targets: TargetName[];
+  /** Load-generator threads. */
+  workers: number;
+  /** Connections opened at once per worker. */
+  concurrency: number;
+  /** Milliseconds of unmeasured sending before the first step. */
+  warmupMs: number;
+  /** Write a V8 CPU profile of each target (node --cpu-prof) to the results folder. */
+  profile: boolean;
+  /** Parley's SQLite synchronous mode (durable 'full' by default). */
+  synchronous: 'full' | 'normal';
+  outDir: string;
+  progress?: (line: string, final?: boolean) => void;
+}
+
+export interface StepResult {
+  name: string;
+  rate: number | 'max';
+  durationS: number;
+  sent: number;
+  acked: number;
+  errors: number;
+  firstError?: string;
+  /** Acknowledged sends per second over the sending window. */
+  ackedPerSec: number;
+  expected: number;
+  delivered: number;
+  deliveriesPerSec: number;
+  lost: number;
+  duplicated: number;
+  outOfOrder: number;
+  late: number;
+  closedEarly: number;
+  drained: boolean;
+  latency: LatencySummary | null;
+  ack: LatencySummary | null;
+  serverCpuMs: number;
+  serverCpuPct: number;
+  cpuUsPerDelivery: number | null;
+  cpuUsPerMessage: number | null;
+  clientCpuUsPerDelivery: number | null;
+  rssMiB: number;
+}
+
+export interface RunResult {
+  workload: WorkloadName;
+  target: TargetName;
+  description: string;
+  params: Record<string, number | string>;
+  connections: number;
+  setup: {
+    connectS: number; connectsPerSec: number; connectMs: LatencySummary | null; roomsS: number; failed: number;
+    /** Connections the server closed while they sat idle (heartbeat failures). */
+    droppedWhileIdle?: number;
+  };
+  memory: { rssBeforeMiB: number; rssAfterSetupMiB: number; rssAfterMiB: number; peakMiB: number; perConnectionKiB: number | null };
+  steps: StepResult[];
+  stoppedAt?: string;
+  error?: string;
+  profile?: string;
+}
+
+export interface BenchResult {
+  startedAt: string;
+  finishedAt: string;
+  machine: ReturnType<typeof machine> & { node: string };
+  options: Omit<BenchOptions, 'progress'>;
+  runs: RunResult[];
+}
+
+export const defaultOptions = (): BenchOptions => ({
+  workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
+  warmupMs: 1000, profile: false, synchronous: 'full', outDir: RESULTS_DIR,
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Waits until the server has been nearly idle (< 3% of a core) for half a second. */
+async function quiet(pid: number, maxMs = 60_000): Promise<void> {
+  const end = Date.now() + maxMs;
+  let calm = 0;
+  let prev = cpuMs(pid);
+  while (Date.now() < end && calm < 2) {
+    await sleep(250);
+    const cur = cpuMs(pid);
+    calm = cur - prev <= 7.5 ? calm + 1 : 0;
+    prev = cur;
+  }
+}
+
+export async function runBench(partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
+  const o: BenchOptions = { ...defaultOptions(), ...partial };
+  if (!o.quick && partial.warmupMs === undefined) o.warmupMs = 1000;
+  else if (o.quick && partial.warmupMs === undefined) o.warmupMs = 300;
+  mkdirSync(join(o.outDir, 'logs'), { recursive: true });
+  const startedAt = new Date().toISOString();
+  const runs: RunResult[] = [];
+  for (const workload of o.workloads) {
+    const plan = plans[workload](o);
+    const fdRoom = openFilesLimit() - 200;
+    if (plan.conns.length > fdRoom) {
+      throw new Error(`${workload}: ${plan.conns.length} connections need more open files than this process may have `
+        + `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``);
+    }
+    for (const target of o.targets) runs.push(await runOne(plan, target, o, startedAt));
+  }
+  const { progress: _p, ...options } = o;
+  return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, options, runs };
+}
+
+async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string): Promise<RunResult> {
+  const tag = `${plan.workload}/${name}`;
+  const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
+  const result: RunResult = {
+    workload: plan.workload, target: name, description: plan.description, params: plan.params,
+    connections: plan.conns.length,
+    setup: { connectS: 0, connectsPerSec: 0, connectMs: null, roomsS: 0, failed: 0 },
+    memory: { rssBeforeMiB: 0, rssAfterSetupMiB: 0, rssAfterMiB: 0, peakMiB: 0, perConnectionKiB: null },
+    steps: [],
+  };
+  const profileDir = o.profile ? join(o.outDir, 'profiles') : undefined;
+  let target: RunningTarget | null = null;
+  let pool: Pool | null = null;
+  try {
+    say('starting');
+    target = await startTarget(name, {
+      heartbeatMs: plan.heartbeatMs, profileDir, synchronous: o.synchronous,
+      logFile: join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${name}.log`),
+    });
+    const pid = target.pid;
+    await sleep(300);
+    const before = memory(pid);
+    result.memory.rssBeforeMiB = mib(before.rssKiB);
+
+    const workers = Math.max(1, Math.min(o.workers, plan.conns.length));
+    pool = new Pool(workers);
+    const p = pool;
+    const workerOf = (conn: number): number => conn % workers;
+
+    // ---- connect (timed: connects per second) ----
+    const ticker = setInterval(() => say(`connecting ${plan.conns.length} connections`), 1000);
+    const t0 = performance.now();
+    const opened = await p.all<OpenResult>((w) => ({
+      t: 'open', target: { name, port: target!.port, secret: target!.secret },
+      conns: plan.conns.filter((c) => workerOf(c.index) === w), concurrency: o.concurrency,
+    }));
+    const connectS = (performance.now() - t0) / 1000;
+    clearInterval(ticker);
+    const failed = opened.reduce((a, r) => a + r.failed, 0);
+    const connectHist = mergeHistograms([]);
+    for (const r of opened) for (const ms of r.connectMs) connectHist.recordValue(Math.max(1, Math.round(ms * 1000)));
+    result.setup = {
+      connectS: round(connectS), connectsPerSec: Math.round((plan.conns.length - failed) / connectS),
+      connectMs: summarize(connectHist), roomsS: 0, failed,
+    };
+    if (failed > 0) throw new Error(`${failed} connections failed: ${opened.find((r) => r.firstError)?.firstError}`);
+
+    // ---- rooms and memberships (setup, not measured) ----
+    say(`creating ${plan.rooms.length} rooms`);
+    const t1 = performance.now();
+    const users = (r: RoomSpec): string[] => r.members.map((m) => plan.conns[m]!.user);
+    const owned = await p.all<Record<string, string>>((w) => ({
+      t: 'owners', rooms: plan.rooms.filter((r) => workerOf(r.members[0]!) === w).map((r) => ({ ...r, users: users(r) })),
+    }));
+    const actual: Record<string, string> = Object.assign({}, ...owned) as Record<string, string>;
+    say('joining members');
+    await p.all<number>((w) => ({
+      t: 'members', actual,
+      rooms: plan.rooms.filter((r) => r.members.slice(1).some((m) => workerOf(m) === w)).map((r) => ({ ...r, actual: actual[r.id]! })),
+    }));
+    await quiet(pid);
+    result.setup.roomsS = round((performance.now() - t1) / 1000);
+    result.memory.rssAfterSetupMiB = mib(memory(pid).rssKiB);
+
+    if (plan.idleMs) {
+      // Idle connections with heartbeats running; memory read at the end of the hold.
+      const end = Date.now() + plan.idleMs;
+      while (Date.now() < end) {
+        say(`holding ${plan.conns.length} idle connections, ${Math.ceil((end - Date.now()) / 1000)} s left, server RSS ${mib(memory(pid).rssKiB)} MiB`);
+        await sleep(Math.min(1000, Math.max(0, end - Date.now())));
+      }
+      const c = await p.all<CollectResult>({ t: 'collect' });
+      result.setup.droppedWhileIdle = c.reduce((a, r) => a + r.closedEarly, 0);
+    }
+
+    // ---- measured steps ----
+    const steps: Array<StepSpec & { id: number }> = [];
+    if (plan.steps.length > 0 && o.warmupMs > 0) steps.push({ ...plan.steps[0]!, name: 'warmup', warmup: true, durationMs: o.warmupMs, id: 0 });
+    plan.steps.forEach((s, i) => steps.push({ ...s, id: i + 1 }));
+    for (const s of steps) {
+      const r = await runStep(p, pid, s, workerOf, say);
+      if (s.warmup) continue;
+      result.steps.push(r);
+      const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 1000
+        || (typeof s.rate === 'number' && r.ackedPerSec < s.rate * 0.8);
+      if (plan.sweep && overloaded && s !== steps[steps.length - 1]) {
+        result.stoppedAt = `${s.name}: target overloaded (p99 ${r.latency?.p99Ms ?? '-'} ms, lost ${r.lost}, ${r.ackedPerSec}/s acked)`;
+        break;
+      }
+    }
+    const after = memory(pid);
+    result.memory.rssAfterMiB = mib(after.rssKiB);
+    result.memory.peakMiB = mib(after.hwmKiB);
+    if (plan.workload === 'connections') {
+      result.memory.perConnectionKiB = round((after.rssKiB - before.rssKiB) / plan.conns.length, 2);
+    }
+    say(`done`, true);
+  } catch (err) {
+    result.error = (err as Error).message;
+    say(`failed: ${result.error}`, true);
+  } finally {
+    if (pool) await pool.close().catch(() => undefined);
+    if (target) await target.stop().catch(() => undefined);
+  }
+  if (profileDir) result.profile = profileDir;
+  return result;
+}
+
+async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void): Promise<StepResult> {
+  const cpu0 = cpuMs(pid);
+  const client0 = process.cpuUsage();
+  const t0 = performance.now();
+  const label = s.warmup ? 'warmup' : `step ${s.name}`;
+  const ticker = setInterval(() => {
+    const t = p.totals();
+    const secs = (performance.now() - t0) / 1000;
+    const cpu = ((cpuMs(pid) - cpu0) / 10 / secs).toFixed(0);
+    say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''} server cpu ${cpu}% rss ${mib(memory(pid).rssKiB)} MiB`);
+  }, 500);
+  try {
+    const total = s.senders.length;
+    const sent = await p.all<SentResult>((w) => {
+      const mine = s.senders.filter((x) => workerOf(x.conn) === w);
+      const rate = s.rate === 'max' ? 'max' : total === 0 ? 0 : (s.rate * mine.length) / total;
+      return { t: 'step', stepId: s.id, step: s, rate, senders: mine };
+    });
+    const sendEnd = performance.now();
+    const streams: StreamEnd[] = sent.flatMap((r) => r.streams);
+    const expected = (await p.all<number>({ t: 'expect', stepId: s.id, streams })).reduce((a, b) => a + b, 0);
+    // Drain: wait for every expected delivery, or until deliveries stop progressing.
+    let last = -1;
+    let stall = performance.now();
+    let drained = false;
+    for (;;) {
+      await sleep(100);
+      const got = p.totals().received;
+      if (got >= expected) {
+        await sleep(300); // ticks lag; let duplicates and stragglers show up
+        drained = true;
+        break;
+      }
+      if (got !== last) {
+        last = got;
+        stall = performance.now();
+      } else if (performance.now() - stall > 3000) break;
+      if (performance.now() - sendEnd > 30_000) break;
+    }
+    const c = await p.all<CollectResult>({ t: 'collect' });
+    const cpu = cpuMs(pid) - cpu0;
+    const client = process.cpuUsage(client0);
+    const wall = (performance.now() - t0) / 1000;
+    const sum = (f: (r: CollectResult) => number): number => c.reduce((a, r) => a + f(r), 0);
+    const delivered = sum((r) => r.received);
+    const acked = sent.reduce((a, r) => a + r.acked, 0);
+    const first = Math.min(...sent.filter((r) => r.firstSendUs > 0).map((r) => r.firstSendUs));
+    const lastSend = Math.max(...sent.map((r) => r.lastSendUs));
+    const sendS = Number.isFinite(first) && lastSend > first ? (lastSend - first) / 1e6 : s.durationMs / 1000;
+    return {
+      name: s.name, rate: s.rate, durationS: round(sendS),
+      sent: sent.reduce((a, r) => a + r.sent, 0), acked, errors: sent.reduce((a, r) => a + r.errors, 0),
+      firstError: sent.find((r) => r.firstError)?.firstError,
+      ackedPerSec: Math.round(acked / sendS),
+      expected, delivered, deliveriesPerSec: Math.round(delivered / sendS),
+      lost: sum((r) => r.lost), duplicated: sum((r) => r.duplicated), outOfOrder: sum((r) => r.outOfOrder),
+      late: sum((r) => r.late), closedEarly: sum((r) => r.closedEarly), drained,
+      latency: summarize(mergeHistograms(c.map((r) => r.latency))),
+      ack: summarize(mergeHistograms(sent.map((r) => r.ack))),
+      serverCpuMs: Math.round(cpu), serverCpuPct: Math.round(cpu / 10 / wall),
+      cpuUsPerDelivery: delivered > 0 ? round((cpu * 1000) / delivered) : null,
+      cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,
+      clientCpuUsPerDelivery: delivered > 0 ? round((client.user + client.system) / delivered) : null,
+      rssMiB: mib(memory(pid).rssKiB),
+    };
+  } finally {
+    clearInterval(ticker);
+  }
+}

@@ -1,0 +1,127 @@
+// Each target runs as its own child process so its CPU time and memory can be read from
+// /proc. Parley runs from its build (dist/) with durable storage; the peers are transpiled
+// from bench/peers/ to plain JS first, so no TypeScript loader sits inside a measured process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import type { TargetName } from './types.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const RESULTS_DIR = join(ROOT, 'bench', 'results');
+
+export interface TargetOptions {
+  /** Ping interval of the target's heartbeat, when the workload sets one. */
+  heartbeatMs?: number;
+  /** Directory for a V8 CPU profile of the target (node --cpu-prof). */
+  profileDir?: string;
+  /** Parley's SQLite synchronous mode; 'full' (durable on power loss) unless told. */
+  synchronous?: 'full' | 'normal';
+  logFile: string;
+}
+
+export interface RunningTarget {
+  name: TargetName;
+  pid: number;
+  port: number;
+  secret: string;
+  stop(): Promise<void>;
+}
+
+export const SECRET = 'bench-secret-0123456789abcdef';
+
+/** A free TCP port on loopback (the OS picks it; the listener is closed again). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+function transpilePeer(name: string): string {
+  const src = join(ROOT, 'bench', 'peers', `${name}.ts`);
+  // Inside the repo so the peer resolves its packages from node_modules.
+  const outDir = join(RESULTS_DIR, '.peers');
+  mkdirSync(outDir, { recursive: true });
+  const out = join(outDir, `${name}.mjs`);
+  const js = ts.transpileModule(readFileSync(src, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    fileName: src,
+  }).outputText;
+  writeFileSync(out, js);
+  return out;
+}
+
+function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): { args: string[]; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SECRET, NODE_ENV: 'production' };
+  if (o.heartbeatMs) env.HEARTBEAT_MS = String(o.heartbeatMs);
+  if (name === 'parley') {
+    const cli = join(ROOT, 'dist', 'src', 'cli.js');
+    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` first (npm run bench does)');
+    env.PARLEY_STORE_SQLITE_SYNCHRONOUS = o.synchronous ?? 'full';
+    if (o.heartbeatMs) env.PARLEY_LIMITS_HEARTBEAT_MS = String(o.heartbeatMs);
+    return {
+      args: [cli, 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
+        '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn'],
+      env,
+    };
+  }
+  return { args: [transpilePeer(name)], env };
+}
+
+function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  return new Promise((res, rej) => {
+    const attempt = (): void => {
+      if (child.exitCode !== null) return rej(new Error(`exited with code ${child.exitCode} before listening`));
+      const sock = createConnection({ host: '127.0.0.1', port }, () => {
+        sock.destroy();
+        res();
+      });
+      sock.once('error', () => {
+        sock.destroy();
+        if (Date.now() > end) rej(new Error(`not listening on ${port} after ${timeoutMs} ms`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+export async function startTarget(name: TargetName, o: TargetOptions): Promise<RunningTarget> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const { args, env } = command(name, port, dataDir, o);
+  const nodeArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(o.logFile, { flags: 'a' });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  try {
+    await waitForPort(port, child, 20_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`);
+  }
+  return {
+    name, pid: child.pid!, port, secret: SECRET,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
