@@ -67,7 +67,8 @@ withConfigOptions(program.command('token').description('mint a development JWT w
   .option('-n, --name <name>', 'display name')
   .option('--profile <json>', 'public profile object as JSON')
   .option('-t, --ttl <ttl>', 'lifetime, e.g. 1h, 7d', '24h')
-  .action(async (user: string, opts: CommonOpts & { name?: string; profile?: string; ttl: string }) => {
+  .option('--admin', 'mark the token as an administrator token (parley_admin claim)')
+  .action(async (user: string, opts: CommonOpts & { name?: string; profile?: string; ttl: string; admin?: boolean }) => {
     try {
       const config = configFrom(opts);
       let profile: Record<string, unknown> | undefined;
@@ -76,7 +77,7 @@ withConfigOptions(program.command('token').description('mint a development JWT w
         if (!p || typeof p !== 'object' || Array.isArray(p)) throw new Error('--profile must be a JSON object');
         profile = p as Record<string, unknown>;
       }
-      process.stdout.write(await mintToken(config, user, { name: opts.name, profile, expiresIn: opts.ttl }) + '\n');
+      process.stdout.write(await mintToken(config, user, { name: opts.name, profile, admin: opts.admin, expiresIn: opts.ttl }) + '\n');
     } catch (err) {
       fail(err);
     }

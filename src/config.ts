@@ -35,6 +35,15 @@ export const ConfigSchema = Type.Object({
       }),
     }, { default: {}, additionalProperties: false }),
   }, { default: {}, additionalProperties: false }),
+  accounts: Type.Object({
+    registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
+    accessTtlSec: Int(900, 60, 86400, 'Lifetime of access tokens issued at login/refresh'),
+    refreshTtlSec: Int(30 * 86400, 3600, 365 * 86400, 'Lifetime of refresh sessions'),
+  }, { default: {}, additionalProperties: false }),
+  api: Type.Object({
+    keys: Type.Array(Type.String({ minLength: 16 }), { default: [], description: 'API keys for the server-side application API' }),
+  }, { default: {}, additionalProperties: false }),
+  plugins: Type.Object({}, { default: {}, additionalProperties: false }),
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),

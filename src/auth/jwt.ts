@@ -12,6 +12,8 @@ export interface Identity {
   id: string;
   name: string;
   profile: Record<string, unknown>;
+  /** True when the token carries `parley_admin: true` (server-side API, moderation everywhere). */
+  admin: boolean;
   /** Seconds since epoch when the token expires, if it does. */
   exp?: number;
 }
@@ -66,7 +68,7 @@ export function identityFromClaims(p: JWTPayload): Identity {
   if (raw && typeof raw === 'object' && !Array.isArray(raw) && JSON.stringify(raw).length <= 4096) {
     profile = raw as Record<string, unknown>;
   }
-  const id: Identity = { id: p.sub, name, profile };
+  const id: Identity = { id: p.sub, name, profile, admin: p.parley_admin === true };
   if (typeof p.exp === 'number') id.exp = p.exp;
   return id;
 }
@@ -74,6 +76,7 @@ export function identityFromClaims(p: JWTPayload): Identity {
 export interface MintOptions {
   name?: string;
   profile?: Record<string, unknown>;
+  admin?: boolean;
   /** Lifetime, e.g. "1h", "7d", or seconds. */
   expiresIn?: string | number;
 }
@@ -86,6 +89,7 @@ export async function mintToken(cfg: Config, sub: string, opts: MintOptions = {}
   const claims: JWTPayload = {};
   if (opts.name) claims.name = opts.name;
   if (opts.profile) claims.profile = opts.profile;
+  if (opts.admin) claims.parley_admin = true;
   let jwt = new SignJWT(claims).setProtectedHeader({ alg }).setSubject(sub).setIssuedAt();
   if (cfg.auth.issuer) jwt = jwt.setIssuer(cfg.auth.issuer);
   if (cfg.auth.audience) jwt = jwt.setAudience(cfg.auth.audience);

@@ -43,7 +43,8 @@ const rowToRoom = (r: RoomRow): Room => ({
 const rowToMember = (r: MemberRow): Member => ({ room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq });
 
 export class SqliteStore implements Store {
-  private readonly db: Database.Database;
+  /** The open database, shared with sibling stores in the same file (accounts, plugins). */
+  readonly db: Database.Database;
   private readonly s: ReturnType<SqliteStore['prepare']>;
   /** last seq per room, valid for committed and in-batch writes of this instance. */
   private readonly seqs = new Map<string, number>();

@@ -16,7 +16,10 @@ export const migrations: string[] = [
     created_by TEXT,
     created_at INTEGER NOT NULL,
     last_seq INTEGER NOT NULL DEFAULT 0,
-    direct_key TEXT UNIQUE
+    direct_key TEXT UNIQUE,
+    access TEXT NOT NULL DEFAULT 'blacklist' CHECK (access IN ('blacklist','whitelist')),
+    retention_count INTEGER,
+    retention_ms INTEGER
   ) WITHOUT ROWID;
   CREATE INDEX rooms_public ON rooms(kind, id);
   CREATE TABLE members (
@@ -26,6 +29,7 @@ export const migrations: string[] = [
     joined_at INTEGER NOT NULL,
     read_seq INTEGER NOT NULL DEFAULT 0,
     join_seq INTEGER NOT NULL,
+    muted_until INTEGER,
     PRIMARY KEY (room_id, user_id)
   ) WITHOUT ROWID;
   CREATE INDEX members_user ON members(user_id, room_id);
@@ -44,5 +48,54 @@ export const migrations: string[] = [
   ) WITHOUT ROWID;
   CREATE UNIQUE INDEX messages_key ON messages(room_id, user_id, key) WHERE key IS NOT NULL;
   CREATE INDEX messages_target ON messages(room_id, target) WHERE target IS NOT NULL;
+  -- Full-text index of text and edit messages (FTS5); rows are removed when a message is deleted.
+  CREATE VIRTUAL TABLE messages_fts USING fts5(text, room_id UNINDEXED, seq UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');
+  -- Room access lists: 'black' users may not be members; in whitelist mode only 'white' users may.
+  CREATE TABLE access_lists (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    list TEXT NOT NULL CHECK (list IN ('black','white')),
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, list, user_id)
+  ) WITHOUT ROWID;
+  -- Bans: room_id '' is server-wide; until NULL is forever (ms since epoch otherwise).
+  CREATE TABLE bans (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    until INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    by TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX bans_user ON bans(user_id);
+  -- A user's blocks of other users (direct messages from them are not delivered).
+  CREATE TABLE blocks (
+    user_id TEXT NOT NULL,
+    blocked_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, blocked_id)
+  ) WITHOUT ROWID;
+  -- Built-in accounts (argon2id hashes) and their refresh sessions.
+  CREATE TABLE accounts (
+    user_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    refresh_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX sessions_user ON sessions(user_id);
+  -- Word blacklist of the word-filter plugin, administered by API.
+  CREATE TABLE blocked_words (
+    word TEXT PRIMARY KEY COLLATE NOCASE,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
 ];
