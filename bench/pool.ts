@@ -62,11 +62,13 @@ export class Pool {
     return t;
   }
 
-  async close(): Promise<void> {
-    try {
-      await Promise.race([this.all({ t: 'close' }), new Promise((r) => setTimeout(r, 5000))]);
-    } finally {
-      await Promise.all(this.workers.map((w) => w.terminate()));
-    }
+  /** Closes every connection; the threads stay up for the next run. */
+  async reset(): Promise<void> {
+    await Promise.race([this.all({ t: 'close' }), new Promise((r) => setTimeout(r, 5000))]);
+  }
+
+  async terminate(): Promise<void> {
+    await this.reset().catch(() => undefined);
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

@@ -43,3 +43,10 @@ export function machine(): { cpus: number; cpuModel: string; memTotalGiB: number
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
   };
 }
+
+/** Steal and total jiffies of the whole machine (/proc/stat): time a VM's CPUs were taken away. */
+export function stealTicks(): { steal: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+}

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from './pool.js';
-import { cpuMs, machine, memory, openFilesLimit } from './proc.js';
+import { cpuMs, machine, memory, openFilesLimit, stealTicks } from './proc.js';
 import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
@@ -57,6 +57,8 @@ export interface StepResult {
   cpuUsPerMessage: number | null;
   clientCpuUsPerDelivery: number | null;
   rssMiB: number;
+  /** Share of the machine's CPU time the hypervisor took away during the step. */
+  stealPct: number;
 }
 
 export interface RunResult {
@@ -94,15 +96,15 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Waits until the server has been nearly idle (< 3% of a core) for half a second. */
+/** Waits until the server has been nearly idle (< 3% of a core) for 0.4 s. */
 async function quiet(pid: number, maxMs = 60_000): Promise<void> {
   const end = Date.now() + maxMs;
   let calm = 0;
   let prev = cpuMs(pid);
   while (Date.now() < end && calm < 2) {
-    await sleep(250);
+    await sleep(200);
     const cur = cpuMs(pid);
-    calm = cur - prev <= 7.5 ? calm + 1 : 0;
+    calm = cur - prev <= 6 ? calm + 1 : 0;
     prev = cur;
   }
 }
@@ -114,6 +116,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   mkdirSync(join(o.outDir, 'logs'), { recursive: true });
   const startedAt = new Date().toISOString();
   const runs: RunResult[] = [];
+  let pool: Pool | null = null;
   for (const workload of o.workloads) {
     const plan = plans[workload](o);
     const fdRoom = openFilesLimit() - 200;
@@ -121,13 +124,16 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
       throw new Error(`${workload}: ${plan.conns.length} connections need more open files than this process may have `
         + `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``);
     }
-    for (const target of o.targets) runs.push(await runOne(plan, target, o, startedAt));
+    // Threads are started once; each run opens its own connections on them.
+    pool ??= new Pool(o.workers);
+    for (const target of o.targets) runs.push(await runOne(plan, target, o, startedAt, pool));
   }
+  await pool?.terminate();
   const { progress: _p, ...options } = o;
   return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, options, runs };
 }
 
-async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string): Promise<RunResult> {
+async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string, p: Pool): Promise<RunResult> {
   const tag = `${plan.workload}/${name}`;
   const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
   const result: RunResult = {
@@ -139,7 +145,6 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   };
   const profileDir = o.profile ? join(o.outDir, 'profiles') : undefined;
   let target: RunningTarget | null = null;
-  let pool: Pool | null = null;
   try {
     say('starting');
     target = await startTarget(name, {
@@ -151,19 +156,17 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     const before = memory(pid);
     result.memory.rssBeforeMiB = mib(before.rssKiB);
 
-    const workers = Math.max(1, Math.min(o.workers, plan.conns.length));
-    pool = new Pool(workers);
-    const p = pool;
+    const workers = p.size;
     const workerOf = (conn: number): number => conn % workers;
 
     // ---- connect (timed: connects per second) ----
     const ticker = setInterval(() => say(`connecting ${plan.conns.length} connections`), 1000);
-    const t0 = performance.now();
     const opened = await p.all<OpenResult>((w) => ({
       t: 'open', target: { name, port: target!.port, secret: target!.secret },
       conns: plan.conns.filter((c) => workerOf(c.index) === w), concurrency: o.concurrency,
     }));
-    const connectS = (performance.now() - t0) / 1000;
+    // Timed inside the workers, from the first connect to the last authentication.
+    const connectS = Math.max(...opened.map((r) => r.wallMs)) / 1000;
     clearInterval(ticker);
     const failed = opened.reduce((a, r) => a + r.failed, 0);
     const connectHist = mergeHistograms([]);
@@ -210,7 +213,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
       const r = await runStep(p, pid, s, workerOf, say);
       if (s.warmup) continue;
       result.steps.push(r);
-      const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 1000
+      const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500
         || (typeof s.rate === 'number' && r.ackedPerSec < s.rate * 0.8);
       if (plan.sweep && overloaded && s !== steps[steps.length - 1]) {
         result.stoppedAt = `${s.name}: target overloaded (p99 ${r.latency?.p99Ms ?? '-'} ms, lost ${r.lost}, ${r.ackedPerSec}/s acked)`;
@@ -228,7 +231,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     result.error = (err as Error).message;
     say(`failed: ${result.error}`, true);
   } finally {
-    if (pool) await pool.close().catch(() => undefined);
+    await p.reset().catch(() => undefined);
     if (target) await target.stop().catch(() => undefined);
   }
   if (profileDir) result.profile = profileDir;
@@ -237,6 +240,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
 
 async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void): Promise<StepResult> {
   const cpu0 = cpuMs(pid);
+  const steal0 = stealTicks();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   const label = s.warmup ? 'warmup' : `step ${s.name}`;
@@ -264,7 +268,7 @@ async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, worke
       await sleep(100);
       const got = p.totals().received;
       if (got >= expected) {
-        await sleep(300); // ticks lag; let duplicates and stragglers show up
+        await sleep(250); // ticks lag; let duplicates and stragglers show up
         drained = true;
         break;
       }
@@ -272,12 +276,13 @@ async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, worke
         last = got;
         stall = performance.now();
       } else if (performance.now() - stall > 3000) break;
-      if (performance.now() - sendEnd > 30_000) break;
+      if (performance.now() - sendEnd > 20_000) break;
     }
     const c = await p.all<CollectResult>({ t: 'collect' });
     const cpu = cpuMs(pid) - cpu0;
     const client = process.cpuUsage(client0);
     const wall = (performance.now() - t0) / 1000;
+    const steal = stealTicks();
     const sum = (f: (r: CollectResult) => number): number => c.reduce((a, r) => a + f(r), 0);
     const delivered = sum((r) => r.received);
     const acked = sent.reduce((a, r) => a + r.acked, 0);
@@ -299,6 +304,7 @@ async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, worke
       cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,
       clientCpuUsPerDelivery: delivered > 0 ? round((client.user + client.system) / delivered) : null,
       rssMiB: mib(memory(pid).rssKiB),
+      stealPct: Math.round(((steal.steal - steal0.steal) / Math.max(1, steal.total - steal0.total)) * 1000) / 10,
     };
   } finally {
     clearInterval(ticker);

@@ -61,7 +61,7 @@ export type StreamEnd = [room: string, sid: string, last: number, failed: number
 
 export interface Tick { t: 'tick'; sent: number; acked: number; received: number; frames: number; expected: number }
 
-export interface OpenResult { opened: number; failed: number; firstError?: string; connectMs: number[] }
+export interface OpenResult { opened: number; failed: number; firstError?: string; connectMs: number[]; wallMs: number }
 export interface SentResult {
   streams: StreamEnd[];
   sent: number;

@@ -81,7 +81,8 @@ async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Prom
     new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(c.user).setIssuedAt().setExpirationTime('2h').sign(key)));
   clients = conns.map((spec) => ({ spec, conn: null, streams: new Map(), own: '', closed: false }));
   for (const c of clients) byIndex.set(c.spec.index, c);
-  const result: OpenResult = { opened: 0, failed: 0, connectMs: [] };
+  const result: OpenResult = { opened: 0, failed: 0, connectMs: [], wallMs: 0 };
+  const start = performance.now();
   await mapLimit(clients.map((c, i) => [c, tokens[i]!] as const), concurrency, async ([c, token]) => {
     const t0 = performance.now();
     try {
@@ -100,6 +101,7 @@ async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Prom
       result.firstError ??= (err as Error).message;
     }
   });
+  result.wallMs = performance.now() - start;
   return result;
 }
 
@@ -169,6 +171,8 @@ async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]
     } else if (rate > 0) {
       const start = performance.now();
       let due = 0;
+      // Coarse ticks at low rates keep the generator's own CPU use (and noise) down.
+      const tickMs = Math.max(1, Math.min(10, Math.floor(1000 / rate)));
       await new Promise<void>((resolve) => {
         const timer = setInterval(() => {
           const now = performance.now();
@@ -182,7 +186,7 @@ async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]
             clearInterval(timer);
             resolve();
           }
-        }, 2);
+        }, tickMs);
       });
     }
   }
@@ -253,12 +257,20 @@ async function handle(m: ToWorker): Promise<unknown> {
     }
     case 'collect':
       return collect(ends);
-    case 'close':
+    case 'close': {
+      // The thread is reused for the next run: forget everything of this one.
       for (const c of clients) {
         c.closed = true;
         c.conn?.close();
       }
-      return clients.length;
+      const n = clients.length;
+      clients = [];
+      byIndex.clear();
+      actual = {};
+      ends = new Map();
+      closedEarly = 0;
+      return n;
+    }
   }
 }
 

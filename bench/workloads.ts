@@ -60,7 +60,7 @@ function chat21(o: WorkloadOptions): Plan {
   const c = conns(2, () => true);
   const rooms = [room('d1', 'direct', [0, 1], c), room('g1', 'group', [0, 1], c)];
   const rate = o.rates?.[0] ?? 60;
-  const d = seconds(o, 10, 2);
+  const d = seconds(o, 10, 1);
   // Both users talk, so each one's latency is measured on the other's deliveries.
   const both = (r: string): SenderSpec[] => [{ conn: 0, room: r }, { conn: 1, room: r }];
   return {
@@ -80,7 +80,7 @@ function fanout(o: WorkloadOptions): Plan {
   const c = conns(m, (i) => i < p || i % probeEvery === probeEvery - 1);
   const rooms = [room('f1', 'channel', c.map((x) => x.index), c)];
   const rates = o.rates ?? (o.quick ? [20, 100] : [10, 25, 50, 100, 200]);
-  const d = seconds(o, 5, 1.5);
+  const d = seconds(o, 5, 1);
   const pubs = Array.from({ length: p }, (_, i) => ({ conn: i, room: 'f1' }));
   return {
     workload: 'fanout', sweep: true, conns: c, rooms,
@@ -97,7 +97,7 @@ function rooms(o: WorkloadOptions): Plan {
   const c = conns(n * k, (i) => i % k === 0);
   const rs = Array.from({ length: n }, (_, r) => room(`r${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
   const rate = o.rates?.[0] ?? (o.quick ? 500 : 2000);
-  const d = seconds(o, 10, 2);
+  const d = seconds(o, 10, 1.5);
   const senders = rs.flatMap((r) => r.members.map((m) => ({ conn: m, room: r.id })));
   return {
     workload: 'rooms', sweep: false, conns: c, rooms: rs,
@@ -115,7 +115,7 @@ function ingest(o: WorkloadOptions): Plan {
   const senders = rs.map((r) => ({ conn: r.members[0]!, room: r.id }));
   const w = o.window ?? 32;
   const fixed = o.rates ?? (o.quick ? [1000] : [5000]);
-  const d = seconds(o, 8, 2);
+  const d = seconds(o, 8, 1);
   return {
     workload: 'ingest', sweep: false, conns: c, rooms: rs,
     description: `${s} senders, each with its own room; as fast as acks allow (${w} in flight each), then fixed ${fixed.join(', ')}/s`,
@@ -130,7 +130,7 @@ function connections(o: WorkloadOptions): Plan {
   const c = conns(n, () => false);
   const rs: RoomSpec[] = [];
   for (let r = 0; r * k < n; r++) rs.push(room(`c${r}`, 'channel', c.slice(r * k, (r + 1) * k).map((x) => x.index), c));
-  const idleMs = Math.round((o.idle ?? (o.quick ? 2 : 12)) * 1000);
+  const idleMs = Math.round((o.idle ?? (o.quick ? 1 : 12)) * 1000);
   return {
     workload: 'connections', sweep: false, conns: c, rooms: rs, steps: [],
     description: `${n} idle authenticated connections, ${k} per room, heartbeats every 5 s, held ${idleMs / 1000} s`,

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { PluginsConfig, checkPlugins } from './plugins/config.js';
 
 const Int = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description });
@@ -39,11 +40,25 @@ export const ConfigSchema = Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
     accessTtlSec: Int(900, 60, 86400, 'Lifetime of access tokens issued at login/refresh'),
     refreshTtlSec: Int(30 * 86400, 3600, 365 * 86400, 'Lifetime of refresh sessions'),
+    loginWindowSec: Int(60, 1, 86400, 'Window over which failed logins are counted'),
+    loginFailuresPerAccount: Int(5, 1, 10000, 'Failed logins per account and window before further attempts are refused'),
+    loginFailuresPerAddress: Int(20, 1, 100000, 'Failed logins per client address and window before further attempts are refused'),
+    registrationsPerAddress: Int(20, 1, 100000, 'Registrations per client address and login window'),
+    hashMemoryKib: Int(65536, 8192, 4 * 1024 * 1024, 'argon2id memory per password hash (KiB); applies to new hashes'),
+    hashPasses: Int(3, 1, 20, 'argon2id passes per password hash; applies to new hashes'),
   }, { default: {}, additionalProperties: false }),
   api: Type.Object({
     keys: Type.Array(Type.String({ minLength: 16 }), { default: [], description: 'API keys for the server-side application API' }),
+    trustProxy: Type.Boolean({ default: false, description: 'Take the client address from X-Forwarded-For (only behind a trusted proxy)' }),
+    docs: Type.Boolean({ default: true, description: 'Serve the OpenAPI document and the docs page' }),
   }, { default: {}, additionalProperties: false }),
-  plugins: Type.Object({}, { default: {}, additionalProperties: false }),
+  retention: Type.Object({
+    count: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { default: null, description: 'Default per-room message limit (rooms may set their own)' }),
+    days: Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()], { default: null, description: 'Default per-room age limit in days' }),
+    sweepSec: Int(60, 1, 86400, 'How often retention limits are applied'),
+    keepDeletedRoomHistory: Type.Boolean({ default: false, description: 'Keep the messages of deleted rooms (for audit) instead of removing them' }),
+  }, { default: {}, additionalProperties: false }),
+  plugins: PluginsConfig,
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
@@ -157,6 +172,8 @@ export function validateConfig(raw: unknown): Config {
     throw new ConfigError(key, msg);
   }
   const cfg = withDefaults as Config;
+  const badPlugin = checkPlugins(cfg.plugins);
+  if (badPlugin) throw new ConfigError(badPlugin.key, badPlugin.message);
   if (cfg.auth.algorithm.startsWith('HS') && (cfg.auth.publicKey || cfg.auth.jwksUrl)) {
     throw new ConfigError('auth.algorithm', `${cfg.auth.algorithm} uses auth.secret; publicKey/jwksUrl need RS256 or ES256`);
   }

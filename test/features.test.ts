@@ -95,3 +95,25 @@ describe('read markers, inbox, typing, presence', () => {
     expect((await b.presence(room.id)).users).toEqual(['ty-b']);
   });
 });
+
+describe('public profiles', () => {
+  it('a JWT profile is attached to the user and shown with its messages, live and in history', async () => {
+    const { ParleyClient } = await import('../src/client/index.js');
+    const { default: WebSocket } = await import('ws');
+    const { mintToken } = await import('../src/auth/jwt.js');
+    const token = await mintToken(srv.config, 'prof-a', { name: 'Pat', profile: { avatar: 'https://example.test/p.png', title: 'Ops' } });
+    const a = new ParleyClient({ url: srv.url, token, WebSocket: WebSocket as never });
+    await a.connect();
+    const b = await srv.client('prof-b');
+    const dm = await a.direct('prof-b');
+    const got = collect(b, dm.id);
+    const sent = await a.send(dm.id, 'hi');
+    await waitFor(() => got.some((m) => m.seq === sent.seq));
+    const live = got.find((m) => m.seq === sent.seq)!;
+    expect(live).toMatchObject({ name: 'Pat', profile: { avatar: 'https://example.test/p.png', title: 'Ops' } });
+    const h = await b.history(dm.id);
+    expect(h.messages.find((m) => m.seq === sent.seq)!.profile).toEqual({ avatar: 'https://example.test/p.png', title: 'Ops' });
+    expect(h.messages.find((m) => m.user === 'prof-b')?.profile).toBeUndefined();
+    a.close();
+  });
+});

@@ -1,10 +1,12 @@
 // Verifies the JWTs clients present and mints development tokens. The accepted algorithm is
-// pinned by configuration; the token's own `alg` header is never trusted.
+// pinned by configuration; the token's own `alg` header is never trusted. Tokens of built-in
+// accounts (issuer "parley") are told apart by their `iss` and checked with their own pinned
+// key and algorithm, alongside whatever external issuer the operator configured.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { SignJWT, createRemoteJWKSet, importSPKI, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
-import type { Config } from '../config.js';
+import { SignJWT, createRemoteJWKSet, decodeJwt, importSPKI, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import { ConfigError, type Config } from '../config.js';
 import { ParleyError } from '../errors.js';
 import { userIdRe } from '../protocol/schema.js';
 
@@ -16,9 +18,24 @@ export interface Identity {
   admin: boolean;
   /** Seconds since epoch when the token expires, if it does. */
   exp?: number;
+  /** The built-in account session the token belongs to (account tokens only). */
+  session?: string;
 }
 
 export type Verifier = (token: string) => Promise<Identity>;
+
+/** `iss` of the access tokens Parley issues to built-in accounts; reserved for them. */
+export const ACCOUNT_ISSUER = 'parley';
+/** Account tokens are always HS256 with the node's own secret, whatever external tokens use. */
+export const ACCOUNT_ALGORITHM = 'HS256';
+
+export interface VerifierOptions {
+  /**
+   * Whether an account session may still authenticate (not revoked, not expired, owned by
+   * `user`). Without it, account tokens are refused.
+   */
+  sessionActive?: (session: string, user: string) => Promise<boolean>;
+}
 
 /** Loads the HMAC secret from config, or from dataDir/jwt-secret (generated on first use). */
 export function resolveSecret(cfg: Config): string {
@@ -31,7 +48,52 @@ export function resolveSecret(cfg: Config): string {
   return secret;
 }
 
-export async function createVerifier(cfg: Config): Promise<Verifier> {
+export async function createVerifier(cfg: Config, opts: VerifierOptions = {}): Promise<Verifier> {
+  if (cfg.auth.issuer === ACCOUNT_ISSUER) {
+    throw new ConfigError('auth.issuer', `"${ACCOUNT_ISSUER}" is reserved for the tokens of built-in accounts`);
+  }
+  const external = await createExternalVerifier(cfg);
+  const account = createAccountVerifier(cfg, opts);
+  return async (token: string) => {
+    let iss: unknown;
+    try {
+      iss = decodeJwt(token).iss;
+    } catch {
+      throw new ParleyError('unauthorized', 'invalid token');
+    }
+    // Only the routing uses the unverified claim; each branch verifies with its own pinned key.
+    return iss === ACCOUNT_ISSUER ? account(token) : external(token);
+  };
+}
+
+function createAccountVerifier(cfg: Config, opts: VerifierOptions): Verifier {
+  const key = new TextEncoder().encode(resolveSecret(cfg));
+  const options = { algorithms: [ACCOUNT_ALGORITHM], issuer: ACCOUNT_ISSUER, clockTolerance: cfg.auth.clockToleranceSec };
+  return async (token: string) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, options));
+    } catch (err) {
+      throw joseError(err);
+    }
+    const id = identityFromClaims(payload);
+    const sid = payload.sid;
+    if (typeof sid !== 'string' || !opts.sessionActive || !(await opts.sessionActive(sid, id.id))) {
+      throw new ParleyError('unauthorized', 'session ended; log in again');
+    }
+    id.session = sid;
+    return id;
+  };
+}
+
+function joseError(err: unknown): ParleyError {
+  if (err instanceof joseErrors.JWTExpired) return new ParleyError('unauthorized', 'token expired');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new ParleyError('unauthorized', 'token algorithm not accepted');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
+  return new ParleyError('unauthorized', 'invalid token');
+}
+
+async function createExternalVerifier(cfg: Config): Promise<Verifier> {
   const alg = cfg.auth.algorithm;
   let key: Uint8Array | CryptoKey | ReturnType<typeof createRemoteJWKSet>;
   if (alg.startsWith('HS')) key = new TextEncoder().encode(resolveSecret(cfg));
@@ -49,10 +111,7 @@ export async function createVerifier(cfg: Config): Promise<Verifier> {
       // jose's overloads differ for a key and a key set; both are accepted at run time.
       ({ payload } = await jwtVerify(token, key as Uint8Array, options));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new ParleyError('unauthorized', 'token expired');
-      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new ParleyError('unauthorized', 'token algorithm not accepted');
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
-      throw new ParleyError('unauthorized', 'invalid token');
+      throw joseError(err);
     }
     return identityFromClaims(payload);
   };

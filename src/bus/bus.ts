@@ -18,13 +18,18 @@ export interface BusMessage {
   seq?: number;
   /** An instruction to every hub that follows the topic (membership changes). */
   control?: Control;
+  /** A user who must receive `alt` instead of `frame` (it blocked the sender). */
+  hiddenFor?: string;
+  alt?: string;
 }
 
 export type Control =
   /** Start delivering the room to the user's connections, replaying after `after`. */
   | { op: 'follow'; room: string; after: number }
   /** Stop delivering the room to the user's connections. */
-  | { op: 'unfollow'; room: string };
+  | { op: 'unfollow'; room: string }
+  /** Close every connection of the user (server-wide ban), after sending the frame. */
+  | { op: 'close'; code: number; reason: string };
 
 export type BusHandler = (topic: string, msg: BusMessage) => void;
 
@@ -49,3 +54,5 @@ export interface Bus {
 
 export const roomTopic = (room: string): string => `r:${room}`;
 export const userTopic = (user: string): string => `u:${user}`;
+/** Every node subscribes to this topic: notifications to all users. */
+export const ALL_TOPIC = 'a:all';

@@ -44,6 +44,8 @@ export class ClientError extends Error {
 
 export interface ClientEvents extends EventMap {
   state: { state: ConnectionState; error?: ClientError };
+  /** A custom application event posted to a room by the server-side API (kind "event"). */
+  custom: { room: string; seq: number; ev: string; data?: unknown; user: string; ts: number };
   /** Authenticated (first time or after a reconnect). */
   ready: AuthResult;
 }
@@ -325,6 +327,12 @@ export class ParleyClient {
       this.lastSeq.set(m.room, m.seq);
       const room = this.rooms.get(m.room);
       if (room) room.lastSeq = m.seq;
+      if (m.kind === 'event') {
+        // Application events go to their own handler instead of appearing as chat messages.
+        const d = m.data as { ev: string; data?: unknown };
+        this.emit('custom', { room: m.room, seq: m.seq, ev: d.ev, data: d.data, user: m.user, ts: m.ts });
+        return;
+      }
     } else if (ev === 'room') {
       const r = data as EventMap['room'];
       if (r.member === null) {
@@ -406,6 +414,13 @@ export class ParleyClient {
   inbox() { return this.request('inbox', {}); }
   listRooms(scope: 'mine' | 'public' = 'mine') { return this.request('rooms', { scope }); }
   members(room: string) { return this.request('members', { room }); }
+  search(query: string, opts: { room?: string; limit?: number } = {}) { return this.request('search', { query, ...opts }); }
+  updateRoom(room: string, patch: Omit<CommandArgs<'update'>, 'room'>) { return this.request('update', { room, ...patch }); }
+  kick(room: string, user: string, reason?: string) { return this.request('kick', reason ? { room, user, reason } : { room, user }); }
+  ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) { return this.request('ban', { user, ...opts }); }
+  mute(room: string, user: string, seconds?: number) { return this.request('mute', seconds ? { room, user, seconds } : { room, user }); }
+  block(user: string) { return this.request('block', { user }); }
+  unblock(user: string) { return this.request('unblock', { user }); }
 }
 
 export type { AuthResult, Message, Room, SendResult } from '../protocol/schema.js';

@@ -3,16 +3,25 @@
 // the per-connection "exactly once, in seq order" promise: a follower that sees a seq gap (or
 // resumes from an older seq) catches up from the store before anything newer reaches it.
 import type { Bus, BusMessage, Control } from '../bus/bus.js';
-import { roomTopic, userTopic } from '../bus/bus.js';
+import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import type { Message } from '../protocol/schema.js';
 import { encodeEvent } from '../protocol/frames.js';
+
+/**
+ * One event on its way to many connections: the payload is serialised once, and each
+ * transport may cache its wire encoding on the object (`wire`), so framing happens once too.
+ */
+export interface SharedFrame {
+  readonly payload: Buffer;
+  wire?: Buffer;
+}
 
 /** A client connection as the hub sees it; transports adapt their sockets to this. */
 export interface Conn {
   readonly id: string;
   readonly user: string;
-  send(data: Buffer): void;
+  send(frame: SharedFrame): void;
   /** Bytes queued but not yet written to the network. */
   bufferedAmount(): number;
   close(code: number, reason: string): void;
@@ -24,7 +33,7 @@ interface Follow {
   /** Highest seq delivered to this connection. */
   last: number;
   /** Live messages held back while catching up from the store; null when live. */
-  held: Array<{ seq: number; data: Buffer }> | null;
+  held: Array<{ seq: number; data: SharedFrame }> | null;
 }
 
 export interface HubOptions {
@@ -36,16 +45,21 @@ export interface HubOptions {
 }
 
 export const CLOSE_SLOW_CONSUMER = 4008;
+/** Live messages held for one follower while it replays from the store. */
+const MAX_HELD = 50_000;
 
 export class Hub {
   private readonly rooms = new Map<string, Map<Conn, Follow>>();
   private readonly users = new Map<string, Set<Conn>>();
   private readonly follows = new Map<Conn, Map<string, Follow>>();
+  /** Connections being closed as slow consumers: nothing more is written to them. */
+  private readonly dropping = new WeakSet<Conn>();
   private readonly pageSize: number;
 
   constructor(private readonly bus: Bus, private readonly store: Store, private readonly opts: HubOptions) {
     this.pageSize = opts.pageSize ?? 256;
     bus.onMessage((topic, msg) => this.onBus(topic, msg));
+    void bus.subscribe(ALL_TOPIC);
   }
 
   get connectionCount(): number {
@@ -123,13 +137,13 @@ export class Hub {
 
   /** Sends a frame to one local connection (replies, direct notices). */
   sendTo(conn: Conn, data: Buffer): void {
-    this.write(conn, data);
+    this.write(conn, { payload: data });
   }
 
-  private write(conn: Conn, data: Buffer): boolean {
+  private write(conn: Conn, data: SharedFrame): boolean {
+    if (this.dropping.has(conn)) return false;
     if (conn.bufferedAmount() > this.opts.slowConsumerBytes) {
-      this.opts.onSlowConsumer?.(conn);
-      conn.close(CLOSE_SLOW_CONSUMER, 'slow consumer: resume from your last seq');
+      this.drop(conn);
       return false;
     }
     conn.send(data);
@@ -137,17 +151,31 @@ export class Hub {
   }
 
   private onBus(topic: string, msg: BusMessage): void {
-    const data = Buffer.from(msg.frame);
-    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data);
+    const data: SharedFrame = { payload: Buffer.from(msg.frame) };
+    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data, msg.hiddenFor, msg.alt);
     else if (topic.startsWith('u:')) this.deliverUser(topic.slice(2), msg.control, data);
+    else if (topic === ALL_TOPIC) for (const conn of this.follows.keys()) this.write(conn, data);
   }
 
-  private deliverRoom(room: string, seq: number | undefined, data: Buffer): void {
+  private drop(conn: Conn): void {
+    if (this.dropping.has(conn)) return;
+    this.dropping.add(conn);
+    this.opts.onSlowConsumer?.(conn);
+    conn.close(CLOSE_SLOW_CONSUMER, 'slow consumer: resume from your last seq');
+  }
+
+  private deliverRoom(room: string, seq: number | undefined, shared: SharedFrame, hiddenFor?: string, alt?: string): void {
     const subs = this.rooms.get(room);
     if (!subs) return;
+    const altData: SharedFrame | null = hiddenFor !== undefined && alt !== undefined ? { payload: Buffer.from(alt) } : null;
     for (const f of subs.values()) {
+      const data = altData && f.conn.user === hiddenFor ? altData : shared;
       if (seq === undefined) this.write(f.conn, data);
-      else if (f.held) f.held.push({ seq, data });
+      else if (f.held) {
+        f.held.push({ seq, data });
+        // Live traffic outrunning a replay would grow without bound: drop, the client resumes.
+        if (f.held.length > MAX_HELD) this.drop(f.conn);
+      }
       else if (seq === f.last + 1) {
         f.last = seq;
         this.write(f.conn, data);
@@ -160,13 +188,14 @@ export class Hub {
     }
   }
 
-  private deliverUser(user: string, control: Control | undefined, data: Buffer): void {
+  private deliverUser(user: string, control: Control | undefined, data: SharedFrame): void {
     const conns = this.users.get(user);
     if (!conns) return;
     for (const conn of [...conns]) {
       if (control?.op === 'follow') this.follow(conn, control.room, control.after, control.after + 1);
       else if (control?.op === 'unfollow') this.unfollow(conn, control.room);
       this.write(conn, data);
+      if (control?.op === 'close') conn.close(control.code, control.reason);
     }
   }
 
@@ -184,22 +213,23 @@ export class Hub {
           const b = await this.store.bounds(f.room);
           if (!this.alive(f)) return;
           if (b.first > f.last + 1) {
-            this.write(f.conn, encodeEvent('gap', { room: f.room, from: f.last + 1, to: b.first - 1 }));
+            this.write(f.conn, { payload: encodeEvent('gap', { room: f.room, from: f.last + 1, to: b.first - 1 }) });
             f.last = b.first - 1;
           }
         }
-        const page: Message[] = await this.store.history(f.room, { after: f.last, limit: this.pageSize });
+        const page: Message[] = await this.store.history(f.room, { after: f.last, limit: this.pageSize }, f.conn.user);
         if (!this.alive(f)) return;
         for (const m of page) {
           if (m.seq <= f.last) continue;
+          // Replay no faster than the socket drains, so a long gap never trips the slow-consumer limit.
+          if (f.conn.bufferedAmount() > this.opts.slowConsumerBytes / 2) {
+            await this.drained(f.conn);
+            if (!this.alive(f)) return;
+          }
           f.last = m.seq;
-          if (!this.write(f.conn, encodeEvent('message', m))) return;
+          if (!this.write(f.conn, { payload: encodeEvent('message', m) })) return;
         }
-        if (page.length === this.pageSize) {
-          await this.drained(f.conn);
-          if (!this.alive(f)) return;
-          continue;
-        }
+        if (page.length === this.pageSize) continue;
         // Store exhausted: release held messages that continue the sequence.
         const held = f.held!.sort((a, b) => a.seq - b.seq);
         let i = 0;

@@ -18,8 +18,18 @@ export const RoomKind = Type.Union([Type.Literal('channel'), Type.Literal('group
 export const Role = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')]);
 export const MessageKind = Type.Union([
   Type.Literal('text'), Type.Literal('edit'), Type.Literal('delete'), Type.Literal('reaction'),
-  Type.Literal('join'), Type.Literal('leave'),
-]);
+  Type.Literal('join'), Type.Literal('leave'), Type.Literal('update'), Type.Literal('event'), Type.Literal('hidden'),
+], { description: 'update: room settings or a role changed; event: a custom application event {ev, data}; hidden: a direct message from a user you blocked (no content)' });
+export const AccessMode = Type.Union([Type.Literal('blacklist'), Type.Literal('whitelist')], {
+  description: 'blacklist: everyone but the black list may be a member; whitelist: only the white list (owners and admins always)',
+});
+export const AccessList = Type.Union([Type.Literal('black'), Type.Literal('white')]);
+const Retention = Type.Object({
+  count: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 10_000_000 }), Type.Null()])),
+  days: Type.Optional(Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 36500 }), Type.Null()])),
+}, { additionalProperties: false, description: 'Keep at most `count` messages and/or messages younger than `days`; null removes a limit' });
+const Seconds = Type.Integer({ minimum: 1, maximum: 100 * 365 * 86400, description: 'Duration in seconds (absent: forever)' });
+const Users = Type.Array(UserId, { minItems: 1, maxItems: 1000, uniqueItems: true });
 const Name = Type.String({ minLength: 1, maxLength: 100 });
 const Topic = Type.String({ maxLength: 500 });
 const Text = Type.String({ minLength: 1 });
@@ -31,21 +41,32 @@ export const User = Type.Object({ id: UserId, name: Type.String(), profile: Data
 export const Room = Type.Object({
   id: RoomId, kind: RoomKind, name: Type.String(), topic: Type.String(),
   createdBy: Type.Union([UserId, Type.Null()]), createdAt: Type.Integer(), lastSeq: Seq,
+  access: AccessMode,
+  retention: Type.Object({ count: Type.Union([Type.Integer(), Type.Null()]), days: Type.Union([Type.Number(), Type.Null()]) }),
+});
+export const Ban = Type.Object({
+  room: Type.Union([RoomId, Type.Null()], { description: 'null: server-wide' }), user: UserId,
+  until: Type.Union([Type.Integer(), Type.Null()], { description: 'ms since epoch; null: forever' }),
+  reason: Type.String(), by: Type.Union([UserId, Type.Null()]), createdAt: Type.Integer(),
 });
 export const Member = Type.Object({
   room: RoomId, user: UserId, role: Role, joinedAt: Type.Integer(),
   joinSeq: PositiveSeq, readSeq: Seq,
+  mutedUntil: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'muted until (ms; null: forever); absent when not muted' })),
 }, { description: 'joinSeq: seq of the member\'s join message; readSeq: its read marker' });
 /** A room message. Edits, deletes and reactions are messages too, pointing at `target`. */
 export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
   text: Type.Optional(Type.String()), target: Type.Optional(PositiveSeq), data: Type.Optional(Data),
+  profile: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The author\'s public profile (from its JWT), when it has one' })),
 });
 export const InboxEntry = Type.Object({
   room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
   last: Type.Union([Message, Type.Null()]),
 });
 export type User = Static<typeof User>;
+export type Ban = Static<typeof Ban>;
+export type AccessMode = Static<typeof AccessMode>;
 export type Room = Static<typeof Room>;
 export type Member = Static<typeof Member>;
 export type Message = Static<typeof Message>;
@@ -95,6 +116,44 @@ export const Commands = {
   read: command('read', { room: RoomId, seq: Seq }, 'Move your read marker forward.'),
   presence: command('presence', { room: RoomId }, 'Members of the room who are online.'),
   inbox: command('inbox', {}, 'Your rooms with their last message and unread count.'),
+  update: command('update', {
+    room: RoomId, name: Type.Optional(Name), topic: Type.Optional(Topic), access: Type.Optional(AccessMode),
+    retention: Type.Optional(Retention),
+  }, 'Change a room\'s name, topic, access mode or retention (owner or admin).'),
+  destroy: command('destroy', { room: RoomId }, 'Delete a room: members lose access at once (owner).'),
+  role: command('role', { room: RoomId, user: UserId, role: Role }, 'Set a member\'s role (owner; giving "owner" hands the room over).'),
+  kick: command('kick', { room: RoomId, user: UserId, reason: Type.Optional(Type.String({ maxLength: 500 })) },
+    'Remove a member from a room; it may join again (owner or admin).'),
+  mute: command('mute', { room: RoomId, user: UserId, seconds: Type.Optional(Seconds), off: Type.Optional(Type.Boolean()) },
+    'Stop a member from writing for a while, or for good; `off` lifts it (owner or admin).'),
+  ban: command('ban', {
+    room: Type.Optional(RoomId), user: UserId, seconds: Type.Optional(Seconds), reason: Type.Optional(Type.String({ maxLength: 500 })),
+  }, 'Ban a user from a room (owner or admin) or server-wide without `room` (administrators).'),
+  unban: command('unban', { room: Type.Optional(RoomId), user: UserId }, 'Lift a ban.'),
+  bans: command('bans', { room: Type.Optional(RoomId) }, 'Active bans of a room, or server-wide ones.'),
+  access: command('access', {
+    room: RoomId, list: AccessList, add: Type.Optional(Users), remove: Type.Optional(Users),
+  }, 'Change a room\'s black or white list; members who lose access are removed at once (owner or admin).'),
+  accessList: command('accessList', { room: RoomId, list: AccessList }, 'Read a room\'s black or white list (owner or admin).'),
+  block: command('block', { user: UserId }, 'Stop receiving direct messages from a user (the user is not told).'),
+  unblock: command('unblock', { user: UserId }, 'Lift a block.'),
+  blocks: command('blocks', {}, 'Users you block.'),
+  search: command('search', {
+    query: Type.String({ minLength: 1, maxLength: 200 }), room: Type.Optional(RoomId),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  }, 'Full-text search of the messages you may read, newest first.'),
+  post: command('post', {
+    rooms: Type.Array(RoomId, { minItems: 1, maxItems: 1000, uniqueItems: true }),
+    messages: Type.Array(Type.Union([
+      Type.Object({ text: Text }, { additionalProperties: false }),
+      Type.Object({ ev: Type.String({ minLength: 1, maxLength: 64 }), data: Type.Optional(Type.Unknown()) }, { additionalProperties: false }),
+    ]), { minItems: 1, maxItems: 100 }),
+    as: Type.Optional(Type.Object({ id: UserId, name: Type.Optional(Name) }, { additionalProperties: false })),
+  }, 'Server-side: post texts or custom events to many rooms at once (administrators).'),
+  notify: command('notify', {
+    users: Type.Optional(Users), all: Type.Optional(Type.Literal(true)),
+    ev: Type.String({ minLength: 1, maxLength: 64 }), data: Type.Optional(Type.Unknown()),
+  }, 'Server-side: push a notification to users\' notification channels, or to everyone (administrators).'),
 } as const;
 
 export type CommandName = keyof typeof Commands;
@@ -137,6 +196,22 @@ export interface CommandResults {
   read: { room: string; seq: number };
   presence: { room: string; users: string[] };
   inbox: { rooms: InboxEntry[] };
+  update: Room;
+  destroy: { room: string };
+  role: { member: Member };
+  kick: { room: string; user: string };
+  mute: { member: Member };
+  ban: { ban: Ban };
+  unban: { lifted: boolean };
+  bans: { bans: Ban[] };
+  access: { room: string; list: 'black' | 'white'; users: string[]; removed: string[] };
+  accessList: { room: string; list: 'black' | 'white'; users: string[] };
+  block: { user: string };
+  unblock: { user: string };
+  blocks: { users: string[] };
+  search: { messages: Message[] };
+  post: { posted: Array<{ room: string; seq: number }> };
+  notify: { delivered: 'users' | 'all' };
 }
 
 // ---- frames -----------------------------------------------------------------------------
@@ -156,6 +231,8 @@ export interface EventMap {
   gap: { room: string; from: number; to: number };
   /** The server is closing this connection; `code` says why. */
   goodbye: { code: string; message: string };
+  /** A notification from the server-side API on your notification channel. */
+  notice: { ev: string; data?: unknown };
 }
 export type EventName = keyof EventMap;
 export interface EventFrame<E extends EventName = EventName> { ev: E; data: EventMap[E] }

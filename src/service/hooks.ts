@@ -1,34 +1,171 @@
-// Before/after hooks around every command. Order: before hooks run in registration order and
-// may rewrite the arguments (return new ones) or reject (throw a ParleyError); then the
-// command runs; then after hooks run in registration order with the result or the error.
-// After hooks cannot change the outcome; an after hook that throws is logged and ignored.
-import type { CommandName } from '../protocol/schema.js';
-import type { ParleyError } from '../errors.js';
+// Before/after hooks around every command: the one public extension API. Built-in plugins
+// (rate limiter, word filter, webhooks) use exactly this, so anything they do a user can do.
+//
+// Order, for one command:
+//   1. Before hooks run in registration order. Each sees the arguments the previous one left.
+//      A before hook may return new arguments (they replace ctx.args) or throw a ParleyError:
+//      the command is then rejected with that error, later before hooks and the command do
+//      not run, and nothing is stored.
+//   2. When a before hook ran, the arguments are validated again against the command's
+//      schema (`invalid` otherwise), so a hook can never hand the service a malformed command.
+//      The command then runs with its usual permission checks: a rewrite cannot bypass them.
+//   3. After hooks run in registration order with `{ result }` or `{ error }` (rejections by
+//      before hooks included). They cannot change the outcome; one that throws is logged and
+//      ignored. The reply waits for them, so slow work (HTTP calls) belongs in a queue.
+// A command with no hook registered for it skips all of this.
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { TSchema } from '@sinclair/typebox';
+import { Commands, type CommandArgs, type CommandName, type CommandResults } from '../protocol/schema.js';
+import { ParleyError } from '../errors.js';
 import type { Identity } from '../auth/jwt.js';
 
+/** Commands that pass through hooks (`auth` and `ping` are answered by the transport/service directly). */
+export type HookedCommand = Exclude<CommandName, 'auth' | 'ping'>;
+export const HOOKED_COMMANDS = (Object.keys(Commands) as CommandName[])
+  .filter((c): c is HookedCommand => c !== 'auth' && c !== 'ping');
+
 export interface HookContext {
-  cmd: CommandName;
-  user: Identity;
+  readonly cmd: CommandName;
+  /** Who runs the command (`admin` is true for administrator tokens). */
+  readonly user: Identity;
+  /** The command's arguments (the frame without `id` and `cmd`). */
   args: Record<string, unknown>;
 }
 
+export interface HookOutcome<R = unknown> {
+  result?: R;
+  error?: ParleyError;
+}
+
+export type BeforeResult = void | Record<string, unknown> | Promise<void | Record<string, unknown>>;
+
 export interface Hook {
+  /** Shown in logs when the hook fails. */
   name: string;
   /** Limit the hook to these commands (all when absent). */
   commands?: CommandName[];
-  before?(ctx: HookContext): void | Record<string, unknown> | Promise<void | Record<string, unknown>>;
-  after?(ctx: HookContext, outcome: { result?: unknown; error?: ParleyError }): void | Promise<void>;
+  /** Return new arguments to rewrite the command; throw a ParleyError to reject it. */
+  before?(ctx: HookContext): BeforeResult;
+  /** Sees the result or the error; cannot change either. */
+  after?(ctx: HookContext, outcome: HookOutcome): void | Promise<void>;
+}
+
+/** A hook's view of one command, typed by the command's schema. */
+export interface CommandContext<N extends CommandName> {
+  readonly cmd: N;
+  readonly user: Identity;
+  args: CommandArgs<N>;
+}
+
+export interface CommandHook<N extends CommandName> {
+  name: string;
+  commands: N[];
+  before?(ctx: CommandContext<N>): void | CommandArgs<N> | Promise<void | CommandArgs<N>>;
+  after?(ctx: CommandContext<N>, outcome: HookOutcome<CommandResults[N]>): void | Promise<void>;
+}
+
+/** Declares a hook for some commands with their argument and result types. */
+export function commandHook<N extends CommandName>(hook: CommandHook<N>): Hook {
+  return hook as unknown as Hook;
+}
+
+/** A message as a validator sees it: the text (and data) of a `send` or an `edit`. */
+export interface MessageDraft {
+  readonly cmd: 'send' | 'edit';
+  readonly user: Identity;
+  readonly room: string;
+  readonly text: string;
+  /** Custom data of a send (edits carry none). */
+  readonly data?: Record<string, unknown>;
+  /** The edited message's seq. */
+  readonly target?: number;
+}
+
+/** Throw a ParleyError (usually `invalid`) to reject; return fields to normalise them. */
+export type MessageValidator = (m: MessageDraft) =>
+  void | { text?: string; data?: Record<string, unknown> } | Promise<void | { text?: string; data?: Record<string, unknown> }>;
+
+/**
+ * The validator hook for custom message formats: runs on `send` and `edit`. It may reject
+ * the message or return a normalised `text` (and `data`, for sends); what it returns is
+ * validated like client input.
+ */
+export function messageValidator(name: string, validate: MessageValidator): Hook {
+  return {
+    name,
+    commands: ['send', 'edit'],
+    async before(ctx) {
+      const a = ctx.args as { room: string; text: string; data?: Record<string, unknown>; target?: number };
+      const draft: MessageDraft = ctx.cmd === 'send'
+        ? { cmd: 'send', user: ctx.user, room: a.room, text: a.text, ...(a.data !== undefined ? { data: a.data } : {}) }
+        : { cmd: 'edit', user: ctx.user, room: a.room, text: a.text, ...(a.target !== undefined ? { target: a.target } : {}) };
+      const out = await validate(draft);
+      if (!out) return;
+      const next: Record<string, unknown> = { ...ctx.args };
+      if (out.text !== undefined) next.text = out.text;
+      if (out.data !== undefined && ctx.cmd === 'send') next.data = out.data;
+      return next;
+    },
+  };
+}
+
+interface Stage { before: Hook[]; after: Hook[] }
+const EMPTY: Stage = { before: [], after: [] };
+
+const checks = new Map<CommandName, TypeCheck<TSchema>>();
+function checkOf(cmd: CommandName): TypeCheck<TSchema> {
+  let c = checks.get(cmd);
+  if (!c) {
+    c = TypeCompiler.Compile(Commands[cmd] as TSchema);
+    checks.set(cmd, c);
+  }
+  return c;
+}
+
+/** Rejects arguments a before hook left malformed, the way the transport rejects a bad frame. */
+function revalidate(ctx: HookContext): void {
+  if (!ctx.args || typeof ctx.args !== 'object' || Array.isArray(ctx.args)) {
+    throw new ParleyError('invalid', 'a hook replaced the arguments with a non-object');
+  }
+  const frame = { ...ctx.args, id: 0, cmd: ctx.cmd };
+  const check = checkOf(ctx.cmd);
+  if (check.Check(frame)) return;
+  const e = check.Errors(frame).First();
+  const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
+  const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
+  throw new ParleyError('invalid', field ? `${field}: ${detail}` : detail, field ? { field } : undefined);
 }
 
 export class Hooks {
   private readonly list: Hook[] = [];
+  /** Per command, the hooks that apply, rebuilt on `use` so the hot path only indexes. */
+  private readonly stages = new Map<CommandName, Stage>();
 
   get size(): number {
     return this.list.length;
   }
 
-  use(hook: Hook): void {
-    this.list.push(hook);
+  /** True when at least one hook applies to the command. */
+  has(cmd: CommandName): boolean {
+    return this.stages.has(cmd);
+  }
+
+  /** Adds hooks after those already registered (they run in that order). */
+  use(...hooks: Hook[]): void {
+    for (const h of hooks) {
+      if (!h || typeof h.name !== 'string' || h.name.length === 0) throw new TypeError('a hook needs a name');
+      if (!h.before && !h.after) throw new TypeError(`hook "${h.name}" has neither before nor after`);
+      for (const c of h.commands ?? []) {
+        if (!HOOKED_COMMANDS.includes(c as HookedCommand)) throw new TypeError(`hook "${h.name}": "${c}" is not a command hooks can run on`);
+      }
+      this.list.push(h);
+    }
+    this.stages.clear();
+    for (const cmd of HOOKED_COMMANDS) {
+      const on = this.list.filter((h) => this.applies(h, cmd));
+      if (on.length === 0) continue;
+      this.stages.set(cmd, { before: on.filter((h) => h.before), after: on.filter((h) => h.after) });
+    }
   }
 
   applies(hook: Hook, cmd: CommandName): boolean {
@@ -36,21 +173,47 @@ export class Hooks {
   }
 
   async before(ctx: HookContext): Promise<void> {
-    for (const h of this.list) {
-      if (!h.before || !this.applies(h, ctx.cmd)) continue;
-      const next = await h.before(ctx);
+    const hooks = (this.stages.get(ctx.cmd) ?? EMPTY).before;
+    if (hooks.length === 0) return;
+    for (const h of hooks) {
+      const next = await h.before!(ctx);
       if (next) ctx.args = next;
     }
+    revalidate(ctx);
   }
 
-  async after(ctx: HookContext, outcome: { result?: unknown; error?: ParleyError }, onError: (h: Hook, e: unknown) => void): Promise<void> {
-    for (const h of this.list) {
-      if (!h.after || !this.applies(h, ctx.cmd)) continue;
+  async after(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void): Promise<void> {
+    const hooks = (this.stages.get(ctx.cmd) ?? EMPTY).after;
+    for (const h of hooks) {
       try {
-        await h.after(ctx, outcome);
+        await h.after!(ctx, outcome);
       } catch (e) {
         onError(h, e);
       }
     }
+  }
+
+  /**
+   * Runs a command inside its hooks: before hooks, the command with the (possibly
+   * rewritten) arguments, after hooks. `toError` turns anything thrown into the error the
+   * after hooks see; what was thrown is rethrown unchanged.
+   */
+  async run<T>(
+    ctx: HookContext,
+    command: (args: Record<string, unknown>) => Promise<T>,
+    toError: (err: unknown) => ParleyError,
+    onError: (h: Hook, e: unknown) => void,
+  ): Promise<T> {
+    if (!this.stages.has(ctx.cmd)) return command(ctx.args);
+    let result: T;
+    try {
+      await this.before(ctx);
+      result = await command(ctx.args);
+    } catch (err) {
+      await this.after(ctx, { error: toError(err) }, onError);
+      throw err;
+    }
+    await this.after(ctx, { result }, onError);
+    return result;
   }
 }

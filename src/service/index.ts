@@ -4,13 +4,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
-import { roomTopic, userTopic } from '../bus/bus.js';
+import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
 import type {
-  AuthResult, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
+  AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
 import { Hooks, type HookContext } from './hooks.js';
@@ -18,7 +18,13 @@ import { Hooks, type HookContext } from './hooks.js';
 export interface ServiceOptions {
   textChars: number;
   heartbeatMs: number;
+  /** Keep the messages of deleted rooms instead of removing them. */
+  keepDeletedRoomHistory?: boolean;
 }
+
+/** Close code for a connection whose user was banned server-wide. */
+export const CLOSE_BANNED = 4003;
+const DIRECT_PREFIX = 'dm_';
 
 /** Who runs a command, and on which connection (absent for connection-less transports). */
 export interface Session {
@@ -40,7 +46,7 @@ const HISTORY_DEFAULT = 50;
 /** The canonical room id of a direct conversation, the same whoever opens it. */
 export function directRoomId(a: string, b: string): { id: string; key: string } {
   const key = [a, b].sort().join('\n');
-  return { id: 'dm_' + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
+  return { id: DIRECT_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
 }
 
 export class Service {
@@ -98,6 +104,50 @@ export class Service {
         return { room: a.room, users: await this.bus.presence.online(members.map((m) => m.user)) };
       },
       inbox: async (s) => ({ rooms: await this.store.inbox(s.user.id) }),
+      update: (s, a) => this.update(s, a),
+      destroy: (s, a) => this.destroy(s, a),
+      role: (s, a) => this.role(s, a),
+      kick: (s, a) => this.kick(s, a),
+      mute: (s, a) => this.mute(s, a),
+      ban: (s, a) => this.ban(s, a),
+      unban: async (s, a) => {
+        if (a.room === undefined) this.requireAdmin(s);
+        else await this.requireModerator(s, a.room);
+        return { lifted: await this.store.unban(a.room ?? null, a.user) };
+      },
+      bans: async (s, a) => {
+        if (a.room === undefined) this.requireAdmin(s);
+        else await this.requireModerator(s, a.room);
+        return { bans: await this.store.bans(a.room ?? null, Date.now()) };
+      },
+      access: (s, a) => this.access(s, a),
+      accessList: async (s, a) => {
+        await this.requireModerator(s, a.room);
+        return { room: a.room, list: a.list, users: await this.store.accessList(a.room, a.list) };
+      },
+      block: async (s, a) => {
+        if (a.user === s.user.id) throw new ParleyError('invalid', 'you cannot block yourself');
+        await this.store.setBlock(s.user.id, a.user, true);
+        return { user: a.user };
+      },
+      unblock: async (s, a) => {
+        await this.store.setBlock(s.user.id, a.user, false);
+        return { user: a.user };
+      },
+      blocks: async (s) => ({ users: await this.store.blocksOf(s.user.id) }),
+      search: (s, a) => this.search(s, a),
+      post: (s, a) => this.post(s, a),
+      notify: async (s, a) => {
+        this.requireAdmin(s);
+        const frame = eventText('notice', a.data === undefined ? { ev: a.ev } : { ev: a.ev, data: a.data });
+        if (a.all) {
+          this.bus.publish(ALL_TOPIC, { frame });
+          return { delivered: 'all' as const };
+        }
+        if (!a.users) throw new ParleyError('invalid', 'give "users" or "all": true');
+        for (const u of a.users) this.bus.publish(userTopic(u), { frame });
+        return { delivered: 'users' as const };
+      },
     };
   }
 
@@ -128,8 +178,24 @@ export class Service {
    * (replaying after the seqs named in `resume`), and announces it online.
    */
   async attach(user: Identity, conn: Conn, resume: Record<string, number> = {}): Promise<AuthResult> {
+    await this.checkNotBanned(user.id);
     await this.store.upsertUser({ id: user.id, name: user.name, profile: user.profile });
     await this.hub.add(conn);
+    try {
+      return await this.followAll(user, conn, resume);
+    } catch (err) {
+      this.hub.remove(conn);
+      throw err;
+    }
+  }
+
+  /** Refuses users under a server-wide ban (used on every authentication). */
+  async checkNotBanned(user: string): Promise<void> {
+    const ban = await this.store.activeBan(null, user, Date.now());
+    if (ban) throw new ParleyError('forbidden', 'you are banned from this server', { reason: 'banned', until: ban.until });
+  }
+
+  private async followAll(user: Identity, conn: Conn, resume: Record<string, number>): Promise<AuthResult> {
     const mine = await this.store.roomsOf(user.id);
     const resumed: Record<string, number> = {};
     const joined: Record<string, number> = {};
@@ -164,6 +230,7 @@ export class Service {
   // ---- rooms --------------------------------------------------------------------------------
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
+    if (a.room?.startsWith(DIRECT_PREFIX)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_PREFIX}" are reserved for direct rooms`, { field: 'room' });
     const id = a.room ?? randomBytes(12).toString('base64url');
     const { room, messages } = await this.store.createRoom({
       id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
@@ -176,6 +243,7 @@ export class Service {
   private async join(s: Session, a: CommandArgs<'join'>): Promise<{ room: Room; member: Member }> {
     const room = await this.requireRoom(a.room);
     if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
+    await this.checkAdmission(room.id, s.user.id);
     const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
     this.memberAdded(room, [message]);
     return { room: { ...room, lastSeq: message.seq }, member };
@@ -200,6 +268,7 @@ export class Service {
     if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be invited to a direct room');
     const me = await this.requireMember(s, room.id);
     if (room.kind === 'group' && me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins invite to a group');
+    await this.checkAdmission(room.id, a.user);
     const user = await this.store.getUser(a.user);
     const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
     this.memberAdded(room, [message]);
@@ -272,22 +341,48 @@ export class Service {
       if (JSON.stringify(m.data).length > this.opts.textChars) throw new ParleyError('too_large', 'data is too large');
       msg.data = m.data;
     }
+    if (m.room.startsWith(DIRECT_PREFIX)) {
+      const peer = await this.directPeer(m.room, s.user.id);
+      if (peer) msg.directPeer = peer;
+    }
     const pending = this.store.append(msg);
     s.admit?.();
-    const { message, duplicate } = await pending;
-    if (!duplicate) this.publishMessage(message);
+    const { message, duplicate, hiddenFor } = await pending;
+    if (!duplicate) {
+      if (Object.keys(s.user.profile).length > 0) message.profile = s.user.profile;
+      this.publishMessage(message, hiddenFor);
+    }
     return { seq: message.seq, ts: message.ts, duplicate };
   }
 
-  private publishMessage(m: Message): void {
-    this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq });
+  /** The other member of a direct room (members never change, so this is cached). */
+  private async directPeer(room: string, me: string): Promise<string | undefined> {
+    let pair = this.directPairs.get(room);
+    if (!pair) {
+      const members = await this.store.members(room);
+      if (members.length !== 2) return undefined;
+      pair = [members[0]!.user, members[1]!.user];
+      if (this.directPairs.size > 100_000) this.directPairs.clear();
+      this.directPairs.set(room, pair);
+    }
+    return pair[0] === me ? pair[1] : pair[1] === me ? pair[0] : undefined;
+  }
+  private readonly directPairs = new Map<string, [string, string]>();
+
+  private publishMessage(m: Message, hiddenFor?: string): void {
+    if (hiddenFor) {
+      const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
+      this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) });
+    } else {
+      this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq });
+    }
   }
 
   private async history(s: Session, a: CommandArgs<'history'>) {
     await this.readable(s, a.room);
     if (a.before !== undefined && a.after !== undefined) throw new ParleyError('invalid', 'give "before" or "after", not both');
     const limit = a.limit ?? HISTORY_DEFAULT;
-    const messages = await this.store.history(a.room, a.after !== undefined ? { after: a.after, limit } : { before: a.before, limit });
+    const messages = await this.store.history(a.room, a.after !== undefined ? { after: a.after, limit } : { before: a.before, limit }, s.user.id);
     const { first, last } = await this.store.bounds(a.room);
     return { messages, first, last };
   }
@@ -324,11 +419,181 @@ export class Service {
     throw new ParleyError('forbidden', 'not a member of this room');
   }
 
-  /** Members read their rooms; anyone signed in may read a public channel. */
+  /** Members read their rooms; anyone signed in may read a public channel; administrators all. */
   private async readable(s: Session, roomId: string): Promise<{ room: Room; member: Member | null }> {
     const room = await this.requireRoom(roomId);
     const member = await this.store.getMember(roomId, s.user.id);
-    if (!member && room.kind !== 'channel') throw new ParleyError('forbidden', 'not a member of this room');
+    if (!member && room.kind !== 'channel' && !s.user.admin) throw new ParleyError('forbidden', 'not a member of this room');
     return { room, member };
+  }
+
+  private requireAdmin(s: Session): void {
+    if (!s.user.admin) throw new ParleyError('forbidden', 'this needs an administrator token or API key');
+  }
+
+  /** Owners and admins of the room moderate it; administrators moderate every room (as owner). */
+  private async requireModerator(s: Session, roomId: string): Promise<{ room: Room; role: Member['role'] }> {
+    const room = await this.requireRoom(roomId);
+    if (s.user.admin) return { room, role: 'owner' };
+    const me = await this.store.getMember(roomId, s.user.id);
+    if (!me) throw new ParleyError('forbidden', 'not a member of this room');
+    if (me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins can do this');
+    return { room, role: me.role };
+  }
+
+  /** A moderator may act on members of lower rank only (owners on admins, admins on members). */
+  private async requireOutranks(role: Member['role'], roomId: string, target: string): Promise<Member> {
+    const t = await this.store.getMember(roomId, target);
+    if (!t) throw new ParleyError('not_found', 'not a member of this room');
+    const rank = { owner: 2, admin: 1, member: 0 } as const;
+    if (rank[t.role] >= rank[role]) throw new ParleyError('forbidden', `a ${role} cannot do this to a ${t.role}`);
+    return t;
+  }
+
+  /** Refuses users the room bans or its access lists keep out. */
+  private async checkAdmission(roomId: string, user: string): Promise<void> {
+    const ban = await this.store.activeBan(roomId, user, Date.now());
+    if (ban) throw new ParleyError('forbidden', 'banned from this room', { reason: 'banned', until: ban.until });
+    if (!(await this.store.hasAccess(roomId, user))) throw new ParleyError('forbidden', 'the room\'s access list does not admit this user', { reason: 'access' });
+  }
+
+  // ---- moderation ---------------------------------------------------------------------------
+
+  private async update(s: Session, a: CommandArgs<'update'>): Promise<Room> {
+    const { room } = await this.requireModerator(s, a.room);
+    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no settings');
+    if (a.name === undefined && a.topic === undefined && a.access === undefined && a.retention === undefined) {
+      throw new ParleyError('invalid', 'nothing to change');
+    }
+    const patch: Parameters<Store['updateRoom']>[1] = {};
+    if (a.name !== undefined) patch.name = a.name;
+    if (a.topic !== undefined) patch.topic = a.topic;
+    if (a.access !== undefined) patch.access = a.access;
+    if (a.retention?.count !== undefined) patch.retentionCount = a.retention.count;
+    if (a.retention?.days !== undefined) patch.retentionDays = a.retention.days;
+    const { room: updated, message } = await this.store.updateRoom(room.id, patch, { user: s.user.id, name: s.user.name });
+    this.publishMessage(message);
+    if (a.access !== undefined) await this.evictWithoutAccess(s, room.id);
+    return updated;
+  }
+
+  private async destroy(s: Session, a: CommandArgs<'destroy'>): Promise<{ room: string }> {
+    const { room, role } = await this.requireModerator(s, a.room);
+    if (role !== 'owner') throw new ParleyError('forbidden', 'only the owner can delete a room');
+    const members = await this.store.deleteRoom(room.id, this.opts.keepDeletedRoomHistory ?? false);
+    for (const user of members) {
+      this.bus.publish(userTopic(user), {
+        frame: eventText('room', { room: room.id, member: null, reason: 'deleted' }),
+        control: { op: 'unfollow', room: room.id },
+      });
+    }
+    return { room: room.id };
+  }
+
+  private async role(s: Session, a: CommandArgs<'role'>): Promise<{ member: Member }> {
+    const { room, role } = await this.requireModerator(s, a.room);
+    if (role !== 'owner') throw new ParleyError('forbidden', 'only the owner sets roles');
+    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no roles');
+    if (a.user === s.user.id && a.role !== 'owner') throw new ParleyError('conflict', 'hand the room to another member first');
+    const { member, message } = await this.store.setRole(room.id, a.user, a.role, { user: s.user.id, name: s.user.name });
+    this.publishMessage(message);
+    return { member };
+  }
+
+  private async kick(s: Session, a: CommandArgs<'kick'>): Promise<{ room: string; user: string }> {
+    const { room, role } = await this.requireModerator(s, a.room);
+    if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be removed from a direct room');
+    await this.requireOutranks(role, room.id, a.user);
+    await this.removeMember(s, room.id, a.user, 'kicked', a.reason);
+    return { room: room.id, user: a.user };
+  }
+
+  private async removeMember(s: Session, room: string, user: string, reason: string, note?: string): Promise<void> {
+    const u = await this.store.getUser(user);
+    const message = await this.store.removeMember(room, user, u?.name ?? user, s.user.id);
+    this.memberRemoved(message, note ? `${reason}: ${note}` : reason);
+  }
+
+  private async mute(s: Session, a: CommandArgs<'mute'>): Promise<{ member: Member }> {
+    const { room, role } = await this.requireModerator(s, a.room);
+    await this.requireOutranks(role, room.id, a.user);
+    const until = a.seconds === undefined ? null : Date.now() + a.seconds * 1000;
+    return { member: await this.store.setMute(room.id, a.user, until, a.off === true) };
+  }
+
+  private async ban(s: Session, a: CommandArgs<'ban'>): Promise<{ ban: Ban }> {
+    const until = a.seconds === undefined ? null : Date.now() + a.seconds * 1000;
+    if (a.room === undefined) {
+      this.requireAdmin(s);
+      const ban = await this.store.ban({ room: null, user: a.user, until, reason: a.reason ?? '', by: s.user.id });
+      this.bus.publish(userTopic(a.user), {
+        frame: eventText('goodbye', { code: 'forbidden', message: 'you are banned from this server' }),
+        control: { op: 'close', code: CLOSE_BANNED, reason: 'banned' },
+      });
+      return { ban };
+    }
+    const { room, role } = await this.requireModerator(s, a.room);
+    if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be banned from a direct room');
+    const target = await this.store.getMember(room.id, a.user);
+    if (target) await this.requireOutranks(role, room.id, a.user);
+    const ban = await this.store.ban({ room: room.id, user: a.user, until, reason: a.reason ?? '', by: s.user.id });
+    if (target) await this.removeMember(s, room.id, a.user, 'banned', a.reason);
+    return { ban };
+  }
+
+  private async access(s: Session, a: CommandArgs<'access'>) {
+    const { room } = await this.requireModerator(s, a.room);
+    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no access lists');
+    if (!a.add && !a.remove) throw new ParleyError('invalid', 'give "add" and/or "remove"');
+    const users = await this.store.setAccess(room.id, a.list, a.add ?? [], a.remove ?? []);
+    const removed = await this.evictWithoutAccess(s, room.id);
+    return { room: room.id, list: a.list, users, removed };
+  }
+
+  /** Removes, at once and everywhere, the members the room's access rules no longer admit. */
+  private async evictWithoutAccess(s: Session, room: string): Promise<string[]> {
+    const removed: string[] = [];
+    for (const m of await this.store.members(room)) {
+      if (m.role !== 'member' || (await this.store.hasAccess(room, m.user))) continue;
+      try {
+        await this.removeMember(s, room, m.user, 'access');
+        removed.push(m.user);
+      } catch (err) {
+        if (!(err instanceof ParleyError && err.code === 'not_found')) throw err;
+      }
+    }
+    return removed;
+  }
+
+  // ---- search and server-side API -------------------------------------------------------------
+
+  private async search(s: Session, a: CommandArgs<'search'>) {
+    let rooms: string[];
+    if (a.room !== undefined) {
+      await this.readable(s, a.room);
+      rooms = [a.room];
+    } else {
+      rooms = (await this.store.roomsOf(s.user.id)).map((r) => r.room.id);
+    }
+    return { messages: await this.store.search(s.user.id, a.query, rooms, a.limit ?? 20) };
+  }
+
+  private async post(s: Session, a: CommandArgs<'post'>) {
+    this.requireAdmin(s);
+    for (const room of a.rooms) await this.requireRoom(room);
+    for (const m of a.messages) if ('text' in m) this.checkText(m.text);
+    const as = a.as ?? { id: 'system', name: 'System' };
+    const pending: Array<Promise<{ message: Message }>> = [];
+    for (const room of a.rooms) {
+      for (const m of a.messages) {
+        pending.push(this.store.append('text' in m
+          ? { room, user: as.id, name: as.name ?? as.id, kind: 'text', text: m.text, system: true }
+          : { room, user: as.id, name: as.name ?? as.id, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true }));
+      }
+    }
+    s.admit?.();
+    const results = await Promise.all(pending);
+    for (const r of results) this.publishMessage(r.message);
+    return { posted: results.map((r) => ({ room: r.message.room, seq: r.message.seq })) };
   }
 }

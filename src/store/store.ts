@@ -15,7 +15,7 @@
 // - An `append` with a key already used by the same user in the same room stores nothing and
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
-import type { InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
+import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
 
 export interface NewRoom {
   id: string;
@@ -33,14 +33,35 @@ export interface NewMessage {
   room: string;
   user: string;
   name: string;
-  kind: Extract<MessageKind, 'text' | 'edit' | 'delete' | 'reaction'>;
+  kind: Extract<MessageKind, 'text' | 'edit' | 'delete' | 'reaction' | 'event'>;
   text?: string;
   target?: number;
   data?: Record<string, unknown>;
   key?: string;
+  /** Posted by the server-side API: no membership needed. */
+  system?: boolean;
+  /**
+   * In a direct room: the other member, so the store can mark the message hidden for it when
+   * it blocks the sender (it then receives a `hidden` placeholder; the sender is not told).
+   */
+  directPeer?: string;
 }
 
-export interface AppendResult { message: Message; duplicate: boolean }
+/** A room setting change; null removes a retention limit. */
+export interface RoomPatch {
+  name?: string;
+  topic?: string;
+  access?: AccessMode;
+  retentionCount?: number | null;
+  retentionDays?: number | null;
+}
+
+export interface AppendResult {
+  message: Message;
+  duplicate: boolean;
+  /** Set when the message is hidden for this user (it blocked the sender). */
+  hiddenFor?: string;
+}
 
 export interface HistoryQuery { before?: number; after?: number; limit: number }
 
@@ -81,15 +102,50 @@ export interface Store {
    * deletes by its author or a room owner/admin (`forbidden`).
    */
   append(msg: NewMessage): Promise<AppendResult>;
-  /** Messages in seq order: after `after`, or the latest ones before `before` (or the end). */
-  history(room: string, q: HistoryQuery): Promise<Message[]>;
-  getMessage(room: string, seq: number): Promise<Message | null>;
+  /**
+   * Messages in seq order: after `after`, or the latest ones before `before` (or the end).
+   * With `viewer`, messages hidden for it come back as `hidden` placeholders.
+   */
+  history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]>;
+  getMessage(room: string, seq: number, viewer?: string): Promise<Message | null>;
   bounds(room: string): Promise<Bounds>;
 
   /** Moves the read marker forward (never back, never past lastSeq); returns it. */
   markRead(room: string, user: string, seq: number): Promise<number>;
   /** The user's rooms with last text message and unread count, most recent first. */
   inbox(user: string): Promise<InboxEntry[]>;
+
+  // ---- moderation ---------------------------------------------------------------------------
+
+  /** Applies the patch and appends an `update` message naming what changed. */
+  updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }>;
+  /** Deletes a room with its members and lists; its history too unless `keepHistory`. Returns the former members. */
+  deleteRoom(room: string, keepHistory: boolean): Promise<string[]>;
+  /** Sets a role (appending an `update` message); giving `owner` makes the previous owner an admin. */
+  setRole(room: string, user: string, role: Role, by: { user: string; name: string }): Promise<{ member: Member; message: Message }>;
+  /** Mutes until `until` (ms; null: forever), or lifts it with `off`. */
+  setMute(room: string, user: string, until: number | null, off: boolean): Promise<Member>;
+  /** Records a ban (room null: server-wide), replacing an earlier one for the same user and room. */
+  ban(b: { room: string | null; user: string; until: number | null; reason: string; by: string | null }): Promise<Ban>;
+  unban(room: string | null, user: string): Promise<boolean>;
+  /** Bans in force at `now` (room null: server-wide ones). */
+  bans(room: string | null, now: number): Promise<Ban[]>;
+  /** The ban in force for the user in the room, or server-wide when room is null. */
+  activeBan(room: string | null, user: string, now: number): Promise<Ban | null>;
+  /** Changes a black or white list; resolves with the list after the change. */
+  setAccess(room: string, list: 'black' | 'white', add: string[], remove: string[]): Promise<string[]>;
+  accessList(room: string, list: 'black' | 'white'): Promise<string[]>;
+  /** Whether the room's access mode and lists let the user be a member (owners/admins always). */
+  hasAccess(room: string, user: string): Promise<boolean>;
+  setBlock(user: string, other: string, blocked: boolean): Promise<void>;
+  blocksOf(user: string): Promise<string[]>;
+
+  // ---- retention and search ------------------------------------------------------------------
+
+  /** Removes messages beyond each room's (or the default) count and age limits; returns how many. */
+  applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number>;
+  /** Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded. */
+  search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]>;
 
   close(): Promise<void>;
 }

@@ -150,5 +150,102 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await expect(store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'unavailable' });
       store = await open();
     });
+
+    it('room settings change with an update message; deleting a room removes members and history', async () => {
+      const id = await group('u1', ['u2']);
+      const { room, message } = await store.updateRoom(id, { topic: 'new', access: 'whitelist', retentionCount: 10, retentionDays: 2 }, { user: 'u1', name: 'U1' });
+      expect(room).toMatchObject({ topic: 'new', access: 'whitelist', retention: { count: 10, days: 2 }, lastSeq: message.seq });
+      expect(message).toMatchObject({ kind: 'update', data: { topic: 'new', access: 'whitelist', retention: { count: 10, days: 2 } } });
+      const cleared = await store.updateRoom(id, { retentionCount: null }, { user: 'u1', name: 'U1' });
+      expect(cleared.room.retention).toEqual({ count: null, days: 2 });
+      expect((await store.deleteRoom(id, false)).sort()).toEqual(['u1', 'u2']);
+      expect(await store.getRoom(id)).toBeNull();
+      expect(await store.getMember(id, 'u1')).toBeNull();
+      expect(await store.history(id, { limit: 10 })).toEqual([]);
+      await expect(store.deleteRoom(id, false)).rejects.toMatchObject({ code: 'not_found' });
+    });
+
+    it('roles, mutes and owner hand-over', async () => {
+      const id = await group('u1', ['u2']);
+      const { member } = await store.setRole(id, 'u2', 'owner', { user: 'u1', name: 'U1' });
+      expect(member.role).toBe('owner');
+      expect((await store.getMember(id, 'u1'))!.role).toBe('admin');
+      const until = Date.now() + 60_000;
+      expect((await store.setMute(id, 'u1', until, false)).mutedUntil).toBe(until);
+      await expect(store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'forbidden', details: { reason: 'muted' } });
+      expect((await store.setMute(id, 'u1', null, false)).mutedUntil).toBeNull();
+      expect((await store.setMute(id, 'u1', null, true)).mutedUntil).toBeUndefined();
+      expect((await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).duplicate).toBe(false);
+      await expect(store.setMute(id, 'nobody', null, false)).rejects.toMatchObject({ code: 'not_found' });
+    });
+
+    it('bans are in force until they expire; server-wide bans are separate', async () => {
+      const id = await group('u1');
+      const now = Date.now();
+      await store.ban({ room: id, user: 'b1', until: now + 1000, reason: 'r', by: 'u1' });
+      await store.ban({ room: null, user: 'b2', until: null, reason: '', by: 'root' });
+      expect(await store.activeBan(id, 'b1', now)).toMatchObject({ room: id, user: 'b1', until: now + 1000, reason: 'r' });
+      expect(await store.activeBan(id, 'b1', now + 2000)).toBeNull();
+      expect(await store.activeBan(null, 'b1', now)).toBeNull();
+      expect(await store.activeBan(null, 'b2', now + 10 ** 9)).toMatchObject({ room: null, until: null });
+      expect((await store.bans(id, now)).map((b) => b.user)).toEqual(['b1']);
+      expect(await store.unban(id, 'b1')).toBe(true);
+      expect(await store.unban(id, 'b1')).toBe(false);
+    });
+
+    it('access lists decide who may be a member; owners and admins always may', async () => {
+      const id = await group('u1', ['u2']);
+      expect(await store.setAccess(id, 'black', ['u2', 'u3'], [])).toEqual(['u2', 'u3']);
+      expect(await store.hasAccess(id, 'u2')).toBe(false);
+      expect(await store.hasAccess(id, 'u4')).toBe(true);
+      expect(await store.setAccess(id, 'black', [], ['u2'])).toEqual(['u3']);
+      await store.updateRoom(id, { access: 'whitelist' }, { user: 'u1', name: 'U1' });
+      await store.setAccess(id, 'white', ['u2'], []);
+      expect(await store.hasAccess(id, 'u2')).toBe(true);
+      expect(await store.hasAccess(id, 'u4')).toBe(false);
+      expect(await store.hasAccess(id, 'u1')).toBe(true);
+      expect(await store.accessList(id, 'white')).toEqual(['u2']);
+    });
+
+    it('a direct message from a blocked user is stored hidden for the blocker', async () => {
+      const id = rid();
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'da', directKey: `da\ndb-${id}`, members: [
+        { user: 'da', name: 'da', role: 'member' }, { user: 'db', name: 'db', role: 'member' }] });
+      await store.setBlock('da', 'db', true);
+      expect(await store.blocksOf('da')).toEqual(['db']);
+      const r = await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'psst', directPeer: 'da' });
+      expect(r.hiddenFor).toBe('da');
+      expect((await store.history(id, { limit: 10 }, 'da')).at(-1)).toEqual({ room: id, seq: r.message.seq, kind: 'hidden', user: 'db', name: 'db', ts: r.message.ts });
+      expect((await store.history(id, { limit: 10 }, 'db')).at(-1)!.text).toBe('psst');
+      expect((await store.inbox('da'))[0]!.unread).toBe(0);
+      await store.setBlock('da', 'db', false);
+      expect((await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'hi', directPeer: 'da' })).hiddenFor).toBeUndefined();
+    });
+
+    it('retention removes messages beyond count and age; bounds move up', async () => {
+      const id = await group('u1');
+      await store.updateRoom(id, { retentionCount: 3 }, { user: 'u1', name: 'U1' });
+      for (let i = 0; i < 6; i++) await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: `m${i}` });
+      const { last } = await store.bounds(id);
+      const removed = await store.applyRetention(Date.now(), { count: null, days: null });
+      expect(removed).toBeGreaterThanOrEqual(last - 3);
+      expect(await store.bounds(id)).toEqual({ first: last - 2, last });
+      const old = await group('u1');
+      await store.append({ room: old, user: 'u1', name: 'x', kind: 'text', text: 'old' });
+      await store.applyRetention(Date.now() + 3 * 86_400_000, { count: null, days: 1 });
+      expect(await store.history(old, { limit: 10 })).toEqual([]);
+      expect((await store.bounds(old)).first).toBe((await store.bounds(old)).last + 1);
+    });
+
+    it('search matches words in the given rooms only, newest first', async () => {
+      const a = await group('u1');
+      const b = await group('u1');
+      await store.append({ room: a, user: 'u1', name: 'x', kind: 'text', text: 'Zebra crossing ahead' });
+      await store.append({ room: a, user: 'u1', name: 'x', kind: 'text', text: 'another zebra' });
+      await store.append({ room: b, user: 'u1', name: 'x', kind: 'text', text: 'zebra elsewhere' });
+      expect((await store.search('u1', 'zebra', [a], 10)).map((m) => m.text)).toEqual(['another zebra', 'Zebra crossing ahead']);
+      expect((await store.search('u1', 'zebra', [a, b], 1))).toHaveLength(1);
+      expect(await store.search('u1', '***', [a], 10)).toEqual([]);
+    });
   });
 }

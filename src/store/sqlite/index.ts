@@ -5,8 +5,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ParleyError } from '../../errors.js';
-import type { InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
-import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, Store } from '../store.js';
+import type { AccessMode, Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
+import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
 import { migrations } from './migrations.js';
 
 export interface SqliteOptions {
@@ -18,29 +18,53 @@ export interface SqliteOptions {
 
 interface MessageRow {
   room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
-  text: string | null; target: number | null; data: string | null;
+  text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
 }
 interface RoomRow {
   id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
+  access: AccessMode; retention_count: number | null; retention_ms: number | null;
 }
-interface MemberRow { room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number }
+interface MemberRow {
+  room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number; muted_until: number | null;
+}
+interface BanRow { room_id: string; user_id: string; until: number | null; reason: string; by: string | null; created_at: number }
+
+/** muted_until value meaning "until further notice". */
+const FOREVER = Number.MAX_SAFE_INTEGER;
+const DAY_MS = 86_400_000;
 
 interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 
-const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data';
-const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq';
+const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for';
+/** Messages as clients read them: with the author's current public profile. */
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+  FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
+const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq, access, retention_count, retention_ms';
+const MEMBER_COLS = 'room_id, user_id, role, joined_at, read_seq, join_seq, muted_until';
 
-export function rowToMessage(r: MessageRow): Message {
+export function rowToMessage(r: MessageRow, viewer?: string): Message {
+  if (viewer !== undefined && r.hidden_for === viewer) {
+    return { room: r.room_id, seq: r.seq, kind: 'hidden', user: r.user_id, name: r.name, ts: r.ts };
+  }
   const m: Message = { room: r.room_id, seq: r.seq, kind: r.kind, user: r.user_id, name: r.name, ts: r.ts };
   if (r.text !== null) m.text = r.text;
   if (r.target !== null) m.target = r.target;
   if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
+  if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
   return m;
 }
 const rowToRoom = (r: RoomRow): Room => ({
   id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
+  access: r.access, retention: { count: r.retention_count, days: r.retention_ms === null ? null : r.retention_ms / DAY_MS },
 });
-const rowToMember = (r: MemberRow): Member => ({ room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq });
+function rowToMember(r: MemberRow): Member {
+  const m: Member = { room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq };
+  if (r.muted_until !== null) m.mutedUntil = r.muted_until === FOREVER ? null : r.muted_until;
+  return m;
+}
+const rowToBan = (r: BanRow): Ban => ({
+  room: r.room_id === '' ? null : r.room_id, user: r.user_id, until: r.until, reason: r.reason, by: r.by, createdAt: r.created_at,
+});
 
 export class SqliteStore implements Store {
   /** The open database, shared with sibling stores in the same file (accounts, plugins). */
@@ -92,28 +116,68 @@ export class SqliteStore implements Store {
       findDirect: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE direct_key = ?`),
       lastSeq: d.prepare('SELECT last_seq FROM rooms WHERE id = ?').pluck(),
       setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
-      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq,
-          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq
+      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.access, r.retention_count, r.retention_ms,
+          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
+      roomIdsOf: d.prepare('SELECT room_id FROM members WHERE user_id = ?').pluck(),
       publicRooms: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
-      getMember: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq, join_seq FROM members WHERE room_id = ? AND user_id = ?'),
-      members: d.prepare('SELECT room_id, user_id, role, joined_at, read_seq, join_seq FROM members WHERE room_id = ? ORDER BY joined_at, user_id'),
+      getMember: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? AND user_id = ?`),
+      members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
       insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      ftsInsert: d.prepare('INSERT INTO messages_fts (text, room_id, seq) VALUES (?, ?, ?)'),
+      ftsDeleteThread: d.prepare(`DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages
+        WHERE room_id = ? AND (seq = ? OR (target = ? AND kind = 'edit')) AND fts_id IS NOT NULL)`),
+      isBlocked: d.prepare('SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
-      getMessage: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq = ?`),
+      getMessage: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq = ?`),
       isDeleted: d.prepare(`SELECT 1 FROM messages WHERE room_id = ? AND target = ? AND kind = 'delete' LIMIT 1`),
-      after: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`),
-      before: d.prepare(`SELECT * FROM (SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`),
+      after: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
+      before: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
       firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
       markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT last_seq FROM rooms WHERE id = ?)))
         WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
-      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, m.role, m.read_seq,
-          (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text' AND x.user_id <> m.user_id) AS unread,
-          (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text') AS last_text
+      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.access, r.retention_count, r.retention_ms,
+          m.role, m.read_seq,
+          (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
+            AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)) AS unread,
+          (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
+            AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id)) AS last_text
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?`),
+      updateRoom: d.prepare(`UPDATE rooms SET name = coalesce(@name, name), topic = coalesce(@topic, topic), access = coalesce(@access, access),
+          retention_count = CASE WHEN @setCount THEN @count ELSE retention_count END,
+          retention_ms = CASE WHEN @setMs THEN @ms ELSE retention_ms END WHERE id = @id`),
+      deleteRoom: d.prepare('DELETE FROM rooms WHERE id = ?'),
+      deleteRoomMessages: d.prepare('DELETE FROM messages WHERE room_id = ?'),
+      deleteRoomFts: d.prepare('DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages WHERE room_id = ? AND fts_id IS NOT NULL)'),
+      deleteRoomBans: d.prepare('DELETE FROM bans WHERE room_id = ?'),
+      memberIds: d.prepare('SELECT user_id FROM members WHERE room_id = ?').pluck(),
+      setRole: d.prepare('UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?'),
+      owners: d.prepare("SELECT user_id FROM members WHERE room_id = ? AND role = 'owner'").pluck(),
+      setMute: d.prepare('UPDATE members SET muted_until = ? WHERE room_id = ? AND user_id = ?'),
+      upsertBan: d.prepare(`INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT(room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`),
+      deleteBan: d.prepare('DELETE FROM bans WHERE room_id = ? AND user_id = ?'),
+      bans: d.prepare('SELECT room_id, user_id, until, reason, by, created_at FROM bans WHERE room_id = ? AND (until IS NULL OR until > ?) ORDER BY created_at'),
+      activeBan: d.prepare('SELECT room_id, user_id, until, reason, by, created_at FROM bans WHERE room_id = ? AND user_id = ? AND (until IS NULL OR until > ?)'),
+      accessAdd: d.prepare('INSERT OR IGNORE INTO access_lists (room_id, list, user_id) VALUES (?, ?, ?)'),
+      accessRemove: d.prepare('DELETE FROM access_lists WHERE room_id = ? AND list = ? AND user_id = ?'),
+      accessList: d.prepare('SELECT user_id FROM access_lists WHERE room_id = ? AND list = ? ORDER BY user_id').pluck(),
+      inList: d.prepare('SELECT 1 FROM access_lists WHERE room_id = ? AND list = ? AND user_id = ?'),
+      block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
+      unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
+      blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
+      retentionRooms: d.prepare('SELECT id, last_seq, retention_count, retention_ms FROM rooms'),
+      expireFts: d.prepare(`DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages
+        WHERE room_id = ? AND (seq <= ? OR ts < ?) AND fts_id IS NOT NULL)`),
+      expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND (seq <= ? OR ts < ?)'),
+      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+        FROM messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq LEFT JOIN users u ON u.id = m.user_id
+        WHERE messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
+          AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
+        ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
     };
   }
 
@@ -178,9 +242,17 @@ export class SqliteStore implements Store {
     this.dirty.add(room);
   }
 
-  private insertMessage(m: Message, key: string | null): void {
+  private insertMessage(m: Message, key: string | null, hiddenFor: string | null = null): void {
+    let ftsId: number | null = null;
+    if ((m.kind === 'text' || m.kind === 'edit') && m.text !== undefined) {
+      // An edit replaces what search finds for its thread: drop the older versions first.
+      if (m.kind === 'edit') this.s.ftsDeleteThread.run(m.room, m.target, m.target);
+      ftsId = Number(this.s.ftsInsert.run(m.text, m.room, m.seq).lastInsertRowid);
+    } else if (m.kind === 'delete') {
+      this.s.ftsDeleteThread.run(m.room, m.target, m.target);
+    }
     this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-      m.data === undefined ? null : JSON.stringify(m.data), key);
+      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId);
     this.commitSeq(m.room, m.seq);
   }
 
@@ -217,7 +289,10 @@ export class SqliteStore implements Store {
         this.insertMessage(msg, null);
         messages.push(msg);
       }
-      const room: Room = { id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length };
+      const room: Room = {
+        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length,
+        access: 'blacklist', retention: { count: null, days: null },
+      };
       return { room, messages };
     });
   }
@@ -287,20 +362,25 @@ export class SqliteStore implements Store {
   append(nm: NewMessage): Promise<AppendResult> {
     return this.write(() => {
       const member = this.s.getMember.get(nm.room, nm.user) as MemberRow | undefined;
-      if (!member) {
+      if (!member && !nm.system) {
         if (!this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
         throw new ParleyError('forbidden', 'not a member of this room');
+      }
+      if (nm.system && !this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
+      if (member?.muted_until != null && member.muted_until > Date.now() && nm.kind !== 'delete') {
+        const until = member.muted_until === FOREVER ? null : member.muted_until;
+        throw new ParleyError('forbidden', 'you are muted in this room', { reason: 'muted', until });
       }
       if (nm.key !== undefined) {
         const prior = this.s.byKey.get(nm.room, nm.user, nm.key) as MessageRow | undefined;
         if (prior) return { message: rowToMessage(prior), duplicate: true };
       }
-      if (nm.kind !== 'text') {
+      if (nm.kind === 'edit' || nm.kind === 'delete' || nm.kind === 'reaction') {
         const target = this.s.getMessage.get(nm.room, nm.target) as MessageRow | undefined;
         if (!target || target.kind !== 'text') throw new ParleyError('not_found', 'target message not found');
         if (this.s.isDeleted.get(nm.room, nm.target)) throw new ParleyError('conflict', 'target message was deleted');
         if (nm.kind === 'edit' && target.user_id !== nm.user) throw new ParleyError('forbidden', 'only the author can edit a message');
-        if (nm.kind === 'delete' && target.user_id !== nm.user && member.role === 'member') {
+        if (nm.kind === 'delete' && target.user_id !== nm.user && (!member || member.role === 'member')) {
           throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
         }
       }
@@ -308,21 +388,22 @@ export class SqliteStore implements Store {
       if (nm.text !== undefined) message.text = nm.text;
       if (nm.target !== undefined) message.target = nm.target;
       if (nm.data !== undefined) message.data = nm.data;
-      this.insertMessage(message, nm.key ?? null);
-      return { message, duplicate: false };
+      const hiddenFor = nm.directPeer !== undefined && this.s.isBlocked.get(nm.directPeer, nm.user) ? nm.directPeer : null;
+      this.insertMessage(message, nm.key ?? null, hiddenFor);
+      return hiddenFor ? { message, duplicate: false, hiddenFor } : { message, duplicate: false };
     });
   }
 
-  history(room: string, q: HistoryQuery): Promise<Message[]> {
+  history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
     const rows = q.after !== undefined
       ? this.s.after.all(room, q.after, q.limit)
       : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
-    return Promise.resolve((rows as MessageRow[]).map(rowToMessage));
+    return Promise.resolve((rows as MessageRow[]).map((r) => rowToMessage(r, viewer)));
   }
 
-  getMessage(room: string, seq: number): Promise<Message | null> {
+  getMessage(room: string, seq: number, viewer?: string): Promise<Message | null> {
     const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
-    return Promise.resolve(r ? rowToMessage(r) : null);
+    return Promise.resolve(r ? rowToMessage(r, viewer) : null);
   }
 
   bounds(room: string): Promise<Bounds> {
@@ -348,6 +429,155 @@ export class SqliteStore implements Store {
     });
     entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
     return Promise.resolve(entries);
+  }
+
+  // ---- moderation ---------------------------------------------------------------------------
+
+  updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }> {
+    return this.write(() => {
+      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
+      const setCount = patch.retentionCount !== undefined;
+      const setMs = patch.retentionDays !== undefined;
+      this.s.updateRoom.run({
+        id: room, name: patch.name ?? null, topic: patch.topic ?? null, access: patch.access ?? null,
+        setCount: setCount ? 1 : 0, count: patch.retentionCount ?? null,
+        setMs: setMs ? 1 : 0, ms: patch.retentionDays == null ? null : Math.round(patch.retentionDays * DAY_MS),
+      });
+      const data: Record<string, unknown> = {};
+      if (patch.name !== undefined) data.name = patch.name;
+      if (patch.topic !== undefined) data.topic = patch.topic;
+      if (patch.access !== undefined) data.access = patch.access;
+      if (setCount || setMs) {
+        data.retention = {
+          ...(setCount ? { count: patch.retentionCount } : {}), ...(setMs ? { days: patch.retentionDays } : {}),
+        };
+      }
+      const message: Message = { room, seq: this.nextSeq(room), kind: 'update', user: by.user, name: by.name, ts: Date.now(), data };
+      this.insertMessage(message, null);
+      const updated = rowToRoom(this.s.getRoom.get(room) as RoomRow);
+      updated.lastSeq = message.seq;
+      return { room: updated, message };
+    });
+  }
+
+  deleteRoom(room: string, keepHistory: boolean): Promise<string[]> {
+    return this.write(() => {
+      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
+      const members = this.s.memberIds.all(room) as string[];
+      if (!keepHistory) {
+        this.s.deleteRoomFts.run(room);
+        this.s.deleteRoomMessages.run(room);
+      }
+      this.s.deleteRoomBans.run(room);
+      this.s.deleteRoom.run(room);
+      this.seqs.delete(room);
+      this.dirty.delete(room);
+      return members;
+    });
+  }
+
+  setRole(room: string, user: string, role: Role, by: { user: string; name: string }): Promise<{ member: Member; message: Message }> {
+    return this.write(() => {
+      if (!this.s.getMember.get(room, user)) throw new ParleyError('not_found', 'not a member');
+      if (role === 'owner') {
+        for (const owner of this.s.owners.all(room) as string[]) if (owner !== user) this.s.setRole.run('admin', room, owner);
+      }
+      this.s.setRole.run(role, room, user);
+      const message: Message = { room, seq: this.nextSeq(room), kind: 'update', user: by.user, name: by.name, ts: Date.now(), data: { user, role } };
+      this.insertMessage(message, null);
+      return { member: rowToMember(this.s.getMember.get(room, user) as MemberRow), message };
+    });
+  }
+
+  setMute(room: string, user: string, until: number | null, off: boolean): Promise<Member> {
+    return this.write(() => {
+      const value = off ? null : until ?? FOREVER;
+      if (this.s.setMute.run(value, room, user).changes === 0) throw new ParleyError('not_found', 'not a member');
+      return rowToMember(this.s.getMember.get(room, user) as MemberRow);
+    });
+  }
+
+  ban(b: { room: string | null; user: string; until: number | null; reason: string; by: string | null }): Promise<Ban> {
+    return this.write(() => {
+      const now = Date.now();
+      this.s.upsertBan.run(b.room ?? '', b.user, b.until, b.reason, b.by, now);
+      return { room: b.room, user: b.user, until: b.until, reason: b.reason, by: b.by, createdAt: now };
+    });
+  }
+
+  unban(room: string | null, user: string): Promise<boolean> {
+    return this.write(() => this.s.deleteBan.run(room ?? '', user).changes > 0);
+  }
+
+  bans(room: string | null, now: number): Promise<Ban[]> {
+    return Promise.resolve((this.s.bans.all(room ?? '', now) as BanRow[]).map(rowToBan));
+  }
+
+  activeBan(room: string | null, user: string, now: number): Promise<Ban | null> {
+    const r = this.s.activeBan.get(room ?? '', user, now) as BanRow | undefined;
+    return Promise.resolve(r ? rowToBan(r) : null);
+  }
+
+  setAccess(room: string, list: 'black' | 'white', add: string[], remove: string[]): Promise<string[]> {
+    return this.write(() => {
+      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
+      for (const u of add) this.s.accessAdd.run(room, list, u);
+      for (const u of remove) this.s.accessRemove.run(room, list, u);
+      return this.s.accessList.all(room, list) as string[];
+    });
+  }
+
+  accessList(room: string, list: 'black' | 'white'): Promise<string[]> {
+    return Promise.resolve(this.s.accessList.all(room, list) as string[]);
+  }
+
+  hasAccess(room: string, user: string): Promise<boolean> {
+    const r = this.s.getRoom.get(room) as RoomRow | undefined;
+    if (!r) return Promise.resolve(false);
+    const m = this.s.getMember.get(room, user) as MemberRow | undefined;
+    if (m && m.role !== 'member') return Promise.resolve(true);
+    if (r.access === 'whitelist') return Promise.resolve(!!this.s.inList.get(room, 'white', user));
+    return Promise.resolve(!this.s.inList.get(room, 'black', user));
+  }
+
+  setBlock(user: string, other: string, blocked: boolean): Promise<void> {
+    return this.write(() => {
+      if (blocked) this.s.block.run(user, other, Date.now());
+      else this.s.unblock.run(user, other);
+    });
+  }
+
+  blocksOf(user: string): Promise<string[]> {
+    return Promise.resolve(this.s.blocksOf.all(user) as string[]);
+  }
+
+  // ---- retention and search ------------------------------------------------------------------
+
+  applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
+    return this.write(() => {
+      let removed = 0;
+      type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
+      for (const r of this.s.retentionRooms.all() as Row[]) {
+        const count = r.retention_count ?? defaults.count;
+        const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
+        if (count === null && ms === null) continue;
+        const upTo = count === null ? 0 : Math.max(0, (this.seqs.get(r.id) ?? r.last_seq) - count);
+        const before = ms === null ? 0 : now - ms;
+        if (upTo === 0 && before === 0) continue;
+        this.s.expireFts.run(r.id, upTo, before);
+        removed += this.s.expire.run(r.id, upTo, before).changes;
+      }
+      return removed;
+    });
+  }
+
+  search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
+    // Each word becomes a quoted FTS5 string, so no query syntax from users reaches FTS5.
+    const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
+    if (words.length === 0 || rooms.length === 0) return Promise.resolve([]);
+    const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
+    const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
+    return Promise.resolve(rows.map((r) => rowToMessage(r)));
   }
 
   async close(): Promise<void> {

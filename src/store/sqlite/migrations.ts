@@ -44,12 +44,15 @@ export const migrations: string[] = [
     target INTEGER,
     data TEXT,
     key TEXT,
+    hidden_for TEXT,
+    fts_id INTEGER,
     PRIMARY KEY (room_id, seq)
   ) WITHOUT ROWID;
   CREATE UNIQUE INDEX messages_key ON messages(room_id, user_id, key) WHERE key IS NOT NULL;
   CREATE INDEX messages_target ON messages(room_id, target) WHERE target IS NOT NULL;
   -- Full-text index of text and edit messages (FTS5); rows are removed when a message is deleted.
   CREATE VIRTUAL TABLE messages_fts USING fts5(text, room_id UNINDEXED, seq UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');
+  CREATE INDEX messages_ts ON messages(room_id, ts);
   -- Room access lists: 'black' users may not be members; in whitelist mode only 'white' users may.
   CREATE TABLE access_lists (
     room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,

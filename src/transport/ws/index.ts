@@ -8,10 +8,11 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
-import type { Conn } from '../../hub/index.js';
+import type { Conn, SharedFrame } from '../../hub/index.js';
+import { textFrame } from './frame.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
-import type { Service } from '../../service/index.js';
+import { CLOSE_BANNED, type Service } from '../../service/index.js';
 
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_GOING_AWAY = 1001;
@@ -34,9 +35,35 @@ class Connection implements Conn {
   tail: Promise<void> = Promise.resolve();
   timers: NodeJS.Timeout[] = [];
   closed = false;
-  constructor(readonly ws: WebSocket, readonly remote: string) {}
-  send(data: Buffer): void {
-    if (this.ws.readyState === 1) this.ws.send(data, { binary: false });
+  private readonly socket: Duplex;
+  private corked = false;
+  constructor(readonly ws: WebSocket, readonly remote: string) {
+    // ws keeps its socket private; shared frames are written to it directly, already framed.
+    this.socket = (ws as unknown as { _socket: Duplex })._socket;
+  }
+  send(frame: SharedFrame): void {
+    if (this.ws.readyState !== 1 || !this.socket.writable) return;
+    frame.wire ??= textFrame(frame.payload);
+    this.cork();
+    this.socket.write(frame.wire);
+  }
+  /** Replies and other one-off frames. */
+  reply(data: string): void {
+    if (this.ws.readyState !== 1) return;
+    this.cork();
+    this.ws.send(data);
+  }
+  /** Writes made in the same event-loop turn leave in one system call. */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    uncorkQueue.push(this);
+    if (uncorkQueue.length === 1) setImmediate(uncorkAll);
+  }
+  uncork(): void {
+    this.corked = false;
+    this.socket.uncork();
   }
   bufferedAmount(): number {
     return this.ws.bufferedAmount;
@@ -49,6 +76,12 @@ class Connection implements Conn {
     const t = setTimeout(() => this.ws.terminate(), 2000);
     t.unref();
   }
+}
+
+const uncorkQueue: Connection[] = [];
+function uncorkAll(): void {
+  const batch = uncorkQueue.splice(0);
+  for (const c of batch) c.uncork();
 }
 
 export class WsTransport {
@@ -153,17 +186,21 @@ export class WsTransport {
       return;
     }
     if (c.closed) return;
-    c.identity = identity;
     c.user = identity.id;
     try {
       const result = await this.service.attach(identity, c, frame.resume);
+      c.identity = identity;
       if (c.closed) {
         await this.service.detach(identity, c);
         return;
       }
       this.reply(c, frame.id, null, result);
     } catch (err) {
-      this.fail(c, frame.id, err);
+      const e = toParleyError(err);
+      if (e.details?.reason === 'banned') {
+        this.reply(c, frame.id, e);
+        this.goodbye(c, CLOSE_BANNED, e.code, e.message);
+      } else this.fail(c, frame.id, err);
       return;
     }
     if (identity.exp !== undefined) {
@@ -182,11 +219,11 @@ export class WsTransport {
 
   private reply(c: Connection, id: string | number | null, error: ParleyError | null, data?: unknown): void {
     const frame = error ? { id, ok: false, error: error.toJSON() } : { id, ok: true, data };
-    c.send(Buffer.from(JSON.stringify(frame)));
+    c.reply(JSON.stringify(frame));
   }
 
   private goodbye(c: Connection, code: number, reason: string, message: string): void {
-    c.send(encodeEvent('goodbye', { code: reason, message }));
+    c.send({ payload: encodeEvent('goodbye', { code: reason, message }) });
     c.close(code, message.slice(0, 120));
   }
 

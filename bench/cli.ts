@@ -1,0 +1,102 @@
+// `npm run bench -- <workload...> [options]`: runs the workloads against the targets, shows a
+// live progress line and a summary table, and writes the JSON result and HTML report.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { defaultOptions, runBench, type BenchOptions } from './run.js';
+import { summaryTable, writeReports } from './report/index.js';
+import { formatHotSpots } from './profile.js';
+import { TARGETS, WORKLOADS, type TargetName, type WorkloadName } from './types.js';
+
+const list = <T extends string>(allowed: readonly T[], what: string) => (v: string): T[] => {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`unknown ${what} "${i}" (one of ${allowed.join(', ')})`);
+  return items as T[];
+};
+const int = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`expected a positive number, got "${v}"`);
+  return n;
+};
+const ints = (v: string): number[] => v.split(',').map(int);
+
+const program = new Command('bench')
+  .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
+  .argument('[workloads...]', `workloads to run: ${WORKLOADS.join(', ')} or all`, ['all'])
+  .option('-t, --targets <list>', `comma-separated targets (${TARGETS.join(',')})`, list(TARGETS, 'target'))
+  .option('-q, --quick', 'small sizes and short steps (about a minute for everything)')
+  .option('-d, --duration <s>', 'seconds per measured step', int)
+  .option('-r, --rate <list>', 'messages per second: the sweep for fanout, the fixed steps for ingest, the rate for chat21/rooms', ints)
+  .option('--members <n>', 'fanout: members of the room', int)
+  .option('--publishers <n>', 'fanout: publishing members', int)
+  .option('--probes <n>', 'fanout: members that record latency besides the publishers', int)
+  .option('--rooms <n>', 'rooms: number of rooms', int)
+  .option('--room-size <n>', 'rooms/connections: members per room', int)
+  .option('--senders <n>', 'ingest: sending connections', int)
+  .option('--window <n>', 'ingest max: sends in flight per sender', int)
+  .option('--connections <n>', 'connections: idle connections to hold', int)
+  .option('--idle <s>', 'connections: seconds to hold them', int)
+  .option('--size <bytes>', 'message text size', int)
+  .option('--workers <n>', 'load-generator threads', int)
+  .option('--concurrency <n>', 'connections opened at once per worker', int)
+  .option('--warmup <ms>', 'unmeasured sending before the first step', Number)
+  .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
+  .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
+  .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
+  .showHelpAfterError();
+
+program.action(async (names: string[], flags: Record<string, unknown>) => {
+  const workloads: WorkloadName[] = names.includes('all') ? [...WORKLOADS] : names.flatMap(list(WORKLOADS, 'workload'));
+  const tty = process.stderr.isTTY;
+  let lastPrint = 0;
+  const opts: Partial<BenchOptions> = {
+    workloads,
+    targets: (flags.targets as TargetName[] | undefined) ?? [...TARGETS],
+    quick: Boolean(flags.quick),
+    duration: flags.duration as number | undefined,
+    rates: flags.rate as number[] | undefined,
+    members: flags.members as number | undefined,
+    publishers: flags.publishers as number | undefined,
+    probes: flags.probes as number | undefined,
+    rooms: flags.rooms as number | undefined,
+    roomSize: flags.roomSize as number | undefined,
+    senders: flags.senders as number | undefined,
+    window: flags.window as number | undefined,
+    connections: flags.connections as number | undefined,
+    idle: flags.idle as number | undefined,
+    size: flags.size as number | undefined,
+    profile: Boolean(flags.profile),
+    outDir: flags.out as string,
+    progress: (line, final) => {
+      if (tty) {
+        const cols = process.stderr.columns || 120;
+        process.stderr.write(`\r\x1b[K${line.slice(0, cols - 1)}${final ? '\n' : ''}`);
+      } else if (final || Date.now() - lastPrint > 5000) {
+        lastPrint = Date.now();
+        process.stderr.write(`${line}\n`);
+      }
+    },
+  };
+  for (const k of ['workers', 'concurrency', 'synchronous'] as const) if (flags[k] !== undefined) (opts as Record<string, unknown>)[k] = flags[k];
+  if (flags.warmup !== undefined) opts.warmupMs = flags.warmup as number;
+  // Unset keys must not override the defaults.
+  for (const k of Object.keys(opts) as Array<keyof BenchOptions>) if (opts[k] === undefined) delete opts[k];
+
+  const started = Date.now();
+  const result = await runBench(opts);
+  const files = writeReports(result, result.options.outDir);
+  process.stdout.write(`\n${summaryTable(result)}\n\n`);
+  process.stdout.write(`JSON: ${files.json}\nHTML: ${files.html}\n(${Math.round((Date.now() - started) / 1000)} s)\n`);
+  if (opts.profile) {
+    const dir = join(result.options.outDir, 'profiles');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+      process.stdout.write(`\n${formatHotSpots(join(dir, f), 15)}\n`);
+    }
+  }
+  if (result.runs.some((r) => r.error)) process.exitCode = 1;
+});
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,35 @@
+// The terminal summary: one line per measured step, the figures people compare first.
+import type { BenchResult, RunResult, StepResult } from '../run.js';
+
+const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
+
+export function summaryTable(r: BenchResult): string {
+  const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
+    'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'rss MiB'];
+  const rows: string[][] = [];
+  for (const run of r.runs) {
+    if (run.error) {
+      rows.push([run.workload, run.target, 'ERROR', run.error.slice(0, 80)]);
+      continue;
+    }
+    if (run.workload === 'connections') {
+      rows.push([run.workload, run.target, `${run.connections} idle`, `${run.setup.connectsPerSec} conn/s`, '', '', '', '', '', '', '', '', '',
+        '', `${f(run.memory.perConnectionKiB)} KiB/conn`, '', f(run.memory.rssAfterMiB)]);
+      continue;
+    }
+    for (const s of run.steps) rows.push(stepRow(run, s));
+    if (run.stoppedAt) rows.push([run.workload, run.target, `stopped at ${run.stoppedAt}`]);
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length === head.length).map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.length === head.length
+    ? cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
+    : cells.join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function stepRow(run: RunResult, s: StepResult): string[] {
+  const l = s.latency;
+  return [run.workload, run.target, s.name, String(s.ackedPerSec), String(s.deliveriesPerSec), String(s.lost), String(s.duplicated),
+    String(s.outOfOrder), f(l?.p50Ms, 2), f(l?.p90Ms), f(l?.p99Ms), f(l?.p999Ms), f(l?.maxMs), f(s.ack?.p99Ms),
+    f(s.cpuUsPerDelivery), String(s.serverCpuPct), f(s.rssMiB)];
+}

@@ -1,0 +1,41 @@
+// The rate-limit plugin: a token bucket per user and one per room, drawn on by the configured
+// commands (send, edit, react by default). A command over either limit is refused with
+// `rate_limited` and details.retryAfterMs before anything is stored.
+import { ParleyError } from '../../errors.js';
+import type { Hook } from '../../service/hooks.js';
+import type { Store } from '../../store/store.js';
+import type { Plugin } from '../plugin.js';
+import type { RateLimitConfig } from '../config.js';
+import type { BucketLimit, RateCounter } from './counter.js';
+import { MemoryRateCounter } from './counter-memory.js';
+
+export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } = {}): Plugin {
+  const counter = opts.counter ?? new MemoryRateCounter();
+  const { user, room } = cfg;
+  let store: Store | undefined;
+  const hook: Hook = {
+    name: 'rate-limit',
+    commands: cfg.commands,
+    async before(ctx) {
+      if (cfg.exemptAdmins && ctx.user.admin) return;
+      const limits: BucketLimit[] = [];
+      if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
+      const roomId = ctx.args.room;
+      // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
+      if (room && typeof roomId === 'string' && (!store || await store.getMember(roomId, ctx.user.id))) {
+        limits.push({ key: `r:${roomId}`, rate: room.rate, burst: room.burst });
+      }
+      if (limits.length === 0) return;
+      const retryAfterMs = await counter.take(limits);
+      if (retryAfterMs > 0) throw new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
+    },
+  };
+  return {
+    name: 'rate-limit',
+    hooks: [hook],
+    init(ctx) {
+      store = ctx.store;
+    },
+    close: () => counter.close?.(),
+  };
+}

@@ -1,0 +1,61 @@
+// The webhooks plugin: after a command succeeds, the event it stands for is queued for every
+// endpoint that chose it, signed (HMAC-SHA256) and POSTed in the background with retries.
+// The after hook only enqueues, so delivery to chat clients never waits on an endpoint.
+import { randomUUID } from 'node:crypto';
+import type { CommandName } from '../../protocol/schema.js';
+import type { Hook } from '../../service/hooks.js';
+import type { Plugin } from '../plugin.js';
+import type { WebhookEvent, WebhooksConfig } from '../config.js';
+import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
+import { eventOf, parleyBody, slackBody, type WebhookEventRecord } from './events.js';
+
+const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
+  'message.sent': ['send'],
+  'message.edited': ['edit'],
+  'message.deleted': ['delete'],
+  'message.reacted': ['react'],
+  'member.joined': ['join', 'invite'],
+  'member.left': ['leave'],
+  'room.created': ['create'],
+};
+
+export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryReport) => void } = {}): Plugin {
+  let dispatcher: WebhookDispatcher | undefined;
+  const endpoints = cfg.endpoints.map((e) => ({ ...e, events: new Set(e.events), rooms: e.rooms ? new Set(e.rooms) : undefined }));
+  // Only the commands some endpoint listens to pass through this hook.
+  const commands = [...new Set(cfg.endpoints.flatMap((e) => e.events.flatMap((ev) => COMMANDS_OF[ev])))];
+
+  const publish = (e: WebhookEventRecord) => {
+    const id = randomUUID();
+    const ts = Date.now();
+    let parley: string | undefined;
+    let slack: string | undefined;
+    for (const ep of endpoints) {
+      if (!ep.events.has(e.event) || (ep.rooms && !ep.rooms.has(e.room))) continue;
+      const body = ep.format === 'slack' ? (slack ??= slackBody(e)) : (parley ??= parleyBody(id, e, ts));
+      dispatcher!.enqueue(ep, { id, event: e.event, body });
+    }
+  };
+
+  const hook: Hook = {
+    name: 'webhooks',
+    commands,
+    after(ctx, outcome) {
+      if (outcome.error || !dispatcher) return;
+      const e = eventOf(ctx, outcome.result);
+      if (e) publish(e);
+    },
+  };
+
+  return {
+    name: 'webhooks',
+    hooks: commands.length > 0 ? [hook] : [],
+    init(ctx) {
+      dispatcher = new WebhookDispatcher(cfg, ctx.log.child({ plugin: 'webhooks' }), opts.onDelivery);
+    },
+    close: () => dispatcher?.close(),
+  };
+}
+
+export { verifySignature, sign, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
+export type { DeliveryReport } from './dispatcher.js';

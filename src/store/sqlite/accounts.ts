@@ -1,0 +1,128 @@
+// SQLite implementation of the AccountStore port, on the database handle of SqliteStore (same
+// file, same WAL and fsync settings). better-sqlite3 is synchronous, so each method runs to
+// completion before any other write of the process: an account and its user row are one
+// transaction, and no statement here ever interleaves with a group commit of the Store.
+import type Database from 'better-sqlite3';
+import { ParleyError } from '../../errors.js';
+import type { Account, AccountStore, RefreshSession } from '../accounts.js';
+
+type NewAccount = Parameters<AccountStore['createAccount']>[0];
+interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
+interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }
+
+const toAccount = (r: AccountRow): Account => ({
+  userId: r.user_id, username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at,
+});
+const toSession = (r: SessionRow): RefreshSession => ({
+  id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+});
+
+/**
+ * Runs one storage step, turning driver failures into coded errors: a closed or failing
+ * database is `unavailable` (nothing was written), anything else `internal`.
+ */
+function guard<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    if (err instanceof ParleyError) return Promise.reject(err);
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+      return Promise.reject(new ParleyError('conflict', 'already exists'));
+    }
+    if (err instanceof TypeError || (typeof e.code === 'string' && /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/.test(e.code))) {
+      return Promise.reject(new ParleyError('unavailable', `storage failed: ${e.message ?? 'database closed'}`));
+    }
+    return Promise.reject(new ParleyError('internal', `storage error: ${e.message ?? String(err)}`));
+  }
+}
+
+export class SqliteAccountStore implements AccountStore {
+  private readonly s;
+  private readonly create: (a: NewAccount, now: number) => void;
+
+  constructor(db: Database.Database) {
+    this.s = {
+      userExists: db.prepare('SELECT 1 FROM users WHERE id = ?').pluck(),
+      insertUser: db.prepare(`INSERT INTO users (id, name, profile, created_at) VALUES (?, ?, '{}', ?)`),
+      insertAccount: db.prepare('INSERT INTO accounts (user_id, username, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
+      byUsername: db.prepare('SELECT user_id, username, password_hash, created_at, updated_at FROM accounts WHERE username = ?'),
+      byUser: db.prepare('SELECT user_id, username, password_hash, created_at, updated_at FROM accounts WHERE user_id = ?'),
+      setHash: db.prepare('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE user_id = ?'),
+      insertSession: db.prepare('INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)'),
+      getSession: db.prepare('SELECT id, user_id, refresh_hash, created_at, expires_at, revoked_at FROM sessions WHERE id = ?'),
+      rotate: db.prepare('UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      revoke: db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      revokeUser: db.prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+      // Ended sessions are kept a day (for audit), then dropped so the table does not grow forever.
+      purge: db.prepare('DELETE FROM sessions WHERE user_id = ? AND (expires_at < ? OR revoked_at < ?)'),
+    };
+    this.create = db.transaction((a: NewAccount, now: number) => {
+      // An account takes a user id nobody has: never the identity (rooms, direct messages) of
+      // a user who already came in with an external token.
+      if (this.s.userExists.get(a.userId) || this.s.byUsername.get(a.username) || this.s.byUser.get(a.userId)) {
+        throw new ParleyError('conflict', 'username is taken', { field: 'username' });
+      }
+      this.s.insertUser.run(a.userId, a.name, now);
+      this.s.insertAccount.run(a.userId, a.username, a.passwordHash, now, now);
+    });
+  }
+
+  createAccount(a: NewAccount): Promise<Account> {
+    const now = Date.now();
+    return guard(() => {
+      this.create(a, now);
+      return { userId: a.userId, username: a.username, passwordHash: a.passwordHash, createdAt: now, updatedAt: now };
+    });
+  }
+
+  accountByUsername(username: string): Promise<Account | null> {
+    return guard(() => {
+      const r = this.s.byUsername.get(username) as AccountRow | undefined;
+      return r ? toAccount(r) : null;
+    });
+  }
+
+  accountByUser(userId: string): Promise<Account | null> {
+    return guard(() => {
+      const r = this.s.byUser.get(userId) as AccountRow | undefined;
+      return r ? toAccount(r) : null;
+    });
+  }
+
+  setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    return guard(() => {
+      if (this.s.setHash.run(passwordHash, Date.now(), userId).changes === 0) throw new ParleyError('not_found', 'no such account');
+    });
+  }
+
+  createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number }): Promise<RefreshSession> {
+    const now = Date.now();
+    return guard(() => {
+      this.s.purge.run(s.userId, now, now - 86_400_000);
+      this.s.insertSession.run(s.id, s.userId, s.refreshHash, now, s.expiresAt);
+      return { id: s.id, userId: s.userId, refreshHash: s.refreshHash, createdAt: now, expiresAt: s.expiresAt, revokedAt: null };
+    });
+  }
+
+  getSession(id: string): Promise<RefreshSession | null> {
+    return guard(() => {
+      const r = this.s.getSession.get(id) as SessionRow | undefined;
+      return r ? toSession(r) : null;
+    });
+  }
+
+  rotateSession(id: string, refreshHash: string, expiresAt: number): Promise<void> {
+    return guard(() => {
+      if (this.s.rotate.run(refreshHash, expiresAt, id).changes === 0) throw new ParleyError('unauthorized', 'session ended; log in again');
+    });
+  }
+
+  revokeSession(id: string): Promise<void> {
+    return guard(() => { this.s.revoke.run(Date.now(), id); });
+  }
+
+  revokeUserSessions(userId: string): Promise<void> {
+    return guard(() => { this.s.revokeUser.run(Date.now(), userId); });
+  }
+}

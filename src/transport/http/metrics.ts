@@ -1,0 +1,92 @@
+// Prometheus metrics of one node (prom-client), served at GET /metrics. Every transport reports
+// through the same small API, so a command is measured the same way whichever carried it.
+// Each node has its own registry: several nodes in one process (tests) never clash.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CommandName, RoomKind } from '../../protocol/schema.js';
+
+export type TransportName = 'ws' | 'http' | 'mqtt';
+
+/** Commands that add a message to a room: what "messages in" counts. */
+const MESSAGE_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+
+export interface MetricSources {
+  /** Open client connections per transport, read at scrape time. */
+  connections?: () => Partial<Record<TransportName, number>>;
+  /** Rooms per kind, read at scrape time. */
+  rooms?: () => Partial<Record<RoomKind, number>>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly latency: Histogram<'command' | 'transport'>;
+  private readonly errors: Counter<'code' | 'transport'>;
+  private readonly messagesIn: Counter<'transport'>;
+  private readonly messagesOut: Counter;
+
+  constructor(sources: MetricSources = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'parley_connections', help: 'Open client connections', labelNames: ['transport'], registers,
+      collect() {
+        this.reset();
+        for (const [t, n] of Object.entries(sources.connections?.() ?? {})) this.set({ transport: t }, n);
+      },
+    });
+    new Gauge({
+      name: 'parley_rooms', help: 'Rooms in the store', labelNames: ['kind'], registers,
+      collect() {
+        this.reset();
+        for (const [k, n] of Object.entries(sources.rooms?.() ?? {})) this.set({ kind: k }, n);
+      },
+    });
+    this.messagesIn = new Counter({
+      name: 'parley_messages_in_total', help: 'Messages accepted from clients (send, edit, delete, react, post)',
+      labelNames: ['transport'], registers,
+    });
+    this.messagesOut = new Counter({
+      name: 'parley_messages_out_total', help: 'Messages written to client connections', registers,
+    });
+    this.latency = new Histogram({
+      name: 'parley_command_duration_seconds', help: 'Time from a command\'s arrival to its reply',
+      labelNames: ['command', 'transport'], registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    });
+    this.errors = new Counter({
+      name: 'parley_errors_total', help: 'Error replies by stable code', labelNames: ['code', 'transport'], registers,
+    });
+  }
+
+  /**
+   * One command ran for `ms` milliseconds; `errorCode` when it failed. Successful sends, edits,
+   * deletes and reactions also count as messages in.
+   */
+  command(cmd: string, transport: TransportName, ms: number, errorCode?: string): void {
+    this.latency.observe({ command: cmd, transport }, ms / 1000);
+    if (errorCode) this.errors.inc({ code: errorCode, transport });
+    else if (MESSAGE_COMMANDS.has(cmd)) this.messagesIn.inc({ transport });
+  }
+
+  /** An error answered outside any command (bad frame, failed authentication, bad route). */
+  error(code: string, transport: TransportName): void {
+    this.errors.inc({ code, transport });
+  }
+
+  /** Messages accepted in bulk (e.g. a server-side post of many messages). */
+  received(transport: TransportName, n: number): void {
+    if (n > 0) this.messagesIn.inc({ transport }, n);
+  }
+
+  /** Messages written to connections (count each message once per connection written to). */
+  delivered(n = 1): void {
+    if (n > 0) this.messagesOut.inc(n);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

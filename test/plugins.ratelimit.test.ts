@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startServer, type TestServer } from './helpers.js';
+import { ParleyClient, type ClientError } from '../src/client/index.js';
+import { mintToken } from '../src/auth/jwt.js';
+import { MemoryRateCounter } from '../src/plugins/rate-limit/counter-memory.js';
+
+let srv: TestServer;
+beforeAll(async () => {
+  srv = await startServer({
+    plugins: { rateLimit: { user: { rate: 1, burst: 3 }, room: { rate: 0.5, burst: 5 } } },
+  });
+});
+afterAll(async () => { await srv.close(); });
+
+const failure = (p: Promise<unknown>) => p.then(
+  () => ({ code: 'ok' as string, details: undefined as Record<string, unknown> | undefined }),
+  (e: ClientError) => ({ code: e.code, details: e.details }),
+);
+
+describe('rate limiter', () => {
+  it('refuses a user over its limit with rate_limited and retryAfterMs, stores nothing, and lets it send again later', async () => {
+    const a = await srv.client('rl-a');
+    const room = await a.createRoom('group', 'Fast talker');
+    for (let i = 0; i < 3; i++) await a.send(room.id, `m${i}`);
+    const last = (await a.history(room.id)).last;
+    const refused = await failure(a.send(room.id, 'one too many'));
+    expect(refused.code).toBe('rate_limited');
+    const retryAfterMs = refused.details!.retryAfterMs as number;
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(retryAfterMs).toBeLessThanOrEqual(1000);
+    // Edits and reactions draw on the same bucket.
+    expect((await failure(a.edit(room.id, last, 'edited'))).code).toBe('rate_limited');
+    expect((await failure(a.react(room.id, last, '👍'))).code).toBe('rate_limited');
+    expect((await a.history(room.id)).last).toBe(last);
+    // Commands outside the limit still work.
+    expect((await a.history(room.id)).messages.filter((m) => m.kind === 'text')).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, retryAfterMs + 20));
+    expect((await a.send(room.id, 'after waiting')).seq).toBe(last + 1);
+  });
+
+  it('limits a room across its members, without touching other rooms', async () => {
+    const owner = await srv.client('rr-owner');
+    const room = await owner.createRoom('channel', 'Busy');
+    const quiet = await owner.createRoom('channel', 'Quiet');
+    const [b, c, d] = await Promise.all(['rr-b', 'rr-c', 'rr-d'].map((u) => srv.client(u)));
+    for (const x of [b, c, d]) await x.join(room.id);
+    await b.send(room.id, '1');
+    await b.send(room.id, '2');
+    await c.send(room.id, '3');
+    await c.send(room.id, '4');
+    await d.send(room.id, '5');
+    const last = (await owner.history(room.id)).last;
+    const refused = await failure(d.send(room.id, '6'));
+    expect(refused.code).toBe('rate_limited');
+    // The room gains one token every 2 s.
+    expect(refused.details!.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.details!.retryAfterMs).toBeLessThanOrEqual(2000);
+    expect((await owner.history(room.id)).last).toBe(last);
+    await d.join(quiet.id);
+    expect((await d.send(quiet.id, 'elsewhere')).duplicate).toBe(false);
+  });
+
+  it('does not let outsiders drain a room they cannot write to', async () => {
+    const owner = await srv.client('ro-owner');
+    const room = await owner.createRoom('group', 'Private');
+    const outsiders = await Promise.all(['ro-x', 'ro-y', 'ro-z'].map((u) => srv.client(u)));
+    for (const o of outsiders) for (let i = 0; i < 3; i++) expect((await failure(o.send(room.id, 'spam'))).code).toBe('forbidden');
+    for (let i = 0; i < 3; i++) await owner.send(room.id, `ok ${i}`);
+  });
+
+  it('lets administrator tokens through', async () => {
+    const token = await mintToken(srv.config, 'rl-admin', { admin: true });
+    const admin = new ParleyClient({ url: srv.url, token, WebSocket: WebSocket as never });
+    await admin.connect();
+    try {
+      const room = await admin.createRoom('group', 'Announcements');
+      for (let i = 0; i < 8; i++) await admin.send(room.id, `notice ${i}`);
+      expect((await admin.history(room.id)).last).toBe(9);
+    } finally {
+      admin.close();
+    }
+  });
+});
+
+describe('MemoryRateCounter', () => {
+  it('refills at its rate, takes all buckets or none, and forgets full buckets', () => {
+    let now = 0;
+    const c = new MemoryRateCounter(() => now, 1e9);
+    const user = { key: 'u', rate: 1, burst: 2 };
+    const room = { key: 'r', rate: 10, burst: 1 };
+    expect(c.take([user, room])).toBe(0);
+    expect(c.take([user, room])).toBe(100); // the room is empty; the user keeps its token
+    now = 100;
+    expect(c.take([user, room])).toBe(0); // the user's bucket had refilled to 1.1
+    expect(c.take([user])).toBe(900);
+    now = 600;
+    expect(c.take([user])).toBe(400);
+    now = 1100;
+    expect(c.take([user])).toBe(0);
+    now = 100_000;
+    c.sweep();
+    expect(c.size).toBe(0);
+    c.close();
+  });
+});
