@@ -157,18 +157,10 @@ export class Service {
     if (cmd === 'ping') return { ts: Date.now() };
     if (cmd === 'auth') throw new ParleyError('conflict', 'already authenticated');
     const handler = this.handlers[cmd] as (s: Session, a: unknown) => Promise<unknown>;
-    if (this.hooks.size === 0) return handler(s, args);
+    if (!this.hooks.has(cmd)) return handler(s, args);
     const ctx: HookContext = { cmd, user: s.user, args };
-    try {
-      await this.hooks.before(ctx);
-      const result = await handler(s, ctx.args);
-      await this.hooks.after(ctx, { result }, (h, e) => this.log.warn({ err: e, hook: h.name }, 'after hook failed'));
-      return result;
-    } catch (err) {
-      const error = toParleyError(err);
-      await this.hooks.after(ctx, { error }, (h, e) => this.log.warn({ err: e, hook: h.name }, 'after hook failed'));
-      throw err;
-    }
+    return this.hooks.run(ctx, (a) => handler(s, a), toParleyError,
+      (h, e) => this.log.warn({ err: e, hook: h.name }, 'after hook failed'));
   }
 
   // ---- connection lifecycle ---------------------------------------------------------------
