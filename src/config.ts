@@ -101,6 +101,10 @@ function coerce(path: string, raw: string): unknown {
     if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(path, `expected a number, got "${raw}"`);
     return n;
   }
+  if (schema.type === 'array') {
+    // Lists come from the environment or flags as comma-separated values.
+    return raw.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+  }
   if (schema.type === 'boolean') {
     if (raw === 'true' || raw === '1') return true;
     if (raw === 'false' || raw === '0') return false;

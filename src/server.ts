@@ -54,9 +54,16 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   });
   const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
   const bus = new MemoryBus();
+  // The metrics read the transports lazily, so they can be built before them.
+  const countRooms = store.db.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind');
+  const metrics = new Metrics({
+    connections: () => ({ ws: ws.connectionCount }),
+    rooms: () => Object.fromEntries((countRooms.all() as Array<{ kind: string; n: number }>).map((r) => [r.kind, r.n])),
+  });
   const hub = new Hub(bus, store, {
     slowConsumerBytes: cfg.limits.slowConsumerBytes,
     onSlowConsumer: (c) => log.warn({ conn: c.id, user: c.user }, 'dropping slow consumer'),
+    onDelivered: (n) => metrics.delivered(n),
   });
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
@@ -68,15 +75,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   };
   const sweeper = setInterval(() => { sweep().catch((err) => log.warn({ err }, 'retention failed')); }, cfg.retention.sweepSec * 1000);
   sweeper.unref();
-  const ws = new WsTransport(service, verify, {
+  const ws: WsTransport = new WsTransport(service, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
-  }, log);
+  }, log, metrics);
   let closing = false;
-  const countRooms = store.db.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind');
-  const metrics = new Metrics({
-    connections: () => ({ ws: ws.connectionCount }),
-    rooms: () => Object.fromEntries((countRooms.all() as Array<{ kind: string; n: number }>).map((r) => [r.kind, r.n])),
-  });
   const ping = store.db.prepare('SELECT 1');
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
   const plugins = [...builtinPlugins(cfg.plugins), ...(opts.plugins ?? [])];

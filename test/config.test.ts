@@ -29,6 +29,8 @@ describe('configuration', () => {
     expect(c.limits.textChars).toBe(20);
     expect(c.limits.frameBytes).toBe(4096);
     expect(envName('limits.slowConsumerBytes')).toBe('PARLEY_LIMITS_SLOW_CONSUMER_BYTES');
+    expect(loadConfig({ env: { PARLEY_API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb' } }).api.keys)
+      .toEqual(['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb']);
   });
 
   it('names the bad key in its error', () => {

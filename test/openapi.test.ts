@@ -149,4 +149,24 @@ describe('metrics', () => {
     expect(text).toContain('nodejs_eventloop_lag_seconds');
     ws.close();
   });
+
+  it('counts WebSocket commands, messages in and out, and bad frames', async () => {
+    const token = await srv.token('wsm');
+    const ws = await RawSocket.open(srv.wsUrl);
+    ws.sendText('{oops');
+    await ws.reply(null);
+    expect((await ws.call({ id: 1, cmd: 'auth', token })).ok).toBe(true);
+    const room = (await ws.call({ id: 2, cmd: 'create', kind: 'group', name: 'WS metrics' })).data as { id: string };
+    const before = sample(await (await fetch(`${srv.url}/metrics`)).text(), 'parley_messages_out_total') ?? 0;
+    for (let i = 0; i < 5; i++) expect((await ws.call({ id: 10 + i, cmd: 'send', room: room.id, text: `w${i}` })).ok).toBe(true);
+    expect((await ws.call({ id: 20, cmd: 'send', room: 'nope', text: 'x' })).ok).toBe(false);
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(sample(text, 'parley_messages_in_total', { transport: 'ws' })).toBe(5);
+    expect(sample(text, 'parley_command_duration_seconds_count', { command: 'send', transport: 'ws' })).toBe(6);
+    expect(sample(text, 'parley_errors_total', { code: 'not_found', transport: 'ws' })).toBe(1);
+    expect(sample(text, 'parley_errors_total', { code: 'invalid', transport: 'ws' })).toBe(1);
+    // The sender's own connection follows the room: each send is delivered to it once.
+    expect(sample(text, 'parley_messages_out_total')! - before).toBe(5);
+    ws.close();
+  });
 });

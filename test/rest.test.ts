@@ -536,6 +536,23 @@ route('POST /server/notify', () => {
   it('refuses a non-administrator', async () => forbidden(await call('POST', '/server/notify', { as: 'alice', body: { all: true, ev: 'x' } })));
 });
 
+route('POST /server/bans', () => {
+  it('applies a list of room and server-wide bans with an API key', async () => {
+    const r = await call('POST', '/server/bans', {
+      as: 'api', body: { bans: [{ user: 'mallet', room: 'general', seconds: 60 }, { user: 'trudy', reason: 'spam' }] },
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.bans).toMatchObject([{ user: 'mallet', room: 'general' }, { user: 'trudy', room: null, until: null, reason: 'spam' }]);
+    expect(r.body.bans[0].until).toBeGreaterThan(Date.now());
+    const server = (await call('GET', '/bans', { as: 'root' })).body.bans.map((b: { user: string }) => b.user);
+    expect(server).toContain('trudy');
+    await call('DELETE', '/bans/trudy', { as: 'root' });
+    await call('DELETE', '/rooms/general/bans/mallet', { as: 'root' });
+  });
+  it('refuses an empty list', async () => invalid(await call('POST', '/server/bans', { as: 'api', body: { bans: [] } }), 'bans'));
+  it('refuses a non-administrator', async () => forbidden(await call('POST', '/server/bans', { as: 'alice', body: { bans: [{ user: 'x' }] } })));
+});
+
 describe('every route', () => {
   const sample = (url: string) => url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black');
   const authRoutes = () => registeredRoutes(srv.parley.http)

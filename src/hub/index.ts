@@ -42,6 +42,8 @@ export interface HubOptions {
   /** Messages read from the store per catch-up page. */
   pageSize?: number;
   onSlowConsumer?: (conn: Conn) => void;
+  /** Counts message frames written to connections (metrics). */
+  onDelivered?: (n: number) => void;
 }
 
 export const CLOSE_SLOW_CONSUMER = 4008;
@@ -168,6 +170,7 @@ export class Hub {
     const subs = this.rooms.get(room);
     if (!subs) return;
     const altData: SharedFrame | null = hiddenFor !== undefined && alt !== undefined ? { payload: Buffer.from(alt) } : null;
+    let delivered = 0;
     for (const f of subs.values()) {
       const data = altData && f.conn.user === hiddenFor ? altData : shared;
       if (seq === undefined) this.write(f.conn, data);
@@ -178,7 +181,7 @@ export class Hub {
       }
       else if (seq === f.last + 1) {
         f.last = seq;
-        this.write(f.conn, data);
+        if (this.write(f.conn, data)) delivered++;
       } else if (seq > f.last + 1) {
         // A message went missing on the way (bus reconnect): fill from the store first.
         f.held = [{ seq, data }];
@@ -186,6 +189,7 @@ export class Hub {
       }
       // seq <= last: already delivered; dropped so nothing arrives twice.
     }
+    if (delivered > 0) this.opts.onDelivered?.(delivered);
   }
 
   private deliverUser(user: string, control: Control | undefined, data: SharedFrame): void {
@@ -228,6 +232,7 @@ export class Hub {
           }
           f.last = m.seq;
           if (!this.write(f.conn, { payload: encodeEvent('message', m) })) return;
+          this.opts.onDelivered?.(1);
         }
         if (page.length === this.pageSize) continue;
         // Store exhausted: release held messages that continue the sequence.
@@ -237,6 +242,7 @@ export class Hub {
         while (i < held.length && held[i]!.seq === f.last + 1) {
           f.last = held[i]!.seq;
           if (!this.write(f.conn, held[i]!.data)) return;
+          this.opts.onDelivered?.(1);
           i++;
         }
         if (i === held.length) {

@@ -129,6 +129,11 @@ export const Commands = {
   ban: command('ban', {
     room: Type.Optional(RoomId), user: UserId, seconds: Type.Optional(Seconds), reason: Type.Optional(Type.String({ maxLength: 500 })),
   }, 'Ban a user from a room (owner or admin) or server-wide without `room` (administrators).'),
+  banMany: command('banMany', {
+    bans: Type.Array(Type.Object({
+      user: UserId, room: Type.Optional(RoomId), seconds: Type.Optional(Seconds), reason: Type.Optional(Type.String({ maxLength: 500 })),
+    }, { additionalProperties: false }), { minItems: 1, maxItems: 1000 }),
+  }, 'Server-side: apply a list of bans {user, room?, seconds?} in one call (administrators).'),
   unban: command('unban', { room: Type.Optional(RoomId), user: UserId }, 'Lift a ban.'),
   bans: command('bans', { room: Type.Optional(RoomId) }, 'Active bans of a room, or server-wide ones.'),
   access: command('access', {
@@ -202,6 +207,7 @@ export interface CommandResults {
   kick: { room: string; user: string };
   mute: { member: Member };
   ban: { ban: Ban };
+  banMany: { bans: Ban[] };
   unban: { lifted: boolean };
   bans: { bans: Ban[] };
   access: { room: string; list: 'black' | 'white'; users: string[]; removed: string[] };

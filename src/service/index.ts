@@ -110,6 +110,13 @@ export class Service {
       kick: (s, a) => this.kick(s, a),
       mute: (s, a) => this.mute(s, a),
       ban: (s, a) => this.ban(s, a),
+      banMany: async (s, a) => {
+        this.requireAdmin(s);
+        for (const b of a.bans) if (b.room !== undefined) await this.requireRoom(b.room);
+        const bans: Ban[] = [];
+        for (const b of a.bans) bans.push((await this.ban(s, b)).ban);
+        return { bans };
+      },
       unban: async (s, a) => {
         if (a.room === undefined) this.requireAdmin(s);
         else await this.requireModerator(s, a.room);

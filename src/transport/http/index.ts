@@ -41,6 +41,7 @@ export interface HttpDeps {
   metrics: Metrics;
   /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
   trustProxy?: boolean;
+  /** `info.version` of the OpenAPI document (default 1.0.0, the API's major version being in its path). */
   version?: string;
   /** The REST API; without it only health, readiness and metrics are served. */
   rest?: RestDeps;
@@ -88,7 +89,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
   });
 
   const rest = deps.rest;
-  if (rest?.docs) registerOpenApi(app, deps.version ?? '0.0.0');
+  if (rest?.docs) registerOpenApi(app, deps.version ?? '1.0.0');
 
   void app.register(async (root) => {
     root.get('/healthz', { schema: { operationId: 'healthz', tags: ['ops'], summary: 'The process is alive.' } }, async () => ({ ok: true }));

@@ -166,6 +166,7 @@ export const routes: CommandRoute[] = [
   // ---- server-side API for applications (administrator token or API key)
   { method: 'POST', url: '/server/post', cmd: 'post', tag: 'server', body: argsOf('post'), args: (p) => p.body },
   { method: 'POST', url: '/server/notify', cmd: 'notify', tag: 'server', body: argsOf('notify'), args: (p) => p.body },
+  { method: 'POST', url: '/server/bans', cmd: 'banMany', tag: 'server', body: argsOf('banMany'), status: 201, args: (p) => p.body },
 ];
 
 /** The success body schema of a route. */

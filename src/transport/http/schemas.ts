@@ -50,6 +50,7 @@ export const Results = {
   kick: Type.Object({ room: RoomId, user: UserId }),
   mute: Type.Object({ member: Member }),
   ban: Type.Object({ ban: Ban }),
+  banMany: Type.Object({ bans: Type.Array(Ban) }),
   unban: Type.Object({ lifted: Type.Boolean({ description: 'false when there was no such ban' }) }),
   bans: Type.Object({ bans: Type.Array(Ban) }),
   access: Type.Object({ room: RoomId, list: AccessList, users: Type.Array(UserId), removed: Type.Array(UserId, { description: 'members removed because they lost access' }) }),

@@ -10,6 +10,7 @@ import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
 import { textFrame } from './frame.js';
+import type { Metrics } from '../http/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
 import { CLOSE_BANNED, type Service } from '../../service/index.js';
@@ -95,6 +96,7 @@ export class WsTransport {
     private readonly verify: Verifier,
     private readonly opts: WsOptions,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     // Frames up to 16x the limit are read and answered with `too_large`; beyond that ws
     // closes the connection with 1009 without buffering the rest.
@@ -164,9 +166,17 @@ export class WsTransport {
     }
     let admit!: () => void;
     const admitted = new Promise<void>((r) => { admit = r; });
+    const t0 = performance.now();
     const done = this.service.exec({ user: c.identity, conn: c, admit }, frame).then(
-      (data) => this.reply(c, frame.id, null, data),
-      (err) => this.fail(c, frame.id, err),
+      (data) => {
+        this.metrics?.command(frame.cmd, 'ws', performance.now() - t0);
+        if (frame.cmd === 'post') this.metrics?.received('ws', (data as { posted: unknown[] }).posted.length);
+        this.reply(c, frame.id, null, data);
+      },
+      (err) => {
+        this.metrics?.command(frame.cmd, 'ws', performance.now() - t0, toParleyError(err).code);
+        this.fail(c, frame.id, err);
+      },
     );
     return Promise.race([admitted, done]);
   }
@@ -218,6 +228,7 @@ export class WsTransport {
   }
 
   private reply(c: Connection, id: string | number | null, error: ParleyError | null, data?: unknown): void {
+    if (error && (id === null || !c.identity)) this.metrics?.error(error.code, 'ws');
     const frame = error ? { id, ok: false, error: error.toJSON() } : { id, ok: true, data };
     c.reply(JSON.stringify(frame));
   }
