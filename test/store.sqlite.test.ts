@@ -24,3 +24,24 @@ describe('SQLite store specifics', () => {
     await s.close();
   });
 });
+
+describe('SQLite group commit', () => {
+  it('a write that fails after writing is undone alone; the rest of its batch commits', async () => {
+    const s = new SqliteStore({ file: join(dir, 'batch.db') });
+    await s.createRoom({ id: 'b', kind: 'group', name: 'B', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const write = (s as unknown as { write<T>(run: () => T): Promise<T> }).write.bind(s);
+    const results = await Promise.allSettled([
+      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'before' }),
+      write(() => {
+        s.db.prepare("INSERT INTO users (id, name, profile, created_at) VALUES ('half', 'h', '{}', 0)").run();
+        throw new Error('disk on fire');
+      }),
+      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'after' }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
+    expect(await s.getUser('half')).toBeNull();
+    expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
+    await s.close();
+  });
+});

@@ -34,6 +34,9 @@ const FOREVER = Number.MAX_SAFE_INTEGER;
 const DAY_MS = 86_400_000;
 
 interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+interface BatchResult { ok: boolean; v: unknown }
+/** Thrown inside a batch to roll it back and run it again with a savepoint per write. */
+const RETRY = Symbol('retry batch with savepoints');
 
 const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for';
 /** Messages as clients read them: with the author's current public profile. */
@@ -199,32 +202,46 @@ export class SqliteStore implements Store {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    const results: Array<{ ok: boolean; v: unknown }> = new Array(batch.length);
+    // Fast path: writes run one after another in one transaction. A write refuses with a
+    // ParleyError only before it has written anything, so refusals need no savepoint. Any other
+    // error may come after a partial write: then the batch is rolled back and run again with a
+    // savepoint around each write, so the failing one is undone alone.
+    let results = this.runBatch(batch, false);
+    if (results === RETRY) results = this.runBatch(batch, true);
+    if (results instanceof Error) {
+      for (const p of batch) p.reject(results);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const r = (results as BatchResult[])[i]!;
+      if (r.ok) batch[i]!.resolve(r.v);
+      else batch[i]!.reject(r.v instanceof ParleyError ? r.v : new ParleyError('internal', `storage error: ${(r.v as Error).message}`));
+    }
+  }
+
+  private runBatch(batch: Pending[], isolate: boolean): BatchResult[] | typeof RETRY | ParleyError {
+    const results: BatchResult[] = new Array(batch.length);
     try {
       this.db.transaction(() => {
         for (let i = 0; i < batch.length; i++) {
           try {
-            results[i] = { ok: true, v: this.savepoint(batch[i]!.run) };
+            results[i] = { ok: true, v: isolate ? this.savepoint(batch[i]!.run) : batch[i]!.run() };
           } catch (err) {
+            if (!isolate && !(err instanceof ParleyError)) throw RETRY;
             results[i] = { ok: false, v: err };
           }
         }
         for (const room of this.dirty) this.s.setLastSeq.run(this.seqs.get(room), room);
       })();
     } catch (err) {
-      // The commit itself failed: nothing of the batch is stored and the seq cache may be ahead.
+      // Rolled back: nothing of the batch is stored and the seq cache may be ahead.
       this.seqs.clear();
       this.dirty.clear();
-      const e = new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
-      for (const p of batch) p.reject(e);
-      return;
+      if (err === RETRY) return RETRY;
+      return new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
     }
     this.dirty.clear();
-    for (let i = 0; i < batch.length; i++) {
-      const r = results[i]!;
-      if (r.ok) batch[i]!.resolve(r.v);
-      else batch[i]!.reject(r.v instanceof ParleyError ? r.v : new ParleyError('internal', `storage error: ${(r.v as Error).message}`));
-    }
+    return results;
   }
 
   /** Inside a write: the next seq of a room. Commit it with `commitSeq` once the row is in. */
