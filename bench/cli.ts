@@ -40,6 +40,7 @@ const program = new Command('bench')
   .option('--workers <n>', 'load-generator threads', int)
   .option('--concurrency <n>', 'connections opened at once per worker', int)
   .option('--warmup <ms>', 'unmeasured sending before the first step', Number)
+  .option('--quiet-wait <ms>', 'longest wait before each step for other processes to quiet down (0: none)', Number)
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
@@ -79,6 +80,7 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
   };
   for (const k of ['workers', 'concurrency', 'synchronous'] as const) if (flags[k] !== undefined) (opts as Record<string, unknown>)[k] = flags[k];
   if (flags.warmup !== undefined) opts.warmupMs = flags.warmup as number;
+  if (flags.quietWait !== undefined) opts.quietWaitMs = flags.quietWait as number;
   // Unset keys must not override the defaults.
   for (const k of Object.keys(opts) as Array<keyof BenchOptions>) if (opts[k] === undefined) delete opts[k];
 

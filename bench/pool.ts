@@ -10,6 +10,8 @@ export class Pool {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private rid = 1;
+  /** Set once a thread has crashed: later calls fail instead of waiting forever. */
+  private failure: Error | null = null;
 
   constructor(readonly size: number) {
     this.ticks = Array.from({ length: size }, () => ({ t: 'tick', sent: 0, acked: 0, received: 0, frames: 0, expected: 0 }));
@@ -29,15 +31,19 @@ export class Pool {
         if (m.ok) p.resolve(m.data);
         else p.reject(new Error(`worker ${i}: ${m.error}`));
       });
-      w.on('error', (err) => {
+      const fail = (err: Error): void => {
+        this.failure ??= err;
         for (const p of this.pending.values()) p.reject(err);
         this.pending.clear();
-      });
+      };
+      w.on('error', fail);
+      w.on('exit', (code) => fail(new Error(`worker ${i} exited with code ${code}`)));
       this.workers.push(w);
     }
   }
 
   call<T>(worker: number, msg: Req): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
     const rid = this.rid++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(rid, { resolve: resolve as (v: unknown) => void, reject });

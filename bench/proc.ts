@@ -44,9 +44,14 @@ export function machine(): { cpus: number; cpuModel: string; memTotalGiB: number
   };
 }
 
-/** Steal and total jiffies of the whole machine (/proc/stat): time a VM's CPUs were taken away. */
-export function stealTicks(): { steal: number; total: number } {
+export interface MachineTicks { busyMs: number; stealMs: number; totalMs: number }
+
+/** CPU time of the whole machine (/proc/stat): busy, stolen by the hypervisor, and in all. */
+export function machineTicks(): MachineTicks {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  // user nice system idle iowait irq softirq steal (guest time is already inside user)
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  const ms = (t: number): number => (t * 1000) / clkTck;
+  return { busyMs: ms(total - f[3]! - f[4]! - f[7]!), stealMs: ms(f[7]!), totalMs: ms(total) };
 }

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from './pool.js';
-import { cpuMs, machine, memory, openFilesLimit, stealTicks } from './proc.js';
+import { cpuMs, machine, machineTicks, memory, openFilesLimit } from './proc.js';
 import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
@@ -26,6 +26,8 @@ export interface BenchOptions extends WorkloadOptions {
   profile: boolean;
   /** Parley's SQLite synchronous mode (durable 'full' by default). */
   synchronous: 'full' | 'normal';
+  /** Longest wait before each step for other processes to quiet down (0: do not wait). */
+  quietWaitMs: number;
   outDir: string;
   progress?: (line: string, final?: boolean) => void;
 }
@@ -59,6 +61,8 @@ export interface StepResult {
   rssMiB: number;
   /** Share of the machine's CPU time the hypervisor took away during the step. */
   stealPct: number;
+  /** CPU used by other processes during the step, in % of one core: a disturbed measurement. */
+  otherCpuPct: number;
 }
 
 export interface RunResult {
@@ -89,15 +93,19 @@ export interface BenchResult {
 
 export const defaultOptions = (): BenchOptions => ({
   workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
-  warmupMs: 1000, profile: false, synchronous: 'full', outDir: RESULTS_DIR,
+  warmupMs: 1000, profile: false, synchronous: 'full', quietWaitMs: 30_000, outDir: RESULTS_DIR,
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Waits until the server has been nearly idle (< 3% of a core) for 0.4 s. */
-async function quiet(pid: number, maxMs = 60_000): Promise<void> {
+/**
+ * Waits until the server has been nearly idle (< 3% of a core) for 0.4 s, so setup traffic
+ * (join storms) is over before measuring. Bounded: thousands of connections with heartbeats
+ * never get that quiet.
+ */
+async function quiet(pid: number, maxMs = 10_000): Promise<void> {
   const end = Date.now() + maxMs;
   let calm = 0;
   let prev = cpuMs(pid);
@@ -109,10 +117,31 @@ async function quiet(pid: number, maxMs = 60_000): Promise<void> {
   }
 }
 
+/**
+ * Waits (up to `maxMs`) until processes other than the server and this one use under 20% of
+ * a core, so a build or test run elsewhere on the machine does not land inside a step.
+ */
+async function quietMachine(pid: number, say: (l: string) => void, maxMs: number): Promise<number> {
+  const end = Date.now() + maxMs;
+  let other = 0;
+  if (maxMs <= 0) return other;
+  do {
+    const m0 = machineTicks();
+    const s0 = cpuMs(pid);
+    const c0 = process.cpuUsage();
+    await sleep(300);
+    const m1 = machineTicks();
+    const c = process.cpuUsage(c0);
+    other = Math.max(0, (m1.busyMs - m0.busyMs - (cpuMs(pid) - s0) - (c.user + c.system) / 1000) / 3);
+    if (other < 20) return other;
+    say(`waiting: other processes use ${Math.round(other)}% of a core`);
+  } while (Date.now() < end);
+  return other;
+}
+
 export async function runBench(partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
   const o: BenchOptions = { ...defaultOptions(), ...partial };
-  if (!o.quick && partial.warmupMs === undefined) o.warmupMs = 1000;
-  else if (o.quick && partial.warmupMs === undefined) o.warmupMs = 300;
+  if (partial.warmupMs === undefined) o.warmupMs = o.quick ? 300 : 1000;
   mkdirSync(join(o.outDir, 'logs'), { recursive: true });
   const startedAt = new Date().toISOString();
   const runs: RunResult[] = [];
@@ -210,7 +239,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     if (plan.steps.length > 0 && o.warmupMs > 0) steps.push({ ...plan.steps[0]!, name: 'warmup', warmup: true, durationMs: o.warmupMs, id: 0 });
     plan.steps.forEach((s, i) => steps.push({ ...s, id: i + 1 }));
     for (const s of steps) {
-      const r = await runStep(p, pid, s, workerOf, say);
+      const r = await runStep(p, pid, s, workerOf, say, o.quietWaitMs);
       if (s.warmup) continue;
       result.steps.push(r);
       const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500
@@ -238,9 +267,12 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   return result;
 }
 
-async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void): Promise<StepResult> {
+async function runStep(
+  p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void, quietWaitMs: number,
+): Promise<StepResult> {
+  await quietMachine(pid, say, quietWaitMs);
   const cpu0 = cpuMs(pid);
-  const steal0 = stealTicks();
+  const machine0 = machineTicks();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   const label = s.warmup ? 'warmup' : `step ${s.name}`;
@@ -282,7 +314,7 @@ async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, worke
     const cpu = cpuMs(pid) - cpu0;
     const client = process.cpuUsage(client0);
     const wall = (performance.now() - t0) / 1000;
-    const steal = stealTicks();
+    const m1 = machineTicks();
     const sum = (f: (r: CollectResult) => number): number => c.reduce((a, r) => a + f(r), 0);
     const delivered = sum((r) => r.received);
     const acked = sent.reduce((a, r) => a + r.acked, 0);
@@ -304,7 +336,9 @@ async function runStep(p: Pool, pid: number, s: StepSpec & { id: number }, worke
       cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,
       clientCpuUsPerDelivery: delivered > 0 ? round((client.user + client.system) / delivered) : null,
       rssMiB: mib(memory(pid).rssKiB),
-      stealPct: Math.round(((steal.steal - steal0.steal) / Math.max(1, steal.total - steal0.total)) * 1000) / 10,
+      stealPct: Math.round(((m1.stealMs - machine0.stealMs) / Math.max(1, m1.totalMs - machine0.totalMs)) * 1000) / 10,
+      // Whatever else ran on the machine meanwhile (neither the server nor this process).
+      otherCpuPct: Math.max(0, Math.round((m1.busyMs - machine0.busyMs - cpu - (client.user + client.system) / 1000) / 10 / wall)),
     };
   } finally {
     clearInterval(ticker);

@@ -34,6 +34,10 @@ export const ConfigSchema = Type.Object({
       synchronous: Type.Union([Type.Literal('full'), Type.Literal('normal')], {
         default: 'full', description: 'full: fsync each group commit (durable on power loss); normal: durable on process crash only',
       }),
+      commitIntervalMs: Type.Number({
+        default: 2, minimum: 0, maximum: 100,
+        description: 'Under load, least time between two group commits (more writes per commit, less CPU); an idle store commits at once',
+      }),
     }, { default: {}, additionalProperties: false }),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({

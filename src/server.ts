@@ -44,7 +44,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const log = opts.logger ?? pino({ level: config.log.level });
   const dataDir = resolve(config.dataDir);
   const cfg: Config = { ...config, dataDir };
-  const store = new SqliteStore({ file: cfg.store.sqlite.file ?? join(dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous });
+  const store = new SqliteStore({ file: cfg.store.sqlite.file ?? join(dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
   const accounts = new AccountService({
     accounts: new SqliteAccountStore(store.db),
     getUser: (id) => store.getUser(id),

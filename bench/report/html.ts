@@ -64,15 +64,15 @@ function latencyCells(l: LatencySummary | null): string {
 
 function stepTable(runs: RunResult[]): string {
   const rows = runs.flatMap((run) => run.error
-    ? [`<tr><td>${esc(run.target)}</td><td colspan="18" class="err">${esc(run.error)}</td></tr>`]
+    ? [`<tr><td>${esc(run.target)}</td><td colspan="19" class="err">${esc(run.error)}</td></tr>`]
     : run.steps.map((s: StepResult) => `<tr><td>${esc(run.target)}</td><td>${esc(s.name)}</td><td>${s.ackedPerSec}</td>`
       + `<td>${s.deliveriesPerSec}</td><td class="${s.lost ? 'err' : ''}">${s.lost}</td><td class="${s.duplicated ? 'err' : ''}">${s.duplicated}</td>`
       + `<td class="${s.outOfOrder ? 'err' : ''}">${s.outOfOrder}</td>${latencyCells(s.latency)}<td>${n(s.ack?.p99Ms, 2)}</td>`
-      + `<td>${n(s.cpuUsPerDelivery, 2)}</td><td>${n(s.cpuUsPerMessage, 1)}</td><td>${s.serverCpuPct}</td><td>${n(s.rssMiB)}</td><td>${n(s.stealPct)}</td></tr>`)
-      .concat(run.stoppedAt ? [`<tr><td>${esc(run.target)}</td><td colspan="18">sweep stopped at ${esc(run.stoppedAt)}</td></tr>`] : []));
+      + `<td>${n(s.cpuUsPerDelivery, 2)}</td><td>${n(s.cpuUsPerMessage, 1)}</td><td>${s.serverCpuPct}</td><td>${n(s.rssMiB)}</td><td>${n(s.stealPct)}</td><td>${s.otherCpuPct}</td></tr>`)
+      .concat(run.stoppedAt ? [`<tr><td>${esc(run.target)}</td><td colspan="19">sweep stopped at ${esc(run.stoppedAt)}</td></tr>`] : []));
   return `<table><tr><th>target</th><th>step</th><th>acked/s</th><th>deliveries/s</th><th>lost</th><th>dup</th><th>out of order</th>`
     + `<th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>ack p99</th>`
-    + `<th>server CPU µs/delivery</th><th>µs/message</th><th>server CPU %</th><th>RSS MiB</th><th>steal %</th></tr>${rows.join('')}</table>`;
+    + `<th>server CPU µs/delivery</th><th>µs/message</th><th>server CPU %</th><th>RSS MiB</th><th>steal %</th><th>other processes' CPU %</th></tr>${rows.join('')}</table>`;
 }
 
 function workloadSection(workload: string, runs: RunResult[]): string {

@@ -1,11 +1,12 @@
 // The terminal summary: one line per measured step, the figures people compare first.
+// "other cpu %" is what other processes used meanwhile: a high value marks a disturbed step.
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 
 const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 
 export function summaryTable(r: BenchResult): string {
   const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
-    'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'rss MiB'];
+    'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'rss MiB', 'other cpu %'];
   const rows: string[][] = [];
   for (const run of r.runs) {
     if (run.error) {
@@ -14,7 +15,7 @@ export function summaryTable(r: BenchResult): string {
     }
     if (run.workload === 'connections') {
       rows.push([run.workload, run.target, `${run.connections} idle`, `${run.setup.connectsPerSec} conn/s`, '', '', '', '', '', '', '', '', '',
-        '', `${f(run.memory.perConnectionKiB)} KiB/conn`, '', f(run.memory.rssAfterMiB)]);
+        '', `${f(run.memory.perConnectionKiB)} KiB/conn`, '', f(run.memory.rssAfterMiB), '']);
       continue;
     }
     for (const s of run.steps) rows.push(stepRow(run, s));
@@ -31,5 +32,5 @@ function stepRow(run: RunResult, s: StepResult): string[] {
   const l = s.latency;
   return [run.workload, run.target, s.name, String(s.ackedPerSec), String(s.deliveriesPerSec), String(s.lost), String(s.duplicated),
     String(s.outOfOrder), f(l?.p50Ms, 2), f(l?.p90Ms), f(l?.p99Ms), f(l?.p999Ms), f(l?.maxMs), f(s.ack?.p99Ms),
-    f(s.cpuUsPerDelivery), String(s.serverCpuPct), f(s.rssMiB)];
+    f(s.cpuUsPerDelivery), String(s.serverCpuPct), f(s.rssMiB), String(s.otherCpuPct)];
 }

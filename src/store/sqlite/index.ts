@@ -14,6 +14,8 @@ export interface SqliteOptions {
   file: string;
   /** 'full' fsyncs every group commit; 'normal' survives a process crash but not power loss. */
   synchronous?: 'full' | 'normal';
+  /** Least time between the starts of two commits while writes keep coming (0: every turn). */
+  commitIntervalMs?: number;
 }
 
 interface MessageRow {
@@ -79,11 +81,14 @@ export class SqliteStore implements Store {
   private readonly dirty = new Set<string>();
   private queue: Pending[] = [];
   private scheduled = false;
+  private lastFlush = -Infinity;
+  private readonly commitIntervalMs: number;
   private closed = false;
   private readonly savepoint: (fn: () => unknown) => unknown;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
+    this.commitIntervalMs = opts.commitIntervalMs ?? 0;
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -192,13 +197,18 @@ export class SqliteStore implements Store {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        // Under sustained load commits are spaced by commitIntervalMs, so each one carries more
+        // writes (less CPU and fewer fsyncs per message); an idle store commits at once.
+        const wait = this.lastFlush + this.commitIntervalMs - performance.now();
+        if (wait > 0) setTimeout(() => this.flush(), wait);
+        else setImmediate(() => this.flush());
       }
     });
   }
 
   private flush(): void {
     this.scheduled = false;
+    this.lastFlush = performance.now();
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
