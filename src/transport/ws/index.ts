@@ -40,6 +40,8 @@ class Connection implements Conn {
   private corked = false;
   constructor(readonly ws: WebSocket, readonly remote: string) {
     // ws keeps its socket private; shared frames are written to it directly, already framed.
+    // This is safe because permessage-deflate is off (the server never negotiates it): ws's
+    // Sender then writes synchronously and never holds frames back that these could overtake.
     this.socket = (ws as unknown as { _socket: Duplex })._socket;
   }
   send(frame: SharedFrame): void {
