@@ -3,7 +3,7 @@
 // URL), then its commands run in arrival order up to the point their writes are queued.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
@@ -28,13 +28,17 @@ export interface WsOptions {
 interface Stats { connections: number; framesIn: number }
 
 class Connection implements Conn {
-  readonly id = randomUUID();
+  readonly id = `${NODE_TAG}${(++connCounter).toString(36)}`;
   user = '';
   identity: Identity | null = null;
   alive = true;
   /** Commands of this connection run in arrival order up to admission. */
   tail: Promise<void> = Promise.resolve();
-  timers: NodeJS.Timeout[] = [];
+  /** When an unauthenticated connection is closed (ms since epoch). */
+  authDeadline = 0;
+  /** When the token expires (ms since epoch), and the timer armed once that is near. */
+  expiresAt = 0;
+  expiryTimer: NodeJS.Timeout | null = null;
   closed = false;
   private readonly socket: Duplex;
   private corked = false;
@@ -81,6 +85,10 @@ class Connection implements Conn {
   }
 }
 
+/** Connection ids: unique per process without a UUID string per connection. */
+const NODE_TAG = randomBytes(4).toString('base64url') + '.';
+let connCounter = 0;
+
 const uncorkQueue: Connection[] = [];
 function uncorkAll(): void {
   const batch = uncorkQueue.splice(0);
@@ -90,6 +98,8 @@ function uncorkAll(): void {
 export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Connection>();
+  private readonly pendingAuth = new Set<Connection>();
+  private readonly authSweeper: NodeJS.Timeout;
   private readonly heartbeat: NodeJS.Timeout;
   readonly stats: Stats = { connections: 0, framesIn: 0 };
 
@@ -105,6 +115,8 @@ export class WsTransport {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.frameBytes * 16, perMessageDeflate: false, clientTracking: false });
     this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
     this.heartbeat.unref();
+    this.authSweeper = setInterval(() => this.sweepAuth(), Math.max(50, Math.min(1000, opts.authTimeoutMs / 4)));
+    this.authSweeper.unref();
   }
 
   /** Takes over HTTP upgrade requests for the WebSocket path of `server`. */
@@ -131,11 +143,9 @@ export class WsTransport {
     ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
     ws.on('close', () => void this.onClose(c));
     ws.on('error', (err) => this.log.debug({ err, conn: c.id }, 'socket error'));
-    const t = setTimeout(() => {
-      if (!c.identity) this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
-    }, this.opts.authTimeoutMs);
-    t.unref();
-    c.timers.push(t);
+    // One sweep over the connections still authenticating replaces a timer per connection.
+    c.authDeadline = Date.now() + this.opts.authTimeoutMs;
+    this.pendingAuth.add(c);
     if (token) c.tail = c.tail.then(() => this.auth(c, { id: 0, cmd: 'auth', token }, true));
   }
 
@@ -215,11 +225,30 @@ export class WsTransport {
       } else this.fail(c, frame.id, err);
       return;
     }
+    this.pendingAuth.delete(c);
     if (identity.exp !== undefined) {
-      const ms = identity.exp * 1000 - Date.now();
-      const t = setTimeout(() => this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'token expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-      t.unref();
-      c.timers.push(t);
+      c.expiresAt = identity.exp * 1000;
+      this.armExpiry(c);
+    }
+  }
+
+  /** Arms the expiry timer once the token expires within a heartbeat (checked at each beat). */
+  private armExpiry(c: Connection): void {
+    if (c.expiryTimer || c.expiresAt === 0 || c.closed) return;
+    const ms = c.expiresAt - Date.now();
+    if (ms > this.opts.heartbeatMs) return;
+    c.expiryTimer = setTimeout(() => this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'token expired'), Math.max(0, ms));
+    c.expiryTimer.unref();
+  }
+
+  private sweepAuth(): void {
+    const now = Date.now();
+    for (const c of this.pendingAuth) {
+      if (c.identity) this.pendingAuth.delete(c);
+      else if (now >= c.authDeadline) {
+        this.pendingAuth.delete(c);
+        this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
+      }
     }
   }
 
@@ -242,7 +271,8 @@ export class WsTransport {
 
   private async onClose(c: Connection): Promise<void> {
     c.closed = true;
-    for (const t of c.timers) clearTimeout(t);
+    this.pendingAuth.delete(c);
+    if (c.expiryTimer) clearTimeout(c.expiryTimer);
     this.conns.delete(c);
     this.stats.connections = this.conns.size;
     if (c.identity) {
@@ -262,12 +292,14 @@ export class WsTransport {
       }
       c.alive = false;
       c.ws.ping();
+      if (c.expiresAt !== 0) this.armExpiry(c);
     }
   }
 
   /** Closes every connection with 1001 so clients reconnect elsewhere, and stops. */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.authSweeper);
     for (const c of this.conns) this.goodbye(c, CLOSE_GOING_AWAY, 'unavailable', 'server shutting down');
     const deadline = Date.now() + 3000;
     while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
