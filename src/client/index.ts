@@ -48,6 +48,8 @@ export interface ClientEvents extends EventMap {
   custom: { room: string; seq: number; ev: string; data?: unknown; user: string; ts: number };
   /** Authenticated (first time or after a reconnect). */
   ready: AuthResult;
+  /** A token from the token function was refused; the client keeps retrying with a fresh one. */
+  authError: ClientError;
 }
 
 interface Pending {
@@ -249,7 +251,10 @@ export class ParleyClient {
     if (typeof this.opts.token === 'string') {
       this.lastError = e;
       this.close();
-    } else this.ws?.close(4000, 'auth failed');
+    } else {
+      this.emit('authError', e);
+      this.ws?.close(4000, 'auth failed');
+    }
   }
 
   private onDisconnect(code: number): void {

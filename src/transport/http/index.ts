@@ -1,7 +1,13 @@
 // HTTP transport (fastify): the REST API under /api/v1 (api.ts, accounts.ts), its OpenAPI
-// document and docs page, health, readiness and Prometheus metrics. It holds no business
-// rules. The WebSocket transport shares its port through the Node server's upgrade event.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+// document and docs page, health, readiness, Prometheus metrics and the built web app
+// (dist/web, from web/). It holds no business rules. The WebSocket transport shares its port
+// through the Node server's upgrade event.
+import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { AccountService } from '../../accounts/index.js';
@@ -45,6 +51,8 @@ export interface HttpDeps {
   version?: string;
   /** The REST API; without it only health, readiness and metrics are served. */
   rest?: RestDeps;
+  /** Folder of the built web app (dist/web by default, when built); null serves no app. */
+  webRoot?: string | null;
 }
 
 export interface RouteInfo { method: string; url: string }
@@ -62,6 +70,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     bodyLimit: 1024 * 1024,
     trustProxy: deps.trustProxy ?? false,
   });
+  closeQuietSockets(app);
   const routes: RouteInfo[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (r) => {
@@ -83,7 +92,10 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     if (!countedErrors.has(req)) deps.metrics.error(e.code, 'http');
     return sendError(reply, e);
   });
+  const webRoot = deps.webRoot === undefined ? findWebRoot() : deps.webRoot;
   app.setNotFoundHandler((req, reply) => {
+    // Paths of the app's own pages (/r/general after a reload) are answered with the app.
+    if (webRoot && serveWebApp(req, reply)) return reply;
     deps.metrics.error('not_found', 'http');
     return sendError(reply, toHttpError({ statusCode: 404, message: `no route ${req.method} ${req.url.split('?')[0]}` }));
   });
@@ -101,10 +113,14 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       });
     root.get('/metrics', { schema: { operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format).' } },
       async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
-    root.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain').send(
-      'Parley chat server. WebSocket protocol on /ws; REST API under /api/v1 (docs at /api/docs).\n',
-    ));
+    if (!webRoot) {
+      root.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain').send(
+        'Parley chat server. WebSocket protocol on /ws; REST API under /api/v1 (docs at /api/docs).\n'
+        + 'The web app is not built: run `npm run build`.\n',
+      ));
+    }
   });
+  if (webRoot) registerWebApp(app, webRoot);
 
   if (rest) {
     const authenticate = authenticator({
@@ -136,6 +152,85 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     if (rest.docs) registerDocsPage(app);
   }
   return app;
+}
+
+/**
+ * At shutdown, ends the connections that carry no request, and the others once their response
+ * is sent. Node's own idle check skips sockets that never carried a request (browsers open
+ * spare ones), so without this a close waits for them until the headers timeout (a minute).
+ */
+function closeQuietSockets(app: FastifyInstance): void {
+  const sockets = new Set<Socket>();
+  const active = new WeakMap<Socket, number>();
+  let closing = false;
+  app.server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  app.server.on('request', (req, res) => {
+    const s = req.socket;
+    active.set(s, (active.get(s) ?? 0) + 1);
+    res.once('close', () => {
+      const n = (active.get(s) ?? 1) - 1;
+      active.set(s, n);
+      if (closing && n === 0) s.destroy();
+    });
+  });
+  app.addHook('preClose', (done) => {
+    closing = true;
+    for (const s of sockets) if (!active.get(s)) s.destroy();
+    done();
+  });
+}
+
+// ---- the web app -------------------------------------------------------------------------
+
+/** Paths the app must never answer, so a typo under them stays a coded 404. */
+const NOT_APP = /^\/(api|ws|metrics|healthz|readyz|assets)(\/|$)/;
+
+/** dist/web of the package this file belongs to, found from both src/ (tests) and dist/src/. */
+export function findWebRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const root = join(dir, 'dist', 'web');
+      return existsSync(join(root, 'index.html')) ? root : null;
+    }
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+/** Built assets have a content hash in their names, so they never change under one URL;
+ * the page itself must be revalidated or a deploy would keep serving stale asset names. */
+function cacheHeaders(reply: FastifyReply, path: string, assets: string): void {
+  if (path.startsWith(assets)) void reply.header('cache-control', 'public, max-age=31536000, immutable');
+  else void reply.header('cache-control', 'no-cache');
+  void reply.header('x-content-type-options', 'nosniff');
+  if (path.endsWith('.html')) {
+    void reply.header('content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+      + "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    void reply.header('referrer-policy', 'no-referrer');
+  }
+}
+
+function registerWebApp(app: FastifyInstance, root: string): void {
+  // One route per built file (wildcard: false), so no catch-all competes with the API.
+  void app.register(fastifyStatic, {
+    root, prefix: '/', wildcard: false, index: false, cacheControl: false, decorateReply: true,
+    setHeaders: (reply, path) => cacheHeaders(reply, path, join(root, 'assets') + sep),
+  });
+  app.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+}
+
+/** Answers a page path of the app (no file extension, outside the API) with index.html. */
+function serveWebApp(req: FastifyRequest, reply: FastifyReply): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const path = req.url.split('?')[0]!;
+  if (NOT_APP.test(path) || /\.[^/]*$/.test(path)) return false;
+  void reply.sendFile('index.html');
+  return true;
 }
 
 export { Metrics } from './metrics.js';

@@ -1,0 +1,700 @@
+// The app's state of one signed-in user, kept current from the SDK: the inbox of rooms with
+// unread counts, each room's loaded history, sends in flight, typing, presence and members.
+// Components read it and re-render when it says it changed.
+import { ParleyClient, type ConnectionState, type Message, type Room } from '../../src/client/index.js';
+import type { InboxEntry, Member, Role, User } from '../../src/protocol/schema.js';
+import { api, describeError, type ApiUser } from './api.js';
+import { fold, type Shown } from './fold.js';
+import type { Session } from './session.js';
+
+export interface RoomEntry {
+  room: Room;
+  role: Role;
+  readSeq: number;
+  unread: number;
+  /** The last text message (as the server's inbox counts it). */
+  last: Message | null;
+  /** Direct rooms: the other member. */
+  peer?: string;
+}
+
+export interface Timeline {
+  /** Every loaded message by seq; contiguous from `first` to the newest. */
+  raw: Map<number, Message>;
+  /** Lowest seq loaded, or null before anything is. */
+  first: number | null;
+  loaded: boolean;
+  loadingOlder: boolean;
+  /** Nothing older exists (or can be served). */
+  complete: boolean;
+  /** Show a "new messages" line after this seq. */
+  divider: number | null;
+  version: number;
+  shown?: { version: number; items: Shown[] };
+  error?: string;
+}
+
+export interface PendingSend {
+  key: string;
+  room: string;
+  text: string;
+  ts: number;
+  status: 'sending' | 'failed';
+  error?: string;
+  /** The seq the server acknowledged, or the own message that probably is this one. */
+  seq?: number;
+  guess?: number;
+}
+
+export interface Notice { id: number; text: string; kind: 'info' | 'error' }
+
+const TYPING_TTL_MS = 6_000;
+const TYPING_RESEND_MS = 3_000;
+const PAGE = 50;
+const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1 };
+
+export class Chat {
+  readonly client: ParleyClient;
+  conn: ConnectionState = 'idle';
+  /** When the connection came back after being lost (for "back online"). */
+  backOnlineAt = 0;
+  me: User;
+  inboxLoaded = false;
+  readonly rooms = new Map<string, RoomEntry>();
+  readonly timelines = new Map<string, Timeline>();
+  pending: PendingSend[] = [];
+  readonly typing = new Map<string, Map<string, number>>();
+  readonly presence = new Map<string, Set<string>>();
+  readonly members = new Map<string, Member[]>();
+  readonly names = new Map<string, string>();
+  notices: Notice[] = [];
+  /** The open conversation, and whether its newest messages are on screen. */
+  active: string | null = null;
+  reading = false;
+  /** Called when the open room is gone (left, removed, deleted). */
+  onRoomGone: (room: string) => void = () => {};
+
+  private listeners = new Set<() => void>();
+  private scheduled = false;
+  private lostConnection = false;
+  private inboxRun: Promise<void> | null = null;
+  private inboxAgain = false;
+  private typingSent = new Map<string, number>();
+  private typingTimer: ReturnType<typeof setTimeout> | null = null;
+  private nameLookups = new Set<string>();
+  private membersTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private noticeId = 0;
+  private readonly pendingKey: string;
+
+  constructor(private readonly session: Session) {
+    this.me = { id: session.user.id, name: session.user.name, profile: session.user.profile };
+    this.names.set(this.me.id, this.me.name);
+    this.pendingKey = `parley.pending.${this.me.id}`;
+    this.client = new ParleyClient({
+      url: location.origin,
+      token: () => session.tokenForConnection(),
+      // A restarted server is found again within a few seconds.
+      reconnectMaxMs: 4_000,
+    });
+    const c = this.client;
+    c.on('state', ({ state }) => this.onState(state));
+    c.on('ready', (r) => {
+      session.connected();
+      this.me = r.user;
+      this.names.set(r.user.id, r.user.name);
+      void this.refreshInbox();
+      // Presence and membership changes made while offline came as no event: ask again.
+      for (const room of new Set([...this.presence.keys(), ...(this.active ? [this.active] : [])])) void this.loadPresence(room);
+      if (this.active && this.members.has(this.active)) void this.loadMembers(this.active);
+      this.typing.clear();
+      this.changed();
+    });
+    c.on('message', (m) => this.onMessage(m));
+    c.on('room', (e) => this.onRoomEvent(e.room, e.member, e.reason));
+    c.on('typing', (e) => this.onTyping(e.room, e.user, e.active));
+    c.on('presence', (e) => {
+      const set = this.presence.get(e.room);
+      if (!set) return;
+      if (e.online) set.add(e.user);
+      else set.delete(e.user);
+      this.changed();
+    });
+    c.on('read', (e) => {
+      if (e.user !== this.me.id) return;
+      const entry = this.rooms.get(e.room);
+      if (!entry || e.seq <= entry.readSeq) return;
+      entry.readSeq = e.seq;
+      // Read in another window: the count is exact only when everything was read.
+      if (!entry.last || e.seq >= entry.last.seq) entry.unread = 0;
+      else void this.refreshInbox();
+      this.changed();
+    });
+    c.on('gap', (g) => {
+      const tl = this.timelines.get(g.room);
+      if (tl && (tl.first === null || tl.first <= g.to + 1)) {
+        for (const seq of tl.raw.keys()) if (seq <= g.to) tl.raw.delete(seq);
+        tl.first = g.to + 1;
+        tl.complete = true;
+        tl.version++;
+        this.changed();
+      }
+    });
+    c.on('goodbye', (g) => {
+      if (g.code !== 'unauthorized' && g.code !== 'unavailable') this.notify(`Disconnected by the server: ${g.message}`, 'error');
+    });
+  }
+
+  // ---- lifecycle and change notification --------------------------------------------------
+
+  start(): void {
+    this.restorePending();
+    this.client.connect().catch(() => {
+      // The SDK keeps trying; the connection state tells the user.
+    });
+  }
+
+  stop(): void {
+    this.client.close();
+    if (this.typingTimer) clearTimeout(this.typingTimer);
+    for (const t of this.membersTimers.values()) clearTimeout(t);
+    this.listeners.clear();
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Coalesces the changes of one burst of frames into one render. */
+  changed(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      for (const fn of this.listeners) fn();
+    });
+  }
+
+  notify(text: string, kind: Notice['kind'] = 'info'): void {
+    const n = { id: ++this.noticeId, text, kind };
+    this.notices = [...this.notices.slice(-3), n];
+    this.changed();
+    setTimeout(() => this.dismiss(n.id), kind === 'error' ? 8_000 : 5_000);
+  }
+
+  dismiss(id: number): void {
+    this.notices = this.notices.filter((n) => n.id !== id);
+    this.changed();
+  }
+
+  private onState(state: ConnectionState): void {
+    if (state === 'reconnecting') this.lostConnection = true;
+    if (state === 'online' && this.lostConnection) {
+      this.lostConnection = false;
+      this.backOnlineAt = Date.now();
+    }
+    this.conn = state;
+    this.changed();
+  }
+
+  // ---- names -----------------------------------------------------------------------------
+
+  nameOf(user: string): string {
+    const n = this.names.get(user);
+    if (n === undefined) this.lookUpName(user);
+    return n || user;
+  }
+
+  private lookUpName(user: string): void {
+    if (this.nameLookups.has(user)) return;
+    this.nameLookups.add(user);
+    void this.session.token()
+      .then((token) => api<ApiUser>('GET', `/users/${encodeURIComponent(user)}`, { token }))
+      .then((u) => { this.names.set(u.id, u.name); this.changed(); })
+      .catch(() => { this.names.set(user, user); });
+  }
+
+  /** Looks a user up by id; null when there is none. */
+  async findUser(user: string): Promise<ApiUser | null> {
+    try {
+      const u = await api<ApiUser>('GET', `/users/${encodeURIComponent(user)}`, { token: await this.session.token() });
+      this.names.set(u.id, u.name);
+      return u;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'not_found') return null;
+      throw err;
+    }
+  }
+
+  // ---- inbox -----------------------------------------------------------------------------
+
+  /** Reloads the room list; calls made while one runs are folded into one more run. */
+  refreshInbox(): Promise<void> {
+    if (this.inboxRun) {
+      this.inboxAgain = true;
+      return this.inboxRun;
+    }
+    this.inboxRun = (async () => {
+      do {
+        this.inboxAgain = false;
+        try {
+          const { rooms } = await this.client.inbox();
+          this.applyInbox(rooms);
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'closed') this.notify(`Could not load your rooms: ${describeError(err)}`, 'error');
+        }
+      } while (this.inboxAgain);
+      this.inboxRun = null;
+    })();
+    return this.inboxRun;
+  }
+
+  private applyInbox(entries: InboxEntry[]): void {
+    const next = new Map<string, RoomEntry>();
+    for (const e of entries) {
+      const old = this.rooms.get(e.room.id);
+      const entry: RoomEntry = { room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, last: e.last };
+      if (old) {
+        entry.peer = old.peer;
+        // A message that arrived live after the server counted is already counted here.
+        if (old.last && (!e.last || old.last.seq > e.last.seq)) {
+          entry.last = old.last;
+          entry.unread = old.unread;
+        }
+        entry.readSeq = Math.max(entry.readSeq, old.readSeq);
+        if (old.room.lastSeq > entry.room.lastSeq) entry.room = { ...entry.room, lastSeq: old.room.lastSeq };
+      }
+      if (e.last) this.names.set(e.last.user, e.last.name);
+      next.set(e.room.id, entry);
+      if (e.room.kind === 'direct' && !entry.peer) void this.findPeer(entry);
+    }
+    this.rooms.clear();
+    for (const [id, e] of next) this.rooms.set(id, e);
+    this.inboxLoaded = true;
+    const active = this.active ? this.rooms.get(this.active) : undefined;
+    if (active) {
+      // A room opened before the inbox was known (a reload on its page) gets its line now.
+      const tl = this.timeline(active.room.id);
+      if (tl.divider === null && active.unread > 0 && !this.reading) tl.divider = active.readSeq;
+      if (this.reading) this.markRead(active.room.id);
+    }
+    this.changed();
+  }
+
+  private async findPeer(entry: RoomEntry): Promise<void> {
+    try {
+      const { members } = await this.client.members(entry.room.id);
+      const peer = members.find((m) => m.user !== this.me.id)?.user;
+      const current = this.rooms.get(entry.room.id);
+      if (peer && current) {
+        current.peer = peer;
+        this.nameOf(peer);
+        void this.loadPresence(entry.room.id);
+        this.changed();
+      }
+    } catch {
+      // Shown as "Direct conversation" until the next inbox load.
+    }
+  }
+
+  /** Rooms, most recent activity first. */
+  sortedRooms(): RoomEntry[] {
+    return [...this.rooms.values()].sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
+  }
+
+  // ---- live events -------------------------------------------------------------------------
+
+  private onMessage(m: Message): void {
+    if (m.kind === 'text' || m.kind === 'join' || m.kind === 'leave') this.names.set(m.user, m.name);
+    const tl = this.timeline(m.room);
+    tl.raw.set(m.seq, m);
+    if (tl.first === null) tl.first = m.seq;
+    tl.version++;
+    const entry = this.rooms.get(m.room);
+    if (entry) {
+      if (m.seq > entry.room.lastSeq) entry.room = { ...entry.room, lastSeq: m.seq };
+      if (m.kind === 'text') {
+        entry.last = m;
+        if (m.user !== this.me.id) {
+          if (this.active === m.room && this.reading) this.markRead(m.room);
+          else {
+            entry.unread++;
+            if (this.active === m.room && tl.divider === null) tl.divider = m.seq - 1;
+          }
+        }
+      } else if (entry.last && m.target === entry.last.seq && (m.kind === 'edit' || m.kind === 'delete')) {
+        entry.last = m.kind === 'edit' ? { ...entry.last, text: m.text ?? '' } : { ...entry.last, text: '', kind: 'delete' };
+      } else if (m.kind === 'update') {
+        void this.reloadRoom(m.room, m.data);
+      }
+    }
+    if (m.kind === 'join' || m.kind === 'leave' || (m.kind === 'update' && m.data?.role)) this.reloadMembers(m.room);
+    this.typing.get(m.room)?.delete(m.user);
+    this.settlePending(m);
+    this.changed();
+  }
+
+  private async reloadRoom(room: string, data: Record<string, unknown> | undefined): Promise<void> {
+    const entry = this.rooms.get(room);
+    if (!entry) return;
+    if (data?.user === this.me.id && typeof data.role === 'string') entry.role = data.role as Role;
+    try {
+      const fresh = await this.client.request('room', { room });
+      const now = this.rooms.get(room);
+      if (now) now.room = { ...fresh, lastSeq: Math.max(fresh.lastSeq, now.room.lastSeq) };
+      this.changed();
+    } catch {
+      // Gone meanwhile: the room event says so.
+    }
+  }
+
+  private onRoomEvent(room: string, member: Member | null, reason?: string): void {
+    if (member) {
+      void this.refreshInbox();
+      return;
+    }
+    const entry = this.rooms.get(room);
+    this.rooms.delete(room);
+    this.timelines.delete(room);
+    this.members.delete(room);
+    this.presence.delete(room);
+    if (entry && reason && reason !== 'left') {
+      const what = reason === 'deleted' ? 'was deleted' : reason === 'access' ? 'no longer admits you'
+        : reason.startsWith('banned') ? `banned you${reason.includes(':') ? ` (${reason.slice(reason.indexOf(':') + 1).trim()})` : ''}`
+          : reason.startsWith('kicked') ? 'removed you' : `removed you (${reason})`;
+      this.notify(`${entry.room.kind === 'direct' ? 'A conversation' : `“${entry.room.name}”`} ${what}.`, 'error');
+    }
+    if (this.active === room) this.onRoomGone(room);
+    this.changed();
+  }
+
+  private onTyping(room: string, user: string, active: boolean): void {
+    if (user === this.me.id) return;
+    let users = this.typing.get(room);
+    if (!users) this.typing.set(room, (users = new Map()));
+    if (active) users.set(user, Date.now() + TYPING_TTL_MS);
+    else users.delete(user);
+    this.sweepTyping();
+    this.changed();
+  }
+
+  /** Typing that was not renewed in time has stopped (its "stop" may never come). */
+  private sweepTyping(): void {
+    if (this.typingTimer) clearTimeout(this.typingTimer);
+    const now = Date.now();
+    let next = Infinity;
+    for (const users of this.typing.values()) {
+      for (const [u, until] of users) {
+        if (until <= now) users.delete(u);
+        else next = Math.min(next, until);
+      }
+    }
+    if (next !== Infinity) {
+      this.typingTimer = setTimeout(() => { this.sweepTyping(); this.changed(); }, next - now + 10);
+    }
+  }
+
+  typingIn(room: string): string[] {
+    return [...(this.typing.get(room)?.keys() ?? [])];
+  }
+
+  // ---- a conversation ------------------------------------------------------------------------
+
+  timeline(room: string): Timeline {
+    let tl = this.timelines.get(room);
+    if (!tl) {
+      tl = { raw: new Map(), first: null, loaded: false, loadingOlder: false, complete: false, divider: null, version: 0 };
+      this.timelines.set(room, tl);
+    }
+    return tl;
+  }
+
+  shown(room: string): Shown[] {
+    const tl = this.timeline(room);
+    if (tl.shown?.version !== tl.version) tl.shown = { version: tl.version, items: fold(tl.raw.values()) };
+    return tl.shown.items;
+  }
+
+  /** Opens a conversation: its latest history, who is online, its members. */
+  open(room: string | null): void {
+    if (this.active === room) return;
+    this.active = room;
+    this.reading = false;
+    if (!room) {
+      this.changed();
+      return;
+    }
+    const tl = this.timeline(room);
+    const entry = this.rooms.get(room);
+    tl.divider = entry && entry.unread > 0 ? entry.readSeq : null;
+    if (!tl.loaded) void this.loadLatest(room);
+    void this.loadPresence(room);
+    void this.loadMembers(room);
+    this.changed();
+  }
+
+  private async loadLatest(room: string): Promise<void> {
+    const tl = this.timeline(room);
+    try {
+      const h = await this.client.history(room, { limit: PAGE * 2 });
+      for (const m of h.messages) tl.raw.set(m.seq, m);
+      this.noteNames(h.messages);
+      const min = Math.min(...tl.raw.keys());
+      tl.first = Number.isFinite(min) ? min : null;
+      tl.complete = h.messages.length === 0 || (tl.first !== null && tl.first <= h.first);
+      tl.loaded = true;
+      tl.error = undefined;
+      this.prunePending(room);
+    } catch (err) {
+      tl.error = describeError(err);
+    }
+    tl.version++;
+    this.changed();
+  }
+
+  async loadOlder(room: string): Promise<void> {
+    const tl = this.timeline(room);
+    if (!tl.loaded || tl.loadingOlder || tl.complete || tl.first === null) return;
+    tl.loadingOlder = true;
+    this.changed();
+    try {
+      const h = await this.client.history(room, { before: tl.first, limit: PAGE });
+      for (const m of h.messages) tl.raw.set(m.seq, m);
+      this.noteNames(h.messages);
+      if (h.messages.length > 0) tl.first = Math.min(tl.first, h.messages[0]!.seq);
+      tl.complete = h.messages.length === 0 || tl.first <= h.first;
+      tl.version++;
+    } catch (err) {
+      this.notify(`Could not load older messages: ${describeError(err)}`, 'error');
+    } finally {
+      tl.loadingOlder = false;
+      this.changed();
+    }
+  }
+
+  private noteNames(messages: Message[]): void {
+    for (const m of messages) if (!this.names.has(m.user) && m.kind !== 'hidden') this.names.set(m.user, m.name);
+  }
+
+  private async loadPresence(room: string): Promise<void> {
+    try {
+      const { users } = await this.client.presence(room);
+      this.presence.set(room, new Set(users));
+      this.changed();
+    } catch {
+      // Without it nobody is shown online; the next open asks again.
+    }
+  }
+
+  private async loadMembers(room: string): Promise<void> {
+    try {
+      const { members } = await this.client.members(room);
+      this.members.set(room, members);
+      for (const m of members) this.nameOf(m.user);
+      this.changed();
+    } catch {
+      // The panel says it could not load them.
+    }
+  }
+
+  /** Members change in bursts (a list edit removes many): reload once after the burst. */
+  private reloadMembers(room: string): void {
+    if (!this.members.has(room) || this.membersTimers.has(room)) return;
+    this.membersTimers.set(room, setTimeout(() => {
+      this.membersTimers.delete(room);
+      if (this.rooms.has(room)) void this.loadMembers(room);
+    }, 150));
+  }
+
+  /** The open conversation's newest messages are (or are not) on screen. */
+  setReading(reading: boolean): void {
+    if (this.reading === reading) return;
+    this.reading = reading;
+    if (reading && this.active) this.markRead(this.active);
+  }
+
+  markRead(room: string): void {
+    const entry = this.rooms.get(room);
+    if (!entry) return;
+    const seq = Math.max(entry.room.lastSeq, this.client.lastSeq.get(room) ?? 0);
+    if (seq <= entry.readSeq && entry.unread === 0) return;
+    entry.readSeq = Math.max(entry.readSeq, seq);
+    entry.unread = 0;
+    this.changed();
+    this.client.markRead(room, seq).catch(() => {
+      // A marker that did not move is moved by the next read.
+    });
+  }
+
+  myRole(room: string): Role | null {
+    return this.rooms.get(room)?.role ?? null;
+  }
+
+  /** Whether I may moderate `user` in `room` (owners and admins act on lower ranks). */
+  canModerate(room: string, user: string): boolean {
+    const mine = this.myRole(room);
+    if (!mine || mine === 'member' || user === this.me.id) return false;
+    const entry = this.rooms.get(room);
+    if (entry?.room.kind === 'direct') return false;
+    const theirs = this.members.get(room)?.find((m) => m.user === user)?.role ?? 'member';
+    return RANK[mine] > RANK[theirs];
+  }
+
+  // ---- writing ----------------------------------------------------------------------------
+
+  send(room: string, text: string): void {
+    const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending' };
+    this.pending = [...this.pending, p];
+    this.savePending();
+    this.stopTyping(room);
+    this.transmit(p);
+    this.changed();
+  }
+
+  retry(key: string): void {
+    const p = this.pending.find((x) => x.key === key);
+    if (!p) return;
+    p.status = 'sending';
+    p.error = undefined;
+    this.savePending();
+    this.transmit(p);
+    this.changed();
+  }
+
+  discard(key: string): void {
+    this.pending = this.pending.filter((x) => x.key !== key);
+    this.savePending();
+    this.changed();
+  }
+
+  /** The SDK queues it while offline and resends it with the same key after a lost reply. */
+  private transmit(p: PendingSend): void {
+    this.client.send(p.room, p.text, { key: p.key }).then((r) => {
+      p.seq = r.seq;
+      if (this.timelines.get(p.room)?.raw.has(r.seq)) this.pending = this.pending.filter((x) => x !== p);
+      this.savePending();
+      this.changed();
+    }, (err: unknown) => {
+      if ((err as { code?: string }).code === 'closed') return;
+      p.status = 'failed';
+      p.error = describeError(err);
+      this.savePending();
+      this.changed();
+    });
+  }
+
+  /** Own sends still to show: not yet matched by a message of the room's history. */
+  pendingIn(room: string): PendingSend[] {
+    const raw = this.timelines.get(room)?.raw;
+    return this.pending.filter((p) => p.room === room
+      && !(p.seq !== undefined && raw?.has(p.seq)) && !(p.guess !== undefined && raw?.has(p.guess)));
+  }
+
+  /**
+   * The message of an own send usually arrives just before its acknowledgement; matching it by
+   * text in send order keeps the two from both showing for that moment.
+   */
+  private settlePending(m: Message): void {
+    if (m.user !== this.me.id || m.kind !== 'text') return;
+    const acked = this.pending.find((p) => p.seq === m.seq);
+    if (acked) {
+      this.pending = this.pending.filter((p) => p !== acked);
+      this.savePending();
+      return;
+    }
+    const guess = this.pending.find((p) => p.room === m.room && p.seq === undefined && p.guess === undefined
+      && p.status === 'sending' && p.text === m.text);
+    if (guess) guess.guess = m.seq;
+  }
+
+  /** Acknowledged sends whose message came with a history page are done. */
+  private prunePending(room: string): void {
+    const raw = this.timeline(room).raw;
+    this.pending = this.pending.filter((p) => p.room !== room || p.seq === undefined || !raw.has(p.seq));
+  }
+
+  private savePending(): void {
+    try {
+      const open = this.pending.filter((p) => p.seq === undefined);
+      if (open.length) localStorage.setItem(this.pendingKey, JSON.stringify(open));
+      else localStorage.removeItem(this.pendingKey);
+    } catch {
+      // Storage full or blocked: sends still go out, they just do not survive a reload.
+    }
+  }
+
+  /** Sends not acknowledged before a reload go out again under their keys: at most once. */
+  private restorePending(): void {
+    let saved: PendingSend[] = [];
+    try {
+      const v = JSON.parse(localStorage.getItem(this.pendingKey) ?? '[]') as unknown;
+      if (Array.isArray(v)) {
+        saved = v.filter((p): p is PendingSend => typeof p?.key === 'string' && typeof p.room === 'string'
+          && typeof p.text === 'string' && typeof p.ts === 'number');
+      }
+    } catch {
+      saved = [];
+    }
+    this.pending = saved.map((p) => ({ key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error }));
+    for (const p of this.pending) if (p.status === 'sending') this.transmit(p);
+  }
+
+  async edit(room: string, seq: number, text: string): Promise<void> {
+    await this.act(() => this.client.edit(room, seq, text), 'Could not edit');
+  }
+
+  async remove(room: string, seq: number): Promise<void> {
+    await this.act(() => this.client.deleteMessage(room, seq), 'Could not delete');
+  }
+
+  async react(room: string, seq: number, emoji: string, remove: boolean): Promise<void> {
+    await this.act(() => this.client.react(room, seq, emoji, remove), 'Could not react');
+  }
+
+  private async act(fn: () => Promise<unknown>, what: string): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.notify(`${what}: ${describeError(err)}`, 'error');
+    }
+  }
+
+  typingNow(room: string): void {
+    const last = this.typingSent.get(room) ?? 0;
+    if (Date.now() - last < TYPING_RESEND_MS) return;
+    this.typingSent.set(room, Date.now());
+    if (this.client.state === 'online') void this.client.typing(room, true).catch(() => {});
+  }
+
+  stopTyping(room: string): void {
+    if (!this.typingSent.has(room)) return;
+    this.typingSent.delete(room);
+    if (this.client.state === 'online') void this.client.typing(room, false).catch(() => {});
+  }
+
+  // ---- rooms --------------------------------------------------------------------------------
+
+  /** Adds a room the user just entered, without waiting for the inbox to be reloaded. */
+  adopt(room: Room, role: Role): void {
+    if (!this.rooms.has(room.id)) {
+      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, last: null });
+      if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
+      // History read before joining was not followed live: it may have a hole. Start over.
+      const tl = this.timelines.get(room.id);
+      if (tl?.loaded) {
+        this.timelines.delete(room.id);
+        if (this.active === room.id) void this.loadLatest(room.id);
+      }
+    }
+    void this.refreshInbox();
+    this.changed();
+  }
+
+  async directWith(user: string): Promise<Room> {
+    const room = await this.client.direct(user);
+    this.adopt(room, 'member');
+    const entry = this.rooms.get(room.id);
+    if (entry && !entry.peer) entry.peer = user;
+    return room;
+  }
+}

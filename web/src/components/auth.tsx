@@ -1,0 +1,77 @@
+// The sign-in and registration screen of built-in accounts.
+import { useState } from 'preact/hooks';
+import { describeError } from '../api.js';
+import { Session } from '../session.js';
+import { checkDisplayName, checkLoginName, checkNewPassword, checkPassword, checkUsername } from '../validate.js';
+import { Field } from './ui.js';
+
+export function AuthScreen({ onSession, notice, onEnd }: {
+  onSession: (s: Session) => void; notice: string; onEnd: (reason: string) => void;
+}) {
+  const [mode, setMode] = useState<'login' | 'register'>('login');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [name, setName] = useState('');
+  const [errors, setErrors] = useState<Record<string, string | null>>({});
+  const [failure, setFailure] = useState('');
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    const user = mode === 'register' ? username.trim().toLowerCase() : username.trim();
+    const found: Record<string, string | null> = mode === 'register'
+      ? { username: checkUsername(user), password: checkNewPassword(password), name: checkDisplayName(name.trim()) }
+      : { username: checkLoginName(user), password: checkPassword(password) };
+    setErrors(found);
+    setFailure('');
+    if (Object.values(found).some(Boolean)) return;
+    setBusy(true);
+    try {
+      const s = mode === 'register'
+        ? await Session.register(user, password, name.trim(), onEnd)
+        : await Session.login(user, password, onEnd);
+      onSession(s);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (mode === 'register' && code === 'conflict') setErrors({ username: 'This username is taken.' });
+      else if (mode === 'login' && code === 'unauthorized') setFailure('Wrong username or password.');
+      else if (mode === 'register' && code === 'forbidden') setFailure('Registration is closed on this server.');
+      else setFailure(describeError(err));
+      setBusy(false);
+    }
+  }
+
+  function switchTo(m: 'login' | 'register') {
+    setMode(m);
+    setErrors({});
+    setFailure('');
+  }
+
+  return (
+    <main class="auth">
+      <div class="auth-card">
+        <h1 class="brand"><span class="logo" aria-hidden="true" />Parley</h1>
+        {notice && <p class="notice-inline" role="status">{notice}</p>}
+        <div class="tabs" role="group" aria-label="Account">
+          <button type="button" aria-pressed={mode === 'login'} onClick={() => switchTo('login')}>Sign in</button>
+          <button type="button" aria-pressed={mode === 'register'} onClick={() => switchTo('register')}>Create account</button>
+        </div>
+        <form onSubmit={submit} noValidate aria-label={mode === 'login' ? 'Sign in' : 'Create account'}>
+          <Field label="Username" value={username} onInput={setUsername} error={errors.username} autoFocus
+            autoComplete="username" name="username"
+            hint={mode === 'register' ? '3–32 lowercase letters, digits, _ . or -. Others find you by it.' : undefined} />
+          {mode === 'register' && (
+            <Field label="Display name (optional)" value={name} onInput={setName} error={errors.name} autoComplete="nickname" name="name" />
+          )}
+          <Field label="Password" password value={password} onInput={setPassword} error={errors.password} name="password"
+            autoComplete={mode === 'register' ? 'new-password' : 'current-password'}
+            hint={mode === 'register' ? 'At least 8 characters.' : undefined} />
+          {failure && <p class="error" role="alert">{failure}</p>}
+          <button type="submit" class="primary wide" disabled={busy}>
+            {busy ? 'Please wait…' : mode === 'login' ? 'Sign in' : 'Create account'}
+          </button>
+        </form>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,24 @@
+// Inline icons (SVG paths drawn in the current text colour), so no icon font or emoji font is
+// needed for the app's own controls.
+const PATHS = {
+  lock: 'M7 10V7a5 5 0 0 1 10 0v3h1a1 1 0 0 1 1 1v9a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1v-9a1 1 0 0 1 1-1h1zm2 0h6V7a3 3 0 0 0-6 0v3z',
+  hash: 'M10 3 8.5 21M15.5 3 14 21M4 8.5h17M3 15.5h17',
+  edit: 'M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4',
+  trash: 'M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3',
+  smile: 'M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM8.5 14.5a4.5 4.5 0 0 0 7 0M9 9.5h.01M15 9.5h.01',
+  close: 'M6 6l12 12M18 6 6 18',
+  back: 'M15 5l-7 7 7 7',
+} as const;
+
+const FILLED = new Set<keyof typeof PATHS>(['lock']);
+
+export function Icon({ name, size = 18 }: { name: keyof typeof PATHS; size?: number }) {
+  const filled = FILLED.has(name);
+  return (
+    <svg width={size} height={size} viewBox="0 0 24 24" aria-hidden="true" focusable="false" class="svg-icon"
+      fill={filled ? 'currentColor' : 'none'} stroke={filled ? 'none' : 'currentColor'}
+      stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+      <path d={PATHS[name]} />
+    </svg>
+  );
+}

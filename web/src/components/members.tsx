@@ -1,0 +1,85 @@
+// The members of the open room, online first, with an invite form where the user may invite.
+import { useState } from 'preact/hooks';
+import { describeError } from '../api.js';
+import type { Chat, RoomEntry } from '../chat.js';
+import { checkUserId } from '../validate.js';
+import { Icon } from './icons.js';
+import { Avatar } from './ui.js';
+
+const RANK = { owner: 0, admin: 1, member: 2 } as const;
+
+export function MembersPanel({ chat, room, entry, openUser, onClose }: {
+  chat: Chat; room: string; entry: RoomEntry; openUser: (user: string) => void; onClose: () => void;
+}) {
+  const members = chat.members.get(room);
+  const online = chat.presence.get(room) ?? new Set<string>();
+  const sorted = [...(members ?? [])].sort((a, b) => Number(online.has(b.user)) - Number(online.has(a.user))
+    || RANK[a.role] - RANK[b.role] || chat.nameOf(a.user).localeCompare(chat.nameOf(b.user)));
+  const canInvite = entry.room.kind === 'channel' || entry.role === 'owner' || entry.role === 'admin';
+  return (
+    <aside id="members-panel" class="members" aria-label="Members">
+      <header class="members-head">
+        <h2>Members {members && <span class="muted">({members.length})</span>}</h2>
+        <button type="button" class="icon" aria-label="Close members" onClick={onClose}><Icon name="close" /></button>
+      </header>
+      {canInvite && <InviteForm chat={chat} room={room} />}
+      {!members && <p class="muted pad">Loading members…</p>}
+      <ul class="member-list">
+        {sorted.map((m) => {
+          const on = online.has(m.user);
+          return (
+            <li key={m.user}>
+              <button type="button" class="member" onClick={() => openUser(m.user)}>
+                <Avatar id={m.user} name={chat.nameOf(m.user)} size="sm" online={on} />
+                <span class="member-name">{chat.nameOf(m.user)}{m.user === chat.me.id && <span class="muted"> (you)</span>}</span>
+                {m.role !== 'member' && <span class="role">{m.role}</span>}
+                <span class="sr-only">{on ? ', online' : ', offline'}</span>
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </aside>
+  );
+}
+
+function InviteForm({ chat, room }: { chat: Chat; room: string }) {
+  const [user, setUser] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e: Event) {
+    e.preventDefault();
+    const id = user.trim();
+    const bad = checkUserId(id);
+    setError(bad);
+    if (bad) return;
+    setBusy(true);
+    try {
+      const found = await chat.findUser(id);
+      if (!found) {
+        setError(`No user “${id}”.`);
+        return;
+      }
+      await chat.client.invite(room, found.id);
+      setUser('');
+      chat.notify(`${found.name} was added.`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      setError(code === 'conflict' ? `${id} is already a member.` : describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <form class="invite-form" onSubmit={submit} noValidate>
+      <label for="invite-user">Invite a user</label>
+      <div class="row">
+        <input id="invite-user" value={user} placeholder="user id" autoComplete="off" spellcheck={false}
+          aria-invalid={error ? true : undefined} aria-describedby={error ? 'invite-user-err' : undefined}
+          onInput={(e) => { setUser(e.currentTarget.value); setError(null); }} />
+        <button type="submit" disabled={busy}>Invite</button>
+      </div>
+      {error && <small id="invite-user-err" class="error" role="alert">{error}</small>}
+    </form>
+  );
+}

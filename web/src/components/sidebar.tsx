@@ -1,0 +1,125 @@
+// The room list (the inbox): every room with its last message and unread count, most recent
+// first, plus the ways into new conversations.
+import type { TargetedKeyboardEvent } from 'preact';
+import { useState } from 'preact/hooks';
+import { describeError } from '../api.js';
+import type { Chat, RoomEntry } from '../chat.js';
+import { formatShort, plural, roomTitle } from '../format.js';
+import { checkUserId } from '../validate.js';
+import type { DialogState } from './app.js';
+import { Icon } from './icons.js';
+import { Avatar } from './ui.js';
+
+export function Sidebar({ chat, active, go, openDialog }: {
+  chat: Chat; active: string | null; go: (room: string | null) => void; openDialog: (d: DialogState) => void;
+}) {
+  const rooms = chat.sortedRooms();
+  const nameOf = (u: string) => chat.nameOf(u);
+
+  // Arrow keys move between rooms, as in any list; Tab leaves the list.
+  function onKeyDown(e: TargetedKeyboardEvent<HTMLUListElement>) {
+    if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp' && e.key !== 'Home' && e.key !== 'End') return;
+    const links = Array.from(e.currentTarget.querySelectorAll<HTMLAnchorElement>('a.room-link'));
+    const at = links.indexOf(document.activeElement as HTMLAnchorElement);
+    const next = e.key === 'Home' ? 0 : e.key === 'End' ? links.length - 1
+      : Math.max(0, Math.min(links.length - 1, at + (e.key === 'ArrowDown' ? 1 : -1)));
+    links[next]?.focus();
+    e.preventDefault();
+  }
+
+  return (
+    <aside class="sidebar" aria-label="Rooms">
+      <div class="sidebar-actions">
+        <button type="button" class="primary" onClick={() => openDialog({ kind: 'create' })}>New room</button>
+        <button type="button" onClick={() => openDialog({ kind: 'browse' })}>Browse channels</button>
+      </div>
+      <DirectForm chat={chat} go={go} />
+      <nav aria-label="Your rooms">
+        {!chat.inboxLoaded && <p class="muted pad">Loading rooms…</p>}
+        {chat.inboxLoaded && rooms.length === 0 && <p class="muted pad">No rooms yet. Create one or browse channels.</p>}
+        <ul class="room-list" onKeyDown={onKeyDown}>
+          {rooms.map((e) => <RoomItem key={e.room.id} chat={chat} entry={e} active={e.room.id === active} go={go} nameOf={nameOf} />)}
+        </ul>
+      </nav>
+    </aside>
+  );
+}
+
+function preview(chat: Chat, e: RoomEntry): string {
+  const m = e.last;
+  if (!m) return e.room.kind === 'channel' ? 'Channel' : e.room.kind === 'group' ? 'Private group' : 'No messages yet';
+  if (m.kind === 'delete') return 'Message deleted';
+  if (m.kind === 'hidden') return 'Hidden message';
+  const who = m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
+  return `${who}: ${(m.text ?? '').replace(/\s+/g, ' ')}`;
+}
+
+function RoomItem({ chat, entry, active, go, nameOf }: {
+  chat: Chat; entry: RoomEntry; active: boolean; go: (room: string) => void; nameOf: (u: string) => string;
+}) {
+  const title = roomTitle(entry, nameOf);
+  const online = entry.room.kind === 'direct' && entry.peer ? chat.presence.get(entry.room.id)?.has(entry.peer) ?? false : undefined;
+  const icon = entry.room.kind === 'channel' ? 'hash' : entry.room.kind === 'group' ? 'lock' : null;
+  const label = `${title}${entry.unread ? `, ${plural(entry.unread, 'unread message')}` : ''}`;
+  return (
+    <li>
+      <a class={`room-link${active ? ' active' : ''}${entry.unread ? ' unread' : ''}`} href={`/r/${entry.room.id}`}
+        aria-current={active ? 'page' : undefined} aria-label={label} data-room={entry.room.id}
+        onClick={(e) => { if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return; e.preventDefault(); go(entry.room.id); }}>
+        {icon
+          ? <span class="avatar avatar-md room-icon" aria-hidden="true"><Icon name={icon} /></span>
+          : <Avatar id={entry.peer ?? entry.room.id} name={title} online={online} />}
+        <span class="room-text">
+          <span class="room-top">
+            <span class="room-name">{title}</span>
+            {entry.last && <time class="room-time" dateTime={new Date(entry.last.ts).toISOString()}>{formatShort(entry.last.ts)}</time>}
+          </span>
+          <span class="room-bottom">
+            <span class="room-preview">{preview(chat, entry)}</span>
+            {entry.unread > 0 && <span class="badge" aria-hidden="true">{entry.unread > 99 ? '99+' : entry.unread}</span>}
+          </span>
+        </span>
+      </a>
+    </li>
+  );
+}
+
+/** Opens the direct conversation with a user named by id, after checking the user exists. */
+function DirectForm({ chat, go }: { chat: Chat; go: (room: string) => void }) {
+  const [user, setUser] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e: Event) {
+    e.preventDefault();
+    const id = user.trim();
+    const bad = checkUserId(id) ?? (id === chat.me.id ? 'That is you. Enter someone else’s user id.' : null);
+    setError(bad);
+    if (bad) return;
+    setBusy(true);
+    try {
+      const found = await chat.findUser(id);
+      if (!found) setError(`No user “${id}”.`);
+      else {
+        const room = await chat.directWith(found.id);
+        setUser('');
+        go(room.id);
+      }
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <form class="direct-form" onSubmit={submit} noValidate>
+      <label for="direct-user">Message a user</label>
+      <div class="row">
+        <input id="direct-user" value={user} placeholder="user id" autoComplete="off" spellcheck={false}
+          aria-invalid={error ? true : undefined} aria-describedby={error ? 'direct-user-err' : undefined}
+          onInput={(e) => { setUser(e.currentTarget.value); setError(null); }} />
+        <button type="submit" disabled={busy}>Open</button>
+      </div>
+      {error && <small id="direct-user-err" class="error" role="alert">{error}</small>}
+    </form>
+  );
+}

@@ -1,0 +1,94 @@
+// Small shared pieces: the store hook, avatars, labelled form fields and the modal dialog.
+import type { ComponentChildren, TargetedEvent } from 'preact';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
+import type { Chat } from '../chat.js';
+import { hue, initials } from '../format.js';
+import { Icon } from './icons.js';
+
+/** Re-renders the component whenever the chat state changes. */
+export function useChat(chat: Chat): void {
+  const [, bump] = useState(0);
+  useEffect(() => chat.subscribe(() => bump((n) => n + 1)), [chat]);
+}
+
+export function Avatar({ id, name, size = 'md', online }: { id: string; name: string; size?: 'sm' | 'md'; online?: boolean }) {
+  return (
+    <span class={`avatar avatar-${size}`} style={{ '--h': String(hue(id)) }} aria-hidden="true">
+      {initials(name)}
+      {online !== undefined && <span class={`dot ${online ? 'on' : 'off'}`} />}
+    </span>
+  );
+}
+
+interface FieldProps {
+  label: string;
+  value: string;
+  onInput: (v: string) => void;
+  error?: string | null;
+  hint?: string;
+  password?: boolean;
+  autoComplete?: string;
+  autoFocus?: boolean;
+  maxLength?: number;
+  placeholder?: string;
+  multiline?: boolean;
+  required?: boolean;
+  name?: string;
+}
+
+/** A labelled input whose error is announced and tied to it (aria-describedby). */
+export function Field(p: FieldProps) {
+  const id = useId();
+  const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
+  useEffect(() => { if (p.autoFocus) ref.current?.focus(); }, []);
+  const described = [p.hint ? `${id}-hint` : '', p.error ? `${id}-err` : ''].filter(Boolean).join(' ') || undefined;
+  const common = {
+    id, ref, value: p.value, name: p.name, placeholder: p.placeholder, maxLength: p.maxLength, required: p.required,
+    'aria-invalid': p.error ? true : undefined, 'aria-describedby': described,
+    onInput: (e: TargetedEvent<HTMLInputElement | HTMLTextAreaElement>) => p.onInput(e.currentTarget.value),
+  };
+  return (
+    <div class="field">
+      <label for={id}>{p.label}</label>
+      {p.multiline
+        ? <textarea {...common} rows={3} />
+        : p.password
+          ? <input {...common} type="password" autoComplete={p.autoComplete} />
+          : <input {...common} type="text" autoComplete={p.autoComplete} />}
+      {p.hint && <small id={`${id}-hint`} class="hint">{p.hint}</small>}
+      {p.error && <small id={`${id}-err`} class="error" role="alert">{p.error}</small>}
+    </div>
+  );
+}
+
+/** A native modal <dialog>: the browser traps focus, Escape closes it, focus returns after. */
+export function Dialog({ title, onClose, children, wide }: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  useEffect(() => {
+    const d = ref.current!;
+    const before = document.activeElement as HTMLElement | null;
+    d.showModal();
+    return () => {
+      if (d.open) d.close();
+      before?.focus?.();
+    };
+  }, []);
+  return (
+    <dialog ref={ref} class={wide ? 'wide' : ''} aria-labelledby={titleId}
+      onCancel={(e) => { e.preventDefault(); onClose(); }}
+      onClick={(e) => { if (e.target === ref.current) onClose(); }}>
+      <div class="dialog-body">
+        <header class="dialog-head">
+          <h2 id={titleId}>{title}</h2>
+          <button type="button" class="icon" aria-label="Close" onClick={onClose}><Icon name="close" /></button>
+        </header>
+        {children}
+      </div>
+    </dialog>
+  );
+}
+
+export function VisuallyHidden({ children }: { children: ComponentChildren }) {
+  return <span class="sr-only">{children}</span>;
+}

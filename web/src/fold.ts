@@ -1,0 +1,65 @@
+// Folds a room's append-only history into what is shown: edits, deletes and reactions are
+// messages of their own that point at a `target`; here they change the message they target.
+import type { Message } from '../../src/client/index.js';
+
+export interface Reaction { emoji: string; users: string[] }
+
+export interface Shown {
+  seq: number;
+  kind: 'text' | 'join' | 'leave' | 'update' | 'hidden';
+  user: string;
+  name: string;
+  ts: number;
+  text: string;
+  edited: boolean;
+  deleted: boolean;
+  reactions: Reaction[];
+  data: Record<string, unknown> | undefined;
+}
+
+const SHOWN = new Set(['text', 'join', 'leave', 'update', 'hidden']);
+
+/** `messages` in any order; the result is in seq order. */
+export function fold(messages: Iterable<Message>): Shown[] {
+  const sorted = [...messages].sort((a, b) => a.seq - b.seq);
+  const out: Shown[] = [];
+  const bySeq = new Map<number, Shown>();
+  const reactions = new Map<number, Map<string, Set<string>>>();
+  for (const m of sorted) {
+    if (SHOWN.has(m.kind)) {
+      const s: Shown = {
+        seq: m.seq, kind: m.kind as Shown['kind'], user: m.user, name: m.name, ts: m.ts,
+        text: m.text ?? '', edited: false, deleted: false, reactions: [], data: m.data,
+      };
+      out.push(s);
+      bySeq.set(m.seq, s);
+      continue;
+    }
+    // A target older than what is loaded is folded when that older page arrives.
+    const target = m.target === undefined ? undefined : bySeq.get(m.target);
+    if (!target || target.deleted) continue;
+    if (m.kind === 'edit') {
+      target.text = m.text ?? '';
+      target.edited = true;
+    } else if (m.kind === 'delete') {
+      target.deleted = true;
+      target.text = '';
+      reactions.delete(target.seq);
+    } else if (m.kind === 'reaction') {
+      const emoji = typeof m.data?.emoji === 'string' ? m.data.emoji : null;
+      if (!emoji) continue;
+      let byEmoji = reactions.get(target.seq);
+      if (!byEmoji) reactions.set(target.seq, (byEmoji = new Map()));
+      let users = byEmoji.get(emoji);
+      if (!users) byEmoji.set(emoji, (users = new Set()));
+      if (m.data?.remove === true) users.delete(m.user);
+      else users.add(m.user);
+    }
+  }
+  for (const [seq, byEmoji] of reactions) {
+    const s = bySeq.get(seq)!;
+    // Map order is the order each emoji was first used: chips do not reorder as counts change.
+    s.reactions = [...byEmoji].filter(([, users]) => users.size > 0).map(([emoji, users]) => ({ emoji, users: [...users] }));
+  }
+  return out;
+}

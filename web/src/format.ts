@@ -1,0 +1,65 @@
+// How users, times and rooms are shown: initials and colours for avatars, times in the
+// reader's locale, room titles (a direct room is named after the other member).
+import type { RoomEntry } from './chat.js';
+
+export function initials(name: string): string {
+  const words = name.trim().split(/[\s._-]+/).filter(Boolean);
+  const letters = words.length >= 2 ? [words[0]!, words[1]!] : [words[0] ?? '?'];
+  return letters.map((w) => [...w][0]!.toUpperCase()).join('').slice(0, 2) || '?';
+}
+
+/** A stable hue per user id, so a person keeps one colour everywhere. */
+export function hue(id: string): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+  return h % 360;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const yearFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+const longDayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' });
+
+function sameDay(a: Date, b: Date): boolean {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+}
+
+export function formatTime(ts: number): string {
+  return timeFmt.format(ts);
+}
+
+/** Short time for lists: the time today, the day otherwise. */
+export function formatShort(ts: number, now = Date.now()): string {
+  const d = new Date(ts);
+  const n = new Date(now);
+  if (sameDay(d, n)) return timeFmt.format(d);
+  return d.getFullYear() === n.getFullYear() ? dayFmt.format(d) : yearFmt.format(d);
+}
+
+export function formatFull(ts: number): string {
+  return fullFmt.format(ts);
+}
+
+export function dayKey(ts: number): string {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+export function formatDay(ts: number, now = Date.now()): string {
+  const d = new Date(ts);
+  const n = new Date(now);
+  if (sameDay(d, n)) return 'Today';
+  const y = new Date(now - 86_400_000);
+  if (sameDay(d, y)) return 'Yesterday';
+  return longDayFmt.format(d);
+}
+
+export function roomTitle(e: RoomEntry, nameOf: (user: string) => string): string {
+  if (e.room.kind === 'direct') return e.peer ? nameOf(e.peer) : 'Direct conversation';
+  return e.room.name || e.room.id;
+}
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
