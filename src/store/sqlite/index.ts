@@ -8,6 +8,7 @@ import { ParleyError } from '../../errors.js';
 import type { AccessMode, Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
 import { migrations } from './migrations.js';
+import { Checkpointer } from './checkpointer.js';
 
 export interface SqliteOptions {
   /** Database file, or ':memory:'. */
@@ -16,6 +17,8 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal';
   /** Least time between the starts of two commits while writes keep coming (0: every turn). */
   commitIntervalMs?: number;
+  /** Checkpoint the WAL from a worker thread instead of inside commits (default true). */
+  backgroundCheckpoints?: boolean;
 }
 
 interface MessageRow {
@@ -81,6 +84,7 @@ export class SqliteStore implements Store {
   private readonly dirty = new Set<string>();
   private queue: Pending[] = [];
   private scheduled = false;
+  private checkpointer: Checkpointer | null = null;
   private lastFlush = -Infinity;
   private readonly commitIntervalMs: number;
   private closed = false;
@@ -95,6 +99,10 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    if (opts.file !== ':memory:' && opts.backgroundCheckpoints !== false) {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer(opts.file);
+    }
     this.s = this.prepare();
     this.savepoint = this.db.transaction((fn: () => unknown) => fn());
   }
@@ -611,6 +619,7 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     this.closed = true;
     if (this.queue.length > 0) this.flush();
+    await this.checkpointer?.close();
     this.db.close();
   }
 }
