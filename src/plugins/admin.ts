@@ -2,16 +2,14 @@
 // `admin: true`, or one of the configured `api.keys` in X-Api-Key) and a scope that checks
 // route schemas with TypeBox like the rest of the REST API. Errors thrown in plugin routes
 // reach the HTTP transport's error handler, which answers {error: {code, message, details?}}.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ParleyError } from '../errors.js';
 import type { Identity, Verifier } from '../auth/jwt.js';
+import { API_IDENTITY, authenticator } from '../transport/http/auth.js';
 
 /** OpenAPI security of admin routes (the schemes the REST API's document declares). */
 export const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { apiKey: [] }];
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Who passed the guard: a user with an admin token, or an application with an API key. */
 export type AdminPrincipal = { kind: 'user'; user: Identity } | { kind: 'key' };
@@ -25,25 +23,13 @@ export const adminOf = (req: FastifyRequest): AdminPrincipal | undefined => prin
  * credentials, `forbidden` for a valid token without the admin claim.
  */
 export function requireAdmin(opts: { verify: Verifier; apiKeys: readonly string[] }) {
-  // Compare digests so the comparison time does not depend on where a guess differs.
-  const keys = opts.apiKeys.map(digest);
+  // The same authentication as every REST route; only the admin check is added here.
+  const authenticate = authenticator({ verify: opts.verify, apiKeys: opts.apiKeys });
   return async (req: FastifyRequest): Promise<void> => {
-    const key = req.headers['x-api-key'];
-    if (key !== undefined) {
-      const d = digest(Array.isArray(key) ? key.join(',') : key);
-      let ok = false;
-      for (const k of keys) ok = timingSafeEqual(k, d) || ok;
-      if (!ok) throw new ParleyError('unauthorized', 'unknown API key');
-      principals.set(req, { kind: 'key' });
-      return;
-    }
-    const auth = req.headers.authorization;
-    if (!auth) throw new ParleyError('unauthorized', 'send "Authorization: Bearer <token>" or "X-Api-Key: <key>"');
-    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth);
-    if (!m) throw new ParleyError('unauthorized', 'the Authorization header must be "Bearer <token>"');
-    const user = await opts.verify(m[1]!);
+    await authenticate(req);
+    const user = req.identity!;
     if (!user.admin) throw new ParleyError('forbidden', 'administrators only');
-    principals.set(req, { kind: 'user', user });
+    principals.set(req, user.id === API_IDENTITY.id ? { kind: 'key' } : { kind: 'user', user });
   };
 }
 
