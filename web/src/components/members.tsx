@@ -4,7 +4,7 @@ import { describeError } from '../api.js';
 import type { Chat, RoomEntry } from '../chat.js';
 import { checkUserId } from '../validate.js';
 import { Icon } from './icons.js';
-import { Avatar } from './ui.js';
+import { Avatar, UserIdForm } from './ui.js';
 
 const RANK = { owner: 0, admin: 1, member: 2 } as const;
 
@@ -71,15 +71,7 @@ function InviteForm({ chat, room }: { chat: Chat; room: string }) {
     }
   }
   return (
-    <form class="invite-form" onSubmit={submit} noValidate>
-      <label for="invite-user">Invite a user</label>
-      <div class="row">
-        <input id="invite-user" value={user} placeholder="user id" autoComplete="off" spellcheck={false}
-          aria-invalid={error ? true : undefined} aria-describedby={error ? 'invite-user-err' : undefined}
-          onInput={(e) => { setUser(e.currentTarget.value); setError(null); }} />
-        <button type="submit" disabled={busy}>Invite</button>
-      </div>
-      {error && <small id="invite-user-err" class="error" role="alert">{error}</small>}
-    </form>
+    <UserIdForm id="invite-user" cls="invite-form" label="Invite a user" action="Invite" value={user} error={error} busy={busy}
+      onInput={(v) => { setUser(v); setError(null); }} onSubmit={submit} />
   );
 }

@@ -8,7 +8,7 @@ import { formatShort, plural, roomTitle } from '../format.js';
 import { checkUserId } from '../validate.js';
 import type { DialogState } from './app.js';
 import { Icon } from './icons.js';
-import { Avatar } from './ui.js';
+import { Avatar, UserIdForm } from './ui.js';
 
 export function Sidebar({ chat, active, go, openDialog }: {
   chat: Chat; active: string | null; go: (room: string | null) => void; openDialog: (d: DialogState) => void;
@@ -111,15 +111,7 @@ function DirectForm({ chat, go }: { chat: Chat; go: (room: string) => void }) {
     }
   }
   return (
-    <form class="direct-form" onSubmit={submit} noValidate>
-      <label for="direct-user">Message a user</label>
-      <div class="row">
-        <input id="direct-user" value={user} placeholder="user id" autoComplete="off" spellcheck={false}
-          aria-invalid={error ? true : undefined} aria-describedby={error ? 'direct-user-err' : undefined}
-          onInput={(e) => { setUser(e.currentTarget.value); setError(null); }} />
-        <button type="submit" disabled={busy}>Open</button>
-      </div>
-      {error && <small id="direct-user-err" class="error" role="alert">{error}</small>}
-    </form>
+    <UserIdForm id="direct-user" cls="direct-form" label="Message a user" action="Open" value={user} error={error} busy={busy}
+      onInput={(v) => { setUser(v); setError(null); }} onSubmit={submit} />
   );
 }

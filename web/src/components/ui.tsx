@@ -92,3 +92,23 @@ export function Dialog({ title, onClose, children, wide }: { title: string; onCl
 export function VisuallyHidden({ children }: { children: ComponentChildren }) {
   return <span class="sr-only">{children}</span>;
 }
+
+/** A one-field form for a user id (invite, open a direct room): label, input, button, error. */
+export function UserIdForm({ id, cls, label, action, value, error, busy, onInput, onSubmit }: {
+  id: string; cls: string; label: string; action: string; value: string; error: string | null; busy: boolean;
+  onInput: (value: string) => void; onSubmit: (e: TargetedEvent<HTMLFormElement, Event>) => void;
+}) {
+  const errId = `${id}-err`;
+  return (
+    <form class={cls} onSubmit={onSubmit} noValidate>
+      <label for={id}>{label}</label>
+      <div class="row">
+        <input id={id} value={value} placeholder="user id" autoComplete="off" spellcheck={false}
+          aria-invalid={error ? true : undefined} aria-describedby={error ? errId : undefined}
+          onInput={(e) => onInput(e.currentTarget.value)} />
+        <button type="submit" disabled={busy}>{action}</button>
+      </div>
+      {error && <small id={errId} class="error" role="alert">{error}</small>}
+    </form>
+  );
+}
