@@ -39,6 +39,24 @@ export const ConfigSchema = Type.Object({
         description: 'Under load, least time between two group commits (more writes per commit, less CPU); an idle store commits at once',
       }),
     }, { default: {}, additionalProperties: false }),
+    postgres: Type.Object({
+      url: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', description: 'PostgreSQL URL; when set, PostgreSQL replaces SQLite (needed for several nodes)' })),
+      poolSize: Int(10, 1, 1000, 'Connections in the pool'),
+      statementTimeoutMs: Int(10000, 100, 600000, 'Longest a query or connection attempt may take before the command fails with unavailable'),
+    }, { default: {}, additionalProperties: false }),
+  }, { default: {}, additionalProperties: false }),
+  bus: Type.Object({
+    redis: Type.Object({
+      url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; when set, nodes share fan-out, presence and counters through it (cluster mode)' })),
+      cluster: Type.Array(Type.String({ pattern: '^[^\\s:]+:[0-9]+$' }), { default: [], description: 'host:port seeds of a Redis Cluster (instead of url); fan-out uses sharded pub/sub' }),
+      prefix: Type.String({ default: 'parley:', pattern: '^[A-Za-z0-9:_.-]{0,64}$', description: 'Prefix of every Redis key and channel' }),
+    }, { default: {}, additionalProperties: false }),
+  }, { default: {}, additionalProperties: false }),
+  cluster: Type.Object({
+    nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of this node (default: host name, process id and a random suffix)' })),
+    publicUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL clients use to reach this node, answered by /api/v1/dispatch (default: the listen address)' })),
+    heartbeatMs: Int(2000, 100, 60000, 'How often a node reports itself alive and its load'),
+    nodeTimeoutMs: Int(10000, 500, 600000, 'A node silent this long is dead: its presence entries are removed and leave events published'),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
@@ -188,8 +206,19 @@ export function validateConfig(raw: unknown): Config {
   if (!cfg.auth.algorithm.startsWith('HS') && !cfg.auth.publicKey && !cfg.auth.jwksUrl) {
     throw new ConfigError('auth.publicKey', `${cfg.auth.algorithm} needs auth.publicKey or auth.jwksUrl`);
   }
+  const redis = cfg.bus.redis;
+  if (redis.url && redis.cluster.length > 0) throw new ConfigError('bus.redis.cluster', 'set either bus.redis.url or bus.redis.cluster, not both');
+  if ((redis.url || redis.cluster.length > 0) && !cfg.store.postgres.url) {
+    throw new ConfigError('store.postgres.url', 'cluster mode (bus.redis) needs PostgreSQL: nodes cannot share an SQLite file');
+  }
+  if ((redis.url || redis.cluster.length > 0) && cfg.auth.algorithm.startsWith('HS') && !cfg.auth.secret) {
+    throw new ConfigError('auth.secret', 'cluster mode needs one auth.secret shared by every node');
+  }
   return cfg;
 }
+
+/** Cluster mode: several nodes sharing Redis (and PostgreSQL). */
+export const isCluster = (cfg: Config): boolean => Boolean(cfg.bus.redis.url || cfg.bus.redis.cluster.length > 0);
 
 export const configKeys = (): string[] => [...LEAVES.keys()];
 export const configLeaf = (path: string): TSchema | undefined => LEAVES.get(path);

@@ -4,12 +4,24 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createVerifier, resolveSecret } from './auth/jwt.js';
+import type Database from 'better-sqlite3';
+import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
+import { PostgresStore } from './store/postgres/index.js';
+import { PostgresAccountStore } from './store/postgres/accounts.js';
+import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
+import type { LoginLimiter } from './accounts/limiter.js';
+import { RedisLoginLimiter } from './accounts/limiter-redis.js';
 import type { Store } from './store/store.js';
-import { MemoryBus } from './bus/memory/index.js';
+import { MemoryBus, defaultNodeId } from './bus/memory/index.js';
+import { RedisBus } from './bus/redis/index.js';
 import type { Bus } from './bus/bus.js';
+import type { RateCounter } from './plugins/rate-limit/counter.js';
+import { RedisRateCounter } from './plugins/rate-limit/counter-redis.js';
+import type { WordStore } from './plugins/word-filter/words.js';
+import { PostgresWordStore } from './plugins/word-filter/words-postgres.js';
 import { Hub } from './hub/index.js';
 import { Service } from './service/index.js';
 import { WsTransport } from './transport/ws/index.js';
@@ -40,25 +52,75 @@ export interface Parley {
   close(): Promise<void>;
 }
 
+/** Where a node keeps its state: SQLite and memory (embedded) or PostgreSQL and Redis (cluster). */
+interface Backends {
+  store: Store;
+  accounts: AccountStore;
+  bus: Bus;
+  limiter: LoginLimiter;
+  /** Shared backends for plugins; absent means the plugin's per-node default. */
+  rateCounter?: RateCounter;
+  words?: WordStore;
+  /** The SQLite handle in embedded mode. */
+  db?: Database.Database;
+}
+
+async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
+  const nodeId = cfg.cluster.nodeId ?? defaultNodeId();
+  const pg = cfg.store.postgres;
+  let store: Store;
+  let accounts: AccountStore;
+  let words: WordStore | undefined;
+  let db: Database.Database | undefined;
+  if (pg.url) {
+    const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
+    store = ps;
+    accounts = new PostgresAccountStore(ps.pool);
+    words = new PostgresWordStore(ps.pool);
+  } else {
+    const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
+    store = ss;
+    db = ss.db;
+    accounts = new SqliteAccountStore(ss.db);
+  }
+  const windowMs = cfg.accounts.loginWindowSec * 1000;
+  if (!isCluster(cfg)) return { store, accounts, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  const redis = cfg.bus.redis;
+  let bus: RedisBus;
+  try {
+    bus = await RedisBus.open({
+      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId,
+      heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return {
+    store, accounts, words, db, bus,
+    limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
+    rateCounter: new RedisRateCounter(bus.client, redis.prefix),
+  };
+}
+
 export async function createParley(config: Config, opts: { logger?: Logger; plugins?: Plugin[] } = {}): Promise<Parley> {
   const log = opts.logger ?? pino({ level: config.log.level });
   const dataDir = resolve(config.dataDir);
   const cfg: Config = { ...config, dataDir };
-  const store = new SqliteStore({ file: cfg.store.sqlite.file ?? join(dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
+  const backends = await openBackends(cfg, log);
+  const { store, bus } = backends;
   const accounts = new AccountService({
-    accounts: new SqliteAccountStore(store.db),
+    accounts: backends.accounts,
     getUser: (id) => store.getUser(id),
-    limiter: new MemoryLoginLimiter(cfg.accounts.loginWindowSec * 1000),
+    limiter: backends.limiter,
     secret: resolveSecret(cfg),
     config: cfg.accounts,
   });
   const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
-  const bus = new MemoryBus();
   // The metrics read the transports lazily, so they can be built before them.
-  const countRooms = store.db.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind');
   const metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount }),
-    rooms: () => Object.fromEntries((countRooms.all() as Array<{ kind: string; n: number }>).map((r) => [r.kind, r.n])),
+    rooms: () => store.roomCounts(),
   });
   const hub = new Hub(bus, store, {
     slowConsumerBytes: cfg.limits.slowConsumerBytes,
@@ -79,20 +141,28 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
   }, log, metrics);
   let closing = false;
-  const ping = store.db.prepare('SELECT 1');
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
-  const plugins = [...builtinPlugins(cfg.plugins), ...(opts.plugins ?? [])];
-  await startPlugins(plugins, service.hooks, { log, config: cfg, store, db: store.db, verify });
+  const plugins = [...builtinPlugins(cfg.plugins, { rateCounter: backends.rateCounter, words: backends.words }), ...(opts.plugins ?? [])];
+  await startPlugins(plugins, service.hooks, { log, config: cfg, store, db: backends.db, verify, shared: isCluster(cfg) });
+  let url = '';
+  bus.nodes.setLocal(() => ({ url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount }));
   const http = createHttp({
     log,
     metrics,
     trustProxy: cfg.api.trustProxy,
     // Ready while not shutting down and the store answers a trivial query.
-    ready: () => {
+    ready: async () => {
       if (closing) return false;
-      try { return ping.get() !== undefined; } catch { return false; }
+      await store.ping();
+      return true;
     },
     stats: () => ({ connections: ws.connectionCount }),
+    dispatch: async () => {
+      const nodes = await bus.nodes.list().catch(() => []);
+      const best = nodes.filter((n) => n.url).sort((a, b) => a.connections - b.connections)[0]
+        ?? { id: bus.nodes.id, url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount };
+      return { node: best.id, url: best.url, wsUrl: best.url.replace(/^http/, 'ws') + '/ws', connections: best.connections };
+    },
     rest: {
       service,
       verify,
@@ -105,7 +175,6 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     },
   });
   ws.attach(http.server);
-  let url = '';
 
   return {
     config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,

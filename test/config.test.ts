@@ -62,4 +62,14 @@ describe('parley CLI', () => {
     expect(err?.code).toBe(2);
     expect(err?.stderr).toContain('limits.heartbeatMs');
   });
+
+  it('cluster mode needs PostgreSQL and a shared secret, and one kind of Redis', () => {
+    const redis = { bus: { redis: { url: 'redis://127.0.0.1:6379' } } };
+    expect(() => loadConfig({ overrides: { ...redis, auth: { secret: 'x'.repeat(16) } } })).toThrow(/store\.postgres\.url/);
+    expect(() => loadConfig({ overrides: { ...redis, store: { postgres: { url: 'postgres://h/db' } } } })).toThrow(/auth\.secret/);
+    expect(() => loadConfig({ overrides: { bus: { redis: { url: 'redis://h:1', cluster: ['h:1'] } }, store: { postgres: { url: 'postgres://h/db' } }, auth: { secret: 'x'.repeat(16) } } })).toThrow(/bus\.redis\.cluster/);
+    expect(() => loadConfig({ env: { PARLEY_BUS_REDIS_URL: 'http://nope' } })).toThrow(/bus\.redis\.url/);
+    const c = loadConfig({ env: { PARLEY_BUS_REDIS_CLUSTER: '10.0.0.1:7000, 10.0.0.2:7000', PARLEY_STORE_POSTGRES_URL: 'postgres://h/db', PARLEY_AUTH_SECRET: 'y'.repeat(20) } });
+    expect(c.bus.redis.cluster).toEqual(['10.0.0.1:7000', '10.0.0.2:7000']);
+  });
 });

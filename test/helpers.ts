@@ -11,6 +11,9 @@ import { validateConfig, type Config } from '../src/config.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { ParleyClient, type ClientOptions } from '../src/client/index.js';
 import type { Message } from '../src/protocol/schema.js';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 export const SECRET = 'test-secret-0123456789abcdef';
 
@@ -90,14 +93,6 @@ export function collect(c: ParleyClient, room?: string): Message[] {
     if (!room || m.room === room) out.push(m);
   });
   return out;
-}
-
-export async function waitFor(cond: () => boolean, timeoutMs = 10000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A raw WebSocket that records every frame, for protocol-level tests. */

@@ -41,7 +41,7 @@ describe('OpenAPI document', () => {
       expect(op.summary, name).toBeTruthy();
       if (!path.startsWith('/api/v1/')) continue;
       expect(Object.keys(op.responses).some((s) => /^2\d\d$/.test(s)), name).toBe(true);
-      const publicRoute = ['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh'].includes(path);
+      const publicRoute = ['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/dispatch'].includes(path);
       if (!publicRoute) {
         expect(op.security, name).toEqual([{ bearerAuth: [] }, { apiKey: [] }]);
         expect(op.responses['4XX']?.content?.['application/json']?.schema?.properties?.error, name).toBeTruthy();

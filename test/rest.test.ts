@@ -57,6 +57,17 @@ function route(name: string, fn: () => void): void {
   describe(name, fn);
 }
 
+route('GET /dispatch', () => {
+  it('answers the least-loaded live node without authentication (one node: this one)', async () => {
+    const res = await fetch(`${srv.url}/api/v1/dispatch`);
+    expect(res.status).toBe(200);
+    const body = await res.json() as { node: string; url: string; wsUrl: string; connections: number };
+    expect(body).toMatchObject({ url: srv.url, wsUrl: `${srv.url.replace('http', 'ws')}/ws` });
+    expect(body.node).toMatch(/\S/);
+    expect(typeof body.connections).toBe('number');
+  });
+});
+
 route('GET /me', () => {
   it('answers the user the token names', async () => {
     const r = await call('GET', '/me', { as: 'bob' });
@@ -557,7 +568,7 @@ describe('every route', () => {
   const sample = (url: string) => url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black');
   const authRoutes = () => registeredRoutes(srv.parley.http)
     .filter((r) => r.url.startsWith('/api/v1/') && r.method !== 'HEAD')
-    .filter((r) => !['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh'].includes(r.url));
+    .filter((r) => !['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/dispatch'].includes(r.url));
 
   it('has a case in this file (accounts and the document have theirs)', () => {
     const missing = authRoutes().map((r) => `${r.method} ${r.url.slice('/api/v1'.length)}`)

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { SqliteAccountStore } from '../src/store/sqlite/accounts.js';
 import { storeConformance } from './conformance/store.js';
 import { removeDir, tempDir } from './helpers.js';
 
@@ -42,6 +43,28 @@ describe('SQLite group commit', () => {
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
     expect(await s.getUser('half')).toBeNull();
     expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
+    await s.close();
+  });
+});
+
+describe('SQLite account sessions', () => {
+  it('rotation is compare-and-set on the refresh hash; revoked and expired sessions never rotate', async () => {
+    const s = new SqliteStore({ file: join(dir, 'sessions.db') });
+    const acc = new SqliteAccountStore(s.db);
+    await acc.createAccount({ userId: 'su', username: 'su', name: 'su', passwordHash: 'h' });
+    const expires = Date.now() + 60_000;
+    await acc.createSession({ id: 's1', userId: 'su', refreshHash: 'h0', expiresAt: expires });
+    const results = await Promise.allSettled([
+      acc.rotateSession('s1', 'h1', expires, 'h0'),
+      acc.rotateSession('s1', 'h2', expires, 'h0'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'unauthorized' });
+    expect((await acc.getSession('s1'))!.refreshHash).toBe('h1');
+    await acc.revokeSession('s1');
+    await expect(acc.rotateSession('s1', 'h3', expires, 'h1')).rejects.toMatchObject({ code: 'unauthorized' });
+    await acc.createSession({ id: 'old', userId: 'su', refreshHash: 'h', expiresAt: Date.now() - 1 });
+    await expect(acc.rotateSession('old', 'h1', expires)).rejects.toMatchObject({ code: 'unauthorized' });
     await s.close();
   });
 });

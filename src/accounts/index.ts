@@ -93,7 +93,7 @@ export class AccountService {
       throw new ParleyError('unauthorized', 'refresh token already used; session ended');
     }
     const next = newSecret();
-    await this.deps.accounts.rotateSession(id, hashSecret(next), Date.now() + this.deps.config.refreshTtlSec * 1000);
+    await this.deps.accounts.rotateSession(id, hashSecret(next), Date.now() + this.deps.config.refreshTtlSec * 1000, session.refreshHash);
     return this.issue(session.userId, id, next);
   }
 

@@ -20,8 +20,12 @@ type WebSocketCtor = new (url: string) => WebSocketLike;
 export type ConnectionState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'closed';
 
 export interface ClientOptions {
-  /** Server base URL (http://host:port) or the WebSocket URL (ws://host:port/ws). */
-  url: string;
+  /**
+   * Server base URL (http://host:port) or the WebSocket URL (ws://host:port/ws), or a function
+   * giving one, called on every connect: with several nodes it can ask `/api/v1/dispatch` or
+   * go round a list, so a client whose node died reconnects to another.
+   */
+  url: string | (() => string | Promise<string>);
   /** A token, or a function returning a fresh one (called on every connect). */
   token: string | (() => string | Promise<string>);
   /** WebSocket implementation; defaults to the global one, then the `ws` package. */
@@ -182,14 +186,16 @@ export class ParleyClient {
     }
     if (this.isClosed()) return;
     let token: string;
+    let url: string;
     try {
       token = typeof this.opts.token === 'function' ? await this.opts.token() : this.opts.token;
+      url = typeof this.opts.url === 'function' ? await this.opts.url() : this.opts.url;
     } catch {
       this.scheduleReconnect();
       return;
     }
     if (this.isClosed()) return;
-    const ws = new Ctor(wsUrl(this.opts.url));
+    const ws = new Ctor(wsUrl(url));
     this.ws = ws;
     ws.onopen = () => {
       const resume: Record<string, number> = {};

@@ -61,7 +61,44 @@ export class Hub {
   constructor(private readonly bus: Bus, private readonly store: Store, private readonly opts: HubOptions) {
     this.pageSize = opts.pageSize ?? 256;
     bus.onMessage((topic, msg) => this.onBus(topic, msg));
+    bus.onResync(() => this.resync());
     void bus.subscribe(ALL_TOPIC);
+  }
+
+  /**
+   * The bus may have lost messages (it reconnected): every followed room is compared with the
+   * store and followers behind it catch up; every local user's rooms are compared with its
+   * memberships, so missed follow/unfollow instructions are applied.
+   */
+  resync(): void {
+    for (const room of this.rooms.keys()) void this.recheckRoom(room);
+    for (const user of this.users.keys()) void this.recheckUser(user);
+  }
+
+  /** Followers of the room that are behind the store's last seq replay the difference. */
+  private async recheckRoom(room: string): Promise<void> {
+    let last: number;
+    try { last = (await this.store.bounds(room)).last; } catch { return; /* store down: the next message shows the gap */ }
+    const subs = this.rooms.get(room);
+    if (!subs) return;
+    for (const f of subs.values()) {
+      if (f.held === null && f.last < last) {
+        f.held = [];
+        void this.catchUp(f);
+      }
+    }
+  }
+
+  private async recheckUser(user: string): Promise<void> {
+    let mine: Awaited<ReturnType<Store['roomsOf']>>;
+    try { mine = await this.store.roomsOf(user); } catch { return; }
+    const rooms = new Map(mine.map((r) => [r.room.id, r.member.joinSeq]));
+    for (const conn of this.users.get(user) ?? []) {
+      const followed = this.follows.get(conn);
+      if (!followed) continue;
+      for (const room of [...followed.keys()]) if (!rooms.has(room)) this.unfollow(conn, room);
+      for (const [room, joinSeq] of rooms) if (!followed.has(room)) this.follow(conn, room, joinSeq - 1, joinSeq);
+    }
   }
 
   get connectionCount(): number {
@@ -114,7 +151,9 @@ export class Hub {
     let subs = this.rooms.get(room);
     if (!subs) {
       this.rooms.set(room, (subs = new Map()));
-      void this.bus.subscribe(roomTopic(room));
+      // A message published before the subscription took effect would be missed until the
+      // next one: once subscribed, compare with the store.
+      void this.bus.subscribe(roomTopic(room)).then(() => this.recheckRoom(room));
     }
     const f: Follow = { conn, room, last: after, held: null };
     subs.set(conn, f);

@@ -9,16 +9,18 @@ import type { Plugin, PluginContext } from './plugin.js';
 import { rateLimit } from './rate-limit/index.js';
 import { wordFilter } from './word-filter/index.js';
 import { webhooks } from './webhooks/index.js';
+import type { RateCounter } from './rate-limit/counter.js';
+import type { WordStore } from './word-filter/words.js';
 
 export type { Plugin, PluginContext } from './plugin.js';
 export { rateLimit, wordFilter, webhooks };
 
-/** The built-in plugins the `plugins` config section turns on. */
-export function builtinPlugins(cfg: PluginsConfig): Plugin[] {
+/** The built-in plugins the `plugins` config section turns on, on the node's shared backends if any. */
+export function builtinPlugins(cfg: PluginsConfig, shared: { rateCounter?: RateCounter; words?: WordStore } = {}): Plugin[] {
   const out: Plugin[] = [];
   // The rate limiter comes first so that a flood is refused before any other work.
-  if (cfg.rateLimit?.enabled) out.push(rateLimit(cfg.rateLimit));
-  if (cfg.wordFilter?.enabled) out.push(wordFilter(cfg.wordFilter));
+  if (cfg.rateLimit?.enabled) out.push(rateLimit(cfg.rateLimit, { counter: shared.rateCounter }));
+  if (cfg.wordFilter?.enabled) out.push(wordFilter(cfg.wordFilter, { store: shared.words }));
   if (cfg.webhooks?.enabled) out.push(webhooks(cfg.webhooks));
   return out;
 }

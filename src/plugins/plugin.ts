@@ -18,6 +18,8 @@ export interface PluginContext {
   db?: Database.Database;
   /** Verifies a bearer token (the same JWTs every transport accepts). */
   verify: Verifier;
+  /** Several nodes share this node's store: state a plugin caches must be re-read now and then. */
+  shared?: boolean;
 }
 
 export interface Plugin {

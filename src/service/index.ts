@@ -53,6 +53,15 @@ export class Service {
   readonly hooks = new Hooks();
   private readonly handlers: Handlers;
 
+  /** Last member lists read per room (bounded), so presence answers while the store is down. */
+  private readonly knownMembers = new Map<string, string[]>();
+
+  private rememberMembers(room: string, users: string[]): void {
+    this.knownMembers.delete(room);
+    this.knownMembers.set(room, users);
+    if (this.knownMembers.size > 10_000) this.knownMembers.delete(this.knownMembers.keys().next().value!);
+  }
+
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
@@ -60,6 +69,13 @@ export class Service {
     private readonly opts: ServiceOptions,
     private readonly log: Logger,
   ) {
+    // A node died with this user's last connection: tell its rooms, as a disconnect would.
+    bus.presence.onExpired((user) => {
+      this.store.roomsOf(user).then(
+        (mine) => this.announce(user, mine.map((r) => r.room.id), false),
+        (err: unknown) => this.log.warn({ err, user }, 'could not announce an expired presence'),
+      );
+    });
     this.handlers = {
       create: (s, a) => this.create(s, a),
       join: (s, a) => this.join(s, a),
@@ -68,7 +84,9 @@ export class Service {
       room: async (s, a) => (await this.readable(s, a.room)).room,
       members: async (s, a) => {
         await this.readable(s, a.room);
-        return { members: await this.store.members(a.room) };
+        const members = await this.store.members(a.room);
+        this.rememberMembers(a.room, members.map((m) => m.user));
+        return { members };
       },
       invite: (s, a) => this.invite(s, a),
       direct: (s, a) => this.direct(s, a),
@@ -99,9 +117,19 @@ export class Service {
         return { room: a.room, seq };
       },
       presence: async (s, a) => {
-        await this.readable(s, a.room);
-        const members = await this.store.members(a.room);
-        return { room: a.room, users: await this.bus.presence.online(members.map((m) => m.user)) };
+        let users: string[];
+        try {
+          await this.readable(s, a.room);
+          users = (await this.store.members(a.room)).map((m) => m.user);
+          this.rememberMembers(a.room, users);
+        } catch (err) {
+          // The store is down: presence lives in the bus, so answer a member from the last
+          // member list this node read.
+          const known = this.knownMembers.get(a.room);
+          if (!(err instanceof ParleyError && err.code === 'unavailable') || !known?.includes(s.user.id)) throw err;
+          users = known;
+        }
+        return { room: a.room, users: await this.bus.presence.online(users) };
       },
       inbox: async (s) => ({ rooms: await this.store.inbox(s.user.id) }),
       update: (s, a) => this.update(s, a),
@@ -208,13 +236,22 @@ export class Service {
       rooms.push(room);
     }
     const denied = Object.keys(resume).filter((r) => !(r in resumed));
-    if (await this.bus.presence.connect(user.id, conn.id)) this.announce(user.id, rooms.map((r) => r.id), true);
+    // Presence is best effort: a bus that does not answer must not refuse the connection.
+    const first = await this.bus.presence.connect(user.id, conn.id).catch((err: unknown) => {
+      this.log.warn({ err, user: user.id }, 'presence not recorded');
+      return false;
+    });
+    if (first) this.announce(user.id, rooms.map((r) => r.id), true);
     return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs };
   }
 
   async detach(user: Identity, conn: Conn): Promise<void> {
     this.hub.remove(conn);
-    if (await this.bus.presence.disconnect(user.id, conn.id)) {
+    const last = await this.bus.presence.disconnect(user.id, conn.id).catch((err: unknown) => {
+      this.log.warn({ err, user: user.id }, 'presence removal deferred');
+      return false;
+    });
+    if (last) {
       const mine = await this.store.roomsOf(user.id);
       this.announce(user.id, mine.map((r) => r.room.id), false);
     }

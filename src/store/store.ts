@@ -1,6 +1,6 @@
 // The Store port: everything Parley keeps durably. Implementations: store/sqlite (embedded
-// default) and, later, store/postgres. The contract below is what every backend keeps and
-// what test/store.conformance.ts checks.
+// default) and store/postgres (cluster). The contract below is what every backend keeps and
+// what test/conformance/store.ts checks.
 //
 // Contract
 // - Writes (create, join, leave, append, markRead) are atomic: they either happen fully or
@@ -15,6 +15,8 @@
 // - An `append` with a key already used by the same user in the same room stores nothing and
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
+// - When the database cannot be reached, calls reject with `unavailable` in bounded time
+//   (never hang) and the store recovers by itself once the database answers again.
 import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
 
 export interface NewRoom {
@@ -146,6 +148,13 @@ export interface Store {
   applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number>;
   /** Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded. */
   search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]>;
+
+  // ---- health -----------------------------------------------------------------------------
+
+  /** Resolves when the database answers a trivial query; rejects (`unavailable`) otherwise. */
+  ping(): Promise<void>;
+  /** How many rooms exist, by kind (kinds without rooms are absent). */
+  roomCounts(): Promise<Record<string, number>>;
 
   close(): Promise<void>;
 }

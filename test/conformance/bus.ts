@@ -1,7 +1,7 @@
 // The Bus port's behaviour suite: every backend runs it (see bus.*.test.ts).
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/bus.js';
-import { waitFor } from '../helpers.js';
+import { waitFor } from '../wait.js';
 
 export function busConformance(name: string, open: () => Promise<Bus>): void {
   describe(`Bus conformance: ${name}`, () => {

@@ -247,5 +247,66 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       expect((await store.search('u1', 'zebra', [a, b], 1))).toHaveLength(1);
       expect(await store.search('u1', '***', [a], 10)).toEqual([]);
     });
+
+    it('search ignores case and diacritics, needs every word, and finds only current versions', async () => {
+      const a = await group('u1', ['u2']);
+      const { message: cafe } = await store.append({ room: a, user: 'u1', name: 'x', kind: 'text', text: 'Un CAFÉ crème, merci' });
+      await store.append({ room: a, user: 'u1', name: 'x', kind: 'text', text: 'cafe only' });
+      const texts = async (q: string) => (await store.search('u2', q, [a], 10)).map((m) => m.text);
+      expect(await texts('cafe creme')).toEqual(['Un CAFÉ crème, merci']);
+      expect(await texts('Café')).toEqual(['cafe only', 'Un CAFÉ crème, merci']);
+      expect(await texts('caf')).toEqual([]);
+      expect(await texts('cafe nowhere')).toEqual([]);
+      // An edit replaces what search finds for its thread; a delete removes the thread.
+      const edit = await store.append({ room: a, user: 'u1', name: 'x', kind: 'edit', target: cafe.seq, text: 'un thé, merci' });
+      expect(await texts('creme')).toEqual([]);
+      expect(await store.search('u2', 'the merci', [a], 10)).toEqual([expect.objectContaining({ kind: 'edit', seq: edit.message.seq, target: cafe.seq })]);
+      await store.append({ room: a, user: 'u1', name: 'x', kind: 'delete', target: cafe.seq });
+      expect(await texts('merci')).toEqual([]);
+      expect(await texts('cafe')).toEqual(['cafe only']);
+    });
+
+    it('search leaves out messages hidden for the viewer; query syntax is only words', async () => {
+      const id = rid();
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'sa', directKey: `sa\nsb-${id}`, members: [
+        { user: 'sa', name: 'sa', role: 'member' }, { user: 'sb', name: 'sb', role: 'member' }] });
+      await store.setBlock('sa', 'sb', true);
+      await store.append({ room: id, user: 'sb', name: 'sb', kind: 'text', text: 'secret plans', directPeer: 'sa' });
+      expect(await store.search('sa', 'secret', [id], 10)).toEqual([]);
+      expect((await store.search('sb', 'secret', [id], 10)).map((m) => m.text)).toEqual(['secret plans']);
+      expect((await store.search('sb', 'secret" OR "x* NEAR(', [id], 10))).toEqual([]);
+      expect((await store.search('sb', '"plans" & !secret', [id], 10)).map((m) => m.text)).toEqual(['secret plans']);
+      expect(await store.search('sb', 'secret', [], 10)).toEqual([]);
+    });
+
+    it('ping answers while open and refuses after close', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.close();
+      await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable' });
+      store = await open();
+    });
+
+    it('roomCounts counts rooms by kind', async () => {
+      const before = await store.roomCounts();
+      await group('u1');
+      await group('u1');
+      await store.createRoom({ id: rid(), kind: 'channel', name: 'C', topic: '', createdBy: 'u1', members: [] });
+      const after = await store.roomCounts();
+      expect(after.group).toBe((before.group ?? 0) + 2);
+      expect(after.channel).toBe((before.channel ?? 0) + 1);
+      expect(after.direct ?? 0).toBe(before.direct ?? 0);
+      for (const v of Object.values(after)) expect(Number.isInteger(v)).toBe(true);
+    });
+
+    it('a removed member can no longer write, even in the same batch', async () => {
+      const id = await group('u1', ['u2']);
+      const [removed, late] = await Promise.allSettled([
+        store.removeMember(id, 'u2', 'u2', 'u1'),
+        store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'too late' }),
+      ]);
+      expect(removed.status).toBe('fulfilled');
+      expect(late).toMatchObject({ status: 'rejected', reason: { code: 'forbidden' } });
+      expect((await store.history(id, { limit: 10 })).map((m) => m.kind)).toEqual(['join', 'join', 'leave']);
+    });
   });
 }

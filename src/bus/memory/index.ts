@@ -1,6 +1,8 @@
 // In-memory Bus for a single node: publish hands the message straight to the local handler,
 // so ordering per topic is the call order. Presence is a connection count per user.
-import type { Bus, BusHandler, BusMessage, Presence } from '../bus.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Bus, BusHandler, BusMessage, NodeInfo, Nodes, Presence } from '../bus.js';
 
 class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Set<string>>();
@@ -24,12 +26,34 @@ class MemoryPresence implements Presence {
   online(users: string[]): Promise<string[]> {
     return Promise.resolve(users.filter((u) => this.conns.has(u)));
   }
+
+  /** Connections live and die with this process: nothing ever expires. */
+  onExpired(): void {}
+}
+
+/** A default node id: host name, process id and a random suffix, unique per start. */
+export const defaultNodeId = (): string => `${hostname().replace(/[^A-Za-z0-9_.-]/g, '') || 'node'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+
+class LocalNodes implements Nodes {
+  private local: () => { url: string; connections: number } = () => ({ url: '', connections: 0 });
+  constructor(readonly id: string) {}
+  setLocal(info: () => { url: string; connections: number }): void {
+    this.local = info;
+  }
+  list(): Promise<NodeInfo[]> {
+    return Promise.resolve([{ id: this.id, ...this.local(), at: Date.now() }]);
+  }
 }
 
 export class MemoryBus implements Bus {
   readonly presence: Presence = new MemoryPresence();
+  readonly nodes: Nodes;
   private readonly topics = new Set<string>();
   private handler: BusHandler = () => {};
+
+  constructor(nodeId: string = defaultNodeId()) {
+    this.nodes = new LocalNodes(nodeId);
+  }
 
   publish(topic: string, msg: BusMessage): void {
     if (this.topics.has(topic)) this.handler(topic, msg);
@@ -48,6 +72,9 @@ export class MemoryBus implements Bus {
   onMessage(handler: BusHandler): void {
     this.handler = handler;
   }
+
+  /** Nothing is ever missed in one process. */
+  onResync(): void {}
 
   close(): Promise<void> {
     this.topics.clear();

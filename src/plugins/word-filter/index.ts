@@ -14,6 +14,9 @@ import { normalizeWord, WordMatcher } from './matcher.js';
 import type { WordStore } from './words.js';
 import { SqliteWordStore } from './words-sqlite.js';
 
+/** How often a node of a cluster re-reads the shared word list. */
+const RELOAD_MS = 2000;
+
 /** The most words the administered list holds. */
 export const MAX_WORDS = 10_000;
 
@@ -43,6 +46,7 @@ export function wordFilter(cfg: WordFilterConfig, opts: { store?: WordStore } = 
   let store: WordStore | undefined = opts.store;
   let matcher = new WordMatcher(new Set(fromConfig));
   let ctx: PluginContext | undefined;
+  let poll: ReturnType<typeof setInterval> | undefined;
 
   const reload = async () => {
     matcher = new WordMatcher(new Set([...fromConfig, ...await store!.list()]));
@@ -69,6 +73,14 @@ export function wordFilter(cfg: WordFilterConfig, opts: { store?: WordStore } = 
         store = new SqliteWordStore(c.db);
       }
       await reload();
+      // Other nodes change the shared list too: pick their changes up within a few seconds.
+      if (c.shared) {
+        poll = setInterval(() => { reload().catch((err: unknown) => c.log.warn({ err }, 'word list reload failed')); }, RELOAD_MS);
+        poll.unref();
+      }
+    },
+    close() {
+      if (poll) clearInterval(poll);
     },
     routes(app: FastifyInstance) {
       if (!ctx) throw new Error('word-filter: routes() before init()');

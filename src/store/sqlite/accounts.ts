@@ -51,7 +51,9 @@ export class SqliteAccountStore implements AccountStore {
       setHash: db.prepare('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE user_id = ?'),
       insertSession: db.prepare('INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)'),
       getSession: db.prepare('SELECT id, user_id, refresh_hash, created_at, expires_at, revoked_at FROM sessions WHERE id = ?'),
-      rotate: db.prepare('UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      // Compare-and-set: only a live session whose hash is still the one the caller read.
+      rotate: db.prepare(`UPDATE sessions SET refresh_hash = @hash, expires_at = @expires
+        WHERE id = @id AND revoked_at IS NULL AND expires_at > @now AND (@current IS NULL OR refresh_hash = @current)`),
       revoke: db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       revokeUser: db.prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
       // Ended sessions are kept a day (for audit), then dropped so the table does not grow forever.
@@ -112,9 +114,10 @@ export class SqliteAccountStore implements AccountStore {
     });
   }
 
-  rotateSession(id: string, refreshHash: string, expiresAt: number): Promise<void> {
+  rotateSession(id: string, refreshHash: string, expiresAt: number, currentHash?: string): Promise<void> {
     return guard(() => {
-      if (this.s.rotate.run(refreshHash, expiresAt, id).changes === 0) throw new ParleyError('unauthorized', 'session ended; log in again');
+      const changed = this.s.rotate.run({ id, hash: refreshHash, expires: expiresAt, now: Date.now(), current: currentHash ?? null }).changes;
+      if (changed === 0) throw new ParleyError('unauthorized', 'session ended or already refreshed; log in again');
     });
   }
 

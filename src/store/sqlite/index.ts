@@ -5,10 +5,16 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ParleyError } from '../../errors.js';
-import type { AccessMode, Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
+import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
+import {
+  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, rowToBan, rowToMember, rowToMessage, rowToRoom,
+  type BanRow, type MemberRow, type MessageRow, type RoomRow,
+} from '../rows.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
+
+export { rowToMessage } from '../rows.js';
 
 export interface SqliteOptions {
   /** Database file, or ':memory:'. */
@@ -21,58 +27,14 @@ export interface SqliteOptions {
   backgroundCheckpoints?: boolean;
 }
 
-interface MessageRow {
-  room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
-  text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
-}
-interface RoomRow {
-  id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
-  access: AccessMode; retention_count: number | null; retention_ms: number | null;
-}
-interface MemberRow {
-  room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number; muted_until: number | null;
-}
-interface BanRow { room_id: string; user_id: string; until: number | null; reason: string; by: string | null; created_at: number }
-
-/** muted_until value meaning "until further notice". */
-const FOREVER = Number.MAX_SAFE_INTEGER;
-const DAY_MS = 86_400_000;
-
 interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
 interface BatchResult { ok: boolean; v: unknown }
 /** Thrown inside a batch to roll it back and run it again with a savepoint per write. */
 const RETRY = Symbol('retry batch with savepoints');
 
-const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for';
 /** Messages as clients read them: with the author's current public profile. */
 const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
-const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq, access, retention_count, retention_ms';
-const MEMBER_COLS = 'room_id, user_id, role, joined_at, read_seq, join_seq, muted_until';
-
-export function rowToMessage(r: MessageRow, viewer?: string): Message {
-  if (viewer !== undefined && r.hidden_for === viewer) {
-    return { room: r.room_id, seq: r.seq, kind: 'hidden', user: r.user_id, name: r.name, ts: r.ts };
-  }
-  const m: Message = { room: r.room_id, seq: r.seq, kind: r.kind, user: r.user_id, name: r.name, ts: r.ts };
-  if (r.text !== null) m.text = r.text;
-  if (r.target !== null) m.target = r.target;
-  if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
-  if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
-  return m;
-}
-const rowToRoom = (r: RoomRow): Room => ({
-  id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
-  access: r.access, retention: { count: r.retention_count, days: r.retention_ms === null ? null : r.retention_ms / DAY_MS },
-});
-function rowToMember(r: MemberRow): Member {
-  const m: Member = { room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq };
-  if (r.muted_until !== null) m.mutedUntil = r.muted_until === FOREVER ? null : r.muted_until;
-  return m;
-}
-const rowToBan = (r: BanRow): Ban => ({
-  room: r.room_id === '' ? null : r.room_id, user: r.user_id, until: r.until, reason: r.reason, by: r.by, createdAt: r.created_at,
-});
 
 export class SqliteStore implements Store {
   /** The open database, shared with sibling stores in the same file (accounts, plugins). */
@@ -189,6 +151,8 @@ export class SqliteStore implements Store {
       expireFts: d.prepare(`DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages
         WHERE room_id = ? AND (seq <= ? OR ts < ?) AND fts_id IS NOT NULL)`),
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND (seq <= ? OR ts < ?)'),
+      ping: d.prepare('SELECT 1'),
+      roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
       search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
         FROM messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq LEFT JOIN users u ON u.id = m.user_id
         WHERE messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
@@ -613,6 +577,24 @@ export class SqliteStore implements Store {
     const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
     const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
     return Promise.resolve(rows.map((r) => rowToMessage(r)));
+  }
+
+  // ---- health ------------------------------------------------------------------------------
+
+  ping(): Promise<void> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    try {
+      this.s.ping.get();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(new ParleyError('unavailable', `storage failed: ${(err as Error).message}`));
+    }
+  }
+
+  roomCounts(): Promise<Record<string, number>> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    const rows = this.s.roomCounts.all() as Array<{ kind: string; n: number }>;
+    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.kind, r.n])));
   }
 
   async close(): Promise<void> {

@@ -44,6 +44,8 @@ export interface HttpDeps {
   /** True while the node can serve: not closing, and the store answers a trivial query. */
   ready: () => boolean | Promise<boolean>;
   stats: () => Record<string, number>;
+  /** Answers GET /api/v1/dispatch. */
+  dispatch?: () => Promise<{ node: string; url: string; wsUrl: string; connections: number }>;
   metrics: Metrics;
   /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
   trustProxy?: boolean;
@@ -111,6 +113,21 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
         try { ready = await deps.ready(); } catch { ready = false; }
         return reply.code(ready ? 200 : 503).send({ ok: ready, ...deps.stats() });
       });
+    if (deps.dispatch) {
+      const dispatch = deps.dispatch;
+      root.get(`${API_PREFIX}/dispatch`, {
+        schema: {
+          operationId: 'dispatch', tags: ['ops'],
+          summary: 'The least-loaded healthy node (by open connections), for clients or load balancers that spread connections.',
+          response: {
+            200: {
+              type: 'object', required: ['node', 'url', 'wsUrl', 'connections'],
+              properties: { node: { type: 'string' }, url: { type: 'string' }, wsUrl: { type: 'string' }, connections: { type: 'integer' } },
+            },
+          },
+        },
+      }, async () => dispatch());
+    }
     root.get('/metrics', { schema: { operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format).' } },
       async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
     if (!webRoot) {

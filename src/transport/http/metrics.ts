@@ -13,7 +13,7 @@ export interface MetricSources {
   /** Open client connections per transport, read at scrape time. */
   connections?: () => Partial<Record<TransportName, number>>;
   /** Rooms per kind, read at scrape time. */
-  rooms?: () => Partial<Record<RoomKind, number>>;
+  rooms?: () => Promise<Partial<Record<RoomKind, number>>>;
 }
 
 export class Metrics {
@@ -35,9 +35,11 @@ export class Metrics {
     });
     new Gauge({
       name: 'parley_rooms', help: 'Rooms in the store', labelNames: ['kind'], registers,
-      collect() {
+      async collect() {
         this.reset();
-        for (const [k, n] of Object.entries(sources.rooms?.() ?? {})) this.set({ kind: k }, n);
+        // A store that does not answer leaves the gauge empty rather than failing the scrape.
+        const rooms: Partial<Record<string, number>> = await sources.rooms?.().catch(() => ({})) ?? {};
+        for (const [k, n] of Object.entries(rooms)) if (n !== undefined) this.set({ kind: k }, n);
       },
     });
     this.messagesIn = new Counter({

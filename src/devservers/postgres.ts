@@ -1,0 +1,364 @@
+// A throwaway PostgreSQL for tests and `parley cluster`: initdb into a temporary folder, then
+// the server on a free loopback port (127.0.0.1 only, its unix socket inside the folder,
+// fsync off). It runs from the machine's own binaries (PATH, then /usr/lib/postgresql/*/bin).
+// initdb and postgres refuse to run as root, so under root the folder is handed to the
+// `postgres` user and both run through `runuser -u postgres --`. The server can be stopped
+// and started again on the same port and data (for "the database went away" tests), killed
+// outright, and destroyed with its folder.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createServer, createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import pg from 'pg';
+
+export interface PgServer {
+  /** Connection URL of the created database. */
+  url: string;
+  port: number;
+  /** The temporary folder (data, socket and log). */
+  dir: string;
+  /** Fast shutdown; resolves when the server has exited. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data; resolves once it accepts connections. */
+  start(): Promise<void>;
+  /** SIGKILLs the server and its backends (a crash, not a shutdown). */
+  kill(): void;
+  /** Stops the server (killing it if it does not stop) and removes the folder. */
+  destroy(): Promise<void>;
+}
+
+export interface PgServerOptions {
+  /** Parent folder of the temporary folder (default: the OS temp folder). */
+  dir?: string;
+  /** Port to listen on (default: a free one). */
+  port?: number;
+  /** Database to create (default `parley`). */
+  database?: string;
+  /** How long to wait for the server to accept connections (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+const BINARIES = ['initdb', 'postgres'] as const;
+const DB_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The folder holding initdb and postgres: from PATH first, else the newest Debian install. */
+export function findPostgresBin(): string {
+  const candidates = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    const versions = readdirSync(debian).filter((v) => /^\d+(\.\d+)?$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    candidates.push(...versions.map((v) => join(debian, v, 'bin')));
+  }
+  for (const d of candidates) {
+    if (BINARIES.every((b) => isExecutable(join(d, b)))) return d;
+  }
+  throw new Error('PostgreSQL binaries (initdb, postgres) not found on PATH or in /usr/lib/postgresql/*/bin');
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    const s = statSync(file);
+    return s.isFile() && (s.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A port nobody listens on right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+interface RunAs { uid: number; gid: number }
+
+/** Under root: the `postgres` user's ids; otherwise null (run as ourselves). */
+function runAs(): RunAs | null {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error('bad id');
+    return { uid, gid };
+  } catch {
+    throw new Error('running as root, but there is no `postgres` user to run PostgreSQL as (install the postgresql package)');
+  }
+}
+
+/** The command line, wrapped in runuser when we are root. */
+function command(user: RunAs | null, file: string, args: string[]): [string, string[]] {
+  return user ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+}
+
+function tail(file: string, bytes = 4000): string {
+  try {
+    const s = readFileSync(file, 'utf8');
+    return s.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a process runs, is a zombie (dead, not yet reaped), or is gone. */
+function processState(pid: number): 'running' | 'zombie' | 'gone' {
+  if (existsSync('/proc/self')) {
+    try {
+      // Linux: the state letter follows the parenthesised command name.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z' ? 'zombie' : 'running';
+    } catch {
+      return 'gone';
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return 'running';
+  } catch {
+    return 'gone';
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Whether something accepts TCP connections on the port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/** Servers not yet destroyed; killed when the process exits so none outlives it. */
+const live = new Set<PostgresDevServer>();
+let exitHook = false;
+
+class PostgresDevServer implements PgServer {
+  readonly url: string;
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  private destroyed = false;
+
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+    private readonly bin: string,
+    private readonly user: RunAs | null,
+    private readonly database: string,
+    private readonly startTimeoutMs: number,
+  ) {
+    this.url = `postgres://postgres@127.0.0.1:${port}/${database}`;
+  }
+
+  private get dataDir(): string { return join(this.dir, 'data'); }
+  private get socketDir(): string { return join(this.dir, 'socket'); }
+  private get logFile(): string { return join(this.dir, 'postgres.log'); }
+
+  /** Runs a one-shot binary (initdb) to completion, its output in the log. */
+  async run(file: string, args: string[]): Promise<void> {
+    const [cmd, argv] = command(this.user, join(this.bin, file), args);
+    const log = openSync(this.logFile, 'a');
+    try {
+      const child = spawn(cmd, argv, { stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
+      const code = await new Promise<number | null>((resolve, reject) => {
+        child.once('error', reject);
+        child.once('exit', (c) => resolve(c));
+      });
+      if (code !== 0) throw new Error(`${file} failed (exit ${code}):\n${tail(this.logFile)}`);
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.destroyed) throw new Error('this PostgreSQL was destroyed');
+    if (this.child) return;
+    await this.exited;
+    await this.clearStaleLock();
+    const args = [
+      '-D', this.dataDir, '-p', String(this.port),
+      '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${this.socketDir}`,
+      '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=32MB', '-c', 'max_connections=200',
+    ];
+    const [cmd, argv] = command(this.user, join(this.bin, 'postgres'), args);
+    const log = openSync(this.logFile, 'a');
+    // Its own process group, so kill() reaches the server and every backend at once.
+    const child = spawn(cmd, argv, { stdio: ['ignore', log, log], detached: true, env: { ...process.env, LC_ALL: 'C' } });
+    closeSync(log);
+    this.child = child;
+    let exitedEarly = false;
+    this.exited = new Promise<void>((resolve) => {
+      child.once('exit', () => {
+        exitedEarly = true;
+        if (this.child === child) this.child = null;
+        resolve();
+      });
+      child.once('error', () => {
+        exitedEarly = true;
+        if (this.child === child) this.child = null;
+        resolve();
+      });
+    });
+    const deadline = Date.now() + this.startTimeoutMs;
+    // Ready once the TCP port answers and the pid file's status line says so (written when
+    // recovery is over and connections are accepted).
+    while (Date.now() < deadline) {
+      if (exitedEarly) throw new Error(`postgres exited during startup:\n${tail(this.logFile)}`);
+      if (await accepts(this.port) && this.readyInPidFile()) return;
+      await sleep(50);
+    }
+    this.kill();
+    throw new Error(`postgres did not start within ${this.startTimeoutMs} ms:\n${tail(this.logFile)}`);
+  }
+
+  /** postmaster.pid's status line reads "ready" once the server accepts connections. */
+  private readyInPidFile(): boolean {
+    try {
+      const lines = readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n');
+      return (lines[7] ?? '').trim() === 'ready';
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * After kill() the old postmaster can linger as a zombie (when nothing reaps orphans), and
+   * PostgreSQL takes a zombie's pid for a live server holding the data folder: wait for a dying
+   * one, and drop the lock file of one that is only a zombie.
+   */
+  private async clearStaleLock(): Promise<void> {
+    const pid = this.postmasterPid();
+    if (pid === null) return;
+    const deadline = Date.now() + 5000;
+    while (processState(pid) === 'running' && Date.now() < deadline) await sleep(50);
+    if (processState(pid) !== 'zombie') return;
+    const socket = join(this.socketDir, `.s.PGSQL.${this.port}`);
+    for (const f of [join(this.dataDir, 'postmaster.pid'), `${socket}.lock`, socket]) rmSync(f, { force: true });
+  }
+
+  /** The postmaster's pid (from its pid file), or null. */
+  private postmasterPid(): number | null {
+    try {
+      const pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    // SIGINT to the postmaster itself is a fast shutdown (runuser would turn a signal sent to it
+    // into SIGTERM, a smart shutdown that waits for every client to leave).
+    const pid = this.postmasterPid();
+    try {
+      if (pid !== null) process.kill(pid, 'SIGINT');
+      else this.kill();
+    } catch {
+      this.kill();
+    }
+    const timeout = sleep(15_000).then(() => 'timeout' as const);
+    if (await Promise.race([this.exited.then(() => 'exited' as const), timeout]) === 'timeout') {
+      this.kill();
+      await this.exited;
+    }
+  }
+
+  kill(): void {
+    const child = this.child;
+    if (!child || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    await this.stop();
+    this.destroyed = true;
+    live.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** At process exit: no server and no folder left behind. */
+  killAndRemoveSync(): void {
+    this.kill();
+    try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
+  }
+}
+
+/**
+ * Creates a database cluster in a new temporary folder, starts PostgreSQL on it and creates
+ * the database; resolves once the database accepts connections.
+ */
+export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServer> {
+  const database = opts.database ?? 'parley';
+  if (!DB_NAME.test(database)) throw new Error(`invalid database name: ${database}`);
+  if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535)) {
+    throw new Error(`invalid port: ${opts.port}`);
+  }
+  const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+  if (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0) throw new Error(`invalid startTimeoutMs: ${startTimeoutMs}`);
+  const bin = findPostgresBin();
+  const user = runAs();
+  const dir = mkdtempSync(join(opts.dir ?? tmpdir(), 'parley-pg-'));
+  mkdirSync(join(dir, 'socket'));
+  if (user) {
+    chownSync(dir, user.uid, user.gid);
+    chownSync(join(dir, 'socket'), user.uid, user.gid);
+  }
+  let server: PostgresDevServer | null = null;
+  try {
+    // A free port can be taken between the probe and the bind: try a few.
+    for (let attempt = 0; ; attempt++) {
+      const port = opts.port ?? await freePort();
+      server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs);
+      if (attempt === 0) {
+        await server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+      }
+      try {
+        await server.start();
+        break;
+      } catch (err) {
+        const busy = /could not bind|Address already in use/i.test(String(err));
+        if (!busy || opts.port !== undefined || attempt >= 4) throw err;
+      }
+    }
+    live.add(server);
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => { for (const s of live) s.killAndRemoveSync(); });
+    }
+    await createDatabase(server, database);
+    return server;
+  } catch (err) {
+    if (server) await server.destroy().catch(() => undefined);
+    else rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function createDatabase(server: PostgresDevServer, database: string): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port: server.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 10_000 });
+  client.on('error', () => { /* the query below reports it */ });
+  await client.connect();
+  try {
+    // The name was checked against DB_NAME, so quoting it is enough.
+    await client.query(`CREATE DATABASE "${database}"`);
+  } finally {
+    await client.end();
+  }
+}

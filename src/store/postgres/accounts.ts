@@ -1,0 +1,134 @@
+// PostgreSQL implementation of the AccountStore port, on the pool of PostgresStore (same
+// database and schema). Each method is one statement or one transaction on its own
+// connection, independent of the Store's group commits. Unique indexes settle races between
+// nodes: two creating one username, two rotating one session (compare-and-set on the hash).
+import type pg from 'pg';
+import { ParleyError } from '../../errors.js';
+import type { Account, AccountStore, RefreshSession } from '../accounts.js';
+import { isConnectionError, toStoreError } from './pool.js';
+
+type NewAccount = Parameters<AccountStore['createAccount']>[0];
+interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
+interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }
+
+const toAccount = (r: AccountRow): Account => ({
+  userId: r.user_id, username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at,
+});
+const toSession = (r: SessionRow): RefreshSession => ({
+  id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+});
+const ACCOUNT_COLS = 'user_id, username, password_hash, created_at, updated_at';
+const SESSION_COLS = 'id, user_id, refresh_hash, created_at, expires_at, revoked_at';
+/** Ended sessions are kept a day (for audit), then dropped so the table does not grow forever. */
+const KEEP_ENDED_MS = 86_400_000;
+
+function text(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw new ParleyError('invalid', `${name} must be a non-empty string`, { field: name });
+  return v;
+}
+function time(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ParleyError('invalid', `${name} must be a time in ms`, { field: name });
+  return v;
+}
+
+export class PostgresAccountStore implements AccountStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  async createAccount(a: NewAccount): Promise<Account> {
+    text('userId', a.userId);
+    text('username', a.username);
+    text('passwordHash', a.passwordHash);
+    if (typeof a.name !== 'string') throw new ParleyError('invalid', 'name must be a string', { field: 'name' });
+    const now = Date.now();
+    const taken = () => new ParleyError('conflict', 'username is taken', { field: 'username' });
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+    const onError = () => {};
+    client.on('error', onError);
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      // An account takes a user id nobody has: never the identity (rooms, direct messages) of
+      // a user who already came in with an external token.
+      const { rows: [k] } = await client.query<{ taken: boolean }>(`SELECT
+          EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE user_id = $1)
+          OR EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($2)) AS taken`, [a.userId, a.username]);
+      if (k!.taken) throw taken();
+      await client.query(`INSERT INTO users (id, name, profile, created_at) VALUES ($1, $2, '{}', $3)`, [a.userId, a.name, now]);
+      await client.query(`INSERT INTO accounts (${ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $4)`, [a.userId, a.username, a.passwordHash, now]);
+      await client.query('COMMIT');
+    } catch (err) {
+      if (isConnectionError(err)) broken = err as Error;
+      else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+      // Another node created the same user or username first.
+      if ((err as { code?: string }).code === '23505') throw taken();
+      throw toStoreError(err);
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
+    return { userId: a.userId, username: a.username, passwordHash: a.passwordHash, createdAt: now, updatedAt: now };
+  }
+
+  async accountByUsername(username: string): Promise<Account | null> {
+    const { rows: [r] } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE lower(username) = lower($1)`, [text('username', username)]);
+    return r ? toAccount(r) : null;
+  }
+
+  async accountByUser(userId: string): Promise<Account | null> {
+    const { rows: [r] } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE user_id = $1`, [text('userId', userId)]);
+    return r ? toAccount(r) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    const { rowCount } = await this.query('UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE user_id = $1',
+      [text('userId', userId), text('passwordHash', passwordHash), Date.now()]);
+    if (!rowCount) throw new ParleyError('not_found', 'no such account');
+  }
+
+  async createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number }): Promise<RefreshSession> {
+    text('id', s.id);
+    text('userId', s.userId);
+    text('refreshHash', s.refreshHash);
+    time('expiresAt', s.expiresAt);
+    const now = Date.now();
+    await this.query(`WITH purge AS (DELETE FROM sessions WHERE user_id = $2 AND (expires_at < $4 OR revoked_at < $5))
+      INSERT INTO sessions (${SESSION_COLS}) VALUES ($1, $2, $3, $4, $6, NULL)`,
+    [s.id, s.userId, s.refreshHash, now, now - KEEP_ENDED_MS, s.expiresAt]);
+    return { id: s.id, userId: s.userId, refreshHash: s.refreshHash, createdAt: now, expiresAt: s.expiresAt, revokedAt: null };
+  }
+
+  async getSession(id: string): Promise<RefreshSession | null> {
+    const { rows: [r] } = await this.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE id = $1`, [text('id', id)]);
+    return r ? toSession(r) : null;
+  }
+
+  async rotateSession(id: string, refreshHash: string, expiresAt: number, currentHash?: string): Promise<void> {
+    if (currentHash !== undefined) text('currentHash', currentHash);
+    // Compare-and-set: one UPDATE, so of two nodes presenting the same hash only one matches.
+    const { rowCount } = await this.query(`UPDATE sessions SET refresh_hash = $2, expires_at = $3
+      WHERE id = $1 AND revoked_at IS NULL AND expires_at > $4 AND ($5::text IS NULL OR refresh_hash = $5::text)`,
+    [text('id', id), text('refreshHash', refreshHash), time('expiresAt', expiresAt), Date.now(), currentHash ?? null]);
+    if (!rowCount) throw new ParleyError('unauthorized', 'session ended or already refreshed; log in again');
+  }
+
+  async revokeSession(id: string): Promise<void> {
+    await this.query('UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [text('id', id), Date.now()]);
+  }
+
+  async revokeUserSessions(userId: string): Promise<void> {
+    await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [text('userId', userId), Date.now()]);
+  }
+}

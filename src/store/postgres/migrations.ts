@@ -1,0 +1,149 @@
+// Versioned schema of the PostgreSQL store. Each entry runs once, in order; the table
+// `schema_migrations` records which have run. All pending entries are applied in one
+// transaction at open, under a transaction-scoped advisory lock, so several nodes starting at
+// once apply each entry exactly once and none sees a half-migrated schema. Never edit a
+// shipped entry: add one.
+//
+// Times are ms since the epoch (bigint); JSON (profiles, message data) is kept as text, as
+// the client sent it; ids compare byte-wise (COLLATE "C"), as in SQLite. `messages.tsv` is the
+// full-text vector of a text or edit message, set to NULL once a later edit or a delete
+// replaces it, so search finds only current versions.
+import type pg from 'pg';
+
+export const migrations: string[] = [
+  /* 1 */ `
+  CREATE TABLE users (
+    id text COLLATE "C" PRIMARY KEY,
+    name text NOT NULL,
+    profile text NOT NULL DEFAULT '{}',
+    created_at bigint NOT NULL
+  );
+  CREATE TABLE rooms (
+    id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('channel','group','direct')),
+    name text NOT NULL,
+    topic text NOT NULL DEFAULT '',
+    created_by text,
+    created_at bigint NOT NULL,
+    last_seq bigint NOT NULL DEFAULT 0,
+    direct_key text UNIQUE,
+    access text NOT NULL DEFAULT 'blacklist' CHECK (access IN ('blacklist','whitelist')),
+    retention_count integer,
+    retention_ms bigint
+  );
+  CREATE INDEX rooms_public ON rooms (kind, id);
+  CREATE TABLE members (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id text COLLATE "C" NOT NULL,
+    role text NOT NULL CHECK (role IN ('owner','admin','member')),
+    joined_at bigint NOT NULL,
+    read_seq bigint NOT NULL DEFAULT 0,
+    join_seq bigint NOT NULL,
+    muted_until bigint,
+    PRIMARY KEY (room_id, user_id)
+  );
+  CREATE INDEX members_user ON members (user_id, room_id);
+  CREATE TABLE messages (
+    room_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    name text NOT NULL,
+    ts bigint NOT NULL,
+    text text,
+    target bigint,
+    data text,
+    key text,
+    hidden_for text,
+    tsv tsvector,
+    PRIMARY KEY (room_id, seq)
+  );
+  CREATE UNIQUE INDEX messages_key ON messages (room_id, user_id, key) WHERE key IS NOT NULL;
+  CREATE INDEX messages_target ON messages (room_id, target) WHERE target IS NOT NULL;
+  CREATE INDEX messages_ts ON messages (room_id, ts);
+  CREATE INDEX messages_tsv ON messages USING gin (tsv) WHERE tsv IS NOT NULL;
+  -- Room access lists: 'black' users may not be members; in whitelist mode only 'white' users may.
+  CREATE TABLE access_lists (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    list text NOT NULL CHECK (list IN ('black','white')),
+    user_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (room_id, list, user_id)
+  );
+  -- Bans: room_id '' is server-wide; until NULL is forever (ms since epoch otherwise).
+  CREATE TABLE bans (
+    room_id text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
+    until bigint,
+    reason text NOT NULL DEFAULT '',
+    by text,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+  );
+  CREATE INDEX bans_user ON bans (user_id);
+  -- A user's blocks of other users (direct messages from them are not delivered).
+  CREATE TABLE blocks (
+    user_id text COLLATE "C" NOT NULL,
+    blocked_id text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
+    PRIMARY KEY (user_id, blocked_id)
+  );
+  -- Built-in accounts (argon2id hashes) and their refresh sessions.
+  CREATE TABLE accounts (
+    user_id text COLLATE "C" PRIMARY KEY,
+    username text NOT NULL,
+    password_hash text NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE UNIQUE INDEX accounts_username ON accounts (lower(username));
+  CREATE TABLE sessions (
+    id text COLLATE "C" PRIMARY KEY,
+    user_id text COLLATE "C" NOT NULL,
+    refresh_hash text NOT NULL,
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    revoked_at bigint
+  );
+  CREATE INDEX sessions_user ON sessions (user_id);
+  -- Word blacklist of the word-filter plugin, administered by API.
+  CREATE TABLE blocked_words (
+    word text NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE UNIQUE INDEX blocked_words_word ON blocked_words (lower(word));
+  `,
+];
+
+/** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */
+const LOCK_KEY = 0x7061726c;
+
+/**
+ * Applies the pending migrations in one transaction on `client` (creating `schema` first
+ * when it is not the default). Returns the schema version reached.
+ */
+export async function migrate(client: pg.ClientBase, schema: string | null): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_KEY, schema ?? 'public']);
+    // The schema name was validated by the store (lower-case identifier), so quoting is enough.
+    if (schema !== null) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      applied_at bigint NOT NULL
+    )`);
+    const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+    const version = rows[0]?.v ?? 0;
+    if (version > migrations.length) {
+      throw new Error(`database schema version ${version} is newer than this Parley (${migrations.length})`);
+    }
+    for (let v = version; v < migrations.length; v++) {
+      await client.query(migrations[v]!);
+      await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [v + 1, Date.now()]);
+    }
+    await client.query('COMMIT');
+    return migrations.length;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,48 @@
+// Row shapes and row-to-model mappers shared by the SQL stores (store/sqlite, store/postgres):
+// both keep the same columns, times as ms since the epoch and JSON as text.
+import type { AccessMode, Ban, Member, Message, Role, Room } from '../protocol/schema.js';
+
+export interface MessageRow {
+  room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
+  text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
+}
+export interface RoomRow {
+  id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
+  access: AccessMode; retention_count: number | null; retention_ms: number | null;
+}
+export interface MemberRow {
+  room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number; muted_until: number | null;
+}
+export interface BanRow { room_id: string; user_id: string; until: number | null; reason: string; by: string | null; created_at: number }
+
+/** muted_until value meaning "until further notice". */
+export const FOREVER = Number.MAX_SAFE_INTEGER;
+export const DAY_MS = 86_400_000;
+
+export const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for';
+export const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq, access, retention_count, retention_ms';
+export const MEMBER_COLS = 'room_id, user_id, role, joined_at, read_seq, join_seq, muted_until';
+
+export function rowToMessage(r: MessageRow, viewer?: string): Message {
+  if (viewer !== undefined && r.hidden_for === viewer) {
+    return { room: r.room_id, seq: r.seq, kind: 'hidden', user: r.user_id, name: r.name, ts: r.ts };
+  }
+  const m: Message = { room: r.room_id, seq: r.seq, kind: r.kind, user: r.user_id, name: r.name, ts: r.ts };
+  if (r.text !== null) m.text = r.text;
+  if (r.target !== null) m.target = r.target;
+  if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
+  if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
+  return m;
+}
+export const rowToRoom = (r: RoomRow): Room => ({
+  id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
+  access: r.access, retention: { count: r.retention_count, days: r.retention_ms === null ? null : r.retention_ms / DAY_MS },
+});
+export function rowToMember(r: MemberRow): Member {
+  const m: Member = { room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq };
+  if (r.muted_until !== null) m.mutedUntil = r.muted_until === FOREVER ? null : r.muted_until;
+  return m;
+}
+export const rowToBan = (r: BanRow): Ban => ({
+  room: r.room_id === '' ? null : r.room_id, user: r.user_id, until: r.until, reason: r.reason, by: r.by, createdAt: r.created_at,
+});

@@ -1,0 +1,286 @@
+// Cluster mode end to end: real PostgreSQL and redis-server in a temporary folder, three Parley
+// node processes, SDK clients spread across them. Nodes are killed, Redis restarted and
+// PostgreSQL stopped under load; every client must still see every message exactly once, in
+// seq order, and nothing acknowledged may be lost.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startDevCluster, type DevCluster } from '../src/devservers/cluster.js';
+import { validateConfig } from '../src/config.js';
+import { mintToken } from '../src/auth/jwt.js';
+import { ClientError, ParleyClient } from '../src/client/index.js';
+import type { Message } from '../src/protocol/schema.js';
+import { RawSocket, collect } from './helpers.js';
+import { waitFor } from './wait.js';
+
+const TIMEOUTS = { PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500', PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_LOG_LEVEL: 'warn' };
+
+let cluster: DevCluster;
+const clients: ParleyClient[] = [];
+const token = (user: string, admin = false) => mintToken(validateConfig({ auth: { secret: cluster.secret } }), user, { admin });
+
+/** A client on node `i` (or on whichever node `url` names at each connect). */
+async function client(user: string, at: number | (() => string), opts: { admin?: boolean } = {}): Promise<ParleyClient> {
+  const c = new ParleyClient({
+    url: typeof at === 'number' ? cluster.nodes[at]!.url : at,
+    token: await token(user, opts.admin),
+    WebSocket: WebSocket as never,
+    reconnectMinMs: 50,
+    reconnectMaxMs: 300,
+    requestTimeoutMs: 15_000,
+  });
+  clients.push(c);
+  await c.connect();
+  return c;
+}
+
+/** The seqs a client received in the room, after `from`. */
+const seqsAfter = (got: Message[], from: number) => got.filter((m) => m.seq > from).map((m) => m.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+beforeAll(async () => {
+  cluster = await startDevCluster({ nodes: 3, env: TIMEOUTS });
+}, 120_000);
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await cluster?.stop();
+}, 60_000);
+
+describe('cluster: three nodes on PostgreSQL and Redis', () => {
+  it('every client on every node receives every message exactly once in seq order, with concurrent senders on all nodes', async () => {
+    const owner = await client('fan-owner', 0);
+    const room = await owner.createRoom('channel', 'Fan-out');
+    // Readers are raw sockets (the SDK would hide a duplicate or ask for a gap itself).
+    const readers: RawSocket[] = [];
+    for (let i = 0; i < 9; i++) {
+      const raw = await RawSocket.open(cluster.nodes[i % 3]!.wsUrl);
+      expect((await raw.call({ id: 1, cmd: 'auth', token: await token(`fan-${i}`) })).ok).toBe(true);
+      expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+      readers.push(raw);
+    }
+    const senders: ParleyClient[] = [];
+    for (let k = 0; k < 3; k++) {
+      const c = await client(`fan-sender-${k}`, k);
+      await c.join(room.id);
+      senders.push(c);
+    }
+    const base = (await owner.history(room.id)).last;
+    const received = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => f.data as Message).filter((m) => m.room === room.id && m.seq > base);
+    const perSender = 60;
+    const acks = await Promise.all(senders.map(async (s, k) => {
+      const out: number[] = [];
+      for (let i = 0; i < perSender; i++) out.push((await s.send(room.id, `n${k}-${i}`)).seq);
+      return out;
+    }));
+    const last = base + perSender * 3;
+    expect(acks.flat().sort((a, b) => a - b)).toEqual(range(base + 1, last));
+    for (const r of readers) await waitFor(() => received(r).length >= perSender * 3, 15_000, 'all deliveries');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const r of readers) {
+      const got = received(r);
+      expect(got.map((m) => m.seq)).toEqual(range(base + 1, last));
+      // Each sender's messages keep their order.
+      for (let k = 0; k < 3; k++) expect(got.filter((m) => m.text?.startsWith(`n${k}-`)).map((m) => m.text)).toEqual(range(0, perSender - 1).map((i) => `n${k}-${i}`));
+      r.close();
+    }
+  });
+
+  it('a ban or an access-list change made through node A evicts the user on node C at once', async () => {
+    const admin = await client('ev-admin', 0, { admin: true });
+    const room = await admin.createRoom('channel', 'Evict');
+    const victim = await client('ev-victim', 2);
+    const listed = await client('ev-listed', 2);
+    await victim.join(room.id);
+    await listed.join(room.id);
+    const listedGot = collect(listed, room.id);
+
+    // Blacklisting through node 0 removes the member on node 2 at once.
+    const t0 = Date.now();
+    const res = await admin.request('access', { room: room.id, list: 'black', add: ['ev-listed'] });
+    expect(res.removed).toEqual(['ev-listed']);
+    await waitFor(() => listedGot.some((m) => m.kind === 'leave' && m.user === 'ev-listed'), 2000, 'leave on node 2');
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await expect(listed.send(room.id, 'still here?')).rejects.toMatchObject({ code: 'forbidden' });
+
+    // A server-wide ban through node 0 closes the connection on node 2.
+    const raw = await RawSocket.open(cluster.nodes[2]!.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await token('ev-victim') })).ok).toBe(true);
+    const t1 = Date.now();
+    await admin.ban('ev-victim', { reason: 'spam' });
+    await waitFor(() => raw.closeCode !== null, 2000, 'banned connection closed');
+    expect(raw.closeCode).toBe(4003);
+    expect(Date.now() - t1).toBeLessThan(2000);
+  });
+
+  it('with PostgreSQL unreachable, sends fail with unavailable (never acknowledged), presence still answers, and service resumes by itself', async () => {
+    const a = await client('pg-a', 0);
+    const b = await client('pg-b', 1);
+    const room = await a.createRoom('group', 'PG down');
+    await a.invite(room.id, 'pg-b');
+    expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
+    await cluster.postgres.stop();
+    try {
+      const t0 = Date.now();
+      const err = await a.send(room.id, 'lost in the void').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ClientError);
+      expect((err as ClientError).code).toBe('unavailable');
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
+      const ready = await fetch(`${cluster.nodes[1]!.url}/readyz`);
+      expect(ready.status).toBe(503);
+    } finally {
+      await cluster.postgres.start();
+    }
+    // Back without restarting anything.
+    let ack: { seq: number } | null = null;
+    const until = Date.now() + 20_000;
+    while (!ack && Date.now() < until) {
+      ack = await a.send(room.id, 'after the outage').catch(() => null);
+      if (!ack) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(ack).not.toBeNull();
+    const h = await b.history(room.id);
+    expect(h.messages.map((m) => m.text).filter(Boolean)).toEqual(['after the outage']);
+  }, 60_000);
+
+  it('Redis restarted under load: nodes reconnect, gaps are filled from the store, nothing acknowledged is lost', async () => {
+    const sender = await client('rr-sender', 0);
+    const room = await sender.createRoom('channel', 'Redis restart');
+    // Raw sockets, not the SDK (which would itself ask for a missing range): what the server sends.
+    const readers: RawSocket[] = [];
+    for (const [i, node] of [1, 2, 0].entries()) {
+      const raw = await RawSocket.open(cluster.nodes[node]!.wsUrl);
+      expect((await raw.call({ id: 1, cmd: 'auth', token: await token(`rr-r${i}`) })).ok).toBe(true);
+      expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+      readers.push(raw);
+    }
+    const base = (await sender.history(room.id)).last;
+    const seqs = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => (f.data as Message)).filter((m) => m.room === room.id && m.seq > base).map((m) => m.seq);
+    const acked: number[] = [];
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await sender.send(room.id, `rr${i}`).catch(() => null);
+        if (r) acked.push(r.seq);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    await waitFor(() => acked.length >= 30, 10_000);
+    await cluster.redis!.stop();
+    await new Promise((r) => setTimeout(r, 700));
+    const during = acked.length;
+    await cluster.redis!.start();
+    await waitFor(() => acked.length >= during + 50, 20_000, 'sends after the restart');
+    stop = true;
+    await load;
+    // Sends went on while Redis was down: the store, not the bus, acknowledges.
+    expect(during).toBeGreaterThan(30);
+    const last = Math.max(...acked);
+    for (const r of readers) await waitFor(() => (seqs(r).at(-1) ?? 0) >= last, 20_000, 'readers caught up');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const r of readers) expect(seqs(r)).toEqual(range(base + 1, last));
+    const stored = new Set((await sender.history(room.id, { after: base, limit: 500 })).messages.map((m) => m.seq));
+    for (const s of acked) expect(stored.has(s)).toBe(true);
+    for (const r of readers) r.close();
+  }, 60_000);
+
+  it('SIGKILL of a node under load: its clients resume on the others with no gap or duplicate, nothing acked is lost, its presence expires with leave events', async () => {
+    const live = [cluster.nodes[0]!, cluster.nodes[1]!];
+    let turn = 0;
+    // The victim node first; once it is gone, round-robin over the survivors.
+    let victimUp = true;
+    const urlFor = () => (victimUp ? cluster.nodes[2]!.url : live[turn++ % live.length]!.url);
+    const sender = await client('kill-sender', 0);
+    const room = await sender.createRoom('channel', 'Kill');
+    const watcher = await client('kill-watcher', 1);
+    const movers = [await client('kill-m1', urlFor), await client('kill-m2', urlFor)];
+    for (const c of [watcher, ...movers]) await c.join(room.id);
+    // A user whose only connection is on the victim and does not come back.
+    const ghost = await client('kill-ghost', 2);
+    await ghost.join(room.id);
+    const ghostRaw = await RawSocket.open(cluster.nodes[2]!.wsUrl);
+    expect((await ghostRaw.call({ id: 1, cmd: 'auth', token: await token('kill-ghost') })).ok).toBe(true);
+    ghost.close();
+    const presence: Array<{ user: string; online: boolean }> = [];
+    watcher.on('presence', (p) => { if (p.room === room.id) presence.push(p); });
+
+    const base = (await sender.history(room.id)).last;
+    const got = movers.map((m) => collect(m, room.id));
+    const acked: number[] = [];
+    const moverAcked: string[] = [];
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await sender.send(room.id, `k${i}`).catch(() => null);
+        if (r) acked.push(r.seq);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    // A mover sends too: its sends in flight when the node dies are retried elsewhere, once.
+    const moverLoad = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await movers[0]!.send(room.id, `m${i}`).catch(() => null);
+        if (r) { acked.push(r.seq); moverAcked.push(`m${i}`); }
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    })();
+    await waitFor(() => acked.length >= 40, 10_000);
+    victimUp = false;
+    await cluster.nodes[2]!.kill();
+    const after = acked.length;
+    await waitFor(() => acked.length >= after + 60, 20_000, 'sends after the kill');
+    stop = true;
+    await Promise.all([load, moverLoad]);
+    const last = Math.max(...acked);
+    for (const g of got) await waitFor(() => (g.at(-1)?.seq ?? 0) >= last, 20_000, 'movers caught up');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const g of got) expect(seqsAfter(g, base)).toEqual(range(base + 1, last));
+    for (const m of movers) expect(m.state).toBe('online');
+    const history = (await sender.history(room.id, { after: base, limit: 500 })).messages;
+    const stored = new Set(history.map((m) => m.seq));
+    for (const s of acked) expect(stored.has(s)).toBe(true);
+    // Retried sends are stored once.
+    const texts = history.map((m) => m.text).filter((t): t is string => t !== undefined);
+    expect(texts.length).toBe(new Set(texts).size);
+    for (const t of moverAcked) expect(texts).toContain(t);
+    // The ghost's presence expires (node timeout 1.5 s) and the watcher on a live node is told.
+    await waitFor(() => presence.some((p) => p.user === 'kill-ghost' && !p.online), 10_000, 'ghost leave event');
+    expect((await watcher.presence(room.id)).users).not.toContain('kill-ghost');
+    // The dispatcher only offers live nodes.
+    const d = await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string };
+    expect([cluster.nodes[0]!.url, cluster.nodes[1]!.url]).toContain(d.url);
+    ghostRaw.close();
+  }, 90_000);
+});
+
+describe('cluster: Redis Cluster of three masters', () => {
+  let rc: DevCluster;
+  beforeAll(async () => { rc = await startDevCluster({ nodes: 2, redisMasters: 3, env: TIMEOUTS }); }, 120_000);
+  afterAll(async () => { await rc?.stop(); }, 60_000);
+
+  it('carries the fan-out of many rooms (spread over the shards) exactly once, in order', async () => {
+    const tok = (u: string) => mintToken(validateConfig({ auth: { secret: rc.secret } }), u);
+    const mk = async (u: string, i: number) => {
+      const c = new ParleyClient({ url: rc.nodes[i]!.url, token: await tok(u), WebSocket: WebSocket as never });
+      clients.push(c);
+      await c.connect();
+      return c;
+    };
+    const a = await mk('rc-a', 0);
+    const b = await mk('rc-b', 1);
+    const rooms = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await a.createRoom('channel', `Shard ${i}`);
+      await b.join(r.id);
+      rooms.push(r.id);
+    }
+    const got = collect(b);
+    const sends = [];
+    for (let k = 0; k < 10; k++) for (const r of rooms) sends.push(a.send(r, `s${k}`));
+    await Promise.all(sends);
+    await waitFor(() => got.filter((m) => m.kind === 'text').length >= 80, 15_000, 'fan-out over the shards');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const r of rooms) expect(got.filter((m) => m.room === r && m.kind === 'text').map((m) => m.text)).toEqual(range(0, 9).map((k) => `s${k}`));
+    const d = await (await fetch(`${rc.nodes[1]!.url}/api/v1/dispatch`)).json() as { url: string; connections: number };
+    expect(rc.nodes.map((n) => n.url)).toContain(d.url);
+  });
+});

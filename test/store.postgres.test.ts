@@ -1,0 +1,276 @@
+// The PostgreSQL store against a real PostgreSQL (a throwaway server from the machine's
+// binaries): the Store conformance suite, then what only a shared database shows — several
+// store instances (nodes) on one room, group commit, the database going away and coming back,
+// and the account and word stores.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
+import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';
+import { storeConformance } from './conformance/store.js';
+
+let server: PgServer;
+beforeAll(async () => { server = await startPostgres(); });
+afterAll(async () => { await server?.destroy(); });
+
+let schemas = 0;
+/** A fresh schema per store: every test starts from empty tables. */
+const freshSchema = () => `t${++schemas}_${process.pid}`;
+
+storeConformance('postgres', () => PostgresStore.open({ url: server.url, schema: freshSchema() }));
+
+const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('PostgreSQL store: several nodes on one database', () => {
+  it('migrations run once when several nodes open a fresh schema at the same time', async () => {
+    const schema = freshSchema();
+    const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
+    const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    expect(rows.map((r) => r.version)).toEqual([1]);
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('two instances appending into one room at once: seqs 1..N without gap or duplicate', async () => {
+    const schema = freshSchema();
+    const a = await PostgresStore.open({ url: server.url, schema });
+    const b = await PostgresStore.open({ url: server.url, schema });
+    await a.createRoom({ id: 'hot', kind: 'group', name: 'H', topic: '', createdBy: 'u1', members: members('u1', 'u2') });
+    const calls: Array<{ node: 'a' | 'b'; p: Promise<{ message: { seq: number; text?: string } }> }> = [];
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 15; i++) {
+        const node = (round + i) % 2 ? 'a' : 'b';
+        const text = `${node}-${round}-${i}`;
+        calls.push({ node, p: (node === 'a' ? a : b).append({ room: 'hot', user: node === 'a' ? 'u1' : 'u2', name: node, kind: 'text', text }) });
+      }
+      await turn();
+    }
+    const results = await Promise.all(calls.map((c) => c.p));
+    const seqs = results.map((r) => r.message.seq);
+    const N = calls.length + 2;
+    expect(new Set(seqs).size).toBe(calls.length);
+    expect([...seqs].sort((x, y) => x - y)).toEqual(Array.from({ length: calls.length }, (_, i) => i + 3));
+    // Each instance commits its own writes in call order.
+    for (const node of ['a', 'b'] as const) {
+      const own = results.filter((_, i) => calls[i]!.node === node).map((r) => r.message.seq);
+      expect(own).toEqual([...own].sort((x, y) => x - y));
+    }
+    const history = await b.history('hot', { after: 0, limit: 1000 });
+    expect(history.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    const bySeq = new Map(history.map((m) => [m.seq, m.text]));
+    for (const r of results) expect(bySeq.get(r.message.seq)).toBe(r.message.text);
+    expect(await a.bounds('hot')).toEqual({ first: 1, last: N });
+    await a.close();
+    await b.close();
+  });
+
+  it('a member removed on one node cannot write through another', async () => {
+    const schema = freshSchema();
+    const a = await PostgresStore.open({ url: server.url, schema });
+    const b = await PostgresStore.open({ url: server.url, schema });
+    await a.createRoom({ id: 'r', kind: 'group', name: 'R', topic: '', createdBy: 'u1', members: members('u1', 'u2') });
+    await a.removeMember('r', 'u2', 'u2', 'u1');
+    await expect(b.append({ room: 'r', user: 'u2', name: 'u2', kind: 'text', text: 'x' })).rejects.toMatchObject({ code: 'forbidden' });
+    await a.close();
+    await b.close();
+  });
+});
+
+describe('PostgreSQL group commit', () => {
+  it('concurrent writes share transactions; each instance commits one batch at a time', async () => {
+    const s = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+    await s.createRoom({ id: 'g', kind: 'group', name: 'G', topic: '', createdBy: 'u', members: members('u') });
+    const before = s.stats;
+    const writes = 300;
+    const all: Array<Promise<unknown>> = [];
+    for (let i = 0; i < writes; i++) {
+      all.push(s.append({ room: 'g', user: 'u', name: 'u', kind: 'text', text: `m${i}` }));
+      if (i % 10 === 9) await turn();
+    }
+    await Promise.all(all);
+    const after = s.stats;
+    expect(after.writes - before.writes).toBe(writes);
+    expect(after.batches - before.batches).toBeLessThan(writes / 3);
+    expect((await s.bounds('g')).last).toBe(writes + 1);
+    await s.close();
+  });
+
+  it('a write failing inside PostgreSQL rejects alone; the rest of its batch commits, gapless', async () => {
+    const s = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+    await s.createRoom({ id: 'b', kind: 'group', name: 'B', topic: '', createdBy: 'u', members: members('u') });
+    const before = s.stats.batches;
+    // PostgreSQL cannot store a NUL character: the statement fails after the seq was taken.
+    const results = await Promise.allSettled([
+      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'before' }),
+      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'bad\u0000text' }),
+      s.append({ room: 'b', user: 'stranger', name: 's', kind: 'text', text: 'not a member' }),
+      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'after' }),
+    ]);
+    expect(s.stats.batches - before).toBe(1);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'invalid' });
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'forbidden' });
+    expect((results[3] as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq).toBe(3);
+    expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
+    await s.close();
+  });
+});
+
+describe('PostgreSQL going away', () => {
+  let own: PgServer;
+  beforeAll(async () => { own = await startPostgres(); });
+  afterAll(async () => { await own?.destroy(); });
+
+  it('writes reject with unavailable in bounded time while it is down and work again once it is back', async () => {
+    const s = await PostgresStore.open({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
+    await s.createRoom({ id: 'd', kind: 'group', name: 'D', topic: '', createdBy: 'u', members: members('u') });
+    await s.append({ room: 'd', user: 'u', name: 'u', kind: 'text', text: 'one' });
+    await own.stop();
+    const t0 = Date.now();
+    await expect(s.append({ room: 'd', user: 'u', name: 'u', kind: 'text', text: 'lost' })).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(s.ping()).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(s.history('d', { limit: 10 })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await own.start();
+    await s.ping();
+    const r = await s.append({ room: 'd', user: 'u', name: 'u', kind: 'text', text: 'two' });
+    expect(r.message.seq).toBe(3);
+    expect((await s.history('d', { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'one', 'two']);
+    await s.close();
+  });
+
+  it('a crash under load loses no acknowledged write and leaves no gap', async () => {
+    const s = await PostgresStore.open({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
+    await s.createRoom({ id: 'k', kind: 'group', name: 'K', topic: '', createdBy: 'u', members: members('u') });
+    const send = (i: number) => s.append({ room: 'k', user: 'u', name: 'u', kind: 'text', text: `m${i}` });
+    const all: Array<Promise<{ message: { seq: number; text?: string } }>> = [];
+    for (let i = 0; i < 40; i++) all.push(send(i));
+    await Promise.all(all);
+    // Keep writes coming in several batches, and kill the server while they are in flight.
+    for (let i = 40; i < 240; i++) {
+      all.push(send(i));
+      if (i % 10 === 9) await turn();
+      if (i === 120) own.kill();
+    }
+    const settled = await Promise.allSettled(all);
+    const rejected = settled.filter((r) => r.status === 'rejected');
+    expect(rejected.length).toBeGreaterThan(0);
+    for (const r of rejected) expect(r.reason).toMatchObject({ code: 'unavailable' });
+    await own.start();
+    const history = await s.history('k', { after: 0, limit: 1000 });
+    expect(history.map((m) => m.seq)).toEqual(Array.from({ length: history.length }, (_, i) => i + 1));
+    const stored = new Map(history.map((m) => [m.seq, m.text]));
+    for (const r of settled) if (r.status === 'fulfilled') expect(stored.get(r.value.message.seq)).toBe(r.value.message.text);
+    const next = await s.append({ room: 'k', user: 'u', name: 'u', kind: 'text', text: 'after' });
+    expect(next.message.seq).toBe(history.length + 1);
+    await s.close();
+  });
+
+  it('a write stuck behind a lock rejects with unavailable after the statement timeout', async () => {
+    const schema = freshSchema();
+    const s = await PostgresStore.open({ url: own.url, schema, statementTimeoutMs: 1000 });
+    await s.createRoom({ id: 'l', kind: 'group', name: 'L', topic: '', createdBy: 'u', members: members('u') });
+    const locker = new pg.Client({ connectionString: own.url, options: `-c search_path=${schema}` });
+    await locker.connect();
+    await locker.query('BEGIN');
+    await locker.query(`SELECT 1 FROM rooms WHERE id = 'l' FOR UPDATE`);
+    const t0 = Date.now();
+    await expect(s.append({ room: 'l', user: 'u', name: 'u', kind: 'text', text: 'waits' })).rejects.toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - t0).toBeLessThan(4000);
+    await locker.query('ROLLBACK');
+    await locker.end();
+    expect((await s.append({ room: 'l', user: 'u', name: 'u', kind: 'text', text: 'goes' })).message.seq).toBe(2);
+    await s.close();
+  });
+
+  it('open rejects with unavailable when nothing listens', async () => {
+    const url = new URL(own.url);
+    url.port = '1';
+    await expect(PostgresStore.open({ url: url.toString(), connectTimeoutMs: 1000 })).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('bad options are refused with invalid', async () => {
+    await expect(PostgresStore.open({ url: 'mysql://x' })).rejects.toMatchObject({ code: 'invalid' });
+    await expect(PostgresStore.open({ url: own.url, schema: 'Robert"); DROP' })).rejects.toMatchObject({ code: 'invalid' });
+    await expect(PostgresStore.open({ url: own.url, poolSize: 0 })).rejects.toMatchObject({ code: 'invalid' });
+  });
+});
+
+describe('PostgreSQL account store', () => {
+  it('creates accounts with unique case-insensitive usernames', async () => {
+    const s = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+    const acc = new PostgresAccountStore(s.pool);
+    const a = await acc.createAccount({ userId: 'ua', username: 'Alice', name: 'Alice', passwordHash: 'h1' });
+    expect(a).toMatchObject({ userId: 'ua', username: 'Alice', passwordHash: 'h1' });
+    await expect(acc.createAccount({ userId: 'ub', username: 'alice', name: 'x', passwordHash: 'h' })).rejects.toMatchObject({ code: 'conflict' });
+    await s.upsertUser({ id: 'external', name: 'E', profile: {} });
+    await expect(acc.createAccount({ userId: 'external', username: 'e', name: 'E', passwordHash: 'h' })).rejects.toMatchObject({ code: 'conflict' });
+    expect(await acc.accountByUsername('ALICE')).toMatchObject({ userId: 'ua' });
+    expect(await acc.accountByUser('nobody')).toBeNull();
+    expect(await s.getUser('ua')).toMatchObject({ id: 'ua', name: 'Alice' });
+    await acc.setPasswordHash('ua', 'h2');
+    expect((await acc.accountByUser('ua'))!.passwordHash).toBe('h2');
+    await expect(acc.setPasswordHash('nobody', 'h')).rejects.toMatchObject({ code: 'not_found' });
+    // Two nodes registering one username at once: one wins.
+    const race = await Promise.allSettled([
+      acc.createAccount({ userId: 'r1', username: 'race', name: 'r', passwordHash: 'h' }),
+      acc.createAccount({ userId: 'r2', username: 'RACE', name: 'r', passwordHash: 'h' }),
+    ]);
+    expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(race.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'conflict' } });
+    await s.close();
+  });
+
+  it('sessions rotate by compare-and-set: of two nodes rotating one session, exactly one wins', async () => {
+    const schema = freshSchema();
+    const s1 = await PostgresStore.open({ url: server.url, schema });
+    const s2 = await PostgresStore.open({ url: server.url, schema });
+    const [a1, a2] = [new PostgresAccountStore(s1.pool), new PostgresAccountStore(s2.pool)];
+    await a1.createAccount({ userId: 'su', username: 'su', name: 'su', passwordHash: 'h' });
+    const expires = Date.now() + 60_000;
+    for (let i = 0; i < 20; i++) {
+      await a1.createSession({ id: `sess${i}`, userId: 'su', refreshHash: 'h0', expiresAt: expires });
+      const results = await Promise.allSettled([
+        a1.rotateSession(`sess${i}`, 'h1', expires, 'h0'),
+        a2.rotateSession(`sess${i}`, 'h2', expires, 'h0'),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'unauthorized' } });
+      const winner = results[0]!.status === 'fulfilled' ? 'h1' : 'h2';
+      expect((await a2.getSession(`sess${i}`))!.refreshHash).toBe(winner);
+    }
+    await a1.revokeSession('sess0');
+    expect((await a1.getSession('sess0'))!.revokedAt).not.toBeNull();
+    await expect(a1.rotateSession('sess0', 'h3', expires)).rejects.toMatchObject({ code: 'unauthorized' });
+    await a1.revokeUserSessions('su');
+    expect((await a2.getSession('sess5'))!.revokedAt).not.toBeNull();
+    await a1.createSession({ id: 'old', userId: 'su', refreshHash: 'h', expiresAt: Date.now() - 1 });
+    await expect(a1.rotateSession('old', 'h1', expires, 'h')).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(await a1.getSession('missing')).toBeNull();
+    await s1.close();
+    await s2.close();
+  });
+});
+
+describe('PostgreSQL word store', () => {
+  it('adds, removes and replaces words, case-insensitively, shared by every node', async () => {
+    const schema = freshSchema();
+    const s1 = await PostgresStore.open({ url: server.url, schema });
+    const s2 = await PostgresStore.open({ url: server.url, schema });
+    const [w1, w2] = [new PostgresWordStore(s1.pool), new PostgresWordStore(s2.pool)];
+    expect(await w1.list()).toEqual([]);
+    expect(await w1.add(['spam', 'eggs', 'spam'])).toBe(2);
+    expect(await w2.add(['SPAM', 'ham'])).toBe(1);
+    expect(await w2.list()).toEqual(['eggs', 'ham', 'spam']);
+    expect(await w2.remove('Eggs')).toBe(true);
+    expect(await w1.remove('eggs')).toBe(false);
+    await w1.replace(['x', 'y', 'X']);
+    expect(await w2.list()).toEqual(['x', 'y']);
+    await w1.replace([]);
+    expect(await w1.list()).toEqual([]);
+    await expect(w1.add([''])).rejects.toMatchObject({ code: 'invalid' });
+    await s1.close();
+    await s2.close();
+  });
+});
