@@ -115,8 +115,12 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const a = await client('pg-a', 0);
     const b = await client('pg-b', 1);
     const room = await a.createRoom('group', 'PG down');
+    const bGot = collect(b, room.id);
     await a.invite(room.id, 'pg-b');
+    await waitFor(() => bGot.some((m) => m.kind === 'join' && m.user === 'pg-b'), 5000, 'b follows the room');
     expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
+    let late: ParleyClient | undefined;
+    let lateOnline: Promise<void> = Promise.resolve();
     await cluster.postgres.stop();
     try {
       const t0 = Date.now();
@@ -127,9 +131,19 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
       const ready = await fetch(`${cluster.nodes[1]!.url}/readyz`);
       expect(ready.status).toBe(503);
+      // A client connecting now cannot be authenticated (its rooms are in the store): the SDK
+      // keeps trying instead of giving up on a valid token.
+      late = new ParleyClient({ url: cluster.nodes[2]!.url, token: await token('pg-late'), WebSocket: WebSocket as never, reconnectMinMs: 100, reconnectMaxMs: 300 });
+      clients.push(late);
+      lateOnline = late.connect();
+      lateOnline.catch(() => {});
+      await new Promise((r) => setTimeout(r, 500));
+      expect(late.state).not.toBe('online');
     } finally {
       await cluster.postgres.start();
     }
+    await lateOnline;
+    expect(late!.state).toBe('online');
     // Back without restarting anything.
     let ack: { seq: number } | null = null;
     const until = Date.now() + 20_000;

@@ -65,6 +65,9 @@ interface Pending {
   sent: boolean;
 }
 
+/** Auth errors that mean the token itself was refused (anything else is retried). */
+const REFUSED: ReadonlySet<string> = new Set(['unauthorized', 'forbidden', 'invalid']);
+
 /** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
 const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
   'presence', 'inbox', 'direct', 'ping', 'resume']);
@@ -252,6 +255,13 @@ export class ParleyClient {
   }
 
   private onAuthFailed(e: ClientError): void {
+    // The server could not check the token just now (its database is away, a timeout, a
+    // limit): nothing is wrong with the token, so try again later and keep connect() waiting.
+    if (!REFUSED.has(e.code)) {
+      this.emit('authError', e);
+      this.ws?.close(4000, 'auth not possible now; retrying');
+      return;
+    }
     for (const w of this.readyWaiters.splice(0)) w.reject(e);
     // A static token that is rejected will not get better: stop. A token function may.
     if (typeof this.opts.token === 'string') {
