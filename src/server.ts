@@ -15,6 +15,10 @@ import { Service } from './service/index.js';
 import { WsTransport } from './transport/ws/index.js';
 import { createHttp, Metrics } from './transport/http/index.js';
 import type { Plugin } from './plugins/plugin.js';
+import { MqttTransport } from './transport/mqtt/index.js';
+import { Chat21Service } from './service/chat21.js';
+import { SqliteChat21Store } from './store/sqlite/chat21.js';
+import { registerChat21Routes } from './transport/http/chat21.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
 
 export interface Parley {
@@ -31,6 +35,8 @@ export interface Parley {
   readonly http: FastifyInstance;
   /** Built-in plugins turned on by config, then those given to createParley, in hook order. */
   readonly plugins: readonly Plugin[];
+  /** The MQTT endpoint (Chat21 inbox pattern) when `mqtt.enabled`; its TCP port once listening. */
+  readonly mqtt: { transport: MqttTransport; port: number } | null;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
   /** Base URL once listening, e.g. http://127.0.0.1:8080 */
@@ -57,7 +63,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   // The metrics read the transports lazily, so they can be built before them.
   const countRooms = store.db.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind');
   const metrics = new Metrics({
-    connections: () => ({ ws: ws.connectionCount }),
+    connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
     rooms: () => Object.fromEntries((countRooms.all() as Array<{ kind: string; n: number }>).map((r) => [r.kind, r.n])),
   });
   const hub = new Hub(bus, store, {
@@ -104,17 +110,40 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       plugins,
     },
   });
-  ws.attach(http.server);
+  // The MQTT endpoint and the Chat21 REST API share the Chat21 service.
+  let mqtt: MqttTransport | null = null;
+  if (cfg.mqtt.enabled) {
+    const chat21 = new Chat21Service(service, store, new SqliteChat21Store(store.db), cfg.chat21.appId);
+    mqtt = new MqttTransport(service, chat21, verify, {
+      host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
+    }, log, metrics);
+    if (cfg.chat21.rest) {
+      registerChat21Routes(http, `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`, {
+        chat21, verify, metrics, log,
+        admit: async (u) => {
+          await service.checkNotBanned(u.id);
+          await store.upsertUser({ id: u.id, name: u.name, profile: u.profile });
+        },
+      });
+    }
+  }
+  ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
   let url = '';
+  let mqttPort = 0;
 
   return {
     config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
     get url() { return url; },
+    get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
       await http.listen({ host: cfg.host, port: cfg.port });
       const addr = http.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
       url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
+      if (mqtt) {
+        mqttPort = await mqtt.listen();
+        log.info({ port: mqttPort, wsPath: cfg.mqtt.wsPath || null }, 'mqtt listening');
+      }
       log.info({ url, dataDir }, 'parley listening');
       return port;
     },
@@ -123,6 +152,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       closing = true;
       clearInterval(sweeper);
       await ws.close();
+      await mqtt?.close();
       await http.close();
       await closePlugins(plugins, log);
       await bus.close();
