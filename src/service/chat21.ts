@@ -150,7 +150,7 @@ export class Chat21Service {
     try {
       ({ seq, ts } = await this.exec(me, 'send', args, admit));
     } catch (err) {
-      if (group && err instanceof ParleyError && err.code === 'forbidden' && !(await this.store.getRoom(room))) {
+      if (group && err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found') && !(await this.store.getRoom(room))) {
         throw new ParleyError('not_found', `unknown group "${room}": create it first (POST /groups) or send an inline group`, { group: room });
       }
       throw err;
