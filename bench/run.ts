@@ -9,7 +9,7 @@ import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import {
-  TARGETS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
+  TARGETS, TARGET_WORKLOADS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
   type StreamEnd, type TargetName, type WorkloadName,
 } from './types.js';
 
@@ -155,7 +155,10 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
     }
     // Threads are started once; each run opens its own connections on them.
     pool ??= new Pool(o.workers);
-    for (const target of o.targets) runs.push(await runOne(plan, target, o, startedAt, pool));
+    for (const target of o.targets) {
+      if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target]!.includes(workload)) continue;
+      runs.push(await runOne(plan, target, o, startedAt, pool));
+    }
   }
   await pool?.terminate();
   const { progress: _p, ...options } = o;

@@ -62,14 +62,16 @@ function transpilePeer(name: string): string {
 function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): { args: string[]; env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SECRET, NODE_ENV: 'production' };
   if (o.heartbeatMs) env.HEARTBEAT_MS = String(o.heartbeatMs);
-  if (name === 'parley') {
+  if (name === 'parley' || name === 'parley-mqtt') {
     const cli = join(ROOT, 'dist', 'src', 'cli.js');
     if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` first (npm run bench does)');
     env.PARLEY_STORE_SQLITE_SYNCHRONOUS = o.synchronous ?? 'full';
     if (o.heartbeatMs) env.PARLEY_LIMITS_HEARTBEAT_MS = String(o.heartbeatMs);
     return {
       args: [cli, 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
-        '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn'],
+        '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn',
+        // The MQTT variant: Chat21-style clients on MQTT over WebSocket (/mqtt on the same port).
+        ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : [])],
       env,
     };
   }

@@ -1,8 +1,10 @@
 // Shapes shared by the orchestrator (main thread) and the load-generator workers: the
 // topology of a workload, its measured steps, and the messages they exchange.
 
-export type TargetName = 'parley' | 'socketio' | 'chat-service' | 'ws-relay';
-export const TARGETS: readonly TargetName[] = ['parley', 'socketio', 'chat-service', 'ws-relay'];
+export type TargetName = 'parley' | 'parley-mqtt' | 'socketio' | 'chat-service' | 'ws-relay';
+export const TARGETS: readonly TargetName[] = ['parley', 'parley-mqtt', 'socketio', 'chat-service', 'ws-relay'];
+/** Targets that run only some workloads (the others are skipped for them). */
+export const TARGET_WORKLOADS: Partial<Record<TargetName, readonly string[]>> = { 'parley-mqtt': ['chat21'] };
 export type WorkloadName = 'chat21' | 'fanout' | 'rooms' | 'ingest' | 'connections';
 export const WORKLOADS: readonly WorkloadName[] = ['chat21', 'fanout', 'rooms', 'ingest', 'connections'];
 

@@ -81,6 +81,18 @@ export const ConfigSchema = Type.Object({
     keepDeletedRoomHistory: Type.Boolean({ default: false, description: 'Keep the messages of deleted rooms (for audit) instead of removing them' }),
   }, { default: {}, additionalProperties: false }),
   plugins: PluginsConfig,
+  mqtt: Type.Object({
+    enabled: Type.Boolean({ default: false, description: 'Serve the MQTT endpoint (Chat21 inbox pattern) and the Chat21-compatible REST API' }),
+    host: Type.Optional(Type.String({ minLength: 1, description: 'Address of the MQTT/TCP listener (default: host)' })),
+    port: Int(1883, 0, 65535, 'MQTT/TCP port (0: any free port)'),
+    wsPath: Type.String({ default: '/mqtt', pattern: '^(/[A-Za-z0-9._~-]+)*$', description: 'Path of MQTT over WebSocket on the HTTP port ("" turns it off)' }),
+    maxPayloadBytes: Int(65536, 256, 16 * 1024 * 1024, 'Largest accepted MQTT publish payload'),
+  }, { default: {}, additionalProperties: false }),
+  chat21: Type.Object({
+    appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
+    rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
+    restPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)+$', description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)' }),
+  }, { default: {}, additionalProperties: false }),
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
@@ -213,6 +225,10 @@ export function validateConfig(raw: unknown): Config {
   }
   if ((redis.url || redis.cluster.length > 0) && cfg.auth.algorithm.startsWith('HS') && !cfg.auth.secret) {
     throw new ConfigError('auth.secret', 'cluster mode needs one auth.secret shared by every node');
+  }
+  const chat21Base = `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`;
+  if (/^\/api\/(v1|docs)(\/|$)/.test(chat21Base + '/')) {
+    throw new ConfigError('chat21.appId', `${chat21Base} would collide with Parley's own /api/v1 and /api/docs routes`);
   }
   return cfg;
 }

@@ -27,6 +27,12 @@ import { Service } from './service/index.js';
 import { WsTransport } from './transport/ws/index.js';
 import { createHttp, Metrics } from './transport/http/index.js';
 import type { Plugin } from './plugins/plugin.js';
+import { MqttTransport } from './transport/mqtt/index.js';
+import { Chat21Service } from './service/chat21.js';
+import { SqliteChat21Store } from './store/sqlite/chat21.js';
+import { PostgresChat21Store } from './store/postgres/chat21.js';
+import type { Chat21Store } from './store/chat21.js';
+import { registerChat21Routes } from './transport/http/chat21.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
 
 export interface Parley {
@@ -43,6 +49,8 @@ export interface Parley {
   readonly http: FastifyInstance;
   /** Built-in plugins turned on by config, then those given to createParley, in hook order. */
   readonly plugins: readonly Plugin[];
+  /** The MQTT endpoint (Chat21 inbox pattern) when `mqtt.enabled`; its TCP port once listening. */
+  readonly mqtt: { transport: MqttTransport; port: number } | null;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
   /** Base URL once listening, e.g. http://127.0.0.1:8080 */
@@ -56,6 +64,8 @@ export interface Parley {
 interface Backends {
   store: Store;
   accounts: AccountStore;
+  /** State of the Chat21-compatible endpoint. */
+  chat21: Chat21Store;
   bus: Bus;
   limiter: LoginLimiter;
   /** Shared backends for plugins; absent means the plugin's per-node default. */
@@ -71,20 +81,23 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let store: Store;
   let accounts: AccountStore;
   let words: WordStore | undefined;
+  let chat21: Chat21Store;
   let db: Database.Database | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
+    chat21 = new PostgresChat21Store(ps.pool);
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
+    chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -97,7 +110,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, words, db, bus,
+    store, accounts, chat21, words, db, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix),
   };
@@ -119,7 +132,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
   // The metrics read the transports lazily, so they can be built before them.
   const metrics = new Metrics({
-    connections: () => ({ ws: ws.connectionCount }),
+    connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
     rooms: () => store.roomCounts(),
   });
   const hub = new Hub(bus, store, {
@@ -174,16 +187,39 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       plugins,
     },
   });
-  ws.attach(http.server);
+  // The MQTT endpoint and the Chat21 REST API share the Chat21 service.
+  let mqtt: MqttTransport | null = null;
+  if (cfg.mqtt.enabled) {
+    const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
+    mqtt = new MqttTransport(service, chat21, verify, {
+      host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
+    }, log, metrics);
+    if (cfg.chat21.rest) {
+      registerChat21Routes(http, `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`, {
+        chat21, verify, metrics, log,
+        admit: async (u) => {
+          await service.checkNotBanned(u.id);
+          await store.upsertUser({ id: u.id, name: u.name, profile: u.profile });
+        },
+      });
+    }
+  }
+  ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
+  let mqttPort = 0;
 
   return {
     config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
     get url() { return url; },
+    get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
       await http.listen({ host: cfg.host, port: cfg.port });
       const addr = http.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
       url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
+      if (mqtt) {
+        mqttPort = await mqtt.listen();
+        log.info({ port: mqttPort, wsPath: cfg.mqtt.wsPath || null }, 'mqtt listening');
+      }
       log.info({ url, dataDir }, 'parley listening');
       return port;
     },
@@ -192,6 +228,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       closing = true;
       clearInterval(sweeper);
       await ws.close();
+      await mqtt?.close();
       await http.close();
       await closePlugins(plugins, log);
       await bus.close();

@@ -10,9 +10,10 @@ import { mintToken } from '../src/auth/jwt.js';
 import { ClientError, ParleyClient } from '../src/client/index.js';
 import type { Message } from '../src/protocol/schema.js';
 import { RawSocket, collect } from './helpers.js';
+import { Chat21Peer } from './mqtt-helpers.js';
 import { waitFor } from './wait.js';
 
-const TIMEOUTS = { PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500', PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_LOG_LEVEL: 'warn' };
+const TIMEOUTS = { PARLEY_MQTT_ENABLED: 'true', PARLEY_MQTT_PORT: '0', PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500', PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_LOG_LEVEL: 'warn' };
 
 let cluster: DevCluster;
 const clients: ParleyClient[] = [];
@@ -82,6 +83,23 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       for (let k = 0; k < 3; k++) expect(got.filter((m) => m.text?.startsWith(`n${k}-`)).map((m) => m.text)).toEqual(range(0, perSender - 1).map((i) => `n${k}-${i}`));
       r.close();
     }
+  });
+
+  it('the MQTT endpoint runs on every node: a Chat21 client on one node reaches a Chat21 client and a WebSocket client of the same user on others', async () => {
+    const mqttUrl = (i: number) => `${cluster.nodes[i]!.url.replace('http', 'ws')}/mqtt`;
+    const alice = await Chat21Peer.connect(mqttUrl(0), 'mq-alice', await token('mq-alice'));
+    const bob = await Chat21Peer.connect(mqttUrl(2), 'mq-bob', await token('mq-bob'));
+    const bobWs = await client('mq-bob', 1);
+    const bobGot = collect(bobWs);
+    await alice.send('mq-bob', 'hello across nodes');
+    const m = await bob.waitAdded((x) => x.text === 'hello across nodes', 'direct message from node 0');
+    expect(m).toMatchObject({ sender: 'mq-alice', recipient: 'mq-bob' });
+    await waitFor(() => bobGot.some((x) => x.text === 'hello across nodes'), 5000, 'the WebSocket copy on node 1');
+    // And back: the WebSocket client answers, the MQTT client on node 0 receives it.
+    const room = bobGot.find((x) => x.text === 'hello across nodes')!.room;
+    await bobWs.send(room, 'hello from the web');
+    await alice.waitAdded((x) => x.text === 'hello from the web', 'reply from node 1');
+    await Promise.all([alice.close(), bob.close()]);
   });
 
   it('a ban or an access-list change made through node A evicts the user on node C at once', async () => {

@@ -8,6 +8,8 @@ import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
 import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';
+import { chat21StoreConformance } from './conformance/chat21.js';
+import { PostgresChat21Store } from '../src/store/postgres/chat21.js';
 import { storeConformance } from './conformance/store.js';
 
 let server: PgServer;
@@ -19,6 +21,10 @@ let schemas = 0;
 const freshSchema = () => `t${++schemas}_${process.pid}`;
 
 storeConformance('postgres', () => PostgresStore.open({ url: server.url, schema: freshSchema() }));
+chat21StoreConformance('postgres', async () => {
+  const base = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+  return { store: new PostgresChat21Store(base.pool), close: () => base.close() };
+});
 
 const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -28,7 +34,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
     const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2]);
     await Promise.all(stores.map((s) => s.close()));
   });
 

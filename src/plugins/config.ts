@@ -54,6 +54,9 @@ const WebhookEndpoint = Type.Object({
 
 export const WebhooksConfig = Type.Object({
   enabled: Enabled,
+  eventNames: Type.Union([Type.Literal('parley'), Type.Literal('chat21')], {
+    default: 'parley', description: 'chat21: deliveries of format parley use Chat21\'s event names and envelope {event_type, createdAt, app_id, recipient_id, message_id, data}',
+  }),
   endpoints: Type.Array(WebhookEndpoint, { default: [], maxItems: 100 }),
   timeoutMs: Int(5000, 100, 60_000, 'An attempt that has no response by then has failed'),
   maxAttempts: Int(5, 1, 20, 'Attempts per delivery, the first included'),

@@ -88,3 +88,26 @@ export function slackText(e: WebhookEventRecord): string {
 export function slackBody(e: WebhookEventRecord): string {
   return JSON.stringify({ text: slackText(e) });
 }
+
+/**
+ * Chat21's names for Parley's events (chat21-server webhooks). Chat21 has only message
+ * events; the names of member and room events follow its style.
+ */
+export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
+  'message.sent': 'message-sent',
+  'message.edited': 'message-update',
+  'message.deleted': 'message-delete',
+  'message.reacted': 'message-reaction',
+  'member.joined': 'group-member-added',
+  'member.left': 'group-member-removed',
+  'room.created': 'group-created',
+};
+
+/** Chat21's webhook envelope; the message id is the Chat21 one (`<room>.<seq>`). */
+export function chat21Body(e: WebhookEventRecord, appId: string, ts: number): string {
+  const seq = typeof e.data.seq === 'number' ? e.data.seq : undefined;
+  return JSON.stringify({
+    event_type: CHAT21_EVENT_NAMES[e.event], createdAt: ts, app_id: appId, recipient_id: e.room,
+    ...(seq !== undefined ? { message_id: `${e.room}.${seq}` } : {}), data: e.data,
+  });
+}

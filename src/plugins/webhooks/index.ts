@@ -7,7 +7,7 @@ import type { Hook } from '../../service/hooks.js';
 import type { Plugin } from '../plugin.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
-import { eventOf, parleyBody, slackBody, type WebhookEventRecord } from './events.js';
+import { CHAT21_EVENT_NAMES, chat21Body, eventOf, parleyBody, slackBody, type WebhookEventRecord } from './events.js';
 
 const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
   'message.sent': ['send'],
@@ -21,6 +21,8 @@ const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
 
 export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryReport) => void } = {}): Plugin {
   let dispatcher: WebhookDispatcher | undefined;
+  let appId = 'tilechat';
+  const chat21 = cfg.eventNames === 'chat21';
   const endpoints = cfg.endpoints.map((e) => ({ ...e, events: new Set(e.events), rooms: e.rooms ? new Set(e.rooms) : undefined }));
   // Only the commands some endpoint listens to pass through this hook.
   const commands = [...new Set(cfg.endpoints.flatMap((e) => e.events.flatMap((ev) => COMMANDS_OF[ev])))];
@@ -32,8 +34,9 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
     let slack: string | undefined;
     for (const ep of endpoints) {
       if (!ep.events.has(e.event) || (ep.rooms && !ep.rooms.has(e.room))) continue;
-      const body = ep.format === 'slack' ? (slack ??= slackBody(e)) : (parley ??= parleyBody(id, e, ts));
-      dispatcher!.enqueue(ep, { id, event: e.event, body });
+      const body = ep.format === 'slack' ? (slack ??= slackBody(e))
+        : (parley ??= chat21 ? chat21Body(e, appId, ts) : parleyBody(id, e, ts));
+      dispatcher!.enqueue(ep, { id, event: chat21 ? CHAT21_EVENT_NAMES[e.event] : e.event, body });
     }
   };
 
@@ -51,6 +54,7 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
     name: 'webhooks',
     hooks: commands.length > 0 ? [hook] : [],
     init(ctx) {
+      appId = ctx.config.chat21?.appId ?? appId;
       dispatcher = new WebhookDispatcher(cfg, ctx.log.child({ plugin: 'webhooks' }), opts.onDelivery);
     },
     close: () => dispatcher?.close(),

@@ -112,6 +112,26 @@ export const migrations: string[] = [
   );
   CREATE UNIQUE INDEX blocked_words_word ON blocked_words (lower(word));
   `,
+  // 2: state of the Chat21-compatible endpoint (store/postgres/chat21.ts).
+  `
+  CREATE TABLE chat21_archives (
+    user_id text COLLATE "C" NOT NULL,
+    room_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    PRIMARY KEY (user_id, room_id)
+  );
+  CREATE TABLE chat21_group_attributes (
+    room_id text COLLATE "C" PRIMARY KEY,
+    attributes jsonb NOT NULL
+  );
+  CREATE TABLE chat21_instances (
+    user_id text COLLATE "C" NOT NULL,
+    instance_id text COLLATE "C" NOT NULL,
+    data jsonb NOT NULL,
+    updated_at bigint NOT NULL,
+    PRIMARY KEY (user_id, instance_id)
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

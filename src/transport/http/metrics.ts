@@ -22,6 +22,7 @@ export class Metrics {
   private readonly errors: Counter<'code' | 'transport'>;
   private readonly messagesIn: Counter<'transport'>;
   private readonly messagesOut: Counter;
+  private readonly deniedTopics: Counter<'transport' | 'action'>;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -54,6 +55,9 @@ export class Metrics {
       labelNames: ['command', 'transport'], registers,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
+    this.deniedTopics = new Counter({
+      name: 'parley_acl_denied_total', help: 'Publishes and subscriptions refused by the topic ACL', labelNames: ['transport', 'action'], registers,
+    });
     this.errors = new Counter({
       name: 'parley_errors_total', help: 'Error replies by stable code', labelNames: ['code', 'transport'], registers,
     });
@@ -72,6 +76,11 @@ export class Metrics {
   /** An error answered outside any command (bad frame, failed authentication, bad route). */
   error(code: string, transport: TransportName): void {
     this.errors.inc({ code, transport });
+  }
+
+  /** A publish or subscribe outside the user's own topics was refused. */
+  denied(transport: TransportName, action: 'publish' | 'subscribe'): void {
+    this.deniedTopics.inc({ transport, action });
   }
 
   /** Messages accepted in bulk (e.g. a server-side post of many messages). */

@@ -119,9 +119,13 @@ export class WsTransport {
     this.authSweeper.unref();
   }
 
-  /** Takes over HTTP upgrade requests for the WebSocket path of `server`. */
-  attach(server: Server): void {
+  /**
+   * Takes over HTTP upgrade requests for the WebSocket path of `server`. `other` may take
+   * upgrades for other paths first (it returns true when it did).
+   */
+  attach(server: Server, other?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (other?.(req, socket, head)) return;
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== WS_PATH) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');

@@ -1,0 +1,162 @@
+// The Chat21 wire shapes: one TypeBox schema per payload a Chat21 client sends (MQTT publish
+// or REST body), and the conversion of Parley messages into the message documents Chat21
+// clients read. Used by the MQTT transport, the Chat21 REST routes and the Chat21 service.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ParleyError } from '../errors.js';
+import type { Message } from './schema.js';
+import { USER_ID_PATTERN, ROOM_ID_PATTERN } from './schema.js';
+
+/** Message statuses of Chat21 (status 300 "seen" is defined by Chat21 but never produced). */
+export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT: 250 } as const;
+
+const Json = Type.Record(Type.String(), Type.Unknown());
+const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000 });
+
+/** An outgoing message, as `chat21client.sendMessage` builds it. Unknown fields are ignored. */
+export const OutgoingMessage = Type.Object({
+  text: Type.String({ minLength: 1 }),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  recipient_fullname: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+  sender_fullname: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+  attributes: Type.Optional(Type.Union([Json, Type.Null()])),
+  metadata: Type.Optional(Type.Union([Json, Type.String({ maxLength: 2000 }), Type.Null()])),
+  channel_type: Type.Optional(Type.Union([Type.Literal('direct'), Type.Literal('group')])),
+  timestamp: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  group: Type.Optional(Type.Object({ members: Members })),
+});
+export type OutgoingMessage = Static<typeof OutgoingMessage>;
+
+/** `users/{me}/messages/{cw}/{id}/update`: only the "received" receipt is accepted. */
+export const MessageUpdate = Type.Object({ status: Type.Literal(STATUS.RECEIVED) });
+/** `users/{me}/conversations/{cw}/update`: only `is_new` can be patched. */
+export const ConversationUpdate = Type.Object({ is_new: Type.Boolean() }, { additionalProperties: false });
+export type ConversationUpdate = Static<typeof ConversationUpdate>;
+
+const GroupName = Type.String({ minLength: 1, maxLength: 100 });
+export const GroupId = Type.String({ pattern: ROOM_ID_PATTERN, description: 'Group id (a Parley room id)' });
+export const NewGroup = Type.Object({
+  group_name: GroupName,
+  group_id: Type.Optional(GroupId),
+  group_members: Type.Optional(Members),
+  attributes: Type.Optional(Json),
+});
+export const JoinGroup = Type.Object({ member_id: Type.String({ pattern: USER_ID_PATTERN }) });
+export const SetMembers = Type.Object({ members: Members });
+export const RenameGroup = Type.Object({ group_name: GroupName });
+export const GroupAttributes = Type.Object({ attributes: Json });
+/** `POST /{app}/messages`: the REST send. */
+export const RestMessage = Type.Object({
+  recipient_id: Type.String({ minLength: 1, maxLength: 128 }),
+  recipient_fullname: Type.Optional(Type.String({ maxLength: 200 })),
+  sender_fullname: Type.Optional(Type.String({ maxLength: 200 })),
+  text: Type.String({ minLength: 1 }),
+  type: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+  channel_type: Type.Optional(Type.Union([Type.Literal('direct'), Type.Literal('group')])),
+  attributes: Type.Optional(Json),
+  metadata: Type.Optional(Type.Union([Json, Type.String({ maxLength: 2000 })])),
+  timestamp: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+});
+
+const compiled = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
+/** Validates `value` against `schema`; `invalid` naming the field otherwise. */
+export function check<T extends TSchema>(schema: T, value: unknown, what: string): Static<T> {
+  let c = compiled.get(schema);
+  if (!c) compiled.set(schema, (c = TypeCompiler.Compile(schema)));
+  if (c.Check(value)) return value as Static<T>;
+  const e = c.Errors(value).First();
+  const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
+  const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
+  throw new ParleyError('invalid', `${what}: ${field ? `${field}: ` : ''}${detail}`, field ? { field } : undefined);
+}
+
+/** Parses a JSON payload (MQTT publish), `invalid` when it is not JSON. */
+export function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new ParleyError('invalid', 'payload is not valid JSON');
+  }
+}
+
+/** What Parley keeps of a Chat21 message beside the text, in the message's `data.chat21`. */
+export interface Chat21Extras {
+  type?: string;
+  attributes?: Record<string, unknown>;
+  metadata?: Record<string, unknown> | string;
+  recipient_fullname?: string;
+  sender_fullname?: string;
+  timestamp?: number;
+}
+
+/** A message as Chat21 clients read it: one inbox copy, with its status. */
+export interface Chat21Message {
+  text: string;
+  type: string;
+  sender: string;
+  sender_fullname: string;
+  recipient: string;
+  recipient_fullname: string;
+  attributes: Record<string, unknown>;
+  metadata: Record<string, unknown> | string;
+  channel_type: 'direct' | 'group';
+  message_id: string;
+  app_id: string;
+  timestamp: number;
+  status: number;
+  timelineOf: string;
+  conversWith: string;
+  __history?: 'true';
+}
+
+/** A Chat21 message id names its Parley message: `<room>.<seq>` (room ids have no dot). */
+export const messageId = (room: string, seq: number): string => `${room}.${seq}`;
+export function parseMessageId(id: string): { room: string; seq: number } {
+  const dot = id.lastIndexOf('.');
+  const room = id.slice(0, dot);
+  const seq = Number(id.slice(dot + 1));
+  if (dot <= 0 || !/^[A-Za-z0-9_-]{1,64}$/.test(room) || !Number.isSafeInteger(seq) || seq < 1) {
+    throw new ParleyError('invalid', 'unknown message id', { field: 'message_id' });
+  }
+  return { room, seq };
+}
+
+/** Where a message is seen from: whose inbox, the conversation, and whether it is direct. */
+export interface View { app: string; me: string; conversWith: string; direct: boolean; groupName?: string }
+
+const INFO: Record<string, string> = { join: 'MEMBER_JOINED_GROUP', leave: 'MEMBER_LEFT_GROUP' };
+
+/**
+ * The Chat21 document of a Parley message in `view`, or null for messages Chat21 has no
+ * form for (edits, deletes, reactions, custom events, hidden placeholders, direct joins).
+ * Group joins and leaves become Chat21 "info" messages from `system`.
+ */
+export function toChat21(m: Message, view: View, status: number): Chat21Message | null {
+  const base = {
+    message_id: messageId(m.room, m.seq), app_id: view.app, timestamp: m.ts, status,
+    timelineOf: view.me, conversWith: view.conversWith,
+  };
+  if (m.kind === 'text') {
+    const x = (m.data?.chat21 ?? {}) as Chat21Extras;
+    const recipient = view.direct ? (m.user === view.me ? view.conversWith : view.me) : view.conversWith;
+    return {
+      text: m.text ?? '', type: x.type ?? 'text',
+      sender: m.user, sender_fullname: x.sender_fullname ?? m.name,
+      recipient, recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : view.groupName ?? recipient),
+      attributes: x.attributes ?? {}, metadata: x.metadata ?? '',
+      channel_type: view.direct ? 'direct' : 'group',
+      ...base, timestamp: x.timestamp ?? m.ts,
+    };
+  }
+  const key = m.kind === 'join' && m.seq === 1 ? 'GROUP_CREATED' : INFO[m.kind];
+  if (view.direct || !key) return null;
+  const text = key === 'GROUP_CREATED' ? 'Group created'
+    : key === 'MEMBER_JOINED_GROUP' ? `${m.name} added to group` : `${m.name} removed from group`;
+  const parameters: Record<string, string> = key === 'GROUP_CREATED' ? { creator: m.user } : { member_id: m.user, fullname: m.name };
+  return {
+    text, type: 'text', sender: 'system', sender_fullname: 'System',
+    recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith,
+    attributes: { subtype: 'info', updateconversation: true, messagelabel: { key, parameters } }, metadata: '',
+    channel_type: 'group', ...base,
+  };
+}

@@ -1,0 +1,372 @@
+// Chat21 semantics on top of Parley's commands, shared by the MQTT transport and the
+// Chat21-compatible REST routes. Every write goes through `Service.exec` (hooks, permission
+// checks, store, bus); the Chat21-only state (archives, group attributes, instances) lives in
+// the Chat21Store port. Mapping (docs/chat21.md): a direct conversation is Parley's direct
+// room of the pair, a group is a group room, a message's inbox copies are the room message
+// seen from each member, and the received/return-receipt statuses are read markers.
+import { randomUUID } from 'node:crypto';
+import type { TSchema } from '@sinclair/typebox';
+import type { Identity } from '../auth/jwt.js';
+import { ParleyError } from '../errors.js';
+import {
+  STATUS, check, parseMessageId, toChat21, type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
+} from '../protocol/chat21.js';
+import {
+  Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
+} from '../protocol/schema.js';
+import type { Chat21Store } from '../store/chat21.js';
+import type { Store } from '../store/store.js';
+import { directRoomId, type Service } from './index.js';
+
+/** Who sends the Chat21 notifications (an administrator identity no account can take). */
+export const CHAT21_IDENTITY: Readonly<Identity> = Object.freeze({ id: 'parley:chat21', name: 'Chat21', profile: {}, admin: true });
+
+/** Notices on a user's notification channel that the MQTT endpoint turns into Chat21 topics. */
+export const NOTICE = {
+  receipt: 'chat21.receipt',
+  conversation: 'chat21.conversation',
+  archived: 'chat21.archived',
+  group: 'chat21.group',
+} as const;
+
+export interface Chat21Group {
+  uid: string;
+  name: string;
+  appId: string;
+  owner: string | null;
+  members: Record<string, 1>;
+  createdOn: number;
+  updatedOn: number;
+  attributes: Record<string, unknown>;
+}
+
+export interface Chat21Conversation extends Partial<Chat21Message> {
+  timelineOf: string;
+  conversWith: string;
+  key: string;
+  is_new: boolean;
+  archived: boolean;
+  last_message_text: string;
+}
+
+const HISTORY_LIMIT = 200;
+const MAX_CACHE = 100_000;
+
+export class Chat21Service {
+  /** Direct room -> its two members (never change). */
+  private readonly pairs = new Map<string, [string, string]>();
+  /** Group room -> name, forgotten when the room changes. */
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly service: Pick<Service, 'exec'>,
+    private readonly store: Pick<Store, 'getRoom' | 'members'>,
+    private readonly state: Chat21Store,
+    readonly appId: string,
+  ) {}
+
+  /** Runs one Parley command, validated against its schema as a frame from a client would be. */
+  private async exec<N extends CommandName>(user: Identity, cmd: N, args: CommandArgs<N>, admit?: () => void): Promise<CommandResults[N]> {
+    const frame = check(Commands[cmd] as TSchema, { id: 0, cmd, ...args }, cmd);
+    return this.service.exec(admit ? { user, admit } : { user }, frame as CommandFrame) as Promise<CommandResults[N]>;
+  }
+
+  private notify(users: string[], ev: string, data: Record<string, unknown>): Promise<unknown> {
+    const unique = [...new Set(users)].filter((u) => userIdRe.test(u));
+    if (unique.length === 0) return Promise.resolve();
+    return this.exec(CHAT21_IDENTITY, 'notify', { users: unique, ev, data });
+  }
+
+  // ---- conversations and views ------------------------------------------------------------
+
+  /** The room of `me`'s conversation with `cw`: a group (or channel) room, else the direct room. */
+  async conversation(me: Identity, cw: string): Promise<{ room: string; direct: boolean }> {
+    if (!userIdRe.test(cw)) throw new ParleyError('invalid', 'conversation id must be a user or group id', { field: 'conversWith' });
+    if (roomIdRe.test(cw) && !cw.startsWith('dm_')) {
+      const room = await this.store.getRoom(cw);
+      if (room && room.kind !== 'direct') return { room: cw, direct: false };
+    }
+    if (cw === me.id) throw new ParleyError('invalid', 'a direct conversation needs another user');
+    return { room: directRoomId(me.id, cw).id, direct: true };
+  }
+
+  /** How `me` sees messages of `room`: the conversation id and whether it is direct. */
+  async viewOf(me: string, room: string): Promise<View> {
+    if (room.startsWith('dm_')) {
+      let pair = this.pairs.get(room);
+      if (!pair) {
+        const members = await this.store.members(room);
+        if (members.length !== 2) throw new ParleyError('not_found', 'direct room has no pair');
+        pair = [members[0]!.user, members[1]!.user];
+        if (this.pairs.size > MAX_CACHE) this.pairs.clear();
+        this.pairs.set(room, pair);
+      }
+      return { app: this.appId, me, conversWith: pair[0] === me ? pair[1] : pair[0], direct: true };
+    }
+    let name = this.names.get(room);
+    if (name === undefined) {
+      name = (await this.store.getRoom(room))?.name ?? room;
+      if (this.names.size > MAX_CACHE) this.names.clear();
+      this.names.set(room, name);
+    }
+    return { app: this.appId, me, conversWith: room, direct: false, groupName: name };
+  }
+
+  /** Called when a room's settings changed (its name may have). */
+  forget(room: string): void {
+    this.names.delete(room);
+  }
+
+  // ---- messages -----------------------------------------------------------------------------
+
+  /**
+   * Sends a Chat21 message from `me` to a user (direct) or a group. A group is named by
+   * `channel_type: "group"`, an id containing "group-", or an inline `group`. Unlike Chat21,
+   * the group must exist (or be inline) and the sender must be a member.
+   */
+  async send(me: Identity, to: string, msg: OutgoingMessage, admit?: () => void): Promise<Chat21Message> {
+    const extras: Chat21Extras = {};
+    if (msg.type !== undefined && msg.type !== 'text') extras.type = msg.type;
+    if (msg.attributes && Object.keys(msg.attributes).length > 0) extras.attributes = msg.attributes;
+    if (msg.metadata !== undefined && msg.metadata !== null && msg.metadata !== '') extras.metadata = msg.metadata;
+    if (msg.recipient_fullname) extras.recipient_fullname = msg.recipient_fullname;
+    if (msg.sender_fullname && msg.sender_fullname !== me.name) extras.sender_fullname = msg.sender_fullname;
+    if (msg.timestamp !== undefined) extras.timestamp = msg.timestamp;
+    const group = msg.channel_type === 'group' || to.includes('group-') || msg.group !== undefined;
+    let room: string;
+    if (group) {
+      if (!roomIdRe.test(to) || to.startsWith('dm_')) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid group id`, { field: 'recipient' });
+      if (msg.group) await this.inlineGroup(me, to, msg);
+      room = to;
+    } else {
+      if (!userIdRe.test(to)) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid user id`, { field: 'recipient' });
+      if (to === me.id) throw new ParleyError('invalid', 'a direct message needs another user', { field: 'recipient' });
+      room = await this.directRoom(me, to);
+    }
+    const args: CommandArgs<'send'> = { room, text: msg.text };
+    if (Object.keys(extras).length > 0) args.data = { chat21: extras };
+    let seq: number;
+    let ts: number;
+    try {
+      ({ seq, ts } = await this.exec(me, 'send', args, admit));
+    } catch (err) {
+      if (group && err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found') && !(await this.store.getRoom(room))) {
+        throw new ParleyError('not_found', `unknown group "${room}": create it first (POST /groups) or send an inline group`, { group: room });
+      }
+      throw err;
+    }
+    admit?.();
+    const m: Message = { room, seq, kind: 'text', user: me.id, name: me.name, ts, text: msg.text };
+    if (args.data) m.data = args.data;
+    return toChat21(m, await this.viewOf(me.id, room), group ? STATUS.DELIVERED : STATUS.SENT)!;
+  }
+
+  private readonly knownDirect = new Set<string>();
+  private async directRoom(me: Identity, to: string): Promise<string> {
+    const { id } = directRoomId(me.id, to);
+    if (this.knownDirect.has(id)) return id;
+    const room = await this.exec(me, 'direct', { user: to });
+    if (this.knownDirect.size > MAX_CACHE) this.knownDirect.clear();
+    this.knownDirect.add(room.id);
+    return room.id;
+  }
+
+  /** Chat21's volatile group: made a group room on first use, with the sender as owner. */
+  private async inlineGroup(me: Identity, id: string, msg: OutgoingMessage): Promise<void> {
+    if (await this.store.getRoom(id)) return;
+    const members = Object.keys(msg.group!.members).filter((u) => u !== me.id);
+    try {
+      await this.exec(me, 'create', { kind: 'group', name: (msg.recipient_fullname ?? id).slice(0, 100) || id, room: id });
+    } catch (err) {
+      if (err instanceof ParleyError && err.code === 'conflict') return;
+      throw err;
+    }
+    for (const u of members) await this.exec(me, 'invite', { room: id, user: u });
+  }
+
+  /** A "received" receipt (status 200): moves the read marker; the sender gets 250 (direct). */
+  async receipt(me: Identity, cw: string, id: string): Promise<void> {
+    const { room, direct } = await this.conversation(me, cw);
+    const { room: idRoom, seq } = parseMessageId(id);
+    if (idRoom !== room) throw new ParleyError('invalid', 'the message is not in this conversation', { field: 'message_id' });
+    await this.exec(me, 'read', { room, seq });
+    if (!direct) return;
+    const [m] = (await this.exec(me, 'history', { room, after: seq - 1, limit: 1 })).messages;
+    if (!m || m.seq !== seq || m.kind !== 'text' || m.user === me.id) return;
+    await this.notify([m.user], NOTICE.receipt, { conversWith: me.id, message_id: id });
+  }
+
+  /** `is_new: false` marks the conversation read; the patch is echoed to the user's clients. */
+  async updateConversation(me: Identity, cw: string, patch: { is_new: boolean }): Promise<void> {
+    const { room } = await this.conversation(me, cw);
+    if (patch.is_new === false) await this.exec(me, 'read', { room, seq: Number.MAX_SAFE_INTEGER });
+    else await this.exec(me, 'room', { room });
+    await this.notify([me.id], NOTICE.conversation, { conversWith: cw, patch });
+  }
+
+  /** Archives the conversation until its next message. */
+  async archive(me: Identity, cw: string): Promise<Chat21Conversation> {
+    const { room } = await this.conversation(me, cw);
+    const r = await this.exec(me, 'room', { room });
+    await this.state.archive(me.id, room, r.lastSeq);
+    const conversation = (await this.conversations(me, true, room))[0]
+      ?? { timelineOf: me.id, conversWith: cw, key: cw, is_new: false, archived: true, last_message_text: '' };
+    await this.notify([me.id], NOTICE.archived, { conversWith: cw, conversation });
+    return conversation;
+  }
+
+  /** Active or archived conversations, newest first (200 at most), or the one of `onlyRoom`. */
+  async conversations(me: Identity, archived: boolean, onlyRoom?: string): Promise<Chat21Conversation[]> {
+    const { rooms } = await this.exec(me, 'inbox', {});
+    const marks = await this.state.archived(me.id);
+    const out: Chat21Conversation[] = [];
+    for (const e of rooms) {
+      if (onlyRoom !== undefined && e.room.id !== onlyRoom) continue;
+      if (!e.last && e.room.kind === 'direct') continue;
+      const mark = marks[e.room.id];
+      const isArchived = mark !== undefined && mark >= (e.last?.seq ?? 0);
+      if (isArchived !== archived) continue;
+      const view = await this.viewOf(me.id, e.room.id);
+      const status = !e.last ? STATUS.DELIVERED
+        : e.last.user === me.id ? (view.direct ? STATUS.SENT : STATUS.DELIVERED)
+          : e.readSeq >= e.last.seq ? STATUS.RECEIVED : STATUS.DELIVERED;
+      const doc = e.last ? toChat21(e.last, view, status) : null;
+      out.push({
+        ...(doc ?? { timestamp: e.room.createdAt, channel_type: view.direct ? 'direct' : 'group', recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith }),
+        timelineOf: me.id, conversWith: view.conversWith, key: view.conversWith,
+        is_new: e.unread > 0, archived: isArchived, last_message_text: doc?.text ?? '',
+      });
+    }
+    out.sort((a, b) => (b.timestamp ?? 0) - (a.timestamp ?? 0));
+    return out.slice(0, HISTORY_LIMIT);
+  }
+
+  /** The conversation's last 200 messages, newest first, with each copy's status. */
+  async messages(me: Identity, cw: string): Promise<Chat21Message[]> {
+    const { room } = await this.conversation(me, cw);
+    const [{ messages }, { members }] = await Promise.all([
+      this.exec(me, 'history', { room, limit: HISTORY_LIMIT }),
+      this.exec(me, 'members', { room }),
+    ]);
+    const read = new Map(members.map((m) => [m.user, m.readSeq]));
+    const view = await this.viewOf(me.id, room);
+    const mine = read.get(me.id) ?? 0;
+    const out: Chat21Message[] = [];
+    for (const m of messages) {
+      let status: number;
+      if (m.user === me.id) {
+        status = view.direct ? ((read.get(view.conversWith) ?? 0) >= m.seq ? STATUS.RETURN_RECEIPT : STATUS.SENT) : STATUS.DELIVERED;
+      } else status = mine >= m.seq ? STATUS.RECEIVED : STATUS.DELIVERED;
+      const doc = toChat21(m, view, status);
+      if (doc) out.push(doc);
+    }
+    return out.reverse();
+  }
+
+  /** Messages of a group before the member joined, for its history replay (oldest first). */
+  async replay(me: Identity, room: string, joinSeq: number): Promise<Chat21Message[]> {
+    if (joinSeq <= 1 || room.startsWith('dm_')) return [];
+    const { messages } = await this.exec(me, 'history', { room, before: joinSeq, limit: HISTORY_LIMIT });
+    const view = await this.viewOf(me.id, room);
+    const out: Chat21Message[] = [];
+    for (const m of messages) {
+      if (m.kind !== 'text') continue;
+      const doc = toChat21(m, view, STATUS.DELIVERED)!;
+      doc.attributes = { ...doc.attributes, sendnotification: false };
+      doc.__history = 'true';
+      out.push(doc);
+    }
+    return out;
+  }
+
+  // ---- groups -------------------------------------------------------------------------------
+
+  private async groupOf(room: Room, members: Member[]): Promise<Chat21Group> {
+    const owner = members.find((m) => m.role === 'owner')?.user ?? room.createdBy;
+    return {
+      uid: room.id, name: room.name, appId: this.appId, owner,
+      members: Object.fromEntries(members.map((m) => [m.user, 1 as const])),
+      createdOn: room.createdAt, updatedOn: Date.now(), attributes: await this.state.groupAttributes(room.id),
+    };
+  }
+
+  async group(me: Identity, gid: string): Promise<Chat21Group> {
+    const room = await this.exec(me, 'room', { room: gid });
+    if (room.kind === 'direct') throw new ParleyError('not_found', 'no such group');
+    return this.groupOf(room, (await this.exec(me, 'members', { room: gid })).members);
+  }
+
+  private async notifyGroup(users: Iterable<string>, group: Chat21Group, key: string, parameters: Record<string, unknown>): Promise<void> {
+    await this.notify([...users], NOTICE.group, { group: { ...group, notification: { messagelabel: { key, parameters } } } });
+  }
+
+  async createGroup(me: Identity, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown>; attributes?: Record<string, unknown> }): Promise<Chat21Group> {
+    const id = g.group_id ?? `group-${randomUUID()}`;
+    if (id.startsWith('dm_')) throw new ParleyError('invalid', 'group ids starting with "dm_" are reserved', { field: 'group_id' });
+    await this.exec(me, 'create', { kind: 'group', name: g.group_name, room: id });
+    for (const u of Object.keys(g.group_members ?? {})) if (u !== me.id) await this.exec(me, 'invite', { room: id, user: u });
+    if (g.attributes) await this.state.setGroupAttributes(id, g.attributes);
+    this.forget(id);
+    return this.group(me, id);
+  }
+
+  async join(me: Identity, gid: string, member: string): Promise<Chat21Group> {
+    await this.exec(me, 'invite', { room: gid, user: member });
+    const group = await this.group(me, gid);
+    await this.notifyGroup(Object.keys(group.members), group, 'MEMBER_JOINED_GROUP', { member_id: member });
+    return group;
+  }
+
+  async leave(me: Identity, gid: string, member: string): Promise<Chat21Group> {
+    const before = await this.group(me, gid);
+    if (member === me.id) await this.exec(me, 'leave', { room: gid });
+    else await this.exec(me, 'kick', { room: gid, user: member });
+    const members = { ...before.members };
+    delete members[member];
+    const group = { ...before, members, updatedOn: Date.now() };
+    await this.notifyGroup(Object.keys(before.members), group, 'MEMBER_LEFT_GROUP', { member_id: member });
+    return group;
+  }
+
+  async setMembers(me: Identity, gid: string, wanted: Record<string, unknown>): Promise<Chat21Group> {
+    const before = await this.group(me, gid);
+    await this.requireModerator(me, gid);
+    const added = Object.keys(wanted).filter((u) => !(u in before.members));
+    const removed = Object.keys(before.members).filter((u) => !(u in wanted) && u !== before.owner && u !== me.id);
+    for (const u of added) await this.exec(me, 'invite', { room: gid, user: u });
+    for (const u of removed) await this.exec(me, 'kick', { room: gid, user: u });
+    const group = await this.group(me, gid);
+    await this.notifyGroup([...Object.keys(before.members), ...added], group, added.length > 0 ? 'MEMBER_JOINED_GROUP' : 'MEMBER_LEFT_GROUP', { added, removed });
+    return group;
+  }
+
+  async rename(me: Identity, gid: string, name: string): Promise<Chat21Group> {
+    await this.exec(me, 'update', { room: gid, name });
+    this.forget(gid);
+    const group = await this.group(me, gid);
+    await this.notifyGroup(Object.keys(group.members), group, 'DATA_UPDATED_GROUP', { group_name: name });
+    return group;
+  }
+
+  async setAttributes(me: Identity, gid: string, attributes: Record<string, unknown>): Promise<Chat21Group> {
+    await this.requireModerator(me, gid);
+    if (JSON.stringify(attributes).length > 16_384) throw new ParleyError('too_large', 'attributes are larger than 16 KiB');
+    await this.state.setGroupAttributes(gid, attributes);
+    const group = await this.group(me, gid);
+    await this.notifyGroup(Object.keys(group.members), group, 'ATTRIBUTES_UPDATED_GROUP', {});
+    return group;
+  }
+
+  private async requireModerator(me: Identity, gid: string): Promise<void> {
+    if (me.admin) return;
+    const { members } = await this.exec(me, 'members', { room: gid });
+    const role = members.find((m) => m.user === me.id)?.role;
+    if (!role) throw new ParleyError('forbidden', 'not a member of this group');
+    if (role === 'member') throw new ParleyError('forbidden', 'only the group\'s owner and admins can do this');
+  }
+
+  async saveInstance(me: Identity, instance: string, data: Record<string, unknown>): Promise<void> {
+    if (JSON.stringify(data).length > 4096) throw new ParleyError('too_large', 'instance data is larger than 4 KiB');
+    await this.state.saveInstance(me.id, instance, data);
+  }
+}

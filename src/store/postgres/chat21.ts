@@ -1,0 +1,43 @@
+// PostgreSQL implementation of the Chat21Store port, on the pool of PostgresStore (same
+// database and schema; its tables come with the Store's migrations). Each method is one
+// statement, so every node sees every change at once.
+import type pg from 'pg';
+import type { Chat21Store } from '../chat21.js';
+import { toStoreError } from './pool.js';
+
+export class PostgresChat21Store implements Chat21Store {
+  constructor(private readonly pool: pg.Pool) {}
+
+  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  async archive(user: string, room: string, seq: number): Promise<void> {
+    await this.query(`INSERT INTO chat21_archives (user_id, room_id, seq) VALUES ($1, $2, $3)
+      ON CONFLICT (user_id, room_id) DO UPDATE SET seq = greatest(chat21_archives.seq, excluded.seq)`, [user, room, seq]);
+  }
+
+  async archived(user: string): Promise<Record<string, number>> {
+    const { rows } = await this.query<{ room_id: string; seq: string }>('SELECT room_id, seq FROM chat21_archives WHERE user_id = $1', [user]);
+    return Object.fromEntries(rows.map((r) => [r.room_id, Number(r.seq)]));
+  }
+
+  async setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {
+    await this.query(`INSERT INTO chat21_group_attributes (room_id, attributes) VALUES ($1, $2)
+      ON CONFLICT (room_id) DO UPDATE SET attributes = excluded.attributes`, [room, JSON.stringify(attributes)]);
+  }
+
+  async groupAttributes(room: string): Promise<Record<string, unknown>> {
+    const { rows } = await this.query<{ attributes: Record<string, unknown> }>('SELECT attributes FROM chat21_group_attributes WHERE room_id = $1', [room]);
+    return rows[0]?.attributes ?? {};
+  }
+
+  async saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
+    await this.query(`INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`, [user, instance, JSON.stringify(data), Date.now()]);
+  }
+}

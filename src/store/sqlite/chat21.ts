@@ -1,0 +1,76 @@
+// SQLite implementation of the Chat21Store port, on the database handle of SqliteStore (same
+// file, same WAL and fsync settings). Its tables are created here, independent of the Store's
+// migration list, so they exist only where the Chat21 endpoint is used.
+import type Database from 'better-sqlite3';
+import { ParleyError } from '../../errors.js';
+import type { Chat21Store } from '../chat21.js';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS chat21_archives (
+    user_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS chat21_group_attributes (
+    room_id TEXT PRIMARY KEY,
+    attributes TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS chat21_instances (
+    user_id TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, instance_id)
+  ) WITHOUT ROWID;
+`;
+
+function guard<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    const e = err as { message?: string };
+    return Promise.reject(new ParleyError('unavailable', `storage failed: ${e.message ?? 'database closed'}`));
+  }
+}
+
+export class SqliteChat21Store implements Chat21Store {
+  private readonly s;
+
+  constructor(db: Database.Database) {
+    db.exec(SCHEMA);
+    this.s = {
+      archive: db.prepare(`INSERT INTO chat21_archives (user_id, room_id, seq) VALUES (?, ?, ?)
+        ON CONFLICT(user_id, room_id) DO UPDATE SET seq = max(seq, excluded.seq)`),
+      archived: db.prepare('SELECT room_id, seq FROM chat21_archives WHERE user_id = ?'),
+      setAttributes: db.prepare(`INSERT INTO chat21_group_attributes (room_id, attributes) VALUES (?, ?)
+        ON CONFLICT(room_id) DO UPDATE SET attributes = excluded.attributes`),
+      attributes: db.prepare('SELECT attributes FROM chat21_group_attributes WHERE room_id = ?').pluck(),
+      saveInstance: db.prepare(`INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT(user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`),
+    };
+  }
+
+  archive(user: string, room: string, seq: number): Promise<void> {
+    return guard(() => { this.s.archive.run(user, room, seq); });
+  }
+
+  archived(user: string): Promise<Record<string, number>> {
+    return guard(() => Object.fromEntries((this.s.archived.all(user) as Array<{ room_id: string; seq: number }>).map((r) => [r.room_id, r.seq])));
+  }
+
+  setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {
+    return guard(() => { this.s.setAttributes.run(room, JSON.stringify(attributes)); });
+  }
+
+  groupAttributes(room: string): Promise<Record<string, unknown>> {
+    return guard(() => {
+      const raw = this.s.attributes.get(room) as string | undefined;
+      return raw === undefined ? {} : JSON.parse(raw) as Record<string, unknown>;
+    });
+  }
+
+  saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
+    return guard(() => { this.s.saveInstance.run(user, instance, JSON.stringify(data), Date.now()); });
+  }
+}

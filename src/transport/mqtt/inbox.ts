@@ -1,0 +1,108 @@
+// A user's MQTT inbox as a hub connection: the hub delivers the user's room events here
+// exactly as it does to a WebSocket (local ones and those from other nodes over the bus), and
+// the inbox turns each into the Chat21 publication on `apps/{app}/users/{me}/...`, which the
+// broker hands to that user's subscribed clients on this node. One inbox per user and node,
+// whatever the number of its MQTT clients, so nothing is delivered twice.
+import type { Logger } from 'pino';
+import type { Identity } from '../../auth/jwt.js';
+import type { Conn, SharedFrame } from '../../hub/index.js';
+import { STATUS, toChat21 } from '../../protocol/chat21.js';
+import type { EventFrame, Member, Message } from '../../protocol/schema.js';
+import { NOTICE, type Chat21Service } from '../../service/chat21.js';
+import { inboxBase } from './topics.js';
+
+export interface InboxDeps {
+  chat21: Chat21Service;
+  /** Publishes on the local broker (to this node's subscribers of the topic). */
+  publish(topic: string, payload: Buffer): void;
+  /** Bytes queued to the slowest of the user's clients. */
+  buffered(): number;
+  /** Disconnects the user's clients on this node (ban, slow consumer). */
+  disconnect(code: number, reason: string): void;
+  log: Logger;
+}
+
+let counter = 0;
+
+export class Inbox implements Conn {
+  readonly id: string;
+  readonly user: string;
+  private readonly base: string;
+  /** Translations run in arrival order; some need a lookup first. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly identity: Identity, private readonly deps: InboxDeps, nodeTag: string) {
+    this.id = `${nodeTag}m${(++counter).toString(36)}`;
+    this.user = identity.id;
+    this.base = inboxBase(deps.chat21.appId, identity.id);
+  }
+
+  send(frame: SharedFrame): void {
+    let ev: EventFrame;
+    try {
+      ev = JSON.parse(frame.payload.toString('utf8')) as EventFrame;
+    } catch {
+      return;
+    }
+    this.chain = this.chain.then(() => this.translate(ev)).catch((err: unknown) => {
+      this.deps.log.warn({ err, user: this.user, ev: ev.ev }, 'mqtt inbox: event not delivered');
+    });
+  }
+
+  bufferedAmount(): number {
+    return this.deps.buffered();
+  }
+
+  close(code: number, reason: string): void {
+    this.deps.disconnect(code, reason);
+  }
+
+  private out(topic: string, body: unknown): void {
+    // User ids may hold "+", which no MQTT filter can name literally: such inboxes get nothing.
+    if (topic.includes('+')) return;
+    this.deps.publish(`${this.base}/${topic}`, Buffer.from(JSON.stringify(body)));
+  }
+
+  private async translate(ev: EventFrame): Promise<void> {
+    const c21 = this.deps.chat21;
+    switch (ev.ev) {
+      case 'message': {
+        const m = ev.data as Message;
+        if (m.kind === 'update') c21.forget(m.room);
+        const view = await c21.viewOf(this.user, m.room);
+        const doc = toChat21(m, view, m.user === this.user && view.direct ? STATUS.SENT : STATUS.DELIVERED);
+        if (doc) this.out(`messages/${view.conversWith}/clientadded`, doc);
+        return;
+      }
+      case 'room': {
+        // Chat21 replays a group's history to a member who joins, before its join message.
+        const { room, member } = ev.data as { room: string; member: Member | null };
+        if (!member || member.user !== this.user) return;
+        const docs = await c21.replay(this.identity, room, member.joinSeq);
+        for (const d of docs) this.out(`messages/${d.conversWith}/clientadded`, d);
+        return;
+      }
+      case 'notice': {
+        const n = ev.data as { ev: string; data?: Record<string, unknown> };
+        const d = n.data ?? {};
+        if (n.ev === NOTICE.receipt) {
+          this.out(`messages/${String(d.conversWith)}/${String(d.message_id)}/clientupdated`,
+            { timelineOf: this.user, message_id: d.message_id, status: STATUS.RETURN_RECEIPT });
+        } else if (n.ev === NOTICE.conversation) {
+          this.out(`conversations/${String(d.conversWith)}/clientupdated`,
+            { ...(d.patch as object), timelineOf: this.user, conversWith: d.conversWith });
+        } else if (n.ev === NOTICE.archived) {
+          this.out(`conversations/${String(d.conversWith)}/clientdeleted`, d.conversation);
+          this.out(`archived_conversations/${String(d.conversWith)}/clientadded`, d.conversation);
+        } else if (n.ev === NOTICE.group) {
+          const group = d.group as { uid: string };
+          this.out(`groups/${group.uid}/clientupdated`, group);
+        }
+        return;
+      }
+      default:
+        // typing, presence, read markers and gaps have no Chat21 form.
+        return;
+    }
+  }
+}

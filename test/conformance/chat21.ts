@@ -1,0 +1,36 @@
+// The Chat21Store port's behaviour suite: every backend runs it (see store.chat21.*.test.ts).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Chat21Store } from '../../src/store/chat21.js';
+
+export function chat21StoreConformance(name: string, open: () => Promise<{ store: Chat21Store; close(): Promise<void> }>): void {
+  describe(`Chat21Store conformance: ${name}`, () => {
+    let h: Awaited<ReturnType<typeof open>>;
+    beforeEach(async () => { h = await open(); });
+    afterEach(async () => { await h.close(); });
+
+    it('an archive mark only moves forward and is per user', async () => {
+      await h.store.archive('u1', 'r1', 5);
+      await h.store.archive('u1', 'r1', 3);
+      await h.store.archive('u1', 'r2', 1);
+      await h.store.archive('u2', 'r1', 9);
+      expect(await h.store.archived('u1')).toEqual({ r1: 5, r2: 1 });
+      await h.store.archive('u1', 'r1', 7);
+      expect(await h.store.archived('u1')).toEqual({ r1: 7, r2: 1 });
+      expect(await h.store.archived('u2')).toEqual({ r1: 9 });
+      expect(await h.store.archived('nobody')).toEqual({});
+    });
+
+    it('group attributes are replaced as a whole and default to {}', async () => {
+      expect(await h.store.groupAttributes('g1')).toEqual({});
+      await h.store.setGroupAttributes('g1', { a: 1, nested: { b: [1, 2] } });
+      expect(await h.store.groupAttributes('g1')).toEqual({ a: 1, nested: { b: [1, 2] } });
+      await h.store.setGroupAttributes('g1', { c: 'x' });
+      expect(await h.store.groupAttributes('g1')).toEqual({ c: 'x' });
+    });
+
+    it('saving an instance twice keeps one, with the latest data', async () => {
+      await h.store.saveInstance('u1', 'dev', { token: 'a' });
+      await expect(h.store.saveInstance('u1', 'dev', { token: 'b' })).resolves.toBeUndefined();
+    });
+  });
+}
