@@ -4,7 +4,7 @@
 // or the new one, never a mix. Words compare case-insensitively, as in SQLite.
 import type pg from 'pg';
 import { ParleyError } from '../../errors.js';
-import { isConnectionError, toStoreError } from '../../store/postgres/pool.js';
+import { query, toStoreError, transaction } from '../../store/postgres/pool.js';
 import type { WordStore } from './words.js';
 
 function words(v: unknown): string[] {
@@ -17,12 +17,8 @@ function words(v: unknown): string[] {
 export class PostgresWordStore implements WordStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(sql, params);
-    } catch (err) {
-      throw toStoreError(err);
-    }
+  private query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+    return query<R>(this.pool, sql, params);
   }
 
   async list(): Promise<string[]> {
@@ -47,28 +43,10 @@ export class PostgresWordStore implements WordStore {
 
   async replace(list: string[]): Promise<void> {
     words(list);
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw toStoreError(err);
-    }
-    const onError = () => {};
-    client.on('error', onError);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    await transaction(this.pool, async (client) => {
       await client.query('DELETE FROM blocked_words');
       await client.query(`INSERT INTO blocked_words (word, created_at)
         SELECT DISTINCT ON (lower(w)) w, $2::bigint FROM unnest($1::text[]) AS w`, [list, Date.now()]);
-      await client.query('COMMIT');
-    } catch (err) {
-      if (isConnectionError(err)) broken = err as Error;
-      else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw toStoreError(err);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
+    }).catch((err: unknown) => { throw toStoreError(err); });
   }
 }

@@ -5,18 +5,10 @@
 import type pg from 'pg';
 import { ParleyError } from '../../errors.js';
 import type { Account, AccountStore, RefreshSession } from '../accounts.js';
-import { isConnectionError, toStoreError } from './pool.js';
+import { toAccount, toSession, type AccountRow, type SessionRow } from '../rows.js';
+import { query, toStoreError, transaction } from './pool.js';
 
 type NewAccount = Parameters<AccountStore['createAccount']>[0];
-interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
-interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }
-
-const toAccount = (r: AccountRow): Account => ({
-  userId: r.user_id, username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at,
-});
-const toSession = (r: SessionRow): RefreshSession => ({
-  id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
-});
 const ACCOUNT_COLS = 'user_id, username, password_hash, created_at, updated_at';
 const SESSION_COLS = 'id, user_id, refresh_hash, created_at, expires_at, revoked_at';
 /** Ended sessions are kept a day (for audit), then dropped so the table does not grow forever. */
@@ -34,12 +26,8 @@ function time(name: string, v: unknown): number {
 export class PostgresAccountStore implements AccountStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(sql, params);
-    } catch (err) {
-      throw toStoreError(err);
-    }
+  private query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+    return query<R>(this.pool, sql, params);
   }
 
   async createAccount(a: NewAccount): Promise<Account> {
@@ -49,35 +37,21 @@ export class PostgresAccountStore implements AccountStore {
     if (typeof a.name !== 'string') throw new ParleyError('invalid', 'name must be a string', { field: 'name' });
     const now = Date.now();
     const taken = () => new ParleyError('conflict', 'username is taken', { field: 'username' });
-    let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      await transaction(this.pool, async (client) => {
+        // An account takes a user id nobody has: never the identity (rooms, direct messages) of
+        // a user who already came in with an external token.
+        const { rows: [k] } = await client.query<{ taken: boolean }>(`SELECT
+            EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE user_id = $1)
+            OR EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($2)) AS taken`, [a.userId, a.username]);
+        if (k!.taken) throw taken();
+        await client.query(`INSERT INTO users (id, name, profile, created_at) VALUES ($1, $2, '{}', $3)`, [a.userId, a.name, now]);
+        await client.query(`INSERT INTO accounts (${ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $4)`, [a.userId, a.username, a.passwordHash, now]);
+      });
     } catch (err) {
-      throw toStoreError(err);
-    }
-    const onError = () => {};
-    client.on('error', onError);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      // An account takes a user id nobody has: never the identity (rooms, direct messages) of
-      // a user who already came in with an external token.
-      const { rows: [k] } = await client.query<{ taken: boolean }>(`SELECT
-          EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE user_id = $1)
-          OR EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($2)) AS taken`, [a.userId, a.username]);
-      if (k!.taken) throw taken();
-      await client.query(`INSERT INTO users (id, name, profile, created_at) VALUES ($1, $2, '{}', $3)`, [a.userId, a.name, now]);
-      await client.query(`INSERT INTO accounts (${ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $4)`, [a.userId, a.username, a.passwordHash, now]);
-      await client.query('COMMIT');
-    } catch (err) {
-      if (isConnectionError(err)) broken = err as Error;
-      else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
       // Another node created the same user or username first.
       if ((err as { code?: string }).code === '23505') throw taken();
       throw toStoreError(err);
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
     }
     return { userId: a.userId, username: a.username, passwordHash: a.passwordHash, createdAt: now, updatedAt: now };
   }

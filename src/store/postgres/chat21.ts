@@ -3,17 +3,13 @@
 // statement, so every node sees every change at once.
 import type pg from 'pg';
 import type { Chat21Store } from '../chat21.js';
-import { toStoreError } from './pool.js';
+import { query } from './pool.js';
 
 export class PostgresChat21Store implements Chat21Store {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(sql, params);
-    } catch (err) {
-      throw toStoreError(err);
-    }
+  private query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+    return query<R>(this.pool, sql, params);
   }
 
   async archive(user: string, room: string, seq: number): Promise<void> {

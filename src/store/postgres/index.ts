@@ -14,11 +14,11 @@ import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
 import {
-  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, rowToBan, rowToMember, rowToMessage, rowToRoom,
+  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
 import { migrate } from './migrations.js';
-import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, type PgPoolOptions } from './pool.js';
+import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, transaction, type PgPoolOptions } from './pool.js';
 
 export interface PostgresOptions extends PgPoolOptions {
   /** Most writes in one transaction (default 500). */
@@ -180,20 +180,8 @@ export class PostgresStore implements Store {
   }
 
   /** One transaction over the batch; throws when it did not commit as a whole. */
-  private async tryBatch(batch: Pending[], committing: () => void): Promise<BatchResult[]> {
-    let client: Client;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      // Nothing was sent: the database is down or unreachable, or the pool is exhausted.
-      throw new ParleyError('unavailable', `database unavailable: ${(err as Error).message}`);
-    }
-    // While checked out, a broken connection's error surfaces through the running query.
-    const onError = () => {};
-    client.on('error', onError);
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+  private tryBatch(batch: Pending[], committing: () => void): Promise<BatchResult[]> {
+    return transaction(this.pool, async (client) => {
       const rooms = [...new Set(batch.flatMap((p) => p.rooms))];
       if (rooms.length > 0) {
         await client.query('SELECT 1 FROM rooms WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE', [rooms]);
@@ -212,17 +200,10 @@ export class PostgresStore implements Store {
         }
       }
       committing();
-      await client.query('COMMIT');
       return results;
-    } catch (err) {
-      if (isConnectionError(err)) broken = err as Error;
-      else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
+    });
   }
+
 
   /** A read on any pooled connection, with driver errors turned into ParleyErrors. */
   private async read<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -495,15 +476,7 @@ export class PostgresStore implements Store {
         setCount, patch.retentionCount ?? null, setMs, patch.retentionDays == null ? null : Math.round(patch.retentionDays * DAY_MS),
       ]);
       if (!rowCount) throw new ParleyError('not_found', 'room not found');
-      const data: Record<string, unknown> = {};
-      if (patch.name !== undefined) data.name = patch.name;
-      if (patch.topic !== undefined) data.topic = patch.topic;
-      if (patch.access !== undefined) data.access = patch.access;
-      if (setCount || setMs) {
-        data.retention = {
-          ...(setCount ? { count: patch.retentionCount } : {}), ...(setMs ? { days: patch.retentionDays } : {}),
-        };
-      }
+      const data = patchSummary(patch);
       const msg: Omit<Message, 'seq'> = { room, kind: 'update', user: by.user, name: by.name, ts: Date.now(), data };
       const seq = await this.insertMessage(c, msg, null);
       const { rows: [r] } = await c.query<RoomRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = $1`, [room]);

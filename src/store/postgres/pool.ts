@@ -128,3 +128,44 @@ export function toStoreError(err: unknown): ParleyError {
   if (code.startsWith('22')) return new ParleyError('invalid', `value not storable: ${msg}`);
   return new ParleyError('internal', `storage error: ${msg}`);
 }
+
+/** One statement on the pool; driver errors become ParleyErrors (see toStoreError). */
+export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(sql, params);
+  } catch (err) {
+    throw toStoreError(err);
+  }
+}
+
+/**
+ * Runs `fn` in one transaction on one connection of the pool: commits when it resolves, rolls
+ * back and rethrows (the driver's error as it is) when it throws. A connection that broke is
+ * dropped from the pool instead of being reused.
+ */
+export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    // Nothing was sent: the database is down or unreachable, or the pool is exhausted.
+    throw new ParleyError('unavailable', `database unavailable: ${(err as Error).message}`);
+  }
+  // While checked out, a broken connection's error surfaces through the running query.
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    if (isConnectionError(err)) broken = err as Error;
+    else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
+}

@@ -5,17 +5,9 @@
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../errors.js';
 import type { Account, AccountStore, RefreshSession } from '../accounts.js';
+import { toAccount, toSession, type AccountRow, type SessionRow } from '../rows.js';
 
 type NewAccount = Parameters<AccountStore['createAccount']>[0];
-interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
-interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }
-
-const toAccount = (r: AccountRow): Account => ({
-  userId: r.user_id, username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at,
-});
-const toSession = (r: SessionRow): RefreshSession => ({
-  id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
-});
 
 /**
  * Runs one storage step, turning driver failures into coded errors: a closed or failing

@@ -8,7 +8,7 @@ import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
 import {
-  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, rowToBan, rowToMember, rowToMessage, rowToRoom,
+  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
 import { migrations } from './migrations.js';
@@ -442,15 +442,7 @@ export class SqliteStore implements Store {
         setCount: setCount ? 1 : 0, count: patch.retentionCount ?? null,
         setMs: setMs ? 1 : 0, ms: patch.retentionDays == null ? null : Math.round(patch.retentionDays * DAY_MS),
       });
-      const data: Record<string, unknown> = {};
-      if (patch.name !== undefined) data.name = patch.name;
-      if (patch.topic !== undefined) data.topic = patch.topic;
-      if (patch.access !== undefined) data.access = patch.access;
-      if (setCount || setMs) {
-        data.retention = {
-          ...(setCount ? { count: patch.retentionCount } : {}), ...(setMs ? { days: patch.retentionDays } : {}),
-        };
-      }
+      const data = patchSummary(patch);
       const message: Message = { room, seq: this.nextSeq(room), kind: 'update', user: by.user, name: by.name, ts: Date.now(), data };
       this.insertMessage(message, null);
       const updated = rowToRoom(this.s.getRoom.get(room) as RoomRow);
