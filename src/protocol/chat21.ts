@@ -13,9 +13,13 @@ export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT
 const Json = Type.Record(Type.String(), Type.Unknown());
 const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000 });
 
-/** An outgoing message, as `chat21client.sendMessage` builds it. Unknown fields are ignored. */
+/**
+ * An outgoing message, as `chat21client.sendMessage` builds it. Unknown fields are ignored.
+ * The text may be empty or missing for a message of another type than "text" (an image or
+ * file whose `metadata` says it all); Chat21Service.send checks that.
+ */
 export const OutgoingMessage = Type.Object({
-  text: Type.String({ minLength: 1 }),
+  text: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   type: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   recipient_fullname: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
   sender_fullname: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
@@ -38,8 +42,9 @@ export const GroupId = Type.String({ pattern: ROOM_ID_PATTERN, description: 'Gro
 export const NewGroup = Type.Object({
   group_name: GroupName,
   group_id: Type.Optional(GroupId),
-  group_members: Type.Optional(Members),
-  attributes: Type.Optional(Json),
+  // chat21client.groupCreate sends what it is given: null means none.
+  group_members: Type.Optional(Type.Union([Members, Type.Null()])),
+  attributes: Type.Optional(Type.Union([Json, Type.Null()])),
 });
 export const JoinGroup = Type.Object({ member_id: Type.String({ pattern: USER_ID_PATTERN }) });
 export const SetMembers = Type.Object({ members: Members });
@@ -50,7 +55,7 @@ export const RestMessage = Type.Object({
   recipient_id: Type.String({ minLength: 1, maxLength: 128 }),
   recipient_fullname: Type.Optional(Type.String({ maxLength: 200 })),
   sender_fullname: Type.Optional(Type.String({ maxLength: 200 })),
-  text: Type.String({ minLength: 1 }),
+  text: Type.Optional(Type.String()),
   type: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   channel_type: Type.Optional(Type.Union([Type.Literal('direct'), Type.Literal('group')])),
   attributes: Type.Optional(Json),
@@ -87,6 +92,8 @@ export interface Chat21Extras {
   recipient_fullname?: string;
   sender_fullname?: string;
   timestamp?: number;
+  /** The client sent no text (an attachment): Parley's text is a "[type]" placeholder. */
+  noText?: true;
 }
 
 /** A message as Chat21 clients read it: one inbox copy, with its status. */
@@ -97,8 +104,8 @@ export interface Chat21Message {
   sender_fullname: string;
   recipient: string;
   recipient_fullname: string;
-  attributes: Record<string, unknown>;
-  metadata: Record<string, unknown> | string;
+  attributes: Record<string, unknown> | null;
+  metadata: Record<string, unknown> | string | null;
   channel_type: 'direct' | 'group';
   message_id: string;
   app_id: string;
@@ -109,16 +116,19 @@ export interface Chat21Message {
   __history?: 'true';
 }
 
-/** A Chat21 message id names its Parley message: `<room>.<seq>` (room ids have no dot). */
+/**
+ * A Chat21 message id names its Parley message: `<room>.<seq>` (room ids have no dot). The
+ * second document of a group's first message (its creator's join) is `<room>.1.joined`.
+ */
 export const messageId = (room: string, seq: number): string => `${room}.${seq}`;
+const CREATOR_JOINED = '.joined';
 export function parseMessageId(id: string): { room: string; seq: number } {
-  const dot = id.lastIndexOf('.');
-  const room = id.slice(0, dot);
-  const seq = Number(id.slice(dot + 1));
-  if (dot <= 0 || !/^[A-Za-z0-9_-]{1,64}$/.test(room) || !Number.isSafeInteger(seq) || seq < 1) {
+  const m = /^([A-Za-z0-9_-]{1,64})\.([0-9]{1,16})(?:\.joined)?$/.exec(id);
+  const seq = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isSafeInteger(seq) || seq < 1) {
     throw new ParleyError('invalid', 'unknown message id', { field: 'message_id' });
   }
-  return { room, seq };
+  return { room: m[1]!, seq };
 }
 
 /** Where a message is seen from: whose inbox, the conversation, and whether it is direct. */
@@ -127,11 +137,14 @@ export interface View { app: string; me: string; conversWith: string; direct: bo
 const INFO: Record<string, string> = { join: 'MEMBER_JOINED_GROUP', leave: 'MEMBER_LEFT_GROUP' };
 
 /**
- * The Chat21 document of a Parley message in `view`, or null for messages Chat21 has no
- * form for (edits, deletes, reactions, custom events, hidden placeholders, direct joins).
- * Group joins and leaves become Chat21 "info" messages from `system`.
+ * The Chat21 documents of a Parley message in `view`, oldest first: none for messages Chat21
+ * has no form for (edits, deletes, reactions, custom events, hidden placeholders, direct
+ * joins), one for a text message or a group join or leave (a Chat21 "info" message from
+ * `system`). A group's first message, its creator's join, is two: Chat21's "Group created"
+ * (GROUP_CREATED) and the creator's own "joined group on creation" (MEMBER_JOINED_GROUP,
+ * message id `<room>.1.joined`), as chat21-http-server sends both.
  */
-export function toChat21(m: Message, view: View, status: number): Chat21Message | null {
+export function toChat21Docs(m: Message, view: View, status: number): Chat21Message[] {
   const base = {
     message_id: messageId(m.room, m.seq), app_id: view.app, timestamp: m.ts, status,
     timelineOf: view.me, conversWith: view.conversWith,
@@ -139,24 +152,35 @@ export function toChat21(m: Message, view: View, status: number): Chat21Message 
   if (m.kind === 'text') {
     const x = (m.data?.chat21 ?? {}) as Chat21Extras;
     const recipient = view.direct ? (m.user === view.me ? view.conversWith : view.me) : view.conversWith;
-    return {
-      text: m.text ?? '', type: x.type ?? 'text',
+    return [{
+      text: x.noText ? '' : m.text ?? '', type: x.type ?? 'text',
       sender: m.user, sender_fullname: x.sender_fullname ?? m.name,
       recipient, recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : view.groupName ?? recipient),
-      attributes: x.attributes ?? {}, metadata: x.metadata ?? '',
+      // As sent: a client's null (or a message from another transport: none) stays null.
+      attributes: x.attributes ?? null, metadata: x.metadata ?? null,
       channel_type: view.direct ? 'direct' : 'group',
       ...base, timestamp: x.timestamp ?? m.ts,
-    };
+    }];
   }
-  const key = m.kind === 'join' && m.seq === 1 ? 'GROUP_CREATED' : INFO[m.kind];
-  if (view.direct || !key) return null;
-  const text = key === 'GROUP_CREATED' ? 'Group created'
-    : key === 'MEMBER_JOINED_GROUP' ? `${m.name} added to group` : `${m.name} removed from group`;
-  const parameters: Record<string, string> = key === 'GROUP_CREATED' ? { creator: m.user } : { member_id: m.user, fullname: m.name };
-  return {
+  const key = INFO[m.kind];
+  if (view.direct || !key) return [];
+  const info = (k: string, text: string, parameters: Record<string, string>, id = base.message_id): Chat21Message => ({
     text, type: 'text', sender: 'system', sender_fullname: 'System',
     recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith,
-    attributes: { subtype: 'info', updateconversation: true, messagelabel: { key, parameters } }, metadata: '',
-    channel_type: 'group', ...base,
-  };
+    attributes: { subtype: 'info', updateconversation: true, messagelabel: { key: k, parameters } }, metadata: '',
+    channel_type: 'group', ...base, message_id: id,
+  });
+  const member = { member_id: m.user, fullname: m.name };
+  if (m.kind === 'join' && m.seq === 1) {
+    return [
+      info('GROUP_CREATED', 'Group created', { creator: m.user }),
+      info(key, `${m.name} joined group on creation`, member, `${base.message_id}${CREATOR_JOINED}`),
+    ];
+  }
+  return [info(key, key === 'MEMBER_JOINED_GROUP' ? `${m.name} added to group` : `${m.name} removed from group`, member)];
+}
+
+/** The main Chat21 document of a Parley message (see toChat21Docs), or null when it has none. */
+export function toChat21(m: Message, view: View, status: number): Chat21Message | null {
+  return toChat21Docs(m, view, status)[0] ?? null;
 }

@@ -9,7 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError } from '../errors.js';
 import {
-  STATUS, check, parseMessageId, toChat21, type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
+  STATUS, check, parseMessageId, toChat21, toChat21Docs, type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
 } from '../protocol/chat21.js';
 import {
   Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
@@ -127,11 +127,19 @@ export class Chat21Service {
   async send(me: Identity, to: string, msg: OutgoingMessage, admit?: () => void): Promise<Chat21Message> {
     const extras: Chat21Extras = {};
     if (msg.type !== undefined && msg.type !== 'text') extras.type = msg.type;
-    if (msg.attributes && Object.keys(msg.attributes).length > 0) extras.attributes = msg.attributes;
-    if (msg.metadata !== undefined && msg.metadata !== null && msg.metadata !== '') extras.metadata = msg.metadata;
+    // Kept as sent (an empty object or string too); null or absent reads back as null.
+    if (msg.attributes) extras.attributes = msg.attributes;
+    if (msg.metadata !== undefined && msg.metadata !== null) extras.metadata = msg.metadata;
     if (msg.recipient_fullname) extras.recipient_fullname = msg.recipient_fullname;
     if (msg.sender_fullname && msg.sender_fullname !== me.name) extras.sender_fullname = msg.sender_fullname;
     if (msg.timestamp !== undefined) extras.timestamp = msg.timestamp;
+    // Chat21 takes an attachment without a caption; Parley's messages need a text.
+    let text = msg.text ?? '';
+    if (text === '') {
+      if (!extras.type) throw new ParleyError('invalid', 'message: text: a text message needs a text', { field: 'text' });
+      text = `[${extras.type}]`;
+      extras.noText = true;
+    }
     const group = msg.channel_type === 'group' || to.includes('group-') || msg.group !== undefined;
     let room: string;
     if (group) {
@@ -143,7 +151,7 @@ export class Chat21Service {
       if (to === me.id) throw new ParleyError('invalid', 'a direct message needs another user', { field: 'recipient' });
       room = await this.directRoom(me, to);
     }
-    const args: CommandArgs<'send'> = { room, text: msg.text };
+    const args: CommandArgs<'send'> = { room, text };
     if (Object.keys(extras).length > 0) args.data = { chat21: extras };
     let seq: number;
     let ts: number;
@@ -156,7 +164,7 @@ export class Chat21Service {
       throw err;
     }
     admit?.();
-    const m: Message = { room, seq, kind: 'text', user: me.id, name: me.name, ts, text: msg.text };
+    const m: Message = { room, seq, kind: 'text', user: me.id, name: me.name, ts, text };
     if (args.data) m.data = args.data;
     return toChat21(m, await this.viewOf(me.id, room), group ? STATUS.DELIVERED : STATUS.SENT)!;
   }
@@ -230,7 +238,7 @@ export class Chat21Service {
       const status = !e.last ? STATUS.DELIVERED
         : e.last.user === me.id ? (view.direct ? STATUS.SENT : STATUS.DELIVERED)
           : e.readSeq >= e.last.seq ? STATUS.RECEIVED : STATUS.DELIVERED;
-      const doc = e.last ? toChat21(e.last, view, status) : null;
+      const doc = e.last ? toChat21Docs(e.last, view, status).at(-1) ?? null : null;
       out.push({
         ...(doc ?? { timestamp: e.room.createdAt, channel_type: view.direct ? 'direct' : 'group', recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith }),
         timelineOf: me.id, conversWith: view.conversWith, key: view.conversWith,
@@ -241,13 +249,22 @@ export class Chat21Service {
     return out.slice(0, HISTORY_LIMIT);
   }
 
-  /** The conversation's last 200 messages, newest first, with each copy's status. */
+  /** The conversation's last 200 messages, newest first, with each copy's status ([] when there is none). */
   async messages(me: Identity, cw: string): Promise<Chat21Message[]> {
     const { room } = await this.conversation(me, cw);
-    const [{ messages }, { members }] = await Promise.all([
-      this.exec(me, 'history', { room, limit: HISTORY_LIMIT }),
-      this.exec(me, 'members', { room }),
-    ]);
+    let messages: Message[];
+    let members: Member[];
+    try {
+      [{ messages }, { members }] = await Promise.all([
+        this.exec(me, 'history', { room, limit: HISTORY_LIMIT }),
+        this.exec(me, 'members', { room }),
+      ]);
+    } catch (err) {
+      // No conversation yet (or none the user is in): Chat21 answers an empty timeline, and
+      // clients load it before the first message.
+      if (err instanceof ParleyError && err.code === 'not_found') return [];
+      throw err;
+    }
     const read = new Map(members.map((m) => [m.user, m.readSeq]));
     const view = await this.viewOf(me.id, room);
     const mine = read.get(me.id) ?? 0;
@@ -257,24 +274,27 @@ export class Chat21Service {
       if (m.user === me.id) {
         status = view.direct ? ((read.get(view.conversWith) ?? 0) >= m.seq ? STATUS.RETURN_RECEIPT : STATUS.SENT) : STATUS.DELIVERED;
       } else status = mine >= m.seq ? STATUS.RECEIVED : STATUS.DELIVERED;
-      const doc = toChat21(m, view, status);
-      if (doc) out.push(doc);
+      out.push(...toChat21Docs(m, view, status));
     }
     return out.reverse();
   }
 
-  /** Messages of a group before the member joined, for its history replay (oldest first). */
+  /**
+   * Messages of a group before the member joined, for its history replay (oldest first): the
+   * text messages and the info messages ("Group created", joins, leaves), as Chat21 replays the
+   * group's whole timeline.
+   */
   async replay(me: Identity, room: string, joinSeq: number): Promise<Chat21Message[]> {
     if (joinSeq <= 1 || room.startsWith('dm_')) return [];
     const { messages } = await this.exec(me, 'history', { room, before: joinSeq, limit: HISTORY_LIMIT });
     const view = await this.viewOf(me.id, room);
     const out: Chat21Message[] = [];
     for (const m of messages) {
-      if (m.kind !== 'text') continue;
-      const doc = toChat21(m, view, STATUS.DELIVERED)!;
-      doc.attributes = { ...doc.attributes, sendnotification: false };
-      doc.__history = 'true';
-      out.push(doc);
+      for (const doc of toChat21Docs(m, view, STATUS.DELIVERED)) {
+        doc.attributes = { ...doc.attributes, sendnotification: false };
+        doc.__history = 'true';
+        out.push(doc);
+      }
     }
     return out;
   }
@@ -300,7 +320,7 @@ export class Chat21Service {
     await this.notify([...users], NOTICE.group, { group: { ...group, notification: { messagelabel: { key, parameters } } } });
   }
 
-  async createGroup(me: Identity, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown>; attributes?: Record<string, unknown> }): Promise<Chat21Group> {
+  async createGroup(me: Identity, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null }): Promise<Chat21Group> {
     const id = g.group_id ?? `group-${randomUUID()}`;
     if (id.startsWith('dm_')) throw new ParleyError('invalid', 'group ids starting with "dm_" are reserved', { field: 'group_id' });
     await this.exec(me, 'create', { kind: 'group', name: g.group_name, room: id });

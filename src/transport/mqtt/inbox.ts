@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Identity } from '../../auth/jwt.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
-import { STATUS, toChat21 } from '../../protocol/chat21.js';
+import { STATUS, toChat21Docs } from '../../protocol/chat21.js';
 import type { EventFrame, Member, Message } from '../../protocol/schema.js';
 import { NOTICE, type Chat21Service } from '../../service/chat21.js';
 import { inboxBase } from './topics.js';
@@ -70,8 +70,9 @@ export class Inbox implements Conn {
         const m = ev.data as Message;
         if (m.kind === 'update') c21.forget(m.room);
         const view = await c21.viewOf(this.user, m.room);
-        const doc = toChat21(m, view, m.user === this.user && view.direct ? STATUS.SENT : STATUS.DELIVERED);
-        if (doc) this.out(`messages/${view.conversWith}/clientadded`, doc);
+        for (const doc of toChat21Docs(m, view, m.user === this.user && view.direct ? STATUS.SENT : STATUS.DELIVERED)) {
+          this.out(`messages/${view.conversWith}/clientadded`, doc);
+        }
         return;
       }
       case 'room': {
