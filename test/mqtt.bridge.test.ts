@@ -56,4 +56,16 @@ describe('MQTT over WebSocket', () => {
     await overWs.close();
     await overTcp.close();
   });
+
+  it('a Chat21 client pointed at ws://host/ws (Chat21\'s own path) gets MQTT, while Parley\'s protocol keeps /ws', async () => {
+    const chat21Path = `${s.url.replace('http', 'ws')}/ws`;
+    const a = await Chat21Peer.connect(chat21Path, 'wsa', await s.token('wsa'));
+    const b = await Chat21Peer.connect(s.mqttWsUrl, 'wsb', await s.token('wsb'));
+    await a.send('wsb', 'over /ws');
+    await b.waitAdded((x) => x.text === 'over /ws' && x.status === 150);
+    const native = await s.client('wsa');
+    expect((await native.listRooms()).rooms.some((r) => r.kind === 'direct')).toBe(true);
+    await a.close();
+    await b.close();
+  });
 });

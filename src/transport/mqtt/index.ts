@@ -20,6 +20,12 @@ import type { Metrics } from '../http/metrics.js';
 import { Inbox } from './inbox.js';
 import { SERVER_SUFFIXES, inboxBase, mayRead, parsePublish, type PublishOp } from './topics.js';
 
+
+/** Where Chat21 clients expect MQTT over WebSocket. */
+const CHAT21_WS_PATH = '/ws';
+const asksForMqtt = (req: IncomingMessage): boolean =>
+  String(req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => /^mqtt(v3\.1)?$/i.test(p.trim()));
+
 export interface MqttOptions {
   host: string;
   port: number;
@@ -109,10 +115,16 @@ export class MqttTransport {
     return typeof addr === 'object' && addr ? addr.port : this.opts.port;
   }
 
-  /** Takes an HTTP upgrade on the MQTT WebSocket path; false when the path is not ours. */
+  /**
+   * Takes an HTTP upgrade on the MQTT WebSocket path, and on `/ws` when the client asks for
+   * the MQTT subprotocol (`mqtt`, `mqttv3.1`): Chat21 deployments serve MQTT over WebSocket on
+   * `/ws`, and Parley's own protocol there never asks for a subprotocol. False when not ours.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const wss = this.wss;
-    if (!wss || new URL(req.url ?? '/', 'http://x').pathname !== this.opts.wsPath) return false;
+    if (!wss) return false;
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== this.opts.wsPath && !(path === CHAT21_WS_PATH && asksForMqtt(req))) return false;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws);
       stream.on('error', () => { /* reported by aedes */ });
