@@ -92,6 +92,10 @@ export const ConfigSchema = Type.Object({
     appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
     rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
     restPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)+$', description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)' }),
+    tokenKey: Type.Optional(Type.String({
+      minLength: 8,
+      description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
+    })),
   }, { default: {}, additionalProperties: false }),
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret } from './auth/jwt.js';
+import { createVerifier, resolveSecret, withSharedKey } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
 import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -191,12 +191,13 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   let mqtt: MqttTransport | null = null;
   if (cfg.mqtt.enabled) {
     const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
-    mqtt = new MqttTransport(service, chat21, verify, {
+    const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg.auth.clockToleranceSec) : verify;
+    mqtt = new MqttTransport(service, chat21, chat21Verify, {
       host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
     }, log, metrics);
     if (cfg.chat21.rest) {
       registerChat21Routes(http, `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`, {
-        chat21, verify, metrics, log,
+        chat21, verify: chat21Verify, metrics, log,
         admit: async (u) => {
           await service.checkNotBanned(u.id);
           await store.upsertUser({ id: u.id, name: u.name, profile: u.profile });

@@ -117,6 +117,29 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
   };
 }
 
+/**
+ * A verifier that also accepts HS256 tokens signed with `key` — the shared key of an existing
+ * Chat21 deployment, for the endpoints Chat21 clients use. The configured verifier is tried
+ * first; the key is only tried with HS256, pinned like every other key.
+ */
+export function withSharedKey(main: Verifier, key: string, clockToleranceSec: number): Verifier {
+  const secret = new TextEncoder().encode(key);
+  return async (token: string) => {
+    try {
+      return await main(token);
+    } catch (first) {
+      try {
+        const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], clockTolerance: clockToleranceSec });
+        // Never a Parley administrator: that takes a token of the configured issuer.
+        return { ...identityFromClaims(payload), admin: false };
+      } catch (err) {
+        // An expired token says so; otherwise the configured verifier's reason stands.
+        throw err instanceof joseErrors.JWTExpired ? joseError(err) : first;
+      }
+    }
+  };
+}
+
 export function identityFromClaims(p: JWTPayload): Identity {
   if (typeof p.sub !== 'string' || !userIdRe.test(p.sub)) {
     throw new ParleyError('unauthorized', 'token "sub" must be a user id matching ' + userIdRe.source);
