@@ -68,3 +68,42 @@ describe('SQLite account sessions', () => {
     await s.close();
   });
 });
+
+describe('SQLite search index (worker thread, its own file)', () => {
+  it('finds what was stored before the search, follows edits and deletes, survives a restart, and never shows removed messages', async () => {
+    const file = join(dir, 'search.db');
+    let s = new SqliteStore({ file });
+    const grp = async (id: string) => s.createRoom({ id, kind: 'group', name: id, topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const say = (room: string, text: string) => s.append({ room, user: 'u', name: 'u', kind: 'text', text });
+    const find = async (q: string, rooms = ['f']) => (await s.search('u', q, rooms, 10)).map((m) => m.text);
+    await grp('f');
+    const a = await say('f', 'alpha first');
+    // Found at once: the search waits for the index to catch up.
+    expect(await find('alpha')).toEqual(['alpha first']);
+    await s.append({ room: 'f', user: 'u', name: 'u', kind: 'edit', target: a.message.seq, text: 'alpha second' });
+    expect(await find('first')).toEqual([]);
+    expect(await find('alpha')).toEqual(['alpha second']);
+    const b = await say('f', 'bravo');
+    await s.append({ room: 'f', user: 'u', name: 'u', kind: 'delete', target: b.message.seq });
+    expect(await find('bravo')).toEqual([]);
+    // Many at once, in several index batches.
+    await Promise.all(Array.from({ length: 2500 }, (_, i) => say('f', `bulk ${i} charlie`)));
+    expect((await s.search('u', 'charlie', ['f'], 5000)).length).toBe(2500);
+    // A deleted room recreated under the same id does not bring back the old texts.
+    await grp('g');
+    await say('g', 'ghost words');
+    await s.deleteRoom('g', false);
+    await grp('g');
+    await say('g', 'fresh words');
+    expect(await find('words', ['g'])).toEqual(['fresh words']);
+    expect(await find('ghost', ['g'])).toEqual([]);
+    await s.close();
+    // After a restart the index is kept, and new ids never collide with old rows.
+    s = new SqliteStore({ file });
+    expect(await find('alpha')).toEqual(['alpha second']);
+    await say('f', 'delta after restart');
+    expect(await find('delta')).toEqual(['delta after restart']);
+    expect(await find('ghost', ['g'])).toEqual([]);
+    await s.close();
+  });
+});

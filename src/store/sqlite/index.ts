@@ -13,6 +13,7 @@ import {
 } from '../rows.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
+import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
 
 export { rowToMessage } from '../rows.js';
 
@@ -47,6 +48,9 @@ export class SqliteStore implements Store {
   private queue: Pending[] = [];
   private scheduled = false;
   private checkpointer: Checkpointer | null = null;
+  private readonly indexer: SearchIndexer;
+  /** Last fts_id given out (see search-index.ts). */
+  private ftsId = 0;
   private lastFlush = -Infinity;
   private readonly commitIntervalMs: number;
   private closed = false;
@@ -65,7 +69,10 @@ export class SqliteStore implements Store {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new Checkpointer(opts.file);
     }
+    const searchFile = attachSearchIndex(this.db, opts.file);
     this.s = this.prepare();
+    this.ftsId = this.s.maxFtsId.get() as number;
+    this.indexer = opts.file === ':memory:' ? new InlineSearchIndexer(this.db) : new WorkerSearchIndexer(opts.file, searchFile);
     this.savepoint = this.db.transaction((fn: () => unknown) => fn());
   }
 
@@ -105,9 +112,9 @@ export class SqliteStore implements Store {
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
       insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      ftsInsert: d.prepare('INSERT INTO messages_fts (text, room_id, seq) VALUES (?, ?, ?)'),
-      ftsDeleteThread: d.prepare(`DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages
-        WHERE room_id = ? AND (seq = ? OR (target = ? AND kind = 'edit')) AND fts_id IS NOT NULL)`),
+      // Never below what the index has seen: ids of removed messages are not given out again.
+      maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
+        coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
       isBlocked: d.prepare('SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
       getMessage: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq = ?`),
@@ -129,7 +136,6 @@ export class SqliteStore implements Store {
           retention_ms = CASE WHEN @setMs THEN @ms ELSE retention_ms END WHERE id = @id`),
       deleteRoom: d.prepare('DELETE FROM rooms WHERE id = ?'),
       deleteRoomMessages: d.prepare('DELETE FROM messages WHERE room_id = ?'),
-      deleteRoomFts: d.prepare('DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages WHERE room_id = ? AND fts_id IS NOT NULL)'),
       deleteRoomBans: d.prepare('DELETE FROM bans WHERE room_id = ?'),
       memberIds: d.prepare('SELECT user_id FROM members WHERE room_id = ?').pluck(),
       setRole: d.prepare('UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?'),
@@ -148,14 +154,12 @@ export class SqliteStore implements Store {
       unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
       retentionRooms: d.prepare('SELECT id, last_seq, retention_count, retention_ms FROM rooms'),
-      expireFts: d.prepare(`DELETE FROM messages_fts WHERE rowid IN (SELECT fts_id FROM messages
-        WHERE room_id = ? AND (seq <= ? OR ts < ?) AND fts_id IS NOT NULL)`),
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND (seq <= ? OR ts < ?)'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
       search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
-        FROM messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq LEFT JOIN users u ON u.id = m.user_id
-        WHERE messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
+        FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
+        WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
           AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
         ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
     };
@@ -242,14 +246,8 @@ export class SqliteStore implements Store {
   }
 
   private insertMessage(m: Message, key: string | null, hiddenFor: string | null = null): void {
-    let ftsId: number | null = null;
-    if ((m.kind === 'text' || m.kind === 'edit') && m.text !== undefined) {
-      // An edit replaces what search finds for its thread: drop the older versions first.
-      if (m.kind === 'edit') this.s.ftsDeleteThread.run(m.room, m.target, m.target);
-      ftsId = Number(this.s.ftsInsert.run(m.text, m.room, m.seq).lastInsertRowid);
-    } else if (m.kind === 'delete') {
-      this.s.ftsDeleteThread.run(m.room, m.target, m.target);
-    }
+    // Texts, edits and deletes are queued for the search index by their fts_id (search-index.ts).
+    const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? ++this.ftsId : null;
     this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
       m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId);
     this.commitSeq(m.room, m.seq);
@@ -451,12 +449,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteRoom(room: string, keepHistory: boolean): Promise<string[]> {
-    return this.write(() => {
+  async deleteRoom(room: string, keepHistory: boolean): Promise<string[]> {
+    const members = await this.write(() => {
       if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
       const members = this.s.memberIds.all(room) as string[];
       if (!keepHistory) {
-        this.s.deleteRoomFts.run(room);
         this.s.deleteRoomMessages.run(room);
       }
       this.s.deleteRoomBans.run(room);
@@ -465,6 +462,8 @@ export class SqliteStore implements Store {
       this.dirty.delete(room);
       return members;
     });
+    if (!keepHistory) this.indexer.pruned();
+    return members;
   }
 
   setRole(room: string, user: string, role: Role, by: { user: string; name: string }): Promise<{ member: Member; message: Message }> {
@@ -544,8 +543,8 @@ export class SqliteStore implements Store {
 
   // ---- retention and search ------------------------------------------------------------------
 
-  applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
-    return this.write(() => {
+  async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
+    const removed = await this.write(() => {
       let removed = 0;
       type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
       for (const r of this.s.retentionRooms.all() as Row[]) {
@@ -555,20 +554,24 @@ export class SqliteStore implements Store {
         const upTo = count === null ? 0 : Math.max(0, (this.seqs.get(r.id) ?? r.last_seq) - count);
         const before = ms === null ? 0 : now - ms;
         if (upTo === 0 && before === 0) continue;
-        this.s.expireFts.run(r.id, upTo, before);
         removed += this.s.expire.run(r.id, upTo, before).changes;
       }
       return removed;
     });
+    if (removed > 0) this.indexer.pruned();
+    return removed;
   }
 
-  search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
+  async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
     // Each word becomes a quoted FTS5 string, so no query syntax from users reaches FTS5.
     const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
-    if (words.length === 0 || rooms.length === 0) return Promise.resolve([]);
+    if (words.length === 0 || rooms.length === 0) return [];
     const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
+    // Everything stored before this search is found: wait for the index to catch up.
+    await this.indexer.caughtUp(this.ftsId);
+    if (this.closed) throw new ParleyError('unavailable', 'store is closed');
     const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
-    return Promise.resolve(rows.map((r) => rowToMessage(r)));
+    return rows.map((r) => rowToMessage(r));
   }
 
   // ---- health ------------------------------------------------------------------------------
@@ -593,6 +596,7 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     this.closed = true;
     if (this.queue.length > 0) this.flush();
+    await this.indexer.close();
     await this.checkpointer?.close();
     this.db.close();
   }

@@ -101,4 +101,14 @@ export const migrations: string[] = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: the search index moves to its own file, kept by a worker thread (search-index.ts).
+  // fts_id becomes the order in which text, edit and delete messages reach the index.
+  `
+  DROP TABLE messages_fts;
+  UPDATE messages SET fts_id = NULL;
+  UPDATE messages SET fts_id = o.n FROM (
+    SELECT room_id, seq, row_number() OVER (ORDER BY ts, room_id, seq) AS n FROM messages WHERE kind IN ('text', 'edit', 'delete')
+  ) AS o WHERE messages.room_id = o.room_id AND messages.seq = o.seq;
+  CREATE INDEX messages_fts_id ON messages(fts_id) WHERE fts_id IS NOT NULL;
+  `,
 ];
