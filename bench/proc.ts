@@ -8,12 +8,18 @@ try {
   clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 } catch { /* Linux default */ }
 
-/** User + system CPU of the process and all its threads, in milliseconds. */
-export function cpuMs(pid: number): number {
+/** User and system (kernel) CPU of the process and all its threads, in milliseconds. */
+export function cpuSplitMs(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // comm (field 2) may hold spaces; fields after it are space separated from "state" on.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+  return { user: (Number(f[11]) * 1000) / clkTck, sys: (Number(f[12]) * 1000) / clkTck };
+}
+
+/** User + system CPU of the process and all its threads, in milliseconds. */
+export function cpuMs(pid: number): number {
+  const c = cpuSplitMs(pid);
+  return c.user + c.sys;
 }
 
 export interface Mem { rssKiB: number; hwmKiB: number }

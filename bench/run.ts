@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from './pool.js';
-import { cpuMs, machine, machineTicks, memory, openFilesLimit } from './proc.js';
+import { cpuMs, cpuSplitMs, machine, machineTicks, memory, openFilesLimit } from './proc.js';
 import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
@@ -55,6 +55,8 @@ export interface StepResult {
   ack: LatencySummary | null;
   serverCpuMs: number;
   serverCpuPct: number;
+  /** Share of the server's CPU spent in the kernel (system time): socket writes and reads, fsync. */
+  serverSysPct: number | null;
   cpuUsPerDelivery: number | null;
   cpuUsPerMessage: number | null;
   clientCpuUsPerDelivery: number | null;
@@ -275,6 +277,7 @@ async function runStep(
 ): Promise<StepResult> {
   await quietMachine(pid, say, quietWaitMs);
   const cpu0 = cpuMs(pid);
+  const sys0 = cpuSplitMs(pid).sys;
   const machine0 = machineTicks();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
@@ -315,6 +318,7 @@ async function runStep(
     }
     const c = await p.all<CollectResult>({ t: 'collect' });
     const cpu = cpuMs(pid) - cpu0;
+    const sys = cpuSplitMs(pid).sys - sys0;
     const client = process.cpuUsage(client0);
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineTicks();
@@ -335,6 +339,7 @@ async function runStep(
       latency: summarize(mergeHistograms(c.map((r) => r.latency))),
       ack: summarize(mergeHistograms(sent.map((r) => r.ack))),
       serverCpuMs: Math.round(cpu), serverCpuPct: Math.round(cpu / 10 / wall),
+      serverSysPct: cpu > 0 ? Math.round((sys / cpu) * 100) : null,
       cpuUsPerDelivery: delivered > 0 ? round((cpu * 1000) / delivered) : null,
       cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,
       clientCpuUsPerDelivery: delivered > 0 ? round((client.user + client.system) / delivered) : null,

@@ -7,7 +7,7 @@ const f = (x: number | null | undefined, d = 1): string => (x === null || x === 
 
 export function summaryTable(r: BenchResult): string {
   const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
-    'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'rss MiB', 'steal %', 'other cpu %'];
+    'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'kernel %', 'rss MiB', 'steal %', 'other cpu %'];
   const rows: string[][] = [];
   for (const run of r.runs) {
     if (run.error) {
@@ -33,5 +33,5 @@ function stepRow(run: RunResult, s: StepResult): string[] {
   const l = s.latency;
   return [run.workload, run.target, s.name, String(s.ackedPerSec), String(s.deliveriesPerSec), String(s.lost), String(s.duplicated),
     String(s.outOfOrder), f(l?.p50Ms, 2), f(l?.p90Ms), f(l?.p99Ms), f(l?.p999Ms), f(l?.maxMs), f(s.ack?.p99Ms),
-    f(s.cpuUsPerDelivery), String(s.serverCpuPct), f(s.rssMiB), f(s.stealPct), String(s.otherCpuPct)];
+    f(s.cpuUsPerDelivery), String(s.serverCpuPct), s.serverSysPct === null || s.serverSysPct === undefined ? '-' : String(s.serverSysPct), f(s.rssMiB), f(s.stealPct), String(s.otherCpuPct)];
 }
