@@ -214,11 +214,27 @@ class PostgresDevServer implements PgServer {
     // recovery is over and connections are accepted).
     while (Date.now() < deadline) {
       if (exitedEarly) throw new Error(`postgres exited during startup:\n${tail(this.logFile)}`);
-      if (await accepts(this.port) && this.readyInPidFile()) return;
+      // Ready in its pid file (our own: the pid is our child's), and answering a query.
+      if (await accepts(this.port) && this.readyInPidFile() && await this.answers()) return;
       await sleep(50);
     }
     this.kill();
     throw new Error(`postgres did not start within ${this.startTimeoutMs} ms:\n${tail(this.logFile)}`);
+  }
+
+  /** The server answers a query (not only its port and pid file). */
+  private async answers(): Promise<boolean> {
+    const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
+    client.on('error', () => { /* reported by the failing query */ });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /** postmaster.pid's status line reads "ready" once the server accepts connections. */
