@@ -34,6 +34,22 @@ async function client(user: string, at: number | (() => string), opts: { admin?:
   return c;
 }
 
+/**
+ * Sends `prefix0`, `prefix1`… every `everyMs` until stopped; each acknowledged send's seq goes
+ * into `acked` and its text into `texts`. Failed sends are not counted (nothing was promised).
+ */
+function steadySends(c: ParleyClient, room: string, prefix: string, everyMs: number, acked: number[], texts: string[] = []) {
+  let stop = false;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      const r = await c.send(room, `${prefix}${i}`).catch(() => null);
+      if (r) { acked.push(r.seq); texts.push(`${prefix}${i}`); }
+      await new Promise((res) => setTimeout(res, everyMs));
+    }
+  })();
+  return { stop: () => { stop = true; return done; } };
+}
+
 /** The seqs a client received in the room, after `from`. */
 const seqsAfter = (got: Message[], from: number) => got.filter((m) => m.seq > from).map((m) => m.seq);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -188,22 +204,14 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const base = (await sender.history(room.id)).last;
     const seqs = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => (f.data as Message)).filter((m) => m.room === room.id && m.seq > base).map((m) => m.seq);
     const acked: number[] = [];
-    let stop = false;
-    const load = (async () => {
-      for (let i = 0; !stop; i++) {
-        const r = await sender.send(room.id, `rr${i}`).catch(() => null);
-        if (r) acked.push(r.seq);
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    })();
+    const load = steadySends(sender, room.id, 'rr', 10, acked);
     await waitFor(() => acked.length >= 30, 10_000);
     await cluster.redis!.stop();
     await new Promise((r) => setTimeout(r, 700));
     const during = acked.length;
     await cluster.redis!.start();
     await waitFor(() => acked.length >= during + 50, 20_000, 'sends after the restart');
-    stop = true;
-    await load;
+    await load.stop();
     // Sends went on while Redis was down: the store, not the bus, acknowledges.
     expect(during).toBeGreaterThan(30);
     const last = Math.max(...acked);
@@ -239,29 +247,15 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const got = movers.map((m) => collect(m, room.id));
     const acked: number[] = [];
     const moverAcked: string[] = [];
-    let stop = false;
-    const load = (async () => {
-      for (let i = 0; !stop; i++) {
-        const r = await sender.send(room.id, `k${i}`).catch(() => null);
-        if (r) acked.push(r.seq);
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    })();
+    const load = steadySends(sender, room.id, 'k', 10, acked);
     // A mover sends too: its sends in flight when the node dies are retried elsewhere, once.
-    const moverLoad = (async () => {
-      for (let i = 0; !stop; i++) {
-        const r = await movers[0]!.send(room.id, `m${i}`).catch(() => null);
-        if (r) { acked.push(r.seq); moverAcked.push(`m${i}`); }
-        await new Promise((res) => setTimeout(res, 25));
-      }
-    })();
+    const moverLoad = steadySends(movers[0]!, room.id, 'm', 25, acked, moverAcked);
     await waitFor(() => acked.length >= 40, 10_000);
     victimUp = false;
     await cluster.nodes[2]!.kill();
     const after = acked.length;
     await waitFor(() => acked.length >= after + 60, 20_000, 'sends after the kill');
-    stop = true;
-    await Promise.all([load, moverLoad]);
+    await Promise.all([load.stop(), moverLoad.stop()]);
     const last = Math.max(...acked);
     for (const g of got) await waitFor(() => (g.at(-1)?.seq ?? 0) >= last, 20_000, 'movers caught up');
     await new Promise((r) => setTimeout(r, 200));
