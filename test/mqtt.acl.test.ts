@@ -94,3 +94,35 @@ describe('MQTT bad payloads', () => {
     await b.close();
   });
 });
+
+describe('MQTT packet size on TCP', () => {
+  it('a packet announcing more than the limit ends the connection before it is buffered; others are unaffected', async () => {
+    const { createConnection } = await import('node:net');
+    const port = Number(new URL(s.mqttUrl).port);
+    const sock = createConnection({ host: '127.0.0.1', port });
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    let closed = false;
+    sock.on('close', () => { closed = true; });
+    sock.on('error', () => {});
+    // PUBLISH with a remaining length of 50 MiB (varint 0x80 0x80 0x80 0x19), then 256 KiB of it.
+    sock.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x19]));
+    for (let i = 0; i < 4 && !closed; i++) sock.write(Buffer.alloc(64 * 1024, 1));
+    await waitFor(() => closed, 5000, 'connection closed by the server');
+    const ok = await Chat21Peer.connect(s.mqttUrl, 'paul', await s.token('paul'));
+    expect(ok.closed).toBe(false);
+    await ok.close();
+  });
+
+  it('follows packet boundaries across chunks', async () => {
+    const { PacketGuard } = await import('../src/transport/mqtt/packet-guard.js');
+    const g = new PacketGuard(200);
+    // Two packets (lengths 3 and 130, the second's length in two bytes), split at odd places.
+    const bytes = Buffer.concat([Buffer.from([0x30, 3, 1, 2, 3, 0x30, 0x82, 0x01]), Buffer.alloc(130, 7)]);
+    for (const cut of [1, 2, 6, 7, 50]) {
+      const h = new PacketGuard(200);
+      expect(h.accept(bytes.subarray(0, cut)) && h.accept(bytes.subarray(cut))).toBe(true);
+    }
+    expect(g.accept(Buffer.from([0x30, 0xc9, 0x01]))).toBe(false); // 201 > 200
+    expect(new PacketGuard(1 << 30).accept(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff]))).toBe(false); // 5-byte length
+  });
+});

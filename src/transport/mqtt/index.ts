@@ -18,6 +18,7 @@ import type { Chat21Service } from '../../service/chat21.js';
 import type { Service } from '../../service/index.js';
 import type { Metrics } from '../http/metrics.js';
 import { Inbox } from './inbox.js';
+import { guardPackets } from './packet-guard.js';
 import { SERVER_SUFFIXES, inboxBase, mayRead, parsePublish, type PublishOp } from './topics.js';
 
 
@@ -104,6 +105,11 @@ export class MqttTransport {
     }
     const tcp = createServer((socket) => {
       socket.on('error', () => { /* reported by aedes */ });
+      // Same bound as MQTT over WebSocket: the payload limit plus room for topic and header.
+      guardPackets(socket, this.opts.maxPayloadBytes + 64 * 1024, () => {
+        this.metrics?.error('too_large', 'mqtt');
+        this.log.warn({ remote: socket.remoteAddress }, 'mqtt packet over the size limit: connection closed');
+      });
       this.broker.handle(socket);
     });
     this.tcp = tcp;
