@@ -1,8 +1,5 @@
 // The members of the open room, online first, with an invite form where the user may invite.
-import { useState } from 'preact/hooks';
-import { describeError } from '../api.js';
 import type { Chat, RoomEntry } from '../chat.js';
-import { checkUserId } from '../validate.js';
 import { Icon } from './icons.js';
 import { Avatar, UserIdForm } from './ui.js';
 
@@ -44,34 +41,12 @@ export function MembersPanel({ chat, room, entry, openUser, onClose }: {
 }
 
 function InviteForm({ chat, room }: { chat: Chat; room: string }) {
-  const [user, setUser] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  async function submit(e: Event) {
-    e.preventDefault();
-    const id = user.trim();
-    const bad = checkUserId(id);
-    setError(bad);
-    if (bad) return;
-    setBusy(true);
-    try {
-      const found = await chat.findUser(id);
-      if (!found) {
-        setError(`No user “${id}”.`);
-        return;
-      }
-      await chat.client.invite(room, found.id);
-      setUser('');
-      chat.notify(`${found.name} was added.`);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      setError(code === 'conflict' ? `${id} is already a member.` : describeError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
   return (
-    <UserIdForm id="invite-user" cls="invite-form" label="Invite a user" action="Invite" value={user} error={error} busy={busy}
-      onInput={(v) => { setUser(v); setError(null); }} onSubmit={submit} />
+    <UserIdForm chat={chat} id="invite-user" cls="invite-form" label="Invite a user" action="Invite"
+      onUser={async (found) => {
+        await chat.client.invite(room, found.id);
+        chat.notify(`${found.name} was added.`);
+      }}
+      failure={(err, id) => ((err as { code?: string }).code === 'conflict' ? `${id} is already a member.` : null)} />
   );
 }

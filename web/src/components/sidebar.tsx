@@ -1,11 +1,8 @@
 // The room list (the inbox): every room with its last message and unread count, most recent
 // first, plus the ways into new conversations.
 import type { TargetedKeyboardEvent } from 'preact';
-import { useState } from 'preact/hooks';
-import { describeError } from '../api.js';
 import type { Chat, RoomEntry } from '../chat.js';
 import { formatShort, plural, roomTitle } from '../format.js';
-import { checkUserId } from '../validate.js';
 import type { DialogState } from './app.js';
 import { Icon } from './icons.js';
 import { Avatar, UserIdForm } from './ui.js';
@@ -86,32 +83,9 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
 
 /** Opens the direct conversation with a user named by id, after checking the user exists. */
 function DirectForm({ chat, go }: { chat: Chat; go: (room: string) => void }) {
-  const [user, setUser] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  async function submit(e: Event) {
-    e.preventDefault();
-    const id = user.trim();
-    const bad = checkUserId(id) ?? (id === chat.me.id ? 'That is you. Enter someone else’s user id.' : null);
-    setError(bad);
-    if (bad) return;
-    setBusy(true);
-    try {
-      const found = await chat.findUser(id);
-      if (!found) setError(`No user “${id}”.`);
-      else {
-        const room = await chat.directWith(found.id);
-        setUser('');
-        go(room.id);
-      }
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
   return (
-    <UserIdForm id="direct-user" cls="direct-form" label="Message a user" action="Open" value={user} error={error} busy={busy}
-      onInput={(v) => { setUser(v); setError(null); }} onSubmit={submit} />
+    <UserIdForm chat={chat} id="direct-user" cls="direct-form" label="Message a user" action="Open"
+      check={(id) => (id === chat.me.id ? 'That is you. Enter someone else’s user id.' : null)}
+      onUser={async (found) => { go((await chat.directWith(found.id)).id); }} />
   );
 }

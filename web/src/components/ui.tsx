@@ -3,6 +3,8 @@ import type { ComponentChildren, TargetedEvent } from 'preact';
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { Chat } from '../chat.js';
 import { hue, initials } from '../format.js';
+import { describeError } from '../api.js';
+import { checkUserId } from '../validate.js';
 import { Icon } from './icons.js';
 
 /** Re-renders the component whenever the chat state changes. */
@@ -93,19 +95,49 @@ export function VisuallyHidden({ children }: { children: ComponentChildren }) {
   return <span class="sr-only">{children}</span>;
 }
 
-/** A one-field form for a user id (invite, open a direct room): label, input, button, error. */
-export function UserIdForm({ id, cls, label, action, value, error, busy, onInput, onSubmit }: {
-  id: string; cls: string; label: string; action: string; value: string; error: string | null; busy: boolean;
-  onInput: (value: string) => void; onSubmit: (e: TargetedEvent<HTMLFormElement, Event>) => void;
+/**
+ * A one-field form for a user id (invite, open a direct room): label, input, button, error.
+ * It checks the id, looks the user up, and hands the user found to `onUser`; `check` adds a
+ * form-specific check and `failure` words an error of `onUser`.
+ */
+export function UserIdForm({ chat, id, cls, label, action, check, onUser, failure }: {
+  chat: Chat; id: string; cls: string; label: string; action: string;
+  check?: (id: string) => string | null;
+  onUser: (user: { id: string; name: string }) => Promise<void>;
+  failure?: (err: unknown, id: string) => string | null;
 }) {
+  const [value, setValue] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e: TargetedEvent<HTMLFormElement, Event>) {
+    e.preventDefault();
+    const user = value.trim();
+    const bad = checkUserId(user) ?? check?.(user) ?? null;
+    setError(bad);
+    if (bad) return;
+    setBusy(true);
+    try {
+      const found = await chat.findUser(user);
+      if (!found) {
+        setError(`No user “${user}”.`);
+        return;
+      }
+      await onUser(found);
+      setValue('');
+    } catch (err) {
+      setError(failure?.(err, user) ?? describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
   const errId = `${id}-err`;
   return (
-    <form class={cls} onSubmit={onSubmit} noValidate>
+    <form class={cls} onSubmit={submit} noValidate>
       <label for={id}>{label}</label>
       <div class="row">
         <input id={id} value={value} placeholder="user id" autoComplete="off" spellcheck={false}
           aria-invalid={error ? true : undefined} aria-describedby={error ? errId : undefined}
-          onInput={(e) => onInput(e.currentTarget.value)} />
+          onInput={(e) => { setValue(e.currentTarget.value); setError(null); }} />
         <button type="submit" disabled={busy}>{action}</button>
       </div>
       {error && <small id={errId} class="error" role="alert">{error}</small>}
