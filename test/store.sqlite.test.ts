@@ -45,6 +45,29 @@ describe('SQLite group commit', () => {
     expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
     await s.close();
   });
+
+  it('commits are spaced by commitIntervalMs only after a commit that carried several writes', async () => {
+    const s = new SqliteStore({ file: join(dir, 'spacing.db'), commitIntervalMs: 300 });
+    await s.createRoom({ id: 'sp', kind: 'group', name: 'S', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const send = (text: string) => s.append({ room: 'sp', user: 'u', name: 'u', kind: 'text', text });
+    // Light load: a write right after a lone commit is not held back by the interval.
+    await send('lone');
+    let t = performance.now();
+    await send('right after');
+    expect(performance.now() - t).toBeLessThan(200);
+    // Sustained load: after a commit of several writes, the next one waits for the interval.
+    await Promise.all([send('a'), send('b'), send('c')]);
+    t = performance.now();
+    await send('spaced');
+    expect(performance.now() - t).toBeGreaterThan(250);
+    // That spaced commit carried one write, so the store is back to committing at once.
+    t = performance.now();
+    await send('light again');
+    expect(performance.now() - t).toBeLessThan(200);
+    expect((await s.history('sp', { limit: 10 })).map((m) => m.text ?? m.kind))
+      .toEqual(['join', 'lone', 'right after', 'a', 'b', 'c', 'spaced', 'light again']);
+    await s.close();
+  });
 });
 
 describe('SQLite account sessions', () => {

@@ -52,6 +52,8 @@ export class SqliteStore implements Store {
   /** Last fts_id given out (see search-index.ts). */
   private ftsId = 0;
   private lastFlush = -Infinity;
+  /** Writes carried by the last commit. */
+  private lastBatch = 0;
   private readonly commitIntervalMs: number;
   private closed = false;
   private readonly savepoint: (fn: () => unknown) => unknown;
@@ -174,8 +176,10 @@ export class SqliteStore implements Store {
       if (!this.scheduled) {
         this.scheduled = true;
         // Under sustained load commits are spaced by commitIntervalMs, so each one carries more
-        // writes (less CPU and fewer fsyncs per message); an idle store commits at once.
-        const wait = this.lastFlush + this.commitIntervalMs - performance.now();
+        // writes (less CPU and fewer fsyncs per message). Load counts as sustained while the
+        // last commit carried more than one write: a write arriving just after a lone one is
+        // committed at once, since a timer would hold it for at least a millisecond.
+        const wait = this.lastBatch > 1 ? this.lastFlush + this.commitIntervalMs - performance.now() : 0;
         if (wait > 0) setTimeout(() => this.flush(), wait);
         else setImmediate(() => this.flush());
       }
@@ -187,6 +191,7 @@ export class SqliteStore implements Store {
     this.lastFlush = performance.now();
     const batch = this.queue;
     this.queue = [];
+    this.lastBatch = batch.length;
     if (batch.length === 0) return;
     // Fast path: writes run one after another in one transaction. A write refuses with a
     // ParleyError only before it has written anything, so refusals need no savepoint. Any other
