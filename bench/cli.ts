@@ -41,6 +41,7 @@ const program = new Command('bench')
   .option('--concurrency <n>', 'connections opened at once per worker', int)
   .option('--warmup <ms>', 'unmeasured sending before the first step', Number)
   .option('--quiet-wait <ms>', 'longest wait before each step for other processes to quiet down (0: none)', Number)
+  .option('--no-floor', 'skip measuring the machine floor (durable write and wake-up latency) first')
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
@@ -67,6 +68,7 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     idle: flags.idle as number | undefined,
     size: flags.size as number | undefined,
     profile: Boolean(flags.profile),
+    floor: flags.floor !== false,
     outDir: flags.out as string,
     progress: (line, final) => {
       if (tty) {

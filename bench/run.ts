@@ -8,6 +8,7 @@ import { cpuMs, cpuSplitMs, machine, machineTicks, memory, openFilesLimit } from
 import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
+import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
   TARGETS, TARGET_WORKLOADS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
   type StreamEnd, type TargetName, type WorkloadName,
@@ -28,6 +29,8 @@ export interface BenchOptions extends WorkloadOptions {
   synchronous: 'full' | 'normal';
   /** Longest wait before each step for other processes to quiet down (0: do not wait). */
   quietWaitMs: number;
+  /** Measure the machine's own latency floor (durable write, wake-up) before the workloads. */
+  floor: boolean;
   outDir: string;
   progress?: (line: string, final?: boolean) => void;
 }
@@ -89,13 +92,15 @@ export interface BenchResult {
   startedAt: string;
   finishedAt: string;
   machine: ReturnType<typeof machine> & { node: string };
+  /** The machine's latency floor, measured before the workloads (see floor.ts). */
+  floor?: Floor;
   options: Omit<BenchOptions, 'progress'>;
   runs: RunResult[];
 }
 
 export const defaultOptions = (): BenchOptions => ({
   workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
-  warmupMs: 1000, profile: false, synchronous: 'full', quietWaitMs: 30_000, outDir: RESULTS_DIR,
+  warmupMs: 1000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, outDir: RESULTS_DIR,
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -147,6 +152,12 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   mkdirSync(join(o.outDir, 'logs'), { recursive: true });
   const startedAt = new Date().toISOString();
   const runs: RunResult[] = [];
+  let floor: Floor | undefined;
+  if (o.floor) {
+    o.progress?.('measuring the machine floor (durable write, wake-up) …');
+    floor = await measureFloor(o.quick ? 150 : 400);
+    o.progress?.(floorLine(floor), true);
+  }
   let pool: Pool | null = null;
   for (const workload of o.workloads) {
     const plan = plans[workload](o);
@@ -164,7 +175,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   }
   await pool?.terminate();
   const { progress: _p, ...options } = o;
-  return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, options, runs };
+  return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, floor, options, runs };
 }
 
 async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string, p: Pool): Promise<RunResult> {

@@ -46,5 +46,10 @@ describe('benchmark harness against parley', () => {
     expect(byName.connections!.memory.perConnectionKiB).not.toBeNull();
     expect(byName.connections!.setup.connectsPerSec).toBeGreaterThan(0);
     expect(summaryTable(result)).toContain('parley');
+    // The machine floor comes first: real fsyncs and timer wake-ups, one sample per round.
+    expect(result.floor?.durableWrite.count).toBe(150);
+    expect(result.floor?.wakeUpLate.count).toBe(150);
+    expect(result.floor!.durableWrite.p50Ms).toBeGreaterThan(0);
+    expect(summaryTable(result)).toMatch(/^machine floor \(150 rounds after 5 ms idle\): durable write/);
   }, 60_000);
 });

@@ -2,6 +2,7 @@
 // latency-percentile chart per workload and target, and the figures of every step.
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import type { LatencySummary } from '../hist.js';
+import type { Floor } from '../floor.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -96,6 +97,16 @@ function workloadSection(workload: string, runs: RunResult[]): string {
   return parts.join('\n');
 }
 
+function floorSection(f: Floor): string {
+  const row = (label: string, l: LatencySummary): string => `<tr><td>${esc(label)}</td>${latencyCells(l)}</tr>`;
+  return `<h2>machine floor</h2><p>Measured before the workloads, ${f.rounds} rounds, each after ${f.idleMs} ms idle: a durable write as one `
+    + `single-message commit makes it (four 4 KiB pages and an fsync, in ${esc(f.dir)}), and how late a sleeping timer wakes up. `
+    + `No server on this machine can deliver below these tails: a durable one pays the write once per message, every one pays a wake-up on each side.</p>`
+    + `<div class="charts">${chart('machine floor', [{ label: 'durable write', curve: f.durableWrite.curve }, { label: 'wake-up late by', curve: f.wakeUpLate.curve }])}</div>`
+    + `<table><tr><th></th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>`
+    + `${row('durable write', f.durableWrite)}${row('wake-up late by', f.wakeUpLate)}</table>`;
+}
+
 export function htmlReport(r: BenchResult): string {
   const byWorkload = new Map<string, RunResult[]>();
   for (const run of r.runs) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
@@ -109,6 +120,7 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:f
 load generator on the same machine (${r.options.workers} worker threads) · Parley SQLite synchronous=${esc(r.options.synchronous)}${r.options.quick ? ' · <b>quick run</b>' : ''}</p>
 <p>Latency is measured from the moment a probe sends to the moment another connection receives the message; "ack" is send to acknowledgement.
 Server CPU is user+system time of the server process from <code>/proc/PID/stat</code> over the step (sending and draining), divided by deliveries.</p>
+${r.floor ? floorSection(r.floor) : ''}
 ${[...byWorkload].map(([w, runs]) => workloadSection(w, runs)).join('\n')}
 </body></html>`;
 }

@@ -2,6 +2,7 @@
 // "steal %" is the time the hypervisor took the CPUs away and "other cpu %" what other processes
 // used meanwhile: a high value of either marks a disturbed step.
 import type { BenchResult, RunResult, StepResult } from '../run.js';
+import { floorLine } from '../floor.js';
 
 const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 
@@ -26,7 +27,8 @@ export function summaryTable(r: BenchResult): string {
   const line = (cells: string[]): string => cells.length === head.length
     ? cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
     : cells.join('  ');
-  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  const table = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+  return (r.floor ? [floorLine(r.floor), '', ...table] : table).join('\n');
 }
 
 function stepRow(run: RunResult, s: StepResult): string[] {
