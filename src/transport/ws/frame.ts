@@ -18,6 +18,3 @@ export function textFrame(payload: Buffer): Buffer {
   payload.copy(out, head);
   return out;
 }
-
-/** An empty, unmasked ping frame (FIN + opcode 0x9, no payload), written as is by heartbeats. */
-export const PING_FRAME: Buffer = Buffer.from([0x89, 0x00]);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
-import { PING_FRAME, textFrame } from './frame.js';
+import { textFrame } from './frame.js';
 import type { Metrics } from '../http/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
@@ -53,11 +53,6 @@ class Connection implements Conn {
     frame.wire ??= textFrame(frame.payload);
     this.cork();
     this.socket.write(frame.wire);
-  }
-  /** A heartbeat: one shared, pre-framed ping, so a round over every connection allocates nothing per socket. */
-  ping(): void {
-    if (this.ws.readyState !== 1 || !this.socket.writable) return;
-    this.socket.write(PING_FRAME);
   }
   /** Replies and other one-off frames. */
   reply(data: string): void {
@@ -300,7 +295,7 @@ export class WsTransport {
         continue;
       }
       c.alive = false;
-      c.ping();
+      c.ws.ping();
       if (c.expiresAt !== 0) this.armExpiry(c);
     }
   }
