@@ -101,7 +101,7 @@ function floorSection(f: Floor): string {
   const row = (label: string, l: LatencySummary): string => `<tr><td>${esc(label)}</td>${latencyCells(l)}</tr>`;
   return `<h2>machine floor</h2><p>Measured before the workloads, ${f.rounds} rounds, each after ${f.idleMs} ms idle: a durable write as one `
     + `single-message commit makes it (four 4 KiB pages and an fsync, in ${esc(f.dir)}), and how late a sleeping timer wakes up. `
-    + `No server on this machine can deliver below these tails: a durable one pays the write once per message, every one pays a wake-up on each side.</p>`
+    + `A durable server pays the write once per message; every server pays a wake-up on each side of a socket.</p>`
     + `<div class="charts">${chart('machine floor', [{ label: 'durable write', curve: f.durableWrite.curve }, { label: 'wake-up late by', curve: f.wakeUpLate.curve }])}</div>`
     + `<table><tr><th></th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>`
     + `${row('durable write', f.durableWrite)}${row('wake-up late by', f.wakeUpLate)}</table>`;
