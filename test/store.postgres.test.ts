@@ -146,6 +146,15 @@ describe('PostgreSQL going away', () => {
     await s.close();
   });
 
+  it('the throwaway server starts again at once after kill(), before its exit event has come', async () => {
+    own.kill();
+    await own.start();
+    const c = new pg.Client({ connectionString: own.url });
+    await c.connect();
+    expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await c.end();
+  });
+
   it('a crash under load loses no acknowledged write and leaves no gap', async () => {
     const s = await PostgresStore.open({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
     await s.createRoom({ id: 'k', kind: 'group', name: 'K', topic: '', createdBy: 'u', members: members('u') });

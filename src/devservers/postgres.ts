@@ -274,7 +274,10 @@ class PostgresDevServer implements PgServer {
 
   async stop(): Promise<void> {
     const child = this.child;
-    if (!child) return;
+    if (!child) {
+      await this.exited;
+      return;
+    }
     // SIGINT to the postmaster itself is a fast shutdown (runuser would turn a signal sent to it
     // into SIGTERM, a smart shutdown that waits for every client to leave).
     const pid = this.postmasterPid();
@@ -299,6 +302,9 @@ class PostgresDevServer implements PgServer {
     } catch {
       // already gone
     }
+    // Dead from now on, though its exit event may come later: a start() right after this
+    // must start a new server (after `exited`), not take the dying one for a running one.
+    this.child = null;
   }
 
   async destroy(): Promise<void> {
