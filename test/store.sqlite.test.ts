@@ -24,6 +24,40 @@ describe('SQLite store specifics', () => {
     expect((await s.history('keep', { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'one', 'two']);
     await s.close();
   });
+
+  it('sends do not write the rooms row; after retention removed every message a restart still never reuses a seq', async () => {
+    const file = join(dir, 'lastseq.db');
+    let s = new SqliteStore({ file });
+    await s.createRoom({ id: 'r', kind: 'group', name: 'R', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    for (let n = 0; n < 4; n++) await s.append({ room: 'r', user: 'u', name: 'u', kind: 'text', text: `m${n}` });
+    expect(s.db.prepare("SELECT last_seq FROM rooms WHERE id = 'r'").pluck().get()).toBe(0);
+    expect((await s.getRoom('r'))!.lastSeq).toBe(5);
+    expect((await s.roomsOf('u'))[0]!.room.lastSeq).toBe(5);
+    expect((await s.inbox('u'))[0]!.room.lastSeq).toBe(5);
+    expect(await s.markRead('r', 'u', 99)).toBe(5);
+    // Every message is older than a day: all go, and the room keeps its last seq.
+    expect(await s.applyRetention(Date.now() + 3 * 86_400_000, { count: null, days: 1 })).toBe(5);
+    await s.close();
+    s = new SqliteStore({ file });
+    expect(await s.history('r', { limit: 10 })).toEqual([]);
+    expect((await s.getRoom('r'))!.lastSeq).toBe(5);
+    expect(await s.bounds('r')).toEqual({ first: 6, last: 5 });
+    expect((await s.append({ room: 'r', user: 'u', name: 'u', kind: 'text', text: 'after' })).message.seq).toBe(6);
+    await s.close();
+  });
+
+  it('retention by age cuts at the first message at or after the limit, in seq order', async () => {
+    const s = new SqliteStore({ file: join(dir, 'age.db') });
+    await s.createRoom({ id: 'a', kind: 'group', name: 'A', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    for (let n = 0; n < 3; n++) await s.append({ room: 'a', user: 'u', name: 'u', kind: 'text', text: `old${n}` });
+    const day = 86_400_000;
+    s.db.prepare("UPDATE messages SET ts = ts - 3 * ? WHERE room_id = 'a'").run(day);
+    await s.append({ room: 'a', user: 'u', name: 'u', kind: 'text', text: 'new' });
+    expect(await s.applyRetention(Date.now(), { count: null, days: 1 })).toBe(4);
+    expect((await s.history('a', { limit: 10 })).map((m) => m.text)).toEqual(['new']);
+    expect(s.db.pragma('index_list(messages)').map((x) => (x as { name: string }).name)).not.toContain('messages_ts');
+    await s.close();
+  });
 });
 
 describe('SQLite group commit', () => {

@@ -33,6 +33,14 @@ interface BatchResult { ok: boolean; v: unknown }
 /** Thrown inside a batch to roll it back and run it again with a savepoint per write. */
 const RETRY = Symbol('retry batch with savepoints');
 
+/**
+ * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
+ * when retention has removed the newest ones. Sends do not write the rooms row, so a commit
+ * writes one page fewer per room it touches. `r` is the rooms row's alias.
+ */
+const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.seq) FROM messages l WHERE l.room_id = ${r}.id), 0))`;
+const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
+
 /** Messages as clients read them: with the author's current public profile. */
 const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
@@ -43,8 +51,6 @@ export class SqliteStore implements Store {
   private readonly s: ReturnType<SqliteStore['prepare']>;
   /** last seq per room, valid for committed and in-batch writes of this instance. */
   private readonly seqs = new Map<string, number>();
-  /** rooms whose last_seq column must be written before the batch commits. */
-  private readonly dirty = new Set<string>();
   private queue: Pending[] = [];
   private scheduled = false;
   private checkpointer: Checkpointer | null = null;
@@ -99,15 +105,15 @@ export class SqliteStore implements Store {
       getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
       insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
-      getRoom: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`),
-      findDirect: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE direct_key = ?`),
-      lastSeq: d.prepare('SELECT last_seq FROM rooms WHERE id = ?').pluck(),
+      getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
+      findDirect: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE direct_key = ?`),
+      lastSeq: d.prepare(`SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?`).pluck(),
       setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
-      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.access, r.retention_count, r.retention_ms,
+      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
           m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
       roomIdsOf: d.prepare('SELECT room_id FROM members WHERE user_id = ?').pluck(),
-      publicRooms: d.prepare(`SELECT ${ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
+      publicRooms: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
       getMember: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? AND user_id = ?`),
       members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
       insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
@@ -124,9 +130,9 @@ export class SqliteStore implements Store {
       after: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
       before: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
       firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
-      markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT last_seq FROM rooms WHERE id = ?)))
+      markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?)))
         WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
-      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.access, r.retention_count, r.retention_ms,
+      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
           m.role, m.read_seq,
           (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
             AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)) AS unread,
@@ -155,8 +161,11 @@ export class SqliteStore implements Store {
       block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
       unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
-      retentionRooms: d.prepare('SELECT id, last_seq, retention_count, retention_ms FROM rooms'),
-      expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND (seq <= ? OR ts < ?)'),
+      retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms`),
+      // Age limits cut at the first message (in seq order) at or after the limit. This walks
+      // only the messages about to be removed, with no index on ts to keep up at every send.
+      firstKept: d.prepare('SELECT seq FROM messages WHERE room_id = ? AND ts >= ? ORDER BY seq LIMIT 1').pluck(),
+      expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
       search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
@@ -222,20 +231,17 @@ export class SqliteStore implements Store {
             results[i] = { ok: false, v: err };
           }
         }
-        for (const room of this.dirty) this.s.setLastSeq.run(this.seqs.get(room), room);
       })();
     } catch (err) {
       // Rolled back: nothing of the batch is stored and the seq cache may be ahead.
       this.seqs.clear();
-      this.dirty.clear();
       if (err === RETRY) return RETRY;
       return new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
     }
-    this.dirty.clear();
     return results;
   }
 
-  /** Inside a write: the next seq of a room. Commit it with `commitSeq` once the row is in. */
+  /** Inside a write: the next seq of a room. Record it with `commitSeq` once the row is in. */
   private nextSeq(room: string): number {
     let last = this.seqs.get(room);
     if (last === undefined) {
@@ -247,7 +253,6 @@ export class SqliteStore implements Store {
   }
   private commitSeq(room: string, seq: number): void {
     this.seqs.set(room, seq);
-    this.dirty.add(room);
   }
 
   private insertMessage(m: Message, key: string | null, hiddenFor: string | null = null): void {
@@ -301,21 +306,12 @@ export class SqliteStore implements Store {
 
   getRoom(id: string): Promise<Room | null> {
     const r = this.s.getRoom.get(id) as RoomRow | undefined;
-    return Promise.resolve(r ? this.withLiveSeq(rowToRoom(r)) : null);
+    return Promise.resolve(r ? rowToRoom(r) : null);
   }
 
   findDirect(directKey: string): Promise<Room | null> {
     const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
-    return Promise.resolve(r ? this.withLiveSeq(rowToRoom(r)) : null);
-  }
-
-  /** last_seq in the table lags by at most one batch; the cache is exact for committed writes. */
-  private withLiveSeq(room: Room): Room {
-    if (this.queue.length === 0) {
-      const cached = this.seqs.get(room.id);
-      if (cached !== undefined) room.lastSeq = cached;
-    }
-    return room;
+    return Promise.resolve(r ? rowToRoom(r) : null);
   }
 
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>> {
@@ -464,7 +460,6 @@ export class SqliteStore implements Store {
       this.s.deleteRoomBans.run(room);
       this.s.deleteRoom.run(room);
       this.seqs.delete(room);
-      this.dirty.delete(room);
       return members;
     });
     if (!keepHistory) this.indexer.pruned();
@@ -556,10 +551,16 @@ export class SqliteStore implements Store {
         const count = r.retention_count ?? defaults.count;
         const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
         if (count === null && ms === null) continue;
-        const upTo = count === null ? 0 : Math.max(0, (this.seqs.get(r.id) ?? r.last_seq) - count);
-        const before = ms === null ? 0 : now - ms;
-        if (upTo === 0 && before === 0) continue;
-        removed += this.s.expire.run(r.id, upTo, before).changes;
+        let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
+        if (ms !== null) {
+          const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
+          upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
+        }
+        if (upTo === 0) continue;
+        const changes = this.s.expire.run(r.id, upTo).changes;
+        // The room's last seq must outlive its messages, so seqs are never given out twice.
+        if (changes > 0) this.s.setLastSeq.run(r.last_seq, r.id);
+        removed += changes;
       }
       return removed;
     });

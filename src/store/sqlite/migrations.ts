@@ -111,4 +111,9 @@ export const migrations: string[] = [
   ) AS o WHERE messages.room_id = o.room_id AND messages.seq = o.seq;
   CREATE INDEX messages_fts_id ON messages(fts_id) WHERE fts_id IS NOT NULL;
   `,
+  // 3: sends no longer keep an index on ts (retention by age walks the oldest messages in seq
+  // order instead), and rooms.last_seq is written only when retention removes messages.
+  `
+  DROP INDEX IF EXISTS messages_ts;
+  `,
 ];
