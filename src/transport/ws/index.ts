@@ -60,13 +60,19 @@ class Connection implements Conn {
     this.cork();
     this.ws.send(data);
   }
-  /** Writes made in the same event-loop turn leave in one system call. */
+  /**
+   * Writes made by one callback and the promise continuations it sets off (a group commit's
+   * whole fan-out and its replies, say) leave in one system call per socket. The uncork runs
+   * from the next-tick queue, which Node drains only once the microtask queue is empty: right
+   * after that work, not after the rest of the event-loop turn (a setImmediate queued from a
+   * commit would wait for every socket read of the next poll phase).
+   */
   private cork(): void {
     if (this.corked) return;
     this.corked = true;
     this.socket.cork();
     uncorkQueue.push(this);
-    if (uncorkQueue.length === 1) setImmediate(uncorkAll);
+    if (uncorkQueue.length === 1) process.nextTick(uncorkAll);
   }
   uncork(): void {
     this.corked = false;
