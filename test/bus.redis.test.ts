@@ -2,6 +2,7 @@
 // plus what only a networked bus has: reconnects, dead nodes, shared counters.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { RedisBus, decodeBusMessage, encodeBusMessage } from '../src/bus/redis/index.js';
 import type { BusMessage } from '../src/bus/bus.js';
@@ -67,6 +68,19 @@ describe('Redis bus', () => {
     other.publish('r:a', { frame: '{}', seq: 1 });
     await waitFor(() => got.length === 1);
     await Promise.all([bus.close(), other.close()]);
+    await own.destroy();
+  });
+
+  it('the throwaway server starts again at once after kill(), before the killed one has exited', async () => {
+    const own = await startRedis();
+    for (let i = 0; i < 5; i++) {
+      own.kill();
+      await own.start();
+      const c = new Redis(own.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      await c.connect();
+      expect(await c.ping()).toBe('PONG');
+      c.disconnect();
+    }
     await own.destroy();
   });
 

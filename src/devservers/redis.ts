@@ -85,7 +85,14 @@ export async function startRedis(opts: { dir?: string; port?: number; extraArgs?
   const port = opts.port ?? await freePort(opts.extraArgs?.includes('--cluster-enabled') ? 10000 : 0);
   let proc: ChildProcess | null = null;
   let log = '';
+  const ended = (): Promise<void> => new Promise((resolve) => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
+    p.once('exit', () => resolve());
+  });
   const start = async (): Promise<void> => {
+    // After kill() the old process may still hold the port for a moment: wait for its exit.
+    await ended();
     const p = spawn(bin, [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
       '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', ...(opts.extraArgs ?? []),
@@ -103,11 +110,6 @@ export async function startRedis(opts: { dir?: string; port?: number; extraArgs?
       throw err;
     }
   };
-  const ended = (): Promise<void> => new Promise((resolve) => {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
-    p.once('exit', () => resolve());
-  });
   await start();
   const server: RedisServer = {
     port, dir, url: `redis://127.0.0.1:${port}`,
