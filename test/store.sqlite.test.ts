@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { SqliteAccountStore } from '../src/store/sqlite/accounts.js';
 import { storeConformance } from './conformance/store.js';
@@ -59,9 +60,31 @@ describe('SQLite store specifics', () => {
     s.db.prepare("UPDATE messages SET ts = ts - 3 * ? WHERE room_id = 'a' AND seq = ?").run(day, late.message.seq);
     expect(await s.applyRetention(Date.now(), { count: null, days: 1 })).toBe(4);
     expect((await s.history('a', { limit: 10 })).map((m) => m.text)).toEqual(['new', 'late']);
-    expect(s.db.pragma('index_list(messages)').map((x) => (x as { name: string }).name)).not.toContain('messages_ts');
+    expect((s.db.pragma('index_list(messages)') as Array<{ name: string }>).map((x) => x.name)).not.toContain('messages_ts');
     await s.close();
   });
+
+  it('under sustained writes the WAL starts over instead of growing for as long as the load lasts', async () => {
+    const file = join(dir, 'wal.db');
+    // Start over from 1,000 pages (4 MB) instead of 16,384, so a few seconds of writes show it.
+    const s = new SqliteStore({ file, walRestartPages: 1000 });
+    await s.createRoom({ id: 'w', kind: 'channel', name: 'W', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const text = 'x'.repeat(200);
+    const send = () => s.append({ room: 'w', user: 'u', name: 'u', kind: 'text', text });
+    let sent = 0;
+    let largest = 0;
+    // 20 sends in flight: a commit is always coming, as under load.
+    while (sent < 90_000) {
+      await Promise.all(Array.from({ length: 20 }, send));
+      sent += 20;
+      largest = Math.max(largest, statSync(`${file}-wal`).size);
+    }
+    // About 165 MB went through the WAL (before this change it grew to that size).
+    expect(largest).toBeLessThan(64 * 1024 * 1024);
+    expect((await s.getRoom('w'))!.lastSeq).toBe(90_001);
+    expect((await s.history('w', { limit: 1 }))[0]!.seq).toBe(90_001);
+    await s.close();
+  }, 30_000);
 });
 
 describe('SQLite group commit', () => {

@@ -26,6 +26,8 @@ export interface SqliteOptions {
   commitIntervalMs?: number;
   /** Checkpoint the WAL from a worker thread instead of inside commits (default true). */
   backgroundCheckpoints?: boolean;
+  /** WAL size in pages from which the WAL is made to start over under sustained writes (default 16,384: 64 MB). */
+  walRestartPages?: number;
 }
 
 interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
@@ -75,7 +77,7 @@ export class SqliteStore implements Store {
     this.migrate();
     if (opts.file !== ':memory:' && opts.backgroundCheckpoints !== false) {
       this.db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Checkpointer(opts.file);
+      this.checkpointer = new Checkpointer(opts.file, { onCaughtUp: () => this.finishCheckpoint(), restartFrames: opts.walRestartPages });
     }
     const searchFile = attachSearchIndex(this.db, opts.file);
     this.s = this.prepare();
@@ -174,6 +176,16 @@ export class SqliteStore implements Store {
           AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
         ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
     };
+  }
+
+  /** See checkpointer.ts: copies the frames committed since the checkpointer's last copy. */
+  private finishCheckpoint(): void {
+    if (this.closed) return;
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // Busy (PASSIVE never waits): the next round tries again.
+    }
   }
 
   // ---- group commit -------------------------------------------------------------------
