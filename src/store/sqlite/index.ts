@@ -65,6 +65,7 @@ export class SqliteStore implements Store {
   private readonly commitIntervalMs: number;
   private closed = false;
   private readonly savepoint: (fn: () => unknown) => unknown;
+  private readonly batchTx: (batch: Pending[], isolate: boolean, results: BatchResult[]) => void;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -84,6 +85,17 @@ export class SqliteStore implements Store {
     this.ftsId = this.s.maxFtsId.get() as number;
     this.indexer = opts.file === ':memory:' ? new InlineSearchIndexer(this.db) : new WorkerSearchIndexer(opts.file, searchFile);
     this.savepoint = this.db.transaction((fn: () => unknown) => fn());
+    // Built once: better-sqlite3 makes a new wrapper (and its variants) per transaction() call.
+    this.batchTx = this.db.transaction((batch: Pending[], isolate: boolean, results: BatchResult[]) => {
+      for (let i = 0; i < batch.length; i++) {
+        try {
+          results[i] = { ok: true, v: isolate ? this.savepoint(batch[i]!.run) : batch[i]!.run() };
+        } catch (err) {
+          if (!isolate && !(err instanceof ParleyError)) throw RETRY;
+          results[i] = { ok: false, v: err };
+        }
+      }
+    });
   }
 
   private migrate(): void {
@@ -234,16 +246,7 @@ export class SqliteStore implements Store {
   private runBatch(batch: Pending[], isolate: boolean): BatchResult[] | typeof RETRY | ParleyError {
     const results: BatchResult[] = new Array(batch.length);
     try {
-      this.db.transaction(() => {
-        for (let i = 0; i < batch.length; i++) {
-          try {
-            results[i] = { ok: true, v: isolate ? this.savepoint(batch[i]!.run) : batch[i]!.run() };
-          } catch (err) {
-            if (!isolate && !(err instanceof ParleyError)) throw RETRY;
-            results[i] = { ok: false, v: err };
-          }
-        }
-      })();
+      this.batchTx(batch, isolate, results);
     } catch (err) {
       // Rolled back: nothing of the batch is stored and the seq cache may be ahead.
       this.seqs.clear();
