@@ -100,7 +100,7 @@ export interface BenchResult {
 
 export const defaultOptions = (): BenchOptions => ({
   workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
-  warmupMs: 1000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, outDir: RESULTS_DIR,
+  warmupMs: 2000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, outDir: RESULTS_DIR,
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -148,7 +148,7 @@ async function quietMachine(pid: number, say: (l: string) => void, maxMs: number
 
 export async function runBench(partial: Partial<BenchOptions> = {}): Promise<BenchResult> {
   const o: BenchOptions = { ...defaultOptions(), ...partial };
-  if (partial.warmupMs === undefined) o.warmupMs = o.quick ? 300 : 1000;
+  if (partial.warmupMs === undefined) o.warmupMs = o.quick ? 300 : 2000;
   mkdirSync(join(o.outDir, 'logs'), { recursive: true });
   const startedAt = new Date().toISOString();
   const runs: RunResult[] = [];
@@ -252,8 +252,8 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
 
     // ---- measured steps ----
     const steps: Array<StepSpec & { id: number }> = [];
-    if (plan.steps.length > 0 && o.warmupMs > 0) steps.push({ ...plan.steps[0]!, name: 'warmup', warmup: true, durationMs: o.warmupMs, id: 0 });
-    plan.steps.forEach((s, i) => steps.push({ ...s, id: i + 1 }));
+    if (plan.steps.length > 0 && o.warmupMs > 0) for (const w of warmups(plan, o.warmupMs, !o.quick)) steps.push({ ...w, id: steps.length });
+    for (const s of plan.steps) steps.push({ ...s, id: steps.length });
     for (const s of steps) {
       const r = await runStep(p, pid, s, workerOf, say, o.quietWaitMs);
       if (s.warmup) continue;
@@ -283,6 +283,30 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   return result;
 }
 
+/**
+ * The unmeasured warm-up, in two parts. First the first step's senders for `ms` at WARMUP_RATE
+ * messages/s (or the step's own rate if higher, and never over WARMUP_DELIVERIES per second, so
+ * a big room does not overload a target): enough messages for V8 to compile every target's hot
+ * path. Then, if that was faster than the step, SETTLE_MS at the step's own rate: V8's memory
+ * reducer runs its major GCs some 8-16 s after the allocation rate drops, and without this it
+ * did so inside the first measured step (Parley on chat21: RSS fell from 139 to 103 MiB eight
+ * seconds into the first step, and the server's CPU doubled for two seconds).
+ */
+const WARMUP_RATE = 500;
+const WARMUP_DELIVERIES = 50_000;
+const SETTLE_MS = 20_000;
+
+function warmups(plan: Plan, ms: number, settle: boolean): StepSpec[] {
+  const first = plan.steps[0]!;
+  const warm = { ...first, name: 'warmup', warmup: true, durationMs: ms };
+  if (first.rate === 'max') return [warm];
+  const size = new Map(plan.rooms.map((r) => [r.id, r.members.length]));
+  const receivers = first.senders.reduce((a, x) => a + Math.max(1, (size.get(x.room) ?? 2) - 1), 0) / Math.max(1, first.senders.length);
+  const rate = Math.max(first.rate, Math.min(WARMUP_RATE, Math.floor(WARMUP_DELIVERIES / receivers)));
+  if (rate === first.rate || !settle) return [{ ...warm, rate }];
+  return [{ ...warm, rate }, { ...warm, name: 'settle', durationMs: SETTLE_MS }];
+}
+
 async function runStep(
   p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void, quietWaitMs: number,
 ): Promise<StepResult> {
@@ -292,7 +316,7 @@ async function runStep(
   const machine0 = machineTicks();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
-  const label = s.warmup ? 'warmup' : `step ${s.name}`;
+  const label = s.warmup ? s.name : `step ${s.name}`;
   const ticker = setInterval(() => {
     const t = p.totals();
     const secs = (performance.now() - t0) / 1000;
