@@ -19,6 +19,9 @@
 //   (never hang) and the store recovers by itself once the database answers again.
 import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
 
+/** Why a room id cannot be used again (the `conflict` message of `createRoom`). */
+export const KEPT_HISTORY = 'this room id belongs to a deleted room whose history is kept';
+
 export interface NewRoom {
   id: string;
   kind: RoomKind;
@@ -80,7 +83,10 @@ export interface Store {
 
   /**
    * Creates a room with its first members, appending one `join` message per member.
-   * Rejects with `conflict` if the id (or the direct pair) exists.
+   * Rejects with `conflict` if the id (or the direct pair) exists, or if the messages of a
+   * deleted room kept by `deleteRoom(id, true)` still hold the id: a new room must never show
+   * another room's history. A direct room is the exception: its id belongs to its pair, so
+   * the pair's new room continues after the kept messages (its first join takes the next seq).
    */
   createRoom(room: NewRoom): Promise<{ room: Room; messages: Message[] }>;
   getRoom(id: string): Promise<Room | null>;

@@ -165,6 +165,39 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await expect(store.deleteRoom(id, false)).rejects.toMatchObject({ code: 'not_found' });
     });
 
+    it('a deleted room whose history is kept still owns its id: re-creating it is a conflict, and nothing is written', async () => {
+      const id = await group('u1', ['u2']);
+      await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'private words' });
+      expect((await store.deleteRoom(id, true)).sort()).toEqual(['u1', 'u2']);
+      expect(await store.getRoom(id)).toBeNull();
+      await expect(store.createRoom({ id, kind: 'group', name: 'again', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] }))
+        .rejects.toMatchObject({ code: 'conflict' });
+      expect(await store.getRoom(id)).toBeNull();
+      expect(await store.getMember(id, 'u3')).toBeNull();
+      expect((await store.roomsOf('u3')).map((r) => r.room.id)).not.toContain(id);
+      // Without kept history the id is free again.
+      const other = await group('u1');
+      await store.deleteRoom(other, false);
+      const { room } = await store.createRoom({ id: other, kind: 'channel', name: 'new', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] });
+      expect(room.lastSeq).toBe(1);
+    });
+
+    it('a direct room re-created after its deletion with kept history continues after the kept messages', async () => {
+      const id = rid();
+      const key = `ka\nkb-${id}`;
+      const pair = [{ user: 'ka', name: 'ka', role: 'member' as const }, { user: 'kb', name: 'kb', role: 'member' as const }];
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ka', directKey: key, members: pair });
+      await store.append({ room: id, user: 'ka', name: 'ka', kind: 'text', text: 'before' });
+      await store.deleteRoom(id, true);
+      const { room, messages } = await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'kb', directKey: key, members: pair });
+      expect(messages.map((m) => m.seq)).toEqual([4, 5]);
+      expect(room.lastSeq).toBe(5);
+      expect((await store.getRoom(id))!.lastSeq).toBe(5);
+      const next = await store.append({ room: id, user: 'kb', name: 'kb', kind: 'text', text: 'after' });
+      expect(next.message.seq).toBe(6);
+      expect((await store.history(id, { after: 0, limit: 10 })).map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    });
+
     it('roles, mutes and owner hand-over', async () => {
       const id = await group('u1', ['u2']);
       const { member } = await store.setRole(id, 'u2', 'owner', { user: 'u1', name: 'U1' });

@@ -17,6 +17,7 @@ import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
+import { KEPT_HISTORY } from '../store.js';
 import { migrate } from './migrations.js';
 import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, transaction, type PgPoolOptions } from './pool.js';
 
@@ -261,9 +262,13 @@ export class PostgresStore implements Store {
     return this.write([nr.id], async (c) => {
       const { rowCount } = await c.query('SELECT 1 FROM rooms WHERE id = $1 OR (direct_key IS NOT NULL AND direct_key = $2)', [nr.id, nr.directKey ?? null]);
       if (rowCount) throw new ParleyError('conflict', 'room already exists');
+      // A deleted room whose history is kept still owns its id (see the Store contract); a
+      // direct pair's room continues after it.
+      const { rows: [kept] } = await c.query<{ last: number | null }>('SELECT max(seq) AS last FROM messages WHERE room_id = $1', [nr.id]);
+      if (kept!.last !== null && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
       const now = Date.now();
-      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null]);
+      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, kept!.last ?? 0]);
       const messages: Message[] = [];
       for (const m of nr.members) {
         const msg: Omit<Message, 'seq'> = { room: nr.id, kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
@@ -274,7 +279,8 @@ export class PostgresStore implements Store {
         messages.push({ ...msg, seq } as Message);
       }
       const room: Room = {
-        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length,
+        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now,
+        lastSeq: messages.at(-1)?.seq ?? kept!.last ?? 0,
         access: 'blacklist', retention: { count: null, days: null },
       };
       return { room, messages };

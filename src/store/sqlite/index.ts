@@ -11,6 +11,7 @@ import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
+import { KEPT_HISTORY } from '../store.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
 import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
@@ -119,6 +120,7 @@ export class SqliteStore implements Store {
       getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
       insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
+      keptHistory: d.prepare('SELECT 1 FROM messages WHERE room_id = ? LIMIT 1'),
       getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
       findDirect: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE direct_key = ?`),
       lastSeq: d.prepare(`SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?`).pluck(),
@@ -300,9 +302,14 @@ export class SqliteStore implements Store {
   createRoom(nr: NewRoom): Promise<{ room: Room; messages: Message[] }> {
     return this.write(() => {
       if (this.s.roomExists.get(nr.id, nr.directKey ?? null)) throw new ParleyError('conflict', 'room already exists');
+      // A deleted room whose history is kept still owns its id (see the Store contract).
+      const kept = this.s.keptHistory.get(nr.id) !== undefined;
+      if (kept && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
       const now = Date.now();
       this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null);
-      this.seqs.set(nr.id, 0);
+      // A direct pair's room continues after its kept history (nextSeq reads the highest seq).
+      if (kept) this.seqs.delete(nr.id);
+      else this.seqs.set(nr.id, 0);
       const messages: Message[] = [];
       for (const m of nr.members) {
         const msg: Message = { room: nr.id, seq: this.nextSeq(nr.id), kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
@@ -312,8 +319,8 @@ export class SqliteStore implements Store {
         messages.push(msg);
       }
       const room: Room = {
-        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length,
-        access: 'blacklist', retention: { count: null, days: null },
+        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now,
+        lastSeq: this.s.lastSeq.get(nr.id) as number, access: 'blacklist', retention: { count: null, days: null },
       };
       return { room, messages };
     });
