@@ -595,9 +595,11 @@ export class SqliteStore implements Store {
     const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
     if (words.length === 0 || rooms.length === 0) return [];
     const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
-    // Everything stored before this search is found: wait for the index to catch up.
-    await this.indexer.caughtUp(this.ftsId);
+    // Everything stored before this search is found: wait for the index to catch up. An
+    // index still being rebuilt (its file was lost) would answer from part of the messages.
+    const complete = await this.indexer.caughtUp(this.ftsId);
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
+    if (!complete) throw new ParleyError('unavailable', 'the search index is catching up; retry shortly', { retryAfterMs: 1000 });
     const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
     return rows.map((r) => rowToMessage(r));
   }
