@@ -61,6 +61,9 @@ export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
   text: Type.Optional(Type.String()), target: Type.Optional(PositiveSeq), data: Type.Optional(Data),
   profile: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The author\'s public profile (from its JWT), when it has one' })),
+  system: Type.Optional(Type.Literal(true, {
+    description: 'Posted by the server itself (the server-side `post` API), whatever `user` says; only the server sets it, and clients must show such messages apart',
+  })),
 });
 export const InboxEntry = Type.Object({
   room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),

@@ -16,7 +16,10 @@
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
 // - When the database cannot be reached, calls reject with `unavailable` in bounded time
-//   (never hang) and the store recovers by itself once the database answers again.
+//   (never hang) and the store recovers by itself once the database answers again. Calls
+//   reject, never throw; after `close` every call rejects with `unavailable`.
+// - What a room keeps is always one range of seqs ending at its last: removals (retention)
+//   cut a prefix, so a reader that finds `first` above what it asked for knows the whole gap.
 import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
 
 /** Why a room id cannot be used again (the `conflict` message of `createRoom`). */
@@ -43,7 +46,10 @@ export interface NewMessage {
   target?: number;
   data?: Record<string, unknown>;
   key?: string;
-  /** Posted by the server-side API: no membership needed. */
+  /**
+   * Posted by the server-side API: no membership needed, and the stored message carries
+   * `system: true`, which no other append sets (clients tell server posts apart by it).
+   */
   system?: boolean;
   /**
    * In a direct room: the other member, so the store can mark the message hidden for it when
@@ -150,7 +156,11 @@ export interface Store {
 
   // ---- retention and search ------------------------------------------------------------------
 
-  /** Removes messages beyond each room's (or the default) count and age limits; returns how many. */
+  /**
+   * Removes messages beyond each room's (or the default) count and age limits; returns how many.
+   * An age limit cuts at the first message, in seq order, stamped at or after it: a message
+   * stamped earlier but stored later stays, so no hole opens inside the history.
+   */
   applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number>;
   /** Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded. */
   search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]>;
@@ -162,5 +172,6 @@ export interface Store {
   /** How many rooms exist, by kind (kinds without rooms are absent). */
   roomCounts(): Promise<Record<string, number>>;
 
+  /** Settles the writes already called (committing them), then closes. */
   close(): Promise<void>;
 }

@@ -45,7 +45,7 @@ const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.se
 const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 
 export class SqliteStore implements Store {
@@ -134,8 +134,8 @@ export class SqliteStore implements Store {
       members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
       insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       // Never below what the index has seen: ids of removed messages are not given out again.
       maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
         coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
@@ -184,7 +184,7 @@ export class SqliteStore implements Store {
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
-      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
         FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
         WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
           AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
@@ -219,6 +219,21 @@ export class SqliteStore implements Store {
         else setImmediate(() => this.flush());
       }
     });
+  }
+
+  /**
+   * Runs a read. Reads are synchronous, but the port promises a rejection, never a throw: a
+   * closed store or a failing database rejects with `unavailable`.
+   */
+  private read<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    try {
+      return Promise.resolve(run());
+    } catch (err) {
+      if (err instanceof ParleyError) return Promise.reject(err);
+      if (err instanceof Database.SqliteError) return Promise.reject(new ParleyError('unavailable', `storage failed: ${err.message}`));
+      return Promise.reject(err);
+    }
   }
 
   private flush(): void {
@@ -276,16 +291,16 @@ export class SqliteStore implements Store {
     // Texts, edits and deletes are queued for the search index by their fts_id (search-index.ts).
     const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? ++this.ftsId : null;
     this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId);
+      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null);
     this.commitSeq(m.room, m.seq);
   }
 
   // ---- users ----------------------------------------------------------------------------
 
-  upsertUser(user: User): Promise<User> {
-    const existing = this.s.getUser.get(user.id) as { name: string; profile: string } | undefined;
+  async upsertUser(user: User): Promise<User> {
+    const existing = await this.read(() => this.s.getUser.get(user.id) as { name: string; profile: string } | undefined);
     const profile = JSON.stringify(user.profile);
-    if (existing && existing.name === user.name && existing.profile === profile) return Promise.resolve(user);
+    if (existing && existing.name === user.name && existing.profile === profile) return user;
     return this.write(() => {
       this.s.upsertUser.run(user.id, user.name, profile, Date.now());
       return user;
@@ -293,8 +308,10 @@ export class SqliteStore implements Store {
   }
 
   getUser(id: string): Promise<User | null> {
-    const r = this.s.getUser.get(id) as { id: string; name: string; profile: string } | undefined;
-    return Promise.resolve(r ? { id: r.id, name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null);
+    return this.read(() => {
+      const r = this.s.getUser.get(id) as { id: string; name: string; profile: string } | undefined;
+      return r ? { id: r.id, name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null;
+    });
   }
 
   // ---- rooms ----------------------------------------------------------------------------
@@ -327,31 +344,36 @@ export class SqliteStore implements Store {
   }
 
   getRoom(id: string): Promise<Room | null> {
-    const r = this.s.getRoom.get(id) as RoomRow | undefined;
-    return Promise.resolve(r ? rowToRoom(r) : null);
+    return this.read(() => {
+      const r = this.s.getRoom.get(id) as RoomRow | undefined;
+      return r ? rowToRoom(r) : null;
+    });
   }
 
   findDirect(directKey: string): Promise<Room | null> {
-    const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
-    return Promise.resolve(r ? rowToRoom(r) : null);
+    return this.read(() => {
+      const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
+      return r ? rowToRoom(r) : null;
+    });
   }
 
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>> {
-    const rows = this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>;
-    return Promise.resolve(rows.map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
+    return this.read(() => (this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>).map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
   }
 
   publicRooms(limit: number, afterId = ''): Promise<Room[]> {
-    return Promise.resolve((this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
+    return this.read(() => (this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
   }
 
   getMember(room: string, user: string): Promise<Member | null> {
-    const r = this.s.getMember.get(room, user) as MemberRow | undefined;
-    return Promise.resolve(r ? rowToMember(r) : null);
+    return this.read(() => {
+      const r = this.s.getMember.get(room, user) as MemberRow | undefined;
+      return r ? rowToMember(r) : null;
+    });
   }
 
   members(room: string): Promise<Member[]> {
-    return Promise.resolve((this.s.members.all(room) as MemberRow[]).map(rowToMember));
+    return this.read(() => (this.s.members.all(room) as MemberRow[]).map(rowToMember));
   }
 
   addMember(room: string, user: string, name: string, role: Role, by: string): Promise<{ member: Member; message: Message }> {
@@ -405,6 +427,7 @@ export class SqliteStore implements Store {
         }
       }
       const message: Message = { room: nm.room, seq: this.nextSeq(nm.room), kind: nm.kind, user: nm.user, name: nm.name, ts: Date.now() };
+      if (nm.system) message.system = true;
       if (nm.text !== undefined) message.text = nm.text;
       if (nm.target !== undefined) message.target = nm.target;
       if (nm.data !== undefined) message.data = nm.data;
@@ -415,21 +438,27 @@ export class SqliteStore implements Store {
   }
 
   history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
-    const rows = q.after !== undefined
-      ? this.s.after.all(room, q.after, q.limit)
-      : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
-    return Promise.resolve((rows as MessageRow[]).map((r) => rowToMessage(r, viewer)));
+    return this.read(() => {
+      const rows = q.after !== undefined
+        ? this.s.after.all(room, q.after, q.limit)
+        : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+      return (rows as MessageRow[]).map((r) => rowToMessage(r, viewer));
+    });
   }
 
   getMessage(room: string, seq: number, viewer?: string): Promise<Message | null> {
-    const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
-    return Promise.resolve(r ? rowToMessage(r, viewer) : null);
+    return this.read(() => {
+      const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
+      return r ? rowToMessage(r, viewer) : null;
+    });
   }
 
   bounds(room: string): Promise<Bounds> {
-    const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
-    const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
-    return Promise.resolve({ first, last });
+    return this.read(() => {
+      const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
+      const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
+      return { first, last };
+    });
   }
 
   markRead(room: string, user: string, seq: number): Promise<number> {
@@ -442,13 +471,15 @@ export class SqliteStore implements Store {
 
   inbox(user: string): Promise<InboxEntry[]> {
     type Row = RoomRow & { role: Role; read_seq: number; unread: number; last_text: number | null };
-    const rows = this.s.inbox.all(user) as Row[];
-    const entries = rows.map((r): InboxEntry => {
-      const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
-      return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+    return this.read(() => {
+      const rows = this.s.inbox.all(user) as Row[];
+      const entries = rows.map((r): InboxEntry => {
+        const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
+        return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+      });
+      entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
+      return entries;
     });
-    entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
-    return Promise.resolve(entries);
   }
 
   // ---- moderation ---------------------------------------------------------------------------
@@ -522,12 +553,14 @@ export class SqliteStore implements Store {
   }
 
   bans(room: string | null, now: number): Promise<Ban[]> {
-    return Promise.resolve((this.s.bans.all(room ?? '', now) as BanRow[]).map(rowToBan));
+    return this.read(() => (this.s.bans.all(room ?? '', now) as BanRow[]).map(rowToBan));
   }
 
   activeBan(room: string | null, user: string, now: number): Promise<Ban | null> {
-    const r = this.s.activeBan.get(room ?? '', user, now) as BanRow | undefined;
-    return Promise.resolve(r ? rowToBan(r) : null);
+    return this.read(() => {
+      const r = this.s.activeBan.get(room ?? '', user, now) as BanRow | undefined;
+      return r ? rowToBan(r) : null;
+    });
   }
 
   setAccess(room: string, list: 'black' | 'white', add: string[], remove: string[]): Promise<string[]> {
@@ -540,16 +573,18 @@ export class SqliteStore implements Store {
   }
 
   accessList(room: string, list: 'black' | 'white'): Promise<string[]> {
-    return Promise.resolve(this.s.accessList.all(room, list) as string[]);
+    return this.read(() => this.s.accessList.all(room, list) as string[]);
   }
 
   hasAccess(room: string, user: string): Promise<boolean> {
-    const r = this.s.getRoom.get(room) as RoomRow | undefined;
-    if (!r) return Promise.resolve(false);
-    const m = this.s.getMember.get(room, user) as MemberRow | undefined;
-    if (m && m.role !== 'member') return Promise.resolve(true);
-    if (r.access === 'whitelist') return Promise.resolve(!!this.s.inList.get(room, 'white', user));
-    return Promise.resolve(!this.s.inList.get(room, 'black', user));
+    return this.read(() => {
+      const r = this.s.getRoom.get(room) as RoomRow | undefined;
+      if (!r) return false;
+      const m = this.s.getMember.get(room, user) as MemberRow | undefined;
+      if (m && m.role !== 'member') return true;
+      if (r.access === 'whitelist') return !!this.s.inList.get(room, 'white', user);
+      return !this.s.inList.get(room, 'black', user);
+    });
   }
 
   setBlock(user: string, other: string, blocked: boolean): Promise<void> {
@@ -560,7 +595,7 @@ export class SqliteStore implements Store {
   }
 
   blocksOf(user: string): Promise<string[]> {
-    return Promise.resolve(this.s.blocksOf.all(user) as string[]);
+    return this.read(() => this.s.blocksOf.all(user) as string[]);
   }
 
   // ---- retention and search ------------------------------------------------------------------
@@ -592,6 +627,7 @@ export class SqliteStore implements Store {
 
   async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
     // Each word becomes a quoted FTS5 string, so no query syntax from users reaches FTS5.
+    if (this.closed) throw new ParleyError('unavailable', 'store is closed');
     const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
     if (words.length === 0 || rooms.length === 0) return [];
     const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
@@ -600,8 +636,7 @@ export class SqliteStore implements Store {
     const complete = await this.indexer.caughtUp(this.ftsId);
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
     if (!complete) throw new ParleyError('unavailable', 'the search index is catching up; retry shortly', { retryAfterMs: 1000 });
-    const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
-    return rows.map((r) => rowToMessage(r));
+    return this.read(() => (this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[]).map((r) => rowToMessage(r)));
   }
 
   // ---- health ------------------------------------------------------------------------------
