@@ -7,6 +7,12 @@ import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
 
+/** Names that would pass for the server, its staff or a whole room. */
+export const RESERVED_NAMES = [
+  'admin', 'administrator', 'root', 'parley', 'server', 'moderator', 'mod', 'staff', 'support', 'security', 'official',
+  'help', 'info', 'noreply', 'no-reply', 'postmaster', 'webmaster', 'hostmaster', 'abuse', 'everyone', 'here', 'channel', 'all',
+];
+
 const Int = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description });
 
@@ -66,6 +72,10 @@ export const ConfigSchema = Type.Object({
     loginFailuresPerAccount: Int(5, 1, 10000, 'Failed logins per account and window before further attempts are refused'),
     loginFailuresPerAddress: Int(20, 1, 100000, 'Failed logins per client address and window before further attempts are refused'),
     registrationsPerAddress: Int(20, 1, 100000, 'Registrations per client address and login window'),
+    reservedNames: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+      default: RESERVED_NAMES,
+      description: 'Usernames nobody may register (compared without case), besides "system", the server\'s own id, which is always refused',
+    }),
     hashMemoryKib: Int(65536, 8192, 4 * 1024 * 1024, 'argon2id memory per password hash (KiB); applies to new hashes'),
     hashPasses: Int(3, 1, 20, 'argon2id passes per password hash; applies to new hashes'),
   }, { default: {}, additionalProperties: false }),

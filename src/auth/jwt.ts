@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, decodeJwt, importSPKI, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { ConfigError, type Config } from '../config.js';
 import { ParleyError } from '../errors.js';
-import { userIdRe } from '../protocol/schema.js';
+import { SYSTEM_USER, userIdRe } from '../protocol/schema.js';
 
 export interface Identity {
   id: string;
@@ -144,6 +144,7 @@ export function identityFromClaims(p: JWTPayload): Identity {
   if (typeof p.sub !== 'string' || !userIdRe.test(p.sub)) {
     throw new ParleyError('unauthorized', 'token "sub" must be a user id matching ' + userIdRe.source);
   }
+  if (p.sub === SYSTEM_USER) throw new ParleyError('unauthorized', `token "sub" "${SYSTEM_USER}" is the server's own id`);
   const name = typeof p.name === 'string' && p.name.length > 0 ? p.name.slice(0, 100) : p.sub;
   const raw = p.profile;
   let profile: Record<string, unknown> = {};
@@ -168,6 +169,7 @@ export async function mintToken(cfg: Config, sub: string, opts: MintOptions = {}
   const alg = cfg.auth.algorithm;
   if (!alg.startsWith('HS')) throw new ParleyError('invalid', `cannot mint ${alg} tokens: Parley only holds the public key`);
   if (!userIdRe.test(sub)) throw new ParleyError('invalid', `user id must match ${userIdRe.source}`);
+  if (sub === SYSTEM_USER) throw new ParleyError('invalid', `"${SYSTEM_USER}" is the server's own id`);
   const claims: JWTPayload = {};
   if (opts.name) claims.name = opts.name;
   if (opts.profile) claims.profile = opts.profile;

@@ -7,6 +7,11 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 export const USER_ID_PATTERN = '^[A-Za-z0-9_.@|:+-]{1,128}$';
 export const ROOM_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 export const userIdRe = new RegExp(USER_ID_PATTERN);
+/**
+ * The server's own user id: the default author of server-side posts. No token or account may
+ * take it; what tells a server post apart is the message's `system` mark, never this id.
+ */
+export const SYSTEM_USER = 'system';
 export const roomIdRe = new RegExp(ROOM_ID_PATTERN);
 
 export const UserId = Type.String({ pattern: USER_ID_PATTERN, description: 'User id (the JWT `sub`)' });

@@ -9,6 +9,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
+import { SYSTEM_USER } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
@@ -618,7 +619,7 @@ export class Service {
     this.requireAdmin(s);
     for (const room of a.rooms) await this.requireRoom(room);
     for (const m of a.messages) if ('text' in m) this.checkText(m.text);
-    const as = a.as ?? { id: 'system', name: 'System' };
+    const as = a.as ?? { id: SYSTEM_USER, name: 'System' };
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
       for (const m of a.messages) {
