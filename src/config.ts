@@ -33,6 +33,9 @@ export const ConfigSchema = Type.Object({
     issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.Optional(Type.String({ minLength: 1 })),
     clockToleranceSec: Int(5, 0, 300, 'Allowed clock skew for exp/nbf'),
+    allowTokensWithoutExp: Type.Boolean({
+      default: false, description: 'Accept external tokens that carry no exp claim (they would be valid forever); off: such tokens are refused',
+    }),
   }, { default: {}, additionalProperties: false }),
   store: Type.Object({
     sqlite: Type.Object({
@@ -106,6 +109,12 @@ export const ConfigSchema = Type.Object({
       minLength: 8,
       description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
     })),
+  }, { default: {}, additionalProperties: false }),
+  http: Type.Object({
+    keepAliveTimeoutMs: Int(5000, 100, 600000, 'How long an idle keep-alive connection stays open after a response'),
+    headersTimeoutMs: Int(10000, 100, 600000, 'Time a connection has to send a request\'s headers, a new connection that sends nothing included'),
+    requestTimeoutMs: Int(30000, 100, 3600000, 'Time a client has to send a whole request, headers and body'),
+    connectionsPerAddress: Int(256, 0, 1_000_000, 'Open connections (HTTP and WebSocket) per client address, counted by the socket\'s address; further ones are closed at once (0: no cap)'),
   }, { default: {}, additionalProperties: false }),
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
@@ -231,6 +240,9 @@ export function validateConfig(raw: unknown): Config {
   }
   if (!cfg.auth.algorithm.startsWith('HS') && !cfg.auth.publicKey && !cfg.auth.jwksUrl) {
     throw new ConfigError('auth.publicKey', `${cfg.auth.algorithm} needs auth.publicKey or auth.jwksUrl`);
+  }
+  if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) {
+    throw new ConfigError('http.headersTimeoutMs', 'must not exceed http.requestTimeoutMs (the headers are part of the request)');
   }
   const redis = cfg.bus.redis;
   if (redis.url && redis.cluster.length > 0) throw new ConfigError('bus.redis.cluster', 'set either bus.redis.url or bus.redis.cluster, not both');

@@ -108,7 +108,10 @@ export class Service {
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);
-        this.bus.publish(roomTopic(a.room), { frame: eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true }) });
+        // Members who block the typist never see it typing, in any room.
+        const blockers = await this.store.blockersIn(a.room, s.user.id);
+        const frame = eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true });
+        this.bus.publish(roomTopic(a.room), blockers.length > 0 ? { frame, except: blockers } : { frame });
         return {};
       },
       read: async (s, a) => {

@@ -152,7 +152,10 @@ export interface Store {
   /** Whether the room's access mode and lists let the user be a member (owners/admins always). */
   hasAccess(room: string, user: string): Promise<boolean>;
   setBlock(user: string, other: string, blocked: boolean): Promise<void>;
+  /** Users `user` blocks. */
   blocksOf(user: string): Promise<string[]>;
+  /** Members of the room who block `user` (they receive none of its typing). */
+  blockersIn(room: string, user: string): Promise<string[]>;
 
   // ---- retention and search ------------------------------------------------------------------
 

@@ -492,6 +492,19 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         .rejects.toMatchObject({ code: 'not_found' });
     });
 
+    it('blockersIn lists the members of a room who block a user, and no one else', async () => {
+      const id = await group('bk1', ['bk2', 'bk3']);
+      await store.setBlock('bk2', 'bk1', true);
+      await store.setBlock('bk3', 'bk4', true);
+      await store.setBlock('outsider', 'bk1', true);
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk2']);
+      expect(await store.blockersIn(id, 'bk2')).toEqual([]);
+      await store.setBlock('bk3', 'bk1', true);
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk2', 'bk3']);
+      await store.removeMember(id, 'bk2', 'bk2', 'bk2');
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk3']);
+    });
+
     it('a hidden message reads as a placeholder through getMessage too', async () => {
       const id = rid();
       await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ha', directKey: `ha\nhb-${id}`, members: [

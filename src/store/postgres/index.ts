@@ -603,6 +603,12 @@ export class PostgresStore implements Store {
     return (await this.read<{ blocked_id: string }>('SELECT blocked_id FROM blocks WHERE user_id = $1 ORDER BY blocked_id', [user])).map((r) => r.blocked_id);
   }
 
+  async blockersIn(room: string, user: string): Promise<string[]> {
+    const rows = await this.read<{ user_id: string }>(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = $1 AND m.user_id = b.user_id
+      WHERE b.blocked_id = $2 ORDER BY b.user_id`, [room, user]);
+    return rows.map((r) => r.user_id);
+  }
+
   // ---- retention and search ------------------------------------------------------------------
 
   async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {

@@ -177,6 +177,8 @@ export class SqliteStore implements Store {
       block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
       unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
+      blockersIn: d.prepare(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = ? AND m.user_id = b.user_id
+        WHERE b.blocked_id = ? ORDER BY b.user_id`).pluck(),
       retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms`),
       // Age limits cut at the first message (in seq order) at or after the limit. This walks
       // only the messages about to be removed, with no index on ts to keep up at every send.
@@ -596,6 +598,10 @@ export class SqliteStore implements Store {
 
   blocksOf(user: string): Promise<string[]> {
     return this.read(() => this.s.blocksOf.all(user) as string[]);
+  }
+
+  blockersIn(room: string, user: string): Promise<string[]> {
+    return this.read(() => this.s.blockersIn.all(room, user) as string[]);
   }
 
   // ---- retention and search ------------------------------------------------------------------
