@@ -142,6 +142,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   });
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
+    roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });

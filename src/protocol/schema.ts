@@ -103,6 +103,8 @@ export const Commands = {
   }, 'Create a channel (public) or group (private). The creator becomes owner.'),
   join: command('join', { room: RoomId }, 'Join a channel.'),
   leave: command('leave', { room: RoomId }, 'Leave a room.'),
+  leaveMany: command('leaveMany', { rooms: Type.Array(RoomId, { minItems: 1, maxItems: 1000, uniqueItems: true }) },
+    'Leave many rooms at once (unwanted invitations, say); rooms that cannot be left are listed with the reason.'),
   rooms: command('rooms', { scope: Type.Optional(Type.Union([Type.Literal('mine'), Type.Literal('public')])) },
     'List your rooms, or public channels.'),
   room: command('room', { room: RoomId }, 'Get one room you can see.'),
@@ -196,6 +198,7 @@ export interface CommandResults {
   create: Room;
   join: { room: Room; member: Member };
   leave: { room: string };
+  leaveMany: { left: string[]; skipped: Array<{ room: string; code: string }> };
   rooms: { rooms: Room[] };
   room: Room;
   members: { members: Member[] };

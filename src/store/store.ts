@@ -100,6 +100,11 @@ export interface Store {
   findDirect(directKey: string): Promise<Room | null>;
   /** Rooms the user is a member of. */
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>>;
+  /**
+   * How many channels and groups the user is a member of, and how many of those that exist it
+   * created (direct rooms are not counted).
+   */
+  countRooms(user: string): Promise<{ member: number; created: number }>;
   /** Public channels, by id, `limit` at most, after the given id. */
   publicRooms(limit: number, afterId?: string): Promise<Room[]>;
 

@@ -492,6 +492,19 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         .rejects.toMatchObject({ code: 'not_found' });
     });
 
+    it('countRooms counts the channels and groups a user belongs to and the existing ones it created, not direct rooms', async () => {
+      expect(await store.countRooms('cr1')).toEqual({ member: 0, created: 0 });
+      const g = await group('cr1', ['cr2']);
+      await group('cr2', ['cr1']);
+      await store.createRoom({ id: rid(), kind: 'channel', name: 'C', topic: '', createdBy: 'cr1', members: [] });
+      await store.createRoom({ id: rid(), kind: 'direct', name: '', topic: '', createdBy: 'cr1', directKey: `cr1\ncr2-${rid()}`,
+        members: [{ user: 'cr1', name: 'cr1', role: 'member' }, { user: 'cr2', name: 'cr2', role: 'member' }] });
+      expect(await store.countRooms('cr1')).toEqual({ member: 2, created: 2 });
+      expect(await store.countRooms('cr2')).toEqual({ member: 2, created: 1 });
+      await store.deleteRoom(g, false);
+      expect(await store.countRooms('cr1')).toEqual({ member: 1, created: 1 });
+    });
+
     it('blockersIn lists the members of a room who block a user, and no one else', async () => {
       const id = await group('bk1', ['bk2', 'bk3']);
       await store.setBlock('bk2', 'bk1', true);

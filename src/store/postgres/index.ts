@@ -308,6 +308,13 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ room: rowToRoom(r), member: rowToMember(r) }));
   }
 
+  async countRooms(user: string): Promise<{ member: number; created: number }> {
+    const [r] = await this.read<{ member: number; created: number }>(`SELECT
+        (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 AND r.kind <> 'direct')::integer AS member,
+        (SELECT count(*) FROM rooms WHERE created_by = $1 AND kind <> 'direct')::integer AS created`, [user]);
+    return { member: r!.member, created: r!.created };
+  }
+
   async publicRooms(limit: number, afterId = ''): Promise<Room[]> {
     int('limit', limit);
     const rows = await this.read<RoomRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > $1 ORDER BY id LIMIT $2`, [afterId, limit]);

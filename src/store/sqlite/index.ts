@@ -129,6 +129,9 @@ export class SqliteStore implements Store {
           m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
       roomIdsOf: d.prepare('SELECT room_id FROM members WHERE user_id = ?').pluck(),
+      countRooms: d.prepare(`SELECT
+          (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? AND r.kind <> 'direct') AS member,
+          (SELECT count(*) FROM rooms WHERE created_by = ? AND kind <> 'direct') AS created`),
       publicRooms: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
       getMember: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? AND user_id = ?`),
       members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
@@ -361,6 +364,10 @@ export class SqliteStore implements Store {
 
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>> {
     return this.read(() => (this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>).map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
+  }
+
+  countRooms(user: string): Promise<{ member: number; created: number }> {
+    return this.read(() => this.s.countRooms.get(user, user) as { member: number; created: number });
   }
 
   publicRooms(limit: number, afterId = ''): Promise<Room[]> {
