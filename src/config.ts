@@ -122,8 +122,8 @@ export const ConfigSchema = Type.Object({
     slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes after which a connection is dropped'),
     authTimeoutMs: Int(10000, 100, 600000, 'Time a new connection has to authenticate'),
     heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
-    roomsPerUser: Int(1000, 1, 1_000_000, 'Channels and groups a user may be a member of; create, join and invite past it are refused (direct rooms do not count)'),
-    roomsCreatedPerUser: Int(100, 1, 1_000_000, 'Channels and groups a user may have created that still exist (administrators are exempt)'),
+    roomsPerUser: Int(1000, 1, 1_000_000, 'Channels and groups a user may be a member of; create, join and invite past it are refused (direct rooms do not count; raise it for support agents or bots that belong to many rooms)'),
+    roomsCreatedPerUser: Int(100, 1, 1_000_000, 'Channels and groups a user may have created that still exist'),
   }, { default: {}, additionalProperties: false }),
 }, { additionalProperties: false });
 export type Config = Static<typeof ConfigSchema>;

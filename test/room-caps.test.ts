@@ -18,7 +18,7 @@ async function user(name: string, admin = false): Promise<{ s: RawSocket; call: 
 }
 
 describe('room caps', () => {
-  it('a user creates at most limits.roomsCreatedPerUser rooms; deleting one frees a slot; direct rooms and administrators are not counted', async () => {
+  it('a user creates at most limits.roomsCreatedPerUser rooms; deleting one frees a slot; direct rooms and administrators are not capped', async () => {
     const a = await user('cap-maker');
     const made: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -32,7 +32,8 @@ describe('room caps', () => {
     expect((await a.call('destroy', { room: made[0] })).ok).toBe(true);
     expect((await a.call('create', { kind: 'group', name: 'after a delete' })).ok).toBe(true);
     const admin = await user('cap-ops', true);
-    for (let i = 0; i < 4; i++) expect((await admin.call('create', { kind: 'channel', name: `ops${i}` })).ok).toBe(true);
+    // Past both caps (3 created, 6 joined): a server-side application needs many rooms.
+    for (let i = 0; i < 8; i++) expect((await admin.call('create', { kind: 'channel', name: `ops${i}` })).ok).toBe(true);
     a.s.close();
     admin.s.close();
   });
