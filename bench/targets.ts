@@ -70,6 +70,8 @@ function command(name: TargetName, port: number, dataDir: string, o: TargetOptio
     return {
       args: [cli, 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
         '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn',
+        // Every load-generating connection comes from this machine's address.
+        '--set', 'http.connectionsPerAddress=0',
         // The MQTT variant: Chat21-style clients on MQTT over WebSocket (/mqtt on the same port).
         ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : [])],
       env,

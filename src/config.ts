@@ -7,6 +7,12 @@ import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
 
+/** Names that would pass for the server, its staff or a whole room. */
+export const RESERVED_NAMES = [
+  'admin', 'administrator', 'root', 'parley', 'server', 'moderator', 'mod', 'staff', 'support', 'security', 'official',
+  'help', 'info', 'noreply', 'no-reply', 'postmaster', 'webmaster', 'hostmaster', 'abuse', 'everyone', 'here', 'channel', 'all',
+];
+
 const Int = (def: number, min: number, max: number, description: string) =>
   Type.Integer({ default: def, minimum: min, maximum: max, description });
 
@@ -27,6 +33,9 @@ export const ConfigSchema = Type.Object({
     issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.Optional(Type.String({ minLength: 1 })),
     clockToleranceSec: Int(5, 0, 300, 'Allowed clock skew for exp/nbf'),
+    allowTokensWithoutExp: Type.Boolean({
+      default: false, description: 'Accept external tokens that carry no exp claim (they would be valid forever); off: such tokens are refused',
+    }),
   }, { default: {}, additionalProperties: false }),
   store: Type.Object({
     sqlite: Type.Object({
@@ -66,6 +75,10 @@ export const ConfigSchema = Type.Object({
     loginFailuresPerAccount: Int(5, 1, 10000, 'Failed logins per account and window before further attempts are refused'),
     loginFailuresPerAddress: Int(20, 1, 100000, 'Failed logins per client address and window before further attempts are refused'),
     registrationsPerAddress: Int(20, 1, 100000, 'Registrations per client address and login window'),
+    reservedNames: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+      default: RESERVED_NAMES,
+      description: 'Usernames nobody may register (compared without case), besides "system", the server\'s own id, which is always refused',
+    }),
     hashMemoryKib: Int(65536, 8192, 4 * 1024 * 1024, 'argon2id memory per password hash (KiB); applies to new hashes'),
     hashPasses: Int(3, 1, 20, 'argon2id passes per password hash; applies to new hashes'),
   }, { default: {}, additionalProperties: false }),
@@ -97,12 +110,20 @@ export const ConfigSchema = Type.Object({
       description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
     })),
   }, { default: {}, additionalProperties: false }),
+  http: Type.Object({
+    keepAliveTimeoutMs: Int(5000, 100, 600000, 'How long an idle keep-alive connection stays open after a response'),
+    headersTimeoutMs: Int(10000, 100, 600000, 'Time a connection has to send a request\'s headers, a new connection that sends nothing included'),
+    requestTimeoutMs: Int(30000, 100, 3600000, 'Time a client has to send a whole request, headers and body'),
+    connectionsPerAddress: Int(256, 0, 1_000_000, 'Open connections (HTTP and WebSocket) per client address, counted by the socket\'s address; further ones are closed at once (0: no cap)'),
+  }, { default: {}, additionalProperties: false }),
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
     slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes after which a connection is dropped'),
     authTimeoutMs: Int(10000, 100, 600000, 'Time a new connection has to authenticate'),
     heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
+    roomsPerUser: Int(1000, 1, 1_000_000, 'Channels and groups a user may be a member of; create, join and invite past it are refused (direct rooms do not count; raise it for support agents or bots that belong to many rooms)'),
+    roomsCreatedPerUser: Int(100, 1, 1_000_000, 'Channels and groups a user may have created that still exist'),
   }, { default: {}, additionalProperties: false }),
 }, { additionalProperties: false });
 export type Config = Static<typeof ConfigSchema>;
@@ -221,6 +242,9 @@ export function validateConfig(raw: unknown): Config {
   }
   if (!cfg.auth.algorithm.startsWith('HS') && !cfg.auth.publicKey && !cfg.auth.jwksUrl) {
     throw new ConfigError('auth.publicKey', `${cfg.auth.algorithm} needs auth.publicKey or auth.jwksUrl`);
+  }
+  if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) {
+    throw new ConfigError('http.headersTimeoutMs', 'must not exceed http.requestTimeoutMs (the headers are part of the request)');
   }
   const redis = cfg.bus.redis;
   if (redis.url && redis.cluster.length > 0) throw new ConfigError('bus.redis.cluster', 'set either bus.redis.url or bus.redis.cluster, not both');

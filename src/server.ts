@@ -142,6 +142,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   });
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
+    roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
@@ -162,6 +163,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const http = createHttp({
     log,
     metrics,
+    sockets: cfg.http,
     trustProxy: cfg.api.trustProxy,
     // Ready while not shutting down and the store answers a trivial query.
     ready: async () => {
@@ -191,7 +193,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   let mqtt: MqttTransport | null = null;
   if (cfg.mqtt.enabled) {
     const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
-    const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg.auth.clockToleranceSec) : verify;
+    const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg) : verify;
     mqtt = new MqttTransport(service, chat21, chat21Verify, {
       host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
     }, log, metrics);

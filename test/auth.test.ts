@@ -68,4 +68,19 @@ describe('JWT verification', () => {
     await waitFor(() => s.frames.some((f) => f.ev === 'goodbye'));
     expect(s.frames.find((f) => f.ev === 'goodbye')).toMatchObject({ data: { code: 'unauthorized', message: 'token expired' } });
   });
+
+  it('a token without exp is refused unless auth.allowTokensWithoutExp says otherwise', async () => {
+    const strict = await startServer();
+    onTestFinished(() => strict.close());
+    const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('eternal').setIssuedAt()
+      .sign(new TextEncoder().encode(strict.config.auth.secret!));
+    const refused = await authWith(strict.wsUrl, forever);
+    expect(refused).toMatchObject({ ok: false, error: { code: 'unauthorized', message: expect.stringContaining('"exp"') } });
+    expect((await fetch(`${strict.url}/api/v1/me`, { headers: { authorization: `Bearer ${forever}` } })).status).toBe(401);
+    // Tokens minted by `parley token` expire, so they keep working.
+    expect((await authWith(strict.wsUrl, await strict.token('eternal'))).ok).toBe(true);
+    const lenient = await startServer({ auth: { allowTokensWithoutExp: true } });
+    onTestFinished(() => lenient.close());
+    expect(await authWith(lenient.wsUrl, forever)).toMatchObject({ ok: true, data: { user: { id: 'eternal' } } });
+  });
 });

@@ -32,7 +32,7 @@ busConformance('redis cluster', () => open({ cluster: cluster.nodes }));
 
 describe('Redis bus', () => {
   it('encodes frames without re-escaping them and rejects malformed payloads', () => {
-    const m: BusMessage = { frame: '{"type":"message","text":"a\\nb ü"}', seq: 7, hiddenFor: 'bob', alt: '{"x":1}', control: { op: 'unfollow', room: 'r' } };
+    const m: BusMessage = { frame: '{"type":"message","text":"a\\nb ü"}', seq: 7, hiddenFor: 'bob', alt: '{"x":1}', control: { op: 'unfollow', room: 'r' }, except: ['carol'] };
     const wire = encodeBusMessage(m);
     expect(wire.split('\n')[1]).toContain('"text":"a\\nb ü"');
     expect(decodeBusMessage(wire)).toEqual(m);

@@ -174,6 +174,36 @@ describe('blocking', () => {
   });
 });
 
+describe('blocking and typing', () => {
+  it('a blocker never receives the typing of a user it blocks, in a direct room or a group; others still do', async () => {
+    const sock = async (user: string) => {
+      const s = await RawSocket.open(srv.wsUrl);
+      expect((await s.call({ id: 'a', cmd: 'auth', token: await srv.token(user) })).ok).toBe(true);
+      return s;
+    };
+    const [a, b, c] = await Promise.all([sock('typ-a'), sock('typ-b'), sock('typ-c')]);
+    const group = ((await a.call({ id: 1, cmd: 'create', kind: 'group', name: 'Typing' })).data as { id: string }).id;
+    await a.call({ id: 2, cmd: 'invite', room: group, user: 'typ-b' });
+    await a.call({ id: 3, cmd: 'invite', room: group, user: 'typ-c' });
+    const dm = ((await a.call({ id: 4, cmd: 'direct', user: 'typ-b' })).data as { id: string }).id;
+    expect((await a.call({ id: 5, cmd: 'block', user: 'typ-b' })).ok).toBe(true);
+    const typing = (s: RawSocket, room: string, user: string) => s.frames.filter((f) => f.ev === 'typing'
+      && (f.data as { room: string; user: string }).room === room && (f.data as { user: string }).user === user);
+    expect((await b.call({ id: 6, cmd: 'typing', room: group })).ok).toBe(true);
+    expect((await b.call({ id: 7, cmd: 'typing', room: dm })).ok).toBe(true);
+    // A later event from a user typ-a does not block: once it arrived, the blocked ones would have too.
+    expect((await c.call({ id: 8, cmd: 'typing', room: group })).ok).toBe(true);
+    await waitFor(() => typing(a, group, 'typ-c').length === 1 && typing(c, group, 'typ-b').length === 1);
+    expect(typing(a, group, 'typ-b')).toEqual([]);
+    expect(typing(a, dm, 'typ-b')).toEqual([]);
+    // Lifting the block lets typing through again.
+    await a.call({ id: 9, cmd: 'unblock', user: 'typ-b' });
+    await b.call({ id: 10, cmd: 'typing', room: dm });
+    await waitFor(() => typing(a, dm, 'typ-b').length === 1);
+    for (const s of [a, b, c]) s.close();
+  });
+});
+
 describe('retention', () => {
   it('a room keeps its last N messages; resuming from a removed seq is told which range is gone', async () => {
     const a = await srv.client('ret-a');

@@ -35,6 +35,14 @@ describe('chat21.tokenKey', () => {
     await u2.close();
   });
 
+  it('a token signed with the Chat21 key but without exp is refused, as every token without exp is', async () => {
+    const forever = await new SignJWT({ app_id: APP }).setProtectedHeader({ alg: 'HS256' }).setSubject('USER4').setIssuedAt()
+      .sign(new TextEncoder().encode('tokenKey'));
+    const r = await rest(s.url, forever, 'GET', '/USER4/conversations');
+    expect(r.status).toBe(401);
+    await expect(Chat21Peer.connect(s.mqttUrl, 'USER4', forever)).rejects.toThrow();
+  });
+
   it('a wrong key, an expired token or the "none" algorithm is still refused; the key never makes an administrator', async () => {
     const wrong = await chat21Token('USER3', 'another-key');
     const expired = await chat21Token('USER3', 'tokenKey', Math.floor(Date.now() / 1000) - 60);

@@ -183,6 +183,24 @@ route('POST /rooms/:room/leave', () => {
   it('refuses a non-member', async () => forbidden(await call('POST', '/rooms/secret/leave', { as: 'carol' })));
 });
 
+route('POST /rooms/leave', () => {
+  it('leaves every listed room it can and says why it skipped the others', async () => {
+    for (const room of ['lv1', 'lv2']) {
+      expect((await call('POST', '/rooms', { as: 'dave', body: { kind: 'group', name: room, room } })).status).toBe(201);
+      expect((await call('POST', `/rooms/${room}/members`, { as: 'dave', body: { user: 'erin' } })).status).toBe(201);
+    }
+    const r = await call('POST', '/rooms/leave', { as: 'erin', body: { rooms: ['lv1', 'lv2', 'secret', 'nowhere'] } });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ left: ['lv1', 'lv2'], skipped: [{ room: 'secret', code: 'forbidden' }, { room: 'nowhere', code: 'not_found' }] });
+    expect((await call('GET', '/rooms', { as: 'erin' })).body.rooms.map((x: { id: string }) => x.id)).not.toContain('lv1');
+  });
+  it('refuses an empty list, a malformed id and a repeated one', async () => {
+    invalid(await call('POST', '/rooms/leave', { as: 'erin', body: { rooms: [] } }), 'rooms');
+    invalid(await call('POST', '/rooms/leave', { as: 'erin', body: { rooms: ['a b'] } }), 'rooms.0');
+    invalid(await call('POST', '/rooms/leave', { as: 'erin', body: { rooms: ['lv1', 'lv1'] } }), 'rooms');
+  });
+});
+
 route('POST /direct/:user', () => {
   it('opens the one direct room of two users, whoever asks', async () => {
     const a = await call('POST', '/direct/bob', { as: 'alice' });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { SqliteAccountStore } from '../src/store/sqlite/accounts.js';
 import { storeConformance } from './conformance/store.js';
@@ -190,4 +190,33 @@ describe('SQLite search index (worker thread, its own file)', () => {
     expect(await find('ghost', ['g'])).toEqual([]);
     await s.close();
   });
+
+  it('while a lost index file is rebuilt, a search answers unavailable, never a partial result', async () => {
+    const file = join(dir, 'rebuild.db');
+    let s = new SqliteStore({ file });
+    await s.createRoom({ id: 'big', kind: 'channel', name: 'B', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    // Enough messages that rebuilding their index takes longer than a search waits (2 s).
+    const N = 300_000;
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(Array.from({ length: 1000 }, (_, j) => s.append({ room: 'big', user: 'u', name: 'u', kind: 'text', text: `needle number ${i + j} with a few more words to index` })));
+    }
+    await s.close();
+    rmSync(`${file}-search.db`);
+    rmSync(`${file}-search.db-wal`, { force: true });
+    rmSync(`${file}-search.db-shm`, { force: true });
+    s = new SqliteStore({ file });
+    // Newest first: a complete answer starts with the last message stored.
+    const newest = `needle number ${N - 1} with a few more words to index`;
+    const first = await s.search('u', 'needle', ['big'], 5).then((m) => m.map((x) => x.text), (e: unknown) => e);
+    if (Array.isArray(first)) expect(first[0]).toBe(newest);
+    else expect(first).toMatchObject({ code: 'unavailable', details: { retryAfterMs: 1000 } });
+    // Once the rebuild is done, the search answers in full.
+    let texts: unknown;
+    for (let tries = 0; tries < 60; tries++) {
+      texts = await s.search('u', 'needle', ['big'], 5).then((m) => m.map((x) => x.text), () => null);
+      if (texts) break;
+    }
+    expect((texts as string[])[0]).toBe(newest);
+    await s.close();
+  }, 90_000);
 });

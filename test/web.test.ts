@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { findWebRoot } from '../src/transport/http/index.js';
+import { mintToken } from '../src/auth/jwt.js';
 import { freePort, removeDir, startServer, tempDir, type TestServer } from './helpers.js';
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? '/usr/bin/chromium';
@@ -186,6 +187,29 @@ describe('the web app', () => {
     expect(await alice.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
     // The room list shows it as text too.
     expect(await roomLink(bob, 'Project X').locator('.room-preview').textContent()).toContain('<script>');
+  });
+
+  it('a server post is shown apart; a user who takes the server\'s name is not', async () => {
+    const room = groupPath.split('/').pop()!;
+    const json = (token: string) => ({ 'content-type': 'application/json', authorization: `Bearer ${token}` });
+    const invited = await fetch(`${srv.url}/api/v1/rooms/${room}/members`, {
+      method: 'POST', headers: json(await login('alice')), body: JSON.stringify({ user: 'impostor' }),
+    });
+    expect(invited.status).toBe(201);
+    const posted = await fetch(`${srv.url}/api/v1/server/post`, {
+      method: 'POST', headers: json(await mintToken(srv.config, 'ops', { admin: true })),
+      body: JSON.stringify({ rooms: [room], messages: [{ text: 'Maintenance tonight at 22:00' }] }),
+    });
+    expect(posted.status).toBe(200);
+    await post(await srv.token('impostor', { name: 'System' }), room, 'Maintenance moved to 23:00');
+    await messages(bob, 'Maintenance moved to 23:00').waitFor();
+    const real = item(bob, 'Maintenance tonight at 22:00');
+    const fake = item(bob, 'Maintenance moved to 23:00');
+    expect(await real.evaluate((el) => el.classList.contains('announcement'))).toBe(true);
+    expect(await real.locator('.server-tag').textContent()).toBe('Server');
+    expect(await fake.locator('.name').textContent()).toBe('System');
+    expect(await fake.evaluate((el) => el.classList.contains('announcement'))).toBe(false);
+    expect(await fake.locator('.server-tag').count()).toBe(0);
   });
 
   it('a reload keeps the session, the open room and its history, refreshing an expired access token', async () => {

@@ -60,6 +60,14 @@ describe('folding history', () => {
     expect(shown[1]).toMatchObject({ text: '', deleted: true });
   });
 
+  it('tells server posts apart by their mark only, not by their author\'s id or name', () => {
+    const shown = fold([
+      msg({ seq: 1, kind: 'text', user: 'system', name: 'System', text: 'real', system: true }),
+      msg({ seq: 2, kind: 'text', user: 'system', name: 'System', text: 'forged', data: { system: true } }),
+    ]);
+    expect(shown.map((s) => [s.text, s.server])).toEqual([['real', true], ['forged', false]]);
+  });
+
   it('leaves out changes whose target is not loaded yet', () => {
     const shown = fold([msg({ seq: 10, kind: 'edit', user: 'a', target: 3, text: 'x' }), msg({ seq: 11, kind: 'text', user: 'a', text: 'y' })]);
     expect(shown.map((s) => [s.seq, s.text])).toEqual([[11, 'y']]);

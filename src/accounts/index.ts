@@ -6,7 +6,7 @@
 import type { Config } from '../config.js';
 import { ParleyError } from '../errors.js';
 import type { Identity } from '../auth/jwt.js';
-import type { User } from '../protocol/schema.js';
+import { SYSTEM_USER, type User } from '../protocol/schema.js';
 import type { AccountStore } from '../store/accounts.js';
 import type { LimitKey, LoginLimiter } from './limiter.js';
 import { PasswordHasher } from './password.js';
@@ -31,7 +31,11 @@ export class AccountService {
   /** Refreshes of one session run one at a time, so a refresh token is spent exactly once. */
   private readonly refreshing = new Map<string, Promise<unknown>>();
 
+  /** Usernames nobody may register: the server's own id and the configured names. */
+  private readonly reserved: ReadonlySet<string>;
+
   constructor(private readonly deps: AccountDeps) {
+    this.reserved = new Set([SYSTEM_USER, ...deps.config.reservedNames.map((n) => n.toLowerCase())]);
     this.key = new TextEncoder().encode(deps.secret);
     this.passwords = new PasswordHasher({ memoryKiB: deps.config.hashMemoryKib, passes: deps.config.hashPasses });
   }
@@ -45,6 +49,9 @@ export class AccountService {
     // Each registration costs a hash; counting them per address keeps that from being a lever.
     const wait = await this.deps.limiter.attempt([{ key: `register:${address}`, limit: this.deps.config.registrationsPerAddress }]);
     if (wait > 0) throw rateLimited(wait, 'too many registrations from this address');
+    if (this.reserved.has(input.username.toLowerCase())) {
+      throw new ParleyError('conflict', 'username is reserved', { field: 'username', reason: 'reserved' });
+    }
     // Refuse a taken name before paying for the hash; createAccount checks again atomically.
     if (await this.deps.accounts.accountByUsername(input.username) || await this.deps.getUser(input.username)) {
       throw new ParleyError('conflict', 'username is taken', { field: 'username' });

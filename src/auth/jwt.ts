@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, decodeJwt, importSPKI, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { ConfigError, type Config } from '../config.js';
 import { ParleyError } from '../errors.js';
-import { userIdRe } from '../protocol/schema.js';
+import { SYSTEM_USER, userIdRe } from '../protocol/schema.js';
 
 export interface Identity {
   id: string;
@@ -68,7 +68,7 @@ export async function createVerifier(cfg: Config, opts: VerifierOptions = {}): P
 
 function createAccountVerifier(cfg: Config, opts: VerifierOptions): Verifier {
   const key = new TextEncoder().encode(resolveSecret(cfg));
-  const options = { algorithms: [ACCOUNT_ALGORITHM], issuer: ACCOUNT_ISSUER, clockTolerance: cfg.auth.clockToleranceSec };
+  const options = { algorithms: [ACCOUNT_ALGORITHM], issuer: ACCOUNT_ISSUER, clockTolerance: cfg.auth.clockToleranceSec, requiredClaims: ['exp'] };
   return async (token: string) => {
     let payload: JWTPayload;
     try {
@@ -89,7 +89,10 @@ function createAccountVerifier(cfg: Config, opts: VerifierOptions): Verifier {
 function joseError(err: unknown): ParleyError {
   if (err instanceof joseErrors.JWTExpired) return new ParleyError('unauthorized', 'token expired');
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new ParleyError('unauthorized', 'token algorithm not accepted');
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'exp' && err.reason === 'missing') return new ParleyError('unauthorized', 'token has no "exp": this server only accepts tokens that expire');
+    return new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
+  }
   return new ParleyError('unauthorized', 'invalid token');
 }
 
@@ -102,6 +105,7 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
   const options = {
     algorithms: [alg],
     clockTolerance: cfg.auth.clockToleranceSec,
+    requiredClaims: expRequired(cfg),
     ...(cfg.auth.issuer ? { issuer: cfg.auth.issuer } : {}),
     ...(cfg.auth.audience ? { audience: cfg.auth.audience } : {}),
   };
@@ -117,24 +121,29 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
   };
 }
 
+/** A token without `exp` would be valid forever: refused unless the operator allows it. */
+const expRequired = (cfg: Config): string[] => (cfg.auth.allowTokensWithoutExp ? [] : ['exp']);
+
 /**
  * A verifier that also accepts HS256 tokens signed with `key` — the shared key of an existing
  * Chat21 deployment, for the endpoints Chat21 clients use. The configured verifier is tried
- * first; the key is only tried with HS256, pinned like every other key.
+ * first; the key is only tried with HS256, pinned like every other key, under the same
+ * `auth` rules (clock tolerance, tokens without `exp`).
  */
-export function withSharedKey(main: Verifier, key: string, clockToleranceSec: number): Verifier {
+export function withSharedKey(main: Verifier, key: string, cfg: Config): Verifier {
   const secret = new TextEncoder().encode(key);
+  const options = { algorithms: ['HS256'], clockTolerance: cfg.auth.clockToleranceSec, requiredClaims: expRequired(cfg) };
   return async (token: string) => {
     try {
       return await main(token);
     } catch (first) {
       try {
-        const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], clockTolerance: clockToleranceSec });
+        const { payload } = await jwtVerify(token, secret, options);
         // Never a Parley administrator: that takes a token of the configured issuer.
         return { ...identityFromClaims(payload), admin: false };
       } catch (err) {
-        // An expired token says so; otherwise the configured verifier's reason stands.
-        throw err instanceof joseErrors.JWTExpired ? joseError(err) : first;
+        // An expired (or never expiring) token says so; otherwise the configured verifier's reason stands.
+        throw err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed ? joseError(err) : first;
       }
     }
   };
@@ -144,6 +153,7 @@ export function identityFromClaims(p: JWTPayload): Identity {
   if (typeof p.sub !== 'string' || !userIdRe.test(p.sub)) {
     throw new ParleyError('unauthorized', 'token "sub" must be a user id matching ' + userIdRe.source);
   }
+  if (p.sub === SYSTEM_USER) throw new ParleyError('unauthorized', `token "sub" "${SYSTEM_USER}" is the server's own id`);
   const name = typeof p.name === 'string' && p.name.length > 0 ? p.name.slice(0, 100) : p.sub;
   const raw = p.profile;
   let profile: Record<string, unknown> = {};
@@ -168,6 +178,7 @@ export async function mintToken(cfg: Config, sub: string, opts: MintOptions = {}
   const alg = cfg.auth.algorithm;
   if (!alg.startsWith('HS')) throw new ParleyError('invalid', `cannot mint ${alg} tokens: Parley only holds the public key`);
   if (!userIdRe.test(sub)) throw new ParleyError('invalid', `user id must match ${userIdRe.source}`);
+  if (sub === SYSTEM_USER) throw new ParleyError('invalid', `"${SYSTEM_USER}" is the server's own id`);
   const claims: JWTPayload = {};
   if (opts.name) claims.name = opts.name;
   if (opts.profile) claims.profile = opts.profile;

@@ -26,6 +26,8 @@ export interface BusMessage {
   /** A user who must receive `alt` instead of `frame` (it blocked the sender). */
   hiddenFor?: string;
   alt?: string;
+  /** Users who must not receive this ephemeral event at all (they block its user). */
+  except?: string[];
 }
 
 export type Control =

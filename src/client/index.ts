@@ -424,6 +424,8 @@ export class ParleyClient {
   }
   join(room: string) { return this.request('join', { room }); }
   leave(room: string) { return this.request('leave', { room }); }
+  /** Leaves many rooms at once; the reply lists those left and those skipped, with why. */
+  leaveMany(rooms: string[]) { return this.request('leaveMany', { rooms }); }
   invite(room: string, user: string) { return this.request('invite', { room, user }); }
   direct(user: string): Promise<Room> { return this.request('direct', { user }); }
   history(room: string, q: { before?: number; after?: number; limit?: number } = {}) {

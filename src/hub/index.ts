@@ -193,7 +193,7 @@ export class Hub {
 
   private onBus(topic: string, msg: BusMessage): void {
     const data: SharedFrame = { payload: Buffer.from(msg.frame) };
-    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data, msg.hiddenFor, msg.alt);
+    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data, msg.hiddenFor, msg.alt, msg.except);
     else if (topic.startsWith('u:')) this.deliverUser(topic.slice(2), msg.control, data);
     else if (topic === ALL_TOPIC) for (const conn of this.follows.keys()) this.write(conn, data);
   }
@@ -205,20 +205,20 @@ export class Hub {
     conn.close(CLOSE_SLOW_CONSUMER, 'slow consumer: resume from your last seq');
   }
 
-  private deliverRoom(room: string, seq: number | undefined, shared: SharedFrame, hiddenFor?: string, alt?: string): void {
+  private deliverRoom(room: string, seq: number | undefined, shared: SharedFrame, hiddenFor?: string, alt?: string, except?: string[]): void {
     const subs = this.rooms.get(room);
     if (!subs) return;
     const altData: SharedFrame | null = hiddenFor !== undefined && alt !== undefined ? { payload: Buffer.from(alt) } : null;
     let delivered = 0;
     for (const f of subs.values()) {
       const data = altData && f.conn.user === hiddenFor ? altData : shared;
-      if (seq === undefined) this.write(f.conn, data);
-      else if (f.held) {
+      if (seq === undefined) {
+        if (!except?.includes(f.conn.user)) this.write(f.conn, data);
+      } else if (f.held) {
         f.held.push({ seq, data });
         // Live traffic outrunning a replay would grow without bound: drop, the client resumes.
         if (f.held.length > MAX_HELD) this.drop(f.conn);
-      }
-      else if (seq === f.last + 1) {
+      } else if (seq === f.last + 1) {
         f.last = seq;
         if (this.write(f.conn, data)) delivered++;
       } else if (seq > f.last + 1) {

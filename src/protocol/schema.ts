@@ -7,6 +7,11 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 export const USER_ID_PATTERN = '^[A-Za-z0-9_.@|:+-]{1,128}$';
 export const ROOM_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
 export const userIdRe = new RegExp(USER_ID_PATTERN);
+/**
+ * The server's own user id: the default author of server-side posts. No token or account may
+ * take it; what tells a server post apart is the message's `system` mark, never this id.
+ */
+export const SYSTEM_USER = 'system';
 export const roomIdRe = new RegExp(ROOM_ID_PATTERN);
 
 export const UserId = Type.String({ pattern: USER_ID_PATTERN, description: 'User id (the JWT `sub`)' });
@@ -61,6 +66,9 @@ export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
   text: Type.Optional(Type.String()), target: Type.Optional(PositiveSeq), data: Type.Optional(Data),
   profile: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The author\'s public profile (from its JWT), when it has one' })),
+  system: Type.Optional(Type.Literal(true, {
+    description: 'Posted by the server itself (the server-side `post` API), whatever `user` says; only the server sets it, and clients must show such messages apart',
+  })),
 });
 export const InboxEntry = Type.Object({
   room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
@@ -95,6 +103,8 @@ export const Commands = {
   }, 'Create a channel (public) or group (private). The creator becomes owner.'),
   join: command('join', { room: RoomId }, 'Join a channel.'),
   leave: command('leave', { room: RoomId }, 'Leave a room.'),
+  leaveMany: command('leaveMany', { rooms: Type.Array(RoomId, { minItems: 1, maxItems: 1000, uniqueItems: true }) },
+    'Leave many rooms at once (unwanted invitations, say); rooms that cannot be left are listed with the reason.'),
   rooms: command('rooms', { scope: Type.Optional(Type.Union([Type.Literal('mine'), Type.Literal('public')])) },
     'List your rooms, or public channels.'),
   room: command('room', { room: RoomId }, 'Get one room you can see.'),
@@ -188,6 +198,7 @@ export interface CommandResults {
   create: Room;
   join: { room: Room; member: Member };
   leave: { room: string };
+  leaveMany: { left: string[]; skipped: Array<{ room: string; code: string }> };
   rooms: { rooms: Room[] };
   room: Room;
   members: { members: Member[] };

@@ -9,6 +9,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
+import { SYSTEM_USER } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
@@ -20,6 +21,10 @@ export interface ServiceOptions {
   heartbeatMs: number;
   /** Keep the messages of deleted rooms instead of removing them. */
   keepDeletedRoomHistory?: boolean;
+  /** Channels and groups a user may be a member of (default: no cap). */
+  roomsPerUser?: number;
+  /** Channels and groups a user may have created that still exist (default: no cap). */
+  roomsCreatedPerUser?: number;
 }
 
 /** Close code for a connection whose user was banned server-wide. */
@@ -80,6 +85,7 @@ export class Service {
       create: (s, a) => this.create(s, a),
       join: (s, a) => this.join(s, a),
       leave: (s, a) => this.leave(s, a),
+      leaveMany: (s, a) => this.leaveMany(s, a),
       rooms: (s, a) => this.rooms(s, a),
       room: async (s, a) => (await this.readable(s, a.room)).room,
       members: async (s, a) => {
@@ -107,7 +113,10 @@ export class Service {
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);
-        this.bus.publish(roomTopic(a.room), { frame: eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true }) });
+        // Members who block the typist never see it typing, in any room.
+        const blockers = await this.store.blockersIn(a.room, s.user.id);
+        const frame = eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true });
+        this.bus.publish(roomTopic(a.room), blockers.length > 0 ? { frame, except: blockers } : { frame });
         return {};
       },
       read: async (s, a) => {
@@ -267,6 +276,8 @@ export class Service {
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     if (a.room?.startsWith(DIRECT_PREFIX)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_PREFIX}" are reserved for direct rooms`, { field: 'room' });
+    // Administrators (server-side applications) create and join as many rooms as they need.
+    if (!s.user.admin) await this.checkRoomCaps(s.user.id, true);
     const id = a.room ?? randomBytes(12).toString('base64url');
     const { room, messages } = await this.store.createRoom({
       id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
@@ -280,6 +291,7 @@ export class Service {
     const room = await this.requireRoom(a.room);
     if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
     await this.checkAdmission(room.id, s.user.id);
+    if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
     const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
     this.memberAdded(room, [message]);
     return { room: { ...room, lastSeq: message.seq }, member };
@@ -294,6 +306,35 @@ export class Service {
     return { room: room.id };
   }
 
+  /** Leaves every listed room it can, at once; the others are reported with their error code. */
+  private async leaveMany(s: Session, a: CommandArgs<'leaveMany'>): Promise<CommandResults['leaveMany']> {
+    const outcomes = await Promise.allSettled(a.rooms.map((room) => this.leave(s, { room })));
+    const left: string[] = [];
+    const skipped: Array<{ room: string; code: string }> = [];
+    outcomes.forEach((o, i) => {
+      if (o.status === 'fulfilled') left.push(a.rooms[i]!);
+      else skipped.push({ room: a.rooms[i]!, code: toParleyError(o.reason).code });
+    });
+    return { left, skipped };
+  }
+
+  /**
+   * Refuses to add the user to one more channel or group past `roomsPerUser`, and (when
+   * `creating`) to let it create one more past `roomsCreatedPerUser`: one user must not grow
+   * another's room list (and its `auth` reply) without bound, nor the server's.
+   */
+  private async checkRoomCaps(user: string, creating: boolean): Promise<void> {
+    const { roomsPerUser, roomsCreatedPerUser } = this.opts;
+    if (roomsPerUser === undefined && (!creating || roomsCreatedPerUser === undefined)) return;
+    const n = await this.store.countRooms(user);
+    if (creating && roomsCreatedPerUser !== undefined && n.created >= roomsCreatedPerUser) {
+      throw new ParleyError('forbidden', `at most ${roomsCreatedPerUser} rooms created per user; delete one first`, { reason: 'rooms_created', limit: roomsCreatedPerUser });
+    }
+    if (roomsPerUser !== undefined && n.member >= roomsPerUser) {
+      throw new ParleyError('forbidden', `a user may be a member of at most ${roomsPerUser} rooms`, { reason: 'room_limit', limit: roomsPerUser });
+    }
+  }
+
   private async rooms(s: Session, a: CommandArgs<'rooms'>): Promise<{ rooms: Room[] }> {
     if (a.scope === 'public') return { rooms: await this.store.publicRooms(500) };
     return { rooms: (await this.store.roomsOf(s.user.id)).map((r) => r.room) };
@@ -305,6 +346,11 @@ export class Service {
     const me = await this.requireMember(s, room.id);
     if (room.kind === 'group' && me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins invite to a group');
     await this.checkAdmission(room.id, a.user);
+    // A user who blocks another accepts no invitation from it.
+    if ((await this.store.blocksOf(a.user)).includes(s.user.id)) {
+      throw new ParleyError('forbidden', 'this user does not accept invitations from you', { reason: 'blocked' });
+    }
+    await this.checkRoomCaps(a.user, false);
     const user = await this.store.getUser(a.user);
     const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
     this.memberAdded(room, [message]);
@@ -618,7 +664,7 @@ export class Service {
     this.requireAdmin(s);
     for (const room of a.rooms) await this.requireRoom(room);
     for (const m of a.messages) if ('text' in m) this.checkText(m.text);
-    const as = a.as ?? { id: 'system', name: 'System' };
+    const as = a.as ?? { id: SYSTEM_USER, name: 'System' };
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
       for (const m of a.messages) {

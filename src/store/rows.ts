@@ -7,6 +7,8 @@ import type { Account, RefreshSession } from './accounts.js';
 export interface MessageRow {
   room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
   text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
+  /** Posted by the server-side API (1 or true), else null. */
+  system: number | boolean | null;
 }
 export interface RoomRow {
   id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
@@ -21,7 +23,7 @@ export interface BanRow { room_id: string; user_id: string; until: number | null
 export const FOREVER = Number.MAX_SAFE_INTEGER;
 export const DAY_MS = 86_400_000;
 
-export const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for';
+export const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for, system';
 export const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq, access, retention_count, retention_ms';
 export const MEMBER_COLS = 'room_id, user_id, role, joined_at, read_seq, join_seq, muted_until';
 
@@ -34,6 +36,7 @@ export function rowToMessage(r: MessageRow, viewer?: string): Message {
   if (r.target !== null) m.target = r.target;
   if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
   if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
+  if (r.system) m.system = true;
   return m;
 }
 export const rowToRoom = (r: RoomRow): Room => ({

@@ -16,8 +16,14 @@
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
 // - When the database cannot be reached, calls reject with `unavailable` in bounded time
-//   (never hang) and the store recovers by itself once the database answers again.
+//   (never hang) and the store recovers by itself once the database answers again. Calls
+//   reject, never throw; after `close` every call rejects with `unavailable`.
+// - What a room keeps is always one range of seqs ending at its last: removals (retention)
+//   cut a prefix, so a reader that finds `first` above what it asked for knows the whole gap.
 import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
+
+/** Why a room id cannot be used again (the `conflict` message of `createRoom`). */
+export const KEPT_HISTORY = 'this room id belongs to a deleted room whose history is kept';
 
 export interface NewRoom {
   id: string;
@@ -40,7 +46,10 @@ export interface NewMessage {
   target?: number;
   data?: Record<string, unknown>;
   key?: string;
-  /** Posted by the server-side API: no membership needed. */
+  /**
+   * Posted by the server-side API: no membership needed, and the stored message carries
+   * `system: true`, which no other append sets (clients tell server posts apart by it).
+   */
   system?: boolean;
   /**
    * In a direct room: the other member, so the store can mark the message hidden for it when
@@ -80,7 +89,10 @@ export interface Store {
 
   /**
    * Creates a room with its first members, appending one `join` message per member.
-   * Rejects with `conflict` if the id (or the direct pair) exists.
+   * Rejects with `conflict` if the id (or the direct pair) exists, or if the messages of a
+   * deleted room kept by `deleteRoom(id, true)` still hold the id: a new room must never show
+   * another room's history. A direct room is the exception: its id belongs to its pair, so
+   * the pair's new room continues after the kept messages (its first join takes the next seq).
    */
   createRoom(room: NewRoom): Promise<{ room: Room; messages: Message[] }>;
   getRoom(id: string): Promise<Room | null>;
@@ -88,6 +100,11 @@ export interface Store {
   findDirect(directKey: string): Promise<Room | null>;
   /** Rooms the user is a member of. */
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>>;
+  /**
+   * How many channels and groups the user is a member of, and how many of those that exist it
+   * created (direct rooms are not counted).
+   */
+  countRooms(user: string): Promise<{ member: number; created: number }>;
   /** Public channels, by id, `limit` at most, after the given id. */
   publicRooms(limit: number, afterId?: string): Promise<Room[]>;
 
@@ -140,11 +157,18 @@ export interface Store {
   /** Whether the room's access mode and lists let the user be a member (owners/admins always). */
   hasAccess(room: string, user: string): Promise<boolean>;
   setBlock(user: string, other: string, blocked: boolean): Promise<void>;
+  /** Users `user` blocks. */
   blocksOf(user: string): Promise<string[]>;
+  /** Members of the room who block `user` (they receive none of its typing). */
+  blockersIn(room: string, user: string): Promise<string[]>;
 
   // ---- retention and search ------------------------------------------------------------------
 
-  /** Removes messages beyond each room's (or the default) count and age limits; returns how many. */
+  /**
+   * Removes messages beyond each room's (or the default) count and age limits; returns how many.
+   * An age limit cuts at the first message, in seq order, stamped at or after it: a message
+   * stamped earlier but stored later stays, so no hole opens inside the history.
+   */
   applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number>;
   /** Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded. */
   search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]>;
@@ -156,5 +180,6 @@ export interface Store {
   /** How many rooms exist, by kind (kinds without rooms are absent). */
   roomCounts(): Promise<Record<string, number>>;
 
+  /** Settles the writes already called (committing them), then closes. */
   close(): Promise<void>;
 }

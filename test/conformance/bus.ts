@@ -42,6 +42,17 @@ export function busConformance(name: string, open: () => Promise<Bus>): void {
       expect(got[0]![1].control).toEqual({ op: 'follow', room: 'r', after: 4 });
     });
 
+    it('carries the alternative frame and the users an event skips intact', async () => {
+      await bus.subscribe('r:m');
+      bus.publish('r:m', { frame: '{"a":1}', seq: 3, hiddenFor: 'bob', alt: '{"b":2}' });
+      bus.publish('r:m', { frame: '{"typing":1}', except: ['carol', 'dave'] });
+      await waitFor(() => got.length === 2);
+      expect(got.map(([, m]) => m)).toEqual([
+        { frame: '{"a":1}', seq: 3, hiddenFor: 'bob', alt: '{"b":2}' },
+        { frame: '{"typing":1}', except: ['carol', 'dave'] },
+      ]);
+    });
+
     it('presence: online while any connection remains, reporting transitions once', async () => {
       const p = bus.presence;
       expect(await p.connect('alice', 'c1')).toBe(true);

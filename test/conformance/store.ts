@@ -1,6 +1,9 @@
 // The Store port's behaviour suite: every backend runs it (see store.*.test.ts).
-import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+// Each case names the promise of src/store/store.ts it checks.
+import { describe, expect, it, beforeEach, afterEach, vi } from 'vitest';
 import type { Store } from '../../src/store/store.js';
+
+const DAY = 86_400_000;
 
 export function storeConformance(name: string, open: () => Promise<Store>): void {
   describe(`Store conformance: ${name}`, () => {
@@ -165,6 +168,39 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await expect(store.deleteRoom(id, false)).rejects.toMatchObject({ code: 'not_found' });
     });
 
+    it('a deleted room whose history is kept still owns its id: re-creating it is a conflict, and nothing is written', async () => {
+      const id = await group('u1', ['u2']);
+      await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'private words' });
+      expect((await store.deleteRoom(id, true)).sort()).toEqual(['u1', 'u2']);
+      expect(await store.getRoom(id)).toBeNull();
+      await expect(store.createRoom({ id, kind: 'group', name: 'again', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] }))
+        .rejects.toMatchObject({ code: 'conflict' });
+      expect(await store.getRoom(id)).toBeNull();
+      expect(await store.getMember(id, 'u3')).toBeNull();
+      expect((await store.roomsOf('u3')).map((r) => r.room.id)).not.toContain(id);
+      // Without kept history the id is free again.
+      const other = await group('u1');
+      await store.deleteRoom(other, false);
+      const { room } = await store.createRoom({ id: other, kind: 'channel', name: 'new', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] });
+      expect(room.lastSeq).toBe(1);
+    });
+
+    it('a direct room re-created after its deletion with kept history continues after the kept messages', async () => {
+      const id = rid();
+      const key = `ka\nkb-${id}`;
+      const pair = [{ user: 'ka', name: 'ka', role: 'member' as const }, { user: 'kb', name: 'kb', role: 'member' as const }];
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ka', directKey: key, members: pair });
+      await store.append({ room: id, user: 'ka', name: 'ka', kind: 'text', text: 'before' });
+      await store.deleteRoom(id, true);
+      const { room, messages } = await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'kb', directKey: key, members: pair });
+      expect(messages.map((m) => m.seq)).toEqual([4, 5]);
+      expect(room.lastSeq).toBe(5);
+      expect((await store.getRoom(id))!.lastSeq).toBe(5);
+      const next = await store.append({ room: id, user: 'kb', name: 'kb', kind: 'text', text: 'after' });
+      expect(next.message.seq).toBe(6);
+      expect((await store.history(id, { after: 0, limit: 10 })).map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    });
+
     it('roles, mutes and owner hand-over', async () => {
       const id = await group('u1', ['u2']);
       const { member } = await store.setRole(id, 'u2', 'owner', { user: 'u1', name: 'U1' });
@@ -307,6 +343,273 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       expect(removed.status).toBe('fulfilled');
       expect(late).toMatchObject({ status: 'rejected', reason: { code: 'forbidden' } });
       expect((await store.history(id, { limit: 10 })).map((m) => m.kind)).toEqual(['join', 'join', 'leave']);
+    });
+
+    // ---- the contract, promise by promise ----------------------------------------------------
+
+    it('a refused write stores nothing: no seq is taken, no member or row changes', async () => {
+      const id = await group('u1', ['u2']);
+      const before = await store.bounds(id);
+      const refusals = await Promise.allSettled([
+        store.createRoom({ id, kind: 'group', name: 'dup', topic: '', createdBy: 'u9', members: [{ user: 'u9', name: 'u9', role: 'owner' }] }),
+        store.addMember(id, 'u2', 'u2', 'member', 'u1'),
+        store.addMember('no-such-room', 'u3', 'u3', 'member', 'u1'),
+        store.removeMember(id, 'u3', 'u3', 'u1'),
+        store.append({ room: id, user: 'u3', name: 'x', kind: 'text', text: 'outsider' }),
+        store.append({ room: id, user: 'u1', name: 'x', kind: 'edit', target: 1, text: 'join is no text' }),
+        store.markRead(id, 'u3', 1),
+        store.setRole(id, 'u3', 'admin', { user: 'u1', name: 'U1' }),
+        store.updateRoom('no-such-room', { topic: 'x' }, { user: 'u1', name: 'U1' }),
+        store.setMute(id, 'u3', null, false),
+      ]);
+      expect(refusals.map((r) => r.status)).toEqual(Array(refusals.length).fill('rejected'));
+      expect(refusals.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(
+        ['conflict', 'conflict', 'not_found', 'not_found', 'forbidden', 'not_found', 'forbidden', 'not_found', 'not_found', 'not_found']);
+      expect(await store.bounds(id)).toEqual(before);
+      expect((await store.members(id)).map((m) => m.user).sort()).toEqual(['u1', 'u2']);
+      expect(await store.getRoom('no-such-room')).toBeNull();
+      expect(await store.getMember(id, 'u9')).toBeNull();
+      // The next write takes the next seq: nothing was allocated by the refusals.
+      expect((await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'next' })).message.seq).toBe(before.last + 1);
+    });
+
+    it('every kind of write that appends a message takes the next seq, gapless, in call order', async () => {
+      const a = await group('u1', ['u2']);
+      const b = await group('u1');
+      const calls: Array<Promise<number>> = [];
+      const seqOf = (p: Promise<{ seq: number } | { message: { seq: number } }>) => p.then((r) => ('seq' in r ? r.seq : r.message.seq));
+      for (let i = 0; i < 5; i++) {
+        calls.push(seqOf(store.append({ room: a, user: 'u1', name: 'x', kind: 'text', text: `a${i}` })));
+        calls.push(seqOf(store.addMember(a, `m${i}`, `m${i}`, 'member', 'u1')));
+        calls.push(seqOf(store.append({ room: b, user: 'u1', name: 'x', kind: 'text', text: `b${i}` })));
+        calls.push(seqOf(store.updateRoom(a, { topic: `t${i}` }, { user: 'u1', name: 'U1' })));
+        calls.push(seqOf(store.setRole(a, `m${i}`, 'admin', { user: 'u1', name: 'U1' })));
+        calls.push(seqOf(store.removeMember(a, `m${i}`, `m${i}`, 'u1')));
+      }
+      const seqs = await Promise.all(calls);
+      const inA = seqs.filter((_, i) => i % 6 !== 2);
+      const inB = seqs.filter((_, i) => i % 6 === 2);
+      expect(inA).toEqual(Array.from({ length: 25 }, (_, i) => i + 3));
+      expect(inB).toEqual(Array.from({ length: 5 }, (_, i) => i + 2));
+      expect((await store.history(a, { after: 0, limit: 100 })).map((m) => m.seq)).toEqual(Array.from({ length: 27 }, (_, i) => i + 1));
+      expect(await store.bounds(a)).toEqual({ first: 1, last: 27 });
+      expect((await store.getRoom(a))!.lastSeq).toBe(27);
+    });
+
+    it('reads see every write whose promise has resolved', async () => {
+      const id = await group('u1');
+      expect((await store.getRoom(id))!.lastSeq).toBe(1);
+      await store.addMember(id, 'u2', 'u2', 'member', 'u1');
+      expect(await store.getMember(id, 'u2')).toMatchObject({ role: 'member', joinSeq: 2 });
+      expect((await store.roomsOf('u2')).map((r) => r.room.id)).toEqual([id]);
+      expect((await store.roomsOf('u2'))[0]!.room.lastSeq).toBe(2);
+      const { message } = await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'seen' });
+      expect(await store.getMessage(id, message.seq)).toMatchObject({ text: 'seen' });
+      expect((await store.history(id, { limit: 1 }))[0]!.seq).toBe(message.seq);
+      expect((await store.bounds(id)).last).toBe(message.seq);
+      expect((await store.inbox('u2'))[0]).toMatchObject({ unread: 1, last: { seq: message.seq } });
+      await store.markRead(id, 'u2', message.seq);
+      expect((await store.inbox('u2'))[0]).toMatchObject({ unread: 0, readSeq: message.seq });
+      await store.setBlock('u2', 'u1', true);
+      expect(await store.blocksOf('u2')).toEqual(['u1']);
+      await store.ban({ room: id, user: 'u5', until: null, reason: '', by: 'u1' });
+      expect(await store.activeBan(id, 'u5', Date.now())).not.toBeNull();
+      await store.updateRoom(id, { name: 'renamed' }, { user: 'u1', name: 'U1' });
+      expect((await store.getRoom(id))!.name).toBe('renamed');
+    });
+
+    it('calls on a closed store reject with unavailable, reads included, and never throw', async () => {
+      const id = await group('u1');
+      await store.close();
+      const calls: Array<() => Promise<unknown>> = [
+        () => store.getRoom(id), () => store.getUser('u1'), () => store.getMember(id, 'u1'), () => store.members(id),
+        () => store.roomsOf('u1'), () => store.history(id, { limit: 5 }), () => store.bounds(id), () => store.inbox('u1'),
+        () => store.search('u1', 'word', [id], 5), () => store.publicRooms(10), () => store.blocksOf('u1'),
+        () => store.markRead(id, 'u1', 1), () => store.addMember(id, 'u2', 'u2', 'member', 'u1'),
+      ];
+      for (const call of calls) {
+        let p: Promise<unknown>;
+        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`); }
+        await expect(p).rejects.toMatchObject({ code: 'unavailable' });
+      }
+      store = await open();
+    });
+
+    it('close settles the writes already called before it closes', async () => {
+      const id = await group('u1');
+      const pending = Array.from({ length: 5 }, (_, i) => store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: `w${i}` }));
+      await store.close();
+      const results = await Promise.all(pending);
+      expect(results.map((r) => r.message.seq)).toEqual([2, 3, 4, 5, 6]);
+      store = await open();
+    });
+
+    it('public channels come by id, at most limit, after the given id', async () => {
+      const tag = rid();
+      const ids = ['c', 'a', 'b'].map((x) => `${tag}-${x}`);
+      for (const id of ids) await store.createRoom({ id, kind: 'channel', name: id, topic: '', createdBy: 'u1', members: [] });
+      await store.createRoom({ id: `${tag}-ab`, kind: 'group', name: 'g', topic: '', createdBy: 'u1', members: [] });
+      const page1 = await store.publicRooms(2, `${tag}-`);
+      expect(page1.map((r) => r.id)).toEqual([`${tag}-a`, `${tag}-b`]);
+      const page2 = await store.publicRooms(2, `${tag}-b`);
+      expect(page2.map((r) => r.id)[0]).toBe(`${tag}-c`);
+    });
+
+    it('a plain member cannot delete another member\'s message; a room admin can', async () => {
+      const id = await group('u1', ['u2', 'u3']);
+      const { message: m } = await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'mine' });
+      await expect(store.append({ room: id, user: 'u3', name: 'x', kind: 'delete', target: m.seq })).rejects.toMatchObject({ code: 'forbidden' });
+      await store.setRole(id, 'u3', 'admin', { user: 'u1', name: 'U1' });
+      expect((await store.append({ room: id, user: 'u3', name: 'x', kind: 'delete', target: m.seq })).message).toMatchObject({ kind: 'delete', target: m.seq });
+    });
+
+    it('a message deleted earlier in the same batch can no longer be edited or reacted to', async () => {
+      const id = await group('u1', ['u2']);
+      const { message: m } = await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'soon gone' });
+      const [del, edit, react] = await Promise.allSettled([
+        store.append({ room: id, user: 'u2', name: 'x', kind: 'delete', target: m.seq }),
+        store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: m.seq, text: 'too late' }),
+        store.append({ room: id, user: 'u1', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'x' } }),
+      ]);
+      expect(del.status).toBe('fulfilled');
+      expect(edit).toMatchObject({ status: 'rejected', reason: { code: 'conflict' } });
+      expect(react).toMatchObject({ status: 'rejected', reason: { code: 'conflict' } });
+    });
+
+    it('a message posted by the server needs no membership and is marked as the server\'s', async () => {
+      const id = await group('u1');
+      const { message } = await store.append({ room: id, user: 'system', name: 'System', kind: 'text', text: 'maintenance at noon', system: true });
+      expect(message).toMatchObject({ user: 'system', text: 'maintenance at noon', system: true });
+      expect(await store.getMessage(id, message.seq)).toMatchObject({ system: true });
+      expect((await store.history(id, { limit: 1 }))[0]).toMatchObject({ seq: message.seq, system: true });
+      expect((await store.inbox('u1'))[0]!.last).toMatchObject({ seq: message.seq, system: true });
+      // The same author id without the mark is an ordinary message, as clients must show it.
+      await store.addMember(id, 'system', 'system', 'member', 'system');
+      const { message: forged } = await store.append({ room: id, user: 'system', name: 'System', kind: 'text', text: 'forged' });
+      expect(forged.system).toBeUndefined();
+      expect((await store.getMessage(id, forged.seq))!.system).toBeUndefined();
+      await expect(store.append({ room: 'no-such-room', user: 'system', name: 'System', kind: 'text', text: 'x', system: true }))
+        .rejects.toMatchObject({ code: 'not_found' });
+    });
+
+    it('countRooms counts the channels and groups a user belongs to and the existing ones it created, not direct rooms', async () => {
+      expect(await store.countRooms('cr1')).toEqual({ member: 0, created: 0 });
+      const g = await group('cr1', ['cr2']);
+      await group('cr2', ['cr1']);
+      await store.createRoom({ id: rid(), kind: 'channel', name: 'C', topic: '', createdBy: 'cr1', members: [] });
+      await store.createRoom({ id: rid(), kind: 'direct', name: '', topic: '', createdBy: 'cr1', directKey: `cr1\ncr2-${rid()}`,
+        members: [{ user: 'cr1', name: 'cr1', role: 'member' }, { user: 'cr2', name: 'cr2', role: 'member' }] });
+      expect(await store.countRooms('cr1')).toEqual({ member: 2, created: 2 });
+      expect(await store.countRooms('cr2')).toEqual({ member: 2, created: 1 });
+      await store.deleteRoom(g, false);
+      expect(await store.countRooms('cr1')).toEqual({ member: 1, created: 1 });
+    });
+
+    it('blockersIn lists the members of a room who block a user, and no one else', async () => {
+      const id = await group('bk1', ['bk2', 'bk3']);
+      await store.setBlock('bk2', 'bk1', true);
+      await store.setBlock('bk3', 'bk4', true);
+      await store.setBlock('outsider', 'bk1', true);
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk2']);
+      expect(await store.blockersIn(id, 'bk2')).toEqual([]);
+      await store.setBlock('bk3', 'bk1', true);
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk2', 'bk3']);
+      await store.removeMember(id, 'bk2', 'bk2', 'bk2');
+      expect(await store.blockersIn(id, 'bk1')).toEqual(['bk3']);
+    });
+
+    it('a hidden message reads as a placeholder through getMessage too', async () => {
+      const id = rid();
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ha', directKey: `ha\nhb-${id}`, members: [
+        { user: 'ha', name: 'ha', role: 'member' }, { user: 'hb', name: 'hb', role: 'member' }] });
+      await store.setBlock('ha', 'hb', true);
+      const r = await store.append({ room: id, user: 'hb', name: 'hb', kind: 'text', text: 'psst', directPeer: 'ha' });
+      expect(await store.getMessage(id, r.message.seq, 'ha')).toMatchObject({ kind: 'hidden' });
+      expect((await store.getMessage(id, r.message.seq, 'ha'))!.text).toBeUndefined();
+      expect(await store.getMessage(id, r.message.seq, 'hb')).toMatchObject({ kind: 'text', text: 'psst' });
+    });
+
+    it('bounds of a room with nothing stored: first is last + 1', async () => {
+      expect(await store.bounds('never-created')).toEqual({ first: 1, last: 0 });
+    });
+
+    it('the inbox lists the most recently active room first', async () => {
+      const older = await group('ib');
+      const newer = await group('ib');
+      await store.append({ room: newer, user: 'ib', name: 'x', kind: 'text', text: 'first' });
+      await new Promise((r) => setTimeout(r, 5));
+      await store.append({ room: older, user: 'ib', name: 'x', kind: 'text', text: 'latest' });
+      expect((await store.inbox('ib')).map((e) => e.room.id)).toEqual([older, newer]);
+    });
+
+    it('deleting a room removes its access lists and bans too; keeping its history keeps only the messages', async () => {
+      const id = await group('u1', ['u2']);
+      await store.setAccess(id, 'black', ['x1'], []);
+      await store.ban({ room: id, user: 'x2', until: null, reason: '', by: 'u1' });
+      await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'kept' });
+      await store.deleteRoom(id, true);
+      expect(await store.accessList(id, 'black')).toEqual([]);
+      expect(await store.activeBan(id, 'x2', Date.now())).toBeNull();
+      expect(await store.members(id)).toEqual([]);
+      expect((await store.history(id, { after: 0, limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'join', 'kept']);
+      expect((await store.roomsOf('u2')).map((r) => r.room.id)).not.toContain(id);
+    });
+
+    it('setting a role appends an update message naming the user and role; admins always have access', async () => {
+      const id = await group('u1', ['u2']);
+      await store.updateRoom(id, { access: 'whitelist' }, { user: 'u1', name: 'U1' });
+      expect(await store.hasAccess(id, 'u2')).toBe(false);
+      const { message } = await store.setRole(id, 'u2', 'admin', { user: 'u1', name: 'U1' });
+      expect(message).toMatchObject({ kind: 'update', user: 'u1', data: { user: 'u2', role: 'admin' } });
+      expect(await store.hasAccess(id, 'u2')).toBe(true);
+    });
+
+    it('a ban replaces an earlier one for the same user and room', async () => {
+      const id = await group('u1');
+      const now = Date.now();
+      await store.ban({ room: id, user: 'b1', until: now + 1000, reason: 'first', by: 'u1' });
+      await store.ban({ room: id, user: 'b1', until: null, reason: 'second', by: 'u1' });
+      expect(await store.bans(id, now)).toEqual([expect.objectContaining({ user: 'b1', until: null, reason: 'second' })]);
+      expect(await store.activeBan(id, 'b1', now + 10_000)).toMatchObject({ reason: 'second' });
+    });
+
+    it('retention: a room\'s own limit wins over the default, which applies to rooms without one; the count removed is exact', async () => {
+      const own = await group('u1');
+      const dflt = await group('u1');
+      await store.updateRoom(own, { retentionCount: 5 }, { user: 'u1', name: 'U1' });
+      for (let i = 0; i < 10; i++) {
+        await store.append({ room: own, user: 'u1', name: 'x', kind: 'text', text: `o${i}` });
+        await store.append({ room: dflt, user: 'u1', name: 'x', kind: 'text', text: `d${i}` });
+      }
+      // own: 12 messages (join, update, 10 texts), keeps 5; dflt: 11 messages, keeps 2.
+      const removed = await store.applyRetention(Date.now(), { count: 2, days: null });
+      expect(await store.bounds(own)).toEqual({ first: 8, last: 12 });
+      expect(await store.bounds(dflt)).toEqual({ first: 10, last: 11 });
+      expect(removed).toBeGreaterThanOrEqual(7 + 9);
+      expect(await store.applyRetention(Date.now(), { count: 2, days: null })).toBe(0);
+    });
+
+    it('retention by age cuts a prefix in seq order: a late-stamped message never leaves a hole', async () => {
+      const now = Date.now();
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(now - 3 * DAY);
+        const id = await group('u1');
+        await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'old 1' });
+        await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'old 2' });
+        vi.setSystemTime(now);
+        await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'new' });
+        // Stored after "new" but stamped three days earlier (a clock stepped back).
+        vi.setSystemTime(now - 3 * DAY);
+        await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'late' });
+        vi.setSystemTime(now);
+        await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'newest' });
+        expect(await store.applyRetention(now, { count: null, days: 1 })).toBe(3);
+        expect(await store.bounds(id)).toEqual({ first: 4, last: 6 });
+        expect((await store.history(id, { after: 0, limit: 10 })).map((m) => m.text)).toEqual(['new', 'late', 'newest']);
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 }

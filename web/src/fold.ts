@@ -15,6 +15,8 @@ export interface Shown {
   deleted: boolean;
   reactions: Reaction[];
   data: Record<string, unknown> | undefined;
+  /** Posted by the server itself (the message's `system` mark), whatever its author's name. */
+  server: boolean;
 }
 
 const SHOWN = new Set(['text', 'join', 'leave', 'update', 'hidden']);
@@ -29,7 +31,7 @@ export function fold(messages: Iterable<Message>): Shown[] {
     if (SHOWN.has(m.kind)) {
       const s: Shown = {
         seq: m.seq, kind: m.kind as Shown['kind'], user: m.user, name: m.name, ts: m.ts,
-        text: m.text ?? '', edited: false, deleted: false, reactions: [], data: m.data,
+        text: m.text ?? '', edited: false, deleted: false, reactions: [], data: m.data, server: m.system === true,
       };
       out.push(s);
       bySeq.set(m.seq, s);

@@ -22,13 +22,14 @@ export interface RedisBusOptions extends RedisTarget {
   log: Logger;
 }
 
-interface Meta { f: number; s?: number; c?: Control; h?: string }
+interface Meta { f: number; s?: number; c?: Control; h?: string; x?: string[] }
 
 export function encodeBusMessage(msg: BusMessage): string {
   const meta: Meta = { f: msg.frame.length };
   if (msg.seq !== undefined) meta.s = msg.seq;
   if (msg.control) meta.c = msg.control;
   if (msg.hiddenFor !== undefined && msg.alt !== undefined) meta.h = msg.hiddenFor;
+  if (msg.except !== undefined && msg.except.length > 0) meta.x = msg.except;
   return `${JSON.stringify(meta)}\n${msg.frame}${meta.h !== undefined ? msg.alt : ''}`;
 }
 
@@ -42,6 +43,7 @@ export function decodeBusMessage(raw: string): BusMessage | null {
   const msg: BusMessage = { frame: raw.slice(start, start + meta.f) };
   if (typeof meta.s === 'number') msg.seq = meta.s;
   if (meta.c) msg.control = meta.c;
+  if (Array.isArray(meta.x) && meta.x.every((u) => typeof u === 'string')) msg.except = meta.x;
   if (typeof meta.h === 'string') {
     msg.hiddenFor = meta.h;
     msg.alt = raw.slice(start + meta.f);

@@ -17,12 +17,15 @@ import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
+import { KEPT_HISTORY } from '../store.js';
 import { migrate } from './migrations.js';
 import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, transaction, type PgPoolOptions } from './pool.js';
 
 export interface PostgresOptions extends PgPoolOptions {
   /** Most writes in one transaction (default 500). */
   maxBatch?: number;
+  /** Most messages one retention statement removes (default 5000). */
+  retentionBatch?: number;
 }
 
 type Client = pg.PoolClient;
@@ -30,7 +33,7 @@ interface Pending { rooms: string[]; run: (c: Client) => Promise<unknown>; resol
 interface BatchResult { ok: boolean; v: unknown }
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 /** Attempts of a batch that hit a deadlock or serialization failure. */
 const BATCH_ATTEMPTS = 3;
@@ -89,6 +92,7 @@ export class PostgresStore implements Store {
   private idle: Promise<void> = Promise.resolve();
   private settleIdle: () => void = () => {};
   private readonly maxBatch: number;
+  private readonly retentionBatch: number;
   private batches = 0;
   private written = 0;
 
@@ -98,6 +102,7 @@ export class PostgresStore implements Store {
       throw new ParleyError('invalid', 'maxBatch must be an integer from 1 to 100000', { field: 'maxBatch' });
     }
     this.maxBatch = opts.maxBatch ?? 500;
+    this.retentionBatch = opts.retentionBatch ?? 5000;
     this.pool = createPool(opts);
   }
 
@@ -224,11 +229,11 @@ export class PostgresStore implements Store {
       : '';
     const { rows } = await c.query<{ seq: number }>(
       `WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)${unindex}
-       INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv)
-       SELECT $1::text, s.last_seq, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::tsvector
+       INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system)
+       SELECT $1::text, s.last_seq, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::tsvector, $12::boolean
        FROM s RETURNING seq`,
       [m.room, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-        m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, tsv],
+        m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, tsv, m.system ? true : null],
     );
     if (rows.length === 0) throw new ParleyError('not_found', 'room not found');
     return rows[0]!.seq;
@@ -261,9 +266,13 @@ export class PostgresStore implements Store {
     return this.write([nr.id], async (c) => {
       const { rowCount } = await c.query('SELECT 1 FROM rooms WHERE id = $1 OR (direct_key IS NOT NULL AND direct_key = $2)', [nr.id, nr.directKey ?? null]);
       if (rowCount) throw new ParleyError('conflict', 'room already exists');
+      // A deleted room whose history is kept still owns its id (see the Store contract); a
+      // direct pair's room continues after it.
+      const { rows: [kept] } = await c.query<{ last: number | null }>('SELECT max(seq) AS last FROM messages WHERE room_id = $1', [nr.id]);
+      if (kept!.last !== null && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
       const now = Date.now();
-      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null]);
+      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, kept!.last ?? 0]);
       const messages: Message[] = [];
       for (const m of nr.members) {
         const msg: Omit<Message, 'seq'> = { room: nr.id, kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
@@ -274,7 +283,8 @@ export class PostgresStore implements Store {
         messages.push({ ...msg, seq } as Message);
       }
       const room: Room = {
-        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length,
+        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now,
+        lastSeq: messages.at(-1)?.seq ?? kept!.last ?? 0,
         access: 'blacklist', retention: { count: null, days: null },
       };
       return { room, messages };
@@ -296,6 +306,13 @@ export class PostgresStore implements Store {
         r.retention_count, r.retention_ms, m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
       FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 ORDER BY r.id`, [user]);
     return rows.map((r) => ({ room: rowToRoom(r), member: rowToMember(r) }));
+  }
+
+  async countRooms(user: string): Promise<{ member: number; created: number }> {
+    const [r] = await this.read<{ member: number; created: number }>(`SELECT
+        (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 AND r.kind <> 'direct')::integer AS member,
+        (SELECT count(*) FROM rooms WHERE created_by = $1 AND kind <> 'direct')::integer AS created`, [user]);
+    return { member: r!.member, created: r!.created };
   }
 
   async publicRooms(limit: number, afterId = ''): Promise<Room[]> {
@@ -386,6 +403,7 @@ export class PostgresStore implements Store {
         }
       }
       const msg: Omit<Message, 'seq'> = { room: nm.room, kind: nm.kind, user: nm.user, name: nm.name, ts: Date.now() };
+      if (nm.system) msg.system = true;
       if (nm.text !== undefined) msg.text = nm.text;
       if (nm.target !== undefined) msg.target = nm.target;
       if (nm.data !== undefined) msg.data = nm.data;
@@ -431,14 +449,14 @@ export class PostgresStore implements Store {
   async inbox(user: string): Promise<InboxEntry[]> {
     type Row = RoomRow & { role: Role; read_seq: number; unread: number } & {
       l_seq: number | null; l_kind: Message['kind']; l_user: string; l_name: string; l_ts: number; l_text: string | null;
-      l_target: number | null; l_data: string | null; l_hidden: string | null; l_profile: string | null;
+      l_target: number | null; l_data: string | null; l_hidden: string | null; l_profile: string | null; l_system: boolean | null;
     };
     const rows = await this.read<Row>(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.last_seq, r.access,
         r.retention_count, r.retention_ms, m.role, m.read_seq,
         (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
           AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)) AS unread,
         l.seq AS l_seq, l.kind AS l_kind, l.user_id AS l_user, l.name AS l_name, l.ts AS l_ts, l.text AS l_text,
-        l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, lu.profile AS l_profile
+        l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, l.system AS l_system, lu.profile AS l_profile
       FROM members m JOIN rooms r ON r.id = m.room_id
       LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
         AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
@@ -448,7 +466,7 @@ export class PostgresStore implements Store {
       room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread,
       last: r.l_seq === null ? null : rowToMessage({
         room_id: r.id, seq: r.l_seq, kind: r.l_kind, user_id: r.l_user, name: r.l_name, ts: r.l_ts, text: r.l_text,
-        target: r.l_target, data: r.l_data, hidden_for: r.l_hidden, profile: r.l_profile,
+        target: r.l_target, data: r.l_data, hidden_for: r.l_hidden, profile: r.l_profile, system: r.l_system,
       }),
     }));
     entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
@@ -592,6 +610,12 @@ export class PostgresStore implements Store {
     return (await this.read<{ blocked_id: string }>('SELECT blocked_id FROM blocks WHERE user_id = $1 ORDER BY blocked_id', [user])).map((r) => r.blocked_id);
   }
 
+  async blockersIn(room: string, user: string): Promise<string[]> {
+    const rows = await this.read<{ user_id: string }>(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = $1 AND m.user_id = b.user_id
+      WHERE b.blocked_id = $2 ORDER BY b.user_id`, [room, user]);
+    return rows.map((r) => r.user_id);
+  }
+
   // ---- retention and search ------------------------------------------------------------------
 
   async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
@@ -601,23 +625,53 @@ export class PostgresStore implements Store {
       throw new ParleyError('invalid', 'days must be a number ≥ 0', { field: 'days' });
     }
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
-    // One statement on its own connection: it does not hold up the batches, and messages it
-    // removes are older than any a concurrent batch writes.
+    type Row = { id: string; last_seq: number; count: number | null; ms: number | null };
+    const defaultMs = defaults.days === null ? null : Math.round(defaults.days * DAY_MS);
+    let removed = 0;
+    let after = '';
     try {
-      const { rowCount } = await this.pool.query(`WITH lim AS (
-          SELECT id,
-            CASE WHEN coalesce(retention_count, $1::integer) IS NULL THEN 0
-              ELSE greatest(0, last_seq - coalesce(retention_count, $1::integer)) END AS up_to,
-            CASE WHEN coalesce(retention_ms, $2::bigint) IS NULL THEN 0
-              ELSE $3::bigint - coalesce(retention_ms, $2::bigint) END AS before
-          FROM rooms)
-        DELETE FROM messages m USING lim
-        WHERE m.room_id = lim.id AND (lim.up_to > 0 OR lim.before > 0) AND (m.seq <= lim.up_to OR m.ts < lim.before)`,
-      [defaults.count, defaults.days === null ? null : Math.round(defaults.days * DAY_MS), now]);
-      return rowCount ?? 0;
+      // Rooms with a limit, a page at a time; each statement runs on its own pooled connection,
+      // so retention never holds up the write batches.
+      for (;;) {
+        const rooms = await this.pool.query<Row>(`SELECT id, last_seq, coalesce(retention_count, $1::integer) AS count,
+            coalesce(retention_ms, $2::bigint) AS ms FROM rooms
+          WHERE id > $3 AND (coalesce(retention_count, $1::integer) IS NOT NULL OR coalesce(retention_ms, $2::bigint) IS NOT NULL)
+          ORDER BY id LIMIT 500`, [defaults.count, defaultMs, after]);
+        for (const r of rooms.rows) removed += await this.expireRoom(r.id, await this.retentionCut(r, now));
+        if (rooms.rows.length < 500) return removed;
+        after = rooms.rows.at(-1)!.id;
+      }
     } catch (err) {
       throw toStoreError(err);
     }
+  }
+
+  /**
+   * The highest seq retention removes in a room. As on SQLite, an age limit cuts at the first
+   * message (in seq order) stamped at or after it, so what remains is always one range of seqs
+   * ending at the last: a message stamped late (a clock stepped back, another node's clock)
+   * stays with the newer ones instead of leaving a hole no `gap` event would name.
+   */
+  private async retentionCut(r: { id: string; last_seq: number; count: number | null; ms: number | null }, now: number): Promise<number> {
+    let upTo = r.count === null ? 0 : Math.max(0, r.last_seq - r.count);
+    if (r.ms !== null) {
+      const { rows: [kept] } = await this.pool.query<{ seq: number }>(
+        'SELECT seq FROM messages WHERE room_id = $1 AND ts >= $2 ORDER BY seq LIMIT 1', [r.id, now - r.ms]);
+      upTo = kept ? Math.max(upTo, kept.seq - 1) : r.last_seq;
+    }
+    return upTo;
+  }
+
+  /** Removes a room's messages up to `upTo`, oldest first, `retentionBatch` per statement. */
+  private async expireRoom(room: string, upTo: number): Promise<number> {
+    let removed = 0;
+    while (upTo > 0) {
+      const { rowCount } = await this.pool.query(`DELETE FROM messages WHERE room_id = $1 AND seq IN (
+          SELECT seq FROM messages WHERE room_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)`, [room, upTo, this.retentionBatch]);
+      removed += rowCount ?? 0;
+      if ((rowCount ?? 0) < this.retentionBatch) break;
+    }
+    return removed;
   }
 
   async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {

@@ -132,6 +132,16 @@ export const migrations: string[] = [
     PRIMARY KEY (user_id, instance_id)
   );
   `,
+  // 3: messages posted by the server-side API carry a mark no client can set; typing events
+  // skip the users who block the typist, found by who they block; the rooms a user created
+  // are counted against its cap; retention by age walks the oldest messages in seq order, so
+  // sends no longer keep an index on ts.
+  `
+  ALTER TABLE messages ADD COLUMN system boolean;
+  CREATE INDEX blocks_blocked ON blocks (blocked_id, user_id);
+  CREATE INDEX rooms_created_by ON rooms (created_by) WHERE created_by IS NOT NULL;
+  DROP INDEX IF EXISTS messages_ts;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

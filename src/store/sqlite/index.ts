@@ -11,6 +11,7 @@ import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
+import { KEPT_HISTORY } from '../store.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
 import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
@@ -44,7 +45,7 @@ const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.se
 const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 
 export class SqliteStore implements Store {
@@ -119,6 +120,7 @@ export class SqliteStore implements Store {
       getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
       insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
+      keptHistory: d.prepare('SELECT 1 FROM messages WHERE room_id = ? LIMIT 1'),
       getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
       findDirect: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE direct_key = ?`),
       lastSeq: d.prepare(`SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?`).pluck(),
@@ -127,13 +129,16 @@ export class SqliteStore implements Store {
           m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
         FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
       roomIdsOf: d.prepare('SELECT room_id FROM members WHERE user_id = ?').pluck(),
+      countRooms: d.prepare(`SELECT
+          (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? AND r.kind <> 'direct') AS member,
+          (SELECT count(*) FROM rooms WHERE created_by = ? AND kind <> 'direct') AS created`),
       publicRooms: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
       getMember: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? AND user_id = ?`),
       members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
       insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       // Never below what the index has seen: ids of removed messages are not given out again.
       maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
         coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
@@ -175,6 +180,8 @@ export class SqliteStore implements Store {
       block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
       unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
       blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
+      blockersIn: d.prepare(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = ? AND m.user_id = b.user_id
+        WHERE b.blocked_id = ? ORDER BY b.user_id`).pluck(),
       retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms`),
       // Age limits cut at the first message (in seq order) at or after the limit. This walks
       // only the messages about to be removed, with no index on ts to keep up at every send.
@@ -182,7 +189,7 @@ export class SqliteStore implements Store {
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
-      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, u.profile
+      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
         FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
         WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
           AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
@@ -217,6 +224,21 @@ export class SqliteStore implements Store {
         else setImmediate(() => this.flush());
       }
     });
+  }
+
+  /**
+   * Runs a read. Reads are synchronous, but the port promises a rejection, never a throw: a
+   * closed store or a failing database rejects with `unavailable`.
+   */
+  private read<T>(run: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    try {
+      return Promise.resolve(run());
+    } catch (err) {
+      if (err instanceof ParleyError) return Promise.reject(err);
+      if (err instanceof Database.SqliteError) return Promise.reject(new ParleyError('unavailable', `storage failed: ${err.message}`));
+      return Promise.reject(err);
+    }
   }
 
   private flush(): void {
@@ -274,16 +296,16 @@ export class SqliteStore implements Store {
     // Texts, edits and deletes are queued for the search index by their fts_id (search-index.ts).
     const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? ++this.ftsId : null;
     this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId);
+      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null);
     this.commitSeq(m.room, m.seq);
   }
 
   // ---- users ----------------------------------------------------------------------------
 
-  upsertUser(user: User): Promise<User> {
-    const existing = this.s.getUser.get(user.id) as { name: string; profile: string } | undefined;
+  async upsertUser(user: User): Promise<User> {
+    const existing = await this.read(() => this.s.getUser.get(user.id) as { name: string; profile: string } | undefined);
     const profile = JSON.stringify(user.profile);
-    if (existing && existing.name === user.name && existing.profile === profile) return Promise.resolve(user);
+    if (existing && existing.name === user.name && existing.profile === profile) return user;
     return this.write(() => {
       this.s.upsertUser.run(user.id, user.name, profile, Date.now());
       return user;
@@ -291,8 +313,10 @@ export class SqliteStore implements Store {
   }
 
   getUser(id: string): Promise<User | null> {
-    const r = this.s.getUser.get(id) as { id: string; name: string; profile: string } | undefined;
-    return Promise.resolve(r ? { id: r.id, name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null);
+    return this.read(() => {
+      const r = this.s.getUser.get(id) as { id: string; name: string; profile: string } | undefined;
+      return r ? { id: r.id, name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null;
+    });
   }
 
   // ---- rooms ----------------------------------------------------------------------------
@@ -300,9 +324,14 @@ export class SqliteStore implements Store {
   createRoom(nr: NewRoom): Promise<{ room: Room; messages: Message[] }> {
     return this.write(() => {
       if (this.s.roomExists.get(nr.id, nr.directKey ?? null)) throw new ParleyError('conflict', 'room already exists');
+      // A deleted room whose history is kept still owns its id (see the Store contract).
+      const kept = this.s.keptHistory.get(nr.id) !== undefined;
+      if (kept && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
       const now = Date.now();
       this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null);
-      this.seqs.set(nr.id, 0);
+      // A direct pair's room continues after its kept history (nextSeq reads the highest seq).
+      if (kept) this.seqs.delete(nr.id);
+      else this.seqs.set(nr.id, 0);
       const messages: Message[] = [];
       for (const m of nr.members) {
         const msg: Message = { room: nr.id, seq: this.nextSeq(nr.id), kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
@@ -312,39 +341,48 @@ export class SqliteStore implements Store {
         messages.push(msg);
       }
       const room: Room = {
-        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now, lastSeq: messages.length,
-        access: 'blacklist', retention: { count: null, days: null },
+        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now,
+        lastSeq: this.s.lastSeq.get(nr.id) as number, access: 'blacklist', retention: { count: null, days: null },
       };
       return { room, messages };
     });
   }
 
   getRoom(id: string): Promise<Room | null> {
-    const r = this.s.getRoom.get(id) as RoomRow | undefined;
-    return Promise.resolve(r ? rowToRoom(r) : null);
+    return this.read(() => {
+      const r = this.s.getRoom.get(id) as RoomRow | undefined;
+      return r ? rowToRoom(r) : null;
+    });
   }
 
   findDirect(directKey: string): Promise<Room | null> {
-    const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
-    return Promise.resolve(r ? rowToRoom(r) : null);
+    return this.read(() => {
+      const r = this.s.findDirect.get(directKey) as RoomRow | undefined;
+      return r ? rowToRoom(r) : null;
+    });
   }
 
   roomsOf(user: string): Promise<Array<{ room: Room; member: Member }>> {
-    const rows = this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>;
-    return Promise.resolve(rows.map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
+    return this.read(() => (this.s.roomsOf.all(user) as Array<RoomRow & MemberRow>).map((r) => ({ room: rowToRoom(r), member: rowToMember(r) })));
+  }
+
+  countRooms(user: string): Promise<{ member: number; created: number }> {
+    return this.read(() => this.s.countRooms.get(user, user) as { member: number; created: number });
   }
 
   publicRooms(limit: number, afterId = ''): Promise<Room[]> {
-    return Promise.resolve((this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
+    return this.read(() => (this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
   }
 
   getMember(room: string, user: string): Promise<Member | null> {
-    const r = this.s.getMember.get(room, user) as MemberRow | undefined;
-    return Promise.resolve(r ? rowToMember(r) : null);
+    return this.read(() => {
+      const r = this.s.getMember.get(room, user) as MemberRow | undefined;
+      return r ? rowToMember(r) : null;
+    });
   }
 
   members(room: string): Promise<Member[]> {
-    return Promise.resolve((this.s.members.all(room) as MemberRow[]).map(rowToMember));
+    return this.read(() => (this.s.members.all(room) as MemberRow[]).map(rowToMember));
   }
 
   addMember(room: string, user: string, name: string, role: Role, by: string): Promise<{ member: Member; message: Message }> {
@@ -398,6 +436,7 @@ export class SqliteStore implements Store {
         }
       }
       const message: Message = { room: nm.room, seq: this.nextSeq(nm.room), kind: nm.kind, user: nm.user, name: nm.name, ts: Date.now() };
+      if (nm.system) message.system = true;
       if (nm.text !== undefined) message.text = nm.text;
       if (nm.target !== undefined) message.target = nm.target;
       if (nm.data !== undefined) message.data = nm.data;
@@ -408,21 +447,27 @@ export class SqliteStore implements Store {
   }
 
   history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
-    const rows = q.after !== undefined
-      ? this.s.after.all(room, q.after, q.limit)
-      : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
-    return Promise.resolve((rows as MessageRow[]).map((r) => rowToMessage(r, viewer)));
+    return this.read(() => {
+      const rows = q.after !== undefined
+        ? this.s.after.all(room, q.after, q.limit)
+        : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+      return (rows as MessageRow[]).map((r) => rowToMessage(r, viewer));
+    });
   }
 
   getMessage(room: string, seq: number, viewer?: string): Promise<Message | null> {
-    const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
-    return Promise.resolve(r ? rowToMessage(r, viewer) : null);
+    return this.read(() => {
+      const r = this.s.getMessage.get(room, seq) as MessageRow | undefined;
+      return r ? rowToMessage(r, viewer) : null;
+    });
   }
 
   bounds(room: string): Promise<Bounds> {
-    const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
-    const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
-    return Promise.resolve({ first, last });
+    return this.read(() => {
+      const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
+      const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
+      return { first, last };
+    });
   }
 
   markRead(room: string, user: string, seq: number): Promise<number> {
@@ -435,13 +480,15 @@ export class SqliteStore implements Store {
 
   inbox(user: string): Promise<InboxEntry[]> {
     type Row = RoomRow & { role: Role; read_seq: number; unread: number; last_text: number | null };
-    const rows = this.s.inbox.all(user) as Row[];
-    const entries = rows.map((r): InboxEntry => {
-      const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
-      return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+    return this.read(() => {
+      const rows = this.s.inbox.all(user) as Row[];
+      const entries = rows.map((r): InboxEntry => {
+        const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
+        return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+      });
+      entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
+      return entries;
     });
-    entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
-    return Promise.resolve(entries);
   }
 
   // ---- moderation ---------------------------------------------------------------------------
@@ -515,12 +562,14 @@ export class SqliteStore implements Store {
   }
 
   bans(room: string | null, now: number): Promise<Ban[]> {
-    return Promise.resolve((this.s.bans.all(room ?? '', now) as BanRow[]).map(rowToBan));
+    return this.read(() => (this.s.bans.all(room ?? '', now) as BanRow[]).map(rowToBan));
   }
 
   activeBan(room: string | null, user: string, now: number): Promise<Ban | null> {
-    const r = this.s.activeBan.get(room ?? '', user, now) as BanRow | undefined;
-    return Promise.resolve(r ? rowToBan(r) : null);
+    return this.read(() => {
+      const r = this.s.activeBan.get(room ?? '', user, now) as BanRow | undefined;
+      return r ? rowToBan(r) : null;
+    });
   }
 
   setAccess(room: string, list: 'black' | 'white', add: string[], remove: string[]): Promise<string[]> {
@@ -533,16 +582,18 @@ export class SqliteStore implements Store {
   }
 
   accessList(room: string, list: 'black' | 'white'): Promise<string[]> {
-    return Promise.resolve(this.s.accessList.all(room, list) as string[]);
+    return this.read(() => this.s.accessList.all(room, list) as string[]);
   }
 
   hasAccess(room: string, user: string): Promise<boolean> {
-    const r = this.s.getRoom.get(room) as RoomRow | undefined;
-    if (!r) return Promise.resolve(false);
-    const m = this.s.getMember.get(room, user) as MemberRow | undefined;
-    if (m && m.role !== 'member') return Promise.resolve(true);
-    if (r.access === 'whitelist') return Promise.resolve(!!this.s.inList.get(room, 'white', user));
-    return Promise.resolve(!this.s.inList.get(room, 'black', user));
+    return this.read(() => {
+      const r = this.s.getRoom.get(room) as RoomRow | undefined;
+      if (!r) return false;
+      const m = this.s.getMember.get(room, user) as MemberRow | undefined;
+      if (m && m.role !== 'member') return true;
+      if (r.access === 'whitelist') return !!this.s.inList.get(room, 'white', user);
+      return !this.s.inList.get(room, 'black', user);
+    });
   }
 
   setBlock(user: string, other: string, blocked: boolean): Promise<void> {
@@ -553,7 +604,11 @@ export class SqliteStore implements Store {
   }
 
   blocksOf(user: string): Promise<string[]> {
-    return Promise.resolve(this.s.blocksOf.all(user) as string[]);
+    return this.read(() => this.s.blocksOf.all(user) as string[]);
+  }
+
+  blockersIn(room: string, user: string): Promise<string[]> {
+    return this.read(() => this.s.blockersIn.all(room, user) as string[]);
   }
 
   // ---- retention and search ------------------------------------------------------------------
@@ -585,14 +640,16 @@ export class SqliteStore implements Store {
 
   async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
     // Each word becomes a quoted FTS5 string, so no query syntax from users reaches FTS5.
+    if (this.closed) throw new ParleyError('unavailable', 'store is closed');
     const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
     if (words.length === 0 || rooms.length === 0) return [];
     const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
-    // Everything stored before this search is found: wait for the index to catch up.
-    await this.indexer.caughtUp(this.ftsId);
+    // Everything stored before this search is found: wait for the index to catch up. An
+    // index still being rebuilt (its file was lost) would answer from part of the messages.
+    const complete = await this.indexer.caughtUp(this.ftsId);
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
-    const rows = this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[];
-    return rows.map((r) => rowToMessage(r));
+    if (!complete) throw new ParleyError('unavailable', 'the search index is catching up; retry shortly', { retryAfterMs: 1000 });
+    return this.read(() => (this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[]).map((r) => rowToMessage(r)));
   }
 
   // ---- health ------------------------------------------------------------------------------

@@ -116,4 +116,12 @@ export const migrations: string[] = [
   `
   DROP INDEX IF EXISTS messages_ts;
   `,
+  // 4: messages posted by the server-side API carry a mark no client can set; typing events
+  // skip the users who block the typist, found by who they block; the rooms a user created
+  // are counted against its cap.
+  `
+  ALTER TABLE messages ADD COLUMN system INTEGER;
+  CREATE INDEX blocks_blocked ON blocks(blocked_id, user_id);
+  CREATE INDEX rooms_created_by ON rooms(created_by) WHERE created_by IS NOT NULL;
+  `,
 ];

@@ -7,7 +7,9 @@
 // it, so after a crash it resumes from there, and a lost file is rebuilt from the messages.
 //
 // A search waits until the index has caught up with every message stored before it, so it
-// sees what any resolved write stored, as the Store contract says.
+// sees what any resolved write stored, as the Store contract says. An index that cannot catch
+// up in time (being rebuilt after its file was lost, or its worker failed) makes the search
+// fail with `unavailable` rather than answer from part of the messages.
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
@@ -92,9 +94,15 @@ parentPort.on('message', (m) => {
 step();
 `;
 
+/** How long a search waits for the index to catch up before it answers `unavailable`. */
+export const SEARCH_WAIT_MS = 2000;
+
 export interface SearchIndexer {
-  /** Resolves once every message with an fts_id up to `id` is in the index (or after `maxWaitMs`). */
-  caughtUp(id: number, maxWaitMs?: number): Promise<void>;
+  /**
+   * Resolves true once every message with an fts_id up to `id` is in the index, or false when
+   * that did not happen within `maxWaitMs` (or the indexer failed).
+   */
+  caughtUp(id: number, maxWaitMs?: number): Promise<boolean>;
   /** Some messages were removed: clear their index rows (in the background). */
   pruned(): void;
   close(): Promise<void>;
@@ -114,8 +122,9 @@ export class WorkerSearchIndexer implements SearchIndexer {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
   private indexed = 0;
-  private waiters: Array<{ id: number; resolve: () => void }> = [];
+  private waiters: Array<{ id: number; resolve: (ok: boolean) => void }> = [];
   private repoke: ReturnType<typeof setTimeout> | null = null;
+  private failed = false;
 
   constructor(file: string, searchFile: string, idleMs = IDLE_MS) {
     const lib = createRequire(import.meta.url).resolve('better-sqlite3');
@@ -127,7 +136,7 @@ export class WorkerSearchIndexer implements SearchIndexer {
       this.indexed = m.indexed;
       this.waiters = this.waiters.filter((w) => {
         if (w.id > this.indexed) return true;
-        w.resolve();
+        w.resolve(true);
         return false;
       });
       // A search still waits for messages whose commit had not landed yet: look again shortly.
@@ -135,15 +144,23 @@ export class WorkerSearchIndexer implements SearchIndexer {
         this.repoke = setTimeout(() => { this.repoke = null; this.worker.postMessage('poke'); }, 5);
       }
     });
-    // A failing indexer must not take the server down: searches then answer from what is indexed.
-    this.worker.on('error', () => { for (const w of this.waiters.splice(0)) w.resolve(); });
+    // A failing indexer must not take the server down: searches then answer `unavailable`.
+    this.worker.on('error', () => {
+      this.failed = true;
+      for (const w of this.waiters.splice(0)) w.resolve(false);
+    });
   }
 
-  caughtUp(id: number, maxWaitMs = 2000): Promise<void> {
-    if (this.indexed >= id) return Promise.resolve();
+  caughtUp(id: number, maxWaitMs = SEARCH_WAIT_MS): Promise<boolean> {
+    if (this.indexed >= id) return Promise.resolve(true);
+    if (this.failed) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, maxWaitMs);
-      this.waiters.push({ id, resolve: () => { clearTimeout(t); resolve(); } });
+      const w = { id, resolve: (ok: boolean) => { clearTimeout(t); resolve(ok); } };
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(false);
+      }, maxWaitMs);
+      this.waiters.push(w);
       this.worker.postMessage('poke');
     });
   }
@@ -154,7 +171,7 @@ export class WorkerSearchIndexer implements SearchIndexer {
 
   async close(): Promise<void> {
     if (this.repoke) clearTimeout(this.repoke);
-    for (const w of this.waiters.splice(0)) w.resolve();
+    for (const w of this.waiters.splice(0)) w.resolve(false);
     this.worker.postMessage('close');
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
     await Promise.race([this.exited, timeout]);
@@ -173,7 +190,7 @@ export class InlineSearchIndexer implements SearchIndexer {
     this.cursor = this.s.cursor!.pluck().get() as number;
   }
 
-  caughtUp(id: number): Promise<void> {
+  caughtUp(id: number): Promise<boolean> {
     while (this.cursor < id) {
       const ops = this.s.ops!.all(this.cursor, BATCH) as Array<{ fts_id: number; room_id: string; seq: number; kind: string; text: string | null; target: number | null }>;
       if (ops.length === 0) break;
@@ -186,7 +203,7 @@ export class InlineSearchIndexer implements SearchIndexer {
         this.s.setCursor!.run(this.cursor);
       })();
     }
-    return Promise.resolve();
+    return Promise.resolve(true);
   }
 
   pruned(): void {

@@ -39,8 +39,22 @@ export interface RestDeps {
   plugins?: readonly Plugin[];
 }
 
+/** How long idle and slow connections may stay open, and how many one address may hold. */
+export interface SocketLimits {
+  keepAliveTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** 0: no cap. */
+  connectionsPerAddress: number;
+}
+
+/** Node's own defaults (minute-long idle sockets) are not safe on an open port. */
+export const DEFAULT_SOCKET_LIMITS: SocketLimits = { keepAliveTimeoutMs: 5000, headersTimeoutMs: 10000, requestTimeoutMs: 30000, connectionsPerAddress: 256 };
+
 export interface HttpDeps {
   log: Logger;
+  /** Timeouts and the per-address connection cap (defaults: DEFAULT_SOCKET_LIMITS). */
+  sockets?: SocketLimits;
   /** True while the node can serve: not closing, and the store answers a trivial query. */
   ready: () => boolean | Promise<boolean>;
   stats: () => Record<string, number>;
@@ -66,13 +80,20 @@ export function registeredRoutes(app: FastifyInstance): RouteInfo[] {
 }
 
 export function createHttp(deps: HttpDeps): FastifyInstance {
+  const limits = deps.sockets ?? DEFAULT_SOCKET_LIMITS;
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     trustProxy: deps.trustProxy ?? false,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks the timeouts of open connections every connectionsCheckingInterval (30 s by
+    // default, which let a silent connection live for up to 90 s): check every second at most.
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
   });
   closeQuietSockets(app);
+  if (limits.connectionsPerAddress > 0) capConnectionsPerAddress(app, limits.connectionsPerAddress, deps.log);
   const routes: RouteInfo[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (r) => {
@@ -169,6 +190,29 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     if (rest.docs) registerDocsPage(app);
   }
   return app;
+}
+
+/**
+ * Closes at once a connection whose address already holds `cap` open ones (HTTP requests and
+ * WebSocket upgrades alike, by the socket's own address), as Node does past maxConnections.
+ */
+function capConnectionsPerAddress(app: FastifyInstance, cap: number, log: Logger): void {
+  const open = new Map<string, number>();
+  app.server.on('connection', (s: Socket) => {
+    const address = s.remoteAddress ?? '';
+    const n = open.get(address) ?? 0;
+    if (n >= cap) {
+      log.debug({ address, cap }, 'connection refused: too many from this address');
+      s.destroy();
+      return;
+    }
+    open.set(address, n + 1);
+    s.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
 }
 
 /**

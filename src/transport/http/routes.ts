@@ -99,6 +99,7 @@ export const routes: CommandRoute[] = [
   { method: 'DELETE', url: '/rooms/:room', cmd: 'destroy', tag: 'rooms', params: P.room, args: room },
   { method: 'POST', url: '/rooms/:room/join', cmd: 'join', tag: 'rooms', params: P.room, args: room },
   { method: 'POST', url: '/rooms/:room/leave', cmd: 'leave', tag: 'rooms', params: P.room, args: room },
+  { method: 'POST', url: '/rooms/leave', cmd: 'leaveMany', tag: 'rooms', body: argsOf('leaveMany'), args: (p) => p.body },
   { method: 'POST', url: '/direct/:user', cmd: 'direct', tag: 'rooms', params: P.user, args: (p) => ({ user: p.params.user }) },
 
   // ---- members and moderation

@@ -28,6 +28,10 @@ export const Results = {
   create: Room,
   join: Type.Object({ room: Room, member: Member }),
   leave: Type.Object({ room: RoomId }),
+  leaveMany: Type.Object({
+    left: Type.Array(RoomId, { description: 'rooms left' }),
+    skipped: Type.Array(Type.Object({ room: RoomId, code: Type.String({ description: 'why: not_found, forbidden (not a member, a direct room)…' }) })),
+  }),
   rooms: Type.Object({ rooms: Type.Array(Room) }),
   room: Room,
   members: Type.Object({ members: Type.Array(Member) }),

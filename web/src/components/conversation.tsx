@@ -204,7 +204,9 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
     if (newDay) rows.push(<li key={`d${m.seq}`} class="day" role="separator"><span>{formatDay(m.ts)}</span></li>);
     const divider = tl.divider !== null && m.seq > tl.divider && (!prev || prev.seq <= tl.divider);
     if (divider) rows.push(<li key="divider" class="divider" role="separator" aria-label="New messages"><span>New messages</span></li>);
-    const compact = !newDay && !divider && prev?.kind === 'text' && m.kind === 'text' && prev.user === m.user && m.ts - prev.ts < GROUP_MS;
+    // A server post never shares a group with a user's messages, so none can pass for part of it.
+    const compact = !newDay && !divider && prev?.kind === 'text' && m.kind === 'text' && prev.user === m.user
+      && prev.server === m.server && m.ts - prev.ts < GROUP_MS;
     rows.push(
       <MessageItem key={m.seq} chat={chat} room={room} m={m} compact={compact} editing={editing === m.seq}
         canDelete={m.user === chat.me.id || moderator} setEditing={setEditing} openUser={openUser} />,
@@ -295,7 +297,7 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
     await chat.remove(room, m.seq);
   }
   return (
-    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}`} data-seq={m.seq}>
+    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}`} data-seq={m.seq}>
       <div class="msg-gutter">
         {compact
           ? <time class="hover-time" dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
@@ -307,10 +309,11 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
       </div>
       <div class="msg-body">
         {compact
-          ? <span class="sr-only">{name}, {formatTime(m.ts)}: </span>
+          ? <span class="sr-only">{name}{m.server ? ' (server)' : ''}, {formatTime(m.ts)}: </span>
           : (
             <div class="msg-head">
               <button type="button" class="name link" onClick={() => openUser(m.user)}>{name}</button>
+              {m.server && <span class="server-tag" title="Posted by this server, not by a user">Server</span>}
               <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
             </div>
           )}

@@ -47,7 +47,7 @@ function preview(chat: Chat, e: RoomEntry): string {
   if (!m) return e.room.kind === 'channel' ? 'Channel' : e.room.kind === 'group' ? 'Private group' : 'No messages yet';
   if (m.kind === 'delete') return 'Message deleted';
   if (m.kind === 'hidden') return 'Hidden message';
-  const who = m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
+  const who = m.system ? 'Server' : m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
   return `${who}: ${(m.text ?? '').replace(/\s+/g, ' ')}`;
 }
 

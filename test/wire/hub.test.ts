@@ -1,0 +1,169 @@
+// The hub's delivery contract, on the in-memory bus with a real SQLite store: a follower gets
+// every message of its room exactly once, in seq order, whatever the bus loses or delivers
+// while the follower replays from the store. Connections are recording ones (the interface
+// every transport implements), so the frames checked are exactly what the hub writes.
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { MemoryBus } from '../../src/bus/memory/index.js';
+import { roomTopic } from '../../src/bus/bus.js';
+import { Hub, type Conn, type SharedFrame } from '../../src/hub/index.js';
+import { eventText } from '../../src/protocol/frames.js';
+import type { Message } from '../../src/protocol/schema.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import type { Store } from '../../src/store/store.js';
+import { removeDir, tempDir } from '../helpers.js';
+import { waitFor } from '../wait.js';
+
+/** A connection that records every frame the hub writes to it. */
+class RecordingConn implements Conn {
+  readonly frames: Array<{ ev: string; data: Record<string, unknown> }> = [];
+  buffered = 0;
+  closed: { code: number; reason: string } | null = null;
+  constructor(readonly id: string, readonly user: string) {}
+  send(frame: SharedFrame): void {
+    this.frames.push(JSON.parse(frame.payload.toString()) as { ev: string; data: Record<string, unknown> });
+  }
+  bufferedAmount(): number { return this.buffered; }
+  close(code: number, reason: string): void { this.closed = { code, reason }; }
+  /** Seqs of the room's messages, in the order they were written. */
+  seqs(room: string): number[] {
+    return this.frames.filter((f) => f.ev === 'message' && f.data.room === room).map((f) => f.data.seq as number);
+  }
+}
+
+/**
+ * The store with slow `history` reads: each read sees the store as it is when called, but its
+ * answer is held until the test lets it through — as a read from a busy database would be,
+ * while the bus keeps delivering. Everything else is the store itself.
+ */
+function slowHistory(store: Store): { store: Store; hold(): void; release(): void; reads: number } {
+  let gate: Promise<void> | null = null;
+  let open = (): void => {};
+  const ctl = {
+    reads: 0,
+    store: new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'history') {
+          return async (...args: Parameters<Store['history']>) => {
+            const rows = await target.history(...args);
+            ctl.reads++;
+            if (gate) await gate;
+            return rows;
+          };
+        }
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }),
+    hold() { gate = new Promise((r) => { open = r; }); },
+    release() { gate = null; open(); },
+  };
+  return ctl;
+}
+
+const dir = tempDir('parley-hub-');
+afterAll(() => removeDir(dir));
+let files = 0;
+
+let sqlite: SqliteStore;
+let bus: MemoryBus;
+let gated: ReturnType<typeof slowHistory>;
+let hub: Hub;
+const ROOM = 'hub-room';
+
+beforeEach(async () => {
+  sqlite = new SqliteStore({ file: join(dir, `hub${files++}.db`) });
+  bus = new MemoryBus();
+  gated = slowHistory(sqlite);
+  // Small pages, so a replay takes several reads.
+  hub = new Hub(bus, gated.store, { slowConsumerBytes: 1 << 20, pageSize: 4 });
+  await sqlite.createRoom({ id: ROOM, kind: 'group', name: 'R', topic: '', createdBy: 'w', members: [{ user: 'w', name: 'w', role: 'owner' }, { user: 'r', name: 'r', role: 'member' }] });
+});
+afterEach(async () => {
+  await bus.close();
+  await sqlite.close();
+});
+
+/** Stores a message (committed when this resolves), without publishing it. */
+async function store(text: string): Promise<Message> {
+  return (await sqlite.append({ room: ROOM, user: 'w', name: 'w', kind: 'text', text })).message;
+}
+/** Publishes a stored message on the bus, as the service does after the commit. */
+function publish(m: Message): void {
+  bus.publish(roomTopic(ROOM), { frame: eventText('message', m), seq: m.seq });
+}
+/** A connection following the room, live from `after` (its room's last seq). */
+async function follower(after: number, lastKnown = after): Promise<RecordingConn> {
+  const c = new RecordingConn(`c${Math.random()}`, 'r');
+  await hub.add(c);
+  hub.follow(c, ROOM, after, lastKnown);
+  await new Promise((r) => setImmediate(r));
+  return c;
+}
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('hub delivery (memory bus, SQLite store)', () => {
+  it('delivers live messages exactly once, in seq order, and drops a duplicate', async () => {
+    const c = await follower(2);
+    const ms = [await store('a'), await store('b'), await store('c')];
+    for (const m of ms) publish(m);
+    publish(ms[1]!);
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
+  });
+
+  it('a message missing on the bus is filled from the store before anything newer is delivered', async () => {
+    const c = await follower(2);
+    const [m3, m4, m5] = [await store('a'), await store('b'), await store('c')];
+    publish(m3!);
+    // 4 is lost between nodes: 5 arrives first and must not be delivered past the hole.
+    publish(m5!);
+    expect(c.seqs(ROOM)).toEqual([3]);
+    await waitFor(() => c.seqs(ROOM).length >= 3, 5000, 'the hole filled');
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
+    expect(c.frames.find((f) => f.data.seq === 4)!.data.text).toBe(m4!.text);
+  });
+
+  it('live messages wait while the connection replays from the store, then follow in order', async () => {
+    for (let i = 0; i < 10; i++) await store(`old${i}`);
+    gated.hold();
+    const c = await follower(2, 12);
+    // The replay's first read is under way; the room goes on live meanwhile.
+    const live = [await store('live1'), await store('live2')];
+    for (const m of live) publish(m);
+    expect(c.seqs(ROOM)).toEqual([]);
+    gated.release();
+    await waitFor(() => c.seqs(ROOM).length >= 12, 5000, 'replay and live');
+    expect(c.seqs(ROOM)).toEqual(range(3, 14));
+  });
+
+  it('after a replay, held messages beyond a remaining hole wait until the store fills it', async () => {
+    for (let i = 0; i < 3; i++) await store(`old${i}`);
+    gated.hold();
+    const c = await follower(2, 5);
+    // While the replay's read (up to 5) is slow, 6 and 7 are committed; only 7 reaches this node.
+    const m6 = await store('six');
+    const m7 = await store('seven');
+    publish(m7);
+    gated.release();
+    await waitFor(() => c.seqs(ROOM).length >= 5, 5000, 'replay, hole and held');
+    expect(c.seqs(ROOM)).toEqual(range(3, 7));
+    expect(c.frames.find((f) => f.data.seq === 6)!.data.text).toBe(m6.text);
+    // Then it is live again: the next message goes straight through.
+    const m8 = await store('eight');
+    publish(m8);
+    expect(c.seqs(ROOM)).toEqual(range(3, 8));
+  });
+
+  it('a replay from a seq retention removed sends a gap event naming the range, then the rest', async () => {
+    for (let i = 0; i < 8; i++) await store(`m${i}`);
+    await sqlite.updateRoom(ROOM, { retentionCount: 3 }, { user: 'w', name: 'w' });
+    await sqlite.applyRetention(Date.now(), { count: null, days: null });
+    const { first, last } = await sqlite.bounds(ROOM);
+    const c = await follower(1, last);
+    await waitFor(() => c.seqs(ROOM).length >= last - first + 1, 5000, 'replay');
+    const gap = c.frames.find((f) => f.ev === 'gap')!;
+    expect(gap.data).toEqual({ room: ROOM, from: 2, to: first - 1 });
+    expect(c.frames.indexOf(gap)).toBe(0);
+    expect(c.seqs(ROOM)).toEqual(range(first, last));
+  });
+});
