@@ -142,6 +142,13 @@ describe('MQTT sessions are not kept (the store is the durable queue)', () => {
     expect(again).not.toBeNull();
     open.push(again!);
     for (const c of open) await c.endAsync();
+    // Over MQTT on WebSocket too, each client that leaves frees its slot.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < MAX_CLIENTS; i++) {
+        const c = await Chat21Peer.connect(s.mqttWsUrl, 'rita', await s.token('rita'), { clientId: `rita-ws-${round}-${i}` });
+        await c.close();
+      }
+    }
   });
 });
 

@@ -102,6 +102,7 @@ export class MqttTransport {
   /** Detaches in flight, awaited at shutdown. */
   private readonly pending = new Set<Promise<void>>();
   private readonly app: string;
+  private closing = false;
 
   constructor(
     private readonly service: Pick<Service, 'attach' | 'detach' | 'checkNotBanned'>,
@@ -325,7 +326,6 @@ export class MqttTransport {
     if (granted < 0) return;
     if (st.queued > this.opts.slowConsumerBytes) {
       this.log.warn({ user: st.identity.id, client: client.id, queued: st.queued }, 'mqtt: dropping a slow consumer');
-      this.metrics?.error('too_large', 'mqtt');
       this.evict(client, st, 'slow consumer');
       return;
     }
@@ -366,10 +366,11 @@ export class MqttTransport {
   /**
    * Every publish of a client, its will included (aedes asks here for the will of a closed
    * client), passes the ACL and runs as a command with the same checks. The will of a client
-   * the server closed (ban, expiry, slow consumer, refused publish) is dropped.
+   * the server closed (ban, expiry, slow consumer, refused publish, shutdown) is dropped.
    */
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (e?: Error | null) => void): void {
     const st = client ? this.states.get(client) : undefined;
+    if (client && st && this.closing) st.evicted ??= 'server shutting down';
     if (client && st && st.evicted !== null) {
       if (client.closed) this.log.info({ user: st.identity.id, client: client.id, reason: st.evicted }, 'mqtt: will dropped');
       done(new Error(`connection closed by the server: ${st.evicted}`));
@@ -390,7 +391,6 @@ export class MqttTransport {
     }
     if (st.inflight >= this.opts.maxInflight) {
       this.log.warn({ user: st.identity.id, client: client.id, limit: this.opts.maxInflight }, 'mqtt: too many publishes in flight; disconnecting');
-      this.metrics?.error('rate_limited', 'mqtt');
       this.evict(client, st, 'too many publishes in flight');
       done(new Error('too many publishes in flight'));
       return;
@@ -463,8 +463,9 @@ export class MqttTransport {
     this.deliver(client, `${inboxBase(this.app, st.identity.id)}/errors/clienterror`, payload, 0);
   }
 
-  /** Disconnects every client and stops listening. */
+  /** Disconnects every client (their wills are dropped) and stops listening. */
   async close(): Promise<void> {
+    this.closing = true;
     this.wss?.close();
     if (this.broker) await new Promise<void>((r) => this.broker.close(() => r()));
     if (this.tcp) await new Promise<void>((r) => this.tcp!.close(() => r()));
