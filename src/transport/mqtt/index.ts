@@ -83,7 +83,7 @@ const OP_COMMAND: Record<PublishOp['op'], string> = {
 };
 
 /** CONNACK return codes of refused CONNECTs (4: bad user name or password). */
-const CONNACK_CODE: Partial<Record<ParleyError['code'], 2 | 3 | 4 | 5>> = { invalid: 2, rate_limited: 3, forbidden: 5 };
+const CONNACK_CODE: Partial<Record<ParleyError['code'], 2 | 3 | 4 | 5>> = { invalid: 2, rate_limited: 3, unavailable: 3, internal: 3, forbidden: 5 };
 
 function authError(message: string, code: 2 | 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
