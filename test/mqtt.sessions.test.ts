@@ -163,7 +163,7 @@ describe('MQTT wills', () => {
     });
     await banned.send('vic', 'before the ban');
     await victim.waitAdded((m) => m.text === 'before the ban');
-    const admin = await s.token('root', { admin: true } as never);
+    const admin = await s.token('root', { admin: true });
     const res = await fetch(`${s.url}/api/v1/bans`, {
       method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'baxter' }),
     });

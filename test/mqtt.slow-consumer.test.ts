@@ -38,7 +38,7 @@ describe('MQTT slow consumers', () => {
   });
 
   it('deliveries to a stalled client do not hold up anyone else\'s, and the stalled client is disconnected', async () => {
-    const admin = await s.token('root', { admin: true } as never);
+    const admin = await s.token('root', { admin: true });
     const before = mqttClients();
     const raw = await RawMqtt.connect(s.mqttUrl, await s.token('stan'), 'stan-1');
     await raw.subscribe(`apps/${APP}/users/stan/#`);

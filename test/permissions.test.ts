@@ -29,7 +29,7 @@ type Auth = string | { apiKey: string };
 
 async function token(user: string, admin = false): Promise<string> {
   let t = tokens.get(user);
-  if (!t) tokens.set(user, (t = await s.token(user, { admin } as never)));
+  if (!t) tokens.set(user, (t = await s.token(user, { admin })));
   return t;
 }
 
