@@ -100,6 +100,8 @@ export const ConfigSchema = Type.Object({
     port: Int(1883, 0, 65535, 'MQTT/TCP port (0: any free port)'),
     wsPath: Type.String({ default: '/mqtt', pattern: '^(/[A-Za-z0-9._~-]+)*$', description: 'Path of MQTT over WebSocket on the HTTP port ("" turns it off)' }),
     maxPayloadBytes: Int(65536, 256, 16 * 1024 * 1024, 'Largest accepted MQTT publish payload'),
+    maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
+    maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
   }, { default: {}, additionalProperties: false }),
   chat21: Type.Object({
     appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),

@@ -41,7 +41,7 @@ export interface TestServer {
   wsUrl: string;
   config: Config;
   dataDir: string;
-  token(user: string, opts?: { name?: string; expiresIn?: string | number }): Promise<string>;
+  token(user: string, opts?: { name?: string; expiresIn?: string | number; admin?: boolean }): Promise<string>;
   /** An SDK client for `user`, connected and authenticated unless `connect` is false. */
   client(user: string, opts?: Partial<ClientOptions>, connect?: boolean): Promise<ParleyClient>;
   close(): Promise<void>;

@@ -80,3 +80,87 @@ export async function rest(base: string, token: string, method: string, path: st
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A raw MQTT 3.1.1 client on a TCP socket, its packets written by hand, for tests that must
+ * control reading: after `pause()` it reads nothing more, as a stalled client would.
+ */
+export class RawMqtt {
+  closed = false;
+  private constructor(private readonly sock: import('node:net').Socket) {
+    sock.on('close', () => { this.closed = true; });
+    sock.on('error', () => { /* seen as close */ });
+  }
+
+  static async connect(url: string, token: string, clientId: string): Promise<RawMqtt> {
+    const { createConnection } = await import('node:net');
+    const u = new URL(url);
+    const sock = createConnection({ host: u.hostname, port: Number(u.port) });
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    const c = new RawMqtt(sock);
+    const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 30]), str(clientId), str('JWT'), str(token)]);
+    const connack = c.next(4);
+    sock.write(packet(0x10, body));
+    const ack = await connack;
+    if (ack[3] !== 0) throw new Error(`CONNACK ${ack[3]}`);
+    return c;
+  }
+
+  /** Reads the next `n` bytes. */
+  private next(n: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const onData = (d: Buffer): void => {
+        got = Buffer.concat([got, d]);
+        if (got.length < n) return;
+        this.sock.off('data', onData);
+        this.sock.pause();
+        if (got.length > n) this.sock.unshift(got.subarray(n));
+        resolve(got.subarray(0, n));
+      };
+      this.sock.on('data', onData);
+      this.sock.once('close', () => reject(new Error('closed')));
+      this.sock.resume();
+    });
+  }
+
+  async subscribe(filter: string, qos = 1): Promise<void> {
+    const suback = this.next(5);
+    this.sock.write(packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([qos])])));
+    await suback;
+  }
+
+  /** Stops reading: whatever the server sends stays in its buffers. */
+  pause(): void {
+    this.sock.pause();
+  }
+
+  /** A QoS 0 publish; resolves when the socket took it (false once it is closed). */
+  publish(topic: string, payload: string | Buffer): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.sock.write(packet(0x30, Buffer.concat([str(topic), Buffer.from(payload)])), (err) => resolve(!err));
+    });
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+function str(s: string): Buffer {
+  const b = Buffer.from(s, 'utf8');
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+}
+
+function packet(header: number, body: Buffer): Buffer {
+  const len: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    len.push(byte);
+  } while (n > 0);
+  return Buffer.concat([Buffer.from([header, ...len]), body]);
+}

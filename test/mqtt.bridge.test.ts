@@ -24,7 +24,7 @@ describe('MQTT and WebSocket clients share the same conversations', () => {
     await m.close();
   });
 
-  it('a group room created over WebSocket is a Chat21 group for MQTT members, both ways', async () => {
+  it('a group room created over WebSocket is a Chat21 group for MQTT members, both ways (its Chat21 id reads as a group id)', async () => {
     const ws = await s.client('gwen');
     const m = await Chat21Peer.connect(s.mqttUrl, 'gus', await s.token('gus'));
     const room = await ws.createRoom('group', 'Mixed', { room: 'mixed1' });
@@ -34,9 +34,16 @@ describe('MQTT and WebSocket clients share the same conversations', () => {
     await m.send('mixed1', 'hello group', { channel_type: 'group' });
     await waitFor(() => got.some((x) => x.text === 'hello group'), 5000, 'ws receives group message');
     await ws.send(room.id, 'hi gus');
-    expect(await m.waitAdded((x) => x.text === 'hi gus')).toMatchObject({ sender: 'gwen', recipient: 'mixed1', conversWith: 'mixed1', channel_type: 'group', status: 150, recipient_fullname: 'Mixed' });
+    expect(await m.waitAdded((x) => x.text === 'hi gus')).toMatchObject({ sender: 'gwen', recipient: 'group-~mixed1', conversWith: 'group-~mixed1', channel_type: 'group', status: 150, recipient_fullname: 'Mixed' });
+    expect(m.on('/clientadded', '/messages/group-~mixed1/').length).toBeGreaterThan(0);
     const conv = await rest(s.url, await s.token('gus'), 'GET', '/gus/conversations');
-    expect(conv.body.result).toEqual([expect.objectContaining({ conversWith: 'mixed1', last_message_text: 'hi gus', is_new: true })]);
+    expect(conv.body.result).toEqual([expect.objectContaining({ conversWith: 'group-~mixed1', last_message_text: 'hi gus', is_new: true })]);
+    // The Chat21 id works wherever a conversation or group id goes.
+    await m.send('group-~mixed1', 'by its chat21 id');
+    await waitFor(() => got.some((x) => x.text === 'by its chat21 id'), 5000, 'ws receives it');
+    expect((await rest(s.url, await s.token('gus'), 'GET', '/groups/group-~mixed1')).body.result).toMatchObject({ uid: 'group-~mixed1', name: 'Mixed' });
+    const hist = await rest(s.url, await s.token('gus'), 'GET', '/gus/conversations/group-~mixed1/messages');
+    expect((hist.body.result as Array<{ text: string }>)[0]!.text).toBe('by its chat21 id');
     await m.close();
   });
 });

@@ -5,7 +5,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ParleyError } from '../errors.js';
 import type { Message } from './schema.js';
-import { USER_ID_PATTERN, ROOM_ID_PATTERN } from './schema.js';
+import { USER_ID_PATTERN, ROOM_ID_PATTERN, roomIdRe } from './schema.js';
 
 /** Message statuses of Chat21 (status 300 "seen" is defined by Chat21 but never produced). */
 export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT: 250 } as const;
@@ -37,8 +37,34 @@ export const MessageUpdate = Type.Object({ status: Type.Literal(STATUS.RECEIVED)
 export const ConversationUpdate = Type.Object({ is_new: Type.Boolean() }, { additionalProperties: false });
 export type ConversationUpdate = Static<typeof ConversationUpdate>;
 
+// ---- conversation ids ---------------------------------------------------------------------
+//
+// Chat21's rule: a conversation id that contains "group-" names a group; any other id names a
+// user, and the conversation with a user is always the direct room of the pair, whatever rooms
+// exist. A group or channel room whose id does not contain "group-" is therefore seen by Chat21
+// clients under the id `group-~<room>`: "~" is in neither room nor user ids, so that id can
+// never be a room's own id or a user's.
+const GROUP_MARK = 'group-';
+const ALIAS = 'group-~';
+
+/** The Chat21 id of a group or channel room. */
+export function groupIdOf(room: string): string {
+  return room.includes(GROUP_MARK) ? room : ALIAS + room;
+}
+
+/** The room a Chat21 group id names; null when the id names a user (it has no "group-"). */
+export function roomOfGroupId(id: string): string | null {
+  if (!id.includes(GROUP_MARK)) return null;
+  const room = id.startsWith(ALIAS) ? id.slice(ALIAS.length) : id;
+  if (!roomIdRe.test(room) || room.startsWith('dm_')) throw new ParleyError('invalid', `"${id.slice(0, 80)}" is not a valid group id`, { field: 'group' });
+  return room;
+}
+
 const GroupName = Type.String({ minLength: 1, maxLength: 100 });
-export const GroupId = Type.String({ pattern: ROOM_ID_PATTERN, description: 'Group id (a Parley room id)' });
+export const GroupId = Type.String({
+  pattern: `^(${ALIAS})?${ROOM_ID_PATTERN.slice(1)}`,
+  description: 'Group id: a Parley room id, or `group-~` and the room id (how Chat21 sees rooms whose id has no "group-")',
+});
 export const NewGroup = Type.Object({
   group_name: GroupName,
   group_id: Type.Optional(GroupId),

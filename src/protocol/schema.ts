@@ -131,16 +131,16 @@ export const Commands = {
   update: command('update', {
     room: RoomId, name: Type.Optional(Name), topic: Type.Optional(Topic), access: Type.Optional(AccessMode),
     retention: Type.Optional(Retention),
-  }, 'Change a room\'s name, topic, access mode or retention (owner or admin).'),
-  destroy: command('destroy', { room: RoomId }, 'Delete a room: members lose access at once (owner).'),
-  role: command('role', { room: RoomId, user: UserId, role: Role }, 'Set a member\'s role (owner; giving "owner" hands the room over).'),
+  }, 'Change a room\'s name, topic, access mode or retention (owner, admin or administrator).'),
+  destroy: command('destroy', { room: RoomId }, 'Delete a room: members lose access at once (owner or administrator).'),
+  role: command('role', { room: RoomId, user: UserId, role: Role }, 'Set a member\'s role (owner or administrator; giving "owner" hands the room over).'),
   kick: command('kick', { room: RoomId, user: UserId, reason: Type.Optional(Type.String({ maxLength: 500 })) },
-    'Remove a member from a room; it may join again (owner or admin).'),
+    'Remove a member from a room; it may join again (owner, admin or administrator).'),
   mute: command('mute', { room: RoomId, user: UserId, seconds: Type.Optional(Seconds), off: Type.Optional(Type.Boolean()) },
-    'Stop a member from writing for a while, or for good; `off` lifts it (owner or admin).'),
+    'Stop a member from writing for a while, or for good; `off` lifts it (owner, admin or administrator).'),
   ban: command('ban', {
     room: Type.Optional(RoomId), user: UserId, seconds: Type.Optional(Seconds), reason: Type.Optional(Type.String({ maxLength: 500 })),
-  }, 'Ban a user from a room (owner or admin) or server-wide without `room` (administrators).'),
+  }, 'Ban a user from a room (owner, admin or administrator) or server-wide without `room` (administrators).'),
   banMany: command('banMany', {
     bans: Type.Array(Type.Object({
       user: UserId, room: Type.Optional(RoomId), seconds: Type.Optional(Seconds), reason: Type.Optional(Type.String({ maxLength: 500 })),
@@ -150,8 +150,8 @@ export const Commands = {
   bans: command('bans', { room: Type.Optional(RoomId) }, 'Active bans of a room, or server-wide ones.'),
   access: command('access', {
     room: RoomId, list: AccessList, add: Type.Optional(Users), remove: Type.Optional(Users),
-  }, 'Change a room\'s black or white list; members who lose access are removed at once (owner or admin).'),
-  accessList: command('accessList', { room: RoomId, list: AccessList }, 'Read a room\'s black or white list (owner or admin).'),
+  }, 'Change a room\'s black or white list; members who lose access are removed at once (owner, admin or administrator).'),
+  accessList: command('accessList', { room: RoomId, list: AccessList }, 'Read a room\'s black or white list (owner, admin or administrator).'),
   block: command('block', { user: UserId }, 'Stop receiving direct messages from a user (the user is not told).'),
   unblock: command('unblock', { user: UserId }, 'Lift a block.'),
   blocks: command('blocks', {}, 'Users you block.'),

@@ -9,7 +9,8 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError } from '../errors.js';
 import {
-  STATUS, check, parseMessageId, toChat21, toChat21Docs, type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
+  STATUS, check, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
+  type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
 } from '../protocol/chat21.js';
 import {
   Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
@@ -79,15 +80,21 @@ export class Chat21Service {
 
   // ---- conversations and views ------------------------------------------------------------
 
-  /** The room of `me`'s conversation with `cw`: a group (or channel) room, else the direct room. */
-  async conversation(me: Identity, cw: string): Promise<{ room: string; direct: boolean }> {
+  /**
+   * The room of `me`'s conversation with `cw`: the room of a group id (one containing
+   * "group-"), else the direct room with the user `cw` — never a room that shares its id.
+   */
+  conversation(me: Identity, cw: string): { room: string; direct: boolean } {
+    const room = roomOfGroupId(cw);
+    if (room !== null) return { room, direct: false };
     if (!userIdRe.test(cw)) throw new ParleyError('invalid', 'conversation id must be a user or group id', { field: 'conversWith' });
-    if (roomIdRe.test(cw) && !cw.startsWith('dm_')) {
-      const room = await this.store.getRoom(cw);
-      if (room && room.kind !== 'direct') return { room: cw, direct: false };
-    }
     if (cw === me.id) throw new ParleyError('invalid', 'a direct conversation needs another user');
     return { room: directRoomId(me.id, cw).id, direct: true };
+  }
+
+  /** The room a group id names; the groups API also takes a plain room id. */
+  private groupRoom(gid: string): string {
+    return roomOfGroupId(gid) ?? gid;
   }
 
   /** How `me` sees messages of `room`: the conversation id and whether it is direct. */
@@ -109,7 +116,7 @@ export class Chat21Service {
       if (this.names.size > MAX_CACHE) this.names.clear();
       this.names.set(room, name);
     }
-    return { app: this.appId, me, conversWith: room, direct: false, groupName: name };
+    return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name };
   }
 
   /** Called when a room's settings changed (its name may have). */
@@ -120,9 +127,9 @@ export class Chat21Service {
   // ---- messages -----------------------------------------------------------------------------
 
   /**
-   * Sends a Chat21 message from `me` to a user (direct) or a group. A group is named by
-   * `channel_type: "group"`, an id containing "group-", or an inline `group`. Unlike Chat21,
-   * the group must exist (or be inline) and the sender must be a member.
+   * Sends a Chat21 message from `me` to a user (direct) or a group. A group is named by an id
+   * containing "group-", or by `channel_type: "group"` with a room id. Unlike Chat21, the group
+   * must exist (or be inline, with a "group-" id) and the sender must be a member.
    */
   async send(me: Identity, to: string, msg: OutgoingMessage, admit?: () => void): Promise<Chat21Message> {
     const extras: Chat21Extras = {};
@@ -140,12 +147,16 @@ export class Chat21Service {
       text = `[${extras.type}]`;
       extras.noText = true;
     }
-    const group = msg.channel_type === 'group' || to.includes('group-') || msg.group !== undefined;
+    const gid = roomOfGroupId(to);
+    const group = gid !== null || msg.channel_type === 'group' || msg.group !== undefined;
     let room: string;
     if (group) {
-      if (!roomIdRe.test(to) || to.startsWith('dm_')) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid group id`, { field: 'recipient' });
-      if (msg.group) await this.inlineGroup(me, to, msg);
-      room = to;
+      if (msg.group && gid === null) {
+        throw new ParleyError('invalid', `an inline group needs a group id (one containing "group-"), not "${to.slice(0, 80)}"`, { field: 'recipient' });
+      }
+      room = gid ?? to;
+      if (!roomIdRe.test(room) || room.startsWith('dm_')) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid group id`, { field: 'recipient' });
+      if (msg.group) await this.inlineGroup(me, room, msg);
     } else {
       if (!userIdRe.test(to)) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid user id`, { field: 'recipient' });
       if (to === me.id) throw new ParleyError('invalid', 'a direct message needs another user', { field: 'recipient' });
@@ -159,7 +170,7 @@ export class Chat21Service {
       ({ seq, ts } = await this.exec(me, 'send', args, admit));
     } catch (err) {
       if (group && err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found') && !(await this.store.getRoom(room))) {
-        throw new ParleyError('not_found', `unknown group "${room}": create it first (POST /groups) or send an inline group`, { group: room });
+        throw new ParleyError('not_found', `unknown group "${to.slice(0, 80)}": create it first (POST /groups) or send an inline group`, { group: to.slice(0, 80) });
       }
       throw err;
     }
@@ -194,7 +205,7 @@ export class Chat21Service {
 
   /** A "received" receipt (status 200): moves the read marker; the sender gets 250 (direct). */
   async receipt(me: Identity, cw: string, id: string): Promise<void> {
-    const { room, direct } = await this.conversation(me, cw);
+    const { room, direct } = this.conversation(me, cw);
     const { room: idRoom, seq } = parseMessageId(id);
     if (idRoom !== room) throw new ParleyError('invalid', 'the message is not in this conversation', { field: 'message_id' });
     await this.exec(me, 'read', { room, seq });
@@ -206,7 +217,7 @@ export class Chat21Service {
 
   /** `is_new: false` marks the conversation read; the patch is echoed to the user's clients. */
   async updateConversation(me: Identity, cw: string, patch: { is_new: boolean }): Promise<void> {
-    const { room } = await this.conversation(me, cw);
+    const { room } = this.conversation(me, cw);
     if (patch.is_new === false) await this.exec(me, 'read', { room, seq: Number.MAX_SAFE_INTEGER });
     else await this.exec(me, 'room', { room });
     await this.notify([me.id], NOTICE.conversation, { conversWith: cw, patch });
@@ -214,7 +225,7 @@ export class Chat21Service {
 
   /** Archives the conversation until its next message. */
   async archive(me: Identity, cw: string): Promise<Chat21Conversation> {
-    const { room } = await this.conversation(me, cw);
+    const { room } = this.conversation(me, cw);
     const r = await this.exec(me, 'room', { room });
     await this.state.archive(me.id, room, r.lastSeq);
     const conversation = (await this.conversations(me, true, room))[0]
@@ -251,7 +262,7 @@ export class Chat21Service {
 
   /** The conversation's last 200 messages, newest first, with each copy's status ([] when there is none). */
   async messages(me: Identity, cw: string): Promise<Chat21Message[]> {
-    const { room } = await this.conversation(me, cw);
+    const { room } = this.conversation(me, cw);
     let messages: Message[];
     let members: Member[];
     try {
@@ -304,16 +315,17 @@ export class Chat21Service {
   private async groupOf(room: Room, members: Member[]): Promise<Chat21Group> {
     const owner = members.find((m) => m.role === 'owner')?.user ?? room.createdBy;
     return {
-      uid: room.id, name: room.name, appId: this.appId, owner,
+      uid: groupIdOf(room.id), name: room.name, appId: this.appId, owner,
       members: Object.fromEntries(members.map((m) => [m.user, 1 as const])),
       createdOn: room.createdAt, updatedOn: Date.now(), attributes: await this.state.groupAttributes(room.id),
     };
   }
 
   async group(me: Identity, gid: string): Promise<Chat21Group> {
-    const room = await this.exec(me, 'room', { room: gid });
+    const id = this.groupRoom(gid);
+    const room = await this.exec(me, 'room', { room: id });
     if (room.kind === 'direct') throw new ParleyError('not_found', 'no such group');
-    return this.groupOf(room, (await this.exec(me, 'members', { room: gid })).members);
+    return this.groupOf(room, (await this.exec(me, 'members', { room: id })).members);
   }
 
   private async notifyGroup(users: Iterable<string>, group: Chat21Group, key: string, parameters: Record<string, unknown>): Promise<void> {
@@ -321,7 +333,7 @@ export class Chat21Service {
   }
 
   async createGroup(me: Identity, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null }): Promise<Chat21Group> {
-    const id = g.group_id ?? `group-${randomUUID()}`;
+    const id = g.group_id === undefined ? `group-${randomUUID()}` : this.groupRoom(g.group_id);
     if (id.startsWith('dm_')) throw new ParleyError('invalid', 'group ids starting with "dm_" are reserved', { field: 'group_id' });
     await this.exec(me, 'create', { kind: 'group', name: g.group_name, room: id });
     for (const u of Object.keys(g.group_members ?? {})) if (u !== me.id) await this.exec(me, 'invite', { room: id, user: u });
@@ -331,7 +343,7 @@ export class Chat21Service {
   }
 
   async join(me: Identity, gid: string, member: string): Promise<Chat21Group> {
-    await this.exec(me, 'invite', { room: gid, user: member });
+    await this.exec(me, 'invite', { room: this.groupRoom(gid), user: member });
     const group = await this.group(me, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'MEMBER_JOINED_GROUP', { member_id: member });
     return group;
@@ -339,8 +351,9 @@ export class Chat21Service {
 
   async leave(me: Identity, gid: string, member: string): Promise<Chat21Group> {
     const before = await this.group(me, gid);
-    if (member === me.id) await this.exec(me, 'leave', { room: gid });
-    else await this.exec(me, 'kick', { room: gid, user: member });
+    const room = this.groupRoom(gid);
+    if (member === me.id) await this.exec(me, 'leave', { room });
+    else await this.exec(me, 'kick', { room, user: member });
     const members = { ...before.members };
     delete members[member];
     const group = { ...before, members, updatedOn: Date.now() };
@@ -350,28 +363,31 @@ export class Chat21Service {
 
   async setMembers(me: Identity, gid: string, wanted: Record<string, unknown>): Promise<Chat21Group> {
     const before = await this.group(me, gid);
-    await this.requireModerator(me, gid);
+    const room = this.groupRoom(gid);
+    await this.requireModerator(me, room);
     const added = Object.keys(wanted).filter((u) => !(u in before.members));
     const removed = Object.keys(before.members).filter((u) => !(u in wanted) && u !== before.owner && u !== me.id);
-    for (const u of added) await this.exec(me, 'invite', { room: gid, user: u });
-    for (const u of removed) await this.exec(me, 'kick', { room: gid, user: u });
+    for (const u of added) await this.exec(me, 'invite', { room, user: u });
+    for (const u of removed) await this.exec(me, 'kick', { room, user: u });
     const group = await this.group(me, gid);
     await this.notifyGroup([...Object.keys(before.members), ...added], group, added.length > 0 ? 'MEMBER_JOINED_GROUP' : 'MEMBER_LEFT_GROUP', { added, removed });
     return group;
   }
 
   async rename(me: Identity, gid: string, name: string): Promise<Chat21Group> {
-    await this.exec(me, 'update', { room: gid, name });
-    this.forget(gid);
+    const room = this.groupRoom(gid);
+    await this.exec(me, 'update', { room, name });
+    this.forget(room);
     const group = await this.group(me, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'DATA_UPDATED_GROUP', { group_name: name });
     return group;
   }
 
   async setAttributes(me: Identity, gid: string, attributes: Record<string, unknown>): Promise<Chat21Group> {
-    await this.requireModerator(me, gid);
+    const room = this.groupRoom(gid);
+    await this.requireModerator(me, room);
     if (JSON.stringify(attributes).length > 16_384) throw new ParleyError('too_large', 'attributes are larger than 16 KiB');
-    await this.state.setGroupAttributes(gid, attributes);
+    await this.state.setGroupAttributes(room, attributes);
     const group = await this.group(me, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'ATTRIBUTES_UPDATED_GROUP', {});
     return group;

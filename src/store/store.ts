@@ -52,6 +52,11 @@ export interface NewMessage {
    */
   system?: boolean;
   /**
+   * Sent by a server administrator, who moderates every room as its owner: a `delete` needs
+   * neither membership nor a room role. Other kinds still need membership.
+   */
+  moderator?: boolean;
+  /**
    * In a direct room: the other member, so the store can mark the message hidden for it when
    * it blocks the sender (it then receives a `hidden` placeholder; the sender is not told).
    */
@@ -118,7 +123,7 @@ export interface Store {
   /**
    * Appends a message by a member (`forbidden` otherwise). For edit, delete and reaction the
    * target must be a `text` message of the room (`not_found`); edits only by its author,
-   * deletes by its author or a room owner/admin (`forbidden`).
+   * deletes by its author, a room owner/admin or a `moderator` (`forbidden`).
    */
   append(msg: NewMessage): Promise<AppendResult>;
   /**

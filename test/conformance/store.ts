@@ -97,6 +97,16 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await expect(store.append({ room: id, user: 'u2', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'y' } })).rejects.toMatchObject({ code: 'conflict' });
     });
 
+    it('a moderator (server administrator) deletes in any room without being a member, and only deletes', async () => {
+      const id = await group('u1', ['u2']);
+      const { message: m } = await store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'a' });
+      await expect(store.append({ room: id, user: 'root', name: 'x', kind: 'delete', target: m.seq })).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(store.append({ room: id, user: 'root', name: 'x', kind: 'text', text: 'b', moderator: true })).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(store.append({ room: 'no-such-room', user: 'root', name: 'x', kind: 'delete', target: 1, moderator: true })).rejects.toMatchObject({ code: 'not_found' });
+      const d = await store.append({ room: id, user: 'root', name: 'x', kind: 'delete', target: m.seq, moderator: true });
+      expect(d.message).toMatchObject({ kind: 'delete', target: m.seq, user: 'root' });
+    });
+
     it('history pages before and after a seq, oldest first', async () => {
       const id = await group('u1');
       for (let i = 0; i < 10; i++) await store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: `${i}` });

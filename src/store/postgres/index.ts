@@ -385,7 +385,8 @@ export class PostgresStore implements Store {
         LEFT JOIN messages t ON t.room_id = $1 AND t.seq = $4::bigint`,
       [nm.room, nm.user, nm.key ?? null, targeted ? nm.target : null, nm.directPeer ?? null]);
       if (!k!.room) throw new ParleyError('not_found', 'room not found');
-      if (k!.role === null && !nm.system) throw new ParleyError('forbidden', 'not a member of this room');
+      const moderates = nm.moderator === true && nm.kind === 'delete';
+      if (k!.role === null && !nm.system && !moderates) throw new ParleyError('forbidden', 'not a member of this room');
       if (k!.muted_until !== null && k!.muted_until > Date.now() && nm.kind !== 'delete') {
         const until = k!.muted_until === FOREVER ? null : k!.muted_until;
         throw new ParleyError('forbidden', 'you are muted in this room', { reason: 'muted', until });
@@ -398,7 +399,7 @@ export class PostgresStore implements Store {
         if (k!.target_kind !== 'text') throw new ParleyError('not_found', 'target message not found');
         if (k!.target_deleted) throw new ParleyError('conflict', 'target message was deleted');
         if (nm.kind === 'edit' && k!.target_user !== nm.user) throw new ParleyError('forbidden', 'only the author can edit a message');
-        if (nm.kind === 'delete' && k!.target_user !== nm.user && (k!.role === null || k!.role === 'member')) {
+        if (nm.kind === 'delete' && k!.target_user !== nm.user && !moderates && (k!.role === null || k!.role === 'member')) {
           throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
         }
       }

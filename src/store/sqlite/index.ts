@@ -413,11 +413,12 @@ export class SqliteStore implements Store {
   append(nm: NewMessage): Promise<AppendResult> {
     return this.write(() => {
       const member = this.s.getMember.get(nm.room, nm.user) as MemberRow | undefined;
-      if (!member && !nm.system) {
+      const moderates = nm.moderator === true && nm.kind === 'delete';
+      if (!member && !nm.system && !moderates) {
         if (!this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
         throw new ParleyError('forbidden', 'not a member of this room');
       }
-      if (nm.system && !this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
+      if (!member && !this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
       if (member?.muted_until != null && member.muted_until > Date.now() && nm.kind !== 'delete') {
         const until = member.muted_until === FOREVER ? null : member.muted_until;
         throw new ParleyError('forbidden', 'you are muted in this room', { reason: 'muted', until });
@@ -431,7 +432,7 @@ export class SqliteStore implements Store {
         if (!target || target.kind !== 'text') throw new ParleyError('not_found', 'target message not found');
         if (this.s.isDeleted.get(nm.room, nm.target)) throw new ParleyError('conflict', 'target message was deleted');
         if (nm.kind === 'edit' && target.user_id !== nm.user) throw new ParleyError('forbidden', 'only the author can edit a message');
-        if (nm.kind === 'delete' && target.user_id !== nm.user && (!member || member.role === 'member')) {
+        if (nm.kind === 'delete' && target.user_id !== nm.user && !moderates && (!member || member.role === 'member')) {
           throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
         }
       }

@@ -76,7 +76,7 @@ export function registerChat21Routes(app: FastifyInstance, prefix: string, deps:
     api.get('/:userid/archived_conversations', archived);
     const detail = (isArchived: boolean) => async (req: FastifyRequest) => {
       const u = self(req);
-      const { room } = await c21.conversation(u, param(req, 'cw'));
+      const { room } = c21.conversation(u, param(req, 'cw'));
       return ok(await c21.conversations(u, isArchived, room));
     };
     api.get('/:userid/conversations/:cw', detail(false));

@@ -1,8 +1,8 @@
 // A user's MQTT inbox as a hub connection: the hub delivers the user's room events here
 // exactly as it does to a WebSocket (local ones and those from other nodes over the bus), and
 // the inbox turns each into the Chat21 publication on `apps/{app}/users/{me}/...`, which the
-// broker hands to that user's subscribed clients on this node. One inbox per user and node,
-// whatever the number of its MQTT clients, so nothing is delivered twice.
+// transport writes to that user's subscribed clients on this node. One inbox per user and
+// node, whatever the number of its MQTT clients, so nothing is delivered twice.
 import type { Logger } from 'pino';
 import type { Identity } from '../../auth/jwt.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
@@ -13,10 +13,8 @@ import { inboxBase } from './topics.js';
 
 export interface InboxDeps {
   chat21: Chat21Service;
-  /** Publishes on the local broker (to this node's subscribers of the topic). */
+  /** Writes a publication to the user's clients on this node that subscribed to its topic. */
   publish(topic: string, payload: Buffer): void;
-  /** Bytes queued to the slowest of the user's clients. */
-  buffered(): number;
   /** Disconnects the user's clients on this node (ban, slow consumer). */
   disconnect(code: number, reason: string): void;
   log: Logger;
@@ -30,6 +28,11 @@ export class Inbox implements Conn {
   private readonly base: string;
   /** Translations run in arrival order; some need a lookup first. */
   private chain: Promise<void> = Promise.resolve();
+  /**
+   * Bytes of events received and not yet translated: the hub's slow-consumer bound applies to
+   * them. Each client's own queue is bounded where it is written (the transport).
+   */
+  private pending = 0;
 
   constructor(readonly identity: Identity, private readonly deps: InboxDeps, nodeTag: string) {
     this.id = `${nodeTag}m${(++counter).toString(36)}`;
@@ -44,13 +47,15 @@ export class Inbox implements Conn {
     } catch {
       return;
     }
+    const n = frame.payload.length;
+    this.pending += n;
     this.chain = this.chain.then(() => this.translate(ev)).catch((err: unknown) => {
       this.deps.log.warn({ err, user: this.user, ev: ev.ev }, 'mqtt inbox: event not delivered');
-    });
+    }).finally(() => { this.pending -= n; });
   }
 
   bufferedAmount(): number {
-    return this.deps.buffered();
+    return this.pending;
   }
 
   close(code: number, reason: string): void {

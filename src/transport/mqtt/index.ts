@@ -2,13 +2,20 @@
 // inbox pattern (docs/chat21.md). Clients authenticate with a JWT as the password; every
 // subscribe and publish is checked against the topic ACL (topics.ts); a publish becomes a
 // Chat21Service call run in arrival order per client. Deliveries never go from one client to
-// another here: each user's inbox is a hub connection (inbox.ts) fed by the bus.
+// another here: each user's inbox is a hub connection (inbox.ts) fed by the bus, and its
+// publications are written to that user's subscribed clients only.
+//
+// Sessions: a client id is scoped by its user (another user's client with the same id is a
+// different session), and no broker session outlives its connection: Parley's store is the
+// durable queue, so every CONNECT is taken as a clean session and nothing is queued offline.
 import { createServer, type Server } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Aedes, type Client, type PublishPacket, type Subscription, type AuthenticateError } from 'aedes';
+import {
+  Aedes, type Client, type ConnectPacket, type PublishPacket, type Subscription, type AuthenticateError,
+} from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
@@ -19,7 +26,7 @@ import type { Service } from '../../service/index.js';
 import type { Metrics } from '../http/metrics.js';
 import { Inbox } from './inbox.js';
 import { guardPackets } from './packet-guard.js';
-import { SERVER_SUFFIXES, inboxBase, mayRead, parsePublish, type PublishOp } from './topics.js';
+import { SERVER_SUFFIXES, inboxBase, matches, mayRead, parsePublish, type PublishOp } from './topics.js';
 
 
 /** Where Chat21 clients expect MQTT over WebSocket. */
@@ -33,6 +40,12 @@ export interface MqttOptions {
   /** MQTT over WebSocket on the HTTP port; '' for none. */
   wsPath: string;
   maxPayloadBytes: number;
+  /** Live clients of one user on this node; one more is refused (CONNACK 0x03). */
+  maxClientsPerUser: number;
+  /** Publishes of one client received and not finished; one more disconnects it. */
+  maxInflight: number;
+  /** Bytes queued to one client and not yet written out; past it the client is disconnected. */
+  slowConsumerBytes: number;
 }
 
 interface ClientState {
@@ -40,7 +53,18 @@ interface ClientState {
   /** Publishes of this client run in arrival order up to admission. */
   tail: Promise<void>;
   expiry: NodeJS.Timeout | null;
+  /** Granted topic filters and their QoS: a publication goes to the client only where one matches. */
+  filters: Map<string, number>;
+  /** Publishes received and not yet finished. */
+  inflight: number;
+  /** Bytes handed to the client's connection whose write has not completed. */
+  queued: number;
+  /** Why the server closed this client (ban, slow consumer, ...): its will is then dropped. */
+  evicted: string | null;
 }
+
+/** The outcome of checking a CONNECT (token, ban, will, the user's client count), for `authenticate`. */
+type Admission = { state: ClientState } | { error: ParleyError };
 
 interface UserInbox {
   inbox: Inbox;
@@ -48,12 +72,20 @@ interface UserInbox {
   attached: Promise<void>;
 }
 
+/** A user's client id on the broker: ids are per user, and user ids hold no "/". */
+const scopedId = (user: string, clientId: string): string => `${user}/${clientId || randomUUID()}`;
+/** Bytes a publication takes on the wire, near enough for the slow-consumer bound. */
+const wireBytes = (topic: string, payload: Buffer): number => topic.length + payload.length + 8;
+
 const NODE_TAG = randomBytes(4).toString('base64url') + '.';
 const OP_COMMAND: Record<PublishOp['op'], string> = {
   outgoing: 'send', receipt: 'read', conversation: 'read', archive: 'archive', presence: 'presence', unknown: 'unknown',
 };
 
-function authError(message: string, code: 4 | 5): AuthenticateError {
+/** CONNACK return codes of refused CONNECTs (4: bad user name or password). */
+const CONNACK_CODE: Partial<Record<ParleyError['code'], 2 | 3 | 4 | 5>> = { invalid: 2, rate_limited: 3, unavailable: 3, internal: 3, forbidden: 5 };
+
+function authError(message: string, code: 2 | 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
@@ -62,10 +94,15 @@ export class MqttTransport {
   private tcp: Server | null = null;
   private wss: WebSocketServer | null = null;
   private readonly states = new WeakMap<Client, ClientState>();
+  /** CONNECTs checked in preConnect, answered in authenticate. */
+  private readonly admissions = new WeakMap<Client, Admission>();
+  /** Per user, its scoped client ids on this node and how many connections hold each. */
+  private readonly sessions = new Map<string, Map<string, number>>();
   private readonly inboxes = new Map<string, UserInbox>();
   /** Detaches in flight, awaited at shutdown. */
   private readonly pending = new Set<Promise<void>>();
   private readonly app: string;
+  private closing = false;
 
   constructor(
     private readonly service: Pick<Service, 'attach' | 'detach' | 'checkNotBanned'>,
@@ -86,7 +123,11 @@ export class MqttTransport {
   async listen(): Promise<number> {
     this.broker = await Aedes.createBroker({
       heartbeatInterval: 60_000,
-      authenticate: (c, _u, p, done) => this.authenticate(c, p, done),
+      // Client ids are scoped by user (user id + "/" + the id sent), so MQTT 3.1's 23-character
+      // bound on what the client sends is checked before scoping, not on the scoped id.
+      maxClientsIdLength: 65_535,
+      preConnect: (c, packet, done) => this.preConnect(c, packet, done),
+      authenticate: (c, _u, _p, done) => this.authenticate(c, done),
       authorizeSubscribe: (c, s, done) => this.authorizeSubscribe(c, s, done),
       authorizePublish: (c, p, done) => this.authorizePublish(c, p, done),
       // Only the server's own publications reach clients; a client's publish is a command.
@@ -94,6 +135,10 @@ export class MqttTransport {
     });
     this.broker.on('clientReady', (c) => this.clientReady(c));
     this.broker.on('clientDisconnect', (c) => this.clientGone(c));
+    this.broker.on('unsubscribe', (filters, c) => {
+      const st = this.states.get(c);
+      for (const f of filters) st?.filters.delete(f);
+    });
     this.broker.on('clientError', (c, err) => this.log.debug({ err, client: c.id }, 'mqtt client error'));
     this.broker.on('connectionError', (c, err) => this.log.debug({ err, client: c?.id }, 'mqtt connection error'));
     if (this.opts.wsPath) {
@@ -141,33 +186,80 @@ export class MqttTransport {
 
   // ---- authentication ---------------------------------------------------------------------
 
-  private authenticate(client: Client, password: Buffer | undefined, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
-    const token = password?.toString('utf8').trim() ?? '';
-    if (!token) {
-      this.metrics?.error('unauthorized', 'mqtt');
-      done(authError('send a JWT as the MQTT password', 4), null);
-      return;
-    }
-    this.verify(token).then(async (identity) => {
+  /**
+   * Checks a CONNECT before aedes registers the client: the token, a server-wide ban, the will
+   * topic (the ACL applies to it as to a publish), and the user's client count on this node.
+   * An admitted client's id is scoped by its user and its session made clean; the outcome is
+   * answered in `authenticate`, so refusals get their CONNACK code.
+   */
+  private preConnect(client: Client, packet: ConnectPacket, done: (e: Error | null, ok: boolean) => void): void {
+    const token = packet.password?.toString('utf8').trim() ?? '';
+    const admit = async (): Promise<ClientState> => {
+      if (!token) throw new ParleyError('unauthorized', 'send a JWT as the MQTT password');
+      const identity = await this.verify(token);
       if (identity.id.includes('+')) throw new ParleyError('unauthorized', 'user ids with "+" cannot have an MQTT inbox');
       await this.service.checkNotBanned(identity.id);
-      const state: ClientState = { identity, tail: Promise.resolve(), expiry: null };
-      if (identity.exp !== undefined) {
-        const ms = Math.min(identity.exp * 1000 - Date.now(), 2 ** 31 - 1);
-        state.expiry = setTimeout(() => {
-          this.log.info({ user: identity.id, client: client.id }, 'mqtt token expired; disconnecting');
-          client.close();
-        }, Math.max(0, ms));
-        state.expiry.unref();
+      if (packet.protocolVersion === 3 && packet.clientId.length > 23) throw new ParleyError('invalid', 'MQTT 3.1 client ids have 23 characters at most');
+      if (packet.will && !parsePublish(packet.will.topic, this.app, identity.id)) {
+        throw new ParleyError('forbidden', 'the will\'s topic is outside your own topics');
       }
-      this.states.set(client, state);
-      done(null, true);
-    }, (err: unknown) => { throw err; }).catch((err: unknown) => {
-      const e = toParleyError(err);
-      this.log.info({ client: client.id, code: e.code, reason: e.message }, 'mqtt authentication refused');
+      packet.clientId = scopedId(identity.id, packet.clientId);
+      packet.clean = true;
+      this.holdSession(client, identity.id, packet.clientId);
+      return { identity, tail: Promise.resolve(), expiry: null, filters: new Map(), inflight: 0, queued: 0, evicted: null };
+    };
+    admit().then((state) => { this.admissions.set(client, { state }); }, (err: unknown) => {
+      this.admissions.set(client, { error: toParleyError(err) });
+    }).finally(() => done(null, true));
+  }
+
+  /** Counts the connection against its user's clients until it closes; `rate_limited` past the cap. */
+  private holdSession(client: Client, user: string, id: string): void {
+    let mine = this.sessions.get(user);
+    // Reusing one of its own ids takes that session over (MQTT-3.1.4-2): not one more client.
+    if (mine && !mine.has(id) && mine.size >= this.opts.maxClientsPerUser) {
+      throw new ParleyError('rate_limited', `at most ${this.opts.maxClientsPerUser} MQTT clients per user on this node`);
+    }
+    if (!mine) this.sessions.set(user, (mine = new Map()));
+    mine.set(id, (mine.get(id) ?? 0) + 1);
+    const release = (): void => {
+      const n = (mine.get(id) ?? 1) - 1;
+      if (n > 0) mine.set(id, n);
+      else mine.delete(id);
+      if (mine.size === 0 && this.sessions.get(user) === mine) this.sessions.delete(user);
+    };
+    if (client.conn.destroyed) release();
+    else client.conn.once('close', release);
+  }
+
+  private authenticate(client: Client, done: (e: AuthenticateError | null, ok: boolean | null) => void): void {
+    const a = this.admissions.get(client) ?? { error: new ParleyError('unauthorized', 'send a JWT as the MQTT password') };
+    this.admissions.delete(client);
+    if ('error' in a) {
+      const e = a.error;
+      this.log.info({ code: e.code, reason: e.message }, 'mqtt connection refused');
       this.metrics?.error(e.code, 'mqtt');
-      done(authError(e.message, e.code === 'forbidden' ? 5 : 4), null);
-    });
+      done(authError(e.message, CONNACK_CODE[e.code] ?? 4), null);
+      return;
+    }
+    const st = a.state;
+    const identity = st.identity;
+    if (identity.exp !== undefined) {
+      const ms = Math.min(identity.exp * 1000 - Date.now(), 2 ** 31 - 1);
+      st.expiry = setTimeout(() => {
+        this.log.info({ user: identity.id, client: client.id }, 'mqtt token expired; disconnecting');
+        this.evict(client, st, 'token expired');
+      }, Math.max(0, ms));
+      st.expiry.unref();
+    }
+    this.states.set(client, st);
+    done(null, true);
+  }
+
+  /** Closes a client on the server's decision; its will is dropped. */
+  private evict(client: Client, st: ClientState, reason: string): void {
+    if (st.evicted === null) st.evicted = reason;
+    client.close();
   }
 
   private clientReady(client: Client): void {
@@ -178,27 +270,68 @@ export class MqttTransport {
     if (!entry) {
       const inbox = new Inbox(st.identity, {
         chat21: this.chat21,
-        publish: (topic, payload) => this.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, () => undefined),
-        buffered: () => {
-          let max = 0;
-          for (const c of this.inboxes.get(user)?.clients ?? []) max = Math.max(max, (c.conn as Duplex).writableLength ?? 0);
-          return max;
+        publish: (topic, payload) => {
+          for (const c of this.inboxes.get(user)?.clients ?? []) this.deliver(c, topic, payload, 1);
         },
         disconnect: (code, reason) => {
           this.log.info({ user, code, reason }, 'mqtt: disconnecting the user\'s clients');
-          for (const c of this.inboxes.get(user)?.clients ?? []) c.close();
+          this.retire(user, inbox, reason);
         },
         log: this.log,
       }, NODE_TAG);
-      entry = { inbox, clients: new Set(), attached: Promise.resolve() };
-      const e = entry;
-      e.attached = this.service.attach(st.identity, inbox).then(() => undefined, (err: unknown) => {
+      const created: UserInbox = { inbox, clients: new Set(), attached: Promise.resolve() };
+      created.attached = this.service.attach(st.identity, inbox).then(() => undefined, (err: unknown) => {
         this.log.warn({ err, user }, 'mqtt inbox could not attach; disconnecting');
-        for (const c of e.clients) c.close();
+        this.retire(user, inbox, 'inbox not attached');
       });
-      this.inboxes.set(user, entry);
+      this.inboxes.set(user, (entry = created));
     }
     entry.clients.add(client);
+  }
+
+  /**
+   * The server ends a user's inbox on this node (ban, slow inbox, failed attach): its clients
+   * are evicted, and a client that connects afterwards gets a new inbox.
+   */
+  private retire(user: string, inbox: Inbox, reason: string): void {
+    const entry = this.inboxes.get(user);
+    if (entry?.inbox !== inbox) return;
+    this.inboxes.delete(user);
+    for (const c of entry.clients) {
+      const st = this.states.get(c);
+      if (st) this.evict(c, st, reason);
+    }
+    this.detach(user, entry);
+  }
+
+  private detach(user: string, entry: UserInbox): void {
+    const identity = entry.inbox.identity;
+    const p = entry.attached.then(() => this.service.detach(identity, entry.inbox)).catch((err: unknown) => {
+      this.log.warn({ err, user }, 'mqtt inbox detach failed');
+    });
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /**
+   * Writes a publication to one client if one of its subscriptions matches (at most at `qos`,
+   * downgraded to the subscription's). The bytes count until the write completes; a client
+   * that lets more than `slowConsumerBytes` pile up is disconnected, and what it held is freed.
+   */
+  private deliver(client: Client, topic: string, payload: Buffer, qos: 0 | 1): void {
+    const st = this.states.get(client);
+    if (!st || st.evicted !== null || client.closed) return;
+    let granted = -1;
+    for (const [filter, q] of st.filters) if (q > granted && matches(filter, topic)) granted = q;
+    if (granted < 0) return;
+    if (st.queued > this.opts.slowConsumerBytes) {
+      this.log.warn({ user: st.identity.id, client: client.id, queued: st.queued }, 'mqtt: dropping a slow consumer');
+      this.evict(client, st, 'slow consumer');
+      return;
+    }
+    const n = wireBytes(topic, payload);
+    st.queued += n;
+    client.publish({ cmd: 'publish', topic, payload, qos: Math.min(qos, granted) as 0 | 1, retain: false, dup: false }, () => { st.queued -= n; });
   }
 
   private clientGone(client: Client): void {
@@ -209,11 +342,7 @@ export class MqttTransport {
     const entry = this.inboxes.get(user);
     if (!entry?.clients.delete(client) || entry.clients.size > 0) return;
     this.inboxes.delete(user);
-    const p = entry.attached.then(() => this.service.detach(st.identity, entry.inbox)).catch((err: unknown) => {
-      this.log.warn({ err, user }, 'mqtt inbox detach failed');
-    });
-    this.pending.add(p);
-    void p.finally(() => this.pending.delete(p));
+    this.detach(user, entry);
   }
 
   // ---- ACL ------------------------------------------------------------------------------
@@ -230,14 +359,27 @@ export class MqttTransport {
       done(null, null); // SUBACK 0x80: refused, the connection stays
       return;
     }
+    st.filters.set(sub.topic, sub.qos);
     done(null, sub);
   }
 
+  /**
+   * Every publish of a client, its will included (aedes asks here for the will of a closed
+   * client), passes the ACL and runs as a command with the same checks. The will of a client
+   * the server closed (ban, expiry, slow consumer, refused publish, shutdown) is dropped.
+   */
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (e?: Error | null) => void): void {
     const st = client ? this.states.get(client) : undefined;
+    if (client && st && this.closing) st.evicted ??= 'server shutting down';
+    if (client && st && st.evicted !== null) {
+      if (client.closed) this.log.info({ user: st.identity.id, client: client.id, reason: st.evicted }, 'mqtt: will dropped');
+      done(new Error(`connection closed by the server: ${st.evicted}`));
+      return;
+    }
     const op = st ? parsePublish(packet.topic, this.app, st.identity.id) : null;
     if (!client || !st || !op) {
       if (client) this.denied(client, st, 'publish', packet.topic);
+      if (client && st) st.evicted = 'publish refused by the ACL';
       // MQTT 3.1.1 has no negative acknowledgement: the broker closes the connection.
       done(new Error('publish refused by the topic ACL'));
       return;
@@ -247,21 +389,41 @@ export class MqttTransport {
       done(null);
       return;
     }
-    const run = (): Promise<void> => this.run(client, st, op, packet);
+    if (st.inflight >= this.opts.maxInflight) {
+      this.log.warn({ user: st.identity.id, client: client.id, limit: this.opts.maxInflight }, 'mqtt: too many publishes in flight; disconnecting');
+      this.evict(client, st, 'too many publishes in flight');
+      done(new Error('too many publishes in flight'));
+      return;
+    }
+    st.inflight++;
+    const will = client.closed;
+    let finished!: Promise<void>;
+    const run = (): Promise<void> => {
+      const r = this.run(client, st, op, packet, will);
+      finished = r.finished;
+      return r.admitted;
+    };
     st.tail = st.tail.then(run, run);
     st.tail.then(() => done(null), () => done(null));
+    void st.tail.then(() => finished).finally(() => { st.inflight--; });
   }
 
   // ---- commands -----------------------------------------------------------------------------
 
-  /** Runs one publish; resolves once it is admitted (its writes queued in order) or has ended. */
-  private run(client: Client, st: ClientState, op: PublishOp, packet: PublishPacket): Promise<void> {
+  /**
+   * Runs one publish: `admitted` resolves once its writes are queued in order (or it has
+   * ended), `finished` when it has ended. A will runs only if the user is not banned
+   * server-wide meanwhile (a live client of a banned user is closed, so cannot publish).
+   */
+  private run(client: Client, st: ClientState, op: PublishOp, packet: PublishPacket, will: boolean): { admitted: Promise<void>; finished: Promise<void> } {
     let admit!: () => void;
     const admitted = new Promise<void>((r) => { admit = r; });
     const t0 = performance.now();
     const cmd = OP_COMMAND[op.op];
     const me = st.identity;
     const done = (async () => {
+      if (will) await this.service.checkNotBanned(me.id);
+      if (st.evicted !== null) throw new ParleyError('forbidden', `connection closed by the server: ${st.evicted}`);
       const payload = packet.payload as Buffer;
       if (payload.length > this.opts.maxPayloadBytes) {
         throw new ParleyError('too_large', `payload exceeds ${this.opts.maxPayloadBytes} bytes`, { limit: this.opts.maxPayloadBytes });
@@ -290,21 +452,20 @@ export class MqttTransport {
       this.metrics?.command(cmd, 'mqtt', performance.now() - t0, e.code);
       if (e.code === 'internal') this.log.error({ err, user: me.id, topic: packet.topic }, 'mqtt publish failed');
       else this.log.info({ user: me.id, topic: packet.topic.slice(0, 256), code: e.code, reason: e.message }, 'mqtt publish refused');
-      this.replyError(client, packet.topic, e);
+      this.replyError(client, st, packet.topic, e);
     });
-    return Promise.race([admitted, done]);
+    return { admitted: Promise.race([admitted, done]), finished: done };
   }
 
   /** Tells the publishing client (only it) why its publish had no effect. */
-  private replyError(client: Client, topic: string, e: ParleyError): void {
-    const st = this.states.get(client);
-    if (!st || client.closed) return;
+  private replyError(client: Client, st: ClientState, topic: string, e: ParleyError): void {
     const payload = Buffer.from(JSON.stringify({ ...e.toJSON(), topic: topic.slice(0, 512) }));
-    client.publish({ cmd: 'publish', topic: `${inboxBase(this.app, st.identity.id)}/errors/clienterror`, payload, qos: 0, retain: false, dup: false }, () => undefined);
+    this.deliver(client, `${inboxBase(this.app, st.identity.id)}/errors/clienterror`, payload, 0);
   }
 
-  /** Disconnects every client and stops listening. */
+  /** Disconnects every client (their wills are dropped) and stops listening. */
   async close(): Promise<void> {
+    this.closing = true;
     this.wss?.close();
     if (this.broker) await new Promise<void>((r) => this.broker.close(() => r()));
     if (this.tcp) await new Promise<void>((r) => this.tcp!.close(() => r()));
