@@ -14,6 +14,7 @@ import {
 import {
   Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
 } from '../protocol/schema.js';
+import { truncateText } from '../protocol/validate.js';
 import type { Chat21Store } from '../store/chat21.js';
 import type { Store } from '../store/store.js';
 import { directRoomId, type Service } from './index.js';
@@ -184,7 +185,7 @@ export class Chat21Service {
     if (await this.store.getRoom(id)) return;
     const members = Object.keys(msg.group!.members).filter((u) => u !== me.id);
     try {
-      await this.exec(me, 'create', { kind: 'group', name: (msg.recipient_fullname ?? id).slice(0, 100) || id, room: id });
+      await this.exec(me, 'create', { kind: 'group', name: truncateText(msg.recipient_fullname ?? id, 100) || id, room: id });
     } catch (err) {
       if (err instanceof ParleyError && err.code === 'conflict') return;
       throw err;

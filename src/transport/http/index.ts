@@ -8,12 +8,12 @@ import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { AccountService } from '../../accounts/index.js';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import type { Plugin } from '../../plugins/plugin.js';
 import type { User } from '../../protocol/schema.js';
+import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
 import { registerAccountRoutes } from './accounts.js';
 import { countedErrors, registerApi } from './api.js';
@@ -73,6 +73,9 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     trustProxy: deps.trustProxy ?? false,
   });
   closeQuietSockets(app);
+  // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
+  // validation, as WebSocket frames are; query and path strings are converted first.
+  app.setValidatorCompiler(httpValidatorCompiler);
   const routes: RouteInfo[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (r) => {
@@ -149,9 +152,6 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       },
     });
     void app.register(async (api) => {
-      // TypeBox schemas checked by TypeBox, as the WebSocket frames are; query and path
-      // strings are converted to the schema's types first.
-      api.setValidatorCompiler(TypeBoxValidatorCompiler);
       api.addHook('preValidation', async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};
       });
