@@ -153,6 +153,7 @@ function coerce(path: string, raw: string): unknown {
 
 function setPath(obj: Json, path: string, value: unknown): void {
   const parts = path.split('.');
+  if (parts.some(isProtoKey)) throw new ConfigError(path, 'unknown key');
   let cur = obj;
   for (const p of parts.slice(0, -1)) {
     if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
@@ -161,9 +162,13 @@ function setPath(obj: Json, path: string, value: unknown): void {
   cur[parts[parts.length - 1]!] = value;
 }
 
+/** Keys that would reach an object's prototype instead of naming a setting. */
+const isProtoKey = (k: string): boolean => k === '__proto__' || k === 'constructor' || k === 'prototype';
+
 function merge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
+    if (isProtoKey(k)) throw new ConfigError(k, 'unknown key');
     const b = out[k];
     out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
       ? merge(b as Json, v as Json) : v;

@@ -201,8 +201,8 @@ export class ParleyClient {
     const ws = new Ctor(wsUrl(url));
     this.ws = ws;
     ws.onopen = () => {
-      const resume: Record<string, number> = {};
-      for (const [room, seq] of this.lastSeq) resume[room] = seq;
+      // fromEntries defines own properties, so a room named "__proto__" is sent like any other.
+      const resume = Object.fromEntries(this.lastSeq);
       const id = this.nextId++;
       const auth: Pending = {
         cmd: 'auth', frame: { id, cmd: 'auth', token, resume }, sent: true,
@@ -232,13 +232,14 @@ export class ParleyClient {
     // rooms new to this client take a starting point. On a reconnect, a room joined while
     // offline is replayed from its join message, so nothing sent meanwhile is missed; on the
     // first connect the client starts from now and reads older messages with `history`.
-    const joinedOffline: Record<string, number> = {};
+    const joinedOffline = new Map<string, number>();
     for (const [room, seq] of Object.entries(r.resumed)) {
       if (this.lastSeq.has(room)) continue;
-      const joinSeq = r.joined[room];
+      // Room ids are keys here: read own properties only ("constructor" is a room id too).
+      const joinSeq = Object.hasOwn(r.joined, room) ? r.joined[room] : undefined;
       if (this.everReady && joinSeq !== undefined && joinSeq <= seq) {
         this.lastSeq.set(room, joinSeq - 1);
-        joinedOffline[room] = joinSeq - 1;
+        joinedOffline.set(room, joinSeq - 1);
       } else this.lastSeq.set(room, seq);
     }
     this.everReady = true;
@@ -250,7 +251,7 @@ export class ParleyClient {
     this.touch();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     this.emit('ready', r);
-    if (Object.keys(joinedOffline).length > 0) void this.request('resume', { rooms: joinedOffline }).catch(() => {});
+    if (joinedOffline.size > 0) void this.request('resume', { rooms: Object.fromEntries(joinedOffline) }).catch(() => {});
     this.flushQueue();
   }
 

@@ -232,7 +232,7 @@ export class Chat21Service {
     for (const e of rooms) {
       if (onlyRoom !== undefined && e.room.id !== onlyRoom) continue;
       if (!e.last && e.room.kind === 'direct') continue;
-      const mark = marks[e.room.id];
+      const mark = marks.get(e.room.id);
       const isArchived = mark !== undefined && mark >= (e.last?.seq ?? 0);
       if (isArchived !== archived) continue;
       const view = await this.viewOf(me.id, e.room.id);
@@ -352,8 +352,8 @@ export class Chat21Service {
   async setMembers(me: Identity, gid: string, wanted: Record<string, unknown>): Promise<Chat21Group> {
     const before = await this.group(me, gid);
     await this.requireModerator(me, gid);
-    const added = Object.keys(wanted).filter((u) => !(u in before.members));
-    const removed = Object.keys(before.members).filter((u) => !(u in wanted) && u !== before.owner && u !== me.id);
+    const added = Object.keys(wanted).filter((u) => !Object.hasOwn(before.members, u));
+    const removed = Object.keys(before.members).filter((u) => !Object.hasOwn(wanted, u) && u !== before.owner && u !== me.id);
     for (const u of added) await this.exec(me, 'invite', { room: gid, user: u });
     for (const u of removed) await this.exec(me, 'kick', { room: gid, user: u });
     const group = await this.group(me, gid);
