@@ -100,7 +100,8 @@ export const ConfigSchema = Type.Object({
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
-    slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes after which a connection is dropped'),
+    slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes (events and replies) after which a connection is closed'),
+    maxInFlight: Int(64, 1, 100_000, 'Commands a connection may have awaiting their reply (WebSocket frames, pipelined HTTP requests); one more closes it'),
     authTimeoutMs: Int(10000, 100, 600000, 'Time a new connection has to authenticate'),
     heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
   }, { default: {}, additionalProperties: false }),

@@ -141,7 +141,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     onDelivered: (n) => metrics.delivered(n),
   });
   const service = new Service(store, bus, hub, {
-    textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
+    textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
@@ -152,6 +152,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   sweeper.unref();
   const ws: WsTransport = new WsTransport(service, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
+    slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
   }, log, metrics);
   let closing = false;
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
@@ -163,6 +164,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     log,
     metrics,
     trustProxy: cfg.api.trustProxy,
+    limits: { maxInFlight: cfg.limits.maxInFlight, slowConsumerBytes: cfg.limits.slowConsumerBytes },
     // Ready while not shutting down and the store answers a trivial query.
     ready: async () => {
       if (closing) return false;

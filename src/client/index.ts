@@ -107,6 +107,13 @@ export class ParleyClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatMs = 30000;
+  /**
+   * Requests the server lets one connection have awaiting a reply (from its auth reply); more
+   * wait in the queue, since the server closes a connection that sends beyond it.
+   */
+  private maxInFlight = Infinity;
+  /** Ids sent on this connection whose reply has not come, timed-out ones included. */
+  private readonly outstanding = new Set<number>();
   private readyWaiters: Array<{ resolve: () => void; reject: (e: ClientError) => void }> = [];
   private readonly opts: Required<Omit<ClientOptions, 'WebSocket' | 'resume'>> & Pick<ClientOptions, 'WebSocket'>;
 
@@ -226,6 +233,7 @@ export class ParleyClient {
     this.attempt = 0;
     this.user = r.user;
     this.heartbeatMs = r.heartbeatMs;
+    this.maxInFlight = typeof r.maxInFlight === 'number' && r.maxInFlight > 0 ? r.maxInFlight : Infinity;
     this.rooms.clear();
     for (const room of r.rooms) this.rooms.set(room.id, room);
     // Replayed messages may arrive before this reply and have moved lastSeq on already; only
@@ -279,6 +287,7 @@ export class ParleyClient {
     // In-flight requests: retry the safe ones after reconnecting, fail the others.
     const inflight = [...this.pending.values()].filter((p) => p.cmd !== 'auth');
     this.pending.clear();
+    this.outstanding.clear();
     const lost = new ClientError('unavailable', 'connection lost before the reply');
     const retry: Pending[] = [];
     for (const p of inflight) {
@@ -328,6 +337,7 @@ export class ParleyClient {
       return;
     }
     if (typeof f.id !== 'number') return;
+    if (this.outstanding.delete(f.id)) this.flushQueue();
     const p = this.pending.get(f.id);
     if (!p) return;
     this.pending.delete(f.id);
@@ -379,7 +389,7 @@ export class ParleyClient {
     if (KEYED.has(cmd) && frame.key === undefined) frame.key = randomKey();
     return new Promise((resolve, reject) => {
       const p: Pending = { cmd, frame, resolve: resolve as (v: unknown) => void, reject, sent: false };
-      if (this.state === 'online' && this.queue.length === 0) this.transmit(p);
+      if (this.state === 'online' && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
       else if (cmd === 'typing') resolve({} as CommandResults[N]); // ephemeral: not worth queueing
       else this.queue.push(p);
     });
@@ -390,6 +400,7 @@ export class ParleyClient {
     p.frame.id = id;
     p.sent = true;
     this.pending.set(id, p);
+    this.outstanding.add(id);
     this.arm(id, p);
     this.ws!.send(JSON.stringify(p.frame));
   }
@@ -403,7 +414,9 @@ export class ParleyClient {
   }
 
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.state === 'online' && this.ws) this.transmit(this.queue.shift()!);
+    while (this.queue.length > 0 && this.state === 'online' && this.ws && this.outstanding.size < this.maxInFlight) {
+      this.transmit(this.queue.shift()!);
+    }
   }
 
   // ---- typed helpers --------------------------------------------------------------------------

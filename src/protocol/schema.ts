@@ -179,6 +179,8 @@ export interface AuthResult {
   /** Rooms named in `resume` that the user is not a member of. */
   denied: string[];
   heartbeatMs: number;
+  /** Commands this connection may have awaiting their reply; sending more closes it (4008). */
+  maxInFlight: number;
 }
 export interface HistoryResult { messages: Message[]; first: number; last: number }
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }

@@ -18,6 +18,8 @@ import { Hooks, type HookContext } from './hooks.js';
 export interface ServiceOptions {
   textChars: number;
   heartbeatMs: number;
+  /** Commands a connection may have awaiting their reply (told to clients in the auth reply). */
+  maxInFlight: number;
   /** Keep the messages of deleted rooms instead of removing them. */
   keepDeletedRoomHistory?: boolean;
 }
@@ -248,7 +250,7 @@ export class Service {
       return false;
     });
     if (first) this.announce(user.id, rooms.map((r) => r.id), true);
-    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs };
+    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs, maxInFlight: this.opts.maxInFlight };
   }
 
   async detach(user: Identity, conn: Conn): Promise<void> {

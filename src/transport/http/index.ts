@@ -55,6 +55,13 @@ export interface HttpDeps {
   rest?: RestDeps;
   /** Folder of the built web app (dist/web by default, when built); null serves no app. */
   webRoot?: string | null;
+  /** What one connection may hold: requests awaiting their response, response bytes not yet sent. */
+  limits?: ConnectionLimits;
+}
+
+export interface ConnectionLimits {
+  maxInFlight: number;
+  slowConsumerBytes: number;
 }
 
 export interface RouteInfo { method: string; url: string }
@@ -73,6 +80,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     trustProxy: deps.trustProxy ?? false,
   });
   closeQuietSockets(app);
+  if (deps.limits) boundConnections(app, deps.limits, deps);
   // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
   // validation, as WebSocket frames are; query and path strings are converted first.
   app.setValidatorCompiler(httpValidatorCompiler);
@@ -197,6 +205,69 @@ function closeQuietSockets(app: FastifyInstance): void {
     closing = true;
     for (const s of sockets) if (!active.get(s)) s.destroy();
     done();
+  });
+}
+
+/**
+ * A client that pipelines requests and never reads the responses must not make the server
+ * hold them without bound. Node dispatches pipelined requests at once and buffers every
+ * response behind the first unread one, so per connection: requests run one at a time, in
+ * order (the responses leave in that order anyway), at most `maxInFlight` may await their
+ * response, and a response is not produced while those before it hold more than
+ * `slowConsumerBytes` unsent. Past either limit the connection is destroyed, and what it held
+ * with it.
+ */
+function boundConnections(app: FastifyInstance, limits: ConnectionLimits, deps: Pick<HttpDeps, 'log' | 'metrics'>): void {
+  interface Held { inFlight: number; unsent: number; turn: Promise<void> }
+  const held = new WeakMap<Socket, Held>();
+  const turns = new WeakMap<FastifyRequest, () => void>();
+  const overloaded = (s: Socket, reason: 'slow_consumer' | 'in_flight'): void => {
+    if (s.destroyed) return;
+    const h = held.get(s);
+    deps.log.warn({ remote: s.remoteAddress, reason, inFlight: h?.inFlight, unsent: h?.unsent }, 'closing an overloaded HTTP connection');
+    deps.metrics.overload('http', reason);
+    s.destroy();
+  };
+  app.addHook('onRequest', async (req, reply) => {
+    const s = req.raw.socket;
+    let h = held.get(s);
+    if (!h) held.set(s, (h = { inFlight: 0, unsent: 0, turn: Promise.resolve() }));
+    const mine = h;
+    mine.inFlight++;
+    let release!: () => void;
+    const before = mine.turn;
+    mine.turn = new Promise<void>((r) => { release = r; });
+    turns.set(req, release);
+    reply.raw.once('close', () => {
+      mine.inFlight--;
+      release();
+    });
+    if (mine.inFlight > limits.maxInFlight) overloaded(s, 'in_flight');
+    await before;
+    // The connection was cut off while this request waited: nothing to answer, nothing to run.
+    if (s.destroyed) return reply.hijack();
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    // This response is produced: the next request of the connection may run.
+    turns.get(req)?.();
+    const size = typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : 0;
+    const s = req.raw.socket;
+    const h = held.get(s);
+    if (size === 0 || !h) return payload;
+    if (h.unsent > limits.slowConsumerBytes) {
+      overloaded(s, 'slow_consumer');
+      return payload;
+    }
+    h.unsent += size;
+    // 'finish': the response's last byte left for the network; 'close' alone: it never will.
+    let counted = true;
+    const uncount = (): void => {
+      if (counted) h.unsent -= size;
+      counted = false;
+    };
+    reply.raw.once('finish', uncount);
+    reply.raw.once('close', uncount);
+    return payload;
   });
 }
 
