@@ -135,6 +135,10 @@ describe('text is well-formed everywhere', () => {
       body: '{"username":"nulname","password":"long-enough-1","name":"a\\u0000"}',
     });
     expect(reg.status).toBe(400);
+    // A path that is not even valid UTF-8 once decoded is refused in the same error shape.
+    const badUrl = await rest(srv, 'rest-nul', 'GET', '/rooms/%ed%a0%80/messages');
+    expect(badUrl.status).toBe(400);
+    expect((badUrl.body.error as { code: string }).code).toBe('invalid');
     expect(await lastSeq(srv, room.id)).toBe(before);
     expect(await srv.parley.store.getUser('nulname')).toBeNull();
   });

@@ -78,6 +78,13 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     trustProxy: deps.trustProxy ?? false,
+    // A URL the router cannot even decode (bad percent-encoding, a parameter over its length
+    // limit) answers like every other refusal, not in fastify's own error shape.
+    frameworkErrors: (err, _req, reply) => {
+      const e = toHttpError(err);
+      deps.metrics.error(e.code, 'http');
+      return sendError(reply, e);
+    },
   });
   closeQuietSockets(app);
   if (deps.limits) boundConnections(app, deps.limits, deps);
