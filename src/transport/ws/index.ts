@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
-import { textFrame } from './frame.js';
+import { textFrame, textFrameHeader } from './frame.js';
 import type { Metrics } from '../http/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
@@ -57,27 +57,31 @@ class Connection implements Conn {
     this.socket = (ws as unknown as { _socket: Duplex })._socket;
   }
   send(frame: SharedFrame): void {
+    if (!this.writable()) return;
     frame.wire ??= textFrame(frame.payload);
-    this.write(frame.wire);
+    this.socket.write(frame.wire);
   }
-  /** Replies and other one-off frames. */
+  /** Replies and other one-off frames: header and payload, corked into one system call. */
   reply(data: string): void {
-    this.write(textFrame(Buffer.from(data)));
+    if (!this.writable()) return;
+    const payload = Buffer.from(data);
+    this.socket.write(textFrameHeader(payload.length));
+    this.socket.write(payload);
   }
   /**
-   * The one way bytes reach this connection. Once more than the slow-consumer limit waits
-   * unsent it is closed instead: a peer that does not read cannot make the server hold more
-   * than that (and one frame) for it, whether the bytes are events or replies to its own
-   * commands.
+   * Whether a frame may be written now; the one check every frame passes. Once more than the
+   * slow-consumer limit waits unsent the connection is closed instead: a peer that does not
+   * read cannot make the server hold more than that (and one frame) for it, whether the bytes
+   * are events or replies to its own commands.
    */
-  private write(wire: Buffer): void {
-    if (this.closed || this.ws.readyState !== 1 || !this.socket.writable) return;
+  private writable(): boolean {
+    if (this.closed || this.ws.readyState !== 1 || !this.socket.writable) return false;
     if (this.socket.writableLength > this.limit) {
       this.onOverflow(this);
-      return;
+      return false;
     }
     this.cork();
-    this.socket.write(wire);
+    return true;
   }
   /**
    * Writes made by one callback and the promise continuations it sets off (a group commit's
