@@ -139,6 +139,10 @@ describe('text is well-formed everywhere', () => {
     const badUrl = await rest(srv, 'rest-nul', 'GET', '/rooms/%ed%a0%80/messages');
     expect(badUrl.status).toBe(400);
     expect((badUrl.body.error as { code: string }).code).toBe('invalid');
+    // So is a request whose headers Node will not parse.
+    const huge = await fetch(`${srv.url}/api/v1/me`, { headers: { 'x-filler': 'x'.repeat(20_000) } });
+    expect(huge.status).toBe(413);
+    expect(((await huge.json()) as { error: { code: string } }).error.code).toBe('too_large');
     expect(await lastSeq(srv, room.id)).toBe(before);
     expect(await srv.parley.store.getUser('nulname')).toBeNull();
   });

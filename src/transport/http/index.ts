@@ -3,6 +3,7 @@
 // (dist/web, from web/). It holds no business rules. The WebSocket transport shares its port
 // through the Node server's upgrade event.
 import { existsSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,8 @@ import type { Service } from '../../service/index.js';
 import { registerAccountRoutes } from './accounts.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
-import { sendError, toHttpError } from './errors.js';
+import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
+import { ParleyError } from '../../errors.js';
 import type { Metrics } from './metrics.js';
 import { registerDocsPage, registerOpenApi } from './openapi.js';
 
@@ -84,6 +86,22 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       const e = toHttpError(err);
       deps.metrics.error(e.code, 'http');
       return sendError(reply, e);
+    },
+    // A request Node cannot even parse (headers over 16 KiB, bad syntax, too slow) is answered
+    // in the same shape before the connection is closed.
+    clientErrorHandler: (err, socket) => {
+      if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      const code = (err as NodeJS.ErrnoException).code;
+      const e = code === 'HPE_HEADER_OVERFLOW'
+        ? new ParleyError('too_large', 'the request headers exceed 16 KiB')
+        : new ParleyError('invalid', code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request did not arrive in time' : 'the request is not valid HTTP');
+      deps.metrics.error(e.code, 'http');
+      const body = JSON.stringify({ error: e.toJSON() });
+      if (socket.writable) {
+        const status = HTTP_STATUS[e.code];
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy();
     },
   });
   closeQuietSockets(app);
