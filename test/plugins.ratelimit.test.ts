@@ -107,10 +107,11 @@ describe('with the default configuration', () => {
         for (const i of ids) outcomes.push(await flooder.reply(i));
       }
     })();
+    // Meanwhile the bystander pings and sends: 100 pings, a send after every tenth.
     const pings: number[] = [];
     const t0 = Date.now();
     let sent = 0;
-    while (Date.now() - t0 < 2000) {
+    while (pings.length < 100) {
       const p0 = performance.now();
       await bystander.request('ping', {});
       pings.push(performance.now() - p0);
@@ -120,9 +121,9 @@ describe('with the default configuration', () => {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    const elapsedS = (Date.now() - t0) / 1000;
     stop = true;
     await flood;
+    const elapsedS = (Date.now() - t0) / 1000;
 
     const stored = outcomes.filter((r) => r.ok);
     const limited = outcomes.filter((r) => (r.error as { code?: string } | undefined)?.code === 'rate_limited');
@@ -131,10 +132,11 @@ describe('with the default configuration', () => {
     expect(stored.length).toBeLessThanOrEqual(50 + Math.ceil(10 * (elapsedS + 1)));
     expect(limited.length).toBeGreaterThan(0);
     for (const r of limited) expect((r.error as { details: { retryAfterMs: number } }).details.retryAfterMs).toBeGreaterThan(0);
-    expect(sent).toBeGreaterThan(5);
+    expect(sent).toBe(10);
     expect((await bystander.history(room)).last).toBe(before + stored.length + sent);
+    // Not starved: no ping waits behind the flood (a loose bound, for a busy test machine).
     pings.sort((a, b) => a - b);
-    expect(pings[Math.floor(pings.length * 0.99)]!).toBeLessThan(250);
+    expect(pings[Math.floor(pings.length * 0.99)]!).toBeLessThan(1000);
     flooder.close();
   });
 });
