@@ -38,31 +38,44 @@ export interface InputProblem {
   message: string;
 }
 
-const join = (path: string, key: string | number): string => (path === '' ? String(key) : `${path}.${key}`);
+interface Found { path: Array<string | number>; message: string }
 
 /**
  * The first place where `value` breaks the depth or the text rule, or null. Walks at most
- * MAX_DEPTH levels, so a hostile input cannot exhaust the stack here.
+ * MAX_DEPTH levels, so a hostile input cannot exhaust the stack here; the path is only built
+ * for a problem, so input that keeps the rules costs no allocation.
  */
-export function inputProblem(value: unknown, path = '', depth = 1): InputProblem | null {
+export function inputProblem(value: unknown): InputProblem | null {
+  const found = walk(value, 1);
+  return found ? { field: found.path.join('.'), message: found.message } : null;
+}
+
+function walk(value: unknown, depth: number): Found | null {
   if (typeof value === 'string') {
     const p = textProblem(value);
-    return p ? { field: path, message: p } : null;
+    return p ? { path: [], message: p } : null;
   }
   if (typeof value !== 'object' || value === null) return null;
-  if (depth > MAX_DEPTH) return { field: path, message: `nested deeper than ${MAX_DEPTH} levels` };
+  if (depth > MAX_DEPTH) return { path: [], message: `nested deeper than ${MAX_DEPTH} levels` };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const p = inputProblem(value[i], join(path, i), depth + 1);
-      if (p) return p;
+      const p = walk(value[i], depth + 1);
+      if (p) {
+        p.path.unshift(i);
+        return p;
+      }
     }
     return null;
   }
   for (const key of Object.keys(value)) {
     const k = textProblem(key);
-    if (k) return { field: join(path, key.replace(/[\0\uD800-\uDFFF]/g, '\uFFFD')), message: `key: ${k}` };
-    const p = inputProblem((value as Record<string, unknown>)[key], join(path, key), depth + 1);
-    if (p) return p;
+    // The key itself is named with its bad characters replaced, so the reply stays valid text.
+    if (k) return { path: [key.replace(/[\0\uD800-\uDFFF]/g, '\uFFFD')], message: `key: ${k}` };
+    const p = walk((value as Record<string, unknown>)[key], depth + 1);
+    if (p) {
+      p.path.unshift(key);
+      return p;
+    }
   }
   return null;
 }
