@@ -72,6 +72,10 @@ function command(name: TargetName, port: number, dataDir: string, o: TargetOptio
         '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn',
         // Every load-generating connection comes from this machine's address.
         '--set', 'http.connectionsPerAddress=0',
+        // The benchmark measures throughput, not the defences against one abusive client: the
+        // default rate limiter (10 messages a second per user) is off, and the cap on commands
+        // in flight per connection is above any --window the harness sends with.
+        '--set', 'plugins.rateLimit.enabled=false', '--set', 'limits.maxInFlight=100000',
         // The MQTT variant: Chat21-style clients on MQTT over WebSocket (/mqtt on the same port).
         ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : [])],
       env,

@@ -121,7 +121,8 @@ export const ConfigSchema = Type.Object({
   limits: Type.Object({
     frameBytes: Int(65536, 1024, 16 * 1024 * 1024, 'Largest accepted WebSocket frame'),
     textChars: Int(4000, 1, 1_000_000, 'Longest message text'),
-    slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes after which a connection is dropped'),
+    slowConsumerBytes: Int(8 * 1024 * 1024, 65536, 1024 * 1024 * 1024, 'Unsent bytes (events and replies) after which a connection is closed'),
+    maxInFlight: Int(64, 1, 100_000, 'Commands a connection may have awaiting their reply (WebSocket frames, pipelined HTTP requests); one more closes it'),
     authTimeoutMs: Int(10000, 100, 600000, 'Time a new connection has to authenticate'),
     heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
     roomsPerUser: Int(1000, 1, 1_000_000, 'Channels and groups a user may be a member of; create, join and invite past it are refused (direct rooms do not count; raise it for support agents or bots that belong to many rooms)'),
@@ -176,6 +177,7 @@ function coerce(path: string, raw: string): unknown {
 
 function setPath(obj: Json, path: string, value: unknown): void {
   const parts = path.split('.');
+  if (parts.some(isProtoKey)) throw new ConfigError(path, 'unknown key');
   let cur = obj;
   for (const p of parts.slice(0, -1)) {
     if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
@@ -184,9 +186,13 @@ function setPath(obj: Json, path: string, value: unknown): void {
   cur[parts[parts.length - 1]!] = value;
 }
 
+/** Keys that would reach an object's prototype instead of naming a setting. */
+const isProtoKey = (k: string): boolean => k === '__proto__' || k === 'constructor' || k === 'prototype';
+
 function merge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
+    if (isProtoKey(k)) throw new ConfigError(k, 'unknown key');
     const b = out[k];
     out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
       ? merge(b as Json, v as Json) : v;

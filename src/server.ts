@@ -141,7 +141,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     onDelivered: (n) => metrics.delivered(n),
   });
   const service = new Service(store, bus, hub, {
-    textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
+    textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
@@ -153,6 +153,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   sweeper.unref();
   const ws: WsTransport = new WsTransport(service, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
+    slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
   }, log, metrics);
   let closing = false;
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
@@ -165,6 +166,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     metrics,
     sockets: cfg.http,
     trustProxy: cfg.api.trustProxy,
+    limits: { maxInFlight: cfg.limits.maxInFlight, slowConsumerBytes: cfg.limits.slowConsumerBytes },
     // Ready while not shutting down and the store answers a trivial query.
     ready: async () => {
       if (closing) return false;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import WebSocket from 'ws';
 import { createParley, type Parley } from '../src/server.js';
 import { validateConfig, type Config } from '../src/config.js';
@@ -47,9 +47,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(overrides: Record<string, unknown> = {}, dataDir = tempDir()): Promise<TestServer> {
+export async function startServer(overrides: Record<string, unknown> = {}, dataDir = tempDir(), opts: { logger?: Logger } = {}): Promise<TestServer> {
   const config = testConfig(dataDir, overrides);
-  const parley = await createParley(config, { logger: pino({ level: 'silent' }) });
+  const parley = await createParley(config, { logger: opts.logger ?? pino({ level: 'silent' }) });
   await parley.listen();
   const clients: ParleyClient[] = [];
   const server: TestServer = {
@@ -84,6 +84,13 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A logger that keeps every line it writes, to check what a server logged. */
+export function recordingLogger(level = 'info'): { logger: Logger; lines: Array<{ level: number; msg?: string }> } {
+  const lines: Array<{ level: number; msg?: string }> = [];
+  const logger = pino({ level }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number; msg?: string }); } });
+  return { logger, lines };
 }
 
 /** Collects the chat messages a client receives, in arrival order. */

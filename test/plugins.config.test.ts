@@ -6,8 +6,10 @@ const keyOf = (f: () => unknown) => { try { f(); } catch (e) { return (e as Conf
 const hook = { url: 'http://127.0.0.1:9/h', secret: 'webhook-secret-0123456789', events: ['message.sent'] };
 
 describe('plugins configuration', () => {
-  it('turns on exactly the plugins whose section is present, in a fixed order, with defaults', () => {
-    expect(builtinPlugins(loadConfig().plugins)).toEqual([]);
+  it('turns on the rate limiter by default and the others whose section is present, in a fixed order, with defaults', () => {
+    const defaults = loadConfig().plugins;
+    expect(builtinPlugins(defaults).map((p) => p.name)).toEqual(['rate-limit']);
+    expect(defaults.rateLimit).toEqual({ enabled: true, user: { rate: 10, burst: 50 }, commands: ['send', 'edit', 'react'], exemptAdmins: true });
     const c = loadConfig({
       overrides: { plugins: { webhooks: { endpoints: [hook] }, wordFilter: {}, rateLimit: { user: { rate: 1, burst: 2 } } } },
     });
@@ -15,19 +17,23 @@ describe('plugins configuration', () => {
     expect(c.plugins.wordFilter).toMatchObject({ mode: 'reject', words: [], mask: '****' });
     expect(c.plugins.webhooks).toMatchObject({ timeoutMs: 5000, maxAttempts: 5, endpoints: [{ format: 'parley' }] });
     expect(builtinPlugins(c.plugins).map((p) => p.name)).toEqual(['rate-limit', 'word-filter', 'webhooks']);
-    const off = loadConfig({ overrides: { plugins: { wordFilter: { enabled: false } } } });
+    const off = loadConfig({ overrides: { plugins: { wordFilter: { enabled: false }, rateLimit: { enabled: false } } } });
     expect(builtinPlugins(off.plugins)).toEqual([]);
+    // A section that sets only a room limit keeps the default per-user limit.
+    expect(loadConfig({ overrides: { plugins: { rateLimit: { room: { rate: 1, burst: 2 } } } } }).plugins.rateLimit)
+      .toMatchObject({ user: { rate: 10, burst: 50 }, room: { rate: 1, burst: 2 } });
   });
 
   it('can be set from the environment', () => {
     const c = loadConfig({ env: { PARLEY_PLUGINS_RATE_LIMIT_ROOM_RATE: '0.5', PARLEY_PLUGINS_RATE_LIMIT_ROOM_BURST: '4' } });
     expect(c.plugins.rateLimit?.room).toEqual({ rate: 0.5, burst: 4 });
+    expect(builtinPlugins(loadConfig({ env: { PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false' } }).plugins)).toEqual([]);
   });
 
   it('names the bad key', () => {
     const bad = (plugins: unknown) => keyOf(() => loadConfig({ overrides: { plugins } }));
     expect(bad({ nonsense: {} })).toBe('plugins.nonsense');
-    expect(bad({ rateLimit: {} })).toBe('plugins.rateLimit');
+    expect(bad({ rateLimit: { user: { rate: 1 } } })).toBe('plugins.rateLimit.user.burst');
     expect(bad({ rateLimit: { user: { rate: 0, burst: 1 } } })).toBe('plugins.rateLimit.user.rate');
     expect(bad({ rateLimit: { user: { rate: 1, burst: 1 }, commands: ['auth'] } })).toBe('plugins.rateLimit.commands.0');
     expect(bad({ wordFilter: { mode: 'shout' } })).toBe('plugins.wordFilter.mode');

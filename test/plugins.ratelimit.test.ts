@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startServer, type TestServer } from './helpers.js';
+import { RawSocket, startServer, type TestServer } from './helpers.js';
 import { ParleyClient, type ClientError } from '../src/client/index.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { MemoryRateCounter } from '../src/plugins/rate-limit/counter-memory.js';
@@ -80,6 +80,64 @@ describe('rate limiter', () => {
     } finally {
       admin.close();
     }
+  });
+});
+
+describe('with the default configuration', () => {
+  let def: TestServer;
+  beforeAll(async () => { def = await startServer(); });
+  afterAll(async () => { await def.close(); });
+
+  it('a flooding user gets rate_limited with retryAfterMs while another user keeps sending and pinging', async () => {
+    const flooder = await RawSocket.open(def.wsUrl);
+    expect((await flooder.call({ id: 'a', cmd: 'auth', token: await def.token('flooder') })).ok).toBe(true);
+    const room = ((await flooder.call({ id: 'c', cmd: 'create', kind: 'channel', name: 'Flooded' })).data as { id: string }).id;
+    const bystander = await def.client('bystander');
+    await bystander.join(room);
+    const before = (await bystander.history(room)).last;
+
+    // The flood: waves of sends as fast as replies come, within the in-flight cap, for 2 s.
+    let stop = false;
+    let id = 0;
+    const outcomes: Array<Record<string, unknown>> = [];
+    const flood = (async () => {
+      while (!stop) {
+        const ids = Array.from({ length: 32 }, () => ++id);
+        for (const i of ids) flooder.sendText(JSON.stringify({ id: i, cmd: 'send', room, text: `flood ${i}` }));
+        for (const i of ids) outcomes.push(await flooder.reply(i));
+      }
+    })();
+    // Meanwhile the bystander pings and sends: 100 pings, a send after every tenth.
+    const pings: number[] = [];
+    const t0 = Date.now();
+    let sent = 0;
+    while (pings.length < 100) {
+      const p0 = performance.now();
+      await bystander.request('ping', {});
+      pings.push(performance.now() - p0);
+      if (pings.length % 10 === 0) {
+        await bystander.send(room, `still here ${sent}`);
+        sent++;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stop = true;
+    await flood;
+    const elapsedS = (Date.now() - t0) / 1000;
+
+    const stored = outcomes.filter((r) => r.ok);
+    const limited = outcomes.filter((r) => (r.error as { code?: string } | undefined)?.code === 'rate_limited');
+    expect(stored.length + limited.length).toBe(outcomes.length);
+    // The default bucket: 50 at once, then 10 a second.
+    expect(stored.length).toBeLessThanOrEqual(50 + Math.ceil(10 * (elapsedS + 1)));
+    expect(limited.length).toBeGreaterThan(0);
+    for (const r of limited) expect((r.error as { details: { retryAfterMs: number } }).details.retryAfterMs).toBeGreaterThan(0);
+    expect(sent).toBe(10);
+    expect((await bystander.history(room)).last).toBe(before + stored.length + sent);
+    // Not starved: no ping waits behind the flood (a loose bound, for a busy test machine).
+    pings.sort((a, b) => a - b);
+    expect(pings[Math.floor(pings.length * 0.99)]!).toBeLessThan(1000);
+    flooder.close();
   });
 });
 

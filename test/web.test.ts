@@ -13,7 +13,8 @@ const CHROMIUM = process.env.PARLEY_CHROMIUM ?? '/usr/bin/chromium';
 const OUT = join(import.meta.dirname, '..', 'test-output');
 const PASSWORD = 'correct horse battery';
 /** Cheap password hashes: the test is about the app, not argon2's cost. */
-const FAST = { accounts: { hashMemoryKib: 8192, hashPasses: 1 } };
+// Cheap password hashes; history is seeded faster than a person types, so no rate limit.
+const FAST = { accounts: { hashMemoryKib: 8192, hashPasses: 1 }, plugins: { rateLimit: { enabled: false } } };
 
 let srv: TestServer;
 let port: number;

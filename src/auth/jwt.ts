@@ -9,6 +9,7 @@ import { SignJWT, createRemoteJWKSet, decodeJwt, importSPKI, jwtVerify, errors a
 import { ConfigError, type Config } from '../config.js';
 import { ParleyError } from '../errors.js';
 import { SYSTEM_USER, userIdRe } from '../protocol/schema.js';
+import { checkInput, truncateText } from '../protocol/validate.js';
 
 export interface Identity {
   id: string;
@@ -154,11 +155,15 @@ export function identityFromClaims(p: JWTPayload): Identity {
     throw new ParleyError('unauthorized', 'token "sub" must be a user id matching ' + userIdRe.source);
   }
   if (p.sub === SYSTEM_USER) throw new ParleyError('unauthorized', `token "sub" "${SYSTEM_USER}" is the server's own id`);
-  const name = typeof p.name === 'string' && p.name.length > 0 ? p.name.slice(0, 100) : p.sub;
+  // The name and profile are shown with every message and stored: they keep the text rule of
+  // every other input. A verified token with a malformed claim is refused, not repaired.
+  if (typeof p.name === 'string') checkInput(p.name, 'token claim "name"');
+  const name = typeof p.name === 'string' && p.name.length > 0 ? truncateText(p.name, 100) : p.sub;
   const raw = p.profile;
   let profile: Record<string, unknown> = {};
-  if (raw && typeof raw === 'object' && !Array.isArray(raw) && JSON.stringify(raw).length <= 4096) {
-    profile = raw as Record<string, unknown>;
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    checkInput(raw, 'token claim "profile"');
+    if (JSON.stringify(raw).length <= 4096) profile = raw as Record<string, unknown>;
   }
   const id: Identity = { id: p.sub, name, profile, admin: p.parley_admin === true };
   if (typeof p.exp === 'number') id.exp = p.exp;

@@ -107,6 +107,13 @@ export class ParleyClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatMs = 30000;
+  /**
+   * Requests the server lets one connection have awaiting a reply (from its auth reply); more
+   * wait in the queue, since the server closes a connection that sends beyond it.
+   */
+  private maxInFlight = Infinity;
+  /** Ids sent on this connection whose reply has not come, timed-out ones included. */
+  private readonly outstanding = new Set<number>();
   private readyWaiters: Array<{ resolve: () => void; reject: (e: ClientError) => void }> = [];
   private readonly opts: Required<Omit<ClientOptions, 'WebSocket' | 'resume'>> & Pick<ClientOptions, 'WebSocket'>;
 
@@ -201,8 +208,8 @@ export class ParleyClient {
     const ws = new Ctor(wsUrl(url));
     this.ws = ws;
     ws.onopen = () => {
-      const resume: Record<string, number> = {};
-      for (const [room, seq] of this.lastSeq) resume[room] = seq;
+      // fromEntries defines own properties, so a room named "__proto__" is sent like any other.
+      const resume = Object.fromEntries(this.lastSeq);
       const id = this.nextId++;
       const auth: Pending = {
         cmd: 'auth', frame: { id, cmd: 'auth', token, resume }, sent: true,
@@ -226,19 +233,21 @@ export class ParleyClient {
     this.attempt = 0;
     this.user = r.user;
     this.heartbeatMs = r.heartbeatMs;
+    this.maxInFlight = typeof r.maxInFlight === 'number' && r.maxInFlight > 0 ? r.maxInFlight : Infinity;
     this.rooms.clear();
     for (const room of r.rooms) this.rooms.set(room.id, room);
     // Replayed messages may arrive before this reply and have moved lastSeq on already; only
     // rooms new to this client take a starting point. On a reconnect, a room joined while
     // offline is replayed from its join message, so nothing sent meanwhile is missed; on the
     // first connect the client starts from now and reads older messages with `history`.
-    const joinedOffline: Record<string, number> = {};
+    const joinedOffline = new Map<string, number>();
     for (const [room, seq] of Object.entries(r.resumed)) {
       if (this.lastSeq.has(room)) continue;
-      const joinSeq = r.joined[room];
+      // Room ids are keys here: read own properties only ("constructor" is a room id too).
+      const joinSeq = Object.hasOwn(r.joined, room) ? r.joined[room] : undefined;
       if (this.everReady && joinSeq !== undefined && joinSeq <= seq) {
         this.lastSeq.set(room, joinSeq - 1);
-        joinedOffline[room] = joinSeq - 1;
+        joinedOffline.set(room, joinSeq - 1);
       } else this.lastSeq.set(room, seq);
     }
     this.everReady = true;
@@ -250,7 +259,7 @@ export class ParleyClient {
     this.touch();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     this.emit('ready', r);
-    if (Object.keys(joinedOffline).length > 0) void this.request('resume', { rooms: joinedOffline }).catch(() => {});
+    if (joinedOffline.size > 0) void this.request('resume', { rooms: Object.fromEntries(joinedOffline) }).catch(() => {});
     this.flushQueue();
   }
 
@@ -278,6 +287,7 @@ export class ParleyClient {
     // In-flight requests: retry the safe ones after reconnecting, fail the others.
     const inflight = [...this.pending.values()].filter((p) => p.cmd !== 'auth');
     this.pending.clear();
+    this.outstanding.clear();
     const lost = new ClientError('unavailable', 'connection lost before the reply');
     const retry: Pending[] = [];
     for (const p of inflight) {
@@ -327,6 +337,7 @@ export class ParleyClient {
       return;
     }
     if (typeof f.id !== 'number') return;
+    if (this.outstanding.delete(f.id)) this.flushQueue();
     const p = this.pending.get(f.id);
     if (!p) return;
     this.pending.delete(f.id);
@@ -378,7 +389,7 @@ export class ParleyClient {
     if (KEYED.has(cmd) && frame.key === undefined) frame.key = randomKey();
     return new Promise((resolve, reject) => {
       const p: Pending = { cmd, frame, resolve: resolve as (v: unknown) => void, reject, sent: false };
-      if (this.state === 'online' && this.queue.length === 0) this.transmit(p);
+      if (this.state === 'online' && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
       else if (cmd === 'typing') resolve({} as CommandResults[N]); // ephemeral: not worth queueing
       else this.queue.push(p);
     });
@@ -389,6 +400,7 @@ export class ParleyClient {
     p.frame.id = id;
     p.sent = true;
     this.pending.set(id, p);
+    this.outstanding.add(id);
     this.arm(id, p);
     this.ws!.send(JSON.stringify(p.frame));
   }
@@ -402,7 +414,9 @@ export class ParleyClient {
   }
 
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.state === 'online' && this.ws) this.transmit(this.queue.shift()!);
+    while (this.queue.length > 0 && this.state === 'online' && this.ws && this.outstanding.size < this.maxInFlight) {
+      this.transmit(this.queue.shift()!);
+    }
   }
 
   // ---- typed helpers --------------------------------------------------------------------------

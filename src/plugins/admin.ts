@@ -1,10 +1,10 @@
 // HTTP helpers for plugin routes: an administrator guard (a bearer JWT whose identity has
 // `admin: true`, or one of the configured `api.keys` in X-Api-Key) and a scope that checks
-// route schemas with TypeBox like the rest of the REST API. Errors thrown in plugin routes
+// route schemas with the protocol's validation like the rest of the REST API. Errors thrown in plugin routes
 // reach the HTTP transport's error handler, which answers {error: {code, message, details?}}.
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ParleyError } from '../errors.js';
+import { httpValidatorCompiler } from '../protocol/validate.js';
 import type { Identity, Verifier } from '../auth/jwt.js';
 import { API_IDENTITY, authenticator } from '../transport/http/auth.js';
 
@@ -34,12 +34,13 @@ export function requireAdmin(opts: { verify: Verifier; apiKeys: readonly string[
 }
 
 /**
- * Registers routes in their own fastify scope whose schemas TypeBox checks (no type
- * coercion: a string is not an array of one), so a failure is `invalid` naming the field.
+ * Registers routes in their own fastify scope whose schemas the protocol's validation checks
+ * (bodies are not coerced: a string is not an array of one), so a failure is `invalid`
+ * naming the field.
  */
 export async function scoped(app: FastifyInstance, register: (scope: FastifyInstance) => void | Promise<void>): Promise<void> {
   await app.register(async (scope) => {
-    scope.setValidatorCompiler(TypeBoxValidatorCompiler);
+    scope.setValidatorCompiler(httpValidatorCompiler);
     await register(scope);
   });
 }

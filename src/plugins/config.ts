@@ -15,6 +15,13 @@ const Limit = Type.Object({
   burst: Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Bucket size: the most commands accepted at once' }),
 }, { additionalProperties: false });
 
+/**
+ * The rate limiter is on unless turned off (`enabled: false`): one user sends about 10
+ * messages a second, 50 at once. A section written in the config keeps this per-user limit
+ * unless it sets `user` itself.
+ */
+export const RATE_LIMIT_DEFAULT = { user: { rate: 10, burst: 50 } } as const;
+
 export const RateLimitConfig = Type.Object({
   enabled: Enabled,
   user: Type.Optional(Limit),
@@ -23,7 +30,7 @@ export const RateLimitConfig = Type.Object({
     default: ['send', 'edit', 'react'], minItems: 1, description: 'Commands that take a token',
   }),
   exemptAdmins: Type.Boolean({ default: true, description: 'Administrator tokens (server-side applications) are not limited' }),
-}, { additionalProperties: false });
+}, { additionalProperties: false, default: RATE_LIMIT_DEFAULT });
 
 export const WordFilterConfig = Type.Object({
   enabled: Enabled,
@@ -80,10 +87,6 @@ export type PluginsConfig = Static<typeof PluginsConfig>;
 
 /** Checks beyond the schema; returns the bad key and why, or null. */
 export function checkPlugins(p: PluginsConfig): { key: string; message: string } | null {
-  const rl = p.rateLimit;
-  if (rl && !rl.user && !rl.room) {
-    return { key: 'plugins.rateLimit', message: 'set a user and/or a room limit, e.g. {"user": {"rate": 5, "burst": 10}}' };
-  }
   const wf = p.wordFilter;
   if (wf) {
     for (const [i, w] of wf.words.entries()) {

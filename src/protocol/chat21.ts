@@ -2,8 +2,8 @@
 // or REST body), and the conversion of Parley messages into the message documents Chat21
 // clients read. Used by the MQTT transport, the Chat21 REST routes and the Chat21 service.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ParleyError } from '../errors.js';
+import { validate } from './validate.js';
 import type { Message } from './schema.js';
 import { USER_ID_PATTERN, ROOM_ID_PATTERN, roomIdRe } from './schema.js';
 
@@ -89,16 +89,9 @@ export const RestMessage = Type.Object({
   timestamp: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
 });
 
-const compiled = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
-/** Validates `value` against `schema`; `invalid` naming the field otherwise. */
+/** Validates `value` against `schema` and the input rules; `invalid` naming the field otherwise. */
 export function check<T extends TSchema>(schema: T, value: unknown, what: string): Static<T> {
-  let c = compiled.get(schema);
-  if (!c) compiled.set(schema, (c = TypeCompiler.Compile(schema)));
-  if (c.Check(value)) return value as Static<T>;
-  const e = c.Errors(value).First();
-  const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
-  const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
-  throw new ParleyError('invalid', `${what}: ${field ? `${field}: ` : ''}${detail}`, field ? { field } : undefined);
+  return validate(schema, value, what);
 }
 
 /** Parses a JSON payload (MQTT publish), `invalid` when it is not JSON. */

@@ -1,8 +1,8 @@
 // Building and parsing WebSocket frames. Push events are serialised here, once per event.
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { TSchema } from '@sinclair/typebox';
 import { ParleyError } from '../errors.js';
 import { Commands, type CommandFrame, type CommandName, type EventMap, type EventName } from './schema.js';
+import { validate } from './validate.js';
 
 /** Serialises a push event to the bytes every recipient receives. */
 export function encodeEvent<E extends EventName>(ev: E, data: EventMap[E]): Buffer {
@@ -11,10 +11,6 @@ export function encodeEvent<E extends EventName>(ev: E, data: EventMap[E]): Buff
 export function eventText<E extends EventName>(ev: E, data: EventMap[E]): string {
   return JSON.stringify({ ev, data });
 }
-
-const checks = new Map<string, TypeCheck<TSchema>>(
-  Object.entries(Commands).map(([name, schema]) => [name, TypeCompiler.Compile(schema as TSchema)]),
-);
 
 export interface ParsedFrame { id: string | number | null; frame?: CommandFrame; error?: ParleyError }
 
@@ -34,17 +30,19 @@ export function parseFrame(text: string): ParsedFrame {
     (typeof obj.id === 'string' && obj.id.length > 0 && obj.id.length <= 64) ? obj.id as string | number : null;
   if (id === null) return { id: null, error: new ParleyError('invalid', 'frame needs an "id": a non-negative integer or a string of 1-64 characters') };
   if (typeof obj.cmd !== 'string') return { id, error: new ParleyError('invalid', 'frame needs a "cmd" string') };
-  const check = checks.get(obj.cmd);
-  if (!check || !Object.hasOwn(Commands, obj.cmd)) {
-    return { id, error: new ParleyError('invalid', `unknown command "${obj.cmd.slice(0, 40)}"`) };
+  if (!Object.hasOwn(Commands, obj.cmd)) {
+    return { id, error: new ParleyError('invalid', `unknown command "${obj.cmd.slice(0, 40).replace(/[\0\uD800-\uDFFF]/g, '\uFFFD')}"`) };
   }
-  if (!check.Check(raw)) {
-    const e = check.Errors(raw).First();
-    const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
-    const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
-    return { id, error: new ParleyError('invalid', field ? `${field}: ${detail}` : detail, field ? { field } : undefined) };
+  try {
+    return { id, frame: validateCommand(obj.cmd as CommandName, raw) };
+  } catch (err) {
+    return { id, error: err as ParleyError };
   }
-  return { id, frame: raw as CommandFrame };
+}
+
+/** Validates a whole command frame ({id, cmd, ...args}) against its command's schema. */
+export function validateCommand<N extends CommandName>(cmd: N, frame: unknown): CommandFrame<N> {
+  return validate(Commands[cmd] as TSchema, frame) as CommandFrame<N>;
 }
 
 export const isCommand = <N extends CommandName>(f: CommandFrame, name: N): f is CommandFrame<N> => f.cmd === name;

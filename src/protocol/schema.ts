@@ -35,11 +35,11 @@ const Retention = Type.Object({
 }, { additionalProperties: false, description: 'Keep at most `count` messages and/or messages younger than `days`; null removes a limit' });
 const Seconds = Type.Integer({ minimum: 1, maximum: 100 * 365 * 86400, description: 'Duration in seconds (absent: forever)' });
 const Users = Type.Array(UserId, { minItems: 1, maxItems: 1000, uniqueItems: true });
-/** No NUL characters: no database stores them in text, so none is accepted anywhere. */
-const NO_NUL = '^[^\\u0000]*$';
-const Name = Type.String({ minLength: 1, maxLength: 100, pattern: NO_NUL });
-const Topic = Type.String({ maxLength: 500, pattern: NO_NUL });
-const Text = Type.String({ minLength: 1, pattern: NO_NUL });
+// Every string of every input (these and those inside `data`) is also checked by the text
+// and depth rules of validate.ts: no NUL, no lone surrogate, at most MAX_DEPTH levels.
+const Name = Type.String({ minLength: 1, maxLength: 100 });
+const Topic = Type.String({ maxLength: 500 });
+const Text = Type.String({ minLength: 1 });
 const Emoji = Type.String({ minLength: 1, maxLength: 32 });
 const Data = Type.Record(Type.String(), Type.Unknown());
 
@@ -189,6 +189,8 @@ export interface AuthResult {
   /** Rooms named in `resume` that the user is not a member of. */
   denied: string[];
   heartbeatMs: number;
+  /** Commands this connection may have awaiting their reply; sending more closes it (4008). */
+  maxInFlight: number;
 }
 export interface HistoryResult { messages: Message[]; first: number; last: number }
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }

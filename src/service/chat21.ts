@@ -15,6 +15,7 @@ import {
 import {
   Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
 } from '../protocol/schema.js';
+import { truncateText } from '../protocol/validate.js';
 import type { Chat21Store } from '../store/chat21.js';
 import type { Store } from '../store/store.js';
 import { directRoomId, type Service } from './index.js';
@@ -195,7 +196,7 @@ export class Chat21Service {
     if (await this.store.getRoom(id)) return;
     const members = Object.keys(msg.group!.members).filter((u) => u !== me.id);
     try {
-      await this.exec(me, 'create', { kind: 'group', name: (msg.recipient_fullname ?? id).slice(0, 100) || id, room: id });
+      await this.exec(me, 'create', { kind: 'group', name: truncateText(msg.recipient_fullname ?? id, 100) || id, room: id });
     } catch (err) {
       if (err instanceof ParleyError && err.code === 'conflict') return;
       throw err;
@@ -242,7 +243,7 @@ export class Chat21Service {
     for (const e of rooms) {
       if (onlyRoom !== undefined && e.room.id !== onlyRoom) continue;
       if (!e.last && e.room.kind === 'direct') continue;
-      const mark = marks[e.room.id];
+      const mark = marks.get(e.room.id);
       const isArchived = mark !== undefined && mark >= (e.last?.seq ?? 0);
       if (isArchived !== archived) continue;
       const view = await this.viewOf(me.id, e.room.id);
@@ -365,8 +366,8 @@ export class Chat21Service {
     const before = await this.group(me, gid);
     const room = this.groupRoom(gid);
     await this.requireModerator(me, room);
-    const added = Object.keys(wanted).filter((u) => !(u in before.members));
-    const removed = Object.keys(before.members).filter((u) => !(u in wanted) && u !== before.owner && u !== me.id);
+    const added = Object.keys(wanted).filter((u) => !Object.hasOwn(before.members, u));
+    const removed = Object.keys(before.members).filter((u) => !Object.hasOwn(wanted, u) && u !== before.owner && u !== me.id);
     for (const u of added) await this.exec(me, 'invite', { room, user: u });
     for (const u of removed) await this.exec(me, 'kick', { room, user: u });
     const group = await this.group(me, gid);

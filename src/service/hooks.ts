@@ -13,9 +13,8 @@
 //      before hooks included). They cannot change the outcome; one that throws is logged and
 //      ignored. The reply waits for them, so slow work (HTTP calls) belongs in a queue.
 // A command with no hook registered for it skips all of this.
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import type { TSchema } from '@sinclair/typebox';
 import { Commands, type CommandArgs, type CommandName, type CommandResults } from '../protocol/schema.js';
+import { validateCommand } from '../protocol/frames.js';
 import { ParleyError } from '../errors.js';
 import type { Identity } from '../auth/jwt.js';
 
@@ -112,28 +111,12 @@ export function messageValidator(name: string, validate: MessageValidator): Hook
 interface Stage { before: Hook[]; after: Hook[] }
 const EMPTY: Stage = { before: [], after: [] };
 
-const checks = new Map<CommandName, TypeCheck<TSchema>>();
-function checkOf(cmd: CommandName): TypeCheck<TSchema> {
-  let c = checks.get(cmd);
-  if (!c) {
-    c = TypeCompiler.Compile(Commands[cmd] as TSchema);
-    checks.set(cmd, c);
-  }
-  return c;
-}
-
 /** Rejects arguments a before hook left malformed, the way the transport rejects a bad frame. */
 function revalidate(ctx: HookContext): void {
   if (!ctx.args || typeof ctx.args !== 'object' || Array.isArray(ctx.args)) {
     throw new ParleyError('invalid', 'a hook replaced the arguments with a non-object');
   }
-  const frame = { ...ctx.args, id: 0, cmd: ctx.cmd };
-  const check = checkOf(ctx.cmd);
-  if (check.Check(frame)) return;
-  const e = check.Errors(frame).First();
-  const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
-  const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
-  throw new ParleyError('invalid', field ? `${field}: ${detail}` : detail, field ? { field } : undefined);
+  validateCommand(ctx.cmd, { ...ctx.args, id: 0, cmd: ctx.cmd });
 }
 
 export class Hooks {

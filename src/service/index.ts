@@ -19,6 +19,8 @@ import { Hooks, type HookContext } from './hooks.js';
 export interface ServiceOptions {
   textChars: number;
   heartbeatMs: number;
+  /** Commands a connection may have awaiting their reply (told to clients in the auth reply). */
+  maxInFlight: number;
   /** Keep the messages of deleted rooms instead of removing them. */
   keepDeletedRoomHistory?: boolean;
   /** Channels and groups a user may be a member of (default: no cap). */
@@ -47,6 +49,9 @@ type Handler<N extends CommandName> = (s: Session, a: CommandArgs<N>) => Promise
 type Handlers = { [N in Exclude<CommandName, 'auth' | 'ping'>]: Handler<N> };
 
 const HISTORY_DEFAULT = 50;
+
+/** An object keyed by outside input (room ids): no prototype, so no key is inherited. */
+const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
 
 /** The canonical room id of a direct conversation, the same whoever opens it. */
 export function directRoomId(a: string, b: string): { id: string; key: string } {
@@ -233,25 +238,28 @@ export class Service {
 
   private async followAll(user: Identity, conn: Conn, resume: Record<string, number>): Promise<AuthResult> {
     const mine = await this.store.roomsOf(user.id);
-    const resumed: Record<string, number> = {};
-    const joined: Record<string, number> = {};
+    // Keyed by room ids, which clients choose: no prototype, so a room named "constructor"
+    // or "__proto__" is a room like any other.
+    const asked = new Map(Object.entries(resume));
+    const resumed = dictionary<number>();
+    const joined = dictionary<number>();
     const rooms: Room[] = [];
     for (const { room, member } of mine) {
       joined[room.id] = member.joinSeq;
-      const asked = resume[room.id];
-      const after = asked === undefined ? room.lastSeq : Math.min(asked, room.lastSeq);
+      const seq = asked.get(room.id);
+      const after = seq === undefined ? room.lastSeq : Math.min(seq, room.lastSeq);
       this.hub.follow(conn, room.id, after, room.lastSeq);
       resumed[room.id] = after;
       rooms.push(room);
     }
-    const denied = Object.keys(resume).filter((r) => !(r in resumed));
+    const denied = [...asked.keys()].filter((r) => !Object.hasOwn(resumed, r));
     // Presence is best effort: a bus that does not answer must not refuse the connection.
     const first = await this.bus.presence.connect(user.id, conn.id).catch((err: unknown) => {
       this.log.warn({ err, user: user.id }, 'presence not recorded');
       return false;
     });
     if (first) this.announce(user.id, rooms.map((r) => r.id), true);
-    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs };
+    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs, maxInFlight: this.opts.maxInFlight };
   }
 
   async detach(user: Identity, conn: Conn): Promise<void> {
@@ -476,7 +484,7 @@ export class Service {
 
   private async resume(s: Session, rooms: Record<string, number>) {
     if (!s.conn) throw new ParleyError('invalid', 'resume needs a live connection');
-    const out: Record<string, number> = {};
+    const out = dictionary<number>();
     const denied: string[] = [];
     for (const [id, seq] of Object.entries(rooms)) {
       const [room, member] = await Promise.all([this.store.getRoom(id), this.store.getMember(id, s.user.id)]);

@@ -13,7 +13,7 @@ export interface Chat21Store {
   /** Marks the user's conversation in `room` archived up to `seq` (never moves back). */
   archive(user: string, room: string, seq: number): Promise<void>;
   /** room id -> archived-up-to seq, for the user's archived conversations. */
-  archived(user: string): Promise<Record<string, number>>;
+  archived(user: string): Promise<Map<string, number>>;
   /** Replaces the Chat21 attributes of a group room. */
   setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void>;
   /** The attributes of a group room ({} when none were set). */

@@ -13,11 +13,11 @@ export function chat21StoreConformance(name: string, open: () => Promise<{ store
       await h.store.archive('u1', 'r1', 3);
       await h.store.archive('u1', 'r2', 1);
       await h.store.archive('u2', 'r1', 9);
-      expect(await h.store.archived('u1')).toEqual({ r1: 5, r2: 1 });
+      expect(await h.store.archived('u1')).toEqual(new Map([['r1', 5], ['r2', 1]]));
       await h.store.archive('u1', 'r1', 7);
-      expect(await h.store.archived('u1')).toEqual({ r1: 7, r2: 1 });
-      expect(await h.store.archived('u2')).toEqual({ r1: 9 });
-      expect(await h.store.archived('nobody')).toEqual({});
+      expect(await h.store.archived('u1')).toEqual(new Map([['r1', 7], ['r2', 1]]));
+      expect(await h.store.archived('u2')).toEqual(new Map([['r1', 9]]));
+      expect(await h.store.archived('nobody')).toEqual(new Map());
     });
 
     it('group attributes are replaced as a whole and default to {}', async () => {

@@ -17,9 +17,9 @@ export class PostgresChat21Store implements Chat21Store {
       ON CONFLICT (user_id, room_id) DO UPDATE SET seq = greatest(chat21_archives.seq, excluded.seq)`, [user, room, seq]);
   }
 
-  async archived(user: string): Promise<Record<string, number>> {
+  async archived(user: string): Promise<Map<string, number>> {
     const { rows } = await this.query<{ room_id: string; seq: string }>('SELECT room_id, seq FROM chat21_archives WHERE user_id = $1', [user]);
-    return Object.fromEntries(rows.map((r) => [r.room_id, Number(r.seq)]));
+    return new Map(rows.map((r) => [r.room_id, Number(r.seq)]));
   }
 
   async setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {

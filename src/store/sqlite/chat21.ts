@@ -55,8 +55,8 @@ export class SqliteChat21Store implements Chat21Store {
     return guard(() => { this.s.archive.run(user, room, seq); });
   }
 
-  archived(user: string): Promise<Record<string, number>> {
-    return guard(() => Object.fromEntries((this.s.archived.all(user) as Array<{ room_id: string; seq: number }>).map((r) => [r.room_id, r.seq])));
+  archived(user: string): Promise<Map<string, number>> {
+    return guard(() => new Map((this.s.archived.all(user) as Array<{ room_id: string; seq: number }>).map((r) => [r.room_id, r.seq])));
   }
 
   setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {

@@ -4,11 +4,11 @@
 // give the same answer. Also the two routes that are not commands: /me and /users/:user.
 import { performance } from 'node:perf_hooks';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Identity } from '../../auth/jwt.js';
 import { ParleyError } from '../../errors.js';
-import { Commands, User, UserId, type CommandFrame, type CommandName } from '../../protocol/schema.js';
+import { Commands, User, UserId, type CommandFrame } from '../../protocol/schema.js';
+import { validateCommand } from '../../protocol/frames.js';
 import type { Session } from '../../service/index.js';
 import { toHttpError } from './errors.js';
 import type { Metrics } from './metrics.js';
@@ -31,23 +31,6 @@ export const ERRORS = { '4xx': ErrorBody, '5xx': ErrorBody };
 
 /** Unknown query parameters are refused, as unknown frame fields are (a typo is not ignored). */
 const NO_QUERY = Type.Object({}, { additionalProperties: false });
-
-const checks = new Map<string, TypeCheck<TSchema>>();
-function check(cmd: CommandName): TypeCheck<TSchema> {
-  let c = checks.get(cmd);
-  if (!c) checks.set(cmd, (c = TypeCompiler.Compile(Commands[cmd] as TSchema)));
-  return c;
-}
-
-/** The frame must pass the same schema as over WebSocket; a route table mistake shows here. */
-function validFrame(frame: Record<string, unknown>, cmd: CommandName): CommandFrame {
-  const c = check(cmd);
-  if (c.Check(frame)) return frame as CommandFrame;
-  const e = c.Errors(frame).First();
-  const field = e ? e.path.replace(/^\//, '').replace(/\//g, '.') : '';
-  const detail = e ? (e.message.includes('Unexpected property') ? 'unexpected field' : e.message) : 'invalid';
-  throw new ParleyError('invalid', field ? `${field}: ${detail}` : detail, field ? { field } : undefined);
-}
 
 function register(api: FastifyInstance, deps: ApiDeps, r: CommandRoute): void {
   const ok = responseOf(r);
@@ -75,7 +58,8 @@ function register(api: FastifyInstance, deps: ApiDeps, r: CommandRoute): void {
         headers: req.headers as Record<string, unknown>,
       };
       if (!r.body && Object.keys(p.body).length > 0) throw new ParleyError('invalid', 'body: this route takes no body', { in: 'body' });
-      const frame = validFrame({ id: 0, cmd: r.cmd, ...r.args(p) }, r.cmd);
+      // The frame must pass the same schema as over WebSocket; a route table mistake shows here.
+      const frame: CommandFrame = validateCommand(r.cmd, { id: 0, cmd: r.cmd, ...r.args(p) });
       const t0 = performance.now();
       let data: unknown;
       try {

@@ -3,22 +3,24 @@
 // (dist/web, from web/). It holds no business rules. The WebSocket transport shares its port
 // through the Node server's upgrade event.
 import { existsSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { AccountService } from '../../accounts/index.js';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import type { Plugin } from '../../plugins/plugin.js';
 import type { User } from '../../protocol/schema.js';
+import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
 import { registerAccountRoutes } from './accounts.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
-import { sendError, toHttpError } from './errors.js';
+import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
+import { ParleyError } from '../../errors.js';
 import type { Metrics } from './metrics.js';
 import { registerDocsPage, registerOpenApi } from './openapi.js';
 
@@ -69,6 +71,13 @@ export interface HttpDeps {
   rest?: RestDeps;
   /** Folder of the built web app (dist/web by default, when built); null serves no app. */
   webRoot?: string | null;
+  /** What one connection may hold: requests awaiting their response, response bytes not yet sent. */
+  limits?: ConnectionLimits;
+}
+
+export interface ConnectionLimits {
+  maxInFlight: number;
+  slowConsumerBytes: number;
 }
 
 export interface RouteInfo { method: string; url: string }
@@ -91,9 +100,36 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     // Node checks the timeouts of open connections every connectionsCheckingInterval (30 s by
     // default, which let a silent connection live for up to 90 s): check every second at most.
     http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) },
+    // A URL the router cannot even decode (bad percent-encoding, a parameter over its length
+    // limit) answers like every other refusal, not in fastify's own error shape.
+    frameworkErrors: (err, _req, reply) => {
+      const e = toHttpError(err);
+      deps.metrics.error(e.code, 'http');
+      return sendError(reply, e);
+    },
+    // A request Node cannot even parse (headers over 16 KiB, bad syntax, too slow) is answered
+    // in the same shape before the connection is closed.
+    clientErrorHandler: (err, socket) => {
+      if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      const code = (err as NodeJS.ErrnoException).code;
+      const e = code === 'HPE_HEADER_OVERFLOW'
+        ? new ParleyError('too_large', 'the request headers exceed 16 KiB')
+        : new ParleyError('invalid', code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request did not arrive in time' : 'the request is not valid HTTP');
+      deps.metrics.error(e.code, 'http');
+      const body = JSON.stringify({ error: e.toJSON() });
+      if (socket.writable) {
+        const status = HTTP_STATUS[e.code];
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    },
   });
   closeQuietSockets(app);
   if (limits.connectionsPerAddress > 0) capConnectionsPerAddress(app, limits.connectionsPerAddress, deps.log);
+  if (deps.limits) boundConnections(app, deps.limits, deps);
+  // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
+  // validation, as WebSocket frames are; query and path strings are converted first.
+  app.setValidatorCompiler(httpValidatorCompiler);
   const routes: RouteInfo[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (r) => {
@@ -170,9 +206,6 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       },
     });
     void app.register(async (api) => {
-      // TypeBox schemas checked by TypeBox, as the WebSocket frames are; query and path
-      // strings are converted to the schema's types first.
-      api.setValidatorCompiler(TypeBoxValidatorCompiler);
       api.addHook('preValidation', async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};
       });
@@ -241,6 +274,69 @@ function closeQuietSockets(app: FastifyInstance): void {
     closing = true;
     for (const s of sockets) if (!active.get(s)) s.destroy();
     done();
+  });
+}
+
+/**
+ * A client that pipelines requests and never reads the responses must not make the server
+ * hold them without bound. Node dispatches pipelined requests at once and buffers every
+ * response behind the first unread one, so per connection: requests run one at a time, in
+ * order (the responses leave in that order anyway), at most `maxInFlight` may await their
+ * response, and a response is not produced while those before it hold more than
+ * `slowConsumerBytes` unsent. Past either limit the connection is destroyed, and what it held
+ * with it.
+ */
+function boundConnections(app: FastifyInstance, limits: ConnectionLimits, deps: Pick<HttpDeps, 'log' | 'metrics'>): void {
+  interface Held { inFlight: number; unsent: number; turn: Promise<void> }
+  const held = new WeakMap<Socket, Held>();
+  const turns = new WeakMap<FastifyRequest, () => void>();
+  const overloaded = (s: Socket, reason: 'slow_consumer' | 'in_flight'): void => {
+    if (s.destroyed) return;
+    const h = held.get(s);
+    deps.log.warn({ remote: s.remoteAddress, reason, inFlight: h?.inFlight, unsent: h?.unsent }, 'closing an overloaded HTTP connection');
+    deps.metrics.overload('http', reason);
+    s.destroy();
+  };
+  app.addHook('onRequest', async (req, reply) => {
+    const s = req.raw.socket;
+    let h = held.get(s);
+    if (!h) held.set(s, (h = { inFlight: 0, unsent: 0, turn: Promise.resolve() }));
+    const mine = h;
+    mine.inFlight++;
+    let release!: () => void;
+    const before = mine.turn;
+    mine.turn = new Promise<void>((r) => { release = r; });
+    turns.set(req, release);
+    reply.raw.once('close', () => {
+      mine.inFlight--;
+      release();
+    });
+    if (mine.inFlight > limits.maxInFlight) overloaded(s, 'in_flight');
+    await before;
+    // The connection was cut off while this request waited: nothing to answer, nothing to run.
+    if (s.destroyed) return reply.hijack();
+  });
+  app.addHook('onSend', async (req, reply, payload) => {
+    // This response is produced: the next request of the connection may run.
+    turns.get(req)?.();
+    const size = typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : 0;
+    const s = req.raw.socket;
+    const h = held.get(s);
+    if (size === 0 || !h) return payload;
+    if (h.unsent > limits.slowConsumerBytes) {
+      overloaded(s, 'slow_consumer');
+      return payload;
+    }
+    h.unsent += size;
+    // 'finish': the response's last byte left for the network; 'close' alone: it never will.
+    let counted = true;
+    const uncount = (): void => {
+      if (counted) h.unsent -= size;
+      counted = false;
+    };
+    reply.raw.once('finish', uncount);
+    reply.raw.once('close', uncount);
+    return payload;
   });
 }
 

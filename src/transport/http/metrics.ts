@@ -23,6 +23,7 @@ export class Metrics {
   private readonly messagesIn: Counter<'transport'>;
   private readonly messagesOut: Counter;
   private readonly deniedTopics: Counter<'transport' | 'action'>;
+  private readonly overloaded: Counter<'transport' | 'reason'>;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -61,6 +62,16 @@ export class Metrics {
     this.errors = new Counter({
       name: 'parley_errors_total', help: 'Error replies by stable code', labelNames: ['code', 'transport'], registers,
     });
+    this.overloaded = new Counter({
+      name: 'parley_connections_overloaded_total',
+      help: 'Connections closed for holding too much: unsent bytes (slow_consumer) or commands awaiting a reply (in_flight)',
+      labelNames: ['transport', 'reason'], registers,
+    });
+  }
+
+  /** A connection was closed because it held more than its limits allow. */
+  overload(transport: TransportName, reason: 'slow_consumer' | 'in_flight'): void {
+    this.overloaded.inc({ transport, reason });
   }
 
   /**

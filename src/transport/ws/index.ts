@@ -9,11 +9,12 @@ import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
-import { textFrame } from './frame.js';
+import { textFrame, textFrameHeader } from './frame.js';
 import type { Metrics } from '../http/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
 import { CLOSE_BANNED, type Service } from '../../service/index.js';
+import { CLOSE_SLOW_CONSUMER } from '../../hub/index.js';
 
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_GOING_AWAY = 1001;
@@ -23,6 +24,10 @@ export interface WsOptions {
   frameBytes: number;
   authTimeoutMs: number;
   heartbeatMs: number;
+  /** Unsent bytes (events and replies alike) after which a connection is closed with 4008. */
+  slowConsumerBytes: number;
+  /** Commands a connection may have awaiting their reply; one more closes it with 4008. */
+  maxInFlight: number;
 }
 
 interface Stats { connections: number; framesIn: number }
@@ -34,6 +39,8 @@ class Connection implements Conn {
   alive = true;
   /** Commands of this connection run in arrival order up to admission. */
   tail: Promise<void> = Promise.resolve();
+  /** Commands received whose reply is not written yet. */
+  inFlight = 0;
   /** When an unauthenticated connection is closed (ms since epoch). */
   authDeadline = 0;
   /** When the token expires (ms since epoch), and the timer armed once that is near. */
@@ -42,23 +49,39 @@ class Connection implements Conn {
   closed = false;
   private readonly socket: Duplex;
   private corked = false;
-  constructor(readonly ws: WebSocket, readonly remote: string) {
-    // ws keeps its socket private; shared frames are written to it directly, already framed.
-    // This is safe because permessage-deflate is off (the server never negotiates it): ws's
-    // Sender then writes synchronously and never holds frames back that these could overtake.
+  constructor(readonly ws: WebSocket, readonly remote: string, private readonly limit: number, private readonly onOverflow: (c: Connection) => void) {
+    // ws keeps its socket private; every frame (shared events and replies) is written to it
+    // directly, already framed, so one count covers all of them. This is safe because
+    // permessage-deflate is off (the server never negotiates it): ws's Sender then writes
+    // synchronously (its close frame too) and never holds frames back that these could overtake.
     this.socket = (ws as unknown as { _socket: Duplex })._socket;
   }
   send(frame: SharedFrame): void {
-    if (this.ws.readyState !== 1 || !this.socket.writable) return;
+    if (!this.writable()) return;
     frame.wire ??= textFrame(frame.payload);
-    this.cork();
     this.socket.write(frame.wire);
   }
-  /** Replies and other one-off frames. */
+  /** Replies and other one-off frames: header and payload, corked into one system call. */
   reply(data: string): void {
-    if (this.ws.readyState !== 1) return;
+    if (!this.writable()) return;
+    const payload = Buffer.from(data);
+    this.socket.write(textFrameHeader(payload.length));
+    this.socket.write(payload);
+  }
+  /**
+   * Whether a frame may be written now; the one check every frame passes. Once more than the
+   * slow-consumer limit waits unsent the connection is closed instead: a peer that does not
+   * read cannot make the server hold more than that (and one frame) for it, whether the bytes
+   * are events or replies to its own commands.
+   */
+  private writable(): boolean {
+    if (this.closed || this.ws.readyState !== 1 || !this.socket.writable) return false;
+    if (this.socket.writableLength > this.limit) {
+      this.onOverflow(this);
+      return false;
+    }
     this.cork();
-    this.ws.send(data);
+    return true;
   }
   /**
    * Writes made by one callback and the promise continuations it sets off (a group commit's
@@ -85,7 +108,8 @@ class Connection implements Conn {
     if (this.closed) return;
     this.closed = true;
     this.ws.close(code, reason);
-    // A peer that does not answer the close handshake is cut off.
+    // A peer that does not answer the close handshake is cut off, and what was queued for it
+    // is released.
     const t = setTimeout(() => this.ws.terminate(), 2000);
     t.unref();
   }
@@ -146,7 +170,7 @@ export class WsTransport {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage, token: string | null): void {
-    const c = new Connection(ws, req.socket.remoteAddress ?? '');
+    const c = new Connection(ws, req.socket.remoteAddress ?? '', this.opts.slowConsumerBytes, (conn) => this.overloaded(conn, 'slow_consumer'));
     this.conns.add(c);
     this.stats.connections = this.conns.size;
     ws.on('pong', () => { c.alive = true; });
@@ -159,7 +183,22 @@ export class WsTransport {
     if (token) c.tail = c.tail.then(() => this.auth(c, { id: 0, cmd: 'auth', token }, true));
   }
 
+  /**
+   * Closes a connection that holds more than its limits allow (4008, as the hub closes a slow
+   * consumer); the client reconnects and resumes from its last seq.
+   */
+  private overloaded(c: Connection, reason: 'slow_consumer' | 'in_flight'): void {
+    if (c.closed) return;
+    this.log.warn({ conn: c.id, user: c.user, reason, inFlight: c.inFlight, buffered: c.bufferedAmount() }, 'closing an overloaded connection');
+    this.metrics?.overload('ws', reason);
+    c.close(CLOSE_SLOW_CONSUMER, reason === 'slow_consumer'
+      ? 'slow consumer: resume from your last seq'
+      : `more than ${this.opts.maxInFlight} commands awaiting a reply`);
+  }
+
   private onFrame(c: Connection, data: RawData, isBinary: boolean): void {
+    // A closing connection runs nothing more: what it sent is dropped with it.
+    if (c.closed) return;
     c.alive = true;
     this.stats.framesIn++;
     const buf = data as Buffer;
@@ -177,13 +216,29 @@ export class WsTransport {
       return;
     }
     const frame = parsed.frame;
-    c.tail = c.tail.then(() => (frame.cmd === 'auth' ? this.auth(c, frame as CommandFrame<'auth'>, false) : this.run(c, frame)));
+    if (c.inFlight >= this.opts.maxInFlight) {
+      this.overloaded(c, 'in_flight');
+      return;
+    }
+    c.inFlight++;
+    const replied = (): void => { c.inFlight--; };
+    c.tail = c.tail.then(() => (frame.cmd === 'auth'
+      ? this.auth(c, frame as CommandFrame<'auth'>, false).finally(replied)
+      : this.run(c, frame, replied)));
   }
 
-  /** Starts a command; resolves when it is admitted (writes queued) or has finished. */
-  private run(c: Connection, frame: CommandFrame): Promise<void> {
+  /**
+   * Starts a command; resolves when it is admitted (writes queued) or has finished.
+   * `replied` runs once its reply is written (or dropped with the connection).
+   */
+  private run(c: Connection, frame: CommandFrame, replied: () => void): Promise<void> {
+    if (c.closed) {
+      replied();
+      return Promise.resolve();
+    }
     if (!c.identity) {
       this.reply(c, frame.id, new ParleyError('unauthorized', 'send an "auth" frame first'));
+      replied();
       return Promise.resolve();
     }
     let admit!: () => void;
@@ -199,7 +254,7 @@ export class WsTransport {
         this.metrics?.command(frame.cmd, 'ws', performance.now() - t0, toParleyError(err).code);
         this.fail(c, frame.id, err);
       },
-    );
+    ).finally(replied);
     return Promise.race([admitted, done]);
   }
 
