@@ -8,7 +8,7 @@ import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js
 
 const MAX_CLIENTS = 4;
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS } }); });
+beforeAll(async () => { s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS }, plugins: { rateLimit: { enabled: false } } }); });
 afterAll(async () => { await s.close(); removeDir(s.dataDir); });
 
 /** A raw client that records every publication and its CONNACK. */

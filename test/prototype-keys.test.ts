@@ -98,7 +98,7 @@ describe('room ids named like Object.prototype members', () => {
     const { ws: owner } = await authed('proto-owner');
     await owner.call({ id: 'g', cmd: 'send', room: 'constructor', text: 'to the inbox' });
     await peer.waitAdded((m) => m.text === 'to the inbox', 'group message');
-    expect(peer.on('/clientadded', `users/proto-member/messages/constructor/`).length).toBeGreaterThan(0);
+    expect(peer.on('/clientadded', `users/proto-member/messages/group-~constructor/`).length).toBeGreaterThan(0);
     await peer.close();
     owner.close();
   });
@@ -112,9 +112,9 @@ describe('room ids named like Object.prototype members', () => {
     expect(set.status, JSON.stringify(set.body)).toBe(200);
     expect(Object.keys((set.body.result as { members: object }).members)).toEqual(['proto-owner']);
 
-    const archived = await rest(srv.url, owner, 'DELETE', '/conversations/toString');
+    const archived = await rest(srv.url, owner, 'DELETE', '/conversations/group-~toString');
     expect(archived.status).toBe(201);
     const list = await rest(srv.url, owner, 'GET', '/proto-owner/archived_conversations');
-    expect((list.body.result as Array<{ conversWith: string }>).map((c) => c.conversWith)).toContain('toString');
+    expect((list.body.result as Array<{ conversWith: string }>).map((c) => c.conversWith)).toContain('group-~toString');
   });
 });

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { startServer, waitFor, type TestServer } from '../helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } } }); });
+beforeAll(async () => { srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } }, plugins: { rateLimit: { enabled: false } } }); });
 afterAll(async () => { await srv?.close(); });
 
 interface Reply { id: string; ok: boolean; data?: any; error?: unknown }

@@ -9,7 +9,7 @@ import { RawSocket, startServer, waitFor, type TestServer } from '../helpers.js'
 let srv: TestServer;
 // A small send buffer limit makes a replay pause for the socket to drain (at half of it), as a
 // long one does in production: live messages then arrive while the connection catches up.
-beforeAll(async () => { srv = await startServer({ limits: { slowConsumerBytes: 65536 } }); });
+beforeAll(async () => { srv = await startServer({ limits: { slowConsumerBytes: 65536, maxInFlight: 1000 }, plugins: { rateLimit: { enabled: false } } }); });
 afterAll(async () => { await srv?.close(); });
 
 /** A raw client: frames as received, commands by id. */
