@@ -15,9 +15,20 @@
 // - An `append` with a key already used by the same user in the same room stores nothing and
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
+// - Channel names are unique per server by `channelNameKey` (case, width and runs of spaces
+//   do not count): creating or renaming a channel to a name whose key another channel has
+//   is a `conflict`. Groups and direct rooms are private and may share any name.
 // - When the database cannot be reached, calls reject with `unavailable` in bounded time
 //   (never hang) and the store recovers by itself once the database answers again.
 import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, Room, RoomKind, User } from '../protocol/schema.js';
+
+/**
+ * What makes two channel names the same: compatibility forms folded (full-width letters are
+ * letters), lower case, spaces trimmed and runs of them made one.
+ */
+export function channelNameKey(name: string): string {
+  return name.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+}
 
 export interface NewRoom {
   id: string;
@@ -80,7 +91,8 @@ export interface Store {
 
   /**
    * Creates a room with its first members, appending one `join` message per member.
-   * Rejects with `conflict` if the id (or the direct pair) exists.
+   * Rejects with `conflict` if the id (or the direct pair) exists, or for a channel whose name
+   * another channel has (`details.field: "name"`).
    */
   createRoom(room: NewRoom): Promise<{ room: Room; messages: Message[] }>;
   getRoom(id: string): Promise<Room | null>;
@@ -119,7 +131,7 @@ export interface Store {
 
   // ---- moderation ---------------------------------------------------------------------------
 
-  /** Applies the patch and appends an `update` message naming what changed. */
+  /** Applies the patch and appends an `update` message naming what changed; a channel's new name is checked as in `createRoom`. */
   updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }>;
   /** Deletes a room with its members and lists; its history too unless `keepHistory`. Returns the former members. */
   deleteRoom(room: string, keepHistory: boolean): Promise<string[]>;
