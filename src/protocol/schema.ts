@@ -179,6 +179,8 @@ export interface AuthResult {
   /** Rooms named in `resume` that the user is not a member of. */
   denied: string[];
   heartbeatMs: number;
+  /** Limits a client can check before sending: the longest message text (limits.textChars). */
+  limits: { textChars: number };
 }
 export interface HistoryResult { messages: Message[]; first: number; last: number }
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }
