@@ -3,7 +3,7 @@
 // hidden, and password strength at registration.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createRoom, invite, item, login, openRoom, person, register, send, startWeb, type Web } from './web-helpers.js';
+import { axeViolations, createRoom, invite, item, login, openRoom, person, register, send, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -138,6 +138,8 @@ describe('the emoji picker', () => {
     await target.getByRole('button', { name: 'Add reaction' }).click();
     await bob.getByRole('button', { name: 'More emoji…' }).click();
     const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });
+    await picker.getByRole('button', { name: 'grinning face', exact: true }).waitFor();
+    expect(await axeViolations(bob)).toEqual([]);
     await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
     await picker.getByRole('button', { name: 'rocket', exact: true }).click();
     await item(alice, 'react to me').getByRole('button', { name: /^🚀 1, by Bob Builder/ }).waitFor();

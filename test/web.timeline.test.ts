@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ParleyClient } from '../src/client/index.js';
 import {
-  createRoom, device, inView, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web,
+  axeViolations, createRoom, device, inView, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web,
 } from './web-helpers.js';
 
 let web: Web;
@@ -154,7 +154,8 @@ describe('search', () => {
     const results = bob.getByRole('region', { name: 'Search results' });
     const hit = results.getByRole('button', { name: /needle in the old haystack/ });
     await hit.waitFor();
-    await expect(results.getByText('Busy')).toBeTruthy();
+    expect(await results.getByText('#Busy').count()).toBeGreaterThan(0);
+    expect(await axeViolations(bob)).toEqual([]);
     await hit.click();
     await bob.locator('.conv-head h1', { hasText: 'Busy' }).waitFor();
     const target = item(bob, 'needle in the old haystack');
