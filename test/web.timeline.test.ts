@@ -46,7 +46,7 @@ describe('a room with hundreds of unread messages', () => {
     await createRoom(bob, 'Elsewhere', { kind: 'group' });
 
     await flood(busy, Array.from({ length: 260 }, (_, i) => `m${pad(i + 1)}`));
-    await bob.getByRole('link', { name: /^Busy\s*,\s*260 unread messages/ }).waitFor();
+    await bob.getByRole('link', { name: /^Busy\s*, 260 unread messages/ }).waitFor();
     // Nothing of the room is in the page yet, as on the next morning.
     await bob.reload();
     await openRoom(bob, 'Busy');
@@ -59,7 +59,7 @@ describe('a room with hundreds of unread messages', () => {
     expect(shown[divider + 1]).toContain('m001');
     expect(shown[divider - 1]).toContain('Bob Builder joined');
     // Nothing was read yet: the newest messages were not on screen.
-    expect(await bob.getByRole('link', { name: /^Busy\s*,\s*260 unread messages/ }).count()).toBe(1);
+    expect(await bob.getByRole('link', { name: /^Busy\s*, 260 unread messages/ }).count()).toBe(1);
 
     const log = bob.locator('.messages');
     await expect.poll(async () => {
@@ -77,7 +77,7 @@ describe('a room with hundreds of unread messages', () => {
     const texts = await bob.locator('.message-list .msg-text').allInnerTexts();
     const ms = texts.filter((t) => /^m\d{3}$/.test(t));
     expect(ms).toEqual(Array.from({ length: 260 }, (_, i) => `m${pad(i + 1)}`));
-    await expect.poll(() => bob.getByRole('link', { name: /^Busy\s*,\s*\d+ unread/ }).count()).toBe(0);
+    await expect.poll(() => bob.getByRole('link', { name: /^Busy\s*, \d+ unread/ }).count()).toBe(0);
     expect(await roomLink(bob, 'Busy').count()).toBe(1);
   });
 

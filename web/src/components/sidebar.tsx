@@ -72,8 +72,9 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
           : <Avatar id={entry.peer ?? entry.room.id} name={title} online={online} />}
         <span class="room-text">
           <span class="room-top">
-            <span class="room-name" title={title}>{title}</span>
-            {entry.unread > 0 && <span class="sr-only">, {plural(entry.unread, 'unread message')}</span>}
+            <span class="room-name" title={title}>
+              {title}{entry.unread > 0 && <span class="sr-only">, {plural(entry.unread, 'unread message')}</span>}
+            </span>
             {entry.last && <time class="room-time" dateTime={new Date(entry.last.ts).toISOString()}>{formatShort(entry.last.ts)}</time>}
           </span>
           <span class="room-bottom">
