@@ -146,6 +146,7 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
   /** The message that is the list's one tab stop, and the one whose controls are reachable. */
   const [current, setCurrent] = useState<number | null>(null);
   const [inside, setInside] = useState<number | null>(null);
+  const focusLast = useRef(false);
 
   function measure() {
     const el = ref.current;
@@ -191,6 +192,11 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
       placedFor.current = tl.placeVersion;
       anchor.current = null;
       place(el);
+      if (focusLast.current) {
+        focusLast.current = false;
+        const rows = el.querySelectorAll<HTMLElement>('li[data-seq]');
+        rows[rows.length - 1]?.focus({ preventScroll: true });
+      }
     } else if (anchor.current && !tl.loadingOlder) {
       el.scrollTop = el.scrollHeight - anchor.current.height + anchor.current.top;
       anchor.current = null;
@@ -246,7 +252,11 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
       const next = rows[Math.max(0, Math.min(rows.length - 1, to))];
       next?.focus();
       if (next) next.scrollIntoView({ block: 'nearest' });
-      if (e.key === 'End' && !tl.latest) chat.showLatest(room);
+      if (e.key === 'End' && !tl.latest) {
+        // The newest page replaces this window: focus its last message once it is in.
+        focusLast.current = true;
+        chat.showLatest(room);
+      }
       return;
     }
     if (e.key === 'Enter' || e.key === 'F2') {
