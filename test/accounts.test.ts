@@ -67,6 +67,17 @@ describe('register', () => {
     }
   });
 
+  it('refuses passwords that are easy to guess, saying why, and creates no account', async () => {
+    for (const password of ['password', '12345678', 'qwertyuiop', 'amos1234', 'Amos Moses']) {
+      const r = await http('POST', '/auth/register', { body: { username: 'amos', password, name: 'Amos Moses' } });
+      expect(r.status, password).toBe(400);
+      expect(r.body.error, password).toMatchObject({ code: 'invalid', details: { field: 'password', score: expect.any(Number) } });
+      expect(r.body.error.message).toMatch(/^password is too easy to guess/);
+    }
+    expect((await http('POST', '/auth/login', { body: { username: 'amos', password: 'password' } })).status).toBe(401);
+    expect((await http('POST', '/auth/register', { body: { username: 'amos', password: 'plum orchard quietly' } })).status).toBe(201);
+  });
+
   it('refuses a taken username, and the id of a user who came with an external token', async () => {
     expect(code(await http('POST', '/auth/register', { body: { username: 'amy', password: 'another one' } }))).toBe('conflict');
     // "zed" is known from an external JWT: an account must not take over its rooms.
@@ -174,6 +185,8 @@ describe('change password', () => {
     expect(wrong.body.error).toMatchObject({ code: 'forbidden', details: { field: 'oldPassword' } });
     const short = await http('POST', '/auth/password', { token: a.accessToken, body: { oldPassword: 'first password', newPassword: 'short' } });
     expect(short.body.error).toMatchObject({ code: 'invalid', details: { field: 'newPassword' } });
+    const weak = await http('POST', '/auth/password', { token: a.accessToken, body: { oldPassword: 'first password', newPassword: 'password1' } });
+    expect(weak.body.error).toMatchObject({ code: 'invalid', details: { field: 'newPassword' } });
 
     const r = await http('POST', '/auth/password', { token: a.accessToken, body: { oldPassword: 'first password', newPassword: 'second password' } });
     expect(r.status).toBe(200);

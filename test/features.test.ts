@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, startServer, waitFor, type TestServer } from './helpers.js';
+import { collect, RawSocket, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError } from '../src/client/index.js';
 
 let srv: TestServer;
@@ -93,6 +93,38 @@ describe('read markers, inbox, typing, presence', () => {
     a2.close();
     await waitFor(() => presence.some((p) => p.user === 'ty-a' && !p.online), 5000, 'offline event');
     expect((await b.presence(room.id)).users).toEqual(['ty-b']);
+  });
+});
+
+describe('presence as members come and go', () => {
+  it('a member who joins while online is announced online to the room, and offline when removed', async () => {
+    const owner = await srv.client('pj-owner');
+    const room = await owner.createRoom('channel', 'Presence joins');
+    const watcher = await RawSocket.open(srv.wsUrl);
+    expect((await watcher.call({ id: 1, cmd: 'auth', token: await srv.token('pj-watch') })).ok).toBe(true);
+    expect((await watcher.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+    const seen = () => watcher.frames.filter((f) => f.ev === 'presence').map((f) => f.data as { user: string; online: boolean });
+
+    const joiner = await srv.client('pj-joiner');
+    await joiner.join(room.id);
+    await waitFor(() => seen().some((p) => p.user === 'pj-joiner' && p.online), 5000, 'online on join');
+    expect((await watcher.call({ id: 3, cmd: 'presence', room: room.id })).data).toMatchObject({ users: expect.arrayContaining(['pj-joiner']) });
+
+    await owner.kick(room.id, 'pj-joiner');
+    await waitFor(() => seen().some((p) => p.user === 'pj-joiner' && !p.online), 5000, 'offline on kick');
+    // Nobody is announced for a member added while offline.
+    await owner.invite(room.id, 'pj-away');
+    await owner.send(room.id, 'after the invite');
+    await waitFor(() => watcher.frames.some((f) => f.ev === 'message' && (f.data as { text?: string }).text === 'after the invite'));
+    expect(seen().filter((p) => p.user === 'pj-away')).toEqual([]);
+    watcher.close();
+  });
+
+  it('tells a connection the longest text it may send', async () => {
+    const raw = await RawSocket.open(srv.wsUrl);
+    const r = await raw.call({ id: 1, cmd: 'auth', token: await srv.token('limits-user') });
+    expect(r).toMatchObject({ ok: true, data: { limits: { textChars: srv.config.limits.textChars } } });
+    raw.close();
   });
 });
 

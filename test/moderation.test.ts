@@ -73,7 +73,12 @@ describe('bans, kicks, mutes, roles', () => {
     await waitFor(() => evicted.length === 1);
     expect(evicted[0]!.reason).toBe('banned: spam');
     const err = await u.join(room.id).catch((e: ClientError) => e);
-    expect(err).toMatchObject({ code: 'forbidden', details: { reason: 'banned' } });
+    // The banned user is told why and until when; a member inviting them only that they are banned.
+    expect(err).toMatchObject({ code: 'forbidden', details: { reason: 'banned', banReason: 'spam' } });
+    expect((err as ClientError).details!.until).toBeGreaterThan(Date.now());
+    const invited = await owner.invite(room.id, 'ban-user').catch((e: ClientError) => e);
+    expect(invited).toMatchObject({ code: 'forbidden', details: { reason: 'banned' } });
+    expect((invited as ClientError).details).not.toHaveProperty('banReason');
     expect((await owner.request('bans', { room: room.id })).bans.map((b) => b.user)).toEqual(['ban-user']);
     await new Promise((r) => setTimeout(r, 1100));
     expect(await code(u.join(room.id))).toBe('ok');

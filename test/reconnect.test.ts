@@ -33,6 +33,18 @@ describe('reconnect and resume', () => {
     expect(reader.state).toBe('online');
   });
 
+  it('reconnectNow cuts a long backoff short once the application knows the server is there', async () => {
+    const c = await srv.client('rc-now', { reconnectMinMs: 20_000, reconnectMaxMs: 20_000 });
+    c.dropConnection();
+    await waitFor(() => c.state === 'reconnecting', 2000, 'reconnecting');
+    c.reconnectNow();
+    const t0 = Date.now();
+    await waitFor(() => c.state === 'online', 3000, 'online at once');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    c.reconnectNow(); // online: nothing to cut short
+    expect(c.state).toBe('online');
+  });
+
   it('resuming on auth replays exactly the gap, then continues live', async () => {
     const a = await srv.client('rs-a');
     const room = await a.createRoom('group', 'Resume');

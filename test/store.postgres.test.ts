@@ -34,8 +34,28 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
     const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
     await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('the migration to unique channel names keeps channels that already shared a name, the oldest holding it', async () => {
+    const schema = freshSchema();
+    let s = await PostgresStore.open({ url: server.url, schema });
+    // A database from before the rule: the key column and its index did not exist.
+    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DELETE FROM schema_migrations WHERE version = 4');
+    for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
+      await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
+    }
+    await s.close();
+    s = await PostgresStore.open({ url: server.url, schema });
+    expect((await s.publicRooms(10)).map((r) => r.name).sort()).toEqual(['General', 'Random', 'general']);
+    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(s.createRoom({ id: 'y', kind: 'channel', name: ' random ', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(s.updateRoom('newer', { name: 'general' }, { user: 'u', name: 'u' })).rejects.toMatchObject({ code: 'conflict' });
+    await s.updateRoom('newer', { name: 'General 2' }, { user: 'u', name: 'u' });
+    await s.updateRoom('old', { name: 'Lobby' }, { user: 'u', name: 'u' });
+    await s.createRoom({ id: 'z', kind: 'channel', name: 'general', topic: '', createdBy: 'u', members: [] });
+    await s.close();
   });
 
   it('two instances appending into one room at once: seqs 1..N without gap or duplicate', async () => {

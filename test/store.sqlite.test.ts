@@ -13,6 +13,29 @@ let i = 0;
 storeConformance('sqlite', async () => new SqliteStore({ file: join(dir, `c${i++}.db`) }));
 
 describe('SQLite store specifics', () => {
+  it('the migration to unique channel names keeps channels that already shared a name, the oldest holding it', async () => {
+    const file = join(dir, 'names.db');
+    let s = new SqliteStore({ file });
+    // A database from before the rule: the key column and its index did not exist.
+    s.db.exec('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key');
+    s.db.pragma('user_version = 4');
+    const add = s.db.prepare("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES (?, 'channel', ?, '', 'u', ?)");
+    add.run('old', 'General', 1);
+    add.run('newer', 'general', 2);
+    add.run('solo', 'Random', 3);
+    await s.close();
+    s = new SqliteStore({ file });
+    expect((await s.publicRooms(10)).map((r) => r.name).sort()).toEqual(['General', 'Random', 'general']);
+    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(s.createRoom({ id: 'y', kind: 'channel', name: 'random', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    // The younger duplicate takes a key when it is renamed, and cannot take one that is held.
+    await expect(s.updateRoom('newer', { name: 'general' }, { user: 'u', name: 'u' })).rejects.toMatchObject({ code: 'conflict' });
+    await s.updateRoom('newer', { name: 'General 2' }, { user: 'u', name: 'u' });
+    await s.updateRoom('old', { name: 'Lobby' }, { user: 'u', name: 'u' });
+    await s.createRoom({ id: 'z', kind: 'channel', name: 'general', topic: '', createdBy: 'u', members: [] });
+    await s.close();
+  });
+
   it('reopening a database keeps rooms, members and the seq sequence', async () => {
     const file = join(dir, 'reopen.db');
     let s = new SqliteStore({ file });

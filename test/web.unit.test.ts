@@ -1,5 +1,6 @@
 // The web app's own logic, without a browser: its form rules agree with the server's schemas,
-// and history folds edits, deletes and reactions into the messages they target.
+// history folds edits, deletes and reactions into the messages they target, and Markdown
+// follows its documented subset and link rules.
 import { describe, expect, it } from 'vitest';
 import { USER_ID_PATTERN } from '../src/protocol/schema.js';
 import { USERNAME_PATTERN, RegisterBody } from '../src/accounts/schema.js';
@@ -8,6 +9,8 @@ import type { Message } from '../src/protocol/schema.js';
 import { fold } from '../web/src/fold.js';
 import { checkUserId, checkUsername, LIMITS, USER_ID_RE, USERNAME_RE } from '../web/src/validate.js';
 import { initials } from '../web/src/format.js';
+import { isSafeUrl } from '../web/src/links.js';
+import { renderMarkdown } from '../web/src/markdown.js';
 
 describe('the web app\'s input rules', () => {
   it('are the server\'s', () => {
@@ -71,5 +74,39 @@ describe('folding history', () => {
   it('leaves out changes whose target is not loaded yet', () => {
     const shown = fold([msg({ seq: 10, kind: 'edit', user: 'a', target: 3, text: 'x' }), msg({ seq: 11, kind: 'text', user: 'a', text: 'y' })]);
     expect(shown.map((s) => [s.seq, s.text])).toEqual([[11, 'y']]);
+  });
+});
+
+/** A rendering as a compact string: elements as tag(attrs){children}, text as itself. */
+function flat(node: unknown): string {
+  if (node === null || node === undefined || typeof node === 'boolean') return '';
+  if (typeof node === 'string' || typeof node === 'number') return String(node);
+  if (Array.isArray(node)) return node.map(flat).join('');
+  const v = node as { type: string; props: Record<string, unknown> & { children?: unknown } };
+  const attrs = ['href', 'start'].filter((k) => v.props[k] !== undefined).map((k) => `${k}=${String(v.props[k])}`).join(' ');
+  return `${v.type}${attrs ? `(${attrs})` : ''}{${flat(v.props.children)}}`;
+}
+
+describe('the link rules', () => {
+  it('let only web and mail addresses be links', () => {
+    for (const ok of ['https://example.com/a?b=c', 'http://example.com', 'mailto:someone@example.com']) expect(isSafeUrl(ok), ok).toBe(true);
+    for (const bad of ['javascript:alert(1)', 'JAVASCRIPT:alert(1)', 'data:text/html,x', 'vbscript:x', 'file:///etc/passwd', '/relative', '#frag', 'mailto:', 'https://', 'java\tscript:x']) {
+      expect(isSafeUrl(bad), bad).toBe(false);
+    }
+  });
+
+  it('autolink addresses with a scheme, www. hosts and e-mail addresses, and keep parentheses right', () => {
+    expect(flat(renderMarkdown('see www.example.org/path, README.md and a@b.co'))).toBe(
+      'p{see a(href=https://www.example.org/path){www.example.org/path}, README.md and a(href=mailto:a@b.co){a@b.co}}');
+    expect(flat(renderMarkdown('(https://en.wikipedia.org/wiki/Foo_(bar)) https://x.org/a.'))).toBe(
+      'p{(a(href=https://en.wikipedia.org/wiki/Foo_(bar)){https://en.wikipedia.org/wiki/Foo_(bar)}) a(href=https://x.org/a){https://x.org/a}.}');
+  });
+
+  it('render the Markdown subset and leave the rest as text', () => {
+    expect(flat(renderMarkdown('**b** _i_ ~~s~~ `<c>`'))).toBe('p{strong{b} em{i} s{s} code{<c>}}');
+    // No headings, no HTML, no images (an image's address is a plain link: nothing is fetched).
+    expect(flat(renderMarkdown('# title\n<b>x</b> ![i](https://e.org/i.png)'))).toBe('p{# titlebr{}<b>x</b> !a(href=https://e.org/i.png){i}}');
+    expect(flat(renderMarkdown('3. three\n4. four'))).toBe('ol(start=3){li{three}li{four}}');
+    expect(flat(renderMarkdown('[x](javascript:alert(1)) [y](java&#115;cript:alert(2))'))).toBe('p{[x](javascript:alert(1)) [y](javascript:alert(2))}');
   });
 });

@@ -10,6 +10,7 @@ import { SYSTEM_USER, type User } from '../protocol/schema.js';
 import type { AccountStore } from '../store/accounts.js';
 import type { LimitKey, LoginLimiter } from './limiter.js';
 import { PasswordHasher } from './password.js';
+import { passwordStrength } from './strength.js';
 import type { LoginBody, PasswordBody, RegisterBody, Tokens } from './schema.js';
 import { hashSecret, newSecret, newSessionId, parseRefreshToken, refreshToken, secretMatches, signAccessToken } from './tokens.js';
 
@@ -56,6 +57,7 @@ export class AccountService {
     if (await this.deps.accounts.accountByUsername(input.username) || await this.deps.getUser(input.username)) {
       throw new ParleyError('conflict', 'username is taken', { field: 'username' });
     }
+    await checkStrength(input.password, [input.username, input.name ?? '']);
     const passwordHash = await this.passwords.hash(input.password);
     const account = await this.deps.accounts.createAccount({
       userId: input.username, username: input.username, name: input.name ?? input.username, passwordHash,
@@ -124,6 +126,7 @@ export class AccountService {
       throw new ParleyError('forbidden', 'the old password is wrong', { field: 'oldPassword' });
     }
     await this.deps.limiter.succeeded(keys);
+    await checkStrength(input.newPassword, [account.username, user.name], 'newPassword');
     await this.deps.accounts.setPasswordHash(account.userId, await this.passwords.hash(input.newPassword));
     await this.deps.accounts.revokeUserSessions(account.userId);
     return this.startSession(account.userId);
@@ -157,6 +160,15 @@ export class AccountService {
     const accessToken = await signAccessToken(this.key, { user: userId, name: user.name, session, ttlSec });
     return { accessToken, refreshToken: refreshToken(session, secret), tokenType: 'Bearer', expiresIn: ttlSec, user };
   }
+}
+
+/** Refuses a password that is too easy to guess (see strength.ts), saying why. */
+async function checkStrength(password: string, userInputs: string[], field = 'password'): Promise<void> {
+  const s = await passwordStrength(password, userInputs);
+  if (s.ok) return;
+  throw new ParleyError('invalid', `password is too easy to guess${s.warning ? `: ${s.warning}` : ''}`, {
+    field, score: s.score, warning: s.warning, suggestions: s.suggestions,
+  });
 }
 
 function rateLimited(waitMs: number, message: string): ParleyError {

@@ -312,7 +312,22 @@ export class ParleyClient {
     this.setState('reconnecting');
     const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempt++);
     const delay = base / 2 + Math.random() * base / 2;
-    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.open();
+    }, delay);
+  }
+
+  /**
+   * While waiting to reconnect, tries at once instead of after the backoff: for when the
+   * application knows the network or the server is back (the browser's `online` event, a
+   * health check that answers). A failed attempt backs off as before.
+   */
+  reconnectNow(): void {
+    if (this.state !== 'reconnecting' || !this.reconnectTimer) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    void this.open();
   }
 
   /** Sends a ping when the server has been silent for a heartbeat; no answer means reconnect. */

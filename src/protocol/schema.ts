@@ -191,6 +191,8 @@ export interface AuthResult {
   heartbeatMs: number;
   /** Commands this connection may have awaiting their reply; sending more closes it (4008). */
   maxInFlight: number;
+  /** Limits a client can check before sending: the longest message text (limits.textChars). */
+  limits: { textChars: number };
 }
 export interface HistoryResult { messages: Message[]; first: number; last: number }
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }

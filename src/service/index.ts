@@ -259,7 +259,10 @@ export class Service {
       return false;
     });
     if (first) this.announce(user.id, rooms.map((r) => r.id), true);
-    return { user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied, heartbeatMs: this.opts.heartbeatMs, maxInFlight: this.opts.maxInFlight };
+    return {
+      user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied,
+      heartbeatMs: this.opts.heartbeatMs, maxInFlight: this.opts.maxInFlight, limits: { textChars: this.opts.textChars },
+    };
   }
 
   async detach(user: Identity, conn: Conn): Promise<void> {
@@ -280,6 +283,17 @@ export class Service {
     }
   }
 
+  /**
+   * A member who enters or leaves a room while online changes who is online there: the room
+   * is told, as when a member connects or disconnects. Best effort, like all presence.
+   */
+  private announceMembership(room: string, users: string[], joined: boolean): void {
+    this.bus.presence.online(users).then(
+      (online) => { for (const user of online) this.announce(user, [room], joined); },
+      (err: unknown) => this.log.warn({ err, room }, 'presence of a membership change not announced'),
+    );
+  }
+
   // ---- rooms --------------------------------------------------------------------------------
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
@@ -298,7 +312,7 @@ export class Service {
   private async join(s: Session, a: CommandArgs<'join'>): Promise<{ room: Room; member: Member }> {
     const room = await this.requireRoom(a.room);
     if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
-    await this.checkAdmission(room.id, s.user.id);
+    await this.checkAdmission(room.id, s.user.id, true);
     if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
     const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
     this.memberAdded(room, [message]);
@@ -404,6 +418,7 @@ export class Service {
         control: { op: 'follow', room: room.id, after: m.seq - 1 },
       });
     }
+    this.announceMembership(room.id, joins.map((m) => m.user), true);
   }
 
   private memberRemoved(leave: Message, reason: string): void {
@@ -412,6 +427,7 @@ export class Service {
       frame: eventText('room', { room: leave.room, member: null, reason }),
       control: { op: 'unfollow', room: leave.room },
     });
+    this.announceMembership(leave.room, [leave.user], false);
   }
 
   // ---- messages -------------------------------------------------------------------------------
@@ -545,10 +561,16 @@ export class Service {
     return t;
   }
 
-  /** Refuses users the room bans or its access lists keep out. */
-  private async checkAdmission(roomId: string, user: string): Promise<void> {
+  /**
+   * Refuses users the room bans or its access lists keep out. The ban's reason is for the
+   * banned user only (`self`), not for a member inviting them.
+   */
+  private async checkAdmission(roomId: string, user: string, self = false): Promise<void> {
     const ban = await this.store.activeBan(roomId, user, Date.now());
-    if (ban) throw new ParleyError('forbidden', 'banned from this room', { reason: 'banned', until: ban.until });
+    if (ban) {
+      const details = self && ban.reason ? { reason: 'banned', until: ban.until, banReason: ban.reason } : { reason: 'banned', until: ban.until };
+      throw new ParleyError('forbidden', self ? 'you are banned from this room' : 'banned from this room', details);
+    }
     if (!(await this.store.hasAccess(roomId, user))) throw new ParleyError('forbidden', 'the room\'s access list does not admit this user', { reason: 'access' });
   }
 

@@ -15,6 +15,9 @@
 // - An `append` with a key already used by the same user in the same room stores nothing and
 //   returns the original message with `duplicate: true`.
 // - Reads see every write whose promise has resolved.
+// - Channel names are unique per server by `channelNameKey` (case, width and runs of spaces
+//   do not count): creating or renaming a channel to a name whose key another channel has
+//   is a `conflict`. Groups and direct rooms are private and may share any name.
 // - When the database cannot be reached, calls reject with `unavailable` in bounded time
 //   (never hang) and the store recovers by itself once the database answers again. Calls
 //   reject, never throw; after `close` every call rejects with `unavailable`.
@@ -24,6 +27,13 @@ import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, R
 
 /** Why a room id cannot be used again (the `conflict` message of `createRoom`). */
 export const KEPT_HISTORY = 'this room id belongs to a deleted room whose history is kept';
+/**
+ * What makes two channel names the same: compatibility forms folded (full-width letters are
+ * letters), lower case, spaces trimmed and runs of them made one.
+ */
+export function channelNameKey(name: string): string {
+  return name.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+}
 
 export interface NewRoom {
   id: string;
@@ -98,6 +108,7 @@ export interface Store {
    * deleted room kept by `deleteRoom(id, true)` still hold the id: a new room must never show
    * another room's history. A direct room is the exception: its id belongs to its pair, so
    * the pair's new room continues after the kept messages (its first join takes the next seq).
+   * Rejects with `conflict` for a channel whose name another channel has (`details.field: "name"`).
    */
   createRoom(room: NewRoom): Promise<{ room: Room; messages: Message[] }>;
   getRoom(id: string): Promise<Room | null>;
@@ -141,7 +152,7 @@ export interface Store {
 
   // ---- moderation ---------------------------------------------------------------------------
 
-  /** Applies the patch and appends an `update` message naming what changed. */
+  /** Applies the patch and appends an `update` message naming what changed; a channel's new name is checked as in `createRoom`. */
   updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }>;
   /** Deletes a room with its members and lists; its history too unless `keepHistory`. Returns the former members. */
   deleteRoom(room: string, keepHistory: boolean): Promise<string[]>;

@@ -44,6 +44,23 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       expect((await store.findDirect(key))!.kind).toBe('direct');
     });
 
+    it('channel names are unique whatever their case, width and spacing; private rooms may share them', async () => {
+      const channel = (name: string, id = rid()) => store.createRoom({ id, kind: 'channel', name, topic: '', createdBy: 'u1', members: [] });
+      const general = await channel('General');
+      for (const taken of ['general', ' GENERAL ', 'Ｇｅｎｅｒａｌ']) {
+        await expect(channel(taken), taken).rejects.toMatchObject({ code: 'conflict', details: { field: 'name' } });
+      }
+      await store.createRoom({ id: rid(), kind: 'group', name: 'General', topic: '', createdBy: 'u2', members: [] });
+      const other = await channel('Random');
+      await expect(store.updateRoom(other.room.id, { name: 'GENERAL' }, { user: 'u1', name: 'U1' })).rejects.toMatchObject({ code: 'conflict' });
+      expect((await store.getRoom(other.room.id))!.name).toBe('Random');
+      // A channel may change the case of its own name; the old name is free afterwards.
+      await store.updateRoom(general.room.id, { name: 'GENERAL' }, { user: 'u1', name: 'U1' });
+      await store.updateRoom(general.room.id, { name: 'Lobby' }, { user: 'u1', name: 'U1' });
+      await channel('general');
+      expect((await store.publicRooms(10)).map((r) => r.name).sort()).toEqual(['Lobby', 'Random', 'general']);
+    });
+
     it('concurrent appends get gapless increasing seqs in call order', async () => {
       const id = await group('u1', ['u2']);
       const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>

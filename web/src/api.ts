@@ -1,5 +1,6 @@
 // The few REST calls the app makes itself (accounts and user lookups); everything else goes
 // over the WebSocket through the SDK. Errors come back as ApiError with the server's code.
+import { formatFull } from './format.js';
 export class ApiError extends Error {
   constructor(readonly code: string, message: string, readonly status = 0, readonly details?: Record<string, unknown>) {
     super(message);
@@ -34,6 +35,36 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
     throw new ApiError(e?.code ?? 'internal', e?.message ?? `The server answered ${res.status}.`, res.status, e?.details);
   }
   return body as T;
+}
+
+/**
+ * Why the user could not enter a room (join), in a sentence about them: a ban names its
+ * reason and end, which only the banned user is told.
+ */
+export function describeJoinError(err: unknown, room: string): string {
+  const e = err as { code?: string; details?: Record<string, unknown> } | null;
+  if (e?.code === 'forbidden' && e.details?.reason === 'banned') {
+    const until = typeof e.details.until === 'number' ? ` until ${formatFull(e.details.until)}` : ' for good';
+    const why = typeof e.details.banReason === 'string' && e.details.banReason ? `: ${e.details.banReason}` : '.';
+    return `You are banned from “${room}”${until}${why}`;
+  }
+  if (e?.code === 'forbidden' && e.details?.reason === 'access') return `The access list of “${room}” does not admit you.`;
+  return `Could not join “${room}”: ${describeError(err)}`;
+}
+
+/** What a `room` event's removal reason ("kicked: off topic", "banned", "access"…) means for the user. */
+export function describeRemoval(room: string, reason: string): string {
+  const colon = reason.indexOf(':');
+  const kind = colon < 0 ? reason : reason.slice(0, colon);
+  const why = colon < 0 ? '' : reason.slice(colon + 1).trim();
+  const because = why ? ` (${why})` : '';
+  switch (kind) {
+    case 'deleted': return `${room} was deleted.`;
+    case 'access': return `${room} no longer admits you.`;
+    case 'banned': return `${room} banned you${because}.`;
+    case 'kicked': return `${room} removed you${because}.`;
+    default: return `${room} removed you (${reason}).`;
+  }
 }
 
 /** A sentence for the user from any error of the API or the SDK. */

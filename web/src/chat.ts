@@ -1,10 +1,12 @@
 // The app's state of one signed-in user, kept current from the SDK: the inbox of rooms with
-// unread counts, each room's loaded history, sends in flight, typing, presence and members.
-// Components read it and re-render when it says it changed.
+// unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
+// members and their read markers. Components read it and re-render when it says it changed.
 import { ParleyClient, type ConnectionState, type Message, type Room } from '../../src/client/index.js';
 import type { InboxEntry, Member, Role, User } from '../../src/protocol/schema.js';
-import { api, describeError, type ApiUser } from './api.js';
+import { api, describeError, describeRemoval, type ApiUser } from './api.js';
 import { fold, type Shown } from './fold.js';
+import { shorten } from './format.js';
+import { Drafts, notifyChoice } from './prefs.js';
 import type { Session } from './session.js';
 
 export interface RoomEntry {
@@ -18,18 +20,39 @@ export interface RoomEntry {
   peer?: string;
 }
 
+/**
+ * The loaded part of a room's history: a window of consecutive messages, `first` to `last`,
+ * which may start anywhere (at the first unread message, at a search result) and grows both
+ * ways as the reader scrolls. Live messages are held in `raw` too; those beyond a hole after
+ * `last` are shown once the pages between are loaded.
+ */
 export interface Timeline {
-  /** Every loaded message by seq; contiguous from `first` to the newest. */
   raw: Map<number, Message>;
-  /** Lowest seq loaded, or null before anything is. */
+  /** The window, or null before anything is loaded. */
   first: number | null;
+  last: number | null;
   loaded: boolean;
+  /** A window is being loaded (live messages are kept meanwhile). */
+  loading: boolean;
   loadingOlder: boolean;
+  loadingNewer: boolean;
   /** Nothing older exists (or can be served). */
   complete: boolean;
-  /** Show a "new messages" line after this seq. */
-  divider: number | null;
+  /** The window reaches the room's newest message. */
+  latest: boolean;
+  /** The "New messages" line goes above the first message of others after this seq. */
+  unreadAfter: number | null;
+  /** Where the view should bring the reader when it next places the window. */
+  place: 'unread' | 'bottom' | 'target';
+  /** Bumped whenever the view should place the window again. */
+  placeVersion: number;
+  /** A message to bring into view and focus (a search result), then cleared by the view. */
+  target: number | null;
+  /** A message drawn highlighted (the last one jumped to). */
+  highlight: number | null;
   version: number;
+  /** Responses of a window replaced meanwhile are dropped. */
+  generation: number;
   shown?: { version: number; items: Shown[] };
   error?: string;
 }
@@ -51,6 +74,10 @@ export interface Notice { id: number; text: string; kind: 'info' | 'error' }
 const TYPING_TTL_MS = 6_000;
 const TYPING_RESEND_MS = 3_000;
 const PAGE = 50;
+/** Messages loaded before the first unread one (or a search result), for context. */
+const CONTEXT = 25;
+/** Rooms up to this size show who has read up to where. */
+export const RECEIPTS_MAX_MEMBERS = 10;
 const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1 };
 
 export class Chat {
@@ -73,6 +100,13 @@ export class Chat {
   reading = false;
   /** Called when the open room is gone (left, removed, deleted). */
   onRoomGone: (room: string) => void = () => {};
+  /** Called to show a room (a notification was clicked). */
+  onOpenRoom: (room: string) => void = () => {};
+  /** A direct message came while notifications were never offered: offer them. */
+  offerNotifications = false;
+  /** The longest text the server accepts (told in the auth reply). */
+  textLimit = 4000;
+  readonly drafts: Drafts;
 
   private listeners = new Set<() => void>();
   private scheduled = false;
@@ -84,12 +118,16 @@ export class Chat {
   private nameLookups = new Set<string>();
   private membersTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private noticeId = 0;
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly presenceAsked = new Map<string, number>();
+  private readonly membersAsked = new Map<string, number>();
   private readonly pendingKey: string;
 
   constructor(private readonly session: Session) {
     this.me = { id: session.user.id, name: session.user.name, profile: session.user.profile };
     this.names.set(this.me.id, this.me.name);
     this.pendingKey = `parley.pending.${this.me.id}`;
+    this.drafts = new Drafts(this.me.id);
     this.client = new ParleyClient({
       url: location.origin,
       token: () => session.tokenForConnection(),
@@ -102,6 +140,7 @@ export class Chat {
       session.connected();
       this.me = r.user;
       this.names.set(r.user.id, r.user.name);
+      if (typeof r.limits?.textChars === 'number') this.textLimit = r.limits.textChars;
       void this.refreshInbox();
       // Presence and membership changes made while offline came as no event: ask again.
       for (const room of new Set([...this.presence.keys(), ...(this.active ? [this.active] : [])])) void this.loadPresence(room);
@@ -120,7 +159,14 @@ export class Chat {
       this.changed();
     });
     c.on('read', (e) => {
-      if (e.user !== this.me.id) return;
+      if (e.user !== this.me.id) {
+        const member = this.members.get(e.room)?.find((m) => m.user === e.user);
+        if (member && e.seq > member.readSeq) {
+          member.readSeq = e.seq;
+          this.changed();
+        }
+        return;
+      }
       const entry = this.rooms.get(e.room);
       if (!entry || e.seq <= entry.readSeq) return;
       entry.readSeq = e.seq;
@@ -131,9 +177,10 @@ export class Chat {
     });
     c.on('gap', (g) => {
       const tl = this.timelines.get(g.room);
-      if (tl && (tl.first === null || tl.first <= g.to + 1)) {
+      if (tl && tl.first !== null && tl.last !== null && tl.first <= g.to + 1) {
         for (const seq of tl.raw.keys()) if (seq <= g.to) tl.raw.delete(seq);
-        tl.first = g.to + 1;
+        tl.first = Math.min(g.to + 1, tl.last + 1);
+        if (tl.last < tl.first) tl.last = tl.first - 1;
         tl.complete = true;
         tl.version++;
         this.changed();
@@ -147,6 +194,7 @@ export class Chat {
   // ---- lifecycle and change notification --------------------------------------------------
 
   start(): void {
+    addEventListener('online', this.onBrowserOnline);
     this.restorePending();
     this.client.connect().catch(() => {
       // The SDK keeps trying; the connection state tells the user.
@@ -154,6 +202,9 @@ export class Chat {
   }
 
   stop(): void {
+    removeEventListener('online', this.onBrowserOnline);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.drafts.flush();
     this.client.close();
     if (this.typingTimer) clearTimeout(this.typingTimer);
     for (const t of this.membersTimers.values()) clearTimeout(t);
@@ -187,8 +238,39 @@ export class Chat {
     this.changed();
   }
 
+  /** Who is online in the room, or null while this page is not connected and cannot know. */
+  onlineIn(room: string): Set<string> | null {
+    return this.conn === 'online' ? this.presence.get(room) ?? null : null;
+  }
+
+  /**
+   * While reconnecting, asks the node every second whether it is ready (a request far cheaper
+   * than a WebSocket handshake) and reconnects as soon as it is, instead of waiting out the
+   * SDK's backoff: a restarted server is found again within about a second.
+   */
+  private probe(): void {
+    if (this.probeTimer) return;
+    const tick = async () => {
+      this.probeTimer = null;
+      if (this.conn !== 'reconnecting') return;
+      try {
+        const r = await fetch('/readyz', { cache: 'no-store' });
+        if (r.ok) this.client.reconnectNow();
+      } catch {
+        // Still away.
+      }
+      if (this.conn === 'reconnecting') this.probeTimer = setTimeout(() => void tick(), 1000);
+    };
+    this.probeTimer = setTimeout(() => void tick(), 1000);
+  }
+
+  private readonly onBrowserOnline = (): void => this.client.reconnectNow();
+
   private onState(state: ConnectionState): void {
-    if (state === 'reconnecting') this.lostConnection = true;
+    if (state === 'reconnecting') {
+      this.lostConnection = true;
+      this.probe();
+    }
     if (state === 'online' && this.lostConnection) {
       this.lostConnection = false;
       this.backOnlineAt = Date.now();
@@ -273,11 +355,13 @@ export class Chat {
     this.inboxLoaded = true;
     const active = this.active ? this.rooms.get(this.active) : undefined;
     if (active) {
-      // A room opened before the inbox was known (a reload on its page) gets its line now.
+      // A room opened before the inbox was known (a reload on its page) gets its line now,
+      // and opens at its first unread message.
       const tl = this.timeline(active.room.id);
-      if (tl.divider === null && active.unread > 0 && !this.reading) tl.divider = active.readSeq;
+      if (tl.unreadAfter === null && active.unread > 0 && !this.reading) tl.unreadAfter = active.readSeq;
       if (this.reading) this.markRead(active.room.id);
     }
+    if (this.active && !this.timeline(this.active).loaded && !this.timeline(this.active).loading) this.startLoad(this.active);
     this.changed();
   }
 
@@ -306,22 +390,26 @@ export class Chat {
 
   private onMessage(m: Message): void {
     if (m.kind === 'text' || m.kind === 'join' || m.kind === 'leave') this.names.set(m.user, m.name);
-    const tl = this.timeline(m.room);
-    tl.raw.set(m.seq, m);
-    if (tl.first === null) tl.first = m.seq;
-    tl.version++;
+    const tl = this.timelines.get(m.room);
+    // A room whose history is not in the page loads it when opened; only a window (or one
+    // being loaded, whose page may end before this message) keeps live messages.
+    if (tl && (tl.loaded || tl.loading)) {
+      tl.raw.set(m.seq, m);
+      this.extend(m.room, tl);
+      tl.version++;
+    }
     const entry = this.rooms.get(m.room);
     if (entry) {
       if (m.seq > entry.room.lastSeq) entry.room = { ...entry.room, lastSeq: m.seq };
+      const here = this.active === m.room;
       if (m.kind === 'text') {
         entry.last = m;
-        if (m.user !== this.me.id) {
-          if (this.active === m.room && this.reading) this.markRead(m.room);
-          else {
-            entry.unread++;
-            if (this.active === m.room && tl.divider === null) tl.divider = m.seq - 1;
-          }
+        if (here && this.reading) this.markRead(m.room);
+        else if (m.user !== this.me.id) {
+          entry.unread++;
+          if (here && tl && tl.unreadAfter === null) tl.unreadAfter = m.seq - 1;
         }
+        this.maybeNotify(m, entry);
       } else if (entry.last && m.target === entry.last.seq && (m.kind === 'edit' || m.kind === 'delete')) {
         entry.last = m.kind === 'edit' ? { ...entry.last, text: m.text ?? '' } : { ...entry.last, text: '', kind: 'delete' };
       } else if (m.kind === 'update') {
@@ -329,6 +417,8 @@ export class Chat {
       }
     }
     if (m.kind === 'join' || m.kind === 'leave' || (m.kind === 'update' && m.data?.role)) this.reloadMembers(m.room);
+    // A member who left is no longer online here, whatever else they do.
+    if (m.kind === 'leave') this.presence.get(m.room)?.delete(m.user);
     this.typing.get(m.room)?.delete(m.user);
     this.settlePending(m);
     this.changed();
@@ -359,10 +449,7 @@ export class Chat {
     this.members.delete(room);
     this.presence.delete(room);
     if (entry && reason && reason !== 'left') {
-      const what = reason === 'deleted' ? 'was deleted' : reason === 'access' ? 'no longer admits you'
-        : reason.startsWith('banned') ? `banned you${reason.includes(':') ? ` (${reason.slice(reason.indexOf(':') + 1).trim()})` : ''}`
-          : reason.startsWith('kicked') ? 'removed you' : `removed you (${reason})`;
-      this.notify(`${entry.room.kind === 'direct' ? 'A conversation' : `“${entry.room.name}”`} ${what}.`, 'error');
+      this.notify(describeRemoval(entry.room.kind === 'direct' ? 'A conversation' : `“${entry.room.name}”`, reason), 'error');
     }
     if (this.active === room) this.onRoomGone(room);
     this.changed();
@@ -403,19 +490,71 @@ export class Chat {
   timeline(room: string): Timeline {
     let tl = this.timelines.get(room);
     if (!tl) {
-      tl = { raw: new Map(), first: null, loaded: false, loadingOlder: false, complete: false, divider: null, version: 0 };
+      tl = {
+        raw: new Map(), first: null, last: null, loaded: false, loading: false, loadingOlder: false, loadingNewer: false,
+        complete: false, latest: false, unreadAfter: null, place: 'unread', placeVersion: 0, target: null, highlight: null,
+        version: 0, generation: 0,
+      };
       this.timelines.set(room, tl);
     }
     return tl;
   }
 
+  /** The window's messages as shown (edits, deletes and reactions folded in). */
   shown(room: string): Shown[] {
     const tl = this.timeline(room);
-    if (tl.shown?.version !== tl.version) tl.shown = { version: tl.version, items: fold(tl.raw.values()) };
+    if (tl.shown?.version !== tl.version) {
+      const inWindow: Message[] = [];
+      if (tl.first !== null && tl.last !== null) for (const [seq, m] of tl.raw) if (seq >= tl.first && seq <= tl.last) inWindow.push(m);
+      tl.shown = { version: tl.version, items: fold(inWindow) };
+    }
     return tl.shown.items;
   }
 
-  /** Opens a conversation: its latest history, who is online, its members. */
+  /** The newest seq of the room known to this page. */
+  private newestSeq(room: string): number {
+    return Math.max(this.rooms.get(room)?.room.lastSeq ?? 0, this.client.lastSeq.get(room) ?? 0);
+  }
+
+  /** Grows the window over held live messages that now follow it; notes whether it reached the end. */
+  private extend(room: string, tl: Timeline): void {
+    if (tl.last === null) return;
+    while (tl.raw.has(tl.last + 1)) tl.last++;
+    if (tl.last >= this.newestSeq(room)) tl.latest = true;
+  }
+
+  /** Where the "New messages" line goes: above the first message of others after the marker. */
+  dividerBefore(room: string): number | null {
+    const tl = this.timeline(room);
+    if (tl.unreadAfter === null) return null;
+    return this.shown(room).find((m) => m.seq > tl.unreadAfter! && m.kind === 'text' && m.user !== this.me.id)?.seq ?? null;
+  }
+
+  /**
+   * Who has read up to each shown message, in rooms of up to RECEIPTS_MAX_MEMBERS members:
+   * a member is listed under the last message at or before its read marker.
+   */
+  receipts(room: string): Map<number, string[]> {
+    const out = new Map<number, string[]>();
+    const members = this.members.get(room);
+    const tl = this.timeline(room);
+    if (!members || members.length > RECEIPTS_MAX_MEMBERS) return out;
+    const items = this.shown(room).filter((m) => m.kind === 'text');
+    if (items.length === 0 || tl.last === null) return out;
+    for (const member of members) {
+      if (member.user === this.me.id || member.readSeq < items[0]!.seq) continue;
+      if (member.readSeq > tl.last && !tl.latest) continue;
+      let at: number | null = null;
+      for (const m of items) {
+        if (m.seq > member.readSeq) break;
+        at = m.seq;
+      }
+      if (at !== null) out.set(at, [...(out.get(at) ?? []), member.user]);
+    }
+    return out;
+  }
+
+  /** Opens a conversation: at its first unread message (or the newest), who is online, its members. */
   open(room: string | null): void {
     if (this.active === room) return;
     this.active = room;
@@ -426,50 +565,147 @@ export class Chat {
     }
     const tl = this.timeline(room);
     const entry = this.rooms.get(room);
-    tl.divider = entry && entry.unread > 0 ? entry.readSeq : null;
-    if (!tl.loaded) void this.loadLatest(room);
+    tl.unreadAfter = entry && entry.unread > 0 ? entry.readSeq : null;
+    tl.place = tl.target !== null ? 'target' : 'unread';
+    tl.placeVersion++;
+    // Before the inbox is known the read marker is not: the inbox starts the load.
+    if (!tl.loaded && !tl.loading && this.inboxLoaded) this.startLoad(room);
     void this.loadPresence(room);
     void this.loadMembers(room);
     this.changed();
   }
 
-  private async loadLatest(room: string): Promise<void> {
+  /** Loads the first window of a room: around a target, at the first unread, or the newest. */
+  private startLoad(room: string): void {
     const tl = this.timeline(room);
+    const entry = this.rooms.get(room);
+    if (tl.target !== null) void this.loadWindow(room, tl.target);
+    else if (entry && entry.unread > 0 && this.newestSeq(room) - entry.readSeq > PAGE * 2 - CONTEXT) void this.loadWindow(room, entry.readSeq + 1);
+    else void this.loadWindow(room, null);
+  }
+
+  /** Drops the window (the next load starts a new one). */
+  private reset(tl: Timeline): void {
+    tl.generation++;
+    tl.raw.clear();
+    tl.first = tl.last = null;
+    tl.loaded = tl.loading = tl.loadingOlder = tl.loadingNewer = tl.complete = tl.latest = false;
+    tl.error = undefined;
+    tl.version++;
+  }
+
+  /** Loads a window of history starting a little before `around`, or the newest (null). */
+  private async loadWindow(room: string, around: number | null): Promise<void> {
+    const tl = this.timeline(room);
+    const generation = ++tl.generation;
+    tl.loading = true;
     try {
-      const h = await this.client.history(room, { limit: PAGE * 2 });
+      const h = await this.client.history(room, around === null
+        ? { limit: PAGE * 2 }
+        : { after: Math.max(0, around - 1 - CONTEXT), limit: PAGE * 2 });
+      if (generation !== tl.generation) return;
       for (const m of h.messages) tl.raw.set(m.seq, m);
       this.noteNames(h.messages);
-      const min = Math.min(...tl.raw.keys());
-      tl.first = Number.isFinite(min) ? min : null;
-      tl.complete = h.messages.length === 0 || (tl.first !== null && tl.first <= h.first);
+      if (h.messages.length > 0) {
+        tl.first = h.messages[0]!.seq;
+        tl.last = h.messages[h.messages.length - 1]!.seq;
+      } else {
+        // Nothing there (retention emptied the room): the window starts after what was.
+        tl.first = around === null ? h.last + 1 : Math.max(around, h.first);
+        tl.last = tl.first - 1;
+      }
+      tl.complete = tl.first <= h.first;
+      tl.latest = tl.last >= h.last;
+      this.extend(room, tl);
       tl.loaded = true;
       tl.error = undefined;
+      tl.placeVersion++;
       this.prunePending(room);
     } catch (err) {
-      tl.error = describeError(err);
+      if (generation === tl.generation) tl.error = describeError(err);
+    } finally {
+      if (generation === tl.generation) {
+        tl.loading = false;
+        tl.version++;
+        this.changed();
+      }
     }
-    tl.version++;
-    this.changed();
   }
 
   async loadOlder(room: string): Promise<void> {
     const tl = this.timeline(room);
     if (!tl.loaded || tl.loadingOlder || tl.complete || tl.first === null) return;
+    const generation = tl.generation;
     tl.loadingOlder = true;
     this.changed();
     try {
       const h = await this.client.history(room, { before: tl.first, limit: PAGE });
+      if (generation !== tl.generation) return;
       for (const m of h.messages) tl.raw.set(m.seq, m);
       this.noteNames(h.messages);
       if (h.messages.length > 0) tl.first = Math.min(tl.first, h.messages[0]!.seq);
       tl.complete = h.messages.length === 0 || tl.first <= h.first;
       tl.version++;
     } catch (err) {
-      this.notify(`Could not load older messages: ${describeError(err)}`, 'error');
+      if (generation === tl.generation) this.notify(`Could not load older messages: ${describeError(err)}`, 'error');
     } finally {
-      tl.loadingOlder = false;
+      if (generation === tl.generation) tl.loadingOlder = false;
       this.changed();
     }
+  }
+
+  async loadNewer(room: string): Promise<void> {
+    const tl = this.timeline(room);
+    if (!tl.loaded || tl.loadingNewer || tl.latest || tl.last === null) return;
+    const generation = tl.generation;
+    tl.loadingNewer = true;
+    this.changed();
+    try {
+      const h = await this.client.history(room, { after: tl.last, limit: PAGE });
+      if (generation !== tl.generation) return;
+      for (const m of h.messages) tl.raw.set(m.seq, m);
+      this.noteNames(h.messages);
+      if (h.messages.length > 0) tl.last = Math.max(tl.last, h.messages[h.messages.length - 1]!.seq);
+      if (tl.last >= h.last) tl.latest = true;
+      this.extend(room, tl);
+      tl.version++;
+    } catch (err) {
+      if (generation === tl.generation) this.notify(`Could not load newer messages: ${describeError(err)}`, 'error');
+    } finally {
+      if (generation === tl.generation) tl.loadingNewer = false;
+      this.changed();
+    }
+  }
+
+  /** Shows a message (a search result) with what surrounds it, loading that part if needed. */
+  jumpTo(room: string, seq: number): void {
+    const tl = this.timeline(room);
+    tl.target = seq;
+    tl.highlight = seq;
+    tl.place = 'target';
+    tl.placeVersion++;
+    const inWindow = tl.loaded && tl.first !== null && tl.last !== null && seq >= tl.first && seq <= tl.last;
+    if (!inWindow) {
+      this.reset(tl);
+      // An open room loads at once; another loads when opened (open() sees the target).
+      if (this.active === room) void this.loadWindow(room, seq);
+    }
+    tl.version++;
+    this.changed();
+  }
+
+  /** Brings the reader to the newest messages, loading them if the window is elsewhere. */
+  showLatest(room: string): void {
+    const tl = this.timeline(room);
+    tl.place = 'bottom';
+    tl.placeVersion++;
+    tl.target = null;
+    if (!tl.latest && !tl.loading) {
+      this.reset(tl);
+      void this.loadWindow(room, null);
+    }
+    tl.version++;
+    this.changed();
   }
 
   private noteNames(messages: Message[]): void {
@@ -477,8 +713,12 @@ export class Chat {
   }
 
   private async loadPresence(room: string): Promise<void> {
+    // Only the last answer counts: an earlier one (asked before joining) may come later.
+    const asked = (this.presenceAsked.get(room) ?? 0) + 1;
+    this.presenceAsked.set(room, asked);
     try {
       const { users } = await this.client.presence(room);
+      if (this.presenceAsked.get(room) !== asked) return;
       this.presence.set(room, new Set(users));
       this.changed();
     } catch {
@@ -487,8 +727,11 @@ export class Chat {
   }
 
   private async loadMembers(room: string): Promise<void> {
+    const asked = (this.membersAsked.get(room) ?? 0) + 1;
+    this.membersAsked.set(room, asked);
     try {
       const { members } = await this.client.members(room);
+      if (this.membersAsked.get(room) !== asked) return;
       this.members.set(room, members);
       for (const m of members) this.nameOf(m.user);
       this.changed();
@@ -542,12 +785,15 @@ export class Chat {
 
   // ---- writing ----------------------------------------------------------------------------
 
+  /** Sends a message; the reader is brought to the newest messages, where it will show. */
   send(room: string, text: string): void {
     const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending' };
     this.pending = [...this.pending, p];
     this.savePending();
     this.stopTyping(room);
+    this.drafts.set(room, '');
     this.transmit(p);
+    if (this.active === room) this.showLatest(room);
     this.changed();
   }
 
@@ -659,6 +905,31 @@ export class Chat {
     }
   }
 
+  /**
+   * A direct message from someone else: a browser notification while the page is hidden, if
+   * the user turned them on; the first one ever also offers to turn them on.
+   */
+  private maybeNotify(m: Message, entry: RoomEntry): void {
+    if (m.user === this.me.id || entry.room.kind !== 'direct' || Date.now() - m.ts > 60_000) return;
+    const can = typeof Notification !== 'undefined';
+    const choice = notifyChoice();
+    if (choice === null && can && Notification.permission === 'default' && !this.offerNotifications) {
+      this.offerNotifications = true;
+      this.changed();
+    }
+    if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden') return;
+    try {
+      const n = new Notification(m.name || this.nameOf(m.user), { body: shorten(m.text ?? '', 200), tag: `parley-${m.room}`, icon: '/favicon.svg' });
+      n.onclick = () => {
+        window.focus();
+        this.onOpenRoom(m.room);
+        n.close();
+      };
+    } catch {
+      // Some browsers only show notifications from a service worker: then there are none.
+    }
+  }
+
   typingNow(room: string): void {
     const last = this.typingSent.get(room) ?? 0;
     if (Date.now() - last < TYPING_RESEND_MS) return;
@@ -681,9 +952,15 @@ export class Chat {
       if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
       // History read before joining was not followed live: it may have a hole. Start over.
       const tl = this.timelines.get(room.id);
-      if (tl?.loaded) {
-        this.timelines.delete(room.id);
-        if (this.active === room.id) void this.loadLatest(room.id);
+      if (tl?.loaded || tl?.loading) {
+        this.reset(tl);
+        tl.place = 'bottom';
+        if (this.active === room.id) void this.loadWindow(room.id, null);
+      }
+      // Who is online was not followed before joining either.
+      if (this.active === room.id) {
+        void this.loadPresence(room.id);
+        void this.loadMembers(room.id);
       }
     }
     void this.refreshInbox();

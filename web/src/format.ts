@@ -15,11 +15,21 @@ export function hue(id: string): number {
   return h % 360;
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
-const yearFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
-const longDayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric', year: 'numeric' });
+/**
+ * The reader's languages in order of preference (the browser's setting, not only its UI
+ * language), so times read as the reader writes them: "3:04 PM", "15:04", "15 h 04".
+ */
+const LOCALES = typeof navigator === 'undefined' ? undefined : [...navigator.languages];
+const timeFmt = new Intl.DateTimeFormat(LOCALES, { timeStyle: 'short' });
+const dayFmt = new Intl.DateTimeFormat(LOCALES, { month: 'short', day: 'numeric' });
+const yearFmt = new Intl.DateTimeFormat(LOCALES, { dateStyle: 'medium' });
+const fullFmt = new Intl.DateTimeFormat(LOCALES, { dateStyle: 'full', timeStyle: 'short' });
+const longDayFmt = new Intl.DateTimeFormat(LOCALES, { dateStyle: 'full' });
+const numberFmt = new Intl.NumberFormat(LOCALES);
+
+export function formatNumber(n: number): string {
+  return numberFmt.format(n);
+}
 
 function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
@@ -58,6 +68,17 @@ export function formatDay(ts: number, now = Date.now()): string {
 export function roomTitle(e: RoomEntry, nameOf: (user: string) => string): string {
   if (e.room.kind === 'direct') return e.peer ? nameOf(e.peer) : 'Direct conversation';
   return e.room.name || e.room.id;
+}
+
+/** How a room is named in running text: "#general", "Project X", "Alice". */
+export function roomMention(e: RoomEntry, nameOf: (user: string) => string): string {
+  return e.room.kind === 'channel' ? `#${roomTitle(e, nameOf)}` : roomTitle(e, nameOf);
+}
+
+/** A long name cut to `max` characters (whole characters, an ellipsis at the end). */
+export function shorten(s: string, max: number): string {
+  const chars = [...s];
+  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('').trimEnd()}…`;
 }
 
 export function plural(n: number, one: string, many = `${one}s`): string {

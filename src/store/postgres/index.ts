@@ -12,7 +12,7 @@
 import pg from 'pg';
 import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
-import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
+import { channelNameKey, type AppendResult, type Bounds, type HistoryQuery, type NewMessage, type NewRoom, type RoomPatch, type Store } from '../store.js';
 import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
@@ -79,6 +79,17 @@ function int(name: string, v: unknown, min = 0): number {
 function str(name: string, v: unknown): string {
   if (typeof v !== 'string') throw new ParleyError('invalid', `${name} must be a string`, { field: name });
   return v;
+}
+
+/**
+ * The key of a channel name no other channel has (see channelNameKey), or `conflict`. Two
+ * channels named at once on different nodes are told apart by the unique index instead.
+ */
+async function freeChannelName(c: pg.ClientBase, name: string, room: string): Promise<string> {
+  const key = channelNameKey(name);
+  const { rows } = await c.query<{ id: string }>('SELECT id FROM rooms WHERE name_key = $1', [key]);
+  if (rows.some((r) => r.id !== room)) throw new ParleyError('conflict', 'a channel with this name exists', { field: 'name' });
+  return key;
 }
 
 const MESSAGE_KINDS = new Set(['text', 'edit', 'delete', 'reaction', 'event']);
@@ -270,9 +281,10 @@ export class PostgresStore implements Store {
       // direct pair's room continues after it.
       const { rows: [kept] } = await c.query<{ last: number | null }>('SELECT max(seq) AS last FROM messages WHERE room_id = $1', [nr.id]);
       if (kept!.last !== null && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
+      const nameKey = nr.kind === 'channel' ? await freeChannelName(c, nr.name, nr.id) : null;
       const now = Date.now();
-      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, last_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, kept!.last ?? 0]);
+      await c.query('INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, last_seq, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        [nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, kept!.last ?? 0, nameKey]);
       const messages: Message[] = [];
       for (const m of nr.members) {
         const msg: Omit<Message, 'seq'> = { room: nr.id, kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
@@ -486,6 +498,12 @@ export class PostgresStore implements Store {
       return Promise.reject(err);
     }
     return this.write([room], async (c) => {
+      if (patch.name !== undefined) {
+        const { rows: [current] } = await c.query<{ kind: string }>('SELECT kind FROM rooms WHERE id = $1', [room]);
+        if (current?.kind === 'channel') {
+          await c.query('UPDATE rooms SET name_key = $2 WHERE id = $1', [room, await freeChannelName(c, patch.name, room)]);
+        }
+      }
       const setCount = patch.retentionCount !== undefined;
       const setMs = patch.retentionDays !== undefined;
       const { rowCount } = await c.query(`UPDATE rooms SET name = coalesce($2, name), topic = coalesce($3, topic), access = coalesce($4, access),

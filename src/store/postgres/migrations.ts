@@ -142,6 +142,18 @@ export const migrations: string[] = [
   CREATE INDEX rooms_created_by ON rooms (created_by) WHERE created_by IS NOT NULL;
   DROP INDEX IF EXISTS messages_ts;
   `,
+  // 4: channel names are unique by channelNameKey (store.ts), which the store computes for
+  // every write. For the channels already there the same key is computed here; channels that
+  // already shared a name keep it: the oldest holds the key, the others have none until renamed.
+  `
+  ALTER TABLE rooms ADD COLUMN name_key text;
+  UPDATE rooms SET name_key = k.key FROM (
+    SELECT id, key, row_number() OVER (PARTITION BY key ORDER BY created_at, id) AS n
+    FROM (SELECT id, created_at, btrim(regexp_replace(lower(normalize(name, NFKC)), '\\s+', ' ', 'g')) AS key
+      FROM rooms WHERE kind = 'channel') AS c
+  ) AS k WHERE rooms.id = k.id AND k.n = 1;
+  CREATE UNIQUE INDEX rooms_channel_name ON rooms (name_key) WHERE name_key IS NOT NULL;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

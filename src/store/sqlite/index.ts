@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
-import type { AppendResult, Bounds, HistoryQuery, NewMessage, NewRoom, RoomPatch, Store } from '../store.js';
+import { channelNameKey, type AppendResult, type Bounds, type HistoryQuery, type NewMessage, type NewRoom, type RoomPatch, type Store } from '../store.js';
 import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
@@ -76,6 +76,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    this.db.function('parley_channel_key', { deterministic: true }, (name: unknown) => channelNameKey(String(name)));
     this.migrate();
     if (opts.file !== ':memory:' && opts.backgroundCheckpoints !== false) {
       this.db.pragma('wal_autocheckpoint = 0');
@@ -118,7 +119,9 @@ export class SqliteStore implements Store {
       upsertUser: d.prepare(`INSERT INTO users (id, name, profile, created_at) VALUES (?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET name = excluded.name, profile = excluded.profile`),
       getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
-      insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      channelNamed: d.prepare('SELECT id FROM rooms WHERE name_key = ?').pluck(),
+      setNameKey: d.prepare("UPDATE rooms SET name_key = ? WHERE id = ? AND kind = 'channel'"),
       roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
       keptHistory: d.prepare('SELECT 1 FROM messages WHERE room_id = ? LIMIT 1'),
       getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
@@ -327,8 +330,9 @@ export class SqliteStore implements Store {
       // A deleted room whose history is kept still owns its id (see the Store contract).
       const kept = this.s.keptHistory.get(nr.id) !== undefined;
       if (kept && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
+      const nameKey = nr.kind === 'channel' ? this.freeChannelName(nr.name, nr.id) : null;
       const now = Date.now();
-      this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null);
+      this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, nameKey);
       // A direct pair's room continues after its kept history (nextSeq reads the highest seq).
       if (kept) this.seqs.delete(nr.id);
       else this.seqs.set(nr.id, 0);
@@ -346,6 +350,14 @@ export class SqliteStore implements Store {
       };
       return { room, messages };
     });
+  }
+
+  /** The key of a channel name no other channel has (see channelNameKey), or `conflict`. */
+  private freeChannelName(name: string, room: string): string {
+    const key = channelNameKey(name);
+    const holder = this.s.channelNamed.get(key) as string | undefined;
+    if (holder !== undefined && holder !== room) throw new ParleyError('conflict', 'a channel with this name exists', { field: 'name' });
+    return key;
   }
 
   getRoom(id: string): Promise<Room | null> {
@@ -496,7 +508,9 @@ export class SqliteStore implements Store {
 
   updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }> {
     return this.write(() => {
-      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
+      const current = this.s.getRoom.get(room) as RoomRow | undefined;
+      if (!current) throw new ParleyError('not_found', 'room not found');
+      if (patch.name !== undefined && current.kind === 'channel') this.s.setNameKey.run(this.freeChannelName(patch.name, room), room);
       const setCount = patch.retentionCount !== undefined;
       const setMs = patch.retentionDays !== undefined;
       this.s.updateRoom.run({

@@ -124,4 +124,16 @@ export const migrations: string[] = [
   CREATE INDEX blocks_blocked ON blocks(blocked_id, user_id);
   CREATE INDEX rooms_created_by ON rooms(created_by) WHERE created_by IS NOT NULL;
   `,
+  // 5: channel names are unique by channelNameKey (store.ts), computed by the store through
+  // the SQL function parley_channel_key. Channels that already shared a name keep it: the
+  // oldest holds the key, the others have none until they are renamed.
+  `
+  ALTER TABLE rooms ADD COLUMN name_key TEXT;
+  UPDATE rooms SET name_key = k.key FROM (
+    SELECT id, parley_channel_key(name) AS key,
+      row_number() OVER (PARTITION BY parley_channel_key(name) ORDER BY created_at, id) AS n
+    FROM rooms WHERE kind = 'channel'
+  ) AS k WHERE rooms.id = k.id AND k.n = 1;
+  CREATE UNIQUE INDEX rooms_channel_name ON rooms(name_key) WHERE name_key IS NOT NULL;
+  `,
 ];

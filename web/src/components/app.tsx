@@ -1,14 +1,17 @@
 // The app shell: signed out shows the account screen; signed in, the header, the room list,
 // the open conversation (its id in the path, /r/<room>, so a reload reopens it) and dialogs.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Chat } from '../chat.js';
 import { Session } from '../session.js';
 import { AuthScreen } from './auth.js';
 import { Conversation } from './conversation.js';
 import { BrowseChannels, CreateRoom, RoomSettings, UserCard } from './dialogs.js';
 import { Icon } from './icons.js';
+import { Preferences } from './preferences.js';
+import { SearchBox, SearchResults } from './search.js';
 import { Sidebar } from './sidebar.js';
-import { Avatar, useChat } from './ui.js';
+import { loadMarkdown } from './text.js';
+import { Avatar, ConfirmHost, useChat } from './ui.js';
 
 const ROOM_PATH = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/;
 
@@ -31,23 +34,47 @@ export type DialogState =
   | { kind: 'create' }
   | { kind: 'browse' }
   | { kind: 'settings'; room: string }
-  | { kind: 'user'; user: string; room: string | null };
+  | { kind: 'user'; user: string; room: string | null }
+  | { kind: 'preferences' };
 
 function ChatScreen({ session }: { session: Session }) {
   const chat = useMemo(() => new Chat(session), [session]);
   useEffect(() => {
     chat.start();
-    return () => chat.stop();
+    // Message text is Markdown: its renderer loads while the connection is made.
+    void loadMarkdown().catch(() => {});
+    const keep = () => chat.drafts.flush();
+    addEventListener('pagehide', keep);
+    return () => {
+      removeEventListener('pagehide', keep);
+      chat.stop();
+    };
   }, [chat]);
   useChat(chat);
   const [route, setRoute] = useState(roomFromPath);
   const [dialog, setDialog] = useState<DialogState | null>(null);
+  const [search, setSearch] = useState<string | null>(null);
 
   function go(room: string | null) {
     const path = room ? `/r/${room}` : '/';
     if (location.pathname !== path) history.pushState(null, '', path);
+    setSearch(null);
     setRoute(room);
   }
+  chat.onOpenRoom = go;
+
+  // Signed in (or reloaded): keyboard focus starts in the app, not on the page itself. An open
+  // conversation's message box takes it (see Composer); otherwise the room list.
+  const focused = useRef(false);
+  useEffect(() => {
+    if (focused.current || !chat.inboxLoaded) return;
+    // The state may run ahead of the page (the effect of an earlier render): wait for the list.
+    const first = document.querySelector<HTMLElement>('.sidebar a.room-link');
+    if (!first && chat.rooms.size > 0) return;
+    focused.current = true;
+    if (route || (document.activeElement && document.activeElement !== document.body)) return;
+    (first ?? document.querySelector<HTMLElement>('.sidebar-actions button'))?.focus();
+  });
   useEffect(() => {
     const onPop = () => setRoute(roomFromPath());
     addEventListener('popstate', onPop);
@@ -62,19 +89,25 @@ function ChatScreen({ session }: { session: Session }) {
   }, [unread]);
 
   const close = () => setDialog(null);
+  const hasComposer = route !== null && search === null && chat.rooms.has(route);
   return (
-    <div class={`app${route ? ' has-room' : ''}`}>
-      <a class="skip" href="#composer">Skip to message box</a>
-      <Header chat={chat} session={session} />
+    <div class={`app${route || search !== null ? ' has-room' : ''}`}>
+      {hasComposer && <a class="skip" href="#composer">Skip to message box</a>}
+      <Header chat={chat} session={session} search={search} onSearch={setSearch} openDialog={setDialog} />
       <div class="body">
         <Sidebar chat={chat} active={route} go={go} openDialog={setDialog} />
-        <main class="main" aria-label="Conversation">
-          {route
-            ? <Conversation key={route} chat={chat} room={route} go={go} openDialog={setDialog} />
-            : <Welcome chat={chat} openDialog={setDialog} />}
+        <main class="main" aria-label={search !== null ? 'Search' : 'Conversation'}>
+          {search !== null
+            ? <SearchResults chat={chat} query={search} onClose={() => setSearch(null)}
+              onOpen={(room, seq) => { chat.jumpTo(room, seq); go(room); }} />
+            : route
+              ? <Conversation key={route} chat={chat} room={route} go={go} openDialog={setDialog} />
+              : <Welcome chat={chat} openDialog={setDialog} />}
         </main>
       </div>
       <Notices chat={chat} />
+      <ConfirmHost />
+      {dialog?.kind === 'preferences' && <Preferences onClose={close} />}
       {dialog?.kind === 'create' && <CreateRoom chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'browse' && <BrowseChannels chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'settings' && <RoomSettings chat={chat} room={dialog.room} onClose={close} />}
@@ -83,13 +116,19 @@ function ChatScreen({ session }: { session: Session }) {
   );
 }
 
-function Header({ chat, session }: { chat: Chat; session: Session }) {
+function Header({ chat, session, search, onSearch, openDialog }: {
+  chat: Chat; session: Session; search: string | null; onSearch: (q: string) => void; openDialog: (d: DialogState) => void;
+}) {
   const [busy, setBusy] = useState(false);
   return (
     <header class="topbar">
       <span class="brand"><span class="logo" aria-hidden="true" />Parley</span>
+      <SearchBox initial={search ?? ''} onSearch={onSearch} />
       <ConnectionStatus chat={chat} />
       <div class="me">
+        <button type="button" class="icon" aria-label="Preferences" title="Preferences" onClick={() => openDialog({ kind: 'preferences' })}>
+          <Icon name="sliders" />
+        </button>
         <Avatar id={chat.me.id} name={chat.me.name} size="sm" />
         <span class="me-name" title={chat.me.id}>{chat.me.name}</span>
         <button type="button" class="ghost" disabled={busy} onClick={() => { setBusy(true); chat.stop(); void session.logout(); }}>
@@ -125,7 +164,7 @@ function ConnectionStatus({ chat }: { chat: Chat }) {
     <div class={`conn conn-${state}`} role="status" data-state={state}>
       <span class="conn-dot" aria-hidden="true" />
       <span class="conn-text">{text}</span>
-      {state === 'reconnecting' && waiting > 0 && <span class="conn-queue">{waiting} queued</span>}
+      {state === 'reconnecting' && waiting > 0 && <span class="conn-queue">· {waiting} queued</span>}
     </div>
   );
 }

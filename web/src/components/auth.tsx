@@ -1,5 +1,8 @@
-// The sign-in and registration screen of built-in accounts.
-import { useState } from 'preact/hooks';
+// The sign-in and registration screen of built-in accounts. A new password is estimated as it
+// is typed (the server's own rule, src/accounts/strength.ts), so a weak one is named before
+// the round trip.
+import { useEffect, useState } from 'preact/hooks';
+import { MIN_PASSWORD_SCORE, passwordStrength, type PasswordStrength } from '../../../src/accounts/strength.js';
 import { describeError } from '../api.js';
 import { Session } from '../session.js';
 import { checkDisplayName, checkLoginName, checkNewPassword, checkPassword, checkUsername } from '../validate.js';
@@ -15,6 +18,22 @@ export function AuthScreen({ onSession, notice, onEnd }: {
   const [errors, setErrors] = useState<Record<string, string | null>>({});
   const [failure, setFailure] = useState('');
   const [busy, setBusy] = useState(false);
+  const [strength, setStrength] = useState<PasswordStrength | null>(null);
+
+  useEffect(() => {
+    if (mode !== 'register' || password.length < 1) {
+      setStrength(null);
+      return;
+    }
+    let live = true;
+    const t = setTimeout(() => {
+      passwordStrength(password, [username, name]).then((s) => { if (live) setStrength(s); }, () => {});
+    }, 150);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [mode, password, username, name]);
 
   async function submit(e: Event) {
     e.preventDefault();
@@ -22,6 +41,12 @@ export function AuthScreen({ onSession, notice, onEnd }: {
     const found: Record<string, string | null> = mode === 'register'
       ? { username: checkUsername(user), password: checkNewPassword(password), name: checkDisplayName(name.trim()) }
       : { username: checkLoginName(user), password: checkPassword(password) };
+    if (mode === 'register' && !found.password) {
+      setBusy(true);
+      const s = await passwordStrength(password, [user, name.trim()]).catch(() => null);
+      setBusy(false);
+      if (s && !s.ok) found.password = weakPassword(s);
+    }
     setErrors(found);
     setFailure('');
     if (Object.values(found).some(Boolean)) return;
@@ -32,8 +57,11 @@ export function AuthScreen({ onSession, notice, onEnd }: {
         : await Session.login(user, password, onEnd);
       onSession(s);
     } catch (err) {
-      const code = (err as { code?: string }).code;
+      const { code, details } = err as { code?: string; details?: Record<string, unknown> };
       if (mode === 'register' && code === 'conflict') setErrors({ username: 'This username is taken.' });
+      else if (mode === 'register' && code === 'invalid' && details?.field === 'password') {
+        setErrors({ password: weakPassword({ warning: String(details.warning ?? ''), suggestions: Array.isArray(details.suggestions) ? details.suggestions.map(String) : [] }) });
+      }
       else if (mode === 'login' && code === 'unauthorized') setFailure('Wrong username or password.');
       else if (mode === 'register' && code === 'forbidden') setFailure('Registration is closed on this server.');
       else setFailure(describeError(err));
@@ -42,6 +70,7 @@ export function AuthScreen({ onSession, notice, onEnd }: {
   }
 
   function switchTo(m: 'login' | 'register') {
+    setStrength(null);
     setMode(m);
     setErrors({});
     setFailure('');
@@ -63,9 +92,11 @@ export function AuthScreen({ onSession, notice, onEnd }: {
           {mode === 'register' && (
             <Field label="Display name (optional)" value={name} onInput={setName} error={errors.name} autoComplete="nickname" name="name" />
           )}
-          <Field label="Password" password value={password} onInput={setPassword} error={errors.password} name="password"
+          <Field label="Password" password value={password} onInput={(v) => { setPassword(v); setErrors((x) => ({ ...x, password: null })); }}
+            error={errors.password} name="password"
             autoComplete={mode === 'register' ? 'new-password' : 'current-password'}
-            hint={mode === 'register' ? 'At least 8 characters.' : undefined} />
+            hint={mode === 'register' ? 'At least 8 characters, hard to guess: a few unrelated words work well.' : undefined} />
+          {mode === 'register' && strength && <StrengthMeter s={strength} />}
           {failure && <p class="error" role="alert">{failure}</p>}
           <button type="submit" class="primary wide" disabled={busy}>
             {busy ? 'Please wait…' : mode === 'login' ? 'Sign in' : 'Create account'}
@@ -74,4 +105,23 @@ export function AuthScreen({ onSession, notice, onEnd }: {
       </div>
     </main>
   );
+}
+
+const STRENGTH = ['Very weak', 'Weak', 'Fair', 'Good', 'Strong'];
+
+/** The estimate as the user types: a bar and a word, with what to do about it. */
+function StrengthMeter({ s }: { s: PasswordStrength }) {
+  return (
+    <div class={`strength strength-${s.score}`}>
+      <meter min={0} max={4} low={MIN_PASSWORD_SCORE} high={3} optimum={4} value={s.score} aria-label="Password strength" />
+      <small aria-live="polite">
+        {STRENGTH[s.score]}{s.ok ? '' : ' — too easy to guess'}{s.warning ? `. ${s.warning}` : '.'}
+      </small>
+    </div>
+  );
+}
+
+/** Why a password is refused, and how to do better. */
+function weakPassword(s: Pick<PasswordStrength, 'warning' | 'suggestions'>): string {
+  return ['This password is too easy to guess.', s.warning, ...s.suggestions].filter(Boolean).join(' ');
 }

@@ -1,21 +1,24 @@
-// The open conversation: its header, the message log (older pages load on scrolling up, new
-// messages follow at the bottom, read markers move while the newest are on screen), who is
-// typing, and the message box.
-import type { JSX } from 'preact';
+// The open conversation: its header, the message log (opened at the first unread message,
+// paged both ways on scrolling, one tab stop moved through with the arrow keys, read markers
+// moved while the newest are on screen), who is typing, and the message box.
+import type { JSX, TargetedKeyboardEvent } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { describeError } from '../api.js';
+import { describeError, describeJoinError } from '../api.js';
 import type { Chat, PendingSend, RoomEntry } from '../chat.js';
 import type { Shown } from '../fold.js';
-import { dayKey, formatDay, formatFull, formatTime, plural, roomTitle } from '../format.js';
+import { dayKey, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
 import { checkText } from '../validate.js';
 import type { DialogState } from './app.js';
+import { EmojiPicker, QuickReactions } from './emoji-picker.js';
 import { MembersPanel } from './members.js';
 import { Icon } from './icons.js';
-import { Avatar } from './ui.js';
+import { MessageText } from './text.js';
+import { Avatar, confirmAction } from './ui.js';
 
-const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '🙏'];
 /** Messages of one author closer than this are shown as one block. */
 const GROUP_MS = 5 * 60_000;
+/** Closer than this to an end of the loaded history, the next page is loaded. */
+const EDGE_PX = 240;
 
 interface Props { chat: Chat; room: string; go: (room: string | null) => void; openDialog: (d: DialogState) => void }
 
@@ -30,11 +33,12 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
   const nameOf = (u: string) => chat.nameOf(u);
   const title = roomTitle(entry, nameOf);
   const openUser = (user: string) => openDialog({ kind: 'user', user, room });
-  const online = chat.presence.get(room);
+  const online = chat.onlineIn(room);
   const isAdmin = entry.room.kind !== 'direct' && (entry.role === 'owner' || entry.role === 'admin');
 
   async function leave() {
-    if (!confirm(`Leave “${title}”? You can ${entry!.room.kind === 'channel' ? 'join again later' : 'only come back if invited'}.`)) return;
+    const back = entry!.room.kind === 'channel' ? 'You can join it again later.' : 'You can only come back if someone invites you.';
+    if (!(await confirmAction({ title: `Leave ${title}?`, body: back, action: 'Leave' }))) return;
     try {
       await chat.client.leave(room);
       go(null);
@@ -52,7 +56,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
   }
 
   const subtitle = entry.room.kind === 'direct'
-    ? (entry.peer && online?.has(entry.peer) ? 'Online' : 'Offline')
+    ? (!online || !entry.peer ? 'Direct conversation' : online.has(entry.peer) ? 'Online' : 'Offline')
     : entry.room.topic || (entry.room.kind === 'channel' ? 'Public channel' : 'Private group');
 
   return (
@@ -60,8 +64,9 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
       <header class="conv-head">
         <button type="button" class="icon back" aria-label="Back to rooms" onClick={() => go(null)}><Icon name="back" /></button>
         <div class="conv-title">
-          <h1 id="conv-title">
+          <h1 id="conv-title" title={title}>
             {entry.room.kind === 'channel' && <span aria-hidden="true" class="muted"># </span>}
+            {entry.room.kind === 'group' && <span class="title-icon" aria-hidden="true"><Icon name="lock" size={14} /></span>}
             {entry.room.kind === 'direct' && entry.peer
               ? <button type="button" class="link" onClick={() => openUser(entry.peer!)}>{title}</button>
               : title}
@@ -82,7 +87,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
         <div class="conv-col">
           <MessageList chat={chat} room={room} entry={entry} title={title} editing={editing} setEditing={setEditing} openUser={openUser} />
           <TypingLine chat={chat} room={room} />
-          <Composer chat={chat} room={room} title={entry.room.kind === 'direct' ? title : `#${title}`} onEditLast={editLast} />
+          <Composer chat={chat} room={room} mention={roomMention(entry, nameOf)} onEditLast={editLast} />
         </div>
         {showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />}
       </div>
@@ -102,7 +107,7 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
       const r = await chat.client.join(room);
       chat.adopt(r.room, 'member');
     } catch (err) {
-      setError(describeError(err));
+      setError(describeJoinError(err, info && info !== 'missing' ? info.name : room));
     }
   }
   if (info === null) return <div class="conv-empty muted" aria-busy="true">Loading…</div>;
@@ -111,7 +116,7 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
       {info === 'missing' || info.kind !== 'channel'
         ? <p>This room does not exist, or it is private and you are not a member.</p>
         : (<>
-          <h2># {info.name}</h2>
+          <h2 class="clip"># {info.name}</h2>
           {info.topic && <p class="muted">{info.topic}</p>}
           <p>You are not a member of this channel.</p>
           <button type="button" class="primary" onClick={() => void join()}>Join channel</button>
@@ -128,22 +133,28 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
 }) {
   const tl = chat.timeline(room);
   const items = chat.shown(room);
-  const pending = chat.pendingIn(room);
+  // Sends in flight follow the newest message; a window elsewhere in history has no end to follow.
+  const pending = tl.latest ? chat.pendingIn(room) : [];
   const ref = useRef<HTMLDivElement>(null);
-  /** Follow new messages: the reader is at the bottom. */
+  /** Follow new messages: the reader is at the bottom of the newest ones. */
   const stick = useRef(true);
   /** Where the reader was before an older page was added above, to keep the view still. */
   const anchor = useRef<{ height: number; top: number } | null>(null);
-  const placed = useRef(false);
+  /** The placement (tl.placeVersion) the view last carried out. */
+  const placedFor = useRef(-1);
   const [atBottom, setAtBottom] = useState(true);
+  /** The message that is the list's one tab stop, and the one whose controls are reachable. */
+  const [current, setCurrent] = useState<number | null>(null);
+  const [inside, setInside] = useState<number | null>(null);
+  const focusLast = useRef(false);
 
   function measure() {
     const el = ref.current;
     if (!el) return;
     const bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
-    stick.current = bottom;
+    stick.current = bottom && tl.latest;
     setAtBottom(bottom);
-    chat.setReading(placed.current && bottom && document.visibilityState === 'visible');
+    chat.setReading(placedFor.current >= 0 && bottom && tl.latest && document.visibilityState === 'visible');
   }
 
   function older() {
@@ -153,14 +164,39 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
     void chat.loadOlder(room);
   }
 
+  function newer() {
+    if (tl.loaded && !tl.latest && !tl.loadingNewer) void chat.loadNewer(room);
+  }
+
+  /** Brings the reader where the last open, jump or send asked for. */
+  function place(el: HTMLElement) {
+    if (tl.place === 'target' && tl.target !== null) {
+      const row = el.querySelector<HTMLElement>(`li[data-seq="${tl.target}"]`);
+      if (row) {
+        row.scrollIntoView({ block: 'center' });
+        row.focus({ preventScroll: true });
+        setCurrent(tl.target);
+        tl.target = null;
+        return;
+      }
+    }
+    const divider = tl.place === 'unread' ? el.querySelector<HTMLElement>('.divider') : null;
+    if (divider) el.scrollTop = Math.max(0, divider.offsetTop - el.clientHeight / 3);
+    else el.scrollTop = el.scrollHeight;
+  }
+
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el || !tl.loaded) return;
-    if (!placed.current) {
-      placed.current = true;
-      const divider = el.querySelector<HTMLElement>('.divider');
-      if (divider) el.scrollTop = Math.max(0, divider.offsetTop - el.clientHeight / 3);
-      else el.scrollTop = el.scrollHeight;
+    if (placedFor.current !== tl.placeVersion) {
+      placedFor.current = tl.placeVersion;
+      anchor.current = null;
+      place(el);
+      if (focusLast.current) {
+        focusLast.current = false;
+        const rows = el.querySelectorAll<HTMLElement>('li[data-seq]');
+        rows[rows.length - 1]?.focus({ preventScroll: true });
+      }
     } else if (anchor.current && !tl.loadingOlder) {
       el.scrollTop = el.scrollHeight - anchor.current.height + anchor.current.top;
       anchor.current = null;
@@ -168,8 +204,9 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
       el.scrollTop = el.scrollHeight;
     }
     measure();
-    // A first page that does not fill the screen cannot be scrolled up to get more.
-    if (el.scrollHeight <= el.clientHeight + 1) older();
+    // Near an end (or a page too short to scroll): the next page, without waiting for a scroll.
+    if (el.scrollTop < EDGE_PX) older();
+    if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX) newer();
   });
 
   useEffect(() => {
@@ -187,74 +224,112 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
 
   function onScroll() {
     measure();
-    if (ref.current && ref.current.scrollTop < 240) older();
+    const el = ref.current;
+    if (!el) return;
+    if (el.scrollTop < EDGE_PX) older();
+    if (el.scrollHeight - el.scrollTop - el.clientHeight < EDGE_PX) newer();
   }
 
-  function jumpToLatest() {
-    const el = ref.current;
-    if (el) el.scrollTop = el.scrollHeight;
+  /** Arrow keys move between messages; Enter reaches a message's controls, Escape comes back. */
+  function onKeyDown(e: TargetedKeyboardEvent<HTMLOListElement>) {
+    const target = e.target as HTMLElement;
+    const row = target.closest<HTMLElement>('li[data-seq]');
+    if (!row || e.defaultPrevented) return;
+    if (target !== row) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        setInside(null);
+        row.focus();
+      }
+      return;
+    }
+    const rows = Array.from(e.currentTarget.querySelectorAll<HTMLElement>('li[data-seq]'));
+    const at = rows.indexOf(row);
+    const page = Math.max(1, Math.floor((ref.current?.clientHeight ?? 400) / 60));
+    const to = ({ ArrowUp: at - 1, ArrowDown: at + 1, PageUp: at - page, PageDown: at + page, Home: 0, End: rows.length - 1 } as Record<string, number>)[e.key];
+    if (to !== undefined) {
+      e.preventDefault();
+      const next = rows[Math.max(0, Math.min(rows.length - 1, to))];
+      next?.focus();
+      if (next) next.scrollIntoView({ block: 'nearest' });
+      if (e.key === 'End' && !tl.latest) {
+        // The newest page replaces this window: focus its last message once it is in.
+        focusLast.current = true;
+        chat.showLatest(room);
+      }
+      return;
+    }
+    if (e.key === 'Enter' || e.key === 'F2') {
+      const control = row.querySelector<HTMLElement>('button, a[href], textarea');
+      if (control) {
+        e.preventDefault();
+        setInside(Number(row.dataset.seq));
+        control.focus();
+      }
+    }
+  }
+
+  function onFocusIn(e: FocusEvent) {
+    const row = (e.target as HTMLElement).closest<HTMLElement>('li[data-seq]');
+    if (!row) return;
+    const seq = Number(row.dataset.seq);
+    setCurrent(seq);
+    if (e.target !== row) setInside(seq);
+  }
+
+  function onFocusOut(e: FocusEvent) {
+    const to = e.relatedTarget as HTMLElement | null;
+    if (!to || !to.closest('li[data-seq]')) setInside(null);
   }
 
   const moderator = entry.role === 'owner' || entry.role === 'admin';
+  const dividerBefore = chat.dividerBefore(room);
+  const receipts = chat.receipts(room);
+  const focusable = items.filter((m) => !(m.kind === 'join' && entry.room.kind === 'direct'));
+  const tabStop = current !== null && focusable.some((m) => m.seq === current) ? current : focusable[focusable.length - 1]?.seq ?? null;
   const rows: JSX.Element[] = [];
   let prev: Shown | undefined;
-  for (const m of items) {
-    if (m.kind === 'join' && entry.room.kind === 'direct') continue;
+  for (const m of focusable) {
     const newDay = !prev || dayKey(prev.ts) !== dayKey(m.ts);
-    if (newDay) rows.push(<li key={`d${m.seq}`} class="day" role="separator"><span>{formatDay(m.ts)}</span></li>);
-    const divider = tl.divider !== null && m.seq > tl.divider && (!prev || prev.seq <= tl.divider);
-    if (divider) rows.push(<li key="divider" class="divider" role="separator" aria-label="New messages"><span>New messages</span></li>);
+    if (newDay) rows.push(<li key={`d${m.seq}`} class="day"><span>{formatDay(m.ts)}</span></li>);
+    const divider = m.seq === dividerBefore;
+    if (divider) rows.push(<li key="divider" class="divider"><span>New messages</span></li>);
     // A server post never shares a group with a user's messages, so none can pass for part of it.
     const compact = !newDay && !divider && prev?.kind === 'text' && m.kind === 'text' && prev.user === m.user
       && prev.server === m.server && m.ts - prev.ts < GROUP_MS;
     rows.push(
       <MessageItem key={m.seq} chat={chat} room={room} m={m} compact={compact} editing={editing === m.seq}
-        canDelete={m.user === chat.me.id || moderator} setEditing={setEditing} openUser={openUser} />,
+        canDelete={m.user === chat.me.id || moderator} setEditing={setEditing} openUser={openUser}
+        tabIndex={m.seq === tabStop ? 0 : -1} controlsTab={inside === m.seq ? 0 : -1}
+        highlight={m.seq === tl.highlight} readers={receipts.get(m.seq)} />,
     );
     prev = m;
   }
 
+  const beginning = entry.room.kind === 'direct' ? `This is the beginning of your conversation with ${title}.` : `This is the beginning of ${title}.`;
+  const showJump = tl.loaded && (!atBottom || !tl.latest);
   return (
     <div class="messages-wrap">
-      <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label={`Messages in ${title}`} tabIndex={0}
-        aria-busy={!tl.loaded || tl.loadingOlder}>
+      <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label={`Messages in ${title}`}
+        aria-busy={!tl.loaded || tl.loadingOlder || tl.loadingNewer}>
         <div class="history-edge" aria-live="polite">
-          {tl.loadingOlder ? 'Loading older messages…' : tl.loaded && tl.complete ? `This is the beginning of ${title}.` : ''}
+          {tl.loadingOlder ? 'Loading older messages…' : tl.loaded && tl.complete ? beginning : ''}
         </div>
         {!tl.loaded && !tl.error && <p class="muted pad">Loading messages…</p>}
         {tl.error && <p class="error pad" role="alert">Could not load messages: {tl.error}</p>}
-        <ol class="message-list">
+        <ol class="message-list" onKeyDown={onKeyDown} onFocusIn={onFocusIn} onFocusOut={onFocusOut}>
           {rows}
           {pending.map((p) => <PendingItem key={p.key} chat={chat} p={p} />)}
         </ol>
+        {tl.loaded && !tl.latest && <div class="history-edge newer" aria-live="polite">{tl.loadingNewer ? 'Loading newer messages…' : ''}</div>}
       </div>
-      {!atBottom && (
-        <button type="button" class="jump" onClick={jumpToLatest}>
+      {showJump && (
+        <button type="button" class="jump" onClick={() => chat.showLatest(room)}>
           {entry.unread > 0 ? `${plural(entry.unread, 'new message')} ↓` : 'Jump to latest ↓'}
         </button>
       )}
     </div>
   );
-}
-
-const URL_RE = /\bhttps?:\/\/[^\s<>"']+/g;
-
-/** Text with its web addresses as links; everything stays text (Preact escapes it). */
-function linkify(text: string): Array<string | JSX.Element> {
-  const out: Array<string | JSX.Element> = [];
-  let at = 0;
-  for (const match of text.matchAll(URL_RE)) {
-    let url = match[0];
-    // Punctuation that ends a sentence is not part of the address.
-    const trail = /[.,;:!?)\]]+$/.exec(url)?.[0] ?? '';
-    url = url.slice(0, url.length - trail.length);
-    const start = match.index;
-    out.push(text.slice(at, start));
-    out.push(<a key={start} href={url} target="_blank" rel="noopener noreferrer nofollow">{url}</a>);
-    at = start + url.length;
-  }
-  out.push(text.slice(at));
-  return out;
 }
 
 function systemText(chat: Chat, m: Shown): string {
@@ -278,14 +353,16 @@ function systemText(chat: Chat, m: Shown): string {
   return `${m.name} ${parts.join(', ') || 'changed the room'}`;
 }
 
-function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, openUser }: {
+function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, openUser, tabIndex, controlsTab, highlight, readers }: {
   chat: Chat; room: string; m: Shown; compact: boolean; editing: boolean; canDelete: boolean;
   setEditing: (seq: number | null) => void; openUser: (user: string) => void;
+  tabIndex: number; controlsTab: number; highlight: boolean; readers: string[] | undefined;
 }) {
   const iso = new Date(m.ts).toISOString();
+  const cls = highlight ? ' target' : '';
   if (m.kind !== 'text') {
     return (
-      <li class="system" data-seq={m.seq}>
+      <li class={`system${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
         <span>{systemText(chat, m)}</span> <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
       </li>
     );
@@ -293,26 +370,23 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
   const mine = m.user === chat.me.id;
   const name = chat.names.get(m.user) ?? m.name;
   async function remove() {
-    if (!confirm('Delete this message for everyone?')) return;
-    await chat.remove(room, m.seq);
+    if (await confirmAction({ title: 'Delete this message?', body: 'It is deleted for everyone in the room.', action: 'Delete' })) {
+      await chat.remove(room, m.seq);
+    }
   }
   return (
-    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}`} data-seq={m.seq}>
+    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
       <div class="msg-gutter">
         {compact
           ? <time class="hover-time" dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
-          : (
-            <button type="button" class="avatar-btn" tabIndex={-1} aria-hidden="true" onClick={() => openUser(m.user)}>
-              <Avatar id={m.user} name={name} />
-            </button>
-          )}
+          : <Avatar id={m.user} name={name} />}
       </div>
       <div class="msg-body">
         {compact
           ? <span class="sr-only">{name}{m.server ? ' (server)' : ''}, {formatTime(m.ts)}: </span>
           : (
             <div class="msg-head">
-              <button type="button" class="name link" onClick={() => openUser(m.user)}>{name}</button>
+              <button type="button" class="name link" tabIndex={controlsTab} title={name} onClick={() => openUser(m.user)}>{name}</button>
               {m.server && <span class="server-tag" title="Posted by this server, not by a user">Server</span>}
               <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
             </div>
@@ -320,42 +394,60 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
         {editing
           ? <EditForm chat={chat} room={room} m={m} done={() => setEditing(null)} />
           : m.deleted
-            ? <p class="msg-text deleted">This message was deleted.</p>
-            : <p class="msg-text">{linkify(m.text)}{m.edited && <span class="edited"> (edited)</span>}</p>}
+            ? <div class="msg-text deleted"><p>This message was deleted.</p></div>
+            : (
+              <div class="msg-text">
+                <MessageText text={m.text} linkTabIndex={controlsTab} after={m.edited ? <span class="edited"> (edited)</span> : undefined} />
+              </div>
+            )}
         {m.reactions.length > 0 && (
           <div class="reactions">
             {m.reactions.map((r) => {
               const me = r.users.includes(chat.me.id);
               const who = r.users.map((u) => (u === chat.me.id ? 'you' : chat.nameOf(u))).join(', ');
               return (
-                <button key={r.emoji} type="button" class={`chip${me ? ' mine' : ''}`} aria-pressed={me} title={who}
+                <button key={r.emoji} type="button" class={`chip${me ? ' mine' : ''}`} aria-pressed={me} title={who} tabIndex={controlsTab}
                   aria-label={`${r.emoji} ${r.users.length}, by ${who}`}
                   onClick={() => void chat.react(room, m.seq, r.emoji, me)}>
-                  <span aria-hidden="true">{r.emoji} {r.users.length}</span>
+                  <span aria-hidden="true"><span class="emoji">{r.emoji}</span> {r.users.length}</span>
                 </button>
               );
             })}
           </div>
         )}
+        {readers && readers.length > 0 && <Receipts chat={chat} readers={readers} />}
       </div>
       {!m.deleted && !editing && (
         <div class="msg-actions" role="toolbar" aria-label={`Actions for the message of ${name}`}>
-          <ReactPicker onPick={(emoji) => {
+          <ReactPicker tabIndex={controlsTab} onPick={(emoji) => {
             const mineAlready = m.reactions.find((r) => r.emoji === emoji)?.users.includes(chat.me.id) ?? false;
             void chat.react(room, m.seq, emoji, mineAlready);
           }} />
-          {mine && <button type="button" class="icon" aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}><Icon name="edit" /></button>}
-          {canDelete && <button type="button" class="icon" aria-label="Delete message" title="Delete" onClick={() => void remove()}><Icon name="trash" /></button>}
+          {mine && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}><Icon name="edit" /></button>}
+          {canDelete && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Delete message" title="Delete" onClick={() => void remove()}><Icon name="trash" /></button>}
         </div>
       )}
     </li>
   );
 }
 
-function ReactPicker({ onPick }: { onPick: (emoji: string) => void }) {
+/** Who has read up to this message (small rooms). */
+function Receipts({ chat, readers }: { chat: Chat; readers: string[] }) {
+  const names = readers.map((u) => chat.nameOf(u));
+  const label = `Seen by ${names.length <= 3 ? names.join(', ') : `${names.slice(0, 2).join(', ')} and ${names.length - 2} more`}`;
+  return (
+    <div class="receipts" role="img" aria-label={label} title={label}>
+      {readers.slice(0, 5).map((u) => <Avatar key={u} id={u} name={chat.nameOf(u)} size="xs" />)}
+    </div>
+  );
+}
+
+function ReactPicker({ onPick, tabIndex }: { onPick: (emoji: string) => void; tabIndex: number }) {
   const [open, setOpen] = useState(false);
+  const [all, setAll] = useState(false);
   const [up, setUp] = useState(false);
   const ref = useRef<HTMLDivElement>(null);
+  const toggleRef = useRef<HTMLButtonElement>(null);
   function toggle() {
     // Open towards the larger part of the log, so the scroll area does not cut the palette off.
     const log = ref.current?.closest('.messages')?.getBoundingClientRect();
@@ -363,22 +455,24 @@ function ReactPicker({ onPick }: { onPick: (emoji: string) => void }) {
     setUp(!!log && !!at && at.top - log.top > log.bottom - at.bottom);
     setOpen((v) => !v);
   }
+  function close() {
+    setOpen(false);
+    toggleRef.current?.focus();
+  }
   useEffect(() => {
     if (!open) return;
-    ref.current?.querySelector<HTMLButtonElement>('button')?.focus();
     const away = (e: MouseEvent) => { if (!ref.current?.contains(e.target as Node)) setOpen(false); };
     document.addEventListener('mousedown', away);
     return () => document.removeEventListener('mousedown', away);
   }, [open]);
   return (
-    <div class="picker-wrap" ref={ref} onKeyDown={(e) => { if (e.key === 'Escape') { e.stopPropagation(); setOpen(false); } }}>
-      <button type="button" class="icon" aria-label="Add reaction" title="React" aria-expanded={open} onClick={toggle}><Icon name="smile" /></button>
-      {open && (
-        <div class={`picker${up ? ' up' : ''}`} role="group" aria-label="Reactions">
-          {EMOJI.map((e) => (
-            <button key={e} type="button" class="icon" aria-label={`React with ${e}`} onClick={() => { setOpen(false); onPick(e); }}>{e}</button>
-          ))}
-        </div>
+    <div class="picker-wrap" ref={ref} onKeyDown={(e) => { if (e.key === 'Escape' && open) { e.stopPropagation(); e.preventDefault(); close(); } }}>
+      <button ref={toggleRef} type="button" class="icon" tabIndex={tabIndex} aria-label="Add reaction" title="React" aria-expanded={open} onClick={toggle}>
+        <Icon name="smile" />
+      </button>
+      {open && <QuickReactions up={up} onPick={(e) => { close(); onPick(e); }} onMore={() => { close(); setAll(true); }} />}
+      {all && (
+        <EmojiPicker title="Choose an emoji" onClose={() => setAll(false)} onPick={(e) => { setAll(false); onPick(e); }} />
       )}
     </div>
   );
@@ -395,7 +489,7 @@ function EditForm({ chat, room, m, done }: { chat: Chat; room: string; m: Shown;
   }, []);
   async function save() {
     const v = text.trim();
-    const bad = checkText(v);
+    const bad = checkText(v) ?? tooLong(v.length, chat.textLimit);
     if (bad) return setError(bad);
     if (v !== m.text) await chat.edit(room, m.seq, v);
     done();
@@ -431,7 +525,7 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
           <span class="name">{chat.me.name}</span>
           <span class="pending-status" role={p.status === 'failed' ? 'alert' : undefined}>{status}</span>
         </div>
-        <p class="msg-text">{p.text}</p>
+        <div class="msg-text"><p>{p.text}</p></div>
         {p.status === 'failed' && (
           <div class="row small">
             <button type="button" onClick={() => chat.retry(p.key)}>Retry</button>
@@ -451,45 +545,78 @@ function TypingLine({ chat, room }: { chat: Chat; room: string }) {
   return <div class="typing" aria-live="polite">{text}</div>;
 }
 
-/** Drafts per room, kept while switching rooms. */
-const drafts = new Map<string, string>();
+/** The limit said before sending: how far over it a text is, or null. */
+function tooLong(length: number, limit: number): string | null {
+  return length > limit ? `${formatNumber(length - limit)} characters too long (the limit is ${formatNumber(limit)}).` : null;
+}
 
-function Composer({ chat, room, title, onEditLast }: { chat: Chat; room: string; title: string; onEditLast: () => boolean }) {
-  const [text, setText] = useState(() => drafts.get(room) ?? '');
+function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: string; mention: string; onEditLast: () => boolean }) {
+  const [text, setText] = useState(() => chat.drafts.get(room));
   const [error, setError] = useState<string | null>(null);
+  const [picking, setPicking] = useState(false);
   const ref = useRef<HTMLTextAreaElement>(null);
+  /** Where an emoji from the picker goes: the selection when the picker was opened. */
+  const caret = useRef<[number, number]>([0, 0]);
   useEffect(() => {
     // A phone would open its keyboard over the messages just opened; only focus with a mouse.
     if (matchMedia('(pointer: fine)').matches) ref.current?.focus();
   }, [room]);
 
+  function update(v: string) {
+    setText(v);
+    chat.drafts.set(room, v);
+    setError(null);
+    if (v.trim()) chat.typingNow(room);
+    else chat.stopTyping(room);
+  }
+
   function submit() {
     const v = text.trim();
-    const bad = checkText(v);
+    const bad = checkText(v) ?? tooLong(v.length, chat.textLimit);
     if (bad) {
       setError(bad);
       return;
     }
     chat.send(room, v);
     setText('');
-    drafts.delete(room);
     setError(null);
   }
 
+  function insert(emoji: string) {
+    const [from, to] = caret.current;
+    const v = text.slice(0, from) + emoji + text.slice(to);
+    update(v);
+    setPicking(false);
+    caret.current = [from + emoji.length, from + emoji.length];
+    refocus.current = true;
+  }
+
+  // Back in the message box after an emoji is inserted, with the caret after it. This runs
+  // after the picker's dialog has closed (which returns focus to its button first).
+  const refocus = useRef(false);
+  useEffect(() => {
+    if (picking || !refocus.current) return;
+    refocus.current = false;
+    ref.current?.focus();
+    ref.current?.setSelectionRange(caret.current[0], caret.current[1]);
+  }, [picking]);
+
+  const limit = chat.textLimit;
+  const over = tooLong(text.length, limit);
+  const near = text.length >= limit * 0.9;
+  const described = ['composer-help', near ? 'composer-count' : '', error ? 'composer-err' : ''].filter(Boolean).join(' ');
   return (
     <form class="composer" onSubmit={(e) => { e.preventDefault(); submit(); }}>
       {error && <small id="composer-err" class="error composer-error" role="alert">{error}</small>}
-      <label for="composer" class="sr-only">Message {title}</label>
-      <textarea id="composer" ref={ref} rows={1} placeholder={`Message ${title}`} value={text}
-        aria-describedby={error ? 'composer-help composer-err' : 'composer-help'} aria-invalid={error ? true : undefined}
-        onInput={(e) => {
-          const v = e.currentTarget.value;
-          setText(v);
-          drafts.set(room, v);
-          setError(null);
-          if (v.trim()) chat.typingNow(room);
-          else chat.stopTyping(room);
-        }}
+      {!error && near && (
+        <small id="composer-count" class={`composer-count${over ? ' error' : ''}`} aria-live="polite">
+          {over ?? `${formatNumber(text.length)} / ${formatNumber(limit)}`}
+        </small>
+      )}
+      <label for="composer" class="sr-only">Message {mention}</label>
+      <textarea id="composer" ref={ref} rows={1} placeholder={`Message ${shorten(mention, 40)}`} value={text}
+        aria-describedby={described} aria-invalid={error || over ? true : undefined}
+        onInput={(e) => update(e.currentTarget.value)}
         onBlur={() => chat.stopTyping(room)}
         onKeyDown={(e) => {
           if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -499,8 +626,17 @@ function Composer({ chat, room, title, onEditLast }: { chat: Chat; room: string;
             e.preventDefault();
           }
         }} />
-      <span id="composer-help" class="sr-only">Enter sends, Shift+Enter starts a new line, Up arrow edits your last message.</span>
+      <span id="composer-help" class="sr-only">Enter sends, Shift+Enter starts a new line, Up arrow edits your last message. Markdown works: **bold**, _italic_, `code`.</span>
+      <button type="button" class="icon emoji-button" aria-label="Insert emoji" title="Insert emoji"
+        onClick={() => {
+          const el = ref.current;
+          caret.current = el ? [el.selectionStart, el.selectionEnd] : [text.length, text.length];
+          setPicking(true);
+        }}>
+        <Icon name="smile" />
+      </button>
       <button type="submit" class="primary send">Send</button>
+      {picking && <EmojiPicker title="Choose an emoji" onClose={() => setPicking(false)} onPick={insert} />}
     </form>
   );
 }

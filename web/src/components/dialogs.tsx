@@ -2,7 +2,7 @@
 // name, topic, access mode and list, bans), and a user's card (direct message, kick, ban).
 import { useEffect, useState } from 'preact/hooks';
 import type { Ban, Room } from '../../../src/protocol/schema.js';
-import { describeError } from '../api.js';
+import { describeError, describeJoinError } from '../api.js';
 import type { Chat } from '../chat.js';
 import { formatFull } from '../format.js';
 import { checkReason, checkRoomName, checkTopic, checkUserId, LIMITS } from '../validate.js';
@@ -29,7 +29,9 @@ export function CreateRoom({ chat, onClose, go }: { chat: Chat; onClose: () => v
       onClose();
       go(room.id);
     } catch (err) {
-      setFailure(describeError(err));
+      const taken = nameTaken(err, name.trim());
+      if (taken) setErrors({ name: taken });
+      else setFailure(describeError(err));
       setBusy(false);
     }
   }
@@ -59,6 +61,12 @@ export function CreateRoom({ chat, onClose, go }: { chat: Chat; onClose: () => v
   );
 }
 
+/** A channel name another channel has (the server compares them without case). */
+function nameTaken(err: unknown, name: string): string | null {
+  const e = err as { code?: string; details?: Record<string, unknown> } | null;
+  return e?.code === 'conflict' && e.details?.field === 'name' ? `A channel named “${name}” exists already. Choose another name.` : null;
+}
+
 export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () => void; go: Go }) {
   const [rooms, setRooms] = useState<Room[] | null>(null);
   const [filter, setFilter] = useState('');
@@ -73,7 +81,7 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
       onClose();
       go(room.id);
     } catch (err) {
-      setError(`Could not join “${room.name}”: ${describeError(err)}`);
+      setError(describeJoinError(err, room.name));
     }
   }
   const q = filter.trim().toLowerCase();
@@ -82,7 +90,9 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
     <Dialog title="Browse channels" onClose={onClose} wide>
       <Field label="Filter" value={filter} onInput={setFilter} autoFocus placeholder="name or topic" name="filter" />
       {error && <p class="error" role="alert">{error}</p>}
-      {!rooms && !error && <p class="muted">Loading channels…</p>}
+      {!rooms && !error && <p class="muted" role="status">
+        {chat.conn === 'online' ? 'Loading channels…' : 'You are offline. Channels are listed when the connection is back.'}
+      </p>}
       {rooms && shown.length === 0 && <p class="muted">{rooms.length ? 'No channel matches.' : 'No channels yet. Create the first one.'}</p>}
       <ul class="channel-list">
         {shown.map((r) => {
@@ -90,7 +100,7 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
           return (
             <li key={r.id}>
               <div class="channel-text">
-                <strong># {r.name}</strong>
+                <strong class="clip" title={r.name}># {r.name}</strong>
                 {r.topic && <small class="muted">{r.topic}</small>}
               </div>
               {joined
@@ -130,7 +140,9 @@ export function RoomSettings({ chat, room, onClose }: { chat: Chat; room: string
       chat.notify('Room settings saved.');
       onClose();
     } catch (err) {
-      setFailure(describeError(err));
+      const taken = nameTaken(err, name.trim());
+      if (taken) setErrors({ name: taken });
+      else setFailure(describeError(err));
       setBusy(false);
     }
   }
@@ -254,7 +266,7 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
   const me = user === chat.me.id;
   const entry = room ? chat.rooms.get(room) : undefined;
   const member = room ? chat.members.get(room)?.find((m) => m.user === user) : undefined;
-  const online = room ? chat.presence.get(room)?.has(user) : undefined;
+  const online = room ? chat.onlineIn(room)?.has(user) : undefined;
   const moderate = room && member && chat.canModerate(room, user);
 
   async function message() {

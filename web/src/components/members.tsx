@@ -9,7 +9,8 @@ export function MembersPanel({ chat, room, entry, openUser, onClose }: {
   chat: Chat; room: string; entry: RoomEntry; openUser: (user: string) => void; onClose: () => void;
 }) {
   const members = chat.members.get(room);
-  const online = chat.presence.get(room) ?? new Set<string>();
+  const known = chat.onlineIn(room);
+  const online = known ?? new Set<string>();
   const sorted = [...(members ?? [])].sort((a, b) => Number(online.has(b.user)) - Number(online.has(a.user))
     || RANK[a.role] - RANK[b.role] || chat.nameOf(a.user).localeCompare(chat.nameOf(b.user)));
   const canInvite = entry.room.kind === 'channel' || entry.role === 'owner' || entry.role === 'admin';
@@ -27,10 +28,10 @@ export function MembersPanel({ chat, room, entry, openUser, onClose }: {
           return (
             <li key={m.user}>
               <button type="button" class="member" onClick={() => openUser(m.user)}>
-                <Avatar id={m.user} name={chat.nameOf(m.user)} size="sm" online={on} />
+                <Avatar id={m.user} name={chat.nameOf(m.user)} size="sm" online={known ? on : undefined} />
                 <span class="member-name">{chat.nameOf(m.user)}{m.user === chat.me.id && <span class="muted"> (you)</span>}</span>
                 {m.role !== 'member' && <span class="role">{m.role}</span>}
-                <span class="sr-only">{on ? ', online' : ', offline'}</span>
+                {known && <span class="sr-only">{on ? ', online' : ', offline'}</span>}
               </button>
             </li>
           );

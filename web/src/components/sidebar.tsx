@@ -1,10 +1,13 @@
 // The room list (the inbox): every room with its last message and unread count, most recent
 // first, plus the ways into new conversations.
 import type { TargetedKeyboardEvent } from 'preact';
+import { useState } from 'preact/hooks';
 import type { Chat, RoomEntry } from '../chat.js';
 import { formatShort, plural, roomTitle } from '../format.js';
+import { setNotifyChoice } from '../prefs.js';
 import type { DialogState } from './app.js';
 import { Icon } from './icons.js';
+import { turnOnNotifications } from './preferences.js';
 import { Avatar, UserIdForm } from './ui.js';
 
 export function Sidebar({ chat, active, go, openDialog }: {
@@ -31,6 +34,7 @@ export function Sidebar({ chat, active, go, openDialog }: {
         <button type="button" onClick={() => openDialog({ kind: 'browse' })}>Browse channels</button>
       </div>
       <DirectForm chat={chat} go={go} />
+      {chat.offerNotifications && <NotifyOffer chat={chat} />}
       <nav aria-label="Your rooms">
         {!chat.inboxLoaded && <p class="muted pad">Loading rooms…</p>}
         {chat.inboxLoaded && rooms.length === 0 && <p class="muted pad">No rooms yet. Create one or browse channels.</p>}
@@ -55,20 +59,22 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
   chat: Chat; entry: RoomEntry; active: boolean; go: (room: string) => void; nameOf: (u: string) => string;
 }) {
   const title = roomTitle(entry, nameOf);
-  const online = entry.room.kind === 'direct' && entry.peer ? chat.presence.get(entry.room.id)?.has(entry.peer) ?? false : undefined;
+  const online = entry.room.kind === 'direct' && entry.peer ? chat.onlineIn(entry.room.id)?.has(entry.peer) ?? false : undefined;
   const icon = entry.room.kind === 'channel' ? 'hash' : entry.room.kind === 'group' ? 'lock' : null;
-  const label = `${title}${entry.unread ? `, ${plural(entry.unread, 'unread message')}` : ''}`;
+  // The link is named by what it shows (its name first), with the unread count for screen readers.
   return (
     <li>
       <a class={`room-link${active ? ' active' : ''}${entry.unread ? ' unread' : ''}`} href={`/r/${entry.room.id}`}
-        aria-current={active ? 'page' : undefined} aria-label={label} data-room={entry.room.id}
+        aria-current={active ? 'page' : undefined} data-room={entry.room.id}
         onClick={(e) => { if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return; e.preventDefault(); go(entry.room.id); }}>
         {icon
           ? <span class="avatar avatar-md room-icon" aria-hidden="true"><Icon name={icon} /></span>
           : <Avatar id={entry.peer ?? entry.room.id} name={title} online={online} />}
         <span class="room-text">
           <span class="room-top">
-            <span class="room-name">{title}</span>
+            <span class="room-name" title={title}>
+              {title}{entry.unread > 0 && <span class="sr-only">, {plural(entry.unread, 'unread message')}</span>}
+            </span>
             {entry.last && <time class="room-time" dateTime={new Date(entry.last.ts).toISOString()}>{formatShort(entry.last.ts)}</time>}
           </span>
           <span class="room-bottom">
@@ -78,6 +84,25 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
         </span>
       </a>
     </li>
+  );
+}
+
+/** After the first direct message: the offer of browser notifications, asked only if taken. */
+function NotifyOffer({ chat }: { chat: Chat }) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const done = () => {
+    chat.offerNotifications = false;
+    chat.changed();
+  };
+  return (
+    <div class="offer" role="region" aria-label="Notifications">
+      <p>Get a notification when someone messages you directly while Parley is in the background?</p>
+      {problem && <p class="error" role="alert">{problem}</p>}
+      <div class="row small">
+        <button type="button" class="primary" onClick={() => void turnOnNotifications().then((p) => (p ? setProblem(p) : done()))}>Turn on</button>
+        <button type="button" class="ghost" onClick={() => { setNotifyChoice('off'); done(); }}>Not now</button>
+      </div>
+    </div>
   );
 }
 

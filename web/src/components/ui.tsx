@@ -13,7 +13,7 @@ export function useChat(chat: Chat): void {
   useEffect(() => chat.subscribe(() => bump((n) => n + 1)), [chat]);
 }
 
-export function Avatar({ id, name, size = 'md', online }: { id: string; name: string; size?: 'sm' | 'md'; online?: boolean }) {
+export function Avatar({ id, name, size = 'md', online }: { id: string; name: string; size?: 'xs' | 'sm' | 'md'; online?: boolean }) {
   return (
     <span class={`avatar avatar-${size}`} style={{ '--h': String(hue(id)) }} aria-hidden="true">
       {initials(name)}
@@ -63,31 +63,75 @@ export function Field(p: FieldProps) {
   );
 }
 
-/** A native modal <dialog>: the browser traps focus, Escape closes it, focus returns after. */
-export function Dialog({ title, onClose, children, wide }: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+/**
+ * A native modal <dialog>: the browser traps focus, Escape closes it, focus returns after.
+ * `alert` makes it an alertdialog (a question that needs an answer), without a close button.
+ */
+export function Dialog({ title, onClose, children, wide, alert, describedBy, cls }: {
+  title: string; onClose: () => void; children: ComponentChildren; wide?: boolean; alert?: boolean; describedBy?: string; cls?: string;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {
     const d = ref.current!;
     const before = document.activeElement as HTMLElement | null;
     d.showModal();
+    d.querySelector<HTMLElement>('[data-autofocus]')?.focus();
     return () => {
       if (d.open) d.close();
       before?.focus?.();
     };
   }, []);
   return (
-    <dialog ref={ref} class={wide ? 'wide' : ''} aria-labelledby={titleId}
+    <dialog ref={ref} class={[wide ? 'wide' : '', cls ?? ''].join(' ').trim() || undefined} aria-labelledby={titleId}
+      role={alert ? 'alertdialog' : undefined} aria-describedby={describedBy}
       onCancel={(e) => { e.preventDefault(); onClose(); }}
+      // Keys typed in a dialog are its own, not the page's behind it (a message list's arrow keys).
+      onKeyDown={(e) => e.stopPropagation()}
       onClick={(e) => { if (e.target === ref.current) onClose(); }}>
       <div class="dialog-body">
         <header class="dialog-head">
           <h2 id={titleId}>{title}</h2>
-          <button type="button" class="icon" aria-label="Close" onClick={onClose}><Icon name="close" /></button>
+          {!alert && <button type="button" class="icon" aria-label="Close" onClick={onClose}><Icon name="close" /></button>}
         </header>
         {children}
       </div>
     </dialog>
+  );
+}
+
+interface Question { title: string; body: string; action: string; resolve: (yes: boolean) => void }
+let ask: ((q: Question) => void) | null = null;
+
+/** Asks in the page (not with the browser's confirm()) before something that cannot be undone. */
+export function confirmAction(q: Omit<Question, 'resolve'>): Promise<boolean> {
+  return new Promise((resolve) => (ask ? ask({ ...q, resolve }) : resolve(false)));
+}
+
+/** Where confirmAction's questions are shown; one per screen. */
+export function ConfirmHost() {
+  const [q, setQ] = useState<Question | null>(null);
+  const bodyId = useId();
+  useEffect(() => {
+    ask = (next) => setQ((prev) => {
+      prev?.resolve(false);
+      return next;
+    });
+    return () => { ask = null; };
+  }, []);
+  if (!q) return null;
+  const answer = (yes: boolean) => {
+    setQ(null);
+    q.resolve(yes);
+  };
+  return (
+    <Dialog title={q.title} onClose={() => answer(false)} alert describedBy={bodyId}>
+      <p id={bodyId}>{q.body}</p>
+      <div class="row end">
+        <button type="button" data-autofocus onClick={() => answer(false)}>Cancel</button>
+        <button type="button" class="danger" onClick={() => answer(true)}>{q.action}</button>
+      </div>
+    </Dialog>
   );
 }
 

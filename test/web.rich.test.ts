@@ -1,0 +1,209 @@
+// Rich messages in a real browser: the Markdown subset and its links, hostile input that
+// must stay inert, the full emoji picker, notifications of direct messages while the tab is
+// hidden, and password strength at registration.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { axeViolations, createRoom, invite, item, login, openRoom, person, register, send, startWeb, type Web } from './web-helpers.js';
+
+let web: Web;
+let alice: Page;
+let bob: Page;
+let rich = '';
+
+/**
+ * Records the notifications the page shows and the permission prompts it makes; the real API
+ * still runs. The profile grants notifications, but until the page asks the browser answers
+ * "default", as one that was never asked does (headless Chromium shows no prompt to click).
+ */
+function watchNotifications(): void {
+  const w = window as unknown as { __notes: Array<{ title: string; body: string }>; __asked: number; Notification: typeof Notification };
+  w.__notes = [];
+  w.__asked = 0;
+  const Real = w.Notification;
+  class Watched extends Real {
+    constructor(title: string, opts?: NotificationOptions) {
+      super(title, opts);
+      w.__notes.push({ title, body: opts?.body ?? '' });
+    }
+    static override requestPermission(...args: Parameters<typeof Notification.requestPermission>) {
+      w.__asked++;
+      return Real.requestPermission(...args);
+    }
+    static override get permission() { return w.__asked > 0 ? Real.permission : 'default'; }
+  }
+  w.Notification = Watched;
+}
+
+beforeAll(async () => {
+  web = await startWeb();
+  alice = await person(web, 'alice', 'Alice Liddell');
+  const ctx = await web.context({ permissions: ['notifications'] });
+  await ctx.addInitScript(watchNotifications);
+  bob = await web.page(ctx);
+  await register(web, bob, 'bob', 'Bob Builder');
+  rich = await createRoom(alice, 'Rich', { kind: 'group' });
+  await invite(alice, 'bob');
+  await openRoom(bob, 'Rich');
+});
+
+afterAll(async () => { await web?.close(); });
+
+const MARKDOWN = [
+  '**bold** _em_ ~~gone~~ `code <b>`',
+  '> quoted',
+  '',
+  '- one',
+  '- two',
+  '',
+  '1. first',
+  '',
+  '```',
+  'let x = 1 < 2;',
+  '```',
+  '',
+  '# not a heading',
+  '[site](https://example.com/a?b=c) www.example.org/path mailto:someone@example.com',
+  '(https://en.wikipedia.org/wiki/Foo_(bar)) and https://en.wikipedia.org/wiki/Foo_(bar)',
+].join('\n');
+
+describe('Markdown', () => {
+  it('renders the documented subset, with links that open safely', async () => {
+    await bob.locator('#composer').fill(MARKDOWN);
+    await bob.locator('#composer').press('Enter');
+    const m = alice.locator('.message-list .msg', { hasText: 'quoted' });
+    await m.waitFor();
+    const text = m.locator('.msg-text');
+    await text.locator('strong', { hasText: 'bold' }).waitFor();
+    expect(await text.locator('em').textContent()).toBe('em');
+    expect(await text.locator('s, del').textContent()).toBe('gone');
+    expect(await text.locator('code').first().textContent()).toBe('code <b>');
+    expect(await text.locator('blockquote').textContent()).toContain('quoted');
+    expect(await text.locator('ul > li').allTextContents()).toEqual(['one', 'two']);
+    expect(await text.locator('ol > li').allTextContents()).toEqual(['first']);
+    expect(await text.locator('pre code').textContent()).toBe('let x = 1 < 2;\n');
+    expect(await text.locator('h1').count()).toBe(0);
+    await text.getByText('# not a heading').waitFor();
+    const links = await text.locator('a').evaluateAll((as) => as.map((a) => ({
+      href: a.getAttribute('href'), text: a.textContent, target: a.getAttribute('target'), rel: a.getAttribute('rel'),
+    })));
+    expect(links.map((l) => [l.text, l.href])).toEqual([
+      ['site', 'https://example.com/a?b=c'],
+      ['www.example.org/path', 'https://www.example.org/path'],
+      ['mailto:someone@example.com', 'mailto:someone@example.com'],
+      ['https://en.wikipedia.org/wiki/Foo_(bar)', 'https://en.wikipedia.org/wiki/Foo_(bar)'],
+      ['https://en.wikipedia.org/wiki/Foo_(bar)', 'https://en.wikipedia.org/wiki/Foo_(bar)'],
+    ]);
+    for (const l of links) {
+      expect(l.target).toBe('_blank');
+      expect(l.rel?.split(' ')).toEqual(expect.arrayContaining(['noopener', 'noreferrer']));
+    }
+    // The message is stored as written.
+    const r = await fetch(`${web.srv.url}/api/v1/rooms/${rich}/messages?limit=5`, { headers: { authorization: `Bearer ${await login(web, 'alice')}` } });
+    const stored = ((await r.json()) as { messages: Array<{ text?: string }> }).messages.map((x) => x.text);
+    expect(stored).toContain(MARKDOWN);
+  });
+
+  it('keeps hostile input inert: no script, no HTML, no javascript: or data: links, no injected attributes', async () => {
+    const hostile = [
+      '[click](javascript:alert(1))',
+      '[enc](java&#115;cript:alert(2))',
+      '[spaced]( javascript:alert(3))',
+      '[data](data:text/html;base64,PHNjcmlwdD5hbGVydCg0KTwvc2NyaXB0Pg==)',
+      '[vb](vbscript:msgbox(5))',
+      '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> <a href="javascript:alert(6)">a</a>',
+      '[x](https://a.example/" onmouseover="window.__pwned=3)',
+      '![pic](https://example.com/x.png)',
+      '<iframe src="https://example.com"></iframe> <b onclick="window.__pwned=4">b</b>',
+      'JAVASCRIPT:alert(7) javascript:alert(8)',
+    ];
+    for (const h of hostile) await send(bob, h);
+    await alice.locator('.message-list').getByText('JAVASCRIPT:alert(7) javascript:alert(8)').waitFor();
+    for (const page of [alice, bob]) {
+      const list = page.locator('.message-list');
+      expect(await list.locator('.msg-text img, .msg-text script, .msg-text iframe, .msg-text b').count()).toBe(0);
+      const hrefs = await list.locator('.msg-text a').evaluateAll((as) => as.map((a) => a.getAttribute('href') ?? ''));
+      for (const href of hrefs) expect(href, href).toMatch(/^(https?:|mailto:)/);
+      expect(await list.evaluate((el) => [...el.querySelectorAll('*')].some((n) => [...n.attributes].some((a) => a.name.startsWith('on'))))).toBe(false);
+      expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
+    }
+    await alice.locator('.message-list').getByText('<img src=x onerror="window.__pwned=1">', { exact: false }).first().waitFor();
+  });
+});
+
+describe('the emoji picker', () => {
+  it('searches every emoji, for a reaction and for the message box', async () => {
+    await send(alice, 'react to me');
+    const target = item(bob, 'react to me');
+    await target.hover();
+    await target.getByRole('button', { name: 'Add reaction' }).click();
+    await bob.getByRole('button', { name: 'More emoji…' }).click();
+    const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });
+    await picker.getByRole('button', { name: 'grinning face', exact: true }).waitFor();
+    expect(await axeViolations(bob)).toEqual([]);
+    await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
+    await picker.getByRole('button', { name: 'rocket', exact: true }).click();
+    await item(alice, 'react to me').getByRole('button', { name: /^🚀 1, by Bob Builder/ }).waitFor();
+
+    await bob.locator('#composer').fill('party ');
+    await bob.getByRole('button', { name: 'Insert emoji' }).click();
+    await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('party popper');
+    await picker.getByRole('button', { name: 'party popper', exact: true }).click();
+    expect(await bob.locator('#composer').inputValue()).toBe('party 🎉');
+    await expect.poll(() => bob.evaluate(() => document.activeElement?.id)).toBe('composer');
+  });
+});
+
+describe('notifications', () => {
+  it('are never asked for on load; once turned on, a direct message notifies while the tab is hidden', async () => {
+    expect(await bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(0);
+    await bob.getByRole('button', { name: 'Preferences' }).click();
+    const prefs = bob.getByRole('dialog', { name: 'Preferences' });
+    await prefs.getByRole('checkbox', { name: 'Notify me of direct messages while Parley is in the background' }).check();
+    await expect.poll(() => bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(1);
+    await prefs.getByRole('button', { name: 'Close' }).click();
+
+    await alice.getByLabel('Message a user', { exact: true }).fill('bob');
+    await alice.getByRole('button', { name: 'Open', exact: true }).click();
+    await alice.getByRole('heading', { name: 'Bob Builder' }).waitFor();
+    await bob.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    await send(alice, 'are you there?');
+    await openRoom(alice, 'Rich');
+    await send(alice, 'a group message notifies nobody');
+    await expect.poll(() => bob.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes))
+      .toEqual([{ title: 'Alice Liddell', body: 'are you there?' }]);
+    await bob.waitForTimeout(300);
+    expect(await bob.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes)).toHaveLength(1);
+  });
+});
+
+describe('passwords', () => {
+  it('refuses easily guessed ones with a clear message, in the app and on the server', async () => {
+    const page = await web.page(await web.context());
+    await page.goto(web.srv.url);
+    await page.getByRole('button', { name: 'Create account', pressed: false }).click();
+    const form = page.getByRole('form', { name: 'Create account' });
+    await form.getByLabel('Username').fill('weakling');
+    for (const pw of ['password', '12345678']) {
+      await form.getByLabel('Password', { exact: true }).fill(pw);
+      await form.getByRole('button', { name: 'Create account' }).click();
+      await form.getByText(/heavily used password|too easy to guess/).first().waitFor();
+    }
+    expect(await page.getByRole('heading', { name: /Welcome/ }).count()).toBe(0);
+    for (const password of ['password', '12345678', 'weakling1']) {
+      const r = await fetch(`${web.srv.url}/api/v1/auth/register`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'weakling', password }),
+      });
+      expect(r.status, password).toBe(400);
+      expect(await r.json()).toMatchObject({ error: { code: 'invalid', details: { field: 'password' } } });
+    }
+    await form.getByLabel('Password', { exact: true }).fill('plum orchard quietly');
+    await form.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: 'Welcome, weakling' }).waitFor();
+    await page.context().close();
+    expect(web.pageErrors).toEqual([]);
+  });
+});

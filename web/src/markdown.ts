@@ -1,0 +1,93 @@
+// Message text as Markdown: the subset documented in docs/web.md (paragraphs and line breaks,
+// emphasis, strong, strikethrough, code spans, fenced code, block quotes, lists, links and
+// autolinks), parsed by markdown-it and turned into Preact elements token by token. Nothing is
+// ever read as HTML: raw HTML is not part of the subset, so `<b>` stays the text "<b>", and
+// only the elements listed here can come out. Links follow the rules of links.ts.
+import MarkdownIt, { type Token } from 'markdown-it';
+import { h, type ComponentChildren, type VNode } from 'preact';
+import { configureAutolinks, isSafeUrl, LINK_TARGET } from './links.js';
+
+const md = MarkdownIt('zero', { linkify: true, breaks: true });
+md.enable([
+  'paragraph', 'blockquote', 'list', 'fence', // blocks; no headings (a line "# x" is text), no indented code, tables or rules
+  'newline', 'escape', 'entity', 'backticks', 'emphasis', 'strikethrough', 'link', 'autolink', 'linkify', // inline; no images, no HTML
+  'text_join',
+]);
+md.validateLink = isSafeUrl;
+configureAutolinks(md.linkify);
+
+/** Elements an opening token may become; any other token is shown as its text. */
+const TAGS: Record<string, string> = {
+  paragraph_open: 'p', blockquote_open: 'blockquote', bullet_list_open: 'ul', ordered_list_open: 'ol', list_item_open: 'li',
+  strong_open: 'strong', em_open: 'em', s_open: 's', link_open: 'a',
+};
+
+interface Frame { token: Token | null; children: ComponentChildren[] }
+
+/** How a rendering is drawn: links are tab stops only where the message list allows (see conversation.tsx). */
+interface Options { linkTabIndex?: number }
+
+function element(open: Token, children: ComponentChildren[], o: Options): ComponentChildren {
+  const tag = TAGS[open.type];
+  // A tight list's paragraphs are not drawn as paragraphs.
+  if (!tag || (tag === 'p' && open.hidden)) return children;
+  if (tag === 'a') {
+    const href = String(open.attrGet('href') ?? '');
+    return isSafeUrl(href) ? h('a', { href, tabIndex: o.linkTabIndex, ...LINK_TARGET }, children) : children;
+  }
+  if (tag === 'ol') {
+    const start = Number(open.attrGet('start') ?? 1);
+    return h('ol', Number.isSafeInteger(start) && start !== 1 ? { start } : null, children);
+  }
+  return h(tag, null, children);
+}
+
+function leaf(t: Token, o: Options): ComponentChildren {
+  switch (t.type) {
+    case 'text': return t.content;
+    case 'inline': return build(t.children ?? [], o);
+    case 'code_inline': return h('code', null, t.content);
+    case 'fence': return h('pre', null, h('code', null, t.content));
+    case 'softbreak':
+    case 'hardbreak': return h('br', null);
+    default: return t.content;
+  }
+}
+
+function build(tokens: Token[], o: Options): ComponentChildren[] {
+  const stack: Frame[] = [{ token: null, children: [] }];
+  for (const t of tokens) {
+    if (t.nesting === 1) stack.push({ token: t, children: [] });
+    else if (t.nesting === -1 && stack.length > 1) {
+      const f = stack.pop()!;
+      stack[stack.length - 1]!.children.push(element(f.token!, f.children, o));
+    } else stack[stack.length - 1]!.children.push(leaf(t, o));
+  }
+  // Unbalanced tokens never come from markdown-it; were they to, their content still shows.
+  while (stack.length > 1) {
+    const f = stack.pop()!;
+    stack[stack.length - 1]!.children.push(f.children);
+  }
+  return stack[0]!.children;
+}
+
+/** Parsed messages by text: a conversation re-renders often, its texts rarely change. */
+const parsed = new Map<string, Token[]>();
+
+/** `text` as elements; `after` (the "edited" mark) goes at the end of its last paragraph. */
+export function renderMarkdown(text: string, after?: VNode, o: Options = {}): ComponentChildren {
+  let tokens = parsed.get(text);
+  if (!tokens) {
+    tokens = md.parse(text, {});
+    if (parsed.size >= 2000) parsed.delete(parsed.keys().next().value!);
+    parsed.set(text, tokens);
+  }
+  const out = build(tokens, o);
+  if (after) {
+    const last = out[out.length - 1] as VNode<{ children?: ComponentChildren }> | undefined;
+    if (last && typeof last === 'object' && 'type' in last && last.type === 'p') {
+      out[out.length - 1] = h('p', null, last.props.children, after);
+    } else out.push(after);
+  }
+  return out;
+}
