@@ -45,7 +45,7 @@ describe('room caps', () => {
     let refused = 0;
     for (const att of attackers) {
       for (let i = 0; i < 3; i++) {
-        const room = (await att.call('create', { kind: 'channel', name: `spam${i}` })).data.id as string;
+        const room = (await att.call('create', { kind: 'channel', name: `spam ${attackers.indexOf(att)} ${i}` })).data.id as string;
         const r = await att.call('invite', { room, user: 'cap-victim' });
         if (r.ok) invited++;
         else {

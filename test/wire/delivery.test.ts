@@ -58,7 +58,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 /** A channel created by `owner`, joined by `others`; returns its id and last seq. */
 async function channel(owner: Wire, ...others: Wire[]): Promise<string> {
-  const room = (await owner.call<{ id: string }>('create', { kind: 'channel', name: 'wire' })).id;
+  const room = (await owner.call<{ id: string }>('create', { kind: 'channel', name: `wire ${owner.user} ${Math.random()}` })).id;
   for (const o of others) await o.call('join', { room });
   return room;
 }
