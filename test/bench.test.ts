@@ -54,5 +54,5 @@ describe('benchmark harness against parley', () => {
     expect(result.floor?.wakeUpLate.count).toBe(150);
     expect(result.floor!.durableWrite.p50Ms).toBeGreaterThan(0);
     expect(summaryTable(result)).toMatch(/^machine floor \(150 rounds after 5 ms idle\): durable write/);
-  }, 60_000);
+  }, 120_000);
 });
