@@ -1,5 +1,5 @@
 // Two projects: `unit` needs nothing but Node and the build (`npm run test:unit`, the daily
-// loop, under a minute); `system` holds the files that start redis-server, PostgreSQL or
+// loop, about a minute); `system` holds the files that start redis-server, PostgreSQL or
 // chromium, which scripts/test-deps.sh installs before `npm test`, and the benchmark harness's
 // smoke run (half a minute on its own). `npm test` runs both.
 import { existsSync } from 'node:fs';
