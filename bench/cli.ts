@@ -19,6 +19,12 @@ const int = (v: string): number => {
   return n;
 };
 const ints = (v: string): number[] => v.split(',').map(int);
+const nodeList = (v: string): string[] => {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!/^\d+(\.\d+\.\d+)?$/.test(i)) throw new Error(`expected Node versions like 20,24 or 24.22.3, got "${i}"`);
+  if (new Set(items).size !== items.length) throw new Error(`a Node version is named twice in "${v}"`);
+  return items;
+};
 
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
@@ -42,6 +48,7 @@ const program = new Command('bench')
   .option('--warmup <ms>', 'unmeasured sending at up to 500 msg/s before the first step, then 20 s at its rate (default 2000)', Number)
   .option('--quiet-wait <ms>', 'longest wait before each step for other processes to quiet down (0: none)', Number)
   .option('--no-floor', 'skip measuring the machine floor (durable write and wake-up latency) first')
+  .option('--node <list>', 'run the parley targets on each of these Node versions (majors like 20,24 or exact versions), side by side as parley@node20, parley@node24', nodeList)
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
@@ -69,6 +76,7 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     size: flags.size as number | undefined,
     profile: Boolean(flags.profile),
     floor: flags.floor !== false,
+    nodes: (flags.node as string[] | undefined) ?? [],
     outDir: flags.out as string,
     progress: (line, final) => {
       if (tty) {

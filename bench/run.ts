@@ -5,7 +5,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from './pool.js';
 import { cpuMs, cpuSplitMs, machine, machineTicks, memory, openFilesLimit } from './proc.js';
-import { RESULTS_DIR, startTarget, type RunningTarget } from './targets.js';
+import { execFileSync } from 'node:child_process';
+import { installNode, type NodeInstall } from '../scripts/with-node.js';
+import { RESULTS_DIR, ROOT, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
@@ -31,6 +33,11 @@ export interface BenchOptions extends WorkloadOptions {
   quietWaitMs: number;
   /** Measure the machine's own latency floor (durable write, wake-up) before the workloads. */
   floor: boolean;
+  /**
+   * Node versions (majors like "24" or exact versions) to run the Parley targets on, each as
+   * its own target labelled parley@node<version>; empty: only the Node running the harness.
+   */
+  nodes: string[];
   outDir: string;
   progress?: (line: string, final?: boolean) => void;
 }
@@ -73,6 +80,10 @@ export interface StepResult {
 export interface RunResult {
   workload: WorkloadName;
   target: TargetName;
+  /** How reports name the run: the target, with @node<version> when run on a chosen Node. */
+  label: string;
+  /** Version of the Node that ran the target. */
+  node: string;
   description: string;
   params: Record<string, number | string>;
   connections: number;
@@ -100,8 +111,28 @@ export interface BenchResult {
 
 export const defaultOptions = (): BenchOptions => ({
   workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
-  warmupMs: 2000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, outDir: RESULTS_DIR,
+  warmupMs: 2000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, nodes: [], outDir: RESULTS_DIR,
 });
+
+/** A Parley target on one chosen Node: its install, built, and the label its runs carry. */
+interface Runtime { label: string; install: NodeInstall }
+
+/**
+ * Installs and builds Parley for each chosen Node (scripts/with-node.ts). The harness's own
+ * Node runs the working tree's build, which `npm run bench` has just made.
+ */
+function runtimes(nodes: string[], say: (l: string) => void): Runtime[] {
+  return nodes.map((wanted) => {
+    const install = installNode(wanted, (l) => say(`node ${wanted}: ${l}`));
+    if (install.root !== ROOT) {
+      say(`node ${wanted}: building Parley with Node ${install.version}`);
+      execFileSync('npm', ['run', 'build', '--silent'], { cwd: install.root, env: install.env, stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+    return { label: `node${wanted}`, install };
+  });
+}
+
+const isParley = (t: TargetName): boolean => t === 'parley' || t === 'parley-mqtt';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
@@ -152,6 +183,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   mkdirSync(join(o.outDir, 'logs'), { recursive: true });
   const startedAt = new Date().toISOString();
   const runs: RunResult[] = [];
+  const nodes = runtimes(o.nodes, (l) => o.progress?.(l, true));
   let floor: Floor | undefined;
   if (o.floor) {
     o.progress?.('measuring the machine floor (durable write, wake-up) …');
@@ -170,7 +202,11 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
     pool ??= new Pool(o.workers);
     for (const target of o.targets) {
       if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target]!.includes(workload)) continue;
-      runs.push(await runOne(plan, target, o, startedAt, pool));
+      if (isParley(target) && nodes.length > 0) {
+        for (const rt of nodes) runs.push(await runOne(plan, target, o, startedAt, pool, rt));
+      } else {
+        runs.push(await runOne(plan, target, o, startedAt, pool));
+      }
     }
   }
   await pool?.terminate();
@@ -178,11 +214,13 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, floor, options, runs };
 }
 
-async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string, p: Pool): Promise<RunResult> {
-  const tag = `${plan.workload}/${name}`;
+async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: string, p: Pool, rt?: Runtime): Promise<RunResult> {
+  const label = rt ? `${name}@${rt.label}` : name;
+  const tag = `${plan.workload}/${label}`;
   const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
   const result: RunResult = {
-    workload: plan.workload, target: name, description: plan.description, params: plan.params,
+    workload: plan.workload, target: name, label, node: rt?.install.version ?? process.versions.node,
+    description: plan.description, params: plan.params,
     connections: plan.conns.length,
     setup: { connectS: 0, connectsPerSec: 0, connectMs: null, roomsS: 0, failed: 0 },
     memory: { rssBeforeMiB: 0, rssAfterSetupMiB: 0, rssAfterMiB: 0, peakMiB: 0, perConnectionKiB: null },
@@ -193,8 +231,8 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   try {
     say('starting');
     target = await startTarget(name, {
-      heartbeatMs: plan.heartbeatMs, profileDir, synchronous: o.synchronous,
-      logFile: join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${name}.log`),
+      heartbeatMs: plan.heartbeatMs, profileDir, synchronous: o.synchronous, runtime: rt?.install,
+      logFile: join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${label}.log`),
     });
     const pid = target.pid;
     await sleep(300);

@@ -1,5 +1,6 @@
 // Each target runs as its own child process so its CPU time and memory can be read from
-// /proc. Parley runs from its build (dist/) with durable storage; the peers are transpiled
+// /proc. Parley runs from its build (dist/) with durable storage, on the harness's Node or on
+// another one (a checkout installed for it, see scripts/with-node.ts); the peers are transpiled
 // from bench/peers/ to plain JS first, so no TypeScript loader sits inside a measured process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import type { NodeInstall } from '../scripts/with-node.js';
 import type { TargetName } from './types.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,6 +22,8 @@ export interface TargetOptions {
   profileDir?: string;
   /** Parley's SQLite synchronous mode; 'full' (durable on power loss) unless told. */
   synchronous?: 'full' | 'normal';
+  /** The Node and checkout Parley runs from (default: the harness's own). */
+  runtime?: NodeInstall;
   logFile: string;
 }
 
@@ -59,15 +63,21 @@ function transpilePeer(name: string): string {
   return out;
 }
 
-function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): { args: string[]; env: NodeJS.ProcessEnv } {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SECRET, NODE_ENV: 'production' };
+interface Command { node: string; args: string[]; env: NodeJS.ProcessEnv; cwd: string }
+
+function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): Command {
+  const parley = name === 'parley' || name === 'parley-mqtt';
+  const env: NodeJS.ProcessEnv = { ...(parley && o.runtime ? o.runtime.env : process.env), PORT: String(port), SECRET, NODE_ENV: 'production' };
   if (o.heartbeatMs) env.HEARTBEAT_MS = String(o.heartbeatMs);
-  if (name === 'parley' || name === 'parley-mqtt') {
-    const cli = join(ROOT, 'dist', 'src', 'cli.js');
-    if (!existsSync(cli)) throw new Error('dist/src/cli.js is missing: run `npm run build` first (npm run bench does)');
+  if (parley) {
+    const root = o.runtime?.root ?? ROOT;
+    const cli = join(root, 'dist', 'src', 'cli.js');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first (npm run bench does)`);
     env.PARLEY_STORE_SQLITE_SYNCHRONOUS = o.synchronous ?? 'full';
     if (o.heartbeatMs) env.PARLEY_LIMITS_HEARTBEAT_MS = String(o.heartbeatMs);
     return {
+      node: o.runtime?.node ?? process.execPath,
+      cwd: root,
       args: [cli, 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
         '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn',
         // Every load-generating connection comes from this machine's address.
@@ -81,7 +91,7 @@ function command(name: TargetName, port: number, dataDir: string, o: TargetOptio
       env,
     };
   }
-  return { args: [transpilePeer(name)], env };
+  return { node: process.execPath, cwd: ROOT, args: [transpilePeer(name)], env };
 }
 
 function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -106,10 +116,10 @@ function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Prom
 export async function startTarget(name: TargetName, o: TargetOptions): Promise<RunningTarget> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
-  const { args, env } = command(name, port, dataDir, o);
-  const nodeArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+  const { node, args, env, cwd } = command(name, port, dataDir, o);
+  const nodeArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`] : [];
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node, [...nodeArgs, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);

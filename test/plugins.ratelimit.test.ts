@@ -43,7 +43,7 @@ describe('rate limiter', () => {
     const owner = await srv.client('rr-owner');
     const room = await owner.createRoom('channel', 'Busy');
     const quiet = await owner.createRoom('channel', 'Quiet');
-    const [b, c, d] = await Promise.all(['rr-b', 'rr-c', 'rr-d'].map((u) => srv.client(u)));
+    const [b, c, d] = await Promise.all([srv.client('rr-b'), srv.client('rr-c'), srv.client('rr-d')]);
     for (const x of [b, c, d]) await x.join(room.id);
     await b.send(room.id, '1');
     await b.send(room.id, '2');

@@ -107,7 +107,7 @@ describe('SQLite store specifics', () => {
     expect((await s.getRoom('w'))!.lastSeq).toBe(90_001);
     expect((await s.history('w', { limit: 1 }))[0]!.seq).toBe(90_001);
     await s.close();
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('SQLite group commit', () => {

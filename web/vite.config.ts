@@ -7,15 +7,15 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 export default defineConfig({
   root: here,
   base: '/',
-  // Preact's JSX runtime through esbuild: no Babel plugin needed.
-  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  // Preact's JSX runtime through Vite's own transform (Oxc): no Babel plugin needed.
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: fileURLToPath(new URL('../dist/web', import.meta.url)),
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: true,
     reportCompressedSize: false,
-    rollupOptions: {
+    rolldownOptions: {
       // The SDK loads `ws` only where no global WebSocket exists (Node); browsers have one.
       external: ['ws'],
     },

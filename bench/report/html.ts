@@ -65,12 +65,12 @@ function latencyCells(l: LatencySummary | null): string {
 
 function stepTable(runs: RunResult[]): string {
   const rows = runs.flatMap((run) => run.error
-    ? [`<tr><td>${esc(run.target)}</td><td colspan="19" class="err">${esc(run.error)}</td></tr>`]
-    : run.steps.map((s: StepResult) => `<tr><td>${esc(run.target)}</td><td>${esc(s.name)}</td><td>${s.ackedPerSec}</td>`
+    ? [`<tr><td>${esc(run.label)}</td><td colspan="19" class="err">${esc(run.error)}</td></tr>`]
+    : run.steps.map((s: StepResult) => `<tr><td>${esc(run.label)}</td><td>${esc(s.name)}</td><td>${s.ackedPerSec}</td>`
       + `<td>${s.deliveriesPerSec}</td><td class="${s.lost ? 'err' : ''}">${s.lost}</td><td class="${s.duplicated ? 'err' : ''}">${s.duplicated}</td>`
       + `<td class="${s.outOfOrder ? 'err' : ''}">${s.outOfOrder}</td>${latencyCells(s.latency)}<td>${n(s.ack?.p99Ms, 2)}</td>`
       + `<td>${n(s.cpuUsPerDelivery, 2)}</td><td>${n(s.cpuUsPerMessage, 1)}</td><td>${s.serverCpuPct}</td><td>${n(s.rssMiB)}</td><td>${n(s.stealPct)}</td><td>${s.otherCpuPct}</td></tr>`)
-      .concat(run.stoppedAt ? [`<tr><td>${esc(run.target)}</td><td colspan="19">sweep stopped at ${esc(run.stoppedAt)}</td></tr>`] : []));
+      .concat(run.stoppedAt ? [`<tr><td>${esc(run.label)}</td><td colspan="19">sweep stopped at ${esc(run.stoppedAt)}</td></tr>`] : []));
   return `<table><tr><th>target</th><th>step</th><th>acked/s</th><th>deliveries/s</th><th>lost</th><th>dup</th><th>out of order</th>`
     + `<th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>ack p99</th>`
     + `<th>server CPU µs/delivery</th><th>µs/message</th><th>server CPU %</th><th>RSS MiB</th><th>steal %</th><th>other processes' CPU %</th></tr>${rows.join('')}</table>`;
@@ -80,19 +80,19 @@ function workloadSection(workload: string, runs: RunResult[]): string {
   const first = runs[0]!;
   const parts = [`<h2>${esc(workload)}</h2><p>${esc(first.description)}</p>`];
   if (workload === 'connections') {
-    parts.push(bars('server memory per connection', runs.map((r) => ({ label: r.target, value: r.memory.perConnectionKiB })), 'KiB'));
-    parts.push(bars('connects per second (connect + authenticate)', runs.map((r) => ({ label: r.target, value: r.setup.connectsPerSec })), '/s'));
+    parts.push(bars('server memory per connection', runs.map((r) => ({ label: r.label, value: r.memory.perConnectionKiB })), 'KiB'));
+    parts.push(bars('connects per second (connect + authenticate)', runs.map((r) => ({ label: r.label, value: r.setup.connectsPerSec })), '/s'));
     parts.push(`<table><tr><th>target</th><th>connections</th><th>connects/s</th><th>connect p99 ms</th><th>RSS before MiB</th><th>RSS after MiB</th><th>KiB per connection</th><th>dropped while idle</th></tr>`
-      + runs.map((r) => `<tr><td>${esc(r.target)}</td><td>${r.connections}</td><td>${r.setup.connectsPerSec}</td><td>${n(r.setup.connectMs?.p99Ms)}</td>`
+      + runs.map((r) => `<tr><td>${esc(r.label)}</td><td>${r.connections}</td><td>${r.setup.connectsPerSec}</td><td>${n(r.setup.connectMs?.p99Ms)}</td>`
         + `<td>${r.memory.rssBeforeMiB}</td><td>${r.memory.rssAfterMiB}</td><td>${n(r.memory.perConnectionKiB, 2)}</td><td>${r.setup.droppedWhileIdle ?? '–'}</td></tr>`
         + (r.error ? `<tr><td colspan="8" class="err">${esc(r.error)}</td></tr>` : '')).join('') + '</table>');
     return parts.join('\n');
   }
-  const charts = runs.filter((r) => !r.error).map((r) => chart(`${workload} · ${r.target} · delivery latency`,
+  const charts = runs.filter((r) => !r.error).map((r) => chart(`${workload} · ${r.label} · delivery latency`,
     r.steps.filter((s) => s.latency ?? s.ack).map((s) => ({ label: `${s.name}${s.latency ? '' : ' (ack)'}`, curve: (s.latency ?? s.ack)!.curve }))));
   parts.push(`<div class="charts">${charts.join('')}</div>`);
   const last = (r: RunResult): StepResult | undefined => r.steps[r.steps.length - 1];
-  parts.push(bars('server CPU per delivery (last step)', runs.map((r) => ({ label: `${r.target} ${last(r)?.name ?? ''}`, value: last(r)?.cpuUsPerDelivery ?? null })), 'µs'));
+  parts.push(bars('server CPU per delivery (last step)', runs.map((r) => ({ label: `${r.label} ${last(r)?.name ?? ''}`, value: last(r)?.cpuUsPerDelivery ?? null })), 'µs'));
   parts.push(stepTable(runs));
   return parts.join('\n');
 }
@@ -111,13 +111,15 @@ export function htmlReport(r: BenchResult): string {
   const byWorkload = new Map<string, RunResult[]>();
   for (const run of r.runs) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
   const m = r.machine;
+  const parleyNodes = [...new Set(r.runs.filter((x) => x.label !== x.target).map((x) => `${x.label.split('@')[1]} = ${x.node}`))];
+  const on = parleyNodes.length > 0 ? ` · Parley on ${esc(parleyNodes.join(', '))}` : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Parley benchmark ${esc(r.startedAt)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1240px}table{border-collapse:collapse;margin:8px 0 24px}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}.err{color:#b00;font-weight:bold}
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fafafa;border:1px solid #eee}code{background:#f3f3f3;padding:1px 4px}</style></head><body>
 <h1>Parley benchmark</h1>
 <p>${esc(r.startedAt)} – ${esc(r.finishedAt)} · ${m.cpus} CPUs (${esc(m.cpuModel)}), ${m.memTotalGiB} GiB, Linux ${esc(m.kernel)}, Node ${esc(m.node)} ·
-load generator on the same machine (${r.options.workers} worker threads) · Parley SQLite synchronous=${esc(r.options.synchronous)}${r.options.quick ? ' · <b>quick run</b>' : ''}</p>
+load generator on the same machine (${r.options.workers} worker threads) · Parley SQLite synchronous=${esc(r.options.synchronous)}${on}${r.options.quick ? ' · <b>quick run</b>' : ''}</p>
 <p>Latency is measured from the moment a probe sends to the moment another connection receives the message; "ack" is send to acknowledgement.
 Server CPU is user+system time of the server process from <code>/proc/PID/stat</code> over the step (sending and draining), divided by deliveries.</p>
 ${r.floor ? floorSection(r.floor) : ''}

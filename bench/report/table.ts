@@ -12,16 +12,16 @@ export function summaryTable(r: BenchResult): string {
   const rows: string[][] = [];
   for (const run of r.runs) {
     if (run.error) {
-      rows.push([run.workload, run.target, 'ERROR', run.error.slice(0, 80)]);
+      rows.push([run.workload, run.label, 'ERROR', run.error.slice(0, 80)]);
       continue;
     }
     if (run.workload === 'connections') {
-      rows.push([run.workload, run.target, `${run.connections} idle`, `${run.setup.connectsPerSec} conn/s`, '', '', '', '', '', '', '', '', '',
+      rows.push([run.workload, run.label, `${run.connections} idle`, `${run.setup.connectsPerSec} conn/s`, '', '', '', '', '', '', '', '', '',
         '', `${f(run.memory.perConnectionKiB)} KiB/conn`, '', f(run.memory.rssAfterMiB), '']);
       continue;
     }
     for (const s of run.steps) rows.push(stepRow(run, s));
-    if (run.stoppedAt) rows.push([run.workload, run.target, `stopped at ${run.stoppedAt}`]);
+    if (run.stoppedAt) rows.push([run.workload, run.label, `stopped at ${run.stoppedAt}`]);
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.filter((r) => r.length === head.length).map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.length === head.length
@@ -33,7 +33,7 @@ export function summaryTable(r: BenchResult): string {
 
 function stepRow(run: RunResult, s: StepResult): string[] {
   const l = s.latency;
-  return [run.workload, run.target, s.name, String(s.ackedPerSec), String(s.deliveriesPerSec), String(s.lost), String(s.duplicated),
+  return [run.workload, run.label, s.name, String(s.ackedPerSec), String(s.deliveriesPerSec), String(s.lost), String(s.duplicated),
     String(s.outOfOrder), f(l?.p50Ms, 2), f(l?.p90Ms), f(l?.p99Ms), f(l?.p999Ms), f(l?.maxMs), f(s.ack?.p99Ms),
     f(s.cpuUsPerDelivery), String(s.serverCpuPct), s.serverSysPct === null || s.serverSysPct === undefined ? '-' : String(s.serverSysPct), f(s.rssMiB), f(s.stealPct), String(s.otherCpuPct)];
 }
