@@ -71,7 +71,8 @@ describe('delivery at the wire', () => {
     const each = 150;
     for (let i = 0; i < each; i++) for (const w of [a, b, c]) w.fire('send', { room, text: `${w.user} ${i}` });
     const end = start + 3 * each;
-    await waitFor(() => [a, b, c].every((w) => w.seqs(room).at(-1) === end), 15000, 'every message everywhere');
+    await waitFor(() => [a, b, c].every((w) => w.seqs(room).at(-1) === end || w.raw.closeCode !== null), 15000, 'every message everywhere');
+    for (const w of [a, b, c]) expect(w.raw.closeCode, `${w.user} was closed`).toBeNull();
     for (const w of [a, b, c]) expect(w.seqs(room).filter((s) => s > start)).toEqual(range(start + 1, end));
     // The sends of one connection are stored in the order it sent them.
     const history = (await a.call<{ messages: Array<{ user: string; text: string }> }>('history', { room, after: start, limit: 500 })).messages;

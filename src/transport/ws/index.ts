@@ -49,6 +49,9 @@ class Connection implements Conn {
   closed = false;
   private readonly socket: Duplex;
   private corked = false;
+  /** Unsent bytes when this turn's writes began to be corked, and reply bytes corked since. */
+  private unreadBefore = 0;
+  private repliedThisTurn = 0;
   constructor(readonly ws: WebSocket, readonly remote: string, private readonly limit: number, private readonly onOverflow: (c: Connection) => void) {
     // ws keeps its socket private; every frame (shared events and replies) is written to it
     // directly, already framed, so one count covers all of them. This is safe because
@@ -65,7 +68,9 @@ class Connection implements Conn {
   reply(data: string): void {
     if (!this.writable()) return;
     const payload = Buffer.from(data);
-    this.socket.write(textFrameHeader(payload.length));
+    const header = textFrameHeader(payload.length);
+    this.repliedThisTurn += header.length + payload.length;
+    this.socket.write(header);
     this.socket.write(payload);
   }
   /**
@@ -76,7 +81,11 @@ class Connection implements Conn {
    */
   private writable(): boolean {
     if (this.closed || this.ws.readyState !== 1 || !this.socket.writable) return false;
-    if (this.socket.writableLength > this.limit) {
+    // Bytes corked in this turn have not been offered to the kernel yet. What counts is what the
+    // peer left unread before it, plus the replies to its own commands: a burst of events shared
+    // with every follower (one group commit's fan-out) is not this peer's doing, but pipelined
+    // commands answered in one turn are.
+    if ((this.corked ? this.unreadBefore + this.repliedThisTurn : this.socket.writableLength) > this.limit) {
       this.onOverflow(this);
       return false;
     }
@@ -93,6 +102,8 @@ class Connection implements Conn {
   private cork(): void {
     if (this.corked) return;
     this.corked = true;
+    this.unreadBefore = this.socket.writableLength;
+    this.repliedThisTurn = 0;
     this.socket.cork();
     uncorkQueue.push(this);
     if (uncorkQueue.length === 1) process.nextTick(uncorkAll);
