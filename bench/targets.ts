@@ -20,6 +20,10 @@ export interface TargetOptions {
   profileDir?: string;
   /** Parley's SQLite synchronous mode; 'full' (durable on power loss) unless told. */
   synchronous?: 'full' | 'normal';
+  /** Extra environment, e.g. a cluster node's PostgreSQL and Redis URLs. */
+  env?: Record<string, string>;
+  /** Longest wait for the target to listen (default 20 s). */
+  startTimeoutMs?: number;
   logFile: string;
 }
 
@@ -60,7 +64,7 @@ function transpilePeer(name: string): string {
 }
 
 function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): { args: string[]; env: NodeJS.ProcessEnv } {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SECRET, NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), SECRET, NODE_ENV: 'production', ...o.env };
   if (o.heartbeatMs) env.HEARTBEAT_MS = String(o.heartbeatMs);
   if (name === 'parley' || name === 'parley-mqtt') {
     const cli = join(ROOT, 'dist', 'src', 'cli.js');
@@ -108,7 +112,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   try {
-    await waitForPort(port, child, 20_000);
+    await waitForPort(port, child, o.startTimeoutMs ?? 20_000);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`);
