@@ -67,6 +67,7 @@ class WaitSampler {
   private readonly done: Promise<void>;
 
   constructor(client: pg.Client, oid: number, intervalMs: number) {
+    // A query that fails (the server going away at the end of a run) ends the sampling.
     this.done = (async () => {
       let last = performance.now();
       while (this.running) {
@@ -89,7 +90,7 @@ class WaitSampler {
         }
         await sleep(Math.max(0, intervalMs - (performance.now() - now)));
       }
-    })();
+    })().catch(() => { this.running = false; });
   }
 
   async stop(): Promise<void> {

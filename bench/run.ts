@@ -382,8 +382,11 @@ export async function runStep(
   const ticker = setInterval(() => {
     const t = p.totals();
     const secs = (performance.now() - t0) / 1000;
-    const cpu = ((cpuOf(pids) - cpu0) / 10 / secs).toFixed(0);
-    say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''} server cpu ${cpu}% rss ${mib(rssOf(pids))} MiB`);
+    let server = '';
+    try {
+      server = ` server cpu ${((cpuOf(pids) - cpu0) / 10 / secs).toFixed(0)}% rss ${mib(rssOf(pids))} MiB`;
+    } catch { /* a server that has exited fails the step below, not the progress line */ }
+    say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''}${server}`);
   }, 500);
   try {
     const total = s.senders.length;

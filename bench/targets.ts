@@ -109,8 +109,10 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
   const child = spawn(process.execPath, [...nodeArgs, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  // Both into one file: neither may end it while the other still writes (a node logs on its way out).
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once('close', () => log.end());
   try {
     await waitForPort(port, child, o.startTimeoutMs ?? 20_000);
   } catch (err) {
