@@ -20,10 +20,11 @@ import { CLUSTER_SHAPES, type ClusterShape } from './types.js';
 import { clusterPlan, type ClusterPlan } from './workloads.js';
 
 /**
- * CPU quota per node, in cores. At 4 nodes this leaves 2 - 4 x 0.3 = 0.8 core of the 2-core
- * machine for PostgreSQL, Redis and the load generator (see docs/benchmarks.md, cluster).
+ * CPU quota per node, in cores. Measured per message, PostgreSQL, Redis and the load generator
+ * together cost about twice a node's CPU, so 4 nodes at 0.2 core that scaled perfectly would
+ * leave about a tenth of this 2-core machine idle; 0.25 would saturate it (docs/benchmarks.md).
  */
-export const DEFAULT_NODE_CPU = 0.3;
+export const DEFAULT_NODE_CPU = 0.2;
 export const DEFAULT_NODE_COUNTS = [1, 2, 3, 4];
 /** The knee's bounds: a step passes with ack p99 at most this, and no timeouts. */
 export const KNEE_ACK_P99_MS = 100;
@@ -247,6 +248,9 @@ async function runNodes(
     say('starting the nodes');
     await sv.pgMon.createDatabase(db);
     await sv.redisMon.reset();
+    // Start-up and setup are not measured: they run without quotas and commit without waiting
+    // for the WAL; the quotas and durable commits apply from the warm-up on.
+    await sv.pgMon.durableCommits(false);
     const logBase = join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-cluster-${shape}-${n}`);
     const start = async (i: number): Promise<RunningTarget> => {
       const t = await startTarget('parley', {
@@ -263,20 +267,20 @@ async function runNodes(
       nodes[i] = t;
       return t;
     };
-    // Migrations run under an advisory lock, so the nodes start together.
-    await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
+    // Migrations run under an advisory lock, so the nodes start together; all are awaited, so
+    // none is still starting when a failed run stops them.
+    const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => start(i)));
+    const failed = started.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
     const pids = nodes.map((t) => t.pid);
     result.memory.rssBeforeMiB = round(pids.reduce((a, pid) => a + memoryOf(pid).rss, 0), 1);
 
-    // Setup is not measured: it runs without quotas and without waiting for WAL flushes; the
-    // quotas and durable commits apply from the warm-up on.
-    await sv.pgMon.durableCommits(false);
     result.setup = await connectAndSetup(p, plan, { name: 'parley', port: nodes[0]!.port, ports: nodes.map((t) => t.port), secret: SECRET }, o, say, pids);
     result.memory.rssAfterSetupMiB = round(pids.reduce((a, pid) => a + memoryOf(pid).rss, 0), 1);
     await sv.pgMon.durableCommits(true);
     // A backend flushes its transaction counters at most once a second, and an idle one 10 s
     // after its last statement: what setup left pending must not land in the first step's count.
-    if (plan.stepAt(1).durationMs >= MIN_XACT_WINDOW_MS + 1100) {
+    if (plan.stepMs >= MIN_XACT_WINDOW_MS + 1100) {
       say('waiting 11 s for PostgreSQL to flush the counters of setup');
       await sleep(11_000);
     }

@@ -165,6 +165,8 @@ function seeded(seed: number): () => number {
 export interface ClusterPlan extends Plan {
   shape: ClusterShape;
   nodes: number;
+  /** Length of a measured step. */
+  stepMs: number;
   /** The measured step at `rate` msg/s over all senders (the sweep picks the rates). */
   stepAt(rate: number): StepSpec;
 }
@@ -209,6 +211,7 @@ export function clusterPlan(shape: ClusterShape, nodes: number, o: WorkloadOptio
       ? `${rs.length} rooms x ${size} members on ${nodes} node(s), members placed at random, random senders`
       : `${rs.length} hot rooms x ${size} members, members on every one of ${nodes} node(s), random senders`,
     params: { shape, nodes, rooms: rs.length, roomSize: size, connections: c.length, durationS: d / 1000 },
+    stepMs: d,
     stepAt: (rate) => step(`${rate}/s`, rate, d, senders, o),
   };
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runBench, type BenchResult } from '../bench/run.js';
+import { nextRate } from '../bench/cluster.js';
 import { summaryTable, writeReports } from '../bench/report/index.js';
 
 describe('benchmark harness against parley', () => {
@@ -117,4 +118,22 @@ describe('benchmark harness against parley', () => {
       rmSync(outDir, { recursive: true, force: true });
     }
   }, 70_000);
+
+  it('finds the knee of a sweep within 10% in at most 9 steps, from above or below', () => {
+    for (const [start, knee] of [[100, 730], [400, 37], [200, 200], [50, 800]] as const) {
+      let lo = 0;
+      let hi = Infinity;
+      let rate: number | null = start;
+      let steps = 0;
+      while (rate !== null && steps < 20) {
+        steps++;
+        if (rate <= knee) lo = Math.max(lo, rate);
+        else hi = Math.min(hi, rate);
+        rate = nextRate(lo, hi, rate, 1.1);
+      }
+      expect(lo, `knee ${knee} from ${start}`).toBeLessThanOrEqual(knee);
+      expect(lo, `knee ${knee} from ${start}`).toBeGreaterThan(knee / 1.1 / 1.03);
+      expect(steps, `knee ${knee} from ${start}`).toBeLessThanOrEqual(9);
+    }
+  });
 });
