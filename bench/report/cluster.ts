@@ -86,7 +86,8 @@ export function clusterHtml(runs: RunResult[]): string {
   const rows = kneeRows(cl);
   const shapes = [...new Set(rows.map((r) => r.shape))];
   const parts = [`<h2>cluster</h2><p>Parley nodes on PostgreSQL and Redis, each node in a cgroup with a CPU quota of ${esc(f(cl[0]!.cluster!.nodeCpu, 2))} core `
-    + `(cgroup v${cl[0]!.cluster!.quota.cgroup}; checked first: a busy loop in such a group used ${cl[0]!.cluster!.quota.busyLoopUsedCores} core). `
+    + `(cgroup v${cl[0]!.cluster!.quota.cgroup}; checked first: a busy loop in a ${cl[0]!.cluster!.quota.checkedCores}-core group used `
+    + `${cl[0]!.cluster!.quota.busyLoopUsedCores} core). `
     + `PostgreSQL, Redis and the load generator run outside the quotas. The knee is the highest acknowledged rate of a sweep with ack p99 ≤ ${KNEE_ACK_P99_MS} ms, `
     + `no timeouts and nothing lost. A step with under ${SATURATED_IDLE_PCT}% of the machine idle is marked saturated: it measures the machine, not Parley.</p>`];
   parts.push(`<div class="charts">${shapes.map((s) => scaleChart(s, rows.filter((r) => r.shape === s))).join('')}</div>`);
