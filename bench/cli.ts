@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { defaultOptions, runBench, type BenchOptions } from './run.js';
 import { summaryTable, writeReports } from './report/index.js';
 import { formatHotSpots } from './profile.js';
-import { TARGETS, WORKLOADS, type TargetName, type WorkloadName } from './types.js';
+import { ALL_WORKLOADS, CLUSTER_SHAPES, TARGETS, WORKLOADS, type ClusterShape, type TargetName, type WorkloadName } from './types.js';
 
 const list = <T extends string>(allowed: readonly T[], what: string) => (v: string): T[] => {
   const items = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -28,7 +28,7 @@ const nodeList = (v: string): string[] => {
 
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
-  .argument('[workloads...]', `workloads to run: ${WORKLOADS.join(', ')} or all`, ['all'])
+  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster)`, ['all'])
   .option('-t, --targets <list>', `comma-separated targets (${TARGETS.join(',')})`, list(TARGETS, 'target'))
   .option('-q, --quick', 'small sizes and short steps (about a minute for everything)')
   .option('-d, --duration <s>', 'seconds per measured step', int)
@@ -43,6 +43,9 @@ const program = new Command('bench')
   .option('--connections <n>', 'connections: idle connections to hold', int)
   .option('--idle <s>', 'connections: seconds to hold them', int)
   .option('--size <bytes>', 'message text size', int)
+  .option('--nodes <list>', 'cluster: node counts, one run each (default 1,2,3,4)', ints)
+  .option('--node-cpu <cores>', 'cluster: CPU quota of each node in cores (default 0.2)', int)
+  .option('--shapes <list>', `cluster: room shapes (${CLUSTER_SHAPES.join(',')})`, list(CLUSTER_SHAPES, 'shape'))
   .option('--workers <n>', 'load-generator threads', int)
   .option('--concurrency <n>', 'connections opened at once per worker', int)
   .option('--warmup <ms>', 'unmeasured sending at up to 500 msg/s before the first step, then 20 s at its rate (default 2000)', Number)
@@ -55,7 +58,7 @@ const program = new Command('bench')
   .showHelpAfterError();
 
 program.action(async (names: string[], flags: Record<string, unknown>) => {
-  const workloads: WorkloadName[] = names.includes('all') ? [...WORKLOADS] : names.flatMap(list(WORKLOADS, 'workload'));
+  const workloads: WorkloadName[] = names.includes('all') ? [...WORKLOADS] : names.flatMap(list(ALL_WORKLOADS, 'workload'));
   const tty = process.stderr.isTTY;
   let lastPrint = 0;
   const opts: Partial<BenchOptions> = {
@@ -74,6 +77,9 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     connections: flags.connections as number | undefined,
     idle: flags.idle as number | undefined,
     size: flags.size as number | undefined,
+    clusterNodes: flags.nodes as number[] | undefined,
+    nodeCpu: flags.nodeCpu as number | undefined,
+    shapes: flags.shapes as ClusterShape[] | undefined,
     profile: Boolean(flags.profile),
     floor: flags.floor !== false,
     nodes: (flags.node as string[] | undefined) ?? [],

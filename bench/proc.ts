@@ -1,6 +1,6 @@
 // Server cost read from outside the server: CPU time and resident memory of a process from
 // /proc, so every target is measured the same way whatever it is written in.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 let clkTck = 100;
@@ -20,6 +20,28 @@ export function cpuSplitMs(pid: number): { user: number; sys: number } {
 export function cpuMs(pid: number): number {
   const c = cpuSplitMs(pid);
   return c.user + c.sys;
+}
+
+/**
+ * CPU of a server that runs a process per connection (PostgreSQL): the parent, the children it
+ * runs now, and the children it has already reaped (their time is added to the parent's).
+ */
+export function treeCpuMs(parent: number): number {
+  let ticks = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let f: string[];
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields from "state" on: ppid is [1], utime [11], stime [12], cutime [13], cstime [14].
+    if (Number(d) === parent) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    else if (Number(f[1]) === parent) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / clkTck;
 }
 
 export interface Mem { rssKiB: number; hwmKiB: number }

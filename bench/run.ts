@@ -9,11 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { installNode, type NodeInstall } from '../scripts/with-node.js';
 import { RESULTS_DIR, ROOT, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
+import { runCluster, type ClusterRunInfo, type ClusterStepStats } from './cluster.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
   TARGETS, TARGET_WORKLOADS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
-  type StreamEnd, type TargetName, type WorkloadName,
+  type StreamEnd, type TargetInfo, type TargetName, type WorkloadName,
 } from './types.js';
 
 export interface BenchOptions extends WorkloadOptions {
@@ -49,6 +50,8 @@ export interface StepResult {
   sent: number;
   acked: number;
   errors: number;
+  /** Sends acknowledged after more than 10 s (when the SDK gives up), or never. */
+  timeouts: number;
   firstError?: string;
   /** Acknowledged sends per second over the sending window. */
   ackedPerSec: number;
@@ -75,6 +78,14 @@ export interface StepResult {
   stealPct: number;
   /** CPU used by other processes during the step, in % of one core: a disturbed measurement. */
   otherCpuPct: number;
+  /** The load generator's CPU (this process, all threads), in % of one core. */
+  loadGenCpuPct: number;
+  /** CPU of the processes that serve the target without being measured as it (PostgreSQL, Redis), in % of one core. */
+  infraCpuPct?: number;
+  /** Share of the machine's CPU time (all cores) nobody used: near 0, the machine was the limit. */
+  machineIdlePct: number;
+  /** Cluster workload: what PostgreSQL, Redis, the nodes' quotas and the machine did. */
+  cluster?: ClusterStepStats;
 }
 
 export interface RunResult {
@@ -97,6 +108,8 @@ export interface RunResult {
   stoppedAt?: string;
   error?: string;
   profile?: string;
+  /** Cluster workload: nodes, shape, CPU share, the knee and the scale ratio. */
+  cluster?: ClusterRunInfo;
 }
 
 export interface BenchResult {
@@ -139,38 +152,52 @@ const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /**
- * Waits until the server has been nearly idle (< 3% of a core) for 0.4 s, so setup traffic
- * (join storms) is over before measuring. Bounded: thousands of connections with heartbeats
- * never get that quiet.
+ * The processes a step measures: the server (one process, or every node of a cluster), and
+ * what serves it without being it (PostgreSQL and Redis), which is not counted as "other".
  */
-async function quiet(pid: number, maxMs = 10_000): Promise<void> {
+export interface Measured {
+  pids: number[];
+  infraCpuMs?: () => number;
+}
+
+const cpuOf = (pids: number[]): number => pids.reduce((a, pid) => a + cpuMs(pid), 0);
+const sysOf = (pids: number[]): number => pids.reduce((a, pid) => a + cpuSplitMs(pid).sys, 0);
+const rssOf = (pids: number[]): number => pids.reduce((a, pid) => a + memory(pid).rssKiB, 0);
+
+/**
+ * Waits until the server has been nearly idle (< 3% of a core per process) for 0.4 s, so
+ * setup traffic (join storms) is over before measuring. Bounded: thousands of connections
+ * with heartbeats never get that quiet.
+ */
+export async function quiet(pids: number[], maxMs = 10_000): Promise<void> {
   const end = Date.now() + maxMs;
   let calm = 0;
-  let prev = cpuMs(pid);
+  let prev = cpuOf(pids);
   while (Date.now() < end && calm < 2) {
     await sleep(200);
-    const cur = cpuMs(pid);
-    calm = cur - prev <= 6 ? calm + 1 : 0;
+    const cur = cpuOf(pids);
+    calm = cur - prev <= 6 * pids.length ? calm + 1 : 0;
     prev = cur;
   }
 }
 
 /**
- * Waits (up to `maxMs`) until processes other than the server and this one use under 20% of
- * a core, so a build or test run elsewhere on the machine does not land inside a step.
+ * Waits (up to `maxMs`) until processes other than the measured ones and this one use under
+ * 20% of a core, so a build or test run elsewhere on the machine does not land inside a step.
  */
-async function quietMachine(pid: number, say: (l: string) => void, maxMs: number): Promise<number> {
+async function quietMachine(m: Measured, say: (l: string) => void, maxMs: number): Promise<number> {
   const end = Date.now() + maxMs;
   let other = 0;
   if (maxMs <= 0) return other;
+  const ours = (): number => cpuOf(m.pids) + (m.infraCpuMs?.() ?? 0);
   do {
     const m0 = machineTicks();
-    const s0 = cpuMs(pid);
+    const s0 = ours();
     const c0 = process.cpuUsage();
     await sleep(300);
     const m1 = machineTicks();
     const c = process.cpuUsage(c0);
-    other = Math.max(0, (m1.busyMs - m0.busyMs - (cpuMs(pid) - s0) - (c.user + c.system) / 1000) / 3);
+    other = Math.max(0, (m1.busyMs - m0.busyMs - (ours() - s0) - (c.user + c.system) / 1000) / 3);
     if (other < 20) return other;
     say(`waiting: other processes use ${Math.round(other)}% of a core`);
   } while (Date.now() < end);
@@ -191,25 +218,35 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
     o.progress?.(floorLine(floor), true);
   }
   let pool: Pool | null = null;
-  for (const workload of o.workloads) {
-    const plan = plans[workload](o);
-    const fdRoom = openFilesLimit() - 200;
-    if (plan.conns.length > fdRoom) {
-      throw new Error(`${workload}: ${plan.conns.length} connections need more open files than this process may have `
-        + `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``);
-    }
-    // Threads are started once; each run opens its own connections on them.
-    pool ??= new Pool(o.workers);
-    for (const target of o.targets) {
-      if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target]!.includes(workload)) continue;
-      if (isParley(target) && nodes.length > 0) {
-        for (const rt of nodes) runs.push(await runOne(plan, target, o, startedAt, pool, rt));
-      } else {
-        runs.push(await runOne(plan, target, o, startedAt, pool));
+  try {
+    for (const workload of o.workloads) {
+      if (workload === 'cluster') {
+        // Parley's own scale-out: the other targets have no cluster mode.
+        if (!o.targets.includes('parley')) continue;
+        pool ??= new Pool(o.workers);
+        runs.push(...await runCluster(o, pool, startedAt));
+        continue;
+      }
+      const plan = plans[workload](o);
+      const fdRoom = openFilesLimit() - 200;
+      if (plan.conns.length > fdRoom) {
+        throw new Error(`${workload}: ${plan.conns.length} connections need more open files than this process may have `
+          + `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``);
+      }
+      // Threads are started once; each run opens its own connections on them.
+      pool ??= new Pool(o.workers);
+      for (const target of o.targets) {
+        if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target]!.includes(workload)) continue;
+        if (isParley(target) && nodes.length > 0) {
+          for (const rt of nodes) runs.push(await runOne(plan, target, o, startedAt, pool, rt));
+        } else {
+          runs.push(await runOne(plan, target, o, startedAt, pool));
+        }
       }
     }
+  } finally {
+    await pool?.terminate();
   }
-  await pool?.terminate();
   const { progress: _p, ...options } = o;
   return { startedAt, finishedAt: new Date().toISOString(), machine: { ...machine(), node: process.version }, floor, options, runs };
 }
@@ -239,42 +276,8 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     const before = memory(pid);
     result.memory.rssBeforeMiB = mib(before.rssKiB);
 
-    const workers = p.size;
-    const workerOf = (conn: number): number => conn % workers;
-
-    // ---- connect (timed: connects per second) ----
-    const ticker = setInterval(() => say(`connecting ${plan.conns.length} connections`), 1000);
-    const opened = await p.all<OpenResult>((w) => ({
-      t: 'open', target: { name, port: target!.port, secret: target!.secret },
-      conns: plan.conns.filter((c) => workerOf(c.index) === w), concurrency: o.concurrency,
-    }));
-    // Timed inside the workers, from the first connect to the last authentication.
-    const connectS = Math.max(...opened.map((r) => r.wallMs)) / 1000;
-    clearInterval(ticker);
-    const failed = opened.reduce((a, r) => a + r.failed, 0);
-    const connectHist = mergeHistograms([]);
-    for (const r of opened) for (const ms of r.connectMs) connectHist.recordValue(Math.max(1, Math.round(ms * 1000)));
-    result.setup = {
-      connectS: round(connectS), connectsPerSec: Math.round((plan.conns.length - failed) / connectS),
-      connectMs: summarize(connectHist), roomsS: 0, failed,
-    };
-    if (failed > 0) throw new Error(`${failed} connections failed: ${opened.find((r) => r.firstError)?.firstError}`);
-
-    // ---- rooms and memberships (setup, not measured) ----
-    say(`creating ${plan.rooms.length} rooms`);
-    const t1 = performance.now();
-    const users = (r: RoomSpec): string[] => r.members.map((m) => plan.conns[m]!.user);
-    const owned = await p.all<Record<string, string>>((w) => ({
-      t: 'owners', rooms: plan.rooms.filter((r) => workerOf(r.members[0]!) === w).map((r) => ({ ...r, users: users(r) })),
-    }));
-    const actual: Record<string, string> = Object.assign({}, ...owned) as Record<string, string>;
-    say('joining members');
-    await p.all<number>((w) => ({
-      t: 'members', actual,
-      rooms: plan.rooms.filter((r) => r.members.slice(1).some((m) => workerOf(m) === w)).map((r) => ({ ...r, actual: actual[r.id]! })),
-    }));
-    await quiet(pid);
-    result.setup.roomsS = round((performance.now() - t1) / 1000);
+    const workerOf = workerOfConn(p);
+    result.setup = await connectAndSetup(p, plan, { name, port: target.port, secret: target.secret }, o, say, [pid]);
     result.memory.rssAfterSetupMiB = mib(memory(pid).rssKiB);
 
     if (plan.idleMs) {
@@ -293,7 +296,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     if (plan.steps.length > 0 && o.warmupMs > 0) for (const w of warmups(plan, o.warmupMs, !o.quick)) steps.push({ ...w, id: steps.length });
     for (const s of plan.steps) steps.push({ ...s, id: steps.length });
     for (const s of steps) {
-      const r = await runStep(p, pid, s, workerOf, say, o.quietWaitMs);
+      const r = await runStep(p, { pids: [pid] }, s, workerOf, say, o.quietWaitMs);
       if (s.warmup) continue;
       result.steps.push(r);
       const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500
@@ -321,6 +324,55 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   return result;
 }
 
+/** Connections are dealt round the load-generator threads. */
+export const workerOfConn = (p: Pool) => (conn: number): number => conn % p.size;
+
+/**
+ * Opens the plan's connections (timed: connects per second), then makes its rooms and
+ * memberships through the target's protocol (setup, not measured) and waits until the
+ * server is idle again. Throws when a connection fails.
+ */
+export async function connectAndSetup(
+  p: Pool, plan: Plan, target: TargetInfo, o: BenchOptions, say: (l: string) => void, pids: number[],
+): Promise<RunResult['setup']> {
+  const workerOf = workerOfConn(p);
+  const ticker = setInterval(() => say(`connecting ${plan.conns.length} connections`), 1000);
+  let opened: OpenResult[];
+  try {
+    opened = await p.all<OpenResult>((w) => ({
+      t: 'open', target, conns: plan.conns.filter((c) => workerOf(c.index) === w), concurrency: o.concurrency,
+    }));
+  } finally {
+    clearInterval(ticker);
+  }
+  // Timed inside the workers, from the first connect to the last authentication.
+  const connectS = Math.max(...opened.map((r) => r.wallMs)) / 1000;
+  const failed = opened.reduce((a, r) => a + r.failed, 0);
+  const connectHist = mergeHistograms([]);
+  for (const r of opened) for (const ms of r.connectMs) connectHist.recordValue(Math.max(1, Math.round(ms * 1000)));
+  const setup: RunResult['setup'] = {
+    connectS: round(connectS), connectsPerSec: Math.round((plan.conns.length - failed) / connectS),
+    connectMs: summarize(connectHist), roomsS: 0, failed,
+  };
+  if (failed > 0) throw new Error(`${failed} connections failed: ${opened.find((r) => r.firstError)?.firstError}`);
+
+  say(`creating ${plan.rooms.length} rooms`);
+  const t1 = performance.now();
+  const users = (r: RoomSpec): string[] => r.members.map((m) => plan.conns[m]!.user);
+  const owned = await p.all<Record<string, string>>((w) => ({
+    t: 'owners', rooms: plan.rooms.filter((r) => workerOf(r.members[0]!) === w).map((r) => ({ ...r, users: users(r) })),
+  }));
+  const actual: Record<string, string> = Object.assign({}, ...owned) as Record<string, string>;
+  say('joining members');
+  await p.all<number>((w) => ({
+    t: 'members', actual,
+    rooms: plan.rooms.filter((r) => r.members.slice(1).some((m) => workerOf(m) === w)).map((r) => ({ ...r, actual: actual[r.id]! })),
+  }));
+  await quiet(pids);
+  setup.roomsS = round((performance.now() - t1) / 1000);
+  return setup;
+}
+
 /**
  * The unmeasured warm-up, in two parts. First the first step's senders for `ms` at WARMUP_RATE
  * messages/s (or the step's own rate if higher, and never over WARMUP_DELIVERIES per second, so
@@ -345,12 +397,22 @@ function warmups(plan: Plan, ms: number, settle: boolean): StepSpec[] {
   return [{ ...warm, rate }, { ...warm, name: 'settle', durationMs: SETTLE_MS }];
 }
 
-async function runStep(
-  p: Pool, pid: number, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void, quietWaitMs: number,
+/** Called around a step's measurement: right before sending starts, and once everything is collected. */
+export interface StepHooks {
+  begin?(): Promise<void>;
+  end?(): Promise<void>;
+}
+
+export async function runStep(
+  p: Pool, m: Measured, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void, quietWaitMs: number,
+  hooks: StepHooks = {},
 ): Promise<StepResult> {
-  await quietMachine(pid, say, quietWaitMs);
-  const cpu0 = cpuMs(pid);
-  const sys0 = cpuSplitMs(pid).sys;
+  await quietMachine(m, say, quietWaitMs);
+  await hooks.begin?.();
+  const { pids } = m;
+  const cpu0 = cpuOf(pids);
+  const sys0 = sysOf(pids);
+  const infra0 = m.infraCpuMs?.() ?? 0;
   const machine0 = machineTicks();
   const client0 = process.cpuUsage();
   const t0 = performance.now();
@@ -358,8 +420,11 @@ async function runStep(
   const ticker = setInterval(() => {
     const t = p.totals();
     const secs = (performance.now() - t0) / 1000;
-    const cpu = ((cpuMs(pid) - cpu0) / 10 / secs).toFixed(0);
-    say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''} server cpu ${cpu}% rss ${mib(memory(pid).rssKiB)} MiB`);
+    let server = '';
+    try {
+      server = ` server cpu ${((cpuOf(pids) - cpu0) / 10 / secs).toFixed(0)}% rss ${mib(rssOf(pids))} MiB`;
+    } catch { /* a server that has exited fails the step below, not the progress line */ }
+    say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''}${server}`);
   }, 500);
   try {
     const total = s.senders.length;
@@ -390,11 +455,13 @@ async function runStep(
       if (performance.now() - sendEnd > 20_000) break;
     }
     const c = await p.all<CollectResult>({ t: 'collect' });
-    const cpu = cpuMs(pid) - cpu0;
-    const sys = cpuSplitMs(pid).sys - sys0;
+    const cpu = cpuOf(pids) - cpu0;
+    const sys = sysOf(pids) - sys0;
+    const infra = m.infraCpuMs ? m.infraCpuMs() - infra0 : 0;
     const client = process.cpuUsage(client0);
     const wall = (performance.now() - t0) / 1000;
     const m1 = machineTicks();
+    await hooks.end?.();
     const sum = (f: (r: CollectResult) => number): number => c.reduce((a, r) => a + f(r), 0);
     const delivered = sum((r) => r.received);
     const acked = sent.reduce((a, r) => a + r.acked, 0);
@@ -404,6 +471,7 @@ async function runStep(
     return {
       name: s.name, rate: s.rate, durationS: round(sendS),
       sent: sent.reduce((a, r) => a + r.sent, 0), acked, errors: sent.reduce((a, r) => a + r.errors, 0),
+      timeouts: sent.reduce((a, r) => a + r.timeouts, 0),
       firstError: sent.find((r) => r.firstError)?.firstError,
       ackedPerSec: Math.round(acked / sendS),
       expected, delivered, deliveriesPerSec: Math.round(delivered / sendS),
@@ -416,10 +484,13 @@ async function runStep(
       cpuUsPerDelivery: delivered > 0 ? round((cpu * 1000) / delivered) : null,
       cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,
       clientCpuUsPerDelivery: delivered > 0 ? round((client.user + client.system) / delivered) : null,
-      rssMiB: mib(memory(pid).rssKiB),
+      rssMiB: mib(rssOf(pids)),
       stealPct: Math.round(((m1.stealMs - machine0.stealMs) / Math.max(1, m1.totalMs - machine0.totalMs)) * 1000) / 10,
-      // Whatever else ran on the machine meanwhile (neither the server nor this process).
-      otherCpuPct: Math.max(0, Math.round((m1.busyMs - machine0.busyMs - cpu - (client.user + client.system) / 1000) / 10 / wall)),
+      // Whatever else ran on the machine meanwhile (neither the server, what serves it, nor this process).
+      otherCpuPct: Math.max(0, Math.round((m1.busyMs - machine0.busyMs - cpu - infra - (client.user + client.system) / 1000) / 10 / wall)),
+      loadGenCpuPct: Math.round((client.user + client.system) / 1000 / 10 / wall),
+      ...(m.infraCpuMs ? { infraCpuPct: Math.round(infra / 10 / wall) } : {}),
+      machineIdlePct: Math.round((1 - (m1.busyMs - machine0.busyMs + m1.stealMs - machine0.stealMs) / Math.max(1, m1.totalMs - machine0.totalMs)) * 1000) / 10,
     };
   } finally {
     clearInterval(ticker);

@@ -24,6 +24,10 @@ export interface TargetOptions {
   synchronous?: 'full' | 'normal';
   /** The Node and checkout Parley runs from (default: the harness's own). */
   runtime?: NodeInstall;
+  /** Extra environment, e.g. a cluster node's PostgreSQL and Redis URLs. */
+  env?: Record<string, string>;
+  /** Longest wait for the target to listen (default 20 s). */
+  startTimeoutMs?: number;
   logFile: string;
 }
 
@@ -67,7 +71,7 @@ interface Command { node: string; args: string[]; env: NodeJS.ProcessEnv; cwd: s
 
 function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): Command {
   const parley = name === 'parley' || name === 'parley-mqtt';
-  const env: NodeJS.ProcessEnv = { ...(parley && o.runtime ? o.runtime.env : process.env), PORT: String(port), SECRET, NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = { ...(parley && o.runtime ? o.runtime.env : process.env), PORT: String(port), SECRET, NODE_ENV: 'production', ...o.env };
   if (o.heartbeatMs) env.HEARTBEAT_MS = String(o.heartbeatMs);
   if (parley) {
     const root = o.runtime?.root ?? ROOT;
@@ -121,10 +125,12 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
   const child = spawn(node, [...nodeArgs, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  // Both into one file: neither may end it while the other still writes (a node logs on its way out).
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once('close', () => log.end());
   try {
-    await waitForPort(port, child, 20_000);
+    await waitForPort(port, child, o.startTimeoutMs ?? 20_000);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`);

@@ -5,8 +5,14 @@ export type TargetName = 'parley' | 'parley-mqtt' | 'socketio' | 'chat-service' 
 export const TARGETS: readonly TargetName[] = ['parley', 'parley-mqtt', 'socketio', 'chat-service', 'ws-relay'];
 /** Targets that run only some workloads (the others are skipped for them). */
 export const TARGET_WORKLOADS: Partial<Record<TargetName, readonly string[]>> = { 'parley-mqtt': ['chat21'] };
-export type WorkloadName = 'chat21' | 'fanout' | 'rooms' | 'ingest' | 'connections';
-export const WORKLOADS: readonly WorkloadName[] = ['chat21', 'fanout', 'rooms', 'ingest', 'connections'];
+/** The workloads run against every target (`all`). */
+export type CompareWorkload = 'chat21' | 'fanout' | 'rooms' | 'ingest' | 'connections';
+export const WORKLOADS: readonly CompareWorkload[] = ['chat21', 'fanout', 'rooms', 'ingest', 'connections'];
+/** Parley on several nodes with a CPU quota each; run by name only (it needs root, and takes long). */
+export type WorkloadName = CompareWorkload | 'cluster';
+export const ALL_WORKLOADS: readonly WorkloadName[] = [...WORKLOADS, 'cluster'];
+export type ClusterShape = 'small' | 'hot';
+export const CLUSTER_SHAPES: readonly ClusterShape[] = ['small', 'hot'];
 
 /** One client connection of the workload; one connection per user keeps loss accounting simple. */
 export interface ConnSpec {
@@ -17,6 +23,8 @@ export interface ConnSpec {
   /** Logical rooms this connection is a member of, for the expectation of deliveries. */
   rooms: string[];
   localAddress: string;
+  /** Cluster workload: the node (index into `TargetInfo.ports`) this connection goes to. */
+  node?: number;
 }
 
 export interface RoomSpec {
@@ -46,6 +54,8 @@ export interface TargetInfo {
   name: TargetName;
   port: number;
   secret: string;
+  /** Cluster workload: every node's port (a connection's `node` picks one). */
+  ports?: number[];
 }
 
 // ---- worker protocol ---------------------------------------------------------------------
@@ -69,6 +79,8 @@ export interface SentResult {
   sent: number;
   acked: number;
   errors: number;
+  /** Sends acknowledged after more than 10 s, or never. */
+  timeouts: number;
   firstError?: string;
   ack: string;
   firstSendUs: number;

@@ -76,6 +76,8 @@ async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Prom
   target = t;
   const key = new TextEncoder().encode(t.secret);
   const connect = drivers[t.name];
+  // A cluster's connections each go to their own node, as a load balancer would send them.
+  const targetOf = (c: ConnSpec): TargetInfo => (c.node !== undefined && t.ports ? { ...t, port: t.ports[c.node]! } : t);
   // Tokens are minted before connecting so signing does not count as connecting.
   const tokens = await Promise.all(conns.map((c) =>
     new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(c.user).setIssuedAt().setExpirationTime('2h').sign(key)));
@@ -87,7 +89,7 @@ async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Prom
     const t0 = performance.now();
     try {
       c.conn = await connect({
-        target, user: c.spec.user, token, localAddress: c.spec.localAddress,
+        target: targetOf(c.spec), user: c.spec.user, token, localAddress: c.spec.localAddress,
         onText: (_room, text) => onText(c, text),
         onClose: () => {
           if (!c.closed) closedEarly++;
@@ -115,12 +117,16 @@ function live(index: number): ClientConn {
 
 interface Sender { conn: ClientConn; room: string; actualRoom: string; sid: string; n: number; failed: number; inflight: number }
 
+/** An acknowledgement later than this is a timeout: the SDK gives up on a send after 10 s. */
+const ACK_TIMEOUT_US = 10_000_000;
+
 async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]): Promise<SentResult> {
   const senders: Sender[] = specs.map((s) => ({
     conn: live(s.conn), room: s.room, actualRoom: actual[s.room] ?? s.room, sid: `${stepPrefix}${s.conn}`,
     n: 0, failed: 0, inflight: 0,
   }));
   let errors = 0;
+  let slowAcks = 0;
   let firstError: string | undefined;
   let firstSendUs = 0;
   let lastSendUs = 0;
@@ -145,7 +151,9 @@ async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]
         firstError ??= err;
       } else {
         acked++;
-        localAck.recordValue(Math.max(1, nowUs() - t));
+        const us = Math.max(1, nowUs() - t);
+        if (us > ACK_TIMEOUT_US) slowAcks++;
+        localAck.recordValue(us);
       }
       onAcked?.();
       if (outstanding === 0) allAcked?.();
@@ -198,7 +206,9 @@ async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]
     });
   }
   const streams: StreamEnd[] = senders.map((s) => [s.room, s.sid, s.n, s.failed]);
-  return { streams, sent, acked, errors, firstError, ack: encodeHistogram(localAck), firstSendUs, lastSendUs };
+  // Sends still unanswered after the wait above are timeouts too.
+  const timeouts = slowAcks + outstanding;
+  return { streams, sent, acked, errors, timeouts, firstError, ack: encodeHistogram(localAck), firstSendUs, lastSendUs };
 }
 
 /** Per (connection, stream): what it should have received; loss is the shortfall. */

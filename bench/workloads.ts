@@ -1,7 +1,8 @@
-// The five workloads as plans: which connections exist, which rooms they are members of, and
-// the measured steps (rate, duration, senders). Sizes come from the options, with a quick
-// variant small enough for a one-minute run of everything.
-import type { ConnSpec, RoomSpec, SenderSpec, StepSpec, WorkloadName } from './types.js';
+// The workloads as plans: which connections exist, which rooms they are members of, and the
+// measured steps (rate, duration, senders). Sizes come from the options, with a quick variant
+// small enough for a one-minute run of everything. The cluster workload's plan also says which
+// node each connection goes to; its rates are chosen while it runs (bench/cluster.ts).
+import type { ClusterShape, CompareWorkload, ConnSpec, RoomSpec, SenderSpec, StepSpec, WorkloadName } from './types.js';
 
 export interface WorkloadOptions {
   quick: boolean;
@@ -21,6 +22,12 @@ export interface WorkloadOptions {
   idle?: number;
   /** Text bytes per message. */
   size?: number;
+  /** Cluster: node counts to measure, one run each (default 1,2,3,4). */
+  clusterNodes?: number[];
+  /** Cluster: CPU quota of each node, in cores. */
+  nodeCpu?: number;
+  /** Cluster: room shapes to measure. */
+  shapes?: ClusterShape[];
 }
 
 export interface Plan {
@@ -141,4 +148,70 @@ function connections(o: WorkloadOptions): Plan {
   };
 }
 
-export const plans: Record<WorkloadName, (o: WorkloadOptions) => Plan> = { chat21, fanout, rooms, ingest, connections };
+export const plans: Record<CompareWorkload, (o: WorkloadOptions) => Plan> = { chat21, fanout, rooms, ingest, connections };
+
+/** A small seeded generator (mulberry32), so a shape puts the same members on the same nodes in every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface ClusterPlan extends Plan {
+  shape: ClusterShape;
+  nodes: number;
+  /** Length of a measured step. */
+  stepMs: number;
+  /** The measured step at `rate` msg/s over all senders (the sweep picks the rates). */
+  stepAt(rate: number): StepSpec;
+}
+
+/**
+ * The cluster workload's room shapes on `nodes` nodes. Every connection goes straight to one
+ * node, the nodes holding equal shares, as a load balancer would spread them.
+ *  - small: many rooms of a few members, each member on a node picked at random, so most
+ *    messages cross nodes and the rooms of a batch rarely meet on another node;
+ *  - hot: a few busy rooms with members on every node, so every node writes into every room.
+ */
+export function clusterPlan(shape: ClusterShape, nodes: number, o: WorkloadOptions): ClusterPlan {
+  const d = seconds(o, 10, 2);
+  let c: ConnSpec[];
+  let rs: RoomSpec[];
+  if (shape === 'small') {
+    const n = o.rooms ?? (o.quick ? 200 : 2000);
+    const k = o.roomSize ?? 3;
+    c = conns(n * k, (i) => i % k === 0);
+    // A seeded shuffle dealt round the nodes: equal counts, random placement.
+    const order = c.map((x) => x.index);
+    const rnd = seeded(16);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    order.forEach((conn, i) => { c[conn]!.node = i % nodes; });
+    rs = Array.from({ length: n }, (_, r) => room(`s${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
+  } else {
+    const n = 10;
+    const k = Math.max(nodes, 6);
+    // Consecutive members go to consecutive nodes: with k >= nodes every room has members on every node.
+    c = conns(n * k, () => true);
+    for (const x of c) x.node = x.index % nodes;
+    rs = Array.from({ length: n }, (_, r) => room(`h${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
+  }
+  const senders = rs.flatMap((r) => r.members.map((m) => ({ conn: m, room: r.id })));
+  const size = rs[0]!.members.length;
+  return {
+    workload: 'cluster', shape, nodes, sweep: true, conns: c, rooms: rs, steps: [],
+    description: shape === 'small'
+      ? `${rs.length} rooms x ${size} members on ${nodes} node(s), members placed at random, random senders`
+      : `${rs.length} hot rooms x ${size} members, members on every one of ${nodes} node(s), random senders`,
+    params: { shape, nodes, rooms: rs.length, roomSize: size, connections: c.length, durationS: d / 1000 },
+    stepMs: d,
+    stepAt: (rate) => step(`${rate}/s`, rate, d, senders, o),
+  };
+}

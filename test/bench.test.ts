@@ -1,11 +1,15 @@
 // The benchmark harness, run on tiny sizes against Parley only: every workload completes,
 // messages are delivered, and Parley loses, duplicates and reorders nothing. Parley runs on
-// the Node chosen with `nodes` (here the one running the test) and is labelled with it.
+// the Node chosen with `nodes` (here the one running the test) and is labelled with it. The
+// cluster workload needs CPU quotas (root and cgroups): without them it must refuse, not measure.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { runBench, type BenchResult } from '../bench/run.js';
+import { nextRate } from '../bench/cluster.js';
 import { summaryTable, writeReports } from '../bench/report/index.js';
 
 describe('benchmark harness against parley', () => {
@@ -55,4 +59,84 @@ describe('benchmark harness against parley', () => {
     expect(result.floor!.durableWrite.p50Ms).toBeGreaterThan(0);
     expect(summaryTable(result)).toMatch(/^machine floor \(150 rounds after 5 ms idle\): durable write/);
   }, 120_000);
+
+  it('runs the cluster workload on nodes with CPU quotas: nothing lost, and per message the database and Redis work', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-cluster-'));
+    let result: BenchResult;
+    try {
+      // Needs root and the cgroup cpu controller: without them runBench throws the reason, and this fails.
+      result = await runBench({
+        workloads: ['cluster'], targets: ['parley'], quick: true, duration: 1, warmupMs: 200, quietWaitMs: 0, floor: false, outDir,
+        clusterNodes: [2], rooms: 20, roomSize: 3, rates: [30],
+      });
+      writeReports(result, outDir, 'smoke');
+      expect(readFileSync(join(outDir, 'smoke.html'), 'utf8')).toContain('<h2>cluster</h2>');
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+    expect(result.runs.map((r) => `${r.cluster?.shape} ${r.cluster?.nodes}`)).toEqual(['small 2', 'hot 2']);
+    for (const run of result.runs) {
+      const where = `${run.cluster!.shape} on ${run.cluster!.nodes}`;
+      expect(run.error, `${where}: ${run.error}`).toBeUndefined();
+      expect(run.steps.length, where).toBe(1);
+      const s = run.steps[0]!;
+      expect(s.acked, where).toBeGreaterThan(0);
+      expect(s.delivered, where).toBe(s.expected);
+      expect([s.lost, s.duplicated, s.outOfOrder], where).toEqual([0, 0, 0]);
+      const c = s.cluster!;
+      // Each message is one INSERT in PostgreSQL and at least one PUBLISH in Redis.
+      expect(c.top.some((t) => /INSERT INTO messages/.test(t.query)), where).toBe(true);
+      expect(c.statements, where).toBeGreaterThanOrEqual(s.acked);
+      expect(c.execMs, where).toBeGreaterThan(0);
+      expect(c.redisByCommand.publish ?? 0, where).toBeGreaterThanOrEqual(s.acked);
+      expect(c.samples, where).toBeGreaterThan(10);
+      // The nodes ran under their quotas, and the machine's share is reported.
+      expect(c.cpu.periods, where).toBeGreaterThan(0);
+      expect(c.cpu.machineIdlePct, where).toBeGreaterThanOrEqual(0);
+      expect(c.cpu.machineIdlePct, where).toBeLessThanOrEqual(100);
+    }
+    // A room of the hot shape has members on both nodes: messages cross nodes through Redis.
+    const hot2 = result.runs[1]!.steps[0]!;
+    expect(hot2.delivered).toBe(hot2.acked * 6);
+    expect(summaryTable(result)).toMatch(/^cluster: knee = /m);
+    // Nothing of the run is left behind: no cgroup of this process.
+    for (const root of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup']) {
+      if (existsSync(root)) expect(readdirSync(root).filter((n) => n.startsWith(`parley-bench-${process.pid}-`))).toEqual([]);
+    }
+    // Generous: a test that times out leaves its servers running, and a busy machine is slow.
+  }, 120_000);
+
+  it('refuses the cluster workload, saying why, where CPU quotas cannot be set', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-refuse-'));
+    chmodSync(outDir, 0o777);
+    try {
+      const cli = ['--import', 'tsx', join(import.meta.dirname, '..', 'bench', 'cli.ts'), 'cluster', '--quick', '--no-floor', '-o', outDir];
+      // Root may make cgroups, so the refusal is seen as an unprivileged user.
+      const [cmd, args] = process.getuid?.() === 0 ? ['runuser', ['-u', 'nobody', '--', process.execPath, ...cli]] : [process.execPath, cli];
+      const err = await promisify(execFile)(cmd, args as string[], { cwd: join(import.meta.dirname, '..'), timeout: 60_000 })
+        .then(() => null, (e: { code: number; stderr: string }) => e);
+      expect(err?.code).toBe(2);
+      expect(err?.stderr).toMatch(/cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and creating cgroups needs root/);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 70_000);
+
+  it('finds the knee of a sweep within 10% in at most 9 steps, from above or below', () => {
+    for (const [start, knee] of [[100, 730], [400, 37], [200, 200], [50, 800]] as const) {
+      let lo = 0;
+      let hi = Infinity;
+      let rate: number | null = start;
+      let steps = 0;
+      while (rate !== null && steps < 20) {
+        steps++;
+        if (rate <= knee) lo = Math.max(lo, rate);
+        else hi = Math.min(hi, rate);
+        rate = nextRate(lo, hi, rate, 1.1);
+      }
+      expect(lo, `knee ${knee} from ${start}`).toBeLessThanOrEqual(knee);
+      expect(lo, `knee ${knee} from ${start}`).toBeGreaterThan(knee / 1.1 / 1.03);
+      expect(steps, `knee ${knee} from ${start}`).toBeLessThanOrEqual(9);
+    }
+  });
 });

@@ -3,6 +3,7 @@
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import type { LatencySummary } from '../hist.js';
 import type { Floor } from '../floor.js';
+import { clusterHtml, isCluster } from './cluster.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
@@ -109,7 +110,7 @@ function floorSection(f: Floor): string {
 
 export function htmlReport(r: BenchResult): string {
   const byWorkload = new Map<string, RunResult[]>();
-  for (const run of r.runs) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
+  for (const run of r.runs.filter((x) => !isCluster(x))) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
   const m = r.machine;
   const parleyNodes = [...new Set(r.runs.filter((x) => x.label !== x.target).map((x) => `${x.label.split('@')[1]} = ${x.node}`))];
   const on = parleyNodes.length > 0 ? ` · Parley on ${esc(parleyNodes.join(', '))}` : '';
@@ -124,5 +125,6 @@ load generator on the same machine (${r.options.workers} worker threads) · Parl
 Server CPU is user+system time of the server process from <code>/proc/PID/stat</code> over the step (sending and draining), divided by deliveries.</p>
 ${r.floor ? floorSection(r.floor) : ''}
 ${[...byWorkload].map(([w, runs]) => workloadSection(w, runs)).join('\n')}
+${clusterHtml(r.runs)}
 </body></html>`;
 }

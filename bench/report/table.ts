@@ -3,6 +3,7 @@
 // used meanwhile: a high value of either marks a disturbed step.
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import { floorLine } from '../floor.js';
+import { clusterTables, isCluster } from './cluster.js';
 
 const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
 
@@ -10,7 +11,7 @@ export function summaryTable(r: BenchResult): string {
   const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
     'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'kernel %', 'rss MiB', 'steal %', 'other cpu %'];
   const rows: string[][] = [];
-  for (const run of r.runs) {
+  for (const run of r.runs.filter((x) => !isCluster(x))) {
     if (run.error) {
       rows.push([run.workload, run.label, 'ERROR', run.error.slice(0, 80)]);
       continue;
@@ -27,8 +28,9 @@ export function summaryTable(r: BenchResult): string {
   const line = (cells: string[]): string => cells.length === head.length
     ? cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')
     : cells.join('  ');
-  const table = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-  return (r.floor ? [floorLine(r.floor), '', ...table] : table).join('\n');
+  const table = rows.length > 0 ? [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)] : [];
+  const cluster = clusterTables(r.runs);
+  return [...(r.floor ? [floorLine(r.floor), ''] : []), ...table, ...(cluster ? ['', cluster] : [])].join('\n').trim();
 }
 
 function stepRow(run: RunResult, s: StepResult): string[] {

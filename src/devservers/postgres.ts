@@ -1,6 +1,6 @@
 // A throwaway PostgreSQL for tests and `parley cluster`: initdb into a temporary folder, then
 // the server on a free loopback port (127.0.0.1 only, its unix socket inside the folder,
-// fsync off). It runs from the machine's own binaries (PATH, then /usr/lib/postgresql/*/bin).
+// fsync off unless `settings` say otherwise). It runs from the machine's own binaries (PATH, then /usr/lib/postgresql/*/bin).
 // initdb and postgres refuse to run as root, so under root the folder is handed to the
 // `postgres` user and both run through `runuser -u postgres --`. The server can be stopped
 // and started again on the same port and data (for "the database went away" tests), killed
@@ -37,6 +37,8 @@ export interface PgServerOptions {
   database?: string;
   /** How long to wait for the server to accept connections (default 30 s). */
   startTimeoutMs?: number;
+  /** Server settings passed as `-c name=value`, after (and so overriding) the defaults above. */
+  settings?: Record<string, string>;
 }
 
 const BINARIES = ['initdb', 'postgres'] as const;
@@ -156,6 +158,7 @@ class PostgresDevServer implements PgServer {
     private readonly user: RunAs | null,
     private readonly database: string,
     private readonly startTimeoutMs: number,
+    private readonly settings: Record<string, string>,
   ) {
     this.url = `postgres://postgres@127.0.0.1:${port}/${database}`;
   }
@@ -189,6 +192,7 @@ class PostgresDevServer implements PgServer {
       '-D', this.dataDir, '-p', String(this.port),
       '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${this.socketDir}`,
       '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=32MB', '-c', 'max_connections=200',
+      ...Object.entries(this.settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ];
     const [cmd, argv] = command(this.user, join(this.bin, 'postgres'), args);
     const log = openSync(this.logFile, 'a');
@@ -333,6 +337,8 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     throw new Error(`invalid port: ${opts.port}`);
   }
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+  const settings = opts.settings ?? {};
+  for (const k of Object.keys(settings)) if (!/^[a-z_][a-z0-9_.]*$/.test(k)) throw new Error(`invalid setting name: ${k}`);
   if (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0) throw new Error(`invalid startTimeoutMs: ${startTimeoutMs}`);
   const bin = findPostgresBin();
   const user = runAs();
@@ -347,7 +353,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     // A free port can be taken between the probe and the bind: try a few.
     for (let attempt = 0; ; attempt++) {
       const port = opts.port ?? await freePort();
-      server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs);
+      server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs, settings);
       if (attempt === 0) {
         await server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
       }
