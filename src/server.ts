@@ -143,6 +143,8 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
+    // Nodes sharing PostgreSQL lock each batch's rooms until rooms have owning nodes.
+    roomLog: { maxRooms: cfg.limits.roomStates, ...(store instanceof PostgresStore ? { locks: store } : {}) },
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
@@ -236,6 +238,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       await ws.close();
       await mqtt?.close();
       await http.close();
+      await service.close();
       await closePlugins(plugins, log);
       await bus.close();
       await store.close();

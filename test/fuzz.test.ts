@@ -195,7 +195,7 @@ const isCoded = (code: unknown): boolean => typeof code === 'string' && CODED.ha
 /** An administrator input may ban the fuzzing users server-wide; they are let back in. */
 async function unbanFuzzers(): Promise<void> {
   for (const u of ['fuzz-user', 'fuzz-peer']) {
-    if (await srv.parley.store.activeBan(null, u, Date.now())) await srv.parley.store.unban(null, u);
+    if (await srv.parley.store.activeBan(null, u, Date.now())) await srv.parley.store.unbanFromServer(u);
   }
 }
 const errorsLogged = () => log.lines.filter((l) => l.level >= 50);

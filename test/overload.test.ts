@@ -37,7 +37,8 @@ async function bigRoom(srv: TestServer, owner: string, room: string, n: number):
   ws.close();
   const text = 'x'.repeat(4000);
   const data = { blob: 'y'.repeat(3900) };
-  await Promise.all(Array.from({ length: n }, () => srv.parley.store.append({ room, user: owner, name: owner, kind: 'text', text, data })));
+  const by = { id: owner, name: owner, admin: false };
+  await Promise.all(Array.from({ length: n }, () => srv.parley.service.roomLog.submit<'append'>(room, { op: 'append', by, kind: 'text', text, data })));
 }
 
 function historyRequest(token: string, room: string, host: string): string {

@@ -4,6 +4,7 @@ import { rmSync, statSync } from 'node:fs';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { SqliteAccountStore } from '../src/store/sqlite/accounts.js';
 import { storeConformance } from './conformance/store.js';
+import { roomLogWrites } from './conformance/writes.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const dir = tempDir('parley-store-');
@@ -15,7 +16,7 @@ storeConformance('sqlite', async () => new SqliteStore({ file: join(dir, `c${i++
 describe('SQLite store specifics', () => {
   it('the migration to unique channel names keeps channels that already shared a name, the oldest holding it', async () => {
     const file = join(dir, 'names.db');
-    let s = new SqliteStore({ file });
+    let s = roomLogWrites(new SqliteStore({ file }));
     // A database from before the rule: the key column and its index did not exist.
     s.db.exec('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key');
     s.db.pragma('user_version = 4');
@@ -24,7 +25,7 @@ describe('SQLite store specifics', () => {
     add.run('newer', 'general', 2);
     add.run('solo', 'Random', 3);
     await s.close();
-    s = new SqliteStore({ file });
+    s = roomLogWrites(new SqliteStore({ file }));
     expect((await s.publicRooms(10)).map((r) => r.name).sort()).toEqual(['General', 'Random', 'general']);
     await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
     await expect(s.createRoom({ id: 'y', kind: 'channel', name: 'random', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
@@ -38,11 +39,11 @@ describe('SQLite store specifics', () => {
 
   it('reopening a database keeps rooms, members and the seq sequence', async () => {
     const file = join(dir, 'reopen.db');
-    let s = new SqliteStore({ file });
+    let s = roomLogWrites(new SqliteStore({ file }));
     await s.createRoom({ id: 'keep', kind: 'group', name: 'K', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     await s.append({ room: 'keep', user: 'u', name: 'u', kind: 'text', text: 'one' });
     await s.close();
-    s = new SqliteStore({ file });
+    s = roomLogWrites(new SqliteStore({ file }));
     const r = await s.append({ room: 'keep', user: 'u', name: 'u', kind: 'text', text: 'two' });
     expect(r.message.seq).toBe(3);
     expect((await s.history('keep', { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'one', 'two']);
@@ -51,7 +52,7 @@ describe('SQLite store specifics', () => {
 
   it('sends do not write the rooms row; after retention removed every message a restart still never reuses a seq', async () => {
     const file = join(dir, 'lastseq.db');
-    let s = new SqliteStore({ file });
+    let s = roomLogWrites(new SqliteStore({ file }));
     await s.createRoom({ id: 'r', kind: 'group', name: 'R', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     for (let n = 0; n < 4; n++) await s.append({ room: 'r', user: 'u', name: 'u', kind: 'text', text: `m${n}` });
     expect(s.db.prepare("SELECT last_seq FROM rooms WHERE id = 'r'").pluck().get()).toBe(0);
@@ -62,7 +63,7 @@ describe('SQLite store specifics', () => {
     // Every message is older than a day: all go, and the room keeps its last seq.
     expect(await s.applyRetention(Date.now() + 3 * 86_400_000, { count: null, days: 1 })).toBe(5);
     await s.close();
-    s = new SqliteStore({ file });
+    s = roomLogWrites(new SqliteStore({ file }));
     expect(await s.history('r', { limit: 10 })).toEqual([]);
     expect((await s.getRoom('r'))!.lastSeq).toBe(5);
     expect(await s.bounds('r')).toEqual({ first: 6, last: 5 });
@@ -71,7 +72,7 @@ describe('SQLite store specifics', () => {
   });
 
   it('retention by age cuts at the first message at or after the limit, in seq order', async () => {
-    const s = new SqliteStore({ file: join(dir, 'age.db') });
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'age.db') }));
     await s.createRoom({ id: 'a', kind: 'group', name: 'A', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     for (let n = 0; n < 3; n++) await s.append({ room: 'a', user: 'u', name: 'u', kind: 'text', text: `old${n}` });
     const day = 86_400_000;
@@ -90,7 +91,7 @@ describe('SQLite store specifics', () => {
   it('under sustained writes the WAL starts over instead of growing for as long as the load lasts', async () => {
     const file = join(dir, 'wal.db');
     // Start over from 1,000 pages (4 MB) instead of 16,384, so a few seconds of writes show it.
-    const s = new SqliteStore({ file, walRestartPages: 1000 });
+    const s = roomLogWrites(new SqliteStore({ file, walRestartPages: 1000 }));
     await s.createRoom({ id: 'w', kind: 'channel', name: 'W', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const text = 'x'.repeat(200);
     const send = () => s.append({ room: 'w', user: 'u', name: 'u', kind: 'text', text });
@@ -111,27 +112,28 @@ describe('SQLite store specifics', () => {
 });
 
 describe('SQLite group commit', () => {
-  it('a write that fails after writing is undone alone; the rest of its batch commits', async () => {
-    const s = new SqliteStore({ file: join(dir, 'batch.db') });
+  it('a write of the store\'s own that fails after writing is undone alone; the rest of its batch commits', async () => {
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'batch.db') }));
     await s.createRoom({ id: 'b', kind: 'group', name: 'B', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
-    const write = (s as unknown as { write<T>(run: () => T): Promise<T> }).write.bind(s);
+    const writes = (s as unknown as { writes: { write<T>(run: () => T): Promise<T> } }).writes;
     const results = await Promise.allSettled([
-      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'before' }),
-      write(() => {
+      s.upsertUser({ id: 'before', name: 'b', profile: {} }),
+      writes.write(() => {
         s.db.prepare("INSERT INTO users (id, name, profile, created_at) VALUES ('half', 'h', '{}', 0)").run();
         throw new Error('disk on fire');
       }),
-      s.append({ room: 'b', user: 'u', name: 'u', kind: 'text', text: 'after' }),
+      s.markRead('b', 'u', 1),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal' });
     expect(await s.getUser('half')).toBeNull();
-    expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
+    expect(await s.getUser('before')).toMatchObject({ name: 'b' });
+    expect((await s.getMember('b', 'u'))!.readSeq).toBe(1);
     await s.close();
   });
 
   it('commits are spaced by commitIntervalMs only after a commit that carried several writes', async () => {
-    const s = new SqliteStore({ file: join(dir, 'spacing.db'), commitIntervalMs: 300 });
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'spacing.db'), commitIntervalMs: 300 }));
     await s.createRoom({ id: 'sp', kind: 'group', name: 'S', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const send = (text: string) => s.append({ room: 'sp', user: 'u', name: 'u', kind: 'text', text });
     // Light load: a write right after a lone commit is not held back by the interval.
@@ -156,7 +158,7 @@ describe('SQLite group commit', () => {
 
 describe('SQLite account sessions', () => {
   it('rotation is compare-and-set on the refresh hash; revoked and expired sessions never rotate', async () => {
-    const s = new SqliteStore({ file: join(dir, 'sessions.db') });
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'sessions.db') }));
     const acc = new SqliteAccountStore(s.db);
     await acc.createAccount({ userId: 'su', username: 'su', name: 'su', passwordHash: 'h' });
     const expires = Date.now() + 60_000;
@@ -179,7 +181,7 @@ describe('SQLite account sessions', () => {
 describe('SQLite search index (worker thread, its own file)', () => {
   it('finds what was stored before the search, follows edits and deletes, survives a restart, and never shows removed messages', async () => {
     const file = join(dir, 'search.db');
-    let s = new SqliteStore({ file });
+    let s = roomLogWrites(new SqliteStore({ file }));
     const grp = async (id: string) => s.createRoom({ id, kind: 'group', name: id, topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const say = (room: string, text: string) => s.append({ room, user: 'u', name: 'u', kind: 'text', text });
     const find = async (q: string, rooms = ['f']) => (await s.search('u', q, rooms, 10)).map((m) => m.text);
@@ -206,7 +208,7 @@ describe('SQLite search index (worker thread, its own file)', () => {
     expect(await find('ghost', ['g'])).toEqual([]);
     await s.close();
     // After a restart the index is kept, and new ids never collide with old rows.
-    s = new SqliteStore({ file });
+    s = roomLogWrites(new SqliteStore({ file }));
     expect(await find('alpha')).toEqual(['alpha second']);
     await say('f', 'delta after restart');
     expect(await find('delta')).toEqual(['delta after restart']);
@@ -216,7 +218,7 @@ describe('SQLite search index (worker thread, its own file)', () => {
 
   it('while a lost index file is rebuilt, a search answers unavailable, never a partial result', async () => {
     const file = join(dir, 'rebuild.db');
-    let s = new SqliteStore({ file });
+    let s = roomLogWrites(new SqliteStore({ file }));
     await s.createRoom({ id: 'big', kind: 'channel', name: 'B', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     // Enough messages that rebuilding their index takes longer than a search waits (2 s).
     const N = 300_000;
@@ -227,7 +229,7 @@ describe('SQLite search index (worker thread, its own file)', () => {
     rmSync(`${file}-search.db`);
     rmSync(`${file}-search.db-wal`, { force: true });
     rmSync(`${file}-search.db-shm`, { force: true });
-    s = new SqliteStore({ file });
+    s = roomLogWrites(new SqliteStore({ file }));
     // Newest first: a complete answer starts with the last message stored.
     const newest = `needle number ${N - 1} with a few more words to index`;
     const first = await s.search('u', 'needle', ['big'], 5).then((m) => m.map((x) => x.text), (e: unknown) => e);

@@ -1,6 +1,8 @@
-// The service runs commands for an authenticated user: validation beyond the schema,
-// permission checks, hooks, then the store, then the bus. Every transport calls it, so a
-// command gives the same answer whichever transport carried it.
+// The service runs commands for an authenticated user: hooks, stateless checks, then every
+// room-scoped write through the room log (src/log: per-room lanes, rules, group commit), whose
+// committed changes it publishes on the bus; reads go to the store. Every transport calls it,
+// so a command gives the same answer whichever transport carried it. The rules themselves
+// (who may do what) are in rules.ts.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
@@ -14,7 +16,11 @@ import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
+import { RoomLog, type RoomLogOptions } from '../log/roomlog.js';
+import type { By, OpOf, RoomEvent } from '../log/ops.js';
 import { Hooks, type HookContext } from './hooks.js';
+import * as rules from './rules.js';
+import type { RoomChange } from './rules.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -27,11 +33,12 @@ export interface ServiceOptions {
   roomsPerUser?: number;
   /** Channels and groups a user may have created that still exist (default: no cap). */
   roomsCreatedPerUser?: number;
+  /** How the room log keeps room states and reaches other nodes (caps come from above). */
+  roomLog?: Omit<RoomLogOptions, 'caps'>;
 }
 
 /** Close code for a connection whose user was banned server-wide. */
 export const CLOSE_BANNED = 4003;
-const DIRECT_PREFIX = 'dm_';
 
 /** Who runs a command, and on which connection (absent for connection-less transports). */
 export interface Session {
@@ -56,11 +63,13 @@ const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<str
 /** The canonical room id of a direct conversation, the same whoever opens it. */
 export function directRoomId(a: string, b: string): { id: string; key: string } {
   const key = [a, b].sort().join('\n');
-  return { id: DIRECT_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
+  return { id: rules.DIRECT_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
 }
 
 export class Service {
   readonly hooks = new Hooks();
+  /** Every room-scoped write goes through it (on the room's owning node). */
+  readonly roomLog: RoomLog;
   private readonly handlers: Handlers;
 
   /** Last member lists read per room (bounded), so presence answers while the store is down. */
@@ -79,6 +88,11 @@ export class Service {
     private readonly opts: ServiceOptions,
     private readonly log: Logger,
   ) {
+    const caps: rules.RoomCaps = {};
+    if (opts.roomsPerUser !== undefined) caps.roomsPerUser = opts.roomsPerUser;
+    if (opts.roomsCreatedPerUser !== undefined) caps.roomsCreatedPerUser = opts.roomsCreatedPerUser;
+    this.roomLog = new RoomLog(store, { ...opts.roomLog, caps });
+    this.roomLog.onCommitted((events) => this.publishEvents(events));
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     bus.presence.onExpired((user) => {
       this.store.roomsOf(user).then(
@@ -101,14 +115,8 @@ export class Service {
       },
       invite: (s, a) => this.invite(s, a),
       direct: (s, a) => this.direct(s, a),
-      send: (s, a) => {
-        this.checkText(a.text);
-        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data });
-      },
-      edit: (s, a) => {
-        this.checkText(a.text);
-        return this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key });
-      },
+      send: (s, a) => this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data }),
+      edit: (s, a) => this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key }),
       delete: (s, a) => this.append(s, { room: a.room, kind: 'delete', target: a.target, key: a.key }),
       react: (s, a) => this.append(s, {
         room: a.room, kind: 'reaction', target: a.target, key: a.key,
@@ -153,19 +161,19 @@ export class Service {
       mute: (s, a) => this.mute(s, a),
       ban: (s, a) => this.ban(s, a),
       banMany: async (s, a) => {
-        this.requireAdmin(s);
+        rules.requireAdmin(s.user.admin);
         for (const b of a.bans) if (b.room !== undefined) await this.requireRoom(b.room);
         const bans: Ban[] = [];
         for (const b of a.bans) bans.push((await this.ban(s, b)).ban);
         return { bans };
       },
       unban: async (s, a) => {
-        if (a.room === undefined) this.requireAdmin(s);
-        else await this.requireModerator(s, a.room);
-        return { lifted: await this.store.unban(a.room ?? null, a.user) };
+        if (a.room !== undefined) return this.roomLog.submit<'unban'>(a.room, { op: 'unban', by: this.by(s), user: a.user });
+        rules.requireAdmin(s.user.admin);
+        return { lifted: await this.store.unbanFromServer(a.user) };
       },
       bans: async (s, a) => {
-        if (a.room === undefined) this.requireAdmin(s);
+        if (a.room === undefined) rules.requireAdmin(s.user.admin);
         else await this.requireModerator(s, a.room);
         return { bans: await this.store.bans(a.room ?? null, Date.now()) };
       },
@@ -174,20 +182,13 @@ export class Service {
         await this.requireModerator(s, a.room);
         return { room: a.room, list: a.list, users: await this.store.accessList(a.room, a.list) };
       },
-      block: async (s, a) => {
-        if (a.user === s.user.id) throw new ParleyError('invalid', 'you cannot block yourself');
-        await this.store.setBlock(s.user.id, a.user, true);
-        return { user: a.user };
-      },
-      unblock: async (s, a) => {
-        await this.store.setBlock(s.user.id, a.user, false);
-        return { user: a.user };
-      },
+      block: async (s, a) => this.block(s, a.user, true),
+      unblock: async (s, a) => this.block(s, a.user, false),
       blocks: async (s) => ({ users: await this.store.blocksOf(s.user.id) }),
       search: (s, a) => this.search(s, a),
       post: (s, a) => this.post(s, a),
       notify: async (s, a) => {
-        this.requireAdmin(s);
+        rules.requireAdmin(s.user.admin);
         const frame = eventText('notice', a.data === undefined ? { ev: a.ev } : { ev: a.ev, data: a.data });
         if (a.all) {
           this.bus.publish(ALL_TOPIC, { frame });
@@ -232,8 +233,8 @@ export class Service {
 
   /** Refuses users under a server-wide ban (used on every authentication). */
   async checkNotBanned(user: string): Promise<void> {
-    const ban = await this.store.activeBan(null, user, Date.now());
-    if (ban) throw new ParleyError('forbidden', 'you are banned from this server', { reason: 'banned', until: ban.until });
+    const now = Date.now();
+    rules.checkNotBanned(await this.store.activeBan(null, user, now), now);
   }
 
   private async followAll(user: Identity, conn: Conn, resume: Record<string, number>): Promise<AuthResult> {
@@ -296,36 +297,30 @@ export class Service {
 
   // ---- rooms --------------------------------------------------------------------------------
 
+  /** Who runs a command, as the room log records it with its operations. */
+  private by(s: Session): By {
+    const { id, name, admin, profile } = s.user;
+    return Object.keys(profile).length > 0 ? { id, name, admin, profile } : { id, name, admin };
+  }
+
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
-    if (a.room?.startsWith(DIRECT_PREFIX)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_PREFIX}" are reserved for direct rooms`, { field: 'room' });
-    // Administrators (server-side applications) create and join as many rooms as they need.
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, true);
+    rules.checkRoomId(a.room);
     const id = a.room ?? randomBytes(12).toString('base64url');
-    const { room, messages } = await this.store.createRoom({
-      id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
+    const { room } = await this.roomLog.submit<'create'>(id, {
+      op: 'create', by: this.by(s), kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
       members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
     });
-    this.memberAdded(room, messages);
     return room;
   }
 
   private async join(s: Session, a: CommandArgs<'join'>): Promise<{ room: Room; member: Member }> {
-    const room = await this.requireRoom(a.room);
-    if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
-    await this.checkAdmission(room.id, s.user.id, true);
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
-    const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
-    this.memberAdded(room, [message]);
-    return { room: { ...room, lastSeq: message.seq }, member };
+    const { room, member } = await this.roomLog.submit<'join'>(a.room, { op: 'join', by: this.by(s) });
+    return { room, member };
   }
 
   private async leave(s: Session, a: CommandArgs<'leave'>): Promise<{ room: string }> {
-    const room = await this.requireRoom(a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'a direct room cannot be left');
-    await this.requireMember(s, room.id);
-    const message = await this.store.removeMember(room.id, s.user.id, s.user.name, s.user.id);
-    this.memberRemoved(message, 'left');
-    return { room: room.id };
+    const { room } = await this.roomLog.submit<'leave'>(a.room, { op: 'leave', by: this.by(s) });
+    return { room };
   }
 
   /** Leaves every listed room it can, at once; the others are reported with their error code. */
@@ -340,45 +335,13 @@ export class Service {
     return { left, skipped };
   }
 
-  /**
-   * Refuses to add the user to one more channel or group past `roomsPerUser`, and (when
-   * `creating`) to let it create one more past `roomsCreatedPerUser`: one user must not grow
-   * another's room list (and its `auth` reply) without bound, nor the server's.
-   */
-  private async checkRoomCaps(user: string, creating: boolean): Promise<void> {
-    const { roomsPerUser, roomsCreatedPerUser } = this.opts;
-    if (roomsPerUser === undefined && (!creating || roomsCreatedPerUser === undefined)) return;
-    const n = await this.store.countRooms(user);
-    if (creating && roomsCreatedPerUser !== undefined && n.created >= roomsCreatedPerUser) {
-      throw new ParleyError('forbidden', `at most ${roomsCreatedPerUser} rooms created per user; delete one first`, { reason: 'rooms_created', limit: roomsCreatedPerUser });
-    }
-    if (roomsPerUser !== undefined && n.member >= roomsPerUser) {
-      throw new ParleyError('forbidden', `a user may be a member of at most ${roomsPerUser} rooms`, { reason: 'room_limit', limit: roomsPerUser });
-    }
-  }
-
   private async rooms(s: Session, a: CommandArgs<'rooms'>): Promise<{ rooms: Room[] }> {
     if (a.scope === 'public') return { rooms: await this.store.publicRooms(500) };
     return { rooms: (await this.store.roomsOf(s.user.id)).map((r) => r.room) };
   }
 
   private async invite(s: Session, a: CommandArgs<'invite'>): Promise<{ member: Member }> {
-    const room = await this.requireRoom(a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be invited to a direct room');
-    // Administrators moderate every room as its owner, without being members.
-    if (!s.user.admin) {
-      const me = await this.requireMember(s, room.id);
-      if (room.kind === 'group' && me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins invite to a group');
-    }
-    await this.checkAdmission(room.id, a.user);
-    // A user who blocks another accepts no invitation from it.
-    if ((await this.store.blocksOf(a.user)).includes(s.user.id)) {
-      throw new ParleyError('forbidden', 'this user does not accept invitations from you', { reason: 'blocked' });
-    }
-    await this.checkRoomCaps(a.user, false);
-    const user = await this.store.getUser(a.user);
-    const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
-    this.memberAdded(room, [message]);
+    const { member } = await this.roomLog.submit<'invite'>(a.room, { op: 'invite', by: this.by(s), user: a.user });
     return { member };
   }
 
@@ -389,14 +352,13 @@ export class Service {
     if (existing) return existing;
     const other = await this.store.getUser(a.user);
     try {
-      const { room, messages } = await this.store.createRoom({
-        id, kind: 'direct', name: '', topic: '', createdBy: s.user.id, directKey: key,
+      const { room } = await this.roomLog.submit<'create'>(id, {
+        op: 'create', by: this.by(s), kind: 'direct', name: '', topic: '', createdBy: s.user.id, directKey: key,
         members: [
           { user: s.user.id, name: s.user.name, role: 'member' },
           { user: a.user, name: other?.name ?? a.user, role: 'member' },
         ],
       });
-      this.memberAdded(room, messages);
       return room;
     } catch (err) {
       // Both users opened it at once: the other call won; answer with its room.
@@ -408,77 +370,64 @@ export class Service {
     }
   }
 
-  /** Publishes join messages, then tells each new member's connections to follow the room. */
-  private memberAdded(room: Room, joins: Message[]): void {
-    for (const m of joins) this.publishMessage(m);
-    for (const m of joins) {
-      const member: Member = { room: room.id, user: m.user, role: (m.data?.role as Member['role']) ?? 'member', joinedAt: m.ts, joinSeq: m.seq, readSeq: 0 };
-      this.bus.publish(userTopic(m.user), {
-        frame: eventText('room', { room: room.id, member }),
-        control: { op: 'follow', room: room.id, after: m.seq - 1 },
-      });
+  /**
+   * Tells the rest of the server what a committed batch changed, in seq order: messages on
+   * their room's topic; a new member's connections follow the room from its join message, a
+   * removed member's unfollow it after seeing its leave.
+   */
+  private publishEvents(events: RoomEvent[]): void {
+    for (const e of events) {
+      switch (e.type) {
+        case 'message.stored':
+          this.publishMessage(e.message, e.hiddenFor ?? undefined);
+          break;
+        case 'member.joined':
+          this.publishMessage(e.message);
+          this.bus.publish(userTopic(e.member.user), {
+            frame: eventText('room', { room: e.room.id, member: e.member }),
+            control: { op: 'follow', room: e.room.id, after: e.message.seq - 1 },
+          });
+          this.announceMembership(e.room.id, [e.member.user], true);
+          break;
+        case 'member.left':
+          this.publishMessage(e.message);
+          this.bus.publish(userTopic(e.user), {
+            frame: eventText('room', { room: e.room, member: null, reason: e.reason }),
+            control: { op: 'unfollow', room: e.room },
+          });
+          this.announceMembership(e.room, [e.user], false);
+          break;
+        case 'room.deleted':
+          for (const user of e.members) {
+            this.bus.publish(userTopic(user), {
+              frame: eventText('room', { room: e.room, member: null, reason: 'deleted' }),
+              control: { op: 'unfollow', room: e.room },
+            });
+          }
+          break;
+      }
     }
-    this.announceMembership(room.id, joins.map((m) => m.user), true);
-  }
-
-  private memberRemoved(leave: Message, reason: string): void {
-    this.publishMessage(leave);
-    this.bus.publish(userTopic(leave.user), {
-      frame: eventText('room', { room: leave.room, member: null, reason }),
-      control: { op: 'unfollow', room: leave.room },
-    });
-    this.announceMembership(leave.room, [leave.user], false);
   }
 
   // ---- messages -------------------------------------------------------------------------------
-
-  private checkText(text: string): void {
-    if (text.length > this.opts.textChars) {
-      throw new ParleyError('too_large', `text is longer than ${this.opts.textChars} characters`, { limit: this.opts.textChars });
-    }
-  }
 
   private async append(s: Session, m: {
     room: string; kind: 'text' | 'edit' | 'delete' | 'reaction'; text?: string; target?: number;
     key?: string; data?: Record<string, unknown>;
   }): Promise<SendResult> {
-    const msg = { room: m.room, user: s.user.id, name: s.user.name, kind: m.kind } as Parameters<Store['append']>[0];
-    // Administrators moderate every room as its owner: they delete without being members.
-    if (s.user.admin && m.kind === 'delete') msg.moderator = true;
-    if (m.text !== undefined) msg.text = m.text;
-    if (m.target !== undefined) msg.target = m.target;
-    if (m.key !== undefined) msg.key = m.key;
-    if (m.data !== undefined) {
-      if (JSON.stringify(m.data).length > this.opts.textChars) throw new ParleyError('too_large', 'data is too large');
-      msg.data = m.data;
-    }
-    if (m.room.startsWith(DIRECT_PREFIX)) {
-      const peer = await this.directPeer(m.room, s.user.id);
-      if (peer) msg.directPeer = peer;
-    }
-    const pending = this.store.append(msg);
+    if (m.text !== undefined) rules.checkText(m.text, this.opts.textChars);
+    if (m.data !== undefined) rules.checkData(m.data, this.opts.textChars);
+    const op: OpOf<'append'> = { op: 'append', by: this.by(s), kind: m.kind };
+    if (m.text !== undefined) op.text = m.text;
+    if (m.target !== undefined) op.target = m.target;
+    if (m.key !== undefined) op.key = m.key;
+    if (m.data !== undefined) op.data = m.data;
+    // Queued on the room's lane now, so the connection's next command may start.
+    const pending = this.roomLog.submit<'append'>(m.room, op);
     s.admit?.();
-    const { message, duplicate, hiddenFor } = await pending;
-    if (!duplicate) {
-      if (Object.keys(s.user.profile).length > 0) message.profile = s.user.profile;
-      this.publishMessage(message, hiddenFor);
-    }
+    const { message, duplicate } = await pending;
     return { seq: message.seq, ts: message.ts, duplicate };
   }
-
-  /** The other member of a direct room (members never change, so this is cached). */
-  private async directPeer(room: string, me: string): Promise<string | undefined> {
-    let pair = this.directPairs.get(room);
-    if (!pair) {
-      const members = await this.store.members(room);
-      if (members.length !== 2) return undefined;
-      pair = [members[0]!.user, members[1]!.user];
-      if (this.directPairs.size > 100_000) this.directPairs.clear();
-      this.directPairs.set(room, pair);
-    }
-    return pair[0] === me ? pair[1] : pair[1] === me ? pair[0] : undefined;
-  }
-  private readonly directPairs = new Map<string, [string, string]>();
 
   private publishMessage(m: Message, hiddenFor?: string): void {
     if (hiddenFor) {
@@ -515,171 +464,95 @@ export class Service {
     return { rooms: out, denied };
   }
 
-  // ---- permission helpers ------------------------------------------------------------------
+  // ---- reads: who may see what (the rules are in rules.ts) ------------------------------------
 
   private async requireRoom(id: string): Promise<Room> {
-    const room = await this.store.getRoom(id);
-    if (!room) throw new ParleyError('not_found', 'room not found');
-    return room;
+    return rules.requireRoom(await this.store.getRoom(id));
   }
 
   private async requireMember(s: Session, roomId: string): Promise<Member> {
     const member = await this.store.getMember(roomId, s.user.id);
     if (member) return member;
     await this.requireRoom(roomId);
-    throw new ParleyError('forbidden', 'not a member of this room');
+    return rules.requireMember(null);
   }
 
   /** Members read their rooms; anyone signed in may read a public channel; administrators all. */
   private async readable(s: Session, roomId: string): Promise<{ room: Room; member: Member | null }> {
     const room = await this.requireRoom(roomId);
     const member = await this.store.getMember(roomId, s.user.id);
-    if (!member && room.kind !== 'channel' && !s.user.admin) throw new ParleyError('forbidden', 'not a member of this room');
+    rules.checkReadable(room.kind, member, s.user.admin);
     return { room, member };
   }
 
-  private requireAdmin(s: Session): void {
-    if (!s.user.admin) throw new ParleyError('forbidden', 'this needs an administrator token or API key');
-  }
-
   /** Owners and admins of the room moderate it; administrators moderate every room (as owner). */
-  private async requireModerator(s: Session, roomId: string): Promise<{ room: Room; role: Member['role'] }> {
-    const room = await this.requireRoom(roomId);
-    if (s.user.admin) return { room, role: 'owner' };
-    const me = await this.store.getMember(roomId, s.user.id);
-    if (!me) throw new ParleyError('forbidden', 'not a member of this room');
-    if (me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins can do this');
-    return { room, role: me.role };
-  }
-
-  /** A moderator may act on members of lower rank only (owners on admins, admins on members). */
-  private async requireOutranks(role: Member['role'], roomId: string, target: string): Promise<Member> {
-    const t = await this.store.getMember(roomId, target);
-    if (!t) throw new ParleyError('not_found', 'not a member of this room');
-    const rank = { owner: 2, admin: 1, member: 0 } as const;
-    if (rank[t.role] >= rank[role]) throw new ParleyError('forbidden', `a ${role} cannot do this to a ${t.role}`);
-    return t;
-  }
-
-  /**
-   * Refuses users the room bans or its access lists keep out. The ban's reason is for the
-   * banned user only (`self`), not for a member inviting them.
-   */
-  private async checkAdmission(roomId: string, user: string, self = false): Promise<void> {
-    const ban = await this.store.activeBan(roomId, user, Date.now());
-    if (ban) {
-      const details = self && ban.reason ? { reason: 'banned', until: ban.until, banReason: ban.reason } : { reason: 'banned', until: ban.until };
-      throw new ParleyError('forbidden', self ? 'you are banned from this room' : 'banned from this room', details);
-    }
-    if (!(await this.store.hasAccess(roomId, user))) throw new ParleyError('forbidden', 'the room\'s access list does not admit this user', { reason: 'access' });
+  private async requireModerator(s: Session, roomId: string): Promise<void> {
+    await this.requireRoom(roomId);
+    rules.requireModerator(s.user, s.user.admin ? null : await this.store.getMember(roomId, s.user.id));
   }
 
   // ---- moderation ---------------------------------------------------------------------------
 
   private async update(s: Session, a: CommandArgs<'update'>): Promise<Room> {
-    const { room } = await this.requireModerator(s, a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no settings');
-    if (a.name === undefined && a.topic === undefined && a.access === undefined && a.retention === undefined) {
-      throw new ParleyError('invalid', 'nothing to change');
+    const change: RoomChange = {};
+    if (a.name !== undefined) change.name = a.name;
+    if (a.topic !== undefined) change.topic = a.topic;
+    if (a.access !== undefined) change.access = a.access;
+    if (a.retention !== undefined) {
+      change.retention = {};
+      if (a.retention.count !== undefined) change.retention.count = a.retention.count;
+      if (a.retention.days !== undefined) change.retention.days = a.retention.days;
     }
-    const patch: Parameters<Store['updateRoom']>[1] = {};
-    if (a.name !== undefined) patch.name = a.name;
-    if (a.topic !== undefined) patch.topic = a.topic;
-    if (a.access !== undefined) patch.access = a.access;
-    if (a.retention?.count !== undefined) patch.retentionCount = a.retention.count;
-    if (a.retention?.days !== undefined) patch.retentionDays = a.retention.days;
-    const { room: updated, message } = await this.store.updateRoom(room.id, patch, { user: s.user.id, name: s.user.name });
-    this.publishMessage(message);
-    if (a.access !== undefined) await this.evictWithoutAccess(s, room.id);
-    return updated;
+    return (await this.roomLog.submit<'update'>(a.room, { op: 'update', by: this.by(s), change })).room;
   }
 
   private async destroy(s: Session, a: CommandArgs<'destroy'>): Promise<{ room: string }> {
-    const { room, role } = await this.requireModerator(s, a.room);
-    if (role !== 'owner') throw new ParleyError('forbidden', 'only the owner can delete a room');
-    const members = await this.store.deleteRoom(room.id, this.opts.keepDeletedRoomHistory ?? false);
-    for (const user of members) {
-      this.bus.publish(userTopic(user), {
-        frame: eventText('room', { room: room.id, member: null, reason: 'deleted' }),
-        control: { op: 'unfollow', room: room.id },
-      });
-    }
-    return { room: room.id };
+    const { room } = await this.roomLog.submit<'destroy'>(a.room, { op: 'destroy', by: this.by(s), keepHistory: this.opts.keepDeletedRoomHistory ?? false });
+    return { room };
   }
 
   private async role(s: Session, a: CommandArgs<'role'>): Promise<{ member: Member }> {
-    const { room, role } = await this.requireModerator(s, a.room);
-    if (role !== 'owner') throw new ParleyError('forbidden', 'only the owner sets roles');
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no roles');
-    if (a.user === s.user.id && a.role !== 'owner') throw new ParleyError('conflict', 'hand the room to another member first');
-    const { member, message } = await this.store.setRole(room.id, a.user, a.role, { user: s.user.id, name: s.user.name });
-    this.publishMessage(message);
+    const { member } = await this.roomLog.submit<'role'>(a.room, { op: 'role', by: this.by(s), user: a.user, role: a.role });
     return { member };
   }
 
   private async kick(s: Session, a: CommandArgs<'kick'>): Promise<{ room: string; user: string }> {
-    const { room, role } = await this.requireModerator(s, a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be removed from a direct room');
-    await this.requireOutranks(role, room.id, a.user);
-    await this.removeMember(s, room.id, a.user, 'kicked', a.reason);
-    return { room: room.id, user: a.user };
+    const op: OpOf<'kick'> = { op: 'kick', by: this.by(s), user: a.user };
+    if (a.reason !== undefined) op.reason = a.reason;
+    const { room, user } = await this.roomLog.submit<'kick'>(a.room, op);
+    return { room, user };
   }
 
-  private async removeMember(s: Session, room: string, user: string, reason: string, note?: string): Promise<void> {
-    const u = await this.store.getUser(user);
-    const message = await this.store.removeMember(room, user, u?.name ?? user, s.user.id);
-    this.memberRemoved(message, note ? `${reason}: ${note}` : reason);
-  }
-
-  private async mute(s: Session, a: CommandArgs<'mute'>): Promise<{ member: Member }> {
-    const { room, role } = await this.requireModerator(s, a.room);
-    await this.requireOutranks(role, room.id, a.user);
+  private mute(s: Session, a: CommandArgs<'mute'>): Promise<{ member: Member }> {
     const until = a.seconds === undefined ? null : Date.now() + a.seconds * 1000;
-    return { member: await this.store.setMute(room.id, a.user, until, a.off === true) };
+    return this.roomLog.submit<'mute'>(a.room, { op: 'mute', by: this.by(s), user: a.user, until, off: a.off === true });
   }
 
   private async ban(s: Session, a: CommandArgs<'ban'>): Promise<{ ban: Ban }> {
     const until = a.seconds === undefined ? null : Date.now() + a.seconds * 1000;
     if (a.room === undefined) {
-      this.requireAdmin(s);
-      const ban = await this.store.ban({ room: null, user: a.user, until, reason: a.reason ?? '', by: s.user.id });
+      rules.requireAdmin(s.user.admin);
+      const ban = await this.store.banFromServer({ user: a.user, until, reason: a.reason ?? '', by: s.user.id });
       this.bus.publish(userTopic(a.user), {
         frame: eventText('goodbye', { code: 'forbidden', message: 'you are banned from this server' }),
         control: { op: 'close', code: CLOSE_BANNED, reason: 'banned' },
       });
       return { ban };
     }
-    const { room, role } = await this.requireModerator(s, a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be banned from a direct room');
-    const target = await this.store.getMember(room.id, a.user);
-    if (target) await this.requireOutranks(role, room.id, a.user);
-    const ban = await this.store.ban({ room: room.id, user: a.user, until, reason: a.reason ?? '', by: s.user.id });
-    if (target) await this.removeMember(s, room.id, a.user, 'banned', a.reason);
-    return { ban };
+    return this.roomLog.submit<'ban'>(a.room, { op: 'ban', by: this.by(s), user: a.user, until, reason: a.reason ?? '' });
   }
 
-  private async access(s: Session, a: CommandArgs<'access'>) {
-    const { room } = await this.requireModerator(s, a.room);
-    if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no access lists');
-    if (!a.add && !a.remove) throw new ParleyError('invalid', 'give "add" and/or "remove"');
-    const users = await this.store.setAccess(room.id, a.list, a.add ?? [], a.remove ?? []);
-    const removed = await this.evictWithoutAccess(s, room.id);
-    return { room: room.id, list: a.list, users, removed };
+  private access(s: Session, a: CommandArgs<'access'>) {
+    const op: OpOf<'access'> = { op: 'access', by: this.by(s), list: a.list };
+    if (a.add !== undefined) op.add = a.add;
+    if (a.remove !== undefined) op.remove = a.remove;
+    return this.roomLog.submit<'access'>(a.room, op);
   }
 
-  /** Removes, at once and everywhere, the members the room's access rules no longer admit. */
-  private async evictWithoutAccess(s: Session, room: string): Promise<string[]> {
-    const removed: string[] = [];
-    for (const m of await this.store.members(room)) {
-      if (m.role !== 'member' || (await this.store.hasAccess(room, m.user))) continue;
-      try {
-        await this.removeMember(s, room, m.user, 'access');
-        removed.push(m.user);
-      } catch (err) {
-        if (!(err instanceof ParleyError && err.code === 'not_found')) throw err;
-      }
-    }
-    return removed;
+  /** Blocks belong to the direct room of the pair, whether it exists or not. */
+  private block(s: Session, user: string, on: boolean): Promise<{ user: string }> {
+    if (user === s.user.id) throw new ParleyError('invalid', 'you cannot block yourself');
+    return this.roomLog.submit<'block'>(directRoomId(s.user.id, user).id, { op: 'block', by: this.by(s), user, on });
   }
 
   // ---- search and server-side API -------------------------------------------------------------
@@ -696,21 +569,26 @@ export class Service {
   }
 
   private async post(s: Session, a: CommandArgs<'post'>) {
-    this.requireAdmin(s);
+    rules.requireAdmin(s.user.admin);
     for (const room of a.rooms) await this.requireRoom(room);
-    for (const m of a.messages) if ('text' in m) this.checkText(m.text);
+    for (const m of a.messages) if ('text' in m) rules.checkText(m.text, this.opts.textChars);
     const as = a.as ?? { id: SYSTEM_USER, name: 'System' };
+    const by: By = { id: as.id, name: as.name ?? as.id, admin: true };
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
       for (const m of a.messages) {
-        pending.push(this.store.append('text' in m
-          ? { room, user: as.id, name: as.name ?? as.id, kind: 'text', text: m.text, system: true }
-          : { room, user: as.id, name: as.name ?? as.id, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true }));
+        pending.push(this.roomLog.submit<'append'>(room, 'text' in m
+          ? { op: 'append', by, kind: 'text', text: m.text, system: true }
+          : { op: 'append', by, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true }));
       }
     }
     s.admit?.();
     const results = await Promise.all(pending);
-    for (const r of results) this.publishMessage(r.message);
     return { posted: results.map((r) => ({ room: r.message.room, seq: r.message.seq })) };
+  }
+
+  /** Settles the writes already taken, then takes no more. */
+  close(): Promise<void> {
+    return this.roomLog.close();
   }
 }

@@ -1,7 +1,6 @@
 // Row shapes and row-to-model mappers shared by the SQL stores (store/sqlite, store/postgres):
 // both keep the same columns, times as ms since the epoch and JSON as text.
 import type { AccessMode, Ban, Member, Message, Role, Room } from '../protocol/schema.js';
-import type { RoomPatch } from './store.js';
 import type { Account, RefreshSession } from './accounts.js';
 
 export interface MessageRow {
@@ -51,20 +50,6 @@ export function rowToMember(r: MemberRow): Member {
 export const rowToBan = (r: BanRow): Ban => ({
   room: r.room_id === '' ? null : r.room_id, user: r.user_id, until: r.until, reason: r.reason, by: r.by, createdAt: r.created_at,
 });
-
-/** The data of the `update` message a room patch appends: what changed, as the client sees it. */
-export function patchSummary(patch: RoomPatch): Record<string, unknown> {
-  const data: Record<string, unknown> = {};
-  if (patch.name !== undefined) data.name = patch.name;
-  if (patch.topic !== undefined) data.topic = patch.topic;
-  if (patch.access !== undefined) data.access = patch.access;
-  const setCount = patch.retentionCount !== undefined;
-  const setMs = patch.retentionDays !== undefined;
-  if (setCount || setMs) {
-    data.retention = { ...(setCount ? { count: patch.retentionCount } : {}), ...(setMs ? { days: patch.retentionDays } : {}) };
-  }
-  return data;
-}
 
 export interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
 export interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }

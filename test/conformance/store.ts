@@ -1,16 +1,19 @@
-// The Store port's behaviour suite: every backend runs it (see store.*.test.ts).
-// Each case names the promise of src/store/store.ts it checks.
+// The store ports' behaviour suite, writes made through the room log (writes.ts): every
+// backend runs it (see store.*.test.ts). Each case names the promise it checks, of a port
+// (src/store/*.ts) or of the rules the room log applies (src/service/rules.ts).
 import { describe, expect, it, beforeEach, afterEach, vi } from 'vitest';
 import type { Store } from '../../src/store/store.js';
+import { directRoomId } from '../../src/service/index.js';
+import { roomLogWrites, type Writes } from './writes.js';
 
 const DAY = 86_400_000;
 
 export function storeConformance(name: string, open: () => Promise<Store>): void {
   describe(`Store conformance: ${name}`, () => {
-    let store: Store;
+    let store: Writes;
     let n = 0;
     const rid = () => `room${++n}-${Date.now().toString(36)}`;
-    beforeEach(async () => { store = await open(); });
+    beforeEach(async () => { store = roomLogWrites(await open()); });
     afterEach(async () => { await store.close(); });
 
     async function group(owner = 'u1', others: string[] = []) {
@@ -178,7 +181,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       const id = await group('u1');
       await store.close();
       await expect(store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'unavailable' });
-      store = await open();
+      store = roomLogWrites(await open());
     });
 
     it('room settings change with an update message; deleting a room removes members and history', async () => {
@@ -188,7 +191,9 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       expect(message).toMatchObject({ kind: 'update', data: { topic: 'new', access: 'whitelist', retention: { count: 10, days: 2 } } });
       const cleared = await store.updateRoom(id, { retentionCount: null }, { user: 'u1', name: 'U1' });
       expect(cleared.room.retention).toEqual({ count: null, days: 2 });
-      expect((await store.deleteRoom(id, false)).sort()).toEqual(['u1', 'u2']);
+      // The whitelist admits no plain member: u2 left with the change.
+      expect((await store.history(id, { after: message.seq, limit: 1 }))[0]).toMatchObject({ kind: 'leave', user: 'u2' });
+      expect((await store.deleteRoom(id, false)).sort()).toEqual(['u1']);
       expect(await store.getRoom(id)).toBeNull();
       expect(await store.getMember(id, 'u1')).toBeNull();
       expect(await store.history(id, { limit: 10 })).toEqual([]);
@@ -271,18 +276,18 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
     });
 
     it('a direct message from a blocked user is stored hidden for the blocker', async () => {
-      const id = rid();
-      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'da', directKey: `da\ndb-${id}`, members: [
+      const { id, key } = directRoomId('da', 'db');
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'da', directKey: key, members: [
         { user: 'da', name: 'da', role: 'member' }, { user: 'db', name: 'db', role: 'member' }] });
       await store.setBlock('da', 'db', true);
       expect(await store.blocksOf('da')).toEqual(['db']);
-      const r = await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'psst', directPeer: 'da' });
+      const r = await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'psst' });
       expect(r.hiddenFor).toBe('da');
       expect((await store.history(id, { limit: 10 }, 'da')).at(-1)).toEqual({ room: id, seq: r.message.seq, kind: 'hidden', user: 'db', name: 'db', ts: r.message.ts });
       expect((await store.history(id, { limit: 10 }, 'db')).at(-1)!.text).toBe('psst');
       expect((await store.inbox('da'))[0]!.unread).toBe(0);
       await store.setBlock('da', 'db', false);
-      expect((await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'hi', directPeer: 'da' })).hiddenFor).toBeUndefined();
+      expect((await store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'hi' })).hiddenFor).toBeUndefined();
     });
 
     it('retention removes messages beyond count and age; bounds move up', async () => {
@@ -330,11 +335,11 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
     });
 
     it('search leaves out messages hidden for the viewer; query syntax is only words', async () => {
-      const id = rid();
-      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'sa', directKey: `sa\nsb-${id}`, members: [
+      const { id, key } = directRoomId('sa', 'sb');
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'sa', directKey: key, members: [
         { user: 'sa', name: 'sa', role: 'member' }, { user: 'sb', name: 'sb', role: 'member' }] });
       await store.setBlock('sa', 'sb', true);
-      await store.append({ room: id, user: 'sb', name: 'sb', kind: 'text', text: 'secret plans', directPeer: 'sa' });
+      await store.append({ room: id, user: 'sb', name: 'sb', kind: 'text', text: 'secret plans' });
       expect(await store.search('sa', 'secret', [id], 10)).toEqual([]);
       expect((await store.search('sb', 'secret', [id], 10)).map((m) => m.text)).toEqual(['secret plans']);
       expect((await store.search('sb', 'secret" OR "x* NEAR(', [id], 10))).toEqual([]);
@@ -346,7 +351,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await expect(store.ping()).resolves.toBeUndefined();
       await store.close();
       await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable' });
-      store = await open();
+      store = roomLogWrites(await open());
     });
 
     it('roomCounts counts rooms by kind', async () => {
@@ -459,7 +464,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`); }
         await expect(p).rejects.toMatchObject({ code: 'unavailable' });
       }
-      store = await open();
+      store = roomLogWrites(await open());
     });
 
     it('close settles the writes already called before it closes', async () => {
@@ -468,7 +473,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       await store.close();
       const results = await Promise.all(pending);
       expect(results.map((r) => r.message.seq)).toEqual([2, 3, 4, 5, 6]);
-      store = await open();
+      store = roomLogWrites(await open());
     });
 
     it('public channels come by id, at most limit, after the given id', async () => {
@@ -546,11 +551,11 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
     });
 
     it('a hidden message reads as a placeholder through getMessage too', async () => {
-      const id = rid();
-      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ha', directKey: `ha\nhb-${id}`, members: [
+      const { id, key } = directRoomId('ha', 'hb');
+      await store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ha', directKey: key, members: [
         { user: 'ha', name: 'ha', role: 'member' }, { user: 'hb', name: 'hb', role: 'member' }] });
       await store.setBlock('ha', 'hb', true);
-      const r = await store.append({ room: id, user: 'hb', name: 'hb', kind: 'text', text: 'psst', directPeer: 'ha' });
+      const r = await store.append({ room: id, user: 'hb', name: 'hb', kind: 'text', text: 'psst' });
       expect(await store.getMessage(id, r.message.seq, 'ha')).toMatchObject({ kind: 'hidden' });
       expect((await store.getMessage(id, r.message.seq, 'ha'))!.text).toBeUndefined();
       expect(await store.getMessage(id, r.message.seq, 'hb')).toMatchObject({ kind: 'text', text: 'psst' });
@@ -583,12 +588,13 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
     });
 
     it('setting a role appends an update message naming the user and role; admins always have access', async () => {
-      const id = await group('u1', ['u2']);
-      await store.updateRoom(id, { access: 'whitelist' }, { user: 'u1', name: 'U1' });
-      expect(await store.hasAccess(id, 'u2')).toBe(false);
+      const id = await group('u1', ['u2', 'u3']);
       const { message } = await store.setRole(id, 'u2', 'admin', { user: 'u1', name: 'U1' });
       expect(message).toMatchObject({ kind: 'update', user: 'u1', data: { user: 'u2', role: 'admin' } });
+      await store.updateRoom(id, { access: 'whitelist' }, { user: 'u1', name: 'U1' });
+      expect(await store.hasAccess(id, 'u3')).toBe(false);
       expect(await store.hasAccess(id, 'u2')).toBe(true);
+      expect((await store.members(id)).map((m) => m.user).sort()).toEqual(['u1', 'u2']);
     });
 
     it('a ban replaces an earlier one for the same user and room', async () => {

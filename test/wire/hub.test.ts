@@ -12,6 +12,7 @@ import type { Message } from '../../src/protocol/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/store.js';
 import { removeDir, tempDir } from '../helpers.js';
+import { roomLogWrites, type Writes } from '../conformance/writes.js';
 import { waitFor } from '../wait.js';
 
 /** A connection that records every frame the hub writes to it. */
@@ -65,14 +66,14 @@ const dir = tempDir('parley-hub-');
 afterAll(() => removeDir(dir));
 let files = 0;
 
-let sqlite: SqliteStore;
+let sqlite: Writes<SqliteStore>;
 let bus: MemoryBus;
 let gated: ReturnType<typeof slowHistory>;
 let hub: Hub;
 const ROOM = 'hub-room';
 
 beforeEach(async () => {
-  sqlite = new SqliteStore({ file: join(dir, `hub${files++}.db`) });
+  sqlite = roomLogWrites(new SqliteStore({ file: join(dir, `hub${files++}.db`) }));
   bus = new MemoryBus();
   gated = slowHistory(sqlite);
   // Small pages, so a replay takes several reads.

@@ -92,23 +92,29 @@ export function createPool(o: PgPoolOptions): pg.Pool {
   return pool;
 }
 
-type PgErr = Error & { code?: string };
+// Errors are told apart by what they are, never by their text: PostgreSQL's own carry a
+// SQLSTATE (pg.DatabaseError); the driver reports a lost, refused or timed-out connection with
+// Node's socket error codes or a plain Error of its own.
 
-/** SQLSTATEs after which the transaction can only be retried from the start. */
+/** SQLSTATE classes of a connection that is gone: connection exception, operator intervention (shutdown), insufficient resources. */
+const CONNECTION_SQLSTATE = /^(08|57P0|53)/;
+
+const sqlstate = (err: unknown): string => (err instanceof pg.DatabaseError ? err.code ?? '' : '');
+
+/** SQLSTATEs after which the transaction can only be retried from the start (deadlock, serialization failure). */
 export const isRetryable = (err: unknown): boolean => {
-  const code = (err as PgErr | null)?.code;
+  const code = sqlstate(err);
   return code === '40P01' || code === '40001';
 };
 
 /** Whether the error means the connection (or the server) is gone, not that the statement was wrong. */
 export function isConnectionError(err: unknown): boolean {
-  if (!(err instanceof Error) || err instanceof ParleyError) return false;
-  const code = (err as PgErr).code;
-  if (typeof code === 'string') {
-    if (/^(08|57P0|53)/.test(code)) return true;
-    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ENOTFOUND...
-  }
-  return /Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|Client was closed/i.test(err.message);
+  if (err instanceof pg.DatabaseError) return CONNECTION_SQLSTATE.test(err.code ?? '');
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^E[A-Z]/.test(code)) return true; // ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ENOTFOUND...
+  // The driver's own (connection terminated, read timeout, no connection in time): plain Errors.
+  return Object.getPrototypeOf(err) === Error.prototype;
 }
 
 /**
@@ -118,13 +124,17 @@ export function isConnectionError(err: unknown): boolean {
  */
 export function toStoreError(err: unknown): ParleyError {
   if (err instanceof ParleyError) return err;
-  const e = err as PgErr;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  const msg = e instanceof Error ? e.message : String(err);
+  const code = sqlstate(err);
+  const msg = err instanceof Error ? err.message : String(err);
+  // 57014: statement timeout; 55P03: lock not available.
   if (isConnectionError(err) || code === '57014' || isRetryable(err) || code === '55P03') {
     return new ParleyError('unavailable', `database unavailable: ${msg}`);
   }
-  if (code === '23505') return new ParleyError('conflict', 'already exists');
+  if (code === '23505') {
+    return (err as pg.DatabaseError).constraint === 'rooms_channel_name'
+      ? new ParleyError('conflict', 'a channel with this name exists', { field: 'name' })
+      : new ParleyError('conflict', 'already exists');
+  }
   if (code.startsWith('22')) return new ParleyError('invalid', `value not storable: ${msg}`);
   return new ParleyError('internal', `storage error: ${msg}`);
 }

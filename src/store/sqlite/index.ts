@@ -1,20 +1,21 @@
-// SQLite implementation of the Store port (better-sqlite3, WAL). Writes are queued and
-// committed in groups: every write called in the same event-loop turn shares one transaction
-// and one fsync, each inside its own savepoint so one failing write does not undo the others.
+// SQLite implementation of every store port (better-sqlite3, WAL): the embedded default, one
+// node. Reads run synchronously on the one connection; the room log's batches are written by
+// commit.ts in one transaction each, the store's own writes (users, read markers, server-wide
+// bans) by group-commit.ts; statements.ts holds the SQL, search-index.ts the full-text index.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
-import { channelNameKey, type AppendResult, type Bounds, type HistoryQuery, type NewMessage, type NewRoom, type RoomPatch, type Store } from '../store.js';
-import {
-  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
-  type BanRow, type MemberRow, type MessageRow, type RoomRow,
-} from '../rows.js';
-import { KEPT_HISTORY } from '../store.js';
+import { channelNameKey, type Bounds, type HistoryQuery, type Store } from '../store.js';
+import type { Batch, RoomSnapshot, TargetRow } from '../writer.js';
+import { DAY_MS, rowToBan, rowToMember, rowToMessage, rowToRoom, type BanRow, type MemberRow, type MessageRow, type RoomRow } from '../rows.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
 import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
+import { prepareStatements, type Statements } from './statements.js';
+import { GroupCommit } from './group-commit.js';
+import { BatchWriter } from './commit.js';
 
 export { rowToMessage } from '../rows.js';
 
@@ -31,42 +32,20 @@ export interface SqliteOptions {
   walRestartPages?: number;
 }
 
-interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
-interface BatchResult { ok: boolean; v: unknown }
-/** Thrown inside a batch to roll it back and run it again with a savepoint per write. */
-const RETRY = Symbol('retry batch with savepoints');
-
-/**
- * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
- * when retention has removed the newest ones. Sends do not write the rooms row, so a commit
- * writes one page fewer per room it touches. `r` is the rooms row's alias.
- */
-const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.seq) FROM messages l WHERE l.room_id = ${r}.id), 0))`;
-const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
-
-/** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
-  FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
-
 export class SqliteStore implements Store {
   /** The open database, shared with sibling stores in the same file (accounts, plugins). */
   readonly db: Database.Database;
-  private readonly s: ReturnType<SqliteStore['prepare']>;
-  /** last seq per room, valid for committed and in-batch writes of this instance. */
-  private readonly seqs = new Map<string, number>();
-  private queue: Pending[] = [];
-  private scheduled = false;
+  readonly commitIntervalMs: number;
+  /** Writes of the room log decided into one batch at most (SQLite writes them in microseconds). */
+  readonly maxBatch = 5000;
+  private readonly s: Statements;
+  private readonly writes: GroupCommit;
+  private readonly batches: BatchWriter;
   private checkpointer: Checkpointer | null = null;
   private readonly indexer: SearchIndexer;
   /** Last fts_id given out (see search-index.ts). */
   private ftsId = 0;
-  private lastFlush = -Infinity;
-  /** Writes carried by the last commit. */
-  private lastBatch = 0;
-  private readonly commitIntervalMs: number;
   private closed = false;
-  private readonly savepoint: (fn: () => unknown) => unknown;
-  private readonly batchTx: (batch: Pending[], isolate: boolean, results: BatchResult[]) => void;
 
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
@@ -83,21 +62,11 @@ export class SqliteStore implements Store {
       this.checkpointer = new Checkpointer(opts.file, { onCaughtUp: () => this.finishCheckpoint(), restartFrames: opts.walRestartPages });
     }
     const searchFile = attachSearchIndex(this.db, opts.file);
-    this.s = this.prepare();
+    this.s = prepareStatements(this.db);
     this.ftsId = this.s.maxFtsId.get() as number;
     this.indexer = opts.file === ':memory:' ? new InlineSearchIndexer(this.db) : new WorkerSearchIndexer(opts.file, searchFile);
-    this.savepoint = this.db.transaction((fn: () => unknown) => fn());
-    // Built once: better-sqlite3 makes a new wrapper (and its variants) per transaction() call.
-    this.batchTx = this.db.transaction((batch: Pending[], isolate: boolean, results: BatchResult[]) => {
-      for (let i = 0; i < batch.length; i++) {
-        try {
-          results[i] = { ok: true, v: isolate ? this.savepoint(batch[i]!.run) : batch[i]!.run() };
-        } catch (err) {
-          if (!isolate && !(err instanceof ParleyError)) throw RETRY;
-          results[i] = { ok: false, v: err };
-        }
-      }
-    });
+    this.writes = new GroupCommit(this.db, this.commitIntervalMs, () => this.closed);
+    this.batches = new BatchWriter(this.db, this.s, () => ++this.ftsId);
   }
 
   private migrate(): void {
@@ -113,93 +82,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  private prepare() {
-    const d = this.db;
-    return {
-      upsertUser: d.prepare(`INSERT INTO users (id, name, profile, created_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT(id) DO UPDATE SET name = excluded.name, profile = excluded.profile`),
-      getUser: d.prepare('SELECT id, name, profile FROM users WHERE id = ?'),
-      insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-      channelNamed: d.prepare('SELECT id FROM rooms WHERE name_key = ?').pluck(),
-      setNameKey: d.prepare("UPDATE rooms SET name_key = ? WHERE id = ? AND kind = 'channel'"),
-      roomExists: d.prepare('SELECT 1 FROM rooms WHERE id = ? OR (direct_key IS NOT NULL AND direct_key = ?)'),
-      keptHistory: d.prepare('SELECT 1 FROM messages WHERE room_id = ? LIMIT 1'),
-      getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
-      findDirect: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE direct_key = ?`),
-      lastSeq: d.prepare(`SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?`).pluck(),
-      setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
-      roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
-          m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
-        FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
-      roomIdsOf: d.prepare('SELECT room_id FROM members WHERE user_id = ?').pluck(),
-      countRooms: d.prepare(`SELECT
-          (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? AND r.kind <> 'direct') AS member,
-          (SELECT count(*) FROM rooms WHERE created_by = ? AND kind <> 'direct') AS created`),
-      publicRooms: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE kind = 'channel' AND id > ? ORDER BY id LIMIT ?`),
-      getMember: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? AND user_id = ?`),
-      members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
-      insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
-      deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      // Never below what the index has seen: ids of removed messages are not given out again.
-      maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
-        coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
-      isBlocked: d.prepare('SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?'),
-      byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
-      getMessage: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq = ?`),
-      isDeleted: d.prepare(`SELECT 1 FROM messages WHERE room_id = ? AND target = ? AND kind = 'delete' LIMIT 1`),
-      after: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
-      before: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
-      firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
-      markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?)))
-        WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
-      inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
-          m.role, m.read_seq,
-          (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-            AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)) AS unread,
-          (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
-            AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id)) AS last_text
-        FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?`),
-      updateRoom: d.prepare(`UPDATE rooms SET name = coalesce(@name, name), topic = coalesce(@topic, topic), access = coalesce(@access, access),
-          retention_count = CASE WHEN @setCount THEN @count ELSE retention_count END,
-          retention_ms = CASE WHEN @setMs THEN @ms ELSE retention_ms END WHERE id = @id`),
-      deleteRoom: d.prepare('DELETE FROM rooms WHERE id = ?'),
-      deleteRoomMessages: d.prepare('DELETE FROM messages WHERE room_id = ?'),
-      deleteRoomBans: d.prepare('DELETE FROM bans WHERE room_id = ?'),
-      memberIds: d.prepare('SELECT user_id FROM members WHERE room_id = ?').pluck(),
-      setRole: d.prepare('UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?'),
-      owners: d.prepare("SELECT user_id FROM members WHERE room_id = ? AND role = 'owner'").pluck(),
-      setMute: d.prepare('UPDATE members SET muted_until = ? WHERE room_id = ? AND user_id = ?'),
-      upsertBan: d.prepare(`INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT(room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`),
-      deleteBan: d.prepare('DELETE FROM bans WHERE room_id = ? AND user_id = ?'),
-      bans: d.prepare('SELECT room_id, user_id, until, reason, by, created_at FROM bans WHERE room_id = ? AND (until IS NULL OR until > ?) ORDER BY created_at'),
-      activeBan: d.prepare('SELECT room_id, user_id, until, reason, by, created_at FROM bans WHERE room_id = ? AND user_id = ? AND (until IS NULL OR until > ?)'),
-      accessAdd: d.prepare('INSERT OR IGNORE INTO access_lists (room_id, list, user_id) VALUES (?, ?, ?)'),
-      accessRemove: d.prepare('DELETE FROM access_lists WHERE room_id = ? AND list = ? AND user_id = ?'),
-      accessList: d.prepare('SELECT user_id FROM access_lists WHERE room_id = ? AND list = ? ORDER BY user_id').pluck(),
-      inList: d.prepare('SELECT 1 FROM access_lists WHERE room_id = ? AND list = ? AND user_id = ?'),
-      block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
-      unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
-      blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
-      blockersIn: d.prepare(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = ? AND m.user_id = b.user_id
-        WHERE b.blocked_id = ? ORDER BY b.user_id`).pluck(),
-      retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms`),
-      // Age limits cut at the first message (in seq order) at or after the limit. This walks
-      // only the messages about to be removed, with no index on ts to keep up at every send.
-      firstKept: d.prepare('SELECT seq FROM messages WHERE room_id = ? AND ts >= ? ORDER BY seq LIMIT 1').pluck(),
-      expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
-      ping: d.prepare('SELECT 1'),
-      roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
-      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
-        FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
-        WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
-          AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
-        ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
-    };
-  }
-
   /** See checkpointer.ts: copies the frames committed since the checkpointer's last copy. */
   private finishCheckpoint(): void {
     if (this.closed) return;
@@ -210,27 +92,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  // ---- group commit -------------------------------------------------------------------
-
-  private write<T>(run: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // Under sustained load commits are spaced by commitIntervalMs, so each one carries more
-        // writes (less CPU and fewer fsyncs per message). Load counts as sustained while the
-        // last commit carried more than one write: a write arriving just after a lone one is
-        // committed at once, since a timer would hold it for at least a millisecond.
-        const wait = this.lastBatch > 1 ? this.lastFlush + this.commitIntervalMs - performance.now() : 0;
-        if (wait > 0) setTimeout(() => this.flush(), wait);
-        else setImmediate(() => this.flush());
-      }
-    });
-  }
-
   /**
-   * Runs a read. Reads are synchronous, but the port promises a rejection, never a throw: a
+   * Runs a read. Reads are synchronous, but the ports promise a rejection, never a throw: a
    * closed store or a failing database rejects with `unavailable`.
    */
   private read<T>(run: () => T): Promise<T> {
@@ -244,72 +107,81 @@ export class SqliteStore implements Store {
     }
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    this.lastFlush = performance.now();
-    const batch = this.queue;
-    this.queue = [];
-    this.lastBatch = batch.length;
-    if (batch.length === 0) return;
-    // Fast path: writes run one after another in one transaction. A write refuses with a
-    // ParleyError only before it has written anything, so refusals need no savepoint. Any other
-    // error may come after a partial write: then the batch is rolled back and run again with a
-    // savepoint around each write, so the failing one is undone alone.
-    let results = this.runBatch(batch, false);
-    if (results === RETRY) results = this.runBatch(batch, true);
-    if (results instanceof Error) {
-      for (const p of batch) p.reject(results);
-      return;
-    }
-    for (let i = 0; i < batch.length; i++) {
-      const r = (results as BatchResult[])[i]!;
-      if (r.ok) batch[i]!.resolve(r.v);
-      else batch[i]!.reject(r.v instanceof ParleyError ? r.v : new ParleyError('internal', `storage error: ${(r.v as Error).message}`));
-    }
-  }
+  // ---- RoomWriter -------------------------------------------------------------------------
 
-  private runBatch(batch: Pending[], isolate: boolean): BatchResult[] | typeof RETRY | ParleyError {
-    const results: BatchResult[] = new Array(batch.length);
+  commit(batch: Batch, epoch: number | null): Promise<void> {
+    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    if (epoch !== null) return Promise.reject(new ParleyError('internal', 'an SQLite store serves one node: it is never fenced'));
     try {
-      this.batchTx(batch, isolate, results);
+      this.batches.write(batch);
     } catch (err) {
-      // Rolled back: nothing of the batch is stored and the seq cache may be ahead.
-      this.seqs.clear();
-      if (err === RETRY) return RETRY;
-      return new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
+      return Promise.reject(err);
     }
-    return results;
+    if (batch.deleteRooms.some((r) => !r.keepHistory)) this.indexer.pruned();
+    return Promise.resolve();
   }
 
-  /** Inside a write: the next seq of a room. Record it with `commitSeq` once the row is in. */
-  private nextSeq(room: string): number {
-    let last = this.seqs.get(room);
-    if (last === undefined) {
-      last = this.s.lastSeq.get(room) as number | undefined;
-      if (last === undefined) throw new ParleyError('not_found', 'room not found');
-      this.seqs.set(room, last);
-    }
-    return last + 1;
-  }
-  private commitSeq(room: string, seq: number): void {
-    this.seqs.set(room, seq);
+  loadRoom(id: string, smallRoom: number): Promise<RoomSnapshot> {
+    return this.read(() => {
+      const r = this.s.getRoom.get(id) as RoomRow | undefined;
+      const last = this.s.lastSeq.get({ room: id }) as number;
+      if (!r) return { room: null, last, keptHistory: last > 0, members: null };
+      const some = (this.s.someMembers.all(id, smallRoom + 1) as MemberRow[]).map(rowToMember);
+      return { room: rowToRoom(r), last, keptHistory: false, members: some.length <= smallRoom ? some : null };
+    });
   }
 
-  private insertMessage(m: Message, key: string | null, hiddenFor: string | null = null): void {
-    // Texts, edits and deletes are queued for the search index by their fts_id (search-index.ts).
-    const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? ++this.ftsId : null;
-    this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null);
-    this.commitSeq(m.room, m.seq);
+  roomBan(room: string, user: string): Promise<Ban | null> {
+    return this.read(() => {
+      const r = this.s.anyBan.get(room, user) as BanRow | undefined;
+      return r ? rowToBan(r) : null;
+    });
   }
 
-  // ---- users ----------------------------------------------------------------------------
+  listed(room: string, user: string): Promise<{ white: boolean; black: boolean }> {
+    return this.read(() => {
+      const r = this.s.listed.get({ room, user }) as { white: number; black: number };
+      return { white: r.white === 1, black: r.black === 1 };
+    });
+  }
+
+  lists(room: string): Promise<{ white: string[]; black: string[] }> {
+    return this.read(() => ({ white: this.s.accessList.all(room, 'white') as string[], black: this.s.accessList.all(room, 'black') as string[] }));
+  }
+
+  blocks(user: string, other: string): Promise<boolean> {
+    return this.read(() => this.s.isBlocked.get(user, other) !== undefined);
+  }
+
+  target(room: string, seq: number): Promise<TargetRow | null> {
+    return this.read(() => {
+      const r = this.s.target.get(room, seq) as { kind: Message['kind']; user_id: string; deleted: number } | undefined;
+      return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted === 1 } : null;
+    });
+  }
+
+  keyed(room: string, user: string, key: string): Promise<Message | null> {
+    return this.read(() => {
+      const r = this.s.byKey.get(room, user, key) as MessageRow | undefined;
+      return r ? rowToMessage(r) : null;
+    });
+  }
+
+  channelNamed(nameKey: string): Promise<string | null> {
+    return this.read(() => (this.s.channelNamed.get(nameKey) as string | undefined) ?? null);
+  }
+
+  directNamed(directKey: string): Promise<string | null> {
+    return this.read(() => (this.s.directNamed.get(directKey) as string | undefined) ?? null);
+  }
+
+  // ---- UserStore ----------------------------------------------------------------------
 
   async upsertUser(user: User): Promise<User> {
     const existing = await this.read(() => this.s.getUser.get(user.id) as { name: string; profile: string } | undefined);
     const profile = JSON.stringify(user.profile);
     if (existing && existing.name === user.name && existing.profile === profile) return user;
-    return this.write(() => {
+    return this.writes.write(() => {
       this.s.upsertUser.run(user.id, user.name, profile, Date.now());
       return user;
     });
@@ -322,43 +194,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  // ---- rooms ----------------------------------------------------------------------------
-
-  createRoom(nr: NewRoom): Promise<{ room: Room; messages: Message[] }> {
-    return this.write(() => {
-      if (this.s.roomExists.get(nr.id, nr.directKey ?? null)) throw new ParleyError('conflict', 'room already exists');
-      // A deleted room whose history is kept still owns its id (see the Store contract).
-      const kept = this.s.keptHistory.get(nr.id) !== undefined;
-      if (kept && nr.kind !== 'direct') throw new ParleyError('conflict', KEPT_HISTORY);
-      const nameKey = nr.kind === 'channel' ? this.freeChannelName(nr.name, nr.id) : null;
-      const now = Date.now();
-      this.s.insertRoom.run(nr.id, nr.kind, nr.name, nr.topic, nr.createdBy, now, nr.directKey ?? null, nameKey);
-      // A direct pair's room continues after its kept history (nextSeq reads the highest seq).
-      if (kept) this.seqs.delete(nr.id);
-      else this.seqs.set(nr.id, 0);
-      const messages: Message[] = [];
-      for (const m of nr.members) {
-        const msg: Message = { room: nr.id, seq: this.nextSeq(nr.id), kind: 'join', user: m.user, name: m.name, ts: now, data: { role: m.role } };
-        this.s.insertMember.run(nr.id, m.user, m.role, now, msg.seq);
-        if (nr.createdBy && nr.createdBy !== m.user) msg.data!.by = nr.createdBy;
-        this.insertMessage(msg, null);
-        messages.push(msg);
-      }
-      const room: Room = {
-        id: nr.id, kind: nr.kind, name: nr.name, topic: nr.topic, createdBy: nr.createdBy, createdAt: now,
-        lastSeq: this.s.lastSeq.get(nr.id) as number, access: 'blacklist', retention: { count: null, days: null },
-      };
-      return { room, messages };
-    });
+  blocksOf(user: string): Promise<string[]> {
+    return this.read(() => this.s.blocksOf.all(user) as string[]);
   }
 
-  /** The key of a channel name no other channel has (see channelNameKey), or `conflict`. */
-  private freeChannelName(name: string, room: string): string {
-    const key = channelNameKey(name);
-    const holder = this.s.channelNamed.get(key) as string | undefined;
-    if (holder !== undefined && holder !== room) throw new ParleyError('conflict', 'a channel with this name exists', { field: 'name' });
-    return key;
+  blockersIn(room: string, user: string): Promise<string[]> {
+    return this.read(() => this.s.blockersIn.all(room, user) as string[]);
   }
+
+  // ---- RoomStore ----------------------------------------------------------------------
 
   getRoom(id: string): Promise<Room | null> {
     return this.read(() => {
@@ -386,6 +230,10 @@ export class SqliteStore implements Store {
     return this.read(() => (this.s.publicRooms.all(afterId, limit) as RoomRow[]).map(rowToRoom));
   }
 
+  roomCounts(): Promise<Record<string, number>> {
+    return this.read(() => Object.fromEntries((this.s.roomCounts.all() as Array<{ kind: string; n: number }>).map((r) => [r.kind, r.n])));
+  }
+
   getMember(room: string, user: string): Promise<Member | null> {
     return this.read(() => {
       const r = this.s.getMember.get(room, user) as MemberRow | undefined;
@@ -397,67 +245,7 @@ export class SqliteStore implements Store {
     return this.read(() => (this.s.members.all(room) as MemberRow[]).map(rowToMember));
   }
 
-  addMember(room: string, user: string, name: string, role: Role, by: string): Promise<{ member: Member; message: Message }> {
-    return this.write(() => {
-      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
-      if (this.s.getMember.get(room, user)) throw new ParleyError('conflict', 'already a member');
-      const now = Date.now();
-      const message: Message = { room, seq: this.nextSeq(room), kind: 'join', user, name, ts: now, data: { role } };
-      this.s.insertMember.run(room, user, role, now, message.seq);
-      if (by !== user) message.data!.by = by;
-      this.insertMessage(message, null);
-      return { member: { room, user, role, joinedAt: now, joinSeq: message.seq, readSeq: 0 }, message };
-    });
-  }
-
-  removeMember(room: string, user: string, name: string, by: string): Promise<Message> {
-    return this.write(() => {
-      if (this.s.deleteMember.run(room, user).changes === 0) throw new ParleyError('not_found', 'not a member');
-      const message: Message = { room, seq: this.nextSeq(room), kind: 'leave', user, name, ts: Date.now() };
-      if (by !== user) message.data = { by };
-      this.insertMessage(message, null);
-      return message;
-    });
-  }
-
-  // ---- messages ---------------------------------------------------------------------------
-
-  append(nm: NewMessage): Promise<AppendResult> {
-    return this.write(() => {
-      const member = this.s.getMember.get(nm.room, nm.user) as MemberRow | undefined;
-      const moderates = nm.moderator === true && nm.kind === 'delete';
-      if (!member && !nm.system && !moderates) {
-        if (!this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
-        throw new ParleyError('forbidden', 'not a member of this room');
-      }
-      if (!member && !this.s.getRoom.get(nm.room)) throw new ParleyError('not_found', 'room not found');
-      if (member?.muted_until != null && member.muted_until > Date.now() && nm.kind !== 'delete') {
-        const until = member.muted_until === FOREVER ? null : member.muted_until;
-        throw new ParleyError('forbidden', 'you are muted in this room', { reason: 'muted', until });
-      }
-      if (nm.key !== undefined) {
-        const prior = this.s.byKey.get(nm.room, nm.user, nm.key) as MessageRow | undefined;
-        if (prior) return { message: rowToMessage(prior), duplicate: true };
-      }
-      if (nm.kind === 'edit' || nm.kind === 'delete' || nm.kind === 'reaction') {
-        const target = this.s.getMessage.get(nm.room, nm.target) as MessageRow | undefined;
-        if (!target || target.kind !== 'text') throw new ParleyError('not_found', 'target message not found');
-        if (this.s.isDeleted.get(nm.room, nm.target)) throw new ParleyError('conflict', 'target message was deleted');
-        if (nm.kind === 'edit' && target.user_id !== nm.user) throw new ParleyError('forbidden', 'only the author can edit a message');
-        if (nm.kind === 'delete' && target.user_id !== nm.user && !moderates && (!member || member.role === 'member')) {
-          throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
-        }
-      }
-      const message: Message = { room: nm.room, seq: this.nextSeq(nm.room), kind: nm.kind, user: nm.user, name: nm.name, ts: Date.now() };
-      if (nm.system) message.system = true;
-      if (nm.text !== undefined) message.text = nm.text;
-      if (nm.target !== undefined) message.target = nm.target;
-      if (nm.data !== undefined) message.data = nm.data;
-      const hiddenFor = nm.directPeer !== undefined && this.s.isBlocked.get(nm.directPeer, nm.user) ? nm.directPeer : null;
-      this.insertMessage(message, nm.key ?? null, hiddenFor);
-      return hiddenFor ? { message, duplicate: false, hiddenFor } : { message, duplicate: false };
-    });
-  }
+  // ---- MessageLog ---------------------------------------------------------------------
 
   history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
     return this.read(() => {
@@ -477,14 +265,14 @@ export class SqliteStore implements Store {
 
   bounds(room: string): Promise<Bounds> {
     return this.read(() => {
-      const last = (this.seqs.get(room) ?? this.s.lastSeq.get(room) ?? 0) as number;
+      const last = this.s.lastSeq.get({ room }) as number;
       const first = (this.s.firstSeq.get(room) as number | null) ?? last + 1;
       return { first, last };
     });
   }
 
   markRead(room: string, user: string, seq: number): Promise<number> {
-    return this.write(() => {
+    return this.writes.write(() => {
       const v = this.s.markRead.get(seq, room, room, user) as number | undefined;
       if (v === undefined) throw new ParleyError('forbidden', 'not a member of this room');
       return v;
@@ -504,76 +292,18 @@ export class SqliteStore implements Store {
     });
   }
 
-  // ---- moderation ---------------------------------------------------------------------------
+  // ---- ModerationStore ----------------------------------------------------------------
 
-  updateRoom(room: string, patch: RoomPatch, by: { user: string; name: string }): Promise<{ room: Room; message: Message }> {
-    return this.write(() => {
-      const current = this.s.getRoom.get(room) as RoomRow | undefined;
-      if (!current) throw new ParleyError('not_found', 'room not found');
-      if (patch.name !== undefined && current.kind === 'channel') this.s.setNameKey.run(this.freeChannelName(patch.name, room), room);
-      const setCount = patch.retentionCount !== undefined;
-      const setMs = patch.retentionDays !== undefined;
-      this.s.updateRoom.run({
-        id: room, name: patch.name ?? null, topic: patch.topic ?? null, access: patch.access ?? null,
-        setCount: setCount ? 1 : 0, count: patch.retentionCount ?? null,
-        setMs: setMs ? 1 : 0, ms: patch.retentionDays == null ? null : Math.round(patch.retentionDays * DAY_MS),
-      });
-      const data = patchSummary(patch);
-      const message: Message = { room, seq: this.nextSeq(room), kind: 'update', user: by.user, name: by.name, ts: Date.now(), data };
-      this.insertMessage(message, null);
-      const updated = rowToRoom(this.s.getRoom.get(room) as RoomRow);
-      updated.lastSeq = message.seq;
-      return { room: updated, message };
-    });
-  }
-
-  async deleteRoom(room: string, keepHistory: boolean): Promise<string[]> {
-    const members = await this.write(() => {
-      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
-      const members = this.s.memberIds.all(room) as string[];
-      if (!keepHistory) {
-        this.s.deleteRoomMessages.run(room);
-      }
-      this.s.deleteRoomBans.run(room);
-      this.s.deleteRoom.run(room);
-      this.seqs.delete(room);
-      return members;
-    });
-    if (!keepHistory) this.indexer.pruned();
-    return members;
-  }
-
-  setRole(room: string, user: string, role: Role, by: { user: string; name: string }): Promise<{ member: Member; message: Message }> {
-    return this.write(() => {
-      if (!this.s.getMember.get(room, user)) throw new ParleyError('not_found', 'not a member');
-      if (role === 'owner') {
-        for (const owner of this.s.owners.all(room) as string[]) if (owner !== user) this.s.setRole.run('admin', room, owner);
-      }
-      this.s.setRole.run(role, room, user);
-      const message: Message = { room, seq: this.nextSeq(room), kind: 'update', user: by.user, name: by.name, ts: Date.now(), data: { user, role } };
-      this.insertMessage(message, null);
-      return { member: rowToMember(this.s.getMember.get(room, user) as MemberRow), message };
-    });
-  }
-
-  setMute(room: string, user: string, until: number | null, off: boolean): Promise<Member> {
-    return this.write(() => {
-      const value = off ? null : until ?? FOREVER;
-      if (this.s.setMute.run(value, room, user).changes === 0) throw new ParleyError('not_found', 'not a member');
-      return rowToMember(this.s.getMember.get(room, user) as MemberRow);
-    });
-  }
-
-  ban(b: { room: string | null; user: string; until: number | null; reason: string; by: string | null }): Promise<Ban> {
-    return this.write(() => {
+  banFromServer(b: { user: string; until: number | null; reason: string; by: string | null }): Promise<Ban> {
+    return this.writes.write(() => {
       const now = Date.now();
-      this.s.upsertBan.run(b.room ?? '', b.user, b.until, b.reason, b.by, now);
-      return { room: b.room, user: b.user, until: b.until, reason: b.reason, by: b.by, createdAt: now };
+      this.s.upsertBan.run('', b.user, b.until, b.reason, b.by, now);
+      return { room: null, user: b.user, until: b.until, reason: b.reason, by: b.by, createdAt: now };
     });
   }
 
-  unban(room: string | null, user: string): Promise<boolean> {
-    return this.write(() => this.s.deleteBan.run(room ?? '', user).changes > 0);
+  unbanFromServer(user: string): Promise<boolean> {
+    return this.writes.write(() => this.s.deleteBan.run('', user).changes > 0);
   }
 
   bans(room: string | null, now: number): Promise<Ban[]> {
@@ -587,49 +317,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  setAccess(room: string, list: 'black' | 'white', add: string[], remove: string[]): Promise<string[]> {
-    return this.write(() => {
-      if (!this.s.getRoom.get(room)) throw new ParleyError('not_found', 'room not found');
-      for (const u of add) this.s.accessAdd.run(room, list, u);
-      for (const u of remove) this.s.accessRemove.run(room, list, u);
-      return this.s.accessList.all(room, list) as string[];
-    });
-  }
-
   accessList(room: string, list: 'black' | 'white'): Promise<string[]> {
     return this.read(() => this.s.accessList.all(room, list) as string[]);
   }
 
-  hasAccess(room: string, user: string): Promise<boolean> {
-    return this.read(() => {
-      const r = this.s.getRoom.get(room) as RoomRow | undefined;
-      if (!r) return false;
-      const m = this.s.getMember.get(room, user) as MemberRow | undefined;
-      if (m && m.role !== 'member') return true;
-      if (r.access === 'whitelist') return !!this.s.inList.get(room, 'white', user);
-      return !this.s.inList.get(room, 'black', user);
-    });
-  }
-
-  setBlock(user: string, other: string, blocked: boolean): Promise<void> {
-    return this.write(() => {
-      if (blocked) this.s.block.run(user, other, Date.now());
-      else this.s.unblock.run(user, other);
-    });
-  }
-
-  blocksOf(user: string): Promise<string[]> {
-    return this.read(() => this.s.blocksOf.all(user) as string[]);
-  }
-
-  blockersIn(room: string, user: string): Promise<string[]> {
-    return this.read(() => this.s.blockersIn.all(room, user) as string[]);
-  }
-
-  // ---- retention and search ------------------------------------------------------------------
+  // ---- RetentionStore -----------------------------------------------------------------
 
   async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
-    const removed = await this.write(() => {
+    const removed = await this.writes.write(() => {
       let removed = 0;
       type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
       for (const r of this.s.retentionRooms.all() as Row[]) {
@@ -653,6 +348,8 @@ export class SqliteStore implements Store {
     return removed;
   }
 
+  // ---- SearchStore --------------------------------------------------------------------
+
   async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
     // Each word becomes a quoted FTS5 string, so no query syntax from users reaches FTS5.
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
@@ -667,28 +364,16 @@ export class SqliteStore implements Store {
     return this.read(() => (this.s.search.all(match, JSON.stringify(rooms), viewer, limit) as MessageRow[]).map((r) => rowToMessage(r)));
   }
 
-  // ---- health ------------------------------------------------------------------------------
+  // ---- Health -------------------------------------------------------------------------
 
   ping(): Promise<void> {
-    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
-    try {
-      this.s.ping.get();
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(new ParleyError('unavailable', `storage failed: ${(err as Error).message}`));
-    }
-  }
-
-  roomCounts(): Promise<Record<string, number>> {
-    if (this.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
-    const rows = this.s.roomCounts.all() as Array<{ kind: string; n: number }>;
-    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.kind, r.n])));
+    return this.read(() => { this.s.ping.get(); });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.writes.pending > 0) this.writes.flush();
     this.closed = true;
-    if (this.queue.length > 0) this.flush();
     await this.indexer.close();
     await this.checkpointer?.close();
     this.db.close();

@@ -1,0 +1,97 @@
+// SQL of the PostgreSQL store's reads, in one place (the room log's batch statements are in
+// commit.ts).
+import { MEMBER_COLS, MSG_COLS } from '../rows.js';
+
+/**
+ * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
+ * when retention removed the newest ones (or when the room was created after its kept history).
+ * Sends write only their messages, never the rooms row. `r` is the rooms row's alias.
+ */
+export const liveLastSeq = (r: string): string =>
+  `greatest(${r}.last_seq, coalesce((SELECT max(l.seq) FROM messages l WHERE l.room_id = ${r}.id), 0))`;
+
+export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
+  r.retention_count, r.retention_ms FROM rooms r`;
+
+/** Messages as clients read them: with the author's current public profile. */
+export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
+  FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
+
+export const SQL = {
+  getUser: 'SELECT id, name, profile FROM users WHERE id = $1',
+  upsertUser: `INSERT INTO users (id, name, profile, created_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, profile = excluded.profile`,
+  blocksOf: 'SELECT blocked_id FROM blocks WHERE user_id = $1 ORDER BY blocked_id',
+  blockersIn: `SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = $1 AND m.user_id = b.user_id
+    WHERE b.blocked_id = $2 ORDER BY b.user_id`,
+  isBlocked: 'SELECT 1 FROM blocks WHERE user_id = $1 AND blocked_id = $2',
+
+  getRoom: `${ROOM_READ} WHERE r.id = $1`,
+  findDirect: `${ROOM_READ} WHERE r.direct_key = $1`,
+  /** A room id's last seq, counting the kept history of a deleted room. */
+  lastSeq: `SELECT greatest(coalesce((SELECT last_seq FROM rooms WHERE id = $1), 0),
+    coalesce((SELECT max(seq) FROM messages WHERE room_id = $1), 0)) AS last`,
+  roomsOf: `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
+      r.retention_count, r.retention_ms, m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
+    FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 ORDER BY r.id`,
+  countRooms: `SELECT
+      (SELECT count(*) FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 AND r.kind <> 'direct')::integer AS member,
+      (SELECT count(*) FROM rooms WHERE created_by = $1 AND kind <> 'direct')::integer AS created`,
+  publicRooms: `${ROOM_READ} WHERE r.kind = 'channel' AND r.id > $1 ORDER BY r.id LIMIT $2`,
+  roomCounts: 'SELECT kind, count(*)::integer AS n FROM rooms GROUP BY kind',
+  channelNamed: 'SELECT id FROM rooms WHERE name_key = $1',
+  directNamed: 'SELECT id FROM rooms WHERE direct_key = $1',
+
+  getMember: `SELECT ${MEMBER_COLS} FROM members WHERE room_id = $1 AND user_id = $2`,
+  members: `SELECT ${MEMBER_COLS} FROM members WHERE room_id = $1 ORDER BY joined_at, user_id`,
+  someMembers: `SELECT ${MEMBER_COLS} FROM members WHERE room_id = $1 ORDER BY joined_at, user_id LIMIT $2`,
+  markRead: `UPDATE members SET read_seq = greatest(read_seq, least($3::bigint, (SELECT ${liveLastSeq('r')} FROM rooms r WHERE r.id = $1)))
+    WHERE room_id = $1 AND user_id = $2 RETURNING read_seq`,
+
+  history: `${MSG_READ} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
+  historyBefore: `SELECT * FROM (${MSG_READ} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3) x ORDER BY seq`,
+  getMessage: `${MSG_READ} WHERE m.room_id = $1 AND m.seq = $2`,
+  bounds: `SELECT greatest(coalesce((SELECT last_seq FROM rooms WHERE id = $1), 0), coalesce(max(seq), 0)) AS last, min(seq) AS first
+    FROM messages WHERE room_id = $1`,
+  byKey: `SELECT ${MSG_COLS} FROM messages WHERE room_id = $1 AND user_id = $2 AND key = $3`,
+  target: `SELECT m.kind, m.user_id,
+      EXISTS (SELECT 1 FROM messages d WHERE d.room_id = m.room_id AND d.target = m.seq AND d.kind = 'delete') AS deleted
+    FROM messages m WHERE m.room_id = $1 AND m.seq = $2`,
+  inbox: `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
+      r.retention_count, r.retention_ms, m.role, m.read_seq,
+      (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
+        AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id))::integer AS unread,
+      l.seq AS l_seq, l.kind AS l_kind, l.user_id AS l_user, l.name AS l_name, l.ts AS l_ts, l.text AS l_text,
+      l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, l.system AS l_system, lu.profile AS l_profile
+    FROM members m JOIN rooms r ON r.id = m.room_id
+    LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
+      AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
+    LEFT JOIN users lu ON lu.id = l.user_id
+    WHERE m.user_id = $1`,
+  search: `${MSG_READ}
+    WHERE m.room_id = ANY($1::text[]) AND m.tsv IS NOT NULL AND m.tsv @@ $2::tsquery
+      AND (m.hidden_for IS NULL OR m.hidden_for <> $3)
+    ORDER BY m.ts DESC, m.seq DESC LIMIT $4`,
+
+  upsertBan: `INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`,
+  deleteBan: 'DELETE FROM bans WHERE room_id = $1 AND user_id = $2',
+  bans: `SELECT room_id, user_id, until, reason, by, created_at FROM bans
+    WHERE room_id = $1 AND (until IS NULL OR until > $2) ORDER BY created_at`,
+  activeBan: `SELECT room_id, user_id, until, reason, by, created_at FROM bans
+    WHERE room_id = $1 AND user_id = $2 AND (until IS NULL OR until > $3)`,
+  anyBan: 'SELECT room_id, user_id, until, reason, by, created_at FROM bans WHERE room_id = $1 AND user_id = $2',
+  accessList: 'SELECT user_id FROM access_lists WHERE room_id = $1 AND list = $2 ORDER BY user_id',
+  listed: `SELECT EXISTS (SELECT 1 FROM access_lists WHERE room_id = $1 AND list = 'white' AND user_id = $2) AS white,
+    EXISTS (SELECT 1 FROM access_lists WHERE room_id = $1 AND list = 'black' AND user_id = $2) AS black`,
+
+  retentionRooms: `SELECT r.id, ${liveLastSeq('r')} AS last_seq, coalesce(r.retention_count, $1::integer) AS count,
+      coalesce(r.retention_ms, $2::bigint) AS ms FROM rooms r
+    WHERE r.id > $3 AND (coalesce(r.retention_count, $1::integer) IS NOT NULL OR coalesce(r.retention_ms, $2::bigint) IS NOT NULL)
+    ORDER BY r.id LIMIT 500`,
+  firstKept: 'SELECT seq FROM messages WHERE room_id = $1 AND ts >= $2 ORDER BY seq LIMIT 1',
+  /** Before retention removes messages: the room's last seq must outlive them, so no seq is given out twice. */
+  keepLastSeq: 'UPDATE rooms SET last_seq = greatest(last_seq, $2) WHERE id = $1',
+  expire: `DELETE FROM messages WHERE room_id = $1 AND seq IN (
+    SELECT seq FROM messages WHERE room_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)`,
+} as const;
