@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { RedisBus, decodeBusMessage, encodeBusMessage } from '../src/bus/redis/index.js';
 import type { BusMessage } from '../src/bus/bus.js';
-import { startRedis, startRedisCluster, type RedisClusterServers, type RedisServer } from '../src/devservers/redis.js';
+import { startRedis, startRedisCluster, type RedisClusterServers, type RedisServer } from '../tools/devservers/redis.js';
 import { RedisRateCounter } from '../src/plugins/rate-limit/counter-redis.js';
 import { RedisLoginLimiter } from '../src/accounts/limiter-redis.js';
 import { busConformance } from './conformance/bus.js';

@@ -4,7 +4,7 @@
 // seq order, and nothing acknowledged may be lost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startDevCluster, type DevCluster } from '../src/devservers/cluster.js';
+import { startDevCluster, type DevCluster } from '../tools/devservers/cluster.js';
 import { validateConfig } from '../src/config.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { ClientError, ParleyClient } from '../src/client/index.js';
