@@ -23,6 +23,9 @@ export class Metrics {
   private readonly messagesIn: Counter<'transport'>;
   private readonly messagesOut: Counter;
   private readonly deniedTopics: Counter<'transport' | 'action'>;
+  private readonly sweeps: Counter;
+  private readonly swept: Counter;
+  private readonly moved: Counter;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -61,6 +64,20 @@ export class Metrics {
     this.errors = new Counter({
       name: 'parley_errors_total', help: 'Error replies by stable code', labelNames: ['code', 'transport'], registers,
     });
+    this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
+    this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
+    this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
+  }
+
+  /** A retention sweep ran and removed `removed` messages. */
+  retentionSwept(removed: number): void {
+    this.sweeps.inc();
+    if (removed > 0) this.swept.inc(removed);
+  }
+
+  /** Clients asked to move to less loaded nodes. */
+  rebalanced(n: number): void {
+    if (n > 0) this.moved.inc(n);
   }
 
   /**
