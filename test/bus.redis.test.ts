@@ -133,7 +133,10 @@ describe('Redis bus', () => {
     await dying.presence.connect('alice', 'c1');
     await dying.presence.connect('bob', 'c2');
     await s1.presence.connect('bob', 'c3');
-    expect((await s1.nodes.list()).map((n) => n.id).sort()).toEqual([dying.nodes.id, s1.nodes.id, s2.nodes.id].sort());
+    // The list is what the node last saw: within a heartbeat it shows every node.
+    let ids: string[] = [];
+    await waitFor(() => { void s1.nodes.list().then((l) => { ids = l.map((n) => n.id).sort(); }); return ids.length === 3; }, 3000, 'every node listed');
+    expect(ids).toEqual([dying.nodes.id, s1.nodes.id, s2.nodes.id].sort());
     // Die without saying goodbye: heartbeats stop, connections drop.
     (dying as unknown as { registry: { timer: NodeJS.Timeout } }).registry.timer.close();
     dying.client.disconnect();

@@ -219,6 +219,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
   it('with Redis frozen, a client with a static token still gets online, and presence and the dispatcher answer at once', async () => {
     const a = await client('rf-a', 0);
     const room = await a.createRoom('group', 'Frozen Redis');
+    await a.invite(room.id, 'rf-late');
+    const seen: boolean[] = [];
+    a.on('presence', (p) => { if (p.room === room.id && p.user === 'rf-late') seen.push(p.online); });
     const headers = { authorization: `Bearer ${await token('rf-a')}` };
     const pid = cluster.redis!.pid!;
     let late: ParleyClient;
@@ -247,6 +250,10 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     }
     await lateOnline;
     expect(late.state).toBe('online');
+    // Its presence, which Redis could not confirm then, is recorded and announced once Redis
+    // answers again.
+    await waitFor(() => seen.at(-1) === true, 10_000, 'the late client announced online');
+    expect((await a.presence(room.id)).users).toContain('rf-late');
   }, 60_000);
 
   it('with Redis down, clients on the sending node still get messages live, presence answers 503, and the others catch up after', async () => {

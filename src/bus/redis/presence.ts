@@ -120,10 +120,17 @@ export class RedisPresence implements Presence {
   private readonly local = new Map<string, string>();
   /** Connections that closed while Redis did not answer: conn -> user. */
   private readonly unremoved = new Map<string, string>();
+  /** Connections whose registration Redis did not confirm: conn -> user. */
+  private readonly unconfirmed = new Map<string, string>();
   private expired: (user: string) => void = () => {};
   private restored: (user: string) => void = () => {};
   /** The incarnation this node's entries are registered under. */
   inc: string;
+  /**
+   * A connect or disconnect did not reach Redis (it was frozen, or a shard was down, without
+   * a reconnect to say so): the next heartbeat that gets through repairs it with `restore`.
+   */
+  needsRepair = false;
 
   constructor(redis: RedisClient, private readonly opts: PresenceOptions) {
     this.redis = scripted(redis);
@@ -156,12 +163,19 @@ export class RedisPresence implements Presence {
 
   async connect(user: string, conn: string): Promise<boolean> {
     this.local.set(conn, user);
-    const [, first] = await this.call(this.register(user, conn));
-    return first === 1;
+    try {
+      const [, first] = await this.call(this.register(user, conn));
+      return first === 1;
+    } catch (err) {
+      this.unconfirmed.set(conn, user);
+      this.needsRepair = true;
+      throw err;
+    }
   }
 
   async disconnect(user: string, conn: string): Promise<boolean> {
     if (this.local.get(conn) === user) this.local.delete(conn);
+    this.unconfirmed.delete(conn);
     try {
       const [gone] = await this.call(Promise.all([
         this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user),
@@ -171,6 +185,7 @@ export class RedisPresence implements Presence {
     } catch (err) {
       // Redis away: remove it when Redis is back (restore), so no stale entry stays online.
       this.unremoved.set(conn, user);
+      this.needsRepair = true;
       throw err;
     }
   }
@@ -202,24 +217,40 @@ export class RedisPresence implements Presence {
   }
 
   /**
-   * After Redis was away: removes the connections that closed meanwhile (telling who went
-   * offline), and registers this node's connections again under the current incarnation
-   * (Redis may have lost them, or a reaper removed them), telling who came back online.
-   * `only` limits the re-registration to some users (those whose keys were on a shard that
-   * came back).
+   * After Redis was away: removes the connections that closed meanwhile, and registers this
+   * node's connections again under the current incarnation (Redis may have lost them, or a
+   * reaper removed them). Tells who went offline and who came back online. A call that timed
+   * out may still have reached Redis later, so for the connections whose connect or disconnect
+   * was not confirmed the change is told whatever the script answers now (the service then
+   * announces what is true). `only` limits the re-registration to some users (those whose
+   * keys were on a shard that came back).
    */
   async restore(only?: (user: string) => boolean): Promise<void> {
+    if (!only) this.needsRepair = false;
+    try {
+      await this.restoreNow(only);
+    } catch (err) {
+      this.needsRepair = true;
+      throw err;
+    }
+  }
+
+  private async restoreNow(only?: (user: string) => boolean): Promise<void> {
     for (const [conn, user] of [...this.unremoved]) {
-      this.unremoved.delete(conn);
-      const gone = await this.call(this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user));
+      await this.call(this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user));
       await this.call(this.redis.srem(this.conns(this.inc), `${user}\n${conn}`));
-      if (gone === 1) this.tell(this.expired, user);
+      this.unremoved.delete(conn);
+      this.tell(this.expired, user);
     }
     const mine = [...this.local].filter(([, user]) => !only || only(user));
     for (let i = 0; i < mine.length; i += REAP_BATCH) {
       const part = mine.slice(i, i + REAP_BATCH);
       const firsts = await this.call(Promise.all(part.map(([conn, user]) => this.register(user, conn))));
-      firsts.forEach(([, first], j) => { if (first === 1) this.tell(this.restored, part[j]![1]); });
+      firsts.forEach(([, first], j) => {
+        const [conn, user] = part[j]!;
+        const unconfirmed = this.unconfirmed.delete(conn);
+        if (first === 1 || unconfirmed) this.tell(this.restored, user);
+      });
     }
   }
 
@@ -367,7 +398,9 @@ export class RedisNodes implements Nodes {
     if (this.beating) return;
     this.beating = true;
     try {
-      await this.serially(() => this.beat());
+      await this.serially(async () => {
+        if (!(await this.beat()) && this.presence.needsRepair) await this.presence.restore();
+      });
       await this.refresh();
       await this.reapDead(this.first);
       this.first = false;
