@@ -151,13 +151,21 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     if (removed > 0) log.info({ removed }, 'retention applied');
     return removed;
   };
-  // One node of a cluster sweeps per period: whichever claims it first (the claim lapses a
-  // little before the next period, so another node may take the next one).
+  // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
+  // little before the next period, so another node may take the next one, and is renewed
+  // while a long sweep runs, so two sweeps never overlap.
   const sweepMs = cfg.retention.sweepSec * 1000;
   const sweeper = setInterval(() => {
-    bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250))
-      .then((mine) => (mine ? sweep() : 0))
-      .catch((err) => log.warn({ err }, 'retention failed'));
+    void (async () => {
+      const claim = await bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250));
+      if (!claim) return;
+      const renewing = setInterval(() => { void claim.renew(); }, Math.max(100, sweepMs / 3));
+      try {
+        await sweep();
+      } finally {
+        clearInterval(renewing);
+      }
+    })().catch((err) => log.warn({ err }, 'retention failed'));
   }, sweepMs);
   sweeper.unref();
   const ws: WsTransport = new WsTransport(service, verify, {

@@ -218,6 +218,27 @@ describe('Redis bus', () => {
     await survivor.close();
   });
 
+  it('a task claim stays with one node while it renews it, and passes to another only once it lapses', async () => {
+    const prefix = `c${randomBytes(3).toString('hex')}:`;
+    const [a, b] = await Promise.all([open({ url: redis.url }, { prefix }), open({ url: redis.url }, { prefix })]);
+    const held = await a.nodes.claim('sweep', 400);
+    expect(held).not.toBeNull();
+    expect(await b.nodes.claim('sweep', 400)).toBeNull();
+    // A long task renews its claim: well past the first 400 ms nobody else may start it.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await held!.renew()).toBe(true);
+      expect(await b.nodes.claim('sweep', 400)).toBeNull();
+    }
+    // Not renewed any more: it lapses, another node takes it, and the first one knows it lost it.
+    await new Promise((r) => setTimeout(r, 500));
+    const next = await b.nodes.claim('sweep', 400);
+    expect(next).not.toBeNull();
+    expect(await held!.renew()).toBe(false);
+    expect(await next!.renew()).toBe(true);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('a Redis Cluster shard that goes down and comes back costs a resync of its own topics only, not a resync storm', async () => {
     const prefix = `s${randomBytes(3).toString('hex')}:`;
     const bus = await open({ cluster: cluster.nodes }, { prefix });

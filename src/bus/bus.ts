@@ -77,10 +77,16 @@ export interface Nodes {
   /** Live nodes (their heartbeats are recent), this one included, as last seen: never waits on the network. */
   list(): Promise<NodeInfo[]>;
   /**
-   * Claims a periodic task: resolves true on exactly one node per `task` in any `ms` window
-   * (the claim lapses after `ms`), false on the others and when the bus cannot tell.
+   * Claims a task that one node at a time may run (a periodic job): resolves a claim on the
+   * one node that gets it, null on the others and when the bus cannot tell. The claim lapses
+   * `ms` after it was taken or last renewed.
    */
-  claim(task: string, ms: number): Promise<boolean>;
+  claim(task: string, ms: number): Promise<Claim | null>;
+}
+
+export interface Claim {
+  /** Extends the claim by its `ms` again; resolves false when it was lost (it lapsed). */
+  renew(): Promise<boolean>;
 }
 
 export interface Bus {

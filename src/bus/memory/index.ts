@@ -2,7 +2,7 @@
 // so ordering per topic is the call order. Presence is a connection count per user.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Bus, BusHandler, BusMessage, NodeInfo, Nodes, Presence } from '../bus.js';
+import type { Bus, BusHandler, BusMessage, Claim, NodeInfo, Nodes, Presence } from '../bus.js';
 
 class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Set<string>>();
@@ -45,8 +45,8 @@ class LocalNodes implements Nodes {
     return Promise.resolve([{ id: this.id, ...this.local(), at: Date.now() }]);
   }
   /** The only node runs every task. */
-  claim(): Promise<boolean> {
-    return Promise.resolve(true);
+  claim(): Promise<Claim> {
+    return Promise.resolve({ renew: () => Promise.resolve(true) });
   }
 }
 

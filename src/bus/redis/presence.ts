@@ -22,7 +22,7 @@
 // nodes never both report the same user coming online or going offline.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { NodeInfo, Nodes, Presence } from '../bus.js';
+import type { Claim, NodeInfo, Nodes, Presence } from '../bus.js';
 import { bounded, type RedisClient } from './client.js';
 
 export interface PresenceOptions {
@@ -256,9 +256,10 @@ export class RedisPresence implements Presence {
 
   /**
    * Removes a dead incarnation's connections, a batch of them per script call, and reports
-   * each user that went offline. `renew` is called between batches (it extends the lock).
+   * each user that went offline. `renew` is called between batches (it extends the claim);
+   * resolves how many users went offline, or null when the claim was lost before the end.
    */
-  async reap(inc: string, renew: () => Promise<boolean>): Promise<number> {
+  async reap(inc: string, renew: () => Promise<boolean>): Promise<number | null> {
     const set = this.conns(inc);
     let offline = 0;
     let cursor = '0';
@@ -278,7 +279,7 @@ export class RedisPresence implements Presence {
           this.tell(this.expired, user);
         }
       }
-      if (!(await renew())) return offline;
+      if (!(await renew())) return null;
     } while (cursor !== '0');
     await this.call(this.redis.del(set));
     return offline;
@@ -290,6 +291,8 @@ export class RedisNodes implements Nodes {
   private local: () => { url: string; connections: number } = () => ({ url: '', connections: 0 });
   private timer: ReturnType<typeof setInterval> | null = null;
   private beating = false;
+  /** A reap is running: it goes on beside the heartbeats, which must not wait for it. */
+  private reaping = false;
   private stopped = false;
   /**
    * The first heartbeat after start also reaps former runs of this node (restarted under the
@@ -402,13 +405,18 @@ export class RedisNodes implements Nodes {
         if (!(await this.beat()) && this.presence.needsRepair) await this.presence.restore();
       });
       await this.refresh();
-      await this.reapDead(this.first);
-      this.first = false;
     } catch (err) {
       this.opts.log.debug({ err: (err as Error).message }, 'node heartbeat failed');
+      return;
     } finally {
       this.beating = false;
     }
+    if (this.reaping || this.stopped) return;
+    this.reaping = true;
+    this.reapDead(this.first)
+      .then(() => { this.first = false; })
+      .catch((err: unknown) => this.opts.log.debug({ err: (err as Error).message }, 'reaping dead nodes failed'))
+      .finally(() => { this.reaping = false; });
   }
 
   /** Reads the node list; a node whose report changed is seen alive now (by this node's clock). */
@@ -451,14 +459,15 @@ export class RedisNodes implements Nodes {
     }
   }
 
-  /** Removes a dead incarnation's presence; exactly one node does it (the one that takes the lock). */
+  /** Removes a dead incarnation's presence; exactly one node does it (the one that claims it). */
   private async reap(inc: string, node: string): Promise<void> {
-    const lock = this.key(`reap:${inc}`);
-    // The lock outlives a stalled reaper only briefly: another survivor takes over.
-    const lockMs = Math.max(5000, 2 * this.opts.heartbeatMs);
-    if (await this.call(this.redis.set(lock, this.presence.inc, 'PX', lockMs, 'NX')) !== 'OK') return;
-    const renew = async () => (await this.call((this.redis as Scripted).parleyRenew(lock, this.presence.inc, lockMs))) === 1;
-    const offline = await this.presence.reap(inc, renew);
+    // The claim outlives a stalled reaper only briefly (another survivor takes over) and is
+    // renewed between batches, however many connections the dead incarnation had.
+    const claim = await this.take(`reap:${inc}`, Math.max(5000, 2 * this.opts.heartbeatMs));
+    if (!claim) return;
+    const offline = await this.presence.reap(inc, () => claim.renew());
+    // Lost the claim (this node stalled): whoever holds it now finishes.
+    if (offline === null) return;
     await this.call(this.redis.hdel(this.key('incarnations'), inc));
     // The node's dispatcher entry goes too, unless a newer run of it has replaced it.
     const entry = await this.call(this.redis.hget(this.key('nodes'), node));
@@ -483,11 +492,30 @@ export class RedisNodes implements Nodes {
     return Promise.resolve(out);
   }
 
-  async claim(task: string, ms: number): Promise<boolean> {
+  async claim(task: string, ms: number): Promise<Claim | null> {
     try {
-      return await this.call(this.redis.set(this.key(`claim:${task}`), this.presence.inc, 'PX', ms, 'NX')) === 'OK';
+      return await this.take(`claim:${task}`, ms);
     } catch {
-      return false;
+      return null;
     }
+  }
+
+  /**
+   * Takes the lock `name` for `ms` unless another holds it. The owner is this run: a later
+   * incarnation of the same node is another owner. Renewing resolves false once it was lost.
+   */
+  private async take(name: string, ms: number): Promise<Claim | null> {
+    const key = this.key(name);
+    const owner = this.presence.inc;
+    if (await this.call(this.redis.set(key, owner, 'PX', ms, 'NX')) !== 'OK') return null;
+    return {
+      renew: async () => {
+        try {
+          return await this.call((this.redis as Scripted).parleyRenew(key, owner, ms)) === 1;
+        } catch {
+          return false;
+        }
+      },
+    };
   }
 }
