@@ -147,6 +147,23 @@ describe('Redis bus', () => {
     await Promise.all([s1.close(), s2.close(), dying.close()]);
   });
 
+  it('a killed node leaves the node list within a few heartbeats, long before its presence times out', async () => {
+    const prefix = `k${randomBytes(3).toString('hex')}:`;
+    // A generous node timeout, as in production: presence waits for it, the node list must not.
+    const timing = { heartbeatMs: 200, nodeTimeoutMs: 8000 };
+    const survivor = await open({ url: redis.url }, { prefix, ...timing });
+    const dying = await busProcess(redis.url, prefix, 'killed', timing, 1, 'k-user');
+    let ids: string[] = [];
+    const listed = async () => { ids = (await survivor.nodes.list()).map((n) => n.id); return ids; };
+    await waitFor(() => { void listed(); return ids.includes('killed'); }, 3000, 'the node listed');
+    await kill(dying);
+    const t0 = Date.now();
+    await waitFor(() => { void listed(); return !ids.includes('killed'); }, 6000, 'the killed node to leave the list');
+    // 2.5 heartbeats, plus one for the survivor to notice, plus slack for a busy machine.
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await survivor.close();
+  });
+
   it('rate buckets and login windows are shared by every node', async () => {
     const prefix = `c${randomBytes(3).toString('hex')}:`;
     const [a, b] = await Promise.all([open({ cluster: cluster.nodes }, { prefix }), open({ cluster: cluster.nodes }, { prefix })]);
