@@ -238,18 +238,18 @@ describe('Redis bus', () => {
   it('a task claim stays with one node while it renews it, and passes to another only once it lapses', async () => {
     const prefix = `c${randomBytes(3).toString('hex')}:`;
     const [a, b] = await Promise.all([open({ url: redis.url }, { prefix }), open({ url: redis.url }, { prefix })]);
-    const held = await a.nodes.claim('sweep', 400);
+    const held = await a.nodes.claim('sweep', 1500);
     expect(held).not.toBeNull();
-    expect(await b.nodes.claim('sweep', 400)).toBeNull();
-    // A long task renews its claim: well past the first 400 ms nobody else may start it.
-    for (let i = 0; i < 4; i++) {
-      await new Promise((r) => setTimeout(r, 200));
+    expect(await b.nodes.claim('sweep', 1500)).toBeNull();
+    // A long task renews its claim: well past the first 1.5 s nobody else may start it.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 500));
       expect(await held!.renew()).toBe(true);
-      expect(await b.nodes.claim('sweep', 400)).toBeNull();
+      expect(await b.nodes.claim('sweep', 1500)).toBeNull();
     }
     // Not renewed any more: it lapses, another node takes it, and the first one knows it lost it.
-    await new Promise((r) => setTimeout(r, 500));
-    const next = await b.nodes.claim('sweep', 400);
+    await new Promise((r) => setTimeout(r, 1800));
+    const next = await b.nodes.claim('sweep', 1500);
     expect(next).not.toBeNull();
     expect(await held!.renew()).toBe(false);
     expect(await next!.renew()).toBe(true);

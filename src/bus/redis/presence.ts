@@ -291,8 +291,6 @@ export class RedisNodes implements Nodes {
   private local: () => { url: string; connections: number } = () => ({ url: '', connections: 0 });
   private timer: ReturnType<typeof setInterval> | null = null;
   private beating = false;
-  /** A reap is running: it goes on beside the heartbeats, which must not wait for it. */
-  private reaping = false;
   private stopped = false;
   /**
    * The first heartbeat after start also reaps former runs of this node (restarted under the
@@ -405,18 +403,13 @@ export class RedisNodes implements Nodes {
         if (!(await this.beat()) && this.presence.needsRepair) await this.presence.restore();
       });
       await this.refresh();
+      await this.reapDead(this.first);
+      this.first = false;
     } catch (err) {
       this.opts.log.debug({ err: (err as Error).message }, 'node heartbeat failed');
-      return;
     } finally {
       this.beating = false;
     }
-    if (this.reaping || this.stopped) return;
-    this.reaping = true;
-    this.reapDead(this.first)
-      .then(() => { this.first = false; })
-      .catch((err: unknown) => this.opts.log.debug({ err: (err as Error).message }, 'reaping dead nodes failed'))
-      .finally(() => { this.reaping = false; });
   }
 
   /** Reads the node list; a node whose report changed is seen alive now (by this node's clock). */
