@@ -59,13 +59,16 @@ export const ConfigSchema = Type.Object({
       url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; when set, nodes share fan-out, presence and counters through it (cluster mode)' })),
       cluster: Type.Array(Type.String({ pattern: '^[^\\s:]+:[0-9]+$' }), { default: [], description: 'host:port seeds of a Redis Cluster (instead of url); fan-out uses sharded pub/sub' }),
       prefix: Type.String({ default: 'parley:', pattern: '^[A-Za-z0-9:_.-]{0,64}$', description: 'Prefix of every Redis key and channel' }),
+      commandTimeoutMs: Int(2000, 50, 60000, 'Longest a Redis command may take; past it the call fails (presence and counters answer unavailable) instead of waiting'),
     }, { default: {}, additionalProperties: false }),
   }, { default: {}, additionalProperties: false }),
   cluster: Type.Object({
     nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of this node (default: host name, process id and a random suffix)' })),
     publicUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL clients use to reach this node, answered by /api/v1/dispatch (default: the listen address)' })),
-    heartbeatMs: Int(2000, 100, 60000, 'How often a node reports itself alive and its load'),
+    heartbeatMs: Int(1000, 50, 60000, 'How often a node reports itself alive and its load; the dispatcher stops handing out a node silent for 2.5 heartbeats'),
     nodeTimeoutMs: Int(10000, 500, 600000, 'A node silent this long is dead: its presence entries are removed and leave events published'),
+    rebalance: Type.Boolean({ default: true, description: 'A node with well above the mean number of connections asks some of its WebSocket clients, a few at a time, to reconnect elsewhere (close code 4009)' }),
+    rebalanceMinAgeMs: Int(10000, 0, 3600000, 'Connections younger than this are never asked to move'),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
@@ -261,6 +264,9 @@ export function validateConfig(raw: unknown): Config {
   }
   if ((redis.url || redis.cluster.length > 0) && cfg.auth.algorithm.startsWith('HS') && !cfg.auth.secret) {
     throw new ConfigError('auth.secret', 'cluster mode needs one auth.secret shared by every node');
+  }
+  if (cfg.cluster.nodeTimeoutMs < 3 * cfg.cluster.heartbeatMs) {
+    throw new ConfigError('cluster.nodeTimeoutMs', 'must be at least 3 heartbeats (cluster.heartbeatMs), or a node that is late once is taken for dead');
   }
   const chat21Base = `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`;
   if (/^\/api\/(v1|docs)(\/|$)/.test(chat21Base + '/')) {

@@ -23,6 +23,7 @@ import { RedisRateCounter } from './plugins/rate-limit/counter-redis.js';
 import type { WordStore } from './plugins/word-filter/words.js';
 import { PostgresWordStore } from './plugins/word-filter/words-postgres.js';
 import { Hub } from './hub/index.js';
+import { Dispatcher, toShed } from './cluster/balance.js';
 import { Service } from './service/index.js';
 import { WsTransport } from './transport/ws/index.js';
 import { createHttp, Metrics } from './transport/http/index.js';
@@ -102,7 +103,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let bus: RedisBus;
   try {
     bus = await RedisBus.open({
-      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId,
+      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId, commandTimeoutMs: redis.commandTimeoutMs,
       heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
     });
   } catch (err) {
@@ -111,8 +112,8 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   }
   return {
     store, accounts, chat21, words, db, bus,
-    limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
-    rateCounter: new RedisRateCounter(bus.client, redis.prefix),
+    limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
+    rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
 }
 
@@ -146,10 +147,26 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   }, log);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
+    metrics.retentionSwept(removed);
     if (removed > 0) log.info({ removed }, 'retention applied');
     return removed;
   };
-  const sweeper = setInterval(() => { sweep().catch((err) => log.warn({ err }, 'retention failed')); }, cfg.retention.sweepSec * 1000);
+  // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
+  // little before the next period, so another node may take the next one, and is renewed
+  // while a long sweep runs, so two sweeps never overlap.
+  const sweepMs = cfg.retention.sweepSec * 1000;
+  const sweeper = setInterval(() => {
+    void (async () => {
+      const claim = await bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250));
+      if (!claim) return;
+      const renewing = setInterval(() => { void claim.renew(); }, Math.max(100, sweepMs / 3));
+      try {
+        await sweep();
+      } finally {
+        clearInterval(renewing);
+      }
+    })().catch((err) => log.warn({ err }, 'retention failed'));
+  }, sweepMs);
   sweeper.unref();
   const ws: WsTransport = new WsTransport(service, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
@@ -161,6 +178,18 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   await startPlugins(plugins, service.hooks, { log, config: cfg, store, db: backends.db, verify, shared: isCluster(cfg) });
   let url = '';
   bus.nodes.setLocal(() => ({ url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount }));
+  const dispatcher = new Dispatcher();
+  // A node well above the mean asks a few clients per heartbeat to reconnect elsewhere.
+  const rebalancer = isCluster(cfg) && cfg.cluster.rebalance ? setInterval(() => {
+    void bus.nodes.list().then((nodes) => {
+      const n = toShed(bus.nodes.id, nodes);
+      if (n === 0 || closing) return;
+      const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
+      metrics.rebalanced(moved);
+      if (moved > 0) log.info({ moved, nodes: nodes.map((x) => [x.id, x.connections]) }, 'asked clients to reconnect to less loaded nodes');
+    });
+  }, cfg.cluster.heartbeatMs) : null;
+  rebalancer?.unref();
   const http = createHttp({
     log,
     metrics,
@@ -175,8 +204,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     },
     stats: () => ({ connections: ws.connectionCount }),
     dispatch: async () => {
-      const nodes = await bus.nodes.list().catch(() => []);
-      const best = nodes.filter((n) => n.url).sort((a, b) => a.connections - b.connections)[0]
+      const best = dispatcher.pick(await bus.nodes.list())
         ?? { id: bus.nodes.id, url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount };
       return { node: best.id, url: best.url, wsUrl: best.url.replace(/^http/, 'ws') + '/ws', connections: best.connections };
     },
@@ -233,6 +261,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (closing) return;
       closing = true;
       clearInterval(sweeper);
+      if (rebalancer) clearInterval(rebalancer);
       await ws.close();
       await mqtt?.close();
       await http.close();

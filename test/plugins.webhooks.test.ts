@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import { collect, freePort, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ParleyClient } from '../src/client/index.js';
 import { verifySignature } from '../src/plugins/webhooks/index.js';
-import { backoff, WebhookDispatcher } from '../src/plugins/webhooks/dispatcher.js';
+import { WebhookDispatcher } from '../src/plugins/webhooks/dispatcher.js';
+import { backoff } from '../src/client/backoff.js';
 
 const SECRET = 'webhook-secret-0123456789';
 const SECRET_FLAKY = 'another-secret-0123456789';

@@ -4,7 +4,7 @@
 // and the account and word stores.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
+import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
 import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';

@@ -9,7 +9,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
-import { SYSTEM_USER } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, SYSTEM_USER } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
@@ -31,7 +31,7 @@ export interface ServiceOptions {
 
 /** Close code for a connection whose user was banned server-wide. */
 export const CLOSE_BANNED = 4003;
-const DIRECT_PREFIX = 'dm_';
+const DIRECT_PREFIX = DIRECT_ROOM_PREFIX;
 
 /** Who runs a command, and on which connection (absent for connection-less transports). */
 export interface Session {
@@ -80,12 +80,9 @@ export class Service {
     private readonly log: Logger,
   ) {
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
-    bus.presence.onExpired((user) => {
-      this.store.roomsOf(user).then(
-        (mine) => this.announce(user, mine.map((r) => r.room.id), false),
-        (err: unknown) => this.log.warn({ err, user }, 'could not announce an expired presence'),
-      );
-    });
+    // And the other way: a node that was taken for dead registers its connections again.
+    bus.presence.onExpired((user) => this.announceChange(user, false));
+    bus.presence.onRestored((user) => this.announceChange(user, true));
     this.handlers = {
       create: (s, a) => this.create(s, a),
       join: (s, a) => this.join(s, a),
@@ -275,6 +272,20 @@ export class Service {
       const mine = await this.store.roomsOf(user.id);
       this.announce(user.id, mine.map((r) => r.room.id), false);
     }
+  }
+
+  /**
+   * Announces a presence change that no connect or disconnect of this node made. Another node
+   * may announce the opposite change of the same user at about the same time (a frozen node
+   * waking while it is reaped): each announces only what is still true once it has the rooms,
+   * so the last word is the truth.
+   */
+  private announceChange(user: string, online: boolean): void {
+    void (async () => {
+      const mine = await this.store.roomsOf(user);
+      if ((await this.bus.presence.online([user])).length > 0 !== online) return;
+      this.announce(user, mine.map((r) => r.room.id), online);
+    })().catch((err: unknown) => this.log.warn({ err, user, online }, 'could not announce a presence change'));
   }
 
   private announce(user: string, rooms: string[], online: boolean): void {

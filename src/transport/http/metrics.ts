@@ -24,6 +24,9 @@ export class Metrics {
   private readonly messagesOut: Counter;
   private readonly deniedTopics: Counter<'transport' | 'action'>;
   private readonly overloaded: Counter<'transport' | 'reason'>;
+  private readonly sweeps: Counter;
+  private readonly swept: Counter;
+  private readonly moved: Counter;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -67,11 +70,25 @@ export class Metrics {
       help: 'Connections closed for holding too much: unsent bytes (slow_consumer) or commands awaiting a reply (in_flight)',
       labelNames: ['transport', 'reason'], registers,
     });
+    this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
+    this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
+    this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
   }
 
   /** A connection was closed because it held more than its limits allow. */
   overload(transport: TransportName, reason: 'slow_consumer' | 'in_flight'): void {
     this.overloaded.inc({ transport, reason });
+  }
+
+  /** A retention sweep ran and removed `removed` messages. */
+  retentionSwept(removed: number): void {
+    this.sweeps.inc();
+    if (removed > 0) this.swept.inc(removed);
+  }
+
+  /** Clients asked to move to less loaded nodes. */
+  rebalanced(n: number): void {
+    if (n > 0) this.moved.inc(n);
   }
 
   /**

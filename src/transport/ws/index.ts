@@ -16,8 +16,13 @@ import type { CommandFrame } from '../../protocol/schema.js';
 import { CLOSE_BANNED, type Service } from '../../service/index.js';
 import { CLOSE_SLOW_CONSUMER } from '../../hub/index.js';
 
+/** The token was refused (invalid, expired) or never sent: a client must not retry it as is. */
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_GOING_AWAY = 1001;
+/** The server could not finish the authentication in time (a slow store or bus): retry later. */
+export const CLOSE_TRY_AGAIN = 1013;
+/** This node has many more clients than the others: reconnect, through the dispatcher, elsewhere. */
+export const CLOSE_REBALANCE = 4009;
 export const WS_PATH = '/ws';
 
 export interface WsOptions {
@@ -43,6 +48,9 @@ class Connection implements Conn {
   inFlight = 0;
   /** When an unauthenticated connection is closed (ms since epoch). */
   authDeadline = 0;
+  /** An auth frame is being checked: the wait is the server's, not the client's. */
+  authing = false;
+  readonly openedAt = Date.now();
   /** When the token expires (ms since epoch), and the timer armed once that is near. */
   expiresAt = 0;
   expiryTimer: NodeJS.Timeout | null = null;
@@ -274,12 +282,22 @@ export class WsTransport {
       this.reply(c, frame.id, new ParleyError('conflict', 'already authenticated'));
       return;
     }
+    c.authing = true;
+    try {
+      await this.authenticate(c, frame, fromUrl);
+    } finally {
+      c.authing = false;
+    }
+  }
+
+  private async authenticate(c: Connection, frame: CommandFrame<'auth'>, fromUrl: boolean): Promise<void> {
     let identity: Identity;
     try {
       identity = await this.verify(frame.token);
     } catch (err) {
       const e = toParleyError(err);
-      if (fromUrl) this.goodbye(c, CLOSE_UNAUTHORIZED, e.code, e.message);
+      // 4001 says the token is bad; a verifier that could not check it (keys unreachable) is not that.
+      if (fromUrl) this.goodbye(c, e.code === 'unavailable' || e.code === 'internal' ? CLOSE_TRY_AGAIN : CLOSE_UNAUTHORIZED, e.code, e.message);
       else this.reply(c, frame.id, e);
       return;
     }
@@ -317,15 +335,41 @@ export class WsTransport {
     c.expiryTimer.unref();
   }
 
+  /**
+   * Closes connections that did not authenticate in time: with 4001 those that sent no token,
+   * with 1013 (try again later) those whose token the server is still checking — the delay is
+   * the server's (a slow store or bus), and 4001 would tell a client its token is bad.
+   */
   private sweepAuth(): void {
     const now = Date.now();
     for (const c of this.pendingAuth) {
       if (c.identity) this.pendingAuth.delete(c);
       else if (now >= c.authDeadline) {
         this.pendingAuth.delete(c);
-        this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
+        if (c.authing) this.goodbye(c, CLOSE_TRY_AGAIN, 'unavailable', 'authentication is taking too long: try again later');
+        else this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
       }
     }
+  }
+
+  /**
+   * Asks up to `n` authenticated clients connected for at least `minAgeMs` to reconnect
+   * elsewhere (close code 4009); resolves how many were asked. Picked at random, so no
+   * client is always the one that moves.
+   */
+  shed(n: number, minAgeMs: number): number {
+    const now = Date.now();
+    const candidates = [...this.conns].filter((c) => c.identity && !c.closed && now - c.openedAt >= minAgeMs);
+    let asked = 0;
+    while (asked < n && candidates.length > 0) {
+      const i = Math.floor(Math.random() * candidates.length);
+      const c = candidates[i]!;
+      candidates[i] = candidates[candidates.length - 1]!;
+      candidates.pop();
+      this.goodbye(c, CLOSE_REBALANCE, 'unavailable', 'this node is busier than the others: reconnect elsewhere');
+      asked++;
+    }
+    return asked;
   }
 
   private fail(c: Connection, id: string | number | null, err: unknown): void {
