@@ -2,7 +2,7 @@
 // writes the replies. It holds no business rules: commands run through the command runner
 // (service/runner.ts) in arrival order up to their admission, and the service decides. Each
 // connection authenticates with an `auth` frame (or ?token= on the URL); connection.ts holds
-// a connection's write path.
+// a connection's write path, heartbeat.ts spreads the pings over the interval.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
@@ -16,6 +16,7 @@ import type { CommandFrame } from '../../protocol/schema.js';
 import type { Service } from '../../service/index.js';
 import { watchExpiry, type CommandRunner } from '../../service/runner.js';
 import { Connection } from './connection.js';
+import { HeartbeatWheel } from './heartbeat.js';
 
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_GOING_AWAY = 1001;
@@ -36,7 +37,7 @@ export class WsTransport {
   private readonly conns = new Set<Connection>();
   private readonly pendingAuth = new Set<Connection>();
   private readonly authSweeper: NodeJS.Timeout;
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: HeartbeatWheel<Connection>;
 
   constructor(
     private readonly service: Pick<Service, 'attach' | 'detach'>,
@@ -49,8 +50,7 @@ export class WsTransport {
     // Frames up to 16x the limit are read and answered with `too_large`; beyond that ws
     // closes the connection with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.frameBytes * 16, perMessageDeflate: false, clientTracking: false });
-    this.heartbeat = setInterval(() => { for (const c of this.conns) this.beat(c); }, opts.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = new HeartbeatWheel(opts.heartbeatMs, (c) => this.beat(c));
     this.authSweeper = setInterval(() => this.sweepAuth(), Math.max(50, Math.min(1000, opts.authTimeoutMs / 4)));
     this.authSweeper.unref();
   }
@@ -78,6 +78,7 @@ export class WsTransport {
   private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, token: string | null): void {
     const c = new Connection(ws, socket, req.socket.remoteAddress ?? '', this.opts.slowConsumerBytes, (conn) => this.overloaded(conn, 'slow_consumer'));
     this.conns.add(c);
+    this.heartbeat.add(c);
     ws.on('pong', () => { c.alive = true; });
     ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
     ws.on('close', () => void this.onClose(c));
@@ -213,6 +214,7 @@ export class WsTransport {
   private async onClose(c: Connection): Promise<void> {
     c.closed = true;
     this.pendingAuth.delete(c);
+    this.heartbeat.remove(c);
     c.stopExpiry?.();
     this.conns.delete(c);
     if (c.identity) {
@@ -239,7 +241,7 @@ export class WsTransport {
 
   /** Closes every connection with 1001 so clients reconnect elsewhere, and stops. */
   async close(): Promise<void> {
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     clearInterval(this.authSweeper);
     for (const c of this.conns) this.goodbye(c, CLOSE_GOING_AWAY, 'unavailable', 'server shutting down');
     const deadline = Date.now() + 3000;
