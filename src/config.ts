@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { Chat21Config, checkChat21 } from './integrations/chat21/config.js';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
 
 /** Names that would pass for the server, its staff or a whole room. */
@@ -106,15 +107,7 @@ export const ConfigSchema = Type.Object({
     maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
     maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
   }, { default: {}, additionalProperties: false }),
-  chat21: Type.Object({
-    appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
-    rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
-    restPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)+$', description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)' }),
-    tokenKey: Type.Optional(Type.String({
-      minLength: 8,
-      description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
-    })),
-  }, { default: {}, additionalProperties: false }),
+  chat21: Chat21Config,
   http: Type.Object({
     keepAliveTimeoutMs: Int(5000, 100, 600000, 'How long an idle keep-alive connection stays open after a response'),
     headersTimeoutMs: Int(10000, 100, 600000, 'Time a connection has to send a request\'s headers, a new connection that sends nothing included'),
@@ -268,10 +261,8 @@ export function validateConfig(raw: unknown): Config {
   if (cfg.cluster.nodeTimeoutMs < 3 * cfg.cluster.heartbeatMs) {
     throw new ConfigError('cluster.nodeTimeoutMs', 'must be at least 3 heartbeats (cluster.heartbeatMs), or a node that is late once is taken for dead');
   }
-  const chat21Base = `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`;
-  if (/^\/api\/(v1|docs)(\/|$)/.test(chat21Base + '/')) {
-    throw new ConfigError('chat21.appId', `${chat21Base} would collide with Parley's own /api/v1 and /api/docs routes`);
-  }
+  const badChat21 = checkChat21(cfg.chat21);
+  if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);
   return cfg;
 }
 

@@ -9,7 +9,7 @@ import { PostgresStore } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
 import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';
 import { chat21StoreConformance } from './conformance/chat21.js';
-import { PostgresChat21Store } from '../src/store/postgres/chat21.js';
+import { PostgresChat21Store } from '../src/integrations/chat21/store-postgres.js';
 import { storeConformance } from './conformance/store.js';
 
 let server: PgServer;

@@ -1,7 +1,9 @@
 // The service runs commands for an authenticated user: validation beyond the schema,
-// permission checks, hooks, then the store, then the bus. Every transport calls it, so a
-// command gives the same answer whichever transport carried it.
+// permission checks, hooks, then the store, then the bus, then the domain event (events.ts).
+// Every transport calls it through the command runner (runner.ts), so a command gives the
+// same answer whichever transport carried it.
 import { createHash, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
@@ -9,12 +11,14 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
-import { DIRECT_ROOM_PREFIX, SYSTEM_USER } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
+import { DomainEvents, type Actor, type LeaveReason, type TransportName } from './events.js';
 import { Hooks, type HookContext } from './hooks.js';
+import { moderatorRole, requireOutrank } from './permissions.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -31,12 +35,24 @@ export interface ServiceOptions {
 
 /** Close code for a connection whose user was banned server-wide. */
 export const CLOSE_BANNED = 4003;
-const DIRECT_PREFIX = DIRECT_ROOM_PREFIX;
+
+/**
+ * The refusal of a user banned server-wide. Its wire form is `forbidden` with
+ * `details.reason: "banned"`; the class lets the runner decide to close the connection
+ * without reading the details.
+ */
+export class ServerBanError extends ParleyError {
+  constructor(until: number | null) {
+    super('forbidden', 'you are banned from this server', { reason: 'banned', until });
+  }
+}
 
 /** Who runs a command, and on which connection (absent for connection-less transports). */
 export interface Session {
   user: Identity;
   conn?: Conn;
+  /** The transport the command came through (for metrics and domain events). */
+  via?: TransportName;
   /**
    * Called once the command's writes are queued in order. The transport waits for this (or
    * for the command to end) before starting the next command of the same connection, so
@@ -56,20 +72,23 @@ const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<str
 /** The canonical room id of a direct conversation, the same whoever opens it. */
 export function directRoomId(a: string, b: string): { id: string; key: string } {
   const key = [a, b].sort().join('\n');
-  return { id: DIRECT_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
+  return { id: DIRECT_ROOM_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
 }
+
+/** Who a session is, as domain events name it. */
+const actor = (s: Session): Actor => (s.via ? { id: s.user.id, name: s.user.name, via: s.via } : { id: s.user.id, name: s.user.name });
 
 export class Service {
   readonly hooks = new Hooks();
+  /** What changed, once stored: webhooks, metrics and plugins subscribe here. */
+  readonly events: DomainEvents;
   private readonly handlers: Handlers;
 
-  /** Last member lists read per room (bounded), so presence answers while the store is down. */
-  private readonly knownMembers = new Map<string, string[]>();
+  /** Last member lists read per room, so presence answers while the store is down. */
+  private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
 
   private rememberMembers(room: string, users: string[]): void {
-    this.knownMembers.delete(room);
     this.knownMembers.set(room, users);
-    if (this.knownMembers.size > 10_000) this.knownMembers.delete(this.knownMembers.keys().next().value!);
   }
 
   constructor(
@@ -79,6 +98,7 @@ export class Service {
     private readonly opts: ServiceOptions,
     private readonly log: Logger,
   ) {
+    this.events = new DomainEvents(log);
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
     bus.presence.onExpired((user) => this.announceChange(user, false));
@@ -159,7 +179,9 @@ export class Service {
       unban: async (s, a) => {
         if (a.room === undefined) this.requireAdmin(s);
         else await this.requireModerator(s, a.room);
-        return { lifted: await this.store.unban(a.room ?? null, a.user) };
+        const lifted = await this.store.unban(a.room ?? null, a.user);
+        if (lifted) this.events.emit('ban.lifted', { room: a.room ?? null, user: a.user, by: actor(s) });
+        return { lifted };
       },
       bans: async (s, a) => {
         if (a.room === undefined) this.requireAdmin(s);
@@ -216,8 +238,7 @@ export class Service {
    * (replaying after the seqs named in `resume`), and announces it online.
    */
   async attach(user: Identity, conn: Conn, resume: Record<string, number> = {}): Promise<AuthResult> {
-    await this.checkNotBanned(user.id);
-    await this.store.upsertUser({ id: user.id, name: user.name, profile: user.profile });
+    await this.admit(user);
     await this.hub.add(conn);
     try {
       return await this.followAll(user, conn, resume);
@@ -227,10 +248,19 @@ export class Service {
     }
   }
 
-  /** Refuses users under a server-wide ban (used on every authentication). */
+  /**
+   * Admits an authenticated identity, on every transport and every authentication: refuses a
+   * user banned server-wide (ServerBanError), then records the user's name and profile.
+   */
+  async admit(user: Identity): Promise<void> {
+    await this.checkNotBanned(user.id);
+    await this.store.upsertUser({ id: user.id, name: user.name, profile: user.profile });
+  }
+
+  /** Refuses users under a server-wide ban (ServerBanError). */
   async checkNotBanned(user: string): Promise<void> {
     const ban = await this.store.activeBan(null, user, Date.now());
-    if (ban) throw new ParleyError('forbidden', 'you are banned from this server', { reason: 'banned', until: ban.until });
+    if (ban) throw new ServerBanError(ban.until);
   }
 
   private async followAll(user: Identity, conn: Conn, resume: Record<string, number>): Promise<AuthResult> {
@@ -308,7 +338,7 @@ export class Service {
   // ---- rooms --------------------------------------------------------------------------------
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
-    if (a.room?.startsWith(DIRECT_PREFIX)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_PREFIX}" are reserved for direct rooms`, { field: 'room' });
+    if (a.room !== undefined && isDirectRoom(a.room)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_ROOM_PREFIX}" are reserved for direct rooms`, { field: 'room' });
     // Administrators (server-side applications) create and join as many rooms as they need.
     if (!s.user.admin) await this.checkRoomCaps(s.user.id, true);
     const id = a.room ?? randomBytes(12).toString('base64url');
@@ -316,7 +346,7 @@ export class Service {
       id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
       members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
     });
-    this.memberAdded(room, messages);
+    this.memberAdded(s, room, messages, true);
     return room;
   }
 
@@ -326,7 +356,7 @@ export class Service {
     await this.checkAdmission(room.id, s.user.id, true);
     if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
     const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
-    this.memberAdded(room, [message]);
+    this.memberAdded(s, room, [message]);
     return { room: { ...room, lastSeq: message.seq }, member };
   }
 
@@ -335,7 +365,7 @@ export class Service {
     if (room.kind === 'direct') throw new ParleyError('forbidden', 'a direct room cannot be left');
     await this.requireMember(s, room.id);
     const message = await this.store.removeMember(room.id, s.user.id, s.user.name, s.user.id);
-    this.memberRemoved(message, 'left');
+    this.memberRemoved(s, message, 'left');
     return { room: room.id };
   }
 
@@ -389,7 +419,7 @@ export class Service {
     await this.checkRoomCaps(a.user, false);
     const user = await this.store.getUser(a.user);
     const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
-    this.memberAdded(room, [message]);
+    this.memberAdded(s, room, [message]);
     return { member };
   }
 
@@ -407,7 +437,7 @@ export class Service {
           { user: a.user, name: other?.name ?? a.user, role: 'member' },
         ],
       });
-      this.memberAdded(room, messages);
+      this.memberAdded(s, room, messages, true);
       return room;
     } catch (err) {
       // Both users opened it at once: the other call won; answer with its room.
@@ -419,26 +449,39 @@ export class Service {
     }
   }
 
-  /** Publishes join messages, then tells each new member's connections to follow the room. */
-  private memberAdded(room: Room, joins: Message[]): void {
-    for (const m of joins) this.publishMessage(m);
+  /**
+   * Publishes join messages, then tells each new member's connections to follow the room.
+   * `created`: these are the first members of a new room (one `room.created` event), otherwise
+   * each is a `member.joined`.
+   */
+  private memberAdded(s: Session, room: Room, joins: Message[], created = false): void {
+    const by = actor(s);
+    for (const m of joins) this.publishMessage(by, m);
+    const members: Member[] = [];
     for (const m of joins) {
       const member: Member = { room: room.id, user: m.user, role: (m.data?.role as Member['role']) ?? 'member', joinedAt: m.ts, joinSeq: m.seq, readSeq: 0 };
+      members.push(member);
       this.bus.publish(userTopic(m.user), {
         frame: eventText('room', { room: room.id, member }),
         control: { op: 'follow', room: room.id, after: m.seq - 1 },
       });
     }
     this.announceMembership(room.id, joins.map((m) => m.user), true);
+    if (created) this.events.emit('room.created', { room, members, by });
+    else for (const member of members) this.events.emit('member.joined', { room: room.id, member, by });
   }
 
-  private memberRemoved(leave: Message, reason: string): void {
-    this.publishMessage(leave);
+  private memberRemoved(s: Session, leave: Message, reason: LeaveReason, note?: string): void {
+    const by = actor(s);
+    this.publishMessage(by, leave);
+    // The removed member's own clients read the reason as they always have: "kicked: spam".
+    const told = reason === 'evicted' ? 'access' : note ? `${reason}: ${note}` : reason;
     this.bus.publish(userTopic(leave.user), {
-      frame: eventText('room', { room: leave.room, member: null, reason }),
+      frame: eventText('room', { room: leave.room, member: null, reason: told }),
       control: { op: 'unfollow', room: leave.room },
     });
     this.announceMembership(leave.room, [leave.user], false);
+    this.events.emit('member.left', { room: leave.room, user: leave.user, name: leave.name, reason, ...(note ? { note } : {}), by });
   }
 
   // ---- messages -------------------------------------------------------------------------------
@@ -463,7 +506,7 @@ export class Service {
       if (JSON.stringify(m.data).length > this.opts.textChars) throw new ParleyError('too_large', 'data is too large');
       msg.data = m.data;
     }
-    if (m.room.startsWith(DIRECT_PREFIX)) {
+    if (isDirectRoom(m.room)) {
       const peer = await this.directPeer(m.room, s.user.id);
       if (peer) msg.directPeer = peer;
     }
@@ -472,31 +515,36 @@ export class Service {
     const { message, duplicate, hiddenFor } = await pending;
     if (!duplicate) {
       if (Object.keys(s.user.profile).length > 0) message.profile = s.user.profile;
-      this.publishMessage(message, hiddenFor);
+      this.publishMessage(actor(s), message, hiddenFor);
     }
     return { seq: message.seq, ts: message.ts, duplicate };
   }
 
-  /** The other member of a direct room (members never change, so this is cached). */
-  private async directPeer(room: string, me: string): Promise<string | undefined> {
+  /**
+   * The other member of a direct room, undefined when `me` is not one of its two (members
+   * never change, so this is cached). Public: the Chat21 integration reads it too.
+   */
+  async directPeer(room: string, me: string): Promise<string | undefined> {
     let pair = this.directPairs.get(room);
     if (!pair) {
       const members = await this.store.members(room);
       if (members.length !== 2) return undefined;
       pair = [members[0]!.user, members[1]!.user];
-      if (this.directPairs.size > 100_000) this.directPairs.clear();
       this.directPairs.set(room, pair);
     }
     return pair[0] === me ? pair[1] : pair[1] === me ? pair[0] : undefined;
   }
-  private readonly directPairs = new Map<string, [string, string]>();
+  private readonly directPairs = new LRUCache<string, [string, string]>({ max: 100_000 });
 
-  private publishMessage(m: Message, hiddenFor?: string): void {
+  /** Publishes a stored message on its room's topic, then tells the domain event's listeners. */
+  private publishMessage(by: Actor, m: Message, hiddenFor?: string): void {
     if (hiddenFor) {
       const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
       this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) });
+      this.events.emit('message.stored', { message: m, by, hiddenFor });
     } else {
       this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq });
+      this.events.emit('message.stored', { message: m, by });
     }
   }
 
@@ -553,22 +601,21 @@ export class Service {
     if (!s.user.admin) throw new ParleyError('forbidden', 'this needs an administrator token or API key');
   }
 
-  /** Owners and admins of the room moderate it; administrators moderate every room (as owner). */
-  private async requireModerator(s: Session, roomId: string): Promise<{ room: Room; role: Member['role'] }> {
+  /**
+   * Owners and admins of the room moderate it; administrators moderate every room (as owner).
+   * Public: integrations (Chat21) check moderation with this, not with a copy.
+   */
+  async requireModerator(s: Pick<Session, 'user'>, roomId: string): Promise<{ room: Room; role: Member['role'] }> {
     const room = await this.requireRoom(roomId);
-    if (s.user.admin) return { room, role: 'owner' };
-    const me = await this.store.getMember(roomId, s.user.id);
-    if (!me) throw new ParleyError('forbidden', 'not a member of this room');
-    if (me.role === 'member') throw new ParleyError('forbidden', 'only owners and admins can do this');
-    return { room, role: me.role };
+    const me = s.user.admin ? null : await this.store.getMember(roomId, s.user.id);
+    return { room, role: moderatorRole(s.user, me) };
   }
 
   /** A moderator may act on members of lower rank only (owners on admins, admins on members). */
   private async requireOutranks(role: Member['role'], roomId: string, target: string): Promise<Member> {
     const t = await this.store.getMember(roomId, target);
     if (!t) throw new ParleyError('not_found', 'not a member of this room');
-    const rank = { owner: 2, admin: 1, member: 0 } as const;
-    if (rank[t.role] >= rank[role]) throw new ParleyError('forbidden', `a ${role} cannot do this to a ${t.role}`);
+    requireOutrank(role, t.role);
     return t;
   }
 
@@ -600,7 +647,8 @@ export class Service {
     if (a.retention?.count !== undefined) patch.retentionCount = a.retention.count;
     if (a.retention?.days !== undefined) patch.retentionDays = a.retention.days;
     const { room: updated, message } = await this.store.updateRoom(room.id, patch, { user: s.user.id, name: s.user.name });
-    this.publishMessage(message);
+    this.publishMessage(actor(s), message);
+    this.events.emit('room.updated', { room: updated, by: actor(s) });
     if (a.access !== undefined) await this.evictWithoutAccess(s, room.id);
     return updated;
   }
@@ -615,6 +663,7 @@ export class Service {
         control: { op: 'unfollow', room: room.id },
       });
     }
+    this.events.emit('room.deleted', { room: room.id, members, by: actor(s) });
     return { room: room.id };
   }
 
@@ -624,7 +673,7 @@ export class Service {
     if (room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no roles');
     if (a.user === s.user.id && a.role !== 'owner') throw new ParleyError('conflict', 'hand the room to another member first');
     const { member, message } = await this.store.setRole(room.id, a.user, a.role, { user: s.user.id, name: s.user.name });
-    this.publishMessage(message);
+    this.publishMessage(actor(s), message);
     return { member };
   }
 
@@ -636,10 +685,10 @@ export class Service {
     return { room: room.id, user: a.user };
   }
 
-  private async removeMember(s: Session, room: string, user: string, reason: string, note?: string): Promise<void> {
+  private async removeMember(s: Session, room: string, user: string, reason: LeaveReason, note?: string): Promise<void> {
     const u = await this.store.getUser(user);
     const message = await this.store.removeMember(room, user, u?.name ?? user, s.user.id);
-    this.memberRemoved(message, note ? `${reason}: ${note}` : reason);
+    this.memberRemoved(s, message, reason, note);
   }
 
   private async mute(s: Session, a: CommandArgs<'mute'>): Promise<{ member: Member }> {
@@ -658,6 +707,7 @@ export class Service {
         frame: eventText('goodbye', { code: 'forbidden', message: 'you are banned from this server' }),
         control: { op: 'close', code: CLOSE_BANNED, reason: 'banned' },
       });
+      this.events.emit('ban.added', { ban, by: actor(s) });
       return { ban };
     }
     const { room, role } = await this.requireModerator(s, a.room);
@@ -665,6 +715,7 @@ export class Service {
     const target = await this.store.getMember(room.id, a.user);
     if (target) await this.requireOutranks(role, room.id, a.user);
     const ban = await this.store.ban({ room: room.id, user: a.user, until, reason: a.reason ?? '', by: s.user.id });
+    this.events.emit('ban.added', { ban, by: actor(s) });
     if (target) await this.removeMember(s, room.id, a.user, 'banned', a.reason);
     return { ban };
   }
@@ -684,7 +735,7 @@ export class Service {
     for (const m of await this.store.members(room)) {
       if (m.role !== 'member' || (await this.store.hasAccess(room, m.user))) continue;
       try {
-        await this.removeMember(s, room, m.user, 'access');
+        await this.removeMember(s, room, m.user, 'evicted');
         removed.push(m.user);
       } catch (err) {
         if (!(err instanceof ParleyError && err.code === 'not_found')) throw err;
@@ -721,7 +772,7 @@ export class Service {
     }
     s.admit?.();
     const results = await Promise.all(pending);
-    for (const r of results) this.publishMessage(r.message);
+    for (const r of results) this.publishMessage(actor(s), r.message);
     return { posted: results.map((r) => ({ room: r.message.room, seq: r.message.seq })) };
   }
 }
