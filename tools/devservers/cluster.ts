@@ -74,7 +74,7 @@ function keptSecret(dir: string): string {
   return secret;
 }
 
-async function waitReady(url: string, proc: ChildProcess, ms = 30_000): Promise<void> {
+async function waitReady(url: string, proc: ChildProcess, ms = 60_000): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node at ${url} exited (${proc.exitCode ?? proc.signalCode})`);
