@@ -37,9 +37,9 @@ export interface CpuGroup {
 }
 
 /** Where the cpu controller is mounted, or why it cannot be used. */
-function hierarchy(): Hierarchy | string {
+function hierarchy(uid: number | undefined): Hierarchy | string {
   if (process.platform !== 'linux') return 'cgroups exist only on Linux';
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'creating cgroups needs root';
+  if (uid !== undefined && uid !== 0) return 'creating cgroups needs root';
   let mounts: string[];
   try {
     mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
@@ -198,8 +198,8 @@ async function busyLoopIn(h: Hierarchy, cores: number): Promise<{ cores: number;
  * the loop to reach that quota, a 0.1-core group is tried instead. Throws, saying why, when
  * groups cannot be made or quotas are not enforced.
  */
-export async function cpuQuotas(cores: number): Promise<Quotas> {
-  const h = hierarchy();
+export async function cpuQuotas(cores: number, uid = process.getuid?.()): Promise<Quotas> {
+  const h = hierarchy(uid);
   const refuse = (why: string): Error => new Error(
     `the cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and ${why}; `
     + 'without quotas N nodes would share the machine\'s cores and the figures would measure the machine, not the nodes. '

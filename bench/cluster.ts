@@ -8,8 +8,8 @@
 import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
-import { startRedis, type RedisServer } from '../src/devservers/redis.js';
+import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
+import { startRedis, type RedisServer } from '../tools/devservers/redis.js';
 import { cpuQuotas, type CpuGroup, type Quotas, type Throttling } from './cgroup.js';
 import { PgMonitor, RedisMonitor, stepStats, type DbStepStats, type PgCounters } from './dbstats.js';
 import type { Pool } from './pool.js';

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 # "program:package" pairs. The test helpers look on PATH and in /usr/bin, /usr/sbin,
-# /usr/local/bin (src/devservers/redis.ts).
+# /usr/local/bin (tools/devservers/redis.ts).
 PROGRAMS=("redis-server:redis-server" "redis-cli:redis-tools")
 
 have() {
@@ -24,7 +24,7 @@ for pair in "${PROGRAMS[@]}"; do
   have "${pair%%:*}" || missing+=("${pair#*:}")
 done
 # PostgreSQL's server programs live in /usr/lib/postgresql/<version>/bin, not on PATH
-# (src/devservers/postgres.ts looks on PATH first, then there).
+# (tools/devservers/postgres.ts looks on PATH first, then there).
 if ! { have initdb && have postgres; } && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=("postgresql")
 fi

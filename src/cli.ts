@@ -83,39 +83,4 @@ withConfigOptions(program.command('token').description('mint a development JWT w
     }
   });
 
-program.command('cluster')
-  .description('try cluster mode locally: a throwaway Redis and PostgreSQL from this machine\'s binaries plus N nodes on consecutive ports (development only)')
-  .option('-n, --nodes <n>', 'number of nodes', '3')
-  .option('-p, --port <port>', 'port of the first node', '8080')
-  .option('--redis-masters <n>', 'run a Redis Cluster of this many masters instead of one Redis')
-  .action(async (opts: { nodes: string; port: string; redisMasters?: string }) => {
-    const n = Number(opts.nodes);
-    const port = Number(opts.port);
-    const masters = opts.redisMasters === undefined ? undefined : Number(opts.redisMasters);
-    if (!Number.isInteger(n) || n < 1 || n > 32) fail(new Error('--nodes must be an integer from 1 to 32'));
-    if (!Number.isInteger(port) || port < 1 || port + n > 65535) fail(new Error('--port must be a valid port'));
-    if (masters !== undefined && (!Number.isInteger(masters) || masters < 3 || masters > 16)) fail(new Error('--redis-masters must be an integer from 3 to 16'));
-    const { startDevCluster } = await import('./devservers/cluster.js');
-    const cluster = await startDevCluster({ nodes: n, basePort: port, redisMasters: masters }).catch(fail);
-    const token = await mintToken(loadConfig({ overrides: { auth: { secret: cluster.secret } } }), 'alice', { expiresIn: '24h' });
-    process.stdout.write([
-      `PostgreSQL ${cluster.postgres.url}`,
-      cluster.redis ? `Redis      ${cluster.redis.url}` : `Redis Cluster ${cluster.redisCluster!.nodes.join(' ')}`,
-      ...cluster.nodes.map((node) => `node ${node.index + 1}     ${node.url}  (log ${node.log})`),
-      `dispatch   ${cluster.nodes[0]!.url}/api/v1/dispatch`,
-      `secret     ${cluster.secret}`,
-      `a token    ${token}`,
-      'Ctrl-C stops everything and removes the folder.',
-      '',
-    ].join('\n'));
-    let stopping = false;
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      cluster.stop().then(() => process.exit(0), (err) => fail(err));
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-
 program.parseAsync(process.argv).catch(fail);

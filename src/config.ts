@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { Chat21Config, checkChat21 } from './integrations/chat21/config.js';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
 
 /** Names that would pass for the server, its staff or a whole room. */
@@ -59,13 +60,16 @@ export const ConfigSchema = Type.Object({
       url: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; when set, nodes share fan-out, presence and counters through it (cluster mode)' })),
       cluster: Type.Array(Type.String({ pattern: '^[^\\s:]+:[0-9]+$' }), { default: [], description: 'host:port seeds of a Redis Cluster (instead of url); fan-out uses sharded pub/sub' }),
       prefix: Type.String({ default: 'parley:', pattern: '^[A-Za-z0-9:_.-]{0,64}$', description: 'Prefix of every Redis key and channel' }),
+      commandTimeoutMs: Int(2000, 50, 60000, 'Longest a Redis command may take; past it the call fails (presence and counters answer unavailable) instead of waiting'),
     }, { default: {}, additionalProperties: false }),
   }, { default: {}, additionalProperties: false }),
   cluster: Type.Object({
     nodeId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of this node (default: host name, process id and a random suffix)' })),
     publicUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL clients use to reach this node, answered by /api/v1/dispatch (default: the listen address)' })),
-    heartbeatMs: Int(2000, 100, 60000, 'How often a node reports itself alive and its load'),
+    heartbeatMs: Int(1000, 50, 60000, 'How often a node reports itself alive and its load; the dispatcher stops handing out a node silent for 2.5 heartbeats'),
     nodeTimeoutMs: Int(10000, 500, 600000, 'A node silent this long is dead: its presence entries are removed and leave events published'),
+    rebalance: Type.Boolean({ default: true, description: 'A node with well above the mean number of connections asks some of its WebSocket clients, a few at a time, to reconnect elsewhere (close code 4009)' }),
+    rebalanceMinAgeMs: Int(10000, 0, 3600000, 'Connections younger than this are never asked to move'),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
@@ -103,15 +107,7 @@ export const ConfigSchema = Type.Object({
     maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
     maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
   }, { default: {}, additionalProperties: false }),
-  chat21: Type.Object({
-    appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
-    rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
-    restPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)+$', description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)' }),
-    tokenKey: Type.Optional(Type.String({
-      minLength: 8,
-      description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
-    })),
-  }, { default: {}, additionalProperties: false }),
+  chat21: Chat21Config,
   http: Type.Object({
     keepAliveTimeoutMs: Int(5000, 100, 600000, 'How long an idle keep-alive connection stays open after a response'),
     headersTimeoutMs: Int(10000, 100, 600000, 'Time a connection has to send a request\'s headers, a new connection that sends nothing included'),
@@ -263,10 +259,11 @@ export function validateConfig(raw: unknown): Config {
   if ((redis.url || redis.cluster.length > 0) && cfg.auth.algorithm.startsWith('HS') && !cfg.auth.secret) {
     throw new ConfigError('auth.secret', 'cluster mode needs one auth.secret shared by every node');
   }
-  const chat21Base = `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`;
-  if (/^\/api\/(v1|docs)(\/|$)/.test(chat21Base + '/')) {
-    throw new ConfigError('chat21.appId', `${chat21Base} would collide with Parley's own /api/v1 and /api/docs routes`);
+  if (cfg.cluster.nodeTimeoutMs < 3 * cfg.cluster.heartbeatMs) {
+    throw new ConfigError('cluster.nodeTimeoutMs', 'must be at least 3 heartbeats (cluster.heartbeatMs), or a node that is late once is taken for dead');
   }
+  const badChat21 = checkChat21(cfg.chat21);
+  if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);
   return cfg;
 }
 

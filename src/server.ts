@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret, withSharedKey } from './auth/jwt.js';
+import { createVerifier, resolveSecret } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
 import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -23,16 +23,15 @@ import { RedisRateCounter } from './plugins/rate-limit/counter-redis.js';
 import type { WordStore } from './plugins/word-filter/words.js';
 import { PostgresWordStore } from './plugins/word-filter/words-postgres.js';
 import { Hub } from './hub/index.js';
+import { Dispatcher, toShed } from './cluster/balance.js';
 import { Service } from './service/index.js';
+import { CommandRunner } from './service/runner.js';
+import { Metrics } from './observability/metrics.js';
 import { WsTransport } from './transport/ws/index.js';
-import { createHttp, Metrics } from './transport/http/index.js';
+import { createHttp } from './transport/http/index.js';
 import type { Plugin } from './plugins/plugin.js';
-import { MqttTransport } from './transport/mqtt/index.js';
-import { Chat21Service } from './service/chat21.js';
-import { SqliteChat21Store } from './store/sqlite/chat21.js';
-import { PostgresChat21Store } from './store/postgres/chat21.js';
-import type { Chat21Store } from './store/chat21.js';
-import { registerChat21Routes } from './transport/http/chat21.js';
+import type { MqttTransport } from './transport/mqtt/index.js';
+import { chat21, PostgresChat21Store, SqliteChat21Store, type Chat21Store, type PublishOp } from './integrations/chat21/index.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
 
 export interface Parley {
@@ -50,7 +49,7 @@ export interface Parley {
   /** Built-in plugins turned on by config, then those given to createParley, in hook order. */
   readonly plugins: readonly Plugin[];
   /** The MQTT endpoint (Chat21 inbox pattern) when `mqtt.enabled`; its TCP port once listening. */
-  readonly mqtt: { transport: MqttTransport; port: number } | null;
+  readonly mqtt: { transport: MqttTransport<unknown>; port: number } | null;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
   /** Base URL once listening, e.g. http://127.0.0.1:8080 */
@@ -102,7 +101,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let bus: RedisBus;
   try {
     bus = await RedisBus.open({
-      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId,
+      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId, commandTimeoutMs: redis.commandTimeoutMs,
       heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
     });
   } catch (err) {
@@ -111,8 +110,8 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   }
   return {
     store, accounts, chat21, words, db, bus,
-    limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
-    rateCounter: new RedisRateCounter(bus.client, redis.prefix),
+    limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
+    rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
 }
 
@@ -131,7 +130,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   });
   const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
   // The metrics read the transports lazily, so they can be built before them.
-  const metrics = new Metrics({
+  const metrics: Metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
     rooms: () => store.roomCounts(),
   });
@@ -146,23 +145,54 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     // Nodes sharing PostgreSQL lock each batch's rooms until rooms have owning nodes.
     roomLog: { maxRooms: cfg.limits.roomStates, ...(store instanceof PostgresStore ? { locks: store } : {}) },
   }, log);
+  metrics.follow(service.events);
+  // Every transport runs commands through the one runner: order up to admission, timing.
+  const runner: CommandRunner = new CommandRunner(service, metrics);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
+    metrics.retentionSwept(removed);
     if (removed > 0) log.info({ removed }, 'retention applied');
     return removed;
   };
-  const sweeper = setInterval(() => { sweep().catch((err) => log.warn({ err }, 'retention failed')); }, cfg.retention.sweepSec * 1000);
+  // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
+  // little before the next period, so another node may take the next one, and is renewed
+  // while a long sweep runs, so two sweeps never overlap.
+  const sweepMs = cfg.retention.sweepSec * 1000;
+  const sweeper = setInterval(() => {
+    void (async () => {
+      const claim = await bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250));
+      if (!claim) return;
+      const renewing = setInterval(() => { void claim.renew(); }, Math.max(100, sweepMs / 3));
+      try {
+        await sweep();
+      } finally {
+        clearInterval(renewing);
+      }
+    })().catch((err) => log.warn({ err }, 'retention failed'));
+  }, sweepMs);
   sweeper.unref();
-  const ws: WsTransport = new WsTransport(service, verify, {
+  const ws: WsTransport = new WsTransport(service, runner, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
     slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
   }, log, metrics);
   let closing = false;
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
   const plugins = [...builtinPlugins(cfg.plugins, { rateCounter: backends.rateCounter, words: backends.words }), ...(opts.plugins ?? [])];
-  await startPlugins(plugins, service.hooks, { log, config: cfg, store, db: backends.db, verify, shared: isCluster(cfg) });
+  await startPlugins(plugins, service.hooks, { log, config: cfg, store, db: backends.db, verify, events: service.events, shared: isCluster(cfg) });
   let url = '';
   bus.nodes.setLocal(() => ({ url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount }));
+  const dispatcher = new Dispatcher();
+  // A node well above the mean asks a few clients per heartbeat to reconnect elsewhere.
+  const rebalancer = isCluster(cfg) && cfg.cluster.rebalance ? setInterval(() => {
+    void bus.nodes.list().then((nodes) => {
+      const n = toShed(bus.nodes.id, nodes);
+      if (n === 0 || closing) return;
+      const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
+      metrics.rebalanced(moved);
+      if (moved > 0) log.info({ moved, nodes: nodes.map((x) => [x.id, x.connections]) }, 'asked clients to reconnect to less loaded nodes');
+    });
+  }, cfg.cluster.heartbeatMs) : null;
+  rebalancer?.unref();
   const http = createHttp({
     log,
     metrics,
@@ -177,41 +207,25 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     },
     stats: () => ({ connections: ws.connectionCount }),
     dispatch: async () => {
-      const nodes = await bus.nodes.list().catch(() => []);
-      const best = nodes.filter((n) => n.url).sort((a, b) => a.connections - b.connections)[0]
+      const best = dispatcher.pick(await bus.nodes.list())
         ?? { id: bus.nodes.id, url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount };
       return { node: best.id, url: best.url, wsUrl: best.url.replace(/^http/, 'ws') + '/ws', connections: best.connections };
     },
     rest: {
       service,
+      runner,
       verify,
       getUser: (id) => store.getUser(id),
-      seen: async (u) => { await store.upsertUser({ id: u.id, name: u.name, profile: u.profile }); },
       accounts,
       apiKeys: cfg.api.keys,
       docs: cfg.api.docs,
       plugins,
     },
   });
-  // The MQTT endpoint and the Chat21 REST API share the Chat21 service.
-  let mqtt: MqttTransport | null = null;
-  if (cfg.mqtt.enabled) {
-    const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
-    const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg) : verify;
-    mqtt = new MqttTransport(service, chat21, chat21Verify, {
-      host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
-      maxClientsPerUser: cfg.mqtt.maxClientsPerUser, maxInflight: cfg.mqtt.maxInflight, slowConsumerBytes: cfg.limits.slowConsumerBytes,
-    }, log, metrics);
-    if (cfg.chat21.rest) {
-      registerChat21Routes(http, `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`, {
-        chat21, verify: chat21Verify, metrics, log,
-        admit: async (u) => {
-          await service.checkNotBanned(u.id);
-          await store.upsertUser({ id: u.id, name: u.name, profile: u.profile });
-        },
-      });
-    }
-  }
+  // The Chat21 integration: the MQTT endpoint and the Chat21 REST API.
+  const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
+    ? chat21({ config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics }).mqtt
+    : null;
   ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
   let mqttPort = 0;
 
@@ -235,6 +249,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (closing) return;
       closing = true;
       clearInterval(sweeper);
+      if (rebalancer) clearInterval(rebalancer);
       await ws.close();
       await mqtt?.close();
       await http.close();

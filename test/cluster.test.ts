@@ -4,7 +4,8 @@
 // seq order, and nothing acknowledged may be lost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startDevCluster, type DevCluster } from '../src/devservers/cluster.js';
+import { Redis } from 'ioredis';
+import { startDevCluster, type DevCluster } from '../tools/devservers/cluster.js';
 import { validateConfig } from '../src/config.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { ClientError, ParleyClient } from '../src/client/index.js';
@@ -14,7 +15,13 @@ import { Chat21Peer } from './mqtt-helpers.js';
 import { waitFor } from './wait.js';
 
 // The nodes carry bursts from one user far above the default rate limit: it is off here.
-const TIMEOUTS = { PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false', PARLEY_MQTT_ENABLED: 'true', PARLEY_MQTT_PORT: '0', PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500', PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_LOG_LEVEL: 'warn' };
+const TIMEOUTS = {
+  PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false',
+  PARLEY_MQTT_ENABLED: 'true', PARLEY_MQTT_PORT: '0', PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500',
+  PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_BUS_REDIS_COMMAND_TIMEOUT_MS: '1000', PARLEY_LIMITS_AUTH_TIMEOUT_MS: '2000',
+  // The tests place their clients on chosen nodes: no node asks them to move.
+  PARLEY_CLUSTER_REBALANCE: 'false', PARLEY_LOG_LEVEL: 'warn',
+};
 
 let cluster: DevCluster;
 const clients: ParleyClient[] = [];
@@ -146,6 +153,26 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect(Date.now() - t1).toBeLessThan(2000);
   });
 
+  it('a node frozen past its timeout is reaped, and when it wakes its users are announced online again', async () => {
+    const watcher = await client('fz-watcher', 0);
+    const room = await watcher.createRoom('channel', 'Freeze');
+    const sleeper = await client('fz-user', 2);
+    await sleeper.join(room.id);
+    const events: boolean[] = [];
+    watcher.on('presence', (p) => { if (p.room === room.id && p.user === 'fz-user') events.push(p.online); });
+    expect((await watcher.presence(room.id)).users).toContain('fz-user');
+    const pid = cluster.nodes[2]!.process!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await waitFor(() => events.includes(false), 10_000, 'offline once the frozen node is reaped');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor(() => events.at(-1) === true, 10_000, 'online again once the node wakes');
+    expect((await watcher.presence(room.id)).users).toContain('fz-user');
+    expect(sleeper.state).toBe('online');
+  }, 40_000);
+
   it('with PostgreSQL unreachable, sends fail with unavailable (never acknowledged), presence still answers, and service resumes by itself', async () => {
     const a = await client('pg-a', 0);
     const b = await client('pg-b', 1);
@@ -189,6 +216,76 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect(ack).not.toBeNull();
     const h = await b.history(room.id);
     expect(h.messages.map((m) => m.text).filter(Boolean)).toEqual(['after the outage']);
+  }, 60_000);
+
+  it('with Redis frozen, a client with a static token still gets online, and presence and the dispatcher answer at once', async () => {
+    const a = await client('rf-a', 0);
+    const room = await a.createRoom('group', 'Frozen Redis');
+    await a.invite(room.id, 'rf-late');
+    const seen: boolean[] = [];
+    a.on('presence', (p) => { if (p.room === room.id && p.user === 'rf-late') seen.push(p.online); });
+    const headers = { authorization: `Bearer ${await token('rf-a')}` };
+    const pid = cluster.redis!.pid!;
+    let late: ParleyClient;
+    let lateOnline: Promise<void>;
+    process.kill(pid, 'SIGSTOP');
+    const frozenAt = Date.now();
+    try {
+      // Longer than the time a connection has to authenticate (2 s here).
+      late = new ParleyClient({ url: cluster.nodes[1]!.url, token: await token('rf-late'), WebSocket: WebSocket as never, reconnectMinMs: 100, reconnectMaxMs: 300 });
+      clients.push(late);
+      lateOnline = late.connect();
+      lateOnline.catch(() => {});
+      let t0 = Date.now();
+      const res = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/presence`, { headers, signal: AbortSignal.timeout(5000) });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(res.status).toBe(503);
+      expect((await res.json() as { error: { code: string } }).error.code).toBe('unavailable');
+      t0 = Date.now();
+      const d = await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`, { signal: AbortSignal.timeout(5000) });
+      expect(d.status).toBe(200);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      await new Promise((r) => setTimeout(r, Math.max(0, 3500 - (Date.now() - frozenAt))));
+      expect(late.state).not.toBe('closed');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await lateOnline;
+    expect(late.state).toBe('online');
+    // Its presence, which Redis could not confirm then, is recorded and announced once Redis
+    // answers again.
+    await waitFor(() => seen.at(-1) === true, 10_000, 'the late client announced online');
+    expect((await a.presence(room.id)).users).toContain('rf-late');
+  }, 60_000);
+
+  it('with Redis down, clients on the sending node still get messages live, presence answers 503, and the others catch up after', async () => {
+    const sender = await client('rd-sender', 0);
+    const room = await sender.createRoom('channel', 'Redis down');
+    const readers: RawSocket[] = [];
+    for (const [i, node] of [0, 1].entries()) {
+      const raw = await RawSocket.open(cluster.nodes[node]!.wsUrl);
+      expect((await raw.call({ id: 1, cmd: 'auth', token: await token(`rd-r${i}`) })).ok).toBe(true);
+      expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+      readers.push(raw);
+    }
+    const [local, remote] = readers as [RawSocket, RawSocket];
+    const base = (await sender.history(room.id)).last;
+    const seqs = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => f.data as Message).filter((m) => m.room === room.id && m.seq > base).map((m) => m.seq);
+    let last = 0;
+    await cluster.redis!.stop();
+    try {
+      for (let i = 0; i < 3; i++) last = (await sender.send(room.id, `down${i}`)).seq;
+      await waitFor(() => seqs(local).length >= 3, 3000, 'live delivery on the sending node');
+      const res = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/presence`, { headers: { authorization: `Bearer ${await token('rd-sender')}` } });
+      expect(res.status).toBe(503);
+      expect((await res.json() as { error: { code: string } }).error.code).toBe('unavailable');
+    } finally {
+      await cluster.redis!.start();
+    }
+    await waitFor(() => seqs(remote).length >= 3, 20_000, 'the other node catches up once Redis is back');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const r of readers) expect(seqs(r)).toEqual(range(base + 1, last));
+    for (const r of readers) r.close();
   }, 60_000);
 
   it('Redis restarted under load: nodes reconnect, gaps are filled from the store, nothing acknowledged is lost', async () => {
@@ -255,6 +352,12 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     victimUp = false;
     await cluster.nodes[2]!.kill();
     const after = acked.length;
+    // Within a few heartbeats the dispatcher stops handing out the dead node.
+    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 10; i++) {
+      const d = await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string };
+      expect(d.url).not.toBe(cluster.nodes[2]!.url);
+    }
     await waitFor(() => acked.length >= after + 60, 20_000, 'sends after the kill');
     await Promise.all([load.stop(), moverLoad.stop()]);
     const last = Math.max(...acked);
@@ -323,6 +426,89 @@ describe('cluster: shared policy state between nodes', () => {
   });
 });
 
+describe('cluster: dispatch, rebalancing and retention sweeps', () => {
+  const nodes: TestServer[] = [];
+  const sdk: ParleyClient[] = [];
+  beforeAll(async () => {
+    const shared = {
+      store: { postgres: { url: cluster.postgres.url } },
+      // Their own prefix: these nodes form a cluster of their own on the same Redis.
+      bus: { redis: { url: cluster.redis!.url, prefix: 'balance:' } },
+      auth: { secret: cluster.secret },
+      cluster: { heartbeatMs: 100, nodeTimeoutMs: 1500, rebalanceMinAgeMs: 300 },
+      retention: { sweepSec: 1 },
+    };
+    for (let i = 0; i < 2; i++) nodes.push(await startServer(shared, tempDir()));
+    // Both have seen each other's heartbeat.
+    for (const n of nodes) {
+      let seen = 0;
+      await waitFor(() => { void n.parley.bus.nodes.list().then((l) => { seen = l.length; }); return seen === 2; }, 10_000, 'the nodes to see each other');
+    }
+  }, 60_000);
+  afterAll(async () => {
+    for (const c of sdk) c.close();
+    await Promise.all(nodes.map((n) => n.close()));
+  });
+
+  it('the dispatcher spreads consecutive clients over the nodes instead of sending them all to one', async () => {
+    const picks: string[] = [];
+    for (let i = 0; i < 10; i++) picks.push((await (await fetch(`${nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string }).url);
+    const counts = nodes.map((n) => picks.filter((u) => u === n.url).length);
+    expect(counts.reduce((a, b) => a + b)).toBe(10);
+    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(2);
+  });
+
+  it('a node with far more clients than the others asks some of them, a few at a time, to reconnect elsewhere', async () => {
+    const [a, b] = nodes as [TestServer, TestServer];
+    const conns = () => nodes.map((n) => n.parley.hub.connectionCount);
+    for (let i = 0; i < 10; i++) {
+      let first = true;
+      const c = new ParleyClient({
+        // First on node a; afterwards wherever node a's dispatcher says.
+        url: async () => {
+          if (first) { first = false; return a.url; }
+          return (await (await fetch(`${a.url}/api/v1/dispatch`)).json() as { url: string }).url;
+        },
+        token: await a.token(`bal-${i}`), WebSocket: WebSocket as never, reconnectMinMs: 50, reconnectMaxMs: 300,
+      });
+      sdk.push(c);
+      await c.connect();
+    }
+    let worst = 0;
+    const until = Date.now() + 20_000;
+    while (Date.now() < until) {
+      worst = Math.max(worst, sdk.filter((c) => c.state !== 'online').length);
+      const [na, nb] = conns();
+      if (nb! >= 4 && na! <= 6 && sdk.every((c) => c.state === 'online')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const [na, nb] = conns();
+    expect(nb).toBeGreaterThanOrEqual(4);
+    expect(na).toBeLessThanOrEqual(6);
+    expect(sdk.every((c) => c.state === 'online')).toBe(true);
+    // Gradually: never more than a few clients away at once.
+    expect(worst).toBeLessThanOrEqual(3);
+    expect(b.parley.hub.connectionCount).toBe(nb);
+  }, 40_000);
+
+  it('the retention sweep runs on one node at a time, not on every node', async () => {
+    const sweeps = async () => {
+      let n = 0;
+      for (const node of nodes) {
+        const text = await (await fetch(`${node.url}/metrics`)).text();
+        n += Number(/^parley_retention_sweeps_total (\d+)/m.exec(text)?.[1] ?? 0);
+      }
+      return n;
+    };
+    const before = await sweeps();
+    await new Promise((r) => setTimeout(r, 3500));
+    const ran = await sweeps() - before;
+    // Each node would sweep every second on its own: about 7 runs in 3.5 s, not 3 or 4.
+    expect(ran).toBeGreaterThanOrEqual(2);
+    expect(ran).toBeLessThanOrEqual(4);
+  });
+});
+
 describe('cluster: Redis Cluster of three masters', () => {
   let rc: DevCluster;
   beforeAll(async () => { rc = await startDevCluster({ nodes: 2, redisMasters: 3, env: TIMEOUTS }); }, 120_000);
@@ -354,4 +540,43 @@ describe('cluster: Redis Cluster of three masters', () => {
     const d = await (await fetch(`${rc.nodes[1]!.url}/api/v1/dispatch`)).json() as { url: string; connections: number };
     expect(rc.nodes.map((n) => n.url)).toContain(d.url);
   });
+
+  it('with one master down, rooms on the other shards go on and the dispatcher answers at once', async () => {
+    const tok = (u: string) => mintToken(validateConfig({ auth: { secret: rc.secret } }), u);
+    const a = new ParleyClient({ url: rc.nodes[0]!.url, token: await tok('rcd-a'), WebSocket: WebSocket as never, requestTimeoutMs: 15_000 });
+    const b = new ParleyClient({ url: rc.nodes[1]!.url, token: await tok('rcd-b'), WebSocket: WebSocket as never });
+    clients.push(a, b);
+    await Promise.all([a.connect(), b.connect()]);
+    // The master holding the node list (what the dispatcher reads) goes down.
+    const probe = new Redis({ port: rc.redisCluster!.servers[0]!.port, host: '127.0.0.1' });
+    const slot = Number(await probe.call('cluster', 'keyslot', 'parley:nodes'));
+    const ranges = await probe.call('cluster', 'slots') as Array<[number, number, [string, number]]>;
+    const portOf = (s: number) => ranges.find(([lo, hi]) => s >= lo && s <= hi)![2][1];
+    const victim = rc.redisCluster!.servers.find((s) => s.port === portOf(slot))!;
+    // Rooms whose channel lives on another shard.
+    const rooms: string[] = [];
+    for (let i = 0; rooms.length < 4; i++) {
+      const id = `rcd-room-${i}`;
+      if (portOf(Number(await probe.call('cluster', 'keyslot', `parley:r:${id}`))) === victim.port) continue;
+      await a.createRoom('channel', id, { room: id });
+      await b.join(id);
+      rooms.push(id);
+    }
+    probe.disconnect();
+    const got = collect(b);
+    await victim.stop();
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      let t0 = Date.now();
+      const d = await fetch(`${rc.nodes[0]!.url}/api/v1/dispatch`);
+      expect(d.status).toBe(200);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      t0 = Date.now();
+      for (const r of rooms) await a.send(r, 'during');
+      expect(Date.now() - t0).toBeLessThan(4000);
+      await waitFor(() => got.filter((m) => m.text === 'during').length === rooms.length, 5000, 'live delivery on healthy shards');
+    } finally {
+      await victim.start();
+    }
+  }, 60_000);
 });

@@ -4,7 +4,7 @@
 // back from history exactly as it was delivered live.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../src/auth/jwt.js';
-import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
+import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { MAX_DEPTH } from '../src/protocol/validate.js';
 import { RawSocket, recordingLogger, startServer, tempDir, waitFor, type TestServer } from './helpers.js';
 import { APP, Chat21Peer } from './mqtt-helpers.js';

@@ -66,3 +66,18 @@ describe('liveness', () => {
     expect(all).toEqual(Array.from({ length: end - base }, (_, i) => base + 1 + i));
   });
 });
+
+describe('heartbeat pings', () => {
+  it('are spread over the interval, not sent to every connection at once', async () => {
+    const spread = await startServer({ limits: { heartbeatMs: 2000 } });
+    onTestFinished(() => spread.close());
+    const firstPing: number[] = [];
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => RawSocket.open(spread.wsUrl)));
+    for (const s of sockets) s.ws.once('ping', () => firstPing.push(Date.now()));
+    // Within two intervals every connection has been pinged once at least.
+    await waitFor(() => firstPing.length === sockets.length, 8000, 'a ping to every connection');
+    for (const s of sockets) s.close();
+    // All at once, the twenty first pings would arrive within a few milliseconds of each other.
+    expect(Math.max(...firstPing) - Math.min(...firstPing)).toBeGreaterThan(500);
+  });
+});

@@ -114,4 +114,21 @@ describe('MQTT groups', () => {
     }
     for (const peer of [p, q, r]) await peer.close();
   });
+
+  it('messages sent through the Chat21 REST API count as messages in, as those over MQTT do', async () => {
+    const tok = { eve: await s.token('eve'), fay: await s.token('fay') };
+    const eve = await Chat21Peer.connect(s.mqttUrl, 'eve', tok.eve);
+    const messagesIn = async (transport: string): Promise<number> => {
+      const line = (await (await fetch(`${s.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`parley_messages_in_total{transport="${transport}"}`));
+      return line === undefined ? 0 : Number(line.split(' ').pop());
+    };
+    const before = { http: await messagesIn('http'), mqtt: await messagesIn('mqtt') };
+    for (let i = 0; i < 2; i++) expect((await rest(s.url, tok.fay, 'POST', '/messages', { recipient_id: 'eve', text: `rest ${i}` })).status).toBe(200);
+    await eve.waitAdded((m) => m.text === 'rest 1', 'the second REST message');
+    await eve.send('fay', 'over mqtt');
+    await eve.waitAdded((m) => m.text === 'over mqtt', 'its own copy');
+    expect(await messagesIn('http')).toBe(before.http + 2);
+    expect(await messagesIn('mqtt')).toBe(before.mqtt + 1);
+    await eve.close();
+  });
 });

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { pino } from 'pino';
-import { createHttp, Metrics, registeredRoutes } from '../src/transport/http/index.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { createHttp, registeredRoutes } from '../src/transport/http/index.js';
 import { RawSocket, startServer, type TestServer } from './helpers.js';
 
 let srv: TestServer;

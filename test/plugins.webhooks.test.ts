@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import { collect, freePort, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ParleyClient } from '../src/client/index.js';
 import { verifySignature } from '../src/plugins/webhooks/index.js';
-import { backoff, WebhookDispatcher } from '../src/plugins/webhooks/dispatcher.js';
+import { WebhookDispatcher } from '../src/plugins/webhooks/dispatcher.js';
+import { backoff } from '../src/client/backoff.js';
 
 const SECRET = 'webhook-secret-0123456789';
 const SECRET_FLAKY = 'another-secret-0123456789';
@@ -54,6 +55,8 @@ beforeAll(async () => {
           { url: `${rx.url}/flaky`, secret: SECRET_FLAKY, rooms: ['flaky'], events: ['message.sent'] },
           { url: `${rx.url}/gone`, secret: SECRET, rooms: ['gone'], events: ['message.sent'] },
           { url: `${rx.url}/slack`, format: 'slack', rooms: ['slack'], events: ['message.sent', 'member.joined'] },
+          { url: `${rx.url}/removed`, secret: SECRET, rooms: ['removed'], events: ['member.left'] },
+          { url: `${rx.url}/removed-slack`, format: 'slack', rooms: ['removed'], events: ['member.left'] },
         ],
       },
     },
@@ -113,6 +116,32 @@ describe('outgoing webhooks', () => {
     expect(check({ secret: SECRET_FLAKY })).toBe(false);
     expect(check({ now: Date.now() + 10 * 60_000 })).toBe(false);
     expect(check({ signature: undefined })).toBe(false);
+  });
+
+  it('sends member.left for a member kicked, banned or evicted, with why and by whom', async () => {
+    const owner = await srv.client('whr-owner', {}, true);
+    await owner.createRoom('channel', 'Removed', { room: 'removed' });
+    for (const u of ['whr-kicked', 'whr-banned', 'whr-evicted', 'whr-left']) await (await srv.client(u)).join('removed');
+    await owner.kick('removed', 'whr-kicked', 'spam');
+    await owner.ban('whr-banned', { room: 'removed', reason: 'abuse' });
+    await owner.request('access', { room: 'removed', list: 'black', add: ['whr-evicted'] });
+    await (await srv.client('whr-left')).leave('removed');
+    await waitFor(() => rx.at('/removed').length === 4 && rx.at('/removed-slack').length === 4, 5000, 'four member.left deliveries each');
+
+    const events = rx.at('/removed').map((r) => JSON.parse(r.body) as { event: string; room: string; data: Record<string, unknown> });
+    expect(events.every((e) => e.event === 'member.left' && e.room === 'removed')).toBe(true);
+    expect(events.map((e) => e.data)).toEqual(expect.arrayContaining([
+      { user: 'whr-kicked', name: 'whr-kicked', reason: 'kicked', by: 'whr-owner', note: 'spam' },
+      { user: 'whr-banned', name: 'whr-banned', reason: 'banned', by: 'whr-owner', note: 'abuse' },
+      { user: 'whr-evicted', name: 'whr-evicted', reason: 'evicted', by: 'whr-owner' },
+      { user: 'whr-left', name: 'whr-left' },
+    ]));
+    expect(rx.at('/removed-slack').map((r) => JSON.parse(r.body) as unknown)).toEqual(expect.arrayContaining([
+      { text: '*whr-kicked* was removed from #removed by *whr-owner*: spam' },
+      { text: '*whr-banned* was banned from #removed by *whr-owner*: abuse' },
+      { text: '*whr-evicted* lost access to #removed' },
+      { text: '*whr-left* left #removed' },
+    ]));
   });
 
   it('retries a failing endpoint with growing waits until it accepts, with the same delivery id', async () => {

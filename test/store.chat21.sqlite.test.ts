@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite/index.js';
-import { SqliteChat21Store } from '../src/store/sqlite/chat21.js';
+import { SqliteChat21Store } from '../src/integrations/chat21/store-sqlite.js';
 import { chat21StoreConformance } from './conformance/chat21.js';
 import { removeDir, tempDir } from './helpers.js';
 

@@ -4,12 +4,12 @@
 // and the account and word stores.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
+import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore, type PostgresOptions } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
 import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';
 import { chat21StoreConformance } from './conformance/chat21.js';
-import { PostgresChat21Store } from '../src/store/postgres/chat21.js';
+import { PostgresChat21Store } from '../src/integrations/chat21/store-postgres.js';
 import { storeConformance } from './conformance/store.js';
 import { roomLogWrites } from './conformance/writes.js';
 

@@ -1,7 +1,7 @@
 // Redis LoginLimiter for a cluster: the fixed windows of limiter-memory.ts as Redis counters
 // that expire with their window, checked and counted by one Lua script so concurrent attempts
 // on any nodes cannot pass the limit. Keys share one hash tag (one slot on a Redis Cluster).
-import type { RedisClient } from '../bus/redis/client.js';
+import { bounded, DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../bus/redis/client.js';
 import { ParleyError } from '../errors.js';
 import type { LimitKey, LoginLimiter } from './limiter.js';
 
@@ -33,7 +33,7 @@ type Scripted = RedisClient & {
 export class RedisLoginLimiter implements LoginLimiter {
   private readonly redis: Scripted;
 
-  constructor(redis: RedisClient, private readonly prefix: string, private readonly windowMs: number) {
+  constructor(redis: RedisClient, private readonly prefix: string, private readonly windowMs: number, private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS) {
     this.redis = redis as Scripted;
     if (typeof this.redis.parleyAttempt !== 'function') {
       redis.defineCommand('parleyAttempt', { lua: ATTEMPT });
@@ -48,7 +48,7 @@ export class RedisLoginLimiter implements LoginLimiter {
   async attempt(keys: LimitKey[]): Promise<number> {
     if (keys.length === 0) return 0;
     try {
-      return Number(await this.redis.parleyAttempt(keys.length, ...this.keys(keys), this.windowMs, ...keys.map((k) => k.limit)));
+      return Number(await bounded(this.redis.parleyAttempt(keys.length, ...this.keys(keys), this.windowMs, ...keys.map((k) => k.limit)), this.timeoutMs, 'login limiter'));
     } catch {
       // Fail closed: password guessing must not get through while the counters are away.
       throw new ParleyError('unavailable', 'login limiter unavailable (Redis does not answer)');
@@ -57,6 +57,6 @@ export class RedisLoginLimiter implements LoginLimiter {
 
   async succeeded(keys: LimitKey[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.redis.parleySucceeded(keys.length, ...this.keys(keys));
+    await bounded(this.redis.parleySucceeded(keys.length, ...this.keys(keys)), this.timeoutMs, 'login limiter');
   }
 }

@@ -126,27 +126,23 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
 const expRequired = (cfg: Config): string[] => (cfg.auth.allowTokensWithoutExp ? [] : ['exp']);
 
 /**
- * A verifier that also accepts HS256 tokens signed with `key` — the shared key of an existing
- * Chat21 deployment, for the endpoints Chat21 clients use. The configured verifier is tried
- * first; the key is only tried with HS256, pinned like every other key, under the same
- * `auth` rules (clock tolerance, tokens without `exp`).
+ * Verifies HS256 tokens signed with `key` (a shared key another system signs with), pinned
+ * like every other key, under the same `auth` rules (clock tolerance, tokens without `exp`).
+ * Resolves null when the token is not signed with this key; a token that is, but has expired
+ * (or never expires), is refused with that reason.
  */
-export function withSharedKey(main: Verifier, key: string, cfg: Config): Verifier {
+export function sharedKeyVerifier(key: string, cfg: Config): (token: string) => Promise<Identity | null> {
   const secret = new TextEncoder().encode(key);
   const options = { algorithms: ['HS256'], clockTolerance: cfg.auth.clockToleranceSec, requiredClaims: expRequired(cfg) };
   return async (token: string) => {
+    let payload: JWTPayload;
     try {
-      return await main(token);
-    } catch (first) {
-      try {
-        const { payload } = await jwtVerify(token, secret, options);
-        // Never a Parley administrator: that takes a token of the configured issuer.
-        return { ...identityFromClaims(payload), admin: false };
-      } catch (err) {
-        // An expired (or never expiring) token says so; otherwise the configured verifier's reason stands.
-        throw err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed ? joseError(err) : first;
-      }
+      ({ payload } = await jwtVerify(token, secret, options));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) throw joseError(err);
+      return null;
     }
+    return identityFromClaims(payload);
   };
 }
 

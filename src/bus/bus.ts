@@ -4,18 +4,25 @@
 // Contract
 // - `publish` is fire-and-forget. Messages published to one topic by one node reach every
 //   subscriber of that topic (on any node, the publisher's included) in publish order.
-//   Across topics there is no ordering.
+//   Across topics there is no ordering. The publisher's own node gets them at once, from
+//   `publish` itself, even while the bus cannot reach the other nodes.
 // - Delivery is at-most-once: a subscriber may miss messages (a reconnecting Redis). Room
 //   messages carry their `seq`, so a receiver detects a gap and fills it from the Store.
 // - `subscribe`/`unsubscribe` are idempotent per topic on a node; the hub reference-counts.
-// - After the bus lost its connection and got it back, `onResync` handlers run once the
-//   subscriptions are active again: anything published meanwhile may be lost, so the hub
-//   re-reads what it follows from the Store.
+// - After the bus lost its connection (or a shard of it) and got it back, `onResync` handlers
+//   run once the subscriptions are active again, with the topics that may have lost messages
+//   (null: all of them): the hub re-reads those from the Store.
+// - No call waits for ever: one that cannot be answered rejects with `unavailable` in bounded
+//   time (Redis: bus.redis.commandTimeoutMs).
 // - Presence counts connections per user across all nodes: a user is online while at least
 //   one of its connections is registered. A node that dies has its entries removed within a
 //   bounded time (memory: at once, since the node is the process); the node that removes
-//   them calls the `onExpired` handlers for every user that went offline, once.
-// - `nodes` lists the live nodes with their load (memory: this one).
+//   them calls the `onExpired` handlers for every user that went offline, once. A node that
+//   registers its connections again after its entries were lost (Redis lost them, or it was
+//   taken for dead while frozen) calls the `onRestored` handlers for every user that came
+//   back online, once.
+// - `nodes` lists the live nodes with their load (memory: this one), from what the bus last
+//   saw: it never waits on the network.
 export interface BusMessage {
   /** The event frame, serialised once by the publisher and sent as-is to clients. */
   frame: string;
@@ -45,10 +52,12 @@ export interface Presence {
   connect(user: string, conn: string): Promise<boolean>;
   /** Unregisters a connection; resolves true when the user just went offline. */
   disconnect(user: string, conn: string): Promise<boolean>;
-  /** The subset of `users` that is online. */
+  /** The subset of `users` that is online; rejects with `unavailable` when it cannot tell. */
   online(users: string[]): Promise<string[]>;
   /** Sets the handler told about users who went offline because their node died. */
   onExpired(handler: (user: string) => void): void;
+  /** Sets the handler told about users who came back online because this node registered its connections again. */
+  onRestored(handler: (user: string) => void): void;
 }
 
 export interface NodeInfo {
@@ -65,8 +74,19 @@ export interface Nodes {
   readonly id: string;
   /** What this node reports about itself at each heartbeat. */
   setLocal(info: () => { url: string; connections: number }): void;
-  /** Live nodes, this one included. */
+  /** Live nodes (their heartbeats are recent), this one included, as last seen: never waits on the network. */
   list(): Promise<NodeInfo[]>;
+  /**
+   * Claims a task that one node at a time may run (a periodic job): resolves a claim on the
+   * one node that gets it, null on the others and when the bus cannot tell. The claim lapses
+   * `ms` after it was taken or last renewed.
+   */
+  claim(task: string, ms: number): Promise<Claim | null>;
+}
+
+export interface Claim {
+  /** Extends the claim by its `ms` again; resolves false when it was lost (it lapsed). */
+  renew(): Promise<boolean>;
 }
 
 export interface Bus {
@@ -75,8 +95,11 @@ export interface Bus {
   unsubscribe(topic: string): Promise<void>;
   /** Sets the one handler that receives messages of subscribed topics. */
   onMessage(handler: BusHandler): void;
-  /** Adds a handler run after a reconnect, once subscriptions are active again. */
-  onResync(handler: () => void): void;
+  /**
+   * Adds a handler run after a reconnect, once subscriptions are active again, with the topics
+   * that may have lost messages (null: every topic).
+   */
+  onResync(handler: (topics: readonly string[] | null) => void): void;
   readonly presence: Presence;
   readonly nodes: Nodes;
   close(): Promise<void>;

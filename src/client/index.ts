@@ -1,21 +1,22 @@
 // Parley client SDK for Node and the browser: typed commands over the WebSocket protocol,
 // automatic reconnect with backoff, resume of every room from the last seq seen, duplicate
-// suppression, request timeouts and an offline queue. Depends on no server code.
+// suppression, request timeouts, an offline queue, and writes that are retried with their
+// idempotency key until the server answers. Depends on no server code.
+//
+//   connection.ts  the socket: url and token, reconnect backoff, close codes
+//   requests.ts    requests and replies: ids, queue, timeouts, resends of keyed writes
+//   cursor.ts      the last seq per room and the rooms: resume, duplicates, gaps
+//   backoff.ts     the one backoff every retry uses
 import type {
   AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, Message, Room, SendResult,
 } from '../protocol/schema.js';
+import { CLOSE_RETRY, CLOSE_UNAUTHORIZED, Socket, type WebSocketCtor } from './connection.js';
+import { Cursor } from './cursor.js';
+import { ClientError } from './errors.js';
+import { KEYED, randomKey, Requests, type ReplyFrame } from './requests.js';
 
-/** The subset of the WebSocket API the SDK uses (browser WebSocket and `ws` both fit). */
-interface WebSocketLike {
-  readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-}
-type WebSocketCtor = new (url: string) => WebSocketLike;
+export { ClientError } from './errors.js';
+export type { WebSocketLike } from './connection.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'online' | 'reconnecting' | 'closed';
 
@@ -23,27 +24,24 @@ export interface ClientOptions {
   /**
    * Server base URL (http://host:port) or the WebSocket URL (ws://host:port/ws), or a function
    * giving one, called on every connect: with several nodes it can ask `/api/v1/dispatch` or
-   * go round a list, so a client whose node died reconnects to another.
+   * go round a list, so a client whose node died (or that a busy node asks to move) connects
+   * to another.
    */
   url: string | (() => string | Promise<string>);
   /** A token, or a function returning a fresh one (called on every connect). */
   token: string | (() => string | Promise<string>);
   /** WebSocket implementation; defaults to the global one, then the `ws` package. */
   WebSocket?: WebSocketCtor;
-  /** Milliseconds before an unanswered request fails with `timeout`. */
+  /**
+   * Milliseconds before an unanswered request fails with `timeout`. Writes with an idempotency
+   * key (send, edit, delete, react) do not fail: they are sent again with the same key.
+   */
   requestTimeoutMs?: number;
   /** Reconnect backoff bounds in milliseconds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
   /** Last seq seen per room, e.g. restored from storage; the server replays what follows. */
   resume?: Record<string, number>;
-}
-
-export class ClientError extends Error {
-  constructor(readonly code: string, message: string, readonly details?: Record<string, unknown>) {
-    super(message);
-    this.name = 'ClientError';
-  }
 }
 
 export interface ClientEvents extends EventMap {
@@ -56,35 +54,14 @@ export interface ClientEvents extends EventMap {
   authError: ClientError;
 }
 
-interface Pending {
-  cmd: CommandName;
-  frame: Record<string, unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: ClientError) => void;
-  timer?: ReturnType<typeof setTimeout>;
-  sent: boolean;
-}
+/**
+ * The promise of a write with an idempotency key, and the key: sending the same write again
+ * with it (after `close()`, or from storage after a restart) can never store it twice.
+ */
+export type KeyedPromise<T> = Promise<T> & { readonly key: string };
 
 /** Auth errors that mean the token itself was refused (anything else is retried). */
 const REFUSED: ReadonlySet<string> = new Set(['unauthorized', 'forbidden', 'invalid']);
-
-/** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
-const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
-  'presence', 'inbox', 'direct', 'ping', 'resume']);
-const KEYED = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
-
-function randomKey(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  return c?.randomUUID ? c.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-}
-
-function wsUrl(url: string): string {
-  const u = new URL(url);
-  if (u.protocol === 'http:') u.protocol = 'ws:';
-  if (u.protocol === 'https:') u.protocol = 'wss:';
-  if (u.pathname === '/' || u.pathname === '') u.pathname = '/ws';
-  return u.toString();
-}
 
 export class ParleyClient {
   state: ConnectionState = 'idle';
@@ -92,34 +69,37 @@ export class ParleyClient {
   lastError: ClientError | null = null;
   /** The signed-in user once authenticated. */
   user: AuthResult['user'] | null = null;
-  /** Last seq delivered per room: what the client resumes from. */
-  readonly lastSeq = new Map<string, number>();
-  /** Rooms the user belongs to, as last reported. */
-  readonly rooms = new Map<string, Room>();
 
-  private ws: WebSocketLike | null = null;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private readonly queue: Pending[] = [];
+  private readonly cursor: Cursor;
+  private readonly socket: Socket;
+  private readonly requests: Requests;
   private readonly listeners = new Map<string, Set<(data: never) => void>>();
-  private attempt = 0;
-  private everReady = false;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatMs = 30000;
-  /**
-   * Requests the server lets one connection have awaiting a reply (from its auth reply); more
-   * wait in the queue, since the server closes a connection that sends beyond it.
-   */
-  private maxInFlight = Infinity;
-  /** Ids sent on this connection whose reply has not come, timed-out ones included. */
-  private readonly outstanding = new Set<number>();
   private readyWaiters: Array<{ resolve: () => void; reject: (e: ClientError) => void }> = [];
-  private readonly opts: Required<Omit<ClientOptions, 'WebSocket' | 'resume'>> & Pick<ClientOptions, 'WebSocket'>;
+  private readonly staticToken: boolean;
 
   constructor(opts: ClientOptions) {
-    this.opts = { requestTimeoutMs: 10000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
-    for (const [room, seq] of Object.entries(opts.resume ?? {})) this.lastSeq.set(room, seq);
+    const o = { requestTimeoutMs: 10000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
+    this.staticToken = typeof o.token === 'string';
+    this.cursor = new Cursor(o.resume);
+    this.requests = new Requests({ ready: () => this.state === 'online' && this.socket.open, write: (t) => this.socket.write(t) }, o.requestTimeoutMs);
+    this.socket = new Socket(o, {
+      open: (token) => this.authenticate(token),
+      frame: (text) => this.onFrame(text),
+      closed: (code) => this.onDisconnect(code),
+      failed: () => this.reconnect(),
+    });
+  }
+
+  /** Last seq delivered per room: what the client resumes from. */
+  get lastSeq(): Map<string, number> {
+    return this.cursor.lastSeq;
+  }
+
+  /** Rooms the user belongs to, as last reported. */
+  get rooms(): Map<string, Room> {
+    return this.cursor.rooms;
   }
 
   // ---- events ---------------------------------------------------------------------------------
@@ -149,37 +129,24 @@ export class ParleyClient {
     const p = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
     if (this.state === 'idle' || this.state === 'closed') {
       this.setState('connecting');
-      void this.open();
+      void this.socket.start();
     }
     return p;
   }
 
-  /** Closes for good; pending requests fail with `closed`. */
+  /** Closes for good; pending requests fail with `closed` (keyed writes keep their key). */
   close(): void {
     this.setState('closed', this.lastError ?? undefined);
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    const ws = this.ws;
-    this.ws = null;
-    ws?.close(1000, 'bye');
+    this.socket.stop();
     const err = new ClientError('closed', 'client closed');
-    for (const p of [...this.pending.values(), ...this.queue]) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
-    this.queue.length = 0;
+    this.requests.failAll(err);
     for (const w of this.readyWaiters.splice(0)) w.reject(err);
   }
 
   /** Drops the socket without closing the client, as a network failure would. */
   dropConnection(): void {
-    this.ws?.close(4000, 'dropped by client');
-  }
-
-  /** Re-reads the state after an await (TypeScript narrows it otherwise). */
-  private isClosed(): boolean {
-    return this.state === 'closed';
+    this.socket.drop(CLOSE_RETRY, 'dropped by client');
   }
 
   private setState(state: ConnectionState, error?: ClientError): void {
@@ -188,79 +155,26 @@ export class ParleyClient {
     this.emit('state', error ? { state, error } : { state });
   }
 
-  private async open(): Promise<void> {
-    let Ctor = this.opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-    if (!Ctor) {
-      const name = 'ws';
-      Ctor = ((await import(/* @vite-ignore */ name)) as { default: WebSocketCtor }).default;
-    }
-    if (this.isClosed()) return;
-    let token: string;
-    let url: string;
-    try {
-      token = typeof this.opts.token === 'function' ? await this.opts.token() : this.opts.token;
-      url = typeof this.opts.url === 'function' ? await this.opts.url() : this.opts.url;
-    } catch {
-      this.scheduleReconnect();
-      return;
-    }
-    if (this.isClosed()) return;
-    const ws = new Ctor(wsUrl(url));
-    this.ws = ws;
-    ws.onopen = () => {
-      // fromEntries defines own properties, so a room named "__proto__" is sent like any other.
-      const resume = Object.fromEntries(this.lastSeq);
-      const id = this.nextId++;
-      const auth: Pending = {
-        cmd: 'auth', frame: { id, cmd: 'auth', token, resume }, sent: true,
-        resolve: (r) => this.onReady(r as AuthResult),
-        reject: (e) => this.onAuthFailed(e),
-      };
-      this.pending.set(id, auth);
-      this.arm(id, auth);
-      ws.send(JSON.stringify(auth.frame));
-    };
-    ws.onmessage = (ev) => this.onFrame(typeof ev.data === 'string' ? ev.data : String(ev.data));
-    ws.onerror = () => {};
-    ws.onclose = (ev) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.onDisconnect(ev.code);
-    };
+  private authenticate(token: string): void {
+    this.requests.now('auth', { cmd: 'auth', token, resume: this.cursor.resumeArgs() }).then(
+      (r) => this.onReady(r as AuthResult),
+      (e: ClientError) => this.onAuthFailed(e),
+    );
   }
 
   private onReady(r: AuthResult): void {
-    this.attempt = 0;
+    this.socket.succeeded();
     this.user = r.user;
     this.heartbeatMs = r.heartbeatMs;
-    this.maxInFlight = typeof r.maxInFlight === 'number' && r.maxInFlight > 0 ? r.maxInFlight : Infinity;
-    this.rooms.clear();
-    for (const room of r.rooms) this.rooms.set(room.id, room);
-    // Replayed messages may arrive before this reply and have moved lastSeq on already; only
-    // rooms new to this client take a starting point. On a reconnect, a room joined while
-    // offline is replayed from its join message, so nothing sent meanwhile is missed; on the
-    // first connect the client starts from now and reads older messages with `history`.
-    const joinedOffline = new Map<string, number>();
-    for (const [room, seq] of Object.entries(r.resumed)) {
-      if (this.lastSeq.has(room)) continue;
-      // Room ids are keys here: read own properties only ("constructor" is a room id too).
-      const joinSeq = Object.hasOwn(r.joined, room) ? r.joined[room] : undefined;
-      if (this.everReady && joinSeq !== undefined && joinSeq <= seq) {
-        this.lastSeq.set(room, joinSeq - 1);
-        joinedOffline.set(room, joinSeq - 1);
-      } else this.lastSeq.set(room, seq);
-    }
-    this.everReady = true;
-    for (const room of r.denied) {
-      this.lastSeq.delete(room);
-      this.emit('room', { room, member: null, reason: 'denied' });
-    }
+    this.requests.limit(r.maxInFlight);
+    const { joinedOffline, denied } = this.cursor.ready(r);
+    for (const room of denied) this.emit('room', { room, member: null, reason: 'denied' });
     this.setState('online');
     this.touch();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
     this.emit('ready', r);
     if (joinedOffline.size > 0) void this.request('resume', { rooms: Object.fromEntries(joinedOffline) }).catch(() => {});
-    this.flushQueue();
+    this.requests.flush();
   }
 
   private onAuthFailed(e: ClientError): void {
@@ -268,54 +182,38 @@ export class ParleyClient {
     // limit): nothing is wrong with the token, so try again later and keep connect() waiting.
     if (!REFUSED.has(e.code)) {
       this.emit('authError', e);
-      this.ws?.close(4000, 'auth not possible now; retrying');
+      this.socket.drop(CLOSE_RETRY, 'auth not possible now; retrying');
       return;
     }
     for (const w of this.readyWaiters.splice(0)) w.reject(e);
     // A static token that is rejected will not get better: stop. A token function may.
-    if (typeof this.opts.token === 'string') {
+    if (this.staticToken) {
       this.lastError = e;
       this.close();
     } else {
       this.emit('authError', e);
-      this.ws?.close(4000, 'auth failed');
+      this.socket.drop(CLOSE_RETRY, 'auth failed');
     }
   }
 
   private onDisconnect(code: number): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     // In-flight requests: retry the safe ones after reconnecting, fail the others.
-    const inflight = [...this.pending.values()].filter((p) => p.cmd !== 'auth');
-    this.pending.clear();
-    this.outstanding.clear();
-    const lost = new ClientError('unavailable', 'connection lost before the reply');
-    const retry: Pending[] = [];
-    for (const p of inflight) {
-      if (p.timer) clearTimeout(p.timer);
-      if (RETRY.has(p.cmd)) {
-        p.sent = false;
-        retry.push(p);
-      } else p.reject(lost);
-    }
-    this.queue.unshift(...retry);
+    this.requests.connectionLost();
     if (this.state === 'closed') return;
-    if (code === 4001 && typeof this.opts.token === 'string') {
+    // The server closes with 4001 only when it refused the token (or none came in time).
+    if (code === CLOSE_UNAUTHORIZED && this.staticToken) {
       this.lastError = new ClientError('unauthorized', 'token rejected or expired');
       this.close();
       return;
     }
-    this.scheduleReconnect();
+    this.reconnect(code);
   }
 
-  private scheduleReconnect(): void {
+  private reconnect(code?: number): void {
     if (this.state === 'closed') return;
     this.setState('reconnecting');
-    const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** this.attempt++);
-    const delay = base / 2 + Math.random() * base / 2;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      void this.open();
-    }, delay);
+    this.socket.reconnect(code);
   }
 
   /**
@@ -324,10 +222,8 @@ export class ParleyClient {
    * health check that answers). A failed attempt backs off as before.
    */
   reconnectNow(): void {
-    if (this.state !== 'reconnecting' || !this.reconnectTimer) return;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
-    void this.open();
+    if (this.state !== 'reconnecting') return;
+    this.socket.reconnectNow();
   }
 
   /** Sends a ping when the server has been silent for a heartbeat; no answer means reconnect. */
@@ -335,45 +231,31 @@ export class ParleyClient {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       if (this.state !== 'online') return;
-      this.request('ping', {}).catch(() => this.ws?.close(4000, 'server silent'));
+      this.request('ping', {}).catch(() => this.socket.drop(CLOSE_RETRY, 'server silent'));
     }, this.heartbeatMs);
   }
 
   private onFrame(text: string): void {
     this.touch();
-    let f: { id?: number; ok?: boolean; data?: unknown; error?: { code: string; message: string; details?: Record<string, unknown> }; ev?: EventName };
+    let f: ReplyFrame & { ev?: EventName };
     try {
       f = JSON.parse(text) as typeof f;
     } catch {
       return;
     }
-    if (f.ev) {
-      this.onEvent(f.ev, f.data);
-      return;
-    }
-    if (typeof f.id !== 'number') return;
-    if (this.outstanding.delete(f.id)) this.flushQueue();
-    const p = this.pending.get(f.id);
-    if (!p) return;
-    this.pending.delete(f.id);
-    if (p.timer) clearTimeout(p.timer);
-    if (f.ok) p.resolve(f.data);
-    else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
+    if (f.ev) this.onEvent(f.ev, f.data);
+    else this.requests.reply(f);
   }
 
   private onEvent(ev: EventName, data: unknown): void {
     if (ev === 'message') {
       const m = data as Message;
-      const last = this.lastSeq.get(m.room) ?? 0;
-      if (m.seq <= last) return; // already seen: suppressed
-      if (m.seq > last + 1 && this.lastSeq.has(m.room)) {
-        // The server promises no gaps; if one shows up anyway, ask for the missing part.
-        void this.request('resume', { rooms: { [m.room]: last } }).catch(() => {});
+      const verdict = this.cursor.message(m);
+      if (verdict.kind === 'duplicate') return;
+      if (verdict.kind === 'gap') {
+        void this.request('resume', { rooms: { [m.room]: verdict.after } }).catch(() => {});
         return;
       }
-      this.lastSeq.set(m.room, m.seq);
-      const room = this.rooms.get(m.room);
-      if (room) room.lastSeq = m.seq;
       if (m.kind === 'event') {
         // Application events go to their own handler instead of appearing as chat messages.
         const d = m.data as { ev: string; data?: unknown };
@@ -382,71 +264,49 @@ export class ParleyClient {
       }
     } else if (ev === 'room') {
       const r = data as EventMap['room'];
-      if (r.member === null) {
-        this.rooms.delete(r.room);
-        this.lastSeq.delete(r.room);
-      } else if (!this.rooms.has(r.room)) {
-        void this.request('room', { room: r.room }).then((room) => this.rooms.set(room.id, room), () => {});
+      if (this.cursor.membership(r)) {
+        void this.request('room', { room: r.room }).then((room) => this.cursor.rooms.set(room.id, room), () => {});
       }
     } else if (ev === 'gap') {
-      const g = data as EventMap['gap'];
-      this.lastSeq.set(g.room, g.to);
+      this.cursor.gap(data as EventMap['gap']);
     }
     this.emit(ev, data as never);
   }
 
   // ---- requests -------------------------------------------------------------------------------
 
-  /** Sends any command; resolves with its result or rejects with a ClientError. */
-  request<N extends CommandName>(cmd: N, args: CommandArgs<N>): Promise<CommandResults[N]> {
+  /**
+   * Sends any command; resolves with its result or rejects with a ClientError. A write with an
+   * idempotency key gets one if it has none, and the promise carries it (`key`).
+   */
+  request<N extends CommandName>(cmd: N, args: CommandArgs<N>): Promise<CommandResults[N]> & { readonly key?: string } {
     if (this.state === 'closed') return Promise.reject(new ClientError('closed', 'client closed'));
     const frame: Record<string, unknown> = { ...args, cmd };
     if (KEYED.has(cmd) && frame.key === undefined) frame.key = randomKey();
-    return new Promise((resolve, reject) => {
-      const p: Pending = { cmd, frame, resolve: resolve as (v: unknown) => void, reject, sent: false };
-      if (this.state === 'online' && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
-      else if (cmd === 'typing') resolve({} as CommandResults[N]); // ephemeral: not worth queueing
-      else this.queue.push(p);
-    });
+    const p = this.requests.start(cmd, frame) as Promise<CommandResults[N]>;
+    return typeof frame.key === 'string' ? Object.assign(p, { key: frame.key }) : p;
   }
 
-  private transmit(p: Pending): void {
-    const id = this.nextId++;
-    p.frame.id = id;
-    p.sent = true;
-    this.pending.set(id, p);
-    this.outstanding.add(id);
-    this.arm(id, p);
-    this.ws!.send(JSON.stringify(p.frame));
-  }
-
-  private arm(id: number, p: Pending): void {
-    p.timer = setTimeout(() => {
-      if (this.pending.get(id) !== p) return;
-      this.pending.delete(id);
-      p.reject(new ClientError('timeout', `no reply to "${p.cmd}" within ${this.opts.requestTimeoutMs} ms`));
-    }, this.opts.requestTimeoutMs);
-  }
-
-  private flushQueue(): void {
-    while (this.queue.length > 0 && this.state === 'online' && this.ws && this.outstanding.size < this.maxInFlight) {
-      this.transmit(this.queue.shift()!);
-    }
+  private keyed<N extends 'send' | 'edit' | 'delete' | 'react'>(cmd: N, args: CommandArgs<N>): KeyedPromise<CommandResults[N]> {
+    const key = (args as { key?: string }).key ?? randomKey();
+    const p = this.request(cmd, { ...args, key });
+    return Object.assign(p, { key });
   }
 
   // ---- typed helpers --------------------------------------------------------------------------
 
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): Promise<SendResult> {
-    return this.request('send', { room, text, ...opts });
+  /** Sends a message; the promise carries its idempotency key (the one given, or a new one). */
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): KeyedPromise<SendResult> {
+    return this.keyed('send', { room, text, ...opts });
   }
-  edit(room: string, target: number, text: string): Promise<SendResult> {
-    return this.request('edit', { room, target, text });
+  edit(room: string, target: number, text: string, opts: { key?: string } = {}): KeyedPromise<SendResult> {
+    return this.keyed('edit', { room, target, text, ...opts });
   }
-  deleteMessage(room: string, target: number): Promise<SendResult> {
-    return this.request('delete', { room, target });
+  deleteMessage(room: string, target: number, opts: { key?: string } = {}): KeyedPromise<SendResult> {
+    return this.keyed('delete', { room, target, ...opts });
   }
-  react(room: string, target: number, emoji: string, remove = false): Promise<SendResult> {
-    return this.request('react', remove ? { room, target, emoji, remove } : { room, target, emoji });
+  react(room: string, target: number, emoji: string, remove = false, opts: { key?: string } = {}): KeyedPromise<SendResult> {
+    return this.keyed('react', remove ? { room, target, emoji, remove, ...opts } : { room, target, emoji, ...opts });
   }
   createRoom(kind: 'channel' | 'group', name: string, opts: { topic?: string; room?: string } = {}): Promise<Room> {
     return this.request('create', { kind, name, ...opts });

@@ -4,7 +4,8 @@
 // resumes from an older seq) catches up from the store before anything newer reaches it.
 import type { Bus, BusMessage, Control } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
-import type { Store } from '../store/store.js';
+import type { Bounds, Store } from '../store/store.js';
+import { isDirectRoom } from '../protocol/schema.js';
 import type { Message } from '../protocol/schema.js';
 import { encodeEvent } from '../protocol/frames.js';
 
@@ -57,28 +58,63 @@ export class Hub {
   /** Connections being closed as slow consumers: nothing more is written to them. */
   private readonly dropping = new WeakSet<Conn>();
   private readonly pageSize: number;
+  /**
+   * Store reads in flight, shared: followers of a room that catch up from the same seq (a hot
+   * room after a bus reconnect) wait for one read instead of each making its own.
+   */
+  private readonly reading = new Map<string, Promise<Message[]>>();
+  private readonly bounding = new Map<string, Promise<Bounds>>();
 
   constructor(private readonly bus: Bus, private readonly store: Store, private readonly opts: HubOptions) {
     this.pageSize = opts.pageSize ?? 256;
     bus.onMessage((topic, msg) => this.onBus(topic, msg));
-    bus.onResync(() => this.resync());
+    bus.onResync((topics) => this.resync(topics));
     void bus.subscribe(ALL_TOPIC);
   }
 
   /**
-   * The bus may have lost messages (it reconnected): every followed room is compared with the
-   * store and followers behind it catch up; every local user's rooms are compared with its
-   * memberships, so missed follow/unfollow instructions are applied.
+   * The bus may have lost messages of these topics (all when null): each followed room among
+   * them is compared with the store and followers behind it catch up; each local user among
+   * them has its rooms compared with its memberships, so missed follow/unfollow instructions
+   * are applied.
    */
-  resync(): void {
-    for (const room of this.rooms.keys()) void this.recheckRoom(room);
-    for (const user of this.users.keys()) void this.recheckUser(user);
+  resync(topics: readonly string[] | null = null): void {
+    const rooms = topics === null ? [...this.rooms.keys()] : topics.filter((t) => t.startsWith('r:')).map((t) => t.slice(2));
+    const users = topics === null ? [...this.users.keys()] : topics.filter((t) => t.startsWith('u:')).map((t) => t.slice(2));
+    for (const room of rooms) if (this.rooms.has(room)) void this.recheckRoom(room);
+    for (const user of users) if (this.users.has(user)) void this.recheckUser(user);
+  }
+
+  /** The room's bounds, one store read for every caller while it is in flight. */
+  private bounds(room: string): Promise<Bounds> {
+    let p = this.bounding.get(room);
+    if (!p) {
+      p = this.store.bounds(room).finally(() => this.bounding.delete(room));
+      this.bounding.set(room, p);
+    }
+    return p;
+  }
+
+  /**
+   * A page of the room after `after`, shared by every follower reading the same page. Only a
+   * direct room can hold messages hidden for one of its two members, so only there is the
+   * page read for each member.
+   */
+  private page(room: string, after: number, user: string): Promise<Message[]> {
+    const viewer = isDirectRoom(room) ? user : undefined;
+    const key = `${room}\n${after}\n${viewer ?? ''}`;
+    let p = this.reading.get(key);
+    if (!p) {
+      p = this.store.history(room, { after, limit: this.pageSize }, viewer).finally(() => this.reading.delete(key));
+      this.reading.set(key, p);
+    }
+    return p;
   }
 
   /** Followers of the room that are behind the store's last seq replay the difference. */
   private async recheckRoom(room: string): Promise<void> {
     let last: number;
-    try { last = (await this.store.bounds(room)).last; } catch { return; /* store down: the next message shows the gap */ }
+    try { last = (await this.bounds(room)).last; } catch { return; /* store down: the next message shows the gap */ }
     const subs = this.rooms.get(room);
     if (!subs) return;
     for (const f of subs.values()) {
@@ -253,14 +289,14 @@ export class Hub {
       for (;;) {
         if (first) {
           first = false;
-          const b = await this.store.bounds(f.room);
+          const b = await this.bounds(f.room);
           if (!this.alive(f)) return;
           if (b.first > f.last + 1) {
             this.write(f.conn, { payload: encodeEvent('gap', { room: f.room, from: f.last + 1, to: b.first - 1 }) });
             f.last = b.first - 1;
           }
         }
-        const page: Message[] = await this.store.history(f.room, { after: f.last, limit: this.pageSize }, f.conn.user);
+        const page = await this.page(f.room, f.last, f.conn.user);
         if (!this.alive(f)) return;
         for (const m of page) {
           if (m.seq <= f.last) continue;

@@ -14,12 +14,15 @@ import { channelNameKey } from '../store/store.js';
 import type { RoomStore } from '../store/rooms.js';
 import type { UserStore } from '../store/users.js';
 import type { RoomWriter } from '../store/writer.js';
+import type { LeaveReason, TransportName } from '../service/events.js';
 import type { BatchBuilder } from './batch.js';
 import { keyOf, type RoomState } from './state.js';
 
 /** Who runs an operation: the actor, with the public profile shown with its messages. */
 export interface By extends Actor {
   profile?: Record<string, unknown>;
+  /** The transport the command came through (for domain events). */
+  via?: TransportName;
 }
 
 export type AppendKind = 'text' | 'edit' | 'delete' | 'reaction' | 'event';
@@ -79,10 +82,18 @@ export interface OpResults {
 export type RoomEvent =
   /** A message other than a join or leave (text, edit, delete, reaction, event, update). */
   | { type: 'message.stored'; message: Message; hiddenFor: string | null }
-  | { type: 'member.joined'; room: Room; member: Member; message: Message }
-  /** reason: left, kicked, banned or access (with the moderator's note after a colon). */
-  | { type: 'member.left'; room: string; user: string; reason: string; message: Message }
-  | { type: 'room.deleted'; room: string; members: string[] };
+  /** `created`: one of the first members of a new room (the room.created event that follows names them all). */
+  | { type: 'member.joined'; room: Room; member: Member; message: Message; created?: boolean }
+  | { type: 'room.created'; room: Room; members: Member[] }
+  /** `note`: the moderator's reason of a kick or ban. */
+  | { type: 'member.left'; room: string; user: string; reason: LeaveReason; note?: string; message: Message }
+  | { type: 'room.updated'; room: Room }
+  | { type: 'room.deleted'; room: string; members: string[] }
+  | { type: 'ban.added'; ban: Ban }
+  | { type: 'ban.lifted'; room: string; user: string };
+
+/** An event as the room log hands it out once committed: with who ran the operation. */
+export type CommittedEvent = RoomEvent & { by: By };
 
 /** Facts an operation needs that are not its room's (read once, kept with the operation). */
 export interface OpFacts {
@@ -290,11 +301,14 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       forgetRoomFacts(s);
       const events: RoomEvent[] = [];
       const messages: Message[] = [];
+      const members: Member[] = [];
       for (const m of op.members) {
         const { member, message } = addMember(s, b, room, m.user, m.name, m.role, op.createdBy ?? m.user, now);
         messages.push(message);
-        events.push({ type: 'member.joined', room: created, member, message });
+        members.push(member);
+        events.push({ type: 'member.joined', room: created, member, message, created: true });
       }
+      events.push({ type: 'room.created', room: roomNow(s), members });
       return { result: { room: roomNow(s), messages }, events };
     }
     case 'join': {
@@ -309,13 +323,12 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
     }
     case 'leave': {
       decideLeave(s.room, me());
-      const left = removeMember(s, b, room, by.id, by.name, by.id, 'left', now);
+      const left = removeMember(s, b, room, by.id, by.name, by.id, 'left', undefined, now);
       return { result: { room, message: left.message }, events: [left] };
     }
     case 'kick': {
       decideKick(s.room, by, me(), target(op.user));
-      const reason = op.reason ? `kicked: ${op.reason}` : 'kicked';
-      const left = removeMember(s, b, room, op.user, known(f.userName, 'the name'), by.id, reason, now);
+      const left = removeMember(s, b, room, op.user, known(f.userName, 'the name'), by.id, 'kicked', op.reason, now);
       return { result: { room, user: op.user, message: left.message }, events: [left] };
     }
     case 'ban': {
@@ -324,8 +337,8 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       const ban: Ban = { room, user: op.user, until: op.until, reason: op.reason, by: by.id, createdAt: now };
       b.banChanged(room, op.user, ban);
       s.bans.set(op.user, ban);
-      const reason = op.reason ? `banned: ${op.reason}` : 'banned';
-      const events = t ? [removeMember(s, b, room, op.user, known(f.userName, 'the name'), by.id, reason, now)] : [];
+      const events: RoomEvent[] = [{ type: 'ban.added', ban }];
+      if (t) events.push(removeMember(s, b, room, op.user, known(f.userName, 'the name'), by.id, 'banned', op.reason, now));
       return { result: { ban }, events };
     }
     case 'unban': {
@@ -335,7 +348,7 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
         b.banChanged(room, op.user, null);
         s.bans.set(op.user, null);
       }
-      return { result: { lifted }, events: [] };
+      return { result: { lifted }, events: lifted ? [{ type: 'ban.lifted', room, user: op.user }] : [] };
     }
     case 'mute': {
       const before = target(op.user);
@@ -378,7 +391,8 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       const message = next(s, b, room, 'update', by, now, changeSummary(c));
       const answer = roomNow(s);
       const events: RoomEvent[] = [{ type: 'message.stored', message, hiddenFor: null }];
-      for (const m of gone) events.push(removeMember(s, b, room, m.user, known(f.names, 'the names')[m.user] ?? m.user, by.id, 'access', now));
+      events.push({ type: 'room.updated', room: answer });
+      for (const m of gone) events.push(removeMember(s, b, room, m.user, known(f.names, 'the names')[m.user] ?? m.user, by.id, 'evicted', undefined, now));
       return { result: { room: answer, message }, events };
     }
     case 'destroy': {
@@ -402,7 +416,7 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       for (const u of op.add ?? []) if (!lists[op.list].has(u)) setListed(s, b, room, op.list, u, true);
       for (const u of op.remove ?? []) if (lists[op.list].has(u)) setListed(s, b, room, op.list, u, false);
       const names = known(f.names, 'the names');
-      const events = gone.map((m) => removeMember(s, b, room, m.user, names[m.user] ?? m.user, by.id, 'access', now));
+      const events = gone.map((m) => removeMember(s, b, room, m.user, names[m.user] ?? m.user, by.id, 'evicted', undefined, now));
       const users = [...lists[op.list]].sort();
       return { result: { room, list: op.list, users, removed: gone.map((m) => m.user) }, events };
     }
@@ -448,11 +462,13 @@ function addMember(s: RoomState, b: BatchBuilder, room: string, user: string, na
   return { member, message };
 }
 
-function removeMember(s: RoomState, b: BatchBuilder, room: string, user: string, name: string, by: string, reason: string, now: number): Extract<RoomEvent, { type: 'member.left' }> {
+function removeMember(
+  s: RoomState, b: BatchBuilder, room: string, user: string, name: string, by: string, reason: LeaveReason, note: string | undefined, now: number,
+): Extract<RoomEvent, { type: 'member.left' }> {
   const message = next(s, b, room, 'leave', { id: user, name }, now, by !== user ? { by } : undefined);
   b.memberChanged(room, user, s.member(user) ?? null, null, false);
   s.setMember(user, null);
-  return { type: 'member.left', room, user, reason, message };
+  return note ? { type: 'member.left', room, user, reason, note, message } : { type: 'member.left', room, user, reason, message };
 }
 
 function setRole(s: RoomState, b: BatchBuilder, room: string, before: Member, role: Role): Member {

@@ -16,7 +16,7 @@ import { KeyConflictError, type Batch } from '../store/writer.js';
 import { BatchBuilder } from './batch.js';
 import {
   apply, prepare, type Applied, type Ctx, type FactReader, type LogStore, type OpFacts, type OpName, type OpOf, type OpResults, type Prep,
-  type RoomEvent, type RoomOp,
+  type CommittedEvent, type RoomOp,
 } from './ops.js';
 import { RoomState } from './state.js';
 
@@ -112,7 +112,7 @@ export class RoomLog {
   private lastBatch = 0;
   private closed = false;
   private idle: Array<() => void> = [];
-  private listeners: Array<(events: RoomEvent[]) => void> = [];
+  private listeners: Array<(events: CommittedEvent[]) => void> = [];
   private readonly ctx: Ctx;
   private readonly smallRoom: number;
   private readonly maxRooms: number;
@@ -133,7 +133,7 @@ export class RoomLog {
   }
 
   /** Adds a listener told of each committed batch's events, in seq order (the one publish point). */
-  onCommitted(fn: (events: RoomEvent[]) => void): void {
+  onCommitted(fn: (events: CommittedEvent[]) => void): void {
     this.listeners.push(fn);
   }
 
@@ -481,8 +481,8 @@ export class RoomLog {
 
   /** The batch is committed: publish its events in order, then answer. */
   private async settle(decided: Decided[]): Promise<void> {
-    const events: RoomEvent[] = [];
-    for (const d of decided) if (d.applied) events.push(...d.applied.events);
+    const events: CommittedEvent[] = [];
+    for (const d of decided) if (d.applied) for (const e of d.applied.events) events.push({ ...e, by: d.p.op.by });
     if (events.length > 0) {
       for (const fn of this.listeners) {
         try { fn(events); } catch { /* a listener's failure is its own */ }

@@ -1,12 +1,13 @@
-// What a Parley plugin is: hooks around commands (the same public Hook API a user would use)
-// and, optionally, HTTP routes it administers itself (e.g. the word list). Built-in plugins
-// live beside this file, one folder each.
+// What a Parley plugin is: hooks around commands (the same public Hook API a user would use),
+// listeners of the service's domain events, and, optionally, HTTP routes it administers itself
+// (e.g. the word list). Built-in plugins live beside this file, one folder each.
 import type Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Verifier } from '../auth/jwt.js';
 import type { Store } from '../store/store.js';
+import type { DomainEventSource } from '../service/events.js';
 import type { Hook } from '../service/hooks.js';
 
 /** What a node hands each plugin before it starts. */
@@ -18,6 +19,11 @@ export interface PluginContext {
   db?: Database.Database;
   /** Verifies a bearer token (the same JWTs every transport accepts). */
   verify: Verifier;
+  /**
+   * What changed, once stored (a message, a member joined or left, a room created, updated or
+   * deleted, a ban): subscribe in `init`, unsubscribe in `close`.
+   */
+  events: DomainEventSource;
   /** Several nodes share this node's store: state a plugin caches must be re-read now and then. */
   shared?: boolean;
 }

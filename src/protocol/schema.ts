@@ -12,6 +12,9 @@ export const userIdRe = new RegExp(USER_ID_PATTERN);
  * take it; what tells a server post apart is the message's `system` mark, never this id.
  */
 export const SYSTEM_USER = 'system';
+/** Ids of direct rooms start with this; no other room may use it. */
+export const DIRECT_ROOM_PREFIX = 'dm_';
+export const isDirectRoom = (room: string): boolean => room.startsWith(DIRECT_ROOM_PREFIX);
 export const roomIdRe = new RegExp(ROOM_ID_PATTERN);
 
 export const UserId = Type.String({ pattern: USER_ID_PATTERN, description: 'User id (the JWT `sub`)' });

@@ -1,9 +1,11 @@
 // The service runs commands for an authenticated user: hooks, stateless checks, then every
 // room-scoped write through the room log (src/log: per-room lanes, rules, group commit), whose
 // committed changes it publishes on the bus; reads go to the store. Every transport calls it,
-// so a command gives the same answer whichever transport carried it. The rules themselves
-// (who may do what) are in rules.ts.
+// so a command gives the same answer whichever transport carried it (through the command
+// runner, runner.ts); what changed goes out as domain events (events.ts) where it is
+// published. The rules themselves (who may do what) are in rules.ts.
 import { createHash, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
@@ -11,13 +13,14 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
-import { SYSTEM_USER } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, SYSTEM_USER } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
 import { RoomLog, type RoomLogOptions } from '../log/roomlog.js';
-import type { By, OpOf, RoomEvent } from '../log/ops.js';
+import type { By, CommittedEvent, OpOf } from '../log/ops.js';
+import { DomainEvents, type Actor, type TransportName } from './events.js';
 import { Hooks, type HookContext } from './hooks.js';
 import * as rules from './rules.js';
 import type { RoomChange } from './rules.js';
@@ -39,11 +42,14 @@ export interface ServiceOptions {
 
 /** Close code for a connection whose user was banned server-wide. */
 export const CLOSE_BANNED = 4003;
+export { ServerBanError } from './rules.js';
 
 /** Who runs a command, and on which connection (absent for connection-less transports). */
 export interface Session {
   user: Identity;
   conn?: Conn;
+  /** The transport the command came through (for metrics and domain events). */
+  via?: TransportName;
   /**
    * Called once the command's writes are queued in order. The transport waits for this (or
    * for the command to end) before starting the next command of the same connection, so
@@ -63,22 +69,25 @@ const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<str
 /** The canonical room id of a direct conversation, the same whoever opens it. */
 export function directRoomId(a: string, b: string): { id: string; key: string } {
   const key = [a, b].sort().join('\n');
-  return { id: rules.DIRECT_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
+  return { id: DIRECT_ROOM_PREFIX + createHash('sha256').update(key).digest('base64url').slice(0, 24), key };
 }
+
+/** Who a session is, as domain events name it. */
+const actorOf = (by: By): Actor => (by.via ? { id: by.id, name: by.name, via: by.via } : { id: by.id, name: by.name });
 
 export class Service {
   readonly hooks = new Hooks();
+  /** What changed, once stored: webhooks, metrics and plugins subscribe here. */
+  readonly events: DomainEvents;
   /** Every room-scoped write goes through it (on the room's owning node). */
   readonly roomLog: RoomLog;
   private readonly handlers: Handlers;
 
-  /** Last member lists read per room (bounded), so presence answers while the store is down. */
-  private readonly knownMembers = new Map<string, string[]>();
+  /** Last member lists read per room, so presence answers while the store is down. */
+  private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
 
   private rememberMembers(room: string, users: string[]): void {
-    this.knownMembers.delete(room);
     this.knownMembers.set(room, users);
-    if (this.knownMembers.size > 10_000) this.knownMembers.delete(this.knownMembers.keys().next().value!);
   }
 
   constructor(
@@ -92,14 +101,12 @@ export class Service {
     if (opts.roomsPerUser !== undefined) caps.roomsPerUser = opts.roomsPerUser;
     if (opts.roomsCreatedPerUser !== undefined) caps.roomsCreatedPerUser = opts.roomsCreatedPerUser;
     this.roomLog = new RoomLog(store, { ...opts.roomLog, caps });
+    this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
-    bus.presence.onExpired((user) => {
-      this.store.roomsOf(user).then(
-        (mine) => this.announce(user, mine.map((r) => r.room.id), false),
-        (err: unknown) => this.log.warn({ err, user }, 'could not announce an expired presence'),
-      );
-    });
+    // And the other way: a node that was taken for dead registers its connections again.
+    bus.presence.onExpired((user) => this.announceChange(user, false));
+    bus.presence.onRestored((user) => this.announceChange(user, true));
     this.handlers = {
       create: (s, a) => this.create(s, a),
       join: (s, a) => this.join(s, a),
@@ -170,7 +177,9 @@ export class Service {
       unban: async (s, a) => {
         if (a.room !== undefined) return this.roomLog.submit<'unban'>(a.room, { op: 'unban', by: this.by(s), user: a.user });
         rules.requireAdmin(s.user.admin);
-        return { lifted: await this.store.unbanFromServer(a.user) };
+        const lifted = await this.store.unbanFromServer(a.user);
+        if (lifted) this.events.emit('ban.lifted', { room: null, user: a.user, by: actorOf(this.by(s)) });
+        return { lifted };
       },
       bans: async (s, a) => {
         if (a.room === undefined) rules.requireAdmin(s.user.admin);
@@ -220,8 +229,7 @@ export class Service {
    * (replaying after the seqs named in `resume`), and announces it online.
    */
   async attach(user: Identity, conn: Conn, resume: Record<string, number> = {}): Promise<AuthResult> {
-    await this.checkNotBanned(user.id);
-    await this.store.upsertUser({ id: user.id, name: user.name, profile: user.profile });
+    await this.admit(user);
     await this.hub.add(conn);
     try {
       return await this.followAll(user, conn, resume);
@@ -231,7 +239,16 @@ export class Service {
     }
   }
 
-  /** Refuses users under a server-wide ban (used on every authentication). */
+  /**
+   * Admits an authenticated identity, on every transport and every authentication: refuses a
+   * user banned server-wide (ServerBanError), then records the user's name and profile.
+   */
+  async admit(user: Identity): Promise<void> {
+    await this.checkNotBanned(user.id);
+    await this.store.upsertUser({ id: user.id, name: user.name, profile: user.profile });
+  }
+
+  /** Refuses users under a server-wide ban (ServerBanError). */
   async checkNotBanned(user: string): Promise<void> {
     const now = Date.now();
     rules.checkNotBanned(await this.store.activeBan(null, user, now), now);
@@ -278,6 +295,20 @@ export class Service {
     }
   }
 
+  /**
+   * Announces a presence change that no connect or disconnect of this node made. Another node
+   * may announce the opposite change of the same user at about the same time (a frozen node
+   * waking while it is reaped): each announces only what is still true once it has the rooms,
+   * so the last word is the truth.
+   */
+  private announceChange(user: string, online: boolean): void {
+    void (async () => {
+      const mine = await this.store.roomsOf(user);
+      if ((await this.bus.presence.online([user])).length > 0 !== online) return;
+      this.announce(user, mine.map((r) => r.room.id), online);
+    })().catch((err: unknown) => this.log.warn({ err, user, online }, 'could not announce a presence change'));
+  }
+
   private announce(user: string, rooms: string[], online: boolean): void {
     for (const room of rooms) {
       this.bus.publish(roomTopic(room), { frame: eventText('presence', { room, user, online }) });
@@ -300,7 +331,9 @@ export class Service {
   /** Who runs a command, as the room log records it with its operations. */
   private by(s: Session): By {
     const { id, name, admin, profile } = s.user;
-    return Object.keys(profile).length > 0 ? { id, name, admin, profile } : { id, name, admin };
+    const by: By = Object.keys(profile).length > 0 ? { id, name, admin, profile } : { id, name, admin };
+    if (s.via) by.via = s.via;
+    return by;
   }
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
@@ -373,29 +406,42 @@ export class Service {
   /**
    * Tells the rest of the server what a committed batch changed, in seq order: messages on
    * their room's topic; a new member's connections follow the room from its join message, a
-   * removed member's unfollow it after seeing its leave.
+   * removed member's unfollow it after seeing its leave; then the domain event of each.
    */
-  private publishEvents(events: RoomEvent[]): void {
+  private publishEvents(events: CommittedEvent[]): void {
     for (const e of events) {
+      const by = actorOf(e.by);
       switch (e.type) {
         case 'message.stored':
-          this.publishMessage(e.message, e.hiddenFor ?? undefined);
+          this.publishMessage(by, e.message, e.hiddenFor ?? undefined);
           break;
         case 'member.joined':
-          this.publishMessage(e.message);
+          this.publishMessage(by, e.message);
           this.bus.publish(userTopic(e.member.user), {
             frame: eventText('room', { room: e.room.id, member: e.member }),
             control: { op: 'follow', room: e.room.id, after: e.message.seq - 1 },
           });
           this.announceMembership(e.room.id, [e.member.user], true);
+          // The first members of a new room are told as one room.created (below).
+          if (!e.created) this.events.emit('member.joined', { room: e.room.id, member: e.member, by });
           break;
-        case 'member.left':
-          this.publishMessage(e.message);
+        case 'room.created':
+          this.events.emit('room.created', { room: e.room, members: e.members, by });
+          break;
+        case 'member.left': {
+          this.publishMessage(by, e.message);
+          // The removed member's own clients read the reason as they always have: "kicked: spam".
+          const told = e.reason === 'evicted' ? 'access' : e.note ? `${e.reason}: ${e.note}` : e.reason;
           this.bus.publish(userTopic(e.user), {
-            frame: eventText('room', { room: e.room, member: null, reason: e.reason }),
+            frame: eventText('room', { room: e.room, member: null, reason: told }),
             control: { op: 'unfollow', room: e.room },
           });
           this.announceMembership(e.room, [e.user], false);
+          this.events.emit('member.left', { room: e.room, user: e.user, name: e.message.name, reason: e.reason, ...(e.note ? { note: e.note } : {}), by });
+          break;
+        }
+        case 'room.updated':
+          this.events.emit('room.updated', { room: e.room, by });
           break;
         case 'room.deleted':
           for (const user of e.members) {
@@ -404,6 +450,13 @@ export class Service {
               control: { op: 'unfollow', room: e.room },
             });
           }
+          this.events.emit('room.deleted', { room: e.room, members: e.members, by });
+          break;
+        case 'ban.added':
+          this.events.emit('ban.added', { ban: e.ban, by });
+          break;
+        case 'ban.lifted':
+          this.events.emit('ban.lifted', { room: e.room, user: e.user, by });
           break;
       }
     }
@@ -429,14 +482,33 @@ export class Service {
     return { seq: message.seq, ts: message.ts, duplicate };
   }
 
-  private publishMessage(m: Message, hiddenFor?: string): void {
+  /** Publishes a stored message on its room's topic, then tells the domain event's listeners. */
+  private publishMessage(by: Actor, m: Message, hiddenFor?: string): void {
     if (hiddenFor) {
       const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
       this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) });
+      this.events.emit('message.stored', { message: m, by, hiddenFor });
     } else {
       this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq });
+      this.events.emit('message.stored', { message: m, by });
     }
   }
+
+  /**
+   * The other member of a direct room, undefined when `me` is not one of its two (members
+   * never change, so this is cached). Public: the Chat21 integration reads it too.
+   */
+  async directPeer(room: string, me: string): Promise<string | undefined> {
+    let pair = this.directPairs.get(room);
+    if (!pair) {
+      const members = await this.store.members(room);
+      if (members.length !== 2) return undefined;
+      pair = [members[0]!.user, members[1]!.user];
+      this.directPairs.set(room, pair);
+    }
+    return rules.directPeer(pair, me) ?? undefined;
+  }
+  private readonly directPairs = new LRUCache<string, [string, string]>({ max: 100_000 });
 
   private async history(s: Session, a: CommandArgs<'history'>) {
     await this.readable(s, a.room);
@@ -485,10 +557,14 @@ export class Service {
     return { room, member };
   }
 
-  /** Owners and admins of the room moderate it; administrators moderate every room (as owner). */
-  private async requireModerator(s: Session, roomId: string): Promise<void> {
-    await this.requireRoom(roomId);
-    rules.requireModerator(s.user, s.user.admin ? null : await this.store.getMember(roomId, s.user.id));
+  /**
+   * Owners and admins of the room moderate it; administrators moderate every room (as owner).
+   * Public: integrations (Chat21) check moderation with this, not with a copy.
+   */
+  async requireModerator(s: Pick<Session, 'user'>, roomId: string): Promise<{ room: Room; role: Member['role'] }> {
+    const room = await this.requireRoom(roomId);
+    const role = rules.requireModerator(s.user, s.user.admin ? null : await this.store.getMember(roomId, s.user.id));
+    return { room, role };
   }
 
   // ---- moderation ---------------------------------------------------------------------------
@@ -537,6 +613,7 @@ export class Service {
         frame: eventText('goodbye', { code: 'forbidden', message: 'you are banned from this server' }),
         control: { op: 'close', code: CLOSE_BANNED, reason: 'banned' },
       });
+      this.events.emit('ban.added', { ban, by: actorOf(this.by(s)) });
       return { ban };
     }
     return this.roomLog.submit<'ban'>(a.room, { op: 'ban', by: this.by(s), user: a.user, until, reason: a.reason ?? '' });
@@ -574,6 +651,7 @@ export class Service {
     for (const m of a.messages) if ('text' in m) rules.checkText(m.text, this.opts.textChars);
     const as = a.as ?? { id: SYSTEM_USER, name: 'System' };
     const by: By = { id: as.id, name: as.name ?? as.id, admin: true };
+    if (s.via) by.via = s.via;
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
       for (const m of a.messages) {

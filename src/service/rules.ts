@@ -3,10 +3,7 @@
 // (src/log), the service with facts it read; stores only read facts and write. Each rule lives
 // here once; test/unit/rules.test.ts checks them without a database.
 import { ParleyError } from '../errors.js';
-import type { AccessMode, Ban, Member, MessageKind, Role, Room, RoomKind } from '../protocol/schema.js';
-
-/** Room ids of direct rooms start with this; no other room may take such an id. */
-export const DIRECT_PREFIX = 'dm_';
+import { DIRECT_ROOM_PREFIX, isDirectRoom, type AccessMode, type Ban, type Member, type MessageKind, type Role, type Room, type RoomKind } from '../protocol/schema.js';
 
 /** Who outranks whom: a moderator acts only on members of a lower rank. */
 export const ROLE_RANK: Readonly<Record<Role, number>> = { owner: 2, admin: 1, member: 0 };
@@ -35,14 +32,26 @@ export function checkData(data: Record<string, unknown>, limit: number): void {
 /** A ban is in force until it expires (`until` null: forever). */
 export const banInForce = (ban: Ban | null, now: number): ban is Ban => ban !== null && (ban.until === null || ban.until > now);
 
-/** Refuses a user under a server-wide ban (checked at every authentication). */
-export function checkNotBanned(ban: Ban | null, now: number): void {
-  if (banInForce(ban, now)) throw new ParleyError('forbidden', 'you are banned from this server', { reason: 'banned', until: ban.until });
+/**
+ * The refusal of a user banned server-wide. Its wire form is `forbidden` with
+ * `details.reason: "banned"`; the class lets the command runner close the connection without
+ * reading the details.
+ */
+export class ServerBanError extends ParleyError {
+  constructor(until: number | null) {
+    super('forbidden', 'you are banned from this server', { reason: 'banned', until });
+  }
 }
 
+/** Refuses a user under a server-wide ban (checked at every authentication). */
+export function checkNotBanned(ban: Ban | null, now: number): void {
+  if (banInForce(ban, now)) throw new ServerBanError(ban.until);
+}
+
+/** Room ids of direct rooms (DIRECT_ROOM_PREFIX) are theirs alone. */
 export function checkRoomId(id: string | undefined): void {
-  if (id?.startsWith(DIRECT_PREFIX)) {
-    throw new ParleyError('invalid', `room ids starting with "${DIRECT_PREFIX}" are reserved for direct rooms`, { field: 'room' });
+  if (id !== undefined && isDirectRoom(id)) {
+    throw new ParleyError('invalid', `room ids starting with "${DIRECT_ROOM_PREFIX}" are reserved for direct rooms`, { field: 'room' });
   }
 }
 

@@ -1,6 +1,6 @@
 // The Chat21Store port's behaviour suite: every backend runs it (see store.chat21.*.test.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Chat21Store } from '../../src/store/chat21.js';
+import type { Chat21Store } from '../../src/integrations/chat21/store.js';
 
 export function chat21StoreConformance(name: string, open: () => Promise<{ store: Chat21Store; close(): Promise<void> }>): void {
   describe(`Chat21Store conformance: ${name}`, () => {

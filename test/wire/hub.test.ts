@@ -94,8 +94,8 @@ function publish(m: Message): void {
   bus.publish(roomTopic(ROOM), { frame: eventText('message', m), seq: m.seq });
 }
 /** A connection following the room, live from `after` (its room's last seq). */
-async function follower(after: number, lastKnown = after): Promise<RecordingConn> {
-  const c = new RecordingConn(`c${Math.random()}`, 'r');
+async function follower(after: number, lastKnown = after, user = 'r'): Promise<RecordingConn> {
+  const c = new RecordingConn(`c${Math.random()}`, user);
   await hub.add(c);
   hub.follow(c, ROOM, after, lastKnown);
   await new Promise((r) => setImmediate(r));
@@ -166,5 +166,18 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     expect(gap.data).toEqual({ room: ROOM, from: 2, to: first - 1 });
     expect(c.frames.indexOf(gap)).toBe(0);
     expect(c.seqs(ROOM)).toEqual(range(first, last));
+  });
+
+  it('followers of a room catching up from the same seq share one store read per page', async () => {
+    for (let i = 0; i < 20; i++) await store(`old${i}`);
+    gated.hold();
+    // A hot room after a bus reconnect: many members on this node, all behind by the same gap.
+    const cs: RecordingConn[] = [];
+    for (let i = 0; i < 12; i++) cs.push(await follower(2, 22, `u${i}`));
+    gated.release();
+    for (const c of cs) await waitFor(() => c.seqs(ROOM).length >= 20, 5000, 'replay');
+    for (const c of cs) expect(c.seqs(ROOM)).toEqual(range(3, 22));
+    // 20 messages in pages of 4: six reads for everyone, not six per follower.
+    expect(gated.reads).toBeLessThanOrEqual(7);
   });
 });

@@ -2,7 +2,7 @@
 // so ordering per topic is the call order. Presence is a connection count per user.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Bus, BusHandler, BusMessage, NodeInfo, Nodes, Presence } from '../bus.js';
+import type { Bus, BusHandler, BusMessage, Claim, NodeInfo, Nodes, Presence } from '../bus.js';
 
 class MemoryPresence implements Presence {
   private readonly conns = new Map<string, Set<string>>();
@@ -27,8 +27,9 @@ class MemoryPresence implements Presence {
     return Promise.resolve(users.filter((u) => this.conns.has(u)));
   }
 
-  /** Connections live and die with this process: nothing ever expires. */
+  /** Connections live and die with this process: nothing ever expires or comes back. */
   onExpired(): void {}
+  onRestored(): void {}
 }
 
 /** A default node id: host name, process id and a random suffix, unique per start. */
@@ -42,6 +43,10 @@ class LocalNodes implements Nodes {
   }
   list(): Promise<NodeInfo[]> {
     return Promise.resolve([{ id: this.id, ...this.local(), at: Date.now() }]);
+  }
+  /** The only node runs every task. */
+  claim(): Promise<Claim> {
+    return Promise.resolve({ renew: () => Promise.resolve(true) });
   }
 }
 

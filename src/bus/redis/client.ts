@@ -1,23 +1,22 @@
 // Redis connections for cluster mode: one Redis (a URL) or a Redis Cluster (seed nodes).
-// Commands never wait forever: a Redis that is down fails them after a few retries, and the
-// client keeps reconnecting in the background.
+// No call waits for ever: a Redis that is down fails commands after a few reconnect attempts,
+// one that is up but does not answer (frozen, overloaded) fails them after the command
+// timeout, and the client keeps reconnecting in the background.
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { ParleyError } from '../../errors.js';
 
 export interface RedisTarget {
   url?: string;
   /** host:port seeds of a Redis Cluster. */
   cluster?: string[];
+  /** Longest a command may take before it fails (default 2000 ms). */
+  commandTimeoutMs?: number;
 }
 
 export type RedisClient = Redis | Cluster;
 
-const common: RedisOptions = {
-  // Fail a command after a few reconnect attempts instead of queueing it for ever.
-  maxRetriesPerRequest: 3,
-  retryStrategy: (times) => Math.min(50 * times, 1000),
-  connectTimeout: 5000,
-};
+export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
 /**
  * Opens a client; `subscriber` ones use sharded subscribers on a Redis Cluster. Command
@@ -26,7 +25,14 @@ const common: RedisOptions = {
  */
 export function openRedis(target: RedisTarget, log: Logger, role: string, subscriber = false): RedisClient {
   let client: RedisClient;
-  const opts: RedisOptions = { ...common, enableOfflineQueue: subscriber };
+  const common: RedisOptions = {
+    // Fail a command after a few reconnect attempts instead of queueing it for ever, and one
+    // that was sent but is not answered after the command timeout.
+    maxRetriesPerRequest: 3,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+    connectTimeout: 5000,
+    commandTimeout: target.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+  };
   if (target.cluster && target.cluster.length > 0) {
     const nodes = target.cluster.map((s) => {
       const i = s.lastIndexOf(':');
@@ -39,11 +45,12 @@ export function openRedis(target: RedisTarget, log: Logger, role: string, subscr
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
       // Nodes that restart are reconnected instead of waiting for a MOVED reply.
       clusterNodeRetryStrategy: (times) => Math.min(100 * times, 2000),
-      // Cluster commands wait for the slot map; a lost publish is still filled from the store.
+      // Cluster commands wait for the slot map (a wait `bounded` cuts short); a lost publish
+      // is still filled from the store.
       enableOfflineQueue: true,
     });
   } else if (target.url) {
-    client = new Redis(target.url, opts);
+    client = new Redis(target.url, { ...common, enableOfflineQueue: subscriber });
   } else {
     throw new Error('bus.redis: neither url nor cluster is set');
   }
@@ -60,3 +67,16 @@ export function openRedis(target: RedisTarget, log: Logger, role: string, subscr
 }
 
 export const isCluster = (c: RedisClient): c is Cluster => c instanceof Cluster;
+
+/**
+ * A Redis call that settles within `ms`: a Redis Cluster queues commands while it looks for a
+ * shard, where the command timeout does not reach them yet. Past `ms`, or on any Redis error,
+ * it rejects with `unavailable` (`what` names the feature in the message).
+ */
+export function bounded<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const fail = (): void => reject(new ParleyError('unavailable', `${what} unavailable (Redis does not answer)`));
+    const t = setTimeout(fail, ms);
+    call.then((v) => { clearTimeout(t); resolve(v); }, () => { clearTimeout(t); fail(); });
+  });
+}

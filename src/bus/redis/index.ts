@@ -3,16 +3,24 @@
 // events reach only nodes with local members. On a Redis Cluster the channels are sharded
 // (SSUBSCRIBE/SPUBLISH): a room's traffic stays on the shard that owns its slot.
 //
+// A node's own subscribers get what it publishes at once, from `publish` itself, so clients on
+// the sending node keep receiving while Redis is away; the copy that comes back from Redis
+// carries the publisher's origin tag and is dropped.
+//
 // Wire format of a message: one line of JSON metadata, then the frame and the alternative
 // frame as they are (their lengths are in the metadata), so the frame — already JSON — is
 // never escaped into another JSON string.
 //
 // Pub/sub is at-most-once. After a reconnect the subscriber's channels are restored, then the
-// `onResync` handlers run so the hub re-reads from the Store what it may have missed.
+// `onResync` handlers run so the hub re-reads from the Store what it may have missed: on one
+// Redis every topic; on a Redis Cluster only the topics of the shard that came back.
+import { randomBytes } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus, BusHandler, BusMessage, Control, Nodes, Presence } from '../bus.js';
-import { openRedis, isCluster, type RedisClient, type RedisTarget } from './client.js';
-import { RedisPresence, RedisNodes } from './presence.js';
+import { bounded, DEFAULT_COMMAND_TIMEOUT_MS, isCluster, openRedis, type RedisClient, type RedisTarget } from './client.js';
+import { RedisNodes, RedisPresence } from './presence.js';
 
 export interface RedisBusOptions extends RedisTarget {
   prefix: string;
@@ -22,25 +30,28 @@ export interface RedisBusOptions extends RedisTarget {
   log: Logger;
 }
 
-interface Meta { f: number; s?: number; c?: Control; h?: string; x?: string[] }
+interface Meta { f: number; s?: number; c?: Control; h?: string; x?: string[]; o?: string }
 
-export function encodeBusMessage(msg: BusMessage): string {
+/** Encodes a message; `origin` tags the publishing bus, so it can drop its own echo. */
+export function encodeBusMessage(msg: BusMessage, origin?: string): string {
   const meta: Meta = { f: msg.frame.length };
   if (msg.seq !== undefined) meta.s = msg.seq;
   if (msg.control) meta.c = msg.control;
   if (msg.hiddenFor !== undefined && msg.alt !== undefined) meta.h = msg.hiddenFor;
   if (msg.except !== undefined && msg.except.length > 0) meta.x = msg.except;
+  if (origin !== undefined) meta.o = origin;
   return `${JSON.stringify(meta)}\n${msg.frame}${meta.h !== undefined ? msg.alt : ''}`;
 }
 
-export function decodeBusMessage(raw: string): BusMessage | null {
+/** Decodes a message (null when malformed); `origin` is set when the publisher tagged it. */
+export function decodeBusMessage(raw: string): (BusMessage & { origin?: string }) | null {
   const nl = raw.indexOf('\n');
   if (nl < 0) return null;
   let meta: Meta;
   try { meta = JSON.parse(raw.slice(0, nl)) as Meta; } catch { return null; }
   if (typeof meta !== 'object' || meta === null || typeof meta.f !== 'number') return null;
   const start = nl + 1;
-  const msg: BusMessage = { frame: raw.slice(start, start + meta.f) };
+  const msg: BusMessage & { origin?: string } = { frame: raw.slice(start, start + meta.f) };
   if (typeof meta.s === 'number') msg.seq = meta.s;
   if (meta.c) msg.control = meta.c;
   if (Array.isArray(meta.x) && meta.x.every((u) => typeof u === 'string')) msg.except = meta.x;
@@ -48,7 +59,17 @@ export function decodeBusMessage(raw: string): BusMessage | null {
     msg.hiddenFor = meta.h;
     msg.alt = raw.slice(start + meta.f);
   }
+  if (typeof meta.o === 'string') msg.origin = meta.o;
   return msg;
+}
+
+/** A shard whose subscriber connection ended: the slots it served then, and its recovery. */
+interface LostShard {
+  slots: Set<number>;
+  /** ioredis started its subscribers again since the loss. */
+  restarted: boolean;
+  /** Checks made since then; the next waits 250 ms doubling up to 5 s. */
+  attempts: number;
 }
 
 export class RedisBus implements Bus {
@@ -59,12 +80,20 @@ export class RedisBus implements Bus {
   private readonly sharded: boolean;
   private readonly topics = new Set<string>();
   private handler: BusHandler = () => {};
-  private readonly resync: Array<() => void> = [];
+  private readonly resync: Array<(topics: readonly string[] | null) => void> = [];
   private readonly registry: RedisNodes;
+  private readonly presenceImpl: RedisPresence;
+  /** Tags this bus's publishes, so it drops their echo (its subscribers got them at once). */
+  private readonly origin = randomBytes(6).toString('base64url');
+  private readonly timeoutMs: number;
   private closed = false;
-  private resyncTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Redis Cluster: shards whose subscriber connection ended, by node key (host:port). */
+  private readonly lost = new Map<string, LostShard>();
+  private checking = false;
+  private checkTimer: ReturnType<typeof setTimeout> | null = null;
 
   private constructor(private readonly opts: RedisBusOptions) {
+    this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.pub = openRedis(opts, opts.log, 'bus-publish');
     this.sub = openRedis(opts, opts.log, 'bus-subscribe', true);
     this.sharded = isCluster(this.sub);
@@ -75,12 +104,20 @@ export class RedisBus implements Bus {
         opts.log.warn({ channel }, 'malformed bus message dropped');
         return;
       }
+      if (msg.origin === this.origin) return;
+      delete msg.origin;
       this.handler(channel.slice(opts.prefix.length), msg);
     };
     if (this.sharded) {
       this.sub.on('smessage', onRaw);
-      // A shard's subscriber came back: its channels were restored, but messages may be lost.
-      this.sub.on('+subscriber', () => this.scheduleResync());
+      // A shard's subscriber connection ended: messages on its slots may be lost from now
+      // until it is back. ioredis starts subscribers again (with its own backoff) and then
+      // reports them ready; only then is a lost shard checked, and its topics alone re-read.
+      this.sub.on('-node', (_redis: unknown, nodeKey?: string) => { if (typeof nodeKey === 'string') this.shardLost(nodeKey); });
+      this.sub.on('subscribersReady', () => {
+        for (const shard of this.lost.values()) shard.restarted = true;
+        void this.checkLostShards();
+      });
     } else {
       this.sub.on('message', onRaw);
       let first = true;
@@ -88,17 +125,24 @@ export class RedisBus implements Bus {
         if (first) { first = false; return; }
         // The re-subscriptions are queued before 'ready'; a PING answered after them means
         // they are active.
-        (this.sub as import('ioredis').Redis).ping().then(() => this.runResync(), () => this.scheduleResync());
+        bounded((this.sub as Redis).ping(), this.timeoutMs, 'bus').then(() => this.runResync(null), () => {});
       });
     }
-    this.registry = new RedisNodes(this.pub, opts);
+    const popts = { ...opts, commandTimeoutMs: this.timeoutMs };
+    this.presenceImpl = new RedisPresence(this.pub, popts);
+    this.registry = new RedisNodes(this.pub, this.presenceImpl, popts);
     this.nodes = this.registry;
-    this.presence = new RedisPresence(this.pub, opts, this.registry);
+    this.presence = this.presenceImpl;
   }
 
   /** The command connection, shared with the Redis rate counter and login limiter. */
   get client(): RedisClient {
     return this.pub;
+  }
+
+  /** Longest a Redis call may take (what users of `client` bound their calls with). */
+  get commandTimeoutMs(): number {
+    return this.timeoutMs;
   }
 
   /** Connects and waits until both connections answer (fails after connectTimeout). */
@@ -127,8 +171,16 @@ export class RedisBus implements Bus {
   }
 
   publish(topic: string, msg: BusMessage): void {
-    const payload = encodeBusMessage(msg);
-    const p = this.sharded ? (this.pub as import('ioredis').Cluster).spublish(this.channel(topic), payload) : this.pub.publish(this.channel(topic), payload);
+    if (this.closed) return;
+    if (this.topics.has(topic)) {
+      try {
+        this.handler(topic, msg);
+      } catch (err) {
+        this.opts.log.error({ err, topic }, 'bus handler failed');
+      }
+    }
+    const payload = encodeBusMessage(msg, this.origin);
+    const p = this.sharded ? (this.pub as Cluster).spublish(this.channel(topic), payload) : this.pub.publish(this.channel(topic), payload);
     // At-most-once: a lost publish is detected by seq and filled from the store.
     p.catch((err: Error) => this.opts.log.debug({ err: err.message, topic }, 'publish failed'));
   }
@@ -137,8 +189,8 @@ export class RedisBus implements Bus {
     if (this.topics.has(topic) || this.closed) return;
     this.topics.add(topic);
     try {
-      if (this.sharded) await (this.sub as import('ioredis').Cluster).ssubscribe(this.channel(topic));
-      else await this.sub.subscribe(this.channel(topic));
+      const p = this.sharded ? (this.sub as Cluster).ssubscribe(this.channel(topic)) : this.sub.subscribe(this.channel(topic));
+      await bounded(p, this.timeoutMs, 'bus');
     } catch (err) {
       // Still wanted: the client re-subscribes after reconnecting; until then the hub's resync covers it.
       this.opts.log.warn({ err: (err as Error).message, topic }, 'subscribe failed');
@@ -148,8 +200,8 @@ export class RedisBus implements Bus {
   async unsubscribe(topic: string): Promise<void> {
     if (!this.topics.delete(topic) || this.closed) return;
     try {
-      if (this.sharded) await (this.sub as import('ioredis').Cluster).sunsubscribe(this.channel(topic));
-      else await this.sub.unsubscribe(this.channel(topic));
+      const p = this.sharded ? (this.sub as Cluster).sunsubscribe(this.channel(topic)) : this.sub.unsubscribe(this.channel(topic));
+      await bounded(p, this.timeoutMs, 'bus');
     } catch (err) {
       this.opts.log.debug({ err: (err as Error).message, topic }, 'unsubscribe failed');
     }
@@ -159,29 +211,81 @@ export class RedisBus implements Bus {
     this.handler = handler;
   }
 
-  onResync(handler: () => void): void {
+  onResync(handler: (topics: readonly string[] | null) => void): void {
     this.resync.push(handler);
   }
 
-  private scheduleResync(): void {
-    if (this.resyncTimer || this.closed) return;
-    this.resyncTimer = setTimeout(() => {
-      this.resyncTimer = null;
-      this.runResync();
-    }, 200);
+  /** Redis Cluster slot of a key or channel. */
+  private slotOf(name: string): number {
+    return calculateSlot(name);
   }
 
-  private runResync(): void {
+  private shardLost(nodeKey: string): void {
     if (this.closed) return;
-    (this.presence as RedisPresence).restore().catch((err: Error) => this.opts.log.warn({ err: err.message }, 'presence restore failed'));
+    const owners = (this.sub as Cluster).slots;
+    let shard = this.lost.get(nodeKey);
+    if (!shard) this.lost.set(nodeKey, (shard = { slots: new Set(), restarted: false, attempts: 0 }));
+    shard.restarted = false;
+    for (let slot = 0; slot < owners.length; slot++) if (owners[slot]?.[0] === nodeKey) shard.slots.add(slot);
+    this.opts.log.warn({ shard: nodeKey, slots: shard.slots.size }, 'redis shard lost: its rooms pause until it is back');
+  }
+
+  /**
+   * Subscribers were started again: each lost shard whose slots answer again has its topics
+   * re-read, once. A shard still down is checked again with backoff.
+   */
+  private async checkLostShards(): Promise<void> {
+    if (this.checking || this.closed || this.lost.size === 0) return;
+    this.checking = true;
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    this.checkTimer = null;
+    let next = Infinity;
+    try {
+      const owners = (this.sub as Cluster).slots;
+      const masters = new Map<string, Redis>((this.pub as Cluster).nodes('master').map((r) => [`${r.options.host}:${r.options.port}`, r]));
+      for (const [key, shard] of [...this.lost]) {
+        if (!shard.restarted) continue;
+        next = Math.min(next, Math.min(5000, 250 * 2 ** shard.attempts++));
+        // Whoever serves those slots now (the same master, or the replica that took over).
+        const servers = new Set<string>();
+        for (const slot of shard.slots) { const o = owners[slot]?.[0]; if (o) servers.add(o); }
+        let up = servers.size > 0;
+        for (const server of servers) {
+          const r = masters.get(server);
+          if (!r || !(await bounded(r.ping(), this.timeoutMs, 'bus').then(() => true, () => false))) { up = false; break; }
+        }
+        if (!up || this.closed) continue;
+        this.lost.delete(key);
+        const topics = [...this.topics].filter((t) => shard.slots.has(this.slotOf(this.channel(t))));
+        this.opts.log.info({ shard: key, topics: topics.length }, 'redis shard back: re-reading its rooms from the store');
+        // The re-subscriptions were sent just before ioredis reported ready; give them a moment.
+        setTimeout(() => {
+          if (this.closed) return;
+          this.registry.recover((user) => shard.slots.has(this.slotOf(this.presenceImpl.key(user))))
+            .catch((err: Error) => this.opts.log.warn({ err: err.message }, 'presence restore failed'));
+          for (const h of this.resync) h(topics);
+        }, 100);
+      }
+    } finally {
+      this.checking = false;
+      if (!this.closed && this.lost.size > 0 && next !== Infinity) {
+        this.checkTimer = setTimeout(() => { void this.checkLostShards(); }, next);
+        this.checkTimer.unref();
+      }
+    }
+  }
+
+  private runResync(topics: readonly string[] | null): void {
+    if (this.closed) return;
+    this.registry.recover().catch((err: Error) => this.opts.log.warn({ err: err.message }, 'presence restore failed'));
     this.opts.log.info({ topics: this.topics.size }, 'bus resubscribed: re-reading followed rooms from the store');
-    for (const h of this.resync) h();
+    for (const h of this.resync) h(topics);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    if (this.checkTimer) clearTimeout(this.checkTimer);
     await this.registry.stop();
     this.topics.clear();
     this.sub.disconnect();

@@ -3,7 +3,7 @@
 // over several buckets stays all-or-nothing. The clock is Redis's own (TIME), so nodes with
 // skewed clocks agree. All bucket keys share one hash tag: on a Redis Cluster a multi-bucket
 // script needs its keys in one slot.
-import type { RedisClient } from '../../bus/redis/client.js';
+import { bounded, DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../../bus/redis/client.js';
 import { ParleyError } from '../../errors.js';
 import type { BucketLimit, RateCounter } from './counter.js';
 
@@ -37,7 +37,7 @@ type WithTake = RedisClient & { parleyTake(n: number, ...args: Array<string | nu
 export class RedisRateCounter implements RateCounter {
   private readonly redis: WithTake;
 
-  constructor(redis: RedisClient, private readonly prefix: string) {
+  constructor(redis: RedisClient, private readonly prefix: string, private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS) {
     this.redis = redis as WithTake;
     if (typeof this.redis.parleyTake !== 'function') redis.defineCommand('parleyTake', { lua: TAKE });
   }
@@ -47,7 +47,7 @@ export class RedisRateCounter implements RateCounter {
     const keys = limits.map((l) => `${this.prefix}{rate}:${l.key}`);
     const args = limits.flatMap((l) => [l.rate, l.burst]);
     try {
-      return Number(await this.redis.parleyTake(keys.length, ...keys, ...args));
+      return Number(await bounded(this.redis.parleyTake(keys.length, ...keys, ...args), this.timeoutMs, 'rate limiter'));
     } catch {
       // Fail closed: without the shared counters a flood could not be stopped.
       throw new ParleyError('unavailable', 'rate limiter unavailable (Redis does not answer)');

@@ -5,6 +5,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { sign } from './signature.js';
+import { backoff } from '../../client/backoff.js';
 
 export interface DispatcherOptions {
   timeoutMs: number;
@@ -42,11 +43,6 @@ interface Job extends Delivery { attempt: number }
 /** 4xx answers other than these mean the receiver will never accept the delivery. */
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
-/** The wait before attempt `n + 1` (n ≥ 1): doubling from `base`, capped, with jitter so retries spread out. */
-export function backoff(n: number, base: number, max: number, random = Math.random): number {
-  const full = Math.min(max, base * 2 ** (n - 1));
-  return Math.round(full / 2 + random() * (full / 2));
-}
 
 /** Retry-After in seconds or as an HTTP date, in ms; 0 when absent or unreadable. */
 function retryAfterMs(header: string | null): number {

@@ -1,7 +1,8 @@
-// Turns a finished command into the webhook event it stands for, and an event into the body
-// sent to an endpoint: Parley's own envelope, or a Slack incoming-webhook `{"text": ...}`.
-import type { HookContext } from '../../service/hooks.js';
-import type { Member, Message, Room, SendResult } from '../../protocol/schema.js';
+// Turns the service's domain events into the webhook events endpoints choose, and an event
+// into the body sent to an endpoint: Parley's own envelope, or a Slack incoming-webhook
+// `{"text": ...}` (Chat21's envelope is the Chat21 integration's, integrations/chat21/webhooks.ts).
+import type { Member, Message } from '../../protocol/schema.js';
+import type { DomainEventMap } from '../../service/events.js';
 import type { WebhookEvent } from '../config.js';
 
 export interface WebhookEventRecord {
@@ -11,49 +12,46 @@ export interface WebhookEventRecord {
   data: Record<string, unknown>;
 }
 
-type Args = Record<string, unknown> & { room?: string; target?: number; text?: string; emoji?: string; remove?: boolean; data?: Record<string, unknown> };
+/** The webhook event of each kind of message a user adds. */
+const MESSAGE_EVENTS: Partial<Record<Message['kind'], WebhookEvent>> = {
+  text: 'message.sent', edit: 'message.edited', delete: 'message.deleted', reaction: 'message.reacted',
+};
 
-function message(ctx: HookContext, r: SendResult, kind: Message['kind']): Message {
-  const a = ctx.args as Args;
-  const m: Message = { room: a.room!, seq: r.seq, kind, user: ctx.user.id, name: ctx.user.name, ts: r.ts };
-  if (kind === 'text' || kind === 'edit') m.text = a.text!;
-  if (kind !== 'text') m.target = a.target!;
-  if (kind === 'text' && a.data !== undefined) m.data = a.data;
-  if (kind === 'reaction') m.data = a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji };
-  return m;
+/**
+ * A user's text, edit, delete or reaction as its webhook event: the message as stored, without
+ * the author's profile. Server posts and a room's own join, leave and update messages have none
+ * (joins and leaves are member events).
+ */
+export function messageEvent({ message }: DomainEventMap['message.stored']): WebhookEventRecord | null {
+  const event = MESSAGE_EVENTS[message.kind];
+  if (!event || message.system) return null;
+  const { profile: _profile, ...data } = message;
+  return { event, room: message.room, data };
 }
 
-/** The event a successful command produced, or null (other commands, idempotent repeats). */
-export function eventOf(ctx: HookContext, result: unknown): WebhookEventRecord | null {
-  const a = ctx.args as Args;
-  switch (ctx.cmd) {
-    case 'send':
-    case 'edit':
-    case 'delete':
-    case 'react': {
-      const r = result as SendResult;
-      if (r.duplicate) return null;
-      const kind = ({ send: 'text', edit: 'edit', delete: 'delete', react: 'reaction' } as const)[ctx.cmd];
-      const event = ({ send: 'message.sent', edit: 'message.edited', delete: 'message.deleted', react: 'message.reacted' } as const)[ctx.cmd];
-      return { event, room: a.room!, data: message(ctx, r, kind) as unknown as Record<string, unknown> };
-    }
-    case 'create': {
-      const room = result as Room;
-      return { event: 'room.created', room: room.id, data: { ...room } };
-    }
-    case 'join': {
-      const r = result as { member: Member };
-      return { event: 'member.joined', room: r.member.room, data: { member: r.member, name: ctx.user.name } };
-    }
-    case 'invite': {
-      const r = result as { member: Member };
-      return { event: 'member.joined', room: r.member.room, data: { member: r.member, by: ctx.user.id } };
-    }
-    case 'leave':
-      return { event: 'member.left', room: a.room!, data: { user: ctx.user.id, name: ctx.user.name } };
-    default:
-      return null;
+/** A channel or group created (a direct room opened is not announced). */
+export function roomCreatedEvent({ room }: DomainEventMap['room.created']): WebhookEventRecord | null {
+  if (room.kind === 'direct') return null;
+  return { event: 'room.created', room: room.id, data: { ...room } };
+}
+
+/** A user who joined names itself (`name`); an invited one names who invited it (`by`). */
+export function memberJoinedEvent({ room, member, by }: DomainEventMap['member.joined']): WebhookEventRecord {
+  return { event: 'member.joined', room, data: by.id === member.user ? { member, name: by.name } : { member, by: by.id } };
+}
+
+/**
+ * A member out of the room: `{user, name}` when it left by itself; removed by someone else,
+ * also why (`reason`: kicked, banned, evicted), by whom (`by`) and the moderator's `note`.
+ */
+export function memberLeftEvent(e: DomainEventMap['member.left']): WebhookEventRecord {
+  const data: Record<string, unknown> = { user: e.user, name: e.name };
+  if (e.reason !== 'left') {
+    data.reason = e.reason;
+    data.by = e.by.id;
+    if (e.note !== undefined) data.note = e.note;
   }
+  return { event: 'member.left', room: e.room, data };
 }
 
 /** Parley's envelope; `id` is the delivery id, the same on every attempt. */
@@ -80,34 +78,17 @@ export function slackText(e: WebhookEventRecord): string {
       const m = d.member as Member;
       return d.by ? `*${esc(d.by)}* added *${esc(m.user)}* to ${room}` : `*${esc(d.name ?? m.user)}* joined ${room}`;
     }
-    case 'member.left': return `${who(d)} left ${room}`;
+    case 'member.left': {
+      if (d.reason === undefined) return `${who(d)} left ${room}`;
+      // An eviction follows a change of the room's access lists: no one removed this member by name.
+      if (d.reason === 'evicted') return `${who(d)} lost access to ${room}`;
+      const what = d.reason === 'kicked' ? 'removed' : 'banned';
+      return `${who(d)} was ${what} from ${room} by *${esc(d.by)}*${d.note ? `: ${esc(d.note)}` : ''}`;
+    }
     case 'room.created': return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
   }
 }
 
 export function slackBody(e: WebhookEventRecord): string {
   return JSON.stringify({ text: slackText(e) });
-}
-
-/**
- * Chat21's names for Parley's events (chat21-server webhooks). Chat21 has only message
- * events; the names of member and room events follow its style.
- */
-export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
-  'message.sent': 'message-sent',
-  'message.edited': 'message-update',
-  'message.deleted': 'message-delete',
-  'message.reacted': 'message-reaction',
-  'member.joined': 'group-member-added',
-  'member.left': 'group-member-removed',
-  'room.created': 'group-created',
-};
-
-/** Chat21's webhook envelope; the message id is the Chat21 one (`<room>.<seq>`). */
-export function chat21Body(e: WebhookEventRecord, appId: string, ts: number): string {
-  const seq = typeof e.data.seq === 'number' ? e.data.seq : undefined;
-  return JSON.stringify({
-    event_type: CHAT21_EVENT_NAMES[e.event], createdAt: ts, app_id: appId, recipient_id: e.room,
-    ...(seq !== undefined ? { message_id: `${e.room}.${seq}` } : {}), data: e.data,
-  });
 }

@@ -112,7 +112,7 @@ export const migrations: string[] = [
   );
   CREATE UNIQUE INDEX blocked_words_word ON blocked_words (lower(word));
   `,
-  // 2: state of the Chat21-compatible endpoint (store/postgres/chat21.ts).
+  // 2: state of the Chat21-compatible endpoint (integrations/chat21/store-postgres.ts).
   `
   CREATE TABLE chat21_archives (
     user_id text COLLATE "C" NOT NULL,

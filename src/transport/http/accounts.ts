@@ -2,13 +2,15 @@
 // AccountService decides; these routes validate, pass the client address for throttling and
 // shape the reply.
 import { Type } from '@sinclair/typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { AccountService } from '../../accounts/index.js';
 import { LoginBody, PasswordBody, RefreshBody, RegisterBody, Tokens } from '../../accounts/schema.js';
-import type { Identity } from '../../auth/jwt.js';
 import { ERRORS, SECURED } from './api.js';
+import { authenticated } from './auth.js';
 
-export function registerAccountRoutes(api: FastifyInstance, accounts: AccountService, authenticate: onRequestAsyncHookHandler): void {
+export function registerAccountRoutes(scope: FastifyInstance, accounts: AccountService, authenticate: onRequestAsyncHookHandler): void {
+  const api = scope.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['auth'];
   api.post('/auth/register', {
     schema: {
@@ -16,7 +18,7 @@ export function registerAccountRoutes(api: FastifyInstance, accounts: AccountSer
       summary: 'Create a built-in account and sign in (refused with `forbidden` when registration is off).',
       body: RegisterBody, response: { 201: Tokens, ...ERRORS },
     },
-  }, async (req, reply) => reply.code(201).send(await accounts.register(req.body as RegisterBody, req.ip)));
+  }, async (req, reply) => reply.code(201).send(await accounts.register(req.body, req.ip)));
 
   api.post('/auth/login', {
     schema: {
@@ -24,7 +26,7 @@ export function registerAccountRoutes(api: FastifyInstance, accounts: AccountSer
       summary: 'Sign in; failed attempts are limited per account and per address (`rate_limited`, Retry-After).',
       body: LoginBody, response: { 200: Tokens, ...ERRORS },
     },
-  }, async (req) => accounts.login(req.body as LoginBody, req.ip));
+  }, async (req) => accounts.login(req.body, req.ip));
 
   api.post('/auth/refresh', {
     schema: {
@@ -32,7 +34,7 @@ export function registerAccountRoutes(api: FastifyInstance, accounts: AccountSer
       summary: 'Trade a refresh token for new tokens; the old refresh token is spent (using it again ends the session).',
       body: RefreshBody, response: { 200: Tokens, ...ERRORS },
     },
-  }, async (req) => accounts.refresh((req.body as { refreshToken: string }).refreshToken));
+  }, async (req) => accounts.refresh(req.body.refreshToken));
 
   api.post('/auth/logout', {
     onRequest: authenticate,
@@ -42,8 +44,8 @@ export function registerAccountRoutes(api: FastifyInstance, accounts: AccountSer
       response: { 204: Type.Null({ description: 'Signed out' }), ...ERRORS },
     },
   }, async (req, reply) => {
-    await accounts.logout(req.identity as Identity);
-    return reply.code(204).send();
+    await accounts.logout(authenticated(req));
+    return reply.code(204).send(null);
   });
 
   api.post('/auth/password', {
@@ -53,5 +55,5 @@ export function registerAccountRoutes(api: FastifyInstance, accounts: AccountSer
       summary: 'Change the password; every session of the account ends and a new one is returned.',
       body: PasswordBody, response: { 200: Tokens, ...ERRORS },
     },
-  }, async (req) => accounts.changePassword(req.identity as Identity, req.body as PasswordBody, req.ip));
+  }, async (req) => accounts.changePassword(authenticated(req), req.body, req.ip));
 }

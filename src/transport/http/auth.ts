@@ -22,7 +22,7 @@ declare module 'fastify' {
 export interface AuthOptions {
   verify: Verifier;
   apiKeys: readonly string[];
-  /** Called once a user token is verified, before the route runs (bans, recording the user). */
+  /** Called once a user token is verified, before the route runs: `Service.admit` (bans, recording the user). */
   admit?: (user: Identity) => Promise<void>;
 }
 
@@ -35,6 +35,12 @@ export function bearer(req: FastifyRequest): string {
   const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
   if (!m) throw new ParleyError('unauthorized', 'the Authorization header must be "Bearer <token>"');
   return m[1]!;
+}
+
+/** The caller of a route behind the `authenticate` hook (`unauthorized` if none ran). */
+export function authenticated(req: FastifyRequest): Identity {
+  if (!req.identity) throw new ParleyError('unauthorized', 'this route needs credentials');
+  return req.identity;
 }
 
 /** Builds the onRequest hook that sets `request.identity` or rejects with `unauthorized`. */

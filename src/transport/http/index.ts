@@ -1,7 +1,8 @@
 // HTTP transport (fastify): the REST API under /api/v1 (api.ts, accounts.ts), its OpenAPI
-// document and docs page, health, readiness, Prometheus metrics and the built web app
-// (dist/web, from web/). It holds no business rules. The WebSocket transport shares its port
-// through the Node server's upgrade event.
+// document and docs page, health, readiness, the Prometheus metrics endpoint (the metrics
+// themselves are observability/metrics.ts) and the built web app (dist/web, from web/). It
+// holds no business rules. The WebSocket transport shares its port through the Node server's
+// upgrade event; integrations (Chat21) register their routes on the app as fastify plugins.
 import { existsSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -11,27 +12,29 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import fastifyStatic from '@fastify/static';
 import type { Logger } from 'pino';
 import type { AccountService } from '../../accounts/index.js';
-import type { Identity, Verifier } from '../../auth/jwt.js';
+import type { Verifier } from '../../auth/jwt.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { Plugin } from '../../plugins/plugin.js';
 import type { User } from '../../protocol/schema.js';
 import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
+import type { CommandRunner } from '../../service/runner.js';
 import { registerAccountRoutes } from './accounts.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
 import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
 import { ParleyError } from '../../errors.js';
-import type { Metrics } from './metrics.js';
 import { registerDocsPage, registerOpenApi } from './openapi.js';
 
 export const API_PREFIX = '/api/v1';
 
 export interface RestDeps {
-  service: Pick<Service, 'exec' | 'checkNotBanned'>;
+  /** `admit` runs on every authenticated request (bans, the user's record), as on every transport. */
+  service: Pick<Service, 'exec' | 'admit'>;
+  /** Records each command's time and outcome. */
+  runner: Pick<CommandRunner, 'record'>;
   verify: Verifier;
   getUser(id: string): Promise<User | null>;
-  /** Records the user of an authenticated request (name, profile), as a WebSocket auth does. */
-  seen(user: Identity): Promise<void>;
   /** Built-in accounts; their routes are absent without it. */
   accounts?: AccountService;
   apiKeys: readonly string[];
@@ -197,19 +200,12 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
   if (webRoot) registerWebApp(app, webRoot);
 
   if (rest) {
-    const authenticate = authenticator({
-      verify: rest.verify,
-      apiKeys: rest.apiKeys,
-      admit: async (user) => {
-        await rest.service.checkNotBanned(user.id);
-        await rest.seen(user);
-      },
-    });
+    const authenticate = authenticator({ verify: rest.verify, apiKeys: rest.apiKeys, admit: (user) => rest.service.admit(user) });
     void app.register(async (api) => {
       api.addHook('preValidation', async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};
       });
-      registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, metrics: deps.metrics });
+      registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, runner: rest.runner });
       if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
       if (rest.docs) {
         api.get('/openapi.json', {
@@ -390,5 +386,4 @@ function serveWebApp(req: FastifyRequest, reply: FastifyReply): boolean {
   return true;
 }
 
-export { Metrics } from './metrics.js';
 export { HTTP_STATUS } from './errors.js';

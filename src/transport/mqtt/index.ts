@@ -1,9 +1,11 @@
-// MQTT transport (aedes) on TCP and on a WebSocket path of the HTTP port, speaking the Chat21
-// inbox pattern (docs/chat21.md). Clients authenticate with a JWT as the password; every
-// subscribe and publish is checked against the topic ACL (topics.ts); a publish becomes a
-// Chat21Service call run in arrival order per client. Deliveries never go from one client to
-// another here: each user's inbox is a hub connection (inbox.ts) fed by the bus, and its
-// publications are written to that user's subscribed clients only.
+// MQTT transport (aedes) on TCP and on a WebSocket path of the HTTP port. It adapts bytes:
+// clients authenticate with a JWT as the password and are admitted by the service; every
+// subscribe and publish is checked against the topic ACL of the application the topics belong
+// to (`MqttApp`: Chat21's, in integrations/chat21/mqtt.ts); a publish becomes that
+// application's operation, run through the command runner in arrival order per client.
+// Deliveries never go from one client to another here: each user's inbox is a hub connection
+// opened by the application, and its publications are written to that user's subscribed
+// clients only.
 //
 // Sessions: a client id is scoped by its user (another user's client with the same id is a
 // different session), and no broker session outlives its connection: Parley's store is the
@@ -11,8 +13,7 @@
 import { createServer, type Server } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
 import {
   Aedes, type Client, type ConnectPacket, type PublishPacket, type Subscription, type AuthenticateError,
 } from 'aedes';
@@ -20,17 +21,46 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
-import { ConversationUpdate, MessageUpdate, OutgoingMessage, check, parseJson } from '../../protocol/chat21.js';
-import type { Chat21Service } from '../../service/chat21.js';
+import type { Conn } from '../../hub/index.js';
+import type { Metrics } from '../../observability/metrics.js';
 import type { Service } from '../../service/index.js';
-import type { Metrics } from '../http/metrics.js';
-import { Inbox } from './inbox.js';
+import { Lane, watchExpiry, type CommandRunner, type TransportSession } from '../../service/runner.js';
 import { guardPackets } from './packet-guard.js';
-import { SERVER_SUFFIXES, inboxBase, matches, mayRead, parsePublish, type PublishOp } from './topics.js';
 
+/** What an inbox writes through: publications to the user's clients on this node, or their end. */
+export interface InboxIO {
+  /** Writes a publication to the user's clients on this node that subscribed to its topic. */
+  publish(topic: string, payload: Buffer): void;
+  /** Disconnects the user's clients on this node (ban, slow consumer). */
+  disconnect(code: number, reason: string): void;
+}
 
-/** Where Chat21 clients expect MQTT over WebSocket. */
-const CHAT21_WS_PATH = '/ws';
+/**
+ * The meaning of an application's topics: who may publish and subscribe where, what a
+ * publish asks for, and how a user's room events become publications. The transport keeps
+ * the connections, sessions and limits; the application keeps the topics.
+ */
+export interface MqttApp<Op> {
+  /** Refuses (throws a ParleyError) a user the application's topics cannot serve. */
+  checkUser(identity: Identity): void;
+  /** What a publish by `user` on `topic` asks for, or null when the ACL refuses it (wills included). */
+  publishOp(topic: string, user: string): Op | null;
+  /** Whether `user` may subscribe to `filter`. */
+  mayRead(filter: string, user: string): boolean;
+  /** Topics only the server publishes: only those are forwarded to clients. */
+  serverTopic(topic: string): boolean;
+  /** The command a publish is timed and counted as; null for one accepted without effect. */
+  command(op: Op): string | null;
+  /** Runs a publish for its client's session (`admit` once its writes are queued in order). */
+  run(s: TransportSession, op: Op, payload: Buffer): Promise<void>;
+  /** Where the errors of a user's publishes are written, to the publishing client only. */
+  errorTopic(user: string): string;
+  /** The user's inbox on this node: a hub connection whose events become publications. */
+  openInbox(identity: Identity, io: InboxIO): Conn;
+}
+
+/** Where clients of Parley's own protocol connect; MQTT clients that ask for MQTT are taken there too. */
+const PARLEY_WS_PATH = '/ws';
 const asksForMqtt = (req: IncomingMessage): boolean =>
   String(req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => /^mqtt(v3\.1)?$/i.test(p.trim()));
 
@@ -51,8 +81,9 @@ export interface MqttOptions {
 interface ClientState {
   identity: Identity;
   /** Publishes of this client run in arrival order up to admission. */
-  tail: Promise<void>;
-  expiry: NodeJS.Timeout | null;
+  lane: Lane;
+  /** Cancels the token-expiry watch. */
+  stopExpiry: () => void;
   /** Granted topic filters and their QoS: a publication goes to the client only where one matches. */
   filters: Map<string, number>;
   /** Publishes received and not yet finished. */
@@ -67,7 +98,8 @@ interface ClientState {
 type Admission = { state: ClientState } | { error: ParleyError };
 
 interface UserInbox {
-  inbox: Inbox;
+  inbox: Conn;
+  identity: Identity;
   clients: Set<Client>;
   attached: Promise<void>;
 }
@@ -77,11 +109,6 @@ const scopedId = (user: string, clientId: string): string => `${user}/${clientId
 /** Bytes a publication takes on the wire, near enough for the slow-consumer bound. */
 const wireBytes = (topic: string, payload: Buffer): number => topic.length + payload.length + 8;
 
-const NODE_TAG = randomBytes(4).toString('base64url') + '.';
-const OP_COMMAND: Record<PublishOp['op'], string> = {
-  outgoing: 'send', receipt: 'read', conversation: 'read', archive: 'archive', presence: 'presence', unknown: 'unknown',
-};
-
 /** CONNACK return codes of refused CONNECTs (4: bad user name or password). */
 const CONNACK_CODE: Partial<Record<ParleyError['code'], 2 | 3 | 4 | 5>> = { invalid: 2, rate_limited: 3, unavailable: 3, internal: 3, forbidden: 5 };
 
@@ -89,7 +116,22 @@ function authError(message: string, code: 2 | 3 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
-export class MqttTransport {
+/**
+ * Whether a topic filter (MQTT wildcards `+` and a final `#`) matches a topic name. Filters
+ * here have passed the application's `mayRead`.
+ */
+export function matches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+export class MqttTransport<Op> {
   private broker!: Aedes;
   private tcp: Server | null = null;
   private wss: WebSocketServer | null = null;
@@ -101,19 +143,17 @@ export class MqttTransport {
   private readonly inboxes = new Map<string, UserInbox>();
   /** Detaches in flight, awaited at shutdown. */
   private readonly pending = new Set<Promise<void>>();
-  private readonly app: string;
   private closing = false;
 
   constructor(
-    private readonly service: Pick<Service, 'attach' | 'detach' | 'checkNotBanned'>,
-    private readonly chat21: Chat21Service,
+    private readonly service: Pick<Service, 'attach' | 'detach' | 'admit' | 'checkNotBanned'>,
+    private readonly runner: Pick<CommandRunner, 'timed'>,
+    private readonly app: MqttApp<Op>,
     private readonly verify: Verifier,
     private readonly opts: MqttOptions,
     private readonly log: Logger,
-    private readonly metrics?: Metrics,
-  ) {
-    this.app = chat21.appId;
-  }
+    private readonly metrics?: Pick<Metrics, 'error' | 'denied'>,
+  ) {}
 
   get connectionCount(): number {
     return this.broker?.connectedClients ?? 0;
@@ -131,7 +171,7 @@ export class MqttTransport {
       authorizeSubscribe: (c, s, done) => this.authorizeSubscribe(c, s, done),
       authorizePublish: (c, p, done) => this.authorizePublish(c, p, done),
       // Only the server's own publications reach clients; a client's publish is a command.
-      authorizeForward: (_c, p) => (SERVER_SUFFIXES.has(p.topic.slice(p.topic.lastIndexOf('/') + 1)) ? p : null),
+      authorizeForward: (_c, p) => (this.app.serverTopic(p.topic) ? p : null),
     });
     this.broker.on('clientReady', (c) => this.clientReady(c));
     this.broker.on('clientDisconnect', (c) => this.clientGone(c));
@@ -175,7 +215,7 @@ export class MqttTransport {
     const wss = this.wss;
     if (!wss) return false;
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path !== this.opts.wsPath && !(path === CHAT21_WS_PATH && asksForMqtt(req))) return false;
+    if (path !== this.opts.wsPath && !(path === PARLEY_WS_PATH && asksForMqtt(req))) return false;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws);
       stream.on('error', () => { /* reported by aedes */ });
@@ -187,26 +227,27 @@ export class MqttTransport {
   // ---- authentication ---------------------------------------------------------------------
 
   /**
-   * Checks a CONNECT before aedes registers the client: the token, a server-wide ban, the will
-   * topic (the ACL applies to it as to a publish), and the user's client count on this node.
-   * An admitted client's id is scoped by its user and its session made clean; the outcome is
-   * answered in `authenticate`, so refusals get their CONNACK code.
+   * Checks a CONNECT before aedes registers the client: the token, the service's admission (a
+   * server-wide ban), the application's own rule for the user, the will topic (the ACL applies
+   * to it as to a publish), and the user's client count on this node. An admitted client's id
+   * is scoped by its user and its session made clean; the outcome is answered in
+   * `authenticate`, so refusals get their CONNACK code.
    */
   private preConnect(client: Client, packet: ConnectPacket, done: (e: Error | null, ok: boolean) => void): void {
     const token = packet.password?.toString('utf8').trim() ?? '';
     const admit = async (): Promise<ClientState> => {
       if (!token) throw new ParleyError('unauthorized', 'send a JWT as the MQTT password');
       const identity = await this.verify(token);
-      if (identity.id.includes('+')) throw new ParleyError('unauthorized', 'user ids with "+" cannot have an MQTT inbox');
-      await this.service.checkNotBanned(identity.id);
+      this.app.checkUser(identity);
+      await this.service.admit(identity);
       if (packet.protocolVersion === 3 && packet.clientId.length > 23) throw new ParleyError('invalid', 'MQTT 3.1 client ids have 23 characters at most');
-      if (packet.will && !parsePublish(packet.will.topic, this.app, identity.id)) {
+      if (packet.will && !this.app.publishOp(packet.will.topic, identity.id)) {
         throw new ParleyError('forbidden', 'the will\'s topic is outside your own topics');
       }
       packet.clientId = scopedId(identity.id, packet.clientId);
       packet.clean = true;
       this.holdSession(client, identity.id, packet.clientId);
-      return { identity, tail: Promise.resolve(), expiry: null, filters: new Map(), inflight: 0, queued: 0, evicted: null };
+      return { identity, lane: new Lane(), stopExpiry: () => undefined, filters: new Map(), inflight: 0, queued: 0, evicted: null };
     };
     admit().then((state) => { this.admissions.set(client, { state }); }, (err: unknown) => {
       this.admissions.set(client, { error: toParleyError(err) });
@@ -243,15 +284,10 @@ export class MqttTransport {
       return;
     }
     const st = a.state;
-    const identity = st.identity;
-    if (identity.exp !== undefined) {
-      const ms = Math.min(identity.exp * 1000 - Date.now(), 2 ** 31 - 1);
-      st.expiry = setTimeout(() => {
-        this.log.info({ user: identity.id, client: client.id }, 'mqtt token expired; disconnecting');
-        this.evict(client, st, 'token expired');
-      }, Math.max(0, ms));
-      st.expiry.unref();
-    }
+    st.stopExpiry = watchExpiry(st.identity, () => {
+      this.log.info({ user: st.identity.id, client: client.id }, 'mqtt token expired; disconnecting');
+      this.evict(client, st, 'token expired');
+    });
     this.states.set(client, st);
     done(null, true);
   }
@@ -268,8 +304,7 @@ export class MqttTransport {
     const user = st.identity.id;
     let entry = this.inboxes.get(user);
     if (!entry) {
-      const inbox = new Inbox(st.identity, {
-        chat21: this.chat21,
+      const inbox = this.app.openInbox(st.identity, {
         publish: (topic, payload) => {
           for (const c of this.inboxes.get(user)?.clients ?? []) this.deliver(c, topic, payload, 1);
         },
@@ -277,9 +312,8 @@ export class MqttTransport {
           this.log.info({ user, code, reason }, 'mqtt: disconnecting the user\'s clients');
           this.retire(user, inbox, reason);
         },
-        log: this.log,
-      }, NODE_TAG);
-      const created: UserInbox = { inbox, clients: new Set(), attached: Promise.resolve() };
+      });
+      const created: UserInbox = { inbox, identity: st.identity, clients: new Set(), attached: Promise.resolve() };
       created.attached = this.service.attach(st.identity, inbox).then(() => undefined, (err: unknown) => {
         this.log.warn({ err, user }, 'mqtt inbox could not attach; disconnecting');
         this.retire(user, inbox, 'inbox not attached');
@@ -293,7 +327,7 @@ export class MqttTransport {
    * The server ends a user's inbox on this node (ban, slow inbox, failed attach): its clients
    * are evicted, and a client that connects afterwards gets a new inbox.
    */
-  private retire(user: string, inbox: Inbox, reason: string): void {
+  private retire(user: string, inbox: Conn, reason: string): void {
     const entry = this.inboxes.get(user);
     if (entry?.inbox !== inbox) return;
     this.inboxes.delete(user);
@@ -305,8 +339,7 @@ export class MqttTransport {
   }
 
   private detach(user: string, entry: UserInbox): void {
-    const identity = entry.inbox.identity;
-    const p = entry.attached.then(() => this.service.detach(identity, entry.inbox)).catch((err: unknown) => {
+    const p = entry.attached.then(() => this.service.detach(entry.identity, entry.inbox)).catch((err: unknown) => {
       this.log.warn({ err, user }, 'mqtt inbox detach failed');
     });
     this.pending.add(p);
@@ -337,7 +370,7 @@ export class MqttTransport {
   private clientGone(client: Client): void {
     const st = this.states.get(client);
     if (!st) return;
-    if (st.expiry) clearTimeout(st.expiry);
+    st.stopExpiry();
     const user = st.identity.id;
     const entry = this.inboxes.get(user);
     if (!entry?.clients.delete(client) || entry.clients.size > 0) return;
@@ -354,7 +387,7 @@ export class MqttTransport {
 
   private authorizeSubscribe(client: Client, sub: Subscription, done: (e: Error | null, s?: Subscription | null) => void): void {
     const st = this.states.get(client);
-    if (!st || !mayRead(sub.topic, this.app, st.identity.id)) {
+    if (!st || !this.app.mayRead(sub.topic, st.identity.id)) {
       this.denied(client, st, 'subscribe', sub.topic);
       done(null, null); // SUBACK 0x80: refused, the connection stays
       return;
@@ -376,8 +409,8 @@ export class MqttTransport {
       done(new Error(`connection closed by the server: ${st.evicted}`));
       return;
     }
-    const op = st ? parsePublish(packet.topic, this.app, st.identity.id) : null;
-    if (!client || !st || !op) {
+    const op = st ? this.app.publishOp(packet.topic, st.identity.id) : null;
+    if (!client || !st || op === null) {
       if (client) this.denied(client, st, 'publish', packet.topic);
       if (client && st) st.evicted = 'publish refused by the ACL';
       // MQTT 3.1.1 has no negative acknowledgement: the broker closes the connection.
@@ -385,7 +418,8 @@ export class MqttTransport {
       return;
     }
     packet.retain = false;
-    if (op.op === 'presence') {
+    const cmd = this.app.command(op);
+    if (cmd === null) {
       done(null);
       return;
     }
@@ -397,70 +431,40 @@ export class MqttTransport {
     }
     st.inflight++;
     const will = client.closed;
-    let finished!: Promise<void>;
-    const run = (): Promise<void> => {
-      const r = this.run(client, st, op, packet, will);
-      finished = r.finished;
-      return r.admitted;
-    };
-    st.tail = st.tail.then(run, run);
-    st.tail.then(() => done(null), () => done(null));
-    void st.tail.then(() => finished).finally(() => { st.inflight--; });
+    void st.lane.submit((admit) => this.run(client, st, cmd, op, packet, will, admit).finally(() => { st.inflight--; }))
+      .then(() => done(null));
   }
 
   // ---- commands -----------------------------------------------------------------------------
 
   /**
-   * Runs one publish: `admitted` resolves once its writes are queued in order (or it has
-   * ended), `finished` when it has ended. A will runs only if the user is not banned
-   * server-wide meanwhile (a live client of a banned user is closed, so cannot publish).
+   * Runs one publish as the application's operation, timed as `cmd`; resolves once it has
+   * ended (a failure is answered to the client on its error topic). A will runs only if the
+   * user is not banned server-wide meanwhile (a live client of a banned user is closed, so
+   * cannot publish).
    */
-  private run(client: Client, st: ClientState, op: PublishOp, packet: PublishPacket, will: boolean): { admitted: Promise<void>; finished: Promise<void> } {
-    let admit!: () => void;
-    const admitted = new Promise<void>((r) => { admit = r; });
-    const t0 = performance.now();
-    const cmd = OP_COMMAND[op.op];
+  private run(client: Client, st: ClientState, cmd: string, op: Op, packet: PublishPacket, will: boolean, admit: () => void): Promise<void> {
     const me = st.identity;
-    const done = (async () => {
+    return this.runner.timed('mqtt', cmd, async () => {
       if (will) await this.service.checkNotBanned(me.id);
       if (st.evicted !== null) throw new ParleyError('forbidden', `connection closed by the server: ${st.evicted}`);
       const payload = packet.payload as Buffer;
       if (payload.length > this.opts.maxPayloadBytes) {
         throw new ParleyError('too_large', `payload exceeds ${this.opts.maxPayloadBytes} bytes`, { limit: this.opts.maxPayloadBytes });
       }
-      switch (op.op) {
-        case 'outgoing':
-          await this.chat21.send(me, op.to, check(OutgoingMessage, parseJson(payload), 'message'), admit);
-          break;
-        case 'receipt':
-          check(MessageUpdate, parseJson(payload), 'update');
-          await this.chat21.receipt(me, op.conversWith, op.messageId);
-          break;
-        case 'conversation':
-          await this.chat21.updateConversation(me, op.conversWith, check(ConversationUpdate, parseJson(payload), 'conversation update'));
-          break;
-        case 'archive':
-          if (payload.length > 0) parseJson(payload);
-          await this.chat21.archive(me, op.conversWith);
-          break;
-        default:
-          throw new ParleyError('invalid', 'no such operation: see docs/chat21.md for the topics');
-      }
-      this.metrics?.command(cmd, 'mqtt', performance.now() - t0);
-    })().catch((err: unknown) => {
+      await this.app.run({ user: me, via: 'mqtt', admit }, op, payload);
+    }).catch((err: unknown) => {
       const e = toParleyError(err);
-      this.metrics?.command(cmd, 'mqtt', performance.now() - t0, e.code);
       if (e.code === 'internal') this.log.error({ err, user: me.id, topic: packet.topic }, 'mqtt publish failed');
       else this.log.info({ user: me.id, topic: packet.topic.slice(0, 256), code: e.code, reason: e.message }, 'mqtt publish refused');
       this.replyError(client, st, packet.topic, e);
     });
-    return { admitted: Promise.race([admitted, done]), finished: done };
   }
 
   /** Tells the publishing client (only it) why its publish had no effect. */
   private replyError(client: Client, st: ClientState, topic: string, e: ParleyError): void {
     const payload = Buffer.from(JSON.stringify({ ...e.toJSON(), topic: topic.slice(0, 512) }));
-    this.deliver(client, `${inboxBase(this.app, st.identity.id)}/errors/clienterror`, payload, 0);
+    this.deliver(client, this.app.errorTopic(st.identity.id), payload, 0);
   }
 
   /** Disconnects every client (their wills are dropped) and stops listening. */

@@ -1,23 +1,30 @@
-// WebSocket transport on /ws: turns frames into service commands and writes replies. It holds
-// no business rules. Each connection authenticates with an `auth` frame (or ?token= on the
-// URL), then its commands run in arrival order up to the point their writes are queued.
+// WebSocket transport on /ws: takes the HTTP upgrades, turns frames into service commands and
+// writes the replies. It holds no business rules: commands run through the command runner
+// (service/runner.ts) in arrival order up to their admission, and the service decides. Each
+// connection authenticates with an `auth` frame (or ?token= on the URL); connection.ts holds
+// a connection's write path, heartbeat.ts spreads the pings over the interval.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
 import { ParleyError, toParleyError } from '../../errors.js';
-import type { Conn, SharedFrame } from '../../hub/index.js';
-import { textFrame, textFrameHeader } from './frame.js';
-import type { Metrics } from '../http/metrics.js';
+import { CLOSE_SLOW_CONSUMER } from '../../hub/index.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
-import { CLOSE_BANNED, type Service } from '../../service/index.js';
-import { CLOSE_SLOW_CONSUMER } from '../../hub/index.js';
+import type { Service } from '../../service/index.js';
+import { watchExpiry, type CommandRunner } from '../../service/runner.js';
+import { Connection } from './connection.js';
+import { HeartbeatWheel } from './heartbeat.js';
 
+/** The token was refused (invalid, expired) or never sent: a client must not retry it as is. */
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_GOING_AWAY = 1001;
+/** The server could not finish the authentication in time (a slow store or bus): retry later. */
+export const CLOSE_TRY_AGAIN = 1013;
+/** This node has many more clients than the others: reconnect, through the dispatcher, elsewhere. */
+export const CLOSE_REBALANCE = 4009;
 export const WS_PATH = '/ws';
 
 export interface WsOptions {
@@ -30,132 +37,25 @@ export interface WsOptions {
   maxInFlight: number;
 }
 
-interface Stats { connections: number; framesIn: number }
-
-class Connection implements Conn {
-  readonly id = `${NODE_TAG}${(++connCounter).toString(36)}`;
-  user = '';
-  identity: Identity | null = null;
-  alive = true;
-  /** Commands of this connection run in arrival order up to admission. */
-  tail: Promise<void> = Promise.resolve();
-  /** Commands received whose reply is not written yet. */
-  inFlight = 0;
-  /** When an unauthenticated connection is closed (ms since epoch). */
-  authDeadline = 0;
-  /** When the token expires (ms since epoch), and the timer armed once that is near. */
-  expiresAt = 0;
-  expiryTimer: NodeJS.Timeout | null = null;
-  closed = false;
-  private readonly socket: Duplex;
-  private corked = false;
-  /** Unsent bytes when this turn's writes began to be corked, and reply bytes corked since. */
-  private unreadBefore = 0;
-  private repliedThisTurn = 0;
-  constructor(readonly ws: WebSocket, readonly remote: string, private readonly limit: number, private readonly onOverflow: (c: Connection) => void) {
-    // ws keeps its socket private; every frame (shared events and replies) is written to it
-    // directly, already framed, so one count covers all of them. This is safe because
-    // permessage-deflate is off (the server never negotiates it): ws's Sender then writes
-    // synchronously (its close frame too) and never holds frames back that these could overtake.
-    this.socket = (ws as unknown as { _socket: Duplex })._socket;
-  }
-  send(frame: SharedFrame): void {
-    if (!this.writable()) return;
-    frame.wire ??= textFrame(frame.payload);
-    this.socket.write(frame.wire);
-  }
-  /** Replies and other one-off frames: header and payload, corked into one system call. */
-  reply(data: string): void {
-    if (!this.writable()) return;
-    const payload = Buffer.from(data);
-    const header = textFrameHeader(payload.length);
-    this.repliedThisTurn += header.length + payload.length;
-    this.socket.write(header);
-    this.socket.write(payload);
-  }
-  /**
-   * Whether a frame may be written now; the one check every frame passes. Once more than the
-   * slow-consumer limit waits unsent the connection is closed instead: a peer that does not
-   * read cannot make the server hold more than that (and one frame) for it, whether the bytes
-   * are events or replies to its own commands.
-   */
-  private writable(): boolean {
-    if (this.closed || this.ws.readyState !== 1 || !this.socket.writable) return false;
-    // Bytes corked in this turn have not been offered to the kernel yet. What counts is what the
-    // peer left unread before it, plus the replies to its own commands: a burst of events shared
-    // with every follower (one group commit's fan-out) is not this peer's doing, but pipelined
-    // commands answered in one turn are.
-    if ((this.corked ? this.unreadBefore + this.repliedThisTurn : this.socket.writableLength) > this.limit) {
-      this.onOverflow(this);
-      return false;
-    }
-    this.cork();
-    return true;
-  }
-  /**
-   * Writes made by one callback and the promise continuations it sets off (a group commit's
-   * whole fan-out and its replies, say) leave in one system call per socket. The uncork runs
-   * from the next-tick queue, which Node drains only once the microtask queue is empty: right
-   * after that work, not after the rest of the event-loop turn (a setImmediate queued from a
-   * commit would wait for every socket read of the next poll phase).
-   */
-  private cork(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.unreadBefore = this.socket.writableLength;
-    this.repliedThisTurn = 0;
-    this.socket.cork();
-    uncorkQueue.push(this);
-    if (uncorkQueue.length === 1) process.nextTick(uncorkAll);
-  }
-  uncork(): void {
-    this.corked = false;
-    this.socket.uncork();
-  }
-  bufferedAmount(): number {
-    return this.ws.bufferedAmount;
-  }
-  close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.ws.close(code, reason);
-    // A peer that does not answer the close handshake is cut off, and what was queued for it
-    // is released.
-    const t = setTimeout(() => this.ws.terminate(), 2000);
-    t.unref();
-  }
-}
-
-/** Connection ids: unique per process without a UUID string per connection. */
-const NODE_TAG = randomBytes(4).toString('base64url') + '.';
-let connCounter = 0;
-
-const uncorkQueue: Connection[] = [];
-function uncorkAll(): void {
-  const batch = uncorkQueue.splice(0);
-  for (const c of batch) c.uncork();
-}
-
 export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Connection>();
   private readonly pendingAuth = new Set<Connection>();
   private readonly authSweeper: NodeJS.Timeout;
-  private readonly heartbeat: NodeJS.Timeout;
-  readonly stats: Stats = { connections: 0, framesIn: 0 };
+  private readonly heartbeat: HeartbeatWheel<Connection>;
 
   constructor(
-    private readonly service: Service,
+    private readonly service: Pick<Service, 'attach' | 'detach'>,
+    private readonly runner: CommandRunner,
     private readonly verify: Verifier,
     private readonly opts: WsOptions,
     private readonly log: Logger,
-    private readonly metrics?: Metrics,
+    private readonly metrics?: Pick<Metrics, 'overload' | 'error'>,
   ) {
     // Frames up to 16x the limit are read and answered with `too_large`; beyond that ws
     // closes the connection with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.frameBytes * 16, perMessageDeflate: false, clientTracking: false });
-    this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = new HeartbeatWheel(opts.heartbeatMs, (c) => this.beat(c));
     this.authSweeper = setInterval(() => this.sweepAuth(), Math.max(50, Math.min(1000, opts.authTimeoutMs / 4)));
     this.authSweeper.unref();
   }
@@ -172,7 +72,7 @@ export class WsTransport {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, url.searchParams.get('token')));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, req, url.searchParams.get('token')));
     });
   }
 
@@ -180,10 +80,10 @@ export class WsTransport {
     return this.conns.size;
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage, token: string | null): void {
-    const c = new Connection(ws, req.socket.remoteAddress ?? '', this.opts.slowConsumerBytes, (conn) => this.overloaded(conn, 'slow_consumer'));
+  private accept(ws: WebSocket, socket: Duplex, req: IncomingMessage, token: string | null): void {
+    const c = new Connection(ws, socket, req.socket.remoteAddress ?? '', this.opts.slowConsumerBytes, (conn) => this.overloaded(conn, 'slow_consumer'));
     this.conns.add(c);
-    this.stats.connections = this.conns.size;
+    this.heartbeat.add(c);
     ws.on('pong', () => { c.alive = true; });
     ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
     ws.on('close', () => void this.onClose(c));
@@ -191,7 +91,7 @@ export class WsTransport {
     // One sweep over the connections still authenticating replaces a timer per connection.
     c.authDeadline = Date.now() + this.opts.authTimeoutMs;
     this.pendingAuth.add(c);
-    if (token) c.tail = c.tail.then(() => this.auth(c, { id: 0, cmd: 'auth', token }, true));
+    if (token) void c.lane.submit(() => this.auth(c, { id: 0, cmd: 'auth', token }, true));
   }
 
   /**
@@ -211,7 +111,6 @@ export class WsTransport {
     // A closing connection runs nothing more: what it sent is dropped with it.
     if (c.closed) return;
     c.alive = true;
-    this.stats.framesIn++;
     const buf = data as Buffer;
     if (buf.length > this.opts.frameBytes) {
       this.reply(c, null, new ParleyError('too_large', `frame exceeds ${this.opts.frameBytes} bytes`, { limit: this.opts.frameBytes }));
@@ -233,40 +132,22 @@ export class WsTransport {
     }
     c.inFlight++;
     const replied = (): void => { c.inFlight--; };
-    c.tail = c.tail.then(() => (frame.cmd === 'auth'
-      ? this.auth(c, frame as CommandFrame<'auth'>, false).finally(replied)
-      : this.run(c, frame, replied)));
+    void c.lane.submit((admit) => (frame.cmd === 'auth'
+      ? this.auth(c, frame as CommandFrame<'auth'>, false)
+      : this.run(c, frame, admit)).finally(replied));
   }
 
-  /**
-   * Starts a command; resolves when it is admitted (writes queued) or has finished.
-   * `replied` runs once its reply is written (or dropped with the connection).
-   */
-  private run(c: Connection, frame: CommandFrame, replied: () => void): Promise<void> {
-    if (c.closed) {
-      replied();
-      return Promise.resolve();
-    }
+  /** Runs a command; resolves once its reply is written (or dropped with the connection). */
+  private run(c: Connection, frame: CommandFrame, admit: () => void): Promise<void> {
+    if (c.closed) return Promise.resolve();
     if (!c.identity) {
       this.reply(c, frame.id, new ParleyError('unauthorized', 'send an "auth" frame first'));
-      replied();
       return Promise.resolve();
     }
-    let admit!: () => void;
-    const admitted = new Promise<void>((r) => { admit = r; });
-    const t0 = performance.now();
-    const done = this.service.exec({ user: c.identity, conn: c, admit }, frame).then(
-      (data) => {
-        this.metrics?.command(frame.cmd, 'ws', performance.now() - t0);
-        if (frame.cmd === 'post') this.metrics?.received('ws', (data as { posted: unknown[] }).posted.length);
-        this.reply(c, frame.id, null, data);
-      },
-      (err) => {
-        this.metrics?.command(frame.cmd, 'ws', performance.now() - t0, toParleyError(err).code);
-        this.fail(c, frame.id, err);
-      },
-    ).finally(replied);
-    return Promise.race([admitted, done]);
+    return this.runner.exec({ user: c.identity, conn: c, admit, via: 'ws' }, frame).then(
+      (data) => this.reply(c, frame.id, null, data),
+      (err: unknown) => this.fail(c, frame.id, err),
+    );
   }
 
   private async auth(c: Connection, frame: CommandFrame<'auth'>, fromUrl: boolean): Promise<void> {
@@ -274,12 +155,22 @@ export class WsTransport {
       this.reply(c, frame.id, new ParleyError('conflict', 'already authenticated'));
       return;
     }
+    c.authing = true;
+    try {
+      await this.authenticate(c, frame, fromUrl);
+    } finally {
+      c.authing = false;
+    }
+  }
+
+  private async authenticate(c: Connection, frame: CommandFrame<'auth'>, fromUrl: boolean): Promise<void> {
     let identity: Identity;
     try {
       identity = await this.verify(frame.token);
     } catch (err) {
       const e = toParleyError(err);
-      if (fromUrl) this.goodbye(c, CLOSE_UNAUTHORIZED, e.code, e.message);
+      // 4001 says the token is bad; a verifier that could not check it (keys unreachable) is not that.
+      if (fromUrl) this.goodbye(c, e.code === 'unavailable' || e.code === 'internal' ? CLOSE_TRY_AGAIN : CLOSE_UNAUTHORIZED, e.code, e.message);
       else this.reply(c, frame.id, e);
       return;
     }
@@ -294,38 +185,53 @@ export class WsTransport {
       }
       this.reply(c, frame.id, null, result);
     } catch (err) {
-      const e = toParleyError(err);
-      if (e.details?.reason === 'banned') {
+      const close = this.runner.closeCodeFor(err);
+      if (close !== null) {
+        const e = toParleyError(err);
         this.reply(c, frame.id, e);
-        this.goodbye(c, CLOSE_BANNED, e.code, e.message);
+        this.goodbye(c, close, e.code, e.message);
       } else this.fail(c, frame.id, err);
       return;
     }
     this.pendingAuth.delete(c);
-    if (identity.exp !== undefined) {
-      c.expiresAt = identity.exp * 1000;
-      this.armExpiry(c);
-    }
+    c.stopExpiry = watchExpiry(identity, () => this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'token expired'));
   }
 
-  /** Arms the expiry timer once the token expires within a heartbeat (checked at each beat). */
-  private armExpiry(c: Connection): void {
-    if (c.expiryTimer || c.expiresAt === 0 || c.closed) return;
-    const ms = c.expiresAt - Date.now();
-    if (ms > this.opts.heartbeatMs) return;
-    c.expiryTimer = setTimeout(() => this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'token expired'), Math.max(0, ms));
-    c.expiryTimer.unref();
-  }
-
+  /**
+   * Closes connections that did not authenticate in time: with 4001 those that sent no token,
+   * with 1013 (try again later) those whose token the server is still checking — the delay is
+   * the server's (a slow store or bus), and 4001 would tell a client its token is bad.
+   */
   private sweepAuth(): void {
     const now = Date.now();
     for (const c of this.pendingAuth) {
       if (c.identity) this.pendingAuth.delete(c);
       else if (now >= c.authDeadline) {
         this.pendingAuth.delete(c);
-        this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
+        if (c.authing) this.goodbye(c, CLOSE_TRY_AGAIN, 'unavailable', 'authentication is taking too long: try again later');
+        else this.goodbye(c, CLOSE_UNAUTHORIZED, 'unauthorized', 'authentication timed out');
       }
     }
+  }
+
+  /**
+   * Asks up to `n` authenticated clients connected for at least `minAgeMs` to reconnect
+   * elsewhere (close code 4009); resolves how many were asked. Picked at random, so no
+   * client is always the one that moves.
+   */
+  shed(n: number, minAgeMs: number): number {
+    const now = Date.now();
+    const candidates = [...this.conns].filter((c) => c.identity && !c.closed && now - c.openedAt >= minAgeMs);
+    let asked = 0;
+    while (asked < n && candidates.length > 0) {
+      const i = Math.floor(Math.random() * candidates.length);
+      const c = candidates[i]!;
+      candidates[i] = candidates[candidates.length - 1]!;
+      candidates.pop();
+      this.goodbye(c, CLOSE_REBALANCE, 'unavailable', 'this node is busier than the others: reconnect elsewhere');
+      asked++;
+    }
+    return asked;
   }
 
   private fail(c: Connection, id: string | number | null, err: unknown): void {
@@ -335,6 +241,7 @@ export class WsTransport {
   }
 
   private reply(c: Connection, id: string | number | null, error: ParleyError | null, data?: unknown): void {
+    // Errors of commands were counted by the runner; these are the ones outside any command.
     if (error && (id === null || !c.identity)) this.metrics?.error(error.code, 'ws');
     const frame = error ? { id, ok: false, error: error.toJSON() } : { id, ok: true, data };
     c.reply(JSON.stringify(frame));
@@ -348,9 +255,9 @@ export class WsTransport {
   private async onClose(c: Connection): Promise<void> {
     c.closed = true;
     this.pendingAuth.delete(c);
-    if (c.expiryTimer) clearTimeout(c.expiryTimer);
+    this.heartbeat.remove(c);
+    c.stopExpiry?.();
     this.conns.delete(c);
-    this.stats.connections = this.conns.size;
     if (c.identity) {
       try {
         await this.service.detach(c.identity, c);
@@ -360,21 +267,22 @@ export class WsTransport {
     }
   }
 
-  private beat(): void {
-    for (const c of this.conns) {
-      if (!c.alive) {
-        c.ws.terminate();
-        continue;
-      }
-      c.alive = false;
-      c.ws.ping();
-      if (c.expiresAt !== 0) this.armExpiry(c);
+  /**
+   * A connection's heartbeat, once per interval: one that sent nothing (no frame, no pong)
+   * since the previous visit is terminated; the others are pinged.
+   */
+  private beat(c: Connection): void {
+    if (!c.alive) {
+      c.ws.terminate();
+      return;
     }
+    c.alive = false;
+    c.ws.ping();
   }
 
   /** Closes every connection with 1001 so clients reconnect elsewhere, and stops. */
   async close(): Promise<void> {
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     clearInterval(this.authSweeper);
     for (const c of this.conns) this.goodbye(c, CLOSE_GOING_AWAY, 'unavailable', 'server shutting down');
     const deadline = Date.now() + 3000;

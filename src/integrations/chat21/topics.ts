@@ -14,6 +14,9 @@ export type PublishOp =
 /** Topic suffixes only the server publishes; clients may not, and only these are forwarded. */
 export const SERVER_SUFFIXES: ReadonlySet<string> = new Set(['clientadded', 'clientupdated', 'clientdeleted', 'clienterror']);
 
+/** Whether only the server publishes on `topic` (its last level is a server suffix). */
+export const isServerTopic = (topic: string): boolean => SERVER_SUFFIXES.has(topic.slice(topic.lastIndexOf('/') + 1));
+
 export const inboxBase = (app: string, user: string): string => `apps/${app}/users/${user}`;
 
 /**
@@ -50,19 +53,4 @@ export function mayRead(filter: string, app: string, me: string): boolean {
   const p = filter.split('/');
   if (p[0] !== 'apps' || p[1] !== app || p[2] !== 'users' || p[3] !== me) return false;
   return p.length === 4 || p.slice(4).every((level, i, all) => level !== '#' || i === all.length - 1);
-}
-
-/**
- * Whether a topic filter (MQTT wildcards `+` and a final `#`) matches a topic name. Filters
- * here have passed `mayRead`, so they start with the user's literal inbox.
- */
-export function matches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }

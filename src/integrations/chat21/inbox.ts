@@ -1,25 +1,25 @@
-// A user's MQTT inbox as a hub connection: the hub delivers the user's room events here
+// A user's Chat21 inbox as a hub connection: the hub delivers the user's room events here
 // exactly as it does to a WebSocket (local ones and those from other nodes over the bus), and
 // the inbox turns each into the Chat21 publication on `apps/{app}/users/{me}/...`, which the
-// transport writes to that user's subscribed clients on this node. One inbox per user and
+// MQTT transport writes to that user's subscribed clients on this node. One inbox per user and
 // node, whatever the number of its MQTT clients, so nothing is delivered twice.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Identity } from '../../auth/jwt.js';
 import type { Conn, SharedFrame } from '../../hub/index.js';
-import { STATUS, toChat21Docs } from '../../protocol/chat21.js';
 import type { EventFrame, Member, Message } from '../../protocol/schema.js';
-import { NOTICE, type Chat21Service } from '../../service/chat21.js';
+import type { InboxIO } from '../../transport/mqtt/index.js';
+import { STATUS, toChat21Docs } from './protocol.js';
+import { NOTICE, type Chat21Service } from './service.js';
 import { inboxBase } from './topics.js';
 
-export interface InboxDeps {
+export interface InboxDeps extends InboxIO {
   chat21: Chat21Service;
-  /** Writes a publication to the user's clients on this node that subscribed to its topic. */
-  publish(topic: string, payload: Buffer): void;
-  /** Disconnects the user's clients on this node (ban, slow consumer). */
-  disconnect(code: number, reason: string): void;
   log: Logger;
 }
 
+/** Inbox ids: unique per process, apart from the WebSocket transport's connection ids. */
+const NODE_TAG = randomBytes(4).toString('base64url') + '.';
 let counter = 0;
 
 export class Inbox implements Conn {
@@ -34,8 +34,8 @@ export class Inbox implements Conn {
    */
   private pending = 0;
 
-  constructor(readonly identity: Identity, private readonly deps: InboxDeps, nodeTag: string) {
-    this.id = `${nodeTag}m${(++counter).toString(36)}`;
+  constructor(readonly identity: Identity, private readonly deps: InboxDeps) {
+    this.id = `${NODE_TAG}m${(++counter).toString(36)}`;
     this.user = identity.id;
     this.base = inboxBase(deps.chat21.appId, identity.id);
   }

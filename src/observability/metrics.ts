@@ -1,13 +1,16 @@
-// Prometheus metrics of one node (prom-client), served at GET /metrics. Every transport reports
-// through the same small API, so a command is measured the same way whichever carried it.
+// Prometheus metrics of one node (prom-client), served at GET /metrics by the HTTP transport.
+// Commands are measured in one place, the command runner (service/runner.ts), whichever
+// transport carried them; messages in are counted from the service's domain events; the
+// transports report only what happens outside commands (bad frames, refused topics, overload).
 // Each node has its own registry: several nodes in one process (tests) never clash.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CommandName, RoomKind } from '../../protocol/schema.js';
+import type { MessageKind, RoomKind } from '../protocol/schema.js';
+import type { DomainEventSource, TransportName } from '../service/events.js';
 
-export type TransportName = 'ws' | 'http' | 'mqtt';
+export type { TransportName };
 
-/** Commands that add a message to a room: what "messages in" counts. */
-const MESSAGE_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+/** Messages a client (or a server-side post) adds to a room: what "messages in" counts. */
+const MESSAGES_IN: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'edit', 'delete', 'reaction', 'event']);
 
 export interface MetricSources {
   /** Open client connections per transport, read at scrape time. */
@@ -24,6 +27,9 @@ export class Metrics {
   private readonly messagesOut: Counter;
   private readonly deniedTopics: Counter<'transport' | 'action'>;
   private readonly overloaded: Counter<'transport' | 'reason'>;
+  private readonly sweeps: Counter;
+  private readonly swept: Counter;
+  private readonly moved: Counter;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -67,11 +73,25 @@ export class Metrics {
       help: 'Connections closed for holding too much: unsent bytes (slow_consumer) or commands awaiting a reply (in_flight)',
       labelNames: ['transport', 'reason'], registers,
     });
+    this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
+    this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
+    this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
   }
 
   /** A connection was closed because it held more than its limits allow. */
   overload(transport: TransportName, reason: 'slow_consumer' | 'in_flight'): void {
     this.overloaded.inc({ transport, reason });
+  }
+
+  /** A retention sweep ran and removed `removed` messages. */
+  retentionSwept(removed: number): void {
+    this.sweeps.inc();
+    if (removed > 0) this.swept.inc(removed);
+  }
+
+  /** Clients asked to move to less loaded nodes. */
+  rebalanced(n: number): void {
+    if (n > 0) this.moved.inc(n);
   }
 
   /**
@@ -81,7 +101,17 @@ export class Metrics {
   command(cmd: string, transport: TransportName, ms: number, errorCode?: string): void {
     this.latency.observe({ command: cmd, transport }, ms / 1000);
     if (errorCode) this.errors.inc({ code: errorCode, transport });
-    else if (MESSAGE_COMMANDS.has(cmd)) this.messagesIn.inc({ transport });
+  }
+
+  /**
+   * Counts the messages stored through each transport (sends, edits, deletes, reactions and
+   * server-side posts; not the rooms' own join, leave and update messages, nor a repeat of an
+   * idempotency key, which stores nothing).
+   */
+  follow(events: DomainEventSource): void {
+    events.on('message.stored', ({ message, by }) => {
+      if (by.via && MESSAGES_IN.has(message.kind)) this.messagesIn.inc({ transport: by.via });
+    });
   }
 
   /** An error answered outside any command (bad frame, failed authentication, bad route). */
@@ -92,11 +122,6 @@ export class Metrics {
   /** A publish or subscribe outside the user's own topics was refused. */
   denied(transport: TransportName, action: 'publish' | 'subscribe'): void {
     this.deniedTopics.inc({ transport, action });
-  }
-
-  /** Messages accepted in bulk (e.g. a server-side post of many messages). */
-  received(transport: TransportName, n: number): void {
-    if (n > 0) this.messagesIn.inc({ transport }, n);
   }
 
   /** Messages written to connections (count each message once per connection written to). */

@@ -3,7 +3,7 @@
 // migration list, so they exist only where the Chat21 endpoint is used.
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../errors.js';
-import type { Chat21Store } from '../chat21.js';
+import type { Chat21Store } from './store.js';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS chat21_archives (

@@ -1,24 +1,32 @@
-// Chat21 semantics on top of Parley's commands, shared by the MQTT transport and the
+// Chat21 semantics on top of Parley's commands, shared by the Chat21 MQTT topics and the
 // Chat21-compatible REST routes. Every write goes through `Service.exec` (hooks, permission
-// checks, store, bus); the Chat21-only state (archives, group attributes, instances) lives in
-// the Chat21Store port. Mapping (docs/chat21.md): a direct conversation is Parley's direct
-// room of the pair, a group is a group room, a message's inbox copies are the room message
-// seen from each member, and the received/return-receipt statuses are read markers.
+// checks, store, bus), and moderation is the service's own check (`requireModerator`); the
+// Chat21-only state (archives, group attributes, instances) lives in the Chat21Store port.
+// Mapping (docs/chat21.md): a direct conversation is Parley's direct room of the pair, a group
+// is a group room, a message's inbox copies are the room message seen from each member, and
+// the received/return-receipt statuses are read markers.
 import { randomUUID } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
-import type { Identity } from '../auth/jwt.js';
-import { ParleyError } from '../errors.js';
+import { LRUCache } from 'lru-cache';
+import type { Identity } from '../../auth/jwt.js';
+import { ParleyError } from '../../errors.js';
 import {
-  STATUS, check, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
+  Commands, DIRECT_ROOM_PREFIX, isDirectRoom, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
+} from '../../protocol/schema.js';
+import { truncateText, validate } from '../../protocol/validate.js';
+import { directRoomId, type Service, type Session } from '../../service/index.js';
+import type { Store } from '../../store/store.js';
+import {
+  STATUS, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
   type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
-} from '../protocol/chat21.js';
-import {
-  Commands, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
-} from '../protocol/schema.js';
-import { truncateText } from '../protocol/validate.js';
-import type { Chat21Store } from '../store/chat21.js';
-import type { Store } from '../store/store.js';
-import { directRoomId, type Service } from './index.js';
+} from './protocol.js';
+import type { Chat21Store } from './store.js';
+
+/**
+ * Who runs a Chat21 operation: the user, the transport it came through, and (for the one
+ * operation whose order matters, an MQTT send) the admission callback of its command lane.
+ */
+export type Caller = Pick<Session, 'user' | 'via' | 'admit'>;
 
 /** Who sends the Chat21 notifications (an administrator identity no account can take). */
 export const CHAT21_IDENTITY: Readonly<Identity> = Object.freeze({ id: 'parley:chat21', name: 'Chat21', profile: {}, admin: true });
@@ -55,28 +63,34 @@ const HISTORY_LIMIT = 200;
 const MAX_CACHE = 100_000;
 
 export class Chat21Service {
-  /** Direct room -> its two members (never change). */
-  private readonly pairs = new Map<string, [string, string]>();
   /** Group room -> name, forgotten when the room changes. */
-  private readonly names = new Map<string, string>();
+  private readonly names = new LRUCache<string, string>({ max: MAX_CACHE });
+  /** Direct rooms known to exist (they are never deleted). */
+  private readonly knownDirect = new LRUCache<string, true>({ max: MAX_CACHE });
 
   constructor(
-    private readonly service: Pick<Service, 'exec'>,
-    private readonly store: Pick<Store, 'getRoom' | 'members'>,
+    private readonly service: Pick<Service, 'exec' | 'requireModerator' | 'directPeer'>,
+    private readonly store: Pick<Store, 'getRoom'>,
     private readonly state: Chat21Store,
     readonly appId: string,
   ) {}
 
-  /** Runs one Parley command, validated against its schema as a frame from a client would be. */
-  private async exec<N extends CommandName>(user: Identity, cmd: N, args: CommandArgs<N>, admit?: () => void): Promise<CommandResults[N]> {
-    const frame = check(Commands[cmd] as TSchema, { id: 0, cmd, ...args }, cmd);
-    return this.service.exec(admit ? { user, admit } : { user }, frame as CommandFrame) as Promise<CommandResults[N]>;
+  /**
+   * Runs one Parley command for the caller, validated against its schema as a frame from a
+   * client would be. Only the command that `admits` gets the caller's admission callback.
+   */
+  private async exec<N extends CommandName>(c: Caller, cmd: N, args: CommandArgs<N>, admits = false): Promise<CommandResults[N]> {
+    const frame = validate(Commands[cmd] as TSchema, { id: 0, cmd, ...args }, cmd);
+    const s: Session = { user: c.user };
+    if (c.via) s.via = c.via;
+    if (admits && c.admit) s.admit = c.admit;
+    return this.service.exec(s, frame as CommandFrame) as Promise<CommandResults[N]>;
   }
 
   private notify(users: string[], ev: string, data: Record<string, unknown>): Promise<unknown> {
     const unique = [...new Set(users)].filter((u) => userIdRe.test(u));
     if (unique.length === 0) return Promise.resolve();
-    return this.exec(CHAT21_IDENTITY, 'notify', { users: unique, ev, data });
+    return this.exec({ user: CHAT21_IDENTITY }, 'notify', { users: unique, ev, data });
   }
 
   // ---- conversations and views ------------------------------------------------------------
@@ -100,21 +114,14 @@ export class Chat21Service {
 
   /** How `me` sees messages of `room`: the conversation id and whether it is direct. */
   async viewOf(me: string, room: string): Promise<View> {
-    if (room.startsWith('dm_')) {
-      let pair = this.pairs.get(room);
-      if (!pair) {
-        const members = await this.store.members(room);
-        if (members.length !== 2) throw new ParleyError('not_found', 'direct room has no pair');
-        pair = [members[0]!.user, members[1]!.user];
-        if (this.pairs.size > MAX_CACHE) this.pairs.clear();
-        this.pairs.set(room, pair);
-      }
-      return { app: this.appId, me, conversWith: pair[0] === me ? pair[1] : pair[0], direct: true };
+    if (isDirectRoom(room)) {
+      const peer = await this.service.directPeer(room, me);
+      if (peer === undefined) throw new ParleyError('not_found', 'direct room has no pair');
+      return { app: this.appId, me, conversWith: peer, direct: true };
     }
     let name = this.names.get(room);
     if (name === undefined) {
       name = (await this.store.getRoom(room))?.name ?? room;
-      if (this.names.size > MAX_CACHE) this.names.clear();
       this.names.set(room, name);
     }
     return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name };
@@ -132,7 +139,8 @@ export class Chat21Service {
    * containing "group-", or by `channel_type: "group"` with a room id. Unlike Chat21, the group
    * must exist (or be inline, with a "group-" id) and the sender must be a member.
    */
-  async send(me: Identity, to: string, msg: OutgoingMessage, admit?: () => void): Promise<Chat21Message> {
+  async send(c: Caller, to: string, msg: OutgoingMessage): Promise<Chat21Message> {
+    const me = c.user;
     const extras: Chat21Extras = {};
     if (msg.type !== undefined && msg.type !== 'text') extras.type = msg.type;
     // Kept as sent (an empty object or string too); null or absent reads back as null.
@@ -156,88 +164,89 @@ export class Chat21Service {
         throw new ParleyError('invalid', `an inline group needs a group id (one containing "group-"), not "${to.slice(0, 80)}"`, { field: 'recipient' });
       }
       room = gid ?? to;
-      if (!roomIdRe.test(room) || room.startsWith('dm_')) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid group id`, { field: 'recipient' });
-      if (msg.group) await this.inlineGroup(me, room, msg);
+      if (!roomIdRe.test(room) || isDirectRoom(room)) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid group id`, { field: 'recipient' });
+      if (msg.group) await this.inlineGroup(c, room, msg);
     } else {
       if (!userIdRe.test(to)) throw new ParleyError('invalid', `"${to.slice(0, 80)}" is not a valid user id`, { field: 'recipient' });
       if (to === me.id) throw new ParleyError('invalid', 'a direct message needs another user', { field: 'recipient' });
-      room = await this.directRoom(me, to);
+      room = await this.directRoom(c, to);
     }
     const args: CommandArgs<'send'> = { room, text };
     if (Object.keys(extras).length > 0) args.data = { chat21: extras };
     let seq: number;
     let ts: number;
     try {
-      ({ seq, ts } = await this.exec(me, 'send', args, admit));
+      ({ seq, ts } = await this.exec(c, 'send', args, true));
     } catch (err) {
       if (group && err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found') && !(await this.store.getRoom(room))) {
         throw new ParleyError('not_found', `unknown group "${to.slice(0, 80)}": create it first (POST /groups) or send an inline group`, { group: to.slice(0, 80) });
       }
       throw err;
     }
-    admit?.();
+    c.admit?.();
     const m: Message = { room, seq, kind: 'text', user: me.id, name: me.name, ts, text };
     if (args.data) m.data = args.data;
     return toChat21(m, await this.viewOf(me.id, room), group ? STATUS.DELIVERED : STATUS.SENT)!;
   }
 
-  private readonly knownDirect = new Set<string>();
-  private async directRoom(me: Identity, to: string): Promise<string> {
-    const { id } = directRoomId(me.id, to);
+  private async directRoom(c: Caller, to: string): Promise<string> {
+    const { id } = directRoomId(c.user.id, to);
     if (this.knownDirect.has(id)) return id;
-    const room = await this.exec(me, 'direct', { user: to });
-    if (this.knownDirect.size > MAX_CACHE) this.knownDirect.clear();
-    this.knownDirect.add(room.id);
+    const room = await this.exec(c, 'direct', { user: to });
+    this.knownDirect.set(room.id, true);
     return room.id;
   }
 
   /** Chat21's volatile group: made a group room on first use, with the sender as owner. */
-  private async inlineGroup(me: Identity, id: string, msg: OutgoingMessage): Promise<void> {
+  private async inlineGroup(c: Caller, id: string, msg: OutgoingMessage): Promise<void> {
     if (await this.store.getRoom(id)) return;
-    const members = Object.keys(msg.group!.members).filter((u) => u !== me.id);
+    const members = Object.keys(msg.group!.members).filter((u) => u !== c.user.id);
     try {
-      await this.exec(me, 'create', { kind: 'group', name: truncateText(msg.recipient_fullname ?? id, 100) || id, room: id });
+      await this.exec(c, 'create', { kind: 'group', name: truncateText(msg.recipient_fullname ?? id, 100) || id, room: id });
     } catch (err) {
       if (err instanceof ParleyError && err.code === 'conflict') return;
       throw err;
     }
-    for (const u of members) await this.exec(me, 'invite', { room: id, user: u });
+    for (const u of members) await this.exec(c, 'invite', { room: id, user: u });
   }
 
   /** A "received" receipt (status 200): moves the read marker; the sender gets 250 (direct). */
-  async receipt(me: Identity, cw: string, id: string): Promise<void> {
+  async receipt(c: Caller, cw: string, id: string): Promise<void> {
+    const me = c.user;
     const { room, direct } = this.conversation(me, cw);
     const { room: idRoom, seq } = parseMessageId(id);
     if (idRoom !== room) throw new ParleyError('invalid', 'the message is not in this conversation', { field: 'message_id' });
-    await this.exec(me, 'read', { room, seq });
+    await this.exec(c, 'read', { room, seq });
     if (!direct) return;
-    const [m] = (await this.exec(me, 'history', { room, after: seq - 1, limit: 1 })).messages;
+    const [m] = (await this.exec(c, 'history', { room, after: seq - 1, limit: 1 })).messages;
     if (!m || m.seq !== seq || m.kind !== 'text' || m.user === me.id) return;
     await this.notify([m.user], NOTICE.receipt, { conversWith: me.id, message_id: id });
   }
 
   /** `is_new: false` marks the conversation read; the patch is echoed to the user's clients. */
-  async updateConversation(me: Identity, cw: string, patch: { is_new: boolean }): Promise<void> {
-    const { room } = this.conversation(me, cw);
-    if (patch.is_new === false) await this.exec(me, 'read', { room, seq: Number.MAX_SAFE_INTEGER });
-    else await this.exec(me, 'room', { room });
-    await this.notify([me.id], NOTICE.conversation, { conversWith: cw, patch });
+  async updateConversation(c: Caller, cw: string, patch: { is_new: boolean }): Promise<void> {
+    const { room } = this.conversation(c.user, cw);
+    if (patch.is_new === false) await this.exec(c, 'read', { room, seq: Number.MAX_SAFE_INTEGER });
+    else await this.exec(c, 'room', { room });
+    await this.notify([c.user.id], NOTICE.conversation, { conversWith: cw, patch });
   }
 
   /** Archives the conversation until its next message. */
-  async archive(me: Identity, cw: string): Promise<Chat21Conversation> {
+  async archive(c: Caller, cw: string): Promise<Chat21Conversation> {
+    const me = c.user;
     const { room } = this.conversation(me, cw);
-    const r = await this.exec(me, 'room', { room });
+    const r = await this.exec(c, 'room', { room });
     await this.state.archive(me.id, room, r.lastSeq);
-    const conversation = (await this.conversations(me, true, room))[0]
+    const conversation = (await this.conversations(c, true, room))[0]
       ?? { timelineOf: me.id, conversWith: cw, key: cw, is_new: false, archived: true, last_message_text: '' };
     await this.notify([me.id], NOTICE.archived, { conversWith: cw, conversation });
     return conversation;
   }
 
   /** Active or archived conversations, newest first (200 at most), or the one of `onlyRoom`. */
-  async conversations(me: Identity, archived: boolean, onlyRoom?: string): Promise<Chat21Conversation[]> {
-    const { rooms } = await this.exec(me, 'inbox', {});
+  async conversations(c: Caller, archived: boolean, onlyRoom?: string): Promise<Chat21Conversation[]> {
+    const me = c.user;
+    const { rooms } = await this.exec(c, 'inbox', {});
     const marks = await this.state.archived(me.id);
     const out: Chat21Conversation[] = [];
     for (const e of rooms) {
@@ -262,14 +271,15 @@ export class Chat21Service {
   }
 
   /** The conversation's last 200 messages, newest first, with each copy's status ([] when there is none). */
-  async messages(me: Identity, cw: string): Promise<Chat21Message[]> {
+  async messages(c: Caller, cw: string): Promise<Chat21Message[]> {
+    const me = c.user;
     const { room } = this.conversation(me, cw);
     let messages: Message[];
     let members: Member[];
     try {
       [{ messages }, { members }] = await Promise.all([
-        this.exec(me, 'history', { room, limit: HISTORY_LIMIT }),
-        this.exec(me, 'members', { room }),
+        this.exec(c, 'history', { room, limit: HISTORY_LIMIT }),
+        this.exec(c, 'members', { room }),
       ]);
     } catch (err) {
       // No conversation yet (or none the user is in): Chat21 answers an empty timeline, and
@@ -297,8 +307,8 @@ export class Chat21Service {
    * group's whole timeline.
    */
   async replay(me: Identity, room: string, joinSeq: number): Promise<Chat21Message[]> {
-    if (joinSeq <= 1 || room.startsWith('dm_')) return [];
-    const { messages } = await this.exec(me, 'history', { room, before: joinSeq, limit: HISTORY_LIMIT });
+    if (joinSeq <= 1 || isDirectRoom(room)) return [];
+    const { messages } = await this.exec({ user: me }, 'history', { room, before: joinSeq, limit: HISTORY_LIMIT });
     const view = await this.viewOf(me.id, room);
     const out: Chat21Message[] = [];
     for (const m of messages) {
@@ -322,39 +332,39 @@ export class Chat21Service {
     };
   }
 
-  async group(me: Identity, gid: string): Promise<Chat21Group> {
+  async group(c: Caller, gid: string): Promise<Chat21Group> {
     const id = this.groupRoom(gid);
-    const room = await this.exec(me, 'room', { room: id });
+    const room = await this.exec(c, 'room', { room: id });
     if (room.kind === 'direct') throw new ParleyError('not_found', 'no such group');
-    return this.groupOf(room, (await this.exec(me, 'members', { room: id })).members);
+    return this.groupOf(room, (await this.exec(c, 'members', { room: id })).members);
   }
 
   private async notifyGroup(users: Iterable<string>, group: Chat21Group, key: string, parameters: Record<string, unknown>): Promise<void> {
     await this.notify([...users], NOTICE.group, { group: { ...group, notification: { messagelabel: { key, parameters } } } });
   }
 
-  async createGroup(me: Identity, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null }): Promise<Chat21Group> {
+  async createGroup(c: Caller, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null }): Promise<Chat21Group> {
     const id = g.group_id === undefined ? `group-${randomUUID()}` : this.groupRoom(g.group_id);
-    if (id.startsWith('dm_')) throw new ParleyError('invalid', 'group ids starting with "dm_" are reserved', { field: 'group_id' });
-    await this.exec(me, 'create', { kind: 'group', name: g.group_name, room: id });
-    for (const u of Object.keys(g.group_members ?? {})) if (u !== me.id) await this.exec(me, 'invite', { room: id, user: u });
+    if (isDirectRoom(id)) throw new ParleyError('invalid', `group ids starting with "${DIRECT_ROOM_PREFIX}" are reserved`, { field: 'group_id' });
+    await this.exec(c, 'create', { kind: 'group', name: g.group_name, room: id });
+    for (const u of Object.keys(g.group_members ?? {})) if (u !== c.user.id) await this.exec(c, 'invite', { room: id, user: u });
     if (g.attributes) await this.state.setGroupAttributes(id, g.attributes);
     this.forget(id);
-    return this.group(me, id);
+    return this.group(c, id);
   }
 
-  async join(me: Identity, gid: string, member: string): Promise<Chat21Group> {
-    await this.exec(me, 'invite', { room: this.groupRoom(gid), user: member });
-    const group = await this.group(me, gid);
+  async join(c: Caller, gid: string, member: string): Promise<Chat21Group> {
+    await this.exec(c, 'invite', { room: this.groupRoom(gid), user: member });
+    const group = await this.group(c, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'MEMBER_JOINED_GROUP', { member_id: member });
     return group;
   }
 
-  async leave(me: Identity, gid: string, member: string): Promise<Chat21Group> {
-    const before = await this.group(me, gid);
+  async leave(c: Caller, gid: string, member: string): Promise<Chat21Group> {
+    const before = await this.group(c, gid);
     const room = this.groupRoom(gid);
-    if (member === me.id) await this.exec(me, 'leave', { room });
-    else await this.exec(me, 'kick', { room, user: member });
+    if (member === c.user.id) await this.exec(c, 'leave', { room });
+    else await this.exec(c, 'kick', { room, user: member });
     const members = { ...before.members };
     delete members[member];
     const group = { ...before, members, updatedOn: Date.now() };
@@ -362,48 +372,40 @@ export class Chat21Service {
     return group;
   }
 
-  async setMembers(me: Identity, gid: string, wanted: Record<string, unknown>): Promise<Chat21Group> {
-    const before = await this.group(me, gid);
+  async setMembers(c: Caller, gid: string, wanted: Record<string, unknown>): Promise<Chat21Group> {
+    const before = await this.group(c, gid);
     const room = this.groupRoom(gid);
-    await this.requireModerator(me, room);
+    await this.service.requireModerator(c, room);
     const added = Object.keys(wanted).filter((u) => !Object.hasOwn(before.members, u));
-    const removed = Object.keys(before.members).filter((u) => !Object.hasOwn(wanted, u) && u !== before.owner && u !== me.id);
-    for (const u of added) await this.exec(me, 'invite', { room, user: u });
-    for (const u of removed) await this.exec(me, 'kick', { room, user: u });
-    const group = await this.group(me, gid);
+    const removed = Object.keys(before.members).filter((u) => !Object.hasOwn(wanted, u) && u !== before.owner && u !== c.user.id);
+    for (const u of added) await this.exec(c, 'invite', { room, user: u });
+    for (const u of removed) await this.exec(c, 'kick', { room, user: u });
+    const group = await this.group(c, gid);
     await this.notifyGroup([...Object.keys(before.members), ...added], group, added.length > 0 ? 'MEMBER_JOINED_GROUP' : 'MEMBER_LEFT_GROUP', { added, removed });
     return group;
   }
 
-  async rename(me: Identity, gid: string, name: string): Promise<Chat21Group> {
+  async rename(c: Caller, gid: string, name: string): Promise<Chat21Group> {
     const room = this.groupRoom(gid);
-    await this.exec(me, 'update', { room, name });
+    await this.exec(c, 'update', { room, name });
     this.forget(room);
-    const group = await this.group(me, gid);
+    const group = await this.group(c, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'DATA_UPDATED_GROUP', { group_name: name });
     return group;
   }
 
-  async setAttributes(me: Identity, gid: string, attributes: Record<string, unknown>): Promise<Chat21Group> {
+  async setAttributes(c: Caller, gid: string, attributes: Record<string, unknown>): Promise<Chat21Group> {
     const room = this.groupRoom(gid);
-    await this.requireModerator(me, room);
+    await this.service.requireModerator(c, room);
     if (JSON.stringify(attributes).length > 16_384) throw new ParleyError('too_large', 'attributes are larger than 16 KiB');
     await this.state.setGroupAttributes(room, attributes);
-    const group = await this.group(me, gid);
+    const group = await this.group(c, gid);
     await this.notifyGroup(Object.keys(group.members), group, 'ATTRIBUTES_UPDATED_GROUP', {});
     return group;
   }
 
-  private async requireModerator(me: Identity, gid: string): Promise<void> {
-    if (me.admin) return;
-    const { members } = await this.exec(me, 'members', { room: gid });
-    const role = members.find((m) => m.user === me.id)?.role;
-    if (!role) throw new ParleyError('forbidden', 'not a member of this group');
-    if (role === 'member') throw new ParleyError('forbidden', 'only the group\'s owner and admins can do this');
-  }
-
-  async saveInstance(me: Identity, instance: string, data: Record<string, unknown>): Promise<void> {
+  async saveInstance(c: Caller, instance: string, data: Record<string, unknown>): Promise<void> {
     if (JSON.stringify(data).length > 4096) throw new ParleyError('too_large', 'instance data is larger than 4 KiB');
-    await this.state.saveInstance(me.id, instance, data);
+    await this.state.saveInstance(c.user.id, instance, data);
   }
 }

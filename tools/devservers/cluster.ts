@@ -1,9 +1,11 @@
-// A local cluster for trying cluster mode and for tests: a throwaway Redis (or Redis Cluster)
-// and PostgreSQL from the machine's binaries in a temporary folder, plus N Parley nodes as
-// child processes on consecutive ports, all on loopback. Each node's log goes to
-// <folder>/node-<i>.log. Never for production.
+// A local cluster for trying cluster mode and for tests: a Redis (or Redis Cluster) and a
+// PostgreSQL from the machine's binaries, plus N Parley nodes as child processes on
+// consecutive ports, all on loopback. Each node's log goes to <folder>/node-<i>.log. The
+// folder is temporary and removed by `stop`, unless `dir` names one: then the database and the
+// secret in it are kept, and a later start with the same `dir` continues with them. Never for
+// production.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +19,10 @@ export interface DevClusterOptions {
   basePort?: number;
   /** Use a Redis Cluster of this many masters instead of one Redis. */
   redisMasters?: number;
-  /** Shared HMAC secret (default: random). */
+  /** Shared HMAC secret (default: random, or the one kept in `dir`). */
   secret?: string;
+  /** Keep the database, secret and logs in this folder (created if missing) instead of a temporary one. */
+  dir?: string;
   /** Extra PARLEY_* environment for every node, e.g. { PARLEY_CLUSTER_NODE_TIMEOUT_MS: '3000' }. */
   env?: Record<string, string>;
   logLevel?: string;
@@ -31,6 +35,8 @@ export interface DevNode {
   readonly wsUrl: string;
   readonly log: string;
   process: ChildProcess | null;
+  /** Resolves when the running node process exits (with its code or signal). */
+  exited(): Promise<number | string | null>;
   /** Starts the node process (again) and waits until /readyz answers 200. */
   start(): Promise<void>;
   /** SIGTERM and wait. */
@@ -41,6 +47,8 @@ export interface DevNode {
 
 export interface DevCluster {
   readonly dir: string;
+  /** Whether `dir` is kept when the cluster stops. */
+  readonly kept: boolean;
   readonly secret: string;
   readonly nodes: DevNode[];
   readonly postgres: PgServer;
@@ -51,14 +59,22 @@ export interface DevCluster {
   stop(): Promise<void>;
 }
 
-/** How to run the CLI: the compiled file, or the TypeScript source through tsx (tests). */
+/** How to run the CLI: its TypeScript source through tsx, so a node runs the code as it is. */
 function cliCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return ['--import', 'tsx', join(dirname(here), '..', 'cli.ts')];
-  return [join(dirname(here), '..', 'cli.js')];
+  const here = dirname(fileURLToPath(import.meta.url));
+  return ['--import', 'tsx', join(here, '..', '..', 'src', 'cli.ts')];
 }
 
-async function waitReady(url: string, proc: ChildProcess, ms = 30_000): Promise<void> {
+/** The secret kept in a folder, or a new one written there. */
+function keptSecret(dir: string): string {
+  const file = join(dir, 'secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(24).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  return secret;
+}
+
+async function waitReady(url: string, proc: ChildProcess, ms = 60_000): Promise<void> {
   const until = Date.now() + ms;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node at ${url} exited (${proc.exitCode ?? proc.signalCode})`);
@@ -72,10 +88,12 @@ async function waitReady(url: string, proc: ChildProcess, ms = 30_000): Promise<
 }
 
 export async function startDevCluster(opts: DevClusterOptions): Promise<DevCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'parley-cluster-'));
+  const kept = opts.dir !== undefined;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'parley-cluster-'));
+  mkdirSync(dir, { recursive: true });
   // PostgreSQL runs as its own user when we are root: it must be able to enter the folder.
   chmodSync(dir, 0o755);
-  const secret = opts.secret ?? randomBytes(24).toString('base64url');
+  const secret = opts.secret ?? (kept ? keptSecret(dir) : randomBytes(24).toString('base64url'));
   let postgres: PgServer | null = null;
   let redis: RedisServer | null = null;
   let redisCluster: RedisClusterServers | null = null;
@@ -83,11 +101,11 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
   const stopAll = async (): Promise<void> => {
     await Promise.all(nodes.map((n) => n.stop()));
     await Promise.all([postgres?.destroy(), redis?.destroy(), redisCluster?.destroy()]);
-    rmSync(dir, { recursive: true, force: true });
+    if (!kept) rmSync(dir, { recursive: true, force: true });
   };
   try {
     [postgres, redis, redisCluster] = await Promise.all([
-      startPostgres({ dir }),
+      kept ? startPostgres({ keepIn: join(dir, 'postgres') }) : startPostgres({ dir }),
       opts.redisMasters ? Promise.resolve(null) : startRedis(),
       opts.redisMasters ? startRedisCluster(opts.redisMasters) : Promise.resolve(null),
     ]);
@@ -106,6 +124,11 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       const logFile = join(dir, `node-${i + 1}.log`);
       const node: DevNode = {
         index: i, port, url, wsUrl: `ws://127.0.0.1:${port}/ws`, log: logFile, process: null,
+        exited() {
+          const p = node.process;
+          if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p?.exitCode ?? p?.signalCode ?? null);
+          return new Promise((r) => p.once('exit', (code, signal) => r(code ?? signal)));
+        },
         async start() {
           const out = createWriteStream(logFile, { flags: 'a' });
           const p = spawn(process.execPath, [...cmd, 'start'], {
@@ -139,7 +162,7 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
     // The first node applies the migrations; the others then start together.
     await nodes[0]!.start();
     await Promise.all(nodes.slice(1).map((n) => n.start()));
-    return { dir, secret, nodes, postgres, redis, redisCluster, env, stop: stopAll };
+    return { dir, kept, secret, nodes, postgres, redis, redisCluster, env, stop: stopAll };
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;

@@ -1,10 +1,12 @@
-// A throwaway PostgreSQL for tests and `parley cluster`: initdb into a temporary folder, then
-// the server on a free loopback port (127.0.0.1 only, its unix socket inside the folder,
-// fsync off unless `settings` say otherwise). It runs from the machine's own binaries (PATH, then /usr/lib/postgresql/*/bin).
-// initdb and postgres refuse to run as root, so under root the folder is handed to the
-// `postgres` user and both run through `runuser -u postgres --`. The server can be stopped
-// and started again on the same port and data (for "the database went away" tests), killed
-// outright, and destroyed with its folder.
+// A PostgreSQL for tests and the local dev cluster: initdb into a folder (a temporary one, or
+// a given one that is kept and reused by the next start), then the server on a free loopback
+// port (127.0.0.1 only, its unix socket inside the folder, fsync off unless `settings` say
+// otherwise). It runs from the
+// machine's own binaries (PATH, then /usr/lib/postgresql/*/bin). initdb and postgres refuse
+// to run as root, so under root the folder is handed to the `postgres` user and both run
+// through `runuser -u postgres --`. The server can be stopped and started again on the same
+// port and data (for "the database went away" tests), killed outright, and destroyed with its
+// folder (a kept folder is only stopped).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
@@ -16,21 +18,32 @@ export interface PgServer {
   /** Connection URL of the created database. */
   url: string;
   port: number;
-  /** The temporary folder (data, socket and log). */
+  /** The folder (data, socket and log). */
   dir: string;
+  /** Whether the database existed already (a kept folder started again). */
+  reused: boolean;
+  /** The postmaster's process id while it runs. */
+  readonly pid: number | null;
+  /** Resolves when the server process exits, whoever stopped it. */
+  exited(): Promise<void>;
   /** Fast shutdown; resolves when the server has exited. */
   stop(): Promise<void>;
   /** Starts it again on the same port and data; resolves once it accepts connections. */
   start(): Promise<void>;
   /** SIGKILLs the server and its backends (a crash, not a shutdown). */
   kill(): void;
-  /** Stops the server (killing it if it does not stop) and removes the folder. */
+  /** Stops the server (killing it if it does not stop) and removes the folder unless it is kept. */
   destroy(): Promise<void>;
 }
 
 export interface PgServerOptions {
   /** Parent folder of the temporary folder (default: the OS temp folder). */
   dir?: string;
+  /**
+   * Use this folder instead of a temporary one and keep it: a folder that holds a database
+   * from an earlier start is started again with its data.
+   */
+  keepIn?: string;
   /** Port to listen on (default: a free one). */
   port?: number;
   /** Database to create (default `parley`). */
@@ -147,8 +160,9 @@ let exitHook = false;
 
 class PostgresDevServer implements PgServer {
   readonly url: string;
+  reused = false;
   private child: ChildProcess | null = null;
-  private exited: Promise<void> = Promise.resolve();
+  private exitedP: Promise<void> = Promise.resolve();
   private destroyed = false;
 
   constructor(
@@ -159,8 +173,17 @@ class PostgresDevServer implements PgServer {
     private readonly database: string,
     private readonly startTimeoutMs: number,
     private readonly settings: Record<string, string>,
+    readonly kept: boolean,
   ) {
     this.url = `postgres://postgres@127.0.0.1:${port}/${database}`;
+  }
+
+  get pid(): number | null {
+    return this.child ? this.postmasterPid() : null;
+  }
+
+  exited(): Promise<void> {
+    return this.exitedP;
   }
 
   private get dataDir(): string { return join(this.dir, 'data'); }
@@ -186,7 +209,7 @@ class PostgresDevServer implements PgServer {
   async start(): Promise<void> {
     if (this.destroyed) throw new Error('this PostgreSQL was destroyed');
     if (this.child) return;
-    await this.exited;
+    await this.exitedP;
     await this.clearStaleLock();
     const args = [
       '-D', this.dataDir, '-p', String(this.port),
@@ -201,7 +224,7 @@ class PostgresDevServer implements PgServer {
     closeSync(log);
     this.child = child;
     let exitedEarly = false;
-    this.exited = new Promise<void>((resolve) => {
+    this.exitedP = new Promise<void>((resolve) => {
       child.once('exit', () => {
         exitedEarly = true;
         if (this.child === child) this.child = null;
@@ -279,7 +302,7 @@ class PostgresDevServer implements PgServer {
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) {
-      await this.exited;
+      await this.exitedP;
       return;
     }
     // SIGINT to the postmaster itself is a fast shutdown (runuser would turn a signal sent to it
@@ -292,9 +315,9 @@ class PostgresDevServer implements PgServer {
       this.kill();
     }
     const timeout = sleep(15_000).then(() => 'timeout' as const);
-    if (await Promise.race([this.exited.then(() => 'exited' as const), timeout]) === 'timeout') {
+    if (await Promise.race([this.exitedP.then(() => 'exited' as const), timeout]) === 'timeout') {
       this.kill();
-      await this.exited;
+      await this.exitedP;
     }
   }
 
@@ -316,11 +339,17 @@ class PostgresDevServer implements PgServer {
     await this.stop();
     this.destroyed = true;
     live.delete(this);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!this.kept) rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** At process exit: no server and no folder left behind. */
+  /** At process exit: no server left behind, and no temporary folder. */
   killAndRemoveSync(): void {
+    if (this.kept) {
+      // A fast shutdown keeps the data consistent; the server finishes it on its own.
+      const pid = this.postmasterPid();
+      try { if (pid !== null) process.kill(pid, 'SIGINT'); } catch { /* already gone */ }
+      return;
+    }
     this.kill();
     try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
   }
@@ -342,19 +371,30 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
   if (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0) throw new Error(`invalid startTimeoutMs: ${startTimeoutMs}`);
   const bin = findPostgresBin();
   const user = runAs();
-  const dir = mkdtempSync(join(opts.dir ?? tmpdir(), 'parley-pg-'));
-  mkdirSync(join(dir, 'socket'));
+  const kept = opts.keepIn !== undefined;
+  let dir: string;
+  if (opts.keepIn !== undefined) {
+    dir = opts.keepIn;
+    mkdirSync(dir, { recursive: true });
+  } else dir = mkdtempSync(join(opts.dir ?? tmpdir(), 'parley-pg-'));
+  const initialised = existsSync(join(dir, 'data', 'PG_VERSION'));
+  mkdirSync(join(dir, 'socket'), { recursive: true });
   if (user) {
     chownSync(dir, user.uid, user.gid);
     chownSync(join(dir, 'socket'), user.uid, user.gid);
+    try {
+      execFileSync('runuser', ['-u', 'postgres', '--', 'test', '-w', dir]);
+    } catch {
+      throw new Error(`PostgreSQL runs as the postgres user, which cannot enter ${dir}: choose a folder every user can reach (e.g. under /tmp)`);
+    }
   }
   let server: PostgresDevServer | null = null;
   try {
     // A free port can be taken between the probe and the bind: try a few.
     for (let attempt = 0; ; attempt++) {
       const port = opts.port ?? await freePort();
-      server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs, settings);
-      if (attempt === 0) {
+      server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs, settings, kept);
+      if (attempt === 0 && !initialised) {
         await server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
       }
       try {
@@ -370,22 +410,26 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
       exitHook = true;
       process.once('exit', () => { for (const s of live) s.killAndRemoveSync(); });
     }
-    await createDatabase(server, database);
+    server.reused = !(await createDatabase(server, database));
     return server;
   } catch (err) {
     if (server) await server.destroy().catch(() => undefined);
-    else rmSync(dir, { recursive: true, force: true });
+    else if (!kept) rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-async function createDatabase(server: PostgresDevServer, database: string): Promise<void> {
+/** Creates the database unless it exists; resolves true when it created it. */
+async function createDatabase(server: PostgresDevServer, database: string): Promise<boolean> {
   const client = new pg.Client({ host: '127.0.0.1', port: server.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 10_000 });
   client.on('error', () => { /* the query below reports it */ });
   await client.connect();
   try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rowCount) return false;
     // The name was checked against DB_NAME, so quoting it is enough.
     await client.query(`CREATE DATABASE "${database}"`);
+    return true;
   } finally {
     await client.end();
   }

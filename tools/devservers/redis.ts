@@ -1,6 +1,7 @@
 // Throwaway Redis servers from the machine's `redis-server`, in a temporary folder on free
 // loopback ports: one server, or a Redis Cluster of several masters. Used by the tests and by
-// `parley cluster` (try cluster mode locally); never for production.
+// the local dev cluster (`npm run cluster:dev`); never for production. Nothing is persisted:
+// Parley keeps only ephemeral state in Redis (presence, liveness, counters).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -22,6 +23,10 @@ export interface RedisServer {
   kill(): void;
   /** Stops it and removes its folder. */
   destroy(): Promise<void>;
+  /** The server's process id while it runs. */
+  readonly pid: number | null;
+  /** Resolves when the running server process exits, whoever stopped it. */
+  exited(): Promise<void>;
 }
 
 export interface RedisClusterServers {
@@ -114,6 +119,8 @@ export async function startRedis(opts: { dir?: string; port?: number; extraArgs?
   const server: RedisServer = {
     port, dir, url: `redis://127.0.0.1:${port}`,
     start,
+    get pid() { return proc && proc.exitCode === null && proc.signalCode === null ? proc.pid ?? null : null; },
+    exited: ended,
     async stop() {
       const done = ended();
       proc?.kill('SIGTERM');
@@ -136,7 +143,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterServer
     for (let i = 0; i < masters; i++) {
       servers.push(await startRedis({
         dir: root,
-        extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '3000'],
+        // Without full coverage required, the other shards keep serving while one is down.
+        extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '3000',
+          '--cluster-require-full-coverage', 'no', '--cluster-allow-pubsubshard-when-down', 'yes'],
       }));
     }
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);

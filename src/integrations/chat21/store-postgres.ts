@@ -1,9 +1,10 @@
 // PostgreSQL implementation of the Chat21Store port, on the pool of PostgresStore (same
-// database and schema; its tables come with the Store's migrations). Each method is one
-// statement, so every node sees every change at once.
+// database and schema; its tables come with the Store's migrations, entry 2 of
+// store/postgres/migrations.ts, which stays there so no shipped entry is renumbered). Each
+// method is one statement, so every node sees every change at once.
 import type pg from 'pg';
-import type { Chat21Store } from '../chat21.js';
-import { query } from './pool.js';
+import { query } from '../../store/postgres/pool.js';
+import type { Chat21Store } from './store.js';
 
 export class PostgresChat21Store implements Chat21Store {
   constructor(private readonly pool: pg.Pool) {}

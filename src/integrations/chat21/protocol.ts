@@ -1,16 +1,16 @@
 // The Chat21 wire shapes: one TypeBox schema per payload a Chat21 client sends (MQTT publish
-// or REST body), and the conversion of Parley messages into the message documents Chat21
-// clients read. Used by the MQTT transport, the Chat21 REST routes and the Chat21 service.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { ParleyError } from '../errors.js';
-import { validate } from './validate.js';
-import type { Message } from './schema.js';
-import { USER_ID_PATTERN, ROOM_ID_PATTERN, roomIdRe } from './schema.js';
+// or REST body), checked by the protocol's one validation (src/protocol/validate.ts), and the
+// conversion of Parley messages into the message documents Chat21 clients read. Used by the
+// Chat21 MQTT topics, the Chat21 REST routes and the Chat21 service.
+import { Type, type Static } from '@sinclair/typebox';
+import { ParleyError } from '../../errors.js';
+import type { Message } from '../../protocol/schema.js';
+import { USER_ID_PATTERN, ROOM_ID_PATTERN, isDirectRoom, roomIdRe } from '../../protocol/schema.js';
 
 /** Message statuses of Chat21 (status 300 "seen" is defined by Chat21 but never produced). */
 export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT: 250 } as const;
 
-const Json = Type.Record(Type.String(), Type.Unknown());
+export const Json = Type.Record(Type.String(), Type.Unknown());
 const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000 });
 
 /**
@@ -56,7 +56,7 @@ export function groupIdOf(room: string): string {
 export function roomOfGroupId(id: string): string | null {
   if (!id.includes(GROUP_MARK)) return null;
   const room = id.startsWith(ALIAS) ? id.slice(ALIAS.length) : id;
-  if (!roomIdRe.test(room) || room.startsWith('dm_')) throw new ParleyError('invalid', `"${id.slice(0, 80)}" is not a valid group id`, { field: 'group' });
+  if (!roomIdRe.test(room) || isDirectRoom(room)) throw new ParleyError('invalid', `"${id.slice(0, 80)}" is not a valid group id`, { field: 'group' });
   return room;
 }
 
@@ -88,11 +88,6 @@ export const RestMessage = Type.Object({
   metadata: Type.Optional(Type.Union([Json, Type.String({ maxLength: 2000 })])),
   timestamp: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
 });
-
-/** Validates `value` against `schema` and the input rules; `invalid` naming the field otherwise. */
-export function check<T extends TSchema>(schema: T, value: unknown, what: string): Static<T> {
-  return validate(schema, value, what);
-}
 
 /** Parses a JSON payload (MQTT publish), `invalid` when it is not JSON. */
 export function parseJson(payload: Buffer): unknown {

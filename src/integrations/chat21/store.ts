@@ -1,7 +1,7 @@
 // The Chat21 state port: what Chat21 clients expect that Parley's rooms and messages do not
 // already hold. Everything else of the Chat21 model maps onto the Store (see
 // docs/chat21.md): inbox copies are room messages, statuses are read markers, groups are
-// group rooms. Implementations: store/sqlite/chat21.ts (and, for clusters, PostgreSQL).
+// group rooms. Implementations: store-sqlite.ts (single node) and store-postgres.ts (clusters).
 //
 // Contract
 // - Each method is one atomic write or read; a write's promise settles after it is durable.

@@ -1,0 +1,165 @@
+// Requests and their replies: ids, the queue of requests made while offline, timeouts, and
+// what happens to requests in flight when the connection is lost.
+//
+// A write that carries an idempotency key (send, edit, delete, react) always ends in a
+// definite state: acknowledged or refused by the server. It never fails with `timeout` — a
+// slow reply may still come, and the message would then be stored although reported failed —
+// but is sent again with the same key, after a growing wait, until the server answers; the
+// server stores it once whichever copy arrives first. Only `close()` ends it otherwise (with
+// `closed`), and the caller holds the key to send it again later.
+import type { CommandName } from '../protocol/schema.js';
+import { backoff } from './backoff.js';
+import { ClientError } from './errors.js';
+
+/** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
+const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
+  'presence', 'inbox', 'direct', 'ping', 'resume']);
+/** Writes that carry an idempotency key. */
+export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+
+export function randomKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  return c?.randomUUID ? c.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+interface Pending {
+  cmd: CommandName;
+  frame: Record<string, unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: ClientError) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  /** Ids it was sent under on the current connection (a keyed write sent again has several). */
+  ids: number[];
+  /** Times it was sent on the current connection without a reply. */
+  attempts: number;
+}
+
+/** How the requests reach the server. */
+export interface Link {
+  /** Whether a request may be written now (online and nothing queued before it). */
+  ready(): boolean;
+  write(text: string): void;
+}
+
+export interface ReplyFrame {
+  id?: number;
+  ok?: boolean;
+  data?: unknown;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export class Requests {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly queue: Pending[] = [];
+  /** Ids written on this connection whose reply has not come, timed-out ones included. */
+  private readonly outstanding = new Set<number>();
+  /**
+   * Requests the server lets one connection have awaiting a reply (from its auth reply); more
+   * wait in the queue, since the server closes a connection that sends beyond it.
+   */
+  private maxInFlight = Infinity;
+
+  constructor(private readonly link: Link, private readonly timeoutMs: number) {}
+
+  /** Starts a request: written now when possible, else queued until `flush`. */
+  start(cmd: CommandName, frame: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const p: Pending = { cmd, frame, resolve, reject, ids: [], attempts: 0 };
+      if (this.link.ready() && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
+      else if (cmd === 'typing') resolve({}); // ephemeral: not worth queueing
+      else this.queue.push(p);
+    });
+  }
+
+  /** Writes a request at once, ahead of the queue (the `auth` of a new connection). */
+  now(cmd: CommandName, frame: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => this.transmit({ cmd, frame, resolve, reject, ids: [], attempts: 0 }));
+  }
+
+  /** The server's cap on requests awaiting a reply per connection (none: no cap). */
+  limit(maxInFlight: unknown): void {
+    this.maxInFlight = typeof maxInFlight === 'number' && maxInFlight > 0 ? maxInFlight : Infinity;
+  }
+
+  /** Settles the request a reply frame answers; false when it answers none. */
+  reply(f: ReplyFrame): boolean {
+    if (typeof f.id !== 'number') return false;
+    if (this.outstanding.delete(f.id)) this.flush();
+    const p = this.pending.get(f.id);
+    if (!p) return false;
+    this.settled(p);
+    if (f.ok) p.resolve(f.data);
+    else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
+    return true;
+  }
+
+  /** Writes the queued requests, in order, while the link is ready. */
+  flush(): void {
+    while (this.queue.length > 0 && this.link.ready() && this.outstanding.size < this.maxInFlight) this.transmit(this.queue.shift()!);
+  }
+
+  /** The connection is gone: requests in flight that are safe to repeat wait for the next one, the others fail. */
+  connectionLost(): void {
+    this.outstanding.clear();
+    const inflight = [...new Set(this.pending.values())].filter((p) => p.cmd !== 'auth');
+    for (const p of new Set(this.pending.values())) if (p.cmd === 'auth') this.settled(p);
+    const lost = new ClientError('unavailable', 'connection lost before the reply');
+    const retry: Pending[] = [];
+    for (const p of inflight) {
+      this.settled(p);
+      if (RETRY.has(p.cmd)) {
+        p.attempts = 0;
+        retry.push(p);
+      } else p.reject(lost);
+    }
+    this.queue.unshift(...retry);
+  }
+
+  /** Fails every request, in flight or queued. */
+  failAll(err: ClientError): void {
+    for (const p of [...new Set(this.pending.values()), ...this.queue]) {
+      this.settled(p);
+      p.reject(err);
+    }
+    this.queue.length = 0;
+  }
+
+  private settled(p: Pending): void {
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+    for (const id of p.ids) this.pending.delete(id);
+    p.ids = [];
+  }
+
+  private transmit(p: Pending): void {
+    const id = this.nextId++;
+    p.frame.id = id;
+    p.ids.push(id);
+    p.attempts++;
+    this.pending.set(id, p);
+    if (p.cmd !== 'auth') this.outstanding.add(id);
+    this.arm(p);
+    this.link.write(JSON.stringify(p.frame));
+  }
+
+  /**
+   * Waits for the reply. A keyed write that gets none is sent again with its key (the earlier
+   * copies' replies still count), each wait longer than the last; anything else fails with
+   * `timeout`.
+   */
+  private arm(p: Pending): void {
+    const wait = p.attempts <= 1 ? this.timeoutMs : backoff(p.attempts - 1, 2 * this.timeoutMs, 8 * this.timeoutMs);
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      if (p.ids.length === 0) return;
+      if (KEYED.has(p.cmd)) {
+        if (this.link.ready() && this.outstanding.size < this.maxInFlight) this.transmit(p);
+        else this.arm(p);
+        return;
+      }
+      this.settled(p);
+      p.reject(new ClientError('timeout', `no reply to "${p.cmd}" within ${this.timeoutMs} ms`));
+    }, wait);
+  }
+}

@@ -1,0 +1,58 @@
+// Spreading clients over the nodes of a cluster: which node the dispatcher hands out, and how
+// many of its clients a node well above the mean asks to reconnect elsewhere. Both work from
+// the node list the bus last saw (fresh heartbeats only), never waiting on the network.
+import type { NodeInfo } from '../bus/bus.js';
+
+/**
+ * Picks nodes for new clients by "power of two random choices": two live nodes at random, the
+ * less loaded of them. A node's load is its reported connection count plus what this
+ * dispatcher handed it out since that report, so a burst of clients (everyone displaced by a
+ * node that died) spreads at once instead of all going to the node that looked emptiest.
+ */
+export class Dispatcher {
+  /** Hand-outs per node since its report stamped `at`. */
+  private readonly handed = new Map<string, { at: number; n: number }>();
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  pick(nodes: readonly NodeInfo[]): NodeInfo | null {
+    const live = nodes.filter((n) => n.url !== '');
+    if (live.length === 0) return null;
+    const i = Math.floor(this.random() * live.length);
+    let j = Math.floor(this.random() * (live.length - 1));
+    if (j >= i) j++;
+    const a = live[i]!;
+    const b = live[j] ?? a;
+    const la = this.load(a);
+    const lb = this.load(b);
+    const chosen = la < lb || (la === lb && this.random() < 0.5) ? a : b;
+    const h = this.handed.get(chosen.id);
+    this.handed.set(chosen.id, { at: chosen.at, n: h && h.at === chosen.at ? h.n + 1 : 1 });
+    if (this.handed.size > 4 * live.length + 16) this.forgetGone(live);
+    return chosen;
+  }
+
+  private load(n: NodeInfo): number {
+    const h = this.handed.get(n.id);
+    return n.connections + (h && h.at === n.at ? h.n : 0);
+  }
+
+  private forgetGone(live: readonly NodeInfo[]): void {
+    const ids = new Set(live.map((n) => n.id));
+    for (const id of this.handed.keys()) if (!ids.has(id)) this.handed.delete(id);
+  }
+}
+
+/**
+ * How many clients node `self` should ask to move now: none unless it is well above the mean
+ * (by 2 connections and 10 % at least); otherwise a few, at most 5 % of its connections, so
+ * load moves gradually and the counts can catch up between two rounds.
+ */
+export function toShed(self: string, nodes: readonly NodeInfo[]): number {
+  if (nodes.length < 2) return 0;
+  const mine = nodes.find((n) => n.id === self)?.connections ?? 0;
+  const mean = nodes.reduce((sum, n) => sum + n.connections, 0) / nodes.length;
+  const excess = mine - mean;
+  if (excess < Math.max(2, mean * 0.1)) return 0;
+  return Math.max(1, Math.min(Math.ceil(excess / 2), Math.ceil(mine * 0.05)));
+}
