@@ -12,6 +12,7 @@ const SYSTEM_TESTS = [
   'test/cluster.test.ts', // PostgreSQL, redis-server
   'test/store.postgres.test.ts', // PostgreSQL
   'test/cluster.fence.test.ts', // PostgreSQL
+  'test/cluster.placement.test.ts', // PostgreSQL
   'test/web.test.ts', // chromium
   'test/bench.test.ts', // every benchmark workload
 ];

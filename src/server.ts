@@ -9,6 +9,7 @@ import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
 import { PostgresStore } from './store/postgres/index.js';
+import { applicationName, newIncarnation } from './cluster/placement-postgres.js';
 import { PostgresAccountStore } from './store/postgres/accounts.js';
 import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
@@ -73,6 +74,9 @@ interface Backends {
   words?: WordStore;
   /** The SQLite handle in embedded mode. */
   db?: Database.Database;
+  /** This node's id, and in cluster mode this run's incarnation, which names its PostgreSQL sessions (applicationName). */
+  nodeId: string;
+  incarnation?: string;
 }
 
 async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
@@ -83,8 +87,14 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
+  // In a cluster a node's sessions carry its id and this run, by which a survivor ends those
+  // of a node removed from the cluster (src/cluster/placement-postgres.ts).
+  const incarnation = isCluster(cfg) ? newIncarnation() : undefined;
   if (pg.url) {
-    const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
+    const ps = await PostgresStore.open({
+      url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log,
+      ...(incarnation !== undefined ? { applicationName: applicationName(nodeId, incarnation) } : {}),
+    });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
@@ -97,7 +107,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -110,7 +120,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, chat21, words, db, bus, nodeId, incarnation,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix),
   };
