@@ -66,6 +66,7 @@ export const ConfigSchema = Type.Object({
     publicUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'URL clients use to reach this node, answered by /api/v1/dispatch (default: the listen address)' })),
     heartbeatMs: Int(2000, 100, 60000, 'How often a node reports itself alive and its load'),
     nodeTimeoutMs: Int(10000, 500, 600000, 'A node silent this long is dead: its presence entries are removed and leave events published'),
+    secret: Type.Optional(Type.String({ minLength: 16, description: 'Secret every node shares to authenticate node-to-node calls (default: auth.secret; needed with RS256/ES256)' })),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
@@ -262,6 +263,9 @@ export function validateConfig(raw: unknown): Config {
   if ((redis.url || redis.cluster.length > 0) && cfg.auth.algorithm.startsWith('HS') && !cfg.auth.secret) {
     throw new ConfigError('auth.secret', 'cluster mode needs one auth.secret shared by every node');
   }
+  if (isCluster(cfg) && clusterSecret(cfg) === undefined) {
+    throw new ConfigError('cluster.secret', `cluster mode with ${cfg.auth.algorithm} needs cluster.secret, shared by every node to authenticate node-to-node calls`);
+  }
   const chat21Base = `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`;
   if (/^\/api\/(v1|docs)(\/|$)/.test(chat21Base + '/')) {
     throw new ConfigError('chat21.appId', `${chat21Base} would collide with Parley's own /api/v1 and /api/docs routes`);
@@ -271,6 +275,10 @@ export function validateConfig(raw: unknown): Config {
 
 /** Cluster mode: several nodes sharing Redis (and PostgreSQL). */
 export const isCluster = (cfg: Config): boolean => Boolean(cfg.bus.redis.url || cfg.bus.redis.cluster.length > 0);
+
+/** The secret node-to-node calls are authenticated with: cluster.secret, else the HMAC auth.secret. */
+export const clusterSecret = (cfg: Config): string | undefined =>
+  cfg.cluster.secret ?? (cfg.auth.algorithm.startsWith('HS') ? cfg.auth.secret : undefined);
 
 export const configKeys = (): string[] => [...LEAVES.keys()];
 export const configLeaf = (path: string): TSchema | undefined => LEAVES.get(path);
