@@ -5,7 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createVerifier, resolveSecret, withSharedKey } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
-import { isCluster } from './config.js';
+import { clusterSecret, isCluster } from './config.js';
+import { WsForwarder } from './cluster/forward.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
 import { PostgresStore } from './store/postgres/index.js';
@@ -52,6 +53,8 @@ export interface Parley {
   readonly plugins: readonly Plugin[];
   /** The MQTT endpoint (Chat21 inbox pattern) when `mqtt.enabled`; its TCP port once listening. */
   readonly mqtt: { transport: MqttTransport; port: number } | null;
+  /** Cluster mode: node-to-node calls, taken at /cluster on the HTTP port (src/cluster/forward.ts). */
+  readonly forwarder: WsForwarder | null;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
   /** Base URL once listening, e.g. http://127.0.0.1:8080 */
@@ -220,11 +223,15 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       });
     }
   }
-  ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
+  const secret = isCluster(cfg) ? clusterSecret(cfg) : undefined;
+  const forwarder = secret !== undefined ? new WsForwarder({ self: backends.nodeId, secret, log }) : null;
+  ws.attach(http.server, forwarder || mqtt
+    ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
+    : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -244,6 +251,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       closing = true;
       clearInterval(sweeper);
       await ws.close();
+      await forwarder?.close();
       await mqtt?.close();
       await http.close();
       await closePlugins(plugins, log);
