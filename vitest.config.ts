@@ -10,7 +10,10 @@ import { defineConfig } from 'vitest/config';
 const SYSTEM_TESTS = [
   'test/bus.redis.test.ts', // redis-server, Redis Cluster
   'test/cluster.test.ts', // PostgreSQL, redis-server
+  'test/cluster.ownership.test.ts', // PostgreSQL, redis-server
   'test/store.postgres.test.ts', // PostgreSQL
+  'test/cluster.fence.test.ts', // PostgreSQL
+  'test/cluster.placement.test.ts', // PostgreSQL
   'test/web.test.ts', // chromium
   'test/bench.test.ts', // every benchmark workload
 ];

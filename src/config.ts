@@ -70,6 +70,7 @@ export const ConfigSchema = Type.Object({
     nodeTimeoutMs: Int(10000, 500, 600000, 'A node silent this long is dead: its presence entries are removed and leave events published'),
     rebalance: Type.Boolean({ default: true, description: 'A node with well above the mean number of connections asks some of its WebSocket clients, a few at a time, to reconnect elsewhere (close code 4009)' }),
     rebalanceMinAgeMs: Int(10000, 0, 3600000, 'Connections younger than this are never asked to move'),
+    secret: Type.Optional(Type.String({ minLength: 16, description: 'Secret every node shares to authenticate node-to-node calls (default: auth.secret; needed with RS256/ES256)' })),
   }, { default: {}, additionalProperties: false }),
   accounts: Type.Object({
     registration: Type.Boolean({ default: true, description: 'Allow anyone to register a built-in account' }),
@@ -262,6 +263,9 @@ export function validateConfig(raw: unknown): Config {
   if (cfg.cluster.nodeTimeoutMs < 3 * cfg.cluster.heartbeatMs) {
     throw new ConfigError('cluster.nodeTimeoutMs', 'must be at least 3 heartbeats (cluster.heartbeatMs), or a node that is late once is taken for dead');
   }
+  if (isCluster(cfg) && clusterSecret(cfg) === undefined) {
+    throw new ConfigError('cluster.secret', `cluster mode with ${cfg.auth.algorithm} needs cluster.secret, shared by every node to authenticate node-to-node calls`);
+  }
   const badChat21 = checkChat21(cfg.chat21);
   if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);
   return cfg;
@@ -269,6 +273,10 @@ export function validateConfig(raw: unknown): Config {
 
 /** Cluster mode: several nodes sharing Redis (and PostgreSQL). */
 export const isCluster = (cfg: Config): boolean => Boolean(cfg.bus.redis.url || cfg.bus.redis.cluster.length > 0);
+
+/** The secret node-to-node calls are authenticated with: cluster.secret, else the HMAC auth.secret. */
+export const clusterSecret = (cfg: Config): string | undefined =>
+  cfg.cluster.secret ?? (cfg.auth.algorithm.startsWith('HS') ? cfg.auth.secret : undefined);
 
 export const configKeys = (): string[] => [...LEAVES.keys()];
 export const configLeaf = (path: string): TSchema | undefined => LEAVES.get(path);

@@ -5,10 +5,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createVerifier, resolveSecret } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
-import { isCluster } from './config.js';
+import { clusterSecret, isCluster } from './config.js';
+import { WsForwarder } from './cluster/forward.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
 import { PostgresStore } from './store/postgres/index.js';
+import { applicationName, newIncarnation, PostgresPlacement } from './cluster/placement-postgres.js';
+import { clusterRouting } from './log/cluster.js';
+import type { RoomOp } from './log/ops.js';
 import { PostgresAccountStore } from './store/postgres/accounts.js';
 import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
@@ -50,6 +54,8 @@ export interface Parley {
   readonly plugins: readonly Plugin[];
   /** The MQTT endpoint (Chat21 inbox pattern) when `mqtt.enabled`; its TCP port once listening. */
   readonly mqtt: { transport: MqttTransport<unknown>; port: number } | null;
+  /** Cluster mode: node-to-node calls, taken at /cluster on the HTTP port (src/cluster/forward.ts). */
+  readonly forwarder: WsForwarder | null;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
   /** Base URL once listening, e.g. http://127.0.0.1:8080 */
@@ -72,6 +78,9 @@ interface Backends {
   words?: WordStore;
   /** The SQLite handle in embedded mode. */
   db?: Database.Database;
+  /** This node's id, and in cluster mode this run's incarnation, which names its PostgreSQL sessions (applicationName). */
+  nodeId: string;
+  incarnation?: string;
 }
 
 async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
@@ -82,8 +91,14 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
+  // In a cluster a node's sessions carry its id and this run, by which a survivor ends those
+  // of a node removed from the cluster (src/cluster/placement-postgres.ts).
+  const incarnation = isCluster(cfg) ? newIncarnation() : undefined;
   if (pg.url) {
-    const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
+    const ps = await PostgresStore.open({
+      url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log,
+      ...(incarnation !== undefined ? { applicationName: applicationName(nodeId, incarnation) } : {}),
+    });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
@@ -96,7 +111,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -109,7 +124,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, chat21, words, db, bus, nodeId, incarnation,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -139,12 +154,26 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     onSlowConsumer: (c) => log.warn({ conn: c.id, user: c.user }, 'dropping slow consumer'),
     onDelivered: (n) => metrics.delivered(n),
   });
+  // Cluster mode: each room is written by its owning node (rendezvous hashing over the live
+  // nodes, fenced by the epoch in PostgreSQL); the other nodes forward its writes over /cluster.
+  const secret = isCluster(cfg) ? clusterSecret(cfg) : undefined;
+  const self = { id: backends.nodeId, url: '' };
+  const placement = secret !== undefined && store instanceof PostgresStore && backends.incarnation !== undefined
+    ? new PostgresPlacement({
+      pool: store.pool, self, incarnation: backends.incarnation, heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
+    })
+    : null;
+  const forwarder = secret !== undefined ? new WsForwarder({ self: backends.nodeId, secret, log, ...(placement ? { placement } : {}) }) : null;
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
-    // Nodes sharing PostgreSQL lock each batch's rooms until rooms have owning nodes.
-    roomLog: { maxRooms: cfg.limits.roomStates, ...(store instanceof PostgresStore ? { locks: store } : {}) },
+    // Without owning nodes (PostgreSQL outside cluster mode), writers lock each batch's rooms.
+    roomLog: {
+      maxRooms: cfg.limits.roomStates,
+      ...(placement && forwarder ? { cluster: clusterRouting(placement, forwarder) } : store instanceof PostgresStore ? { locks: store } : {}),
+    },
   }, log);
+  forwarder?.serve((room, op) => service.roomLog.serve(room, op as RoomOp));
   metrics.follow(service.events);
   // Every transport runs commands through the one runner: order up to admission, timing.
   const runner: CommandRunner = new CommandRunner(service, metrics);
@@ -226,11 +255,13 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
     ? chat21({ config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics }).mqtt
     : null;
-  ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
+  ws.attach(http.server, forwarder || mqtt
+    ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
+    : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -241,6 +272,11 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (mqtt) {
         mqttPort = await mqtt.listen();
         log.info({ port: mqttPort, wsPath: cfg.mqtt.wsPath || null }, 'mqtt listening');
+      }
+      if (placement) {
+        // Peers reach this node where clients do; it owns rooms once it is registered.
+        self.url = cfg.cluster.publicUrl ?? url;
+        await placement.start();
       }
       log.info({ url, dataDir }, 'parley listening');
       return port;
@@ -253,7 +289,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       await ws.close();
       await mqtt?.close();
       await http.close();
+      // The writes taken are settled, then the node leaves the cluster and its rooms move.
       await service.close();
+      await placement?.stop();
+      await forwarder?.close();
       await closePlugins(plugins, log);
       await bus.close();
       await store.close();

@@ -13,6 +13,7 @@ import type { Message } from '../src/protocol/schema.js';
 import { RawSocket, collect, startServer, tempDir, type TestServer } from './helpers.js';
 import { Chat21Peer } from './mqtt-helpers.js';
 import { waitFor } from './wait.js';
+import { authHeaders } from '../src/cluster/forward.js';
 
 // The nodes carry bursts from one user far above the default rate limit: it is off here.
 const TIMEOUTS = {
@@ -380,6 +381,24 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect([cluster.nodes[0]!.url, cluster.nodes[1]!.url]).toContain(d.url);
     ghostRaw.close();
   }, 90_000);
+});
+
+describe('cluster: node-to-node calls', () => {
+  /** The status an upgrade to /cluster with `headers` gets (101 when accepted). */
+  const upgrade = (url: string, headers: Record<string, string>) => new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/cluster`, { headers });
+    ws.on('open', () => { ws.close(); resolve(101); });
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('error', () => undefined);
+  });
+
+  it('each node takes /cluster on its own port, only from holders of the shared secret, only for itself', async () => {
+    const url = cluster.nodes[0]!.url;
+    expect(await upgrade(url, authHeaders(cluster.secret, 'node-2', 'node-1'))).toBe(101);
+    expect(await upgrade(url, authHeaders('not-the-cluster-secret', 'node-2', 'node-1'))).toBe(401);
+    expect(await upgrade(url, {})).toBe(401);
+    expect(await upgrade(url, authHeaders(cluster.secret, 'node-2', 'node-3'))).toBe(421);
+  });
 });
 
 describe('cluster: shared policy state between nodes', () => {

@@ -68,6 +68,11 @@ describe('parley CLI', () => {
     expect(() => loadConfig({ overrides: { ...redis, auth: { secret: 'x'.repeat(16) } } })).toThrow(/store\.postgres\.url/);
     expect(() => loadConfig({ overrides: { ...redis, store: { postgres: { url: 'postgres://h/db' } } } })).toThrow(/auth\.secret/);
     expect(() => loadConfig({ overrides: { bus: { redis: { url: 'redis://h:1', cluster: ['h:1'] } }, store: { postgres: { url: 'postgres://h/db' } }, auth: { secret: 'x'.repeat(16) } } })).toThrow(/bus\.redis\.cluster/);
+    // Node-to-node calls need a shared secret: auth.secret with HS*, cluster.secret otherwise.
+    const rs = { ...redis, store: { postgres: { url: 'postgres://h/db' } }, auth: { algorithm: 'RS256', jwksUrl: 'https://idp.example/jwks' } };
+    expect(() => loadConfig({ overrides: rs })).toThrow(/cluster\.secret/);
+    expect(loadConfig({ overrides: { ...rs, cluster: { secret: 's'.repeat(16) } } }).cluster.secret).toBe('s'.repeat(16));
+    expect(() => loadConfig({ overrides: { ...rs, cluster: { secret: 'short' } } })).toThrow(/cluster\.secret/);
     expect(() => loadConfig({ env: { PARLEY_BUS_REDIS_URL: 'http://nope' } })).toThrow(/bus\.redis\.url/);
     const c = loadConfig({ env: { PARLEY_BUS_REDIS_CLUSTER: '10.0.0.1:7000, 10.0.0.2:7000', PARLEY_STORE_POSTGRES_URL: 'postgres://h/db', PARLEY_AUTH_SECRET: 'y'.repeat(20) } });
     expect(c.bus.redis.cluster).toEqual(['10.0.0.1:7000', '10.0.0.2:7000']);

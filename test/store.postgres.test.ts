@@ -41,15 +41,16 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
     const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
     await Promise.all(stores.map((s) => s.close()));
   });
 
   it('the migration to unique channel names keeps channels that already shared a name, the oldest holding it', async () => {
     const schema = freshSchema();
     let s = await node({ url: server.url, schema }, true);
-    // A database from before the rule: the key column and its index did not exist.
-    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DELETE FROM schema_migrations WHERE version = 4');
+    // A database from before the rule (version 3): the key column and its index, and what
+    // later migrations add, did not exist.
+    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }

@@ -15,7 +15,7 @@ import type { RoomCaps } from '../service/rules.js';
 import { KeyConflictError, type Batch } from '../store/writer.js';
 import { BatchBuilder } from './batch.js';
 import {
-  apply, prepare, type Applied, type Ctx, type FactReader, type LogStore, type OpFacts, type OpName, type OpOf, type OpResults, type Prep,
+  apply, prepare, type Applied, type AppendResult, type Ctx, type FactReader, type LogStore, type OpFacts, type OpName, type OpOf, type OpResults, type Prep,
   type CommittedEvent, type RoomOp,
 } from './ops.js';
 import { RoomState } from './state.js';
@@ -142,18 +142,21 @@ export class RoomLog {
     // Keyed writes may be retried safely (a lost answer, a batch fenced): in a cluster every
     // append carries a key, the caller's or one of its own.
     const given: RoomOp = op;
-    const o: RoomOp = this.cluster && given.op === 'append' && given.key === undefined ? { ...given, key: autoKey() } : given;
+    const keyed = this.cluster !== undefined && given.op === 'append' && given.key === undefined;
+    const o: RoomOp = keyed ? { ...given, key: autoKey() } : given;
+    // A retry that found its own earlier attempt stored is, for a caller who gave no key, the send.
+    const answer = (r: unknown) => (keyed ? { ...(r as AppendResult), duplicate: false } : r) as OpResults[N];
     for (let route = 0; ; route++) {
       if (!this.cluster || this.cluster.isLocal(room)) {
         try {
-          return await this.local(room, o) as OpResults[N];
+          return answer(await this.local(room, o));
         } catch (err) {
           if (!(err instanceof Reroute) || route >= MAX_ROUTES) throw err instanceof Reroute ? moved(room) : err;
           continue;
         }
       }
       try {
-        return await this.cluster.forward(room, o) as OpResults[N];
+        return answer(await this.cluster.forward(room, o));
       } catch (err) {
         if (!this.cluster.isNotOwner(err) || route >= MAX_ROUTES) throw err;
         await this.cluster.refresh().catch(() => undefined);

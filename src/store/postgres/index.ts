@@ -14,6 +14,7 @@ import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError,
 import { GroupCommit } from './group-commit.js';
 import { writeBatch } from './commit.js';
 import { SQL } from './statements.js';
+import { enterFence } from '../../cluster/fence.js';
 import { toTsquery } from './search-text.js';
 
 export { searchWords } from './search-text.js';
@@ -212,8 +213,9 @@ export class PostgresStore extends PostgresFacts implements Store {
     }, () => size));
   }
 
-  private async fenced<T>(_c: pg.PoolClient, epoch: number | null, run: () => Promise<T>): Promise<T> {
-    if (epoch !== null) throw new ParleyError('internal', 'batches are not fenced yet: rooms have no owners');
+  /** With an epoch, the batch commits only while it is the cluster's (src/cluster/fence.ts). */
+  private async fenced<T>(c: pg.PoolClient, epoch: number | null, run: () => Promise<T>): Promise<T> {
+    if (epoch !== null) await enterFence(c, epoch);
     return run();
   }
 

@@ -154,6 +154,24 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms (name_key) WHERE name_key IS NOT NULL;
   `,
+  // 5: room ownership in cluster mode (src/cluster). cluster_state is the one row every batch
+  // checks its epoch against (fence.ts); nodes is the node list of that epoch. cluster_nodes
+  // holds each node's lease, renewed with the database's clock; a row is added or removed
+  // only together with an epoch bump, so the two always list the same nodes.
+  `
+  CREATE TABLE cluster_state (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    epoch bigint NOT NULL,
+    nodes jsonb NOT NULL
+  );
+  INSERT INTO cluster_state (id, epoch, nodes) VALUES (1, 0, '[]');
+  CREATE TABLE cluster_nodes (
+    id text COLLATE "C" PRIMARY KEY,
+    url text NOT NULL,
+    incarnation text NOT NULL,
+    renewed_at timestamptz NOT NULL
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */
