@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createVerifier, resolveSecret, withSharedKey } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
+import type { Pool as PgPool } from 'pg';
 import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
@@ -34,6 +35,12 @@ import { PostgresChat21Store } from './store/postgres/chat21.js';
 import type { Chat21Store } from './store/chat21.js';
 import { registerChat21Routes } from './transport/http/chat21.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
+import { AttachmentService } from './service/attachments.js';
+import { openBlobStore } from './blobs/index.js';
+import { SqliteAttachmentStore } from './store/sqlite/attachments.js';
+import { PostgresAttachmentStore } from './store/postgres/attachments.js';
+import { registerAttachmentRoutes } from './transport/http/attachments.js';
+import { authenticator } from './transport/http/auth.js';
 
 export interface Parley {
   readonly config: Config;
@@ -57,6 +64,8 @@ export interface Parley {
   readonly url: string;
   /** Applies retention limits now (also done every retention.sweepSec); resolves with messages removed. */
   sweep(now?: number): Promise<number>;
+  /** Uploaded files: storage, rules, removal (see docs/rest.md#attachments). */
+  readonly attachments: AttachmentService;
   close(): Promise<void>;
 }
 
@@ -73,6 +82,8 @@ interface Backends {
   words?: WordStore;
   /** The SQLite handle in embedded mode. */
   db?: Database.Database;
+  /** The PostgreSQL pool in cluster mode (or with store.postgres.url). */
+  pool?: PgPool;
 }
 
 async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
@@ -83,12 +94,14 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
+  let pool: PgPool | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
+    pool = ps.pool;
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
@@ -97,7 +110,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -110,7 +123,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, chat21, words, db, pool, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix),
   };
@@ -144,13 +157,30 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
   }, log);
+  const attachments = new AttachmentService(store,
+    backends.pool ? new PostgresAttachmentStore(backends.pool) : new SqliteAttachmentStore(backends.db!),
+    await openBlobStore(cfg, backends.pool),
+    { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
+  service.hooks.use(...attachments.hooks());
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
-    if (removed > 0) log.info({ removed }, 'retention applied');
+    if (removed > 0) {
+      log.info({ removed }, 'retention applied');
+      // The files of the messages retention removed go with them.
+      const files = await attachments.afterRetention();
+      if (files > 0) log.info({ files }, 'attachments removed with their messages');
+    }
     return removed;
   };
   const sweeper = setInterval(() => { sweep().catch((err) => log.warn({ err }, 'retention failed')); }, cfg.retention.sweepSec * 1000);
   sweeper.unref();
+  const uploadSweeper = setInterval(() => {
+    attachments.sweep().then(
+      (n) => { if (n > 0) log.info({ removed: n }, 'unsent uploads removed'); },
+      (err: unknown) => log.warn({ err }, 'sweeping unsent uploads failed'),
+    );
+  }, cfg.attachments.sweepSec * 1000);
+  uploadSweeper.unref();
   const ws: WsTransport = new WsTransport(service, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
     slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
@@ -210,11 +240,21 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       });
     }
   }
+  registerAttachmentRoutes(http, '/api/v1', {
+    attachments,
+    authenticate: authenticator({
+      verify, apiKeys: cfg.api.keys,
+      admit: async (u) => {
+        await service.checkNotBanned(u.id);
+        await store.upsertUser({ id: u.id, name: u.name, profile: u.profile });
+      },
+    }),
+  });
   ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, attachments,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -233,10 +273,12 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (closing) return;
       closing = true;
       clearInterval(sweeper);
+      clearInterval(uploadSweeper);
       await ws.close();
       await mqtt?.close();
       await http.close();
       await closePlugins(plugins, log);
+      await attachments.close();
       await bus.close();
       await store.close();
     },
