@@ -41,7 +41,7 @@ interface View { id: string; name: string; size: number; type: string; width?: n
 async function upload(user: string, room: string, bytes: Buffer, name?: string, type = 'application/octet-stream') {
   const headers: Record<string, string> = { authorization: `Bearer ${tokens[user]}`, 'content-type': type };
   if (name !== undefined) headers['x-filename'] = encodeURIComponent(name);
-  const r = await fetch(`${srv.url}/api/v1/rooms/${room}/attachments`, { method: 'POST', headers, body: bytes });
+  const r = await fetch(`${srv.url}/api/v1/rooms/${room}/attachments`, { method: 'POST', headers, body: new Uint8Array(bytes) });
   return { status: r.status, body: await r.json() as View & { error?: { code: string; details?: Record<string, unknown> } }, headers: r.headers };
 }
 
