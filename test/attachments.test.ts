@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeDir, startServer, type TestServer } from './helpers.js';
+import { ParleyClient, type ClientError, type Message } from '../src/client/index.js';
+import { collect, RawSocket, removeDir, startServer, waitFor, type TestServer } from './helpers.js';
 
 let srv: TestServer;
 const tokens: Record<string, string> = {};
@@ -269,8 +270,8 @@ describe('removal', () => {
   it('deleting the message that carries a file removes the file', async () => {
     const a = (await upload('bob', 'files', await png(50, 50), 'p.png')).body;
     const before = stored().length;
-    const sent = await call('bob', 'POST', '/rooms/files/messages', { text: 'look' });
-    await srv.parley.attachments.bind('files', 'bob', [a.id], sent.body.seq as number);
+    const sent = await call('bob', 'POST', '/rooms/files/messages', { text: 'look', attachments: [a.id] });
+    expect(sent.status).toBe(201);
     expect((await call('bob', 'DELETE', `/rooms/files/messages/${sent.body.seq as number}`)).status).toBe(200);
     expect((await get(`/api/v1/attachments/${a.id}`, 'bob')).status).toBe(404);
     expect(stored().length).toBe(before - 2);
@@ -280,8 +281,7 @@ describe('removal', () => {
     await call('alice', 'POST', '/rooms', { kind: 'group', name: 'Gone', room: 'gone' });
     const a = (await upload('alice', 'gone', Buffer.from('one'), 'a.txt')).body;
     const b = (await upload('alice', 'gone', Buffer.from('two'), 'b.txt')).body;
-    const sent = await call('alice', 'POST', '/rooms/gone/messages', { text: 'x' });
-    await srv.parley.attachments.bind('gone', 'alice', [a.id], sent.body.seq as number);
+    expect((await call('alice', 'POST', '/rooms/gone/messages', { text: 'x', attachments: [a.id] })).status).toBe(201);
     const before = stored().length;
     expect((await call('alice', 'DELETE', '/rooms/gone')).status).toBe(200);
     expect(stored().length).toBe(before - 2);
@@ -291,8 +291,7 @@ describe('removal', () => {
   it('retention that removes a message removes its files', async () => {
     await call('alice', 'POST', '/rooms', { kind: 'group', name: 'Short', room: 'short' });
     const a = (await upload('alice', 'short', Buffer.from('old'), 'old.txt')).body;
-    const sent = await call('alice', 'POST', '/rooms/short/messages', { text: 'with a file' });
-    await srv.parley.attachments.bind('short', 'alice', [a.id], sent.body.seq as number);
+    expect((await call('alice', 'POST', '/rooms/short/messages', { text: 'with a file', attachments: [a.id] })).status).toBe(201);
     await call('alice', 'PATCH', '/rooms/short', { retention: { count: 2 } });
     for (let i = 0; i < 3; i++) await call('alice', 'POST', '/rooms/short/messages', { text: `later ${i}` });
     expect((await get(`/api/v1/attachments/${a.id}`, 'alice')).status).toBe(200);
@@ -307,5 +306,103 @@ describe('removal', () => {
     expect((await get(`/api/v1/attachments/${a.id}`, 'bob')).status).toBe(200);
     expect(await srv.parley.attachments.sweep(Date.now() + ttl + 1000)).toBeGreaterThan(0);
     expect((await get(`/api/v1/attachments/${a.id}`, 'bob')).status).toBe(404);
+  });
+});
+
+describe('messages with attachments', () => {
+  async function connect(user: string): Promise<RawSocket> {
+    const s = await RawSocket.open(srv.wsUrl);
+    const r = await s.call({ id: 'auth', cmd: 'auth', token: tokens[user] });
+    expect(r.ok).toBe(true);
+    return s;
+  }
+  const messagesOf = (s: RawSocket) => s.frames.filter((f) => f.ev === 'message').map((f) => f.data as { seq: number; text: string; data?: { attachments?: unknown } });
+
+  it('a send names uploads; the stored message and every delivery carry them, and a retry is a duplicate', async () => {
+    const bob = await connect('bob');
+    const alice = await connect('alice');
+    const img = (await upload('bob', 'files', await png(64, 32), 'chart.png')).body;
+    const pdf = (await upload('bob', 'files', Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(300)]), 'notes.pdf')).body;
+    const carried = [
+      { id: img.id, name: 'chart.png', size: img.size, type: 'image/png', width: 64, height: 32 },
+      { id: pdf.id, name: 'notes.pdf', size: pdf.size, type: 'application/pdf' },
+    ];
+    const sent = await bob.call({ id: 1, cmd: 'send', room: 'files', text: '', attachments: [img.id, pdf.id], key: 'with-files' });
+    expect(sent).toMatchObject({ ok: true, data: { duplicate: false } });
+    const seq = (sent.data as { seq: number }).seq;
+    for (const s of [alice, bob]) {
+      await waitFor(() => messagesOf(s).some((m) => m.seq === seq), 5000, 'delivery');
+      expect(messagesOf(s).find((m) => m.seq === seq)).toMatchObject({ text: '', data: { attachments: carried } });
+    }
+    const again = await bob.call({ id: 2, cmd: 'send', room: 'files', text: '', attachments: [img.id, pdf.id], key: 'with-files' });
+    expect(again).toMatchObject({ ok: true, data: { seq, duplicate: true } });
+    const h = await alice.call({ id: 3, cmd: 'history', room: 'files', after: seq - 1 });
+    const stored = (h.data as { messages: Array<{ seq: number; data?: unknown }> }).messages;
+    expect(stored.map((m) => m.seq)).toEqual([seq]);
+    expect(stored[0]!.data).toEqual({ attachments: carried });
+    expect((await call('alice', 'GET', `/attachments/${img.id}/meta`)).body.message).toBe(seq);
+    bob.close();
+    alice.close();
+  });
+
+  it('an unknown, foreign, other-room or sent upload is refused with a code, and nothing is stored', async () => {
+    const bob = await connect('bob');
+    await call('alice', 'POST', '/rooms', { kind: 'group', name: 'Other', room: 'other' });
+    await call('alice', 'POST', '/rooms/other/members', { user: 'bob' });
+    const mine = (await upload('bob', 'files', Buffer.from('mine'), 'mine.txt')).body;
+    const carols = (await upload('carol', 'files', Buffer.from('carol'), 'c.txt')).body;
+    const elsewhere = (await upload('bob', 'other', Buffer.from('other'), 'o.txt')).body;
+    const sentOne = (await upload('bob', 'files', Buffer.from('sent'), 's.txt')).body;
+    expect((await bob.call({ id: 1, cmd: 'send', room: 'files', text: 'first', attachments: [sentOne.id] })).ok).toBe(true);
+    const last = (await call('bob', 'GET', '/rooms/files')).body.lastSeq as number;
+    const refused = async (frame: Record<string, unknown>) => {
+      const r = await bob.call({ id: 9, cmd: 'send', room: 'files', text: 'x', ...frame });
+      expect(r.ok, JSON.stringify(frame)).toBe(false);
+      return (r.error as { code: string; details?: Record<string, unknown> });
+    };
+    expect(await refused({ attachments: [randomBytes(16).toString('base64url')] })).toMatchObject({ code: 'not_found', details: { field: 'attachments' } });
+    expect(await refused({ attachments: [mine.id, carols.id] })).toMatchObject({ code: 'not_found', details: { attachment: carols.id } });
+    expect(await refused({ attachments: [elsewhere.id] })).toMatchObject({ code: 'not_found', details: { attachment: elsewhere.id } });
+    expect(await refused({ attachments: [sentOne.id] })).toMatchObject({ code: 'conflict', details: { attachment: sentOne.id } });
+    expect(await refused({ attachments: ['../../etc/passwd'] })).toMatchObject({ code: 'invalid' });
+    expect(await refused({ attachments: [mine.id, mine.id] })).toMatchObject({ code: 'invalid' });
+    expect(await refused({ attachments: [] })).toMatchObject({ code: 'invalid' });
+    expect(await refused({ data: { attachments: [{ id: carols.id, name: 'c.txt', size: 5, type: 'text/plain' }] } })).toMatchObject({ code: 'invalid', details: { field: 'data.attachments' } });
+    expect(await refused({ text: '' })).toMatchObject({ code: 'invalid', details: { field: 'text' } });
+    // Over REST the same rule answers the same code.
+    expect((await call('bob', 'POST', '/rooms/files/messages', { text: 'x', attachments: [carols.id] })).status).toBe(404);
+    expect((await call('bob', 'GET', '/rooms/files')).body.lastSeq).toBe(last);
+    expect((await call('bob', 'GET', `/attachments/${mine.id}/meta`)).body.message).toBeNull();
+    bob.close();
+  });
+
+  it('deleting the message removes its files', async () => {
+    const bob = await connect('bob');
+    const a = (await upload('bob', 'files', await png(20, 20), 'gone.png')).body;
+    const sent = await bob.call({ id: 1, cmd: 'send', room: 'files', text: 'soon gone', attachments: [a.id] });
+    const seq = (sent.data as { seq: number }).seq;
+    expect((await get(`/api/v1/attachments/${a.id}`, 'alice')).status).toBe(200);
+    expect((await bob.call({ id: 2, cmd: 'delete', room: 'files', target: seq })).ok).toBe(true);
+    expect((await get(`/api/v1/attachments/${a.id}`, 'alice')).status).toBe(404);
+    expect((await get(a.previewUrl!)).status).toBe(404);
+    bob.close();
+  });
+
+  it('the SDK uploads a file and sends it; the other member\'s SDK gets the message with it; errors keep their code', async () => {
+    const bob = new ParleyClient({ url: srv.url, token: tokens.bob! });
+    const alice = new ParleyClient({ url: srv.url, token: tokens.alice! });
+    await Promise.all([bob.connect(), alice.connect()]);
+    const seen: Message[] = collect(alice, 'files');
+    let progress = 0;
+    const up = await bob.upload('files', new Uint8Array(await png(40, 10)), { name: 'sdk.png', onProgress: (n) => { progress = n; } });
+    expect(up).toMatchObject({ name: 'sdk.png', type: 'image/png', width: 40, height: 10, message: null });
+    expect(progress).toBeGreaterThan(0);
+    const { seq } = await bob.send('files', 'from the SDK', { attachments: [up.id] });
+    await waitFor(() => seen.some((m) => m.seq === seq), 5000, 'delivery');
+    expect(seen.find((m) => m.seq === seq)!.data).toEqual({ attachments: [{ id: up.id, name: 'sdk.png', size: up.size, type: 'image/png', width: 40, height: 10 }] });
+    const tooBig = await bob.upload('files', new Uint8Array(MAX + 1), { name: 'big.bin' }).catch((e: ClientError) => e);
+    expect((tooBig as ClientError).code).toBe('too_large');
+    bob.close();
+    alice.close();
   });
 });

@@ -78,6 +78,33 @@ function randomKey(): string {
   return c?.randomUUID ? c.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
+/** The HTTP base (scheme, host, port) of the server a WebSocket or HTTP URL names. */
+function httpBase(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  return u.origin;
+}
+
+/** An uploaded file as the server shows it to you (see docs/rest.md#attachments). */
+export interface Upload {
+  id: string; room: string; uploader: string; name: string; size: number; type: string;
+  width?: number; height?: number; createdAt: number; message: number | null;
+  /** Signed URLs readable without a header (`<img src>`) until `expiresAt`. */
+  url: string; previewUrl?: string; expiresAt: number;
+}
+
+export interface UploadOptions {
+  /** The file name (sanitised by the server); a File's own name by default. */
+  name?: string;
+  /** Called with bytes sent so far and the total while the file goes up (browsers). */
+  onProgress?: (sent: number, total: number) => void;
+  /** Aborts the upload (it rejects with `aborted`). */
+  signal?: AbortSignal;
+}
+
+const resolve = async (v: string | (() => string | Promise<string>)): Promise<string> => (typeof v === 'function' ? v() : v);
+
 function wsUrl(url: string): string {
   const u = new URL(url);
   if (u.protocol === 'http:') u.protocol = 'ws:';
@@ -198,8 +225,8 @@ export class ParleyClient {
     let token: string;
     let url: string;
     try {
-      token = typeof this.opts.token === 'function' ? await this.opts.token() : this.opts.token;
-      url = typeof this.opts.url === 'function' ? await this.opts.url() : this.opts.url;
+      token = await resolve(this.opts.token);
+      url = await resolve(this.opts.url);
     } catch {
       this.scheduleReconnect();
       return;
@@ -436,8 +463,62 @@ export class ParleyClient {
 
   // ---- typed helpers --------------------------------------------------------------------------
 
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): Promise<SendResult> {
+  /**
+   * Sends a message. `attachments` names your uploads to the room (see `upload`); the
+   * message carries them in `data.attachments`, and the text may then be empty.
+   */
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; attachments?: string[] } = {}): Promise<SendResult> {
     return this.request('send', { room, text, ...opts });
+  }
+
+  /**
+   * Uploads a file to a room over HTTP (POST /api/v1/rooms/{room}/attachments); send its id
+   * with a message afterwards. Rejects with the server's error code (`too_large`, `invalid`,
+   * `forbidden`, `rate_limited`...), `aborted`, or `unavailable` when the network failed.
+   */
+  async upload(room: string, file: Blob | Uint8Array, opts: UploadOptions = {}): Promise<Upload> {
+    const url = `${httpBase(await resolve(this.opts.url))}/api/v1/rooms/${encodeURIComponent(room)}/attachments`;
+    const token = await resolve(this.opts.token);
+    const name = opts.name ?? ((file as { name?: string }).name || 'file');
+    const type = (file as Blob).type || 'application/octet-stream';
+    const headers = { authorization: `Bearer ${token}`, 'content-type': type, 'x-filename': encodeURIComponent(name) };
+    const body = file instanceof Uint8Array ? new Blob([file as Uint8Array<ArrayBuffer>]) : file;
+    const answer = (status: number, text: string): Upload => {
+      let json: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Partial<Upload>;
+      try {
+        json = JSON.parse(text) as typeof json;
+      } catch {
+        throw new ClientError('unavailable', `upload failed with HTTP ${status}`);
+      }
+      if (status >= 400 || json.error) throw new ClientError(json.error?.code ?? 'unavailable', json.error?.message ?? `HTTP ${status}`, json.error?.details);
+      return json as Upload;
+    };
+    const XHR = (globalThis as { XMLHttpRequest?: typeof XMLHttpRequest }).XMLHttpRequest;
+    if (!XHR) {
+      // Node: fetch, without progress events.
+      try {
+        const r = await fetch(url, { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
+        const out = answer(r.status, await r.text());
+        opts.onProgress?.(body.size, body.size);
+        return out;
+      } catch (err) {
+        if (err instanceof ClientError) throw err;
+        throw new ClientError(opts.signal?.aborted ? 'aborted' : 'unavailable', (err as Error).message);
+      }
+    }
+    return new Promise<Upload>((done, fail) => {
+      const xhr = new XHR();
+      xhr.open('POST', url);
+      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.total || body.size);
+      xhr.onload = () => {
+        try { done(answer(xhr.status, xhr.responseText)); } catch (err) { fail(err as ClientError); }
+      };
+      xhr.onerror = () => fail(new ClientError('unavailable', 'the upload failed: network error'));
+      xhr.onabort = () => fail(new ClientError('aborted', 'the upload was aborted'));
+      opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      xhr.send(body);
+    });
   }
   edit(room: string, target: number, text: string): Promise<SendResult> {
     return this.request('edit', { room, target, text });
@@ -475,4 +556,4 @@ export class ParleyClient {
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AuthResult, Message, Room, SendResult } from '../protocol/schema.js';
+export type { AttachmentRef, AuthResult, Message, Room, SendResult } from '../protocol/schema.js';

@@ -11,6 +11,7 @@ import type { Identity } from '../auth/jwt.js';
 import type { BlobSource, BlobStore } from '../blobs/blobs.js';
 import { tooLarge } from '../blobs/blobs.js';
 import { ParleyError } from '../errors.js';
+import type { AttachmentRef, CommandArgs } from '../protocol/schema.js';
 import type { Attachment, AttachmentStore } from '../store/attachments.js';
 import type { Store } from '../store/store.js';
 import { commandHook, type Hook } from './hooks.js';
@@ -54,16 +55,6 @@ export interface AttachmentView {
   previewUrl?: string;
   /** When the signed URLs stop working (ms since the epoch). */
   expiresAt: number;
-}
-
-/** What a message carries of each attachment (the shape the message integration stores). */
-export interface AttachmentRef {
-  id: string;
-  name: string;
-  size: number;
-  type: string;
-  width?: number;
-  height?: number;
 }
 
 export type Variant = 'file' | 'preview';
@@ -315,11 +306,22 @@ export class AttachmentService {
   }
 
   /**
-   * Hooks that remove files with what carried them: a message deleted by `delete`, a room by
-   * `destroy` (its unsent uploads too). They see only successful commands.
+   * Hooks that attach uploads to the message a `send` stores (see forSend; once stored, the
+   * uploads are bound to its seq) and remove files with what carried them: a message deleted
+   * by `delete`, a room by `destroy` (its unsent uploads too). The after hooks act only on
+   * successful commands.
    */
   hooks(): Hook[] {
     return [
+      commandHook({
+        name: 'attachments:send', commands: ['send'],
+        before: (ctx) => this.forSend(ctx.user, ctx.args),
+        after: async (ctx, out) => {
+          if (out.result && !out.result.duplicate && ctx.args.attachments) {
+            await this.bind(ctx.args.room, ctx.user.id, ctx.args.attachments, out.result.seq);
+          }
+        },
+      }),
       commandHook({
         name: 'attachments:delete', commands: ['delete'],
         after: async (ctx, out) => { if (out.result) await this.removeForMessages(ctx.args.room, [ctx.args.target]); },
@@ -334,16 +336,32 @@ export class AttachmentService {
   // ---- for the message integration -----------------------------------------------------------
 
   /**
-   * Checks, before a send stores anything, that each id is an unsent upload of `user` in
-   * `room`, and returns what the message carries of them, in the given order.
+   * The rule of a send: the message carries, in `data.attachments`, the uploads its
+   * `attachments` name (see claim), and only those: a client cannot write `data.attachments`
+   * itself. Resolves with the send's new arguments, or nothing when it names no attachment.
    */
-  async claim(user: Identity, room: string, ids: string[]): Promise<AttachmentRef[]> {
+  async forSend(user: Identity, a: CommandArgs<'send'>): Promise<CommandArgs<'send'> | undefined> {
+    if (a.data && Object.hasOwn(a.data, 'attachments')) {
+      throw new ParleyError('invalid', 'data.attachments is set by the server: name uploads in "attachments"', { field: 'data.attachments' });
+    }
+    if (!a.attachments) return undefined;
+    const refs = await this.claim(user, a.room, a.attachments, a.key !== undefined);
+    return { ...a, data: { ...a.data, attachments: refs } };
+  }
+
+  /**
+   * Checks, before a send stores anything, that each id is an unsent upload of `user` in
+   * `room`, and returns what the message carries of them, in the given order. A send with a
+   * key may name uploads sent already: it is the retry of a send the store answers as a
+   * duplicate (with another key, binding them fails afterwards and is logged).
+   */
+  async claim(user: Identity, room: string, ids: string[], retry = false): Promise<AttachmentRef[]> {
     if (new Set(ids).size !== ids.length) throw new ParleyError('invalid', 'an attachment is listed twice', { field: 'attachments' });
     const refs: AttachmentRef[] = [];
     for (const id of ids) {
       const a = ATTACHMENT_ID.test(id) ? await this.records.get(id) : null;
-      if (!a || a.room !== room || a.uploader !== user.id) throw new ParleyError('not_found', 'attachment not found', { attachment: id });
-      if (a.message !== null) throw new ParleyError('conflict', 'this attachment was sent already', { attachment: id });
+      if (!a || a.room !== room || a.uploader !== user.id) throw new ParleyError('not_found', 'attachment not found', { field: 'attachments', attachment: id });
+      if (a.message !== null && !retry) throw new ParleyError('conflict', 'this attachment was sent already', { field: 'attachments', attachment: id });
       refs.push(toRef(a));
     }
     return refs;

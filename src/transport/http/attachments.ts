@@ -134,6 +134,7 @@ export function registerAttachmentRoutes(app: FastifyInstance, prefix: string, d
         : 'The preview of an image (WebP, at most attachments.previewPx on its longer side).',
       params: Type.Object({ id: AttachmentId }),
       querystring: SignedQuery,
+      response: { 200: Type.String({ format: 'binary', description: variant === 'file' ? 'The file\'s bytes, with its detected type' : 'The preview (image/webp)' }), ...ERRORS },
     });
     scope.get('/attachments/:id', { schema: readSchema('file') }, serve('file'));
     scope.get('/attachments/:id/preview', { schema: readSchema('preview') }, serve('preview'));
