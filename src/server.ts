@@ -224,7 +224,9 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   // The MQTT endpoint and the Chat21 REST API share the Chat21 service.
   let mqtt: MqttTransport | null = null;
   if (cfg.mqtt.enabled) {
-    const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
+    // Chat21 clients open files from other origins: absolute signed URLs, fresh for each reader.
+    const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId, (id, reader) =>
+      (cfg.cluster.publicUrl ?? url).replace(/\/$/, '') + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec));
     const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg) : verify;
     mqtt = new MqttTransport(service, chat21, chat21Verify, {
       host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,

@@ -9,7 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError } from '../errors.js';
 import {
-  STATUS, check, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
+  STATUS, attachmentOf, check, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
   type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
 } from '../protocol/chat21.js';
 import {
@@ -65,6 +65,8 @@ export class Chat21Service {
     private readonly store: Pick<Store, 'getRoom' | 'members'>,
     private readonly state: Chat21Store,
     readonly appId: string,
+    /** A signed URL of an attachment for a reader, put in the Chat21 `metadata.src` of files. */
+    private readonly link?: (attachment: string, reader: string) => string,
   ) {}
 
   /** Runs one Parley command, validated against its schema as a frame from a client would be. */
@@ -109,7 +111,7 @@ export class Chat21Service {
         if (this.pairs.size > MAX_CACHE) this.pairs.clear();
         this.pairs.set(room, pair);
       }
-      return { app: this.appId, me, conversWith: pair[0] === me ? pair[1] : pair[0], direct: true };
+      return { app: this.appId, me, conversWith: pair[0] === me ? pair[1] : pair[0], direct: true, ...this.linksFor(me) };
     }
     let name = this.names.get(room);
     if (name === undefined) {
@@ -117,7 +119,12 @@ export class Chat21Service {
       if (this.names.size > MAX_CACHE) this.names.clear();
       this.names.set(room, name);
     }
-    return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name };
+    return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name, ...this.linksFor(me) };
+  }
+
+  private linksFor(me: string): Pick<View, 'link'> {
+    const link = this.link;
+    return link ? { link: (id) => link(id, me) } : {};
   }
 
   /** Called when a room's settings changed (its name may have). */
@@ -141,9 +148,11 @@ export class Chat21Service {
     if (msg.recipient_fullname) extras.recipient_fullname = msg.recipient_fullname;
     if (msg.sender_fullname && msg.sender_fullname !== me.name) extras.sender_fullname = msg.sender_fullname;
     if (msg.timestamp !== undefined) extras.timestamp = msg.timestamp;
-    // Chat21 takes an attachment without a caption; Parley's messages need a text.
+    // An image or file whose metadata.src is a Parley upload carries it (see attachmentOf).
+    const attachment = attachmentOf(msg);
+    // Chat21 takes an attachment without a caption; Parley's messages need a text or attachments.
     let text = msg.text ?? '';
-    if (text === '') {
+    if (text === '' && !attachment) {
       if (!extras.type) throw new ParleyError('invalid', 'message: text: a text message needs a text', { field: 'text' });
       text = `[${extras.type}]`;
       extras.noText = true;
@@ -165,6 +174,7 @@ export class Chat21Service {
     }
     const args: CommandArgs<'send'> = { room, text };
     if (Object.keys(extras).length > 0) args.data = { chat21: extras };
+    if (attachment) args.attachments = [attachment];
     let seq: number;
     let ts: number;
     try {
