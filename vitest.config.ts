@@ -11,6 +11,7 @@ const SYSTEM_TESTS = [
   'test/bus.redis.test.ts', // redis-server, Redis Cluster
   'test/cluster.test.ts', // PostgreSQL, redis-server
   'test/store.postgres.test.ts', // PostgreSQL
+  'test/blobs.postgres.test.ts', // PostgreSQL
   'test/web.test.ts', // chromium
   'test/bench.test.ts', // every benchmark workload
 ];

@@ -97,6 +97,18 @@ export const ConfigSchema = Type.Object({
     sweepSec: Int(60, 1, 86400, 'How often retention limits are applied'),
     keepDeletedRoomHistory: Type.Boolean({ default: false, description: 'Keep the messages of deleted rooms (for audit) instead of removing them' }),
   }, { default: {}, additionalProperties: false }),
+  attachments: Type.Object({
+    maxBytes: Int(25 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024, 'Largest file a member may upload, in bytes; one more byte is refused with too_large and nothing is kept'),
+    maxImagePixels: Int(50_000_000, 1_000_000, 1_000_000_000, 'Most pixels (width x height) of an uploaded image; larger ones are refused before they are decoded'),
+    previewPx: Int(360, 32, 2048, 'Longer side of image previews, in pixels'),
+    urlTtlSec: Int(900, 10, 86400, 'Lifetime of the signed URLs that let <img src> read an attachment without a header'),
+    unboundTtlSec: Int(86400, 60, 365 * 86400, 'Uploads that no message carries are removed this long after they were made'),
+    sweepSec: Int(300, 1, 86400, 'How often unsent uploads are looked for'),
+    uploadsPerUser: Int(4, 1, 1000, 'Uploads one user may have in progress on one node; one more is refused with rate_limited'),
+    storage: Type.Union([Type.Literal('auto'), Type.Literal('disk'), Type.Literal('postgres')], {
+      default: 'auto', description: 'Where files are kept: disk (dataDir/attachments, one node), postgres (the store\'s database, every node serves every file), auto (postgres when store.postgres.url is set, else disk)',
+    }),
+  }, { default: {}, additionalProperties: false }),
   plugins: PluginsConfig,
   mqtt: Type.Object({
     enabled: Type.Boolean({ default: false, description: 'Serve the MQTT endpoint (Chat21 inbox pattern) and the Chat21-compatible REST API' }),
@@ -260,6 +272,12 @@ export function validateConfig(raw: unknown): Config {
   }
   if (cfg.cluster.nodeTimeoutMs < 3 * cfg.cluster.heartbeatMs) {
     throw new ConfigError('cluster.nodeTimeoutMs', 'must be at least 3 heartbeats (cluster.heartbeatMs), or a node that is late once is taken for dead');
+  }
+  if (cfg.attachments.storage === 'postgres' && !cfg.store.postgres.url) {
+    throw new ConfigError('attachments.storage', 'postgres needs store.postgres.url');
+  }
+  if (cfg.attachments.storage === 'disk' && (redis.url || redis.cluster.length > 0)) {
+    throw new ConfigError('attachments.storage', 'cluster mode needs files every node can read: use postgres (or auto)');
   }
   const badChat21 = checkChat21(cfg.chat21);
   if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);

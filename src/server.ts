@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createVerifier, resolveSecret } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
+import type { Pool as PgPool } from 'pg';
 import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
@@ -33,6 +34,12 @@ import type { Plugin } from './plugins/plugin.js';
 import type { MqttTransport } from './transport/mqtt/index.js';
 import { chat21, PostgresChat21Store, SqliteChat21Store, type Chat21Store, type PublishOp } from './integrations/chat21/index.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
+import { AttachmentService } from './service/attachments.js';
+import { openBlobStore } from './blobs/index.js';
+import { SqliteAttachmentStore } from './store/sqlite/attachments.js';
+import { PostgresAttachmentStore } from './store/postgres/attachments.js';
+import { registerAttachmentRoutes } from './transport/http/attachments.js';
+import { authenticator } from './transport/http/auth.js';
 
 export interface Parley {
   readonly config: Config;
@@ -56,6 +63,8 @@ export interface Parley {
   readonly url: string;
   /** Applies retention limits now (also done every retention.sweepSec); resolves with messages removed. */
   sweep(now?: number): Promise<number>;
+  /** Uploaded files: storage, rules, removal (see docs/rest.md#attachments). */
+  readonly attachments: AttachmentService;
   close(): Promise<void>;
 }
 
@@ -72,6 +81,8 @@ interface Backends {
   words?: WordStore;
   /** The SQLite handle in embedded mode. */
   db?: Database.Database;
+  /** The PostgreSQL pool in cluster mode (or with store.postgres.url). */
+  pool?: PgPool;
 }
 
 async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
@@ -82,12 +93,14 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
+  let pool: PgPool | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
+    pool = ps.pool;
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
@@ -96,7 +109,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -109,7 +122,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, chat21, words, db, pool, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -146,10 +159,20 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   metrics.follow(service.events);
   // Every transport runs commands through the one runner: order up to admission, timing.
   const runner: CommandRunner = new CommandRunner(service, metrics);
+  const attachments = new AttachmentService(store,
+    backends.pool ? new PostgresAttachmentStore(backends.pool) : new SqliteAttachmentStore(backends.db!),
+    await openBlobStore(cfg, backends.pool),
+    { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
+  service.hooks.use(...attachments.hooks());
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
     metrics.retentionSwept(removed);
-    if (removed > 0) log.info({ removed }, 'retention applied');
+    if (removed > 0) {
+      log.info({ removed }, 'retention applied');
+      // The files of the messages retention removed go with them.
+      const files = await attachments.afterRetention();
+      if (files > 0) log.info({ files }, 'attachments removed with their messages');
+    }
     return removed;
   };
   // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
@@ -169,6 +192,13 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     })().catch((err) => log.warn({ err }, 'retention failed'));
   }, sweepMs);
   sweeper.unref();
+  const uploadSweeper = setInterval(() => {
+    attachments.sweep().then(
+      (n) => { if (n > 0) log.info({ removed: n }, 'unsent uploads removed'); },
+      (err: unknown) => log.warn({ err }, 'sweeping unsent uploads failed'),
+    );
+  }, cfg.attachments.sweepSec * 1000);
+  uploadSweeper.unref();
   const ws: WsTransport = new WsTransport(service, runner, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
     slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
@@ -220,15 +250,27 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       plugins,
     },
   });
-  // The Chat21 integration: the MQTT endpoint and the Chat21 REST API.
+  // The Chat21 integration: the MQTT endpoint and the Chat21 REST API. Chat21 clients open
+  // files from other origins: absolute signed URLs, fresh for each reader.
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
-    ? chat21({ config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics }).mqtt
+    ? chat21({
+      config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics,
+      link: (id, reader) => (cfg.cluster.publicUrl ?? url).replace(/\/$/, '')
+        + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
+    }).mqtt
     : null;
+  registerAttachmentRoutes(http, '/api/v1', {
+    attachments,
+    authenticate: authenticator({
+      verify, apiKeys: cfg.api.keys,
+      admit: (u) => service.admit(u),
+    }),
+  });
   ws.attach(http.server, mqtt ? (req, socket, head) => mqtt!.handleUpgrade(req, socket, head) : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, attachments,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -247,11 +289,11 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (closing) return;
       closing = true;
       clearInterval(sweeper);
-      if (rebalancer) clearInterval(rebalancer);
       await ws.close();
       await mqtt?.close();
       await http.close();
       await closePlugins(plugins, log);
+      await attachments.close();
       await bus.close();
       await store.close();
     },

@@ -582,8 +582,47 @@ route('POST /server/bans', () => {
   it('refuses a non-administrator', async () => forbidden(await call('POST', '/server/bans', { as: 'alice', body: { bans: [{ user: 'x' }] } })));
 });
 
+const upload = (as: string, text: string) => call('POST', '/rooms/secret/attachments', { as, raw: text, headers: { 'content-type': 'text/plain', 'x-filename': 'note.txt' } });
+
+route('POST /rooms/:room/attachments', () => {
+  it('stores a member\'s file and answers its record with signed URLs', async () => {
+    const r = await upload('alice', 'hello file');
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ room: 'secret', uploader: 'alice', name: 'note.txt', size: 10, type: 'text/plain', message: null });
+    expect(r.headers.get('location')).toBe(`/api/v1/attachments/${r.body.id}`);
+  });
+  it('refuses a non-member', async () => forbidden(await upload('carol', 'x')));
+});
+route('GET /attachments/:id', () => {
+  it('serves the file to members', async () => {
+    const { id } = (await upload('alice', 'read me')).body;
+    const r = await fetch(`${srv.url}/api/v1/attachments/${id}`, { headers: { authorization: `Bearer ${tokens.bob}` } });
+    expect([r.status, await r.text()]).toEqual([200, 'read me']);
+  });
+  it('refuses a non-member', async () => forbidden(await call('GET', `/attachments/${(await upload('alice', 'x')).body.id}`, { as: 'carol' })));
+});
+route('GET /attachments/:id/preview', () => {
+  it('answers not_found for a file that is not an image', async () => {
+    expectError(await call('GET', `/attachments/${(await upload('alice', 'x')).body.id}/preview`, { as: 'bob' }), 404, 'not_found');
+  });
+});
+route('GET /attachments/:id/meta', () => {
+  it('gives another member fresh signed URLs', async () => {
+    const r = await call('GET', `/attachments/${(await upload('alice', 'x')).body.id}/meta`, { as: 'bob' });
+    expect(r.status).toBe(200);
+    expect(r.body.url).toMatch(/\?u=bob&exp=\d+&sig=/);
+  });
+});
+route('DELETE /attachments/:id', () => {
+  it('lets the uploader delete the file', async () => {
+    const { id } = (await upload('alice', 'x')).body;
+    expect((await call('DELETE', `/attachments/${id}`, { as: 'alice' })).body).toEqual({ attachment: id });
+    expectError(await call('GET', `/attachments/${id}/meta`, { as: 'alice' }), 404, 'not_found');
+  });
+});
+
 describe('every route', () => {
-  const sample = (url: string) => url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black');
+  const sample = (url: string) => url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black').replace(':id', 'A'.repeat(22));
   const authRoutes = () => registeredRoutes(srv.parley.http)
     .filter((r) => r.url.startsWith('/api/v1/') && r.method !== 'HEAD')
     .filter((r) => !['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/dispatch'].includes(r.url));

@@ -45,6 +45,15 @@ const Topic = Type.String({ maxLength: 500 });
 const Text = Type.String({ minLength: 1 });
 const Emoji = Type.String({ minLength: 1, maxLength: 32 });
 const Data = Type.Record(Type.String(), Type.Unknown());
+export const AttachmentId = Type.String({ pattern: '^[A-Za-z0-9_-]{22}$', description: 'Attachment id (from an upload)' });
+/** Most attachments one message may carry. */
+export const MESSAGE_ATTACHMENTS = 10;
+/** What a message carries of each attachment, in `data.attachments` (set by the server only). */
+export const AttachmentRef = Type.Object({
+  id: AttachmentId, name: Type.String(), size: Type.Integer({ minimum: 0 }), type: Type.String(),
+  width: Type.Optional(Type.Integer()), height: Type.Optional(Type.Integer()),
+}, { description: 'An attachment of a message: read it with GET /api/v1/attachments/{id} or a signed URL from /meta' });
+export type AttachmentRef = Static<typeof AttachmentRef>;
 
 // ---- domain records -------------------------------------------------------------------
 export const User = Type.Object({ id: UserId, name: Type.String(), profile: Data });
@@ -114,8 +123,14 @@ export const Commands = {
   members: command('members', { room: RoomId }, 'List the members of a room.'),
   invite: command('invite', { room: RoomId, user: UserId }, 'Add a user to a group or channel.'),
   direct: command('direct', { user: UserId }, 'Open (or get) the direct room with another user.'),
-  send: command('send', { room: RoomId, text: Text, key: Type.Optional(IdemKey), data: Type.Optional(Data) },
-    'Send a message; acknowledged with its seq once stored.'),
+  send: command('send', {
+    room: RoomId, text: Type.String({ description: 'The text; may be empty when the message carries attachments' }),
+    key: Type.Optional(IdemKey), data: Type.Optional(Data),
+    attachments: Type.Optional(Type.Array(AttachmentId, {
+      minItems: 1, maxItems: MESSAGE_ATTACHMENTS, uniqueItems: true,
+      description: 'Ids of your uploads to this room not sent yet; the message carries them in `data.attachments`',
+    })),
+  }, 'Send a message; acknowledged with its seq once stored.'),
   edit: command('edit', { room: RoomId, target: PositiveSeq, text: Text, key: Type.Optional(IdemKey) },
     'Edit one of your messages (appends an edit).'),
   delete: command('delete', { room: RoomId, target: PositiveSeq, key: Type.Optional(IdemKey) },

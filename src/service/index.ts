@@ -120,6 +120,7 @@ export class Service {
       direct: (s, a) => this.direct(s, a),
       send: (s, a) => {
         this.checkText(a.text);
+        if (a.text === '' && !a.attachments) throw new ParleyError('invalid', 'text: a message needs a text or attachments', { field: 'text' });
         return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data });
       },
       edit: (s, a) => {

@@ -1,7 +1,7 @@
 // The app's state of one signed-in user, kept current from the SDK: the inbox of rooms with
 // unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
 // members and their read markers. Components read it and re-render when it says it changed.
-import { ParleyClient, type ConnectionState, type Message, type Room } from '../../src/client/index.js';
+import { ParleyClient, type ConnectionState, type Message, type Room, type Upload } from '../../src/client/index.js';
 import type { InboxEntry, Member, Role, User } from '../../src/protocol/schema.js';
 import { api, describeError, describeRemoval, type ApiUser } from './api.js';
 import { fold, type Shown } from './fold.js';
@@ -57,10 +57,23 @@ export interface Timeline {
   error?: string;
 }
 
+/** A file being uploaded from the composer, before the message that carries it is sent. */
+export interface UploadItem {
+  local: string;
+  file: File;
+  status: 'uploading' | 'done' | 'failed';
+  sent: number;
+  error?: string;
+  done?: Upload;
+  /** A local object URL to show an image before it is sent. */
+  thumb?: string;
+}
+
 export interface PendingSend {
   key: string;
   room: string;
   text: string;
+  attachments?: string[];
   ts: number;
   status: 'sending' | 'failed';
   error?: string;
@@ -785,9 +798,82 @@ export class Chat {
 
   // ---- writing ----------------------------------------------------------------------------
 
+  // ---- attachments --------------------------------------------------------------------------
+
+  /** Files the composer of each room is uploading or holds ready to send. */
+  readonly uploads = new Map<string, UploadItem[]>();
+
+  uploadsIn(room: string): UploadItem[] {
+    return this.uploads.get(room) ?? [];
+  }
+
+  /** Starts uploading files (picked, pasted or dropped) to a room. */
+  addFiles(room: string, files: Iterable<File>): void {
+    const list = [...this.uploadsIn(room)];
+    for (const file of files) {
+      const item: UploadItem = { local: crypto.randomUUID(), file, status: 'uploading', sent: 0 };
+      if (file.type.startsWith('image/')) item.thumb = URL.createObjectURL(file);
+      list.push(item);
+      this.startUpload(room, item);
+    }
+    this.uploads.set(room, list);
+    this.changed();
+  }
+
+  retryUpload(room: string, local: string): void {
+    const item = this.uploadsIn(room).find((u) => u.local === local);
+    if (!item || item.status !== 'failed') return;
+    this.startUpload(room, item);
+    this.changed();
+  }
+
+  /** Takes a file out of the composer (an upload already made is left to expire unsent). */
+  dropUpload(room: string, local: string): void {
+    const list = this.uploadsIn(room);
+    const item = list.find((u) => u.local === local);
+    if (item?.thumb) URL.revokeObjectURL(item.thumb);
+    this.uploads.set(room, list.filter((u) => u !== item));
+    this.changed();
+  }
+
+  private startUpload(room: string, item: UploadItem): void {
+    item.status = 'uploading';
+    item.sent = 0;
+    item.error = undefined;
+    this.client.upload(room, item.file, {
+      name: item.file.name || 'pasted',
+      onProgress: (sent) => { item.sent = sent; this.changed(); },
+    }).then((done) => {
+      item.done = done;
+      item.status = 'done';
+      this.changed();
+    }, (err: unknown) => {
+      item.status = 'failed';
+      item.error = describeError(err);
+      this.changed();
+    });
+  }
+
+  /** Signed URLs of attachments, fetched once per id and renewed when they expire. */
+  private readonly fileLinks = new Map<string, Promise<Upload>>();
+
+  fileLink(id: string): Promise<Upload> {
+    let p = this.fileLinks.get(id);
+    if (!p) {
+      p = this.session.token().then((token) => api<Upload>('GET', `/attachments/${id}/meta`, { token }));
+      p.then((v) => setTimeout(() => this.fileLinks.delete(id), Math.max(0, v.expiresAt - Date.now() - 60_000)), () => this.fileLinks.delete(id));
+      this.fileLinks.set(id, p);
+    }
+    return p;
+  }
+
   /** Sends a message; the reader is brought to the newest messages, where it will show. */
-  send(room: string, text: string): void {
-    const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending' };
+  send(room: string, text: string, attachments?: string[]): void {
+    const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending', ...(attachments?.length ? { attachments } : {}) };
+    if (attachments?.length) {
+      for (const u of this.uploadsIn(room)) if (u.thumb) URL.revokeObjectURL(u.thumb);
+      this.uploads.delete(room);
+    }
     this.pending = [...this.pending, p];
     this.savePending();
     this.stopTyping(room);
@@ -815,7 +901,7 @@ export class Chat {
 
   /** The SDK queues it while offline and resends it with the same key after a lost reply. */
   private transmit(p: PendingSend): void {
-    this.client.send(p.room, p.text, { key: p.key }).then((r) => {
+    this.client.send(p.room, p.text, { key: p.key, ...(p.attachments ? { attachments: p.attachments } : {}) }).then((r) => {
       p.seq = r.seq;
       if (this.timelines.get(p.room)?.raw.has(r.seq)) this.pending = this.pending.filter((x) => x !== p);
       this.savePending();
@@ -881,7 +967,10 @@ export class Chat {
     } catch {
       saved = [];
     }
-    this.pending = saved.map((p) => ({ key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error }));
+    this.pending = saved.map((p) => ({
+      key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error,
+      ...(Array.isArray(p.attachments) && p.attachments.every((a) => typeof a === 'string') ? { attachments: p.attachments } : {}),
+    }));
     for (const p of this.pending) if (p.status === 'sending') this.transmit(p);
   }
 

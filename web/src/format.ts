@@ -31,6 +31,15 @@ export function formatNumber(n: number): string {
   return numberFmt.format(n);
 }
 
+/** A file size for people: 812 B, 4.2 KB, 1.3 MB (powers of 1024, as file managers show). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i === 0 ? v : new Intl.NumberFormat(LOCALES, { maximumFractionDigits: v < 10 ? 1 : 0 }).format(v)} ${units[i]}`;
+}
+
 function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }

@@ -42,6 +42,8 @@ export interface Chat21Deps {
   http: FastifyInstance;
   log: Logger;
   metrics: Metrics;
+  /** A signed URL of an attachment for a reader, put in the Chat21 `metadata.src` of files. */
+  link?: (attachment: string, reader: string) => string;
 }
 
 export interface Chat21 {
@@ -53,7 +55,7 @@ export interface Chat21 {
 /** Builds the Chat21 endpoints of a node: the MQTT transport, and the REST API when `chat21.rest`. */
 export function chat21(deps: Chat21Deps): Chat21 {
   const cfg = deps.config;
-  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId);
+  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId, deps.link);
   const verify = cfg.chat21.tokenKey ? withSharedKey(deps.verify, cfg.chat21.tokenKey, cfg) : deps.verify;
   const mqtt = new MqttTransport(deps.service, deps.runner, new Chat21Mqtt(service, deps.log), verify, {
     host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,

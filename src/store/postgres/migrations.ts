@@ -154,6 +154,42 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms (name_key) WHERE name_key IS NOT NULL;
   `,
+  // 5: uploaded attachments (store/postgres/attachments.ts) and the bytes of every file in
+  // chunks (blobs/postgres.ts), stored uncompressed: uploads are mostly compressed already.
+  `
+  CREATE TABLE blobs (
+    id text COLLATE "C" PRIMARY KEY,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    created_at bigint NOT NULL,
+    complete boolean NOT NULL
+  );
+  CREATE INDEX blobs_partial ON blobs (created_at) WHERE NOT complete;
+  CREATE TABLE blob_chunks (
+    blob_id text COLLATE "C" NOT NULL,
+    n integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (blob_id, n)
+  );
+  ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+  CREATE TABLE attachments (
+    id text COLLATE "C" PRIMARY KEY,
+    room_id text COLLATE "C" NOT NULL,
+    uploader text COLLATE "C" NOT NULL,
+    name text NOT NULL,
+    size bigint NOT NULL,
+    type text NOT NULL,
+    width integer,
+    height integer,
+    blob_id text COLLATE "C" NOT NULL,
+    preview_id text COLLATE "C",
+    sha256 text NOT NULL,
+    created_at bigint NOT NULL,
+    message_seq bigint
+  );
+  CREATE INDEX attachments_room ON attachments (room_id, message_seq);
+  CREATE INDEX attachments_unattached ON attachments (created_at) WHERE message_seq IS NULL;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -136,4 +136,25 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms(name_key) WHERE name_key IS NOT NULL;
   `,
+  // 6: uploaded attachments (store/sqlite/attachments.ts); their bytes live in the blob store
+  // (files under the data directory). message_seq is set once a message carries the upload.
+  `
+  CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    uploader TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    blob_id TEXT NOT NULL,
+    preview_id TEXT,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    message_seq INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX attachments_room ON attachments(room_id, message_seq);
+  CREATE INDEX attachments_unattached ON attachments(created_at) WHERE message_seq IS NULL;
+  `,
 ];

@@ -4,9 +4,10 @@
 import type { JSX, TargetedKeyboardEvent } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { describeError, describeJoinError } from '../api.js';
-import type { Chat, PendingSend, RoomEntry } from '../chat.js';
+import type { Chat, PendingSend, RoomEntry, UploadItem } from '../chat.js';
+import type { AttachmentRef, Upload } from '../../../src/client/index.js';
 import type { Shown } from '../fold.js';
-import { dayKey, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
+import { dayKey, formatBytes, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
 import { checkText } from '../validate.js';
 import type { DialogState } from './app.js';
 import { EmojiPicker, QuickReactions } from './emoji-picker.js';
@@ -397,7 +398,8 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
             ? <div class="msg-text deleted"><p>This message was deleted.</p></div>
             : (
               <div class="msg-text">
-                <MessageText text={m.text} linkTabIndex={controlsTab} after={m.edited ? <span class="edited"> (edited)</span> : undefined} />
+                {(m.text !== '' || m.edited) && <MessageText text={m.text} linkTabIndex={controlsTab} after={m.edited ? <span class="edited"> (edited)</span> : undefined} />}
+                {Array.isArray(m.data?.attachments) && <Attachments chat={chat} files={m.data.attachments as AttachmentRef[]} tabIndex={controlsTab} />}
               </div>
             )}
         {m.reactions.length > 0 && (
@@ -525,7 +527,10 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
           <span class="name">{chat.me.name}</span>
           <span class="pending-status" role={p.status === 'failed' ? 'alert' : undefined}>{status}</span>
         </div>
-        <div class="msg-text"><p>{p.text}</p></div>
+        <div class="msg-text">
+          {p.text && <p>{p.text}</p>}
+          {p.attachments && <p class="muted">{plural(p.attachments.length, 'file')}</p>}
+        </div>
         {p.status === 'failed' && (
           <div class="row small">
             <button type="button" onClick={() => chat.retry(p.key)}>Retry</button>
@@ -534,6 +539,63 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
         )}
       </div>
     </li>
+  );
+}
+
+/** A message's files: images as previews that open the original, other files as cards. */
+function Attachments({ chat, files, tabIndex }: { chat: Chat; files: AttachmentRef[]; tabIndex: number }) {
+  return (
+    <ul class="attachments">
+      {files.map((f) => <li key={f.id}><AttachmentView chat={chat} f={f} tabIndex={tabIndex} /></li>)}
+    </ul>
+  );
+}
+
+function AttachmentView({ chat, f, tabIndex }: { chat: Chat; f: AttachmentRef; tabIndex: number }) {
+  const [link, setLink] = useState<Upload | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    let live = true;
+    chat.fileLink(f.id).then((v) => { if (live) setLink(v); }, () => { if (live) setFailed(true); });
+    return () => { live = false; };
+  }, [f.id]);
+  const image = f.width !== undefined && f.height !== undefined;
+  if (image && !failed) {
+    // The box has the image's shape (at most the preview's size) before it loads: no jump.
+    const scale = Math.min(1, 360 / Math.max(f.width!, f.height!));
+    return (
+      <a class="attachment-image" href={link?.url} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex} title={f.name}
+        style={{ width: `${Math.round(f.width! * scale)}px`, aspectRatio: `${f.width} / ${f.height}` }}>
+        {link?.previewUrl && <img src={link.previewUrl} alt={f.name} loading="lazy" />}
+      </a>
+    );
+  }
+  return (
+    <a class="attachment-card" href={link?.url} download={f.name} tabIndex={tabIndex} aria-disabled={link ? undefined : true}>
+      <Icon name="file" size={28} />
+      <span class="attachment-meta"><span class="attachment-name clip">{f.name}</span><span class="muted">{formatBytes(f.size)}</span></span>
+    </a>
+  );
+}
+
+/** The files the composer holds: progress while uploading, retry when it failed. */
+function UploadTray({ chat, room, items }: { chat: Chat; room: string; items: UploadItem[] }) {
+  return (
+    <ul class="upload-tray" aria-label="Files to send">
+      {items.map((u) => (
+        <li key={u.local} class={`upload ${u.status}`} data-upload={u.status}>
+          {u.thumb ? <img src={u.thumb} alt="" /> : <Icon name="file" size={24} />}
+          <span class="attachment-meta">
+            <span class="attachment-name clip" title={u.file.name}>{u.file.name || 'pasted'}</span>
+            {u.status === 'uploading' && <progress max={u.file.size || 1} value={u.sent} aria-label={`Uploading ${u.file.name}`} />}
+            {u.status === 'done' && <span class="muted">{formatBytes(u.done!.size)}</span>}
+            {u.status === 'failed' && <span class="error" role="alert">Upload failed: {u.error}</span>}
+          </span>
+          {u.status === 'failed' && <button type="button" onClick={() => chat.retryUpload(room, u.local)}>Retry</button>}
+          <button type="button" class="icon" aria-label={`Remove ${u.file.name}`} title="Remove" onClick={() => chat.dropUpload(room, u.local)}><Icon name="close" size={14} /></button>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -570,14 +632,23 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
     else chat.stopTyping(room);
   }
 
+  const uploads = chat.uploadsIn(room);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
+
   function submit() {
     const v = text.trim();
-    const bad = checkText(v) ?? tooLong(v.length, chat.textLimit);
+    if (uploads.some((u) => u.status !== 'done')) {
+      setError(uploads.some((u) => u.status === 'failed') ? 'An upload failed: retry it or remove it.' : 'Wait for the uploads to finish.');
+      return;
+    }
+    const files = uploads.map((u) => u.done!.id);
+    const bad = (files.length > 0 && v === '' ? null : checkText(v)) ?? tooLong(v.length, chat.textLimit);
     if (bad) {
       setError(bad);
       return;
     }
-    chat.send(room, v);
+    chat.send(room, v, files);
     setText('');
     setError(null);
   }
@@ -606,7 +677,16 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
   const near = text.length >= limit * 0.9;
   const described = ['composer-help', near ? 'composer-count' : '', error ? 'composer-err' : ''].filter(Boolean).join(' ');
   return (
-    <form class="composer" onSubmit={(e) => { e.preventDefault(); submit(); }}>
+    <form class={`composer${dragging ? ' dragging' : ''}`} onSubmit={(e) => { e.preventDefault(); submit(); }}
+      onDragOver={(e) => { if (e.dataTransfer?.types.includes('Files')) { e.preventDefault(); setDragging(true); } }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        setDragging(false);
+        if (!e.dataTransfer?.files.length) return;
+        e.preventDefault();
+        chat.addFiles(room, Array.from(e.dataTransfer.files));
+      }}>
+      {uploads.length > 0 && <UploadTray chat={chat} room={room} items={uploads} />}
       {error && <small id="composer-err" class="error composer-error" role="alert">{error}</small>}
       {!error && near && (
         <small id="composer-count" class={`composer-count${over ? ' error' : ''}`} aria-live="polite">
@@ -617,6 +697,12 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
       <textarea id="composer" ref={ref} rows={1} placeholder={`Message ${shorten(mention, 40)}`} value={text}
         aria-describedby={described} aria-invalid={error || over ? true : undefined}
         onInput={(e) => update(e.currentTarget.value)}
+        onPaste={(e) => {
+          const files = Array.from(e.clipboardData?.files ?? []);
+          if (files.length === 0) return;
+          e.preventDefault();
+          chat.addFiles(room, files);
+        }}
         onBlur={() => chat.stopTyping(room)}
         onKeyDown={(e) => {
           if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -627,6 +713,15 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
           }
         }} />
       <span id="composer-help" class="sr-only">Enter sends, Shift+Enter starts a new line, Up arrow edits your last message. Markdown works: **bold**, _italic_, `code`.</span>
+      <input ref={fileInput} type="file" multiple hidden aria-hidden="true" tabIndex={-1} data-testid="file-input"
+        onChange={(e) => {
+          const files = Array.from(e.currentTarget.files ?? []);
+          e.currentTarget.value = '';
+          if (files.length) chat.addFiles(room, files);
+        }} />
+      <button type="button" class="icon attach-button" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
+        <Icon name="clip" />
+      </button>
       <button type="button" class="icon emoji-button" aria-label="Insert emoji" title="Insert emoji"
         onClick={() => {
           const el = ref.current;

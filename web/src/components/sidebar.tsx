@@ -52,7 +52,10 @@ function preview(chat: Chat, e: RoomEntry): string {
   if (m.kind === 'delete') return 'Message deleted';
   if (m.kind === 'hidden') return 'Hidden message';
   const who = m.system ? 'Server' : m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
-  return `${who}: ${(m.text ?? '').replace(/\s+/g, ' ')}`;
+  const files = Array.isArray(m.data?.attachments) ? (m.data.attachments as Array<{ name: string }>) : [];
+  // A message of files only is previewed by their names.
+  const text = m.text || files.map((f) => f.name).join(', ');
+  return `${who}: ${(files.length > 0 && !m.text ? '📎 ' : '')}${text.replace(/\s+/g, ' ')}`;
 }
 
 function RoomItem({ chat, entry, active, go, nameOf }: {
