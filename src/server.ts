@@ -128,8 +128,16 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     limiter: backends.limiter,
     secret: resolveSecret(cfg),
     config: cfg.accounts,
+    bus,
   });
-  const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
+  const verify = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  if (cfg.accounts.admins.length > 0) {
+    accounts.missingAdmins().then((missing) => {
+      if (missing.length > 0) {
+        log.warn({ admins: missing }, 'accounts.admins lists usernames that have no account; nobody can register them while listed: take them off the list, register, list them again');
+      }
+    }, (err: unknown) => log.warn({ err }, 'could not check accounts.admins'));
+  }
   // The metrics read the transports lazily, so they can be built before them.
   const metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),

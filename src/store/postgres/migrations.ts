@@ -154,6 +154,11 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms (name_key) WHERE name_key IS NOT NULL;
   `,
+  // 5: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent text NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at bigint;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -136,4 +136,9 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms(name_key) WHERE name_key IS NOT NULL;
   `,
+  // 6: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+  `,
 ];

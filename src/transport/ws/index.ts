@@ -36,6 +36,8 @@ class Connection implements Conn {
   readonly id = `${NODE_TAG}${(++connCounter).toString(36)}`;
   user = '';
   identity: Identity | null = null;
+  /** The account session of the token, set with `user`. */
+  session: string | undefined = undefined;
   alive = true;
   /** Commands of this connection run in arrival order up to admission. */
   tail: Promise<void> = Promise.resolve();
@@ -285,6 +287,7 @@ export class WsTransport {
     }
     if (c.closed) return;
     c.user = identity.id;
+    c.session = identity.session;
     try {
       const result = await this.service.attach(identity, c, frame.resume);
       c.identity = identity;
