@@ -10,6 +10,9 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
 import { PostgresStore } from './store/postgres/index.js';
 import { PostgresAccountStore } from './store/postgres/accounts.js';
+import { PostgresDirectory } from './store/postgres/directory.js';
+import { SqliteDirectory } from './store/sqlite/directory.js';
+import type { Directory } from './store/directory.js';
 import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
 import type { LoginLimiter } from './accounts/limiter.js';
@@ -64,6 +67,8 @@ export interface Parley {
 interface Backends {
   store: Store;
   accounts: AccountStore;
+  /** What the admin screen looks up (users, rooms). */
+  directory: Directory;
   /** State of the Chat21-compatible endpoint. */
   chat21: Chat21Store;
   bus: Bus;
@@ -80,6 +85,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   const pg = cfg.store.postgres;
   let store: Store;
   let accounts: AccountStore;
+  let directory: Directory;
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
@@ -87,6 +93,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
+    directory = new PostgresDirectory(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
   } else {
@@ -94,10 +101,11 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
+    directory = new SqliteDirectory(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, directory, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -110,7 +118,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, directory, chat21, words, db, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix),
   };
@@ -194,6 +202,8 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       getUser: (id) => store.getUser(id),
       seen: async (u) => { await store.upsertUser({ id: u.id, name: u.name, profile: u.profile }); },
       accounts,
+      directory: backends.directory,
+      connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
       apiKeys: cfg.api.keys,
       docs: cfg.api.docs,
       plugins,

@@ -2,12 +2,42 @@
 // endpoint that chose it, signed (HMAC-SHA256) and POSTed in the background with retries.
 // The after hook only enqueues, so delivery to chat clients never waits on an endpoint.
 import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
 import type { CommandName } from '../../protocol/schema.js';
 import type { Hook } from '../../service/hooks.js';
-import type { Plugin } from '../plugin.js';
+import type { Plugin, PluginContext } from '../plugin.js';
+import { ADMIN_SECURITY as security, requireAdmin, scoped } from '../admin.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
 import { CHAT21_EVENT_NAMES, chat21Body, eventOf, parleyBody, slackBody, type WebhookEventRecord } from './events.js';
+
+/**
+ * An endpoint's address as the admin screen shows it: scheme, host and port only, since the
+ * path of a Slack-style incoming webhook is its secret.
+ */
+export function endpointOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a valid URL)';
+  }
+}
+
+const Time = Type.Union([Type.Integer(), Type.Null()]);
+const WebhookStatus = Type.Object({
+  endpoints: Type.Array(Type.Object({
+    origin: Type.String({ description: 'Scheme, host and port of the endpoint (its path may hold a secret)' }),
+    format: Type.String(),
+    events: Type.Array(Type.String()),
+    pending: Type.Integer({ description: 'Queued, in flight or waiting for a retry' }),
+    delivered: Type.Integer(), failed: Type.Integer(), dropped: Type.Integer({ description: 'Dropped because the queue was full' }),
+    lastDeliveredAt: Time, lastFailedAt: Time, lastError: Type.Union([Type.String(), Type.Null()]),
+  })),
+}, { description: 'Deliveries of this node since it started, per configured endpoint' });
+const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+});
 
 const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
   'message.sent': ['send'],
@@ -22,6 +52,7 @@ const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
 export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryReport) => void } = {}): Plugin {
   let dispatcher: WebhookDispatcher | undefined;
   let appId = 'tilechat';
+  let ctx: PluginContext | undefined;
   const chat21 = cfg.eventNames === 'chat21';
   const endpoints = cfg.endpoints.map((e) => ({ ...e, events: new Set(e.events), rooms: e.rooms ? new Set(e.rooms) : undefined }));
   // Only the commands some endpoint listens to pass through this hook.
@@ -53,9 +84,27 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
   return {
     name: 'webhooks',
     hooks: commands.length > 0 ? [hook] : [],
-    init(ctx) {
-      appId = ctx.config.chat21?.appId ?? appId;
-      dispatcher = new WebhookDispatcher(cfg, ctx.log.child({ plugin: 'webhooks' }), opts.onDelivery);
+    init(c) {
+      ctx = c;
+      appId = c.config.chat21?.appId ?? appId;
+      dispatcher = new WebhookDispatcher(cfg, c.log.child({ plugin: 'webhooks' }), opts.onDelivery);
+    },
+    routes(app: FastifyInstance) {
+      if (!ctx) throw new Error('webhooks: routes() before init()');
+      const guard = requireAdmin({ verify: ctx.verify, apiKeys: ctx.config.api.keys });
+      return scoped(app, (r) => {
+        r.get('/admin/webhooks', {
+          preHandler: guard,
+          schema: {
+            tags: ['admin'], summary: 'How deliveries to each webhook endpoint have gone on this node since it started', security,
+            response: { 200: WebhookStatus, 401: ErrorBody, 403: ErrorBody },
+          },
+        }, async () => ({
+          endpoints: endpoints.map((ep) => ({
+            origin: endpointOrigin(ep.url), format: ep.format ?? 'parley', events: [...ep.events], ...dispatcher!.status(ep),
+          })),
+        }));
+      });
     },
     close: () => dispatcher?.close(),
   };

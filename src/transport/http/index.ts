@@ -17,6 +17,8 @@ import type { User } from '../../protocol/schema.js';
 import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
 import { registerAccountRoutes } from './accounts.js';
+import { registerAdminRoutes } from './admin.js';
+import type { Directory } from '../../store/directory.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
 import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
@@ -34,6 +36,10 @@ export interface RestDeps {
   seen(user: Identity): Promise<void>;
   /** Built-in accounts; their routes are absent without it. */
   accounts?: AccountService;
+  /** The admin screen's look-ups; its /admin routes are absent without it. */
+  directory?: Directory;
+  /** Open client connections of this node per transport (the admin screen's live figures). */
+  connections?: () => Partial<Record<'ws' | 'http' | 'mqtt', number>>;
   apiKeys: readonly string[];
   /** Serve /api/v1/openapi.json and /api/docs. */
   docs: boolean;
@@ -211,6 +217,12 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       });
       registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, metrics: deps.metrics });
       if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
+      if (rest.directory) {
+        registerAdminRoutes(api, {
+          directory: rest.directory, metrics: deps.metrics, verify: rest.verify, apiKeys: rest.apiKeys,
+          connections: rest.connections ?? (() => ({})),
+        });
+      }
       if (rest.docs) {
         api.get('/openapi.json', {
           schema: { operationId: 'openapi', tags: ['ops'], summary: 'This OpenAPI 3.1 document.', security: [] },
