@@ -38,7 +38,7 @@ const Stats = Type.Object({
   connections: Type.Record(Type.String(), Type.Integer(), { description: 'Open client connections of this node per transport' }),
   messagesIn: Type.Integer({ description: 'Messages accepted by this node since it started' }),
   messagesOut: Type.Integer({ description: 'Messages written to connections by this node since it started' }),
-  uptimeSec: Type.Number(),
+  uptimeSec: Type.Number({ description: 'How long the node\'s process has run' }),
 }, { description: 'Counters of this node; two readings give rates per second' });
 
 export function registerAdminRoutes(api: FastifyInstance, deps: AdminDeps): void {

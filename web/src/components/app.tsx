@@ -8,6 +8,7 @@ import { Conversation } from './conversation.js';
 import { BrowseChannels, CreateRoom, RoomSettings, UserCard } from './dialogs.js';
 import { Icon } from './icons.js';
 import { Preferences } from './preferences.js';
+import { Admin } from './admin.js';
 import { Profile } from './profile.js';
 import { SearchBox, SearchResults } from './search.js';
 import { Sidebar } from './sidebar.js';
@@ -37,7 +38,8 @@ export type DialogState =
   | { kind: 'settings'; room: string }
   | { kind: 'user'; user: string; room: string | null }
   | { kind: 'preferences' }
-  | { kind: 'profile' };
+  | { kind: 'profile' }
+  | { kind: 'admin' };
 
 function ChatScreen({ session }: { session: Session }) {
   const chat = useMemo(() => new Chat(session), [session]);
@@ -110,6 +112,7 @@ function ChatScreen({ session }: { session: Session }) {
       <Notices chat={chat} />
       <ConfirmHost />
       {dialog?.kind === 'preferences' && <Preferences onClose={close} />}
+      {dialog?.kind === 'admin' && <Admin session={session} onClose={close} />}
       {dialog?.kind === 'profile' && <Profile chat={chat} session={session} onClose={close} />}
       {dialog?.kind === 'create' && <CreateRoom chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'browse' && <BrowseChannels chat={chat} onClose={close} go={go} />}
@@ -129,6 +132,11 @@ function Header({ chat, session, search, onSearch, openDialog }: {
       <SearchBox initial={search ?? ''} onSearch={onSearch} />
       <ConnectionStatus chat={chat} />
       <div class="me">
+        {session.admin && (
+          <button type="button" class="icon" aria-label="Server administration" title="Server administration" onClick={() => openDialog({ kind: 'admin' })}>
+            <Icon name="shield" />
+          </button>
+        )}
         <button type="button" class="icon" aria-label="Preferences" title="Preferences" onClick={() => openDialog({ kind: 'preferences' })}>
           <Icon name="sliders" />
         </button>
