@@ -123,7 +123,7 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async revokeUserSessions(userId: string, except?: string): Promise<number> {
-    const { rowCount } = await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3',
+    const { rowCount } = await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND id <> $3',
       [text('userId', userId), Date.now(), except ?? '']);
     return rowCount ?? 0;
   }

@@ -53,7 +53,7 @@ export class SqliteAccountStore implements AccountStore {
       rotate: db.prepare(`UPDATE sessions SET refresh_hash = @hash, expires_at = @expires, last_used_at = @now
         WHERE id = @id AND revoked_at IS NULL AND expires_at > @now AND (@current IS NULL OR refresh_hash = @current)`),
       revoke: db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      revokeUser: db.prepare("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND id <> ?"),
+      revokeUser: db.prepare('UPDATE sessions SET revoked_at = @now WHERE user_id = @user AND revoked_at IS NULL AND expires_at > @now AND id <> @except'),
       // Ended sessions are kept a day (for audit), then dropped so the table does not grow forever.
       purge: db.prepare('DELETE FROM sessions WHERE user_id = ? AND (expires_at < ? OR revoked_at < ?)'),
     };
@@ -141,7 +141,7 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   revokeUserSessions(userId: string, except?: string): Promise<number> {
-    return guard(() => this.s.revokeUser.run(Date.now(), userId, except ?? '').changes);
+    return guard(() => this.s.revokeUser.run({ now: Date.now(), user: userId, except: except ?? '' }).changes);
   }
 
 }
