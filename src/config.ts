@@ -83,6 +83,10 @@ export const ConfigSchema = Type.Object({
       default: RESERVED_NAMES,
       description: 'Usernames nobody may register (compared without case), besides "system", the server\'s own id, which is always refused',
     }),
+    admins: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{3,32}$' }), {
+      default: [],
+      description: 'Usernames of built-in accounts that are server administrators (compared without case). Register the account first: a listed username that has no account cannot be registered',
+    }),
     hashMemoryKib: Int(65536, 8192, 4 * 1024 * 1024, 'argon2id memory per password hash (KiB); applies to new hashes'),
     hashPasses: Int(3, 1, 20, 'argon2id passes per password hash; applies to new hashes'),
   }, { default: {}, additionalProperties: false }),

@@ -11,6 +11,9 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { SqliteAccountStore } from './store/sqlite/accounts.js';
 import { PostgresStore } from './store/postgres/index.js';
 import { PostgresAccountStore } from './store/postgres/accounts.js';
+import { PostgresDirectory } from './store/postgres/directory.js';
+import { SqliteDirectory } from './store/sqlite/directory.js';
+import type { Directory } from './store/directory.js';
 import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
 import type { LoginLimiter } from './accounts/limiter.js';
@@ -72,6 +75,8 @@ export interface Parley {
 interface Backends {
   store: Store;
   accounts: AccountStore;
+  /** What the admin screen looks up (users, rooms). */
+  directory: Directory;
   /** State of the Chat21-compatible endpoint. */
   chat21: Chat21Store;
   bus: Bus;
@@ -90,6 +95,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   const pg = cfg.store.postgres;
   let store: Store;
   let accounts: AccountStore;
+  let directory: Directory;
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let db: Database.Database | undefined;
@@ -98,6 +104,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
+    directory = new PostgresDirectory(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
     pool = ps.pool;
@@ -106,10 +113,11 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
+    directory = new SqliteDirectory(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, directory, chat21, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -122,7 +130,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, pool, bus,
+    store, accounts, directory, chat21, words, db, pool, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -140,8 +148,16 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     limiter: backends.limiter,
     secret: resolveSecret(cfg),
     config: cfg.accounts,
+    bus,
   });
-  const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
+  const verify = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  if (cfg.accounts.admins.length > 0) {
+    accounts.missingAdmins().then((missing) => {
+      if (missing.length > 0) {
+        log.warn({ admins: missing }, 'accounts.admins lists usernames that have no account; nobody can register them while listed: take them off the list, register, list them again');
+      }
+    }, (err: unknown) => log.warn({ err }, 'could not check accounts.admins'));
+  }
   // The metrics read the transports lazily, so they can be built before them.
   const metrics: Metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
@@ -245,6 +261,8 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       verify,
       getUser: (id) => store.getUser(id),
       accounts,
+      directory: backends.directory,
+      connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
       apiKeys: cfg.api.keys,
       docs: cfg.api.docs,
       plugins,

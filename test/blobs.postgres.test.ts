@@ -3,7 +3,7 @@
 // one node is read through another, and an upload cut short by a crash is swept.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PgServer } from '../src/devservers/postgres.js';
+import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { PostgresBlobStore } from '../src/blobs/postgres.js';
 import { PostgresAttachmentStore } from '../src/store/postgres/attachments.js';

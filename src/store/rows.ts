@@ -2,7 +2,7 @@
 // both keep the same columns, times as ms since the epoch and JSON as text.
 import type { AccessMode, Ban, Member, Message, Role, Room } from '../protocol/schema.js';
 import type { RoomPatch } from './store.js';
-import type { Account, RefreshSession } from './accounts.js';
+import type { Account, RefreshSession, SessionInfo } from './accounts.js';
 
 export interface MessageRow {
   room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
@@ -74,4 +74,9 @@ export const toAccount = (r: AccountRow): Account => ({
 });
 export const toSession = (r: SessionRow): RefreshSession => ({
   id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+});
+
+export interface SessionInfoRow { id: string; created_at: number; last_used_at: number; expires_at: number; user_agent: string }
+export const toSessionInfo = (r: SessionInfoRow): SessionInfo => ({
+  id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, userAgent: r.user_agent,
 });

@@ -224,6 +224,14 @@ export class Chat {
     this.listeners.clear();
   }
 
+  /** Changes your display name; messages you send from now on carry it. */
+  async rename(name: string): Promise<void> {
+    const user = await this.session.setName(name);
+    this.me = { ...this.me, name: user.name };
+    this.names.set(user.id, user.name);
+    this.changed();
+  }
+
   subscribe(fn: () => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);

@@ -93,3 +93,17 @@ export function shorten(s: string, max: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/**
+ * A signed-in device in words, from the User-Agent that signed in: "Chrome on Android",
+ * "Firefox on Windows". Programs that are not browsers show their own name.
+ */
+export function deviceName(ua: string): string {
+  const browser = /Edg\//.test(ua) ? 'Edge' : /OPR\//.test(ua) ? 'Opera' : /Firefox\//.test(ua) ? 'Firefox'
+    : /(Chrome|Chromium|CriOS)\//.test(ua) ? 'Chrome' : /Version\/[\d.]+.*Safari\//.test(ua) ? 'Safari' : null;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows'
+    : /Mac OS X|Macintosh/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
+  if (browser) return os ? `${browser} on ${os}` : browser;
+  const program = ua.trim().split(/\s+/)[0] ?? '';
+  return program ? shorten(program, 40) : 'Unknown device';
+}

@@ -190,6 +190,11 @@ export const migrations: string[] = [
   CREATE INDEX attachments_room ON attachments (room_id, message_seq);
   CREATE INDEX attachments_unattached ON attachments (created_at) WHERE message_seq IS NULL;
   `,
+  // 6: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent text NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at bigint;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

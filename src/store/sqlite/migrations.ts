@@ -157,4 +157,9 @@ export const migrations: string[] = [
   CREATE INDEX attachments_room ON attachments(room_id, message_seq);
   CREATE INDEX attachments_unattached ON attachments(created_at) WHERE message_seq IS NULL;
   `,
+  // 7: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+  `,
 ];

@@ -20,6 +20,8 @@ import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
 import type { CommandRunner } from '../../service/runner.js';
 import { registerAccountRoutes } from './accounts.js';
+import { registerAdminRoutes } from './admin.js';
+import type { Directory } from '../../store/directory.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
 import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
@@ -37,6 +39,10 @@ export interface RestDeps {
   getUser(id: string): Promise<User | null>;
   /** Built-in accounts; their routes are absent without it. */
   accounts?: AccountService;
+  /** The admin screen's look-ups; its /admin routes are absent without it. */
+  directory?: Directory;
+  /** Open client connections of this node per transport (the admin screen's live figures). */
+  connections?: () => Partial<Record<'ws' | 'http' | 'mqtt', number>>;
   apiKeys: readonly string[];
   /** Serve /api/v1/openapi.json and /api/docs. */
   docs: boolean;
@@ -207,6 +213,12 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       });
       registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, runner: rest.runner });
       if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
+      if (rest.directory) {
+        registerAdminRoutes(api, {
+          directory: rest.directory, metrics: deps.metrics, verify: rest.verify, apiKeys: rest.apiKeys,
+          connections: rest.connections ?? (() => ({})),
+        });
+      }
       if (rest.docs) {
         api.get('/openapi.json', {
           schema: { operationId: 'openapi', tags: ['ops'], summary: 'This OpenAPI 3.1 document.', security: [] },
