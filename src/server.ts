@@ -32,6 +32,13 @@ import { Chat21Service } from './service/chat21.js';
 import { SqliteChat21Store } from './store/sqlite/chat21.js';
 import { PostgresChat21Store } from './store/postgres/chat21.js';
 import type { Chat21Store } from './store/chat21.js';
+import { SqliteNotificationStore } from './store/sqlite/notifications.js';
+import { PostgresNotificationStore } from './store/postgres/notifications.js';
+import { SqlitePinStore } from './store/sqlite/pins.js';
+import { PostgresPinStore } from './store/postgres/pins.js';
+import { SqliteVersionStore } from './store/sqlite/versions.js';
+import { PostgresVersionStore } from './store/postgres/versions.js';
+import type { RichPorts } from './service/rich.js';
 import { registerChat21Routes } from './transport/http/chat21.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
 
@@ -66,6 +73,8 @@ interface Backends {
   accounts: AccountStore;
   /** State of the Chat21-compatible endpoint. */
   chat21: Chat21Store;
+  /** Notification levels, pins and edit history (rich messages). */
+  rich: RichPorts;
   bus: Bus;
   limiter: LoginLimiter;
   /** Shared backends for plugins; absent means the plugin's per-node default. */
@@ -82,6 +91,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let accounts: AccountStore;
   let words: WordStore | undefined;
   let chat21: Chat21Store;
+  let rich: RichPorts;
   let db: Database.Database | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({ url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log });
@@ -89,15 +99,17 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     accounts = new PostgresAccountStore(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
+    rich = { notifications: new PostgresNotificationStore(ps.pool), pins: new PostgresPinStore(ps.pool), versions: new PostgresVersionStore(ps.pool) };
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
+    rich = { notifications: new SqliteNotificationStore(ss.db), pins: new SqlitePinStore(ss.db), versions: new SqliteVersionStore(ss.db) };
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, chat21, rich, words, db, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -110,7 +122,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus,
+    store, accounts, chat21, rich, words, db, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix),
   };
@@ -143,7 +155,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
-  }, log);
+  }, log, backends.rich);
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
     if (removed > 0) log.info({ removed }, 'retention applied');

@@ -11,6 +11,10 @@ import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js'
 import { chat21StoreConformance } from './conformance/chat21.js';
 import { PostgresChat21Store } from '../src/store/postgres/chat21.js';
 import { storeConformance } from './conformance/store.js';
+import { richConformance } from './conformance/rich.js';
+import { PostgresNotificationStore } from '../src/store/postgres/notifications.js';
+import { PostgresPinStore } from '../src/store/postgres/pins.js';
+import { PostgresVersionStore } from '../src/store/postgres/versions.js';
 
 let server: PgServer;
 beforeAll(async () => { server = await startPostgres(); });
@@ -26,6 +30,12 @@ chat21StoreConformance('postgres', async () => {
   return { store: new PostgresChat21Store(base.pool), close: () => base.close() };
 });
 
+richConformance('postgres', async () => {
+  const store = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+  const ports = { notifications: new PostgresNotificationStore(store.pool), pins: new PostgresPinStore(store.pool), versions: new PostgresVersionStore(store.pool) };
+  return { store, ports, close: () => store.close() };
+});
+
 const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -34,7 +44,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
     const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
     await Promise.all(stores.map((s) => s.close()));
   });
 
@@ -42,7 +52,9 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     let s = await PostgresStore.open({ url: server.url, schema });
     // A database from before the rule: the key column and its index did not exist.
-    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DELETE FROM schema_migrations WHERE version = 4');
+    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DELETE FROM schema_migrations WHERE version >= 4');
+    // ... and from before the later migrations.
+    await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }

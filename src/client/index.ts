@@ -2,7 +2,7 @@
 // automatic reconnect with backoff, resume of every room from the last seq seen, duplicate
 // suppression, request timeouts and an offline queue. Depends on no server code.
 import type {
-  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, Message, Room, SendResult,
+  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, MentionAll, Message, NotifyLevel, Room, SendResult,
 } from '../protocol/schema.js';
 
 /** The subset of the WebSocket API the SDK uses (browser WebSocket and `ws` both fit). */
@@ -70,7 +70,7 @@ const REFUSED: ReadonlySet<string> = new Set(['unauthorized', 'forbidden', 'inva
 
 /** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
 const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
-  'presence', 'inbox', 'direct', 'ping', 'resume']);
+  'presence', 'inbox', 'direct', 'ping', 'resume', 'notifications', 'settings', 'pin', 'unpin', 'pins', 'versions']);
 const KEYED = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
 
 function randomKey(): string {
@@ -436,7 +436,8 @@ export class ParleyClient {
 
   // ---- typed helpers --------------------------------------------------------------------------
 
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): Promise<SendResult> {
+  /** Sends a text; `replyTo` names the seq of the room's message it answers. */
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; replyTo?: number } = {}): Promise<SendResult> {
     return this.request('send', { room, text, ...opts });
   }
   edit(room: string, target: number, text: string): Promise<SendResult> {
@@ -472,6 +473,15 @@ export class ParleyClient {
   ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) { return this.request('ban', { user, ...opts }); }
   mute(room: string, user: string, seconds?: number) { return this.request('mute', seconds ? { room, user, seconds } : { room, user }); }
   block(user: string) { return this.request('block', { user }); }
+  /** Your notification level in a room; sets it first when `level` is given. */
+  notifications(room: string, level?: NotifyLevel) { return this.request('notifications', level ? { room, level } : { room }); }
+  /** A room's message settings; changes them first when `mentionAll` is given (moderators). */
+  roomSettings(room: string, mentionAll?: MentionAll) { return this.request('settings', mentionAll ? { room, mentionAll } : { room }); }
+  pin(room: string, seq: number) { return this.request('pin', { room, seq }); }
+  unpin(room: string, seq: number) { return this.request('unpin', { room, seq }); }
+  pins(room: string) { return this.request('pins', { room }); }
+  /** A text message's versions: the original, then each edit. */
+  versions(room: string, seq: number) { return this.request('versions', { room, seq }); }
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 

@@ -81,6 +81,10 @@ export function slackText(e: WebhookEventRecord): string {
       return d.by ? `*${esc(d.by)}* added *${esc(m.user)}* to ${room}` : `*${esc(d.name ?? m.user)}* joined ${room}`;
     }
     case 'member.left': return `${who(d)} left ${room}`;
+    case 'notification': {
+      const to = (d.recipients as Array<{ user: string }>).map((r) => `*${esc(r.user)}*`).join(', ');
+      return `${who(d)} notified ${to} in ${room}: ${esc(d.text)}`;
+    }
     case 'room.created': return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
   }
 }
@@ -101,6 +105,7 @@ export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
   'member.joined': 'group-member-added',
   'member.left': 'group-member-removed',
   'room.created': 'group-created',
+  notification: 'message-notification',
 };
 
 /** Chat21's webhook envelope; the message id is the Chat21 one (`<room>.<seq>`). */

@@ -3,7 +3,7 @@
 // The after hook only enqueues, so delivery to chat clients never waits on an endpoint.
 import { randomUUID } from 'node:crypto';
 import type { CommandName } from '../../protocol/schema.js';
-import type { Hook } from '../../service/hooks.js';
+import type { Hook, Notification } from '../../service/hooks.js';
 import type { Plugin } from '../plugin.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
@@ -17,6 +17,7 @@ const COMMANDS_OF: Record<WebhookEvent, CommandName[]> = {
   'member.joined': ['join', 'invite'],
   'member.left': ['leave'],
   'room.created': ['create'],
+  notification: [],
 };
 
 export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryReport) => void } = {}): Plugin {
@@ -40,6 +41,7 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
     }
   };
 
+  const notifications = cfg.endpoints.some((e) => e.events.includes('notification'));
   const hook: Hook = {
     name: 'webhooks',
     commands,
@@ -48,11 +50,13 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
       const e = eventOf(ctx, outcome.result);
       if (e) publish(e);
     },
+    // One event per notified message, naming every recipient and why.
+    ...(notifications ? { notified(n: Notification) { if (dispatcher) publish({ event: 'notification', room: n.room, data: { ...n } }); } } : {}),
   };
 
   return {
     name: 'webhooks',
-    hooks: commands.length > 0 ? [hook] : [],
+    hooks: commands.length > 0 || notifications ? [hook] : [],
     init(ctx) {
       appId = ctx.config.chat21?.appId ?? appId;
       dispatcher = new WebhookDispatcher(cfg, ctx.log.child({ plugin: 'webhooks' }), opts.onDelivery);
