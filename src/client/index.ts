@@ -485,4 +485,4 @@ export class ParleyClient {
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AuthResult, Message, Room, SendResult } from '../protocol/schema.js';
+export type { AuthResult, Message, Pin, Quote, Room, SendResult, Version } from '../protocol/schema.js';

@@ -9,6 +9,8 @@ const PATHS = {
   close: 'M6 6l12 12M18 6 6 18',
   back: 'M15 5l-7 7 7 7',
   sliders: 'M4 6h9M17 6h3M4 12h3M11 12h9M4 18h11M19 18h1M15 4v4M9 10v4M17 16v4',
+  reply: 'M9 14 4 9l5-5M4 9h10a6 6 0 0 1 6 6v4',
+  pin: 'M9 4h6M10 4v6l-3 4h10l-3-4V4M12 14v7',
 } as const;
 
 const FILLED = new Set<keyof typeof PATHS>(['lock']);
