@@ -45,7 +45,7 @@ export const WordFilterConfig = Type.Object({
 
 export const WEBHOOK_EVENTS = [
   'message.sent', 'message.edited', 'message.deleted', 'message.reacted',
-  'member.joined', 'member.left', 'room.created',
+  'member.joined', 'member.left', 'room.created', 'notification',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -71,7 +71,12 @@ export interface NewMessage {
    * it blocks the sender (it then receives a `hidden` placeholder; the sender is not told).
    */
   directPeer?: string;
+  /** What the service found in the message: its mentions and the quote it replies to. */
+  meta?: MessageMeta;
 }
+
+/** Message fields the service works out and the store keeps with the message as they are. */
+export type MessageMeta = Partial<Pick<Message, 'mentions' | 'mentionsAll' | 'replyTo' | 'quote'>>;
 
 /** A room setting change; null removes a retention limit. */
 export interface RoomPatch {

@@ -8,7 +8,7 @@ import type { Verifier } from '../../auth/jwt.js';
 import { requireAdmin } from '../../plugins/admin.js';
 import type { Directory } from '../../store/directory.js';
 import { ERRORS, SECURED } from './api.js';
-import type { Metrics, TransportName } from './metrics.js';
+import type { Metrics, TransportName } from '../../observability/metrics.js';
 
 export interface AdminDeps {
   directory: Directory;
