@@ -125,6 +125,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     },
   });
   closeQuietSockets(app);
+  closeSilentSockets(app, limits.headersTimeoutMs);
   if (limits.connectionsPerAddress > 0) capConnectionsPerAddress(app, limits.connectionsPerAddress, deps.log);
   if (deps.limits) boundConnections(app, deps.limits, deps);
   // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
@@ -245,6 +246,19 @@ function capConnectionsPerAddress(app: FastifyInstance, cap: number, log: Logger
       if (left > 0) open.set(address, left);
       else open.delete(address);
     });
+  });
+}
+
+/**
+ * Closes a connection that has sent not one byte within `ms` of opening. Node's periodic
+ * headers check is meant to cover it too, but it is a sweep over its own connection lists;
+ * this timer per socket does not depend on them.
+ */
+function closeSilentSockets(app: FastifyInstance, ms: number): void {
+  app.server.on('connection', (s: Socket) => {
+    const t = setTimeout(() => { if (s.bytesRead === 0) s.destroy(); }, ms);
+    t.unref();
+    s.once('close', () => clearTimeout(t));
   });
 }
 
