@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret, withSharedKey } from './auth/jwt.js';
+import { createVerifier, resolveSecret, withAccountIdsReserved, withSharedKey } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
 import { isCluster } from './config.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -129,7 +129,9 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     secret: resolveSecret(cfg),
     config: cfg.accounts,
   });
-  const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
+  const verifyAny = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
+  const isAccount = async (user: string) => (await backends.accounts.accountByUser(user)) !== null;
+  const verify = withAccountIdsReserved(verifyAny, isAccount);
   // The metrics read the transports lazily, so they can be built before them.
   const metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
@@ -195,7 +197,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   let mqtt: MqttTransport | null = null;
   if (cfg.mqtt.enabled) {
     const chat21 = new Chat21Service(service, store, backends.chat21, cfg.chat21.appId);
-    const chat21Verify = cfg.chat21.tokenKey ? withSharedKey(verify, cfg.chat21.tokenKey, cfg) : verify;
+    const chat21Verify = cfg.chat21.tokenKey ? withAccountIdsReserved(withSharedKey(verifyAny, cfg.chat21.tokenKey, cfg), isAccount) : verify;
     mqtt = new MqttTransport(service, chat21, chat21Verify, {
       host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
       maxClientsPerUser: cfg.mqtt.maxClientsPerUser, maxInflight: cfg.mqtt.maxInflight, slowConsumerBytes: cfg.limits.slowConsumerBytes,
