@@ -201,6 +201,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     mqtt = new MqttTransport(service, chat21, chat21Verify, {
       host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
       maxClientsPerUser: cfg.mqtt.maxClientsPerUser, maxInflight: cfg.mqtt.maxInflight, slowConsumerBytes: cfg.limits.slowConsumerBytes,
+      connectionsPerAddress: cfg.mqtt.connectionsPerAddress, connectTimeoutMs: cfg.mqtt.connectTimeoutMs,
     }, log, metrics);
     if (cfg.chat21.rest) {
       registerChat21Routes(http, `${cfg.chat21.restPrefix}/${cfg.chat21.appId}`, {
