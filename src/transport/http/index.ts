@@ -139,11 +139,20 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
   app.decorateRequest('identity', null);
 
   // A JSON body may be empty (POST /rooms/x/join with a JSON content type): it is no body.
+  // Bytes that are not UTF-8 are refused, not turned into U+FFFD (as WebSocket closes with 1007).
   const json = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body === '') done(null, undefined);
-    else json(req, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ParleyError('invalid', 'the request body is not valid UTF-8'), undefined);
+      return;
+    }
+    if (text === '') done(null, undefined);
+    else json(req, text, done);
   });
 
   app.setErrorHandler((err, req, reply) => {
