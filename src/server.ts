@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret } from './auth/jwt.js';
+import { createVerifier, resolveSecret, withAccountIdsReserved } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
 import type { Pool as PgPool } from 'pg';
 import { isCluster } from './config.js';
@@ -162,7 +162,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     config: cfg.accounts,
     bus,
   });
-  const verify = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  const verifyAny = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  // An external token may not take the id of a built-in account: only the account's own tokens do.
+  const isAccount = async (user: string) => (await backends.accounts.accountByUser(user)) !== null;
+  const verify = withAccountIdsReserved(verifyAny, isAccount);
   if (cfg.accounts.admins.length > 0) {
     accounts.missingAdmins().then((missing) => {
       if (missing.length > 0) {
@@ -285,6 +288,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
     ? chat21({
       config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics,
+      reserve: (v) => withAccountIdsReserved(v, isAccount),
       link: (id, reader) => (cfg.cluster.publicUrl ?? url).replace(/\/$/, '')
         + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
     }).mqtt

@@ -88,6 +88,8 @@ export class Service {
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
+  /** Per user, the last room-cap check and insert queued (see underRoomCaps). */
+  private readonly roomCapTurns = new Map<string, Promise<void>>();
 
   private rememberMembers(room: string, users: string[]): void {
     this.knownMembers.set(room, users);
@@ -359,12 +361,12 @@ export class Service {
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     if (a.room !== undefined && isDirectRoom(a.room)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_ROOM_PREFIX}" are reserved for direct rooms`, { field: 'room' });
     // Administrators (server-side applications) create and join as many rooms as they need.
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, true);
     const id = a.room ?? randomBytes(12).toString('base64url');
-    const { room, messages } = await this.store.createRoom({
+    const write = () => this.store.createRoom({
       id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
       members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
     });
+    const { room, messages } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, true, write);
     this.memberAdded(s, room, messages, true);
     return room;
   }
@@ -373,8 +375,8 @@ export class Service {
     const room = await this.requireRoom(a.room);
     if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
     await this.checkAdmission(room.id, s.user.id, true);
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
-    const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
+    const write = () => this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
+    const { member, message } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, false, write);
     this.memberAdded(s, room, [message]);
     return { room: { ...room, lastSeq: message.seq }, member };
   }
@@ -405,6 +407,26 @@ export class Service {
    * `creating`) to let it create one more past `roomsCreatedPerUser`: one user must not grow
    * another's room list (and its `auth` reply) without bound, nor the server's.
    */
+  /**
+   * Checks the room caps of `user` and runs `write` (the insert they guard) one at a time per
+   * user on this node, so concurrent creates, joins and invites cannot all pass the same check.
+   */
+  private async underRoomCaps<T>(user: string, creating: boolean, write: () => Promise<T>): Promise<T> {
+    const before = this.roomCapTurns.get(user) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => { done = r; });
+    const turn = before.then(() => mine);
+    this.roomCapTurns.set(user, turn);
+    await before;
+    try {
+      await this.checkRoomCaps(user, creating);
+      return await write();
+    } finally {
+      done();
+      if (this.roomCapTurns.get(user) === turn) this.roomCapTurns.delete(user);
+    }
+  }
+
   private async checkRoomCaps(user: string, creating: boolean): Promise<void> {
     const { roomsPerUser, roomsCreatedPerUser } = this.opts;
     if (roomsPerUser === undefined && (!creating || roomsCreatedPerUser === undefined)) return;
@@ -435,9 +457,8 @@ export class Service {
     if ((await this.store.blocksOf(a.user)).includes(s.user.id)) {
       throw new ParleyError('forbidden', 'this user does not accept invitations from you', { reason: 'blocked' });
     }
-    await this.checkRoomCaps(a.user, false);
     const user = await this.store.getUser(a.user);
-    const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
+    const { member, message } = await this.underRoomCaps(a.user, false, () => this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id));
     this.memberAdded(s, room, [message]);
     return { member };
   }

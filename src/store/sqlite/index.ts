@@ -11,7 +11,7 @@ import {
   DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, metaText, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
-import { KEPT_HISTORY } from '../store.js';
+import { KEPT_HISTORY, SEARCH_SCAN } from '../store.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
 import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
@@ -192,11 +192,13 @@ export class SqliteStore implements Store {
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
+      // FTS5 walks a word's matches newest first (by rowid, the order messages were indexed)
+      // and stops after SEARCH_SCAN of them, so a common word costs the same as a rare one.
       search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
-        FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
-        WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
-          AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
-        ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
+        FROM (SELECT rowid AS id, room_id, seq FROM search.messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ${SEARCH_SCAN}) f
+          JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.id LEFT JOIN users u ON u.id = m.user_id
+        WHERE f.room_id IN (SELECT value FROM json_each(?)) AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
+        ORDER BY f.id DESC LIMIT ?`),
     };
   }
 
