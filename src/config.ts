@@ -122,6 +122,8 @@ export const ConfigSchema = Type.Object({
     maxPayloadBytes: Int(65536, 256, 16 * 1024 * 1024, 'Largest accepted MQTT publish payload'),
     maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
     maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
+    connectionsPerAddress: Int(256, 0, 1_000_000, 'Open MQTT/TCP connections per client address; further ones are closed at once (0: no cap; MQTT over WebSocket counts under http.connectionsPerAddress)'),
+    connectTimeoutMs: Int(10000, 100, 600000, 'Time a new MQTT connection has to send its CONNECT before it is closed'),
   }, { default: {}, additionalProperties: false }),
   chat21: Chat21Config,
   http: Type.Object({

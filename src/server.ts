@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret } from './auth/jwt.js';
+import { createVerifier, resolveSecret, withAccountIdsReserved } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
 import type { Pool as PgPool } from 'pg';
 import { isCluster } from './config.js';
@@ -36,6 +36,13 @@ import { createHttp } from './transport/http/index.js';
 import type { Plugin } from './plugins/plugin.js';
 import type { MqttTransport } from './transport/mqtt/index.js';
 import { chat21, PostgresChat21Store, SqliteChat21Store, type Chat21Store, type PublishOp } from './integrations/chat21/index.js';
+import { SqliteNotificationStore } from './store/sqlite/notifications.js';
+import { PostgresNotificationStore } from './store/postgres/notifications.js';
+import { SqlitePinStore } from './store/sqlite/pins.js';
+import { PostgresPinStore } from './store/postgres/pins.js';
+import { SqliteVersionStore } from './store/sqlite/versions.js';
+import { PostgresVersionStore } from './store/postgres/versions.js';
+import type { RichPorts } from './service/rich.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
 import { AttachmentService } from './service/attachments.js';
 import { openBlobStore } from './blobs/index.js';
@@ -79,6 +86,8 @@ interface Backends {
   directory: Directory;
   /** State of the Chat21-compatible endpoint. */
   chat21: Chat21Store;
+  /** Notification levels, pins and edit history (rich messages). */
+  rich: RichPorts;
   bus: Bus;
   limiter: LoginLimiter;
   /** Shared backends for plugins; absent means the plugin's per-node default. */
@@ -98,6 +107,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let directory: Directory;
   let words: WordStore | undefined;
   let chat21: Chat21Store;
+  let rich: RichPorts;
   let db: Database.Database | undefined;
   let pool: PgPool | undefined;
   if (pg.url) {
@@ -108,6 +118,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
     pool = ps.pool;
+    rich = { notifications: new PostgresNotificationStore(ps.pool), pins: new PostgresPinStore(ps.pool), versions: new PostgresVersionStore(ps.pool) };
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
@@ -115,9 +126,10 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     accounts = new SqliteAccountStore(ss.db);
     directory = new SqliteDirectory(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
+    rich = { notifications: new SqliteNotificationStore(ss.db), pins: new SqlitePinStore(ss.db), versions: new SqliteVersionStore(ss.db) };
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, directory, chat21, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, directory, chat21, rich, words, db, pool, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -130,7 +142,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, directory, chat21, words, db, pool, bus,
+    store, accounts, directory, chat21, rich, words, db, pool, bus,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -150,7 +162,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     config: cfg.accounts,
     bus,
   });
-  const verify = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  const verifyAny = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  // An external token may not take the id of a built-in account: only the account's own tokens do.
+  const isAccount = async (user: string) => (await backends.accounts.accountByUser(user)) !== null;
+  const verify = withAccountIdsReserved(verifyAny, isAccount);
   if (cfg.accounts.admins.length > 0) {
     accounts.missingAdmins().then((missing) => {
       if (missing.length > 0) {
@@ -171,7 +186,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
     roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
-  }, log);
+  }, log, backends.rich);
   metrics.follow(service.events);
   // Every transport runs commands through the one runner: order up to admission, timing.
   const runner: CommandRunner = new CommandRunner(service, metrics);
@@ -273,6 +288,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
     ? chat21({
       config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics,
+      reserve: (v) => withAccountIdsReserved(v, isAccount),
       link: (id, reader) => (cfg.cluster.publicUrl ?? url).replace(/\/$/, '')
         + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
     }).mqtt

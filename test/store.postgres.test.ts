@@ -13,6 +13,10 @@ import { chat21StoreConformance } from './conformance/chat21.js';
 import { PostgresChat21Store } from '../src/integrations/chat21/store-postgres.js';
 import { storeConformance } from './conformance/store.js';
 import { migrations } from '../src/store/postgres/migrations.js';
+import { richConformance } from './conformance/rich.js';
+import { PostgresNotificationStore } from '../src/store/postgres/notifications.js';
+import { PostgresPinStore } from '../src/store/postgres/pins.js';
+import { PostgresVersionStore } from '../src/store/postgres/versions.js';
 
 let server: PgServer;
 beforeAll(async () => { server = await startPostgres(); });
@@ -26,6 +30,12 @@ storeConformance('postgres', () => PostgresStore.open({ url: server.url, schema:
 chat21StoreConformance('postgres', async () => {
   const base = await PostgresStore.open({ url: server.url, schema: freshSchema() });
   return { store: new PostgresChat21Store(base.pool), close: () => base.close() };
+});
+
+richConformance('postgres', async () => {
+  const store = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+  const ports = { notifications: new PostgresNotificationStore(store.pool), pins: new PostgresPinStore(store.pool), versions: new PostgresVersionStore(store.pool) };
+  return { store, ports, close: () => store.close() };
 });
 
 const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
@@ -46,6 +56,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     // A database from before the rule: the key column and its index did not exist.
     await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks; DELETE FROM schema_migrations WHERE version >= 4');
     await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
+    await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }

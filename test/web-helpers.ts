@@ -106,9 +106,9 @@ export function item(page: Page, text: string) {
   return page.locator('.message-list .msg', { has: page.locator('.msg-text', { hasText: new RegExp(`^${escape(text)}( \\(edited\\))?$`) }) });
 }
 
-/** A room of the room list, by its shown name (followed, for screen readers, by its unread count). */
+/** A room of the room list, by its shown name (followed, for screen readers, by its unread and mention counts). */
 export function roomLink(page: Page, name: string) {
-  return page.locator('a.room-link', { has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?$`) }) });
+  return page.locator('a.room-link', { has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?(, \\d+ unread mentions?)?$`) }) });
 }
 
 /** Opens a room from the room list and waits until its conversation is shown. */

@@ -124,6 +124,21 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
   };
 }
 
+/**
+ * A verifier that refuses external tokens (any but an account's own) for a user id that is a
+ * built-in account: usernames and external `sub`s are one namespace, and whoever registered a
+ * name first must not become, or be taken over by, the external user of that id.
+ */
+export function withAccountIdsReserved(verify: Verifier, isAccount: (user: string) => Promise<boolean>): Verifier {
+  return async (token: string) => {
+    const id = await verify(token);
+    if (id.session === undefined && await isAccount(id.id)) {
+      throw new ParleyError('unauthorized', `user id "${id.id}" belongs to a built-in account; only that account's own tokens may use it`);
+    }
+    return id;
+  };
+}
+
 /** A token without `exp` would be valid forever: refused unless the operator allows it. */
 const expRequired = (cfg: Config): string[] => (cfg.auth.allowTokensWithoutExp ? [] : ['exp']);
 

@@ -8,7 +8,7 @@
 //   cursor.ts      the last seq per room and the rooms: resume, duplicates, gaps
 //   backoff.ts     the one backoff every retry uses
 import type {
-  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, Message, Room, SendResult,
+  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, MentionAll, Message, NotifyLevel, Room, SendResult,
 } from '../protocol/schema.js';
 import { CLOSE_RETRY, CLOSE_UNAUTHORIZED, Socket, type WebSocketCtor } from './connection.js';
 import { Cursor } from './cursor.js';
@@ -328,9 +328,10 @@ export class ParleyClient {
   /**
    * Sends a message; the promise carries its idempotency key (the one given, or a new one).
    * `attachments` names your uploads to the room (see `upload`); the message carries them in
-   * `data.attachments`, and the text may then be empty.
+   * `data.attachments`, and the text may then be empty. `replyTo` names the seq of the room's
+   * message it answers.
    */
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; attachments?: string[] } = {}): KeyedPromise<SendResult> {
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; attachments?: string[]; replyTo?: number } = {}): KeyedPromise<SendResult> {
     return this.keyed('send', { room, text, ...opts });
   }
 
@@ -416,7 +417,16 @@ export class ParleyClient {
   ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) { return this.request('ban', { user, ...opts }); }
   mute(room: string, user: string, seconds?: number) { return this.request('mute', seconds ? { room, user, seconds } : { room, user }); }
   block(user: string) { return this.request('block', { user }); }
+  /** Your notification level in a room; sets it first when `level` is given. */
+  notifications(room: string, level?: NotifyLevel) { return this.request('notifications', level ? { room, level } : { room }); }
+  /** A room's message settings; changes them first when `mentionAll` is given (moderators). */
+  roomSettings(room: string, mentionAll?: MentionAll) { return this.request('settings', mentionAll ? { room, mentionAll } : { room }); }
+  pin(room: string, seq: number) { return this.request('pin', { room, seq }); }
+  unpin(room: string, seq: number) { return this.request('unpin', { room, seq }); }
+  pins(room: string) { return this.request('pins', { room }); }
+  /** A text message's versions: the original, then each edit. */
+  versions(room: string, seq: number) { return this.request('versions', { room, seq }); }
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AttachmentRef, AuthResult, Message, Room, SendResult } from '../protocol/schema.js';
+export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, Version } from '../protocol/schema.js';

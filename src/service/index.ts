@@ -19,6 +19,7 @@ import type { Store } from '../store/store.js';
 import { DomainEvents, type Actor, type LeaveReason, type TransportName } from './events.js';
 import { Hooks, type HookContext } from './hooks.js';
 import { moderatorRole, requireOutrank } from './permissions.js';
+import { RichMessages, type Draft, type RichPorts } from './rich.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -83,9 +84,12 @@ export class Service {
   /** What changed, once stored: webhooks, metrics and plugins subscribe here. */
   readonly events: DomainEvents;
   private readonly handlers: Handlers;
+  private readonly rich: RichMessages;
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
+  /** Per user, the last room-cap check and insert queued (see underRoomCaps). */
+  private readonly roomCapTurns = new Map<string, Promise<void>>();
 
   private rememberMembers(room: string, users: string[]): void {
     this.knownMembers.set(room, users);
@@ -97,8 +101,10 @@ export class Service {
     private readonly hub: Hub,
     private readonly opts: ServiceOptions,
     private readonly log: Logger,
+    ports: RichPorts,
   ) {
     this.events = new DomainEvents(log);
+    this.rich = new RichMessages(store, ports, bus, this.hooks, log);
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
     bus.presence.onExpired((user) => this.announceChange(user, false));
@@ -118,10 +124,11 @@ export class Service {
       },
       invite: (s, a) => this.invite(s, a),
       direct: (s, a) => this.direct(s, a),
-      send: (s, a) => {
+      send: async (s, a) => {
         this.checkText(a.text);
         if (a.text === '' && !a.attachments) throw new ParleyError('invalid', 'text: a message needs a text or attachments', { field: 'text' });
-        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data });
+        const draft = await this.rich.draft(s.user, a, async () => (await this.store.getMember(a.room, s.user.id))?.role ?? null);
+        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data }, draft);
       },
       edit: (s, a) => {
         this.checkText(a.text);
@@ -163,7 +170,20 @@ export class Service {
         }
         return { room: a.room, users: await this.bus.presence.online(users) };
       },
-      inbox: async (s) => ({ rooms: await this.store.inbox(s.user.id) }),
+      inbox: async (s) => this.rich.inbox(s.user.id, await this.store.inbox(s.user.id)),
+      notifications: async (s, a) => {
+        await this.requireMember(s, a.room);
+        return this.rich.notificationLevel(s.user, a, isDirectRoom(a.room) ? 'direct' : 'group');
+      },
+      settings: async (s, a) => {
+        if (a.mentionAll === undefined) await this.readable(s, a.room);
+        else if ((await this.requireModerator(s, a.room)).room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no settings');
+        return this.rich.settings(a);
+      },
+      pin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, true); },
+      unpin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, false); },
+      pins: async (s, a) => { await this.readable(s, a.room); return this.rich.pins(s.user, a.room); },
+      versions: async (s, a) => { await this.readable(s, a.room); return this.rich.versions(s.user, a); },
       update: (s, a) => this.update(s, a),
       destroy: (s, a) => this.destroy(s, a),
       role: (s, a) => this.role(s, a),
@@ -341,12 +361,12 @@ export class Service {
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     if (a.room !== undefined && isDirectRoom(a.room)) throw new ParleyError('invalid', `room ids starting with "${DIRECT_ROOM_PREFIX}" are reserved for direct rooms`, { field: 'room' });
     // Administrators (server-side applications) create and join as many rooms as they need.
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, true);
     const id = a.room ?? randomBytes(12).toString('base64url');
-    const { room, messages } = await this.store.createRoom({
+    const write = () => this.store.createRoom({
       id, kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
       members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
     });
+    const { room, messages } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, true, write);
     this.memberAdded(s, room, messages, true);
     return room;
   }
@@ -355,8 +375,8 @@ export class Service {
     const room = await this.requireRoom(a.room);
     if (room.kind !== 'channel') throw new ParleyError('forbidden', 'only channels can be joined; groups are by invitation');
     await this.checkAdmission(room.id, s.user.id, true);
-    if (!s.user.admin) await this.checkRoomCaps(s.user.id, false);
-    const { member, message } = await this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
+    const write = () => this.store.addMember(room.id, s.user.id, s.user.name, 'member', s.user.id);
+    const { member, message } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, false, write);
     this.memberAdded(s, room, [message]);
     return { room: { ...room, lastSeq: message.seq }, member };
   }
@@ -387,6 +407,26 @@ export class Service {
    * `creating`) to let it create one more past `roomsCreatedPerUser`: one user must not grow
    * another's room list (and its `auth` reply) without bound, nor the server's.
    */
+  /**
+   * Checks the room caps of `user` and runs `write` (the insert they guard) one at a time per
+   * user on this node, so concurrent creates, joins and invites cannot all pass the same check.
+   */
+  private async underRoomCaps<T>(user: string, creating: boolean, write: () => Promise<T>): Promise<T> {
+    const before = this.roomCapTurns.get(user) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => { done = r; });
+    const turn = before.then(() => mine);
+    this.roomCapTurns.set(user, turn);
+    await before;
+    try {
+      await this.checkRoomCaps(user, creating);
+      return await write();
+    } finally {
+      done();
+      if (this.roomCapTurns.get(user) === turn) this.roomCapTurns.delete(user);
+    }
+  }
+
   private async checkRoomCaps(user: string, creating: boolean): Promise<void> {
     const { roomsPerUser, roomsCreatedPerUser } = this.opts;
     if (roomsPerUser === undefined && (!creating || roomsCreatedPerUser === undefined)) return;
@@ -417,9 +457,8 @@ export class Service {
     if ((await this.store.blocksOf(a.user)).includes(s.user.id)) {
       throw new ParleyError('forbidden', 'this user does not accept invitations from you', { reason: 'blocked' });
     }
-    await this.checkRoomCaps(a.user, false);
     const user = await this.store.getUser(a.user);
-    const { member, message } = await this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id);
+    const { member, message } = await this.underRoomCaps(a.user, false, () => this.store.addMember(room.id, a.user, user?.name ?? a.user, 'member', s.user.id));
     this.memberAdded(s, room, [message]);
     return { member };
   }
@@ -496,7 +535,7 @@ export class Service {
   private async append(s: Session, m: {
     room: string; kind: 'text' | 'edit' | 'delete' | 'reaction'; text?: string; target?: number;
     key?: string; data?: Record<string, unknown>;
-  }): Promise<SendResult> {
+  }, draft?: Draft): Promise<SendResult> {
     const msg = { room: m.room, user: s.user.id, name: s.user.name, kind: m.kind } as Parameters<Store['append']>[0];
     // Administrators moderate every room as its owner: they delete without being members.
     if (s.user.admin && m.kind === 'delete') msg.moderator = true;
@@ -507,6 +546,7 @@ export class Service {
       if (JSON.stringify(m.data).length > this.opts.textChars) throw new ParleyError('too_large', 'data is too large');
       msg.data = m.data;
     }
+    if (draft && Object.keys(draft.meta).length > 0) msg.meta = draft.meta;
     if (isDirectRoom(m.room)) {
       const peer = await this.directPeer(m.room, s.user.id);
       if (peer) msg.directPeer = peer;
@@ -517,6 +557,7 @@ export class Service {
     if (!duplicate) {
       if (Object.keys(s.user.profile).length > 0) message.profile = s.user.profile;
       this.publishMessage(actor(s), message, hiddenFor);
+      if (draft) void this.rich.notify(message, draft, async () => (await this.store.members(m.room)).map((x) => x.user), hiddenFor);
     }
     return { seq: message.seq, ts: message.ts, duplicate };
   }

@@ -28,6 +28,12 @@ import type { AccessMode, Ban, InboxEntry, Member, Message, MessageKind, Role, R
 /** Why a room id cannot be used again (the `conflict` message of `createRoom`). */
 export const KEPT_HISTORY = 'this room id belongs to a deleted room whose history is kept';
 /**
+ * Most matches of a query a search looks at, newest first, across every room, before it keeps
+ * those of the searched rooms: a search costs the same for a word in every message as for a
+ * rare one. Older matches of a very common word are not found; a more precise query finds them.
+ */
+export const SEARCH_SCAN = 5000;
+/**
  * What makes two channel names the same: compatibility forms folded (full-width letters are
  * letters), lower case, spaces trimmed and runs of them made one.
  */
@@ -71,7 +77,12 @@ export interface NewMessage {
    * it blocks the sender (it then receives a `hidden` placeholder; the sender is not told).
    */
   directPeer?: string;
+  /** What the service found in the message: its mentions and the quote it replies to. */
+  meta?: MessageMeta;
 }
+
+/** Message fields the service works out and the store keeps with the message as they are. */
+export type MessageMeta = Partial<Pick<Message, 'mentions' | 'mentionsAll' | 'replyTo' | 'quote'>>;
 
 /** A room setting change; null removes a retention limit. */
 export interface RoomPatch {
@@ -186,7 +197,10 @@ export interface Store {
    * stamped earlier but stored later stays, so no hole opens inside the history.
    */
   applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number>;
-  /** Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded. */
+  /**
+   * Full-text search in the given rooms, newest first; hidden messages of `viewer` excluded.
+   * Looks at no more than the newest SEARCH_SCAN matches of the query, so its cost is bounded.
+   */
   search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]>;
 
   // ---- health -----------------------------------------------------------------------------

@@ -90,9 +90,18 @@ export const RestMessage = Type.Object({
 });
 
 /** Parses a JSON payload (MQTT publish), `invalid` when it is not JSON. */
+/** Refuses bytes that are not UTF-8 rather than turning them into U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function parseJson(payload: Buffer): unknown {
+  let text: string;
   try {
-    return JSON.parse(payload.toString('utf8'));
+    text = UTF8.decode(payload);
+  } catch {
+    throw new ParleyError('invalid', 'payload is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
   } catch {
     throw new ParleyError('invalid', 'payload is not valid JSON');
   }

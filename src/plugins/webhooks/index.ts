@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { CHAT21_EVENT_NAMES, chat21Body } from '../../integrations/chat21/webhooks.js';
 import type { Plugin, PluginContext } from '../plugin.js';
 import { ADMIN_SECURITY as security, requireAdmin, scoped } from '../admin.js';
+import type { Notification } from '../../service/hooks.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
 import {
@@ -48,18 +49,24 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
   let dispatcher: WebhookDispatcher | undefined;
   const unsubscribe: Array<() => void> = [];
   let ctx: PluginContext | undefined;
+  let publish: ((e: WebhookEventRecord | null) => void) | undefined;
   const chat21 = cfg.eventNames === 'chat21';
   const endpoints = cfg.endpoints.map((e) => ({ ...e, events: new Set(e.events), rooms: e.rooms ? new Set(e.rooms) : undefined }));
   const chosen = new Set(cfg.endpoints.flatMap((e) => e.events));
 
   return {
     name: 'webhooks',
+    // Notifications come from the service's notified hook: one event per notified message,
+    // naming every recipient and why.
+    hooks: chosen.has('notification')
+      ? [{ name: 'webhooks', notified: (n: Notification) => publish?.({ event: 'notification', room: n.room, data: { ...n } }) }]
+      : [],
     init(c) {
       ctx = c;
       const appId = c.config.chat21?.appId ?? 'tilechat';
       const d = new WebhookDispatcher(cfg, c.log.child({ plugin: 'webhooks' }), opts.onDelivery);
       dispatcher = d;
-      const publish = (e: WebhookEventRecord | null): void => {
+      const pub = (e: WebhookEventRecord | null): void => {
         if (!e || !chosen.has(e.event)) return;
         const id = randomUUID();
         const ts = Date.now();
@@ -72,11 +79,12 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
           d.enqueue(ep, { id, event: chat21 ? CHAT21_EVENT_NAMES[e.event] : e.event, body });
         }
       };
+      publish = pub;
       // Only the events some endpoint listens to are followed.
-      if ([...chosen].some((e) => MESSAGE_EVENTS.has(e))) unsubscribe.push(c.events.on('message.stored', (e) => publish(messageEvent(e))));
-      if (chosen.has('room.created')) unsubscribe.push(c.events.on('room.created', (e) => publish(roomCreatedEvent(e))));
-      if (chosen.has('member.joined')) unsubscribe.push(c.events.on('member.joined', (e) => publish(memberJoinedEvent(e))));
-      if (chosen.has('member.left')) unsubscribe.push(c.events.on('member.left', (e) => publish(memberLeftEvent(e))));
+      if ([...chosen].some((e) => MESSAGE_EVENTS.has(e))) unsubscribe.push(c.events.on('message.stored', (e) => pub(messageEvent(e))));
+      if (chosen.has('room.created')) unsubscribe.push(c.events.on('room.created', (e) => pub(roomCreatedEvent(e))));
+      if (chosen.has('member.joined')) unsubscribe.push(c.events.on('member.joined', (e) => pub(memberJoinedEvent(e))));
+      if (chosen.has('member.left')) unsubscribe.push(c.events.on('member.left', (e) => pub(memberLeftEvent(e))));
     },
     routes(app: FastifyInstance) {
       if (!ctx) throw new Error('webhooks: routes() before init()');

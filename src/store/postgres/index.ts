@@ -14,7 +14,7 @@ import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import { channelNameKey, type AppendResult, type Bounds, type HistoryQuery, type NewMessage, type NewRoom, type RoomPatch, type Store } from '../store.js';
 import {
-  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
+  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, metaText, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
 import { KEPT_HISTORY } from '../store.js';
@@ -33,7 +33,7 @@ interface Pending { rooms: string[]; run: (c: Client) => Promise<unknown>; resol
 interface BatchResult { ok: boolean; v: unknown }
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 /** Attempts of a batch that hit a deadlock or serialization failure. */
 const BATCH_ATTEMPTS = 3;
@@ -240,11 +240,11 @@ export class PostgresStore implements Store {
       : '';
     const { rows } = await c.query<{ seq: number }>(
       `WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq)${unindex}
-       INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system)
-       SELECT $1::text, s.last_seq, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::tsvector, $12::boolean
+       INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta)
+       SELECT $1::text, s.last_seq, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::bigint, $8::text, $9::text, $10::text, $11::tsvector, $12::boolean, $13::text
        FROM s RETURNING seq`,
       [m.room, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-        m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, tsv, m.system ? true : null],
+        m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, tsv, m.system ? true : null, metaText(m)],
     );
     if (rows.length === 0) throw new ParleyError('not_found', 'room not found');
     return rows[0]!.seq;
@@ -420,6 +420,7 @@ export class PostgresStore implements Store {
       if (nm.text !== undefined) msg.text = nm.text;
       if (nm.target !== undefined) msg.target = nm.target;
       if (nm.data !== undefined) msg.data = nm.data;
+      if (nm.meta !== undefined) Object.assign(msg, nm.meta);
       const hiddenFor = nm.directPeer !== undefined && k!.blocked ? nm.directPeer : null;
       const seq = await this.insertMessage(c, msg, nm.key ?? null, hiddenFor);
       const message = { ...msg, seq } as Message;

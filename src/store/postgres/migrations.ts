@@ -195,6 +195,29 @@ export const migrations: string[] = [
   ALTER TABLE sessions ADD COLUMN user_agent text NOT NULL DEFAULT '';
   ALTER TABLE sessions ADD COLUMN last_used_at bigint;
   `,
+  // 7: rich messages. A message's mentions and the quote of the message it replies to are kept
+  // with it (meta, JSON); per-member notification levels and who may mention the whole room
+  // (store/postgres/notifications.ts); pinned messages (store/postgres/pins.ts).
+  `
+  ALTER TABLE messages ADD COLUMN meta text;
+  CREATE TABLE notify_levels (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id text COLLATE "C" NOT NULL,
+    level text NOT NULL CHECK (level IN ('all','mentions','none')),
+    PRIMARY KEY (room_id, user_id)
+  );
+  CREATE TABLE room_settings (
+    room_id text COLLATE "C" PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+    mention_all text NOT NULL CHECK (mention_all IN ('moderators','members'))
+  );
+  CREATE TABLE pins (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    by text COLLATE "C" NOT NULL,
+    ts bigint NOT NULL,
+    PRIMARY KEY (room_id, seq)
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -8,10 +8,10 @@ import { ParleyError } from '../../errors.js';
 import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
 import { channelNameKey, type AppendResult, type Bounds, type HistoryQuery, type NewMessage, type NewRoom, type RoomPatch, type Store } from '../store.js';
 import {
-  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
+  DAY_MS, FOREVER, MEMBER_COLS, MSG_COLS, ROOM_COLS, metaText, patchSummary, rowToBan, rowToMember, rowToMessage, rowToRoom,
   type BanRow, type MemberRow, type MessageRow, type RoomRow,
 } from '../rows.js';
-import { KEPT_HISTORY } from '../store.js';
+import { KEPT_HISTORY, SEARCH_SCAN } from '../store.js';
 import { migrations } from './migrations.js';
 import { Checkpointer } from './checkpointer.js';
 import { attachSearchIndex, InlineSearchIndexer, WorkerSearchIndexer, type SearchIndexer } from './search-index.js';
@@ -45,7 +45,7 @@ const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.se
 const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 
 export class SqliteStore implements Store {
@@ -140,8 +140,8 @@ export class SqliteStore implements Store {
       members: d.prepare(`SELECT ${MEMBER_COLS} FROM members WHERE room_id = ? ORDER BY joined_at, user_id`),
       insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq) VALUES (?, ?, ?, ?, 0, ?)'),
       deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       // Never below what the index has seen: ids of removed messages are not given out again.
       maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
         coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
@@ -192,11 +192,13 @@ export class SqliteStore implements Store {
       expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
       ping: d.prepare('SELECT 1'),
       roomCounts: d.prepare('SELECT kind, count(*) AS n FROM rooms GROUP BY kind'),
-      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
-        FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
-        WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
-          AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
-        ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
+      // FTS5 walks a word's matches newest first (by rowid, the order messages were indexed)
+      // and stops after SEARCH_SCAN of them, so a common word costs the same as a rare one.
+      search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
+        FROM (SELECT rowid AS id, room_id, seq FROM search.messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ${SEARCH_SCAN}) f
+          JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.id LEFT JOIN users u ON u.id = m.user_id
+        WHERE f.room_id IN (SELECT value FROM json_each(?)) AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
+        ORDER BY f.id DESC LIMIT ?`),
     };
   }
 
@@ -299,7 +301,7 @@ export class SqliteStore implements Store {
     // Texts, edits and deletes are queued for the search index by their fts_id (search-index.ts).
     const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? ++this.ftsId : null;
     this.s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null);
+      m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null, metaText(m));
     this.commitSeq(m.room, m.seq);
   }
 
@@ -453,6 +455,7 @@ export class SqliteStore implements Store {
       if (nm.text !== undefined) message.text = nm.text;
       if (nm.target !== undefined) message.target = nm.target;
       if (nm.data !== undefined) message.data = nm.data;
+      if (nm.meta !== undefined) Object.assign(message, nm.meta);
       const hiddenFor = nm.directPeer !== undefined && this.s.isBlocked.get(nm.directPeer, nm.user) ? nm.directPeer : null;
       this.insertMessage(message, nm.key ?? null, hiddenFor);
       return hiddenFor ? { message, duplicate: false, hiddenFor } : { message, duplicate: false };

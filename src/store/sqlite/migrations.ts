@@ -162,4 +162,27 @@ export const migrations: string[] = [
   ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
   ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
   `,
+  // 8: rich messages. A message's mentions and the quote of the message it replies to are kept
+  // with it (meta, JSON); per-member notification levels and who may mention the whole room
+  // (store/sqlite/notifications.ts); pinned messages (store/sqlite/pins.ts).
+  `
+  ALTER TABLE messages ADD COLUMN meta TEXT;
+  CREATE TABLE notify_levels (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    level TEXT NOT NULL CHECK (level IN ('all','mentions','none')),
+    PRIMARY KEY (room_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE room_settings (
+    room_id TEXT PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+    mention_all TEXT NOT NULL CHECK (mention_all IN ('moderators','members'))
+  ) WITHOUT ROWID;
+  CREATE TABLE pins (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (room_id, seq)
+  ) WITHOUT ROWID;
+  `,
 ];

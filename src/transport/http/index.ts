@@ -134,6 +134,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     },
   });
   closeQuietSockets(app);
+  closeSilentSockets(app, limits.headersTimeoutMs);
   if (limits.connectionsPerAddress > 0) capConnectionsPerAddress(app, limits.connectionsPerAddress, deps.log);
   if (deps.limits) boundConnections(app, deps.limits, deps);
   // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
@@ -147,11 +148,20 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
   app.decorateRequest('identity', null);
 
   // A JSON body may be empty (POST /rooms/x/join with a JSON content type): it is no body.
+  // Bytes that are not UTF-8 are refused, not turned into U+FFFD (as WebSocket closes with 1007).
   const json = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body === '') done(null, undefined);
-    else json(req, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ParleyError('invalid', 'the request body is not valid UTF-8'), undefined);
+      return;
+    }
+    if (text === '') done(null, undefined);
+    else json(req, text, done);
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -253,6 +263,19 @@ function capConnectionsPerAddress(app: FastifyInstance, cap: number, log: Logger
       if (left > 0) open.set(address, left);
       else open.delete(address);
     });
+  });
+}
+
+/**
+ * Closes a connection that has sent not one byte within `ms` of opening. Node's periodic
+ * headers check is meant to cover it too, but it is a sweep over its own connection lists;
+ * this timer per socket does not depend on them.
+ */
+function closeSilentSockets(app: FastifyInstance, ms: number): void {
+  app.server.on('connection', (s: Socket) => {
+    const t = setTimeout(() => { if (s.bytesRead === 0) s.destroy(); }, ms);
+    t.unref();
+    s.once('close', () => clearTimeout(t));
   });
 }
 

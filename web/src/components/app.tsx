@@ -14,6 +14,7 @@ import { SearchBox, SearchResults } from './search.js';
 import { Sidebar } from './sidebar.js';
 import { loadMarkdown } from './text.js';
 import { Avatar, ConfirmHost, useChat, VisuallyHidden } from './ui.js';
+import { PinsDialog, VersionsDialog } from './rich.js';
 
 const ROOM_PATH = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/;
 
@@ -39,7 +40,9 @@ export type DialogState =
   | { kind: 'user'; user: string; room: string | null }
   | { kind: 'preferences' }
   | { kind: 'profile' }
-  | { kind: 'admin' };
+  | { kind: 'admin' }
+  | { kind: 'pins'; room: string }
+  | { kind: 'versions'; room: string; seq: number };
 
 function ChatScreen({ session }: { session: Session }) {
   const chat = useMemo(() => new Chat(session), [session]);
@@ -117,6 +120,8 @@ function ChatScreen({ session }: { session: Session }) {
       {dialog?.kind === 'create' && <CreateRoom chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'browse' && <BrowseChannels chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'settings' && <RoomSettings chat={chat} room={dialog.room} onClose={close} />}
+      {dialog?.kind === 'pins' && <PinsDialog chat={chat} room={dialog.room} onClose={close} />}
+      {dialog?.kind === 'versions' && <VersionsDialog chat={chat} room={dialog.room} seq={dialog.seq} onClose={close} />}
       {dialog?.kind === 'user' && <UserCard chat={chat} user={dialog.user} room={dialog.room} onClose={close} go={go} />}
     </div>
   );
