@@ -14,6 +14,7 @@ const SYSTEM_TESTS = [
   'test/store.postgres.test.ts', // PostgreSQL
   'test/cluster.fence.test.ts', // PostgreSQL
   'test/cluster.placement.test.ts', // PostgreSQL
+  'test/blobs.postgres.test.ts', // PostgreSQL
   'test/web.test.ts', // chromium
   'test/bench.test.ts', // every benchmark workload
 ];

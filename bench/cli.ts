@@ -28,7 +28,7 @@ const nodeList = (v: string): string[] => {
 
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
-  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster)`, ['all'])
+  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster and attachments, which measure Parley alone)`, ['all'])
   .option('-t, --targets <list>', `comma-separated targets (${TARGETS.join(',')})`, list(TARGETS, 'target'))
   .option('-q, --quick', 'small sizes and short steps (about a minute for everything)')
   .option('-d, --duration <s>', 'seconds per measured step', int)

@@ -10,6 +10,7 @@ import { installNode, type NodeInstall } from '../scripts/with-node.js';
 import { RESULTS_DIR, ROOT, startTarget, type RunningTarget } from './targets.js';
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { runCluster, type ClusterRunInfo, type ClusterStepStats } from './cluster.js';
+import { runAttachments, type AttachmentsInfo } from './attachments.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
@@ -110,6 +111,8 @@ export interface RunResult {
   profile?: string;
   /** Cluster workload: nodes, shape, CPU share, the knee and the scale ratio. */
   cluster?: ClusterRunInfo;
+  /** Attachments workload: upload throughput, server RSS growth, text latency meanwhile. */
+  attachments?: AttachmentsInfo;
 }
 
 export interface BenchResult {
@@ -220,6 +223,11 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   let pool: Pool | null = null;
   try {
     for (const workload of o.workloads) {
+      if (workload === 'attachments') {
+        // Uploads are Parley's own: the other targets store no files.
+        if (o.targets.includes('parley')) runs.push(await runAttachments(o, startedAt));
+        continue;
+      }
       if (workload === 'cluster') {
         // Parley's own scale-out: the other targets have no cluster mode.
         if (!o.targets.includes('parley')) continue;

@@ -84,6 +84,10 @@ export const ConfigSchema = Type.Object({
       default: RESERVED_NAMES,
       description: 'Usernames nobody may register (compared without case), besides "system", the server\'s own id, which is always refused',
     }),
+    admins: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.-]{3,32}$' }), {
+      default: [],
+      description: 'Usernames of built-in accounts that are server administrators (compared without case). Register the account first: a listed username that has no account cannot be registered',
+    }),
     hashMemoryKib: Int(65536, 8192, 4 * 1024 * 1024, 'argon2id memory per password hash (KiB); applies to new hashes'),
     hashPasses: Int(3, 1, 20, 'argon2id passes per password hash; applies to new hashes'),
   }, { default: {}, additionalProperties: false }),
@@ -98,6 +102,18 @@ export const ConfigSchema = Type.Object({
     sweepSec: Int(60, 1, 86400, 'How often retention limits are applied'),
     keepDeletedRoomHistory: Type.Boolean({ default: false, description: 'Keep the messages of deleted rooms (for audit) instead of removing them' }),
   }, { default: {}, additionalProperties: false }),
+  attachments: Type.Object({
+    maxBytes: Int(25 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024, 'Largest file a member may upload, in bytes; one more byte is refused with too_large and nothing is kept'),
+    maxImagePixels: Int(50_000_000, 1_000_000, 1_000_000_000, 'Most pixels (width x height) of an uploaded image; larger ones are refused before they are decoded'),
+    previewPx: Int(360, 32, 2048, 'Longer side of image previews, in pixels'),
+    urlTtlSec: Int(900, 10, 86400, 'Lifetime of the signed URLs that let <img src> read an attachment without a header'),
+    unboundTtlSec: Int(86400, 60, 365 * 86400, 'Uploads that no message carries are removed this long after they were made'),
+    sweepSec: Int(300, 1, 86400, 'How often unsent uploads are looked for'),
+    uploadsPerUser: Int(4, 1, 1000, 'Uploads one user may have in progress on one node; one more is refused with rate_limited'),
+    storage: Type.Union([Type.Literal('auto'), Type.Literal('disk'), Type.Literal('postgres')], {
+      default: 'auto', description: 'Where files are kept: disk (dataDir/attachments, one node), postgres (the store\'s database, every node serves every file), auto (postgres when store.postgres.url is set, else disk)',
+    }),
+  }, { default: {}, additionalProperties: false }),
   plugins: PluginsConfig,
   mqtt: Type.Object({
     enabled: Type.Boolean({ default: false, description: 'Serve the MQTT endpoint (Chat21 inbox pattern) and the Chat21-compatible REST API' }),
@@ -107,6 +123,8 @@ export const ConfigSchema = Type.Object({
     maxPayloadBytes: Int(65536, 256, 16 * 1024 * 1024, 'Largest accepted MQTT publish payload'),
     maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
     maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
+    connectionsPerAddress: Int(256, 0, 1_000_000, 'Open MQTT/TCP connections per client address; further ones are closed at once (0: no cap; MQTT over WebSocket counts under http.connectionsPerAddress)'),
+    connectTimeoutMs: Int(10000, 100, 600000, 'Time a new MQTT connection has to send its CONNECT before it is closed'),
   }, { default: {}, additionalProperties: false }),
   chat21: Chat21Config,
   http: Type.Object({
@@ -265,6 +283,12 @@ export function validateConfig(raw: unknown): Config {
   }
   if (isCluster(cfg) && clusterSecret(cfg) === undefined) {
     throw new ConfigError('cluster.secret', `cluster mode with ${cfg.auth.algorithm} needs cluster.secret, shared by every node to authenticate node-to-node calls`);
+  }
+  if (cfg.attachments.storage === 'postgres' && !cfg.store.postgres.url) {
+    throw new ConfigError('attachments.storage', 'postgres needs store.postgres.url');
+  }
+  if (cfg.attachments.storage === 'disk' && (redis.url || redis.cluster.length > 0)) {
+    throw new ConfigError('attachments.storage', 'cluster mode needs files every node can read: use postgres (or auto)');
   }
   const badChat21 = checkChat21(cfg.chat21);
   if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);

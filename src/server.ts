@@ -3,8 +3,9 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createVerifier, resolveSecret } from './auth/jwt.js';
+import { createVerifier, resolveSecret, withAccountIdsReserved } from './auth/jwt.js';
 import type Database from 'better-sqlite3';
+import type { Pool as PgPool } from 'pg';
 import { clusterSecret, isCluster } from './config.js';
 import { WsForwarder } from './cluster/forward.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -14,6 +15,9 @@ import { applicationName, newIncarnation, PostgresPlacement } from './cluster/pl
 import { clusterRouting } from './log/cluster.js';
 import type { RoomOp } from './log/ops.js';
 import { PostgresAccountStore } from './store/postgres/accounts.js';
+import { PostgresDirectory } from './store/postgres/directory.js';
+import { SqliteDirectory } from './store/sqlite/directory.js';
+import type { Directory } from './store/directory.js';
 import type { AccountStore } from './store/accounts.js';
 import { AccountService, MemoryLoginLimiter } from './accounts/index.js';
 import type { LoginLimiter } from './accounts/limiter.js';
@@ -36,7 +40,20 @@ import { createHttp } from './transport/http/index.js';
 import type { Plugin } from './plugins/plugin.js';
 import type { MqttTransport } from './transport/mqtt/index.js';
 import { chat21, PostgresChat21Store, SqliteChat21Store, type Chat21Store, type PublishOp } from './integrations/chat21/index.js';
+import { SqliteNotificationStore } from './store/sqlite/notifications.js';
+import { PostgresNotificationStore } from './store/postgres/notifications.js';
+import { SqlitePinStore } from './store/sqlite/pins.js';
+import { PostgresPinStore } from './store/postgres/pins.js';
+import { SqliteVersionStore } from './store/sqlite/versions.js';
+import { PostgresVersionStore } from './store/postgres/versions.js';
+import type { RichPorts } from './service/rich.js';
 import { builtinPlugins, closePlugins, startPlugins } from './plugins/index.js';
+import { AttachmentService } from './service/attachments.js';
+import { openBlobStore } from './blobs/index.js';
+import { SqliteAttachmentStore } from './store/sqlite/attachments.js';
+import { PostgresAttachmentStore } from './store/postgres/attachments.js';
+import { registerAttachmentRoutes } from './transport/http/attachments.js';
+import { authenticator } from './transport/http/auth.js';
 
 export interface Parley {
   readonly config: Config;
@@ -62,6 +79,8 @@ export interface Parley {
   readonly url: string;
   /** Applies retention limits now (also done every retention.sweepSec); resolves with messages removed. */
   sweep(now?: number): Promise<number>;
+  /** Uploaded files: storage, rules, removal (see docs/rest.md#attachments). */
+  readonly attachments: AttachmentService;
   close(): Promise<void>;
 }
 
@@ -69,8 +88,12 @@ export interface Parley {
 interface Backends {
   store: Store;
   accounts: AccountStore;
+  /** What the admin screen looks up (users, rooms). */
+  directory: Directory;
   /** State of the Chat21-compatible endpoint. */
   chat21: Chat21Store;
+  /** Notification levels, pins and edit history (rich messages). */
+  rich: RichPorts;
   bus: Bus;
   limiter: LoginLimiter;
   /** Shared backends for plugins; absent means the plugin's per-node default. */
@@ -81,6 +104,8 @@ interface Backends {
   /** This node's id, and in cluster mode this run's incarnation, which names its PostgreSQL sessions (applicationName). */
   nodeId: string;
   incarnation?: string;
+  /** The PostgreSQL pool in cluster mode (or with store.postgres.url). */
+  pool?: PgPool;
 }
 
 async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
@@ -88,12 +113,15 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   const pg = cfg.store.postgres;
   let store: Store;
   let accounts: AccountStore;
+  let directory: Directory;
   let words: WordStore | undefined;
   let chat21: Chat21Store;
+  let rich: RichPorts;
   let db: Database.Database | undefined;
   // In a cluster a node's sessions carry its id and this run, by which a survivor ends those
   // of a node removed from the cluster (src/cluster/placement-postgres.ts).
   const incarnation = isCluster(cfg) ? newIncarnation() : undefined;
+  let pool: PgPool | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({
       url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log,
@@ -101,17 +129,22 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     });
     store = ps;
     accounts = new PostgresAccountStore(ps.pool);
+    directory = new PostgresDirectory(ps.pool);
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
+    pool = ps.pool;
+    rich = { notifications: new PostgresNotificationStore(ps.pool), pins: new PostgresPinStore(ps.pool), versions: new PostgresVersionStore(ps.pool) };
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
+    directory = new SqliteDirectory(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
+    rich = { notifications: new SqliteNotificationStore(ss.db), pins: new SqlitePinStore(ss.db), versions: new SqliteVersionStore(ss.db) };
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, chat21, words, db, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, directory, chat21, rich, words, db, pool, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -124,7 +157,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, chat21, words, db, bus, nodeId, incarnation,
+    store, accounts, directory, chat21, rich, words, db, pool, bus, nodeId, incarnation,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -142,8 +175,19 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     limiter: backends.limiter,
     secret: resolveSecret(cfg),
     config: cfg.accounts,
+    bus,
   });
-  const verify = await createVerifier(cfg, { sessionActive: (sid, user) => accounts.sessionActive(sid, user) });
+  const verifyAny = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
+  // An external token may not take the id of a built-in account: only the account's own tokens do.
+  const isAccount = async (user: string) => (await backends.accounts.accountByUser(user)) !== null;
+  const verify = withAccountIdsReserved(verifyAny, isAccount);
+  if (cfg.accounts.admins.length > 0) {
+    accounts.missingAdmins().then((missing) => {
+      if (missing.length > 0) {
+        log.warn({ admins: missing }, 'accounts.admins lists usernames that have no account; nobody can register them while listed: take them off the list, register, list them again');
+      }
+    }, (err: unknown) => log.warn({ err }, 'could not check accounts.admins'));
+  }
   // The metrics read the transports lazily, so they can be built before them.
   const metrics: Metrics = new Metrics({
     connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
@@ -172,15 +216,25 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       maxRooms: cfg.limits.roomStates,
       ...(placement && forwarder ? { cluster: clusterRouting(placement, forwarder) } : store instanceof PostgresStore ? { locks: store } : {}),
     },
-  }, log);
+  }, log, backends.rich);
   forwarder?.serve((room, op) => service.roomLog.serve(room, op as RoomOp));
   metrics.follow(service.events);
   // Every transport runs commands through the one runner: order up to admission, timing.
   const runner: CommandRunner = new CommandRunner(service, metrics);
+  const attachments = new AttachmentService(store,
+    backends.pool ? new PostgresAttachmentStore(backends.pool) : new SqliteAttachmentStore(backends.db!),
+    await openBlobStore(cfg, backends.pool),
+    { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
+  service.hooks.use(...attachments.hooks());
   const sweep = async (now = Date.now()): Promise<number> => {
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
     metrics.retentionSwept(removed);
-    if (removed > 0) log.info({ removed }, 'retention applied');
+    if (removed > 0) {
+      log.info({ removed }, 'retention applied');
+      // The files of the messages retention removed go with them.
+      const files = await attachments.afterRetention();
+      if (files > 0) log.info({ files }, 'attachments removed with their messages');
+    }
     return removed;
   };
   // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
@@ -200,6 +254,13 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     })().catch((err) => log.warn({ err }, 'retention failed'));
   }, sweepMs);
   sweeper.unref();
+  const uploadSweeper = setInterval(() => {
+    attachments.sweep().then(
+      (n) => { if (n > 0) log.info({ removed: n }, 'unsent uploads removed'); },
+      (err: unknown) => log.warn({ err }, 'sweeping unsent uploads failed'),
+    );
+  }, cfg.attachments.sweepSec * 1000);
+  uploadSweeper.unref();
   const ws: WsTransport = new WsTransport(service, runner, verify, {
     frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
     slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
@@ -246,22 +307,37 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       verify,
       getUser: (id) => store.getUser(id),
       accounts,
+      directory: backends.directory,
+      connections: () => ({ ws: ws.connectionCount, ...(mqtt ? { mqtt: mqtt.connectionCount } : {}) }),
       apiKeys: cfg.api.keys,
       docs: cfg.api.docs,
       plugins,
     },
   });
-  // The Chat21 integration: the MQTT endpoint and the Chat21 REST API.
+  // The Chat21 integration: the MQTT endpoint and the Chat21 REST API. Chat21 clients open
+  // files from other origins: absolute signed URLs, fresh for each reader.
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
-    ? chat21({ config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics }).mqtt
+    ? chat21({
+      config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics,
+      reserve: (v) => withAccountIdsReserved(v, isAccount),
+      link: (id, reader) => (cfg.cluster.publicUrl ?? url).replace(/\/$/, '')
+        + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
+    }).mqtt
     : null;
+  registerAttachmentRoutes(http, '/api/v1', {
+    attachments,
+    authenticate: authenticator({
+      verify, apiKeys: cfg.api.keys,
+      admit: (u) => service.admit(u),
+    }),
+  });
   ws.attach(http.server, forwarder || mqtt
     ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
     : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder, attachments,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -285,7 +361,6 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       if (closing) return;
       closing = true;
       clearInterval(sweeper);
-      if (rebalancer) clearInterval(rebalancer);
       await ws.close();
       await mqtt?.close();
       await http.close();
@@ -294,6 +369,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       await placement?.stop();
       await forwarder?.close();
       await closePlugins(plugins, log);
+      await attachments.close();
       await bus.close();
       await store.close();
     },

@@ -88,6 +88,25 @@ describe('register', () => {
   });
 });
 
+describe('accounts and external identities', () => {
+  it('an account registered first never receives the external user of its id, nor the reverse', async () => {
+    const reg = await http('POST', '/auth/register', { body: { username: 'future6', password: 'correct horse battery', name: 'Early Bird' } });
+    expect(reg.status).toBe(201);
+    // Later, the deployment's own identity system signs a token for its user "future6".
+    const external = await srv.token('future6');
+    const ws = await wsAuth(srv, external);
+    expect(ws.ok).toBe(false);
+    expect(ws.error?.code).toBe('unauthorized');
+    expect(code(await http('GET', '/me', { token: external }))).toBe('unauthorized');
+    // So nothing sent to that external user can reach the account, and the account still works.
+    expect((await wsAuth(srv, reg.body.accessToken)).ok).toBe(true);
+    // An external user already known cannot be registered over.
+    expect((await wsAuth(srv, await srv.token('known7'))).ok).toBe(true);
+    const taken = await http('POST', '/auth/register', { body: { username: 'known7', password: 'correct horse battery' } });
+    expect(taken.status).toBe(409);
+  });
+});
+
 describe('login and tokens', () => {
   it('logs in (username in any case) and the access token works on REST and WebSocket', async () => {
     await http('POST', '/auth/register', { body: { username: 'ben', password: 'ben password' } });

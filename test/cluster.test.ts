@@ -174,6 +174,30 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect(sleeper.state).toBe('online');
   }, 40_000);
 
+  it('mentions notify, replies quote and pins reach members on other nodes', async () => {
+    const owner = await client('rich-owner', 0);
+    const member = await client('rich-member', 1);
+    const room = await owner.createRoom('group', 'Rich');
+    await owner.invite(room.id, 'rich-member');
+    // A raw connection of the member on a third node, which follows no room it was told about.
+    const raw = await RawSocket.open(cluster.nodes[2]!.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await token('rich-member') })).ok).toBe(true);
+    const got = collect(member, room.id);
+    const asked = await owner.send(room.id, 'hello @rich-member');
+    await waitFor(() => raw.frames.some((f) => f.ev === 'notify'), 5000, 'notify on node 2');
+    expect(raw.frames.find((f) => f.ev === 'notify')!.data).toMatchObject({ room: room.id, seq: asked.seq, user: 'rich-owner', reason: 'mention' });
+    const reply = await member.send(room.id, 'hi', { replyTo: asked.seq });
+    await expect(member.send(room.id, 'nope', { replyTo: reply.seq + 100 })).rejects.toMatchObject({ code: 'not_found' });
+    await waitFor(() => got.some((m) => m.seq === reply.seq), 5000, 'the reply');
+    expect(got.find((m) => m.seq === reply.seq)).toMatchObject({ replyTo: asked.seq, quote: { user: 'rich-owner', text: 'hello @rich-member' } });
+    await expect(member.pin(room.id, asked.seq)).rejects.toMatchObject({ code: 'forbidden' });
+    await owner.pin(room.id, asked.seq);
+    await waitFor(() => raw.frames.some((f) => f.ev === 'pin'), 5000, 'pin event on node 2');
+    expect(raw.frames.find((f) => f.ev === 'pin')!.data).toEqual({ room: room.id, seq: asked.seq, pinned: true, by: 'rich-owner' });
+    expect((await member.pins(room.id)).pins.map((p) => p.seq)).toEqual([asked.seq]);
+    raw.close();
+  });
+
   it('with PostgreSQL unreachable, sends fail with unavailable (never acknowledged), presence still answers, and service resumes by itself', async () => {
     const a = await client('pg-a', 0);
     const b = await client('pg-b', 1);

@@ -43,7 +43,7 @@ describe('with the default settings', () => {
 describe('with small limits', () => {
   let srv: TestServer;
   beforeAll(async () => {
-    srv = await startServer({ http: { headersTimeoutMs: 400, requestTimeoutMs: 1000, keepAliveTimeoutMs: 300, connectionsPerAddress: 4 } });
+    srv = await startServer({ http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 300, connectionsPerAddress: 4 } });
   });
   afterAll(async () => { await srv?.close(); });
 
@@ -53,6 +53,22 @@ describe('with small limits', () => {
     const closed = await within(c.closedAt, 3000);
     expect(closed).not.toBe('open');
     expect((closed as number) - t0).toBeLessThan(2500);
+  });
+
+  it('every connection that sends nothing is closed within http.headersTimeoutMs, whenever it was opened', async () => {
+    // Opened one after another, so each starts at a different point of any periodic check.
+    const silent: Array<{ c: Tcp; t0: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await tcp(srv.url);
+      silent.push({ c, t0: performance.now() });
+      await new Promise((r) => setTimeout(r, 170));
+    }
+    onTestFinished(() => { for (const s of silent) s.c.socket.destroy(); });
+    for (const { c, t0 } of silent) {
+      const closed = await within(c.closedAt, 6000);
+      expect(closed).not.toBe('open');
+      expect((closed as number) - t0).toBeLessThan(1500 + 700);
+    }
   });
 
   it('one address holds at most http.connectionsPerAddress connections, WebSocket ones included', async () => {

@@ -1,6 +1,7 @@
 // Regressions found by driving the real chat21client.js (v0.1.12.6 and v0.1.11, on mqtt 4 and 5)
 // against Parley. Each test speaks the raw topics and REST calls exactly as that client does
 // (payload shapes, QoS 0 publishes, the raw JWT in Authorization) with our own npm `mqtt` code.
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js';
@@ -56,6 +57,46 @@ describe('real chat21client compatibility', () => {
     expect(a.on('/errors/clienterror')[0]!.body).toMatchObject({ code: 'invalid', details: { field: 'text' } });
     await a.close();
     await b.close();
+  });
+
+  it('a Parley upload sent as a Chat21 image reaches Chat21 and Parley clients as the file, with a signed src per reader', async () => {
+    const tok = { a: await s.token('cc_up'), b: await s.token('cc_down'), m: await s.token('cc_mallory') };
+    const a = await Chat21Peer.connect(s.mqttUrl, 'cc_up', tok.a);
+    const b = await Chat21Peer.connect(s.mqttUrl, 'cc_down', tok.b);
+    const api = async (token: string, method: string, path: string, body?: BodyInit, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${s.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, body: body ?? null });
+      return (await r.json()) as Doc;
+    };
+    const room = (await api(tok.a, 'POST', '/direct/cc_down')).id as string;
+    const png = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#123' } }).png().toBuffer();
+    const up = await api(tok.a, 'POST', `/rooms/${room}/attachments`, new Uint8Array(png), { 'content-type': 'image/png', 'x-filename': 'pic.png' });
+    await clientSend(a, 'cc_down', '', 'image', null, { src: `${s.url}${up.url as string}`, width: 30, height: 20 }, 'direct');
+    const img = await b.waitAdded((m) => m.type === 'image');
+    expect(img).toMatchObject({ text: '', type: 'image', metadata: { name: 'pic.png', type: 'image/png', size: up.size, width: 30, height: 20, uid: up.id } });
+    const src = (img.metadata as { src: string }).src;
+    expect(src.startsWith(`${s.url}/api/v1/attachments/${up.id as string}?u=cc_down&`)).toBe(true);
+    const file = await fetch(src);
+    expect(file.status).toBe(200);
+    expect((await sharp(Buffer.from(await file.arrayBuffer())).metadata()).width).toBe(30);
+    // Parley's own clients see the message carrying the upload; the upload is bound to it.
+    const hist = await api(tok.b, 'GET', `/rooms/${room}/messages`);
+    const sent = (hist.messages as Doc[]).at(-1)!;
+    expect(sent).toMatchObject({ text: '', data: { attachments: [{ id: up.id, name: 'pic.png', type: 'image/png', width: 30, height: 20 }] } });
+    expect((await api(tok.a, 'GET', `/attachments/${up.id as string}/meta`)).message).toBe(sent.seq);
+    // A file sent by a Parley client reaches the Chat21 client as a "file".
+    const doc = await api(tok.b, 'POST', `/rooms/${room}/attachments`, 'some notes', { 'content-type': 'text/plain', 'x-filename': 'notes.txt' });
+    await api(tok.b, 'POST', `/rooms/${room}/messages`, JSON.stringify({ text: 'the notes', attachments: [doc.id] }), { 'content-type': 'application/json' });
+    const card = await a.waitAdded((m) => m.text === 'the notes');
+    expect(card).toMatchObject({ type: 'file', metadata: { name: 'notes.txt', type: 'text/plain', size: 10, uid: doc.id } });
+    expect((card.metadata as { src: string }).src).toContain('u=cc_up&');
+    // Someone else's upload named in metadata.src is refused, and nothing is sent.
+    const m = await Chat21Peer.connect(s.mqttUrl, 'cc_mallory', tok.m);
+    await clientSend(m, 'cc_down', '', 'image', null, { src: `${s.url}/api/v1/attachments/${doc.id as string}` }, 'direct');
+    await waitFor(() => m.on('/errors/clienterror').length === 1, 5000, 'foreign upload refused');
+    expect(m.on('/errors/clienterror')[0]!.body).toMatchObject({ code: 'not_found', details: { attachment: doc.id } });
+    await a.close();
+    await b.close();
+    await m.close();
   });
 
   it('group creation sends GROUP_CREATED and a MEMBER_JOINED_GROUP for every member, the creator included (chat21 test 4)', async () => {

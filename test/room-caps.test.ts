@@ -18,6 +18,17 @@ async function user(name: string, admin = false): Promise<{ s: RawSocket; call: 
 }
 
 describe('room caps', () => {
+  it('concurrent creates over many connections never pass limits.roomsCreatedPerUser', async () => {
+    const conns = await Promise.all(Array.from({ length: 8 }, () => user('cap-racer')));
+    const replies = await Promise.all(conns.flatMap((c, i) => Array.from({ length: 10 }, (_, j) =>
+      c.call('create', { kind: j % 2 ? 'group' : 'channel', name: `race ${i}-${j}` }))));
+    expect(replies.filter((r) => r.ok)).toHaveLength(3);
+    expect(replies.filter((r) => !r.ok).every((r) => r.error.details?.reason === 'rooms_created')).toBe(true);
+    const mine = await conns[0]!.call('rooms');
+    expect(mine.data.rooms).toHaveLength(3);
+    for (const c of conns) c.s.close();
+  });
+
   it('a user creates at most limits.roomsCreatedPerUser rooms; deleting one frees a slot; direct rooms and administrators are not capped', async () => {
     const a = await user('cap-maker');
     const made: string[] = [];

@@ -7,11 +7,17 @@ import pg from 'pg';
 import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore, type PostgresOptions } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
+import { PostgresDirectory } from '../src/store/postgres/directory.js';
 import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js';
 import { chat21StoreConformance } from './conformance/chat21.js';
 import { PostgresChat21Store } from '../src/integrations/chat21/store-postgres.js';
 import { storeConformance } from './conformance/store.js';
 import { roomLogWrites } from './conformance/writes.js';
+import { migrations } from '../src/store/postgres/migrations.js';
+import { richConformance } from './conformance/rich.js';
+import { PostgresNotificationStore } from '../src/store/postgres/notifications.js';
+import { PostgresPinStore } from '../src/store/postgres/pins.js';
+import { PostgresVersionStore } from '../src/store/postgres/versions.js';
 
 let server: PgServer;
 beforeAll(async () => { server = await startPostgres(); });
@@ -33,6 +39,12 @@ async function node(o: PostgresOptions, shared = false) {
   return roomLogWrites(s, shared ? { locks: s } : {});
 }
 
+richConformance('postgres', async () => {
+  const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema() }));
+  const ports = { notifications: new PostgresNotificationStore(store.pool), pins: new PostgresPinStore(store.pool), versions: new PostgresVersionStore(store.pool) };
+  return { store, ports, close: () => store.close() };
+});
+
 const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -41,7 +53,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     const schema = freshSchema();
     const stores = await Promise.all(Array.from({ length: 4 }, () => PostgresStore.open({ url: server.url, schema })));
     const { rows } = await stores[0]!.pool.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4, 5]);
+    expect(rows.map((r) => r.version)).toEqual(migrations.map((_, i) => i + 1));
     await Promise.all(stores.map((s) => s.close()));
   });
 
@@ -50,7 +62,9 @@ describe('PostgreSQL store: several nodes on one database', () => {
     let s = await node({ url: server.url, schema }, true);
     // A database from before the rule (version 3): the key column and its index, and what
     // later migrations add, did not exist.
-    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
+    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks, cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
+    await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
+    await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }
@@ -301,6 +315,41 @@ describe('PostgreSQL account store', () => {
     expect(await a1.getSession('missing')).toBeNull();
     await s1.close();
     await s2.close();
+  });
+});
+
+describe('PostgreSQL profile, session list and directory', () => {
+  it('lists live sessions by last use with their device, renames an account, ends all but one', async () => {
+    const s = await node({ url: server.url, schema: freshSchema() });
+    const acc = new PostgresAccountStore(s.pool);
+    await acc.createAccount({ userId: 'pu', username: 'pu', name: 'Pat', passwordHash: 'h' });
+    const expires = Date.now() + 60_000;
+    await acc.createSession({ id: 'laptop', userId: 'pu', refreshHash: 'h', expiresAt: expires, userAgent: 'Laptop/1' });
+    await acc.createSession({ id: 'phone', userId: 'pu', refreshHash: 'h', expiresAt: expires, userAgent: 'P'.repeat(300) });
+    await acc.createSession({ id: 'gone', userId: 'pu', refreshHash: 'h', expiresAt: Date.now() - 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    await acc.rotateSession('laptop', 'h2', expires, 'h');
+    const live = await acc.liveSessions('pu', Date.now());
+    expect(live.map((x) => x.id)).toEqual(['laptop', 'phone']);
+    expect(live[1]!.userAgent).toHaveLength(256);
+    expect(live[0]!.lastUsedAt).toBeGreaterThan(live[0]!.createdAt);
+
+    await acc.setName('pu', 'Pat Renamed');
+    expect(await acc.sessionIdentity('phone')).toMatchObject({ name: 'Pat Renamed', profile: {}, session: { id: 'phone', userId: 'pu' } });
+    await s.upsertUser({ id: 'ext', name: 'Ext', profile: {} });
+    await expect(acc.setName('ext', 'X')).rejects.toMatchObject({ code: 'not_found' });
+
+    expect(await acc.revokeUserSessions('pu', 'laptop')).toBe(1);
+    expect((await acc.liveSessions('pu', Date.now())).map((x) => x.id)).toEqual(['laptop']);
+
+    const dir = new PostgresDirectory(s.pool);
+    expect((await dir.findUsers('RENAMED', 10)).items).toEqual([{ id: 'pu', name: 'Pat Renamed', account: true, createdAt: expect.any(Number) }]);
+    expect((await dir.findUsers('%', 10)).items).toEqual([]);
+    expect(await dir.findUsers('', 1)).toMatchObject({ items: [{ id: 'ext', account: false }], more: true });
+    await s.createRoom({ id: 'ch', kind: 'channel', name: 'Harbour', topic: '', createdBy: 'pu', members: members('pu', 'ext') });
+    await s.createRoom({ id: 'dm', kind: 'direct', name: '', topic: '', createdBy: 'pu', members: members('pu', 'ext') });
+    expect((await dir.findRooms('', 10)).items).toEqual([expect.objectContaining({ id: 'ch', kind: 'channel', name: 'Harbour', members: 2 })]);
+    await s.close();
   });
 });
 

@@ -28,9 +28,12 @@ export interface Web {
   /** A fresh browser profile (its own storage): one per person. */
   context(opts?: BrowserContextOptions): Promise<BrowserContext>;
   page(ctx: BrowserContext): Promise<Page>;
-  /** Stops the node (the pages see it go away); `restart` brings it back on the same port and data. */
+  /**
+   * Stops the node (the pages see it go away); `restart` brings it back on the same port and
+   * data, with `more` settings replacing top-level sections of its configuration.
+   */
   stop(): Promise<void>;
-  restart(): Promise<void>;
+  restart(more?: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,7 +58,7 @@ export async function startWeb(overrides: Record<string, unknown> = {}): Promise
       return page;
     },
     async stop() { await web.srv.close(); },
-    async restart() { web.srv = await startServer(config, dataDir); },
+    async restart(more = {}) { web.srv = await startServer({ ...config, ...more }, dataDir); },
     async close() {
       await browser.close();
       await web.srv?.close().catch(() => {});
@@ -103,9 +106,9 @@ export function item(page: Page, text: string) {
   return page.locator('.message-list .msg', { has: page.locator('.msg-text', { hasText: new RegExp(`^${escape(text)}( \\(edited\\))?$`) }) });
 }
 
-/** A room of the room list, by its shown name (followed, for screen readers, by its unread count). */
+/** A room of the room list, by its shown name (followed, for screen readers, by its unread and mention counts). */
 export function roomLink(page: Page, name: string) {
-  return page.locator('a.room-link', { has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?$`) }) });
+  return page.locator('a.room-link', { has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?(, \\d+ unread mentions?)?$`) }) });
 }
 
 /** Opens a room from the room list and waits until its conversation is shown. */

@@ -3,6 +3,7 @@
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import type { LatencySummary } from '../hist.js';
 import type { Floor } from '../floor.js';
+import { attachmentsTable } from '../attachments.js';
 import { clusterHtml, isCluster } from './cluster.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -108,9 +109,17 @@ function floorSection(f: Floor): string {
     + `${row('durable write', f.durableWrite)}${row('wake-up late by', f.wakeUpLate)}</table>`;
 }
 
+function attachmentsHtml(runs: RunResult[]): string {
+  const table = attachmentsTable(runs);
+  if (!table) return '';
+  const first = runs.find((r) => r.workload === 'attachments')!;
+  return `<h2>attachments</h2><p>${esc(first.description)}. Server RSS growth is its peak over the baseline after a warm-up round of uploads: `
+    + `uploads are streamed, so it must stay flat. Text latency is from send to delivery to another member.</p><pre>${esc(table)}</pre>`;
+}
+
 export function htmlReport(r: BenchResult): string {
   const byWorkload = new Map<string, RunResult[]>();
-  for (const run of r.runs.filter((x) => !isCluster(x))) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
+  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments')) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
   const m = r.machine;
   const parleyNodes = [...new Set(r.runs.filter((x) => x.label !== x.target).map((x) => `${x.label.split('@')[1]} = ${x.node}`))];
   const on = parleyNodes.length > 0 ? ` · Parley on ${esc(parleyNodes.join(', '))}` : '';
@@ -126,5 +135,6 @@ Server CPU is user+system time of the server process from <code>/proc/PID/stat</
 ${r.floor ? floorSection(r.floor) : ''}
 ${[...byWorkload].map(([w, runs]) => workloadSection(w, runs)).join('\n')}
 ${clusterHtml(r.runs)}
+${attachmentsHtml(r.runs)}
 </body></html>`;
 }

@@ -3,6 +3,7 @@
 // used meanwhile: a high value of either marks a disturbed step.
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import { floorLine } from '../floor.js';
+import { attachmentsTable } from '../attachments.js';
 import { clusterTables, isCluster } from './cluster.js';
 
 const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
@@ -11,7 +12,7 @@ export function summaryTable(r: BenchResult): string {
   const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
     'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'kernel %', 'rss MiB', 'steal %', 'other cpu %'];
   const rows: string[][] = [];
-  for (const run of r.runs.filter((x) => !isCluster(x))) {
+  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments')) {
     if (run.error) {
       rows.push([run.workload, run.label, 'ERROR', run.error.slice(0, 80)]);
       continue;
@@ -30,7 +31,8 @@ export function summaryTable(r: BenchResult): string {
     : cells.join('  ');
   const table = rows.length > 0 ? [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)] : [];
   const cluster = clusterTables(r.runs);
-  return [...(r.floor ? [floorLine(r.floor), ''] : []), ...table, ...(cluster ? ['', cluster] : [])].join('\n').trim();
+  const files = attachmentsTable(r.runs);
+  return [...(r.floor ? [floorLine(r.floor), ''] : []), ...table, ...(cluster ? ['', cluster] : []), ...(files ? ['', files] : [])].join('\n').trim();
 }
 
 function stepRow(run: RunResult, s: StepResult): string[] {

@@ -41,3 +41,20 @@ export type RegisterBody = Static<typeof RegisterBody>;
 export type LoginBody = Static<typeof LoginBody>;
 export type PasswordBody = Static<typeof PasswordBody>;
 export type Tokens = Static<typeof Tokens>;
+
+export const ProfileBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 100, description: 'Display name, shown with your messages from now on' }),
+}, { additionalProperties: false });
+
+export const SessionId = Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$', description: 'Session id' });
+
+export const SessionView = Type.Object({
+  id: SessionId,
+  current: Type.Boolean({ description: 'The session of the request' }),
+  createdAt: Type.Integer({ description: 'Signed in at (ms)' }),
+  lastUsedAt: Type.Integer({ description: 'Last sign-in or token refresh (ms); a session in use refreshes every few minutes' }),
+  expiresAt: Type.Integer({ description: 'Ends at (ms) unless refreshed' }),
+  userAgent: Type.String({ description: 'The browser or program that signed in (its User-Agent header)' }),
+}, { description: 'A live session of your account' });
+
+export type ProfileBody = Static<typeof ProfileBody>;

@@ -6,8 +6,12 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ACCOUNT_ALGORITHM, ACCOUNT_ISSUER } from '../auth/jwt.js';
 
-export function signAccessToken(key: Uint8Array, claims: { user: string; name: string; session: string; ttlSec: number }): Promise<string> {
-  return new SignJWT({ name: claims.name, sid: claims.session })
+/**
+ * `parley_admin` tells clients the account administers the server; the verifier decides that
+ * from the configuration, not from the claim (see AccountService.identify).
+ */
+export function signAccessToken(key: Uint8Array, claims: { user: string; name: string; session: string; ttlSec: number; admin?: boolean }): Promise<string> {
+  return new SignJWT({ name: claims.name, sid: claims.session, ...(claims.admin ? { parley_admin: true } : {}) })
     .setProtectedHeader({ alg: ACCOUNT_ALGORITHM, typ: 'JWT' })
     .setIssuer(ACCOUNT_ISSUER)
     .setSubject(claims.user)

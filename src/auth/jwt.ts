@@ -32,10 +32,11 @@ export const ACCOUNT_ALGORITHM = 'HS256';
 
 export interface VerifierOptions {
   /**
-   * Whether an account session may still authenticate (not revoked, not expired, owned by
-   * `user`). Without it, account tokens are refused.
+   * Who an account session authenticates now (its name, profile and administrator status, which
+   * replace the token's claims), or null when it may not authenticate `user` (revoked, expired,
+   * someone else's). Without it, account tokens are refused.
    */
-  sessionActive?: (session: string, user: string) => Promise<boolean>;
+  accountSession?: (session: string, user: string) => Promise<{ name: string; profile: Record<string, unknown>; admin: boolean } | null>;
 }
 
 /** Loads the HMAC secret from config, or from dataDir/jwt-secret (generated on first use). */
@@ -79,11 +80,12 @@ function createAccountVerifier(cfg: Config, opts: VerifierOptions): Verifier {
     }
     const id = identityFromClaims(payload);
     const sid = payload.sid;
-    if (typeof sid !== 'string' || !opts.sessionActive || !(await opts.sessionActive(sid, id.id))) {
-      throw new ParleyError('unauthorized', 'session ended; log in again');
-    }
-    id.session = sid;
-    return id;
+    const now = typeof sid === 'string' && opts.accountSession ? await opts.accountSession(sid, id.id) : null;
+    if (!now) throw new ParleyError('unauthorized', 'session ended; log in again');
+    // The account's user row and the configuration are the truth, not what the token said
+    // when it was signed: a renamed account, or one no longer listed as administrator, is
+    // presented as it is now.
+    return { ...id, name: now.name, profile: now.profile, admin: now.admin, session: sid as string };
   };
 }
 
@@ -119,6 +121,21 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
       throw joseError(err);
     }
     return identityFromClaims(payload);
+  };
+}
+
+/**
+ * A verifier that refuses external tokens (any but an account's own) for a user id that is a
+ * built-in account: usernames and external `sub`s are one namespace, and whoever registered a
+ * name first must not become, or be taken over by, the external user of that id.
+ */
+export function withAccountIdsReserved(verify: Verifier, isAccount: (user: string) => Promise<boolean>): Verifier {
+  return async (token: string) => {
+    const id = await verify(token);
+    if (id.session === undefined && await isAccount(id.id)) {
+      throw new ParleyError('unauthorized', `user id "${id.id}" belongs to a built-in account; only that account's own tokens may use it`);
+    }
+    return id;
   };
 }
 

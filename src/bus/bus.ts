@@ -42,8 +42,11 @@ export type Control =
   | { op: 'follow'; room: string; after: number }
   /** Stop delivering the room to the user's connections. */
   | { op: 'unfollow'; room: string }
-  /** Close every connection of the user (server-wide ban), after sending the frame. */
-  | { op: 'close'; code: number; reason: string };
+  /**
+   * Close the user's connections after sending them the frame: every one (server-wide ban), or
+   * only those authenticated by account session `session`, or all but those of `keep`.
+   */
+  | { op: 'close'; code: number; reason: string; session?: string; keep?: string };
 
 export type BusHandler = (topic: string, msg: BusMessage) => void;
 

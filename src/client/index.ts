@@ -8,7 +8,7 @@
 //   cursor.ts      the last seq per room and the rooms: resume, duplicates, gaps
 //   backoff.ts     the one backoff every retry uses
 import type {
-  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, Message, Room, SendResult,
+  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, MentionAll, Message, NotifyLevel, Room, SendResult,
 } from '../protocol/schema.js';
 import { CLOSE_RETRY, CLOSE_UNAUTHORIZED, Socket, type WebSocketCtor } from './connection.js';
 import { Cursor } from './cursor.js';
@@ -63,6 +63,33 @@ export type KeyedPromise<T> = Promise<T> & { readonly key: string };
 /** Auth errors that mean the token itself was refused (anything else is retried). */
 const REFUSED: ReadonlySet<string> = new Set(['unauthorized', 'forbidden', 'invalid']);
 
+/** The HTTP base (scheme, host, port) of the server a WebSocket or HTTP URL names. */
+function httpBase(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol === 'wss:') u.protocol = 'https:';
+  return u.origin;
+}
+
+/** An uploaded file as the server shows it to you (see docs/rest.md#attachments). */
+export interface Upload {
+  id: string; room: string; uploader: string; name: string; size: number; type: string;
+  width?: number; height?: number; createdAt: number; message: number | null;
+  /** Signed URLs readable without a header (`<img src>`) until `expiresAt`. */
+  url: string; previewUrl?: string; expiresAt: number;
+}
+
+export interface UploadOptions {
+  /** The file name (sanitised by the server); a File's own name by default. */
+  name?: string;
+  /** Called with bytes sent so far and the total while the file goes up (browsers). */
+  onProgress?: (sent: number, total: number) => void;
+  /** Aborts the upload (it rejects with `aborted`). */
+  signal?: AbortSignal;
+}
+
+const current = async (v: string | (() => string | Promise<string>)): Promise<string> => (typeof v === 'function' ? v() : v);
+
 export class ParleyClient {
   state: ConnectionState = 'idle';
   /** Why the client closed itself (a rejected token), if it did. */
@@ -78,9 +105,12 @@ export class ParleyClient {
   private heartbeatMs = 30000;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: ClientError) => void }> = [];
   private readonly staticToken: boolean;
+  /** The server and the token, for the HTTP requests beside the socket (uploads). */
+  private readonly target: Pick<ClientOptions, 'url' | 'token'>;
 
   constructor(opts: ClientOptions) {
     const o = { requestTimeoutMs: 10000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
+    this.target = { url: o.url, token: o.token };
     this.staticToken = typeof o.token === 'string';
     this.cursor = new Cursor(o.resume);
     this.requests = new Requests({ ready: () => this.state === 'online' && this.socket.open, write: (t) => this.socket.write(t) }, o.requestTimeoutMs);
@@ -295,9 +325,64 @@ export class ParleyClient {
 
   // ---- typed helpers --------------------------------------------------------------------------
 
-  /** Sends a message; the promise carries its idempotency key (the one given, or a new one). */
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown> } = {}): KeyedPromise<SendResult> {
+  /**
+   * Sends a message; the promise carries its idempotency key (the one given, or a new one).
+   * `attachments` names your uploads to the room (see `upload`); the message carries them in
+   * `data.attachments`, and the text may then be empty. `replyTo` names the seq of the room's
+   * message it answers.
+   */
+  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; attachments?: string[]; replyTo?: number } = {}): KeyedPromise<SendResult> {
     return this.keyed('send', { room, text, ...opts });
+  }
+
+  /**
+   * Uploads a file to a room over HTTP (POST /api/v1/rooms/{room}/attachments); send its id
+   * with a message afterwards. Rejects with the server's error code (`too_large`, `invalid`,
+   * `forbidden`, `rate_limited`...), `aborted`, or `unavailable` when the network failed.
+   */
+  async upload(room: string, file: Blob | Uint8Array, opts: UploadOptions = {}): Promise<Upload> {
+    const url = `${httpBase(await current(this.target.url))}/api/v1/rooms/${encodeURIComponent(room)}/attachments`;
+    const token = await current(this.target.token);
+    const name = opts.name ?? ((file as { name?: string }).name || 'file');
+    const type = (file as Blob).type || 'application/octet-stream';
+    const headers = { authorization: `Bearer ${token}`, 'content-type': type, 'x-filename': encodeURIComponent(name) };
+    const body = file instanceof Uint8Array ? new Blob([file as Uint8Array<ArrayBuffer>]) : file;
+    const answer = (status: number, text: string): Upload => {
+      let json: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Partial<Upload>;
+      try {
+        json = JSON.parse(text) as typeof json;
+      } catch {
+        throw new ClientError('unavailable', `upload failed with HTTP ${status}`);
+      }
+      if (status >= 400 || json.error) throw new ClientError(json.error?.code ?? 'unavailable', json.error?.message ?? `HTTP ${status}`, json.error?.details);
+      return json as Upload;
+    };
+    const XHR = (globalThis as { XMLHttpRequest?: typeof XMLHttpRequest }).XMLHttpRequest;
+    if (!XHR) {
+      // Node: fetch, without progress events.
+      try {
+        const r = await fetch(url, { method: 'POST', headers, body, ...(opts.signal ? { signal: opts.signal } : {}) });
+        const out = answer(r.status, await r.text());
+        opts.onProgress?.(body.size, body.size);
+        return out;
+      } catch (err) {
+        if (err instanceof ClientError) throw err;
+        throw new ClientError(opts.signal?.aborted ? 'aborted' : 'unavailable', (err as Error).message);
+      }
+    }
+    return new Promise<Upload>((done, fail) => {
+      const xhr = new XHR();
+      xhr.open('POST', url);
+      for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+      xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.total || body.size);
+      xhr.onload = () => {
+        try { done(answer(xhr.status, xhr.responseText)); } catch (err) { fail(err as ClientError); }
+      };
+      xhr.onerror = () => fail(new ClientError('unavailable', 'the upload failed: network error'));
+      xhr.onabort = () => fail(new ClientError('aborted', 'the upload was aborted'));
+      opts.signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      xhr.send(body);
+    });
   }
   edit(room: string, target: number, text: string, opts: { key?: string } = {}): KeyedPromise<SendResult> {
     return this.keyed('edit', { room, target, text, ...opts });
@@ -332,7 +417,16 @@ export class ParleyClient {
   ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) { return this.request('ban', { user, ...opts }); }
   mute(room: string, user: string, seconds?: number) { return this.request('mute', seconds ? { room, user, seconds } : { room, user }); }
   block(user: string) { return this.request('block', { user }); }
+  /** Your notification level in a room; sets it first when `level` is given. */
+  notifications(room: string, level?: NotifyLevel) { return this.request('notifications', level ? { room, level } : { room }); }
+  /** A room's message settings; changes them first when `mentionAll` is given (moderators). */
+  roomSettings(room: string, mentionAll?: MentionAll) { return this.request('settings', mentionAll ? { room, mentionAll } : { room }); }
+  pin(room: string, seq: number) { return this.request('pin', { room, seq }); }
+  unpin(room: string, seq: number) { return this.request('unpin', { room, seq }); }
+  pins(room: string) { return this.request('pins', { room }); }
+  /** A text message's versions: the original, then each edit. */
+  versions(room: string, seq: number) { return this.request('versions', { room, seq }); }
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AuthResult, Message, Room, SendResult } from '../protocol/schema.js';
+export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, Version } from '../protocol/schema.js';

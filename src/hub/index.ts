@@ -22,6 +22,8 @@ export interface SharedFrame {
 export interface Conn {
   readonly id: string;
   readonly user: string;
+  /** The account session that authenticated the connection, if any. */
+  readonly session?: string | undefined;
   send(frame: SharedFrame): void;
   /** Bytes queued but not yet written to the network. */
   bufferedAmount(): number;
@@ -48,6 +50,13 @@ export interface HubOptions {
 }
 
 export const CLOSE_SLOW_CONSUMER = 4008;
+
+/** Whether a close instruction is meant for this connection (see Control). */
+function closes(c: Extract<Control, { op: 'close' }>, conn: Conn): boolean {
+  if (c.session !== undefined) return conn.session === c.session;
+  if (c.keep !== undefined) return conn.session !== c.keep;
+  return true;
+}
 /** Live messages held for one follower while it replays from the store. */
 const MAX_HELD = 50_000;
 
@@ -271,6 +280,7 @@ export class Hub {
     const conns = this.users.get(user);
     if (!conns) return;
     for (const conn of [...conns]) {
+      if (control?.op === 'close' && !closes(control, conn)) continue;
       if (control?.op === 'follow') this.follow(conn, control.room, control.after, control.after + 1);
       else if (control?.op === 'unfollow') this.unfollow(conn, control.room);
       this.write(conn, data);

@@ -10,7 +10,7 @@ import {
   decideLeave, decideModerate, decideMute, decideRole, decideUpdate, directPeer, isTargeted, withoutAccess,
   type Actor, type RoomCaps, type RoomChange,
 } from '../service/rules.js';
-import { channelNameKey } from '../store/store.js';
+import { channelNameKey, type MessageMeta } from '../store/store.js';
 import type { RoomStore } from '../store/rooms.js';
 import type { UserStore } from '../store/users.js';
 import type { RoomWriter } from '../store/writer.js';
@@ -28,7 +28,11 @@ export interface By extends Actor {
 export type AppendKind = 'text' | 'edit' | 'delete' | 'reaction' | 'event';
 
 export type RoomOp =
-  | { op: 'append'; by: By; kind: AppendKind; text?: string; target?: number; data?: Record<string, unknown>; key?: string; system?: boolean }
+  | {
+    op: 'append'; by: By; kind: AppendKind; text?: string; target?: number; data?: Record<string, unknown>; key?: string; system?: boolean;
+    /** What the service found in the message (its mentions, the quote it replies to), stored with it. */
+    meta?: MessageMeta;
+  }
   | {
     op: 'create'; by: By; kind: RoomKind; name: string; topic: string; createdBy: string | null; directKey?: string;
     /** Members added with the room, in order; the first `owner` is the creator. */
@@ -278,6 +282,7 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       if (op.text !== undefined) message.text = op.text;
       if (op.target !== undefined) message.target = op.target;
       if (op.data !== undefined) message.data = op.data;
+      if (op.meta !== undefined) Object.assign(message, metaOf(op.meta));
       b.message(message, key, d.hiddenFor);
       s.stored(message.seq, message.kind, by.id, key, op.target);
       const shown = by.profile && Object.keys(by.profile).length > 0 ? { ...message, profile: by.profile } : message;
@@ -496,4 +501,14 @@ export function changeSummary(c: RoomChange): Record<string, unknown> {
     data.retention = r;
   }
   return data;
+}
+
+/** The meta fields of a message, and nothing else: an operation from another node is plain data. */
+function metaOf(m: MessageMeta): MessageMeta {
+  const meta: MessageMeta = {};
+  if (m.mentions !== undefined) meta.mentions = m.mentions;
+  if (m.mentionsAll !== undefined) meta.mentionsAll = m.mentionsAll;
+  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
+  if (m.quote !== undefined) meta.quote = m.quote;
+  return meta;
 }

@@ -129,6 +129,12 @@ export class Metrics {
     if (n > 0) this.messagesOut.inc(n);
   }
 
+  /** Messages in and out since the node started (the admin screen derives rates from them). */
+  async totals(): Promise<{ messagesIn: number; messagesOut: number }> {
+    const sum = async (c: Counter<string>) => (await c.get()).values.reduce((n, v) => n + v.value, 0);
+    return { messagesIn: await sum(this.messagesIn), messagesOut: await sum(this.messagesOut) };
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }

@@ -18,14 +18,18 @@ const Limit = Type.Object({
 /**
  * The rate limiter is on unless turned off (`enabled: false`): one user sends about 10
  * messages a second, 50 at once. A section written in the config keeps this per-user limit
- * unless it sets `user` itself.
+ * unless it sets `user` itself. Searches draw on a budget of their own, 10 at once and two a
+ * second after that, whatever `commands` lists: a search costs the node far more than a send.
  */
-export const RATE_LIMIT_DEFAULT = { user: { rate: 10, burst: 50 } } as const;
+export const RATE_LIMIT_DEFAULT = { user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 } } as const;
 
 export const RateLimitConfig = Type.Object({
   enabled: Enabled,
   user: Type.Optional(Limit),
   room: Type.Optional(Limit),
+  search: Type.Union([Limit, Type.Null()], {
+    default: RATE_LIMIT_DEFAULT.search, description: 'Per-user budget of `search`, separate from `user` (null: searches are not limited)',
+  }),
   commands: Type.Array(Type.Union(HOOKED_COMMANDS.map((c) => Type.Literal(c))), {
     default: ['send', 'edit', 'react'], minItems: 1, description: 'Commands that take a token',
   }),
@@ -45,7 +49,7 @@ export const WordFilterConfig = Type.Object({
 
 export const WEBHOOK_EVENTS = [
   'message.sent', 'message.edited', 'message.deleted', 'message.reacted',
-  'member.joined', 'member.left', 'room.created',
+  'member.joined', 'member.left', 'room.created', 'notification',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

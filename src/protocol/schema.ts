@@ -45,6 +45,15 @@ const Topic = Type.String({ maxLength: 500 });
 const Text = Type.String({ minLength: 1 });
 const Emoji = Type.String({ minLength: 1, maxLength: 32 });
 const Data = Type.Record(Type.String(), Type.Unknown());
+export const AttachmentId = Type.String({ pattern: '^[A-Za-z0-9_-]{22}$', description: 'Attachment id (from an upload)' });
+/** Most attachments one message may carry. */
+export const MESSAGE_ATTACHMENTS = 10;
+/** What a message carries of each attachment, in `data.attachments` (set by the server only). */
+export const AttachmentRef = Type.Object({
+  id: AttachmentId, name: Type.String(), size: Type.Integer({ minimum: 0 }), type: Type.String(),
+  width: Type.Optional(Type.Integer()), height: Type.Optional(Type.Integer()),
+}, { description: 'An attachment of a message: read it with GET /api/v1/attachments/{id} or a signed URL from /meta' });
+export type AttachmentRef = Static<typeof AttachmentRef>;
 
 // ---- domain records -------------------------------------------------------------------
 export const User = Type.Object({ id: UserId, name: Type.String(), profile: Data });
@@ -64,6 +73,18 @@ export const Member = Type.Object({
   joinSeq: PositiveSeq, readSeq: Seq,
   mutedUntil: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'muted until (ms; null: forever); absent when not muted' })),
 }, { description: 'joinSeq: seq of the member\'s join message; readSeq: its read marker' });
+export const NotifyLevel = Type.Union([Type.Literal('all'), Type.Literal('mentions'), Type.Literal('none')], {
+  description: 'Which messages of a room send you a `notify` event: all, only those that mention you, none',
+});
+export const MentionAll = Type.Union([Type.Literal('moderators'), Type.Literal('members')], {
+  description: 'Who may mention the whole room with @room and @here',
+});
+/** What a reply shows of the message it answers, taken when the reply is sent. */
+export const Quote = Type.Object({
+  user: UserId, name: Type.String(),
+  text: Type.Optional(Type.String({ description: 'The first characters of the target\'s text (its latest edit)' })),
+  deleted: Type.Optional(Type.Literal(true, { description: 'The target was deleted: no text' })),
+});
 /** A room message. Edits, deletes and reactions are messages too, pointing at `target`. */
 export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
@@ -72,11 +93,21 @@ export const Message = Type.Object({
   system: Type.Optional(Type.Literal(true, {
     description: 'Posted by the server itself (the server-side `post` API), whatever `user` says; only the server sets it, and clients must show such messages apart',
   })),
+  mentions: Type.Optional(Type.Array(UserId, { description: 'Members the text mentions (@user; with @here, the members online when it was sent), set by the server' })),
+  mentionsAll: Type.Optional(Type.Literal('room', { description: 'The text mentions every member (@room), set by the server' })),
+  replyTo: Type.Optional(PositiveSeq),
+  quote: Type.Optional(Quote),
 });
 export const InboxEntry = Type.Object({
   room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
   last: Type.Union([Message, Type.Null()]),
+  mentions: Type.Optional(Type.Integer({ minimum: 0, description: 'Unread messages that mention you (always set by the server)' })),
+  notify: Type.Optional(NotifyLevel),
 });
+export const Pin = Type.Object({ seq: PositiveSeq, by: UserId, ts: Type.Integer(), message: Message });
+export const Version = Type.Object({
+  seq: PositiveSeq, text: Type.String(), ts: Type.Integer(),
+}, { description: 'One version of a message: the original (seq of the message) or an edit (seq of the edit)' });
 export type User = Static<typeof User>;
 export type Ban = Static<typeof Ban>;
 export type AccessMode = Static<typeof AccessMode>;
@@ -84,6 +115,11 @@ export type Room = Static<typeof Room>;
 export type Member = Static<typeof Member>;
 export type Message = Static<typeof Message>;
 export type InboxEntry = Static<typeof InboxEntry>;
+export type NotifyLevel = Static<typeof NotifyLevel>;
+export type MentionAll = Static<typeof MentionAll>;
+export type Quote = Static<typeof Quote>;
+export type Pin = Static<typeof Pin>;
+export type Version = Static<typeof Version>;
 export type RoomKind = Static<typeof RoomKind>;
 export type Role = Static<typeof Role>;
 export type MessageKind = Static<typeof MessageKind>;
@@ -114,8 +150,15 @@ export const Commands = {
   members: command('members', { room: RoomId }, 'List the members of a room.'),
   invite: command('invite', { room: RoomId, user: UserId }, 'Add a user to a group or channel.'),
   direct: command('direct', { user: UserId }, 'Open (or get) the direct room with another user.'),
-  send: command('send', { room: RoomId, text: Text, key: Type.Optional(IdemKey), data: Type.Optional(Data) },
-    'Send a message; acknowledged with its seq once stored.'),
+  send: command('send', {
+    room: RoomId, text: Type.String({ description: 'The text; may be empty when the message carries attachments' }),
+    key: Type.Optional(IdemKey), data: Type.Optional(Data),
+    replyTo: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Seq of the text message of the same room this one replies to' })),
+    attachments: Type.Optional(Type.Array(AttachmentId, {
+      minItems: 1, maxItems: MESSAGE_ATTACHMENTS, uniqueItems: true,
+      description: 'Ids of your uploads to this room not sent yet; the message carries them in `data.attachments`',
+    })),
+  }, 'Send a message; acknowledged with its seq once stored. @user, @room and @here in the text mention members.'),
   edit: command('edit', { room: RoomId, target: PositiveSeq, text: Text, key: Type.Optional(IdemKey) },
     'Edit one of your messages (appends an edit).'),
   delete: command('delete', { room: RoomId, target: PositiveSeq, key: Type.Optional(IdemKey) },
@@ -158,6 +201,14 @@ export const Commands = {
   block: command('block', { user: UserId }, 'Stop receiving direct messages from a user (the user is not told).'),
   unblock: command('unblock', { user: UserId }, 'Lift a block.'),
   blocks: command('blocks', {}, 'Users you block.'),
+  notifications: command('notifications', { room: RoomId, level: Type.Optional(NotifyLevel) },
+    'Read, or set with `level`, which messages of the room send you a `notify` event.'),
+  settings: command('settings', { room: RoomId, mentionAll: Type.Optional(MentionAll) },
+    'Read a room\'s message settings, or change them (owner, admin or administrator).'),
+  pin: command('pin', { room: RoomId, seq: PositiveSeq }, 'Pin a text message of the room (owner, admin or administrator).'),
+  unpin: command('unpin', { room: RoomId, seq: PositiveSeq }, 'Unpin a message (owner, admin or administrator).'),
+  pins: command('pins', { room: RoomId }, 'The room\'s pinned messages, most recently pinned first.'),
+  versions: command('versions', { room: RoomId, seq: PositiveSeq }, 'The versions of a text message: the original, then each edit.'),
   search: command('search', {
     query: Type.String({ minLength: 1, maxLength: 200 }), room: Type.Optional(RoomId),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
@@ -235,6 +286,12 @@ export interface CommandResults {
   block: { user: string };
   unblock: { user: string };
   blocks: { users: string[] };
+  notifications: { room: string; level: NotifyLevel };
+  settings: { room: string; mentionAll: MentionAll };
+  pin: { room: string; seq: number; pinned: boolean };
+  unpin: { room: string; seq: number; pinned: boolean };
+  pins: { room: string; pins: Pin[] };
+  versions: { room: string; seq: number; versions: Version[]; deleted: boolean };
   search: { messages: Message[] };
   post: { posted: Array<{ room: string; seq: number }> };
   notify: { delivered: 'users' | 'all' };
@@ -259,6 +316,13 @@ export interface EventMap {
   goodbye: { code: string; message: string };
   /** A notification from the server-side API on your notification channel. */
   notice: { ev: string; data?: unknown };
+  /**
+   * A message you should be told about, on every connection of yours, whichever rooms it
+   * follows: it mentions you (`mention`, `room`, `here`), or your level for the room is `all`.
+   */
+  notify: { room: string; seq: number; user: string; name: string; text: string; reason: 'mention' | 'room' | 'here' | 'message' };
+  /** A message of the room was pinned or unpinned. */
+  pin: { room: string; seq: number; pinned: boolean; by: string };
 }
 export type EventName = keyof EventMap;
 export interface EventFrame<E extends EventName = EventName> { ev: E; data: EventMap[E] }

@@ -13,6 +13,9 @@
 //      before hooks included). They cannot change the outcome; one that throws is logged and
 //      ignored. The reply waits for them, so slow work (HTTP calls) belongs in a queue.
 // A command with no hook registered for it skips all of this.
+// Apart from commands, `notified` hooks see every notification the server sends (after the
+// message is stored and the `notify` events are published), so an application can forward
+// them to its own push service; like after hooks, they cannot change anything.
 import { Commands, type CommandArgs, type CommandName, type CommandResults } from '../protocol/schema.js';
 import { validateCommand } from '../protocol/frames.js';
 import { ParleyError } from '../errors.js';
@@ -47,6 +50,20 @@ export interface Hook {
   before?(ctx: HookContext): BeforeResult;
   /** Sees the result or the error; cannot change either. */
   after?(ctx: HookContext, outcome: HookOutcome): void | Promise<void>;
+  /** Sees each notification sent (one call per message, with every recipient). */
+  notified?(n: Notification): void | Promise<void>;
+}
+
+/** The notifications one stored message caused. */
+export interface Notification {
+  room: string;
+  seq: number;
+  /** The author. */
+  user: string;
+  name: string;
+  /** The first characters of the text. */
+  text: string;
+  recipients: Array<{ user: string; reason: 'mention' | 'room' | 'here' | 'message' }>;
 }
 
 /** A hook's view of one command, typed by the command's schema. */
@@ -137,7 +154,7 @@ export class Hooks {
   use(...hooks: Hook[]): void {
     for (const h of hooks) {
       if (!h || typeof h.name !== 'string' || h.name.length === 0) throw new TypeError('a hook needs a name');
-      if (!h.before && !h.after) throw new TypeError(`hook "${h.name}" has neither before nor after`);
+      if (!h.before && !h.after && !h.notified) throw new TypeError(`hook "${h.name}" has neither before, after nor notified`);
       for (const c of h.commands ?? []) {
         if (!HOOKED_COMMANDS.includes(c as HookedCommand)) throw new TypeError(`hook "${h.name}": "${c}" is not a command hooks can run on`);
       }
@@ -152,7 +169,19 @@ export class Hooks {
   }
 
   applies(hook: Hook, cmd: CommandName): boolean {
-    return !hook.commands || hook.commands.includes(cmd);
+    return (!!hook.before || !!hook.after) && (!hook.commands || hook.commands.includes(cmd));
+  }
+
+  /** Hands a notification to every `notified` hook; one that fails is reported and skipped. */
+  notified(n: Notification, onError: (h: Hook, e: unknown) => void): void {
+    for (const h of this.list) {
+      if (!h.notified) continue;
+      try {
+        Promise.resolve(h.notified(n)).catch((e: unknown) => onError(h, e));
+      } catch (e) {
+        onError(h, e);
+      }
+    }
   }
 
   async before(ctx: HookContext): Promise<void> {

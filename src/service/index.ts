@@ -13,7 +13,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
-import { DIRECT_ROOM_PREFIX, SYSTEM_USER } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
@@ -24,6 +24,7 @@ import { DomainEvents, type Actor, type TransportName } from './events.js';
 import { Hooks, type HookContext } from './hooks.js';
 import * as rules from './rules.js';
 import type { RoomChange } from './rules.js';
+import { RichMessages, type Draft, type RichPorts } from './rich.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -82,9 +83,12 @@ export class Service {
   /** Every room-scoped write goes through it (on the room's owning node). */
   readonly roomLog: RoomLog;
   private readonly handlers: Handlers;
+  private readonly rich: RichMessages;
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
+  /** Per user, the last room-cap check and insert queued (see underRoomCaps). */
+  private readonly roomCapTurns = new Map<string, Promise<void>>();
 
   private rememberMembers(room: string, users: string[]): void {
     this.knownMembers.set(room, users);
@@ -96,6 +100,7 @@ export class Service {
     private readonly hub: Hub,
     private readonly opts: ServiceOptions,
     private readonly log: Logger,
+    ports: RichPorts,
   ) {
     const caps: rules.RoomCaps = {};
     if (opts.roomsPerUser !== undefined) caps.roomsPerUser = opts.roomsPerUser;
@@ -103,6 +108,7 @@ export class Service {
     this.roomLog = new RoomLog(store, { ...opts.roomLog, caps });
     this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
+    this.rich = new RichMessages(store, ports, bus, this.hooks, log);
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
     bus.presence.onExpired((user) => this.announceChange(user, false));
@@ -122,7 +128,12 @@ export class Service {
       },
       invite: (s, a) => this.invite(s, a),
       direct: (s, a) => this.direct(s, a),
-      send: (s, a) => this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data }),
+      send: async (s, a) => {
+        rules.checkText(a.text, this.opts.textChars);
+        if (a.text === '' && !a.attachments) throw new ParleyError('invalid', 'text: a message needs a text or attachments', { field: 'text' });
+        const draft = await this.rich.draft(s.user, a, async () => (await this.store.getMember(a.room, s.user.id))?.role ?? null);
+        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data }, draft);
+      },
       edit: (s, a) => this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key }),
       delete: (s, a) => this.append(s, { room: a.room, kind: 'delete', target: a.target, key: a.key }),
       react: (s, a) => this.append(s, {
@@ -160,7 +171,20 @@ export class Service {
         }
         return { room: a.room, users: await this.bus.presence.online(users) };
       },
-      inbox: async (s) => ({ rooms: await this.store.inbox(s.user.id) }),
+      inbox: async (s) => this.rich.inbox(s.user.id, await this.store.inbox(s.user.id)),
+      notifications: async (s, a) => {
+        await this.requireMember(s, a.room);
+        return this.rich.notificationLevel(s.user, a, isDirectRoom(a.room) ? 'direct' : 'group');
+      },
+      settings: async (s, a) => {
+        if (a.mentionAll === undefined) await this.readable(s, a.room);
+        else if ((await this.requireModerator(s, a.room)).room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no settings');
+        return this.rich.settings(a);
+      },
+      pin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, true); },
+      unpin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, false); },
+      pins: async (s, a) => { await this.readable(s, a.room); return this.rich.pins(s.user, a.room); },
+      versions: async (s, a) => { await this.readable(s, a.room); return this.rich.versions(s.user, a); },
       update: (s, a) => this.update(s, a),
       destroy: (s, a) => this.destroy(s, a),
       role: (s, a) => this.role(s, a),
@@ -339,15 +363,18 @@ export class Service {
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     rules.checkRoomId(a.room);
     const id = a.room ?? randomBytes(12).toString('base64url');
-    const { room } = await this.roomLog.submit<'create'>(id, {
+    const write = () => this.roomLog.submit<'create'>(id, {
       op: 'create', by: this.by(s), kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
       members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
     });
+    // Administrators (server-side applications) create and join as many rooms as they need.
+    const { room } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, write);
     return room;
   }
 
   private async join(s: Session, a: CommandArgs<'join'>): Promise<{ room: Room; member: Member }> {
-    const { room, member } = await this.roomLog.submit<'join'>(a.room, { op: 'join', by: this.by(s) });
+    const write = () => this.roomLog.submit<'join'>(a.room, { op: 'join', by: this.by(s) });
+    const { room, member } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, write);
     return { room, member };
   }
 
@@ -368,13 +395,35 @@ export class Service {
     return { left, skipped };
   }
 
+  /**
+   * Runs `write` (a create, join or invite, whose room log checks the user's room caps with
+   * the rules before it commits) one at a time per user on this node: each reads the counts
+   * only after the previous one committed, so concurrent creates, joins and invites on
+   * different rooms, which run on different lanes, cannot all pass the same check.
+   */
+  private async underRoomCaps<T>(user: string, write: () => Promise<T>): Promise<T> {
+    if (this.opts.roomsPerUser === undefined && this.opts.roomsCreatedPerUser === undefined) return write();
+    const before = this.roomCapTurns.get(user) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => { done = r; });
+    const turn = before.then(() => mine);
+    this.roomCapTurns.set(user, turn);
+    await before;
+    try {
+      return await write();
+    } finally {
+      done();
+      if (this.roomCapTurns.get(user) === turn) this.roomCapTurns.delete(user);
+    }
+  }
+
   private async rooms(s: Session, a: CommandArgs<'rooms'>): Promise<{ rooms: Room[] }> {
     if (a.scope === 'public') return { rooms: await this.store.publicRooms(500) };
     return { rooms: (await this.store.roomsOf(s.user.id)).map((r) => r.room) };
   }
 
   private async invite(s: Session, a: CommandArgs<'invite'>): Promise<{ member: Member }> {
-    const { member } = await this.roomLog.submit<'invite'>(a.room, { op: 'invite', by: this.by(s), user: a.user });
+    const { member } = await this.underRoomCaps(a.user, () => this.roomLog.submit<'invite'>(a.room, { op: 'invite', by: this.by(s), user: a.user }));
     return { member };
   }
 
@@ -467,7 +516,7 @@ export class Service {
   private async append(s: Session, m: {
     room: string; kind: 'text' | 'edit' | 'delete' | 'reaction'; text?: string; target?: number;
     key?: string; data?: Record<string, unknown>;
-  }): Promise<SendResult> {
+  }, draft?: Draft): Promise<SendResult> {
     if (m.text !== undefined) rules.checkText(m.text, this.opts.textChars);
     if (m.data !== undefined) rules.checkData(m.data, this.opts.textChars);
     const op: OpOf<'append'> = { op: 'append', by: this.by(s), kind: m.kind };
@@ -475,10 +524,13 @@ export class Service {
     if (m.target !== undefined) op.target = m.target;
     if (m.key !== undefined) op.key = m.key;
     if (m.data !== undefined) op.data = m.data;
+    if (draft && Object.keys(draft.meta).length > 0) op.meta = draft.meta;
     // Queued on the room's lane now, so the connection's next command may start.
     const pending = this.roomLog.submit<'append'>(m.room, op);
     s.admit?.();
-    const { message, duplicate } = await pending;
+    const { message, duplicate, hiddenFor } = await pending;
+    // Published when committed (publishEvents); the notifications follow it.
+    if (!duplicate && draft) void this.rich.notify(message, draft, async () => (await this.store.members(m.room)).map((x) => x.user), hiddenFor);
     return { seq: message.seq, ts: message.ts, duplicate };
   }
 

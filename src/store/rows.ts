@@ -1,11 +1,14 @@
 // Row shapes and row-to-model mappers shared by the SQL stores (store/sqlite, store/postgres):
 // both keep the same columns, times as ms since the epoch and JSON as text.
 import type { AccessMode, Ban, Member, Message, Role, Room } from '../protocol/schema.js';
-import type { Account, RefreshSession } from './accounts.js';
+import type { MessageMeta } from './store.js';
+import type { Account, RefreshSession, SessionInfo } from './accounts.js';
 
 export interface MessageRow {
   room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
   text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
+  /** Mentions and reply quote (MessageMeta as JSON), or null. */
+  meta?: string | null;
   /** Posted by the server-side API (1 or true), else null. */
   system: number | boolean | null;
 }
@@ -22,7 +25,7 @@ export interface BanRow { room_id: string; user_id: string; until: number | null
 export const FOREVER = Number.MAX_SAFE_INTEGER;
 export const DAY_MS = 86_400_000;
 
-export const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for, system';
+export const MSG_COLS = 'room_id, seq, kind, user_id, name, ts, text, target, data, hidden_for, system, meta';
 export const ROOM_COLS = 'id, kind, name, topic, created_by, created_at, last_seq, access, retention_count, retention_ms';
 export const MEMBER_COLS = 'room_id, user_id, role, joined_at, read_seq, join_seq, muted_until';
 
@@ -36,6 +39,7 @@ export function rowToMessage(r: MessageRow, viewer?: string): Message {
   if (r.data !== null) m.data = JSON.parse(r.data) as Record<string, unknown>;
   if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
   if (r.system) m.system = true;
+  if (r.meta) Object.assign(m, JSON.parse(r.meta) as MessageMeta);
   return m;
 }
 export const rowToRoom = (r: RoomRow): Room => ({
@@ -60,3 +64,18 @@ export const toAccount = (r: AccountRow): Account => ({
 export const toSession = (r: SessionRow): RefreshSession => ({
   id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
 });
+
+export interface SessionInfoRow { id: string; created_at: number; last_used_at: number; expires_at: number; user_agent: string }
+export const toSessionInfo = (r: SessionInfoRow): SessionInfo => ({
+  id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, userAgent: r.user_agent,
+});
+/** The meta column of a message: its mentions and reply fields as JSON, or null without any. */
+export function metaText(m: MessageMeta): string | null {
+  if (m.mentions === undefined && m.mentionsAll === undefined && m.replyTo === undefined && m.quote === undefined) return null;
+  const meta: MessageMeta = {};
+  if (m.mentions !== undefined) meta.mentions = m.mentions;
+  if (m.mentionsAll !== undefined) meta.mentionsAll = m.mentionsAll;
+  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
+  if (m.quote !== undefined) meta.quote = m.quote;
+  return JSON.stringify(meta);
+}

@@ -18,6 +18,7 @@
 //   database answers again; after `close` every call rejects with `unavailable`.
 // - Channel names are unique per server by `channelNameKey` (case, width and runs of spaces do
 //   not count). Groups and direct rooms are private and may share any name.
+import type { Message } from '../protocol/schema.js';
 import type { MessageLog } from './log.js';
 import type { ModerationStore } from './moderation.js';
 import type { RetentionStore } from './retention.js';
@@ -36,12 +37,21 @@ export type { Batch, MessageRecord, RoomSnapshot, RoomWriter, TargetRow } from '
 export { KeyConflictError } from './writer.js';
 
 /**
+ * Most matches of a query a search looks at, newest first, across every room, before it keeps
+ * those of the searched rooms: a search costs the same for a word in every message as for a
+ * rare one. Older matches of a very common word are not found; a more precise query finds them.
+ */
+export const SEARCH_SCAN = 5000;
+/**
  * What makes two channel names the same: compatibility forms folded (full-width letters are
  * letters), lower case, spaces trimmed and runs of them made one.
  */
 export function channelNameKey(name: string): string {
   return name.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
 }
+
+/** Message fields the service works out and the store keeps with the message as they are. */
+export type MessageMeta = Partial<Pick<Message, 'mentions' | 'mentionsAll' | 'replyTo' | 'quote'>>;
 
 export interface Health {
   /** Resolves when the database answers a trivial query; rejects (`unavailable`) otherwise. */

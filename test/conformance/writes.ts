@@ -4,7 +4,7 @@
 // rules let the set-up through and the suites check what the store keeps. Appends act as the
 // user they name, so the message rules are checked as a member would meet them.
 import type { Ban, Member, Message, MessageKind, Role, Room, RoomKind } from '../../src/protocol/schema.js';
-import type { Store } from '../../src/store/store.js';
+import type { MessageMeta, Store } from '../../src/store/store.js';
 import { RoomLog, type RoomLogOptions } from '../../src/log/roomlog.js';
 import type { AppendResult, By, OpOf } from '../../src/log/ops.js';
 import { hasAccess } from '../../src/service/rules.js';
@@ -32,6 +32,8 @@ export interface NewMessage {
   system?: boolean;
   /** A server administrator: deletes in any room. */
   moderator?: boolean;
+  /** Mentions and the quote of the message it replies to, kept with the message. */
+  meta?: MessageMeta;
 }
 
 export interface RoomPatch {
@@ -76,6 +78,7 @@ function writeCalls(store: Store, log: RoomLog) {
       if (m.data !== undefined) op.data = m.data;
       if (m.key !== undefined) op.key = m.key;
       if (m.system) op.system = true;
+      if (m.meta !== undefined) op.meta = m.meta;
       return log.submit<'append'>(m.room, op);
     },
     /** Adds `user` as `by` would invite it, then gives it `role` when that is not `member`. */

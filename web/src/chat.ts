@@ -1,8 +1,8 @@
 // The app's state of one signed-in user, kept current from the SDK: the inbox of rooms with
 // unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
 // members and their read markers. Components read it and re-render when it says it changed.
-import { ParleyClient, type ConnectionState, type Message, type Room } from '../../src/client/index.js';
-import type { InboxEntry, Member, Role, User } from '../../src/protocol/schema.js';
+import { ParleyClient, type ConnectionState, type Message, type Room, type Upload } from '../../src/client/index.js';
+import type { InboxEntry, Member, Pin, Role, User } from '../../src/protocol/schema.js';
 import { api, describeError, describeRemoval, type ApiUser } from './api.js';
 import { fold, type Shown } from './fold.js';
 import { shorten } from './format.js';
@@ -14,6 +14,8 @@ export interface RoomEntry {
   role: Role;
   readSeq: number;
   unread: number;
+  /** Unread messages that mention me (or the whole room). */
+  mentions: number;
   /** The last text message (as the server's inbox counts it). */
   last: Message | null;
   /** Direct rooms: the other member. */
@@ -57,16 +59,31 @@ export interface Timeline {
   error?: string;
 }
 
+/** A file being uploaded from the composer, before the message that carries it is sent. */
+export interface UploadItem {
+  local: string;
+  file: File;
+  status: 'uploading' | 'done' | 'failed';
+  sent: number;
+  error?: string;
+  done?: Upload;
+  /** A local object URL to show an image before it is sent. */
+  thumb?: string;
+}
+
 export interface PendingSend {
   key: string;
   room: string;
   text: string;
+  attachments?: string[];
   ts: number;
   status: 'sending' | 'failed';
   error?: string;
   /** The seq the server acknowledged, or the own message that probably is this one. */
   seq?: number;
   guess?: number;
+  /** The message this one answers. */
+  replyTo?: number;
 }
 
 export interface Notice { id: number; text: string; kind: 'info' | 'error' }
@@ -93,6 +110,10 @@ export class Chat {
   readonly typing = new Map<string, Map<string, number>>();
   readonly presence = new Map<string, Set<string>>();
   readonly members = new Map<string, Member[]>();
+  /** Pinned messages of the rooms whose pins were asked for. */
+  readonly pins = new Map<string, Pin[]>();
+  /** Per room, the message the composer answers. */
+  readonly replying = new Map<string, Shown>();
   readonly names = new Map<string, string>();
   notices: Notice[] = [];
   /** The open conversation, and whether its newest messages are on screen. */
@@ -149,6 +170,8 @@ export class Chat {
       this.changed();
     });
     c.on('message', (m) => this.onMessage(m));
+    c.on('pin', (e) => { if (this.pins.has(e.room)) void this.loadPins(e.room); });
+    c.on('notify', (n) => this.onNotify(n));
     c.on('room', (e) => this.onRoomEvent(e.room, e.member, e.reason));
     c.on('typing', (e) => this.onTyping(e.room, e.user, e.active));
     c.on('presence', (e) => {
@@ -209,6 +232,14 @@ export class Chat {
     if (this.typingTimer) clearTimeout(this.typingTimer);
     for (const t of this.membersTimers.values()) clearTimeout(t);
     this.listeners.clear();
+  }
+
+  /** Changes your display name; messages you send from now on carry it. */
+  async rename(name: string): Promise<void> {
+    const user = await this.session.setName(name);
+    this.me = { ...this.me, name: user.name };
+    this.names.set(user.id, user.name);
+    this.changed();
   }
 
   subscribe(fn: () => void): () => void {
@@ -335,13 +366,14 @@ export class Chat {
     const next = new Map<string, RoomEntry>();
     for (const e of entries) {
       const old = this.rooms.get(e.room.id);
-      const entry: RoomEntry = { room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, last: e.last };
+      const entry: RoomEntry = { room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, mentions: e.mentions ?? 0, last: e.last };
       if (old) {
         entry.peer = old.peer;
         // A message that arrived live after the server counted is already counted here.
         if (old.last && (!e.last || old.last.seq > e.last.seq)) {
           entry.last = old.last;
           entry.unread = old.unread;
+          entry.mentions = old.mentions;
         }
         entry.readSeq = Math.max(entry.readSeq, old.readSeq);
         if (old.room.lastSeq > entry.room.lastSeq) entry.room = { ...entry.room, lastSeq: old.room.lastSeq };
@@ -407,6 +439,7 @@ export class Chat {
         if (here && this.reading) this.markRead(m.room);
         else if (m.user !== this.me.id) {
           entry.unread++;
+          if (m.mentionsAll === 'room' || m.mentions?.includes(this.me.id)) entry.mentions++;
           if (here && tl && tl.unreadAfter === null) tl.unreadAfter = m.seq - 1;
         }
         this.maybeNotify(m, entry);
@@ -763,6 +796,7 @@ export class Chat {
     if (seq <= entry.readSeq && entry.unread === 0) return;
     entry.readSeq = Math.max(entry.readSeq, seq);
     entry.unread = 0;
+    entry.mentions = 0;
     this.changed();
     this.client.markRead(room, seq).catch(() => {
       // A marker that did not move is moved by the next read.
@@ -785,9 +819,85 @@ export class Chat {
 
   // ---- writing ----------------------------------------------------------------------------
 
+  // ---- attachments --------------------------------------------------------------------------
+
+  /** Files the composer of each room is uploading or holds ready to send. */
+  readonly uploads = new Map<string, UploadItem[]>();
+
+  uploadsIn(room: string): UploadItem[] {
+    return this.uploads.get(room) ?? [];
+  }
+
+  /** Starts uploading files (picked, pasted or dropped) to a room. */
+  addFiles(room: string, files: Iterable<File>): void {
+    const list = [...this.uploadsIn(room)];
+    for (const file of files) {
+      const item: UploadItem = { local: crypto.randomUUID(), file, status: 'uploading', sent: 0 };
+      if (file.type.startsWith('image/')) item.thumb = URL.createObjectURL(file);
+      list.push(item);
+      this.startUpload(room, item);
+    }
+    this.uploads.set(room, list);
+    this.changed();
+  }
+
+  retryUpload(room: string, local: string): void {
+    const item = this.uploadsIn(room).find((u) => u.local === local);
+    if (!item || item.status !== 'failed') return;
+    this.startUpload(room, item);
+    this.changed();
+  }
+
+  /** Takes a file out of the composer (an upload already made is left to expire unsent). */
+  dropUpload(room: string, local: string): void {
+    const list = this.uploadsIn(room);
+    const item = list.find((u) => u.local === local);
+    if (item?.thumb) URL.revokeObjectURL(item.thumb);
+    this.uploads.set(room, list.filter((u) => u !== item));
+    this.changed();
+  }
+
+  private startUpload(room: string, item: UploadItem): void {
+    item.status = 'uploading';
+    item.sent = 0;
+    item.error = undefined;
+    this.client.upload(room, item.file, {
+      name: item.file.name || 'pasted',
+      onProgress: (sent) => { item.sent = sent; this.changed(); },
+    }).then((done) => {
+      item.done = done;
+      item.status = 'done';
+      this.changed();
+    }, (err: unknown) => {
+      item.status = 'failed';
+      item.error = describeError(err);
+      this.changed();
+    });
+  }
+
+  /** Signed URLs of attachments, fetched once per id and renewed when they expire. */
+  private readonly fileLinks = new Map<string, Promise<Upload>>();
+
+  fileLink(id: string): Promise<Upload> {
+    let p = this.fileLinks.get(id);
+    if (!p) {
+      p = this.session.token().then((token) => api<Upload>('GET', `/attachments/${id}/meta`, { token }));
+      p.then((v) => setTimeout(() => this.fileLinks.delete(id), Math.max(0, v.expiresAt - Date.now() - 60_000)), () => this.fileLinks.delete(id));
+      this.fileLinks.set(id, p);
+    }
+    return p;
+  }
+
   /** Sends a message; the reader is brought to the newest messages, where it will show. */
-  send(room: string, text: string): void {
-    const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending' };
+  send(room: string, text: string, attachments?: string[]): void {
+    const p: PendingSend = { key: crypto.randomUUID(), room, text, ts: Date.now(), status: 'sending', ...(attachments?.length ? { attachments } : {}) };
+    if (attachments?.length) {
+      for (const u of this.uploadsIn(room)) if (u.thumb) URL.revokeObjectURL(u.thumb);
+      this.uploads.delete(room);
+    }
+    const answering = this.replying.get(room);
+    if (answering) p.replyTo = answering.seq;
+    this.replying.delete(room);
     this.pending = [...this.pending, p];
     this.savePending();
     this.stopTyping(room);
@@ -815,7 +925,7 @@ export class Chat {
 
   /** The SDK queues it while offline and resends it with the same key after a lost reply. */
   private transmit(p: PendingSend): void {
-    this.client.send(p.room, p.text, { key: p.key }).then((r) => {
+    this.client.send(p.room, p.text, { key: p.key, ...(p.attachments ? { attachments: p.attachments } : {}), ...(p.replyTo !== undefined ? { replyTo: p.replyTo } : {}) }).then((r) => {
       p.seq = r.seq;
       if (this.timelines.get(p.room)?.raw.has(r.seq)) this.pending = this.pending.filter((x) => x !== p);
       this.savePending();
@@ -881,7 +991,11 @@ export class Chat {
     } catch {
       saved = [];
     }
-    this.pending = saved.map((p) => ({ key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error }));
+    this.pending = saved.map((p) => ({
+      key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error,
+      ...(Array.isArray(p.attachments) && p.attachments.every((a) => typeof a === 'string') ? { attachments: p.attachments } : {}),
+      ...(typeof p.replyTo === 'number' ? { replyTo: p.replyTo } : {}),
+    }));
     for (const p of this.pending) if (p.status === 'sending') this.transmit(p);
   }
 
@@ -897,11 +1011,61 @@ export class Chat {
     await this.act(() => this.client.react(room, seq, emoji, remove), 'Could not react');
   }
 
+  /** Answer a message with the next send of its room (null: stop answering). */
+  replyTo(room: string, m: Shown | null): void {
+    if (m) this.replying.set(room, m);
+    else this.replying.delete(room);
+    this.changed();
+  }
+
+  async loadPins(room: string): Promise<void> {
+    try {
+      this.pins.set(room, (await this.client.pins(room)).pins);
+      this.changed();
+    } catch (err) {
+      this.notify(`Could not load the pinned messages: ${describeError(err)}`, 'error');
+    }
+  }
+
+  async pin(room: string, seq: number, pinned: boolean): Promise<void> {
+    await this.act(() => (pinned ? this.client.pin(room, seq) : this.client.unpin(room, seq)), pinned ? 'Could not pin' : 'Could not unpin');
+  }
+
+  /** Whether a shown message mentions me, by name or with the whole room. */
+  mentionsMe(m: Shown): boolean {
+    return m.mentionsAll || m.mentions.includes(this.me.id);
+  }
+
   private async act(fn: () => Promise<unknown>, what: string): Promise<void> {
     try {
       await fn();
     } catch (err) {
       this.notify(`${what}: ${describeError(err)}`, 'error');
+    }
+  }
+
+  /**
+   * A message that mentions me in a room other than a direct one (those notify as messages):
+   * a browser notification while the page is hidden, if the user turned them on.
+   */
+  private onNotify(n: { room: string; seq: number; user: string; name: string; text: string; reason: string }): void {
+    const entry = this.rooms.get(n.room);
+    if (!entry || entry.room.kind === 'direct' || n.reason === 'message') return;
+    this.showNotification(n.room, `${n.name || this.nameOf(n.user)} mentioned you`, n.text);
+  }
+
+  private showNotification(room: string, title: string, body: string): void {
+    const can = typeof Notification !== 'undefined';
+    if (notifyChoice() !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden') return;
+    try {
+      const n = new Notification(title, { body: shorten(body, 200), tag: `parley-${room}`, icon: '/favicon.svg' });
+      n.onclick = () => {
+        window.focus();
+        this.onOpenRoom(room);
+        n.close();
+      };
+    } catch {
+      // Some browsers only show notifications from a service worker: then there are none.
     }
   }
 
@@ -948,7 +1112,7 @@ export class Chat {
   /** Adds a room the user just entered, without waiting for the inbox to be reloaded. */
   adopt(room: Room, role: Role): void {
     if (!this.rooms.has(room.id)) {
-      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, last: null });
+      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, mentions: 0, last: null });
       if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
       // History read before joining was not followed live: it may have a hole. Start over.
       const tl = this.timelines.get(room.id);

@@ -1,6 +1,6 @@
 // Folds a room's append-only history into what is shown: edits, deletes and reactions are
 // messages of their own that point at a `target`; here they change the message they target.
-import type { Message } from '../../src/client/index.js';
+import type { Message, Quote } from '../../src/client/index.js';
 
 export interface Reaction { emoji: string; users: string[] }
 
@@ -17,6 +17,12 @@ export interface Shown {
   data: Record<string, unknown> | undefined;
   /** Posted by the server itself (the message's `system` mark), whatever its author's name. */
   server: boolean;
+  /** Members the text mentions (set by the server), and whether it mentions the whole room. */
+  mentions: string[];
+  mentionsAll: boolean;
+  /** The message this one replies to, as quoted when the reply was sent. */
+  replyTo?: number;
+  quote?: Quote;
 }
 
 const SHOWN = new Set(['text', 'join', 'leave', 'update', 'hidden']);
@@ -32,7 +38,12 @@ export function fold(messages: Iterable<Message>): Shown[] {
       const s: Shown = {
         seq: m.seq, kind: m.kind as Shown['kind'], user: m.user, name: m.name, ts: m.ts,
         text: m.text ?? '', edited: false, deleted: false, reactions: [], data: m.data, server: m.system === true,
+        mentions: m.mentions ?? [], mentionsAll: m.mentionsAll === 'room',
       };
+      if (m.replyTo !== undefined && m.quote) {
+        s.replyTo = m.replyTo;
+        s.quote = m.quote;
+      }
       out.push(s);
       bySeq.set(m.seq, s);
       continue;

@@ -31,6 +31,15 @@ export function formatNumber(n: number): string {
   return numberFmt.format(n);
 }
 
+/** A file size for people: 812 B, 4.2 KB, 1.3 MB (powers of 1024, as file managers show). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i === 0 ? v : new Intl.NumberFormat(LOCALES, { maximumFractionDigits: v < 10 ? 1 : 0 }).format(v)} ${units[i]}`;
+}
+
 function sameDay(a: Date, b: Date): boolean {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }
@@ -83,4 +92,18 @@ export function shorten(s: string, max: number): string {
 
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * A signed-in device in words, from the User-Agent that signed in: "Chrome on Android",
+ * "Firefox on Windows". Programs that are not browsers show their own name.
+ */
+export function deviceName(ua: string): string {
+  const browser = /Edg\//.test(ua) ? 'Edge' : /OPR\//.test(ua) ? 'Opera' : /Firefox\//.test(ua) ? 'Firefox'
+    : /(Chrome|Chromium|CriOS)\//.test(ua) ? 'Chrome' : /Version\/[\d.]+.*Safari\//.test(ua) ? 'Safari' : null;
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows'
+    : /Mac OS X|Macintosh/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
+  if (browser) return os ? `${browser} on ${os}` : browser;
+  const program = ua.trim().split(/\s+/)[0] ?? '';
+  return program ? shorten(program, 40) : 'Unknown device';
 }

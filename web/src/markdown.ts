@@ -25,7 +25,33 @@ const TAGS: Record<string, string> = {
 interface Frame { token: Token | null; children: ComponentChildren[] }
 
 /** How a rendering is drawn: links are tab stops only where the message list allows (see conversation.tsx). */
-interface Options { linkTabIndex?: number }
+interface Options {
+  linkTabIndex?: number;
+  /** "@" tokens the server counted as mentions, drawn as such; `me` is drawn apart. */
+  mentions?: Set<string>;
+  me?: string;
+}
+
+const MENTION = /(?<![A-Za-z0-9_.@|:+-])@([A-Za-z0-9_.@|:+-]{1,128})/g;
+const TRAILING = /[.:|+-]+$/;
+
+/** Plain text with its mention tokens wrapped in marked spans. */
+function withMentions(text: string, o: Options): ComponentChildren {
+  if (!o.mentions || o.mentions.size === 0 || !text.includes('@')) return text;
+  const out: ComponentChildren[] = [];
+  let at = 0;
+  for (const m of text.matchAll(MENTION)) {
+    let id = m[1]!;
+    if (!o.mentions.has(id)) id = id.replace(TRAILING, '');
+    if (!o.mentions.has(id)) continue;
+    out.push(text.slice(at, m.index));
+    const own = id === o.me || id === 'room' || id === 'here';
+    out.push(h('span', { class: own ? 'mention mention-me' : 'mention' }, `@${id}`));
+    at = m.index + 1 + id.length;
+  }
+  out.push(text.slice(at));
+  return out;
+}
 
 function element(open: Token, children: ComponentChildren[], o: Options): ComponentChildren {
   const tag = TAGS[open.type];
@@ -44,7 +70,7 @@ function element(open: Token, children: ComponentChildren[], o: Options): Compon
 
 function leaf(t: Token, o: Options): ComponentChildren {
   switch (t.type) {
-    case 'text': return t.content;
+    case 'text': return withMentions(t.content, o);
     case 'inline': return build(t.children ?? [], o);
     case 'code_inline': return h('code', null, t.content);
     case 'fence': return h('pre', null, h('code', null, t.content));

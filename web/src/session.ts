@@ -4,6 +4,11 @@
 import { api, ApiError, type ApiUser, type Tokens } from './api.js';
 
 const KEY = 'parley.session';
+
+/** A signed-in device of the account, as GET /auth/sessions lists it. */
+export interface SessionInfo {
+  id: string; current: boolean; createdAt: number; lastUsedAt: number; expiresAt: number; userAgent: string;
+}
 interface Stored { accessToken: string; refreshToken: string; expiresAt: number; ttlMs: number; user: ApiUser }
 
 /** Refresh this long before the access token expires: a minute, less for short-lived tokens. */
@@ -79,6 +84,44 @@ export class Session {
 
   get user(): ApiUser {
     return this.stored.user;
+  }
+
+  /**
+   * Whether the account administers the server, as its access token says (the server decides
+   * on every request; this only chooses what the app offers).
+   */
+  get admin(): boolean {
+    try {
+      const part = this.stored.accessToken.split('.')[1] ?? '';
+      const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+      return (JSON.parse(json) as { parley_admin?: unknown }).parley_admin === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Changes the account's display name; the user as the server now has it. */
+  async setName(name: string): Promise<ApiUser> {
+    const user = await api<ApiUser>('PATCH', '/me', { token: await this.token(), body: { name } });
+    this.stored = { ...this.stored, user };
+    const now = read();
+    if (now && now.user.id === user.id) write({ ...now, user });
+    return user;
+  }
+
+  /** The account's signed-in devices, most recently used first. */
+  async sessions(): Promise<SessionInfo[]> {
+    return (await api<{ sessions: SessionInfo[] }>('GET', '/auth/sessions', { token: await this.token() })).sessions;
+  }
+
+  /** Signs one of the account's other devices out (its open connections close at once). */
+  async endSession(id: string): Promise<void> {
+    await api('DELETE', `/auth/sessions/${encodeURIComponent(id)}`, { token: await this.token() });
+  }
+
+  /** Signs every other device out; how many were. */
+  async endOtherSessions(): Promise<number> {
+    return (await api<{ ended: number }>('DELETE', '/auth/sessions', { token: await this.token() })).ended;
   }
 
   /** A valid access token, refreshed first when it is about to expire. */

@@ -42,6 +42,10 @@ export interface Chat21Deps {
   http: FastifyInstance;
   log: Logger;
   metrics: Metrics;
+  /** A signed URL of an attachment for a reader, put in the Chat21 `metadata.src` of files. */
+  link?: (attachment: string, reader: string) => string;
+  /** Keeps the ids of built-in accounts from tokens of `chat21.tokenKey` (they are external). */
+  reserve?: (verify: Verifier) => Verifier;
 }
 
 export interface Chat21 {
@@ -53,11 +57,12 @@ export interface Chat21 {
 /** Builds the Chat21 endpoints of a node: the MQTT transport, and the REST API when `chat21.rest`. */
 export function chat21(deps: Chat21Deps): Chat21 {
   const cfg = deps.config;
-  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId);
-  const verify = cfg.chat21.tokenKey ? withSharedKey(deps.verify, cfg.chat21.tokenKey, cfg) : deps.verify;
+  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId, deps.link);
+  const verify = cfg.chat21.tokenKey ? (deps.reserve ?? ((v: Verifier) => v))(withSharedKey(deps.verify, cfg.chat21.tokenKey, cfg)) : deps.verify;
   const mqtt = new MqttTransport(deps.service, deps.runner, new Chat21Mqtt(service, deps.log), verify, {
     host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
     maxClientsPerUser: cfg.mqtt.maxClientsPerUser, maxInflight: cfg.mqtt.maxInflight, slowConsumerBytes: cfg.limits.slowConsumerBytes,
+    connectionsPerAddress: cfg.mqtt.connectionsPerAddress, connectTimeoutMs: cfg.mqtt.connectTimeoutMs,
   }, deps.log, deps.metrics);
   if (cfg.chat21.rest) {
     void deps.http.register(chat21Rest, {

@@ -4,7 +4,7 @@
 // Chat21 MQTT topics, the Chat21 REST routes and the Chat21 service.
 import { Type, type Static } from '@sinclair/typebox';
 import { ParleyError } from '../../errors.js';
-import type { Message } from '../../protocol/schema.js';
+import type { AttachmentRef, Message } from '../../protocol/schema.js';
 import { USER_ID_PATTERN, ROOM_ID_PATTERN, isDirectRoom, roomIdRe } from '../../protocol/schema.js';
 
 /** Message statuses of Chat21 (status 300 "seen" is defined by Chat21 but never produced). */
@@ -90,9 +90,18 @@ export const RestMessage = Type.Object({
 });
 
 /** Parses a JSON payload (MQTT publish), `invalid` when it is not JSON. */
+/** Refuses bytes that are not UTF-8 rather than turning them into U+FFFD. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export function parseJson(payload: Buffer): unknown {
+  let text: string;
   try {
-    return JSON.parse(payload.toString('utf8'));
+    text = UTF8.decode(payload);
+  } catch {
+    throw new ParleyError('invalid', 'payload is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
   } catch {
     throw new ParleyError('invalid', 'payload is not valid JSON');
   }
@@ -146,7 +155,34 @@ export function parseMessageId(id: string): { room: string; seq: number } {
 }
 
 /** Where a message is seen from: whose inbox, the conversation, and whether it is direct. */
-export interface View { app: string; me: string; conversWith: string; direct: boolean; groupName?: string }
+export interface View {
+  app: string; me: string; conversWith: string; direct: boolean; groupName?: string;
+  /** A URL of an attachment that `me` may open without a header (a signed URL). */
+  link?: (attachment: string) => string;
+}
+
+// ---- attachments ----------------------------------------------------------------------------
+//
+// Chat21 shows one file per message: `type` "image" or "file", and `metadata` {src, name, type,
+// size, width?, height?, uid}. A Parley message carrying attachments (data.attachments) is
+// shown by its first one, `src` a signed URL for the reader; a Chat21 image or file message
+// whose `metadata.src` is the URL of a Parley upload carries that upload.
+
+const ATTACHMENT_URL = /\/api\/v1\/attachments\/([A-Za-z0-9_-]{22})(?:[/?#]|$)/;
+
+/** The Parley upload an outgoing Chat21 image or file names in `metadata.src`, if any. */
+export function attachmentOf(msg: { type?: string; metadata?: unknown }): string | null {
+  if (msg.type !== 'image' && msg.type !== 'file') return null;
+  const src = (msg.metadata as { src?: unknown } | null | undefined)?.src;
+  return typeof src === 'string' ? ATTACHMENT_URL.exec(src)?.[1] ?? null : null;
+}
+
+function attachmentMetadata(f: AttachmentRef, view: View): Record<string, unknown> {
+  return {
+    src: view.link ? view.link(f.id) : `/api/v1/attachments/${f.id}`, name: f.name, type: f.type, size: f.size,
+    ...(f.width !== undefined ? { width: f.width, height: f.height } : {}), uid: f.id,
+  };
+}
 
 const INFO: Record<string, string> = { join: 'MEMBER_JOINED_GROUP', leave: 'MEMBER_LEFT_GROUP' };
 
@@ -165,13 +201,15 @@ export function toChat21Docs(m: Message, view: View, status: number): Chat21Mess
   };
   if (m.kind === 'text') {
     const x = (m.data?.chat21 ?? {}) as Chat21Extras;
+    const file = (m.data?.attachments as AttachmentRef[] | undefined)?.[0];
     const recipient = view.direct ? (m.user === view.me ? view.conversWith : view.me) : view.conversWith;
     return [{
-      text: x.noText ? '' : m.text ?? '', type: x.type ?? 'text',
+      text: x.noText ? '' : m.text ?? '', type: x.type ?? (file ? (file.width !== undefined ? 'image' : 'file') : 'text'),
       sender: m.user, sender_fullname: x.sender_fullname ?? m.name,
       recipient, recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : view.groupName ?? recipient),
       // As sent: a client's null (or a message from another transport: none) stays null.
-      attributes: x.attributes ?? null, metadata: x.metadata ?? null,
+      attributes: x.attributes ?? null,
+      metadata: file ? { ...(typeof x.metadata === 'object' ? x.metadata : {}), ...attachmentMetadata(file, view) } : x.metadata ?? null,
       channel_type: view.direct ? 'direct' : 'group',
       ...base, timestamp: x.timestamp ?? m.ts,
     }];

@@ -17,7 +17,7 @@ import { truncateText, validate } from '../../protocol/validate.js';
 import { directRoomId, type Service, type Session } from '../../service/index.js';
 import type { Store } from '../../store/store.js';
 import {
-  STATUS, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
+  STATUS, attachmentOf, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
   type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
 } from './protocol.js';
 import type { Chat21Store } from './store.js';
@@ -73,6 +73,8 @@ export class Chat21Service {
     private readonly store: Pick<Store, 'getRoom'>,
     private readonly state: Chat21Store,
     readonly appId: string,
+    /** A signed URL of an attachment for a reader, put in the Chat21 `metadata.src` of files. */
+    private readonly link?: (attachment: string, reader: string) => string,
   ) {}
 
   /**
@@ -117,14 +119,19 @@ export class Chat21Service {
     if (isDirectRoom(room)) {
       const peer = await this.service.directPeer(room, me);
       if (peer === undefined) throw new ParleyError('not_found', 'direct room has no pair');
-      return { app: this.appId, me, conversWith: peer, direct: true };
+      return { app: this.appId, me, conversWith: peer, direct: true, ...this.linksFor(me) };
     }
     let name = this.names.get(room);
     if (name === undefined) {
       name = (await this.store.getRoom(room))?.name ?? room;
       this.names.set(room, name);
     }
-    return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name };
+    return { app: this.appId, me, conversWith: groupIdOf(room), direct: false, groupName: name, ...this.linksFor(me) };
+  }
+
+  private linksFor(me: string): Pick<View, 'link'> {
+    const link = this.link;
+    return link ? { link: (id) => link(id, me) } : {};
   }
 
   /** Called when a room's settings changed (its name may have). */
@@ -149,9 +156,11 @@ export class Chat21Service {
     if (msg.recipient_fullname) extras.recipient_fullname = msg.recipient_fullname;
     if (msg.sender_fullname && msg.sender_fullname !== me.name) extras.sender_fullname = msg.sender_fullname;
     if (msg.timestamp !== undefined) extras.timestamp = msg.timestamp;
-    // Chat21 takes an attachment without a caption; Parley's messages need a text.
+    // An image or file whose metadata.src is a Parley upload carries it (see attachmentOf).
+    const attachment = attachmentOf(msg);
+    // Chat21 takes an attachment without a caption; Parley's messages need a text or attachments.
     let text = msg.text ?? '';
-    if (text === '') {
+    if (text === '' && !attachment) {
       if (!extras.type) throw new ParleyError('invalid', 'message: text: a text message needs a text', { field: 'text' });
       text = `[${extras.type}]`;
       extras.noText = true;
@@ -173,6 +182,7 @@ export class Chat21Service {
     }
     const args: CommandArgs<'send'> = { room, text };
     if (Object.keys(extras).length > 0) args.data = { chat21: extras };
+    if (attachment) args.attachments = [attachment];
     let seq: number;
     let ts: number;
     try {

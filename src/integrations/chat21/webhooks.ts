@@ -15,6 +15,7 @@ export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
   'member.joined': 'group-member-added',
   'member.left': 'group-member-removed',
   'room.created': 'group-created',
+  notification: 'message-notification',
 };
 
 /** Chat21's webhook envelope; the message id is the Chat21 one (`<room>.<seq>`). */

@@ -12,18 +12,23 @@ import { MemoryRateCounter } from './counter-memory.js';
 export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } = {}): Plugin {
   const counter = opts.counter ?? new MemoryRateCounter();
   const { user, room } = cfg;
+  const search = cfg.search ?? null;
   let store: Store | undefined;
   const hook: Hook = {
     name: 'rate-limit',
-    commands: cfg.commands,
+    commands: search && !cfg.commands.includes('search') ? [...cfg.commands, 'search'] : cfg.commands,
     async before(ctx) {
       if (cfg.exemptAdmins && ctx.user.admin) return;
       const limits: BucketLimit[] = [];
-      if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
-      const roomId = ctx.args.room;
-      // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
-      if (room && typeof roomId === 'string' && (!store || await store.getMember(roomId, ctx.user.id))) {
-        limits.push({ key: `r:${roomId}`, rate: room.rate, burst: room.burst });
+      // A search has a budget of its own, and draws on the others only if `commands` lists it.
+      if (ctx.cmd === 'search' && search) limits.push({ key: `s:${ctx.user.id}`, rate: search.rate, burst: search.burst });
+      if (cfg.commands.includes(ctx.cmd as never)) {
+        if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
+        const roomId = ctx.args.room;
+        // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
+        if (room && typeof roomId === 'string' && (!store || await store.getMember(roomId, ctx.user.id))) {
+          limits.push({ key: `r:${roomId}`, rate: room.rate, burst: room.burst });
+        }
       }
       if (limits.length === 0) return;
       const retryAfterMs = await counter.take(limits);

@@ -40,6 +40,19 @@ export interface DeliveryReport {
 
 interface Job extends Delivery { attempt: number }
 
+/** How deliveries to one endpoint have gone since the node started (the admin screen's view). */
+export interface EndpointStatus {
+  /** Queued, in flight or waiting for a retry now. */
+  pending: number;
+  delivered: number;
+  failed: number;
+  /** Dropped because the queue was full. */
+  dropped: number;
+  lastDeliveredAt: number | null;
+  lastFailedAt: number | null;
+  lastError: string | null;
+}
+
 /** 4xx answers other than these mean the receiver will never accept the delivery. */
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
@@ -59,6 +72,11 @@ class EndpointQueue {
   private outstanding = 0;
   private dropped = 0;
   private lastDropLog = 0;
+  private delivered = 0;
+  private failed = 0;
+  private lastDeliveredAt: number | null = null;
+  private lastFailedAt: number | null = null;
+  private lastError: string | null = null;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
@@ -73,6 +91,13 @@ class EndpointQueue {
 
   get size(): number {
     return this.outstanding;
+  }
+
+  status(): EndpointStatus {
+    return {
+      pending: this.outstanding, delivered: this.delivered, failed: this.failed, dropped: this.dropped,
+      lastDeliveredAt: this.lastDeliveredAt, lastFailedAt: this.lastFailedAt, lastError: this.lastError,
+    };
   }
 
   enqueue(d: Delivery): boolean {
@@ -97,6 +122,14 @@ class EndpointQueue {
 
   private finish(job: Job, ok: boolean, error?: string): void {
     this.outstanding--;
+    if (ok) {
+      this.delivered++;
+      this.lastDeliveredAt = Date.now();
+    } else {
+      this.failed++;
+      this.lastFailedAt = Date.now();
+      this.lastError = error ?? 'failed';
+    }
     const r: DeliveryReport = { url: this.ep.url, id: job.id, event: job.event, ok, attempts: job.attempt };
     if (error !== undefined) r.error = error;
     if (!ok) this.log.warn(r, 'webhook delivery failed');
@@ -165,6 +198,12 @@ export class WebhookDispatcher {
     private readonly log: Logger,
     private readonly report: (r: DeliveryReport) => void = () => undefined,
   ) {}
+
+  /** How deliveries to `ep` have gone (all zero before its first event). */
+  status(ep: Endpoint): EndpointStatus {
+    return this.queues.get(ep)?.status()
+      ?? { pending: 0, delivered: 0, failed: 0, dropped: 0, lastDeliveredAt: null, lastFailedAt: null, lastError: null };
+  }
 
   /** Queues a delivery; false when it was dropped (queue full or shutting down). Never waits. */
   enqueue(ep: Endpoint, d: Delivery): boolean {

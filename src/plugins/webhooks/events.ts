@@ -85,6 +85,10 @@ export function slackText(e: WebhookEventRecord): string {
       const what = d.reason === 'kicked' ? 'removed' : 'banned';
       return `${who(d)} was ${what} from ${room} by *${esc(d.by)}*${d.note ? `: ${esc(d.note)}` : ''}`;
     }
+    case 'notification': {
+      const to = (d.recipients as Array<{ user: string }>).map((r) => `*${esc(r.user)}*`).join(', ');
+      return `${who(d)} notified ${to} in ${room}: ${esc(d.text)}`;
+    }
     case 'room.created': return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
   }
 }

@@ -4,8 +4,8 @@
 // nodes: two creating one username, two rotating one session (compare-and-set on the hash).
 import type pg from 'pg';
 import { ParleyError } from '../../errors.js';
-import type { Account, AccountStore, RefreshSession } from '../accounts.js';
-import { toAccount, toSession, type AccountRow, type SessionRow } from '../rows.js';
+import type { Account, AccountStore, RefreshSession, SessionIdentity, SessionInfo } from '../accounts.js';
+import { toAccount, toSession, toSessionInfo, type AccountRow, type SessionInfoRow, type SessionRow } from '../rows.js';
 import { query, toStoreError, transaction } from './pool.js';
 
 type NewAccount = Parameters<AccountStore['createAccount']>[0];
@@ -72,15 +72,15 @@ export class PostgresAccountStore implements AccountStore {
     if (!rowCount) throw new ParleyError('not_found', 'no such account');
   }
 
-  async createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number }): Promise<RefreshSession> {
+  async createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number; userAgent?: string }): Promise<RefreshSession> {
     text('id', s.id);
     text('userId', s.userId);
     text('refreshHash', s.refreshHash);
     time('expiresAt', s.expiresAt);
     const now = Date.now();
     await this.query(`WITH purge AS (DELETE FROM sessions WHERE user_id = $2 AND (expires_at < $4 OR revoked_at < $5))
-      INSERT INTO sessions (${SESSION_COLS}) VALUES ($1, $2, $3, $4, $6, NULL)`,
-    [s.id, s.userId, s.refreshHash, now, now - KEEP_ENDED_MS, s.expiresAt]);
+      INSERT INTO sessions (${SESSION_COLS}, user_agent, last_used_at) VALUES ($1, $2, $3, $4, $6, NULL, $7, $4)`,
+    [s.id, s.userId, s.refreshHash, now, now - KEEP_ENDED_MS, s.expiresAt, (s.userAgent ?? '').slice(0, 256)]);
     return { id: s.id, userId: s.userId, refreshHash: s.refreshHash, createdAt: now, expiresAt: s.expiresAt, revokedAt: null };
   }
 
@@ -89,10 +89,30 @@ export class PostgresAccountStore implements AccountStore {
     return r ? toSession(r) : null;
   }
 
+  async sessionIdentity(id: string): Promise<SessionIdentity | null> {
+    const { rows: [r] } = await this.query<SessionRow & { name: string; profile: string }>(
+      `SELECT s.id, s.user_id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at, u.name, u.profile
+       FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, [text('id', id)]);
+    return r ? { session: toSession(r), name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null;
+  }
+
+  async liveSessions(userId: string, now: number): Promise<SessionInfo[]> {
+    const { rows } = await this.query<SessionInfoRow>(`SELECT id, created_at, coalesce(last_used_at, created_at) AS last_used_at, expires_at, user_agent
+      FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY 3 DESC, id`, [text('userId', userId), time('now', now)]);
+    return rows.map(toSessionInfo);
+  }
+
+  async setName(userId: string, name: string): Promise<void> {
+    if (typeof name !== 'string' || name === '') throw new ParleyError('invalid', 'name must be a non-empty string', { field: 'name' });
+    const { rowCount } = await this.query('UPDATE users SET name = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = users.id)',
+      [text('userId', userId), name]);
+    if (!rowCount) throw new ParleyError('not_found', 'no such account');
+  }
+
   async rotateSession(id: string, refreshHash: string, expiresAt: number, currentHash?: string): Promise<void> {
     if (currentHash !== undefined) text('currentHash', currentHash);
     // Compare-and-set: one UPDATE, so of two nodes presenting the same hash only one matches.
-    const { rowCount } = await this.query(`UPDATE sessions SET refresh_hash = $2, expires_at = $3
+    const { rowCount } = await this.query(`UPDATE sessions SET refresh_hash = $2, expires_at = $3, last_used_at = $4
       WHERE id = $1 AND revoked_at IS NULL AND expires_at > $4 AND ($5::text IS NULL OR refresh_hash = $5::text)`,
     [text('id', id), text('refreshHash', refreshHash), time('expiresAt', expiresAt), Date.now(), currentHash ?? null]);
     if (!rowCount) throw new ParleyError('unauthorized', 'session ended or already refreshed; log in again');
@@ -102,7 +122,10 @@ export class PostgresAccountStore implements AccountStore {
     await this.query('UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [text('id', id), Date.now()]);
   }
 
-  async revokeUserSessions(userId: string): Promise<void> {
-    await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL', [text('userId', userId), Date.now()]);
+  async revokeUserSessions(userId: string, except?: string): Promise<number> {
+    const { rowCount } = await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND id <> $3',
+      [text('userId', userId), Date.now(), except ?? '']);
+    return rowCount ?? 0;
   }
+
 }

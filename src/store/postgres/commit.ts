@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Member, Message } from '../../protocol/schema.js';
 import { channelNameKey } from '../store.js';
 import { KeyConflictError, type Batch } from '../writer.js';
-import { DAY_MS, FOREVER } from '../rows.js';
+import { DAY_MS, FOREVER, metaText } from '../rows.js';
 import { toTsvector } from './search-text.js';
 
 const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
@@ -130,14 +130,14 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
         SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.target = t.s AND x.kind = 'edit'
       ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL`, [targets.map((t) => t.room), targets.map((t) => t.seq)]);
   }
-  const { rowCount } = await c.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system)
+  const { rowCount } = await c.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[],
-      $10::text[], $11::text[], $12::tsvector[], $13::boolean[])
+      $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[])
     ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`, [
     msgs.map((m) => m.room), msgs.map((m) => m.seq), msgs.map((m) => m.kind), msgs.map((m) => m.user), msgs.map((m) => m.name),
     msgs.map((m) => m.ts), msgs.map((m) => m.text ?? null), msgs.map((m) => m.target ?? null),
     msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))), b.messages.map((r) => r.key), b.messages.map((r) => r.hiddenFor),
-    tsv, msgs.map((m) => (m.system ? true : null)),
+    tsv, msgs.map((m) => (m.system ? true : null)), msgs.map(metaText),
   ]);
   // A key stored before (by an earlier owner, or a retry) was skipped: the batch must not commit.
   if ((rowCount ?? 0) < msgs.length) throw new KeyConflictError();

@@ -154,7 +154,71 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms (name_key) WHERE name_key IS NOT NULL;
   `,
-  // 5: room ownership in cluster mode (src/cluster). cluster_state is the one row every batch
+  // 5: uploaded attachments (store/postgres/attachments.ts) and the bytes of every file in
+  // chunks (blobs/postgres.ts), stored uncompressed: uploads are mostly compressed already.
+  `
+  CREATE TABLE blobs (
+    id text COLLATE "C" PRIMARY KEY,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    created_at bigint NOT NULL,
+    complete boolean NOT NULL
+  );
+  CREATE INDEX blobs_partial ON blobs (created_at) WHERE NOT complete;
+  CREATE TABLE blob_chunks (
+    blob_id text COLLATE "C" NOT NULL,
+    n integer NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (blob_id, n)
+  );
+  ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+  CREATE TABLE attachments (
+    id text COLLATE "C" PRIMARY KEY,
+    room_id text COLLATE "C" NOT NULL,
+    uploader text COLLATE "C" NOT NULL,
+    name text NOT NULL,
+    size bigint NOT NULL,
+    type text NOT NULL,
+    width integer,
+    height integer,
+    blob_id text COLLATE "C" NOT NULL,
+    preview_id text COLLATE "C",
+    sha256 text NOT NULL,
+    created_at bigint NOT NULL,
+    message_seq bigint
+  );
+  CREATE INDEX attachments_room ON attachments (room_id, message_seq);
+  CREATE INDEX attachments_unattached ON attachments (created_at) WHERE message_seq IS NULL;
+  `,
+  // 6: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent text NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at bigint;
+  `,
+  // 7: rich messages. A message's mentions and the quote of the message it replies to are kept
+  // with it (meta, JSON); per-member notification levels and who may mention the whole room
+  // (store/postgres/notifications.ts); pinned messages (store/postgres/pins.ts).
+  `
+  ALTER TABLE messages ADD COLUMN meta text;
+  CREATE TABLE notify_levels (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id text COLLATE "C" NOT NULL,
+    level text NOT NULL CHECK (level IN ('all','mentions','none')),
+    PRIMARY KEY (room_id, user_id)
+  );
+  CREATE TABLE room_settings (
+    room_id text COLLATE "C" PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+    mention_all text NOT NULL CHECK (mention_all IN ('moderators','members'))
+  );
+  CREATE TABLE pins (
+    room_id text COLLATE "C" NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    by text COLLATE "C" NOT NULL,
+    ts bigint NOT NULL,
+    PRIMARY KEY (room_id, seq)
+  );
+  `,
+  // 8: room ownership in cluster mode (src/cluster). cluster_state is the one row every batch
   // checks its epoch against (fence.ts); nodes is the node list of that epoch. cluster_nodes
   // holds each node's lease, renewed with the database's clock; a row is added or removed
   // only together with an epoch bump, so the two always list the same nodes.

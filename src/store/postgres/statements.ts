@@ -14,7 +14,7 @@ export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.
   r.retention_count, r.retention_ms FROM rooms r`;
 
 /** Messages as clients read them: with the author's current public profile. */
-export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
+export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 
 export const SQL = {

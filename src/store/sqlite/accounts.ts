@@ -4,8 +4,8 @@
 // transaction, and no statement here ever interleaves with a group commit of the Store.
 import type Database from 'better-sqlite3';
 import { ParleyError } from '../../errors.js';
-import type { Account, AccountStore, RefreshSession } from '../accounts.js';
-import { toAccount, toSession, type AccountRow, type SessionRow } from '../rows.js';
+import type { Account, AccountStore, RefreshSession, SessionIdentity, SessionInfo } from '../accounts.js';
+import { toAccount, toSession, toSessionInfo, type AccountRow, type SessionInfoRow, type SessionRow } from '../rows.js';
 
 type NewAccount = Parameters<AccountStore['createAccount']>[0];
 
@@ -41,13 +41,19 @@ export class SqliteAccountStore implements AccountStore {
       byUsername: db.prepare('SELECT user_id, username, password_hash, created_at, updated_at FROM accounts WHERE username = ?'),
       byUser: db.prepare('SELECT user_id, username, password_hash, created_at, updated_at FROM accounts WHERE user_id = ?'),
       setHash: db.prepare('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE user_id = ?'),
-      insertSession: db.prepare('INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)'),
+      insertSession: db.prepare(`INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, revoked_at, user_agent, last_used_at)
+        VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`),
       getSession: db.prepare('SELECT id, user_id, refresh_hash, created_at, expires_at, revoked_at FROM sessions WHERE id = ?'),
+      sessionIdentity: db.prepare(`SELECT s.id, s.user_id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at, u.name, u.profile
+        FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`),
+      liveSessions: db.prepare(`SELECT id, created_at, coalesce(last_used_at, created_at) AS last_used_at, expires_at, user_agent
+        FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY 3 DESC, id`),
+      setName: db.prepare('UPDATE users SET name = ? WHERE id = ? AND EXISTS (SELECT 1 FROM accounts WHERE accounts.user_id = users.id)'),
       // Compare-and-set: only a live session whose hash is still the one the caller read.
-      rotate: db.prepare(`UPDATE sessions SET refresh_hash = @hash, expires_at = @expires
+      rotate: db.prepare(`UPDATE sessions SET refresh_hash = @hash, expires_at = @expires, last_used_at = @now
         WHERE id = @id AND revoked_at IS NULL AND expires_at > @now AND (@current IS NULL OR refresh_hash = @current)`),
       revoke: db.prepare('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      revokeUser: db.prepare('UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
+      revokeUser: db.prepare('UPDATE sessions SET revoked_at = @now WHERE user_id = @user AND revoked_at IS NULL AND expires_at > @now AND id <> @except'),
       // Ended sessions are kept a day (for audit), then dropped so the table does not grow forever.
       purge: db.prepare('DELETE FROM sessions WHERE user_id = ? AND (expires_at < ? OR revoked_at < ?)'),
     };
@@ -90,11 +96,11 @@ export class SqliteAccountStore implements AccountStore {
     });
   }
 
-  createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number }): Promise<RefreshSession> {
+  createSession(s: { id: string; userId: string; refreshHash: string; expiresAt: number; userAgent?: string }): Promise<RefreshSession> {
     const now = Date.now();
     return guard(() => {
       this.s.purge.run(s.userId, now, now - 86_400_000);
-      this.s.insertSession.run(s.id, s.userId, s.refreshHash, now, s.expiresAt);
+      this.s.insertSession.run(s.id, s.userId, s.refreshHash, now, s.expiresAt, (s.userAgent ?? '').slice(0, 256), now);
       return { id: s.id, userId: s.userId, refreshHash: s.refreshHash, createdAt: now, expiresAt: s.expiresAt, revokedAt: null };
     });
   }
@@ -103,6 +109,23 @@ export class SqliteAccountStore implements AccountStore {
     return guard(() => {
       const r = this.s.getSession.get(id) as SessionRow | undefined;
       return r ? toSession(r) : null;
+    });
+  }
+
+  sessionIdentity(id: string): Promise<SessionIdentity | null> {
+    return guard(() => {
+      const r = this.s.sessionIdentity.get(id) as (SessionRow & { name: string; profile: string }) | undefined;
+      return r ? { session: toSession(r), name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null;
+    });
+  }
+
+  liveSessions(userId: string, now: number): Promise<SessionInfo[]> {
+    return guard(() => (this.s.liveSessions.all(userId, now) as SessionInfoRow[]).map(toSessionInfo));
+  }
+
+  setName(userId: string, name: string): Promise<void> {
+    return guard(() => {
+      if (this.s.setName.run(name, userId).changes === 0) throw new ParleyError('not_found', 'no such account');
     });
   }
 
@@ -117,7 +140,8 @@ export class SqliteAccountStore implements AccountStore {
     return guard(() => { this.s.revoke.run(Date.now(), id); });
   }
 
-  revokeUserSessions(userId: string): Promise<void> {
-    return guard(() => { this.s.revokeUser.run(Date.now(), userId); });
+  revokeUserSessions(userId: string, except?: string): Promise<number> {
+    return guard(() => this.s.revokeUser.run({ now: Date.now(), user: userId, except: except ?? '' }).changes);
   }
+
 }

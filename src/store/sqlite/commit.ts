@@ -5,7 +5,7 @@ import { ParleyError } from '../../errors.js';
 import type { Member } from '../../protocol/schema.js';
 import { channelNameKey } from '../store.js';
 import { KeyConflictError, type Batch } from '../writer.js';
-import { DAY_MS, FOREVER } from '../rows.js';
+import { DAY_MS, FOREVER, metaText } from '../rows.js';
 import type { Statements } from './statements.js';
 
 const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
@@ -49,7 +49,7 @@ export class BatchWriter {
         // Texts, edits and deletes are queued for the search index by their fts_id.
         const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? nextFtsId() : null;
         const { changes } = s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-          m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null);
+          m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null, metaText(m));
         if (changes === 0) throw new KeyConflictError();
       }
     });

@@ -136,4 +136,53 @@ export const migrations: string[] = [
   ) AS k WHERE rooms.id = k.id AND k.n = 1;
   CREATE UNIQUE INDEX rooms_channel_name ON rooms(name_key) WHERE name_key IS NOT NULL;
   `,
+  // 6: uploaded attachments (store/sqlite/attachments.ts); their bytes live in the blob store
+  // (files under the data directory). message_seq is set once a message carries the upload.
+  `
+  CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    room_id TEXT NOT NULL,
+    uploader TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    blob_id TEXT NOT NULL,
+    preview_id TEXT,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    message_seq INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX attachments_room ON attachments(room_id, message_seq);
+  CREATE INDEX attachments_unattached ON attachments(created_at) WHERE message_seq IS NULL;
+  `,
+  // 7: sessions record the device that signed in and when they were last used.
+  `
+  ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN last_used_at INTEGER;
+  `,
+  // 8: rich messages. A message's mentions and the quote of the message it replies to are kept
+  // with it (meta, JSON); per-member notification levels and who may mention the whole room
+  // (store/sqlite/notifications.ts); pinned messages (store/sqlite/pins.ts).
+  `
+  ALTER TABLE messages ADD COLUMN meta TEXT;
+  CREATE TABLE notify_levels (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    level TEXT NOT NULL CHECK (level IN ('all','mentions','none')),
+    PRIMARY KEY (room_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE room_settings (
+    room_id TEXT PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+    mention_all TEXT NOT NULL CHECK (mention_all IN ('moderators','members'))
+  ) WITHOUT ROWID;
+  CREATE TABLE pins (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (room_id, seq)
+  ) WITHOUT ROWID;
+  `,
 ];

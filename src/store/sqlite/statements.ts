@@ -2,6 +2,7 @@
 // the room log's batches write (commit.ts), retention and search.
 import type Database from 'better-sqlite3';
 import { MEMBER_COLS, MSG_COLS, ROOM_COLS } from '../rows.js';
+import { SEARCH_SCAN } from '../store.js';
 
 /**
  * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
@@ -12,7 +13,7 @@ const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.se
 const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
 
 export type Statements = ReturnType<typeof prepareStatements>;
@@ -70,8 +71,8 @@ export function prepareStatements(d: Database.Database) {
       WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
 
     // ---- messages
-    insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`),
     // Never below what the index has seen: ids of removed messages are not given out again.
     maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
@@ -113,11 +114,13 @@ export function prepareStatements(d: Database.Database) {
     expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
 
     // ---- search and health
-    search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, u.profile
-      FROM search.messages_fts f JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.rowid LEFT JOIN users u ON u.id = m.user_id
-      WHERE f.messages_fts MATCH ? AND f.room_id IN (SELECT value FROM json_each(?))
-        AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
-      ORDER BY m.ts DESC, m.seq DESC LIMIT ?`),
+    // FTS5 walks a word's matches newest first (by rowid, the order messages were indexed)
+    // and stops after SEARCH_SCAN of them, so a common word costs the same as a rare one.
+    search: d.prepare(`SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
+      FROM (SELECT rowid AS id, room_id, seq FROM search.messages_fts WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ${SEARCH_SCAN}) f
+        JOIN messages m ON m.room_id = f.room_id AND m.seq = f.seq AND m.fts_id = f.id LEFT JOIN users u ON u.id = m.user_id
+      WHERE f.room_id IN (SELECT value FROM json_each(?)) AND (m.hidden_for IS NULL OR m.hidden_for <> ?)
+      ORDER BY f.id DESC LIMIT ?`),
     ping: d.prepare('SELECT 1'),
   });
 }

@@ -20,6 +20,8 @@ import { httpValidatorCompiler } from '../../protocol/validate.js';
 import type { Service } from '../../service/index.js';
 import type { CommandRunner } from '../../service/runner.js';
 import { registerAccountRoutes } from './accounts.js';
+import { registerAdminRoutes } from './admin.js';
+import type { Directory } from '../../store/directory.js';
 import { countedErrors, registerApi } from './api.js';
 import { authenticator } from './auth.js';
 import { HTTP_STATUS, sendError, toHttpError } from './errors.js';
@@ -37,6 +39,10 @@ export interface RestDeps {
   getUser(id: string): Promise<User | null>;
   /** Built-in accounts; their routes are absent without it. */
   accounts?: AccountService;
+  /** The admin screen's look-ups; its /admin routes are absent without it. */
+  directory?: Directory;
+  /** Open client connections of this node per transport (the admin screen's live figures). */
+  connections?: () => Partial<Record<'ws' | 'http' | 'mqtt', number>>;
   apiKeys: readonly string[];
   /** Serve /api/v1/openapi.json and /api/docs. */
   docs: boolean;
@@ -128,6 +134,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     },
   });
   closeQuietSockets(app);
+  closeSilentSockets(app, limits.headersTimeoutMs);
   if (limits.connectionsPerAddress > 0) capConnectionsPerAddress(app, limits.connectionsPerAddress, deps.log);
   if (deps.limits) boundConnections(app, deps.limits, deps);
   // Every request schema (API, accounts, plugin routes) is checked by the protocol's one
@@ -141,11 +148,20 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
   app.decorateRequest('identity', null);
 
   // A JSON body may be empty (POST /rooms/x/join with a JSON content type): it is no body.
+  // Bytes that are not UTF-8 are refused, not turned into U+FFFD (as WebSocket closes with 1007).
   const json = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body === '') done(null, undefined);
-    else json(req, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ParleyError('invalid', 'the request body is not valid UTF-8'), undefined);
+      return;
+    }
+    if (text === '') done(null, undefined);
+    else json(req, text, done);
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -207,6 +223,12 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       });
       registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, runner: rest.runner });
       if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
+      if (rest.directory) {
+        registerAdminRoutes(api, {
+          directory: rest.directory, metrics: deps.metrics, verify: rest.verify, apiKeys: rest.apiKeys,
+          connections: rest.connections ?? (() => ({})),
+        });
+      }
       if (rest.docs) {
         api.get('/openapi.json', {
           schema: { operationId: 'openapi', tags: ['ops'], summary: 'This OpenAPI 3.1 document.', security: [] },
@@ -241,6 +263,19 @@ function capConnectionsPerAddress(app: FastifyInstance, cap: number, log: Logger
       if (left > 0) open.set(address, left);
       else open.delete(address);
     });
+  });
+}
+
+/**
+ * Closes a connection that has sent not one byte within `ms` of opening. Node's periodic
+ * headers check is meant to cover it too, but it is a sweep over its own connection lists;
+ * this timer per socket does not depend on them.
+ */
+function closeSilentSockets(app: FastifyInstance, ms: number): void {
+  app.server.on('connection', (s: Socket) => {
+    const t = setTimeout(() => { if (s.bytesRead === 0) s.destroy(); }, ms);
+    t.unref();
+    s.once('close', () => clearTimeout(t));
   });
 }
 

@@ -151,11 +151,22 @@ export const routes: CommandRoute[] = [
     body: argsOf('react', 'room', 'target'), reply: appended,
     args: (p) => ({ ...p.body, ...idemKey(p), room: p.params.room, target: p.params.seq }),
   },
+  {
+    method: 'GET', url: '/rooms/:room/messages/:seq/versions', cmd: 'versions', tag: 'messages', params: P.roomSeq,
+    args: (p) => ({ room: p.params.room, seq: p.params.seq }),
+  },
+  { method: 'GET', url: '/rooms/:room/pins', cmd: 'pins', tag: 'messages', params: P.room, args: room },
+  { method: 'PUT', url: '/rooms/:room/pins/:seq', cmd: 'pin', tag: 'messages', params: P.roomSeq, args: (p) => ({ room: p.params.room, seq: p.params.seq }) },
+  { method: 'DELETE', url: '/rooms/:room/pins/:seq', cmd: 'unpin', tag: 'messages', params: P.roomSeq, args: (p) => ({ room: p.params.room, seq: p.params.seq }) },
   { method: 'GET', url: '/search', cmd: 'search', tag: 'messages', query: argsOf('search'), args: (p) => p.query },
 
   // ---- read markers, inbox, presence, typing
   { method: 'PUT', url: '/rooms/:room/read', cmd: 'read', tag: 'inbox', params: P.room, body: argsOf('read', 'room'), args: (p) => ({ ...p.body, ...room(p) }) },
   { method: 'GET', url: '/inbox', cmd: 'inbox', tag: 'inbox', args: () => ({}) },
+  { method: 'GET', url: '/rooms/:room/notifications', cmd: 'notifications', tag: 'inbox', summary: 'Your notification level in the room.', params: P.room, args: room },
+  { method: 'PUT', url: '/rooms/:room/notifications', cmd: 'notifications', op: 'setNotifications', tag: 'inbox', summary: 'Set your notification level in the room: all, mentions or none.', params: P.room, body: Type.Required(argsOf('notifications', 'room')), args: (p) => ({ ...p.body, ...room(p) }) },
+  { method: 'GET', url: '/rooms/:room/settings', cmd: 'settings', tag: 'rooms', summary: 'The room\'s message settings (who may use @room and @here).', params: P.room, args: room },
+  { method: 'PATCH', url: '/rooms/:room/settings', cmd: 'settings', op: 'updateSettings', tag: 'rooms', summary: 'Change the room\'s message settings (owner, admin or administrator).', params: P.room, body: argsOf('settings', 'room'), args: (p) => ({ ...p.body, ...room(p) }) },
   { method: 'GET', url: '/rooms/:room/presence', cmd: 'presence', tag: 'inbox', params: P.room, args: room },
   { method: 'POST', url: '/rooms/:room/typing', cmd: 'typing', tag: 'inbox', params: P.room, body: argsOf('typing', 'room'), args: (p) => ({ ...p.body, ...room(p) }) },
 

@@ -4,7 +4,7 @@
 // when one of them drifts from `CommandResults`.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import {
-  AccessList, Ban, InboxEntry, Member, Message, PositiveSeq, Room, RoomId, Seq, User, UserId,
+  AccessList, Ban, InboxEntry, Member, MentionAll, Message, NotifyLevel, Pin, PositiveSeq, Room, RoomId, Seq, User, UserId, Version,
   type CommandResults,
 } from '../../protocol/schema.js';
 
@@ -63,6 +63,15 @@ export const Results = {
   unblock: Type.Object({ user: UserId }),
   blocks: Type.Object({ users: Type.Array(UserId) }),
   search: Type.Object({ messages: Type.Array(Message) }),
+  notifications: Type.Object({ room: RoomId, level: NotifyLevel }),
+  settings: Type.Object({ room: RoomId, mentionAll: MentionAll }),
+  pin: Type.Object({ room: RoomId, seq: PositiveSeq, pinned: Type.Boolean() }),
+  unpin: Type.Object({ room: RoomId, seq: PositiveSeq, pinned: Type.Boolean() }),
+  pins: Type.Object({ room: RoomId, pins: Type.Array(Pin) }),
+  versions: Type.Object({
+    room: RoomId, seq: PositiveSeq, versions: Type.Array(Version, { description: 'the original first, then each edit; empty when deleted' }),
+    deleted: Type.Boolean(),
+  }),
   post: Type.Object({ posted: Type.Array(Type.Object({ room: RoomId, seq: PositiveSeq })) }),
   notify: Type.Object({ delivered: Type.Union([Type.Literal('users'), Type.Literal('all')]) }),
 } satisfies { [N in keyof CommandResults]?: TSchema };

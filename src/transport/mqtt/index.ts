@@ -76,6 +76,10 @@ export interface MqttOptions {
   maxInflight: number;
   /** Bytes queued to one client and not yet written out; past it the client is disconnected. */
   slowConsumerBytes: number;
+  /** Open MQTT/TCP connections per client address; further ones are closed at once (0: no cap). */
+  connectionsPerAddress: number;
+  /** Time a new MQTT/TCP or MQTT-over-WebSocket connection has to send its CONNECT. */
+  connectTimeoutMs: number;
 }
 
 interface ClientState {
@@ -163,6 +167,7 @@ export class MqttTransport<Op> {
   async listen(): Promise<number> {
     this.broker = await Aedes.createBroker({
       heartbeatInterval: 60_000,
+      connectTimeout: this.opts.connectTimeoutMs,
       // Client ids are scoped by user (user id + "/" + the id sent), so MQTT 3.1's 23-character
       // bound on what the client sends is checked before scoping, not on the scoped id.
       maxClientsIdLength: 65_535,
@@ -188,8 +193,26 @@ export class MqttTransport<Op> {
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
     }
+    const open = new Map<string, number>();
+    const cap = this.opts.connectionsPerAddress;
     const tcp = createServer((socket) => {
       socket.on('error', () => { /* reported by aedes */ });
+      // As on the HTTP port: one address holds at most `cap` connections, counted by the socket's address.
+      if (cap > 0) {
+        const address = socket.remoteAddress ?? '';
+        const n = open.get(address) ?? 0;
+        if (n >= cap) {
+          this.log.debug({ address, cap }, 'mqtt connection refused: too many from this address');
+          socket.destroy();
+          return;
+        }
+        open.set(address, n + 1);
+        socket.once('close', () => {
+          const left = (open.get(address) ?? 1) - 1;
+          if (left > 0) open.set(address, left);
+          else open.delete(address);
+        });
+      }
       // Same bound as MQTT over WebSocket: the payload limit plus room for topic and header.
       guardPackets(socket, this.opts.maxPayloadBytes + 64 * 1024, () => {
         this.metrics?.error('too_large', 'mqtt');

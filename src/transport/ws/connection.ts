@@ -18,6 +18,8 @@ export class Connection implements Conn {
   readonly id = `${NODE_TAG}${(++connCounter).toString(36)}`;
   user = '';
   identity: Identity | null = null;
+  /** The account session of the token, set with `user`. */
+  session: string | undefined = undefined;
   /** Something arrived (a frame or a pong) since the last heartbeat visit. */
   alive = true;
   /** Commands of this connection run in arrival order up to admission. */

@@ -176,6 +176,7 @@ export class WsTransport {
     }
     if (c.closed) return;
     c.user = identity.id;
+    c.session = identity.session;
     try {
       const result = await this.service.attach(identity, c, frame.resume);
       c.identity = identity;

@@ -8,10 +8,13 @@ import { Conversation } from './conversation.js';
 import { BrowseChannels, CreateRoom, RoomSettings, UserCard } from './dialogs.js';
 import { Icon } from './icons.js';
 import { Preferences } from './preferences.js';
+import { Admin } from './admin.js';
+import { Profile } from './profile.js';
 import { SearchBox, SearchResults } from './search.js';
 import { Sidebar } from './sidebar.js';
 import { loadMarkdown } from './text.js';
-import { Avatar, ConfirmHost, useChat } from './ui.js';
+import { Avatar, ConfirmHost, useChat, VisuallyHidden } from './ui.js';
+import { PinsDialog, VersionsDialog } from './rich.js';
 
 const ROOM_PATH = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/;
 
@@ -35,7 +38,11 @@ export type DialogState =
   | { kind: 'browse' }
   | { kind: 'settings'; room: string }
   | { kind: 'user'; user: string; room: string | null }
-  | { kind: 'preferences' };
+  | { kind: 'preferences' }
+  | { kind: 'profile' }
+  | { kind: 'admin' }
+  | { kind: 'pins'; room: string }
+  | { kind: 'versions'; room: string; seq: number };
 
 function ChatScreen({ session }: { session: Session }) {
   const chat = useMemo(() => new Chat(session), [session]);
@@ -108,9 +115,13 @@ function ChatScreen({ session }: { session: Session }) {
       <Notices chat={chat} />
       <ConfirmHost />
       {dialog?.kind === 'preferences' && <Preferences onClose={close} />}
+      {dialog?.kind === 'admin' && <Admin session={session} onClose={close} />}
+      {dialog?.kind === 'profile' && <Profile chat={chat} session={session} onClose={close} />}
       {dialog?.kind === 'create' && <CreateRoom chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'browse' && <BrowseChannels chat={chat} onClose={close} go={go} />}
       {dialog?.kind === 'settings' && <RoomSettings chat={chat} room={dialog.room} onClose={close} />}
+      {dialog?.kind === 'pins' && <PinsDialog chat={chat} room={dialog.room} onClose={close} />}
+      {dialog?.kind === 'versions' && <VersionsDialog chat={chat} room={dialog.room} seq={dialog.seq} onClose={close} />}
       {dialog?.kind === 'user' && <UserCard chat={chat} user={dialog.user} room={dialog.room} onClose={close} go={go} />}
     </div>
   );
@@ -126,11 +137,19 @@ function Header({ chat, session, search, onSearch, openDialog }: {
       <SearchBox initial={search ?? ''} onSearch={onSearch} />
       <ConnectionStatus chat={chat} />
       <div class="me">
+        {session.admin && (
+          <button type="button" class="icon" aria-label="Server administration" title="Server administration" onClick={() => openDialog({ kind: 'admin' })}>
+            <Icon name="shield" />
+          </button>
+        )}
         <button type="button" class="icon" aria-label="Preferences" title="Preferences" onClick={() => openDialog({ kind: 'preferences' })}>
           <Icon name="sliders" />
         </button>
-        <Avatar id={chat.me.id} name={chat.me.name} size="sm" />
-        <span class="me-name" title={chat.me.id}>{chat.me.name}</span>
+        <button type="button" class="ghost me-button" title={`Your profile (@${chat.me.id})`} onClick={() => openDialog({ kind: 'profile' })}>
+          <Avatar id={chat.me.id} name={chat.me.name} size="sm" />
+          <VisuallyHidden>Your profile: </VisuallyHidden>
+          <span class="me-name">{chat.me.name}</span>
+        </button>
         <button type="button" class="ghost" disabled={busy} onClick={() => { setBusy(true); chat.stop(); void session.logout(); }}>
           Log out
         </button>

@@ -4,15 +4,17 @@
 import type { JSX, TargetedKeyboardEvent } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { describeError, describeJoinError } from '../api.js';
-import type { Chat, PendingSend, RoomEntry } from '../chat.js';
+import type { Chat, PendingSend, RoomEntry, UploadItem } from '../chat.js';
+import type { AttachmentRef, Upload } from '../../../src/client/index.js';
 import type { Shown } from '../fold.js';
-import { dayKey, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
+import { dayKey, formatBytes, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
 import { checkText } from '../validate.js';
 import type { DialogState } from './app.js';
 import { EmojiPicker, QuickReactions } from './emoji-picker.js';
 import { MembersPanel } from './members.js';
 import { Icon } from './icons.js';
 import { MessageText } from './text.js';
+import { MentionList, QuoteBlock, mentionAt, suggestions, type Suggestion } from './rich.js';
 import { Avatar, confirmAction } from './ui.js';
 
 /** Messages of one author closer than this are shown as one block. */
@@ -79,13 +81,14 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
               <span class="dot on" aria-hidden="true" /> {online ? `${online.size} online` : 'Members'}
             </button>
           )}
+          <button type="button" class="pins-button" onClick={() => openDialog({ kind: 'pins', room })}>Pins</button>
           {isAdmin && <button type="button" onClick={() => openDialog({ kind: 'settings', room })}>Settings</button>}
           {entry.room.kind !== 'direct' && <button type="button" class="ghost" onClick={() => void leave()}>Leave</button>}
         </div>
       </header>
       <div class="conv-main">
         <div class="conv-col">
-          <MessageList chat={chat} room={room} entry={entry} title={title} editing={editing} setEditing={setEditing} openUser={openUser} />
+          <MessageList chat={chat} room={room} entry={entry} title={title} editing={editing} setEditing={setEditing} openUser={openUser} openDialog={openDialog} />
           <TypingLine chat={chat} room={room} />
           <Composer chat={chat} room={room} mention={roomMention(entry, nameOf)} onEditLast={editLast} />
         </div>
@@ -127,9 +130,9 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
   );
 }
 
-function MessageList({ chat, room, entry, title, editing, setEditing, openUser }: {
+function MessageList({ chat, room, entry, title, editing, setEditing, openUser, openDialog }: {
   chat: Chat; room: string; entry: RoomEntry; title: string; editing: number | null;
-  setEditing: (seq: number | null) => void; openUser: (user: string) => void;
+  setEditing: (seq: number | null) => void; openUser: (user: string) => void; openDialog: (d: DialogState) => void;
 }) {
   const tl = chat.timeline(room);
   const items = chat.shown(room);
@@ -299,7 +302,7 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser }
       && prev.server === m.server && m.ts - prev.ts < GROUP_MS;
     rows.push(
       <MessageItem key={m.seq} chat={chat} room={room} m={m} compact={compact} editing={editing === m.seq}
-        canDelete={m.user === chat.me.id || moderator} setEditing={setEditing} openUser={openUser}
+        canDelete={m.user === chat.me.id || moderator} canPin={moderator && entry.room.kind !== 'direct'} setEditing={setEditing} openUser={openUser} openDialog={openDialog}
         tabIndex={m.seq === tabStop ? 0 : -1} controlsTab={inside === m.seq ? 0 : -1}
         highlight={m.seq === tl.highlight} readers={receipts.get(m.seq)} />,
     );
@@ -353,9 +356,9 @@ function systemText(chat: Chat, m: Shown): string {
   return `${m.name} ${parts.join(', ') || 'changed the room'}`;
 }
 
-function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, openUser, tabIndex, controlsTab, highlight, readers }: {
-  chat: Chat; room: string; m: Shown; compact: boolean; editing: boolean; canDelete: boolean;
-  setEditing: (seq: number | null) => void; openUser: (user: string) => void;
+function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEditing, openUser, openDialog, tabIndex, controlsTab, highlight, readers }: {
+  chat: Chat; room: string; m: Shown; compact: boolean; editing: boolean; canDelete: boolean; canPin: boolean;
+  setEditing: (seq: number | null) => void; openUser: (user: string) => void; openDialog: (d: DialogState) => void;
   tabIndex: number; controlsTab: number; highlight: boolean; readers: string[] | undefined;
 }) {
   const iso = new Date(m.ts).toISOString();
@@ -375,7 +378,7 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
     }
   }
   return (
-    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
+    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${!mine && chat.mentionsMe(m) ? ' mentioned' : ''}${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
       <div class="msg-gutter">
         {compact
           ? <time class="hover-time" dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
@@ -391,13 +394,19 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
               <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
             </div>
           )}
+        {m.quote && <QuoteBlock chat={chat} quote={m.quote} />}
         {editing
           ? <EditForm chat={chat} room={room} m={m} done={() => setEditing(null)} />
           : m.deleted
             ? <div class="msg-text deleted"><p>This message was deleted.</p></div>
             : (
               <div class="msg-text">
-                <MessageText text={m.text} linkTabIndex={controlsTab} after={m.edited ? <span class="edited"> (edited)</span> : undefined} />
+                {(m.text !== '' || m.edited) && <MessageText text={m.text} linkTabIndex={controlsTab} mentions={mentionTokens(m)} me={chat.me.id}
+                  after={m.edited
+                    ? <> <button type="button" class="edited link" tabIndex={controlsTab} title="Show earlier versions"
+                      onClick={() => openDialog({ kind: 'versions', room, seq: m.seq })}>(edited)</button></>
+                    : undefined} />}
+                {Array.isArray(m.data?.attachments) && <Attachments chat={chat} files={m.data.attachments as AttachmentRef[]} tabIndex={controlsTab} />}
               </div>
             )}
         {m.reactions.length > 0 && (
@@ -423,12 +432,22 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, setEditing, o
             const mineAlready = m.reactions.find((r) => r.emoji === emoji)?.users.includes(chat.me.id) ?? false;
             void chat.react(room, m.seq, emoji, mineAlready);
           }} />
+          <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => chat.replyTo(room, m)}><Icon name="reply" /></button>
+          {canPin && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Pin message" title="Pin" onClick={() => void chat.pin(room, m.seq, true)}><Icon name="pin" /></button>}
           {mine && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}><Icon name="edit" /></button>}
           {canDelete && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Delete message" title="Delete" onClick={() => void remove()}><Icon name="trash" /></button>}
         </div>
       )}
     </li>
   );
+}
+
+/** The "@" tokens of a text the server counted as mentions. */
+function mentionTokens(m: Shown): Set<string> {
+  const out = new Set(m.mentions);
+  if (m.mentionsAll) out.add('room');
+  if (m.mentions.length > 0) out.add('here');
+  return out;
 }
 
 /** Who has read up to this message (small rooms). */
@@ -525,7 +544,10 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
           <span class="name">{chat.me.name}</span>
           <span class="pending-status" role={p.status === 'failed' ? 'alert' : undefined}>{status}</span>
         </div>
-        <div class="msg-text"><p>{p.text}</p></div>
+        <div class="msg-text">
+          {p.text && <p>{p.text}</p>}
+          {p.attachments && <p class="muted">{plural(p.attachments.length, 'file')}</p>}
+        </div>
         {p.status === 'failed' && (
           <div class="row small">
             <button type="button" onClick={() => chat.retry(p.key)}>Retry</button>
@@ -534,6 +556,63 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
         )}
       </div>
     </li>
+  );
+}
+
+/** A message's files: images as previews that open the original, other files as cards. */
+function Attachments({ chat, files, tabIndex }: { chat: Chat; files: AttachmentRef[]; tabIndex: number }) {
+  return (
+    <ul class="attachments">
+      {files.map((f) => <li key={f.id}><AttachmentView chat={chat} f={f} tabIndex={tabIndex} /></li>)}
+    </ul>
+  );
+}
+
+function AttachmentView({ chat, f, tabIndex }: { chat: Chat; f: AttachmentRef; tabIndex: number }) {
+  const [link, setLink] = useState<Upload | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    let live = true;
+    chat.fileLink(f.id).then((v) => { if (live) setLink(v); }, () => { if (live) setFailed(true); });
+    return () => { live = false; };
+  }, [f.id]);
+  const image = f.width !== undefined && f.height !== undefined;
+  if (image && !failed) {
+    // The box has the image's shape (at most the preview's size) before it loads: no jump.
+    const scale = Math.min(1, 360 / Math.max(f.width!, f.height!));
+    return (
+      <a class="attachment-image" href={link?.url} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex} title={f.name}
+        style={{ width: `${Math.round(f.width! * scale)}px`, aspectRatio: `${f.width} / ${f.height}` }}>
+        {link?.previewUrl && <img src={link.previewUrl} alt={f.name} loading="lazy" />}
+      </a>
+    );
+  }
+  return (
+    <a class="attachment-card" href={link?.url} download={f.name} tabIndex={tabIndex} aria-disabled={link ? undefined : true}>
+      <Icon name="file" size={28} />
+      <span class="attachment-meta"><span class="attachment-name clip">{f.name}</span><span class="muted">{formatBytes(f.size)}</span></span>
+    </a>
+  );
+}
+
+/** The files the composer holds: progress while uploading, retry when it failed. */
+function UploadTray({ chat, room, items }: { chat: Chat; room: string; items: UploadItem[] }) {
+  return (
+    <ul class="upload-tray" aria-label="Files to send">
+      {items.map((u) => (
+        <li key={u.local} class={`upload ${u.status}`} data-upload={u.status}>
+          {u.thumb ? <img src={u.thumb} alt="" /> : <Icon name="file" size={24} />}
+          <span class="attachment-meta">
+            <span class="attachment-name clip" title={u.file.name}>{u.file.name || 'pasted'}</span>
+            {u.status === 'uploading' && <progress max={u.file.size || 1} value={u.sent} aria-label={`Uploading ${u.file.name}`} />}
+            {u.status === 'done' && <span class="muted">{formatBytes(u.done!.size)}</span>}
+            {u.status === 'failed' && <span class="error" role="alert">Upload failed: {u.error}</span>}
+          </span>
+          {u.status === 'failed' && <button type="button" onClick={() => chat.retryUpload(room, u.local)}>Retry</button>}
+          <button type="button" class="icon" aria-label={`Remove ${u.file.name}`} title="Remove" onClick={() => chat.dropUpload(room, u.local)}><Icon name="close" size={14} /></button>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -554,7 +633,9 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
   const [text, setText] = useState(() => chat.drafts.get(room));
   const [error, setError] = useState<string | null>(null);
   const [picking, setPicking] = useState(false);
+  const [suggest, setSuggest] = useState<{ start: number; items: Suggestion[]; active: number } | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
+  const replying = chat.replying.get(room);
   /** Where an emoji from the picker goes: the selection when the picker was opened. */
   const caret = useRef<[number, number]>([0, 0]);
   useEffect(() => {
@@ -564,22 +645,47 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
 
   function update(v: string) {
     setText(v);
+    const at = mentionAt(v, ref.current?.selectionStart ?? v.length);
+    const items = at ? suggestions(chat, room, at.query) : [];
+    setSuggest(at && items.length > 0 ? { start: at.start, items, active: 0 } : null);
     chat.drafts.set(room, v);
     setError(null);
     if (v.trim()) chat.typingNow(room);
     else chat.stopTyping(room);
   }
 
+  const uploads = chat.uploadsIn(room);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
+
   function submit() {
     const v = text.trim();
-    const bad = checkText(v) ?? tooLong(v.length, chat.textLimit);
+    if (uploads.some((u) => u.status !== 'done')) {
+      setError(uploads.some((u) => u.status === 'failed') ? 'An upload failed: retry it or remove it.' : 'Wait for the uploads to finish.');
+      return;
+    }
+    const files = uploads.map((u) => u.done!.id);
+    const bad = (files.length > 0 && v === '' ? null : checkText(v)) ?? tooLong(v.length, chat.textLimit);
     if (bad) {
       setError(bad);
       return;
     }
-    chat.send(room, v);
+    chat.send(room, v, files);
     setText('');
     setError(null);
+  }
+
+  function pickMention(s: Suggestion) {
+    if (!suggest) return;
+    const el = ref.current;
+    const end = el?.selectionStart ?? text.length;
+    const token = `@${s.id} `;
+    const v = text.slice(0, suggest.start) + token + text.slice(end);
+    setText(v);
+    chat.drafts.set(room, v);
+    setSuggest(null);
+    const caretAt = suggest.start + token.length;
+    requestAnimationFrame(() => { el?.focus(); el?.setSelectionRange(caretAt, caretAt); });
   }
 
   function insert(emoji: string) {
@@ -606,20 +712,57 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
   const near = text.length >= limit * 0.9;
   const described = ['composer-help', near ? 'composer-count' : '', error ? 'composer-err' : ''].filter(Boolean).join(' ');
   return (
-    <form class="composer" onSubmit={(e) => { e.preventDefault(); submit(); }}>
+    <form class={`composer${dragging ? ' dragging' : ''}`} onSubmit={(e) => { e.preventDefault(); submit(); }}
+      onDragOver={(e) => { if (e.dataTransfer?.types.includes('Files')) { e.preventDefault(); setDragging(true); } }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        setDragging(false);
+        if (!e.dataTransfer?.files.length) return;
+        e.preventDefault();
+        chat.addFiles(room, Array.from(e.dataTransfer.files));
+      }}>
+      {uploads.length > 0 && <UploadTray chat={chat} room={room} items={uploads} />}
       {error && <small id="composer-err" class="error composer-error" role="alert">{error}</small>}
       {!error && near && (
         <small id="composer-count" class={`composer-count${over ? ' error' : ''}`} aria-live="polite">
           {over ?? `${formatNumber(text.length)} / ${formatNumber(limit)}`}
         </small>
       )}
+      {replying && (
+        <div class="replying" role="status">
+          <span>Replying to <strong>{chat.nameOf(replying.user)}</strong>: {shorten(replying.text, 80)}</span>
+          <button type="button" class="icon" aria-label="Cancel reply" title="Cancel reply" onClick={() => chat.replyTo(room, null)}><Icon name="close" /></button>
+        </div>
+      )}
+      {suggest && <MentionList items={suggest.items} active={suggest.active} onPick={pickMention} />}
       <label for="composer" class="sr-only">Message {mention}</label>
       <textarea id="composer" ref={ref} rows={1} placeholder={`Message ${shorten(mention, 40)}`} value={text}
         aria-describedby={described} aria-invalid={error || over ? true : undefined}
+        aria-autocomplete="list" aria-controls={suggest ? 'mention-list' : undefined} aria-expanded={suggest ? true : undefined}
+        aria-activedescendant={suggest ? `mention-${suggest.active}` : undefined}
         onInput={(e) => update(e.currentTarget.value)}
+        onPaste={(e) => {
+          const files = Array.from(e.clipboardData?.files ?? []);
+          if (files.length === 0) return;
+          e.preventDefault();
+          chat.addFiles(room, files);
+        }}
         onBlur={() => chat.stopTyping(room)}
         onKeyDown={(e) => {
-          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+          if (suggest && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+            e.preventDefault();
+            const n = suggest.items.length;
+            setSuggest({ ...suggest, active: (suggest.active + (e.key === 'ArrowDown' ? 1 : n - 1)) % n });
+          } else if (suggest && (e.key === 'Enter' || e.key === 'Tab') && !e.isComposing) {
+            e.preventDefault();
+            pickMention(suggest.items[suggest.active]!);
+          } else if (suggest && e.key === 'Escape') {
+            e.preventDefault();
+            setSuggest(null);
+          } else if (e.key === 'Escape' && replying) {
+            e.preventDefault();
+            chat.replyTo(room, null);
+          } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
             e.preventDefault();
             submit();
           } else if (e.key === 'ArrowUp' && text === '' && onEditLast()) {
@@ -627,6 +770,15 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
           }
         }} />
       <span id="composer-help" class="sr-only">Enter sends, Shift+Enter starts a new line, Up arrow edits your last message. Markdown works: **bold**, _italic_, `code`.</span>
+      <input ref={fileInput} type="file" multiple hidden aria-hidden="true" tabIndex={-1} data-testid="file-input"
+        onChange={(e) => {
+          const files = Array.from(e.currentTarget.files ?? []);
+          e.currentTarget.value = '';
+          if (files.length) chat.addFiles(room, files);
+        }} />
+      <button type="button" class="icon attach-button" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
+        <Icon name="clip" />
+      </button>
       <button type="button" class="icon emoji-button" aria-label="Insert emoji" title="Insert emoji"
         onClick={() => {
           const el = ref.current;

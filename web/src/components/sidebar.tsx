@@ -52,7 +52,10 @@ function preview(chat: Chat, e: RoomEntry): string {
   if (m.kind === 'delete') return 'Message deleted';
   if (m.kind === 'hidden') return 'Hidden message';
   const who = m.system ? 'Server' : m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
-  return `${who}: ${(m.text ?? '').replace(/\s+/g, ' ')}`;
+  const files = Array.isArray(m.data?.attachments) ? (m.data.attachments as Array<{ name: string }>) : [];
+  // A message of files only is previewed by their names.
+  const text = m.text || files.map((f) => f.name).join(', ');
+  return `${who}: ${(files.length > 0 && !m.text ? '📎 ' : '')}${text.replace(/\s+/g, ' ')}`;
 }
 
 function RoomItem({ chat, entry, active, go, nameOf }: {
@@ -74,11 +77,13 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
           <span class="room-top">
             <span class="room-name" title={title}>
               {title}{entry.unread > 0 && <span class="sr-only">, {plural(entry.unread, 'unread message')}</span>}
+              {entry.mentions > 0 && <span class="sr-only">, {plural(entry.mentions, 'unread mention')}</span>}
             </span>
             {entry.last && <time class="room-time" dateTime={new Date(entry.last.ts).toISOString()}>{formatShort(entry.last.ts)}</time>}
           </span>
           <span class="room-bottom">
             <span class="room-preview">{preview(chat, entry)}</span>
+            {entry.mentions > 0 && <span class="badge mention-badge" aria-hidden="true">@{entry.mentions > 99 ? '99+' : entry.mentions}</span>}
             {entry.unread > 0 && <span class="badge" aria-hidden="true">{entry.unread > 99 ? '99+' : entry.unread}</span>}
           </span>
         </span>

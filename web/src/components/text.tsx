@@ -13,11 +13,15 @@ export function loadMarkdown(): Promise<Renderer> {
   return loading;
 }
 
-export function MessageText({ text, after, linkTabIndex }: { text: string; after?: VNode; linkTabIndex?: number }) {
+export function MessageText({ text, after, linkTabIndex, mentions, me }: {
+  text: string; after?: VNode; linkTabIndex?: number;
+  /** "@" tokens to mark as mentions (user ids, `room`, `here`), and my id among them. */
+  mentions?: Set<string>; me?: string;
+}) {
   const [, ready] = useState(renderer !== null);
   useEffect(() => {
     if (!renderer) void loadMarkdown().then(() => ready(true), () => {});
   }, []);
   if (!renderer) return <p>{text}{after}</p>;
-  return <>{renderer.renderMarkdown(text, after, { linkTabIndex })}</>;
+  return <>{renderer.renderMarkdown(text, after, { linkTabIndex, mentions, me })}</>;
 }

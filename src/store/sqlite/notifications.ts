@@ -1,0 +1,53 @@
+// SQLite implementation of the NotificationStore port, on the database handle of SqliteStore
+// (tables from its migrations).
+import type Database from 'better-sqlite3';
+import type { MentionAll, NotifyLevel } from '../../protocol/schema.js';
+import type { NotificationStore } from '../notifications.js';
+import { guard } from './guard.js';
+
+export class SqliteNotificationStore implements NotificationStore {
+  private readonly s;
+
+  constructor(db: Database.Database) {
+    this.s = {
+      level: db.prepare('SELECT level FROM notify_levels WHERE room_id = ? AND user_id = ?').pluck(),
+      setLevel: db.prepare(`INSERT INTO notify_levels (room_id, user_id, level) VALUES (?, ?, ?)
+        ON CONFLICT(room_id, user_id) DO UPDATE SET level = excluded.level`),
+      levels: db.prepare('SELECT user_id, level FROM notify_levels WHERE room_id = ?'),
+      mentionAll: db.prepare('SELECT mention_all FROM room_settings WHERE room_id = ?').pluck(),
+      setMentionAll: db.prepare(`INSERT INTO room_settings (room_id, mention_all) VALUES (?, ?)
+        ON CONFLICT(room_id) DO UPDATE SET mention_all = excluded.mention_all`),
+      unread: db.prepare(`SELECT m.room_id, count(*) AS n FROM members m
+        JOIN messages x ON x.room_id = m.room_id AND x.seq > m.read_seq
+        WHERE m.user_id = ? AND x.meta IS NOT NULL AND x.kind = 'text' AND x.user_id <> m.user_id
+          AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)
+          AND (json_extract(x.meta, '$.mentionsAll') = 'room'
+            OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))
+        GROUP BY m.room_id`),
+    };
+  }
+
+  level(room: string, user: string): Promise<NotifyLevel | null> {
+    return guard(() => (this.s.level.get(room, user) as NotifyLevel | undefined) ?? null);
+  }
+
+  setLevel(room: string, user: string, level: NotifyLevel): Promise<void> {
+    return guard(() => { this.s.setLevel.run(room, user, level); });
+  }
+
+  levels(room: string): Promise<Map<string, NotifyLevel>> {
+    return guard(() => new Map((this.s.levels.all(room) as Array<{ user_id: string; level: NotifyLevel }>).map((r) => [r.user_id, r.level])));
+  }
+
+  mentionAll(room: string): Promise<MentionAll | null> {
+    return guard(() => (this.s.mentionAll.get(room) as MentionAll | undefined) ?? null);
+  }
+
+  setMentionAll(room: string, who: MentionAll): Promise<void> {
+    return guard(() => { this.s.setMentionAll.run(room, who); });
+  }
+
+  unreadMentions(user: string): Promise<Map<string, number>> {
+    return guard(() => new Map((this.s.unread.all(user) as Array<{ room_id: string; n: number }>).map((r) => [r.room_id, r.n])));
+  }
+}

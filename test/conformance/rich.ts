@@ -1,0 +1,107 @@
+// The behaviour suite of the rich-message ports (notifications, pins, versions) and of what
+// the Store keeps for them (a message's mentions and quote): every backend runs it (see
+// store.rich.sqlite.test.ts and store.postgres.test.ts).
+import { describe, expect, it } from 'vitest';
+import type { Writes } from './writes.js';
+import type { RichPorts } from '../../src/service/rich.js';
+
+export interface RichBackend { store: Writes; ports: RichPorts; close(): Promise<void> }
+
+export function richConformance(name: string, open: () => Promise<RichBackend>): void {
+  describe(`rich message ports conformance: ${name}`, () => {
+    async function withRoom<T>(fn: (b: RichBackend, room: string) => Promise<T>): Promise<T> {
+      const b = await open();
+      try {
+        const room = `r${Math.random().toString(36).slice(2, 10)}`;
+        await b.store.createRoom({
+          id: room, kind: 'group', name: room, topic: '', createdBy: 'ann',
+          members: [{ user: 'ann', name: 'Ann', role: 'owner' }, { user: 'bob', name: 'Bob', role: 'member' }, { user: 'cyd', name: 'Cyd', role: 'member' }],
+        });
+        return await fn(b, room);
+      } finally {
+        await b.close();
+      }
+    }
+    const text = (room: string, user: string, t: string, extra: Record<string, unknown> = {}) =>
+      ({ room, user, name: user, kind: 'text' as const, text: t, ...extra });
+
+    it('keeps a message\'s mentions and quote, in history, one message and a repeated key', async () => {
+      await withRoom(async ({ store }, room) => {
+        const meta = { mentions: ['bob'], mentionsAll: 'room' as const, replyTo: 1, quote: { user: 'ann', name: 'Ann', text: 'hi' } };
+        const { message } = await store.append({ ...text(room, 'ann', 'hey @bob @room'), key: 'k1', meta });
+        expect(message).toMatchObject(meta);
+        expect(await store.getMessage(room, message.seq)).toMatchObject(meta);
+        expect((await store.history(room, { after: message.seq - 1, limit: 1 }))[0]).toMatchObject(meta);
+        const again = await store.append({ ...text(room, 'ann', 'hey @bob @room'), key: 'k1', meta });
+        expect(again.duplicate).toBe(true);
+        expect(again.message).toMatchObject(meta);
+        const plain = await store.append(text(room, 'ann', 'plain'));
+        expect(Object.keys((await store.getMessage(room, plain.message.seq))!)).not.toContain('mentions');
+      });
+    });
+
+    it('counts unread mentions per room: after the read marker, by others, naming the user or the room', async () => {
+      await withRoom(async ({ store, ports }, room) => {
+        await store.append({ ...text(room, 'ann', '@bob 1'), meta: { mentions: ['bob'] } });
+        await store.append({ ...text(room, 'ann', '@room'), meta: { mentionsAll: 'room' } });
+        await store.append({ ...text(room, 'ann', '@cyd'), meta: { mentions: ['cyd'] } });
+        const own = await store.append({ ...text(room, 'bob', '@bob myself'), meta: { mentions: ['bob'] } });
+        expect((await ports.notifications.unreadMentions('bob')).get(room)).toBe(2);
+        expect((await ports.notifications.unreadMentions('cyd')).get(room)).toBe(2);
+        expect((await ports.notifications.unreadMentions('ann')).get(room)).toBeUndefined();
+        await store.markRead(room, 'bob', own.message.seq);
+        expect((await ports.notifications.unreadMentions('bob')).get(room)).toBeUndefined();
+      });
+    });
+
+    it('keeps notification levels and who may mention the room, until the room is deleted', async () => {
+      await withRoom(async ({ store, ports }, room) => {
+        expect(await ports.notifications.level(room, 'bob')).toBeNull();
+        expect(await ports.notifications.mentionAll(room)).toBeNull();
+        await ports.notifications.setLevel(room, 'bob', 'none');
+        await ports.notifications.setLevel(room, 'bob', 'all');
+        await ports.notifications.setLevel(room, 'cyd', 'none');
+        await ports.notifications.setMentionAll(room, 'members');
+        expect(await ports.notifications.level(room, 'bob')).toBe('all');
+        expect([...(await ports.notifications.levels(room))].sort()).toEqual([['bob', 'all'], ['cyd', 'none']]);
+        expect(await ports.notifications.mentionAll(room)).toBe('members');
+        await store.deleteRoom(room, false);
+        expect((await ports.notifications.levels(room)).size).toBe(0);
+        expect(await ports.notifications.mentionAll(room)).toBeNull();
+      });
+    });
+
+    it('pins a message once, up to the cap, and lists live pins newest first', async () => {
+      await withRoom(async ({ store, ports }, room) => {
+        const seqs: number[] = [];
+        for (let i = 0; i < 3; i++) seqs.push((await store.append(text(room, 'bob', `m${i}`))).message.seq);
+        expect(await ports.pins.pin(room, seqs[0]!, 'ann', 1000, 2)).toBe(true);
+        expect(await ports.pins.pin(room, seqs[0]!, 'ann', 1001, 2)).toBe(false);
+        expect(await ports.pins.pin(room, seqs[1]!, 'ann', 2000, 2)).toBe(true);
+        await expect(ports.pins.pin(room, seqs[2]!, 'ann', 3000, 2)).rejects.toMatchObject({ code: 'conflict' });
+        expect(await ports.pins.pins(room)).toEqual([{ seq: seqs[1], by: 'ann', ts: 2000 }, { seq: seqs[0], by: 'ann', ts: 1000 }]);
+        await store.append({ room, user: 'bob', name: 'bob', kind: 'delete', target: seqs[1]! });
+        expect((await ports.pins.pins(room)).map((p) => p.seq)).toEqual([seqs[0]]);
+        expect(await ports.pins.unpin(room, seqs[0]!)).toBe(true);
+        expect(await ports.pins.unpin(room, seqs[0]!)).toBe(false);
+        await ports.pins.pin(room, seqs[2]!, 'ann', 4000, 2);
+        await store.deleteRoom(room, true);
+        expect(await ports.pins.pins(room)).toEqual([]);
+      });
+    });
+
+    it('lists a message\'s edits in order and whether it was deleted', async () => {
+      await withRoom(async ({ store, ports }, room) => {
+        const m = (await store.append(text(room, 'bob', 'one'))).message;
+        expect(await ports.versions.edits(room, m.seq)).toEqual({ edits: [], deleted: false });
+        const e1 = (await store.append({ room, user: 'bob', name: 'bob', kind: 'edit', target: m.seq, text: 'two' })).message;
+        const e2 = (await store.append({ room, user: 'bob', name: 'bob', kind: 'edit', target: m.seq, text: 'three' })).message;
+        expect(await ports.versions.edits(room, m.seq)).toEqual({
+          edits: [{ seq: e1.seq, text: 'two', ts: e1.ts }, { seq: e2.seq, text: 'three', ts: e2.ts }], deleted: false,
+        });
+        await store.append({ room, user: 'bob', name: 'bob', kind: 'delete', target: m.seq });
+        expect((await ports.versions.edits(room, m.seq)).deleted).toBe(true);
+      });
+    });
+  });
+}

@@ -1,0 +1,143 @@
+// The admin screen in a real browser, for an account listed in accounts.admins: live figures,
+// finding and banning a user (and lifting it), finding and deleting a room, the word list and
+// webhook delivery status. Other users are not offered it.
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { axeViolations, createRoom, login, PASSWORD, person, post, screenshot, send, signIn, startWeb, type Web } from './web-helpers.js';
+
+const ACCOUNTS = { hashMemoryKib: 8192, hashPasses: 1 };
+let web: Web;
+let hook: Server;
+let ops: Page;
+let bob: Page;
+let den = '';
+
+beforeAll(async () => {
+  hook = createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(503).end()); });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}`;
+  web = await startWeb({
+    plugins: {
+      rateLimit: { enabled: false },
+      wordFilter: { enabled: true, mode: 'mask', words: ['darn'] },
+      webhooks: { enabled: true, maxAttempts: 1, endpoints: [{ url: `${hookUrl}/services/SECRETPATH`, format: 'slack', events: ['message.sent'] }] },
+    },
+  });
+  // The operator's account exists before it is listed as an administrator.
+  const r = await fetch(`${web.srv.url}/api/v1/auth/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'opsy', password: PASSWORD, name: 'Ops Person' }),
+  });
+  expect(r.status).toBe(201);
+  bob = await person(web, 'bob', 'Bob Builder');
+  den = await createRoom(bob, 'Bob Den');
+  await web.stop();
+  await web.restart({ accounts: { ...ACCOUNTS, admins: ['opsy'] } });
+  ops = await web.page(await web.context());
+  await ops.goto(web.srv.url);
+  await signIn(ops, 'opsy');
+  await ops.getByRole('heading', { name: 'Welcome, Ops Person' }).waitFor();
+});
+
+afterAll(async () => {
+  await web?.close();
+  await new Promise<void>((r) => { hook?.closeAllConnections(); hook?.close(() => r()); });
+});
+
+const admin = (page: Page) => page.getByRole('dialog', { name: 'Server administration' });
+
+async function openAdmin(section: string) {
+  if (!(await admin(ops).isVisible())) await ops.getByRole('button', { name: 'Server administration' }).click();
+  await admin(ops).getByRole('button', { name: section, exact: true }).click();
+}
+
+describe('admin screen', () => {
+  it('is offered to administrators only', async () => {
+    await bob.reload();
+    await bob.getByRole('button', { name: /^Your profile/ }).waitFor();
+    expect(await bob.getByRole('button', { name: 'Server administration' }).count()).toBe(0);
+    await ops.getByRole('button', { name: 'Server administration' }).waitFor();
+  });
+
+  it('shows live connections and message rates of the node', async () => {
+    await openAdmin('Live figures');
+    const figure = (name: string) => admin(ops).locator(`[data-figure="${name}"]`);
+    // Two pages are connected: the operator's and Bob's.
+    await expect.poll(() => figure('connections').textContent()).toBe('2');
+    const token = await login(web, 'bob');
+    let seen = 0;
+    const sending = (async () => { for (let i = 0; i < 20; i++) { await post(web, token, den, `burst ${i}`); await new Promise((r) => setTimeout(r, 100)); } })();
+    await expect.poll(async () => {
+      seen = Math.max(seen, Number(await figure('in-rate').textContent()) || 0);
+      return seen;
+    }, { timeout: 10_000 }).toBeGreaterThan(0);
+    await sending;
+    expect(await axeViolations(ops, 'dialog')).toEqual([]);
+    await screenshot(ops, 'web-admin.png');
+  });
+
+  it('finds a user, bans them from the server (their page is told) and lifts the ban', async () => {
+    await openAdmin('Users');
+    await admin(ops).getByLabel('Find users').fill('builder');
+    const row = admin(ops).locator('[data-user="bob"]');
+    await row.waitFor();
+    await expect.poll(() => admin(ops).locator('.admin-row').count()).toBe(1);
+    await row.getByRole('button', { name: 'Ban Bob Builder (@bob)' }).click();
+    const form = row.getByRole('form', { name: 'Ban Bob Builder' });
+    await form.getByLabel('Ban for').selectOption('1 hour');
+    await form.getByLabel('Reason (shown to them)').fill('spamming the den');
+    await form.getByRole('button', { name: 'Ban from the server' }).click();
+    await row.getByText(/^Banned until .+: spamming the den$/).waitFor();
+    await bob.getByText(/banned from this server/).first().waitFor();
+
+    await row.getByRole('button', { name: 'Lift the ban on Bob Builder (@bob)' }).click();
+    await row.getByRole('button', { name: 'Ban Bob Builder (@bob)' }).waitFor();
+    expect(await row.getByText(/^Banned/).count()).toBe(0);
+    // Bob can sign in again.
+    expect(await login(web, 'bob')).toBeTruthy();
+  });
+
+  it('finds a room with its member count and deletes it', async () => {
+    await openAdmin('Rooms');
+    await admin(ops).getByLabel('Find rooms').fill('den');
+    const row = admin(ops).locator(`[data-room="${den}"]`);
+    await expect.poll(() => row.locator('[data-members]').textContent()).toBe('1 member');
+    await row.getByRole('button', { name: 'Delete Bob Den' }).click();
+    await ops.getByRole('alertdialog', { name: 'Delete Bob Den?' }).getByRole('button', { name: 'Delete room' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    await admin(ops).getByText('No room matches.').waitFor();
+    const r = await fetch(`${web.srv.url}/api/v1/rooms/${den}`, { headers: { authorization: `Bearer ${await login(web, 'opsy')}` } });
+    expect(r.status).toBe(404);
+  });
+
+  it('edits the word list, which applies to messages at once', async () => {
+    await openAdmin('Word list');
+    // The configured word is shown, not removable here.
+    await admin(ops).locator('.word', { hasText: 'darn' }).waitFor();
+    await admin(ops).getByLabel('Words to block').fill('heck, gosh');
+    await admin(ops).getByRole('button', { name: 'Block' }).click();
+    await admin(ops).getByRole('button', { name: 'Unblock heck' }).waitFor();
+    await admin(ops).getByRole('button', { name: 'Close' }).click();
+    await createRoom(ops, 'Word Test');
+    await send(ops, 'oh heck');
+    await ops.locator('.message-list .msg-text', { hasText: /^oh \*+$/ }).waitFor();
+
+    await openAdmin('Word list');
+    await admin(ops).getByRole('button', { name: 'Unblock heck' }).click();
+    await expect.poll(() => admin(ops).getByRole('button', { name: 'Unblock heck' }).count()).toBe(0);
+    await admin(ops).getByRole('button', { name: 'Unblock gosh' }).waitFor();
+  });
+
+  it('shows webhook deliveries that failed, by endpoint origin only', async () => {
+    await openAdmin('Webhooks');
+    const row = admin(ops).locator('tbody tr').first();
+    await expect.poll(async () => {
+      await admin(ops).getByRole('button', { name: 'Live figures' }).click();
+      await admin(ops).getByRole('button', { name: 'Webhooks', exact: true }).click();
+      return (await row.textContent()) ?? '';
+    }, { timeout: 10_000 }).toMatch(/HTTP 503/);
+    expect(await row.textContent()).toContain('127.0.0.1');
+    expect(await row.textContent()).not.toContain('SECRETPATH');
+    expect(web.pageErrors).toEqual([]);
+  });
+});
