@@ -94,6 +94,12 @@ export interface Claim {
 
 export interface Bus {
   publish(topic: string, msg: BusMessage): void;
+  /**
+   * Hands a message to this node's handler only (when the topic is subscribed), as a publish
+   * would, without sending it to the other nodes: for a copy of what another node published
+   * (the hub drops a seq it has already delivered).
+   */
+  deliverLocal(topic: string, msg: BusMessage): void;
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
   /** Sets the one handler that receives messages of subscribed topics. */

@@ -113,6 +113,7 @@ export class RoomLog {
   private closed = false;
   private idle: Array<() => void> = [];
   private listeners: Array<(events: CommittedEvent[]) => void> = [];
+  private relayed: Array<(room: string, op: RoomOp, result: unknown) => void> = [];
   private readonly ctx: Ctx;
   private readonly smallRoom: number;
   private readonly maxRooms: number;
@@ -137,6 +138,15 @@ export class RoomLog {
     this.listeners.push(fn);
   }
 
+  /**
+   * Adds a listener told of each operation this node handed to a room's owner, with the
+   * owner's answer, once it is committed there (the owner published its events; this node may
+   * hand its own connections a copy without waiting for the bus).
+   */
+  onRelayed(fn: (room: string, op: RoomOp, result: unknown) => void): void {
+    this.relayed.push(fn);
+  }
+
   /** Runs an operation on a room, wherever its owner is; resolves once it is committed. */
   async submit<N extends OpName>(room: string, op: OpOf<N>): Promise<OpResults[N]> {
     // Keyed writes may be retried safely (a lost answer, a batch fenced): in a cluster every
@@ -156,7 +166,11 @@ export class RoomLog {
         }
       }
       try {
-        return answer(await this.cluster.forward(room, o));
+        const result = await this.cluster.forward(room, o);
+        for (const fn of this.relayed) {
+          try { fn(room, o, result); } catch { /* a listener's failure is its own */ }
+        }
+        return answer(result);
       } catch (err) {
         if (!this.cluster.isNotOwner(err) || route >= MAX_ROUTES) throw err;
         await this.cluster.refresh().catch(() => undefined);

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, BusMessage } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
@@ -19,7 +19,7 @@ import type {
 } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
 import { RoomLog, type RoomLogOptions } from '../log/roomlog.js';
-import type { By, CommittedEvent, OpOf } from '../log/ops.js';
+import type { AppendResult, By, CommittedEvent, OpOf } from '../log/ops.js';
 import { DomainEvents, type Actor, type TransportName } from './events.js';
 import { Hooks, type HookContext } from './hooks.js';
 import * as rules from './rules.js';
@@ -108,6 +108,13 @@ export class Service {
     this.roomLog = new RoomLog(store, { ...opts.roomLog, caps });
     this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
+    // A message committed by its room's owner reaches this node's connections at once, also
+    // when the bus between the nodes is down (the hub drops the bus's copy as already seen).
+    this.roomLog.onRelayed((room, op, result) => {
+      if (op.op !== 'append') return;
+      const r = result as AppendResult;
+      if (!r.duplicate) this.bus.deliverLocal(roomTopic(room), roomFrame(r.message, r.hiddenFor));
+    });
     this.rich = new RichMessages(store, ports, bus, this.hooks, log);
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
@@ -536,14 +543,8 @@ export class Service {
 
   /** Publishes a stored message on its room's topic, then tells the domain event's listeners. */
   private publishMessage(by: Actor, m: Message, hiddenFor?: string): void {
-    if (hiddenFor) {
-      const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
-      this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) });
-      this.events.emit('message.stored', { message: m, by, hiddenFor });
-    } else {
-      this.bus.publish(roomTopic(m.room), { frame: eventText('message', m), seq: m.seq });
-      this.events.emit('message.stored', { message: m, by });
-    }
+    this.bus.publish(roomTopic(m.room), roomFrame(m, hiddenFor));
+    this.events.emit('message.stored', hiddenFor ? { message: m, by, hiddenFor } : { message: m, by });
   }
 
   /**
@@ -721,4 +722,11 @@ export class Service {
   close(): Promise<void> {
     return this.roomLog.close();
   }
+}
+
+/** A stored message on its room's topic; a member who blocks the sender gets a placeholder. */
+function roomFrame(m: Message, hiddenFor?: string): BusMessage {
+  if (!hiddenFor) return { frame: eventText('message', m), seq: m.seq };
+  const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
+  return { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) };
 }

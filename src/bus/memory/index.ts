@@ -61,6 +61,10 @@ export class MemoryBus implements Bus {
   }
 
   publish(topic: string, msg: BusMessage): void {
+    this.deliverLocal(topic, msg);
+  }
+
+  deliverLocal(topic: string, msg: BusMessage): void {
     if (this.topics.has(topic)) this.handler(topic, msg);
   }
 

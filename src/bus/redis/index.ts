@@ -172,17 +172,20 @@ export class RedisBus implements Bus {
 
   publish(topic: string, msg: BusMessage): void {
     if (this.closed) return;
-    if (this.topics.has(topic)) {
-      try {
-        this.handler(topic, msg);
-      } catch (err) {
-        this.opts.log.error({ err, topic }, 'bus handler failed');
-      }
-    }
+    this.deliverLocal(topic, msg);
     const payload = encodeBusMessage(msg, this.origin);
     const p = this.sharded ? (this.pub as Cluster).spublish(this.channel(topic), payload) : this.pub.publish(this.channel(topic), payload);
     // At-most-once: a lost publish is detected by seq and filled from the store.
     p.catch((err: Error) => this.opts.log.debug({ err: err.message, topic }, 'publish failed'));
+  }
+
+  deliverLocal(topic: string, msg: BusMessage): void {
+    if (this.closed || !this.topics.has(topic)) return;
+    try {
+      this.handler(topic, msg);
+    } catch (err) {
+      this.opts.log.error({ err, topic }, 'bus handler failed');
+    }
   }
 
   async subscribe(topic: string): Promise<void> {
