@@ -31,7 +31,7 @@ import { RedisRateCounter } from './plugins/rate-limit/counter-redis.js';
 import type { WordStore } from './plugins/word-filter/words.js';
 import { PostgresWordStore } from './plugins/word-filter/words-postgres.js';
 import { Hub } from './hub/index.js';
-import { Dispatcher, toShed } from './cluster/balance.js';
+import { Dispatcher, Rebalancer } from './cluster/balance.js';
 import { Service } from './service/index.js';
 import { CommandRunner } from './service/runner.js';
 import { Metrics } from './observability/metrics.js';
@@ -272,10 +272,11 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   let url = '';
   bus.nodes.setLocal(() => ({ url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount }));
   const dispatcher = new Dispatcher();
-  // A node well above the mean asks a few clients per heartbeat to reconnect elsewhere.
+  // A node well above the mean, once the counts have settled, asks a few clients to reconnect elsewhere.
+  const balance = new Rebalancer(bus.nodes.id);
   const rebalancer = isCluster(cfg) && cfg.cluster.rebalance ? setInterval(() => {
     void bus.nodes.list().then((nodes) => {
-      const n = toShed(bus.nodes.id, nodes);
+      const n = balance.next(nodes);
       if (n === 0 || closing) return;
       const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
       metrics.rebalanced(moved);

@@ -1,6 +1,9 @@
 // Spreading clients over the nodes of a cluster: which node the dispatcher hands out, and how
 // many of its clients a node well above the mean asks to reconnect elsewhere. Both work from
 // the node list the bus last saw (fresh heartbeats only), never waiting on the network.
+// Each node reports its count at its own heartbeat, so while clients arrive or leave in
+// numbers the counts in the list were taken at different moments; a node sheds clients only
+// once the counts have settled and it has stayed above the mean for several rounds.
 import type { NodeInfo } from '../bus/bus.js';
 
 /**
@@ -55,4 +58,37 @@ export function toShed(self: string, nodes: readonly NodeInfo[]): number {
   const excess = mine - mean;
   if (excess < Math.max(2, mean * 0.1)) return 0;
   return Math.max(1, Math.min(Math.ceil(excess / 2), Math.ceil(mine * 0.05)));
+}
+
+/** Rounds in a row a node must be well above the mean, with settled counts, before it sheds. */
+export const SHED_ROUNDS = 3;
+
+/**
+ * Asked once per heartbeat round with the node list: how many clients node `self` should ask
+ * to move now (see toShed), but only when every node's count moved by less than 5% (and 2
+ * connections) since the round before, and the excess held for `rounds` settled rounds in a
+ * row. A burst of connections (a load balancer dealing thousands of clients, everyone
+ * displaced by a node that died) therefore moves nobody while it lasts.
+ */
+export class Rebalancer {
+  private prev = new Map<string, number>();
+  private streak = 0;
+
+  constructor(private readonly self: string, private readonly rounds = SHED_ROUNDS) {}
+
+  next(nodes: readonly NodeInfo[]): number {
+    const settled = nodes.length === this.prev.size && nodes.every((n) => {
+      const p = this.prev.get(n.id);
+      return p !== undefined && Math.abs(n.connections - p) <= Math.max(2, p * 0.05);
+    });
+    this.prev = new Map(nodes.map((n) => [n.id, n.connections]));
+    const n = toShed(this.self, nodes);
+    if (n === 0 || !settled) {
+      this.streak = 0;
+      return 0;
+    }
+    if (++this.streak < this.rounds) return 0;
+    this.streak = 0;
+    return n;
+  }
 }
