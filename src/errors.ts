@@ -37,4 +37,3 @@ export function toParleyError(err: unknown): ParleyError {
   return new ParleyError('internal');
 }
 
-export const isParleyError = (err: unknown): err is ParleyError => err instanceof ParleyError;

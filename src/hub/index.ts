@@ -177,10 +177,6 @@ export class Hub {
     }
   }
 
-  isFollowing(conn: Conn, room: string): boolean {
-    return this.follows.get(conn)?.has(room) ?? false;
-  }
-
   localConnections(user: string): Conn[] {
     return [...(this.users.get(user) ?? [])];
   }
@@ -219,11 +215,6 @@ export class Hub {
       this.rooms.delete(room);
       void this.bus.unsubscribe(roomTopic(room));
     }
-  }
-
-  /** Sends a frame to one local connection (replies, direct notices). */
-  sendTo(conn: Conn, data: Buffer): void {
-    this.write(conn, { payload: data });
   }
 
   private write(conn: Conn, data: SharedFrame): boolean {

@@ -45,4 +45,3 @@ export function validateCommand<N extends CommandName>(cmd: N, frame: unknown): 
   return validate(Commands[cmd] as TSchema, frame) as CommandFrame<N>;
 }
 
-export const isCommand = <N extends CommandName>(f: CommandFrame, name: N): f is CommandFrame<N> => f.cmd === name;
