@@ -28,7 +28,7 @@ const nodeList = (v: string): string[] => {
 
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
-  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster and attachments, which measure Parley alone)`, ['all'])
+  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster, attachments and history, which measure Parley alone)`, ['all'])
   .option('-t, --targets <list>', `comma-separated targets (${TARGETS.join(',')})`, list(TARGETS, 'target'))
   .option('-q, --quick', 'small sizes and short steps (about a minute for everything)')
   .option('-d, --duration <s>', 'seconds per measured step', int)
@@ -46,6 +46,12 @@ const program = new Command('bench')
   .option('--nodes <list>', 'cluster: node counts, one run each (default 1,2,3,4)', ints)
   .option('--node-cpu <cores>', 'cluster: CPU quota of each node in cores (default 0.2)', int)
   .option('--shapes <list>', `cluster: room shapes (${CLUSTER_SHAPES.join(',')})`, list(CLUSTER_SHAPES, 'shape'))
+  .option('--messages <n>', 'history: messages of the big history (default 10,000,000; quick 200,000)', int)
+  .option('--users <n>', 'history: users (default 100,000; quick 2,000); --rooms sets its rooms (default 100,000; quick 2,000)', int)
+  .option('--fresh <n>', 'history: messages of the fresh database measured beside it (default 20,000; 0: none)', Number)
+  .option('--stores <list>', 'history: stores to measure (sqlite,postgres)', list(['sqlite', 'postgres'] as const, 'store'))
+  .option('--samples <n>', 'history: requests per measured query', int)
+  .option('--sweep-sec <s>', 'history: seconds of live traffic before the retention sweep', int)
   .option('--workers <n>', 'load-generator threads', int)
   .option('--concurrency <n>', 'connections opened at once per worker', int)
   .option('--warmup <ms>', 'unmeasured sending at up to 500 msg/s before the first step, then 20 s at its rate (default 2000)', Number)
@@ -80,6 +86,12 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     clusterNodes: flags.nodes as number[] | undefined,
     nodeCpu: flags.nodeCpu as number | undefined,
     shapes: flags.shapes as ClusterShape[] | undefined,
+    historyMessages: flags.messages as number | undefined,
+    historyUsers: flags.users as number | undefined,
+    historyFresh: flags.fresh as number | undefined,
+    historyStores: flags.stores as Array<'sqlite' | 'postgres'> | undefined,
+    samples: flags.samples as number | undefined,
+    sweepSec: flags.sweepSec as number | undefined,
     profile: Boolean(flags.profile),
     floor: flags.floor !== false,
     nodes: (flags.node as string[] | undefined) ?? [],

@@ -11,6 +11,7 @@ import { RESULTS_DIR, ROOT, startTarget, type RunningTarget } from './targets.js
 import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { runCluster, type ClusterRunInfo, type ClusterStepStats } from './cluster.js';
 import { runAttachments, type AttachmentsInfo } from './attachments.js';
+import { runHistory, type HistoryFigures } from './history.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
@@ -113,6 +114,8 @@ export interface RunResult {
   cluster?: ClusterRunInfo;
   /** Attachments workload: upload throughput, server RSS growth, text latency meanwhile. */
   attachments?: AttachmentsInfo;
+  /** History workload: a node on a big (or fresh) history, its reads, size and retention. */
+  history?: HistoryFigures;
 }
 
 export interface BenchResult {
@@ -226,6 +229,10 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
       if (workload === 'attachments') {
         // Uploads are Parley's own: the other targets store no files.
         if (o.targets.includes('parley')) runs.push(await runAttachments(o, startedAt));
+        continue;
+      }
+      if (workload === 'history') {
+        if (o.targets.includes('parley')) runs.push(...await runHistory(o, startedAt));
         continue;
       }
       if (workload === 'cluster') {

@@ -28,6 +28,10 @@ export interface TargetOptions {
   env?: Record<string, string>;
   /** Longest wait for the target to listen (default 20 s). */
   startTimeoutMs?: number;
+  /** Parley's data directory, made by the caller (seeded beforehand) and left in place at stop. */
+  dataDir?: string;
+  /** Extra `--set key=value` settings for Parley. */
+  settings?: string[];
   logFile: string;
 }
 
@@ -91,7 +95,8 @@ function command(name: TargetName, port: number, dataDir: string, o: TargetOptio
         // in flight per connection is above any --window the harness sends with.
         '--set', 'plugins.rateLimit.enabled=false', '--set', 'limits.maxInFlight=100000',
         // The MQTT variant: Chat21-style clients on MQTT over WebSocket (/mqtt on the same port).
-        ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : [])],
+        ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : []),
+        ...(o.settings ?? []).flatMap((kv) => ['--set', kv])],
       env,
     };
   }
@@ -119,7 +124,7 @@ function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Prom
 
 export async function startTarget(name: TargetName, o: TargetOptions): Promise<RunningTarget> {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const { node, args, env, cwd } = command(name, port, dataDir, o);
   const nodeArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`] : [];
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
@@ -145,7 +150,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
         await exited;
         clearTimeout(t);
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

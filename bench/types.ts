@@ -9,8 +9,8 @@ export const TARGET_WORKLOADS: Partial<Record<TargetName, readonly string[]>> = 
 export type CompareWorkload = 'chat21' | 'fanout' | 'rooms' | 'ingest' | 'connections';
 export const WORKLOADS: readonly CompareWorkload[] = ['chat21', 'fanout', 'rooms', 'ingest', 'connections'];
 /** Parley on several nodes with a CPU quota each; run by name only (it needs root, and takes long). */
-export type WorkloadName = CompareWorkload | 'cluster' | 'attachments';
-export const ALL_WORKLOADS: readonly WorkloadName[] = [...WORKLOADS, 'cluster', 'attachments'];
+export type WorkloadName = CompareWorkload | 'cluster' | 'attachments' | 'history';
+export const ALL_WORKLOADS: readonly WorkloadName[] = [...WORKLOADS, 'cluster', 'attachments', 'history'];
 export type ClusterShape = 'small' | 'hot';
 export const CLUSTER_SHAPES: readonly ClusterShape[] = ['small', 'hot'];
 

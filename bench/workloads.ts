@@ -28,6 +28,13 @@ export interface WorkloadOptions {
   nodeCpu?: number;
   /** Cluster: room shapes to measure. */
   shapes?: ClusterShape[];
+  /** History: messages, users, the fresh database's messages (0: none), stores, requests per query, seconds before the sweep. */
+  historyMessages?: number;
+  historyUsers?: number;
+  historyFresh?: number;
+  historyStores?: Array<'sqlite' | 'postgres'>;
+  samples?: number;
+  sweepSec?: number;
 }
 
 export interface Plan {

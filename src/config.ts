@@ -172,8 +172,14 @@ export function envName(path: string): string {
 }
 
 function coerce(path: string, raw: string): unknown {
-  const schema = LEAVES.get(path);
+  let schema = LEAVES.get(path);
   if (!schema) throw new ConfigError(path, 'unknown key');
+  // A nullable setting (a number or null, such as retention.days): "null" unsets it.
+  if (schema[Kind] === 'Union') {
+    const options = schema.anyOf as TSchema[];
+    if (raw.trim() === 'null' && options.some((o) => o.type === 'null')) return null;
+    schema = options.find((o) => o.type !== 'null') ?? schema;
+  }
   if (schema.type === 'integer' || schema.type === 'number') {
     const n = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(path, `expected a number, got "${raw}"`);

@@ -227,8 +227,9 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
   service.hooks.use(...attachments.hooks());
   const sweep = async (now = Date.now()): Promise<number> => {
+    const started = performance.now();
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
-    metrics.retentionSwept(removed);
+    metrics.retentionSwept(removed, (performance.now() - started) / 1000);
     if (removed > 0) {
       log.info({ removed }, 'retention applied');
       // The files of the messages retention removed go with them.

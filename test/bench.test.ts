@@ -61,6 +61,50 @@ describe('benchmark harness against parley', () => {
     expect(summaryTable(result)).toMatch(/^machine floor \(150 rounds after 5 ms idle\): durable write/);
   }, 120_000);
 
+  it('runs the history workload on a tiny seeded history: every read answers, retention removes the oldest tenth', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-history-'));
+    let result: BenchResult;
+    const messages = 3000;
+    try {
+      result = await runBench({
+        workloads: ['history'], targets: ['parley'], quick: true, floor: false, quietWaitMs: 0, outDir,
+        historyMessages: messages, rooms: 600, historyUsers: 100, historyFresh: 0, historyStores: ['sqlite'], samples: 20, sweepSec: 3,
+      });
+      writeReports(result, outDir, 'smoke');
+      expect(readFileSync(join(outDir, 'smoke.html'), 'utf8')).toContain('<h2>history</h2>');
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+    expect(result.runs.map((r) => r.label)).toEqual(['parley sqlite big']);
+    const run = result.runs[0]!;
+    expect(run.error).toBeUndefined();
+    const h = run.history!;
+    expect(h.shape).toEqual({ messages, rooms: 600, users: 100, inboxRooms: 500 });
+    expect(h.startToHealthzMs).toBeGreaterThan(0);
+    expect(h.startToAuthMs).toBeGreaterThanOrEqual(h.startToHealthzMs);
+    expect(h.queries.map((q) => q.kind)).toEqual([
+      'history, newest page', 'history, deep page (before)', 'history, oldest page of the biggest room',
+      'search, very common word', 'search, common word', 'search, medium word', 'search, rare word', 'search, two words', 'inbox',
+    ]);
+    for (const q of h.queries) {
+      expect(q.failed, `${q.kind}: ${q.firstError}`).toBe(0);
+      expect(q.latency!.count, q.kind).toBeGreaterThan(0);
+    }
+    // Database and search index on disk, with every WAL checkpointed away.
+    expect(Object.keys(h.disk.parts).sort()).toEqual(['parley.db', 'parley.db-search.db']);
+    expect(h.disk.perMessage).toBeGreaterThan(50);
+    // The sweep removed the messages older than the retention limit: the oldest tenth.
+    expect(h.live.removed).toBeGreaterThanOrEqual(messages * 0.09);
+    expect(h.live.removed).toBeLessThanOrEqual(messages * 0.11);
+    expect(h.live.sweepS).not.toBeNull();
+    // Live traffic went on before and through the sweep, every send acknowledged and delivered.
+    expect(h.live.failed, h.live.firstError).toBe(0);
+    expect(h.live.acked).toBe(h.live.sent);
+    expect(h.live.delivered).toBe(h.live.sent);
+    expect(h.live.before.ack!.count).toBeGreaterThan(0);
+    expect(summaryTable(result)).toMatch(/^history +messages/m);
+  }, 120_000);
+
   it('runs the cluster workload on nodes with CPU quotas: nothing lost, and per message the database and Redis work', async () => {
     const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-cluster-'));
     let result: BenchResult;

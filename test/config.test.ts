@@ -33,6 +33,16 @@ describe('configuration', () => {
       .toEqual(['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb']);
   });
 
+  it('sets and unsets the retention limits from the environment and flags', () => {
+    const c = loadConfig({ env: { PARLEY_RETENTION_DAYS: '328.5' }, flags: { 'retention.count': '1000' } });
+    expect(c.retention).toMatchObject({ days: 328.5, count: 1000 });
+    const file = join(tempDir(), 'parley.json');
+    writeFileSync(file, JSON.stringify({ retention: { days: 30 } }));
+    expect(loadConfig({ file, flags: { 'retention.days': 'null' } }).retention.days).toBeNull();
+    const bad = (f: () => unknown) => { try { f(); } catch (e) { return (e as ConfigError).key; } return 'no error'; };
+    expect(bad(() => loadConfig({ flags: { 'retention.days': 'a month' } }))).toBe('retention.days');
+  });
+
   it('names the bad key in its error', () => {
     const bad = (f: () => unknown) => { try { f(); } catch (e) { return (e as ConfigError).key; } return 'no error'; };
     expect(bad(() => loadConfig({ flags: { port: 'eighty' } }))).toBe('port');

@@ -73,6 +73,33 @@ describe('SQLite store specifics', () => {
     await s.close();
   });
 
+  it('a retention sweep removing many messages lets the server go on between its writes', async () => {
+    // Small writes (100 messages each), so 5,000 messages take 50 of them.
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'sweep.db'), retentionBatch: 100 }));
+    await s.createRoom({ id: 'big', kind: 'group', name: 'Big', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    await s.createRoom({ id: 'small', kind: 'group', name: 'Small', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const ts = Date.now();
+    const messages = Array.from({ length: 5000 }, (_, n) => ({
+      message: { room: 'big', seq: n + 2, kind: 'text' as const, user: 'u', name: 'u', ts, text: `old ${n}` }, key: null, hiddenFor: null,
+    }));
+    await s.commit({ deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages }, null);
+    await s.append({ room: 'small', user: 'u', name: 'u', kind: 'text', text: 'kept' });
+    let turns = 0;
+    const ticker = setInterval(() => { turns++; }, 0);
+    let removed: number;
+    try {
+      removed = await s.applyRetention(Date.now(), { count: 1, days: null });
+    } finally {
+      clearInterval(ticker);
+    }
+    // Each room keeps its last message (5,000 of big's 5,001 go, and small's join), one short write at a time.
+    expect(removed).toBe(5001);
+    expect(turns).toBeGreaterThanOrEqual(10);
+    expect(await s.bounds('big')).toEqual({ first: 5001, last: 5001 });
+    expect((await s.history('small', { limit: 10 })).map((m) => m.text)).toEqual(['kept']);
+    await s.close();
+  });
+
   it('retention by age cuts at the first message at or after the limit, in seq order', async () => {
     const s = roomLogWrites(new SqliteStore({ file: join(dir, 'age.db') }));
     await s.createRoom({ id: 'a', kind: 'group', name: 'A', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });

@@ -4,6 +4,7 @@ import type { BenchResult, RunResult, StepResult } from '../run.js';
 import type { LatencySummary } from '../hist.js';
 import type { Floor } from '../floor.js';
 import { attachmentsTable } from '../attachments.js';
+import { historyTable } from '../history.js';
 import { clusterHtml, isCluster } from './cluster.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -117,9 +118,19 @@ function attachmentsHtml(runs: RunResult[]): string {
     + `uploads are streamed, so it must stay flat. Text latency is from send to delivery to another member.</p><pre>${esc(table)}</pre>`;
 }
 
+function historyHtml(runs: RunResult[]): string {
+  const table = historyTable(runs);
+  if (!table) return '';
+  const detail = runs.filter((r) => r.history).map((r) => `<h3>${esc(r.label)}</h3><p>${esc(r.description)}</p><table><tr><th>query</th><th>p50 ms</th><th>p99</th><th>max</th><th>failed</th><th>what</th></tr>`
+    + r.history!.queries.map((q) => `<tr><td>${esc(q.kind)}</td><td>${q.latency?.p50Ms ?? '-'}</td><td>${q.latency?.p99Ms ?? '-'}</td><td>${q.latency?.maxMs ?? '-'}</td>`
+      + `<td>${q.failed}</td><td>${esc(q.detail ?? '')}</td></tr>`).join('') + '</table>').join('');
+  return `<h2>history</h2><p>A node on a seeded history: start to serving, reads, bytes on disk per message, and live traffic while retention removes `
+    + `the oldest tenth. Query latency is one client's sequential requests to an otherwise idle server.</p><pre>${esc(table)}</pre>${detail}`;
+}
+
 export function htmlReport(r: BenchResult): string {
   const byWorkload = new Map<string, RunResult[]>();
-  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments')) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
+  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments' && x.workload !== 'history')) byWorkload.set(run.workload, [...(byWorkload.get(run.workload) ?? []), run]);
   const m = r.machine;
   const parleyNodes = [...new Set(r.runs.filter((x) => x.label !== x.target).map((x) => `${x.label.split('@')[1]} = ${x.node}`))];
   const on = parleyNodes.length > 0 ? ` · Parley on ${esc(parleyNodes.join(', '))}` : '';
@@ -136,5 +147,6 @@ ${r.floor ? floorSection(r.floor) : ''}
 ${[...byWorkload].map(([w, runs]) => workloadSection(w, runs)).join('\n')}
 ${clusterHtml(r.runs)}
 ${attachmentsHtml(r.runs)}
+${historyHtml(r.runs)}
 </body></html>`;
 }

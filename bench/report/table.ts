@@ -4,6 +4,7 @@
 import type { BenchResult, RunResult, StepResult } from '../run.js';
 import { floorLine } from '../floor.js';
 import { attachmentsTable } from '../attachments.js';
+import { historyTable } from '../history.js';
 import { clusterTables, isCluster } from './cluster.js';
 
 const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined ? '-' : x.toFixed(d));
@@ -12,7 +13,7 @@ export function summaryTable(r: BenchResult): string {
   const head = ['workload', 'target', 'step', 'acked/s', 'deliv/s', 'lost', 'dup', 'ooo', 'p50 ms', 'p90', 'p99', 'p99.9', 'max',
     'ack p99', 'srv cpu µs/deliv', 'srv cpu %', 'kernel %', 'rss MiB', 'steal %', 'other cpu %'];
   const rows: string[][] = [];
-  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments')) {
+  for (const run of r.runs.filter((x) => !isCluster(x) && x.workload !== 'attachments' && x.workload !== 'history')) {
     if (run.error) {
       rows.push([run.workload, run.label, 'ERROR', run.error.slice(0, 80)]);
       continue;
@@ -32,7 +33,9 @@ export function summaryTable(r: BenchResult): string {
   const table = rows.length > 0 ? [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)] : [];
   const cluster = clusterTables(r.runs);
   const files = attachmentsTable(r.runs);
-  return [...(r.floor ? [floorLine(r.floor), ''] : []), ...table, ...(cluster ? ['', cluster] : []), ...(files ? ['', files] : [])].join('\n').trim();
+  const history = historyTable(r.runs);
+  return [...(r.floor ? [floorLine(r.floor), ''] : []), ...table, ...(cluster ? ['', cluster] : []), ...(files ? ['', files] : []),
+    ...(history ? ['', history] : [])].join('\n').trim();
 }
 
 function stepRow(run: RunResult, s: StepResult): string[] {

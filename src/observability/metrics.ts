@@ -29,6 +29,7 @@ export class Metrics {
   private readonly overloaded: Counter<'transport' | 'reason'>;
   private readonly sweeps: Counter;
   private readonly swept: Counter;
+  private readonly sweepTime: Counter;
   private readonly moved: Counter;
 
   constructor(sources: MetricSources = {}) {
@@ -75,6 +76,7 @@ export class Metrics {
     });
     this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
     this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
+    this.sweepTime = new Counter({ name: 'parley_retention_sweep_seconds_total', help: 'Time this node\'s retention sweeps took, start to end', registers });
     this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
   }
 
@@ -83,9 +85,10 @@ export class Metrics {
     this.overloaded.inc({ transport, reason });
   }
 
-  /** A retention sweep ran and removed `removed` messages. */
-  retentionSwept(removed: number): void {
+  /** A retention sweep ran for `seconds` and removed `removed` messages. */
+  retentionSwept(removed: number, seconds: number): void {
     this.sweeps.inc();
+    this.sweepTime.inc(seconds);
     if (removed > 0) this.swept.inc(removed);
   }
 

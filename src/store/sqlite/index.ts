@@ -30,7 +30,12 @@ export interface SqliteOptions {
   backgroundCheckpoints?: boolean;
   /** WAL size in pages from which the WAL is made to start over under sustained writes (default 16,384: 64 MB). */
   walRestartPages?: number;
+  /** Most messages one retention write removes (default 2,000). */
+  retentionBatch?: number;
 }
+
+/** Rooms read per page by a retention sweep. */
+const RETENTION_ROOMS = 500;
 
 export class SqliteStore implements Store {
   /** The open database, shared with sibling stores in the same file (accounts, plugins). */
@@ -38,6 +43,7 @@ export class SqliteStore implements Store {
   readonly commitIntervalMs: number;
   /** Writes of the room log decided into one batch at most (SQLite writes them in microseconds). */
   readonly maxBatch = 5000;
+  private readonly retentionBatch: number;
   private readonly s: Statements;
   private readonly writes: GroupCommit;
   private readonly batches: BatchWriter;
@@ -50,6 +56,7 @@ export class SqliteStore implements Store {
   constructor(opts: SqliteOptions) {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
     this.commitIntervalMs = opts.commitIntervalMs ?? 0;
+    this.retentionBatch = opts.retentionBatch ?? 2000;
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -323,28 +330,57 @@ export class SqliteStore implements Store {
 
   // ---- RetentionStore -----------------------------------------------------------------
 
+  /**
+   * Rooms are read a page at a time, and their messages removed at most `retentionBatch` per
+   * write, each write its own short transaction through the group commit: a sweep that removes
+   * a million messages never holds the event loop, or the room log's commits, for longer than
+   * one such write.
+   */
   async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
-    const removed = await this.writes.write(() => {
-      let removed = 0;
-      type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
-      for (const r of this.s.retentionRooms.all() as Row[]) {
-        const count = r.retention_count ?? defaults.count;
-        const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
-        if (count === null && ms === null) continue;
-        let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
-        if (ms !== null) {
-          const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
-          upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
+    type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
+    let removed = 0;
+    let after = '';
+    try {
+      for (;;) {
+        const rooms = await this.read(() => this.s.retentionRooms.all(after, RETENTION_ROOMS) as Row[]);
+        const cuts = await this.read(() => rooms.flatMap((r) => {
+          const count = r.retention_count ?? defaults.count;
+          const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
+          if (count === null && ms === null) return [];
+          let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
+          if (ms !== null) {
+            const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
+            upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
+          }
+          return upTo > 0 ? [{ id: r.id, last: r.last_seq, upTo }] : [];
+        }));
+        for (let i = 0; i < cuts.length;) {
+          const from = i;
+          // Depends only on `from`: the group commit may run a write twice (see group-commit.ts).
+          const done = await this.writes.write(() => {
+            let budget = this.retentionBatch;
+            let k = from;
+            let changes = 0;
+            while (k < cuts.length && budget > 0) {
+              const c = cuts[k]!;
+              // The room's last seq must outlive its messages, so seqs are never given out twice.
+              this.s.keepLastSeq.run(c.last, c.id);
+              const n = this.s.expire.run({ room: c.id, upTo: c.upTo, n: budget }).changes;
+              changes += n;
+              if (n < budget) k++;
+              budget -= n;
+            }
+            return { changes, next: k };
+          });
+          removed += done.changes;
+          i = done.next;
         }
-        if (upTo === 0) continue;
-        const changes = this.s.expire.run(r.id, upTo).changes;
-        // The room's last seq must outlive its messages, so seqs are never given out twice.
-        if (changes > 0) this.s.setLastSeq.run(r.last_seq, r.id);
-        removed += changes;
+        if (rooms.length < RETENTION_ROOMS) break;
+        after = rooms.at(-1)!.id;
       }
-      return removed;
-    });
-    if (removed > 0) this.indexer.pruned();
+    } finally {
+      if (removed > 0) this.indexer.pruned();
+    }
     return removed;
   }
 

@@ -107,11 +107,16 @@ export function prepareStatements(d: Database.Database) {
       EXISTS (SELECT 1 FROM access_lists WHERE room_id = @room AND list = 'black' AND user_id = @user) AS black`),
 
     // ---- retention
-    retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms`),
+    retentionRooms: d.prepare(`SELECT id, ${liveLastSeq('rooms')} AS last_seq, retention_count, retention_ms FROM rooms
+      WHERE id > ? ORDER BY id LIMIT ?`),
     // Age limits cut at the first message (in seq order) at or after the limit. This walks
     // only the messages about to be removed, with no index on ts to keep up at every send.
     firstKept: d.prepare('SELECT seq FROM messages WHERE room_id = ? AND ts >= ? ORDER BY seq LIMIT 1').pluck(),
-    expire: d.prepare('DELETE FROM messages WHERE room_id = ? AND seq <= ?'),
+    // What a room keeps is one range of seqs, so the first `n` of those up to the cut are the
+    // seqs from its first to first + n - 1.
+    expire: d.prepare(`DELETE FROM messages WHERE room_id = @room
+      AND seq <= min(@upTo, coalesce((SELECT min(seq) FROM messages WHERE room_id = @room), 0) + @n - 1)`),
+    keepLastSeq: d.prepare('UPDATE rooms SET last_seq = max(last_seq, ?) WHERE id = ?'),
 
     // ---- search and health
     // FTS5 walks a word's matches newest first (by rowid, the order messages were indexed)
