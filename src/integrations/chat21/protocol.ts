@@ -11,7 +11,12 @@ import { USER_ID_PATTERN, ROOM_ID_PATTERN, isDirectRoom, roomIdRe } from '../../
 export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT: 250 } as const;
 
 export const Json = Type.Record(Type.String(), Type.Unknown());
-const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000 });
+/**
+ * Members keyed by user id. A key that is not a user id makes the whole payload `invalid`
+ * (a record's key pattern alone would let other keys through), so a member list is checked
+ * whole before any of it is applied.
+ */
+const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000, additionalProperties: false });
 
 /**
  * An outgoing message, as `chat21client.sendMessage` builds it. Unknown fields are ignored.
