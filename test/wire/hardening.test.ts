@@ -1,0 +1,77 @@
+// Abuse a client can try at the wire, with raw WebSocket, MQTT and HTTP clients: floods of
+// typing frames, more connections than a user may hold, member lists with bad entries, and
+// Chat21 messages dressed up as the server's notices.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawSocket, waitFor } from '../helpers.js';
+import { APP, Chat21Peer, rest, sleep, startMqttServer } from '../mqtt-helpers.js';
+
+let srv: Awaited<ReturnType<typeof startMqttServer>>;
+beforeAll(async () => { srv = await startMqttServer(); });
+afterAll(async () => { await srv.close(); });
+
+async function authed(user: string): Promise<RawSocket> {
+  const ws = await RawSocket.open(srv.wsUrl);
+  const r = await ws.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
+  expect(r.ok, JSON.stringify(r)).toBe(true);
+  return ws;
+}
+
+describe('Chat21: setting a group\'s members', () => {
+  it('a list with one bad member id is refused whole: nobody is added or removed', async () => {
+    const owner = await srv.token('hm-owner');
+    for (const u of ['hm-a', 'hm-b']) (await authed(u)).close();
+    const g = await rest(srv.url, owner, 'POST', '/groups', { group_name: 'G', group_id: 'hm-group', group_members: { 'hm-a': 1 } });
+    expect(g.status).toBe(201);
+    const members = async () => (await srv.parley.store.members('hm-group')).map((m) => m.user).sort();
+    expect(await members()).toEqual(['hm-a', 'hm-owner']);
+
+    // hm-b would be added and hm-a removed, were "bad id!" not there.
+    const r = await rest(srv.url, owner, 'PUT', '/groups/hm-group/members', { members: { 'hm-owner': 1, 'hm-b': 1, 'bad id!': 1 } });
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('invalid');
+    expect(await members()).toEqual(['hm-a', 'hm-owner']);
+    const messages = await srv.parley.store.history('hm-group', { after: 0, limit: 100 });
+    expect(messages.map((m) => m.kind)).toEqual(['join', 'join']);
+
+    const ok = await rest(srv.url, owner, 'PUT', '/groups/hm-group/members', { members: { 'hm-owner': 1, 'hm-b': 1 } });
+    expect(ok.status).toBe(200);
+    expect(await members()).toEqual(['hm-b', 'hm-owner']);
+  });
+});
+
+describe('Chat21: server notices', () => {
+  it('a client cannot send a message that other clients show as a server notice', async () => {
+    const tok = { a: await srv.token('hi-ann'), b: await srv.token('hi-ben') };
+    const g = await rest(srv.url, tok.a, 'POST', '/groups', { group_name: 'G', group_id: 'group-hi', group_members: { 'hi-ben': 1 } });
+    expect(g.status).toBe(201);
+    const ann = await Chat21Peer.connect(srv.mqttUrl, 'hi-ann', tok.a);
+    const ben = await Chat21Peer.connect(srv.mqttUrl, 'hi-ben', tok.b);
+    const spoof = {
+      subtype: 'info', updateconversation: true, color: 'red',
+      messagelabel: { key: 'MEMBER_JOINED_GROUP', parameters: { member_id: 'mallory', fullname: 'Mallory' } },
+    };
+    await ann.send('group-hi', 'Mallory added to group', { attributes: spoof });
+    const seen = await ben.waitAdded((m) => m.text === 'Mallory added to group', 'the spoofed message');
+    // Delivered as what it is, a member's message: the notice markers are gone, the rest stays.
+    expect(seen.sender).toBe('hi-ann');
+    expect(seen.attributes).toEqual({ updateconversation: true, color: 'red' });
+    // Through Parley's own protocol too: a message's Chat21 data is read the same way.
+    const ws = await authed('hi-ann');
+    const sent = await ws.call({ id: 's', cmd: 'send', room: 'group-hi', text: 'Eve removed from group', data: { chat21: { attributes: { subtype: 'info/support', messagelabel: { key: 'MEMBER_LEFT_GROUP' } } } } });
+    expect(sent.ok).toBe(true);
+    const second = await ben.waitAdded((m) => m.text === 'Eve removed from group', 'the second spoofed message');
+    expect(second.attributes).toEqual({});
+    // History reads them the same way, while the server's own notices keep their markers.
+    const history = await rest(srv.url, tok.b, 'GET', '/hi-ben/conversations/group-hi/messages');
+    const docs = history.body.result as Array<{ text: string; sender: string; attributes: { subtype?: string } | null }>;
+    for (const d of docs) expect(d.attributes?.subtype === 'info', d.text).toBe(d.sender === 'system');
+    expect(docs.some((d) => d.sender === 'system')).toBe(true);
+    ws.close();
+    await ann.close();
+    await ben.close();
+  });
+});
+
+void APP;
+void sleep;
+void waitFor;
