@@ -25,6 +25,7 @@ import { Hooks, type HookContext } from './hooks.js';
 import * as rules from './rules.js';
 import type { RoomChange } from './rules.js';
 import { RichMessages, type Draft, type RichPorts } from './rich.js';
+import { TypingGate } from './typing.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -37,6 +38,8 @@ export interface ServiceOptions {
   roomsPerUser?: number;
   /** Channels and groups a user may have created that still exist (default: no cap). */
   roomsCreatedPerUser?: number;
+  /** A user's typing reaches a room at most once per this window (typing.ts; default 2000, 0: every frame). */
+  typingIntervalMs?: number;
   /** How the room log keeps room states and reaches other nodes (caps come from above). */
   roomLog?: Omit<RoomLogOptions, 'caps'>;
 }
@@ -84,6 +87,7 @@ export class Service {
   readonly roomLog: RoomLog;
   private readonly handlers: Handlers;
   private readonly rich: RichMessages;
+  private readonly typingGate: TypingGate;
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
@@ -109,6 +113,12 @@ export class Service {
     this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
     this.rich = new RichMessages(store, ports, bus, this.hooks, log);
+    // A state merged within a window goes out when it ends, if the user is still a member.
+    this.typingGate = new TypingGate(opts.typingIntervalMs ?? 2000, (user, room, active) => {
+      void (async () => {
+        if (await this.store.getMember(room, user)) await this.publishTyping(user, room, active);
+      })().catch((err: unknown) => this.log.warn({ err, user, room }, 'typing not forwarded'));
+    });
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
     bus.presence.onExpired((user) => this.announceChange(user, false));
@@ -144,10 +154,8 @@ export class Service {
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);
-        // Members who block the typist never see it typing, in any room.
-        const blockers = await this.store.blockersIn(a.room, s.user.id);
-        const frame = eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true });
-        this.bus.publish(roomTopic(a.room), blockers.length > 0 ? { frame, except: blockers } : { frame });
+        const active = a.active ?? true;
+        if (this.typingGate.offer(s.user.id, a.room, active)) await this.publishTyping(s.user.id, a.room, active);
         return {};
       },
       read: async (s, a) => {
@@ -594,6 +602,13 @@ export class Service {
     return rules.requireRoom(await this.store.getRoom(id));
   }
 
+  private async publishTyping(user: string, room: string, active: boolean): Promise<void> {
+    // Members who block the typist never see it typing, in any room.
+    const blockers = await this.store.blockersIn(room, user);
+    const frame = eventText('typing', { room, user, active });
+    this.bus.publish(roomTopic(room), blockers.length > 0 ? { frame, except: blockers } : { frame });
+  }
+
   private async requireMember(s: Session, roomId: string): Promise<Member> {
     const member = await this.store.getMember(roomId, s.user.id);
     if (member) return member;
@@ -719,6 +734,7 @@ export class Service {
 
   /** Settles the writes already taken, then takes no more. */
   close(): Promise<void> {
+    this.typingGate.close();
     return this.roomLog.close();
   }
 }

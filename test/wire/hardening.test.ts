@@ -72,6 +72,83 @@ describe('Chat21: server notices', () => {
   });
 });
 
+/** The typing states of `user` in `room` a member's socket received, in order. */
+const typingOf = (ws: RawSocket, room: string, user: string): boolean[] => ws.frames
+  .filter((f) => f.ev === 'typing' && (f.data as { room: string }).room === room && (f.data as { user: string }).user === user)
+  .map((f) => (f.data as { active: boolean }).active);
+
+/**
+ * Sends `n` typing frames over about `ms`, in bursts of 50 (within the connection's in-flight
+ * cap: each burst's replies are read before the next); resolves with the codes of the replies.
+ */
+async function typingFlood(ws: RawSocket, room: string, n: number, ms: number): Promise<Map<string, number>> {
+  const codes = new Map<string, number>();
+  const bursts = n / 50;
+  const start = Date.now();
+  for (let burst = 0; burst < bursts; burst++) {
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const id = `t${burst}-${i}`;
+      ids.push(id);
+      ws.sendText(JSON.stringify({ id, cmd: 'typing', room, active: true }));
+    }
+    for (const id of ids) {
+      const r = await ws.reply(id, 10_000);
+      const code = r.ok ? 'ok' : (r.error as { code: string }).code;
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+    const due = start + ((burst + 1) * ms) / bursts;
+    if (Date.now() < due) await sleep(due - Date.now());
+  }
+  return codes;
+}
+
+describe('typing floods', () => {
+  async function flood(server: typeof srv, prefix: string): Promise<{ delivered: boolean[]; codes: Map<string, number> }> {
+    const open = async (user: string) => {
+      const ws = await RawSocket.open(server.wsUrl);
+      expect((await ws.call({ id: 'auth', cmd: 'auth', token: await server.token(user) })).ok).toBe(true);
+      return ws;
+    };
+    const typist = await open(`${prefix}-typist`);
+    const member = await open(`${prefix}-member`);
+    const room = `${prefix}-room`;
+    expect((await typist.call({ id: 'c', cmd: 'create', kind: 'group', name: 'Typing', room })).ok).toBe(true);
+    expect((await typist.call({ id: 'i', cmd: 'invite', room, user: `${prefix}-member` })).ok).toBe(true);
+    await waitFor(() => member.frames.some((f) => f.ev === 'room'), 3000, 'the member follows the room');
+
+    const codes = await typingFlood(typist, room, 1000, 1000);
+    expect((await typist.call({ id: 'stop', cmd: 'typing', room, active: false })).ok).toBe(true);
+    // The stop arrives promptly, and nothing of the flood comes after the window.
+    await waitFor(() => typingOf(member, room, `${prefix}-typist`).includes(false), 3000, 'the stopped state');
+    await sleep(2500);
+    const delivered = typingOf(member, room, `${prefix}-typist`);
+    // Typing again once the window has passed reaches the room: the indicator is not stuck.
+    expect((await typist.call({ id: 'again', cmd: 'typing', room })).ok).toBe(true);
+    await waitFor(() => typingOf(member, room, `${prefix}-typist`).length === delivered.length + 1, 3000, 'typing again');
+    typist.close();
+    member.close();
+    return { delivered, codes };
+  }
+
+  it('1,000 typing frames in a second reach a member as one "typing" and one "stopped"; the rate limiter counts them', async () => {
+    const { delivered, codes } = await flood(srv, 'tf');
+    expect(delivered).toEqual([true, false]);
+    // The limiter's typing bucket (10 at once, 2 a second) refuses most of the flood.
+    expect(codes.get('rate_limited') ?? 0).toBeGreaterThan(900);
+    expect(codes.get('ok') ?? 0).toBeGreaterThanOrEqual(10);
+  });
+
+  it('without the rate limiter, the flood is still coalesced to one "typing" and one "stopped"', async () => {
+    const open = await startMqttServer({ plugins: { rateLimit: { enabled: false } } });
+    try {
+      const { delivered, codes } = await flood(open, 'tg');
+      expect(codes.get('ok')).toBe(1000);
+      expect(delivered).toEqual([true, false]);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
 void APP;
-void sleep;
-void waitFor;
