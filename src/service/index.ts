@@ -26,6 +26,7 @@ import * as rules from './rules.js';
 import type { RoomChange } from './rules.js';
 import { RichMessages, type Draft, type RichPorts } from './rich.js';
 import { TypingGate } from './typing.js';
+import { ConnectionCap } from './connections.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -38,6 +39,8 @@ export interface ServiceOptions {
   roomsPerUser?: number;
   /** Channels and groups a user may have created that still exist (default: no cap). */
   roomsCreatedPerUser?: number;
+  /** Live connections of one user on this node, all transports together (default 0: no cap). */
+  connectionsPerUser?: number;
   /** A user's typing reaches a room at most once per this window (typing.ts; default 2000, 0: every frame). */
   typingIntervalMs?: number;
   /** How the room log keeps room states and reaches other nodes (caps come from above). */
@@ -88,6 +91,8 @@ export class Service {
   private readonly handlers: Handlers;
   private readonly rich: RichMessages;
   private readonly typingGate: TypingGate;
+  /** Each authenticated connection of every transport holds a slot of its user here. */
+  readonly connections: ConnectionCap;
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
@@ -113,6 +118,7 @@ export class Service {
     this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
     this.rich = new RichMessages(store, ports, bus, this.hooks, log);
+    this.connections = new ConnectionCap(opts.connectionsPerUser ?? 0);
     // A state merged within a window goes out when it ends, if the user is still a member.
     this.typingGate = new TypingGate(opts.typingIntervalMs ?? 2000, (user, room, active) => {
       void (async () => {

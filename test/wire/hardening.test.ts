@@ -151,4 +151,57 @@ describe('typing floods', () => {
   });
 });
 
+describe('connections per user', () => {
+  it('one connection over limits.connectionsPerUser, WebSocket and MQTT together, is refused with a code and counted', async () => {
+    const capped = await startMqttServer({ limits: { connectionsPerUser: 3 } });
+    const metric = async (transport: string): Promise<number> => {
+      const line = (await (await fetch(`${capped.url}/metrics`)).text()).split('\n')
+        .find((l) => l.startsWith(`parley_connections_refused_total{transport="${transport}",reason="per_user"}`));
+      return line === undefined ? 0 : Number(line.split(' ').pop());
+    };
+    const open = async (user: string): Promise<{ ws: RawSocket; reply: Record<string, unknown> }> => {
+      const ws = await RawSocket.open(capped.wsUrl);
+      return { ws, reply: await ws.call({ id: 'auth', cmd: 'auth', token: await capped.token(user) }) };
+    };
+    try {
+      const token = await capped.token('cap-user');
+      const held: RawSocket[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { ws, reply } = await open('cap-user');
+        expect(reply.ok, JSON.stringify(reply)).toBe(true);
+        held.push(ws);
+      }
+      const peer = await Chat21Peer.connect(capped.mqttUrl, 'cap-user', token);
+
+      // The fourth, over WebSocket: told why, then closed with 4008.
+      const { ws: extra, reply } = await open('cap-user');
+      expect(reply.ok).toBe(false);
+      expect(reply.error).toMatchObject({ code: 'rate_limited', details: { reason: 'connections', limit: 3 } });
+      expect(await extra.closed()).toBe(4008);
+      expect(extra.frames.find((f) => f.ev === 'goodbye')?.data).toMatchObject({ code: 'rate_limited' });
+      // The fourth, over MQTT: CONNACK 3 (server unavailable).
+      await expect(Chat21Peer.connect(capped.mqttUrl, 'cap-user', token)).rejects.toThrow(/unavailable/i);
+      expect(await metric('ws')).toBe(1);
+      expect(await metric('mqtt')).toBe(1);
+
+      // Another user is not affected; and a slot given back can be taken again.
+      const other = await open('cap-other');
+      expect(other.reply.ok).toBe(true);
+      held[0]!.close();
+      let again = await open('cap-user');
+      for (let tries = 0; !again.reply.ok && tries < 50; tries++) {
+        await sleep(100);
+        again = await open('cap-user');
+      }
+      expect(again.reply.ok).toBe(true);
+      held.push(again.ws);
+      for (const ws of held) ws.close();
+      other.ws.close();
+      await peer.close();
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
 void APP;
