@@ -497,7 +497,8 @@ export class Service {
           const told = e.reason === 'evicted' ? 'access' : e.note ? `${e.reason}: ${e.note}` : e.reason;
           this.bus.publish(userTopic(e.user), {
             frame: eventText('room', { room: e.room, member: null, reason: told }),
-            control: { op: 'unfollow', room: e.room },
+            // The user's topic may overtake the room's: its hubs deliver the leave first.
+            control: { op: 'unfollow', room: e.room, seq: e.message.seq },
           });
           this.announceMembership(e.room, [e.user], false);
           this.events.emit('member.left', { room: e.room, user: e.user, name: e.message.name, reason: e.reason, ...(e.note ? { note: e.note } : {}), by });
