@@ -142,6 +142,8 @@ export const ConfigSchema = Type.Object({
     heartbeatMs: Int(30000, 100, 600000, 'Ping interval; a connection silent for two intervals is dropped'),
     roomsPerUser: Int(1000, 1, 1_000_000, 'Channels and groups a user may be a member of; create, join and invite past it are refused (direct rooms do not count; raise it for support agents or bots that belong to many rooms)'),
     roomsCreatedPerUser: Int(100, 1, 1_000_000, 'Channels and groups a user may have created that still exist'),
+    typingIntervalMs: Int(2000, 0, 60_000, 'A user\'s typing reaches a room at most once per this window (plus a prompt "stopped"); the frames in between are merged, per node (0: every frame goes out)'),
+    connectionsPerUser: Int(50, 0, 1_000_000, 'Live connections of one user on one node, WebSocket and MQTT together; one more is refused (WebSocket close 4008, MQTT CONNACK 3; 0: no cap)'),
     roomStates: Int(50_000, 1, 10_000_000, 'Rooms whose state (members, recent idempotency keys, last seq) a node keeps in memory for the rooms it writes; the least recently used beyond are read again from the store when next written'),
   }, { default: {}, additionalProperties: false }),
 }, { additionalProperties: false });

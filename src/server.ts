@@ -210,7 +210,8 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const forwarder = secret !== undefined ? new WsForwarder({ self: backends.nodeId, secret, log, ...(placement ? { placement } : {}) }) : null;
   const service = new Service(store, bus, hub, {
     textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
-    roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
+    roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser, typingIntervalMs: cfg.limits.typingIntervalMs,
+    connectionsPerUser: cfg.limits.connectionsPerUser,
     // Without owning nodes (PostgreSQL outside cluster mode), writers lock each batch's rooms.
     roomLog: {
       maxRooms: cfg.limits.roomStates,

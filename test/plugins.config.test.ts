@@ -9,7 +9,7 @@ describe('plugins configuration', () => {
   it('turns on the rate limiter by default and the others whose section is present, in a fixed order, with defaults', () => {
     const defaults = loadConfig().plugins;
     expect(builtinPlugins(defaults).map((p) => p.name)).toEqual(['rate-limit']);
-    expect(defaults.rateLimit).toEqual({ enabled: true, user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 }, commands: ['send', 'edit', 'react'], exemptAdmins: true });
+    expect(defaults.rateLimit).toEqual({ enabled: true, user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 }, typing: { rate: 2, burst: 10 }, commands: ['send', 'edit', 'react'], exemptAdmins: true });
     const c = loadConfig({
       overrides: { plugins: { webhooks: { endpoints: [hook] }, wordFilter: {}, rateLimit: { user: { rate: 1, burst: 2 } } } },
     });

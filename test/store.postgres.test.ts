@@ -18,6 +18,9 @@ import { richConformance } from './conformance/rich.js';
 import { PostgresNotificationStore } from '../src/store/postgres/notifications.js';
 import { PostgresPinStore } from '../src/store/postgres/pins.js';
 import { PostgresVersionStore } from '../src/store/postgres/versions.js';
+import { SQL } from '../src/store/postgres/statements.js';
+import { toTsquery } from '../src/store/postgres/search-text.js';
+import { SEARCH_SCAN } from '../src/store/store.js';
 
 let server: PgServer;
 beforeAll(async () => { server = await startPostgres(); });
@@ -374,3 +377,53 @@ describe('PostgreSQL word store', () => {
     await s2.close();
   });
 });
+
+describe('PostgreSQL search over many matches', () => {
+  it('a word in 12,000 messages gives the newest page, looking at no more than SEARCH_SCAN of them; rare words are still found', async () => {
+    const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema() }));
+    try {
+      await store.createRoom({ id: 'sa', kind: 'channel', name: 'Search A', topic: '', createdBy: 'w', members: members('w') });
+      await store.createRoom({ id: 'sb', kind: 'channel', name: 'Search B', topic: '', createdBy: 'w', members: members('w') });
+      // Room A: 8,000 messages, room B: 4,000, interleaved in time; A's oldest also says "zebra".
+      const base = 1_800_000_000_000;
+      await store.pool.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv, hidden_for)
+        SELECT 'sa', i + 1, 'text', 'w', 'w', $1::bigint + i * 10, 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END,
+          to_tsvector('simple', 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END),
+          CASE WHEN i = 7999 THEN 'viewer' END
+        FROM generate_series(1, 8000) i`, [base]);
+      await store.pool.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv)
+        SELECT 'sb', i + 1, 'text', 'w', 'w', $1::bigint + i * 20 + 5, 'common word ' || i, to_tsvector('simple', 'common word ' || i)
+        FROM generate_series(1, 4000) i`, [base]);
+      await store.pool.query('ANALYZE messages');
+
+      // The newest 20 by time, across both rooms; A's seq 8000 (i = 7999) is hidden for the viewer.
+      const all = [
+        ...Array.from({ length: 8000 }, (_, k) => ({ room: 'sa', seq: k + 2, ts: base + (k + 1) * 10 })).filter((m) => m.seq !== 8000),
+        ...Array.from({ length: 4000 }, (_, k) => ({ room: 'sb', seq: k + 2, ts: base + (k + 1) * 20 + 5 })),
+      ].sort((x, y) => y.ts - x.ts || y.seq - x.seq);
+      const page = await store.search('viewer', 'common', ['sa', 'sb'], 20);
+      expect(page.map((m) => `${m.room}:${m.seq}`)).toEqual(all.slice(0, 20).map((m) => `${m.room}:${m.seq}`));
+      expect((await store.search('other', 'common', ['sa'], 3)).map((m) => m.seq)).toEqual([8001, 8000, 7999]);
+      expect((await store.search('viewer', 'common word', ['sb'], 2)).map((m) => m.seq)).toEqual([4001, 4000]);
+      // A rare word is found however old, and a word in no message finds nothing.
+      expect((await store.search('viewer', 'zebra', ['sa', 'sb'], 20)).map((m) => m.seq)).toEqual([2]);
+      expect(await store.search('viewer', 'unicorn', ['sa', 'sb'], 20)).toEqual([]);
+
+      // No step of the search reads more messages than SEARCH_SCAN (+1, to tell that there are more).
+      const { rows } = await store.pool.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${SQL.search}`, [['sa', 'sb'], toTsquery('common'), 'viewer', 20]);
+      const scanned = messageScans(rows[0]!['QUERY PLAN'][0]!.Plan);
+      expect(scanned.length).toBeGreaterThan(0);
+      expect(Math.max(...scanned)).toBeLessThanOrEqual(SEARCH_SCAN + 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+interface PlanNode { 'Relation Name'?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] }
+/** Rows each scan of the messages table produced (over all its loops). */
+function messageScans(n: PlanNode): number[] {
+  const own = n['Relation Name'] === 'messages' ? [n['Actual Rows'] * n['Actual Loops']] : [];
+  return [...own, ...(n.Plans ?? []).flatMap(messageScans)];
+}

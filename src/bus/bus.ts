@@ -40,8 +40,13 @@ export interface BusMessage {
 export type Control =
   /** Start delivering the room to the user's connections, replaying after `after`. */
   | { op: 'follow'; room: string; after: number }
-  /** Stop delivering the room to the user's connections. */
-  | { op: 'unfollow'; room: string }
+  /**
+   * Stop delivering the room to the user's connections: at once, or, with `seq` (the user's
+   * leave message), once each connection has been delivered the room up to it. The user's
+   * topic may overtake the room's, so the leave may not have arrived yet; a hub fills it from
+   * the store instead of waiting.
+   */
+  | { op: 'unfollow'; room: string; seq?: number }
   /**
    * Close the user's connections after sending them the frame: every one (server-wide ban), or
    * only those authenticated by account session `session`, or all but those of `keep`.

@@ -37,6 +37,9 @@ interface Follow {
   last: number;
   /** Live messages held back while catching up from the store; null when live. */
   held: Array<{ seq: number; data: SharedFrame }> | null;
+  /** The follow ends once `last` reaches this seq (the member's leave), then `ended` runs. */
+  until?: number;
+  ended?: () => void;
 }
 
 export interface HubOptions {
@@ -177,6 +180,10 @@ export class Hub {
     }
   }
 
+  isFollowing(conn: Conn, room: string): boolean {
+    return this.follows.get(conn)?.has(room) ?? false;
+  }
+
   localConnections(user: string): Conn[] {
     return [...(this.users.get(user) ?? [])];
   }
@@ -215,6 +222,39 @@ export class Hub {
       this.rooms.delete(room);
       void this.bus.unsubscribe(roomTopic(room));
     }
+  }
+
+  /**
+   * Stops delivering the room to `conn` once it has been delivered everything up to `seq` (a
+   * removed member's own leave message), then runs `then`. A connection already past `seq`, or
+   * not following the room, stops at once; one that is not there yet reads the rest from the
+   * store rather than wait for the bus, which may bring it late or never. Nothing after `seq`
+   * is delivered.
+   */
+  unfollowAfter(conn: Conn, room: string, seq: number, then: () => void): void {
+    const f = this.follows.get(conn)?.get(room);
+    if (!f || f.last >= seq) {
+      this.unfollow(conn, room);
+      then();
+      return;
+    }
+    const before = f.ended;
+    f.until = Math.min(seq, f.until ?? seq);
+    f.ended = before ? () => { before(); then(); } : then;
+    if (f.held === null) {
+      f.held = [];
+      void this.catchUp(f);
+    }
+  }
+
+  /** Ends a follow that reached its `until`; true when it did. */
+  private ending(f: Follow): boolean {
+    if (f.until === undefined || f.last < f.until) return false;
+    this.unfollow(f.conn, f.room);
+    const then = f.ended;
+    f.ended = undefined;
+    then?.();
+    return true;
   }
 
   private write(conn: Conn, data: SharedFrame): boolean {
@@ -257,6 +297,7 @@ export class Hub {
       } else if (seq === f.last + 1) {
         f.last = seq;
         if (this.write(f.conn, data)) delivered++;
+        this.ending(f);
       } else if (seq > f.last + 1) {
         // A message went missing on the way (bus reconnect): fill from the store first.
         f.held = [{ seq, data }];
@@ -273,7 +314,11 @@ export class Hub {
     for (const conn of [...conns]) {
       if (control?.op === 'close' && !closes(control, conn)) continue;
       if (control?.op === 'follow') this.follow(conn, control.room, control.after, control.after + 1);
-      else if (control?.op === 'unfollow') this.unfollow(conn, control.room);
+      else if (control?.op === 'unfollow' && control.seq !== undefined) {
+        // The notice of the removal follows the leave message.
+        this.unfollowAfter(conn, control.room, control.seq, () => this.write(conn, data));
+        continue;
+      } else if (control?.op === 'unfollow') this.unfollow(conn, control.room);
       this.write(conn, data);
       if (control?.op === 'close') conn.close(control.code, control.reason);
     }
@@ -301,6 +346,12 @@ export class Hub {
         if (!this.alive(f)) return;
         for (const m of page) {
           if (m.seq <= f.last) continue;
+          if (f.until !== undefined && m.seq > f.until) {
+            // Past the member's leave (which retention removed): nothing more is its to see.
+            f.last = f.until;
+            this.ending(f);
+            return;
+          }
           // Replay no faster than the socket drains, so a long gap never trips the slow-consumer limit.
           if (f.conn.bufferedAmount() > this.opts.slowConsumerBytes / 2) {
             await this.drained(f.conn);
@@ -309,6 +360,7 @@ export class Hub {
           f.last = m.seq;
           if (!this.write(f.conn, { payload: encodeEvent('message', m) })) return;
           this.opts.onDelivered?.(1);
+          if (this.ending(f)) return;
         }
         if (page.length === this.pageSize) continue;
         // Store exhausted: release held messages that continue the sequence.
@@ -319,9 +371,21 @@ export class Hub {
           f.last = held[i]!.seq;
           if (!this.write(f.conn, held[i]!.data)) return;
           this.opts.onDelivered?.(1);
+          if (this.ending(f)) return;
           i++;
         }
         if (i === held.length) {
+          if (f.until !== undefined) {
+            // The leave is committed, so the store has it; a store that has nothing more
+            // (retention removed it) ends the follow rather than wait.
+            if (page.length === 0) {
+              f.last = f.until;
+              this.ending(f);
+              return;
+            }
+            f.held = [];
+            continue;
+          }
           f.held = null;
           return;
         }

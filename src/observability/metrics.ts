@@ -27,6 +27,7 @@ export class Metrics {
   private readonly messagesOut: Counter;
   private readonly deniedTopics: Counter<'transport' | 'action'>;
   private readonly overloaded: Counter<'transport' | 'reason'>;
+  private readonly refusedConns: Counter<'transport' | 'reason'>;
   private readonly sweeps: Counter;
   private readonly swept: Counter;
   private readonly sweepTime: Counter;
@@ -74,6 +75,11 @@ export class Metrics {
       help: 'Connections closed for holding too much: unsent bytes (slow_consumer) or commands awaiting a reply (in_flight)',
       labelNames: ['transport', 'reason'], registers,
     });
+    this.refusedConns = new Counter({
+      name: 'parley_connections_refused_total',
+      help: 'Connections refused on authentication because their user already holds limits.connectionsPerUser on this node (reason per_user)',
+      labelNames: ['transport', 'reason'], registers,
+    });
     this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
     this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
     this.sweepTime = new Counter({ name: 'parley_retention_sweep_seconds_total', help: 'Time this node\'s retention sweeps took, start to end', registers });
@@ -83,6 +89,11 @@ export class Metrics {
   /** A connection was closed because it held more than its limits allow. */
   overload(transport: TransportName, reason: 'slow_consumer' | 'in_flight'): void {
     this.overloaded.inc({ transport, reason });
+  }
+
+  /** A connection was refused because its user holds as many as it may. */
+  refused(transport: TransportName, reason: 'per_user'): void {
+    this.refusedConns.inc({ transport, reason });
   }
 
   /** A retention sweep ran for `seconds` and removed `removed` messages. */

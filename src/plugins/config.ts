@@ -20,8 +20,10 @@ const Limit = Type.Object({
  * messages a second, 50 at once. A section written in the config keeps this per-user limit
  * unless it sets `user` itself. Searches draw on a budget of their own, 10 at once and two a
  * second after that, whatever `commands` lists: a search costs the node far more than a send.
+ * So do "typing" frames (10 at once, two a second), which are fanned out to every member; a
+ * "stopped" frame takes no token, since the typing gate forwards one only after a "typing".
  */
-export const RATE_LIMIT_DEFAULT = { user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 } } as const;
+export const RATE_LIMIT_DEFAULT = { user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 }, typing: { rate: 2, burst: 10 } } as const;
 
 export const RateLimitConfig = Type.Object({
   enabled: Enabled,
@@ -29,6 +31,9 @@ export const RateLimitConfig = Type.Object({
   room: Type.Optional(Limit),
   search: Type.Union([Limit, Type.Null()], {
     default: RATE_LIMIT_DEFAULT.search, description: 'Per-user budget of `search`, separate from `user` (null: searches are not limited)',
+  }),
+  typing: Type.Union([Limit, Type.Null()], {
+    default: RATE_LIMIT_DEFAULT.typing, description: 'Per-user budget of `typing` frames that say the user is typing, separate from `user` (null: not limited)',
   }),
   commands: Type.Array(Type.Union(HOOKED_COMMANDS.map((c) => Type.Literal(c))), {
     default: ['send', 'edit', 'react'], minItems: 1, description: 'Commands that take a token',

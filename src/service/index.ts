@@ -25,6 +25,8 @@ import { Hooks, type HookContext } from './hooks.js';
 import * as rules from './rules.js';
 import type { RoomChange } from './rules.js';
 import { RichMessages, type Draft, type RichPorts } from './rich.js';
+import { TypingGate } from './typing.js';
+import { ConnectionCap } from './connections.js';
 
 export interface ServiceOptions {
   textChars: number;
@@ -37,6 +39,10 @@ export interface ServiceOptions {
   roomsPerUser?: number;
   /** Channels and groups a user may have created that still exist (default: no cap). */
   roomsCreatedPerUser?: number;
+  /** Live connections of one user on this node, all transports together (default 0: no cap). */
+  connectionsPerUser?: number;
+  /** A user's typing reaches a room at most once per this window (typing.ts; default 2000, 0: every frame). */
+  typingIntervalMs?: number;
   /** How the room log keeps room states and reaches other nodes (caps come from above). */
   roomLog?: Omit<RoomLogOptions, 'caps'>;
 }
@@ -84,6 +90,9 @@ export class Service {
   readonly roomLog: RoomLog;
   private readonly handlers: Handlers;
   private readonly rich: RichMessages;
+  private readonly typingGate: TypingGate;
+  /** Each authenticated connection of every transport holds a slot of its user here. */
+  readonly connections: ConnectionCap;
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
@@ -116,6 +125,13 @@ export class Service {
       if (!r.duplicate) this.bus.deliverLocal(roomTopic(room), roomFrame(r.message, r.hiddenFor));
     });
     this.rich = new RichMessages(store, ports, bus, this.hooks, log);
+    this.connections = new ConnectionCap(opts.connectionsPerUser ?? 0);
+    // A state merged within a window goes out when it ends, if the user is still a member.
+    this.typingGate = new TypingGate(opts.typingIntervalMs ?? 2000, (user, room, active) => {
+      void (async () => {
+        if (await this.store.getMember(room, user)) await this.publishTyping(user, room, active);
+      })().catch((err: unknown) => this.log.warn({ err, user, room }, 'typing not forwarded'));
+    });
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
     bus.presence.onExpired((user) => this.announceChange(user, false));
@@ -151,10 +167,8 @@ export class Service {
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);
-        // Members who block the typist never see it typing, in any room.
-        const blockers = await this.store.blockersIn(a.room, s.user.id);
-        const frame = eventText('typing', { room: a.room, user: s.user.id, active: a.active ?? true });
-        this.bus.publish(roomTopic(a.room), blockers.length > 0 ? { frame, except: blockers } : { frame });
+        const active = a.active ?? true;
+        if (this.typingGate.offer(s.user.id, a.room, active)) await this.publishTyping(s.user.id, a.room, active);
         return {};
       },
       read: async (s, a) => {
@@ -490,7 +504,8 @@ export class Service {
           const told = e.reason === 'evicted' ? 'access' : e.note ? `${e.reason}: ${e.note}` : e.reason;
           this.bus.publish(userTopic(e.user), {
             frame: eventText('room', { room: e.room, member: null, reason: told }),
-            control: { op: 'unfollow', room: e.room },
+            // The user's topic may overtake the room's: its hubs deliver the leave first.
+            control: { op: 'unfollow', room: e.room, seq: e.message.seq },
           });
           this.announceMembership(e.room, [e.user], false);
           this.events.emit('member.left', { room: e.room, user: e.user, name: e.message.name, reason: e.reason, ...(e.note ? { note: e.note } : {}), by });
@@ -593,6 +608,13 @@ export class Service {
 
   private async requireRoom(id: string): Promise<Room> {
     return rules.requireRoom(await this.store.getRoom(id));
+  }
+
+  private async publishTyping(user: string, room: string, active: boolean): Promise<void> {
+    // Members who block the typist never see it typing, in any room.
+    const blockers = await this.store.blockersIn(room, user);
+    const frame = eventText('typing', { room, user, active });
+    this.bus.publish(roomTopic(room), blockers.length > 0 ? { frame, except: blockers } : { frame });
   }
 
   private async requireMember(s: Session, roomId: string): Promise<Member> {
@@ -720,6 +742,7 @@ export class Service {
 
   /** Settles the writes already taken, then takes no more. */
   close(): Promise<void> {
+    this.typingGate.close();
     return this.roomLog.close();
   }
 }

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { MemoryBus } from '../../src/bus/memory/index.js';
-import { roomTopic } from '../../src/bus/bus.js';
+import { roomTopic, userTopic } from '../../src/bus/bus.js';
 import { Hub, type Conn, type SharedFrame } from '../../src/hub/index.js';
 import { eventText } from '../../src/protocol/frames.js';
 import type { Message } from '../../src/protocol/schema.js';
@@ -179,5 +179,57 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     for (const c of cs) expect(c.seqs(ROOM)).toEqual(range(3, 22));
     // 20 messages in pages of 4: six reads for everyone, not six per follower.
     expect(gated.reads).toBeLessThanOrEqual(7);
+  });
+});
+
+describe('a removed member (the user\'s topic may overtake the room\'s)', () => {
+  /** Tells `user`'s hubs that it left: the room event, with the unfollow after its leave message. */
+  function removed(user: string, leave: Message): void {
+    bus.publish(userTopic(user), {
+      frame: eventText('room', { room: ROOM, member: null, reason: 'kicked' }),
+      control: { op: 'unfollow', room: ROOM, seq: leave.seq },
+    });
+  }
+  const events = (c: RecordingConn) => c.frames.map((f) => (f.ev === 'message' ? `${f.data.kind as string}:${f.data.seq as number}` : f.ev));
+
+  it('gets its own leave (from the store) when the unfollow arrives before it, then the room event, and nothing after', async () => {
+    const c = await follower(2);
+    const m3 = await store('before');
+    const leave = await sqlite.removeMember(ROOM, 'r', 'r', 'w');
+    const m5 = await store('after the leave');
+    // The unfollow overtakes the leave on the bus; the room's messages come later.
+    removed('r', leave);
+    await waitFor(() => c.frames.some((f) => f.ev === 'room'), 5000, 'the room event');
+    publish(m3);
+    publish(leave);
+    publish(m5);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events(c)).toEqual(['text:3', 'leave:4', 'room']);
+    expect(hub.isFollowing(c, ROOM)).toBe(false);
+  });
+
+  it('while replaying, stops at its leave even when later messages are held', async () => {
+    for (let i = 0; i < 6; i++) await store(`old${i}`);
+    const leave = await sqlite.removeMember(ROOM, 'r', 'r', 'w');
+    const later = [await store('later 1'), await store('later 2')];
+    gated.hold();
+    const c = await follower(2, later[1]!.seq);
+    for (const m of later) publish(m);
+    removed('r', leave);
+    gated.release();
+    await waitFor(() => c.frames.some((f) => f.ev === 'room'), 5000, 'the room event');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events(c)).toEqual([...range(3, 8).map((s) => `text:${s}`), `leave:${leave.seq}`, 'room']);
+  });
+
+  it('once it has its leave, the unfollow is at once', async () => {
+    const c = await follower(2);
+    const leave = await sqlite.removeMember(ROOM, 'r', 'r', 'w');
+    publish(leave);
+    removed('r', leave);
+    const m4 = await store('after');
+    publish(m4);
+    expect(events(c)).toEqual([`leave:${leave.seq}`, 'room']);
+    expect(hub.isFollowing(c, ROOM)).toBe(false);
   });
 });

@@ -11,7 +11,12 @@ import { USER_ID_PATTERN, ROOM_ID_PATTERN, isDirectRoom, roomIdRe } from '../../
 export const STATUS = { SENT: 100, DELIVERED: 150, RECEIVED: 200, RETURN_RECEIPT: 250 } as const;
 
 export const Json = Type.Record(Type.String(), Type.Unknown());
-const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000 });
+/**
+ * Members keyed by user id. A key that is not a user id makes the whole payload `invalid`
+ * (a record's key pattern alone would let other keys through), so a member list is checked
+ * whole before any of it is applied.
+ */
+const Members = Type.Record(Type.String({ pattern: USER_ID_PATTERN }), Type.Unknown(), { maxProperties: 1000, additionalProperties: false });
 
 /**
  * An outgoing message, as `chat21client.sendMessage` builds it. Unknown fields are ignored.
@@ -187,6 +192,19 @@ function attachmentMetadata(f: AttachmentRef, view: View): Record<string, unknow
 const INFO: Record<string, string> = { join: 'MEMBER_JOINED_GROUP', leave: 'MEMBER_LEFT_GROUP' };
 
 /**
+ * A client's message attributes without what makes Chat21 clients show a message as a server
+ * notice ("X joined the group"): a `subtype` starting with "info" and the `messagelabel` that
+ * names the notice's text. Only the server writes notices (its join and leave documents, and
+ * messages posted by the server-side API, which carry the `system` mark); anything else a
+ * client sent is kept.
+ */
+export function clientAttributes(a: Record<string, unknown>): Record<string, unknown> {
+  const info = typeof a.subtype === 'string' && a.subtype.toLowerCase().startsWith('info');
+  if (!info && !Object.hasOwn(a, 'messagelabel')) return a;
+  return Object.fromEntries(Object.entries(a).filter(([k]) => k !== 'messagelabel' && !(k === 'subtype' && info)));
+}
+
+/**
  * The Chat21 documents of a Parley message in `view`, oldest first: none for messages Chat21
  * has no form for (edits, deletes, reactions, custom events, hidden placeholders, direct
  * joins), one for a text message or a group join or leave (a Chat21 "info" message from
@@ -208,7 +226,7 @@ export function toChat21Docs(m: Message, view: View, status: number): Chat21Mess
       sender: m.user, sender_fullname: x.sender_fullname ?? m.name,
       recipient, recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : view.groupName ?? recipient),
       // As sent: a client's null (or a message from another transport: none) stays null.
-      attributes: x.attributes ?? null,
+      attributes: x.attributes ? (m.system ? x.attributes : clientAttributes(x.attributes)) : null,
       metadata: file ? { ...(typeof x.metadata === 'object' ? x.metadata : {}), ...attachmentMetadata(file, view) } : x.metadata ?? null,
       channel_type: view.direct ? 'direct' : 'group',
       ...base, timestamp: x.timestamp ?? m.ts,

@@ -1,6 +1,7 @@
 // The rate-limit plugin: a token bucket per user and one per room, drawn on by the configured
-// commands (send, edit, react by default). A command over either limit is refused with
-// `rate_limited` and details.retryAfterMs before anything is stored.
+// commands (send, edit, react by default), and buckets of their own for search and typing. A
+// command over any of its limits is refused with `rate_limited` and details.retryAfterMs before
+// anything is stored.
 import { ParleyError } from '../../errors.js';
 import type { Hook } from '../../service/hooks.js';
 import type { Store } from '../../store/store.js';
@@ -13,15 +14,19 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
   const counter = opts.counter ?? new MemoryRateCounter();
   const { user, room } = cfg;
   const search = cfg.search ?? null;
+  const typing = cfg.typing ?? null;
+  const own = [...(search ? ['search' as const] : []), ...(typing ? ['typing' as const] : [])];
   let store: Store | undefined;
   const hook: Hook = {
     name: 'rate-limit',
-    commands: search && !cfg.commands.includes('search') ? [...cfg.commands, 'search'] : cfg.commands,
+    commands: [...cfg.commands, ...own.filter((c) => !cfg.commands.includes(c))],
     async before(ctx) {
       if (cfg.exemptAdmins && ctx.user.admin) return;
       const limits: BucketLimit[] = [];
       // A search has a budget of its own, and draws on the others only if `commands` lists it.
       if (ctx.cmd === 'search' && search) limits.push({ key: `s:${ctx.user.id}`, rate: search.rate, burst: search.burst });
+      // So does typing; a "stopped" is free (the typing gate sends one only after a "typing").
+      if (ctx.cmd === 'typing' && typing && ctx.args.active !== false) limits.push({ key: `t:${ctx.user.id}`, rate: typing.rate, burst: typing.burst });
       if (cfg.commands.includes(ctx.cmd as never)) {
         if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
         const roomId = ctx.args.room;

@@ -1,6 +1,7 @@
 // SQL of the PostgreSQL store's reads, in one place (the room log's batch statements are in
 // commit.ts).
 import { MEMBER_COLS, MSG_COLS } from '../rows.js';
+import { SEARCH_SCAN } from '../store.js';
 
 /**
  * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
@@ -16,6 +17,38 @@ export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.
 /** Messages as clients read them: with the author's current public profile. */
 export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
   FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
+
+/**
+ * Full-text search, newest first, looking at a bounded number of messages whatever the word
+ * (as SQLite's FTS walk stops after SEARCH_SCAN matches). The GIN index yields matches in no
+ * order, so sorting them all would cost as much as the word is common. Instead a probe takes
+ * at most SEARCH_SCAN + 1 matches from the index:
+ * - at most SEARCH_SCAN: those are all the matches, and only they are sorted;
+ * - more: the word is common, so each room's newest messages are walked in seq order (its
+ *   primary key, backwards) and filtered, stopping at a page of matches per room; each walk
+ *   looks at no more than the room's share of SEARCH_SCAN messages (and at least a page).
+ *   Older matches of a very common word are not found; a more precise query finds them.
+ * $1 rooms, $2 tsquery, $3 viewer (its hidden messages are left out), $4 page size.
+ */
+const SEARCH = `WITH probe AS MATERIALIZED (
+    SELECT p.room_id, p.seq, p.ts FROM messages p
+    WHERE p.room_id = ANY($1::text[]) AND p.tsv IS NOT NULL AND p.tsv @@ $2::tsquery AND (p.hidden_for IS NULL OR p.hidden_for <> $3)
+    LIMIT ${SEARCH_SCAN + 1}
+  ), few AS (
+    SELECT f.room_id, f.seq, f.ts FROM probe f WHERE (SELECT count(*) FROM probe) <= ${SEARCH_SCAN}
+    ORDER BY f.ts DESC, f.seq DESC LIMIT $4
+  ), many AS (
+    SELECT w.room_id, w.seq, w.ts FROM unnest($1::text[]) AS r(id) CROSS JOIN LATERAL (
+      SELECT y.room_id, y.seq, y.ts FROM (
+        SELECT x.room_id, x.seq, x.ts, x.tsv, x.hidden_for FROM messages x WHERE x.room_id = r.id
+        ORDER BY x.seq DESC LIMIT greatest($4, ceil(${SEARCH_SCAN}.0 / cardinality($1::text[])))::bigint
+      ) y WHERE y.tsv @@ $2::tsquery AND (y.hidden_for IS NULL OR y.hidden_for <> $3) LIMIT $4
+    ) w WHERE (SELECT count(*) FROM probe) > ${SEARCH_SCAN}
+  ), hits AS (
+    SELECT h.room_id, h.seq, h.ts FROM (SELECT * FROM few UNION ALL SELECT * FROM many) h ORDER BY h.ts DESC, h.seq DESC LIMIT $4
+  )
+  ${MSG_READ} JOIN hits h ON h.room_id = m.room_id AND h.seq = m.seq
+  ORDER BY h.ts DESC, h.seq DESC`;
 
 export const SQL = {
   getUser: 'SELECT id, name, profile FROM users WHERE id = $1',
@@ -68,10 +101,7 @@ export const SQL = {
       AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
     LEFT JOIN users lu ON lu.id = l.user_id
     WHERE m.user_id = $1`,
-  search: `${MSG_READ}
-    WHERE m.room_id = ANY($1::text[]) AND m.tsv IS NOT NULL AND m.tsv @@ $2::tsquery
-      AND (m.hidden_for IS NULL OR m.hidden_for <> $3)
-    ORDER BY m.ts DESC, m.seq DESC LIMIT $4`,
+  search: SEARCH,
 
   upsertBan: `INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`,

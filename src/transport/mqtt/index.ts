@@ -150,13 +150,13 @@ export class MqttTransport<Op> {
   private closing = false;
 
   constructor(
-    private readonly service: Pick<Service, 'attach' | 'detach' | 'admit' | 'checkNotBanned'>,
+    private readonly service: Pick<Service, 'attach' | 'detach' | 'admit' | 'checkNotBanned' | 'connections'>,
     private readonly runner: Pick<CommandRunner, 'timed'>,
     private readonly app: MqttApp<Op>,
     private readonly verify: Verifier,
     private readonly opts: MqttOptions,
     private readonly log: Logger,
-    private readonly metrics?: Pick<Metrics, 'error' | 'denied'>,
+    private readonly metrics?: Pick<Metrics, 'error' | 'denied' | 'refused'>,
   ) {}
 
   get connectionCount(): number {
@@ -277,16 +277,28 @@ export class MqttTransport<Op> {
     }).finally(() => done(null, true));
   }
 
-  /** Counts the connection against its user's clients until it closes; `rate_limited` past the cap. */
+  /**
+   * Counts the connection against its user's MQTT clients and its connections of every
+   * transport (limits.connectionsPerUser) until it closes; `rate_limited` past either cap.
+   */
   private holdSession(client: Client, user: string, id: string): void {
     let mine = this.sessions.get(user);
     // Reusing one of its own ids takes that session over (MQTT-3.1.4-2): not one more client.
-    if (mine && !mine.has(id) && mine.size >= this.opts.maxClientsPerUser) {
+    const takeover = mine?.has(id) === true;
+    if (mine && !takeover && mine.size >= this.opts.maxClientsPerUser) {
       throw new ParleyError('rate_limited', `at most ${this.opts.maxClientsPerUser} MQTT clients per user on this node`);
+    }
+    let releaseSlot: () => void;
+    try {
+      releaseSlot = this.service.connections.hold(user, takeover);
+    } catch (err) {
+      this.metrics?.refused('mqtt', 'per_user');
+      throw err;
     }
     if (!mine) this.sessions.set(user, (mine = new Map()));
     mine.set(id, (mine.get(id) ?? 0) + 1);
     const release = (): void => {
+      releaseSlot();
       const n = (mine.get(id) ?? 1) - 1;
       if (n > 0) mine.set(id, n);
       else mine.delete(id);

@@ -33,6 +33,8 @@ export class Connection implements Conn {
   readonly openedAt = Date.now();
   /** Cancels the token-expiry watch. */
   stopExpiry: (() => void) | null = null;
+  /** Gives back the user's connection slot (limits.connectionsPerUser), once authenticated. */
+  releaseSlot: (() => void) | null = null;
   closed = false;
   private corked = false;
   /** Unsent bytes when this turn's writes began to be corked, and reply bytes corked since. */

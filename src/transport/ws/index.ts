@@ -45,12 +45,12 @@ export class WsTransport {
   private readonly heartbeat: HeartbeatWheel<Connection>;
 
   constructor(
-    private readonly service: Pick<Service, 'attach' | 'detach'>,
+    private readonly service: Pick<Service, 'attach' | 'detach' | 'connections'>,
     private readonly runner: CommandRunner,
     private readonly verify: Verifier,
     private readonly opts: WsOptions,
     private readonly log: Logger,
-    private readonly metrics?: Pick<Metrics, 'overload' | 'error'>,
+    private readonly metrics?: Pick<Metrics, 'overload' | 'error' | 'refused'>,
   ) {
     // Frames up to 16x the limit are read and answered with `too_large`; beyond that ws
     // closes the connection with 1009 without buffering the rest.
@@ -175,6 +175,16 @@ export class WsTransport {
       return;
     }
     if (c.closed) return;
+    try {
+      // Held until the connection closes (onClose), or given back if attaching fails.
+      c.releaseSlot = this.service.connections.hold(identity.id);
+    } catch (err) {
+      const e = toParleyError(err);
+      this.metrics?.refused('ws', 'per_user');
+      this.reply(c, frame.id, e);
+      this.goodbye(c, CLOSE_SLOW_CONSUMER, e.code, e.message);
+      return;
+    }
     c.user = identity.id;
     c.session = identity.session;
     try {
@@ -186,6 +196,8 @@ export class WsTransport {
       }
       this.reply(c, frame.id, null, result);
     } catch (err) {
+      c.releaseSlot?.();
+      c.releaseSlot = null;
       const close = this.runner.closeCodeFor(err);
       if (close !== null) {
         const e = toParleyError(err);
@@ -258,6 +270,7 @@ export class WsTransport {
     this.pendingAuth.delete(c);
     this.heartbeat.remove(c);
     c.stopExpiry?.();
+    c.releaseSlot?.();
     this.conns.delete(c);
     if (c.identity) {
       try {
