@@ -433,4 +433,4 @@ export class ParleyClient {
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, Version } from '../protocol/schema.js';
+export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, ThreadSummary, Version } from '../protocol/schema.js';
