@@ -205,5 +205,5 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
 }
 
 function emptyBatch(): Batch {
-  return { deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages: [] };
+  return { deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages: [], threads: [], mentions: [] };
 }

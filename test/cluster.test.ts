@@ -207,6 +207,63 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     raw.close();
   });
 
+  it('a thread started on one node: replies from the others, summaries and the thread\'s history reach members on every node', async () => {
+    const owner = await client('thread-owner', 0);
+    const member = await client('thread-member', 1);
+    const room = await owner.createRoom('group', 'Threads');
+    await owner.invite(room.id, 'thread-member');
+    await owner.invite(room.id, 'thread-third');
+    // A raw reader on the third node: every seq once, in order, thread replies included.
+    const raw = await RawSocket.open(cluster.nodes[2]!.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await token('thread-third') })).ok).toBe(true);
+    const root = await owner.send(room.id, 'a thread');
+    const r1 = await member.send(room.id, 'reply from node 1', { thread: root.seq });
+    const r2 = await owner.send(room.id, 'reply from node 0', { thread: root.seq, alsoToRoom: true });
+    await expect(member.send(room.id, 'nested', { thread: r1.seq })).rejects.toMatchObject({ code: 'invalid' });
+    const r3 = (await raw.call({ id: 2, cmd: 'send', room: room.id, text: 'reply from node 2', thread: root.seq })).data as { seq: number };
+    await waitFor(() => raw.frames.filter((f) => f.ev === 'thread').length === 3, 5000, 'three summaries on node 2');
+    const seqs = raw.frames.filter((f) => f.ev === 'message' && (f.data as Message).room === room.id).map((f) => (f.data as Message).seq);
+    expect(seqs).toEqual([root.seq, r1.seq, r2.seq, r3.seq]);
+    const last = raw.frames.filter((f) => f.ev === 'thread').at(-1)!.data as { seq: number; summary: { count: number; users: string[] } };
+    expect(last).toMatchObject({ seq: root.seq, summary: { count: 3, users: ['thread-member', 'thread-owner', 'thread-third'] } });
+    // Every node reads the thread and the main timeline the same way.
+    for (const i of [0, 1, 2]) {
+      const res = await fetch(`${cluster.nodes[i]!.url}/api/v1/rooms/${room.id}/messages?thread=${root.seq}`, { headers: { authorization: `Bearer ${await token('thread-member')}` } });
+      const body = await res.json() as { messages: Message[]; root: Message };
+      expect(body.messages.map((m) => m.seq)).toEqual([r1.seq, r2.seq, r3.seq]);
+      expect(body.root.summary).toMatchObject({ count: 3 });
+    }
+    const main = await member.history(room.id, { after: root.seq - 1 });
+    expect(main.messages.map((m) => m.seq)).toEqual([root.seq, r2.seq]);
+    raw.close();
+  });
+
+  it('a file uploaded through node A, sent in a message through node B, is read by a member on node C', async () => {
+    const sender = await client('file-sender', 1);
+    const room = await sender.createRoom('group', 'Files');
+    await sender.invite(room.id, 'file-reader');
+    const bytes = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(200_000, 7)]);
+    const up = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/attachments`, {
+      method: 'POST', body: new Uint8Array(bytes),
+      headers: { authorization: `Bearer ${await token('file-sender')}`, 'content-type': 'application/pdf', 'x-filename': 'cluster.pdf' },
+    });
+    expect(up.status).toBe(201);
+    const id = ((await up.json()) as { id: string }).id;
+    const raw = await RawSocket.open(cluster.nodes[2]!.wsUrl);
+    expect((await raw.call({ id: 1, cmd: 'auth', token: await token('file-reader') })).ok).toBe(true);
+    const sent = await sender.send(room.id, 'the report', { attachments: [id] });
+    await waitFor(() => raw.frames.some((f) => f.ev === 'message' && (f.data as Message).seq === sent.seq), 5000, 'the message on node 2');
+    const m = raw.frames.find((f) => f.ev === 'message' && (f.data as Message).seq === sent.seq)!.data as Message;
+    expect(m.data).toMatchObject({ attachments: [{ id, name: 'cluster.pdf', size: bytes.length, type: 'application/pdf' }] });
+    const file = await fetch(`${cluster.nodes[2]!.url}/api/v1/attachments/${id}`, { headers: { authorization: `Bearer ${await token('file-reader')}` } });
+    expect(file.status).toBe(200);
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+    // Not for a user who is no member, on any node.
+    const other = await fetch(`${cluster.nodes[2]!.url}/api/v1/attachments/${id}`, { headers: { authorization: `Bearer ${await token('file-outsider')}` } });
+    expect(other.status).toBe(403);
+    raw.close();
+  });
+
   it('with PostgreSQL unreachable, sends fail with unavailable (never acknowledged), presence still answers, and service resumes by itself', async () => {
     const a = await client('pg-a', 0);
     const b = await client('pg-b', 1);

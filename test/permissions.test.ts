@@ -137,6 +137,14 @@ function request(row: Row, f: Fixture): { frame: Record<string, unknown>; method
     case 'read': return { frame: { cmd: 'read', room: f.room, seq: 1 }, method: 'PUT', path: `${r}/read`, body: { seq: 1 } };
     case 'presence': return { frame: { cmd: 'presence', room: f.room }, method: 'GET', path: `${r}/presence` };
     case 'search': return { frame: { cmd: 'search', query: 'hello', room: f.room }, method: 'GET', path: `/api/v1/search?query=hello&room=${f.room}` };
+    case 'sendThread': return { frame: { cmd: 'send', room: f.room, text: 'in thread', thread: f.peerSeq }, method: 'POST', path: `${r}/messages`, body: { text: 'in thread', thread: f.peerSeq } };
+    case 'threadHistory': return { frame: { cmd: 'history', room: f.room, thread: f.peerSeq }, method: 'GET', path: `${r}/messages?thread=${f.peerSeq}` };
+    case 'versions': return { frame: { cmd: 'versions', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}/versions` };
+    case 'pins': return { frame: { cmd: 'pins', room: f.room }, method: 'GET', path: `${r}/pins` };
+    case 'pin': return { frame: { cmd: 'pin', room: f.room, seq: f.peerSeq }, method: 'PUT', path: `${r}/pins/${f.peerSeq}` };
+    case 'unpin': return { frame: { cmd: 'unpin', room: f.room, seq: f.peerSeq }, method: 'DELETE', path: `${r}/pins/${f.peerSeq}` };
+    case 'notifications': return { frame: { cmd: 'notifications', room: f.room, level: 'all' }, method: 'PUT', path: `${r}/notifications`, body: { level: 'all' } };
+    case 'settings': return { frame: { cmd: 'settings', room: f.room, mentionAll: 'members' }, method: 'PATCH', path: `${r}/settings`, body: { mentionAll: 'members' } };
   }
 }
 

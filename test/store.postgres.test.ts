@@ -68,6 +68,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks, cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
     await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
     await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
+    await s.pool.query('ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }

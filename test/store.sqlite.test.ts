@@ -21,6 +21,7 @@ describe('SQLite store specifics', () => {
     s.db.exec('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments');
     s.db.exec('ALTER TABLE sessions DROP COLUMN user_agent; ALTER TABLE sessions DROP COLUMN last_used_at');
     s.db.exec('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels; DROP TABLE room_settings; DROP TABLE pins');
+    s.db.exec('DROP INDEX messages_thread; ALTER TABLE messages DROP COLUMN thread; ALTER TABLE messages DROP COLUMN thread_only; DROP TABLE threads');
     s.db.pragma('user_version = 4');
     const add = s.db.prepare("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES (?, 'channel', ?, '', 'u', ?)");
     add.run('old', 'General', 1);
@@ -82,7 +83,7 @@ describe('SQLite store specifics', () => {
     const messages = Array.from({ length: 5000 }, (_, n) => ({
       message: { room: 'big', seq: n + 2, kind: 'text' as const, user: 'u', name: 'u', ts, text: `old ${n}` }, key: null, hiddenFor: null,
     }));
-    await s.commit({ deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages }, null);
+    await s.commit({ deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages, threads: [], mentions: [] }, null);
     await s.append({ room: 'small', user: 'u', name: 'u', kind: 'text', text: 'kept' });
     let turns = 0;
     const ticker = setInterval(() => { turns++; }, 0);

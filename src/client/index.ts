@@ -329,9 +329,12 @@ export class ParleyClient {
    * Sends a message; the promise carries its idempotency key (the one given, or a new one).
    * `attachments` names your uploads to the room (see `upload`); the message carries them in
    * `data.attachments`, and the text may then be empty. `replyTo` names the seq of the room's
-   * message it answers.
+   * message it answers (a quote reply, in the room's timeline); `thread` the seq of the root
+   * whose thread it goes to (shown in the main timeline too with `alsoToRoom`).
    */
-  send(room: string, text: string, opts: { key?: string; data?: Record<string, unknown>; attachments?: string[]; replyTo?: number } = {}): KeyedPromise<SendResult> {
+  send(room: string, text: string, opts: {
+    key?: string; data?: Record<string, unknown>; attachments?: string[]; replyTo?: number; thread?: number; alsoToRoom?: boolean;
+  } = {}): KeyedPromise<SendResult> {
     return this.keyed('send', { room, text, ...opts });
   }
 
@@ -402,7 +405,8 @@ export class ParleyClient {
   leaveMany(rooms: string[]) { return this.request('leaveMany', { rooms }); }
   invite(room: string, user: string) { return this.request('invite', { room, user }); }
   direct(user: string): Promise<Room> { return this.request('direct', { user }); }
-  history(room: string, q: { before?: number; after?: number; limit?: number } = {}) {
+  /** A page of the room's main timeline, or with `thread` of that thread (the reply has its `root`). */
+  history(room: string, q: { before?: number; after?: number; limit?: number; thread?: number } = {}) {
     return this.request('history', { room, ...q });
   }
   typing(room: string, active = true) { return this.request('typing', { room, active }); }
@@ -429,4 +433,4 @@ export class ParleyClient {
   unblock(user: string) { return this.request('unblock', { user }); }
 }
 
-export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, Version } from '../protocol/schema.js';
+export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, ThreadSummary, Version } from '../protocol/schema.js';

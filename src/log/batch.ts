@@ -2,7 +2,7 @@
 // Batch (store/writer.ts): each row once, with its final state, so a member who left and joined
 // again, or a room deleted and created again within one batch, is written right by a fixed
 // order of statements.
-import type { Ban, Member, Message, Room } from '../protocol/schema.js';
+import type { Ban, Member, Message, Room, ThreadSummary } from '../protocol/schema.js';
 import type { Batch, MessageRecord } from '../store/writer.js';
 
 interface MemberChange {
@@ -32,9 +32,11 @@ export class BatchBuilder {
   private readonly access = new Map<string, { room: string; list: 'black' | 'white'; user: string; on: boolean }>();
   private readonly blocks = new Map<string, { user: string; other: string; on: boolean }>();
   private messages: MessageRecord[] = [];
+  private readonly threads = new Map<string, { room: string; root: number; summary: ThreadSummary }>();
+  private readonly mentions: Array<{ room: string; seq: number; users: string[] }> = [];
 
   get isEmpty(): boolean {
-    return this.messages.length === 0 && this.rooms.size === 0 && this.members.size === 0
+    return this.messages.length === 0 && this.rooms.size === 0 && this.members.size === 0 && this.threads.size === 0 && this.mentions.length === 0
       && this.bans.size === 0 && this.access.size === 0 && this.blocks.size === 0;
   }
 
@@ -66,7 +68,10 @@ export class BatchBuilder {
     for (const [k, m] of this.members) if (m.room === id) this.members.delete(k);
     for (const [k, b] of this.bans) if (b.room === id) this.bans.delete(k);
     for (const [k, a] of this.access) if (a.room === id) this.access.delete(k);
-    if (!keepHistory) this.messages = this.messages.filter((r) => r.message.room !== id);
+    if (!keepHistory) {
+      this.messages = this.messages.filter((r) => r.message.room !== id);
+      for (const [k, t] of this.threads) if (t.room === id) this.threads.delete(k);
+    }
   }
 
   /** `before` is the member as the room state knew it before this change (null: none). */
@@ -98,10 +103,21 @@ export class BatchBuilder {
     this.messages.push({ message, key, hiddenFor });
   }
 
+  /** A thread's summary as it is after a reply of this batch (the last one written wins). */
+  threadSummarised(room: string, root: number, summary: ThreadSummary): void {
+    this.threads.set(pair(room, String(root)), { room, root, summary });
+  }
+
+  /** An edit mentions these users, whom the message it edits did not. */
+  mentionsAdded(room: string, seq: number, users: string[]): void {
+    this.mentions.push({ room, seq, users });
+  }
+
   build(): Batch {
     const b: Batch = {
       deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [],
       bans: [...this.bans.values()], access: [...this.access.values()], blocks: [...this.blocks.values()], messages: this.messages,
+      threads: [...this.threads.values()], mentions: this.mentions,
     };
     for (const [id, c] of this.rooms) {
       // A room deleted (or deleted and created again) in this batch: its old row goes first.

@@ -4,9 +4,9 @@
 // file turns them into records (store/writer.ts) and into the events published once the
 // records are committed.
 import { ParleyError } from '../errors.js';
-import type { Ban, Member, Message, Role, Room, RoomKind } from '../protocol/schema.js';
+import type { Ban, Member, Message, Role, Room, RoomKind, ThreadSummary } from '../protocol/schema.js';
 import {
-  capsApply, decideAccess, decideAppend, decideBan, decideCreate, decideDestroy, decideInvite, decideJoin, decideKick,
+  capsApply, decideAccess, decideAppend, nextSummary, decideBan, decideCreate, decideDestroy, decideInvite, decideJoin, decideKick,
   decideLeave, decideModerate, decideMute, decideRole, decideUpdate, directPeer, isTargeted, withoutAccess,
   type Actor, type RoomCaps, type RoomChange,
 } from '../service/rules.js';
@@ -32,6 +32,9 @@ export type RoomOp =
     op: 'append'; by: By; kind: AppendKind; text?: string; target?: number; data?: Record<string, unknown>; key?: string; system?: boolean;
     /** What the service found in the message (its mentions, the quote it replies to), stored with it. */
     meta?: MessageMeta;
+    /** A text sent to the thread of this root; `alsoToRoom`: shown in the main timeline too. */
+    thread?: number;
+    alsoToRoom?: boolean;
   }
   | {
     op: 'create'; by: By; kind: RoomKind; name: string; topic: string; createdBy: string | null; directKey?: string;
@@ -94,7 +97,9 @@ export type RoomEvent =
   | { type: 'room.updated'; room: Room }
   | { type: 'room.deleted'; room: string; members: string[] }
   | { type: 'ban.added'; ban: Ban }
-  | { type: 'ban.lifted'; room: string; user: string };
+  | { type: 'ban.lifted'; room: string; user: string }
+  /** A reply changed the summary of the thread under `root`. */
+  | { type: 'thread.updated'; room: string; root: number; summary: ThreadSummary };
 
 /** An event as the room log hands it out once committed: with who ran the operation. */
 export type CommittedEvent = RoomEvent & { by: By };
@@ -125,6 +130,8 @@ export interface Prep {
   listed(user: string): void;
   lists(): void;
   target(seq: number): void;
+  /** The summary of the thread under this root. */
+  thread(root: number): void;
   block(user: string, other: string): void;
   fact<K extends keyof OpFacts>(name: K, load: () => Promise<OpFacts[K]>): void;
 }
@@ -144,6 +151,10 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
     case 'append': {
       p.member(me);
       if (op.target !== undefined && isTargeted(op.kind) && op.target <= s.last) p.target(op.target);
+      if (op.thread !== undefined && op.kind === 'text' && op.thread <= s.last) {
+        p.target(op.thread);
+        p.thread(op.thread);
+      }
       if (s.room?.kind === 'direct') {
         const members = s.allMembers();
         if (!members) p.allMembers();
@@ -260,10 +271,14 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
     case 'append': {
       const key = op.key ?? null;
       const peer = s.room?.kind === 'direct' ? directPeer((s.allMembers() ?? []).map((m) => m.user), by.id) : null;
-      const d = decideAppend({ user: by.id, kind: op.kind, admin: by.admin, system: op.system === true }, {
+      const thread = op.kind === 'text' ? op.thread : undefined;
+      const targetOf = (seq: number | undefined) => (seq === undefined ? null : seq > s.last ? null : known(s.targets.get(seq), 'the target'));
+      const target = isTargeted(op.kind) ? targetOf(op.target) : null;
+      const d = decideAppend({ user: by.id, kind: op.kind, admin: by.admin, system: op.system === true, ...(thread !== undefined ? { thread } : {}) }, {
         room: s.room, member: me(), now,
         prior: f.prior ? f.prior.seq : key === null ? null : s.keys.get(keyOf(by.id, key)) ?? null,
-        target: op.target === undefined || !isTargeted(op.kind) ? null : op.target > s.last ? null : known(s.targets.get(op.target), 'the target'),
+        target,
+        root: targetOf(thread),
         blockedBy: peer !== null && known(s.blocks.get(`${peer}\n${by.id}`), 'the block') ? peer : null,
       });
       if ('duplicate' in d) {
@@ -283,12 +298,27 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       if (op.target !== undefined) message.target = op.target;
       if (op.data !== undefined) message.data = op.data;
       if (op.meta !== undefined) Object.assign(message, metaOf(op.meta));
+      // A thread reply names its root; an edit, delete or reaction of one belongs to the same thread.
+      const inThread = thread !== undefined ? { root: thread, alsoToRoom: op.alsoToRoom === true }
+        : target?.thread ? { root: target.thread, alsoToRoom: target.alsoToRoom === true } : null;
+      if (inThread) {
+        message.thread = inThread.root;
+        if (inThread.alsoToRoom) message.alsoToRoom = true;
+      }
       b.message(message, key, d.hiddenFor);
-      s.stored(message.seq, message.kind, by.id, key, op.target);
+      s.stored(message.seq, message.kind, by.id, key, op.target, inThread);
+      if (op.kind === 'edit' && op.target !== undefined && message.mentions) b.mentionsAdded(room, op.target, message.mentions);
       const shown = by.profile && Object.keys(by.profile).length > 0 ? { ...message, profile: by.profile } : message;
+      const events: RoomEvent[] = [{ type: 'message.stored', message: shown, hiddenFor: d.hiddenFor }];
+      if (thread !== undefined) {
+        const summary = nextSummary(known(s.threads.get(thread), 'the thread'), by.id, now);
+        s.summarised(thread, summary);
+        b.threadSummarised(room, thread, summary);
+        events.push({ type: 'thread.updated', room, root: thread, summary });
+      }
       return {
         result: d.hiddenFor ? { message, duplicate: false, hiddenFor: d.hiddenFor } : { message, duplicate: false },
-        events: [{ type: 'message.stored', message: shown, hiddenFor: d.hiddenFor }],
+        events,
       };
     }
     case 'create': {

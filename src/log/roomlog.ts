@@ -316,6 +316,9 @@ export class RoomLog {
       target: (seq) => {
         if (!s.targets.has(seq)) read(() => store.target(room, seq), (t) => { if (!s.targets.has(seq)) s.targets.set(seq, t); });
       },
+      thread: (root) => {
+        if (!s.threads.has(root)) read(() => store.threadSummary(room, root), (t) => { if (!s.threads.has(root)) s.threads.set(root, t); });
+      },
       block: (u, o) => {
         const k = `${u}\n${o}`;
         if (!s.blocks.has(k)) read(() => store.blocks(u, o), (v) => { if (!s.blocks.has(k)) s.blocks.set(k, v); });

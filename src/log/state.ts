@@ -4,7 +4,7 @@
 // as the node owns the room: each decision updates it, and facts it lacks are read from the
 // store once. It is dropped whenever that could stop being true: a batch that failed, an
 // ownership change, or room for others (least recently used first).
-import type { Ban, Member, MessageKind, Room } from '../protocol/schema.js';
+import type { Ban, Member, MessageKind, Room, ThreadSummary } from '../protocol/schema.js';
 import type { RoomSnapshot } from '../store/writer.js';
 import type { TargetFacts } from '../service/rules.js';
 
@@ -34,6 +34,8 @@ export class RoomState {
   readonly keys = new Map<string, number>();
   /** Recent messages an edit, delete or reaction may point at; null: no such message. */
   readonly targets = new Map<number, TargetFacts | null>();
+  /** Summaries of recent threads by root seq; null: no reply yet. */
+  readonly threads = new Map<number, ThreadSummary | null>();
   /** `user\nother` -> whether user blocks other (direct rooms: the pair's blocks). */
   readonly blocks = new Map<string, boolean>();
   /** Changes whenever cached facts are forgotten, so a read started before cannot fill them. */
@@ -82,18 +84,28 @@ export class RoomState {
   }
 
   /** Records a message this room stored, for later edits, deletes, reactions and retries. */
-  stored(seq: number, kind: MessageKind, user: string, key: string | null, target: number | undefined): void {
+  stored(
+    seq: number, kind: MessageKind, user: string, key: string | null, target: number | undefined,
+    thread: { root: number; alsoToRoom: boolean } | null = null,
+  ): void {
     this.last = seq;
     if (key !== null) {
       this.keys.set(keyOf(user, key), seq);
       if (this.keys.size > MAX_KEYS) this.keys.delete(this.keys.keys().next().value!);
     }
-    this.targets.set(seq, { kind, user, deleted: false });
+    this.targets.set(seq, { kind, user, deleted: false, thread: thread?.root ?? null, alsoToRoom: thread?.alsoToRoom ?? false });
     if (this.targets.size > MAX_TARGETS) this.targets.delete(this.targets.keys().next().value!);
     if (kind === 'delete' && target !== undefined) {
       const t = this.targets.get(target);
       if (t) t.deleted = true;
     }
+  }
+
+  /** Records a thread's summary after a reply. */
+  summarised(root: number, summary: ThreadSummary): void {
+    this.threads.delete(root);
+    this.threads.set(root, summary);
+    if (this.threads.size > MAX_TARGETS) this.threads.delete(this.threads.keys().next().value!);
   }
 
   /** Between batches: keeps the member cache of a large room bounded. */

@@ -85,6 +85,12 @@ export const Quote = Type.Object({
   text: Type.Optional(Type.String({ description: 'The first characters of the target\'s text (its latest edit)' })),
   deleted: Type.Optional(Type.Literal(true, { description: 'The target was deleted: no text' })),
 });
+/** What a thread's root shows of its thread. */
+export const ThreadSummary = Type.Object({
+  count: Type.Integer({ minimum: 1, description: 'Replies sent in the thread (deleted ones too)' }),
+  lastTs: Type.Integer({ description: 'When the latest reply was sent (ms since the epoch)' }),
+  users: Type.Array(UserId, { maxItems: 3, description: 'The first repliers, in the order they first replied' }),
+}, { description: 'A thread root\'s summary' });
 /** A room message. Edits, deletes and reactions are messages too, pointing at `target`. */
 export const Message = Type.Object({
   room: RoomId, seq: PositiveSeq, kind: MessageKind, user: UserId, name: Type.String(), ts: Type.Integer(),
@@ -97,6 +103,12 @@ export const Message = Type.Object({
   mentionsAll: Type.Optional(Type.Literal('room', { description: 'The text mentions every member (@room), set by the server' })),
   replyTo: Type.Optional(PositiveSeq),
   quote: Type.Optional(Quote),
+  thread: Type.Optional(Type.Integer({
+    minimum: 1, maximum: Number.MAX_SAFE_INTEGER,
+    description: 'Seq of the thread root this message belongs to (a thread reply, or an edit, delete or reaction of one)',
+  })),
+  alsoToRoom: Type.Optional(Type.Literal(true, { description: 'A thread reply shown in the room\'s main timeline too' })),
+  summary: Type.Optional(ThreadSummary),
 });
 export const InboxEntry = Type.Object({
   room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
@@ -118,6 +130,7 @@ export type InboxEntry = Static<typeof InboxEntry>;
 export type NotifyLevel = Static<typeof NotifyLevel>;
 export type MentionAll = Static<typeof MentionAll>;
 export type Quote = Static<typeof Quote>;
+export type ThreadSummary = Static<typeof ThreadSummary>;
 export type Pin = Static<typeof Pin>;
 export type Version = Static<typeof Version>;
 export type RoomKind = Static<typeof RoomKind>;
@@ -158,6 +171,11 @@ export const Commands = {
       minItems: 1, maxItems: MESSAGE_ATTACHMENTS, uniqueItems: true,
       description: 'Ids of your uploads to this room not sent yet; the message carries them in `data.attachments`',
     })),
+    thread: Type.Optional(Type.Integer({
+      minimum: 1, maximum: Number.MAX_SAFE_INTEGER,
+      description: 'Seq of the thread root: a text message of the same room, not deleted, not itself a thread reply. The message goes to that thread',
+    })),
+    alsoToRoom: Type.Optional(Type.Boolean({ description: 'With `thread`: show the reply in the room\'s main timeline too' })),
   }, 'Send a message; acknowledged with its seq once stored. @user, @room and @here in the text mention members.'),
   edit: command('edit', { room: RoomId, target: PositiveSeq, text: Text, key: Type.Optional(IdemKey) },
     'Edit one of your messages (appends an edit).'),
@@ -168,7 +186,8 @@ export const Commands = {
   history: command('history', {
     room: RoomId, before: Type.Optional(PositiveSeq), after: Type.Optional(Seq),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
-  }, 'Page through history before or after a seq, oldest first.'),
+    thread: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Seq of a thread root: page through that thread instead' })),
+  }, 'Page through history before or after a seq, oldest first: the room\'s main timeline (without replies kept to their thread), or one thread.'),
   resume: command('resume', { rooms: ResumeMap }, 'Replay each room after the given seq, then continue live.'),
   typing: command('typing', { room: RoomId, active: Type.Optional(Type.Boolean()) }, 'Tell the room you are typing.'),
   read: command('read', { room: RoomId, seq: Seq }, 'Move your read marker forward.'),
@@ -248,7 +267,11 @@ export interface AuthResult {
   /** Limits a client can check before sending: the longest message text (limits.textChars). */
   limits: { textChars: number };
 }
-export interface HistoryResult { messages: Message[]; first: number; last: number }
+export interface HistoryResult {
+  messages: Message[]; first: number; last: number;
+  /** With `thread`: the thread's root, with its summary. */
+  root?: Message;
+}
 export interface ResumeResult { rooms: Record<string, number>; denied: string[] }
 export interface CommandResults {
   auth: AuthResult;
@@ -323,6 +346,8 @@ export interface EventMap {
   notify: { room: string; seq: number; user: string; name: string; text: string; reason: 'mention' | 'room' | 'here' | 'message' };
   /** A message of the room was pinned or unpinned. */
   pin: { room: string; seq: number; pinned: boolean; by: string };
+  /** A thread's summary changed (a reply was stored): `seq` is the root's. */
+  thread: { room: string; seq: number; summary: ThreadSummary };
 }
 export type EventName = keyof EventMap;
 export interface EventFrame<E extends EventName = EventName> { ev: E; data: EventMap[E] }

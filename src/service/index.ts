@@ -154,10 +154,15 @@ export class Service {
       send: async (s, a) => {
         rules.checkText(a.text, this.opts.textChars);
         if (a.text === '' && !a.attachments) throw new ParleyError('invalid', 'text: a message needs a text or attachments', { field: 'text' });
+        if (a.alsoToRoom !== undefined && a.thread === undefined) throw new ParleyError('invalid', 'alsoToRoom: only with "thread"', { field: 'alsoToRoom' });
         const draft = await this.rich.draft(s.user, a, async () => (await this.store.getMember(a.room, s.user.id))?.role ?? null);
-        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data }, draft);
+        return this.append(s, { room: a.room, kind: 'text', text: a.text, key: a.key, data: a.data, thread: a.thread, alsoToRoom: a.alsoToRoom }, draft);
       },
-      edit: (s, a) => this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key }),
+      edit: async (s, a) => {
+        rules.checkText(a.text, this.opts.textChars);
+        const draft = await this.rich.editDraft(s.user, a, async () => (await this.store.getMember(a.room, s.user.id))?.role ?? null);
+        return this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key }, draft);
+      },
       delete: (s, a) => this.append(s, { room: a.room, kind: 'delete', target: a.target, key: a.key }),
       react: (s, a) => this.append(s, {
         room: a.room, kind: 'reaction', target: a.target, key: a.key,
@@ -529,6 +534,10 @@ export class Service {
         case 'ban.lifted':
           this.events.emit('ban.lifted', { room: e.room, user: e.user, by });
           break;
+        case 'thread.updated':
+          // After the reply itself (same batch, in order): members update the root's summary.
+          this.bus.publish(roomTopic(e.room), { frame: eventText('thread', { room: e.room, seq: e.root, summary: e.summary }) });
+          break;
       }
     }
   }
@@ -537,7 +546,7 @@ export class Service {
 
   private async append(s: Session, m: {
     room: string; kind: 'text' | 'edit' | 'delete' | 'reaction'; text?: string; target?: number;
-    key?: string; data?: Record<string, unknown>;
+    key?: string; data?: Record<string, unknown>; thread?: number; alsoToRoom?: boolean;
   }, draft?: Draft): Promise<SendResult> {
     if (m.text !== undefined) rules.checkText(m.text, this.opts.textChars);
     if (m.data !== undefined) rules.checkData(m.data, this.opts.textChars);
@@ -546,6 +555,8 @@ export class Service {
     if (m.target !== undefined) op.target = m.target;
     if (m.key !== undefined) op.key = m.key;
     if (m.data !== undefined) op.data = m.data;
+    if (m.thread !== undefined) op.thread = m.thread;
+    if (m.alsoToRoom) op.alsoToRoom = true;
     if (draft && Object.keys(draft.meta).length > 0) op.meta = draft.meta;
     // Queued on the room's lane now, so the connection's next command may start.
     const pending = this.roomLog.submit<'append'>(m.room, op);
@@ -582,7 +593,19 @@ export class Service {
     await this.readable(s, a.room);
     if (a.before !== undefined && a.after !== undefined) throw new ParleyError('invalid', 'give "before" or "after", not both');
     const limit = a.limit ?? HISTORY_DEFAULT;
-    const messages = await this.store.history(a.room, a.after !== undefined ? { after: a.after, limit } : { before: a.before, limit }, s.user.id);
+    const q = a.after !== undefined ? { after: a.after, limit } : { before: a.before, limit };
+    if (a.thread !== undefined) {
+      const root = await this.store.getMessage(a.room, a.thread, s.user.id);
+      if (!root || root.kind !== 'text' || root.thread !== undefined) {
+        throw new ParleyError('not_found', 'thread: no thread root with this seq in this room', { field: 'thread' });
+      }
+      const [messages, { first, last }] = await Promise.all([
+        this.store.history(a.room, { ...q, thread: a.thread }, s.user.id), this.store.bounds(a.room),
+      ]);
+      return { messages, first, last, root };
+    }
+    // The main timeline: thread replies not also sent to the room are read with their thread.
+    const messages = await this.store.history(a.room, { ...q, main: true }, s.user.id);
     const { first, last } = await this.store.bounds(a.room);
     return { messages, first, last };
   }

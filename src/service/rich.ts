@@ -27,7 +27,11 @@ export interface RichPorts {
 }
 
 /** What the service needs checked before a send, and hands back after it is stored. */
-export interface Draft { parsed: ParsedMentions; meta: MessageMeta; members?: string[] }
+export interface Draft {
+  parsed: ParsedMentions; meta: MessageMeta; members?: string[];
+  /** An edit: only the users it newly mentions are told, about the message it edits. */
+  edit?: boolean;
+}
 
 /** How long a node trusts the levels it read for a room (a change elsewhere shows within it). */
 const LEVELS_TTL_MS = 2000;
@@ -72,6 +76,36 @@ export class RichMessages {
   }
 
   /**
+   * Before an edit: the members its text mentions that the previous version (the last edit,
+   * or the original) did not. Those are kept with the edit and added to the mentions of the
+   * message it edits, and only they are told. Reads nothing when the text has no "@".
+   */
+  async editDraft(user: Identity, a: CommandArgs<'edit'>, role: () => Promise<Member['role'] | null>): Promise<Draft | undefined> {
+    const parsed = parseMentions(a.text);
+    if (parsed.names.length === 0 && !parsed.room && !parsed.here) return undefined;
+    const [target, { edits, deleted }, members] = await Promise.all([
+      this.store.getMessage(a.room, a.target), this.ports.versions.edits(a.room, a.target),
+      this.store.members(a.room).then((ms) => ms.map((m) => m.user)),
+    ]);
+    // Not an edit the room log will take: it refuses it with the reason.
+    if (!target || target.kind !== 'text' || deleted || target.user !== user.id) return undefined;
+    const previous = parseMentions(edits.length > 0 ? edits[edits.length - 1]!.text : target.text ?? '');
+    let allowed = false;
+    if (parsed.room || parsed.here) {
+      const [setting, r] = await Promise.all([this.ports.notifications.mentionAll(a.room), role()]);
+      allowed = mayMentionAll(setting, r, user.admin === true);
+    }
+    const online = allowed && parsed.here && !parsed.room ? await this.bus.presence.online(members).catch(() => []) : [];
+    const now = resolveMentions(parsed, members, user.id, allowed, online);
+    const before = new Set(resolveMentions(previous, members, user.id, false).mentions ?? []);
+    const meta: MessageMeta = {};
+    const added = (now.mentions ?? []).filter((u) => !before.has(u));
+    if (added.length > 0) meta.mentions = added;
+    if (now.mentionsAll && !(previous.room && allowed)) meta.mentionsAll = now.mentionsAll;
+    return { parsed, meta, members, edit: true };
+  }
+
+  /**
    * After a send is stored: a `notify` event on the user topic of everyone the message
    * mentions and of members whose level is `all`, then the notification hooks. Best effort:
    * the message is stored and delivered whatever happens here.
@@ -84,12 +118,15 @@ export class RichMessages {
       if (!m.mentions && !m.mentionsAll && !anyAll) return;
       const members = d.members ?? await peers();
       const to = recipients(m, d.parsed, members, levels, kind, hiddenFor);
+      // An edit tells only whom it newly mentions, and points at the message it edits.
+      if (d.edit) for (const [u, reason] of to) if (reason === 'message') to.delete(u);
       if (to.size === 0) return;
+      const seq = d.edit && m.target !== undefined ? m.target : m.seq;
       const text = m.text === undefined ? '' : [...m.text].slice(0, NOTIFY_TEXT_CHARS).join('');
       for (const [user, reason] of to) {
-        this.bus.publish(userTopic(user), { frame: eventText('notify', { room: m.room, seq: m.seq, user: m.user, name: m.name, text, reason }) });
+        this.bus.publish(userTopic(user), { frame: eventText('notify', { room: m.room, seq, user: m.user, name: m.name, text, reason }) });
       }
-      this.hooks.notified({ room: m.room, seq: m.seq, user: m.user, name: m.name, text, recipients: [...to].map(([u, reason]) => ({ user: u, reason })) },
+      this.hooks.notified({ room: m.room, seq, user: m.user, name: m.name, text, recipients: [...to].map(([u, reason]) => ({ user: u, reason })) },
         (h, err) => this.log.warn({ err, hook: h.name }, 'notification hook failed'));
     } catch (err) {
       this.log.warn({ err, room: m.room, seq: m.seq }, 'notifications not sent');

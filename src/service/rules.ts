@@ -3,7 +3,7 @@
 // (src/log), the service with facts it read; stores only read facts and write. Each rule lives
 // here once; test/unit/rules.test.ts checks them without a database.
 import { ParleyError } from '../errors.js';
-import { DIRECT_ROOM_PREFIX, isDirectRoom, type AccessMode, type Ban, type Member, type MessageKind, type Role, type Room, type RoomKind } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, isDirectRoom, type AccessMode, type Ban, type Member, type MessageKind, type Role, type Room, type RoomKind, type ThreadSummary } from '../protocol/schema.js';
 
 /** Who outranks whom: a moderator acts only on members of a lower rank. */
 export const ROLE_RANK: Readonly<Record<Role, number>> = { owner: 2, admin: 1, member: 0 };
@@ -277,6 +277,10 @@ export interface TargetFacts {
   kind: MessageKind;
   user: string;
   deleted: boolean;
+  /** The root of the thread the message belongs to (absent or null: none). */
+  thread?: number | null;
+  /** A thread reply shown in the main timeline too. */
+  alsoToRoom?: boolean;
 }
 
 export interface AppendRequest {
@@ -286,6 +290,8 @@ export interface AppendRequest {
   admin: boolean;
   /** Posted by the server-side API: no membership needed. */
   system: boolean;
+  /** A text sent to the thread of this root. */
+  thread?: number;
 }
 
 export interface AppendFacts {
@@ -295,6 +301,8 @@ export interface AppendFacts {
   prior: number | null;
   /** For edit, delete and reaction: the target, or null when there is no such message. */
   target: TargetFacts | null;
+  /** For a thread reply: its root, or null when there is no such message. */
+  root?: TargetFacts | null;
   /** In a direct room: the other member when it blocks the sender. */
   blockedBy: string | null;
   now: number;
@@ -329,7 +337,30 @@ export function decideAppend(m: AppendRequest, f: AppendFacts): AppendDecision {
       throw new ParleyError('forbidden', 'only the author or a room admin can delete a message');
     }
   }
+  if (m.thread !== undefined) checkThreadRoot(f.root ?? null);
   return { hiddenFor: f.blockedBy };
+}
+
+// ---- threads ----------------------------------------------------------------------------
+
+/** Participants a thread's summary names. */
+export const THREAD_SUMMARY_USERS = 3;
+
+/**
+ * A thread's root is a text message of the room that is still there and is not itself a
+ * thread reply (threads do not nest).
+ */
+export function checkThreadRoot(root: TargetFacts | null): void {
+  if (!root || root.kind !== 'text') throw new ParleyError('not_found', 'thread: no text message with this seq in this room', { field: 'thread' });
+  if (root.thread != null) throw new ParleyError('invalid', 'thread: a thread reply cannot start a thread; reply to its root', { field: 'thread' });
+  if (root.deleted) throw new ParleyError('conflict', 'thread: the root message was deleted', { field: 'thread' });
+}
+
+/** A thread's summary once one more reply, by `user` at `ts`, is stored. */
+export function nextSummary(prev: ThreadSummary | null, user: string, ts: number): ThreadSummary {
+  const users = prev ? [...prev.users] : [];
+  if (users.length < THREAD_SUMMARY_USERS && !users.includes(user)) users.push(user);
+  return { count: (prev?.count ?? 0) + 1, lastTs: ts, users };
 }
 
 /** The other member of a direct room, when `me` is one of its two members. */

@@ -3,7 +3,8 @@
 // store/sqlite, store/postgres; behaviour suite: test/conformance/log.ts.
 //
 // Contract
-// - Within a room, seqs start at 1 and have no gap: what a room keeps is one range of seqs
+// - Within a room, seqs start at 1 and have no gap (a read of the main timeline or of one
+//   thread skips the seqs of the others, so its pages are not consecutive): what a room keeps is one range of seqs
 //   ending at its last, because retention cuts a prefix, so a reader that finds `first`
 //   above what it asked for knows the whole gap.
 // - Reads see every commit whose promise has resolved.
@@ -11,7 +12,13 @@
 //   as `hidden` placeholders without content.
 import type { InboxEntry, Message } from '../protocol/schema.js';
 
-export interface HistoryQuery { before?: number; after?: number; limit: number }
+export interface HistoryQuery {
+  before?: number; after?: number; limit: number;
+  /** Only the room's main timeline: without thread replies kept to their thread. */
+  main?: boolean;
+  /** Only this thread: the messages whose root is this seq (the root itself is not one of them). */
+  thread?: number;
+}
 
 export interface Bounds {
   /** Lowest seq still stored (last + 1 when nothing is stored). */

@@ -1,6 +1,6 @@
 // Row shapes and row-to-model mappers shared by the SQL stores (store/sqlite, store/postgres):
 // both keep the same columns, times as ms since the epoch and JSON as text.
-import type { AccessMode, Ban, Member, Message, Role, Room } from '../protocol/schema.js';
+import type { AccessMode, Ban, Member, Message, Role, Room, ThreadSummary } from '../protocol/schema.js';
 import type { MessageMeta } from './store.js';
 import type { Account, RefreshSession, SessionInfo } from './accounts.js';
 
@@ -11,6 +11,8 @@ export interface MessageRow {
   meta?: string | null;
   /** Posted by the server-side API (1 or true), else null. */
   system: number | boolean | null;
+  /** A thread root's summary (ThreadSummary as JSON), or null. */
+  summary?: string | null;
 }
 export interface RoomRow {
   id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
@@ -40,6 +42,7 @@ export function rowToMessage(r: MessageRow, viewer?: string): Message {
   if (r.profile && r.profile !== '{}') m.profile = JSON.parse(r.profile) as Record<string, unknown>;
   if (r.system) m.system = true;
   if (r.meta) Object.assign(m, JSON.parse(r.meta) as MessageMeta);
+  if (r.summary) m.summary = JSON.parse(r.summary) as ThreadSummary;
   return m;
 }
 export const rowToRoom = (r: RoomRow): Room => ({
@@ -69,13 +72,31 @@ export interface SessionInfoRow { id: string; created_at: number; last_used_at: 
 export const toSessionInfo = (r: SessionInfoRow): SessionInfo => ({
   id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, userAgent: r.user_agent,
 });
-/** The meta column of a message: its mentions and reply fields as JSON, or null without any. */
+/** The meta column of a message: its mentions, reply and thread fields as JSON, or null without any. */
 export function metaText(m: MessageMeta): string | null {
-  if (m.mentions === undefined && m.mentionsAll === undefined && m.replyTo === undefined && m.quote === undefined) return null;
   const meta: MessageMeta = {};
   if (m.mentions !== undefined) meta.mentions = m.mentions;
   if (m.mentionsAll !== undefined) meta.mentionsAll = m.mentionsAll;
   if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
   if (m.quote !== undefined) meta.quote = m.quote;
-  return JSON.stringify(meta);
+  if (m.thread !== undefined) meta.thread = m.thread;
+  if (m.alsoToRoom !== undefined) meta.alsoToRoom = m.alsoToRoom;
+  return Object.keys(meta).length === 0 ? null : JSON.stringify(meta);
+}
+
+/**
+ * The thread columns of a message row: the root it belongs to, and whether it is kept out
+ * of the room's main timeline (a thread reply not also sent to the room, or an edit, delete
+ * or reaction of one).
+ */
+export const threadColumns = (m: MessageMeta): { thread: number | null; threadOnly: 1 | null } =>
+  ({ thread: m.thread ?? null, threadOnly: m.thread !== undefined && m.alsoToRoom !== true ? 1 : null });
+
+/** Adds users to a meta column's mentions (an edit mentions them now). */
+export function withMentions(meta: string | null, users: readonly string[]): string {
+  const m = (meta ? JSON.parse(meta) : {}) as MessageMeta;
+  const all = new Set(m.mentions ?? []);
+  for (const u of users) all.add(u);
+  m.mentions = [...all];
+  return JSON.stringify(m);
 }

@@ -51,7 +51,7 @@ export function channelNameKey(name: string): string {
 }
 
 /** Message fields the service works out and the store keeps with the message as they are. */
-export type MessageMeta = Partial<Pick<Message, 'mentions' | 'mentionsAll' | 'replyTo' | 'quote'>>;
+export type MessageMeta = Partial<Pick<Message, 'mentions' | 'mentionsAll' | 'replyTo' | 'quote' | 'thread' | 'alsoToRoom'>>;
 
 export interface Health {
   /** Resolves when the database answers a trivial query; rejects (`unavailable`) otherwise. */

@@ -7,7 +7,8 @@
 // Contract
 // - `commit` is atomic: the whole batch is durably committed when it resolves, and nothing of
 //   it is when it rejects. It writes what it is given, in the order of the batch's parts below
-//   (deletions of rooms first, then rooms, members, bans, access lists, blocks, messages).
+//   (deletions of rooms first, then rooms, members, bans, access lists, blocks, messages,
+//   thread summaries, mentions added by edits).
 // - With an epoch, the batch commits only if that is still the cluster's current epoch
 //   (`FencedError` otherwise): a node that lost its rooms can never write after the epoch
 //   moved, however late its batch arrives. Without one (a single node) it is not fenced.
@@ -17,7 +18,7 @@
 //   store with `invalid`; the database away or too slow with `unavailable`, in bounded time.
 // - Fact reads see every commit whose promise has resolved.
 // - After `close` every call rejects with `unavailable`.
-import type { Ban, Member, Message, MessageKind, Room } from '../protocol/schema.js';
+import type { Ban, Member, Message, MessageKind, Room, ThreadSummary } from '../protocol/schema.js';
 
 /** A room as its owner loads it before deciding anything about it. */
 export interface RoomSnapshot {
@@ -40,6 +41,10 @@ export interface TargetRow {
   user: string;
   /** A delete points at it. */
   deleted: boolean;
+  /** The root of the thread it belongs to (null: none). */
+  thread: number | null;
+  /** A thread reply shown in the main timeline too. */
+  alsoToRoom: boolean;
 }
 
 /** A message to store, with what readers never see: its idempotency key and whom it is hidden for. */
@@ -74,6 +79,10 @@ export interface Batch {
   blocks: Array<{ user: string; other: string; on: boolean }>;
   /** New messages, in seq order within each room. */
   messages: MessageRecord[];
+  /** Thread summaries as they are now (after this batch's replies), written after the messages. */
+  threads: Array<{ room: string; root: number; summary: ThreadSummary }>;
+  /** Users an edit newly mentions, added to the mentions kept with the edited message. */
+  mentions: Array<{ room: string; seq: number; users: string[] }>;
 }
 
 /** A batch refused because a message's key was used before by the same user in the same room. */
@@ -100,6 +109,8 @@ export interface RoomWriter {
   /** Whether `user` blocks `other`. */
   blocks(user: string, other: string): Promise<boolean>;
   target(room: string, seq: number): Promise<TargetRow | null>;
+  /** The summary of the thread under this root (null: no reply yet). */
+  threadSummary(room: string, root: number): Promise<ThreadSummary | null>;
   /** The message the user stored in the room with this key, if any. */
   keyed(room: string, user: string, key: string): Promise<Message | null>;
   /** The channel holding a channel name key (see channelNameKey), if any. */

@@ -103,5 +103,80 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
         expect((await ports.versions.edits(room, m.seq)).deleted).toBe(true);
       });
     });
+
+    it('keeps thread replies with their root: the thread\'s pages, the main timeline without them, the root\'s summary', async () => {
+      await withRoom(async ({ store }, room) => {
+        const root = (await store.append(text(room, 'ann', 'root'))).message;
+        const r1 = (await store.append({ ...text(room, 'bob', 'one'), thread: root.seq })).message;
+        const r2 = (await store.append({ ...text(room, 'cyd', 'two'), thread: root.seq, alsoToRoom: true })).message;
+        const edit = (await store.append({ room, user: 'bob', name: 'bob', kind: 'edit', target: r1.seq, text: 'one!' })).message;
+        const r3 = (await store.append({ ...text(room, 'bob', 'three'), thread: root.seq })).message;
+        const after = (await store.append(text(room, 'ann', 'after'))).message;
+        expect(r1.thread).toBe(root.seq);
+        expect(edit).toMatchObject({ thread: root.seq });
+        expect(r2).toMatchObject({ thread: root.seq, alsoToRoom: true });
+        const seqs = (ms: Array<{ seq: number }>) => ms.map((m) => m.seq);
+        // Every message, for replay: nothing skipped.
+        expect(seqs(await store.history(room, { after: root.seq - 1, limit: 50 }))).toEqual([root.seq, r1.seq, r2.seq, edit.seq, r3.seq, after.seq]);
+        expect(seqs(await store.history(room, { after: root.seq - 1, limit: 50, main: true }))).toEqual([root.seq, r2.seq, after.seq]);
+        expect(seqs(await store.history(room, { before: after.seq, limit: 1, main: true }))).toEqual([r2.seq]);
+        expect(seqs(await store.history(room, { after: 0, limit: 50, thread: root.seq }))).toEqual([r1.seq, r2.seq, edit.seq, r3.seq]);
+        expect(seqs(await store.history(room, { after: r2.seq, limit: 1, thread: root.seq }))).toEqual([edit.seq]);
+        expect(seqs(await store.history(room, { before: r3.seq, limit: 2, thread: root.seq }))).toEqual([r2.seq, edit.seq]);
+        const summary = { count: 3, lastTs: r3.ts, users: ['bob', 'cyd'] };
+        expect(await store.threadSummary(room, root.seq)).toEqual(summary);
+        expect((await store.getMessage(room, root.seq))!.summary).toEqual(summary);
+        expect((await store.history(room, { after: root.seq - 1, limit: 1, main: true }))[0]!.summary).toEqual(summary);
+        expect(await store.threadSummary(room, after.seq)).toBeNull();
+        expect(await store.target(room, r1.seq)).toMatchObject({ thread: root.seq, alsoToRoom: false });
+        expect(await store.target(room, r2.seq)).toMatchObject({ thread: root.seq, alsoToRoom: true });
+        expect(await store.target(room, root.seq)).toMatchObject({ thread: null });
+      });
+    });
+
+    it('refuses a thread whose root is missing, not a text, deleted or itself a reply, storing nothing', async () => {
+      await withRoom(async ({ store }, room) => {
+        const root = (await store.append(text(room, 'ann', 'root'))).message;
+        const reply = (await store.append({ ...text(room, 'bob', 'one'), thread: root.seq })).message;
+        const gone = (await store.append(text(room, 'ann', 'gone'))).message;
+        await store.append({ room, user: 'ann', name: 'ann', kind: 'delete', target: gone.seq });
+        const { last } = await store.bounds(room);
+        const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+        expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: last + 5 }))).toBe('not_found');
+        expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: 1 }))).toBe('not_found');
+        expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: reply.seq }))).toBe('invalid');
+        expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: gone.seq }))).toBe('conflict');
+        expect((await store.bounds(room)).last).toBe(last);
+        expect((await store.threadSummary(room, root.seq))!.count).toBe(1);
+      });
+    });
+
+    it('counts a reply kept to its thread as unread only for the root\'s author, earlier repliers and those it mentions', async () => {
+      await withRoom(async ({ store }, room) => {
+        const root = (await store.append(text(room, 'ann', 'root'))).message;
+        for (const u of ['ann', 'bob', 'cyd']) await store.markRead(room, u, root.seq);
+        await store.append({ ...text(room, 'bob', 'one'), thread: root.seq });
+        await store.append({ ...text(room, 'bob', '@cyd two'), thread: root.seq, meta: { mentions: ['cyd'] } });
+        await store.append({ ...text(room, 'bob', 'three'), thread: root.seq });
+        await store.append({ ...text(room, 'bob', 'four'), thread: root.seq, alsoToRoom: true });
+        const unread = async (u: string) => (await store.inbox(u)).find((e) => e.room.id === room)!.unread;
+        expect(await unread('ann')).toBe(4);
+        expect(await unread('bob')).toBe(0);
+        expect(await unread('cyd')).toBe(2);
+        // The inbox's last message is one of the main timeline.
+        expect((await store.inbox('ann')).find((e) => e.room.id === room)!.last!.text).toBe('four');
+      });
+    });
+
+    it('adds the users an edit newly mentions to the mentions kept with the edited message', async () => {
+      await withRoom(async ({ store }, room) => {
+        const m = (await store.append({ ...text(room, 'ann', 'hi @bob'), meta: { mentions: ['bob'], replyTo: 1 } })).message;
+        await store.append({ room, user: 'ann', name: 'ann', kind: 'edit', target: m.seq, text: 'hi @bob @cyd', meta: { mentions: ['cyd'] } });
+        expect(await store.getMessage(room, m.seq)).toMatchObject({ mentions: ['bob', 'cyd'], replyTo: 1 });
+        const plain = (await store.append(text(room, 'ann', 'plain'))).message;
+        await store.append({ room, user: 'ann', name: 'ann', kind: 'edit', target: plain.seq, text: '@bob', meta: { mentions: ['bob'] } });
+        expect((await store.getMessage(room, plain.seq))!.mentions).toEqual(['bob']);
+      });
+    });
   });
 }

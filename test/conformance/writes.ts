@@ -34,6 +34,9 @@ export interface NewMessage {
   moderator?: boolean;
   /** Mentions and the quote of the message it replies to, kept with the message. */
   meta?: MessageMeta;
+  /** A text sent to the thread of this root (shown in the main timeline too with alsoToRoom). */
+  thread?: number;
+  alsoToRoom?: boolean;
 }
 
 export interface RoomPatch {
@@ -79,6 +82,8 @@ function writeCalls(store: Store, log: RoomLog) {
       if (m.key !== undefined) op.key = m.key;
       if (m.system) op.system = true;
       if (m.meta !== undefined) op.meta = m.meta;
+      if (m.thread !== undefined) op.thread = m.thread;
+      if (m.alsoToRoom) op.alsoToRoom = true;
       return log.submit<'append'>(m.room, op);
     },
     /** Adds `user` as `by` would invite it, then gives it `role` when that is not `member`. */

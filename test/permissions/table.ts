@@ -34,7 +34,8 @@ export type Outcome = 'ok' | 'forbidden' | 'not_found' | 'conflict' | 'invalid' 
 export type ActionId =
   | 'history' | 'historyChannel' | 'send' | 'editOwn' | 'editOther' | 'deleteOwn' | 'deleteOther' | 'react'
   | 'invite' | 'inviteChannel' | 'kick' | 'ban' | 'mute' | 'setRole' | 'update' | 'destroy'
-  | 'joinChannel' | 'joinGroup' | 'typing' | 'read' | 'presence' | 'search';
+  | 'joinChannel' | 'joinGroup' | 'typing' | 'read' | 'presence' | 'search'
+  | 'sendThread' | 'threadHistory' | 'versions' | 'pins' | 'pin' | 'unpin' | 'notifications' | 'settings';
 
 export interface Row {
   action: ActionId;
@@ -112,6 +113,22 @@ export const TABLE: Row[] = [
     expect: cells('F ok ok ok ok F ok ok ok F') },
   { action: 'search', label: 'search the room', room: 'group', ws: '`search`', rest: '`GET /search?room=`',
     expect: cells('F ok ok ok ok F ok ok ok F') },
+  { action: 'sendThread', label: 'reply in a thread', room: 'group', ws: '`send` with `thread`', rest: '`POST /rooms/:room/messages` with `thread`',
+    expect: cells('F ok F ok ok F F F ok F') },
+  { action: 'threadHistory', label: 'read a thread', room: 'group', ws: '`history` with `thread`', rest: '`GET /rooms/:room/messages?thread=`',
+    expect: cells('F ok ok ok ok F ok ok ok F') },
+  { action: 'versions', label: 'list a message\'s versions', room: 'group', ws: '`versions`', rest: '`GET /rooms/:room/messages/:seq/versions`',
+    expect: cells('F ok ok ok ok F ok ok ok F') },
+  { action: 'pins', label: 'list pins', room: 'group', ws: '`pins`', rest: '`GET /rooms/:room/pins`',
+    expect: cells('F ok ok ok ok F ok ok ok F') },
+  { action: 'pin', label: 'pin a message', room: 'group', ws: '`pin`', rest: '`PUT /rooms/:room/pins/:seq`',
+    expect: cells('F F F ok ok F ok ok F F') },
+  { action: 'unpin', label: 'unpin a message', room: 'group', ws: '`unpin`', rest: '`DELETE /rooms/:room/pins/:seq`',
+    expect: cells('F F F ok ok F ok ok F F') },
+  { action: 'notifications', label: 'set own notification level', room: 'group', ws: '`notifications`', rest: '`PUT /rooms/:room/notifications`',
+    expect: cells('F ok ok ok ok F F F ok F') },
+  { action: 'settings', label: 'change who may mention the room', room: 'group', ws: '`settings`', rest: '`PATCH /rooms/:room/settings`',
+    expect: cells('F F F ok ok F ok ok F F') },
 ];
 
 /** The outcome of one cell: WebSocket and REST share the service's; API keys exist on REST only. */

@@ -2,9 +2,9 @@
 // unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
 // members and their read markers. Components read it and re-render when it says it changed.
 import { ParleyClient, type ConnectionState, type Message, type Room, type Upload } from '../../src/client/index.js';
-import type { InboxEntry, Member, Pin, Role, User } from '../../src/protocol/schema.js';
+import type { InboxEntry, Member, Pin, Role, ThreadSummary, User } from '../../src/protocol/schema.js';
 import { api, describeError, describeRemoval, type ApiUser } from './api.js';
-import { fold, type Shown } from './fold.js';
+import { fold, threadOnly, type Shown } from './fold.js';
 import { shorten } from './format.js';
 import { Drafts, notifyChoice } from './prefs.js';
 import type { Session } from './session.js';
@@ -20,6 +20,19 @@ export interface RoomEntry {
   last: Message | null;
   /** Direct rooms: the other member. */
   peer?: string;
+}
+
+/** The open thread panel: a root and the loaded part of its thread, oldest first. */
+export interface ThreadView {
+  room: string;
+  root: number;
+  rootMessage: Message | null;
+  raw: Map<number, Message>;
+  loading: boolean;
+  /** Nothing older in the thread. */
+  complete: boolean;
+  error?: string;
+  version: number;
 }
 
 /**
@@ -114,6 +127,10 @@ export class Chat {
   readonly pins = new Map<string, Pin[]>();
   /** Per room, the message the composer answers. */
   readonly replying = new Map<string, Shown>();
+  /** Thread summaries told by `thread` events since the roots were read, by room and root seq. */
+  readonly summaries = new Map<string, ThreadSummary>();
+  /** The thread shown beside the conversation, if any. */
+  thread: ThreadView | null = null;
   readonly names = new Map<string, string>();
   notices: Notice[] = [];
   /** The open conversation, and whether its newest messages are on screen. */
@@ -171,6 +188,16 @@ export class Chat {
     });
     c.on('message', (m) => this.onMessage(m));
     c.on('pin', (e) => { if (this.pins.has(e.room)) void this.loadPins(e.room); });
+    c.on('thread', (e) => {
+      this.summaries.set(`${e.room}\n${e.seq}`, e.summary);
+      const tl = this.timelines.get(e.room);
+      if (tl) tl.version++;
+      if (this.thread && this.thread.room === e.room && this.thread.root === e.seq && this.thread.rootMessage) {
+        this.thread.rootMessage = { ...this.thread.rootMessage, summary: e.summary };
+        this.thread.version++;
+      }
+      this.changed();
+    });
     c.on('notify', (n) => this.onNotify(n));
     c.on('room', (e) => this.onRoomEvent(e.room, e.member, e.reason));
     c.on('typing', (e) => this.onTyping(e.room, e.user, e.active));
@@ -430,11 +457,20 @@ export class Chat {
       this.extend(m.room, tl);
       tl.version++;
     }
+    const th = this.thread;
+    if (th && th.room === m.room && m.thread === th.root) {
+      th.raw.set(m.seq, m);
+      th.version++;
+    }
     const entry = this.rooms.get(m.room);
     if (entry) {
       if (m.seq > entry.room.lastSeq) entry.room = { ...entry.room, lastSeq: m.seq };
       const here = this.active === m.room;
-      if (m.kind === 'text') {
+      if (m.kind === 'text' && threadOnly(m)) {
+        // Whether it counts as unread depends on who takes part in its thread: the server knows.
+        if (here && this.reading) this.markRead(m.room);
+        else if (m.user !== this.me.id) void this.refreshInbox();
+      } else if (m.kind === 'text') {
         entry.last = m;
         if (here && this.reading) this.markRead(m.room);
         else if (m.user !== this.me.id) {
@@ -539,7 +575,7 @@ export class Chat {
     if (tl.shown?.version !== tl.version) {
       const inWindow: Message[] = [];
       if (tl.first !== null && tl.last !== null) for (const [seq, m] of tl.raw) if (seq >= tl.first && seq <= tl.last) inWindow.push(m);
-      tl.shown = { version: tl.version, items: fold(inWindow) };
+      tl.shown = { version: tl.version, items: fold(inWindow, { main: true }) };
     }
     return tl.shown.items;
   }
@@ -647,6 +683,8 @@ export class Chat {
         tl.first = around === null ? h.last + 1 : Math.max(around, h.first);
         tl.last = tl.first - 1;
       }
+      // The main timeline skips thread replies: a short page, or the newest, reaches the end.
+      if (around === null || h.messages.length < PAGE * 2) tl.last = Math.max(tl.last, h.last);
       tl.complete = tl.first <= h.first;
       tl.latest = tl.last >= h.last;
       this.extend(room, tl);
@@ -677,7 +715,7 @@ export class Chat {
       for (const m of h.messages) tl.raw.set(m.seq, m);
       this.noteNames(h.messages);
       if (h.messages.length > 0) tl.first = Math.min(tl.first, h.messages[0]!.seq);
-      tl.complete = h.messages.length === 0 || tl.first <= h.first;
+      tl.complete = h.messages.length < PAGE || tl.first <= h.first;
       tl.version++;
     } catch (err) {
       if (generation === tl.generation) this.notify(`Could not load older messages: ${describeError(err)}`, 'error');
@@ -699,6 +737,7 @@ export class Chat {
       for (const m of h.messages) tl.raw.set(m.seq, m);
       this.noteNames(h.messages);
       if (h.messages.length > 0) tl.last = Math.max(tl.last, h.messages[h.messages.length - 1]!.seq);
+      if (h.messages.length < PAGE) tl.last = Math.max(tl.last, h.last);
       if (tl.last >= h.last) tl.latest = true;
       this.extend(room, tl);
       tl.version++;
@@ -1009,6 +1048,78 @@ export class Chat {
 
   async react(room: string, seq: number, emoji: string, remove: boolean): Promise<void> {
     await this.act(() => this.client.react(room, seq, emoji, remove), 'Could not react');
+  }
+
+  // ---- threads ------------------------------------------------------------------------------
+
+  /** A root's summary: the latest told by a `thread` event, else the one read with it. */
+  summaryOf(room: string, m: Pick<Shown, 'seq' | 'summary'>): ThreadSummary | undefined {
+    return this.summaries.get(`${room}\n${m.seq}`) ?? m.summary;
+  }
+
+  /** Shows the thread under `root` beside the conversation, loading its newest replies. */
+  async openThread(room: string, root: number): Promise<void> {
+    const view: ThreadView = { room, root, rootMessage: null, raw: new Map(), loading: true, complete: false, version: 0 };
+    this.thread = view;
+    this.changed();
+    try {
+      const h = await this.client.history(room, { thread: root, limit: PAGE });
+      if (this.thread !== view) return;
+      for (const m of h.messages) view.raw.set(m.seq, m);
+      this.noteNames(h.messages);
+      view.rootMessage = h.root ?? null;
+      view.complete = h.messages.length < PAGE;
+    } catch (err) {
+      if (this.thread === view) view.error = describeError(err);
+    } finally {
+      view.loading = false;
+      view.version++;
+      this.changed();
+    }
+  }
+
+  /** Loads the page of replies before those shown. */
+  async loadOlderReplies(): Promise<void> {
+    const view = this.thread;
+    if (!view || view.loading || view.complete) return;
+    const first = Math.min(...view.raw.keys());
+    view.loading = true;
+    this.changed();
+    try {
+      const h = await this.client.history(view.room, { thread: view.root, before: first, limit: PAGE });
+      for (const m of h.messages) view.raw.set(m.seq, m);
+      this.noteNames(h.messages);
+      view.complete = h.messages.length < PAGE;
+    } catch (err) {
+      this.notify(`Could not load older replies: ${describeError(err)}`, 'error');
+    } finally {
+      view.loading = false;
+      view.version++;
+      this.changed();
+    }
+  }
+
+  closeThread(): void {
+    this.thread = null;
+    this.changed();
+  }
+
+  /** The open thread's replies as shown (edits, deletes and reactions folded in). */
+  threadReplies(): Shown[] {
+    return this.thread ? fold(this.thread.raw.values()) : [];
+  }
+
+  /** Replies in the open thread; `alsoToRoom` shows the reply in the room's timeline too. */
+  async replyInThread(text: string, alsoToRoom: boolean): Promise<boolean> {
+    const view = this.thread;
+    if (!view) return false;
+    try {
+      await this.client.send(view.room, text, alsoToRoom ? { thread: view.root, alsoToRoom: true } : { thread: view.root });
+      return true;
+    } catch (err) {
+      this.notify(`Could not send the reply: ${describeError(err)}`, 'error');
+      return false;
+    }
   }
 
   /** Answer a message with the next send of its room (null: stop answering). */

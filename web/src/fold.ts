@@ -1,6 +1,6 @@
 // Folds a room's append-only history into what is shown: edits, deletes and reactions are
 // messages of their own that point at a `target`; here they change the message they target.
-import type { Message, Quote } from '../../src/client/index.js';
+import type { Message, Quote, ThreadSummary } from '../../src/client/index.js';
 
 export interface Reaction { emoji: string; users: string[] }
 
@@ -23,17 +23,28 @@ export interface Shown {
   /** The message this one replies to, as quoted when the reply was sent. */
   replyTo?: number;
   quote?: Quote;
+  /** A thread reply: the root's seq (shown in the main timeline only when also sent to the room). */
+  thread?: number;
+  /** A thread root: its summary as read with it. */
+  summary?: ThreadSummary;
 }
 
 const SHOWN = new Set(['text', 'join', 'leave', 'update', 'hidden']);
 
-/** `messages` in any order; the result is in seq order. */
-export function fold(messages: Iterable<Message>): Shown[] {
+/** A thread reply that stays in its thread, out of the room's main timeline. */
+export const threadOnly = (m: Message): boolean => m.thread !== undefined && m.alsoToRoom !== true;
+
+/**
+ * `messages` in any order; the result is in seq order. `main`: the room's main timeline, so
+ * thread replies kept to their thread (and what points at them) are left out.
+ */
+export function fold(messages: Iterable<Message>, opts: { main?: boolean } = {}): Shown[] {
   const sorted = [...messages].sort((a, b) => a.seq - b.seq);
   const out: Shown[] = [];
   const bySeq = new Map<number, Shown>();
   const reactions = new Map<number, Map<string, Set<string>>>();
   for (const m of sorted) {
+    if (opts.main && threadOnly(m)) continue;
     if (SHOWN.has(m.kind)) {
       const s: Shown = {
         seq: m.seq, kind: m.kind as Shown['kind'], user: m.user, name: m.name, ts: m.ts,
@@ -44,6 +55,8 @@ export function fold(messages: Iterable<Message>): Shown[] {
         s.replyTo = m.replyTo;
         s.quote = m.quote;
       }
+      if (m.thread !== undefined) s.thread = m.thread;
+      if (m.summary) s.summary = m.summary;
       out.push(s);
       bySeq.set(m.seq, s);
       continue;

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Member, Message } from '../../protocol/schema.js';
 import { channelNameKey } from '../store.js';
 import { KeyConflictError, type Batch } from '../writer.js';
-import { DAY_MS, FOREVER, metaText } from '../rows.js';
+import { DAY_MS, FOREVER, metaText, threadColumns } from '../rows.js';
 import { toTsvector } from './search-text.js';
 
 const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
@@ -17,7 +17,10 @@ export async function writeBatch(c: pg.ClientBase, b: Batch): Promise<void> {
   if (b.deleteRooms.length > 0) {
     const all = b.deleteRooms.map((r) => r.id);
     const drop = b.deleteRooms.filter((r) => !r.keepHistory).map((r) => r.id);
-    if (drop.length > 0) await c.query('DELETE FROM messages WHERE room_id = ANY($1::text[])', [drop]);
+    if (drop.length > 0) {
+      await c.query('DELETE FROM messages WHERE room_id = ANY($1::text[])', [drop]);
+      await c.query('DELETE FROM threads WHERE room_id = ANY($1::text[])', [drop]);
+    }
     await c.query('DELETE FROM bans WHERE room_id = ANY($1::text[])', [all]);
     // Members and access lists go with the row (ON DELETE CASCADE).
     await c.query('DELETE FROM rooms WHERE id = ANY($1::text[])', [all]);
@@ -98,6 +101,19 @@ export async function writeBatch(c: pg.ClientBase, b: Batch): Promise<void> {
       [unblocked.map((x) => x.user), unblocked.map((x) => x.other)]);
   }
   if (b.messages.length > 0) await writeMessages(c, b);
+  if (b.threads.length > 0) {
+    await c.query(`INSERT INTO threads (room_id, root_seq, summary) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+      ON CONFLICT (room_id, root_seq) DO UPDATE SET summary = excluded.summary`,
+    [b.threads.map((t) => t.room), b.threads.map((t) => t.root), b.threads.map((t) => JSON.stringify(t.summary))]);
+  }
+  for (const x of b.mentions) {
+    // The mentions kept with the edited message gain those its edit added (once each).
+    await c.query(`UPDATE messages SET meta = jsonb_set(coalesce(meta, '{}')::jsonb, '{mentions}', (
+        SELECT coalesce(jsonb_agg(DISTINCT u), '[]'::jsonb) FROM (
+          SELECT jsonb_array_elements_text(coalesce(meta::jsonb -> 'mentions', '[]'::jsonb)) AS u UNION SELECT unnest($3::text[])
+        ) v))::text
+      WHERE room_id = $1 AND seq = $2`, [x.room, x.seq, x.users]);
+  }
 }
 
 /**
@@ -130,14 +146,17 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
         SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.target = t.s AND x.kind = 'edit'
       ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL`, [targets.map((t) => t.room), targets.map((t) => t.seq)]);
   }
-  const { rowCount } = await c.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta)
+  const threads = msgs.map(threadColumns);
+  const { rowCount } = await c.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
+      thread, thread_only)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[],
-      $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[])
+      $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[], $15::bigint[], $16::boolean[])
     ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`, [
     msgs.map((m) => m.room), msgs.map((m) => m.seq), msgs.map((m) => m.kind), msgs.map((m) => m.user), msgs.map((m) => m.name),
     msgs.map((m) => m.ts), msgs.map((m) => m.text ?? null), msgs.map((m) => m.target ?? null),
     msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))), b.messages.map((r) => r.key), b.messages.map((r) => r.hiddenFor),
     tsv, msgs.map((m) => (m.system ? true : null)), msgs.map(metaText),
+    threads.map((t) => t.thread), threads.map((t) => (t.threadOnly ? true : null)),
   ]);
   // A key stored before (by an earlier owner, or a retry) was skipped: the batch must not commit.
   if ((rowCount ?? 0) < msgs.length) throw new KeyConflictError();

@@ -5,7 +5,7 @@
 // search-text.ts the words search indexes.
 import pg from 'pg';
 import { ParleyError } from '../../errors.js';
-import type { Ban, InboxEntry, Member, Message, Role, User } from '../../protocol/schema.js';
+import type { Ban, InboxEntry, Member, Message, Role, ThreadSummary, User } from '../../protocol/schema.js';
 import type { Bounds, HistoryQuery, Store } from '../store.js';
 import { KeyConflictError, type Batch, type RoomSnapshot, type TargetRow } from '../writer.js';
 import { DAY_MS, rowToBan, rowToMember, rowToMessage, rowToRoom, type BanRow, type MemberRow, type MessageRow, type RoomRow } from '../rows.js';
@@ -72,8 +72,13 @@ export class PostgresFacts {
   }
 
   async target(room: string, seq: number): Promise<TargetRow | null> {
-    const [r] = await this.rows<{ kind: Message['kind']; user_id: string; deleted: boolean }>(SQL.target, [room, seq]);
-    return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted } : null;
+    const [r] = await this.rows<{ kind: Message['kind']; user_id: string; deleted: boolean; thread: number | null; thread_only: boolean | null }>(SQL.target, [room, seq]);
+    return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted, thread: r.thread, alsoToRoom: r.thread !== null && r.thread_only === null } : null;
+  }
+
+  async threadSummary(room: string, root: number): Promise<ThreadSummary | null> {
+    const [r] = await this.rows<{ summary: string }>(SQL.threadSummary, [room, root]);
+    return r ? JSON.parse(r.summary) as ThreadSummary : null;
   }
 
   async keyed(room: string, user: string, key: string): Promise<Message | null> {
@@ -298,9 +303,12 @@ export class PostgresStore extends PostgresFacts implements Store {
   // ---- MessageLog ---------------------------------------------------------------------
 
   async history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
-    const rows = q.after !== undefined
-      ? await this.read<MessageRow>(SQL.history, [room, q.after, q.limit])
-      : await this.read<MessageRow>(SQL.historyBefore, [room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit]);
+    const before = q.before ?? Number.MAX_SAFE_INTEGER;
+    const rows = q.thread !== undefined
+      ? await this.read<MessageRow>(q.after !== undefined ? SQL.threadAfter : SQL.threadBefore, [room, q.thread, q.after ?? before, q.limit])
+      : q.main
+        ? await this.read<MessageRow>(q.after !== undefined ? SQL.mainAfter : SQL.mainBefore, [room, q.after ?? before, q.limit])
+        : await this.read<MessageRow>(q.after !== undefined ? SQL.history : SQL.historyBefore, [room, q.after ?? before, q.limit]);
     return rows.map((r) => rowToMessage(r, viewer));
   }
 

@@ -236,6 +236,20 @@ export const migrations: string[] = [
     renewed_at timestamptz NOT NULL
   );
   `,
+  // 9: threads. A thread reply names its root (thread) and, unless it was also sent to the
+  // room, is kept out of the main timeline (thread_only); each root's summary is kept in
+  // threads, written with the replies.
+  `
+  ALTER TABLE messages ADD COLUMN thread bigint;
+  ALTER TABLE messages ADD COLUMN thread_only boolean;
+  CREATE INDEX messages_thread ON messages (room_id, thread, seq) WHERE thread IS NOT NULL;
+  CREATE TABLE threads (
+    room_id text COLLATE "C" NOT NULL,
+    root_seq bigint NOT NULL,
+    summary text NOT NULL,
+    PRIMARY KEY (room_id, root_seq)
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -15,8 +15,18 @@ export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.
   r.retention_count, r.retention_ms FROM rooms r`;
 
 /** Messages as clients read them: with the author's current public profile. */
-export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
-  FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
+export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile, t.summary
+  FROM messages m LEFT JOIN users u ON u.id = m.user_id LEFT JOIN threads t ON t.room_id = m.room_id AND t.root_seq = m.seq`;
+
+/**
+ * Whether member row `m` counts message `x` as unread: anything of the main timeline; a reply
+ * kept to its thread only for the thread's participants (its root's author, whoever replied
+ * in it) and the users it mentions.
+ */
+const COUNTS_FOR = `(x.thread_only IS NULL
+    OR EXISTS (SELECT 1 FROM messages r WHERE r.room_id = x.room_id AND r.seq = x.thread AND r.user_id = m.user_id)
+    OR EXISTS (SELECT 1 FROM messages p WHERE p.room_id = x.room_id AND p.thread = x.thread AND p.user_id = m.user_id AND p.kind = 'text' AND p.seq < x.seq)
+    OR (x.meta IS NOT NULL AND ((x.meta::jsonb ->> 'mentionsAll') = 'room' OR (x.meta::jsonb -> 'mentions') ? m.user_id)))`;
 
 /**
  * Full-text search, newest first, looking at a bounded number of messages whatever the word
@@ -83,21 +93,27 @@ export const SQL = {
 
   history: `${MSG_READ} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
   historyBefore: `SELECT * FROM (${MSG_READ} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3) x ORDER BY seq`,
+  // The main timeline: without what is kept to a thread.
+  mainAfter: `${MSG_READ} WHERE m.room_id = $1 AND m.seq > $2 AND m.thread_only IS NULL ORDER BY m.seq LIMIT $3`,
+  mainBefore: `SELECT * FROM (${MSG_READ} WHERE m.room_id = $1 AND m.seq < $2 AND m.thread_only IS NULL ORDER BY m.seq DESC LIMIT $3) x ORDER BY seq`,
+  threadAfter: `${MSG_READ} WHERE m.room_id = $1 AND m.thread = $2 AND m.seq > $3 ORDER BY m.seq LIMIT $4`,
+  threadBefore: `SELECT * FROM (${MSG_READ} WHERE m.room_id = $1 AND m.thread = $2 AND m.seq < $3 ORDER BY m.seq DESC LIMIT $4) x ORDER BY seq`,
+  threadSummary: 'SELECT summary FROM threads WHERE room_id = $1 AND root_seq = $2',
   getMessage: `${MSG_READ} WHERE m.room_id = $1 AND m.seq = $2`,
   bounds: `SELECT greatest(coalesce((SELECT last_seq FROM rooms WHERE id = $1), 0), coalesce(max(seq), 0)) AS last, min(seq) AS first
     FROM messages WHERE room_id = $1`,
   byKey: `SELECT ${MSG_COLS} FROM messages WHERE room_id = $1 AND user_id = $2 AND key = $3`,
-  target: `SELECT m.kind, m.user_id,
+  target: `SELECT m.kind, m.user_id, m.thread, m.thread_only,
       EXISTS (SELECT 1 FROM messages d WHERE d.room_id = m.room_id AND d.target = m.seq AND d.kind = 'delete') AS deleted
     FROM messages m WHERE m.room_id = $1 AND m.seq = $2`,
   inbox: `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
       r.retention_count, r.retention_ms, m.role, m.read_seq,
       (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-        AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id))::integer AS unread,
+        AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR})::integer AS unread,
       l.seq AS l_seq, l.kind AS l_kind, l.user_id AS l_user, l.name AS l_name, l.ts AS l_ts, l.text AS l_text,
       l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, l.system AS l_system, lu.profile AS l_profile
     FROM members m JOIN rooms r ON r.id = m.room_id
-    LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
+    LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text' AND y.thread_only IS NULL
       AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
     LEFT JOIN users lu ON lu.id = l.user_id
     WHERE m.user_id = $1`,

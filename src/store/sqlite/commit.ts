@@ -5,7 +5,7 @@ import { ParleyError } from '../../errors.js';
 import type { Member } from '../../protocol/schema.js';
 import { channelNameKey } from '../store.js';
 import { KeyConflictError, type Batch } from '../writer.js';
-import { DAY_MS, FOREVER, metaText } from '../rows.js';
+import { DAY_MS, FOREVER, metaText, threadColumns, withMentions } from '../rows.js';
 import type { Statements } from './statements.js';
 
 const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
@@ -17,7 +17,10 @@ export class BatchWriter {
   constructor(db: Database.Database, s: Statements, nextFtsId: () => number) {
     this.tx = db.transaction((b: Batch) => {
       for (const { id, keepHistory } of b.deleteRooms) {
-        if (!keepHistory) s.deleteRoomMessages.run(id);
+        if (!keepHistory) {
+          s.deleteRoomMessages.run(id);
+          s.deleteRoomThreads.run(id);
+        }
         s.deleteRoomBans.run(id);
         // Members and access lists go with the row (ON DELETE CASCADE).
         s.deleteRoom.run(id);
@@ -48,9 +51,15 @@ export class BatchWriter {
       for (const { message: m, key, hiddenFor } of b.messages) {
         // Texts, edits and deletes are queued for the search index by their fts_id.
         const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? nextFtsId() : null;
+        const { thread, threadOnly } = threadColumns(m);
         const { changes } = s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-          m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null, metaText(m));
+          m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null, metaText(m), thread, threadOnly);
         if (changes === 0) throw new KeyConflictError();
+      }
+      for (const t of b.threads) s.putThread.run(t.room, t.root, JSON.stringify(t.summary));
+      for (const x of b.mentions) {
+        const meta = s.getMeta.get(x.room, x.seq) as string | null | undefined;
+        if (meta !== undefined) s.setMeta.run(withMentions(meta, x.users), x.room, x.seq);
       }
     });
   }

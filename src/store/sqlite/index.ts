@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ParleyError } from '../../errors.js';
-import type { Ban, InboxEntry, Member, Message, Role, Room, User } from '../../protocol/schema.js';
+import type { Ban, InboxEntry, Member, Message, Role, Room, ThreadSummary, User } from '../../protocol/schema.js';
 import { channelNameKey, type Bounds, type HistoryQuery, type Store } from '../store.js';
 import type { Batch, RoomSnapshot, TargetRow } from '../writer.js';
 import { DAY_MS, rowToBan, rowToMember, rowToMessage, rowToRoom, type BanRow, type MemberRow, type MessageRow, type RoomRow } from '../rows.js';
@@ -162,8 +162,15 @@ export class SqliteStore implements Store {
 
   target(room: string, seq: number): Promise<TargetRow | null> {
     return this.read(() => {
-      const r = this.s.target.get(room, seq) as { kind: Message['kind']; user_id: string; deleted: number } | undefined;
-      return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted === 1 } : null;
+      const r = this.s.target.get(room, seq) as { kind: Message['kind']; user_id: string; deleted: number; thread: number | null; thread_only: number | null } | undefined;
+      return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted === 1, thread: r.thread, alsoToRoom: r.thread !== null && r.thread_only === null } : null;
+    });
+  }
+
+  threadSummary(room: string, root: number): Promise<ThreadSummary | null> {
+    return this.read(() => {
+      const v = this.s.threadSummary.get(room, root) as string | undefined;
+      return v === undefined ? null : JSON.parse(v) as ThreadSummary;
     });
   }
 
@@ -256,9 +263,12 @@ export class SqliteStore implements Store {
 
   history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
     return this.read(() => {
-      const rows = q.after !== undefined
-        ? this.s.after.all(room, q.after, q.limit)
-        : this.s.before.all(room, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
+      const before = q.before ?? Number.MAX_SAFE_INTEGER;
+      const rows = q.thread !== undefined
+        ? (q.after !== undefined ? this.s.threadAfter.all(room, q.thread, q.after, q.limit) : this.s.threadBefore.all(room, q.thread, before, q.limit))
+        : q.main
+          ? (q.after !== undefined ? this.s.mainAfter.all(room, q.after, q.limit) : this.s.mainBefore.all(room, before, q.limit))
+          : (q.after !== undefined ? this.s.after.all(room, q.after, q.limit) : this.s.before.all(room, before, q.limit));
       return (rows as MessageRow[]).map((r) => rowToMessage(r, viewer));
     });
   }

@@ -185,4 +185,18 @@ export const migrations: string[] = [
     PRIMARY KEY (room_id, seq)
   ) WITHOUT ROWID;
   `,
+  // 9: threads. A thread reply names its root (thread) and, unless it was also sent to the
+  // room, is kept out of the main timeline (thread_only); each root's summary is kept in
+  // threads, written with the replies.
+  `
+  ALTER TABLE messages ADD COLUMN thread INTEGER;
+  ALTER TABLE messages ADD COLUMN thread_only INTEGER;
+  CREATE INDEX messages_thread ON messages(room_id, thread, seq) WHERE thread IS NOT NULL;
+  CREATE TABLE threads (
+    room_id TEXT NOT NULL,
+    root_seq INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    PRIMARY KEY (room_id, root_seq)
+  ) WITHOUT ROWID;
+  `,
 ];

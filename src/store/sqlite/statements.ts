@@ -13,8 +13,19 @@ const liveLastSeq = (r: string) => `max(${r}.last_seq, coalesce((SELECT max(l.se
 const LIVE_ROOM_COLS = ROOM_COLS.replace('last_seq', `${liveLastSeq('rooms')} AS last_seq`);
 
 /** Messages as clients read them: with the author's current public profile. */
-const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile
-  FROM messages m LEFT JOIN users u ON u.id = m.user_id`;
+const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile, t.summary
+  FROM messages m LEFT JOIN users u ON u.id = m.user_id LEFT JOIN threads t ON t.room_id = m.room_id AND t.root_seq = m.seq`;
+
+/**
+ * Whether member row `m` counts message `x` as unread: anything of the main timeline; a reply
+ * kept to its thread only for the thread's participants (its root's author, whoever replied
+ * in it) and the users it mentions.
+ */
+const COUNTS_FOR = `(x.thread_only IS NULL
+    OR EXISTS (SELECT 1 FROM messages r WHERE r.room_id = x.room_id AND r.seq = x.thread AND r.user_id = m.user_id)
+    OR EXISTS (SELECT 1 FROM messages p WHERE p.room_id = x.room_id AND p.thread = x.thread AND p.user_id = m.user_id AND p.kind = 'text' AND p.seq < x.seq)
+    OR (x.meta IS NOT NULL AND (json_extract(x.meta, '$.mentionsAll') = 'room'
+      OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))))`;
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
@@ -71,25 +82,36 @@ export function prepareStatements(d: Database.Database) {
       WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
 
     // ---- messages
-    insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta, thread, thread_only)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`),
     // Never below what the index has seen: ids of removed messages are not given out again.
     maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
       coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
     byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
     getMessage: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq = ?`),
-    target: d.prepare(`SELECT kind, user_id,
+    putThread: d.prepare(`INSERT INTO threads (room_id, root_seq, summary) VALUES (?, ?, ?)
+      ON CONFLICT (room_id, root_seq) DO UPDATE SET summary = excluded.summary`),
+    threadSummary: d.prepare('SELECT summary FROM threads WHERE room_id = ? AND root_seq = ?').pluck(),
+    deleteRoomThreads: d.prepare('DELETE FROM threads WHERE room_id = ?'),
+    getMeta: d.prepare('SELECT meta FROM messages WHERE room_id = ? AND seq = ?').pluck(),
+    setMeta: d.prepare('UPDATE messages SET meta = ? WHERE room_id = ? AND seq = ?'),
+    target: d.prepare(`SELECT kind, user_id, thread, thread_only,
         EXISTS (SELECT 1 FROM messages d WHERE d.room_id = m.room_id AND d.target = m.seq AND d.kind = 'delete') AS deleted
       FROM messages m WHERE m.room_id = ? AND m.seq = ?`),
     after: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
     before: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
+    // The main timeline: without what is kept to a thread.
+    mainAfter: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq > ? AND m.thread_only IS NULL ORDER BY m.seq LIMIT ?`),
+    mainBefore: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.seq < ? AND m.thread_only IS NULL ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
+    threadAfter: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.thread = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
+    threadBefore: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.thread = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
     firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
     inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
         m.role, m.read_seq,
         (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-          AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)) AS unread,
-        (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text'
+          AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR}) AS unread,
+        (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text' AND y.thread_only IS NULL
           AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id)) AS last_text
       FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?`),
 

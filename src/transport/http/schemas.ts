@@ -43,6 +43,7 @@ export const Results = {
   react: SendResult,
   history: Type.Object({
     messages: Type.Array(Message), first: Type.Integer({ description: 'lowest seq still stored' }), last: Seq,
+    root: Type.Optional(Message),
   }),
   typing: Type.Object({}),
   read: Type.Object({ room: RoomId, seq: Seq }),

@@ -12,6 +12,7 @@ import { checkText } from '../validate.js';
 import type { DialogState } from './app.js';
 import { EmojiPicker, QuickReactions } from './emoji-picker.js';
 import { MembersPanel } from './members.js';
+import { ThreadPanel } from './thread.js';
 import { Icon } from './icons.js';
 import { MessageText } from './text.js';
 import { MentionList, QuoteBlock, mentionAt, suggestions, type Suggestion } from './rich.js';
@@ -92,7 +93,9 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
           <TypingLine chat={chat} room={room} />
           <Composer chat={chat} room={room} mention={roomMention(entry, nameOf)} onEditLast={editLast} />
         </div>
-        {showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />}
+        {chat.thread?.room === room
+          ? <ThreadPanel chat={chat} />
+          : showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />}
       </div>
     </div>
   );
@@ -424,6 +427,7 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEd
             })}
           </div>
         )}
+        <ThreadLink chat={chat} room={room} m={m} tabIndex={controlsTab} />
         {readers && readers.length > 0 && <Receipts chat={chat} readers={readers} />}
       </div>
       {!m.deleted && !editing && (
@@ -433,12 +437,32 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEd
             void chat.react(room, m.seq, emoji, mineAlready);
           }} />
           <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => chat.replyTo(room, m)}><Icon name="reply" /></button>
+          {m.thread === undefined && (
+            <button type="button" class="icon thread-action" tabIndex={controlsTab} aria-label="Reply in thread" title="Reply in thread"
+              onClick={() => void chat.openThread(room, m.seq)}><Icon name="thread" /></button>
+          )}
           {canPin && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Pin message" title="Pin" onClick={() => void chat.pin(room, m.seq, true)}><Icon name="pin" /></button>}
           {mine && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}><Icon name="edit" /></button>}
           {canDelete && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Delete message" title="Delete" onClick={() => void remove()}><Icon name="trash" /></button>}
         </div>
       )}
     </li>
+  );
+}
+
+/** Under a thread root, "N replies" with the last reply's time; under a reply also sent to the room, its thread. */
+function ThreadLink({ chat, room, m, tabIndex }: { chat: Chat; room: string; m: Shown; tabIndex: number }) {
+  if (m.thread !== undefined) {
+    return <button type="button" class="link thread-link" tabIndex={tabIndex} onClick={() => void chat.openThread(room, m.thread!)}>Replied in a thread</button>;
+  }
+  const summary = chat.summaryOf(room, m);
+  if (!summary) return null;
+  return (
+    <button type="button" class="link thread-link" tabIndex={tabIndex} onClick={() => void chat.openThread(room, m.seq)}
+      title={`Last reply ${formatFull(summary.lastTs)}`}>
+      {plural(summary.count, 'reply', 'replies')}
+      <span class="muted"> · {summary.users.map((u) => chat.nameOf(u)).join(', ')}</span>
+    </button>
   );
 }
 

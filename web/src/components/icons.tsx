@@ -14,6 +14,7 @@ const PATHS = {
   file: 'M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8l-5-5zM14 3v5h5',
   reply: 'M9 14 4 9l5-5M4 9h10a6 6 0 0 1 6 6v4',
   pin: 'M9 4h6M10 4v6l-3 4h10l-3-4V4M12 14v7',
+  thread: 'M4 5h16v10H9l-5 4V5zM8 9h8M8 12h5',
 } as const;
 
 const FILLED = new Set<keyof typeof PATHS>(['lock']);
