@@ -30,6 +30,8 @@ export interface AccountDeps {
   config: Config['accounts'];
   /** Where a session's end reaches the live connections it authenticated, on every node. */
   bus: Bus;
+  /** Told when sessions end (`session`, or every one of the user but `keep`): what they set up goes with them. */
+  sessionsEnded?(user: string, which: { session: string } | { keep?: string }): void;
 }
 
 /** WebSocket close code of a connection whose session was ended (as for an expired token). */
@@ -157,6 +159,7 @@ export class AccountService {
     await checkStrength(input.newPassword, [account.username, user.name], 'newPassword');
     await this.deps.accounts.setPasswordHash(account.userId, await this.passwords.hash(input.newPassword));
     await this.deps.accounts.revokeUserSessions(account.userId);
+    this.deps.sessionsEnded?.(account.userId, {});
     return this.startSession(account.userId, userAgent);
   }
 
@@ -203,6 +206,7 @@ export class AccountService {
    * told so and closed rather than left running until its token expires.
    */
   private disconnect(user: string, which: { session: string } | { keep: string }): void {
+    this.deps.sessionsEnded?.(user, which);
     this.deps.bus.publish(userTopic(user), {
       frame: eventText('goodbye', { code: 'unauthorized', message: 'this session was signed out' }),
       control: { op: 'close', code: CLOSE_SESSION_ENDED, reason: 'session ended', ...which },

@@ -185,4 +185,23 @@ export const migrations: string[] = [
     PRIMARY KEY (room_id, seq)
   ) WITHOUT ROWID;
   `,
+  // 9: Web Push (store/sqlite/push.ts): each browser's subscription, the session that made
+  // it, and the VAPID key pair generated on first start when none is configured.
+  `
+  CREATE TABLE push_subscriptions (
+    endpoint TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    session_id TEXT,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
+  CREATE INDEX push_subscriptions_session ON push_subscriptions(session_id) WHERE session_id IS NOT NULL;
+  CREATE TABLE push_vapid (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    public_key TEXT NOT NULL,
+    private_key TEXT NOT NULL
+  );
+  `,
 ];
