@@ -142,8 +142,10 @@ export class AccountService {
   }
 
   /**
-   * Changes the password and ends every session of the account, this one included; the reply
-   * carries a new session, so the caller stays signed in and every other device is signed out.
+   * Changes the password. With `signOutOthers` (the default) every session of the account ends,
+   * this one included, and the reply carries a new session, so the caller stays signed in and
+   * every other device is signed out; without it, the other sessions stay and this one's
+   * refresh token is replaced (the old one may have been seen with the old password).
    */
   async changePassword(user: Identity, input: PasswordBody, address: string, userAgent = ''): Promise<Tokens> {
     if (!user.session) throw new ParleyError('forbidden', NOT_AN_ACCOUNT);
@@ -158,8 +160,16 @@ export class AccountService {
     await this.deps.limiter.succeeded(keys);
     await checkStrength(input.newPassword, [account.username, user.name], 'newPassword');
     await this.deps.accounts.setPasswordHash(account.userId, await this.passwords.hash(input.newPassword));
+    if (input.signOutOthers === false) {
+      const next = newSecret();
+      await this.deps.accounts.rotateSession(user.session, hashSecret(next), Date.now() + this.deps.config.refreshTtlSec * 1000);
+      return this.issue(account.userId, user.session, next);
+    }
     await this.deps.accounts.revokeUserSessions(account.userId);
-    this.deps.sessionsEnded?.(account.userId, {});
+    // The other devices are closed now; this one's connections carry on until they reconnect
+    // with the new session's tokens.
+    this.disconnect(account.userId, { keep: user.session });
+    this.deps.sessionsEnded?.(account.userId, { session: user.session });
     return this.startSession(account.userId, userAgent);
   }
 
