@@ -59,6 +59,10 @@ import type { PushStore } from './store/push.js';
 import { SqlitePushStore } from './store/sqlite/push.js';
 import { PostgresPushStore } from './store/postgres/push.js';
 import { registerPushRoutes } from './transport/http/push.js';
+import { AvatarService } from './service/avatars.js';
+import { SqliteAvatarStore } from './store/sqlite/avatars.js';
+import { PostgresAvatarStore } from './store/postgres/avatars.js';
+import { registerAvatarRoutes } from './transport/http/avatars.js';
 
 export interface Parley {
   readonly config: Config;
@@ -239,6 +243,9 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     await openBlobStore(cfg, backends.pool),
     { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
   service.hooks.use(...attachments.hooks());
+  // Users' pictures are blobs of the same store, with their own records.
+  const avatars = new AvatarService(backends.pool ? new PostgresAvatarStore(backends.pool) : new SqliteAvatarStore(backends.db!), attachments.blobs,
+    { secret: resolveSecret(cfg), maxImagePixels: cfg.attachments.maxImagePixels, urlTtlSec: cfg.attachments.urlTtlSec }, log);
   // Web Push hears every notification; it sends to the recipients with no open connection.
   const push: PushService = new PushService({
     store: backends.push, config: cfg.push, presence: bus.presence, log,
@@ -353,6 +360,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       verify, apiKeys: cfg.api.keys,
       admit: (u) => service.admit(u),
     }),
+  });
+  registerAvatarRoutes(http, '/api/v1', {
+    avatars,
+    authenticate: authenticator({ verify, apiKeys: cfg.api.keys, admit: (u) => service.admit(u) }),
   });
   registerPushRoutes(http, '/api/v1', {
     push,

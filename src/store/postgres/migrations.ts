@@ -255,6 +255,14 @@ export const migrations: string[] = [
     private_key text NOT NULL
   );
   `,
+  // 10: users' pictures (store/postgres/avatars.ts); their bytes are blobs of the attachments' store.
+  `
+  CREATE TABLE avatars (
+    user_id text COLLATE "C" PRIMARY KEY,
+    blob_id text COLLATE "C" NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -204,4 +204,12 @@ export const migrations: string[] = [
     private_key TEXT NOT NULL
   );
   `,
+  // 10: users' pictures (store/sqlite/avatars.ts); their bytes are blobs of the attachments' store.
+  `
+  CREATE TABLE avatars (
+    user_id TEXT PRIMARY KEY,
+    blob_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
