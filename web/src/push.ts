@@ -5,6 +5,8 @@
 // workers or the Push API keep the in-page notifications only.
 import { api } from './api.js';
 
+const SUBSCRIBE_TIMEOUT_MS = 8000;
+
 /** Whether this browser can receive pushes at all. */
 export function pushSupported(): boolean {
   return 'serviceWorker' in navigator && typeof PushManager !== 'undefined' && isSecureContext;
@@ -57,7 +59,11 @@ export async function subscribePush(token: () => Promise<string>): Promise<strin
       await sub.unsubscribe();
       sub = null;
     }
-    sub ??= await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) });
+    // A browser without a reachable push service may never answer: give up after a while.
+    sub ??= await Promise.race([
+      reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the browser\'s push service did not answer')), SUBSCRIBE_TIMEOUT_MS)),
+    ]);
     await api('POST', '/push/subscriptions', { token: await token(), body: sub.toJSON() });
     return null;
   } catch (err) {
