@@ -11,7 +11,7 @@ afterAll(async () => { await srv?.close(); });
 
 async function call(method: string, path: string, token: string | null, body?: Buffer, type = 'image/png') {
   const r = await fetch(`${srv.url}${path}`, {
-    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': type } : {}) }, ...(body ? { body } : {}),
+    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': type } : {}) }, ...(body ? { body: new Uint8Array(body) } : {}),
   });
   const buf = Buffer.from(await r.arrayBuffer());
   let json: any = null;
