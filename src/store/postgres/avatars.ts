@@ -1,7 +1,7 @@
 // PostgreSQL implementation of the AvatarStore port, on the pool of PostgresStore.
 import type pg from 'pg';
 import type { AvatarRecord, AvatarStore } from '../avatars.js';
-import { query } from './pool.js';
+import { query, toStoreError, transaction } from './pool.js';
 
 export class PostgresAvatarStore implements AvatarStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -14,12 +14,18 @@ export class PostgresAvatarStore implements AvatarStore {
   }
 
   async set(user: string, blob: string, at: number): Promise<string | null> {
-    // The old row is read in the same statement that replaces it.
-    const { rows } = await query<{ old: string | null }>(this.pool, `WITH old AS (SELECT blob_id FROM avatars WHERE user_id = $1 FOR UPDATE)
-      INSERT INTO avatars (user_id, blob_id, updated_at) VALUES ($1, $2, $3)
-      ON CONFLICT (user_id) DO UPDATE SET blob_id = excluded.blob_id, updated_at = excluded.updated_at
-      RETURNING (SELECT blob_id FROM old) AS old`, [user, blob, at]);
-    return rows[0]?.old ?? null;
+    try {
+      return await transaction(this.pool, async (c) => {
+        // The user's row is locked while it is read and replaced, so a replaced blob is handed back once.
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`avatar:${user}`]);
+        const { rows } = await c.query<{ blob_id: string }>('SELECT blob_id FROM avatars WHERE user_id = $1', [user]);
+        await c.query(`INSERT INTO avatars (user_id, blob_id, updated_at) VALUES ($1, $2, $3)
+          ON CONFLICT (user_id) DO UPDATE SET blob_id = excluded.blob_id, updated_at = excluded.updated_at`, [user, blob, at]);
+        return rows[0]?.blob_id ?? null;
+      });
+    } catch (err) {
+      throw toStoreError(err);
+    }
   }
 
   async remove(user: string): Promise<string | null> {
