@@ -51,7 +51,7 @@ describe('replies', () => {
     await send(bob, 'who brings the cake?');
     const asked = item(alice, 'who brings the cake?');
     await asked.hover();
-    await asked.getByRole('button', { name: 'Reply' }).click();
+    await asked.getByRole('button', { name: 'Reply', exact: true }).click();
     await alice.getByRole('status').filter({ hasText: 'Replying to Bob Builder' }).waitFor();
     await send(alice, 'I do');
     for (const page of [alice, bob]) {
