@@ -544,14 +544,14 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
       // Their own prefix: these nodes form a cluster of their own on the same Redis.
       bus: { redis: { url: cluster.redis!.url, prefix: 'balance:' } },
       auth: { secret: cluster.secret },
-      cluster: { heartbeatMs: 100, nodeTimeoutMs: 1500, rebalanceMinAgeMs: 300 },
+      cluster: { heartbeatMs: 250, nodeTimeoutMs: 1500, rebalanceMinAgeMs: 300 },
       retention: { sweepSec: 1 },
     };
     for (let i = 0; i < 2; i++) nodes.push(await startServer(shared, tempDir()));
-    // Both have seen each other's heartbeat.
+    // Both have seen each other's heartbeat, sent once each was listening (with its address).
     for (const n of nodes) {
       let seen = 0;
-      await waitFor(() => { void n.parley.bus.nodes.list().then((l) => { seen = l.length; }); return seen === 2; }, 10_000, 'the nodes to see each other');
+      await waitFor(() => { void n.parley.bus.nodes.list().then((l) => { seen = l.filter((x) => x.url !== '').length; }); return seen === 2; }, 10_000, 'the nodes to see each other');
     }
   }, 60_000);
   afterAll(async () => {
