@@ -200,6 +200,18 @@ describe('PostgreSQL going away', () => {
     await c.end();
   });
 
+  it('kill() also stops a backend that is busy with a query (a crash, not a slow goodbye)', async () => {
+    const c = new pg.Client({ connectionString: own.url });
+    c.on('error', () => { /* the connection dies with the server */ });
+    await c.connect();
+    // CPU-bound, so the backend does not look for its postmaster until it is done.
+    const busy = c.query('SELECT count(*) FROM generate_series(1, 50000000)');
+    await new Promise((r) => setTimeout(r, 100));
+    own.kill();
+    await expect(busy).rejects.toThrow();
+    await own.start();
+  });
+
   it('a crash under load loses no acknowledged write and leaves no gap', async () => {
     const s = await node({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
     await s.createRoom({ id: 'k', kind: 'group', name: 'K', topic: '', createdBy: 'u', members: members('u') });
@@ -237,6 +249,7 @@ describe('PostgreSQL going away', () => {
   });
 
   it('a write stuck behind a lock rejects with unavailable after the statement timeout', async () => {
+    await own.start(); // a no-op when running; not left down by a test before
     const schema = freshSchema();
     const s = await node({ url: own.url, schema, statementTimeoutMs: 1000 });
     await s.createRoom({ id: 'l', kind: 'group', name: 'L', topic: '', createdBy: 'u', members: members('u') });

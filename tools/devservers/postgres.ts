@@ -141,6 +141,25 @@ function processState(pid: number): 'running' | 'zombie' | 'gone' {
   }
 }
 
+/** Pids whose parent is `parent`, from /proc (empty where there is no /proc). */
+function childrenOf(parent: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Whether something accepts TCP connections on the port. */
@@ -324,10 +343,17 @@ class PostgresDevServer implements PgServer {
   kill(): void {
     const child = this.child;
     if (!child || child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
+    // Backends run in sessions of their own, and one busy with a client may not notice its
+    // postmaster's death for a while (it keeps serving queries already on its socket): kill
+    // each child of the postmaster too, listed before the postmaster dies and they are orphaned.
+    const postmaster = this.postmasterPid();
+    const backends = postmaster === null ? [] : childrenOf(postmaster);
+    for (const pid of [-child.pid, ...backends]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
     }
     // Dead from now on, though its exit event may come later: a start() right after this
     // must start a new server (after `exited`), not take the dying one for a running one.
