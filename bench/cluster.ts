@@ -57,8 +57,54 @@ export interface ClusterStepStats extends DbStepStats {
     otherPct: number;
     machineIdlePct: number;
   };
+  /**
+   * The nodes' own view of the step, from their /metrics: the longest event-loop delay of any
+   * node (ms), and garbage collection summed over the nodes (pauses, ms). A step that fails on
+   * its p99 while p50 stays low shows here whether a node stalled and whether GC took it.
+   */
+  runtime: { loopDelayMaxMs: number | null; majorGcs: number; majorGcMs: number; minorGcMs: number } | null;
   /** The machine had no CPU left: the figure measures the machine, not Parley. */
   saturated: boolean;
+}
+
+/** The figures of one node's /metrics that `runtime` is made of (null: not reachable). */
+interface NodeRuntime { loopDelayMaxS: number; gc: Record<string, { sum: number; count: number }> }
+
+async function nodeRuntime(port: number): Promise<NodeRuntime | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(3000) });
+    if (!res.ok) return null;
+    const out: NodeRuntime = { loopDelayMaxS: 0, gc: {} };
+    for (const line of (await res.text()).split('\n')) {
+      const m = /^(nodejs_eventloop_lag_max_seconds|nodejs_gc_duration_seconds_(?:sum|count))(?:\{kind="(\w+)"\})? ([\d.e+-]+)$/.exec(line);
+      if (!m) continue;
+      const v = Number(m[3]);
+      if (m[1] === 'nodejs_eventloop_lag_max_seconds') out.loopDelayMaxS = v;
+      else if (m[2]) {
+        const g = (out.gc[m[2]] ??= { sum: 0, count: 0 });
+        if (m[1]!.endsWith('_sum')) g.sum = v;
+        else g.count = v;
+      }
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runtime figures over a step from two scrapes of every node. The event-loop delay maximum is
+ * reset by each scrape, so the second one covers the step alone.
+ */
+function runtimeOver(before: Array<NodeRuntime | null>, after: Array<NodeRuntime | null>): ClusterStepStats['runtime'] {
+  if (after.some((a) => a === null) || before.some((b) => b === null)) return null;
+  const gc = (kind: string, f: 'sum' | 'count'): number => after.reduce((a, x, i) => a + (x!.gc[kind]?.[f] ?? 0) - (before[i]!.gc[kind]?.[f] ?? 0), 0);
+  return {
+    loopDelayMaxMs: round(Math.max(...after.map((a) => a!.loopDelayMaxS)) * 1000, 1),
+    majorGcs: gc('major', 'count'),
+    majorGcMs: round(gc('major', 'sum') * 1000, 1),
+    minorGcMs: round(gc('minor', 'sum') * 1000, 1),
+  };
 }
 
 export interface ClusterRunInfo {
@@ -255,6 +301,7 @@ async function runNodes(
     const start = async (i: number): Promise<RunningTarget> => {
       const t = await startTarget('parley', {
         logFile: `${logBase}-node${i + 1}.log`,
+        ...(o.profile ? { profileDir: join(o.outDir, 'profiles', `${stamp.replace(/[:.]/g, '-')}-cluster-${shape}-${n}-node${i + 1}`) } : {}),
         // Several nodes starting at once on a busy machine, the first one creating the schema.
         startTimeoutMs: 60_000,
         env: {
@@ -308,7 +355,7 @@ async function runNodes(
     for (let k = 0; k < (fixed?.length ?? maxSteps); k++) {
       await quiet(pids);
       const s = { ...plan.stepAt(rate), id: id++ };
-      const r = await measuredStep(p, measured, s, workerOf, say, o.quietWaitMs, sv, mine, cores);
+      const r = await measuredStep(p, measured, s, workerOf, say, o.quietWaitMs, sv, mine, cores, nodes.map((t) => t.port));
       result.steps.push(r);
       const why = r.cluster!.failed;
       say(`${s.name}: ${why ? `above the knee (${why})` : `acked ${r.ackedPerSec}/s, ack p99 ${r.ack?.p99Ms} ms`}`
@@ -357,8 +404,10 @@ function memoryOf(pid: number): { rss: number; hwm: number } {
 /** One sweep step with PostgreSQL, Redis, quota and machine figures around it. */
 async function measuredStep(
   p: Pool, measured: { pids: number[]; infraCpuMs: () => number }, s: Parameters<typeof runStep>[2], workerOf: (c: number) => number,
-  say: (l: string) => void, quietWaitMs: number, sv: Servers, groups: CpuGroup[], cores: number,
+  say: (l: string) => void, quietWaitMs: number, sv: Servers, groups: CpuGroup[], cores: number, ports: number[],
 ): Promise<StepResult> {
+  let rt0: Array<NodeRuntime | null> = [];
+  let rt1: Array<NodeRuntime | null> = [];
   let pg0!: PgCounters;
   let pg1!: PgCounters;
   let r0!: Map<string, number>;
@@ -386,7 +435,7 @@ async function measuredStep(
   };
   const r = await runStep(p, measured, s, workerOf, say, quietWaitMs, {
     async begin() {
-      [pg0, r0] = await Promise.all([sv.pgMon.counters(), sv.redisMon.commands()]);
+      [pg0, r0, rt0] = await Promise.all([sv.pgMon.counters(), sv.redisMon.commands(), Promise.all(ports.map(nodeRuntime))]);
       th0 = groups.map((g) => g.throttling());
       sampler = await sv.pgMon.sampler(sv.adminUrl);
       pgCpu0 = sv.pgMon.cpuMs();
@@ -404,7 +453,7 @@ async function measuredStep(
       for (const t of timers) clearTimeout(t);
       sampled = await sampler.stop();
       th1 = groups.map((g) => g.throttling());
-      [pg1, r1] = await Promise.all([sv.pgMon.counters(), sv.redisMon.commands()]);
+      [pg1, r1, rt1] = await Promise.all([sv.pgMon.counters(), sv.redisMon.commands(), Promise.all(ports.map(nodeRuntime))]);
     },
   });
   const offered = s.rate as number;
@@ -440,6 +489,7 @@ async function measuredStep(
       postgresPct: pct(pgCpu), redisPct: pct(redisCpu), loadGenPct: r.loadGenCpuPct, otherPct: r.otherCpuPct,
       machineIdlePct: r.machineIdlePct,
     },
+    runtime: runtimeOver(rt0, rt1),
     saturated,
   };
   return r;

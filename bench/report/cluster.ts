@@ -43,7 +43,8 @@ export function clusterTables(runs: RunResult[]): string {
     const verdict = c.failed ? `above: ${c.failed}` : run.cluster!.knee === s.name ? 'KNEE' : 'ok';
     return [run.cluster!.shape, String(run.cluster!.nodes), s.name, String(s.ackedPerSec), f(s.ack?.p99Ms), f(s.latency?.p99Ms), String(s.timeouts),
       String(s.errors), `${c.cpu.nodesPct}`, `${c.cpu.quotaUsedPct}`, `${c.cpu.throttledPct}`, `${c.cpu.postgresPct}`, `${c.cpu.redisPct}`,
-      `${c.cpu.loadGenPct}`, `${c.cpu.otherPct}`, `${c.cpu.machineIdlePct}`, `${c.saturated ? 'SATURATED ' : ''}${verdict}`];
+      `${c.cpu.loadGenPct}`, `${c.cpu.otherPct}`, `${c.cpu.machineIdlePct}`, f(c.runtime?.loopDelayMaxMs, 0),
+      c.runtime ? `${c.runtime.majorGcs} / ${f(c.runtime.majorGcMs, 0)}` : '', `${c.saturated ? 'SATURATED ' : ''}${verdict}`];
   }).concat(run.error ? [[run.cluster!.shape, String(run.cluster!.nodes), `ERROR ${run.error.slice(0, 100)}`]] : []));
   return [
     `cluster: knee = highest acknowledged rate with ack p99 <= ${KNEE_ACK_P99_MS} ms, no timeouts, nothing lost; per message: PostgreSQL `
@@ -54,7 +55,7 @@ export function clusterTables(runs: RunResult[]): string {
       'lock ms', 'exec ms', 'redis', 'node µs', 'pg µs', 'scale', 'throttled %', 'pg cpu %', 'idle %', 'other cpu %', ''], knees, 4),
     '',
     ...table(['shape', 'nodes', 'step', 'acked/s', 'ack p99', 'deliv p99', 'timeouts', 'errors', 'nodes cpu %', 'of quota %', 'throttled %',
-      'pg cpu %', 'redis cpu %', 'loadgen %', 'other cpu %', 'idle %', 'result'], steps, 3),
+      'pg cpu %', 'redis cpu %', 'loadgen %', 'other cpu %', 'idle %', 'loop max ms', 'major gc n / ms', 'result'], steps, 3),
   ].join('\n');
 }
 
@@ -109,7 +110,8 @@ export function clusterHtml(runs: RunResult[]): string {
     }).join('') + '</table>');
   parts.push('<h3>every step</h3><table><tr><th>shape</th><th>nodes</th><th>offered</th><th>acked/s</th><th>ack p99</th><th>delivery p99</th><th>timeouts</th>'
     + '<th>errors</th><th>nodes CPU %</th><th>of quota %</th><th>throttled %</th><th>PG CPU %</th><th>Redis CPU %</th><th>load gen %</th>'
-    + '<th>other CPU %</th><th>idle %</th><th>lock wait ms / msg</th><th>PG backends (sampled ms): top waits</th><th>result</th></tr>'
+    + '<th>other CPU %</th><th>idle %</th><th>lock wait ms / msg</th><th>PG backends (sampled ms): top waits</th>'
+    + '<th>longest event-loop delay of a node, ms</th><th>major GCs: count / ms (all nodes)</th><th>result</th></tr>'
     + cl.flatMap((run) => run.steps.map((s) => {
       const c = s.cluster!;
       const waits = Object.entries(c.waits).slice(0, 3).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -118,6 +120,7 @@ export function clusterHtml(runs: RunResult[]): string {
         + `<td>${f(s.latency?.p99Ms, 2)}</td><td>${s.timeouts}</td><td>${s.errors}</td><td>${c.cpu.nodesPct}</td><td>${c.cpu.quotaUsedPct}</td>`
         + `<td>${c.cpu.throttledPct}</td><td>${c.cpu.postgresPct}</td><td>${c.cpu.redisPct}</td><td>${c.cpu.loadGenPct}</td><td>${c.cpu.otherPct}</td>`
         + `<td class="${c.saturated ? 'err' : ''}">${c.cpu.machineIdlePct}</td><td>${f(c.perMessage.lockWaitMs, 3)}</td><td>${esc(waits)}</td>`
+        + `<td>${f(c.runtime?.loopDelayMaxMs, 0)}</td><td>${c.runtime ? `${c.runtime.majorGcs} / ${f(c.runtime.majorGcMs, 0)}` : ''}</td>`
         + `<td>${c.failed ? esc(verdict) : verdict}</td></tr>`;
     })).join('') + '</table>');
   parts.push('<h3>where PostgreSQL time goes (at the knee)</h3>');
