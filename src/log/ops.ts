@@ -53,7 +53,12 @@ export type RoomOp =
   | { op: 'destroy'; by: By; keepHistory: boolean }
   | { op: 'access'; by: By; list: 'black' | 'white'; add?: string[]; remove?: string[] }
   /** On the direct room of the pair, whether it exists or not: `by` blocks `user` (or lifts it). */
-  | { op: 'block'; by: By; user: string; on: boolean };
+  | { op: 'block'; by: By; user: string; on: boolean }
+  /**
+   * Decides, writing nothing, whether `by` may invite every user of `add` and remove every one
+   * of `remove`: a change of many members is refused whole before its first step is taken.
+   */
+  | { op: 'admits'; by: By; add: string[]; remove: string[] };
 
 export type OpName = RoomOp['op'];
 export type OpOf<N extends OpName> = Extract<RoomOp, { op: N }>;
@@ -80,6 +85,7 @@ export interface OpResults {
   destroy: { room: string; members: string[] };
   access: { room: string; list: 'black' | 'white'; users: string[]; removed: string[] };
   block: { user: string };
+  admits: { add: string[]; remove: string[] };
 }
 
 /**
@@ -115,6 +121,8 @@ export interface OpFacts {
   prior?: Message | null;
   /** Names of the members an access change removes, for their leave messages. */
   names?: Record<string, string>;
+  /** For each user a change of many members would add: whether it blocks the actor, its room counts. */
+  adding?: Record<string, { blocksActor: boolean; counts: { member: number; created: number } | null }>;
 }
 
 /** The store ports the room log reads and writes through. */
@@ -223,6 +231,20 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
       return;
     case 'block':
       return;
+    case 'admits': {
+      p.member(me);
+      for (const u of [...op.add, ...op.remove]) p.member(u);
+      for (const u of op.add) {
+        p.ban(u);
+        p.listed(u);
+      }
+      const caps = capsApply(ctx.caps, false);
+      p.fact('adding', async () => Object.fromEntries(await Promise.all(op.add.map(async (u) => [u, {
+        blocksActor: await ctx.store.blocks(u, me),
+        counts: caps ? await ctx.store.countRooms(u) : null,
+      }] as const))));
+      return;
+    }
   }
   void room;
 }
@@ -459,6 +481,26 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       b.blockChanged(by.id, op.user, op.on);
       s.blocks.set(`${by.id}\n${op.user}`, op.on);
       return { result: { user: op.user }, events: [] };
+    }
+    case 'admits': {
+      const adding = known(f.adding, 'the users to add');
+      const each = (user: string, decide: () => void): void => {
+        try {
+          decide();
+        } catch (err) {
+          // Which user of the list was refused, so the caller can say so.
+          if (err instanceof ParleyError) throw new ParleyError(err.code, `${user}: ${err.message}`, { ...err.details, user });
+          throw err;
+        }
+      };
+      for (const u of op.add) {
+        const a = known(adding[u], 'the user to add');
+        each(u, () => decideInvite(s.room, by, me(), target(u), {
+          ban: known(s.bans.get(u), 'the ban'), listed: known(s.listedAs(u), 'the lists'), counts: a.counts, blocksActor: a.blocksActor,
+        }, ctx.caps, now));
+      }
+      for (const u of op.remove) each(u, () => decideKick(s.room, by, me(), target(u)));
+      return { result: { add: op.add, remove: op.remove }, events: [] };
     }
   }
 }

@@ -13,7 +13,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
-import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom } from '../protocol/schema.js';
+import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
 import type {
   AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
 } from '../protocol/schema.js';
@@ -663,6 +663,19 @@ export class Service {
     const room = await this.requireRoom(roomId);
     const role = rules.requireModerator(s.user, s.user.admin ? null : await this.store.getMember(roomId, s.user.id));
     return { room, role };
+  }
+
+  /**
+   * Refuses a change of many members whole, before its first step, when the rules refuse any
+   * of its steps: a banned, blocking, capped or unlisted user to add, a member of higher rank
+   * to remove. The room's owner decides it in the room's lane and writes nothing; the steps
+   * then run as invite and kick commands, so hooks see each of them. Public: integrations
+   * (Chat21's member lists) check with this.
+   */
+  async checkMembers(s: Session, roomId: string, add: string[], remove: string[]): Promise<void> {
+    const bad = [...add, ...remove].find((u) => !userIdRe.test(u));
+    if (bad !== undefined) throw new ParleyError('invalid', `not a user id: ${JSON.stringify(bad.slice(0, 140))}`, { field: 'members' });
+    await this.roomLog.submit<'admits'>(roomId, { op: 'admits', by: this.by(s), add: [...new Set(add)], remove: [...new Set(remove)] });
   }
 
   // ---- moderation ---------------------------------------------------------------------------

@@ -39,6 +39,48 @@ describe('Chat21: setting a group\'s members', () => {
   });
 });
 
+describe('Chat21: member lists the rules refuse halfway', () => {
+  it('a list naming a user banned from the group is refused whole: nobody is added or removed', async () => {
+    const owner = await srv.token('hr-owner');
+    for (const u of ['hr-a', 'hr-b', 'hr-banned']) (await authed(u)).close();
+    const g = await rest(srv.url, owner, 'POST', '/groups', { group_name: 'G', group_id: 'hr-group', group_members: { 'hr-a': 1 } });
+    expect(g.status).toBe(201);
+    const ws = await authed('hr-owner');
+    const banned = await ws.call({ id: 'b', cmd: 'ban', room: 'hr-group', user: 'hr-banned', reason: 'spam' });
+    expect(banned.ok, JSON.stringify(banned)).toBe(true);
+    ws.close();
+    const members = async () => (await srv.parley.store.members('hr-group')).map((m) => m.user).sort();
+    const kinds = async () => (await srv.parley.store.history('hr-group', { after: 0, limit: 100 })).map((m) => m.kind);
+    const before = await kinds();
+
+    // hr-b comes first in the list: before, it was added (and hr-a removed) before the ban refused the rest.
+    const r = await rest(srv.url, owner, 'PUT', '/groups/hr-group/members', { members: { 'hr-owner': 1, 'hr-b': 1, 'hr-banned': 1 } });
+    expect(r.status).toBe(403);
+    expect(r.body.code).toBe('forbidden');
+    expect(await members()).toEqual(['hr-a', 'hr-owner']);
+    expect(await kinds()).toEqual(before);
+    expect(JSON.stringify(r.body)).toContain('hr-banned');
+  });
+
+  it('a new group listing a user who blocks its creator is not created at all', async () => {
+    const owner = await srv.token('hn-owner');
+    (await authed('hn-ok')).close();
+    const blocker = await authed('hn-blocker');
+    const b = await blocker.call({ id: 'b', cmd: 'block', user: 'hn-owner' });
+    expect(b.ok, JSON.stringify(b)).toBe(true);
+    blocker.close();
+
+    const r = await rest(srv.url, owner, 'POST', '/groups', { group_name: 'G', group_id: 'hn-group', group_members: { 'hn-ok': 1, 'hn-blocker': 1 } });
+    expect(r.status).toBe(403);
+    expect(await srv.parley.store.getRoom('hn-group')).toBeNull();
+    expect(await srv.parley.store.roomsOf('hn-ok')).toEqual([]);
+    // The id is free again: the same group without the blocker is made.
+    const ok = await rest(srv.url, owner, 'POST', '/groups', { group_name: 'G', group_id: 'hn-group', group_members: { 'hn-ok': 1 } });
+    expect(ok.status).toBe(201);
+    expect((await srv.parley.store.members('hn-group')).map((m) => m.user).sort()).toEqual(['hn-ok', 'hn-owner']);
+  });
+});
+
 describe('Chat21: server notices', () => {
   it('a client cannot send a message that other clients show as a server notice', async () => {
     const tok = { a: await srv.token('hi-ann'), b: await srv.token('hi-ben') };

@@ -69,7 +69,7 @@ export class Chat21Service {
   private readonly knownDirect = new LRUCache<string, true>({ max: MAX_CACHE });
 
   constructor(
-    private readonly service: Pick<Service, 'exec' | 'requireModerator' | 'directPeer'>,
+    private readonly service: Pick<Service, 'exec' | 'requireModerator' | 'directPeer' | 'checkMembers'>,
     private readonly store: Pick<Store, 'getRoom'>,
     private readonly state: Chat21Store,
     readonly appId: string,
@@ -83,8 +83,7 @@ export class Chat21Service {
    */
   private async exec<N extends CommandName>(c: Caller, cmd: N, args: CommandArgs<N>, admits = false): Promise<CommandResults[N]> {
     const frame = validate(Commands[cmd] as TSchema, { id: 0, cmd, ...args }, cmd);
-    const s: Session = { user: c.user };
-    if (c.via) s.via = c.via;
+    const s = this.session(c);
     if (admits && c.admit) s.admit = c.admit;
     return this.service.exec(s, frame as CommandFrame) as Promise<CommandResults[N]>;
   }
@@ -217,7 +216,28 @@ export class Chat21Service {
       if (err instanceof ParleyError && err.code === 'conflict') return;
       throw err;
     }
-    for (const u of members) await this.exec(c, 'invite', { room: id, user: u });
+    await this.addToNew(c, id, members);
+  }
+
+  /**
+   * Adds the listed members to a group just created by `c`, all or none: a list the rules
+   * refuse (a user who blocks the creator, or is at a room cap) takes the group away again.
+   */
+  private async addToNew(c: Caller, room: string, members: string[]): Promise<void> {
+    if (members.length === 0) return;
+    try {
+      await this.service.checkMembers(this.session(c), room, members, []);
+    } catch (err) {
+      await this.exec(c, 'destroy', { room }).catch(() => undefined);
+      throw err;
+    }
+    for (const u of members) await this.exec(c, 'invite', { room, user: u });
+  }
+
+  private session(c: Caller): Session {
+    const s: Session = { user: c.user };
+    if (c.via) s.via = c.via;
+    return s;
   }
 
   /** A "received" receipt (status 200): moves the read marker; the sender gets 250 (direct). */
@@ -357,7 +377,7 @@ export class Chat21Service {
     const id = g.group_id === undefined ? `group-${randomUUID()}` : this.groupRoom(g.group_id);
     if (isDirectRoom(id)) throw new ParleyError('invalid', `group ids starting with "${DIRECT_ROOM_PREFIX}" are reserved`, { field: 'group_id' });
     await this.exec(c, 'create', { kind: 'group', name: g.group_name, room: id });
-    for (const u of Object.keys(g.group_members ?? {})) if (u !== c.user.id) await this.exec(c, 'invite', { room: id, user: u });
+    await this.addToNew(c, id, Object.keys(g.group_members ?? {}).filter((u) => u !== c.user.id));
     if (g.attributes) await this.state.setGroupAttributes(id, g.attributes);
     this.forget(id);
     return this.group(c, id);
@@ -388,6 +408,8 @@ export class Chat21Service {
     await this.service.requireModerator(c, room);
     const added = Object.keys(wanted).filter((u) => !Object.hasOwn(before.members, u));
     const removed = Object.keys(before.members).filter((u) => !Object.hasOwn(wanted, u) && u !== before.owner && u !== c.user.id);
+    // The whole list or nothing: every step is decided before the first is taken.
+    await this.service.checkMembers(this.session(c), room, added, removed);
     for (const u of added) await this.exec(c, 'invite', { room, user: u });
     for (const u of removed) await this.exec(c, 'kick', { room, user: u });
     const group = await this.group(c, gid);
