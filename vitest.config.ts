@@ -11,6 +11,7 @@ const SYSTEM_TESTS = [
   'test/bus.redis.test.ts', // redis-server, Redis Cluster
   'test/cluster.test.ts', // PostgreSQL, redis-server
   'test/cluster.ownership.test.ts', // PostgreSQL, redis-server
+  'test/cluster.redis-outage.test.ts', // PostgreSQL, redis-server
   'test/store.postgres.test.ts', // PostgreSQL
   'test/cluster.fence.test.ts', // PostgreSQL
   'test/cluster.placement.test.ts', // PostgreSQL

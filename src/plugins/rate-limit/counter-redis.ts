@@ -3,8 +3,15 @@
 // over several buckets stays all-or-nothing. The clock is Redis's own (TIME), so nodes with
 // skewed clocks agree. All bucket keys share one hash tag: on a Redis Cluster a multi-bucket
 // script needs its keys in one slot.
+//
+// While Redis does not answer, the node draws from buckets of its own (counter-memory.ts)
+// instead: sends do not depend on Redis (PostgreSQL stores them), and a flood is still cut
+// short — at the same limits per node, so a user on N nodes gets at most N times its budget
+// for as long as the outage lasts. After a failed call the node stays on its own buckets for
+// `retryMs` before it asks Redis again, so a frozen Redis costs one command timeout per
+// `retryMs`, not one per command.
 import { bounded, DEFAULT_COMMAND_TIMEOUT_MS, type RedisClient } from '../../bus/redis/client.js';
-import { ParleyError } from '../../errors.js';
+import { MemoryRateCounter } from './counter-memory.js';
 import type { BucketLimit, RateCounter } from './counter.js';
 
 const TAKE = `local t = redis.call('TIME')
@@ -36,8 +43,17 @@ type WithTake = RedisClient & { parleyTake(n: number, ...args: Array<string | nu
 
 export class RedisRateCounter implements RateCounter {
   private readonly redis: WithTake;
+  /** This node's own buckets, drawn from while Redis does not answer. */
+  private readonly local = new MemoryRateCounter();
+  /** Until when (performance.now()) takes go to the local buckets without asking Redis. */
+  private localUntil = -Infinity;
 
-  constructor(redis: RedisClient, private readonly prefix: string, private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS) {
+  constructor(
+    redis: RedisClient,
+    private readonly prefix: string,
+    private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
+    private readonly retryMs = 1000,
+  ) {
     this.redis = redis as WithTake;
     if (typeof this.redis.parleyTake !== 'function') redis.defineCommand('parleyTake', { lua: TAKE });
   }
@@ -46,11 +62,16 @@ export class RedisRateCounter implements RateCounter {
     if (limits.length === 0) return 0;
     const keys = limits.map((l) => `${this.prefix}{rate}:${l.key}`);
     const args = limits.flatMap((l) => [l.rate, l.burst]);
+    if (performance.now() < this.localUntil) return this.local.take(limits);
     try {
       return Number(await bounded(this.redis.parleyTake(keys.length, ...keys, ...args), this.timeoutMs, 'rate limiter'));
     } catch {
-      // Fail closed: without the shared counters a flood could not be stopped.
-      throw new ParleyError('unavailable', 'rate limiter unavailable (Redis does not answer)');
+      this.localUntil = performance.now() + this.retryMs;
+      return this.local.take(limits);
     }
+  }
+
+  close(): void {
+    this.local.close();
   }
 }
