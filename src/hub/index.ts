@@ -8,6 +8,8 @@ import type { Bounds, Store } from '../store/store.js';
 import { isDirectRoom } from '../protocol/schema.js';
 import type { Message } from '../protocol/schema.js';
 import { encodeEvent } from '../protocol/frames.js';
+import { ParleyError } from '../errors.js';
+import { backoff } from '../client/backoff.js';
 
 /**
  * One event on its way to many connections: the payload is serialised once, and each
@@ -63,6 +65,26 @@ function closes(c: Extract<Control, { op: 'close' }>, conn: Conn): boolean {
 /** Live messages held for one follower while it replays from the store. */
 const MAX_HELD = 50_000;
 
+/** Catch-up reads tried again while the store answers `unavailable`, before the follower is closed. */
+const READ_ATTEMPTS = 4;
+
+/**
+ * A catch-up read, tried again (after 100, 200, 400 ms) while the store is `unavailable`: a
+ * node woken after a freeze finds its database sessions ended by the node that took its
+ * rooms, and the pool needs a moment to open new ones. Closing every follower of the room
+ * on the first failed read would send them all to reconnect for a blip.
+ */
+async function whileUnavailable<T>(read: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (n >= READ_ATTEMPTS || !(err instanceof ParleyError) || err.code !== 'unavailable') throw err;
+      await new Promise((r) => setTimeout(r, backoff(n, 100, 400, () => 1)));
+    }
+  }
+}
+
 export class Hub {
   private readonly rooms = new Map<string, Map<Conn, Follow>>();
   private readonly users = new Map<string, Set<Conn>>();
@@ -101,7 +123,7 @@ export class Hub {
   private bounds(room: string): Promise<Bounds> {
     let p = this.bounding.get(room);
     if (!p) {
-      p = this.store.bounds(room).finally(() => this.bounding.delete(room));
+      p = whileUnavailable(() => this.store.bounds(room)).finally(() => this.bounding.delete(room));
       this.bounding.set(room, p);
     }
     return p;
@@ -117,7 +139,7 @@ export class Hub {
     const key = `${room}\n${after}\n${viewer ?? ''}`;
     let p = this.reading.get(key);
     if (!p) {
-      p = this.store.history(room, { after, limit: this.pageSize }, viewer).finally(() => this.reading.delete(key));
+      p = whileUnavailable(() => this.store.history(room, { after, limit: this.pageSize }, viewer)).finally(() => this.reading.delete(key));
       this.reading.set(key, p);
     }
     return p;

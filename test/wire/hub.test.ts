@@ -14,6 +14,7 @@ import type { Store } from '../../src/store/store.js';
 import { removeDir, tempDir } from '../helpers.js';
 import { roomLogWrites, type Writes } from '../conformance/writes.js';
 import { waitFor } from '../wait.js';
+import { ParleyError } from '../../src/errors.js';
 
 /** A connection that records every frame the hub writes to it. */
 class RecordingConn implements Conn {
@@ -179,6 +180,55 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     for (const c of cs) expect(c.seqs(ROOM)).toEqual(range(3, 22));
     // 20 messages in pages of 4: six reads for everyone, not six per follower.
     expect(gated.reads).toBeLessThanOrEqual(7);
+  });
+});
+
+/**
+ * The store with its first `fails` catch-up reads (bounds, history) answering `unavailable`,
+ * as a node woken after a freeze finds its database sessions ended by the node that took its
+ * rooms; everything else is the store itself.
+ */
+function unavailableFirst(store: Store, fails: number): Store {
+  let left = fails;
+  return new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function') return v;
+      const f = (v as (...a: unknown[]) => unknown).bind(target);
+      if (prop !== 'history' && prop !== 'bounds') return f;
+      return (...args: unknown[]) => {
+        if (left-- > 0) return Promise.reject(new ParleyError('unavailable', 'database unavailable: terminating connection due to administrator command'));
+        return f(...args);
+      };
+    },
+  });
+}
+
+describe('a catch-up read the store cannot answer for a moment', () => {
+  it('is tried again: the follower gets the missing messages and stays connected', async () => {
+    const own = new Hub(bus, unavailableFirst(sqlite, 2), { slowConsumerBytes: 1 << 20, pageSize: 4 });
+    const c = new RecordingConn('blip', 'r');
+    await own.add(c);
+    own.follow(c, ROOM, 2, 2);
+    const [m3, , m5] = [await store('a'), await store('b'), await store('c')];
+    publish(m3!);
+    publish(m5!);
+    await waitFor(() => c.seqs(ROOM).length >= 3 || c.closed !== null, 5000, 'the hole filled or the connection closed');
+    expect(c.closed).toBeNull();
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
+  });
+
+  it('a store that stays unavailable closes the follower, which resumes from its last seq', async () => {
+    const own = new Hub(bus, unavailableFirst(sqlite, 1000), { slowConsumerBytes: 1 << 20, pageSize: 4 });
+    const c = new RecordingConn('down', 'r');
+    await own.add(c);
+    own.follow(c, ROOM, 2, 2);
+    const [m3, , m5] = [await store('a'), await store('b'), await store('c')];
+    publish(m3!);
+    publish(m5!);
+    await waitFor(() => c.closed !== null, 5000, 'the connection closed');
+    expect(c.closed?.code).toBe(1011);
+    expect(c.seqs(ROOM)).toEqual([3]);
   });
 });
 
