@@ -188,6 +188,7 @@ export const Commands = {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
     thread: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Seq of a thread root: page through that thread instead' })),
   }, 'Page through history before or after a seq, oldest first: the room\'s main timeline (without replies kept to their thread), or one thread.'),
+  message: command('message', { room: RoomId, seq: PositiveSeq }, 'Get one message of a room by its seq, a reply kept to its thread included.'),
   resume: command('resume', { rooms: ResumeMap }, 'Replay each room after the given seq, then continue live.'),
   typing: command('typing', { room: RoomId, active: Type.Optional(Type.Boolean()) }, 'Tell the room you are typing.'),
   read: command('read', { room: RoomId, seq: Seq }, 'Move your read marker forward.'),
@@ -290,6 +291,7 @@ export interface CommandResults {
   delete: SendResult;
   react: SendResult;
   history: HistoryResult;
+  message: Message;
   resume: ResumeResult;
   typing: Record<string, never>;
   read: { room: string; seq: number };

@@ -169,6 +169,13 @@ export class Service {
         data: a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji },
       }),
       history: (s, a) => this.history(s, a),
+      message: async (s, a) => {
+        await this.readable(s, a.room);
+        // Any message of the room by its seq: one of the main timeline or one kept to its thread.
+        const m = await this.store.getMessage(a.room, a.seq, s.user.id);
+        if (!m) throw new ParleyError('not_found', 'no message with this seq in this room', { field: 'seq' });
+        return m;
+      },
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);

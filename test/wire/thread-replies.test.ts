@@ -1,0 +1,150 @@
+// A reply kept to its thread, at the wire (raw WebSocket clients and REST), on SQLite and on
+// PostgreSQL: it is a message of the room like any other for every command that names one
+// message by its seq (read it, edit, delete, react, pin, its versions, quote it).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawSocket, startServer, type TestServer } from '../helpers.js';
+import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
+
+interface Summary { count: number; lastTs: number; users: string[] }
+interface Msg {
+  room: string; seq: number; kind: string; user: string; ts: number; text?: string; target?: number;
+  thread?: number; alsoToRoom?: boolean; summary?: Summary; quote?: Record<string, unknown>;
+}
+
+/** A raw client: frames as received, commands by id. */
+class Wire {
+  private next = 1;
+  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  static async open(srv: TestServer, user: string): Promise<Wire> {
+    const raw = await RawSocket.open(srv.wsUrl);
+    const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    return new Wire(raw, user);
+  }
+  async call<T = Record<string, unknown>>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const r = await this.raw.call({ id: this.next++, cmd, ...args });
+    expect(r.ok, `${cmd}: ${JSON.stringify(r)}`).toBe(true);
+    return r.data as T;
+  }
+  async fails(cmd: string, args: Record<string, unknown>): Promise<string> {
+    const r = await this.raw.call({ id: this.next++, cmd, ...args });
+    expect(r.ok, `${cmd} should fail`).toBe(false);
+    return (r.error as { code: string }).code;
+  }
+  events<T = Record<string, unknown>>(ev: string): T[] {
+    return this.raw.frames.filter((f) => f.ev === ev).map((f) => f.data as T);
+  }
+  message(room: string, seq: number): Msg | undefined {
+    return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
+  }
+  close(): void { this.raw.close(); }
+}
+
+const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<string, unknown>; stop: () => Promise<void> }> }> = [
+  { name: 'SQLite', start: async () => ({ overrides: {}, stop: async () => {} }) },
+  {
+    name: 'PostgreSQL',
+    start: async () => {
+      const pg: PgServer = await startPostgres();
+      return { overrides: { store: { postgres: { url: pg.url } } }, stop: () => pg.destroy() };
+    },
+  },
+];
+
+describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
+  let srv: TestServer;
+  let stop: () => Promise<void> = async () => {};
+  const tag = store.name === 'SQLite' ? 's' : 'p';
+
+  beforeAll(async () => {
+    const s = await store.start();
+    stop = s.stop;
+    srv = await startServer({ ...s.overrides, plugins: { rateLimit: { enabled: false } } });
+  }, 60_000);
+  afterAll(async () => {
+    await srv?.close();
+    await stop();
+  }, 60_000);
+
+  const open = (user: string) => Wire.open(srv, `${tag}-${user}`);
+  async function rest(user: Wire | string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${srv.url}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${await srv.token(typeof user === 'string' ? user : user.user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: await res.json() as Record<string, unknown> };
+  }
+  let n = 0;
+  async function room(kind: 'group' | 'channel', owner: Wire, ...others: Wire[]): Promise<string> {
+    const id = (await owner.call<{ id: string }>('create', { kind, name: `thread replies ${tag} ${n++}` })).id;
+    for (const o of others) await owner.call('invite', { room: id, user: o.user });
+    return id;
+  }
+
+  it('is read by its seq, like any message of the room, by anyone who can read the room (WebSocket and REST)', async () => {
+    const [ann, bob, cyd] = await Promise.all([open('read-ann'), open('read-bob'), open('read-cyd')]);
+    const ch = await room('channel', ann, bob);
+    const root = await ann.call<{ seq: number }>('send', { room: ch, text: 'root' });
+    const kept = await bob.call<{ seq: number }>('send', { room: ch, text: 'kept to the thread', thread: root.seq });
+    const shared = await bob.call<{ seq: number }>('send', { room: ch, text: 'also to the room', thread: root.seq, alsoToRoom: true });
+    // A member, over REST and WebSocket.
+    const got = await rest(bob, 'GET', `/rooms/${ch}/messages/${kept.seq}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ room: ch, seq: kept.seq, text: 'kept to the thread', thread: root.seq });
+    expect(await bob.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({ room: ch, seq: kept.seq, kind: 'text', text: 'kept to the thread', thread: root.seq });
+    expect((await bob.call<Msg>('message', { room: ch, seq: kept.seq })).alsoToRoom).toBeUndefined();
+    // Someone who is no member of the channel but may read it.
+    expect(await cyd.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({ seq: kept.seq, thread: root.seq });
+    expect((await rest(cyd, 'GET', `/rooms/${ch}/messages/${kept.seq}`)).body).toMatchObject({ seq: kept.seq, thread: root.seq });
+    // The root carries its summary; a reply also sent to the room is read the same way.
+    expect((await rest(cyd, 'GET', `/rooms/${ch}/messages/${root.seq}`)).body).toMatchObject({ seq: root.seq, summary: { count: 2 } });
+    expect(await ann.call<Msg>('message', { room: ch, seq: shared.seq })).toMatchObject({ seq: shared.seq, thread: root.seq, alsoToRoom: true });
+    // A seq with no message is not_found; seq 0 is invalid.
+    expect(await ann.fails('message', { room: ch, seq: shared.seq + 100 })).toBe('not_found');
+    expect((await rest(ann, 'GET', `/rooms/${ch}/messages/${shared.seq + 100}`)).status).toBe(404);
+    expect(await ann.fails('message', { room: ch, seq: 0 })).toBe('invalid');
+    // A group's replies are read by its members only.
+    const grp = await room('group', ann, bob);
+    const groot = await ann.call<{ seq: number }>('send', { room: grp, text: 'group root' });
+    const greply = await bob.call<{ seq: number }>('send', { room: grp, text: 'group reply', thread: groot.seq });
+    expect((await rest(ann, 'GET', `/rooms/${grp}/messages/${greply.seq}`)).body).toMatchObject({ seq: greply.seq, thread: groot.seq });
+    expect(await cyd.fails('message', { room: grp, seq: greply.seq })).toBe('forbidden');
+    expect((await rest(cyd, 'GET', `/rooms/${grp}/messages/${greply.seq}`)).status).toBe(403);
+    for (const w of [ann, bob, cyd]) w.close();
+  });
+
+  it('is edited, reacted to, pinned, quoted, listed with its versions and deleted by its seq', async () => {
+    const [ann, bob, cyd] = await Promise.all([open('one-ann'), open('one-bob'), open('one-cyd')]);
+    const grp = await room('group', ann, bob, cyd);
+    const root = await ann.call<{ seq: number }>('send', { room: grp, text: 'root' });
+    const reply = await bob.call<{ seq: number }>('send', { room: grp, text: 'first words', thread: root.seq });
+    const edit = await bob.call<{ seq: number }>('edit', { room: grp, target: reply.seq, text: 'better words' });
+    const react = (await rest(cyd, 'POST', `/rooms/${grp}/messages/${reply.seq}/reactions`, { emoji: '👍' }));
+    expect(react.status).toBe(200);
+    // Its versions, over WebSocket and REST.
+    const versions = await cyd.call<{ versions: Array<{ seq: number; text: string }>; deleted: boolean }>('versions', { room: grp, seq: reply.seq });
+    expect(versions.versions.map((v) => [v.seq, v.text])).toEqual([[reply.seq, 'first words'], [edit.seq, 'better words']]);
+    expect((await rest(cyd, 'GET', `/rooms/${grp}/messages/${reply.seq}/versions`)).body).toMatchObject({ deleted: false, versions: [{ seq: reply.seq }, { seq: edit.seq }] });
+    // Pinned by the owner and listed with the room's pins.
+    expect(await ann.call('pin', { room: grp, seq: reply.seq })).toEqual({ room: grp, seq: reply.seq, pinned: true });
+    const pins = await cyd.call<{ pins: Array<{ seq: number; message: Msg }> }>('pins', { room: grp });
+    expect(pins.pins.map((p) => [p.seq, p.message.thread])).toEqual([[reply.seq, root.seq]]);
+    // Quoted from the main timeline and from inside the thread, with its latest text.
+    const quoting = await cyd.call<{ seq: number }>('send', { room: grp, text: 'about that', replyTo: reply.seq });
+    const inThread = await cyd.call<{ seq: number }>('send', { room: grp, text: 'yes', replyTo: reply.seq, thread: root.seq });
+    for (const seq of [quoting.seq, inThread.seq]) {
+      expect(await ann.call<Msg>('message', { room: grp, seq })).toMatchObject({ quote: { user: bob.user, text: 'better words' } });
+    }
+    // Deleted by its author: no versions, no pin.
+    const del = await rest(bob, 'DELETE', `/rooms/${grp}/messages/${reply.seq}`);
+    expect(del.status).toBe(200);
+    expect(await cyd.call('versions', { room: grp, seq: reply.seq })).toEqual({ room: grp, seq: reply.seq, versions: [], deleted: true });
+    expect(await bob.fails('edit', { room: grp, target: reply.seq, text: 'again' })).toBe('conflict');
+    expect((await cyd.call<{ pins: unknown[] }>('pins', { room: grp })).pins).toEqual([]);
+    // Every change of it stayed in its thread.
+    const thread = await ann.call<{ messages: Msg[] }>('history', { room: grp, thread: root.seq });
+    expect(thread.messages.map((m) => m.kind)).toEqual(['text', 'edit', 'reaction', 'text', 'delete']);
+    for (const w of [ann, bob, cyd]) w.close();
+  });
+});
