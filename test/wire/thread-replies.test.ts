@@ -1,8 +1,10 @@
-// A reply kept to its thread, at the wire (raw WebSocket clients and REST), on SQLite and on
-// PostgreSQL: it is a message of the room like any other for every command that names one
-// message by its seq (read it, edit, delete, react, pin, its versions, quote it).
+// A reply kept to its thread, at the wire (raw WebSocket clients, REST and webhooks), on SQLite
+// and on PostgreSQL: it is a message of the room like any other for every command that names
+// one message by its seq (read it, edit, delete, react, pin, its versions, quote it); it
+// notifies the thread's participants and those it mentions, not every member.
+import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSocket, startServer, type TestServer } from '../helpers.js';
+import { RawSocket, SECRET, startServer, waitFor, type TestServer } from '../helpers.js';
 import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
 
 interface Summary { count: number; lastTs: number; users: string[] }
@@ -51,6 +53,24 @@ const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<str
   },
 ];
 
+/** Webhook deliveries, as received. */
+const deliveries: Array<{ event: string; room: string; data: Record<string, unknown> }> = [];
+let hookServer: Server;
+beforeAll(async () => {
+  hookServer = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      deliveries.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as (typeof deliveries)[number]);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
+});
+afterAll(async () => {
+  await new Promise<void>((r) => { hookServer.closeAllConnections(); hookServer.close(() => r()); });
+});
+
 describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
   let srv: TestServer;
   let stop: () => Promise<void> = async () => {};
@@ -59,7 +79,11 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
   beforeAll(async () => {
     const s = await store.start();
     stop = s.stop;
-    srv = await startServer({ ...s.overrides, plugins: { rateLimit: { enabled: false } } });
+    const url = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`;
+    srv = await startServer({
+      ...s.overrides,
+      plugins: { rateLimit: { enabled: false }, webhooks: { backoffMs: 30, endpoints: [{ url, secret: SECRET, events: ['notification'] }] } },
+    });
   }, 60_000);
   afterAll(async () => {
     await srv?.close();
@@ -146,5 +170,65 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     const thread = await ann.call<{ messages: Msg[] }>('history', { room: grp, thread: root.seq });
     expect(thread.messages.map((m) => m.kind)).toEqual(['text', 'edit', 'reaction', 'text', 'delete']);
     for (const w of [ann, bob, cyd]) w.close();
+  });
+
+  it('notifies the thread\'s participants at level all and those it mentions; a reply also sent to the room notifies as a room message', async () => {
+    // ann wrote the root; eve replies first but chose none; bob and cyd chose all, dan and fay
+    // keep the default (mentions), and fay replies too.
+    const [ann, bob, cyd, dan, eve, fay] = await Promise.all([
+      open('ntf-ann'), open('ntf-bob'), open('ntf-cyd'), open('ntf-dan'), open('ntf-eve'), open('ntf-fay'),
+    ]);
+    const grp = await room('group', ann, bob, cyd, dan, eve, fay);
+    for (const w of [ann, bob, cyd]) await w.call('notifications', { room: grp, level: 'all' });
+    await eve.call('notifications', { room: grp, level: 'none' });
+    const root = await ann.call<{ seq: number }>('send', { room: grp, text: 'root' });
+    const r1 = await eve.call<{ seq: number }>('send', { room: grp, text: 'first', thread: root.seq });
+    const r2 = await fay.call<{ seq: number }>('send', { room: grp, text: 'second', thread: root.seq });
+    const r3 = await bob.call<{ seq: number }>('send', { room: grp, text: `what do you think @${dan.user}?`, thread: root.seq });
+    const r4 = await cyd.call<{ seq: number }>('send', { room: grp, text: 'I am in', thread: root.seq });
+    const r5 = await dan.call<{ seq: number }>('send', { room: grp, text: 'fine by me', thread: root.seq });
+    const r6 = await fay.call<{ seq: number }>('send', { room: grp, text: `all of you @room`, thread: root.seq });
+    const r6b = await ann.call<{ seq: number }>('send', { room: grp, text: 'listen @room', thread: root.seq });
+    const r7 = await ann.call<{ seq: number }>('send', { room: grp, text: 'decided', thread: root.seq, alsoToRoom: true });
+    const want: Record<number, Record<string, string>> = {
+      [root.seq]: { [bob.user]: 'message', [cyd.user]: 'message' },
+      // Only the root's author (level all) takes part yet: bob and cyd are not told.
+      [r1.seq]: { [ann.user]: 'message' },
+      // eve took part, but its level is none.
+      [r2.seq]: { [ann.user]: 'message' },
+      // dan is mentioned; fay took part but its level is mentions.
+      [r3.seq]: { [ann.user]: 'message', [dan.user]: 'mention' },
+      // bob replied before: now it is told.
+      [r4.seq]: { [ann.user]: 'message', [bob.user]: 'message' },
+      [r5.seq]: { [ann.user]: 'message', [bob.user]: 'message', [cyd.user]: 'message' },
+      // @room from a plain member is plain text (moderators only): participants at level all.
+      [r6.seq]: { [ann.user]: 'message', [bob.user]: 'message', [cyd.user]: 'message' },
+      // @room from the owner mentions every member, in a thread too (eve chose none).
+      [r6b.seq]: { [bob.user]: 'room', [cyd.user]: 'room', [dan.user]: 'room', [fay.user]: 'room' },
+      // Also sent to the room: every member at level all, as a message of the room.
+      [r7.seq]: { [bob.user]: 'message', [cyd.user]: 'message' },
+    };
+    const everyone = [ann, bob, cyd, dan, eve, fay];
+    const told = () => {
+      const out: Record<number, Record<string, string>> = {};
+      for (const w of everyone) for (const e of w.events<{ room: string; seq: number; reason: string }>('notify')) if (e.room === grp) (out[e.seq] ??= {})[w.user] = e.reason;
+      return out;
+    };
+    const count = (o: Record<number, Record<string, string>>) => Object.values(o).reduce((n, x) => n + Object.keys(x).length, 0);
+    await waitFor(() => count(told()) >= count(want), 5000, 'the notifications');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(told()).toEqual(want);
+    // The notification webhook names the same recipients, once per message that notified anyone.
+    const hooked = () => deliveries.filter((d) => d.event === 'notification' && d.room === grp);
+    await waitFor(() => hooked().length >= Object.keys(want).length, 5000, 'the notification webhooks');
+    await new Promise((r) => setTimeout(r, 300));
+    const fromHooks: Record<number, Record<string, string>> = {};
+    for (const d of hooked()) {
+      const seq = d.data.seq as number;
+      expect(fromHooks[seq], `one webhook for ${seq}`).toBeUndefined();
+      fromHooks[seq] = Object.fromEntries((d.data.recipients as Array<{ user: string; reason: string }>).map((r) => [r.user, r.reason]));
+    }
+    expect(fromHooks).toEqual(want);
+    for (const w of everyone) w.close();
   });
 });

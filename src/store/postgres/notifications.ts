@@ -38,6 +38,12 @@ export class PostgresNotificationStore implements NotificationStore {
       ON CONFLICT (room_id) DO UPDATE SET mention_all = excluded.mention_all`, [room, who]);
   }
 
+  async threadParticipants(room: string, root: number, before: number): Promise<string[]> {
+    const { rows } = await this.query<{ user_id: string }>(`SELECT user_id FROM messages WHERE room_id = $1 AND seq = $2
+      UNION SELECT user_id FROM messages WHERE room_id = $1 AND thread = $2 AND seq < $3 AND kind = 'text'`, [room, root, before]);
+    return rows.map((r) => r.user_id);
+  }
+
   async unreadMentions(user: string): Promise<Map<string, number>> {
     const { rows } = await this.query<{ room_id: string; n: string }>(`SELECT m.room_id, count(*) AS n FROM members m
       JOIN messages x ON x.room_id = m.room_id AND x.seq > m.read_seq

@@ -24,6 +24,9 @@ export class SqliteNotificationStore implements NotificationStore {
           AND (json_extract(x.meta, '$.mentionsAll') = 'room'
             OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))
         GROUP BY m.room_id`),
+      // The root's author, then the thread's repliers (the thread index walks its replies).
+      participants: db.prepare(`SELECT user_id FROM messages WHERE room_id = @room AND seq = @root
+        UNION SELECT user_id FROM messages WHERE room_id = @room AND thread = @root AND seq < @before AND kind = 'text'`).pluck(),
     };
   }
 
@@ -45,6 +48,10 @@ export class SqliteNotificationStore implements NotificationStore {
 
   setMentionAll(room: string, who: MentionAll): Promise<void> {
     return guard(() => { this.s.setMentionAll.run(room, who); });
+  }
+
+  threadParticipants(room: string, root: number, before: number): Promise<string[]> {
+    return guard(() => this.s.participants.all({ room, root, before }) as string[]);
   }
 
   unreadMentions(user: string): Promise<Map<string, number>> {
