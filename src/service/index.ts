@@ -544,6 +544,7 @@ export class Service {
         case 'thread.updated':
           // After the reply itself (same batch, in order): members update the root's summary.
           this.bus.publish(roomTopic(e.room), { frame: eventText('thread', { room: e.room, seq: e.root, summary: e.summary }) });
+          this.events.emit('thread.updated', { room: e.room, root: e.root, reply: e.reply, summary: e.summary, by });
           break;
       }
     }

@@ -82,7 +82,7 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     const url = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`;
     srv = await startServer({
       ...s.overrides,
-      plugins: { rateLimit: { enabled: false }, webhooks: { backoffMs: 30, endpoints: [{ url, secret: SECRET, events: ['notification'] }] } },
+      plugins: { rateLimit: { enabled: false }, webhooks: { backoffMs: 30, endpoints: [{ url, secret: SECRET, events: ['notification', 'thread.updated'] }] } },
     });
   }, 60_000);
   afterAll(async () => {
@@ -230,5 +230,32 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     }
     expect(fromHooks).toEqual(want);
     for (const w of everyone) w.close();
+  });
+
+  it('each reply\'s new thread summary reaches webhooks as thread.updated, once per reply', async () => {
+    const [ann, bob, cyd] = await Promise.all([open('wh-ann'), open('wh-bob'), open('wh-cyd')]);
+    const grp = await room('group', ann, bob, cyd);
+    const root = await ann.call<{ seq: number }>('send', { room: grp, text: 'root' });
+    const r1 = await bob.call<{ seq: number; ts: number }>('send', { room: grp, text: 'one', thread: root.seq });
+    const r2 = await cyd.call<{ seq: number; ts: number }>('send', { room: grp, text: 'two', thread: root.seq, alsoToRoom: true });
+    await bob.call('edit', { room: grp, target: r1.seq, text: 'one!' });
+    await ann.call('react', { room: grp, target: r2.seq, emoji: 'ok' });
+    const r3 = await ann.call<{ seq: number; ts: number }>('send', { room: grp, text: 'three', thread: root.seq });
+    const updates = () => deliveries.filter((d) => d.event === 'thread.updated' && d.room === grp).map((d) => d.data);
+    await waitFor(() => updates().length >= 3, 5000, 'three thread.updated');
+    await new Promise((r) => setTimeout(r, 300));
+    // One per reply (edits and reactions change no summary), with what the thread event carries.
+    expect(updates().sort((x, y) => (x.reply as number) - (y.reply as number))).toEqual([
+      { room: grp, root: root.seq, count: 1, lastTs: r1.ts, users: [bob.user], reply: r1.seq, user: bob.user },
+      { room: grp, root: root.seq, count: 2, lastTs: r2.ts, users: [bob.user, cyd.user], reply: r2.seq, user: cyd.user },
+      { room: grp, root: root.seq, count: 3, lastTs: r3.ts, users: [bob.user, cyd.user, ann.user], reply: r3.seq, user: ann.user },
+    ]);
+    await waitFor(() => ann.events('thread').length === 3, 5000, 'the thread events');
+    expect(ann.events<{ summary: Summary }>('thread').at(-1)!.summary).toEqual({ count: 3, lastTs: r3.ts, users: [bob.user, cyd.user, ann.user] });
+    // A message without a thread changes no summary.
+    await ann.call('send', { room: grp, text: 'plain' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(updates()).toHaveLength(3);
+    for (const w of [ann, bob, cyd]) w.close();
   });
 });
