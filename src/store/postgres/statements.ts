@@ -1,7 +1,7 @@
 // SQL of the PostgreSQL store's reads, in one place (the room log's batch statements are in
 // commit.ts).
 import { MEMBER_COLS, MSG_COLS } from '../rows.js';
-import { SEARCH_SCAN } from '../store.js';
+import { SEARCH_SCAN, UNREAD_SCAN } from '../store.js';
 
 /**
  * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
@@ -106,17 +106,23 @@ export const SQL = {
   target: `SELECT m.kind, m.user_id, m.thread, m.thread_only,
       EXISTS (SELECT 1 FROM messages d WHERE d.room_id = m.room_id AND d.target = m.seq AND d.kind = 'delete') AS deleted
     FROM messages m WHERE m.room_id = $1 AND m.seq = $2`,
+  // Unread counts look at the first UNREAD_SCAN messages after the marker, up to `upto` (the
+  // seq of the last of them, null when fewer follow): two walks of at most that many index
+  // entries, whatever the number of unread messages.
   inbox: `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
       r.retention_count, r.retention_ms, m.role, m.read_seq,
-      (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-        AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR})::integer AS unread,
+      (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.seq <= coalesce(m.upto, ${Number.MAX_SAFE_INTEGER})
+        AND x.kind = 'text' AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR})::integer AS unread,
+      (m.upto IS NOT NULL AND EXISTS (SELECT 1 FROM messages z WHERE z.room_id = m.room_id AND z.seq > m.upto)) AS unread_more,
       l.seq AS l_seq, l.kind AS l_kind, l.user_id AS l_user, l.name AS l_name, l.ts AS l_ts, l.text AS l_text,
       l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, l.system AS l_system, lu.profile AS l_profile
-    FROM members m JOIN rooms r ON r.id = m.room_id
+    FROM (SELECT mm.room_id, mm.user_id, mm.role, mm.read_seq,
+        (SELECT u.seq FROM messages u WHERE u.room_id = mm.room_id AND u.seq > mm.read_seq ORDER BY u.seq LIMIT 1 OFFSET ${UNREAD_SCAN - 1}) AS upto
+      FROM members mm WHERE mm.user_id = $1) m
+    JOIN rooms r ON r.id = m.room_id
     LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text' AND y.thread_only IS NULL
       AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
-    LEFT JOIN users lu ON lu.id = l.user_id
-    WHERE m.user_id = $1`,
+    LEFT JOIN users lu ON lu.id = l.user_id`,
   search: SEARCH,
 
   upsertBan: `INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES ($1, $2, $3, $4, $5, $6)
