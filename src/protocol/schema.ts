@@ -115,7 +115,7 @@ export const InboxEntry = Type.Object({
   unread: Type.Integer({ minimum: 0, description: 'Unread messages: texts by others after your read marker (a reply kept to its thread only when you take part in it or it mentions you), among the first 1,000 messages after the marker' }),
   unreadMore: Type.Optional(Type.Boolean({ description: 'More than 1,000 messages follow your read marker: `unread` counts only the first 1,000 of them (show it as "N+"). Always set by the server' })),
   last: Type.Union([Message, Type.Null()]),
-  mentions: Type.Optional(Type.Integer({ minimum: 0, description: 'Unread messages that mention you (always set by the server)' })),
+  mentions: Type.Optional(Type.Integer({ minimum: 0, description: 'Unread messages that mention you, among the first 1,000 messages after your read marker (always set by the server)' })),
   notify: Type.Optional(NotifyLevel),
 });
 export const Pin = Type.Object({ seq: PositiveSeq, by: UserId, ts: Type.Integer(), message: Message });
