@@ -118,6 +118,9 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     expect(got.body).toMatchObject({ room: ch, seq: kept.seq, text: 'kept to the thread', thread: root.seq });
     expect(await bob.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({ room: ch, seq: kept.seq, kind: 'text', text: 'kept to the thread', thread: root.seq });
     expect((await bob.call<Msg>('message', { room: ch, seq: kept.seq })).alsoToRoom).toBeUndefined();
+    // And through the SDK.
+    const sdk = await srv.client(bob.user);
+    expect(await sdk.message(ch, kept.seq)).toMatchObject({ seq: kept.seq, text: 'kept to the thread', thread: root.seq });
     // Someone who is no member of the channel but may read it.
     expect(await cyd.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({ seq: kept.seq, thread: root.seq });
     expect((await rest(cyd, 'GET', `/rooms/${ch}/messages/${kept.seq}`)).body).toMatchObject({ seq: kept.seq, thread: root.seq });
