@@ -7,6 +7,7 @@ export type { Store } from './store/store.js';
 export type { Bus, Presence } from './bus/bus.js';
 export { Hooks, commandHook, messageValidator, HOOKED_COMMANDS, type Hook, type HookContext, type HookOutcome, type CommandHook, type CommandContext, type MessageDraft, type MessageValidator, type Notification } from './service/hooks.js';
 export type { Plugin, PluginContext } from './plugins/plugin.js';
+export type { DomainEventMap, DomainEventName, DomainEventSource, Actor, LeaveReason } from './service/events.js';
 export { requireAdmin, adminOf, ADMIN_SECURITY, type AdminPrincipal } from './plugins/admin.js';
 export { rateLimit, wordFilter, webhooks } from './plugins/index.js';
 export { verifySignature, sign as signWebhook } from './plugins/webhooks/signature.js';

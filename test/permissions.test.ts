@@ -139,6 +139,7 @@ function request(row: Row, f: Fixture): { frame: Record<string, unknown>; method
     case 'search': return { frame: { cmd: 'search', query: 'hello', room: f.room }, method: 'GET', path: `/api/v1/search?query=hello&room=${f.room}` };
     case 'sendThread': return { frame: { cmd: 'send', room: f.room, text: 'in thread', thread: f.peerSeq }, method: 'POST', path: `${r}/messages`, body: { text: 'in thread', thread: f.peerSeq } };
     case 'threadHistory': return { frame: { cmd: 'history', room: f.room, thread: f.peerSeq }, method: 'GET', path: `${r}/messages?thread=${f.peerSeq}` };
+    case 'message': return { frame: { cmd: 'message', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}` };
     case 'versions': return { frame: { cmd: 'versions', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}/versions` };
     case 'pins': return { frame: { cmd: 'pins', room: f.room }, method: 'GET', path: `${r}/pins` };
     case 'pin': return { frame: { cmd: 'pin', room: f.room, seq: f.peerSeq }, method: 'PUT', path: `${r}/pins/${f.peerSeq}` };

@@ -54,7 +54,7 @@ beforeAll(async () => {
           { url: `${rx.url}/all`, secret: SECRET, rooms: ['signed'], events: ['room.created', 'member.joined', 'member.left', 'message.sent', 'message.edited', 'message.reacted', 'message.deleted'] },
           { url: `${rx.url}/flaky`, secret: SECRET_FLAKY, rooms: ['flaky'], events: ['message.sent'] },
           { url: `${rx.url}/gone`, secret: SECRET, rooms: ['gone'], events: ['message.sent'] },
-          { url: `${rx.url}/slack`, format: 'slack', rooms: ['slack'], events: ['message.sent', 'member.joined'] },
+          { url: `${rx.url}/slack`, format: 'slack', rooms: ['slack'], events: ['message.sent', 'member.joined', 'thread.updated'] },
           { url: `${rx.url}/removed`, secret: SECRET, rooms: ['removed'], events: ['member.left'] },
           { url: `${rx.url}/removed-slack`, format: 'slack', rooms: ['removed'], events: ['member.left'] },
         ],
@@ -175,12 +175,15 @@ describe('outgoing webhooks', () => {
     await a.createRoom('channel', 'Slack', { room: 'slack' });
     const b = await srv.client('whs-b');
     await b.join('slack');
-    await a.send('slack', 'deploy <done> & dusted');
-    await waitFor(() => rx.at('/slack').length === 2, 5000, 'two slack deliveries');
+    const root = await a.send('slack', 'deploy <done> & dusted');
+    await b.send('slack', 'nice', { thread: root.seq });
+    await waitFor(() => rx.at('/slack').length === 4, 5000, 'four slack deliveries');
     const bodies = rx.at('/slack').map((r) => JSON.parse(r.body) as Record<string, unknown>);
     expect(bodies).toEqual(expect.arrayContaining([
       { text: '*whs-b* joined #slack' },
       { text: '*whs-a* in #slack: deploy &lt;done&gt; &amp; dusted' },
+      { text: '*whs-b* in #slack: nice' },
+      { text: `*whs-b* replied in the thread of message ${root.seq} in #slack (1 reply)` },
     ]));
     for (const r of rx.at('/slack')) {
       expect(r.headers['content-type']).toBe('application/json');

@@ -409,6 +409,8 @@ export class ParleyClient {
   history(room: string, q: { before?: number; after?: number; limit?: number; thread?: number } = {}) {
     return this.request('history', { room, ...q });
   }
+  /** One message of a room by its seq, a reply kept to its thread included. */
+  message(room: string, seq: number) { return this.request('message', { room, seq }); }
   typing(room: string, active = true) { return this.request('typing', { room, active }); }
   markRead(room: string, seq: number) { return this.request('read', { room, seq }); }
   presence(room: string) { return this.request('presence', { room }); }

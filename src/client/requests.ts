@@ -12,7 +12,7 @@ import { backoff } from './backoff.js';
 import { ClientError } from './errors.js';
 
 /** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
-const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'rooms', 'room', 'members',
+const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'message', 'rooms', 'room', 'members',
   'presence', 'inbox', 'direct', 'ping', 'resume', 'notifications', 'settings', 'pin', 'unpin', 'pins', 'versions']);
 /** Writes that carry an idempotency key. */
 export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);

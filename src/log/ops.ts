@@ -104,8 +104,8 @@ export type RoomEvent =
   | { type: 'room.deleted'; room: string; members: string[] }
   | { type: 'ban.added'; ban: Ban }
   | { type: 'ban.lifted'; room: string; user: string }
-  /** A reply changed the summary of the thread under `root`. */
-  | { type: 'thread.updated'; room: string; root: number; summary: ThreadSummary };
+  /** The reply `reply` changed the summary of the thread under `root`. */
+  | { type: 'thread.updated'; room: string; root: number; reply: number; summary: ThreadSummary };
 
 /** An event as the room log hands it out once committed: with who ran the operation. */
 export type CommittedEvent = RoomEvent & { by: By };
@@ -336,7 +336,7 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
         const summary = nextSummary(known(s.threads.get(thread), 'the thread'), by.id, now);
         s.summarised(thread, summary);
         b.threadSummarised(room, thread, summary);
-        events.push({ type: 'thread.updated', room, root: thread, summary });
+        events.push({ type: 'thread.updated', room, root: thread, reply: message.seq, summary });
       }
       return {
         result: d.hiddenFor ? { message, duplicate: false, hiddenFor: d.hiddenFor } : { message, duplicate: false },

@@ -54,7 +54,7 @@ export const WordFilterConfig = Type.Object({
 
 export const WEBHOOK_EVENTS = [
   'message.sent', 'message.edited', 'message.deleted', 'message.reacted',
-  'member.joined', 'member.left', 'room.created', 'notification',
+  'member.joined', 'member.left', 'room.created', 'notification', 'thread.updated',
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -21,7 +21,7 @@ export interface PluginContext {
   verify: Verifier;
   /**
    * What changed, once stored (a message, a member joined or left, a room created, updated or
-   * deleted, a ban): subscribe in `init`, unsubscribe in `close`.
+   * deleted, a ban, a thread's summary): subscribe in `init`, unsubscribe in `close`.
    */
   events: DomainEventSource;
   /** Several nodes share this node's store: state a plugin caches must be re-read now and then. */

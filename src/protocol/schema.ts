@@ -111,9 +111,11 @@ export const Message = Type.Object({
   summary: Type.Optional(ThreadSummary),
 });
 export const InboxEntry = Type.Object({
-  room: Room, role: Role, readSeq: Seq, unread: Type.Integer({ minimum: 0 }),
+  room: Room, role: Role, readSeq: Seq,
+  unread: Type.Integer({ minimum: 0, description: 'Unread messages: texts by others after your read marker (a reply kept to its thread only when you take part in it or it mentions you), among the first 1,000 messages after the marker' }),
+  unreadMore: Type.Optional(Type.Boolean({ description: 'More than 1,000 messages follow your read marker: `unread` counts only the first 1,000 of them (show it as "N+"). Always set by the server' })),
   last: Type.Union([Message, Type.Null()]),
-  mentions: Type.Optional(Type.Integer({ minimum: 0, description: 'Unread messages that mention you (always set by the server)' })),
+  mentions: Type.Optional(Type.Integer({ minimum: 0, description: 'Unread messages that mention you, among the first 1,000 messages after your read marker (always set by the server)' })),
   notify: Type.Optional(NotifyLevel),
 });
 export const Pin = Type.Object({ seq: PositiveSeq, by: UserId, ts: Type.Integer(), message: Message });
@@ -188,6 +190,7 @@ export const Commands = {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
     thread: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Seq of a thread root: page through that thread instead' })),
   }, 'Page through history before or after a seq, oldest first: the room\'s main timeline (without replies kept to their thread), or one thread.'),
+  message: command('message', { room: RoomId, seq: PositiveSeq }, 'Get one message of a room by its seq, a reply kept to its thread included.'),
   resume: command('resume', { rooms: ResumeMap }, 'Replay each room after the given seq, then continue live.'),
   typing: command('typing', { room: RoomId, active: Type.Optional(Type.Boolean()) }, 'Tell the room you are typing.'),
   read: command('read', { room: RoomId, seq: Seq }, 'Move your read marker forward.'),
@@ -290,6 +293,7 @@ export interface CommandResults {
   delete: SendResult;
   react: SendResult;
   history: HistoryResult;
+  message: Message;
   resume: ResumeResult;
   typing: Record<string, never>;
   read: { room: string; seq: number };

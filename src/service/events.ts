@@ -5,7 +5,7 @@
 // write and the publish; one that throws is logged and the others still run. The command's
 // outcome never depends on a listener: slow work (an HTTP call) belongs in a queue.
 import type { Logger } from 'pino';
-import type { Ban, Member, Message, Room } from '../protocol/schema.js';
+import type { Ban, Member, Message, Room, ThreadSummary } from '../protocol/schema.js';
 
 /** The transports a command can come through. */
 export type TransportName = 'ws' | 'http' | 'mqtt';
@@ -44,6 +44,11 @@ export interface DomainEventMap {
   'ban.added': { ban: Ban; by: Actor };
   /** A ban was lifted (only emitted when there was one). */
   'ban.lifted': { room: string | null; user: string; by: Actor };
+  /**
+   * A reply (seq `reply`, sent by `by`) changed the summary of the thread under `root`: after
+   * that reply's `message.stored`, once per reply.
+   */
+  'thread.updated': { room: string; root: number; reply: number; summary: ThreadSummary; by: Actor };
 }
 
 export type DomainEventName = keyof DomainEventMap;

@@ -169,6 +169,13 @@ export class Service {
         data: a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji },
       }),
       history: (s, a) => this.history(s, a),
+      message: async (s, a) => {
+        await this.readable(s, a.room);
+        // Any message of the room by its seq: one of the main timeline or one kept to its thread.
+        const m = await this.store.getMessage(a.room, a.seq, s.user.id);
+        if (!m) throw new ParleyError('not_found', 'no message with this seq in this room', { field: 'seq' });
+        return m;
+      },
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
         await this.requireMember(s, a.room);
@@ -537,6 +544,7 @@ export class Service {
         case 'thread.updated':
           // After the reply itself (same batch, in order): members update the root's summary.
           this.bus.publish(roomTopic(e.room), { frame: eventText('thread', { room: e.room, seq: e.root, summary: e.summary }) });
+          this.events.emit('thread.updated', { room: e.room, root: e.root, reply: e.reply, summary: e.summary, by });
           break;
       }
     }

@@ -69,26 +69,33 @@ export const defaultLevel = (kind: RoomKind): NotifyLevel => (kind === 'direct' 
 
 export type NotifyReason = 'mention' | 'room' | 'here' | 'message';
 
+/** A thread reply not also sent to the room: it is not part of the room's main timeline. */
+export const keptToThread = (m: Pick<Message, 'thread' | 'alsoToRoom'>): m is Pick<Message, 'alsoToRoom'> & { thread: number } =>
+  m.thread !== undefined && m.alsoToRoom !== true;
+
 /**
  * Who gets a `notify` event for a stored message, and why: those it mentions, unless their
- * level is `none`; members whose level is `all`. Never the author, never a member the
- * message is hidden for.
+ * level is `none`; members whose level is `all` — for a reply kept to its thread, only those
+ * who take part in the thread (`participants`: the root's author and earlier repliers), as in
+ * Slack and Element. A reply also sent to the room notifies as any message of the room. Never
+ * the author, never a member the message is hidden for.
  */
 export function recipients(
-  m: Pick<Message, 'user' | 'mentions' | 'mentionsAll'>, parsed: ParsedMentions, members: readonly string[],
-  levels: ReadonlyMap<string, NotifyLevel>, kind: RoomKind, hiddenFor?: string,
+  m: Pick<Message, 'user' | 'mentions' | 'mentionsAll' | 'thread' | 'alsoToRoom'>, parsed: ParsedMentions, members: readonly string[],
+  levels: ReadonlyMap<string, NotifyLevel>, kind: RoomKind, opts: { hiddenFor?: string | undefined; participants?: ReadonlySet<string> } = {},
 ): Map<string, NotifyReason> {
   const out = new Map<string, NotifyReason>();
   const fallback = defaultLevel(kind);
   const level = (u: string) => levels.get(u) ?? fallback;
   const mentioned = new Set(m.mentions ?? []);
+  const inThread = keptToThread(m);
   for (const u of members) {
-    if (u === m.user || u === hiddenFor) continue;
+    if (u === m.user || u === opts.hiddenFor) continue;
     const l = level(u);
     if (l === 'none') continue;
     if (m.mentionsAll === 'room') out.set(u, 'room');
     else if (mentioned.has(u)) out.set(u, parsed.names.includes(u) ? 'mention' : 'here');
-    else if (l === 'all') out.set(u, 'message');
+    else if (l === 'all' && (!inThread || opts.participants?.has(u) === true)) out.set(u, 'message');
   }
   return out;
 }

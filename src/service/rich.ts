@@ -14,7 +14,7 @@ import type { MessageMeta, Store } from '../store/store.js';
 import type { VersionStore } from '../store/versions.js';
 import type { Hooks } from './hooks.js';
 import {
-  DEFAULT_MENTION_ALL, NOTIFY_TEXT_CHARS, defaultLevel, mayMentionAll, parseMentions, recipients, resolveMentions,
+  DEFAULT_MENTION_ALL, NOTIFY_TEXT_CHARS, defaultLevel, keptToThread, mayMentionAll, parseMentions, recipients, resolveMentions,
   type ParsedMentions,
 } from './mentions.js';
 import { MAX_PINS, checkPinnable, versionsOf } from './pins.js';
@@ -107,8 +107,9 @@ export class RichMessages {
 
   /**
    * After a send is stored: a `notify` event on the user topic of everyone the message
-   * mentions and of members whose level is `all`, then the notification hooks. Best effort:
-   * the message is stored and delivered whatever happens here.
+   * mentions and of members whose level is `all` (for a reply kept to its thread, those of
+   * them who take part in the thread), then the notification hooks. Best effort: the message
+   * is stored and delivered whatever happens here.
    */
   async notify(m: Message, d: Draft, peers: () => Promise<string[]>, hiddenFor?: string): Promise<void> {
     try {
@@ -117,7 +118,10 @@ export class RichMessages {
       const anyAll = kind === 'direct' || [...levels.values()].includes('all');
       if (!m.mentions && !m.mentionsAll && !anyAll) return;
       const members = d.members ?? await peers();
-      const to = recipients(m, d.parsed, members, levels, kind, hiddenFor);
+      // Only level `all` needs the thread's participants (an edit tells no one at that level).
+      const participants = anyAll && !d.edit && keptToThread(m)
+        ? new Set(await this.ports.notifications.threadParticipants(m.room, m.thread, m.seq)) : undefined;
+      const to = recipients(m, d.parsed, members, levels, kind, participants ? { hiddenFor, participants } : { hiddenFor });
       // An edit tells only whom it newly mentions, and points at the message it edits.
       if (d.edit) for (const [u, reason] of to) if (reason === 'message') to.delete(u);
       if (to.size === 0) return;

@@ -37,6 +37,10 @@ export interface MessageLog {
    * so any node writes it, without the room log.
    */
   markRead(room: string, user: string, seq: number): Promise<number>;
-  /** The user's rooms with the last text message and unread count, most recent first. */
+  /**
+   * The user's rooms with the last text message and unread count, most recent first. The count
+   * looks at no more than the first UNREAD_SCAN messages after the read marker (an index range
+   * of the room's seqs); `unreadMore` says whether any message follows them.
+   */
   inbox(user: string): Promise<InboxEntry[]>;
 }

@@ -7,7 +7,10 @@
 // - Each method is one atomic write or read; a write's promise settles after it is durable.
 // - Levels and settings belong to their room: deleting the room removes them.
 // - `unreadMentions` counts, per room of the user, the text messages after its read marker,
-//   by someone else, that name it in `mentions` or mention the whole room (`mentionsAll`).
+//   by someone else, that name it in `mentions` or mention the whole room (`mentionsAll`),
+//   among the first UNREAD_SCAN messages after the marker (those the inbox counts in).
+// - `threadParticipants` reads who takes part in a thread up to a reply: the root's author and
+//   the authors of the thread's text replies before it (deleted ones too), once each.
 import type { MentionAll, NotifyLevel } from '../protocol/schema.js';
 
 export interface NotificationStore {
@@ -21,4 +24,6 @@ export interface NotificationStore {
   setMentionAll(room: string, who: MentionAll): Promise<void>;
   /** room id -> unread messages mentioning the user (rooms without any are absent). */
   unreadMentions(user: string): Promise<Map<string, number>>;
+  /** The root's author and the authors of text replies in its thread with a seq below `before`. */
+  threadParticipants(room: string, root: number, before: number): Promise<string[]>;
 }

@@ -43,6 +43,12 @@ export { KeyConflictError } from './writer.js';
  */
 export const SEARCH_SCAN = 5000;
 /**
+ * Most messages after a member's read marker the inbox looks at to count its unread ones: a
+ * room with any number of unread messages costs the same read. Past them the entry says
+ * `unreadMore` and its `unread` counts the first UNREAD_SCAN only (a client shows "N+").
+ */
+export const UNREAD_SCAN = 1000;
+/**
  * What makes two channel names the same: compatibility forms folded (full-width letters are
  * letters), lower case, spaces trimmed and runs of them made one.
  */

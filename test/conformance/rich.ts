@@ -134,6 +134,24 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
       });
     });
 
+    it('names who takes part in a thread up to a reply: the root\'s author and earlier repliers, once each', async () => {
+      await withRoom(async ({ store, ports }, room) => {
+        const root = (await store.append(text(room, 'ann', 'root'))).message;
+        const other = (await store.append(text(room, 'cyd', 'another root'))).message;
+        const r1 = (await store.append({ ...text(room, 'bob', 'one'), thread: root.seq })).message;
+        await store.append({ room, user: 'cyd', name: 'cyd', kind: 'reaction', target: r1.seq, data: { emoji: 'ok' } });
+        await store.append({ ...text(room, 'cyd', 'elsewhere'), thread: other.seq });
+        const r2 = (await store.append({ ...text(room, 'bob', 'two'), thread: root.seq, alsoToRoom: true })).message;
+        const r3 = (await store.append({ ...text(room, 'cyd', 'three'), thread: root.seq })).message;
+        const sorted = async (before: number) => (await ports.notifications.threadParticipants(room, root.seq, before)).sort();
+        expect(await sorted(r1.seq)).toEqual(['ann']);
+        // A reaction is no reply; a reply in another thread does not count here.
+        expect(await sorted(r2.seq)).toEqual(['ann', 'bob']);
+        expect(await sorted(r3.seq)).toEqual(['ann', 'bob']);
+        expect(await sorted(r3.seq + 1)).toEqual(['ann', 'bob', 'cyd']);
+      });
+    });
+
     it('refuses a thread whose root is missing, not a text, deleted or itself a reply, storing nothing', async () => {
       await withRoom(async ({ store }, room) => {
         const root = (await store.append(text(room, 'ann', 'root'))).message;

@@ -35,7 +35,7 @@ export type ActionId =
   | 'history' | 'historyChannel' | 'send' | 'editOwn' | 'editOther' | 'deleteOwn' | 'deleteOther' | 'react'
   | 'invite' | 'inviteChannel' | 'kick' | 'ban' | 'mute' | 'setRole' | 'update' | 'destroy'
   | 'joinChannel' | 'joinGroup' | 'typing' | 'read' | 'presence' | 'search'
-  | 'sendThread' | 'threadHistory' | 'versions' | 'pins' | 'pin' | 'unpin' | 'notifications' | 'settings';
+  | 'sendThread' | 'threadHistory' | 'message' | 'versions' | 'pins' | 'pin' | 'unpin' | 'notifications' | 'settings';
 
 export interface Row {
   action: ActionId;
@@ -116,6 +116,8 @@ export const TABLE: Row[] = [
   { action: 'sendThread', label: 'reply in a thread', room: 'group', ws: '`send` with `thread`', rest: '`POST /rooms/:room/messages` with `thread`',
     expect: cells('F ok F ok ok F F F ok F') },
   { action: 'threadHistory', label: 'read a thread', room: 'group', ws: '`history` with `thread`', rest: '`GET /rooms/:room/messages?thread=`',
+    expect: cells('F ok ok ok ok F ok ok ok F') },
+  { action: 'message', label: 'read one message', room: 'group', ws: '`message`', rest: '`GET /rooms/:room/messages/:seq`',
     expect: cells('F ok ok ok ok F ok ok ok F') },
   { action: 'versions', label: 'list a message\'s versions', room: 'group', ws: '`versions`', rest: '`GET /rooms/:room/messages/:seq/versions`',
     expect: cells('F ok ok ok ok F ok ok ok F') },

@@ -14,6 +14,8 @@ export interface RoomEntry {
   role: Role;
   readSeq: number;
   unread: number;
+  /** More messages follow the read marker than the server counted: `unread` is a floor ("N+"). */
+  unreadMore: boolean;
   /** Unread messages that mention me (or the whole room). */
   mentions: number;
   /** The last text message (as the server's inbox counts it). */
@@ -221,7 +223,10 @@ export class Chat {
       if (!entry || e.seq <= entry.readSeq) return;
       entry.readSeq = e.seq;
       // Read in another window: the count is exact only when everything was read.
-      if (!entry.last || e.seq >= entry.last.seq) entry.unread = 0;
+      if (!entry.last || e.seq >= entry.last.seq) {
+        entry.unread = 0;
+        entry.unreadMore = false;
+      }
       else void this.refreshInbox();
       this.changed();
     });
@@ -393,13 +398,16 @@ export class Chat {
     const next = new Map<string, RoomEntry>();
     for (const e of entries) {
       const old = this.rooms.get(e.room.id);
-      const entry: RoomEntry = { room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, mentions: e.mentions ?? 0, last: e.last };
+      const entry: RoomEntry = {
+        room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, unreadMore: e.unreadMore === true, mentions: e.mentions ?? 0, last: e.last,
+      };
       if (old) {
         entry.peer = old.peer;
         // A message that arrived live after the server counted is already counted here.
         if (old.last && (!e.last || old.last.seq > e.last.seq)) {
           entry.last = old.last;
           entry.unread = old.unread;
+          entry.unreadMore = old.unreadMore;
           entry.mentions = old.mentions;
         }
         entry.readSeq = Math.max(entry.readSeq, old.readSeq);
@@ -835,6 +843,7 @@ export class Chat {
     if (seq <= entry.readSeq && entry.unread === 0) return;
     entry.readSeq = Math.max(entry.readSeq, seq);
     entry.unread = 0;
+    entry.unreadMore = false;
     entry.mentions = 0;
     this.changed();
     this.client.markRead(room, seq).catch(() => {
@@ -1223,7 +1232,7 @@ export class Chat {
   /** Adds a room the user just entered, without waiting for the inbox to be reloaded. */
   adopt(room: Room, role: Role): void {
     if (!this.rooms.has(room.id)) {
-      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, mentions: 0, last: null });
+      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, unreadMore: false, mentions: 0, last: null });
       if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
       // History read before joining was not followed live: it may have a hole. Start over.
       const tl = this.timelines.get(room.id);

@@ -5,7 +5,7 @@ import { messageId } from './protocol.js';
 
 /**
  * Chat21's names for Parley's events (chat21-server webhooks). Chat21 has only message
- * events; the names of member and room events follow its style.
+ * events; the names of member, room and thread events follow its style.
  */
 export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
   'message.sent': 'message-sent',
@@ -16,6 +16,7 @@ export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
   'member.left': 'group-member-removed',
   'room.created': 'group-created',
   notification: 'message-notification',
+  'thread.updated': 'thread-updated',
 };
 
 /** Chat21's webhook envelope; the message id is the Chat21 one (`<room>.<seq>`). */

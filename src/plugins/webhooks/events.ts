@@ -54,6 +54,17 @@ export function memberLeftEvent(e: DomainEventMap['member.left']): WebhookEventR
   return { event: 'member.left', room: e.room, data };
 }
 
+/**
+ * A thread's new summary after a reply: the root's seq, replies sent, when the latest was
+ * sent, the first repliers, and which reply (`reply`, by `user`) changed it.
+ */
+export function threadUpdatedEvent(e: DomainEventMap['thread.updated']): WebhookEventRecord {
+  return {
+    event: 'thread.updated', room: e.room,
+    data: { room: e.room, root: e.root, count: e.summary.count, lastTs: e.summary.lastTs, users: e.summary.users, reply: e.reply, user: e.by.id },
+  };
+}
+
 /** Parley's envelope; `id` is the delivery id, the same on every attempt. */
 export function parleyBody(id: string, e: WebhookEventRecord, ts: number): string {
   return JSON.stringify({ id, event: e.event, ts, room: e.room, data: e.data });
@@ -90,6 +101,10 @@ export function slackText(e: WebhookEventRecord): string {
       return `${who(d)} notified ${to} in ${room}: ${esc(d.text)}`;
     }
     case 'room.created': return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
+    case 'thread.updated': {
+      const n = d.count as number;
+      return `*${esc(d.user)}* replied in the thread of message ${String(d.root)} in ${room} (${n} ${n === 1 ? 'reply' : 'replies'})`;
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // The webhooks plugin: each domain event an endpoint chose (a message stored, a member joined
-// or left, a room created) is queued for that endpoint, signed (HMAC-SHA256) and POSTed in the
+// or left, a room created, a thread's summary changed) is queued for that endpoint, signed (HMAC-SHA256) and POSTed in the
 // background with retries. It subscribes to the service's domain events, so a change counts
 // however it came about (a kick or a ban is a `member.left` too); the listener only enqueues,
 // so delivery to chat clients never waits on an endpoint.
@@ -13,7 +13,7 @@ import type { Notification } from '../../service/hooks.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
 import {
-  memberJoinedEvent, memberLeftEvent, messageEvent, parleyBody, roomCreatedEvent, slackBody, type WebhookEventRecord,
+  memberJoinedEvent, memberLeftEvent, messageEvent, parleyBody, roomCreatedEvent, slackBody, threadUpdatedEvent, type WebhookEventRecord,
 } from './events.js';
 
 /**
@@ -85,6 +85,7 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
       if (chosen.has('room.created')) unsubscribe.push(c.events.on('room.created', (e) => pub(roomCreatedEvent(e))));
       if (chosen.has('member.joined')) unsubscribe.push(c.events.on('member.joined', (e) => pub(memberJoinedEvent(e))));
       if (chosen.has('member.left')) unsubscribe.push(c.events.on('member.left', (e) => pub(memberLeftEvent(e))));
+      if (chosen.has('thread.updated')) unsubscribe.push(c.events.on('thread.updated', (e) => pub(threadUpdatedEvent(e))));
     },
     routes(app: FastifyInstance) {
       if (!ctx) throw new Error('webhooks: routes() before init()');

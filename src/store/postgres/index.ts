@@ -332,13 +332,13 @@ export class PostgresStore extends PostgresFacts implements Store {
   }
 
   async inbox(user: string): Promise<InboxEntry[]> {
-    type Row = RoomRow & { role: Role; read_seq: number; unread: number } & {
+    type Row = RoomRow & { role: Role; read_seq: number; unread: number; unread_more: boolean } & {
       l_seq: number | null; l_kind: Message['kind']; l_user: string; l_name: string; l_ts: number; l_text: string | null;
       l_target: number | null; l_data: string | null; l_hidden: string | null; l_profile: string | null; l_system: boolean | null;
     };
     const rows = await this.read<Row>(SQL.inbox, [user]);
     const entries = rows.map((r): InboxEntry => ({
-      room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread,
+      room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, unreadMore: r.unread_more,
       last: r.l_seq === null ? null : rowToMessage({
         room_id: r.id, seq: r.l_seq, kind: r.l_kind, user_id: r.l_user, name: r.l_name, ts: r.l_ts, text: r.l_text,
         target: r.l_target, data: r.l_data, hidden_for: r.l_hidden, profile: r.l_profile, system: r.l_system,

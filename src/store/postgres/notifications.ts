@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { MentionAll, NotifyLevel } from '../../protocol/schema.js';
 import type { NotificationStore } from '../notifications.js';
 import { query } from './pool.js';
+import { IN_UNREAD_WINDOW, UNREAD_WINDOW } from './statements.js';
 
 export class PostgresNotificationStore implements NotificationStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -38,13 +39,21 @@ export class PostgresNotificationStore implements NotificationStore {
       ON CONFLICT (room_id) DO UPDATE SET mention_all = excluded.mention_all`, [room, who]);
   }
 
+  async threadParticipants(room: string, root: number, before: number): Promise<string[]> {
+    const { rows } = await this.query<{ user_id: string }>(`SELECT user_id FROM messages WHERE room_id = $1 AND seq = $2
+      UNION SELECT user_id FROM messages WHERE room_id = $1 AND thread = $2 AND seq < $3 AND kind = 'text'`, [room, root, before]);
+    return rows.map((r) => r.user_id);
+  }
+
   async unreadMentions(user: string): Promise<Map<string, number>> {
-    const { rows } = await this.query<{ room_id: string; n: string }>(`SELECT m.room_id, count(*) AS n FROM members m
-      JOIN messages x ON x.room_id = m.room_id AND x.seq > m.read_seq
-      WHERE m.user_id = $1 AND x.meta IS NOT NULL AND x.kind = 'text' AND x.user_id <> m.user_id
+    // Among the messages the inbox counts unread ones in (the first UNREAD_SCAN after the
+    // marker), counted room by room: each a walk of that room's index, never of all messages.
+    const { rows } = await this.query<{ room_id: string; n: string }>(`SELECT m.room_id, c.n FROM members m ${UNREAD_WINDOW}
+      CROSS JOIN LATERAL (SELECT count(*) AS n FROM messages x WHERE ${IN_UNREAD_WINDOW('x')}
+        AND x.meta IS NOT NULL AND x.kind = 'text' AND x.user_id <> m.user_id
         AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)
-        AND ((x.meta::jsonb ->> 'mentionsAll') = 'room' OR (x.meta::jsonb -> 'mentions') ? m.user_id)
-      GROUP BY m.room_id`, [user]);
+        AND ((x.meta::jsonb ->> 'mentionsAll') = 'room' OR (x.meta::jsonb -> 'mentions') ? m.user_id)) c
+      WHERE m.user_id = $1 AND c.n > 0`, [user]);
     return new Map(rows.map((r) => [r.room_id, Number(r.n)]));
   }
 }

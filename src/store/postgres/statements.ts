@@ -1,7 +1,7 @@
 // SQL of the PostgreSQL store's reads, in one place (the room log's batch statements are in
 // commit.ts).
 import { MEMBER_COLS, MSG_COLS } from '../rows.js';
-import { SEARCH_SCAN } from '../store.js';
+import { SEARCH_SCAN, UNREAD_SCAN } from '../store.js';
 
 /**
  * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
@@ -17,6 +17,19 @@ export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.
 /** Messages as clients read them: with the author's current public profile. */
 export const MSG_READ = `SELECT m.room_id, m.seq, m.kind, m.user_id, m.name, m.ts, m.text, m.target, m.data, m.hidden_for, m.system, m.meta, u.profile, t.summary
   FROM messages m LEFT JOIN users u ON u.id = m.user_id LEFT JOIN threads t ON t.room_id = m.room_id AND t.root_seq = m.seq`;
+
+/**
+ * Joins to member row `m` its `w.upto`: the seq of the UNREAD_SCAN-th message after its read
+ * marker, or null when fewer follow (then all of them are counted). Unread counts and unread
+ * mentions look only at messages up to it (IN_UNREAD_WINDOW), so a room costs at most that
+ * many index entries whatever its number of unread messages; a lateral join reads it once per
+ * room (a subquery in the select list would be read again at each use).
+ */
+export const UNREAD_WINDOW = `LEFT JOIN LATERAL (SELECT u.seq AS upto FROM messages u WHERE u.room_id = m.room_id AND u.seq > m.read_seq
+    ORDER BY u.seq LIMIT 1 OFFSET ${UNREAD_SCAN - 1}) w ON true`;
+/** Message `x` is one of the messages after member row `m`'s marker that the inbox counts in. */
+export const IN_UNREAD_WINDOW = (x: string): string =>
+  `${x}.room_id = m.room_id AND ${x}.seq > m.read_seq AND ${x}.seq <= coalesce(w.upto, ${Number.MAX_SAFE_INTEGER})`;
 
 /**
  * Whether member row `m` counts message `x` as unread: anything of the main timeline; a reply
@@ -106,13 +119,16 @@ export const SQL = {
   target: `SELECT m.kind, m.user_id, m.thread, m.thread_only,
       EXISTS (SELECT 1 FROM messages d WHERE d.room_id = m.room_id AND d.target = m.seq AND d.kind = 'delete') AS deleted
     FROM messages m WHERE m.room_id = $1 AND m.seq = $2`,
+  // More messages follow the counted ones when the newest is past `upto` (one index entry).
   inbox: `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
       r.retention_count, r.retention_ms, m.role, m.read_seq,
-      (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-        AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR})::integer AS unread,
+      (SELECT count(*) FROM messages x WHERE ${IN_UNREAD_WINDOW('x')}
+        AND x.kind = 'text' AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR})::integer AS unread,
+      (w.upto IS NOT NULL AND w.upto < (SELECT max(z.seq) FROM messages z WHERE z.room_id = m.room_id)) AS unread_more,
       l.seq AS l_seq, l.kind AS l_kind, l.user_id AS l_user, l.name AS l_name, l.ts AS l_ts, l.text AS l_text,
       l.target AS l_target, l.data AS l_data, l.hidden_for AS l_hidden, l.system AS l_system, lu.profile AS l_profile
     FROM members m JOIN rooms r ON r.id = m.room_id
+    ${UNREAD_WINDOW}
     LEFT JOIN LATERAL (SELECT y.* FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text' AND y.thread_only IS NULL
       AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id) ORDER BY y.seq DESC LIMIT 1) l ON true
     LEFT JOIN users lu ON lu.id = l.user_id

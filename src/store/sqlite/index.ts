@@ -297,12 +297,15 @@ export class SqliteStore implements Store {
   }
 
   inbox(user: string): Promise<InboxEntry[]> {
-    type Row = RoomRow & { role: Role; read_seq: number; unread: number; last_text: number | null };
+    type Row = RoomRow & { role: Role; read_seq: number; unread: number; unread_more: number; last_text: number | null };
     return this.read(() => {
       const rows = this.s.inbox.all(user) as Row[];
       const entries = rows.map((r): InboxEntry => {
         const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
-        return { room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, last: lastRow ? rowToMessage(lastRow) : null };
+        return {
+          room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, unreadMore: r.unread_more === 1,
+          last: lastRow ? rowToMessage(lastRow) : null,
+        };
       });
       entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
       return entries;

@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import type { MentionAll, NotifyLevel } from '../../protocol/schema.js';
 import type { NotificationStore } from '../notifications.js';
 import { guard } from './guard.js';
+import { IN_UNREAD_WINDOW, UNREAD_MEMBERS } from './statements.js';
 
 export class SqliteNotificationStore implements NotificationStore {
   private readonly s;
@@ -17,13 +18,16 @@ export class SqliteNotificationStore implements NotificationStore {
       mentionAll: db.prepare('SELECT mention_all FROM room_settings WHERE room_id = ?').pluck(),
       setMentionAll: db.prepare(`INSERT INTO room_settings (room_id, mention_all) VALUES (?, ?)
         ON CONFLICT(room_id) DO UPDATE SET mention_all = excluded.mention_all`),
-      unread: db.prepare(`SELECT m.room_id, count(*) AS n FROM members m
-        JOIN messages x ON x.room_id = m.room_id AND x.seq > m.read_seq
-        WHERE m.user_id = ? AND x.meta IS NOT NULL AND x.kind = 'text' AND x.user_id <> m.user_id
+      // Among the messages the inbox counts unread ones in (the first UNREAD_SCAN after the marker).
+      unread: db.prepare(`${UNREAD_MEMBERS} SELECT m.room_id, count(*) AS n FROM m JOIN messages x ON ${IN_UNREAD_WINDOW('x')}
+        WHERE x.meta IS NOT NULL AND x.kind = 'text' AND x.user_id <> m.user_id
           AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id)
           AND (json_extract(x.meta, '$.mentionsAll') = 'room'
             OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))
         GROUP BY m.room_id`),
+      // The root's author, then the thread's repliers (the thread index walks its replies).
+      participants: db.prepare(`SELECT user_id FROM messages WHERE room_id = @room AND seq = @root
+        UNION SELECT user_id FROM messages WHERE room_id = @room AND thread = @root AND seq < @before AND kind = 'text'`).pluck(),
     };
   }
 
@@ -45,6 +49,10 @@ export class SqliteNotificationStore implements NotificationStore {
 
   setMentionAll(room: string, who: MentionAll): Promise<void> {
     return guard(() => { this.s.setMentionAll.run(room, who); });
+  }
+
+  threadParticipants(room: string, root: number, before: number): Promise<string[]> {
+    return guard(() => this.s.participants.all({ room, root, before }) as string[]);
   }
 
   unreadMentions(user: string): Promise<Map<string, number>> {

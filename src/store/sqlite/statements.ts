@@ -2,7 +2,7 @@
 // the room log's batches write (commit.ts), retention and search.
 import type Database from 'better-sqlite3';
 import { MEMBER_COLS, MSG_COLS, ROOM_COLS } from '../rows.js';
-import { SEARCH_SCAN } from '../store.js';
+import { SEARCH_SCAN, UNREAD_SCAN } from '../store.js';
 
 /**
  * A room's last seq: the highest seq among its messages, or the floor kept in `rooms.last_seq`
@@ -26,6 +26,20 @@ const COUNTS_FOR = `(x.thread_only IS NULL
     OR EXISTS (SELECT 1 FROM messages p WHERE p.room_id = x.room_id AND p.thread = x.thread AND p.user_id = m.user_id AND p.kind = 'text' AND p.seq < x.seq)
     OR (x.meta IS NOT NULL AND (json_extract(x.meta, '$.mentionsAll') = 'room'
       OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))))`;
+
+/**
+ * The user's member rows (the user is the statement's first parameter) as `m`, each with
+ * `upto`: the seq of the UNREAD_SCAN-th message after its read marker, or null when fewer
+ * follow (then all of them are counted). Unread counts and unread mentions look only at
+ * messages up to it (IN_UNREAD_WINDOW), so a room costs at most that many index entries
+ * whatever its number of unread messages; materialised so `upto` is read once per room.
+ */
+export const UNREAD_MEMBERS = `WITH m AS MATERIALIZED (SELECT mm.room_id, mm.user_id, mm.role, mm.read_seq,
+    (SELECT u.seq FROM messages u WHERE u.room_id = mm.room_id AND u.seq > mm.read_seq ORDER BY u.seq LIMIT 1 OFFSET ${UNREAD_SCAN - 1}) AS upto
+  FROM members mm WHERE mm.user_id = ?)`;
+/** Message `x` is one of the messages after member row `m`'s marker that the inbox counts in. */
+export const IN_UNREAD_WINDOW = (x: string) =>
+  `${x}.room_id = m.room_id AND ${x}.seq > m.read_seq AND ${x}.seq <= coalesce(m.upto, ${Number.MAX_SAFE_INTEGER})`;
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
@@ -107,13 +121,15 @@ export function prepareStatements(d: Database.Database) {
     threadAfter: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.thread = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`),
     threadBefore: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.thread = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
     firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
-    inbox: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
+    // More messages follow the counted ones when the newest is past `upto` (one index entry).
+    inbox: d.prepare(`${UNREAD_MEMBERS} SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
         m.role, m.read_seq,
-        (SELECT count(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq AND x.kind = 'text'
-          AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR}) AS unread,
+        (SELECT count(*) FROM messages x WHERE ${IN_UNREAD_WINDOW('x')}
+          AND x.kind = 'text' AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR}) AS unread,
+        (m.upto IS NOT NULL AND m.upto < (SELECT max(z.seq) FROM messages z WHERE z.room_id = m.room_id)) AS unread_more,
         (SELECT max(y.seq) FROM messages y WHERE y.room_id = m.room_id AND y.kind = 'text' AND y.thread_only IS NULL
           AND (y.hidden_for IS NULL OR y.hidden_for <> m.user_id)) AS last_text
-      FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ?`),
+      FROM m JOIN rooms r ON r.id = m.room_id`),
 
     // ---- bans and access lists
     upsertBan: d.prepare(`INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES (?, ?, ?, ?, ?, ?)

@@ -128,14 +128,8 @@ export const routes: CommandRoute[] = [
     args: (p) => ({ ...p.query, ...room(p) }),
   },
   {
-    method: 'GET', url: '/rooms/:room/messages/:seq', cmd: 'history', op: 'message', tag: 'messages', summary: 'Get one message.',
-    params: P.roomSeq, response: Message,
-    args: (p) => ({ room: p.params.room, after: (p.params.seq as number) - 1, limit: 1 }),
-    reply: (data, p) => {
-      const m = (data as { messages: Message[] }).messages[0];
-      if (!m || m.seq !== p.params.seq) throw new ParleyError('not_found', 'message not found');
-      return { body: m };
-    },
+    method: 'GET', url: '/rooms/:room/messages/:seq', cmd: 'message', tag: 'messages', summary: 'Get one message, a reply kept to its thread included.',
+    params: P.roomSeq, response: Message, args: (p) => ({ room: p.params.room, seq: p.params.seq }),
   },
   {
     method: 'PATCH', url: '/rooms/:room/messages/:seq', cmd: 'edit', tag: 'messages', params: P.roomSeq, headers: IdemHeaders,

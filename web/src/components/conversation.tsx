@@ -331,7 +331,7 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser, 
       </div>
       {showJump && (
         <button type="button" class="jump" onClick={() => chat.showLatest(room)}>
-          {entry.unread > 0 ? `${plural(entry.unread, 'new message')} ↓` : 'Jump to latest ↓'}
+          {entry.unread > 0 ? `${entry.unreadMore ? `${entry.unread}+ new messages` : plural(entry.unread, 'new message')} ↓` : 'Jump to latest ↓'}
         </button>
       )}
     </div>

@@ -76,7 +76,7 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
         <span class="room-text">
           <span class="room-top">
             <span class="room-name" title={title}>
-              {title}{entry.unread > 0 && <span class="sr-only">, {plural(entry.unread, 'unread message')}</span>}
+              {title}{entry.unread > 0 && <span class="sr-only">, {entry.unreadMore ? `${entry.unread}+ unread messages` : plural(entry.unread, 'unread message')}</span>}
               {entry.mentions > 0 && <span class="sr-only">, {plural(entry.mentions, 'unread mention')}</span>}
             </span>
             {entry.last && <time class="room-time" dateTime={new Date(entry.last.ts).toISOString()}>{formatShort(entry.last.ts)}</time>}
@@ -84,7 +84,7 @@ function RoomItem({ chat, entry, active, go, nameOf }: {
           <span class="room-bottom">
             <span class="room-preview">{preview(chat, entry)}</span>
             {entry.mentions > 0 && <span class="badge mention-badge" aria-hidden="true">@{entry.mentions > 99 ? '99+' : entry.mentions}</span>}
-            {entry.unread > 0 && <span class="badge" aria-hidden="true">{entry.unread > 99 ? '99+' : entry.unread}</span>}
+            {entry.unread > 0 && <span class="badge" aria-hidden="true">{entry.unread > 99 ? '99+' : `${entry.unread}${entry.unreadMore ? '+' : ''}`}</span>}
           </span>
         </span>
       </a>
