@@ -2,7 +2,8 @@
 // unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
 // members and their read markers. Components read it and re-render when it says it changed.
 import { ParleyClient, type ConnectionState, type Message, type Room, type Upload } from '../../src/client/index.js';
-import type { InboxEntry, Member, Pin, Role, ThreadSummary, User } from '../../src/protocol/schema.js';
+import type { InboxEntry, Member, NotifyLevel, Pin, Role, ThreadSummary, User } from '../../src/protocol/schema.js';
+import { defaultLevel } from '../../src/service/mentions.js';
 import { api, describeError, describeRemoval, type ApiUser } from './api.js';
 import { fold, threadOnly, type Shown } from './fold.js';
 import { shorten } from './format.js';
@@ -20,6 +21,8 @@ export interface RoomEntry {
   last: Message | null;
   /** Direct rooms: the other member. */
   peer?: string;
+  /** Which messages notify me: all, only mentions, none (the server's default until changed). */
+  notify: NotifyLevel;
 }
 
 /** The open thread panel: a root and the loaded part of its thread, oldest first. */
@@ -160,6 +163,11 @@ export class Chat {
   private readonly presenceAsked = new Map<string, number>();
   private readonly membersAsked = new Map<string, number>();
   private readonly pendingKey: string;
+
+  /** A valid access token of the session (for the app's own REST calls). */
+  token(): Promise<string> {
+    return this.session.token();
+  }
 
   constructor(private readonly session: Session) {
     this.me = { id: session.user.id, name: session.user.name, profile: session.user.profile };
@@ -393,7 +401,9 @@ export class Chat {
     const next = new Map<string, RoomEntry>();
     for (const e of entries) {
       const old = this.rooms.get(e.room.id);
-      const entry: RoomEntry = { room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, mentions: e.mentions ?? 0, last: e.last };
+      const entry: RoomEntry = {
+        room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, mentions: e.mentions ?? 0, last: e.last, notify: e.notify ?? defaultLevel(e.room.kind),
+      };
       if (old) {
         entry.peer = old.peer;
         // A message that arrived live after the server counted is already counted here.
@@ -1161,8 +1171,9 @@ export class Chat {
    */
   private onNotify(n: { room: string; seq: number; user: string; name: string; text: string; reason: string }): void {
     const entry = this.rooms.get(n.room);
-    if (!entry || entry.room.kind === 'direct' || n.reason === 'message') return;
-    this.showNotification(n.room, `${n.name || this.nameOf(n.user)} mentioned you`, n.text);
+    if (!entry || entry.room.kind === 'direct') return;
+    const who = n.name || this.nameOf(n.user);
+    this.showNotification(n.room, n.reason === 'message' ? `${who} in ${entry.room.name}` : `${who} mentioned you`, n.text);
   }
 
   private showNotification(room: string, title: string, body: string): void {
@@ -1192,7 +1203,7 @@ export class Chat {
       this.offerNotifications = true;
       this.changed();
     }
-    if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden') return;
+    if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden' || entry.notify === 'none') return;
     try {
       const n = new Notification(m.name || this.nameOf(m.user), { body: shorten(m.text ?? '', 200), tag: `parley-${m.room}`, icon: '/favicon.svg' });
       n.onclick = () => {
@@ -1223,7 +1234,7 @@ export class Chat {
   /** Adds a room the user just entered, without waiting for the inbox to be reloaded. */
   adopt(room: Room, role: Role): void {
     if (!this.rooms.has(room.id)) {
-      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, mentions: 0, last: null });
+      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, mentions: 0, last: null, notify: defaultLevel(room.kind) });
       if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
       // History read before joining was not followed live: it may have a hole. Start over.
       const tl = this.timelines.get(room.id);
@@ -1239,6 +1250,14 @@ export class Chat {
       }
     }
     void this.refreshInbox();
+    this.changed();
+  }
+
+  /** Sets which messages of the room notify me; the entry shows it once the server agreed. */
+  async setNotifyLevel(room: string, level: NotifyLevel): Promise<void> {
+    const r = await this.client.notifications(room, level);
+    const entry = this.rooms.get(room);
+    if (entry) entry.notify = r.level;
     this.changed();
   }
 
