@@ -107,6 +107,8 @@ export interface Notice { id: number; text: string; kind: 'info' | 'error' }
 const TYPING_TTL_MS = 6_000;
 const TYPING_RESEND_MS = 3_000;
 const PAGE = 50;
+/** How soon a page without animation frames (hidden) draws a change. */
+const HIDDEN_RENDER_MS = 100;
 /** Messages loaded before the first unread one (or a search result), for context. */
 const CONTEXT = 25;
 /** Rooms up to this size show who has read up to where. */
@@ -282,14 +284,26 @@ export class Chat {
     return () => this.listeners.delete(fn);
   }
 
-  /** Coalesces the changes of one burst of frames into one render. */
+  /**
+   * Coalesces changes into one render per animation frame. A microtask would not: every
+   * WebSocket frame is a task of its own, so a burst of hundreds of messages (another device
+   * sending, a page catching up after being busy) would draw the whole conversation once per
+   * message, each time slower than the frames arrive, and the page would not answer for as
+   * long as the backlog lasts. A hidden page gets no animation frames: a timer draws it (its
+   * title counts the unread messages).
+   */
   changed(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    const flush = () => {
+      if (!this.scheduled) return;
       this.scheduled = false;
+      cancelAnimationFrame(frame);
+      clearTimeout(timer);
       for (const fn of this.listeners) fn();
-    });
+    };
+    const frame = requestAnimationFrame(flush);
+    const timer = setTimeout(flush, HIDDEN_RENDER_MS);
   }
 
   notify(text: string, kind: Notice['kind'] = 'info'): void {
