@@ -164,6 +164,8 @@ export class Chat {
   private probeTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly presenceAsked = new Map<string, number>();
   private readonly membersAsked = new Map<string, number>();
+  /** Rooms whose read marker is being sent, with the newer seq to send next (or null). */
+  private readonly readSending = new Map<string, number | null>();
   private readonly pendingKey: string;
 
   /** A valid access token of the session (for the app's own REST calls). */
@@ -861,8 +863,26 @@ export class Chat {
     entry.unread = 0;
     entry.mentions = 0;
     this.changed();
-    this.client.markRead(room, seq).catch(() => {
+    this.sendRead(room, seq);
+  }
+
+  /**
+   * One read marker on its way per room; meanwhile only the newest seq waits. Messages read
+   * as they arrive in a burst then move the marker a few times instead of once each (every
+   * move is a write, and in a small room an event to each member).
+   */
+  private sendRead(room: string, seq: number): void {
+    if (this.readSending.has(room)) {
+      this.readSending.set(room, Math.max(this.readSending.get(room) ?? 0, seq));
+      return;
+    }
+    this.readSending.set(room, null);
+    void this.client.markRead(room, seq).catch(() => {
       // A marker that did not move is moved by the next read.
+    }).finally(() => {
+      const next = this.readSending.get(room);
+      this.readSending.delete(room);
+      if (next != null && next > seq) this.sendRead(room, next);
     });
   }
 
