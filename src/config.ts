@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Chat21Config, checkChat21 } from './integrations/chat21/config.js';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
+import { endpointPolicy } from './push/endpoint.js';
 
 /** Names that would pass for the server, its staff or a whole room. */
 export const RESERVED_NAMES = [
@@ -126,6 +127,10 @@ export const ConfigSchema = Type.Object({
     timeoutMs: Int(10000, 100, 120000, 'Longest a push service may take to answer one push'),
     ttlSec: Int(86400, 0, 2419200, 'How long a push service keeps a notification for a browser that is offline'),
     caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of certificate authorities trusted for push services besides the system\'s (a private push relay)' })),
+    allowHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+      default: [],
+      description: 'Push endpoints allowed although they are not public: host names (trusted whatever they resolve to), IP addresses and CIDR ranges (a private push relay). Empty: only public names and addresses',
+    }),
   }, { default: {}, additionalProperties: false }),
   mqtt: Type.Object({
     enabled: Type.Boolean({ default: false, description: 'Serve the MQTT endpoint (Chat21 inbox pattern) and the Chat21-compatible REST API' }),
@@ -312,6 +317,11 @@ export function validateConfig(raw: unknown): Config {
   }
   if ((cfg.push.vapidPublicKey === undefined) !== (cfg.push.vapidPrivateKey === undefined)) {
     throw new ConfigError(cfg.push.vapidPublicKey === undefined ? 'push.vapidPublicKey' : 'push.vapidPrivateKey', 'set both VAPID keys or neither');
+  }
+  try {
+    endpointPolicy(cfg.push.allowHosts);
+  } catch (err) {
+    throw new ConfigError('push.allowHosts', (err as Error).message);
   }
   const badChat21 = checkChat21(cfg.chat21);
   if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);

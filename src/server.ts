@@ -249,7 +249,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     { secret: resolveSecret(cfg), maxImagePixels: cfg.attachments.maxImagePixels, urlTtlSec: cfg.attachments.urlTtlSec }, log);
   // Web Push hears every notification; it sends to the recipients with no open connection.
   const push: PushService = new PushService({
-    store: backends.push, config: cfg.push, presence: bus.presence, log,
+    store: backends.push, config: cfg.push, presence: bus.presence, log, metrics,
     room: async (id) => {
       const [room, members] = await Promise.all([store.getRoom(id), store.members(id)]);
       return room ? { room, members: members.map((m) => m.user) } : null;

@@ -3,6 +3,7 @@
 // browser does (RFC 8291: ECDH P-256 + HKDF, aes128gcm of RFC 8188), with the subscription's
 // private key. The server is real; nothing of it is mocked.
 import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { createDecipheriv, createECDH, hkdfSync, randomBytes, type ECDH } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -96,10 +97,12 @@ async function until(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<
 let dir: string;
 let endpoint: PushEndpoint;
 let srv: TestServer;
+/** A node with the default rule: push endpoints must be public. */
+let guarded: TestServer;
 let caFile: string;
 
-async function rest(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(`${srv.url}/api/v1${path}`, {
+async function rest(method: string, path: string, token: string, body?: unknown, on: TestServer = srv): Promise<{ status: number; json: any }> {
+  const r = await fetch(`${on.url}/api/v1${path}`, {
     method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
@@ -112,13 +115,16 @@ beforeAll(async () => {
   const key = join(dir, 'key.pem');
   caFile = join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', caFile,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
   endpoint = new PushEndpoint({ key: readFileSync(key, 'utf8'), cert: readFileSync(caFile, 'utf8') });
   await endpoint.start();
-  srv = await startServer({ push: { caFile, subscriptionsPerUser: 3 } }, join(dir, 'data'));
+  // The push service of these tests is on loopback, which only an explicit allowance reaches.
+  srv = await startServer({ push: { caFile, subscriptionsPerUser: 3, allowHosts: ['127.0.0.1'] } }, join(dir, 'data'));
+  guarded = await startServer({ push: { caFile } }, join(dir, 'guarded'));
 }, 60_000);
 
 afterAll(async () => {
+  await guarded?.close();
   await srv?.close();
   await endpoint?.close();
   removeDir(dir);
@@ -267,6 +273,69 @@ describe('Web Push', () => {
     await alice.send(room.id, 'ivy?');
     await new Promise((r) => setTimeout(r, 300));
     expect(endpoint.to('/push/ivy')).toHaveLength(0);
+  });
+});
+
+describe('push endpoints in the local network', () => {
+  it('refuses, when a browser subscribes, an endpoint whose host is a local name or not a public address, and keeps nothing', async () => {
+    const token = await guarded.token('mallory');
+    const keys = new Browser('https://push.example.com/x').json().keys;
+    const local = [
+      'https://127.0.0.1/', 'https://127.0.0.1:6379/', 'https://127.1/', 'https://2130706433/', 'https://0x7f.0.0.1/',
+      'https://10.0.0.5/', 'https://172.16.0.1/', 'https://192.168.1.1/', 'https://100.64.0.1/', 'https://169.254.169.254/latest/meta-data/',
+      'https://0.0.0.0/', 'https://224.0.0.1/', 'https://255.255.255.255/',
+      'https://[::1]/', 'https://[::]/', 'https://[fe80::1]/', 'https://[fc00::1]/', 'https://[fd12:3456::1]/', 'https://[ff02::1]/',
+      'https://[::ffff:127.0.0.1]/', 'https://[::ffff:10.0.0.5]/', 'https://[::ffff:169.254.169.254]/', 'https://[64:ff9b::a00:5]/',
+      'https://localhost/', 'https://LocalHost./', 'https://push.localhost/', 'https://printer.local/', 'https://metadata.google.internal/',
+      'https://redis/',
+    ];
+    for (const e of local) {
+      const r = await rest('POST', '/push/subscriptions', token, { endpoint: e, expirationTime: null, keys }, guarded);
+      expect(r.status, e).toBe(400);
+      expect(r.json.error.code, e).toBe('invalid');
+      expect(r.json.error.message, e).toMatch(/^endpoint: .* is not a public (address|host name)/);
+      expect(r.json.error.details?.field, e).toBe('endpoint');
+    }
+    // Nothing of them was kept: there is nothing to remove.
+    for (const e of local) expect((await rest('DELETE', '/push/subscriptions', token, { endpoint: e }, guarded)).status, e).toBe(404);
+    // A public push service is taken; on the node that allows 127.0.0.1, that address only.
+    expect((await rest('POST', '/push/subscriptions', token, { endpoint: 'https://push.example.com/x', expirationTime: null, keys }, guarded)).status).toBe(201);
+    const other = await srv.token('mallory');
+    expect((await rest('POST', '/push/subscriptions', other, { endpoint: 'https://10.0.0.5/', expirationTime: null, keys })).status).toBe(400);
+    expect((await rest('POST', '/push/subscriptions', other, { endpoint: 'https://[::1]/', expirationTime: null, keys })).status).toBe(400);
+  });
+
+  it('never connects to a stored subscription whose host is, or resolves to, a non-public address: it is removed and counted', async () => {
+    // Subscriptions an earlier version kept without this rule: one names localhost (resolved
+    // when the push is sent), one an address. The push service behind both is real.
+    const port = new URL(endpoint.origin).port;
+    const old = new Browser(`https://localhost:${port}/push/resolved`);
+    const literal = new Browser(`https://127.0.0.1:${port}/push/literal`);
+    const olga = await guarded.client('olga');
+    olga.close();
+    const db = new Database(join(dir, 'guarded', 'parley.db'));
+    try {
+      const add = db.prepare('INSERT INTO push_subscriptions (endpoint, user_id, session_id, p256dh, auth, created_at) VALUES (?, ?, NULL, ?, ?, ?)');
+      for (const b of [old, literal]) add.run(b.endpoint, 'olga', b.json().keys.p256dh, b.json().keys.auth, Date.now());
+    } finally {
+      db.close();
+    }
+    await until(async () => (await guarded.parley.bus.presence.online(['olga'])).length === 0);
+    const alice = await guarded.client('alice');
+    const room = await alice.direct('olga');
+    await alice.send(room.id, 'are you home?');
+    const refused = async () => Number(/^parley_push_total\{outcome="refused"\} (\d+)/m.exec(await (await fetch(`${guarded.url}/metrics`)).text())?.[1] ?? 0);
+    await until(async () => endpoint.to('/push/resolved').length + endpoint.to('/push/literal').length > 0 || (await refused()) >= 2);
+    expect(endpoint.to('/push/resolved')).toHaveLength(0);
+    expect(endpoint.to('/push/literal')).toHaveLength(0);
+    expect(await refused()).toBe(2);
+    // Removed, not tried again.
+    const token = await guarded.token('olga');
+    for (const b of [old, literal]) expect((await rest('DELETE', '/push/subscriptions', token, { endpoint: b.endpoint }, guarded)).status).toBe(404);
+    await alice.send(room.id, 'anyone?');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await refused()).toBe(2);
+    expect(endpoint.to('/push/resolved').length + endpoint.to('/push/literal').length).toBe(0);
   });
 });
 

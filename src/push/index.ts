@@ -5,6 +5,7 @@
 // who is told, keeps the subscriptions, and sends with bounded concurrency, queue, time and
 // response size. Who is notified at all (levels all/mentions/none, blocks) is decided before,
 // by the service (mentions.ts): this module only adds "not connected" and "still a member".
+// Which endpoints may be reached at all (public hosts and addresses) is endpoint.ts.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -15,10 +16,12 @@ import webpush from 'web-push';
 import type { Identity } from '../auth/jwt.js';
 import type { Presence } from '../bus/bus.js';
 import type { Config } from '../config.js';
+import type { Metrics, PushOutcome } from '../observability/metrics.js';
 import { ParleyError } from '../errors.js';
 import type { Room } from '../protocol/schema.js';
 import type { Hook, Notification } from '../service/hooks.js';
 import type { PushStore, PushSubscriptionRecord, VapidKeys } from '../store/push.js';
+import { checkEndpoint, connectGuard, endpointPolicy, RefusedAddressError, type EndpointPolicy } from './endpoint.js';
 
 /** Characters of a message's text a push carries (the notification shows a line or two). */
 export const PUSH_TEXT_CHARS = 100;
@@ -55,6 +58,7 @@ export interface PushDeps {
   /** The room and its members now (a recipient that left since the message is not told). */
   room(id: string): Promise<{ room: Room; members: string[] } | null>;
   log: Logger;
+  metrics?: Pick<Metrics, 'push'>;
 }
 
 export class PushService {
@@ -63,11 +67,17 @@ export class PushService {
   private readonly agent: Agent;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private closed = false;
-  /** Since start: pushes accepted by a push service, failed for good, dropped (queue full), subscriptions removed as gone. */
-  readonly counts = { sent: 0, failed: 0, dropped: 0, gone: 0 };
+  private readonly policy: EndpointPolicy;
+  /**
+   * Since start: pushes accepted by a push service, failed for good, dropped (queue full);
+   * subscriptions removed as gone (404, 410) and as refused (their host led to an address
+   * that is not public).
+   */
+  readonly counts: Record<PushOutcome, number> = { sent: 0, failed: 0, dropped: 0, gone: 0, refused: 0 };
 
   constructor(private readonly deps: PushDeps) {
     const c = deps.config;
+    this.policy = endpointPolicy(c.allowHosts);
     this.queue = new PQueue({ concurrency: c.concurrency });
     // Push services are few hosts, so connections are kept open; a private CA is trusted
     // here only, for push requests, on top of the system's.
@@ -94,7 +104,7 @@ export class PushService {
   /** Keeps a browser's subscription for the user (replacing the one of the same endpoint). */
   async subscribe(user: Identity, s: SubscriptionInput): Promise<void> {
     this.publicKey();
-    checkSubscription(s);
+    checkSubscription(s, this.policy);
     await this.deps.store.add({
       endpoint: s.endpoint, user: user.id, session: user.session ?? null, p256dh: s.keys.p256dh, auth: s.keys.auth, createdAt: Date.now(),
     }, this.deps.config.subscriptionsPerUser);
@@ -146,10 +156,15 @@ export class PushService {
     }
   }
 
+  private count(outcome: PushOutcome): void {
+    this.counts[outcome]++;
+    this.deps.metrics?.push(outcome);
+  }
+
   private enqueue(s: PushSubscriptionRecord, body: string, attempt: number): void {
     if (this.closed) return;
     if (this.queue.size + this.queue.pending >= this.deps.config.queue) {
-      this.counts.dropped++;
+      this.count('dropped');
       return;
     }
     void this.queue.add(() => this.send(s, body, attempt));
@@ -166,16 +181,24 @@ export class PushService {
       );
       ({ status, retryAfter } = await this.post(details.endpoint, details.headers, details.body));
     } catch (err) {
+      if (err instanceof RefusedAddressError) {
+        // Stored before the rule, allowed by an earlier configuration, or a name that now
+        // resolves into the local network: never connected to, never tried again.
+        this.count('refused');
+        this.deps.log.warn({ endpoint: s.endpoint, user: s.user, address: err.address }, 'push subscription removed: its host is not a public address');
+        await this.deps.store.removeEndpoint(s.endpoint).catch((e: unknown) => this.deps.log.warn({ err: e }, 'could not remove a refused push subscription'));
+        return;
+      }
       status = 0;
       this.deps.log.debug({ err, endpoint: s.endpoint }, 'push request failed');
     }
     if (status >= 200 && status < 300) {
-      this.counts.sent++;
+      this.count('sent');
       return;
     }
     if (status === 404 || status === 410) {
       // The browser unsubscribed or the subscription expired: it will never take a push again.
-      this.counts.gone++;
+      this.count('gone');
       await this.deps.store.removeEndpoint(s.endpoint).catch((err: unknown) => this.deps.log.warn({ err }, 'could not remove a gone push subscription'));
       return;
     }
@@ -187,15 +210,17 @@ export class PushService {
       this.timers.add(t);
       return;
     }
-    this.counts.failed++;
+    this.count('failed');
     this.deps.log.info({ status, endpoint: s.endpoint }, 'push refused by the push service');
   }
 
   /** One POST to a push service, bounded in time and in the bytes of the answer read. */
   private post(endpoint: string, headers: Record<string, string | number>, body: Buffer | null): Promise<{ status: number; retryAfter: number }> {
     return new Promise((resolve, reject) => {
-      const req = request(endpoint, {
+      const url = new URL(endpoint);
+      const req = request(url, {
         method: 'POST', agent: this.agent, headers, signal: AbortSignal.timeout(this.deps.config.timeoutMs),
+        ...connectGuard(url, this.policy),
       }, (res) => {
         let read = 0;
         res.on('data', (chunk: Buffer) => {
@@ -231,17 +256,11 @@ function retryAfterMs(v: string | undefined): number {
 
 /**
  * What the schema cannot say about a subscription: the endpoint is an https URL without
- * credentials, and p256dh is a point on P-256 (so encryption for it cannot fail later).
+ * credentials to a public host (endpoint.ts), and p256dh is a point on P-256 (so encryption
+ * for it cannot fail later).
  */
-export function checkSubscription(s: SubscriptionInput): void {
-  let url: URL;
-  try {
-    url = new URL(s.endpoint);
-  } catch {
-    throw new ParleyError('invalid', 'endpoint: not a URL', { field: 'endpoint' });
-  }
-  if (url.protocol !== 'https:') throw new ParleyError('invalid', 'endpoint: must be an https URL', { field: 'endpoint' });
-  if (url.username || url.password) throw new ParleyError('invalid', 'endpoint: must not carry credentials', { field: 'endpoint' });
+export function checkSubscription(s: SubscriptionInput, policy: EndpointPolicy): void {
+  checkEndpoint(s.endpoint, policy);
   const key = Buffer.from(s.keys.p256dh, 'base64url');
   try {
     if (key.length !== 65 || key[0] !== 4) throw new Error('not an uncompressed point');
