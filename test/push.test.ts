@@ -339,6 +339,27 @@ describe('push endpoints in the local network', () => {
   });
 });
 
+describe('push endpoints allowed by name', () => {
+  it('reach a private push relay the operator names in push.allowHosts, whatever it resolves to', async () => {
+    const relay = await startServer({ push: { caFile, allowHosts: ['localhost'] } }, join(dir, 'relay'));
+    try {
+      const port = new URL(endpoint.origin).port;
+      const token = await relay.token('pia');
+      const browser = new Browser(`https://localhost:${port}/push/named`);
+      expect((await rest('POST', '/push/subscriptions', token, browser.json(), relay)).status).toBe(201);
+      // Only the name is allowed, not its address written out.
+      expect((await rest('POST', '/push/subscriptions', token, new Browser(`https://127.0.0.1:${port}/push/x`).json(), relay)).status).toBe(400);
+      const alice = await relay.client('alice');
+      const room = await alice.direct('pia');
+      const sent = await alice.send(room.id, 'through the relay');
+      await waitFor(() => endpoint.to('/push/named').length === 1);
+      expect(browser.decrypt(endpoint.to('/push/named')[0]!.body)).toMatchObject({ seq: sent.seq, text: 'through the relay' });
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
 describe('VAPID keys', () => {
   it('are generated once and kept: a restarted node offers the same public key; configured keys win', async () => {
     const data = tempDir('parley-vapid-');
