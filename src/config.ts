@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema, Kind } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { Chat21Config, checkChat21 } from './integrations/chat21/config.js';
 import { PluginsConfig, checkPlugins } from './plugins/config.js';
+import { endpointPolicy } from './push/endpoint.js';
 
 /** Names that would pass for the server, its staff or a whole room. */
 export const RESERVED_NAMES = [
@@ -115,6 +116,22 @@ export const ConfigSchema = Type.Object({
     }),
   }, { default: {}, additionalProperties: false }),
   plugins: PluginsConfig,
+  push: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'Send Web Push notifications (direct messages and mentions) to users with no open connection' }),
+    vapidPublicKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{87}$', description: 'VAPID public key (base64url, uncompressed P-256 point); with vapidPrivateKey. When both are absent a pair is generated once and kept in the store\'s database, which every node of a cluster shares' })),
+    vapidPrivateKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'VAPID private key (base64url, 32 bytes); with vapidPublicKey' })),
+    subject: Type.String({ default: 'mailto:postmaster@localhost', pattern: '^(mailto:|https://)\\S+$', description: 'Contact for the push services (mailto: or https: URL), sent with every push; set a real one in production' }),
+    subscriptionsPerUser: Int(10, 1, 1000, 'Push subscriptions (browsers) one user may have; one more is refused with conflict'),
+    concurrency: Int(8, 1, 256, 'Pushes a node sends at the same time'),
+    queue: Int(10000, 1, 1_000_000, 'Pushes a node keeps waiting to be sent; beyond it new ones are dropped (and counted)'),
+    timeoutMs: Int(10000, 100, 120000, 'Longest a push service may take to answer one push'),
+    ttlSec: Int(86400, 0, 2419200, 'How long a push service keeps a notification for a browser that is offline'),
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of certificate authorities trusted for push services besides the system\'s (a private push relay)' })),
+    allowHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), {
+      default: [],
+      description: 'Push endpoints allowed although they are not public: host names (trusted whatever they resolve to), IP addresses and CIDR ranges (a private push relay). Empty: only public names and addresses',
+    }),
+  }, { default: {}, additionalProperties: false }),
   mqtt: Type.Object({
     enabled: Type.Boolean({ default: false, description: 'Serve the MQTT endpoint (Chat21 inbox pattern) and the Chat21-compatible REST API' }),
     host: Type.Optional(Type.String({ minLength: 1, description: 'Address of the MQTT/TCP listener (default: host)' })),
@@ -297,6 +314,14 @@ export function validateConfig(raw: unknown): Config {
   }
   if (cfg.attachments.storage === 'disk' && (redis.url || redis.cluster.length > 0)) {
     throw new ConfigError('attachments.storage', 'cluster mode needs files every node can read: use postgres (or auto)');
+  }
+  if ((cfg.push.vapidPublicKey === undefined) !== (cfg.push.vapidPrivateKey === undefined)) {
+    throw new ConfigError(cfg.push.vapidPublicKey === undefined ? 'push.vapidPublicKey' : 'push.vapidPrivateKey', 'set both VAPID keys or neither');
+  }
+  try {
+    endpointPolicy(cfg.push.allowHosts);
+  } catch (err) {
+    throw new ConfigError('push.allowHosts', (err as Error).message);
   }
   const badChat21 = checkChat21(cfg.chat21);
   if (badChat21) throw new ConfigError(badChat21.key, badChat21.message);

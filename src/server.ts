@@ -54,6 +54,15 @@ import { SqliteAttachmentStore } from './store/sqlite/attachments.js';
 import { PostgresAttachmentStore } from './store/postgres/attachments.js';
 import { registerAttachmentRoutes } from './transport/http/attachments.js';
 import { authenticator } from './transport/http/auth.js';
+import { PushService } from './push/index.js';
+import type { PushStore } from './store/push.js';
+import { SqlitePushStore } from './store/sqlite/push.js';
+import { PostgresPushStore } from './store/postgres/push.js';
+import { registerPushRoutes } from './transport/http/push.js';
+import { AvatarService } from './service/avatars.js';
+import { SqliteAvatarStore } from './store/sqlite/avatars.js';
+import { PostgresAvatarStore } from './store/postgres/avatars.js';
+import { registerAvatarRoutes } from './transport/http/avatars.js';
 
 export interface Parley {
   readonly config: Config;
@@ -81,6 +90,8 @@ export interface Parley {
   sweep(now?: number): Promise<number>;
   /** Uploaded files: storage, rules, removal (see docs/rest.md#attachments). */
   readonly attachments: AttachmentService;
+  /** Web Push to browsers with no open connection (see docs/rest.md#web-push). */
+  readonly push: PushService;
   close(): Promise<void>;
 }
 
@@ -94,6 +105,8 @@ interface Backends {
   chat21: Chat21Store;
   /** Notification levels, pins and edit history (rich messages). */
   rich: RichPorts;
+  /** Web Push subscriptions and the VAPID keys. */
+  push: PushStore;
   bus: Bus;
   limiter: LoginLimiter;
   /** Shared backends for plugins; absent means the plugin's per-node default. */
@@ -117,6 +130,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let words: WordStore | undefined;
   let chat21: Chat21Store;
   let rich: RichPorts;
+  let push: PushStore;
   let db: Database.Database | undefined;
   // In a cluster a node's sessions carry its id and this run, by which a survivor ends those
   // of a node removed from the cluster (src/cluster/placement-postgres.ts).
@@ -133,6 +147,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     words = new PostgresWordStore(ps.pool);
     chat21 = new PostgresChat21Store(ps.pool);
     pool = ps.pool;
+    push = new PostgresPushStore(ps.pool);
     rich = { notifications: new PostgresNotificationStore(ps.pool), pins: new PostgresPinStore(ps.pool), versions: new PostgresVersionStore(ps.pool) };
   } else {
     const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
@@ -141,10 +156,11 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     accounts = new SqliteAccountStore(ss.db);
     directory = new SqliteDirectory(ss.db);
     chat21 = new SqliteChat21Store(ss.db);
+    push = new SqlitePushStore(ss.db);
     rich = { notifications: new SqliteNotificationStore(ss.db), pins: new SqlitePinStore(ss.db), versions: new SqliteVersionStore(ss.db) };
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, directory, chat21, rich, words, db, pool, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg)) return { store, accounts, directory, chat21, rich, push, words, db, pool, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
@@ -157,7 +173,7 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     throw err;
   }
   return {
-    store, accounts, directory, chat21, rich, words, db, pool, bus, nodeId, incarnation,
+    store, accounts, directory, chat21, rich, push, words, db, pool, bus, nodeId, incarnation,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -176,6 +192,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     secret: resolveSecret(cfg),
     config: cfg.accounts,
     bus,
+    sessionsEnded: (user, which) => push.sessionsEnded(user, which),
   });
   const verifyAny = await createVerifier(cfg, { accountSession: (sid, user) => accounts.identify(sid, user) });
   // An external token may not take the id of a built-in account: only the account's own tokens do.
@@ -227,6 +244,19 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     await openBlobStore(cfg, backends.pool),
     { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
   service.hooks.use(...attachments.hooks());
+  // Users' pictures are blobs of the same store, with their own records.
+  const avatars = new AvatarService(backends.pool ? new PostgresAvatarStore(backends.pool) : new SqliteAvatarStore(backends.db!), attachments.blobs,
+    { secret: resolveSecret(cfg), maxImagePixels: cfg.attachments.maxImagePixels, urlTtlSec: cfg.attachments.urlTtlSec }, log);
+  // Web Push hears every notification; it sends to the recipients with no open connection.
+  const push: PushService = new PushService({
+    store: backends.push, config: cfg.push, presence: bus.presence, log, metrics,
+    room: async (id) => {
+      const [room, members] = await Promise.all([store.getRoom(id), store.members(id)]);
+      return room ? { room, members: members.map((m) => m.user) } : null;
+    },
+  });
+  await push.start();
+  service.hooks.use(push.hook());
   const sweep = async (now = Date.now()): Promise<number> => {
     const started = performance.now();
     const removed = await store.applyRetention(now, { count: cfg.retention.count, days: cfg.retention.days });
@@ -334,13 +364,21 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       admit: (u) => service.admit(u),
     }),
   });
+  registerAvatarRoutes(http, '/api/v1', {
+    avatars,
+    authenticate: authenticator({ verify, apiKeys: cfg.api.keys, admit: (u) => service.admit(u) }),
+  });
+  registerPushRoutes(http, '/api/v1', {
+    push,
+    authenticate: authenticator({ verify, apiKeys: cfg.api.keys, admit: (u) => service.admit(u) }),
+  });
   ws.attach(http.server, forwarder || mqtt
     ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
     : undefined);
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder, attachments,
+    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder, attachments, push,
     get url() { return url; },
     get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
     async listen() {
@@ -373,6 +411,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       await forwarder?.close();
       await closePlugins(plugins, log);
       await attachments.close();
+      await push.close();
       await bus.close();
       await store.close();
     },

@@ -218,6 +218,21 @@ describe('change password', () => {
     expect((await http('POST', '/auth/login', { body: { username: 'cat', password: 'second password' } })).status).toBe(200);
   });
 
+  it('with signOutOthers false keeps the other devices signed in and replaces only this one\'s refresh token', async () => {
+    await http('POST', '/auth/register', { body: { username: 'cleo', password: 'first password' } });
+    const a = (await http('POST', '/auth/login', { body: { username: 'cleo', password: 'first password' } })).body;
+    const b = (await http('POST', '/auth/login', { body: { username: 'cleo', password: 'first password' } })).body;
+    const r = await http('POST', '/auth/password', { token: a.accessToken, body: { oldPassword: 'first password', newPassword: 'second password', signOutOthers: false } });
+    expect(r.status).toBe(200);
+    expect((await http('GET', '/me', { token: r.body.accessToken })).status).toBe(200);
+    // The other device carries on; this one's old refresh token is spent.
+    expect((await http('GET', '/me', { token: b.accessToken })).status).toBe(200);
+    expect((await http('POST', '/auth/refresh', { body: { refreshToken: b.refreshToken } })).status).toBe(200);
+    expect((await http('GET', '/auth/sessions', { token: r.body.accessToken })).body.sessions).toHaveLength(3);
+    expect(code(await http('POST', '/auth/refresh', { body: { refreshToken: a.refreshToken } }))).toBe('unauthorized');
+    expect((await http('POST', '/auth/login', { body: { username: 'cleo', password: 'second password' } })).status).toBe(200);
+  });
+
   it('needs an account token', async () => {
     const body = { oldPassword: 'x', newPassword: 'long enough' };
     expect((await http('POST', '/auth/password', { body })).status).toBe(401);

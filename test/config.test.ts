@@ -51,6 +51,11 @@ describe('configuration', () => {
     expect(bad(() => loadConfig({ flags: { 'no.such': '1' } }))).toBe('no.such');
     expect(bad(() => loadConfig({ overrides: { auth: { algorithm: 'none' } } }))).toBe('auth.algorithm');
     expect(bad(() => loadConfig({ overrides: { auth: { algorithm: 'RS256' } } }))).toBe('auth.publicKey');
+    expect(bad(() => loadConfig({ env: { PARLEY_PUSH_ALLOW_HOSTS: '10.0.0.0/33' } }))).toBe('push.allowHosts');
+    expect(bad(() => loadConfig({ overrides: { push: { allowHosts: ['not a host'] } } }))).toBe('push.allowHosts');
+    expect(loadConfig({ env: { PARLEY_PUSH_ALLOW_HOSTS: 'relay.corp.internal, 10.20.0.0/16,::1' } }).push.allowHosts)
+      .toEqual(['relay.corp.internal', '10.20.0.0/16', '::1']);
+    expect(loadConfig({}).push.allowHosts).toEqual([]);
     const dir = tempDir();
     writeFileSync(join(dir, 'bad.json'), '{ nope');
     expect(bad(() => loadConfig({ file: join(dir, 'bad.json') }))).toBe('config');

@@ -21,6 +21,10 @@ import { PostgresVersionStore } from '../src/store/postgres/versions.js';
 import { SQL } from '../src/store/postgres/statements.js';
 import { toTsquery } from '../src/store/postgres/search-text.js';
 import { SEARCH_SCAN } from '../src/store/store.js';
+import { pushStoreConformance } from './conformance/push.js';
+import { PostgresPushStore } from '../src/store/postgres/push.js';
+import { avatarStoreConformance } from './conformance/avatars.js';
+import { PostgresAvatarStore } from '../src/store/postgres/avatars.js';
 
 let server: PgServer;
 beforeAll(async () => { server = await startPostgres(); });
@@ -48,6 +52,16 @@ richConformance('postgres', async () => {
   return { store, ports, close: () => store.close() };
 });
 
+pushStoreConformance('postgres', async () => {
+  const store = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+  return { push: new PostgresPushStore(store.pool), close: () => store.close() };
+});
+
+avatarStoreConformance('postgres', async () => {
+  const store = await PostgresStore.open({ url: server.url, schema: freshSchema() });
+  return { avatars: new PostgresAvatarStore(store.pool), close: () => store.close() };
+});
+
 const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -68,7 +82,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks, cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
     await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
     await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
-    await s.pool.query('ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads');
+    await s.pool.query('ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads, push_subscriptions, push_vapid, avatars');
     for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }

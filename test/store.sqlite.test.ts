@@ -22,6 +22,7 @@ describe('SQLite store specifics', () => {
     s.db.exec('ALTER TABLE sessions DROP COLUMN user_agent; ALTER TABLE sessions DROP COLUMN last_used_at');
     s.db.exec('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels; DROP TABLE room_settings; DROP TABLE pins');
     s.db.exec('DROP INDEX messages_thread; ALTER TABLE messages DROP COLUMN thread; ALTER TABLE messages DROP COLUMN thread_only; DROP TABLE threads');
+    s.db.exec('DROP TABLE push_subscriptions; DROP TABLE push_vapid; DROP TABLE avatars');
     s.db.pragma('user_version = 4');
     const add = s.db.prepare("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES (?, 'channel', ?, '', 'u', ?)");
     add.run('old', 'General', 1);

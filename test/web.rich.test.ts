@@ -158,7 +158,7 @@ describe('notifications', () => {
     expect(await bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(0);
     await bob.getByRole('button', { name: 'Preferences' }).click();
     const prefs = bob.getByRole('dialog', { name: 'Preferences' });
-    await prefs.getByRole('checkbox', { name: 'Notify me of direct messages while Parley is in the background' }).check();
+    await prefs.getByRole('checkbox', { name: 'Notify me of direct messages and mentions while Parley is in the background or closed' }).check();
     await expect.poll(() => bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(1);
     await prefs.getByRole('button', { name: 'Close' }).click();
 

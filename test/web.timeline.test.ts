@@ -179,3 +179,42 @@ describe('search', () => {
     expect(web.pageErrors).toEqual([]);
   });
 });
+
+describe('a burst of messages', () => {
+  it('draws hundreds of messages that arrive at once in a few renders and moves the read marker a few times', async () => {
+    const room = await createRoom(alice, 'Burst', { kind: 'group' });
+    await send(alice, 'before the burst');
+    await messages(alice, 'before the burst').waitFor();
+    // Each change of the message list reaches a MutationObserver once per render.
+    await alice.evaluate(() => {
+      const w = window as unknown as { renders: number };
+      w.renders = 0;
+      new MutationObserver(() => { w.renders++; })
+        .observe(document.querySelector('.message-list')!, { childList: true, subtree: true, characterData: true, attributes: true });
+    });
+    // The page stops at its next script (the first frame of the burst), as a busy or slow
+    // device would: the rest of the burst waits in line until it goes on.
+    const cdp = await alice.context().newCDPSession(alice);
+    let reads = 0;
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketFrameSent', (e) => { if (/"cmd":"read"/.test(e.response.payloadData)) reads++; });
+    await cdp.send('Debugger.enable');
+    const paused = new Promise((resolve) => cdp.once('Debugger.paused', resolve));
+    await cdp.send('Debugger.pause');
+    const burst = Array.from({ length: 200 }, (_, i) => `burst${pad(i + 1)}`);
+    await flood(room, burst);
+    await paused;
+    await cdp.send('Debugger.resume');
+    await messages(alice, 'burst200').waitFor();
+    const texts = (await alice.locator('.message-list .msg-text').allInnerTexts()).filter((t) => t.startsWith('burst'));
+    expect(texts).toEqual(burst);
+    const renders = await alice.evaluate(() => (window as unknown as { renders: number }).renders);
+    expect(renders).toBeLessThan(50);
+    // Read as it arrived: the read marker reaches the newest message in a few moves.
+    const entry = async () => (await aliceDevice.inbox()).rooms.find((e) => e.room.id === room)!;
+    const last = (await entry()).room.lastSeq;
+    await expect.poll(async () => (await entry()).readSeq).toBe(last);
+    await cdp.detach();
+    expect(reads).toBeLessThan(20);
+  });
+});

@@ -30,6 +30,8 @@ export interface AccountDeps {
   config: Config['accounts'];
   /** Where a session's end reaches the live connections it authenticated, on every node. */
   bus: Bus;
+  /** Told when sessions end (`session`, or every one of the user but `keep`): what they set up goes with them. */
+  sessionsEnded?(user: string, which: { session: string } | { keep?: string }): void;
 }
 
 /** WebSocket close code of a connection whose session was ended (as for an expired token). */
@@ -140,8 +142,10 @@ export class AccountService {
   }
 
   /**
-   * Changes the password and ends every session of the account, this one included; the reply
-   * carries a new session, so the caller stays signed in and every other device is signed out.
+   * Changes the password. With `signOutOthers` (the default) every session of the account ends,
+   * this one included, and the reply carries a new session, so the caller stays signed in and
+   * every other device is signed out; without it, the other sessions stay and this one's
+   * refresh token is replaced (the old one may have been seen with the old password).
    */
   async changePassword(user: Identity, input: PasswordBody, address: string, userAgent = ''): Promise<Tokens> {
     if (!user.session) throw new ParleyError('forbidden', NOT_AN_ACCOUNT);
@@ -156,7 +160,16 @@ export class AccountService {
     await this.deps.limiter.succeeded(keys);
     await checkStrength(input.newPassword, [account.username, user.name], 'newPassword');
     await this.deps.accounts.setPasswordHash(account.userId, await this.passwords.hash(input.newPassword));
+    if (input.signOutOthers === false) {
+      const next = newSecret();
+      await this.deps.accounts.rotateSession(user.session, hashSecret(next), Date.now() + this.deps.config.refreshTtlSec * 1000);
+      return this.issue(account.userId, user.session, next);
+    }
     await this.deps.accounts.revokeUserSessions(account.userId);
+    // The other devices are closed now; this one's connections carry on until they reconnect
+    // with the new session's tokens.
+    this.disconnect(account.userId, { keep: user.session });
+    this.deps.sessionsEnded?.(account.userId, { session: user.session });
     return this.startSession(account.userId, userAgent);
   }
 
@@ -203,6 +216,7 @@ export class AccountService {
    * told so and closed rather than left running until its token expires.
    */
   private disconnect(user: string, which: { session: string } | { keep: string }): void {
+    this.deps.sessionsEnded?.(user, which);
     this.deps.bus.publish(userTopic(user), {
       frame: eventText('goodbye', { code: 'unauthorized', message: 'this session was signed out' }),
       control: { op: 'close', code: CLOSE_SESSION_ENDED, reason: 'session ended', ...which },

@@ -27,6 +27,7 @@ export const RefreshBody = Type.Object({
 export const PasswordBody = Type.Object({
   oldPassword: AnyPassword,
   newPassword: Password,
+  signOutOthers: Type.Optional(Type.Boolean({ default: true, description: 'End every other session of the account too (default true)' })),
 }, { additionalProperties: false });
 
 export const Tokens = Type.Object({

@@ -9,6 +9,8 @@ import type { DomainEventSource, TransportName } from '../service/events.js';
 
 export type { TransportName };
 
+export type PushOutcome = 'sent' | 'failed' | 'dropped' | 'gone' | 'refused';
+
 /** Messages a client (or a server-side post) adds to a room: what "messages in" counts. */
 const MESSAGES_IN: ReadonlySet<MessageKind> = new Set<MessageKind>(['text', 'edit', 'delete', 'reaction', 'event']);
 
@@ -32,6 +34,7 @@ export class Metrics {
   private readonly swept: Counter;
   private readonly sweepTime: Counter;
   private readonly moved: Counter;
+  private readonly pushes: Counter<'outcome'>;
 
   constructor(sources: MetricSources = {}) {
     const registers = [this.registry];
@@ -84,6 +87,16 @@ export class Metrics {
     this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
     this.sweepTime = new Counter({ name: 'parley_retention_sweep_seconds_total', help: 'Time this node\'s retention sweeps took, start to end', registers });
     this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
+    this.pushes = new Counter({
+      name: 'parley_push_total',
+      help: 'Web Push outcomes: sent (accepted by the push service), failed, dropped (queue full), gone (subscription removed on 404/410), refused (subscription removed: its host is not a public address)',
+      labelNames: ['outcome'], registers,
+    });
+  }
+
+  /** One Web Push outcome (see PushService.counts). */
+  push(outcome: PushOutcome): void {
+    this.pushes.inc({ outcome });
   }
 
   /** A connection was closed because it held more than its limits allow. */

@@ -2,7 +2,8 @@
 // unread counts, each room's loaded history, sends in flight, drafts, typing, presence,
 // members and their read markers. Components read it and re-render when it says it changed.
 import { ParleyClient, type ConnectionState, type Message, type Room, type Upload } from '../../src/client/index.js';
-import type { InboxEntry, Member, Pin, Role, ThreadSummary, User } from '../../src/protocol/schema.js';
+import type { InboxEntry, Member, NotifyLevel, Pin, Role, ThreadSummary, User } from '../../src/protocol/schema.js';
+import { defaultLevel } from '../../src/service/mentions.js';
 import { api, describeError, describeRemoval, type ApiUser } from './api.js';
 import { fold, threadOnly, type Shown } from './fold.js';
 import { shorten } from './format.js';
@@ -22,6 +23,8 @@ export interface RoomEntry {
   last: Message | null;
   /** Direct rooms: the other member. */
   peer?: string;
+  /** Which messages notify me: all, only mentions, none (the server's default until changed). */
+  notify: NotifyLevel;
 }
 
 /** The open thread panel: a root and the loaded part of its thread, oldest first. */
@@ -106,6 +109,8 @@ export interface Notice { id: number; text: string; kind: 'info' | 'error' }
 const TYPING_TTL_MS = 6_000;
 const TYPING_RESEND_MS = 3_000;
 const PAGE = 50;
+/** How soon a page without animation frames (hidden) draws a change. */
+const HIDDEN_RENDER_MS = 100;
 /** Messages loaded before the first unread one (or a search result), for context. */
 const CONTEXT = 25;
 /** Rooms up to this size show who has read up to where. */
@@ -161,7 +166,14 @@ export class Chat {
   private probeTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly presenceAsked = new Map<string, number>();
   private readonly membersAsked = new Map<string, number>();
+  /** Rooms whose read marker is being sent, with the newer seq to send next (or null). */
+  private readonly readSending = new Map<string, number | null>();
   private readonly pendingKey: string;
+
+  /** A valid access token of the session (for the app's own REST calls). */
+  token(): Promise<string> {
+    return this.session.token();
+  }
 
   constructor(private readonly session: Session) {
     this.me = { id: session.user.id, name: session.user.name, profile: session.user.profile };
@@ -279,14 +291,26 @@ export class Chat {
     return () => this.listeners.delete(fn);
   }
 
-  /** Coalesces the changes of one burst of frames into one render. */
+  /**
+   * Coalesces changes into one render per animation frame. A microtask would not: every
+   * WebSocket frame is a task of its own, so a burst of hundreds of messages (another device
+   * sending, a page catching up after being busy) would draw the whole conversation once per
+   * message, each time slower than the frames arrive, and the page would not answer for as
+   * long as the backlog lasts. A hidden page gets no animation frames: a timer draws it (its
+   * title counts the unread messages).
+   */
   changed(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    const flush = () => {
+      if (!this.scheduled) return;
       this.scheduled = false;
+      cancelAnimationFrame(frame);
+      clearTimeout(timer);
       for (const fn of this.listeners) fn();
-    });
+    };
+    const frame = requestAnimationFrame(flush);
+    const timer = setTimeout(flush, HIDDEN_RENDER_MS);
   }
 
   notify(text: string, kind: Notice['kind'] = 'info'): void {
@@ -400,6 +424,7 @@ export class Chat {
       const old = this.rooms.get(e.room.id);
       const entry: RoomEntry = {
         room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, unreadMore: e.unreadMore === true, mentions: e.mentions ?? 0, last: e.last,
+        notify: e.notify ?? defaultLevel(e.room.kind),
       };
       if (old) {
         entry.peer = old.peer;
@@ -846,8 +871,26 @@ export class Chat {
     entry.unreadMore = false;
     entry.mentions = 0;
     this.changed();
-    this.client.markRead(room, seq).catch(() => {
+    this.sendRead(room, seq);
+  }
+
+  /**
+   * One read marker on its way per room; meanwhile only the newest seq waits. Messages read
+   * as they arrive in a burst then move the marker a few times instead of once each (every
+   * move is a write, and in a small room an event to each member).
+   */
+  private sendRead(room: string, seq: number): void {
+    if (this.readSending.has(room)) {
+      this.readSending.set(room, Math.max(this.readSending.get(room) ?? 0, seq));
+      return;
+    }
+    this.readSending.set(room, null);
+    void this.client.markRead(room, seq).catch(() => {
       // A marker that did not move is moved by the next read.
+    }).finally(() => {
+      const next = this.readSending.get(room);
+      this.readSending.delete(room);
+      if (next != null && next > seq) this.sendRead(room, next);
     });
   }
 
@@ -1170,8 +1213,9 @@ export class Chat {
    */
   private onNotify(n: { room: string; seq: number; user: string; name: string; text: string; reason: string }): void {
     const entry = this.rooms.get(n.room);
-    if (!entry || entry.room.kind === 'direct' || n.reason === 'message') return;
-    this.showNotification(n.room, `${n.name || this.nameOf(n.user)} mentioned you`, n.text);
+    if (!entry || entry.room.kind === 'direct') return;
+    const who = n.name || this.nameOf(n.user);
+    this.showNotification(n.room, n.reason === 'message' ? `${who} in ${entry.room.name}` : `${who} mentioned you`, n.text);
   }
 
   private showNotification(room: string, title: string, body: string): void {
@@ -1201,7 +1245,7 @@ export class Chat {
       this.offerNotifications = true;
       this.changed();
     }
-    if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden') return;
+    if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden' || entry.notify === 'none') return;
     try {
       const n = new Notification(m.name || this.nameOf(m.user), { body: shorten(m.text ?? '', 200), tag: `parley-${m.room}`, icon: '/favicon.svg' });
       n.onclick = () => {
@@ -1232,7 +1276,7 @@ export class Chat {
   /** Adds a room the user just entered, without waiting for the inbox to be reloaded. */
   adopt(room: Room, role: Role): void {
     if (!this.rooms.has(room.id)) {
-      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, unreadMore: false, mentions: 0, last: null });
+      this.rooms.set(room.id, { room, role, readSeq: room.lastSeq, unread: 0, unreadMore: false, mentions: 0, last: null, notify: defaultLevel(room.kind) });
       if (room.kind === 'direct') void this.findPeer(this.rooms.get(room.id)!);
       // History read before joining was not followed live: it may have a hole. Start over.
       const tl = this.timelines.get(room.id);
@@ -1248,6 +1292,14 @@ export class Chat {
       }
     }
     void this.refreshInbox();
+    this.changed();
+  }
+
+  /** Sets which messages of the room notify me; the entry shows it once the server agreed. */
+  async setNotifyLevel(room: string, level: NotifyLevel): Promise<void> {
+    const r = await this.client.notifications(room, level);
+    const entry = this.rooms.get(room);
+    if (entry) entry.notify = r.level;
     this.changed();
   }
 

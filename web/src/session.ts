@@ -2,6 +2,7 @@
 // access token refreshed before it expires, and one refresh at a time across tabs (a refresh
 // token is single-use: two tabs spending the same one would end the session).
 import { api, ApiError, type ApiUser, type Tokens } from './api.js';
+import { unsubscribePush } from './push.js';
 
 const KEY = 'parley.session';
 
@@ -109,6 +110,35 @@ export class Session {
     return user;
   }
 
+  /**
+   * Changes the account's password; with `signOutOthers` every other device is signed out.
+   * This device stays signed in with the tokens the server returns.
+   */
+  async changePassword(oldPassword: string, newPassword: string, signOutOthers: boolean): Promise<void> {
+    const t = await api<Tokens>('POST', '/auth/password', { token: await this.token(), body: { oldPassword, newPassword, signOutOthers } });
+    this.stored = fromTokens(t);
+    write(this.stored);
+    this.schedule();
+  }
+
+  /** Sets the account's picture (the server makes it a small square). */
+  async setAvatar(file: Blob): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch('/api/v1/me/avatar', { method: 'PUT', headers: { authorization: `Bearer ${await this.token()}`, 'content-type': file.type || 'application/octet-stream' }, body: file });
+    } catch {
+      throw new ApiError('offline', 'The server cannot be reached.');
+    }
+    if (!res.ok) {
+      const e = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new ApiError(e?.code ?? 'internal', e?.message ?? `The server answered ${res.status}.`, res.status);
+    }
+  }
+
+  async removeAvatar(): Promise<void> {
+    await api('DELETE', '/me/avatar', { token: await this.token() });
+  }
+
   /** The account's signed-in devices, most recently used first. */
   async sessions(): Promise<SessionInfo[]> {
     return (await api<{ sessions: SessionInfo[] }>('GET', '/auth/sessions', { token: await this.token() })).sessions;
@@ -201,6 +231,9 @@ export class Session {
   }
 
   async logout(): Promise<void> {
+    // This browser stops being notified for the account (the server would drop the
+    // subscription with the session anyway; the browser's own goes here).
+    await unsubscribePush(() => this.token());
     try {
       await api('POST', '/auth/logout', { token: await this.token() });
     } catch {

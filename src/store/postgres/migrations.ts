@@ -250,6 +250,33 @@ export const migrations: string[] = [
     PRIMARY KEY (room_id, root_seq)
   );
   `,
+  // 10: Web Push (store/postgres/push.ts): each browser's subscription, the session that made
+  // it, and the VAPID key pair every node signs with (the first node to start stores it).
+  `
+  CREATE TABLE push_subscriptions (
+    endpoint text COLLATE "C" PRIMARY KEY,
+    user_id text COLLATE "C" NOT NULL,
+    session_id text COLLATE "C",
+    p256dh text NOT NULL,
+    auth text NOT NULL,
+    created_at bigint NOT NULL
+  );
+  CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
+  CREATE INDEX push_subscriptions_session ON push_subscriptions(session_id) WHERE session_id IS NOT NULL;
+  CREATE TABLE push_vapid (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    public_key text NOT NULL,
+    private_key text NOT NULL
+  );
+  `,
+  // 11: users' pictures (store/postgres/avatars.ts); their bytes are blobs of the attachments' store.
+  `
+  CREATE TABLE avatars (
+    user_id text COLLATE "C" PRIMARY KEY,
+    blob_id text COLLATE "C" NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -199,4 +199,31 @@ export const migrations: string[] = [
     PRIMARY KEY (room_id, root_seq)
   ) WITHOUT ROWID;
   `,
+  // 10: Web Push (store/sqlite/push.ts): each browser's subscription, the session that made
+  // it, and the VAPID key pair generated on first start when none is configured.
+  `
+  CREATE TABLE push_subscriptions (
+    endpoint TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    session_id TEXT,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
+  CREATE INDEX push_subscriptions_session ON push_subscriptions(session_id) WHERE session_id IS NOT NULL;
+  CREATE TABLE push_vapid (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    public_key TEXT NOT NULL,
+    private_key TEXT NOT NULL
+  );
+  `,
+  // 11: users' pictures (store/sqlite/avatars.ts); their bytes are blobs of the attachments' store.
+  `
+  CREATE TABLE avatars (
+    user_id TEXT PRIMARY KEY,
+    blob_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

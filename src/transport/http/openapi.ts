@@ -32,6 +32,7 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
         { name: 'members', description: 'Members, roles, moderation' },
         { name: 'messages', description: 'Messages and history' },
         { name: 'inbox', description: 'Read markers, inbox, presence, typing' },
+        { name: 'push', description: 'Web Push: notifications for browsers with no open tab' },
         { name: 'server', description: 'Server-side API for applications (administrators)' },
         { name: 'ops', description: 'Health, readiness, metrics, this document' },
       ],

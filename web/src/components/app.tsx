@@ -15,6 +15,9 @@ import { Sidebar } from './sidebar.js';
 import { loadMarkdown } from './text.js';
 import { Avatar, ConfirmHost, useChat, VisuallyHidden } from './ui.js';
 import { PinsDialog, VersionsDialog } from './rich.js';
+import { notifyChoice } from '../prefs.js';
+import { onOpenRoomMessage, registerWorker, subscribePush } from '../push.js';
+import { setAvatarSource } from '../avatars.js';
 
 const ROOM_PATH = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/;
 
@@ -47,12 +50,22 @@ export type DialogState =
 function ChatScreen({ session }: { session: Session }) {
   const chat = useMemo(() => new Chat(session), [session]);
   useEffect(() => {
+    setAvatarSource(() => session.token());
     chat.start();
     // Message text is Markdown: its renderer loads while the connection is made.
     void loadMarkdown().catch(() => {});
     const keep = () => chat.drafts.flush();
     addEventListener('pagehide', keep);
+    // The service worker shows pushes while no tab is open; registering it asks nothing. When
+    // notifications are on, this browser's subscription is handed to the server again (it may
+    // have been made by another account, or dropped when a session ended).
+    void registerWorker().then(() => {
+      if (notifyChoice() === 'on' && typeof Notification !== 'undefined' && Notification.permission === 'granted') void subscribePush(() => session.token());
+    });
+    const stopListening = onOpenRoomMessage((room) => chat.onOpenRoom?.(room));
     return () => {
+      stopListening();
+      setAvatarSource(null);
       removeEventListener('pagehide', keep);
       chat.stop();
     };
@@ -114,7 +127,7 @@ function ChatScreen({ session }: { session: Session }) {
       </div>
       <Notices chat={chat} />
       <ConfirmHost />
-      {dialog?.kind === 'preferences' && <Preferences onClose={close} />}
+      {dialog?.kind === 'preferences' && <Preferences token={() => session.token()} onClose={close} />}
       {dialog?.kind === 'admin' && <Admin session={session} onClose={close} />}
       {dialog?.kind === 'profile' && <Profile chat={chat} session={session} onClose={close} />}
       {dialog?.kind === 'create' && <CreateRoom chat={chat} onClose={close} go={go} />}

@@ -110,7 +110,7 @@ export function AuthScreen({ onSession, notice, onEnd }: {
 const STRENGTH = ['Very weak', 'Weak', 'Fair', 'Good', 'Strong'];
 
 /** The estimate as the user types: a bar and a word, with what to do about it. */
-function StrengthMeter({ s }: { s: PasswordStrength }) {
+export function StrengthMeter({ s }: { s: PasswordStrength }) {
   return (
     <div class={`strength strength-${s.score}`}>
       <meter min={0} max={4} low={MIN_PASSWORD_SCORE} high={3} optimum={4} value={s.score} aria-label="Password strength" />
@@ -122,6 +122,6 @@ function StrengthMeter({ s }: { s: PasswordStrength }) {
 }
 
 /** Why a password is refused, and how to do better. */
-function weakPassword(s: Pick<PasswordStrength, 'warning' | 'suggestions'>): string {
+export function weakPassword(s: Pick<PasswordStrength, 'warning' | 'suggestions'>): string {
   return ['This password is too easy to guess.', s.warning, ...s.suggestions].filter(Boolean).join(' ');
 }

@@ -6,6 +6,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { describeError, describeJoinError } from '../api.js';
 import type { Chat, PendingSend, RoomEntry, UploadItem } from '../chat.js';
 import type { AttachmentRef, Upload } from '../../../src/client/index.js';
+import type { NotifyLevel } from '../../../src/protocol/schema.js';
 import type { Shown } from '../fold.js';
 import { dayKey, formatBytes, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
 import { checkText } from '../validate.js';
@@ -82,6 +83,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
               <span class="dot on" aria-hidden="true" /> {online ? `${online.size} online` : 'Members'}
             </button>
           )}
+          <NotifyMenu chat={chat} room={room} entry={entry} />
           <button type="button" class="pins-button" onClick={() => openDialog({ kind: 'pins', room })}>Pins</button>
           {isAdmin && <button type="button" onClick={() => openDialog({ kind: 'settings', room })}>Settings</button>}
           {entry.room.kind !== 'direct' && <button type="button" class="ghost" onClick={() => void leave()}>Leave</button>}
@@ -97,6 +99,76 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
           ? <ThreadPanel chat={chat} />
           : showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />}
       </div>
+    </div>
+  );
+}
+
+const LEVELS: Array<[NotifyLevel, string, string]> = [
+  ['all', 'All messages', 'Every new message notifies you'],
+  ['mentions', 'Only mentions', 'Only messages that mention you (or the whole room) notify you'],
+  ['none', 'Nothing', 'Nothing in this room notifies you'],
+];
+const LEVEL_ICON = { all: 'bellAll', mentions: 'bell', none: 'bellOff' } as const;
+
+/**
+ * The bell in the room header: shows which messages of the room notify me (in the page, in
+ * the browser and by Web Push) and opens a menu to change it.
+ */
+function NotifyMenu({ chat, room, entry }: { chat: Chat; room: string; entry: RoomEntry }) {
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const box = useRef<HTMLDivElement>(null);
+  const current = LEVELS.find((l) => l[0] === entry.notify) ?? LEVELS[1]!;
+  useEffect(() => {
+    if (!open) return;
+    box.current?.querySelector<HTMLElement>('[aria-checked="true"]')?.focus();
+    const away = (e: Event) => { if (!box.current?.contains(e.target as Node)) setOpen(false); };
+    document.addEventListener('pointerdown', away);
+    return () => document.removeEventListener('pointerdown', away);
+  }, [open]);
+  async function choose(level: NotifyLevel) {
+    setOpen(false);
+    box.current?.querySelector<HTMLElement>('.notify-button')?.focus();
+    if (level === entry.notify) return;
+    setBusy(true);
+    try {
+      await chat.setNotifyLevel(room, level);
+    } catch (err) {
+      chat.notify(`Could not change notifications: ${describeError(err)}`, 'error');
+    } finally {
+      setBusy(false);
+    }
+  }
+  function onKeyDown(e: KeyboardEvent) {
+    const items = Array.from(box.current?.querySelectorAll<HTMLElement>('[role="menuitemradio"]') ?? []);
+    const at = items.indexOf(document.activeElement as HTMLElement);
+    if (e.key === 'Escape') {
+      setOpen(false);
+      box.current?.querySelector<HTMLElement>('.notify-button')?.focus();
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      items[(at + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length]?.focus();
+    } else return;
+    e.preventDefault();
+    e.stopPropagation();
+  }
+  return (
+    <div class="notify-menu" ref={box} onKeyDown={onKeyDown}>
+      <button type="button" class="icon notify-button" data-level={entry.notify} disabled={busy}
+        aria-haspopup="menu" aria-expanded={open} aria-label={`Notifications: ${current[1]}`} title={`Notifications: ${current[2]}`}
+        onClick={() => setOpen((v) => !v)}>
+        <Icon name={LEVEL_ICON[entry.notify]} />
+      </button>
+      {open && (
+        <div class="menu" role="menu" aria-label="Notify me of">
+          {LEVELS.map(([level, label, hint]) => (
+            <button key={level} type="button" role="menuitemradio" aria-checked={level === entry.notify} tabIndex={-1}
+              onClick={() => void choose(level)}>
+              <Icon name={LEVEL_ICON[level]} size={16} />
+              <span class="menu-text"><span>{label}</span><small class="muted">{hint}</small></span>
+            </button>
+          ))}
+        </div>
+      )}
     </div>
   );
 }

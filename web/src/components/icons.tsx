@@ -15,6 +15,9 @@ const PATHS = {
   reply: 'M9 14 4 9l5-5M4 9h10a6 6 0 0 1 6 6v4',
   pin: 'M9 4h6M10 4v6l-3 4h10l-3-4V4M12 14v7',
   thread: 'M4 5h16v10H9l-5 4V5zM8 9h8M8 12h5',
+  bell: 'M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4',
+  bellAll: 'M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4M3 7a9 9 0 0 1 3-4M21 7a9 9 0 0 0-3-4',
+  bellOff: 'M6 16V11a6 6 0 0 1 1-3.3M9 5.6A6 6 0 0 1 18 11v5l2 2H8M10 21h4M3 3l18 18',
 } as const;
 
 const FILLED = new Set<keyof typeof PATHS>(['lock']);

@@ -104,7 +104,7 @@ function NotifyOffer({ chat }: { chat: Chat }) {
       <p>Get a notification when someone messages you directly while Parley is in the background?</p>
       {problem && <p class="error" role="alert">{problem}</p>}
       <div class="row small">
-        <button type="button" class="primary" onClick={() => void turnOnNotifications().then((p) => (p ? setProblem(p) : done()))}>Turn on</button>
+        <button type="button" class="primary" onClick={() => void turnOnNotifications(() => chat.token()).then((p) => (p ? setProblem(p) : done()))}>Turn on</button>
         <button type="button" class="ghost" onClick={() => { setNotifyChoice('off'); done(); }}>Not now</button>
       </div>
     </div>

@@ -6,6 +6,7 @@ import { hue, initials } from '../format.js';
 import { describeError } from '../api.js';
 import { checkUserId } from '../validate.js';
 import { Icon } from './icons.js';
+import { useAvatar } from '../avatars.js';
 
 /** Re-renders the component whenever the chat state changes. */
 export function useChat(chat: Chat): void {
@@ -14,9 +15,12 @@ export function useChat(chat: Chat): void {
 }
 
 export function Avatar({ id, name, size = 'md', online }: { id: string; name: string; size?: 'xs' | 'sm' | 'md'; online?: boolean }) {
+  const url = useAvatar(id);
+  const [broken, setBroken] = useState<string | null>(null);
   return (
-    <span class={`avatar avatar-${size}`} style={{ '--h': String(hue(id)) }} aria-hidden="true">
+    <span class={`avatar avatar-${size}`} style={{ '--h': String(hue(id)) }} aria-hidden="true" data-picture={url && broken !== url ? '' : undefined}>
       {initials(name)}
+      {url && broken !== url && <img src={url} alt="" loading="lazy" decoding="async" onError={() => setBroken(url)} />}
       {online !== undefined && <span class={`dot ${online ? 'on' : 'off'}`} />}
     </span>
   );
