@@ -461,7 +461,7 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       ];
       for (const call of calls) {
         let p: Promise<unknown>;
-        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`); }
+        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`, { cause: err }); }
         await expect(p).rejects.toMatchObject({ code: 'unavailable' });
       }
       store = roomLogWrites(await open());
