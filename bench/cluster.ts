@@ -17,7 +17,7 @@ import { memory } from './proc.js';
 import { connectAndSetup, quiet, runStep, workerOfConn, type BenchOptions, type RunResult, type StepResult } from './run.js';
 import { startTarget, SECRET, type RunningTarget } from './targets.js';
 import { CLUSTER_SHAPES, type ClusterShape } from './types.js';
-import { clusterPlan, type ClusterPlan } from './workloads.js';
+import { clusterPlan } from './workloads.js';
 
 /**
  * CPU quota per node, in cores. Measured per message, PostgreSQL, Redis and the load generator

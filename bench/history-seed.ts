@@ -129,7 +129,7 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
   }
   memberStart[R] = memberRows;
   const memberOf = new Int32Array(memberRows);
-  lists.forEach((l, r) => memberOf.set(l, memberStart[r]!));
+  lists.forEach((l, r) => memberOf.set(l, memberStart[r]));
   const inboxSet = new Set<number>();
   for (let k = 0; k < inboxRooms; k++) inboxSet.add(Math.floor(k * inboxEvery));
   const t0 = now - SPAN_MS - 3_600_000;

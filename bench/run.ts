@@ -251,7 +251,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
       // Threads are started once; each run opens its own connections on them.
       pool ??= new Pool(o.workers);
       for (const target of o.targets) {
-        if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target]!.includes(workload)) continue;
+        if (TARGET_WORKLOADS[target] && !TARGET_WORKLOADS[target].includes(workload)) continue;
         if (isParley(target) && nodes.length > 0) {
           for (const rt of nodes) runs.push(await runOne(plan, target, o, startedAt, pool, rt));
         } else {

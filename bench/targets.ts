@@ -131,14 +131,14 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   const child = spawn(node, [...nodeArgs, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });
   // Both into one file: neither may end it while the other still writes (a node logs on its way out).
-  child.stdout!.pipe(log, { end: false });
-  child.stderr!.pipe(log, { end: false });
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
   child.once('close', () => log.end());
   try {
     await waitForPort(port, child, o.startTimeoutMs ?? 20_000);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`);
+    throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`, { cause: err });
   }
   return {
     name, pid: child.pid!, port, secret: SECRET,

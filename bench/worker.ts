@@ -23,7 +23,6 @@ interface Client {
 const port = parentPort!;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-let target: TargetInfo;
 let clients: Client[] = [];
 const byIndex = new Map<number, Client>();
 /** Logical room id -> the id the target gave it. */
@@ -73,7 +72,6 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
 }
 
 async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Promise<OpenResult> {
-  target = t;
   const key = new TextEncoder().encode(t.secret);
   const connect = drivers[t.name];
   // A cluster's connections each go to their own node, as a load balancer would send them.

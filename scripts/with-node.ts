@@ -59,7 +59,7 @@ function resolveVersion(wanted: string, log: (l: string) => void): string {
       log(`registry not reachable (${(err as Error).message.split('\n')[0]}); using the cached Node ${cached[cached.length - 1]}`);
       return cached[cached.length - 1]!;
     }
-    throw new Error(`cannot find Node ${wanted} on the npm registry (${PLATFORM_PACKAGE}): ${(err as Error).message}`);
+    throw new Error(`cannot find Node ${wanted} on the npm registry (${PLATFORM_PACKAGE}): ${(err as Error).message}`, { cause: err });
   }
   throw new Error(`no ${PLATFORM_PACKAGE}@${wanted} on the npm registry`);
 }

@@ -44,7 +44,7 @@ describe('JWT verification', () => {
   it('issuer and audience are required when configured', async () => {
     const srv = await startServer({ auth: { issuer: 'https://id.example', audience: 'parley' } });
     onTestFinished(() => srv.close());
-    const key = new TextEncoder().encode(srv.config.auth.secret!);
+    const key = new TextEncoder().encode(srv.config.auth.secret);
     const make = (iss?: string, aud?: string) => {
       let j = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('ivy').setExpirationTime('1h');
       if (iss) j = j.setIssuer(iss);
@@ -73,7 +73,7 @@ describe('JWT verification', () => {
     const strict = await startServer();
     onTestFinished(() => strict.close());
     const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('eternal').setIssuedAt()
-      .sign(new TextEncoder().encode(strict.config.auth.secret!));
+      .sign(new TextEncoder().encode(strict.config.auth.secret));
     const refused = await authWith(strict.wsUrl, forever);
     expect(refused).toMatchObject({ ok: false, error: { code: 'unauthorized', message: expect.stringContaining('"exp"') } });
     expect((await fetch(`${strict.url}/api/v1/me`, { headers: { authorization: `Bearer ${forever}` } })).status).toBe(401);

@@ -93,7 +93,7 @@ describe('bad input gets a documented error code and stores nothing', () => {
     }
     expect(errCode(await s.call({ id: ++id, cmd: 'direct', user: '../admin' }))).toBe('invalid');
     expect(await countRooms()).toBe(before);
-    expect(errCode(await s.call({ id: ++id, cmd: 'history', room: 'no-such-room' }))).toBe('not_found');
+    expect(errCode(await s.call({ id: id + 1, cmd: 'history', room: 'no-such-room' }))).toBe('not_found');
     await stillUsable(s);
     s.close();
   });
@@ -113,21 +113,21 @@ describe('bad input gets a documented error code and stores nothing', () => {
     const wrongKey = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('mallory').setExpirationTime('1h')
       .sign(new TextEncoder().encode('another-secret-that-is-long-enough'));
     const wrongAlg = await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject('mallory').setExpirationTime('1h')
-      .sign(new TextEncoder().encode(srv.config.auth.secret!));
+      .sign(new TextEncoder().encode(srv.config.auth.secret));
     const { privateKey } = await generateKeyPair('RS256');
     const rsa = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('mallory').setExpirationTime('1h').sign(privateKey);
     const expired = await srv.token('mallory', { expiresIn: -3600 });
     const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
-      .sign(new TextEncoder().encode(srv.config.auth.secret!));
+      .sign(new TextEncoder().encode(srv.config.auth.secret));
     const badSub = await srv.token('ok').then(() => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('../x y')
-      .setExpirationTime('1h').sign(new TextEncoder().encode(srv.config.auth.secret!)));
+      .setExpirationTime('1h').sign(new TextEncoder().encode(srv.config.auth.secret)));
     const s = await RawSocket.open(srv.wsUrl);
     let id = 0;
     for (const token of [none, wrongKey, wrongAlg, rsa, expired, 'garbage', noSub, badSub]) {
       const r = await s.call({ id: ++id, cmd: 'auth', token });
       expect(errCode(r), token.slice(0, 30)).toBe('unauthorized');
     }
-    expect(errCode(await s.call({ id: ++id, cmd: 'rooms' }))).toBe('unauthorized');
+    expect(errCode(await s.call({ id: id + 1, cmd: 'rooms' }))).toBe('unauthorized');
     s.close();
   });
 

@@ -33,7 +33,7 @@ async function busProcess(url: string, prefix: string, nodeId: string, timing: {
   const p = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bus-node.ts', url, prefix, nodeId,
     String(timing.heartbeatMs), String(timing.nodeTimeoutMs), String(count), ...(user ? [user] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   await waitFor(() => out.includes('ready') || p.exitCode !== null, 30_000, 'the bus process');
   expect(out).toContain('ready');
   return p;

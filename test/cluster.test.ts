@@ -273,7 +273,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await waitFor(() => bGot.some((m) => m.kind === 'join' && m.user === 'pg-b'), 5000, 'b follows the room');
     expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
     let late: ParleyClient | undefined;
-    let lateOnline: Promise<void> = Promise.resolve();
+    let lateOnline: Promise<void>;
     await cluster.postgres.stop();
     try {
       const t0 = Date.now();
@@ -296,7 +296,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       await cluster.postgres.start();
     }
     await lateOnline;
-    expect(late!.state).toBe('online');
+    expect(late.state).toBe('online');
     // Back without restarting anything.
     let ack: { seq: number } | null = null;
     const until = Date.now() + 20_000;

@@ -22,7 +22,7 @@ async function startProcess(port: number): Promise<ChildProcess> {
   });
   procs.push(child);
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const url = `http://127.0.0.1:${port}/readyz`;
   let ready = false;
   for (let i = 0; i < 300 && !ready; i++) {

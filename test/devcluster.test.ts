@@ -27,8 +27,8 @@ async function run(port: number): Promise<Run> {
   });
   runs.push(proc);
   let out = '';
-  proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
   await waitFor(() => out.includes('ready:') || proc.exitCode !== null, 120_000, 'the dev cluster to start');
   expect(out).toContain('ready:');
   return { proc, out: () => out };

@@ -30,7 +30,7 @@ describe('direct rooms', () => {
     expect(await code(eve.join(room.id))).toBe('forbidden');
     expect(await code(eve.presence(room.id))).toBe('forbidden');
     expect(await code(eve.members(room.id))).toBe('forbidden');
-    expect(await code(eve.request('resume', { rooms: { [room.id]: 0 } }).then((r) => { if (r.denied.length) throw { code: 'denied' }; }))).toBe('denied');
+    expect(await code(eve.request('resume', { rooms: { [room.id]: 0 } }).then((r) => { if (r.denied.length) throw Object.assign(new Error('denied'), { code: 'denied' }); }))).toBe('denied');
     // Eve's view of history never contains the conversation.
     const history = await alice.history(room.id);
     expect(history.messages.filter((m) => m.kind === 'text')).toHaveLength(2);

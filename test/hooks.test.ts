@@ -9,7 +9,7 @@ beforeAll(async () => { srv = await startServer(); });
 afterAll(async () => { await srv.close(); });
 
 const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok' as string, details: undefined as Record<string, unknown> | undefined }),
+  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
   (e: ClientError) => ({ code: e.code, details: e.details }),
 );
 
@@ -65,7 +65,7 @@ describe('before hooks', () => {
         if (ctx.args.text === 'number') return { ...ctx.args, text: 42 };
         if (ctx.args.text === 'empty') return { ...ctx.args, text: '' };
         if (ctx.args.text === 'extra') return { ...ctx.args, admin: true };
-        if (ctx.args.text === 'mutate') (ctx.args as Record<string, unknown>).room = '../etc';
+        if (ctx.args.text === 'mutate') ctx.args.room = '../etc';
         if (ctx.args.text === 'bug') throw new TypeError('plugin bug');
       },
     });

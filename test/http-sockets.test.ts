@@ -81,8 +81,8 @@ describe('with small limits', () => {
     expect(extra.data).toBe('');
     expect(ws.closeCode).toBeNull();
     // Once one of the four is gone, the address may connect again and is served.
-    held[0]!.socket.destroy();
-    await held[0]!.closedAt;
+    held[0].socket.destroy();
+    await held[0].closedAt;
     await new Promise((r) => setTimeout(r, 50));
     const again = await tcp(srv.url);
     again.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');

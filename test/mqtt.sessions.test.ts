@@ -1,6 +1,7 @@
 // MQTT sessions at the wire, with raw `mqtt` clients: a client id belongs to its user, no
 // broker session outlives its connection (Parley's store is the durable queue), a user's live
 // clients are capped, and a will never runs for a connection the server closed.
+import type { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, waitFor } from './helpers.js';
@@ -178,13 +179,12 @@ describe('MQTT wills', () => {
 
   it('the will of a connection that drops runs as a command, with the checks of a live publish', async () => {
     const victim = await Chat21Peer.connect(s.mqttUrl, 'wilma', await s.token('wilma'));
-    const net = await import('node:net');
     // A will with a valid message, and one whose payload fails the message schema.
     for (const [who, payload] of [['walter', { text: 'last words', type: 'text' }], ['wendel', { text: 42 }]] as const) {
       const c = await Chat21Peer.connect(s.mqttUrl, who, await s.token(who), {
         will: { topic: `apps/${APP}/outgoing/users/${who}/messages/wilma/outgoing`, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false },
       });
-      (c.client.stream as InstanceType<typeof net.Socket>).destroy();
+      (c.client.stream as Socket).destroy();
     }
     await victim.waitAdded((m) => m.text === 'last words', 'valid will');
     await sleep(300);

@@ -46,8 +46,8 @@ describe('MQTT/TCP sockets', () => {
     const extra = await tcp(port);
     expect(await within(extra.closedAt, 400)).not.toBe('open');
     // Once one is gone, the address may connect again and a real client is served.
-    held[0]!.socket.destroy();
-    await held[0]!.closedAt;
+    held[0].socket.destroy();
+    await held[0].closedAt;
     await new Promise((r) => setTimeout(r, 50));
     const client = mqtt.connect(srv.mqttUrl, { clientId: 'c1', username: 'JWT', password: await srv.token('capper'), reconnectPeriod: 0 });
     onTestFinished(() => { client.end(true); });

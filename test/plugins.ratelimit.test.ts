@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(async () => { await srv.close(); });
 
 const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok' as string, details: undefined as Record<string, unknown> | undefined }),
+  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
   (e: ClientError) => ({ code: e.code, details: e.details }),
 );
 

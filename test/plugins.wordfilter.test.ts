@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(async () => { await Promise.all([reject?.close(), mask?.close()]); });
 
 const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok' as string, details: undefined as Record<string, unknown> | undefined }),
+  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
   (e: ClientError) => ({ code: e.code, details: e.details }),
 );
 

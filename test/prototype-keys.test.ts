@@ -105,7 +105,7 @@ describe('room ids named like Object.prototype members', () => {
 
   it('Chat21: a member named "constructor" can be removed by a member list, and a group named "toString" archived', async () => {
     const owner = await srv.token('proto-owner');
-    await (await authed('constructor')).ws.close();
+    (await authed('constructor')).ws.close();
     const g = await rest(srv.url, owner, 'POST', '/groups', { group_name: 'G', group_id: 'proto-g', group_members: { constructor: 1 } });
     expect(g.status).toBe(201);
     const set = await rest(srv.url, owner, 'PUT', '/groups/proto-g/members', { members: { 'proto-owner': 1 } });

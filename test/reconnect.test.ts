@@ -78,7 +78,7 @@ describe('reconnect and resume', () => {
     a.dropConnection();
     await waitFor(() => a.state === 'reconnecting');
     const acks = await Promise.all([a.send(room.id, 'q1'), a.send(room.id, 'q2'), a.send(room.id, 'q3')]);
-    expect(acks.map((x) => x.seq)).toEqual([acks[0]!.seq, acks[0]!.seq + 1, acks[0]!.seq + 2]);
+    expect(acks.map((x) => x.seq)).toEqual([acks[0].seq, acks[0].seq + 1, acks[0].seq + 2]);
     const h = await a.history(room.id);
     expect(h.messages.filter((m) => m.kind === 'text').map((m) => m.text)).toEqual(['q1', 'q2', 'q3']);
   });

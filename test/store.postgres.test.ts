@@ -247,7 +247,7 @@ describe('PostgreSQL going away', () => {
     for (const r of rejected) expect(r.reason).toMatchObject({ code: 'unavailable' });
     await own.start();
     // The pool may still hold connections to the killed server: the first reads can fail.
-    let history: Awaited<ReturnType<typeof s.history>> = [];
+    let history: Awaited<ReturnType<typeof s.history>>;
     for (let i = 0; ; i++) {
       try { history = await s.history('k', { after: 0, limit: 1000 }); break; } catch (err) {
         if (i >= 50) throw err;
@@ -333,7 +333,7 @@ describe('PostgreSQL account store', () => {
       ]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'unauthorized' } });
-      const winner = results[0]!.status === 'fulfilled' ? 'h1' : 'h2';
+      const winner = results[0].status === 'fulfilled' ? 'h1' : 'h2';
       expect((await a2.getSession(`sess${i}`))!.refreshHash).toBe(winner);
     }
     await a1.revokeSession('sess0');

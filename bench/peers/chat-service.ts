@@ -24,6 +24,6 @@ const service = new ChatService({
 http.listen(port, '127.0.0.1');
 process.on('SIGTERM', () => {
   // close() waits up to its closeTimeout for clients; the benchmark has closed them already.
-  service.close().finally(() => process.exit(0));
+  void service.close().finally(() => process.exit(0));
   setTimeout(() => process.exit(0), 3000).unref();
 });

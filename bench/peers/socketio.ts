@@ -2,7 +2,7 @@
 // middleware, rooms joined on request, each message numbered per room, broadcast to the room
 // and acknowledged to its sender. State is in memory; nothing is stored.
 import { createServer } from 'node:http';
-import { Server } from 'socket.io';
+import { Server, type DefaultEventsMap } from 'socket.io';
 import { jwtVerify } from 'jose';
 
 const port = Number(process.env.PORT);
@@ -10,7 +10,7 @@ const secret = new TextEncoder().encode(process.env.SECRET);
 const heartbeatMs = Number(process.env.HEARTBEAT_MS ?? 25000);
 
 const http = createServer();
-const io = new Server(http, { serveClient: false, pingInterval: heartbeatMs, pingTimeout: 20000 });
+const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, { user?: string }>(http, { serveClient: false, pingInterval: heartbeatMs, pingTimeout: 20000 });
 
 io.use((socket, next) => {
   const token: unknown = socket.handshake.auth.token;
@@ -40,7 +40,7 @@ io.on('connection', (socket) => {
     const seq = (lastSeq.get(m.room) ?? 0) + 1;
     lastSeq.set(m.room, seq);
     const ts = Date.now();
-    io.to(m.room).emit('message', { room: m.room, seq, user: socket.data.user as string, text: m.text, ts });
+    io.to(m.room).emit('message', { room: m.room, seq, user: socket.data.user, text: m.text, ts });
     ack({ seq, ts });
   });
 });

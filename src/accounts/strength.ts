@@ -34,7 +34,7 @@ function load(): Promise<Estimator> {
         dictionary: { ...common.dictionary, ...en.dictionary },
         graphs: common.adjacencyGraphs,
         translations: en.translations,
-      }) as unknown as Estimator;
+      });
     });
   estimator.catch(() => { estimator = null; });
   return estimator;

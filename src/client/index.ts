@@ -137,8 +137,8 @@ export class ParleyClient {
   on<E extends keyof ClientEvents>(ev: E, fn: (data: ClientEvents[E]) => void): () => void {
     let set = this.listeners.get(ev);
     if (!set) this.listeners.set(ev, (set = new Set()));
-    set.add(fn as (data: never) => void);
-    return () => set.delete(fn as (data: never) => void);
+    set.add(fn);
+    return () => set.delete(fn);
   }
 
   private emit<E extends keyof ClientEvents>(ev: E, data: ClientEvents[E]): void {
@@ -379,7 +379,7 @@ export class ParleyClient {
       for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
       xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.total || body.size);
       xhr.onload = () => {
-        try { done(answer(xhr.status, xhr.responseText)); } catch (err) { fail(err as ClientError); }
+        try { done(answer(xhr.status, xhr.responseText)); } catch (err) { fail(err); }
       };
       xhr.onerror = () => fail(new ClientError('unavailable', 'the upload failed: network error'));
       xhr.onabort = () => fail(new ClientError('aborted', 'the upload was aborted'));

@@ -220,7 +220,7 @@ export class Hub {
     if (!mine) return;
     let subs = this.rooms.get(room);
     if (!subs) {
-      this.rooms.set(room, (subs = new Map()));
+      this.rooms.set(room, (subs = new Map<Conn, Follow>()));
       // A message published before the subscription took effect would be missed until the
       // next one: once subscribed, compare with the store.
       void this.bus.subscribe(roomTopic(room)).then(() => this.recheckRoom(room));

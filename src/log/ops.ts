@@ -256,7 +256,7 @@ function evicteeNames(op: OpOf<'update'> | OpOf<'access'>, s: RoomState, p: Prep
   if (!s.lists) p.lists();
   if (!members || !s.lists || !s.room) return;
   const users = evictees(op, s.room, members, s.lists).map((m) => m.user);
-  p.fact('names', async () => Object.fromEntries(await Promise.all(users.map(async (u) => [u, (await ctx.store.getUser(u))?.name ?? u]))));
+  p.fact('names', async () => Object.fromEntries(await Promise.all(users.map(async (u): Promise<[string, string]> => [u, (await ctx.store.getUser(u))?.name ?? u]))));
 }
 
 /** Who an access change removes: members of plain rank whom the new mode or lists no longer admit. */

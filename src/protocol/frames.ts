@@ -27,7 +27,7 @@ export function parseFrame(text: string): ParsedFrame {
   }
   const obj = raw as Record<string, unknown>;
   const id = (typeof obj.id === 'number' && Number.isSafeInteger(obj.id) && obj.id >= 0) ||
-    (typeof obj.id === 'string' && obj.id.length > 0 && obj.id.length <= 64) ? obj.id as string | number : null;
+    (typeof obj.id === 'string' && obj.id.length > 0 && obj.id.length <= 64) ? obj.id : null;
   if (id === null) return { id: null, error: new ParleyError('invalid', 'frame needs an "id": a non-negative integer or a string of 1-64 characters') };
   if (typeof obj.cmd !== 'string') return { id, error: new ParleyError('invalid', 'frame needs a "cmd" string') };
   if (!Object.hasOwn(Commands, obj.cmd)) {

@@ -112,7 +112,7 @@ export function schemaProblem(schema: TSchema, value: unknown): InputProblem | n
 export function validate<T extends TSchema>(schema: T, value: unknown, what?: string): Static<T> {
   const p = inputProblem(value) ?? schemaProblem(schema, value);
   if (p) throw invalid(what, p.field, p.message);
-  return value as Static<T>;
+  return value;
 }
 
 /** Throws `invalid` when `value` breaks the depth or text rule (inputs without a schema). */

@@ -75,7 +75,7 @@ export class DomainEvents implements DomainEventSource {
   }
 
   emit<E extends DomainEventName>(name: E, event: DomainEventMap[E]): void {
-    const list = this.listeners[name] as Array<DomainListener<E>> | undefined;
+    const list = this.listeners[name];
     if (!list) return;
     for (const listener of [...list]) {
       try {

@@ -82,7 +82,7 @@ export interface CommandHook<N extends CommandName> {
 
 /** Declares a hook for some commands with their argument and result types. */
 export function commandHook<N extends CommandName>(hook: CommandHook<N>): Hook {
-  return hook as unknown as Hook;
+  return hook;
 }
 
 /** A message as a validator sees it: the text (and data) of a `send` or an `edit`. */
@@ -164,7 +164,7 @@ export class Hooks {
     for (const cmd of HOOKED_COMMANDS) {
       const on = this.list.filter((h) => this.applies(h, cmd));
       if (on.length === 0) continue;
-      this.stages.set(cmd, { before: on.filter((h) => h.before), after: on.filter((h) => h.after) });
+      this.stages.set(cmd, { before: on.filter((h) => !!h.before), after: on.filter((h) => !!h.after) });
     }
   }
 

@@ -116,13 +116,13 @@ describe('hub delivery (memory bus, SQLite store)', () => {
   it('a message missing on the bus is filled from the store before anything newer is delivered', async () => {
     const c = await follower(2);
     const [m3, m4, m5] = [await store('a'), await store('b'), await store('c')];
-    publish(m3!);
+    publish(m3);
     // 4 is lost between nodes: 5 arrives first and must not be delivered past the hole.
-    publish(m5!);
+    publish(m5);
     expect(c.seqs(ROOM)).toEqual([3]);
     await waitFor(() => c.seqs(ROOM).length >= 3, 5000, 'the hole filled');
     expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
-    expect(c.frames.find((f) => f.data.seq === 4)!.data.text).toBe(m4!.text);
+    expect(c.frames.find((f) => f.data.seq === 4)!.data.text).toBe(m4.text);
   });
 
   it('live messages wait while the connection replays from the store, then follow in order', async () => {

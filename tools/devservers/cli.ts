@@ -53,7 +53,7 @@ const program = new Command('cluster:dev')
 
     // Report what ends on its own; keep running until asked to stop.
     let stopping = false;
-    const watch = (name: string, ended: () => Promise<unknown>, running: () => boolean) => {
+    const watch = (name: string, ended: () => Promise<number | string | null | void>, running: () => boolean) => {
       void ended().then((how) => {
         if (!stopping && !running()) out(`${name} has stopped${how === undefined || how === null ? '' : ` (${String(how)})`}; the rest keeps running`);
       });

@@ -135,8 +135,8 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
             env: { ...process.env, ...env, PARLEY_PORT: String(port), PARLEY_DATA_DIR: join(dir, `node-${i + 1}`), PARLEY_CLUSTER_NODE_ID: `node-${i + 1}` },
             stdio: ['ignore', 'pipe', 'pipe'],
           });
-          p.stdout!.pipe(out);
-          p.stderr!.pipe(out);
+          p.stdout.pipe(out);
+          p.stderr.pipe(out);
           node.process = p;
           await waitReady(url, p);
         },

@@ -414,6 +414,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
       throw new Error(`PostgreSQL runs as the postgres user, which cannot enter ${dir}: choose a folder every user can reach (e.g. under /tmp)`);
     }
   }
+  // eslint-disable-next-line no-useless-assignment -- the catch reads it when the first attempt throws before assigning
   let server: PostgresDevServer | null = null;
   try {
     // A free port can be taken between the probe and the bind: try a few.

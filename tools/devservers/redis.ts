@@ -103,8 +103,8 @@ export async function startRedis(opts: { dir?: string; port?: number; extraArgs?
       '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', ...(opts.extraArgs ?? []),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc = p;
-    p.stdout!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
-    p.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
+    p.stdout.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
+    p.stderr.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
     try {
       await Promise.race([
         waitForRedis(port),

@@ -560,7 +560,7 @@ export class Chat {
   private onTyping(room: string, user: string, active: boolean): void {
     if (user === this.me.id) return;
     let users = this.typing.get(room);
-    if (!users) this.typing.set(room, (users = new Map()));
+    if (!users) this.typing.set(room, (users = new Map<string, number>()));
     if (active) users.set(user, Date.now() + TYPING_TTL_MS);
     else users.delete(user);
     this.sweepTyping();
@@ -1076,7 +1076,7 @@ export class Chat {
     try {
       const v = JSON.parse(localStorage.getItem(this.pendingKey) ?? '[]') as unknown;
       if (Array.isArray(v)) {
-        saved = v.filter((p): p is PendingSend => typeof p?.key === 'string' && typeof p.room === 'string'
+        saved = (v as Array<Partial<PendingSend> | null>).filter((p): p is PendingSend => typeof p?.key === 'string' && typeof p.room === 'string'
           && typeof p.text === 'string' && typeof p.ts === 'number');
       }
     } catch {

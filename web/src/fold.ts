@@ -75,7 +75,7 @@ export function fold(messages: Iterable<Message>, opts: { main?: boolean } = {})
       const emoji = typeof m.data?.emoji === 'string' ? m.data.emoji : null;
       if (!emoji) continue;
       let byEmoji = reactions.get(target.seq);
-      if (!byEmoji) reactions.set(target.seq, (byEmoji = new Map()));
+      if (!byEmoji) reactions.set(target.seq, (byEmoji = new Map<string, Set<string>>()));
       let users = byEmoji.get(emoji);
       if (!users) byEmoji.set(emoji, (users = new Set()));
       if (m.data?.remove === true) users.delete(m.user);

@@ -72,7 +72,7 @@ export class Drafts {
 
   constructor(user: string) {
     this.key = `parley.drafts.${user}`;
-    let v: unknown = null;
+    let v: unknown;
     try {
       v = JSON.parse(get(this.key) ?? '{}');
     } catch {

@@ -72,6 +72,6 @@ export class Chat21Mqtt implements MqttApp<PublishOp> {
   }
 
   openInbox(identity: Identity, io: InboxIO): Conn {
-    return new Inbox(identity, { chat21: this.chat21, log: this.log, publish: io.publish, disconnect: io.disconnect });
+    return new Inbox(identity, { chat21: this.chat21, log: this.log, publish: (topic, payload) => io.publish(topic, payload), disconnect: (code, reason) => io.disconnect(code, reason) });
   }
 }

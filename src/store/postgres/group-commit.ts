@@ -76,7 +76,7 @@ export class GroupCommit {
   private tryBatch(batch: Pending[], committing: () => void): Promise<BatchResult[]> {
     return transaction(this.pool, async (client) => {
       await client.query('SAVEPOINT w');
-      const results: BatchResult[] = new Array(batch.length);
+      const results = new Array<BatchResult>(batch.length);
       for (let i = 0; i < batch.length; i++) {
         try {
           results[i] = { ok: true, v: await batch[i]!.run(client) };

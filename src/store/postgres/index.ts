@@ -131,10 +131,10 @@ export class PostgresStore extends PostgresFacts implements Store {
   /** Use `PostgresStore.open`, which also brings the schema up to date. */
   private constructor(opts: PostgresOptions, pool: pg.Pool) {
     const gate = { closed: false };
-    super(async (sql, params) => {
+    super(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
       if (gate.closed) throw new ParleyError('unavailable', 'store is closed');
       try {
-        return (await pool.query(sql, params)).rows;
+        return (await pool.query<R>(sql, params)).rows;
       } catch (err) {
         throw toStoreError(err);
       }
@@ -210,7 +210,7 @@ export class PostgresStore extends PostgresFacts implements Store {
     return this.track(this.attempt(async (c) => {
       // One lock per room id, taken in a fixed order so two nodes never wait on each other in a circle.
       for (const id of ids) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROOM_LOCK_KEY, id]);
-      const facts = new PostgresFacts(async (sql, params) => (await c.query(sql, params)).rows);
+      const facts = new PostgresFacts(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => (await c.query<R>(sql, params)).rows);
       return work(facts, async (b) => {
         size = b.messages.length;
         await writeBatch(c, b);

@@ -85,7 +85,7 @@ export class GroupCommit {
   }
 
   private runBatch(batch: Pending[], isolate: boolean): BatchResult[] | 'retry' | ParleyError {
-    const results: BatchResult[] = new Array(batch.length);
+    const results = new Array<BatchResult>(batch.length);
     try {
       this.batchTx(batch, isolate, results);
     } catch (err) {

@@ -36,7 +36,7 @@ function validationError(issues: ValidationIssue[], context: string | undefined)
 export function toHttpError(err: unknown): ParleyError {
   if (err instanceof ParleyError) return err;
   const fe = err as Partial<FastifyError> | null;
-  if (fe && Array.isArray(fe.validation)) return validationError(fe.validation as ValidationIssue[], fe.validationContext);
+  if (fe && Array.isArray(fe.validation)) return validationError(fe.validation, fe.validationContext);
   const status = typeof fe?.statusCode === 'number' ? fe.statusCode : 500;
   if (status === 413) return new ParleyError('too_large', fe?.message);
   if (status === 404) return new ParleyError('not_found', fe?.message);

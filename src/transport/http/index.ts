@@ -100,6 +100,7 @@ export function registeredRoutes(app: FastifyInstance): RouteInfo[] {
 export function createHttp(deps: HttpDeps): FastifyInstance {
   const limits = deps.sockets ?? DEFAULT_SOCKET_LIMITS;
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- fastify infers its logger type from this; pino's Logger fails the route types
     loggerInstance: deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
@@ -114,7 +115,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     frameworkErrors: (err, _req, reply) => {
       const e = toHttpError(err);
       deps.metrics.error(e.code, 'http');
-      return sendError(reply, e);
+      void sendError(reply, e);
     },
     // A request Node cannot even parse (headers over 16 KiB, bad syntax, too slow) is answered
     // in the same shape before the connection is closed.
@@ -160,8 +161,9 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       done(new ParleyError('invalid', 'the request body is not valid UTF-8'), undefined);
       return;
     }
+    // fastify's own parser answers through `done` (its type also admits the promise form).
     if (text === '') done(null, undefined);
-    else json(req, text, done);
+    else void json(req, text, done);
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -221,7 +223,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
       api.addHook('preValidation', async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};
       });
-      registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: rest.getUser, authenticate, runner: rest.runner });
+      registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: (id) => rest.getUser(id), authenticate, runner: rest.runner });
       if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
       if (rest.directory) {
         registerAdminRoutes(api, {

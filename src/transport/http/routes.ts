@@ -49,7 +49,7 @@ export interface CommandRoute {
 
 /** A command's arguments minus the envelope and whatever the path carries. */
 function argsOf(cmd: CommandName, ...fromPath: string[]): TObject {
-  return Type.Omit(Commands[cmd] as unknown as TObject, ['id', 'cmd', ...fromPath]) as TObject;
+  return Type.Omit(Commands[cmd] as unknown as TObject, ['id', 'cmd', ...fromPath]);
 }
 
 const P = {

@@ -117,7 +117,7 @@ const wireBytes = (topic: string, payload: Buffer): number => topic.length + pay
 const CONNACK_CODE: Partial<Record<ParleyError['code'], 2 | 3 | 4 | 5>> = { invalid: 2, rate_limited: 3, unavailable: 3, internal: 3, forbidden: 5 };
 
 function authError(message: string, code: 2 | 3 | 4 | 5): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+  return Object.assign(new Error(message), { returnCode: code });
 }
 
 /**
@@ -295,7 +295,7 @@ export class MqttTransport<Op> {
       this.metrics?.refused('mqtt', 'per_user');
       throw err;
     }
-    if (!mine) this.sessions.set(user, (mine = new Map()));
+    if (!mine) this.sessions.set(user, (mine = new Map<string, number>()));
     mine.set(id, (mine.get(id) ?? 0) + 1);
     const release = (): void => {
       releaseSlot();

@@ -133,7 +133,7 @@ export class WsTransport {
     c.inFlight++;
     const replied = (): void => { c.inFlight--; };
     void c.lane.submit((admit) => (frame.cmd === 'auth'
-      ? this.auth(c, frame as CommandFrame<'auth'>, false)
+      ? this.auth(c, frame, false)
       : this.run(c, frame, admit)).finally(replied));
   }
 

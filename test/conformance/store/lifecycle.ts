@@ -32,7 +32,7 @@ export function lifecycleConformance(name: string, open: () => Promise<Store>): 
       ];
       for (const call of calls) {
         let p: Promise<unknown>;
-        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`); }
+        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`, { cause: err }); }
         await expect(p).rejects.toMatchObject({ code: 'unavailable' });
       }
       await t.reopen();

@@ -60,7 +60,7 @@ export function AuthScreen({ onSession, notice, onEnd }: {
       const { code, details } = err as { code?: string; details?: Record<string, unknown> };
       if (mode === 'register' && code === 'conflict') setErrors({ username: 'This username is taken.' });
       else if (mode === 'register' && code === 'invalid' && details?.field === 'password') {
-        setErrors({ password: weakPassword({ warning: String(details.warning ?? ''), suggestions: Array.isArray(details.suggestions) ? details.suggestions.map(String) : [] }) });
+        setErrors({ password: weakPassword({ warning: typeof details.warning === 'string' ? details.warning : '', suggestions: Array.isArray(details.suggestions) ? details.suggestions.map(String) : [] }) });
       }
       else if (mode === 'login' && code === 'unauthorized') setFailure('Wrong username or password.');
       else if (mode === 'register' && code === 'forbidden') setFailure('Registration is closed on this server.');
