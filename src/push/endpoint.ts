@@ -147,5 +147,5 @@ export function connectGuard(url: URL, policy: EndpointPolicy): { lookup?: Looku
       callback(null, found[0]!.address, found[0]!.family);
     });
   };
-  return { lookup: lookup as LookupFunction };
+  return { lookup: lookup };
 }

@@ -211,8 +211,8 @@ describe('a catch-up read the store cannot answer for a moment', () => {
     await own.add(c);
     own.follow(c, ROOM, 2, 2);
     const [m3, , m5] = [await store('a'), await store('b'), await store('c')];
-    publish(m3!);
-    publish(m5!);
+    publish(m3);
+    publish(m5);
     await waitFor(() => c.seqs(ROOM).length >= 3 || c.closed !== null, 5000, 'the hole filled or the connection closed');
     expect(c.closed).toBeNull();
     expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
@@ -224,8 +224,8 @@ describe('a catch-up read the store cannot answer for a moment', () => {
     await own.add(c);
     own.follow(c, ROOM, 2, 2);
     const [m3, , m5] = [await store('a'), await store('b'), await store('c')];
-    publish(m3!);
-    publish(m5!);
+    publish(m3);
+    publish(m5);
     await waitFor(() => c.closed !== null, 5000, 'the connection closed');
     expect(c.closed?.code).toBe(1011);
     expect(c.seqs(ROOM)).toEqual([3]);

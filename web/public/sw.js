@@ -1,7 +1,7 @@
 // Parley's service worker: shows the notification of a Web Push (a direct message or a
 // mention that arrived while no tab was connected) and, when it is clicked, brings a Parley
 // tab to that room or opens one. It caches nothing: the app always loads from the server.
-/* global self, clients */
+/* global self, URL */
 
 self.addEventListener('install', () => { self.skipWaiting(); });
 self.addEventListener('activate', (event) => { event.waitUntil(self.clients.claim()); });
@@ -15,7 +15,7 @@ function title(p) {
 }
 
 self.addEventListener('push', (event) => {
-  let p = null;
+  let p;
   try {
     p = event.data ? event.data.json() : null;
   } catch {

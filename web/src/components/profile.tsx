@@ -156,7 +156,7 @@ function PasswordForm({ chat, session, onChanged }: { chat: Chat; session: Sessi
       const x = err as { code?: string; details?: Record<string, unknown> };
       if (x.code === 'forbidden' && x.details?.field === 'oldPassword') setErrors({ current: 'That is not your current password.' });
       else if (x.code === 'invalid' && x.details?.field === 'newPassword') {
-        setErrors({ next: weakPassword({ warning: String(x.details.warning ?? ''), suggestions: Array.isArray(x.details.suggestions) ? x.details.suggestions.map(String) : [] }) });
+        setErrors({ next: weakPassword({ warning: typeof x.details.warning === 'string' ? x.details.warning : '', suggestions: Array.isArray(x.details.suggestions) ? x.details.suggestions.map(String) : [] }) });
       } else setFailure(describeError(err));
     } finally {
       setBusy(false);
