@@ -45,9 +45,13 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
   const plan = attachmentsPlan(o);
   const say = (line: string, final = false): void => o.progress?.(`[attachments/parley] ${line}`, final);
   const result: RunResult = {
-    workload: 'attachments', target: 'parley', label: 'parley', node: process.versions.node,
-    description: `${plan.uploaders} clients uploading ${plan.fileBytes / 1048576} MiB files at once for ${plan.durationS} s; `
-      + `${plan.chatters} others sending ${plan.chatRate} texts/s each meanwhile`,
+    workload: 'attachments',
+    target: 'parley',
+    label: 'parley',
+    node: process.versions.node,
+    description:
+      `${plan.uploaders} clients uploading ${plan.fileBytes / 1048576} MiB files at once for ${plan.durationS} s; ` +
+      `${plan.chatters} others sending ${plan.chatRate} texts/s each meanwhile`,
     params: { ...plan },
     connections: plan.uploaders + plan.chatters + 1,
     setup: { connectS: 0, connectsPerSec: 0, connectMs: null, roomsS: 0, failed: 0 },
@@ -67,7 +71,9 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
     const token = (user: string) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt().setExpirationTime('2h').sign(key);
     const api = async (tok: string, method: string, path: string, body?: unknown) => {
       const r = await fetch(`${base}/api/v1${path}`, {
-        method, headers: { authorization: `Bearer ${tok}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : null,
+        method,
+        headers: { authorization: `Bearer ${tok}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : null,
       });
       if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
       return r.json() as Promise<Record<string, unknown>>;
@@ -85,19 +91,20 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
     // The watcher receives every text; each carries its send time.
     const hist = newHistogram();
     let delivered = 0;
-    const open = (tok: string) => new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`);
-      sockets.push(ws);
-      ws.once('error', reject);
-      ws.once('open', () => ws.send(JSON.stringify({ id: 'auth', cmd: 'auth', token: tok })));
-      ws.on('message', function first(d) {
-        const f = JSON.parse(d.toString()) as { id?: string; ok?: boolean };
-        if (f.id !== 'auth') return;
-        ws.off('message', first);
-        if (f.ok) resolve(ws);
-        else reject(new Error(`auth refused: ${d.toString()}`));
+    const open = (tok: string) =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+        sockets.push(ws);
+        ws.once('error', reject);
+        ws.once('open', () => ws.send(JSON.stringify({ id: 'auth', cmd: 'auth', token: tok })));
+        ws.on('message', function first(d) {
+          const f = JSON.parse(d.toString()) as { id?: string; ok?: boolean };
+          if (f.id !== 'auth') return;
+          ws.off('message', first);
+          if (f.ok) resolve(ws);
+          else reject(new Error(`auth refused: ${d.toString()}`));
+        });
       });
-    });
     const watch = await open(watcher);
     watch.on('message', (d) => {
       const f = JSON.parse(d.toString()) as { ev?: string; data?: { text?: string } };
@@ -117,9 +124,11 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
     const uploadOnce = async (tok: string, i: number): Promise<void> => {
       try {
         const r = await fetch(`${base}/api/v1/rooms/${ROOM_FILES}/attachments`, {
-          method: 'POST', headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/octet-stream', 'x-filename': `f${i}.bin` }, body,
+          method: 'POST',
+          headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/octet-stream', 'x-filename': `f${i}.bin` },
+          body,
         });
-        const view = await r.json() as { id?: string; error?: { code: string } };
+        const view = (await r.json()) as { id?: string; error?: { code: string } };
         if (!r.ok || !view.id) throw new Error(`HTTP ${r.status} ${view.error?.code ?? ''}`);
         uploads++;
         await fetch(`${base}/api/v1/attachments/${view.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${tok}` } });
@@ -137,7 +146,9 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
     const rssMiB = () => memory(target!.pid).rssKiB / 1024;
     const baseline = rssMiB();
     let peak = baseline;
-    const sampler = setInterval(() => { peak = Math.max(peak, rssMiB()); }, 100);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssMiB());
+    }, 100);
 
     say(`measuring for ${plan.durationS} s`);
     let textSent = 0;
@@ -162,13 +173,25 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
     peak = Math.max(peak, rssMiB());
 
     const info: AttachmentsInfo = {
-      uploads, failedUploads, ...(firstError ? { firstError } : {}),
-      mbPerSec: Math.round((uploads * plan.fileBytes) / 1e6 / elapsedS * 10) / 10,
-      rssBaselineMiB: Math.round(baseline), rssPeakMiB: Math.round(peak), rssGrowthMiB: Math.round(peak - baseline),
-      textSent, textDelivered: delivered, text: summarize(hist),
+      uploads,
+      failedUploads,
+      ...(firstError ? { firstError } : {}),
+      mbPerSec: Math.round(((uploads * plan.fileBytes) / 1e6 / elapsedS) * 10) / 10,
+      rssBaselineMiB: Math.round(baseline),
+      rssPeakMiB: Math.round(peak),
+      rssGrowthMiB: Math.round(peak - baseline),
+      textSent,
+      textDelivered: delivered,
+      text: summarize(hist),
     };
     result.attachments = info;
-    result.memory = { rssBeforeMiB: Math.round(baseline), rssAfterSetupMiB: Math.round(baseline), rssAfterMiB: Math.round(rssMiB()), peakMiB: Math.round(peak), perConnectionKiB: null };
+    result.memory = {
+      rssBeforeMiB: Math.round(baseline),
+      rssAfterSetupMiB: Math.round(baseline),
+      rssAfterMiB: Math.round(rssMiB()),
+      peakMiB: Math.round(peak),
+      perConnectionKiB: null,
+    };
     say(`${uploads} uploads, ${info.mbPerSec} MB/s, RSS +${info.rssGrowthMiB} MiB, text p99 ${info.text?.p99Ms ?? '-'} ms`, true);
   } catch (err) {
     result.error = (err as Error).message;
@@ -184,12 +207,37 @@ export async function runAttachments(o: BenchOptions, stamp: string): Promise<Ru
 export function attachmentsTable(runs: RunResult[]): string {
   const mine = runs.filter((r) => r.workload === 'attachments');
   if (mine.length === 0) return '';
-  const head = ['attachments', 'uploads', 'failed', 'MB/s', 'rss base MiB', 'rss peak MiB', 'rss growth MiB', 'texts', 'delivered', 'text p50 ms', 'p99', 'max'];
+  const head = [
+    'attachments',
+    'uploads',
+    'failed',
+    'MB/s',
+    'rss base MiB',
+    'rss peak MiB',
+    'rss growth MiB',
+    'texts',
+    'delivered',
+    'text p50 ms',
+    'p99',
+    'max',
+  ];
   const rows = mine.map((r) => {
     const a = r.attachments;
     if (!a) return [r.label, `ERROR ${r.error ?? ''}`];
-    return [r.label, String(a.uploads), String(a.failedUploads), String(a.mbPerSec), String(a.rssBaselineMiB), String(a.rssPeakMiB),
-      String(a.rssGrowthMiB), String(a.textSent), String(a.textDelivered), String(a.text?.p50Ms ?? '-'), String(a.text?.p99Ms ?? '-'), String(a.text?.maxMs ?? '-')];
+    return [
+      r.label,
+      String(a.uploads),
+      String(a.failedUploads),
+      String(a.mbPerSec),
+      String(a.rssBaselineMiB),
+      String(a.rssPeakMiB),
+      String(a.rssGrowthMiB),
+      String(a.textSent),
+      String(a.textDelivered),
+      String(a.text?.p50Ms ?? '-'),
+      String(a.text?.p99Ms ?? '-'),
+      String(a.text?.maxMs ?? '-'),
+    ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

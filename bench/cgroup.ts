@@ -16,7 +16,10 @@ import { cpuMs } from './proc.js';
 const PERIOD_US = 10_000;
 const PREFIX = 'parley-bench-';
 
-interface Hierarchy { version: 1 | 2; root: string }
+interface Hierarchy {
+  version: 1 | 2;
+  root: string;
+}
 
 export interface Throttling {
   /** Quota periods in which the group ran. */
@@ -77,10 +80,15 @@ const alive = (pid: number): boolean => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function readThrottling(dir: string, version: 1 | 2): Throttling {
-  const stat = Object.fromEntries(readFileSync(join(dir, 'cpu.stat'), 'utf8').trim().split('\n').map((l) => {
-    const [k, v] = l.split(' ');
-    return [k!, Number(v)];
-  }));
+  const stat = Object.fromEntries(
+    readFileSync(join(dir, 'cpu.stat'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [k, v] = l.split(' ');
+        return [k!, Number(v)];
+      }),
+  );
   return {
     periods: stat.nr_periods ?? 0,
     throttled: stat.nr_throttled ?? 0,
@@ -102,7 +110,10 @@ function removeSync(dir: string): void {
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') { made.delete(dir); return; }
+      if (code === 'ENOENT') {
+        made.delete(dir);
+        return;
+      }
       if (code !== 'EBUSY' || Date.now() > until) return;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
@@ -121,7 +132,9 @@ function createGroup(h: Hierarchy, name: string, cores: number): CpuGroup {
       for (const d of made) {
         try {
           for (const pid of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-        } catch { /* gone already */ }
+        } catch {
+          /* gone already */
+        }
         removeSync(d);
       }
     });
@@ -136,8 +149,11 @@ function createGroup(h: Hierarchy, name: string, cores: number): CpuGroup {
     writeFileSync(join(dir, 'cpu.max'), `${quota} ${period}`);
   }
   return {
-    name, cores,
-    add(pid) { writeFileSync(join(dir, 'cgroup.procs'), String(pid)); },
+    name,
+    cores,
+    add(pid) {
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    },
     throttling: () => readThrottling(dir, h.version),
     async remove() {
       const until = Date.now() + 5000;
@@ -159,7 +175,9 @@ function removeStale(h: Hierarchy): void {
     const dir = join(h.root, name);
     try {
       if (readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() === '') rmdirSync(dir);
-    } catch { /* in use or gone: leave it */ }
+    } catch {
+      /* in use or gone: leave it */
+    }
   }
 }
 
@@ -200,10 +218,12 @@ async function busyLoopIn(h: Hierarchy, cores: number): Promise<{ cores: number;
  */
 export async function cpuQuotas(cores: number, uid = process.getuid?.()): Promise<Quotas> {
   const h = hierarchy(uid);
-  const refuse = (why: string): Error => new Error(
-    `the cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and ${why}; `
-    + 'without quotas N nodes would share the machine\'s cores and the figures would measure the machine, not the nodes. '
-    + 'Run it as root on Linux with the cgroup cpu controller (v1 cpu.cfs_quota_us or v2 cpu.max).');
+  const refuse = (why: string): Error =>
+    new Error(
+      `the cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and ${why}; ` +
+        "without quotas N nodes would share the machine's cores and the figures would measure the machine, not the nodes. " +
+        'Run it as root on Linux with the cgroup cpu controller (v1 cpu.cfs_quota_us or v2 cpu.max).',
+    );
   if (typeof h === 'string') throw refuse(h);
   removeStale(h);
   let check: Quotas['check'];
@@ -214,8 +234,10 @@ export async function cpuQuotas(cores: number, uid = process.getuid?.()): Promis
     throw refuse(`a cgroup cannot be made and used in ${h.root} (${(err as Error).message})`);
   }
   if (check.throttledPeriods === 0 || check.usedCores > check.cores * 1.25 + 0.02) {
-    throw refuse(`the quota is not enforced here: a busy loop in a ${check.cores}-core group used ${check.usedCores} core `
-      + `and was throttled in ${check.throttledPeriods} periods`);
+    throw refuse(
+      `the quota is not enforced here: a busy loop in a ${check.cores}-core group used ${check.usedCores} core ` +
+        `and was throttled in ${check.throttledPeriods} periods`,
+    );
   }
   return { version: h.version, root: h.root, check, group: (label, c) => createGroup(h, `${PREFIX}${process.pid}-${label}`, c) };
 }

@@ -8,11 +8,16 @@ import { summaryTable, writeReports } from './report/index.js';
 import { formatHotSpots } from './profile.js';
 import { ALL_WORKLOADS, CLUSTER_SHAPES, TARGETS, WORKLOADS, type ClusterShape, type TargetName, type WorkloadName } from './types.js';
 
-const list = <T extends string>(allowed: readonly T[], what: string) => (v: string): T[] => {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!allowed.includes(i as T)) throw new Error(`unknown ${what} "${i}" (one of ${allowed.join(', ')})`);
-  return items as T[];
-};
+const list =
+  <T extends string>(allowed: readonly T[], what: string) =>
+  (v: string): T[] => {
+    const items = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const i of items) if (!allowed.includes(i as T)) throw new Error(`unknown ${what} "${i}" (one of ${allowed.join(', ')})`);
+    return items as T[];
+  };
 const int = (v: string): number => {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new Error(`expected a positive number, got "${v}"`);
@@ -20,7 +25,10 @@ const int = (v: string): number => {
 };
 const ints = (v: string): number[] => v.split(',').map(int);
 const nodeList = (v: string): string[] => {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const i of items) if (!/^\d+(\.\d+\.\d+)?$/.test(i)) throw new Error(`expected Node versions like 20,24 or 24.22.3, got "${i}"`);
   if (new Set(items).size !== items.length) throw new Error(`a Node version is named twice in "${v}"`);
   return items;
@@ -28,7 +36,11 @@ const nodeList = (v: string): string[] => {
 
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
-  .argument('[workloads...]', `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster, attachments and history, which measure Parley alone)`, ['all'])
+  .argument(
+    '[workloads...]',
+    `workloads to run: ${ALL_WORKLOADS.join(', ')}, or all (every one but cluster, attachments and history, which measure Parley alone)`,
+    ['all'],
+  )
   .option('-t, --targets <list>', `comma-separated targets (${TARGETS.join(',')})`, list(TARGETS, 'target'))
   .option('-q, --quick', 'small sizes and short steps (about a minute for everything)')
   .option('-d, --duration <s>', 'seconds per measured step', int)
@@ -57,7 +69,11 @@ const program = new Command('bench')
   .option('--warmup <ms>', 'unmeasured sending at up to 500 msg/s before the first step, then 20 s at its rate (default 2000)', Number)
   .option('--quiet-wait <ms>', 'longest wait before each step for other processes to quiet down (0: none)', Number)
   .option('--no-floor', 'skip measuring the machine floor (durable write and wake-up latency) first')
-  .option('--node <list>', 'run the parley targets on each of these Node versions (majors like 20,24 or exact versions), side by side as parley@node20, parley@node24', nodeList)
+  .option(
+    '--node <list>',
+    'run the parley targets on each of these Node versions (majors like 20,24 or exact versions), side by side as parley@node20, parley@node24',
+    nodeList,
+  )
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
@@ -119,7 +135,9 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
   process.stdout.write(`JSON: ${files.json}\nHTML: ${files.html}\n(${Math.round((Date.now() - started) / 1000)} s)\n`);
   if (opts.profile) {
     const dir = join(result.options.outDir, 'profiles');
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    for (const f of readdirSync(dir)
+      .filter((x) => x.endsWith('.cpuprofile'))
+      .sort()) {
       process.stdout.write(`\n${formatHotSpots(join(dir, f), 15)}\n`);
     }
   }

@@ -40,9 +40,16 @@ export interface ClusterStepStats extends DbStepStats {
   /** Why the step is above the knee; absent when it passed. */
   failed?: string;
   perMessage: {
-    statements: number; xacts: number | null; lockWaitMs: number; execMs: number; redisCommands: number;
+    statements: number;
+    xacts: number | null;
+    lockWaitMs: number;
+    execMs: number;
+    redisCommands: number;
     /** CPU time per acknowledged message, µs: the nodes together, PostgreSQL, Redis, the load generator. */
-    nodesCpuUs: number | null; postgresCpuUs: number | null; redisCpuUs: number | null; loadGenCpuUs: number | null;
+    nodesCpuUs: number | null;
+    postgresCpuUs: number | null;
+    redisCpuUs: number | null;
+    loadGenCpuUs: number | null;
   };
   cpu: {
     /** The nodes together, in % of one core, and in % of their quotas. */
@@ -68,7 +75,10 @@ export interface ClusterStepStats extends DbStepStats {
 }
 
 /** The figures of one node's /metrics that `runtime` is made of (null: not reachable). */
-interface NodeRuntime { loopDelayMaxS: number; gc: Record<string, { sum: number; count: number }> }
+interface NodeRuntime {
+  loopDelayMaxS: number;
+  gc: Record<string, { sum: number; count: number }>;
+}
 
 async function nodeRuntime(port: number): Promise<NodeRuntime | null> {
   try {
@@ -166,7 +176,8 @@ export async function runCluster(o: BenchOptions, pool: Pool, stamp: string): Pr
   const shapes = o.shapes ?? [...CLUSTER_SHAPES];
   const cores = o.nodeCpu ?? DEFAULT_NODE_CPU;
   const say = (line: string, final = false): void => o.progress?.(`[cluster] ${line}`, final);
-  if (!(cores > 0 && cores <= availableParallelism())) throw new Error(`cluster: a node's CPU share must be above 0 and at most ${availableParallelism()} cores, got ${cores}`);
+  if (!(cores > 0 && cores <= availableParallelism()))
+    throw new Error(`cluster: a node's CPU share must be above 0 and at most ${availableParallelism()} cores, got ${cores}`);
   say(`checking CPU quotas (a busy loop in a ${cores}-core cgroup)`);
   // Refuses, with the reason, where quotas cannot be made or are not enforced.
   const quotas = await cpuQuotas(cores);
@@ -199,9 +210,18 @@ export async function runCluster(o: BenchOptions, pool: Pool, stamp: string): Pr
   };
   // Last resort at exit (an uncaught error): nothing of the run may outlive the harness.
   const onExit = (): void => {
-    for (const t of live) try { process.kill(t.pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const t of live)
+      try {
+        process.kill(t.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     if (servers) {
-      try { process.kill(servers.redisMon.pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(servers.redisMon.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       rmSync(servers.redis.dir, { recursive: true, force: true });
     }
   };
@@ -253,7 +273,9 @@ async function startServers(): Promise<Servers> {
         'pg_stat_statements.max': '10000',
         track_io_timing: 'on',
         // Durable commits, as a deployment runs them (the throwaway server's default is fsync off).
-        fsync: 'on', synchronous_commit: 'on', full_page_writes: 'on',
+        fsync: 'on',
+        synchronous_commit: 'on',
+        full_page_writes: 'on',
         shared_buffers: '256MB',
       },
     }),
@@ -270,20 +292,38 @@ async function startServers(): Promise<Servers> {
 }
 
 async function runNodes(
-  shape: ClusterShape, n: number, cores: number, quotas: Quotas, sv: Servers, o: BenchOptions, p: Pool, stamp: string,
-  hint: number | null, live: Set<RunningTarget>, groups: Set<CpuGroup>,
+  shape: ClusterShape,
+  n: number,
+  cores: number,
+  quotas: Quotas,
+  sv: Servers,
+  o: BenchOptions,
+  p: Pool,
+  stamp: string,
+  hint: number | null,
+  live: Set<RunningTarget>,
+  groups: Set<CpuGroup>,
 ): Promise<RunResult> {
   const plan = clusterPlan(shape, n, o);
   const tag = `cluster/${shape}/${n} node${n > 1 ? 's' : ''}`;
   const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
   const result: RunResult = {
-    workload: 'cluster', target: 'parley', label: 'parley', node: process.versions.node, description: `${plan.description}, ${cores} core per node`,
-    params: { ...plan.params, nodeCpu: cores }, connections: plan.conns.length,
+    workload: 'cluster',
+    target: 'parley',
+    label: 'parley',
+    node: process.versions.node,
+    description: `${plan.description}, ${cores} core per node`,
+    params: { ...plan.params, nodeCpu: cores },
+    connections: plan.conns.length,
     setup: { connectS: 0, connectsPerSec: 0, connectMs: null, roomsS: 0, failed: 0 },
     memory: { rssBeforeMiB: 0, rssAfterSetupMiB: 0, rssAfterMiB: 0, peakMiB: 0, perConnectionKiB: null },
     steps: [],
     cluster: {
-      shape, nodes: n, nodeCpu: cores, knee: null, scaleRatio: null,
+      shape,
+      nodes: n,
+      nodeCpu: cores,
+      knee: null,
+      scaleRatio: null,
       quota: { cgroup: quotas.version, checkedCores: quotas.check.cores, busyLoopUsedCores: quotas.check.usedCores },
     },
   };
@@ -320,10 +360,16 @@ async function runNodes(
     const failed = started.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (failed) throw failed.reason;
     const pids = nodes.map((t) => t.pid);
-    result.memory.rssBeforeMiB = round(pids.reduce((a, pid) => a + memoryOf(pid).rss, 0), 1);
+    result.memory.rssBeforeMiB = round(
+      pids.reduce((a, pid) => a + memoryOf(pid).rss, 0),
+      1,
+    );
 
     result.setup = await connectAndSetup(p, plan, { name: 'parley', port: nodes[0]!.port, ports: nodes.map((t) => t.port), secret: SECRET }, o, say, pids);
-    result.memory.rssAfterSetupMiB = round(pids.reduce((a, pid) => a + memoryOf(pid).rss, 0), 1);
+    result.memory.rssAfterSetupMiB = round(
+      pids.reduce((a, pid) => a + memoryOf(pid).rss, 0),
+      1,
+    );
     await sv.pgMon.durableCommits(true);
     // A backend flushes its transaction counters at most once a second, and an idle one 10 s
     // after its last statement: what setup left pending must not land in the first step's count.
@@ -355,34 +401,56 @@ async function runNodes(
     for (let k = 0; k < (fixed?.length ?? maxSteps); k++) {
       await quiet(pids);
       const s = { ...plan.stepAt(rate), id: id++ };
-      const r = await measuredStep(p, measured, s, workerOf, say, o.quietWaitMs, sv, mine, cores, nodes.map((t) => t.port));
+      const r = await measuredStep(
+        p,
+        measured,
+        s,
+        workerOf,
+        say,
+        o.quietWaitMs,
+        sv,
+        mine,
+        cores,
+        nodes.map((t) => t.port),
+      );
       result.steps.push(r);
       const why = r.cluster!.failed;
-      say(`${s.name}: ${why ? `above the knee (${why})` : `acked ${r.ackedPerSec}/s, ack p99 ${r.ack?.p99Ms} ms`}`
-        + `${r.cluster!.saturated ? `, machine saturated (idle ${r.machineIdlePct}%)` : ''}`, true);
+      say(
+        `${s.name}: ${why ? `above the knee (${why})` : `acked ${r.ackedPerSec}/s, ack p99 ${r.ack?.p99Ms} ms`}` +
+          `${r.cluster!.saturated ? `, machine saturated (idle ${r.machineIdlePct}%)` : ''}`,
+        true,
+      );
       if (why) hi = Math.min(hi, rate);
       else if (rate > lo) {
         lo = rate;
         result.cluster!.knee = s.name;
       }
-      const next = fixed ? (why ? null : fixed[k + 1] ?? null) : nextRate(lo, hi, rate, resolution);
+      const next = fixed ? (why ? null : (fixed[k + 1] ?? null)) : nextRate(lo, hi, rate, resolution);
       if (next === null) break;
       rate = next;
     }
     if (!result.cluster!.knee) result.stoppedAt = `no step passed (ack p99 <= ${KNEE_ACK_P99_MS} ms, no timeouts)`;
     const rss = pids.map((pid) => memoryOf(pid));
-    result.memory.rssAfterMiB = round(rss.reduce((a, m) => a + m.rss, 0), 1);
-    result.memory.peakMiB = round(rss.reduce((a, m) => a + m.hwm, 0), 1);
+    result.memory.rssAfterMiB = round(
+      rss.reduce((a, m) => a + m.rss, 0),
+      1,
+    );
+    result.memory.peakMiB = round(
+      rss.reduce((a, m) => a + m.hwm, 0),
+      1,
+    );
     say('done', true);
   } catch (err) {
     result.error = (err as Error).message;
     say(`failed: ${result.error}`, true);
   } finally {
     await p.reset().catch(() => undefined);
-    await Promise.all(nodes.map(async (t) => {
-      await t.stop().catch(() => undefined);
-      live.delete(t);
-    }));
+    await Promise.all(
+      nodes.map(async (t) => {
+        await t.stop().catch(() => undefined);
+        live.delete(t);
+      }),
+    );
     for (const g of mine) {
       await g.remove().catch(() => undefined);
       groups.delete(g);
@@ -403,8 +471,16 @@ function memoryOf(pid: number): { rss: number; hwm: number } {
 
 /** One sweep step with PostgreSQL, Redis, quota and machine figures around it. */
 async function measuredStep(
-  p: Pool, measured: { pids: number[]; infraCpuMs: () => number }, s: Parameters<typeof runStep>[2], workerOf: (c: number) => number,
-  say: (l: string) => void, quietWaitMs: number, sv: Servers, groups: CpuGroup[], cores: number, ports: number[],
+  p: Pool,
+  measured: { pids: number[]; infraCpuMs: () => number },
+  s: Parameters<typeof runStep>[2],
+  workerOf: (c: number) => number,
+  say: (l: string) => void,
+  quietWaitMs: number,
+  sv: Servers,
+  groups: CpuGroup[],
+  cores: number,
+  ports: number[],
 ): Promise<StepResult> {
   let rt0: Array<NodeRuntime | null> = [];
   let rt1: Array<NodeRuntime | null> = [];
@@ -431,7 +507,10 @@ async function measuredStep(
   const mark = (): void => {
     const t = performance.now();
     const acked = p.totals().acked;
-    void sv.pgMon.xacts().then((x) => windowed.push({ t, x, acked }), () => undefined);
+    void sv.pgMon.xacts().then(
+      (x) => windowed.push({ t, x, acked }),
+      () => undefined,
+    );
   };
   const r = await runStep(p, measured, s, workerOf, say, quietWaitMs, {
     async begin() {
@@ -460,7 +539,7 @@ async function measuredStep(
   let xactRate: number | null = null;
   let ackedRate = r.ackedPerSec;
   if (windowed.length === 2) {
-    const [a, b] = windowed.sort((x, y) => x.t - y.t) as [typeof windowed[0], typeof windowed[0]];
+    const [a, b] = windowed.sort((x, y) => x.t - y.t) as [(typeof windowed)[0], (typeof windowed)[0]];
     const secs = (b.t - a.t) / 1000;
     xactRate = (b.x - a.x) / secs;
     if (b.acked > a.acked) ackedRate = (b.acked - a.acked) / secs;
@@ -477,16 +556,25 @@ async function measuredStep(
     offered,
     ...(aboveKnee(r, offered) ? { failed: aboveKnee(r, offered)! } : {}),
     perMessage: {
-      statements: per(db.statements), xacts: db.xactPerMessage, lockWaitMs: per(db.lockWaitMs),
-      execMs: per(db.execMs), redisCommands: per(db.redisCommands),
-      nodesCpuUs: us(r.serverCpuMs), postgresCpuUs: us(pgCpu), redisCpuUs: us(redisCpu), loadGenCpuUs: us(genCpu),
+      statements: per(db.statements),
+      xacts: db.xactPerMessage,
+      lockWaitMs: per(db.lockWaitMs),
+      execMs: per(db.execMs),
+      redisCommands: per(db.redisCommands),
+      nodesCpuUs: us(r.serverCpuMs),
+      postgresCpuUs: us(pgCpu),
+      redisCpuUs: us(redisCpu),
+      loadGenCpuUs: us(genCpu),
     },
     cpu: {
       nodesPct: r.serverCpuPct,
       quotaUsedPct: Math.round(r.serverCpuPct / (groups.length * cores)),
       periods,
       throttledPct: periods > 0 ? Math.round((throttled / periods) * 100) : 0,
-      postgresPct: pct(pgCpu), redisPct: pct(redisCpu), loadGenPct: r.loadGenCpuPct, otherPct: r.otherCpuPct,
+      postgresPct: pct(pgCpu),
+      redisPct: pct(redisCpu),
+      loadGenPct: r.loadGenCpuPct,
+      otherPct: r.otherCpuPct,
       machineIdlePct: r.machineIdlePct,
     },
     runtime: runtimeOver(rt0, rt1),

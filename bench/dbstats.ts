@@ -90,7 +90,9 @@ class WaitSampler {
         }
         await sleep(Math.max(0, intervalMs - (performance.now() - now)));
       }
-    })().catch(() => { this.running = false; });
+    })().catch(() => {
+      this.running = false;
+    });
   }
 
   async stop(): Promise<void> {
@@ -99,7 +101,10 @@ class WaitSampler {
   }
 }
 
-export interface PgCounters { statements: Map<string, StatementRow>; xacts: number }
+export interface PgCounters {
+  statements: Map<string, StatementRow>;
+  xacts: number;
+}
 
 /** A monitoring connection to the PostgreSQL that serves the cluster, for one database at a time. */
 export class PgMonitor {
@@ -108,14 +113,20 @@ export class PgMonitor {
   private readonly own = new Set<number>();
   private ownEndedMs = 0;
 
-  private constructor(private readonly client: pg.Client, private readonly dataDir: string, pid: number) {
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly dataDir: string,
+    pid: number,
+  ) {
     this.own.add(pid);
   }
 
   /** `adminUrl` names the `postgres` database; pg_stat_statements is created there. */
   static async open(adminUrl: string, dataDir: string): Promise<PgMonitor> {
     const client = new pg.Client({ connectionString: adminUrl, application_name: 'bench-monitor' });
-    client.on('error', () => { /* the next query reports it */ });
+    client.on('error', () => {
+      /* the next query reports it */
+    });
     await client.connect();
     await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     return new PgMonitor(client, dataDir, await backendPid(client));
@@ -146,16 +157,22 @@ export class PgMonitor {
 
   async counters(): Promise<PgCounters> {
     const { rows } = await this.client.query<{ id: string; query: string; j: Record<string, number | string> }>(
-      `SELECT queryid::text AS id, query, to_jsonb(s) AS j FROM pg_stat_statements s WHERE dbid = $1`, [this.oid]);
+      `SELECT queryid::text AS id, query, to_jsonb(s) AS j FROM pg_stat_statements s WHERE dbid = $1`,
+      [this.oid],
+    );
     const statements = new Map<string, StatementRow>();
     for (const r of rows) {
       const n = (...keys: string[]): number => Number(keys.map((k) => r.j[k]).find((v) => v !== undefined && v !== null) ?? 0);
       statements.set(r.id, {
         query: r.query.replace(/\s+/g, ' ').trim(),
-        calls: n('calls'), totalMs: n('total_exec_time'), rows: n('rows'),
-        sharedBlksHit: n('shared_blks_hit'), sharedBlksRead: n('shared_blks_read'),
+        calls: n('calls'),
+        totalMs: n('total_exec_time'),
+        rows: n('rows'),
+        sharedBlksHit: n('shared_blks_hit'),
+        sharedBlksRead: n('shared_blks_read'),
         // Renamed in PostgreSQL 17.
-        blkReadMs: n('blk_read_time', 'shared_blk_read_time'), blkWriteMs: n('blk_write_time', 'shared_blk_write_time'),
+        blkReadMs: n('blk_read_time', 'shared_blk_read_time'),
+        blkWriteMs: n('blk_write_time', 'shared_blk_write_time'),
         walBytes: n('wal_bytes'),
       });
     }
@@ -163,15 +180,18 @@ export class PgMonitor {
   }
 
   async xacts(): Promise<number> {
-    const { rows } = await this.client.query<{ x: string }>(
-      'SELECT (xact_commit + xact_rollback)::text AS x FROM pg_stat_database WHERE datid = $1', [this.oid]);
+    const { rows } = await this.client.query<{ x: string }>('SELECT (xact_commit + xact_rollback)::text AS x FROM pg_stat_database WHERE datid = $1', [
+      this.oid,
+    ]);
     return Number(rows[0]?.x ?? 0);
   }
 
   /** Starts sampling the database's backends on a connection of its own. */
   async sampler(adminUrl: string, intervalMs = 10): Promise<{ stop(): Promise<{ waits: Record<string, number>; samples: number }> }> {
     const c = new pg.Client({ connectionString: adminUrl, application_name: 'bench-sampler' });
-    c.on('error', () => { /* the sampler's query reports it */ });
+    c.on('error', () => {
+      /* the sampler's query reports it */
+    });
     await c.connect();
     const pid = await backendPid(c);
     this.own.add(pid);
@@ -218,13 +238,18 @@ function safeCpuMs(pid: number): number {
 export class RedisMonitor {
   readonly pid: number;
 
-  private constructor(private readonly client: Redis, pid: number) {
+  private constructor(
+    private readonly client: Redis,
+    pid: number,
+  ) {
     this.pid = pid;
   }
 
   static async open(url: string): Promise<RedisMonitor> {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    client.on('error', () => { /* the next command reports it */ });
+    client.on('error', () => {
+      /* the next command reports it */
+    });
     await client.connect();
     const pid = Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1]);
     return new RedisMonitor(client, pid);
@@ -254,8 +279,14 @@ export class RedisMonitor {
 
 /** A step's PostgreSQL and Redis work, from counters read before and after it. */
 export function stepStats(
-  pg0: PgCounters, pg1: PgCounters, r0: Map<string, number>, r1: Map<string, number>,
-  sampled: { waits: Record<string, number>; samples: number }, xactRate: number | null, acked: number, ackedPerSec: number,
+  pg0: PgCounters,
+  pg1: PgCounters,
+  r0: Map<string, number>,
+  r1: Map<string, number>,
+  sampled: { waits: Record<string, number>; samples: number },
+  xactRate: number | null,
+  acked: number,
+  ackedPerSec: number,
 ): DbStepStats {
   const deltas: StatementDelta[] = [];
   for (const [id, b] of pg1.statements) {
@@ -263,10 +294,18 @@ export function stepStats(
     const calls = b.calls - (a?.calls ?? 0);
     if (calls <= 0) continue;
     deltas.push({
-      query: b.query.slice(0, 300), calls, totalMs: b.totalMs - (a?.totalMs ?? 0), rows: b.rows - (a?.rows ?? 0),
-      sharedBlksHit: b.sharedBlksHit - (a?.sharedBlksHit ?? 0), sharedBlksRead: b.sharedBlksRead - (a?.sharedBlksRead ?? 0),
-      blkReadMs: b.blkReadMs - (a?.blkReadMs ?? 0), blkWriteMs: b.blkWriteMs - (a?.blkWriteMs ?? 0),
-      walBytes: b.walBytes - (a?.walBytes ?? 0), meanMs: 0, timePct: 0, callsPerMessage: 0,
+      query: b.query.slice(0, 300),
+      calls,
+      totalMs: b.totalMs - (a?.totalMs ?? 0),
+      rows: b.rows - (a?.rows ?? 0),
+      sharedBlksHit: b.sharedBlksHit - (a?.sharedBlksHit ?? 0),
+      sharedBlksRead: b.sharedBlksRead - (a?.sharedBlksRead ?? 0),
+      blkReadMs: b.blkReadMs - (a?.blkReadMs ?? 0),
+      blkWriteMs: b.blkWriteMs - (a?.blkWriteMs ?? 0),
+      walBytes: b.walBytes - (a?.walBytes ?? 0),
+      meanMs: 0,
+      timePct: 0,
+      callsPerMessage: 0,
     });
   }
   const execMs = deltas.reduce((s, d) => s + d.totalMs, 0);
@@ -284,14 +323,23 @@ export function stepStats(
     const d = calls - (r0.get(cmd) ?? 0);
     if (d > 0) redisByCommand[cmd] = d;
   }
-  const waits = Object.fromEntries(Object.entries(sampled.waits).map(([k, v]): [string, number] => [k, Math.round(v)]).sort((a, b) => b[1] - a[1]));
+  const waits = Object.fromEntries(
+    Object.entries(sampled.waits)
+      .map(([k, v]): [string, number] => [k, Math.round(v)])
+      .sort((a, b) => b[1] - a[1]),
+  );
   return {
     statements: deltas.reduce((s, d) => s + d.calls, 0),
     execMs: round(execMs, 1),
     xactPerSec: xactRate === null ? null : Math.round(xactRate),
     xactPerMessage: xactRate === null || ackedPerSec <= 0 ? null : round(xactRate / ackedPerSec),
-    lockWaitMs: Math.round(Object.entries(sampled.waits).filter(([k]) => k.startsWith('Lock:')).reduce((s, [, v]) => s + v, 0)),
-    waits, samples: sampled.samples,
+    lockWaitMs: Math.round(
+      Object.entries(sampled.waits)
+        .filter(([k]) => k.startsWith('Lock:'))
+        .reduce((s, [, v]) => s + v, 0),
+    ),
+    waits,
+    samples: sampled.samples,
     top: deltas.slice(0, 10),
     redisCommands: Object.values(redisByCommand).reduce((s, v) => s + v, 0),
     redisByCommand,

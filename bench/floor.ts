@@ -59,6 +59,8 @@ export async function measureFloor(rounds = 400, idleMs = 5, parent = tmpdir()):
 
 export function floorLine(f: Floor): string {
   const s = (l: LatencySummary): string => `p50 ${l.p50Ms.toFixed(2)} · p99 ${l.p99Ms.toFixed(2)} · max ${l.maxMs.toFixed(2)} ms`;
-  return `machine floor (${f.rounds} rounds after ${f.idleMs} ms idle): durable write (4 pages + fsync) ${s(f.durableWrite)}; `
-    + `timer wake-up late by ${s(f.wakeUpLate)}`;
+  return (
+    `machine floor (${f.rounds} rounds after ${f.idleMs} ms idle): durable write (4 pages + fsync) ${s(f.durableWrite)}; ` +
+    `timer wake-up late by ${s(f.wakeUpLate)}`
+  );
 }

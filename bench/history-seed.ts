@@ -108,7 +108,9 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
   say(`users: ${U}`);
   const users = [...Array.from({ length: U }, (_, u) => userId(u)), INBOX_USER];
   for (let i = 0; i < users.length; i += 5000) {
-    await Promise.all(users.slice(i, i + 5000).map((id) => store.upsertUser({ id, name: id === INBOX_USER ? 'Inbox User' : `User ${id.slice(1)}`, profile: {} })));
+    await Promise.all(
+      users.slice(i, i + 5000).map((id) => store.upsertUser({ id, name: id === INBOX_USER ? 'Inbox User' : `User ${id.slice(1)}`, profile: {} })),
+    );
   }
 
   // ---- rooms and members: room r's weight follows its rank; busier rooms have more members.
@@ -139,8 +141,15 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
     for (let r = r0; r < Math.min(R, r0 + 2000); r++) {
       const owner = userId(lists[r]![0]!);
       const room: Room = {
-        id: roomId(r), kind: 'group', name: `Room ${r}`, topic: '', createdBy: owner, createdAt: t0, lastSeq: 0,
-        access: 'blacklist', retention: { count: null, days: null },
+        id: roomId(r),
+        kind: 'group',
+        name: `Room ${r}`,
+        topic: '',
+        createdBy: owner,
+        createdAt: t0,
+        lastSeq: 0,
+        access: 'blacklist',
+        retention: { count: null, days: null },
       };
       batch.insertRooms.push({ room, directKey: null, floor: 0 });
       const member = (user: string, role: Member['role']): Member => ({ room: room.id, user, role, joinedAt: t0, joinSeq: 0, readSeq: 0 });
@@ -171,7 +180,9 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
       const n = 4 + Math.floor(rand() * 11);
       const ranks: number[] = [];
       for (let k = 0; k < n; k++) ranks.push(pick(wordCdf, rand()));
-      TERMS.forEach((t, j) => { if (t.ranks.every((x) => ranks.includes(x))) termCounts[j]!++; });
+      TERMS.forEach((t, j) => {
+        if (t.ranks.every((x) => ranks.includes(x))) termCounts[j]!++;
+      });
       const user = userId(u);
       const rec: MessageRecord = {
         message: { room: roomId(r), seq, kind: 'text', user, name: `User ${u}`, ts: tsOf(i), text: ranks.map((k) => words[k]).join(' ') },
@@ -199,11 +210,30 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
   }
 
   return {
-    last, memberStart, memberOf, memberRows, inboxUser: INBOX_USER, firstTs: tsOf(0), lastTs: tsOf(Math.max(0, N - 1)),
+    last,
+    memberStart,
+    memberOf,
+    memberRows,
+    inboxUser: INBOX_USER,
+    firstTs: tsOf(0),
+    lastTs: tsOf(Math.max(0, N - 1)),
     terms: TERMS.map((t, j) => ({ label: t.label, query: t.ranks.map((x) => words[x]).join(' '), messages: termCounts[j]! })),
   };
 }
 
 function emptyBatch(): Batch {
-  return { deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages: [], threads: [], mentions: [] };
+  return {
+    deleteRooms: [],
+    insertRooms: [],
+    updateRooms: [],
+    deleteMembers: [],
+    insertMembers: [],
+    updateMembers: [],
+    bans: [],
+    access: [],
+    blocks: [],
+    messages: [],
+    threads: [],
+    mentions: [],
+  };
 }

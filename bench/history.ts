@@ -41,7 +41,13 @@ export interface HistoryPlan {
   sweepSec: number;
 }
 
-export interface QueryFigures { kind: string; latency: LatencySummary | null; failed: number; firstError?: string; detail?: string }
+export interface QueryFigures {
+  kind: string;
+  latency: LatencySummary | null;
+  failed: number;
+  firstError?: string;
+  detail?: string;
+}
 
 export interface HistoryFigures {
   store: HistoryStore;
@@ -59,8 +65,14 @@ export interface HistoryFigures {
   live: {
     before: { ack: LatencySummary | null; delivery: LatencySummary | null };
     during: { ack: LatencySummary | null; delivery: LatencySummary | null };
-    sent: number; acked: number; delivered: number; failed: number; firstError?: string;
-    removed: number; sweepS: number | null; retentionDays: number;
+    sent: number;
+    acked: number;
+    delivered: number;
+    failed: number;
+    firstError?: string;
+    removed: number;
+    sweepS: number | null;
+    retentionDays: number;
   };
   serverRssMiB: number;
   machine: { loadavg1: number; stealPct: number };
@@ -69,7 +81,9 @@ export interface HistoryFigures {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
-export function historyPlan(o: Pick<BenchOptions, 'quick' | 'rooms' | 'historyMessages' | 'historyUsers' | 'historyFresh' | 'historyStores' | 'samples' | 'sweepSec'>): HistoryPlan {
+export function historyPlan(
+  o: Pick<BenchOptions, 'quick' | 'rooms' | 'historyMessages' | 'historyUsers' | 'historyFresh' | 'historyStores' | 'samples' | 'sweepSec'>,
+): HistoryPlan {
   const big: HistoryShape = o.quick
     ? { messages: o.historyMessages ?? 200_000, rooms: o.rooms ?? 2_000, users: o.historyUsers ?? 2_000, inboxRooms: 500 }
     : { messages: o.historyMessages ?? 10_000_000, rooms: o.rooms ?? 100_000, users: o.historyUsers ?? 100_000, inboxRooms: 500 };
@@ -86,7 +100,11 @@ export function historyPlan(o: Pick<BenchOptions, 'quick' | 'rooms' | 'historyMe
   };
 }
 
-interface Infra { pg: PgServer; redis: RedisServer; admin: pg.Client }
+interface Infra {
+  pg: PgServer;
+  redis: RedisServer;
+  admin: pg.Client;
+}
 
 export async function runHistory(o: BenchOptions, stamp: string): Promise<RunResult[]> {
   const plan = historyPlan(o);
@@ -97,7 +115,10 @@ export async function runHistory(o: BenchOptions, stamp: string): Promise<RunRes
   try {
     for (const store of plan.stores) {
       if (store === 'postgres' && !infra) infra = await startInfra();
-      for (const [scale, shape] of [['fresh', plan.fresh], ['big', plan.big]] as const) {
+      for (const [scale, shape] of [
+        ['fresh', plan.fresh],
+        ['big', plan.big],
+      ] as const) {
         if (!shape) continue;
         runs.push(await runOne(store, scale, shape, plan, o, stamp, infra));
       }
@@ -123,12 +144,21 @@ async function startInfra(): Promise<Infra> {
 }
 
 async function runOne(
-  store: HistoryStore, scale: 'fresh' | 'big', shape: HistoryShape, plan: HistoryPlan, o: BenchOptions, stamp: string, infra: Infra | null,
+  store: HistoryStore,
+  scale: 'fresh' | 'big',
+  shape: HistoryShape,
+  plan: HistoryPlan,
+  o: BenchOptions,
+  stamp: string,
+  infra: Infra | null,
 ): Promise<RunResult> {
   const tag = `history/${store}/${scale}`;
   const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
   const result: RunResult = {
-    workload: 'history', target: 'parley', label: `parley ${store} ${scale}`, node: process.versions.node,
+    workload: 'history',
+    target: 'parley',
+    label: `parley ${store} ${scale}`,
+    node: process.versions.node,
     description: `${shape.messages.toLocaleString('en')} messages over ${shape.rooms.toLocaleString('en')} rooms and ${shape.users.toLocaleString('en')} users on ${store}`,
     params: { ...shape, store, scale, samples: plan.samples },
     connections: plan.liveRooms * 2,
@@ -148,9 +178,7 @@ async function runOne(
       await infra.admin.query(`CREATE DATABASE "${db}"`);
     }
     const seedStarted = performance.now();
-    const st: Store = infra
-      ? await PostgresStore.open({ url, maxBatch: 5000 })
-      : new SqliteStore({ file: join(dataDir, 'parley.db'), synchronous: 'normal' });
+    const st: Store = infra ? await PostgresStore.open({ url, maxBatch: 5000 }) : new SqliteStore({ file: join(dataDir, 'parley.db'), synchronous: 'normal' });
     // The seeding connection keeps the tables in memory: rows land where the server's would.
     if (st instanceof SqliteStore) st.db.pragma('cache_size = -1000000');
     let seeded: Seeded;
@@ -182,7 +210,7 @@ async function runOne(
     const started = performance.now();
     target = await startTarget('parley', { logFile: `${logBase}.log`, dataDir, env, startTimeoutMs: 30 * 60_000 });
     const base = `http://127.0.0.1:${target.port}`;
-    const healthz = await firstOk(`${base}/healthz`) - started;
+    const healthz = (await firstOk(`${base}/healthz`)) - started;
     const tokens = new Tokens();
     const ws = await openWs(base, await tokens.of(seeded.inboxUser));
     const auth = performance.now() - started;
@@ -198,26 +226,40 @@ async function runOne(
     if (infra) await flushRedis(infra.redis.url);
     const restarted = performance.now();
     target = await startTarget('parley', {
-      logFile: `${logBase}-retention.log`, dataDir, env, startTimeoutMs: 30 * 60_000,
+      logFile: `${logBase}-retention.log`,
+      dataDir,
+      env,
+      startTimeoutMs: 30 * 60_000,
       settings: [`retention.days=${days}`, `retention.sweepSec=${plan.sweepSec}`],
     });
-    const restartHealthz = await firstOk(`http://127.0.0.1:${target.port}/healthz`) - restarted;
+    const restartHealthz = (await firstOk(`http://127.0.0.1:${target.port}/healthz`)) - restarted;
     // The sweep timer starts as the server begins to listen.
     const live = await liveDuringSweep(`http://127.0.0.1:${target.port}`, seeded, plan, tokens, restarted + restartHealthz, say);
     result.memory.rssAfterMiB = round(memory(target.pid).rssKiB / 1024);
     result.memory.peakMiB = round(memory(target.pid).hwmKiB / 1024);
     const m1 = machineTicks();
     const figures: HistoryFigures = {
-      store, scale, shape, memberRows: seeded.memberRows, seedS: round(seedS), seedPerSec: Math.round(shape.messages / seedS),
-      startToHealthzMs: Math.round(healthz), startToAuthMs: Math.round(auth), restartToHealthzMs: Math.round(restartHealthz),
-      queries, disk: { ...disk, perMessage: round(disk.bytes / Math.max(1, shape.messages)) },
+      store,
+      scale,
+      shape,
+      memberRows: seeded.memberRows,
+      seedS: round(seedS),
+      seedPerSec: Math.round(shape.messages / seedS),
+      startToHealthzMs: Math.round(healthz),
+      startToAuthMs: Math.round(auth),
+      restartToHealthzMs: Math.round(restartHealthz),
+      queries,
+      disk: { ...disk, perMessage: round(disk.bytes / Math.max(1, shape.messages)) },
       live: { ...live, retentionDays: days },
       serverRssMiB: result.memory.rssAfterSetupMiB,
       machine: { loadavg1: round(loadavg()[0]!, 2), stealPct: round(((m1.stealMs - m0.stealMs) / Math.max(1, m1.totalMs - m0.totalMs)) * 100, 2) },
     };
     result.history = figures;
-    say(`done: ${figures.disk.perMessage} bytes/message, live ack p99 ${live.before.ack?.p99Ms ?? '-'} ms before the sweep, `
-      + `${live.during.ack?.p99Ms ?? '-'} ms during it (${live.removed} removed in ${live.sweepS ?? '?'} s)`, true);
+    say(
+      `done: ${figures.disk.perMessage} bytes/message, live ack p99 ${live.before.ack?.p99Ms ?? '-'} ms before the sweep, ` +
+        `${live.during.ack?.p99Ms ?? '-'} ms during it (${live.removed} removed in ${live.sweepS ?? '?'} s)`,
+      true,
+    );
   } catch (err) {
     result.error = (err as Error).message;
     say(`failed: ${result.error}`, true);
@@ -255,7 +297,9 @@ function filesSize(dir: string): { bytes: number; parts: Record<string, number> 
 }
 
 async function pgSize(admin: pg.Client, db: string, url: string): Promise<{ bytes: number; parts: Record<string, number> }> {
-  const { rows: [d] } = await admin.query<{ n: string }>('SELECT pg_database_size($1) AS n', [db]);
+  const {
+    rows: [d],
+  } = await admin.query<{ n: string }>('SELECT pg_database_size($1) AS n', [db]);
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -283,7 +327,9 @@ async function firstOk(url: string, timeoutMs = 30 * 60_000): Promise<number> {
     try {
       const r = await fetch(url);
       if (r.ok) return performance.now();
-    } catch { /* not yet */ }
+    } catch {
+      /* not yet */
+    }
     if (Date.now() > end) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
     await sleep(10);
   }
@@ -324,7 +370,9 @@ async function timeGets(kind: string, base: string, reqs: Array<{ path: string; 
   let firstError: string | undefined;
   // The first requests of a kind (cold pages, JIT) are not measured.
   for (const q of reqs.slice(0, Math.min(10, Math.ceil(reqs.length / 10)))) {
-    await fetch(`${base}/api/v1${q.path}`, { headers: { authorization: `Bearer ${q.token}` } }).then((r) => r.arrayBuffer()).catch(() => undefined);
+    await fetch(`${base}/api/v1${q.path}`, { headers: { authorization: `Bearer ${q.token}` } })
+      .then((r) => r.arrayBuffer())
+      .catch(() => undefined);
   }
   for (const q of reqs) {
     const t = performance.now();
@@ -341,7 +389,14 @@ async function timeGets(kind: string, base: string, reqs: Array<{ path: string; 
   return { kind, latency: summarize(h), failed, ...(firstError ? { firstError } : {}), ...(detail ? { detail } : {}) };
 }
 
-async function measureQueries(base: string, s: Seeded, shape: HistoryShape, plan: HistoryPlan, tokens: Tokens, say: (l: string) => void): Promise<QueryFigures[]> {
+async function measureQueries(
+  base: string,
+  s: Seeded,
+  shape: HistoryShape,
+  plan: HistoryPlan,
+  tokens: Tokens,
+  say: (l: string) => void,
+): Promise<QueryFigures[]> {
   const rand = prng(42);
   const R = shape.rooms;
   const owner = (r: number): string => userId(s.memberOf[s.memberStart[r]!]!);
@@ -350,46 +405,74 @@ async function measureQueries(base: string, s: Seeded, shape: HistoryShape, plan
   const any = (list: number[]): number => list[Math.floor(rand() * list.length)]!;
   const n = plan.samples;
   const out: QueryFigures[] = [];
-  const newest = await Promise.all(Array.from({ length: n }, async () => {
-    const r = any(used);
-    return { path: `/rooms/${roomId(r)}/messages?limit=50`, token: await tokens.of(owner(r)) };
-  }));
+  const newest = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const r = any(used);
+      return { path: `/rooms/${roomId(r)}/messages?limit=50`, token: await tokens.of(owner(r)) };
+    }),
+  );
   say('history: newest pages');
   out.push(await timeGets('history, newest page', base, newest, `random rooms with messages (${used.length})`));
   const deepFrom = deepRooms.length > 0 ? deepRooms : used;
-  const deep = await Promise.all(Array.from({ length: n }, async () => {
-    const r = any(deepFrom);
-    return { path: `/rooms/${roomId(r)}/messages?limit=50&before=${1 + Math.floor(rand() * s.last[r]!)}`, token: await tokens.of(owner(r)) };
-  }));
+  const deep = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const r = any(deepFrom);
+      return { path: `/rooms/${roomId(r)}/messages?limit=50&before=${1 + Math.floor(rand() * s.last[r]!)}`, token: await tokens.of(owner(r)) };
+    }),
+  );
   say('history: deep pages');
   out.push(await timeGets('history, deep page (before)', base, deep, `random seq of rooms with 200+ messages (${deepFrom.length})`));
   const biggest = used.reduce((a, r) => (s.last[r]! > s.last[a]! ? r : a), used[0]!);
-  const oldest = await Promise.all(Array.from({ length: Math.ceil(n / 4) }, async () => ({
-    path: `/rooms/${roomId(biggest)}/messages?limit=50&before=${1 + Math.floor(rand() * 100)}`, token: await tokens.of(owner(biggest)),
-  })));
+  const oldest = await Promise.all(
+    Array.from({ length: Math.ceil(n / 4) }, async () => ({
+      path: `/rooms/${roomId(biggest)}/messages?limit=50&before=${1 + Math.floor(rand() * 100)}`,
+      token: await tokens.of(owner(biggest)),
+    })),
+  );
   out.push(await timeGets('history, oldest page of the biggest room', base, oldest, `${s.last[biggest]} messages`));
   const inboxToken = await tokens.of(s.inboxUser);
   for (const t of s.terms) {
     say(`search: ${t.label}`);
     const q = encodeURIComponent(t.query);
-    out.push(await timeGets(`search, ${t.label}`, base, Array.from({ length: Math.ceil(n / 4) }, () => ({ path: `/search?query=${q}&limit=20`, token: inboxToken })),
-      `"${t.query}" in ${t.messages.toLocaleString('en')} messages, across the ${Math.min(shape.inboxRooms, R)} rooms of one user`));
+    out.push(
+      await timeGets(
+        `search, ${t.label}`,
+        base,
+        Array.from({ length: Math.ceil(n / 4) }, () => ({ path: `/search?query=${q}&limit=20`, token: inboxToken })),
+        `"${t.query}" in ${t.messages.toLocaleString('en')} messages, across the ${Math.min(shape.inboxRooms, R)} rooms of one user`,
+      ),
+    );
   }
   say('inbox');
-  out.push(await timeGets('inbox', base, Array.from({ length: Math.ceil(n / 4) }, () => ({ path: '/inbox', token: inboxToken })),
-    `a user in ${Math.min(shape.inboxRooms, R)} rooms`));
+  out.push(
+    await timeGets(
+      'inbox',
+      base,
+      Array.from({ length: Math.ceil(n / 4) }, () => ({ path: '/inbox', token: inboxToken })),
+      `a user in ${Math.min(shape.inboxRooms, R)} rooms`,
+    ),
+  );
   return out;
 }
 
-interface LiveSample { at: number; ackUs: number }
+interface LiveSample {
+  at: number;
+  ackUs: number;
+}
 
 /**
  * Live traffic (a sender and a receiver in each of a few rooms) from a server's start until its
  * first retention sweep has run and a little after; samples before the sweep was due and
  * after are summarised apart.
  */
-async function liveDuringSweep(base: string, s: Seeded, plan: HistoryPlan, tokens: Tokens, startedAt: number, say: (l: string) => void)
-  : Promise<Omit<HistoryFigures['live'], 'retentionDays'>> {
+async function liveDuringSweep(
+  base: string,
+  s: Seeded,
+  plan: HistoryPlan,
+  tokens: Tokens,
+  startedAt: number,
+  say: (l: string) => void,
+): Promise<Omit<HistoryFigures['live'], 'retentionDays'>> {
   // Mid-sized rooms with at least two members.
   const rooms: number[] = [];
   const R = s.last.length;
@@ -429,15 +512,18 @@ async function liveDuringSweep(base: string, s: Seeded, plan: HistoryPlan, token
       senders.push({ ws: Object.assign(sender, { pending }), room: roomId(r) });
     }
     let id = 0;
-    const timer = setInterval(() => {
-      for (const x of senders) {
-        const t = performance.now();
-        const sid = ++id;
-        (x.ws as WebSocket & { pending: Map<number, number> }).pending.set(sid, t);
-        x.ws.send(JSON.stringify({ id: sid, cmd: 'send', room: x.room, text: `live:${t}` }));
-        sent++;
-      }
-    }, (1000 * senders.length) / plan.liveRate);
+    const timer = setInterval(
+      () => {
+        for (const x of senders) {
+          const t = performance.now();
+          const sid = ++id;
+          (x.ws as WebSocket & { pending: Map<number, number> }).pending.set(sid, t);
+          x.ws.send(JSON.stringify({ id: sid, cmd: 'send', room: x.room, text: `live:${t}` }));
+          sent++;
+        }
+      },
+      (1000 * senders.length) / plan.liveRate,
+    );
     const due = startedAt + plan.sweepSec * 1000;
     say(`live traffic in ${senders.length} rooms; the sweep is due in ${Math.max(0, Math.round((due - performance.now()) / 1000))} s`);
     let removed = 0;
@@ -447,7 +533,9 @@ async function liveDuringSweep(base: string, s: Seeded, plan: HistoryPlan, token
     const limit = performance.now() + plan.sweepSec * 1000 + 30 * 60_000;
     while (performance.now() < limit) {
       await sleep(250);
-      const text = await fetch(`${base}/metrics`).then((r) => r.text()).catch(() => '');
+      const text = await fetch(`${base}/metrics`)
+        .then((r) => r.text())
+        .catch(() => '');
       if (metric(text, 'parley_retention_sweeps_total') > 0) {
         removed = metric(text, 'parley_retention_removed_total');
         sweepS = metric(text, 'parley_retention_sweep_seconds_total');
@@ -473,9 +561,15 @@ async function liveDuringSweep(base: string, s: Seeded, plan: HistoryPlan, token
     const a = split(acks);
     const d = split(deliveries);
     return {
-      before: { ack: a.before, delivery: d.before }, during: { ack: a.during, delivery: d.during },
-      sent, acked: acks.length, delivered: deliveries.length, failed, ...(firstError ? { firstError } : {}),
-      removed, sweepS: sweepS === null ? null : round(sweepS, 2),
+      before: { ack: a.before, delivery: d.before },
+      during: { ack: a.during, delivery: d.during },
+      sent,
+      acked: acks.length,
+      delivered: deliveries.length,
+      failed,
+      ...(firstError ? { firstError } : {}),
+      removed,
+      sweepS: sweepS === null ? null : round(sweepS, 2),
     };
   } finally {
     for (const ws of sockets) ws.terminate();
@@ -490,9 +584,18 @@ export function historyTable(runs: RunResult[]): string {
   const rows = mine.map((r) => {
     const h = r.history;
     if (!h) return [r.label, `ERROR ${r.error ?? ''}`];
-    return [r.label, h.shape.messages.toLocaleString('en'), String(h.seedS), String(h.startToAuthMs), String(h.disk.perMessage),
+    return [
+      r.label,
+      h.shape.messages.toLocaleString('en'),
+      String(h.seedS),
+      String(h.startToAuthMs),
+      String(h.disk.perMessage),
       ...h.queries.map((q) => String(q.latency?.p99Ms ?? (q.failed ? 'ERR' : '-'))),
-      String(h.live.before.ack?.p99Ms ?? '-'), String(h.live.during.ack?.p99Ms ?? '-'), String(h.live.removed), String(h.live.sweepS ?? '-')];
+      String(h.live.before.ack?.p99Ms ?? '-'),
+      String(h.live.during.ack?.p99Ms ?? '-'),
+      String(h.live.removed),
+      String(h.live.sweepS ?? '-'),
+    ];
   });
   const widths = head.map((x, i) => Math.max(x.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');

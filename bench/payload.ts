@@ -14,7 +14,12 @@ export function encodePayload(room: string, sid: string, n: number, sentUs: numb
   return head.length >= size ? head : head + 'x'.repeat(size - head.length);
 }
 
-export interface Payload { room: string; sid: string; n: number; sentUs: number }
+export interface Payload {
+  room: string;
+  sid: string;
+  n: number;
+  sentUs: number;
+}
 
 export function decodePayload(text: string): Payload | null {
   if (!text.startsWith(MARK)) return null;

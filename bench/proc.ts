@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 let clkTck = 100;
 try {
   clkTck = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-} catch { /* Linux default */ }
+} catch {
+  /* Linux default */
+}
 
 /** User and system (kernel) CPU of the process and all its threads, in milliseconds. */
 export function cpuSplitMs(pid: number): { user: number; sys: number } {
@@ -44,7 +46,10 @@ export function treeCpuMs(parent: number): number {
   return (ticks * 1000) / clkTck;
 }
 
-export interface Mem { rssKiB: number; hwmKiB: number }
+export interface Mem {
+  rssKiB: number;
+  hwmKiB: number;
+}
 
 export function memory(pid: number): Mem {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -72,7 +77,11 @@ export function machine(): { cpus: number; cpuModel: string; memTotalGiB: number
   };
 }
 
-export interface MachineTicks { busyMs: number; stealMs: number; totalMs: number }
+export interface MachineTicks {
+  busyMs: number;
+  stealMs: number;
+  totalMs: number;
+}
 
 /** CPU time of the whole machine (/proc/stat): busy, stolen by the hypervisor, and in all. */
 export function machineTicks(): MachineTicks {

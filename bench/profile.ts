@@ -2,10 +2,25 @@
 // with the most self time, so hot spots can be read without a profiler UI.
 import { readFileSync } from 'node:fs';
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
-interface CpuProfile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
 
-export interface HotSpot { fn: string; where: string; selfMs: number; pct: number }
+export interface HotSpot {
+  fn: string;
+  where: string;
+  selfMs: number;
+  pct: number;
+}
 
 export function hotSpots(file: string, top = 25): { totalMs: number; spots: HotSpot[] } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
@@ -24,12 +39,16 @@ export function hotSpots(file: string, top = 25): { totalMs: number; spots: HotS
     self.set(key, e);
     total += dt;
   });
-  const spots = [...self.values()].sort((a, b) => b.us - a.us).slice(0, top)
+  const spots = [...self.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, top)
     .map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.us / 1000), pct: Math.round((e.us / total) * 1000) / 10 }));
   return { totalMs: Math.round(total / 1000), spots };
 }
 
 export function formatHotSpots(file: string, top = 25): string {
   const { totalMs, spots } = hotSpots(file, top);
-  return [`${file}: ${totalMs} ms sampled`, ...spots.map((s) => `${String(s.pct).padStart(5)}%  ${String(s.selfMs).padStart(6)} ms  ${s.fn}  ${s.where}`)].join('\n');
+  return [`${file}: ${totalMs} ms sampled`, ...spots.map((s) => `${String(s.pct).padStart(5)}%  ${String(s.selfMs).padStart(6)} ms  ${s.fn}  ${s.where}`)].join(
+    '\n',
+  );
 }

@@ -15,8 +15,18 @@ import { runHistory, type HistoryFigures } from './history.js';
 import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
-  TARGETS, TARGET_WORKLOADS, WORKLOADS, type CollectResult, type OpenResult, type RoomSpec, type SentResult, type StepSpec,
-  type StreamEnd, type TargetInfo, type TargetName, type WorkloadName,
+  TARGETS,
+  TARGET_WORKLOADS,
+  WORKLOADS,
+  type CollectResult,
+  type OpenResult,
+  type RoomSpec,
+  type SentResult,
+  type StepSpec,
+  type StreamEnd,
+  type TargetInfo,
+  type TargetName,
+  type WorkloadName,
 } from './types.js';
 
 export interface BenchOptions extends WorkloadOptions {
@@ -101,7 +111,11 @@ export interface RunResult {
   params: Record<string, number | string>;
   connections: number;
   setup: {
-    connectS: number; connectsPerSec: number; connectMs: LatencySummary | null; roomsS: number; failed: number;
+    connectS: number;
+    connectsPerSec: number;
+    connectMs: LatencySummary | null;
+    roomsS: number;
+    failed: number;
     /** Connections the server closed while they sat idle (heartbeat failures). */
     droppedWhileIdle?: number;
   };
@@ -129,12 +143,25 @@ export interface BenchResult {
 }
 
 export const defaultOptions = (): BenchOptions => ({
-  workloads: [...WORKLOADS], targets: [...TARGETS], quick: false, workers: 2, concurrency: 64,
-  warmupMs: 2000, profile: false, synchronous: 'full', quietWaitMs: 30_000, floor: true, nodes: [], outDir: RESULTS_DIR,
+  workloads: [...WORKLOADS],
+  targets: [...TARGETS],
+  quick: false,
+  workers: 2,
+  concurrency: 64,
+  warmupMs: 2000,
+  profile: false,
+  synchronous: 'full',
+  quietWaitMs: 30_000,
+  floor: true,
+  nodes: [],
+  outDir: RESULTS_DIR,
 });
 
 /** A Parley target on one chosen Node: its install, built, and the label its runs carry. */
-interface Runtime { label: string; install: NodeInstall }
+interface Runtime {
+  label: string;
+  install: NodeInstall;
+}
 
 /**
  * Installs and builds Parley for each chosen Node (scripts/with-node.ts). The harness's own
@@ -232,21 +259,23 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
         continue;
       }
       if (workload === 'history') {
-        if (o.targets.includes('parley')) runs.push(...await runHistory(o, startedAt));
+        if (o.targets.includes('parley')) runs.push(...(await runHistory(o, startedAt)));
         continue;
       }
       if (workload === 'cluster') {
         // Parley's own scale-out: the other targets have no cluster mode.
         if (!o.targets.includes('parley')) continue;
         pool ??= new Pool(o.workers);
-        runs.push(...await runCluster(o, pool, startedAt));
+        runs.push(...(await runCluster(o, pool, startedAt)));
         continue;
       }
       const plan = plans[workload](o);
       const fdRoom = openFilesLimit() - 200;
       if (plan.conns.length > fdRoom) {
-        throw new Error(`${workload}: ${plan.conns.length} connections need more open files than this process may have `
-          + `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``);
+        throw new Error(
+          `${workload}: ${plan.conns.length} connections need more open files than this process may have ` +
+            `(soft limit ${fdRoom + 200}); lower the count or raise \`ulimit -n\``,
+        );
       }
       // Threads are started once; each run opens its own connections on them.
       pool ??= new Pool(o.workers);
@@ -271,8 +300,12 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   const tag = `${plan.workload}/${label}`;
   const say = (line: string, final = false): void => o.progress?.(`[${tag}] ${line}`, final);
   const result: RunResult = {
-    workload: plan.workload, target: name, label, node: rt?.install.version ?? process.versions.node,
-    description: plan.description, params: plan.params,
+    workload: plan.workload,
+    target: name,
+    label,
+    node: rt?.install.version ?? process.versions.node,
+    description: plan.description,
+    params: plan.params,
     connections: plan.conns.length,
     setup: { connectS: 0, connectsPerSec: 0, connectMs: null, roomsS: 0, failed: 0 },
     memory: { rssBeforeMiB: 0, rssAfterSetupMiB: 0, rssAfterMiB: 0, peakMiB: 0, perConnectionKiB: null },
@@ -283,7 +316,10 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   try {
     say('starting');
     target = await startTarget(name, {
-      heartbeatMs: plan.heartbeatMs, profileDir, synchronous: o.synchronous, runtime: rt?.install,
+      heartbeatMs: plan.heartbeatMs,
+      profileDir,
+      synchronous: o.synchronous,
+      runtime: rt?.install,
       logFile: join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${label}.log`),
     });
     const pid = target.pid;
@@ -314,8 +350,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
       const r = await runStep(p, { pids: [pid] }, s, workerOf, say, o.quietWaitMs);
       if (s.warmup) continue;
       result.steps.push(r);
-      const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500
-        || (typeof s.rate === 'number' && r.ackedPerSec < s.rate * 0.8);
+      const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500 || (typeof s.rate === 'number' && r.ackedPerSec < s.rate * 0.8);
       if (plan.sweep && overloaded && s !== steps[steps.length - 1]) {
         result.stoppedAt = `${s.name}: target overloaded (p99 ${r.latency?.p99Ms ?? '-'} ms, lost ${r.lost}, ${r.ackedPerSec}/s acked)`;
         break;
@@ -340,7 +375,10 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
 }
 
 /** Connections are dealt round the load-generator threads. */
-export const workerOfConn = (p: Pool) => (conn: number): number => conn % p.size;
+export const workerOfConn =
+  (p: Pool) =>
+  (conn: number): number =>
+    conn % p.size;
 
 /**
  * Opens the plan's connections (timed: connects per second), then makes its rooms and
@@ -348,14 +386,22 @@ export const workerOfConn = (p: Pool) => (conn: number): number => conn % p.size
  * server is idle again. Throws when a connection fails.
  */
 export async function connectAndSetup(
-  p: Pool, plan: Plan, target: TargetInfo, o: BenchOptions, say: (l: string) => void, pids: number[],
+  p: Pool,
+  plan: Plan,
+  target: TargetInfo,
+  o: BenchOptions,
+  say: (l: string) => void,
+  pids: number[],
 ): Promise<RunResult['setup']> {
   const workerOf = workerOfConn(p);
   const ticker = setInterval(() => say(`connecting ${plan.conns.length} connections`), 1000);
   let opened: OpenResult[];
   try {
     opened = await p.all<OpenResult>((w) => ({
-      t: 'open', target, conns: plan.conns.filter((c) => workerOf(c.index) === w), concurrency: o.concurrency,
+      t: 'open',
+      target,
+      conns: plan.conns.filter((c) => workerOf(c.index) === w),
+      concurrency: o.concurrency,
     }));
   } finally {
     clearInterval(ticker);
@@ -366,8 +412,11 @@ export async function connectAndSetup(
   const connectHist = mergeHistograms([]);
   for (const r of opened) for (const ms of r.connectMs) connectHist.recordValue(Math.max(1, Math.round(ms * 1000)));
   const setup: RunResult['setup'] = {
-    connectS: round(connectS), connectsPerSec: Math.round((plan.conns.length - failed) / connectS),
-    connectMs: summarize(connectHist), roomsS: 0, failed,
+    connectS: round(connectS),
+    connectsPerSec: Math.round((plan.conns.length - failed) / connectS),
+    connectMs: summarize(connectHist),
+    roomsS: 0,
+    failed,
   };
   if (failed > 0) throw new Error(`${failed} connections failed: ${opened.find((r) => r.firstError)?.firstError}`);
 
@@ -375,12 +424,14 @@ export async function connectAndSetup(
   const t1 = performance.now();
   const users = (r: RoomSpec): string[] => r.members.map((m) => plan.conns[m]!.user);
   const owned = await p.all<Record<string, string>>((w) => ({
-    t: 'owners', rooms: plan.rooms.filter((r) => workerOf(r.members[0]!) === w).map((r) => ({ ...r, users: users(r) })),
+    t: 'owners',
+    rooms: plan.rooms.filter((r) => workerOf(r.members[0]!) === w).map((r) => ({ ...r, users: users(r) })),
   }));
   const actual: Record<string, string> = Object.assign({}, ...owned) as Record<string, string>;
   say('joining members');
   await p.all<number>((w) => ({
-    t: 'members', actual,
+    t: 'members',
+    actual,
     rooms: plan.rooms.filter((r) => r.members.slice(1).some((m) => workerOf(m) === w)).map((r) => ({ ...r, actual: actual[r.id]! })),
   }));
   await quiet(pids);
@@ -409,7 +460,10 @@ function warmups(plan: Plan, ms: number, settle: boolean): StepSpec[] {
   const receivers = first.senders.reduce((a, x) => a + Math.max(1, (size.get(x.room) ?? 2) - 1), 0) / Math.max(1, first.senders.length);
   const rate = Math.max(first.rate, Math.min(WARMUP_RATE, Math.floor(WARMUP_DELIVERIES / receivers)));
   if (rate === first.rate || !settle) return [{ ...warm, rate }];
-  return [{ ...warm, rate }, { ...warm, name: 'settle', durationMs: SETTLE_MS }];
+  return [
+    { ...warm, rate },
+    { ...warm, name: 'settle', durationMs: SETTLE_MS },
+  ];
 }
 
 /** Called around a step's measurement: right before sending starts, and once everything is collected. */
@@ -419,7 +473,12 @@ export interface StepHooks {
 }
 
 export async function runStep(
-  p: Pool, m: Measured, s: StepSpec & { id: number }, workerOf: (c: number) => number, say: (l: string) => void, quietWaitMs: number,
+  p: Pool,
+  m: Measured,
+  s: StepSpec & { id: number },
+  workerOf: (c: number) => number,
+  say: (l: string) => void,
+  quietWaitMs: number,
   hooks: StepHooks = {},
 ): Promise<StepResult> {
   await quietMachine(m, say, quietWaitMs);
@@ -438,7 +497,9 @@ export async function runStep(
     let server = '';
     try {
       server = ` server cpu ${((cpuOf(pids) - cpu0) / 10 / secs).toFixed(0)}% rss ${mib(rssOf(pids))} MiB`;
-    } catch { /* a server that has exited fails the step below, not the progress line */ }
+    } catch {
+      /* a server that has exited fails the step below, not the progress line */
+    }
     say(`${label} ${secs.toFixed(1)}s sent ${t.sent} acked ${t.acked} delivered ${t.received}${t.expected ? `/${t.expected}` : ''}${server}`);
   }, 500);
   try {
@@ -484,17 +545,28 @@ export async function runStep(
     const lastSend = Math.max(...sent.map((r) => r.lastSendUs));
     const sendS = Number.isFinite(first) && lastSend > first ? (lastSend - first) / 1e6 : s.durationMs / 1000;
     return {
-      name: s.name, rate: s.rate, durationS: round(sendS),
-      sent: sent.reduce((a, r) => a + r.sent, 0), acked, errors: sent.reduce((a, r) => a + r.errors, 0),
+      name: s.name,
+      rate: s.rate,
+      durationS: round(sendS),
+      sent: sent.reduce((a, r) => a + r.sent, 0),
+      acked,
+      errors: sent.reduce((a, r) => a + r.errors, 0),
       timeouts: sent.reduce((a, r) => a + r.timeouts, 0),
       firstError: sent.find((r) => r.firstError)?.firstError,
       ackedPerSec: Math.round(acked / sendS),
-      expected, delivered, deliveriesPerSec: Math.round(delivered / sendS),
-      lost: sum((r) => r.lost), duplicated: sum((r) => r.duplicated), outOfOrder: sum((r) => r.outOfOrder),
-      late: sum((r) => r.late), closedEarly: sum((r) => r.closedEarly), drained,
+      expected,
+      delivered,
+      deliveriesPerSec: Math.round(delivered / sendS),
+      lost: sum((r) => r.lost),
+      duplicated: sum((r) => r.duplicated),
+      outOfOrder: sum((r) => r.outOfOrder),
+      late: sum((r) => r.late),
+      closedEarly: sum((r) => r.closedEarly),
+      drained,
       latency: summarize(mergeHistograms(c.map((r) => r.latency))),
       ack: summarize(mergeHistograms(sent.map((r) => r.ack))),
-      serverCpuMs: Math.round(cpu), serverCpuPct: Math.round(cpu / 10 / wall),
+      serverCpuMs: Math.round(cpu),
+      serverCpuPct: Math.round(cpu / 10 / wall),
       serverSysPct: cpu > 0 ? Math.round((sys / cpu) * 100) : null,
       cpuUsPerDelivery: delivered > 0 ? round((cpu * 1000) / delivered) : null,
       cpuUsPerMessage: acked > 0 ? round((cpu * 1000) / acked) : null,

@@ -71,7 +71,12 @@ function transpilePeer(name: string): string {
   return out;
 }
 
-interface Command { node: string; args: string[]; env: NodeJS.ProcessEnv; cwd: string }
+interface Command {
+  node: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
 
 function command(name: TargetName, port: number, dataDir: string, o: TargetOptions): Command {
   const parley = name === 'parley' || name === 'parley-mqtt';
@@ -86,17 +91,33 @@ function command(name: TargetName, port: number, dataDir: string, o: TargetOptio
     return {
       node: o.runtime?.node ?? process.execPath,
       cwd: root,
-      args: [cli, 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
-        '--set', `auth.secret=${SECRET}`, '--set', 'log.level=warn',
+      args: [
+        cli,
+        'start',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--data-dir',
+        dataDir,
+        '--set',
+        `auth.secret=${SECRET}`,
+        '--set',
+        'log.level=warn',
         // Every load-generating connection comes from this machine's address.
-        '--set', 'http.connectionsPerAddress=0',
+        '--set',
+        'http.connectionsPerAddress=0',
         // The benchmark measures throughput, not the defences against one abusive client: the
         // default rate limiter (10 messages a second per user) is off, and the cap on commands
         // in flight per connection is above any --window the harness sends with.
-        '--set', 'plugins.rateLimit.enabled=false', '--set', 'limits.maxInFlight=100000',
+        '--set',
+        'plugins.rateLimit.enabled=false',
+        '--set',
+        'limits.maxInFlight=100000',
         // The MQTT variant: Chat21-style clients on MQTT over WebSocket (/mqtt on the same port).
         ...(name === 'parley-mqtt' ? ['--set', 'mqtt.enabled=true', '--set', 'mqtt.port=0'] : []),
-        ...(o.settings ?? []).flatMap((kv) => ['--set', kv])],
+        ...(o.settings ?? []).flatMap((kv) => ['--set', kv]),
+      ],
       env,
     };
   }
@@ -126,7 +147,9 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   const port = await freePort();
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const { node, args, env, cwd } = command(name, port, dataDir, o);
-  const nodeArgs = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`] : [];
+  const nodeArgs = o.profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`]
+    : [];
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
   const child = spawn(node, [...nodeArgs, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });
@@ -141,7 +164,10 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
     throw new Error(`${name}: ${(err as Error).message} (log: ${o.logFile})`, { cause: err });
   }
   return {
-    name, pid: child.pid!, port, secret: SECRET,
+    name,
+    pid: child.pid!,
+    port,
+    secret: SECRET,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -35,7 +35,10 @@ export interface RoomSpec {
   members: number[];
 }
 
-export interface SenderSpec { conn: number; room: string }
+export interface SenderSpec {
+  conn: number;
+  room: string;
+}
 
 export interface StepSpec {
   name: string;
@@ -71,9 +74,22 @@ export type ToWorker =
 /** What a sender stream finally sent: room, stream id, last counter, sends that failed. */
 export type StreamEnd = [room: string, sid: string, last: number, failed: number];
 
-export interface Tick { t: 'tick'; sent: number; acked: number; received: number; frames: number; expected: number }
+export interface Tick {
+  t: 'tick';
+  sent: number;
+  acked: number;
+  received: number;
+  frames: number;
+  expected: number;
+}
 
-export interface OpenResult { opened: number; failed: number; firstError?: string; connectMs: number[]; wallMs: number }
+export interface OpenResult {
+  opened: number;
+  failed: number;
+  firstError?: string;
+  connectMs: number[];
+  wallMs: number;
+}
 export interface SentResult {
   streams: StreamEnd[];
   sent: number;

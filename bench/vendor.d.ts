@@ -19,7 +19,9 @@ declare module 'socket.io-client-v2' {
 
 declare module 'chat-service' {
   import type { Server as HttpServer } from 'node:http';
-  interface HandshakeData { query: Record<string, string | undefined> }
+  interface HandshakeData {
+    query: Record<string, string | undefined>;
+  }
   interface ChatServiceOptions {
     port?: number;
     enableRoomsManagement?: boolean;

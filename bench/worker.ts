@@ -7,9 +7,7 @@ import { drivers } from './drivers/index.js';
 import type { ClientConn } from './drivers/driver.js';
 import { encodeHistogram, newHistogram, type Histogram } from './hist.js';
 import { accept, decodePayload, encodePayload, nowUs, type StreamState } from './payload.js';
-import type {
-  CollectResult, ConnSpec, FromWorker, OpenResult, SenderSpec, SentResult, StepSpec, StreamEnd, TargetInfo, ToWorker,
-} from './types.js';
+import type { CollectResult, ConnSpec, FromWorker, OpenResult, SenderSpec, SentResult, StepSpec, StreamEnd, TargetInfo, ToWorker } from './types.js';
 
 interface Client {
   spec: ConnSpec;
@@ -77,30 +75,38 @@ async function open(t: TargetInfo, conns: ConnSpec[], concurrency: number): Prom
   // A cluster's connections each go to their own node, as a load balancer would send them.
   const targetOf = (c: ConnSpec): TargetInfo => (c.node !== undefined && t.ports ? { ...t, port: t.ports[c.node]! } : t);
   // Tokens are minted before connecting so signing does not count as connecting.
-  const tokens = await Promise.all(conns.map((c) =>
-    new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(c.user).setIssuedAt().setExpirationTime('2h').sign(key)));
+  const tokens = await Promise.all(
+    conns.map((c) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(c.user).setIssuedAt().setExpirationTime('2h').sign(key)),
+  );
   clients = conns.map((spec) => ({ spec, conn: null, streams: new Map(), own: '', closed: false }));
   for (const c of clients) byIndex.set(c.spec.index, c);
   const result: OpenResult = { opened: 0, failed: 0, connectMs: [], wallMs: 0 };
   const start = performance.now();
-  await mapLimit(clients.map((c, i) => [c, tokens[i]!] as const), concurrency, async ([c, token]) => {
-    const t0 = performance.now();
-    try {
-      c.conn = await connect({
-        target: targetOf(c.spec), user: c.spec.user, token, localAddress: c.spec.localAddress,
-        onText: (_room, text) => onText(c, text),
-        onClose: () => {
-          if (!c.closed) closedEarly++;
-          c.closed = true;
-        },
-      });
-      result.opened++;
-      result.connectMs.push(performance.now() - t0);
-    } catch (err) {
-      result.failed++;
-      result.firstError ??= (err as Error).message;
-    }
-  });
+  await mapLimit(
+    clients.map((c, i) => [c, tokens[i]!] as const),
+    concurrency,
+    async ([c, token]) => {
+      const t0 = performance.now();
+      try {
+        c.conn = await connect({
+          target: targetOf(c.spec),
+          user: c.spec.user,
+          token,
+          localAddress: c.spec.localAddress,
+          onText: (_room, text) => onText(c, text),
+          onClose: () => {
+            if (!c.closed) closedEarly++;
+            c.closed = true;
+          },
+        });
+        result.opened++;
+        result.connectMs.push(performance.now() - t0);
+      } catch (err) {
+        result.failed++;
+        result.firstError ??= (err as Error).message;
+      }
+    },
+  );
   result.wallMs = performance.now() - start;
   return result;
 }
@@ -113,15 +119,28 @@ function live(index: number): ClientConn {
 
 // ---- sending ---------------------------------------------------------------------------
 
-interface Sender { conn: ClientConn; room: string; actualRoom: string; sid: string; n: number; failed: number; inflight: number }
+interface Sender {
+  conn: ClientConn;
+  room: string;
+  actualRoom: string;
+  sid: string;
+  n: number;
+  failed: number;
+  inflight: number;
+}
 
 /** An acknowledgement later than this is a timeout: the SDK gives up on a send after 10 s. */
 const ACK_TIMEOUT_US = 10_000_000;
 
 async function runStep(step: StepSpec, rate: number | 'max', specs: SenderSpec[]): Promise<SentResult> {
   const senders: Sender[] = specs.map((s) => ({
-    conn: live(s.conn), room: s.room, actualRoom: actual[s.room] ?? s.room, sid: `${stepPrefix}${s.conn}`,
-    n: 0, failed: 0, inflight: 0,
+    conn: live(s.conn),
+    room: s.room,
+    actualRoom: actual[s.room] ?? s.room,
+    sid: `${stepPrefix}${s.conn}`,
+    n: 0,
+    failed: 0,
+    inflight: 0,
   }));
   let errors = 0;
   let slowAcks = 0;

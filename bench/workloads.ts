@@ -76,9 +76,15 @@ function chat21(o: WorkloadOptions): Plan {
   const rate = o.rates?.[0] ?? 60;
   const d = seconds(o, 10, 1);
   // Both users talk, so each one's latency is measured on the other's deliveries.
-  const both = (r: string): SenderSpec[] => [{ conn: 0, room: r }, { conn: 1, room: r }];
+  const both = (r: string): SenderSpec[] => [
+    { conn: 0, room: r },
+    { conn: 1, room: r },
+  ];
   return {
-    workload: 'chat21', sweep: false, conns: c, rooms,
+    workload: 'chat21',
+    sweep: false,
+    conns: c,
+    rooms,
     description: `Chat21's benchmark: two users, direct messages at ${rate} msg/s, then a group at ${rate} msg/s`,
     steps: [step('direct', rate, d, both('d1'), o), step('group', rate, d, both('g1'), o)],
     params: { users: 2, rate, durationS: d / 1000 },
@@ -92,12 +98,22 @@ function fanout(o: WorkloadOptions): Plan {
   // Publishers plus probes spread evenly over the member list (late joiners included).
   const probeEvery = Math.max(1, Math.floor(m / Math.max(1, extra)));
   const c = conns(m, (i) => i < p || i % probeEvery === probeEvery - 1);
-  const rooms = [room('f1', 'channel', c.map((x) => x.index), c)];
+  const rooms = [
+    room(
+      'f1',
+      'channel',
+      c.map((x) => x.index),
+      c,
+    ),
+  ];
   const rates = o.rates ?? (o.quick ? [20, 100] : [10, 25, 50, 100, 200]);
   const d = seconds(o, 5, 1);
   const pubs = Array.from({ length: p }, (_, i) => ({ conn: i, room: 'f1' }));
   return {
-    workload: 'fanout', sweep: true, conns: c, rooms,
+    workload: 'fanout',
+    sweep: true,
+    conns: c,
+    rooms,
     description: `one room of ${m} members, ${p} publishers, rate sweep ${rates.join(', ')} msg/s`,
     steps: rates.map((r) => step(`${r}/s`, r, d, pubs, o)),
     params: { members: m, publishers: p, rates: rates.join(','), durationS: d / 1000 },
@@ -109,12 +125,22 @@ function rooms(o: WorkloadOptions): Plan {
   const k = o.roomSize ?? 5;
   // One probe per room; every member may be picked as a sender.
   const c = conns(n * k, (i) => i % k === 0);
-  const rs = Array.from({ length: n }, (_, r) => room(`r${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
+  const rs = Array.from({ length: n }, (_, r) =>
+    room(
+      `r${r}`,
+      'channel',
+      Array.from({ length: k }, (_, j) => r * k + j),
+      c,
+    ),
+  );
   const rate = o.rates?.[0] ?? (o.quick ? 500 : 2000);
   const d = seconds(o, 10, 1.5);
   const senders = rs.flatMap((r) => r.members.map((m) => ({ conn: m, room: r.id })));
   return {
-    workload: 'rooms', sweep: false, conns: c, rooms: rs,
+    workload: 'rooms',
+    sweep: false,
+    conns: c,
+    rooms: rs,
     description: `${n} rooms x ${k} members, random senders, ${rate} msg/s overall`,
     steps: [step(`${rate}/s`, rate, d, senders, o)],
     params: { rooms: n, roomSize: k, rate, durationS: d / 1000 },
@@ -131,7 +157,10 @@ function ingest(o: WorkloadOptions): Plan {
   const fixed = o.rates ?? (o.quick ? [1000] : [5000]);
   const d = seconds(o, 8, 1);
   return {
-    workload: 'ingest', sweep: false, conns: c, rooms: rs,
+    workload: 'ingest',
+    sweep: false,
+    conns: c,
+    rooms: rs,
     description: `${s} senders, each with its own room; as fast as acks allow (${w} in flight each), then fixed ${fixed.join(', ')}/s`,
     steps: [step('max', 'max', d, senders, o, w), ...fixed.map((r) => step(`${r}/s`, r, d, senders, o))],
     params: { senders: s, window: w, rates: fixed.join(','), durationS: d / 1000 },
@@ -143,14 +172,27 @@ function connections(o: WorkloadOptions): Plan {
   const k = o.roomSize ?? 10;
   const c = conns(n, () => false);
   const rs: RoomSpec[] = [];
-  for (let r = 0; r * k < n; r++) rs.push(room(`c${r}`, 'channel', c.slice(r * k, (r + 1) * k).map((x) => x.index), c));
+  for (let r = 0; r * k < n; r++)
+    rs.push(
+      room(
+        `c${r}`,
+        'channel',
+        c.slice(r * k, (r + 1) * k).map((x) => x.index),
+        c,
+      ),
+    );
   // Long enough for V8 to collect what setup left behind (authentication, joins): a 12 s hold
   // measured up to 40% more RSS per connection at 19,800 than a 40 s one, all of it garbage.
   const idleMs = Math.round((o.idle ?? (o.quick ? 1 : 40)) * 1000);
   return {
-    workload: 'connections', sweep: false, conns: c, rooms: rs, steps: [],
+    workload: 'connections',
+    sweep: false,
+    conns: c,
+    rooms: rs,
+    steps: [],
     description: `${n} idle authenticated connections, ${k} per room, heartbeats every 5 s, held ${idleMs / 1000} s`,
-    heartbeatMs: 5000, idleMs,
+    heartbeatMs: 5000,
+    idleMs,
     params: { connections: n, roomSize: k, idleS: idleMs / 1000, heartbeatS: 5 },
   };
 }
@@ -200,23 +242,46 @@ export function clusterPlan(shape: ClusterShape, nodes: number, o: WorkloadOptio
       const j = Math.floor(rnd() * (i + 1));
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    order.forEach((conn, i) => { c[conn]!.node = i % nodes; });
-    rs = Array.from({ length: n }, (_, r) => room(`s${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
+    order.forEach((conn, i) => {
+      c[conn]!.node = i % nodes;
+    });
+    rs = Array.from({ length: n }, (_, r) =>
+      room(
+        `s${r}`,
+        'channel',
+        Array.from({ length: k }, (_, j) => r * k + j),
+        c,
+      ),
+    );
   } else {
     const n = 10;
     const k = Math.max(nodes, 6);
     // Consecutive members go to consecutive nodes: with k >= nodes every room has members on every node.
     c = conns(n * k, () => true);
     for (const x of c) x.node = x.index % nodes;
-    rs = Array.from({ length: n }, (_, r) => room(`h${r}`, 'channel', Array.from({ length: k }, (_, j) => r * k + j), c));
+    rs = Array.from({ length: n }, (_, r) =>
+      room(
+        `h${r}`,
+        'channel',
+        Array.from({ length: k }, (_, j) => r * k + j),
+        c,
+      ),
+    );
   }
   const senders = rs.flatMap((r) => r.members.map((m) => ({ conn: m, room: r.id })));
   const size = rs[0]!.members.length;
   return {
-    workload: 'cluster', shape, nodes, sweep: true, conns: c, rooms: rs, steps: [],
-    description: shape === 'small'
-      ? `${rs.length} rooms x ${size} members on ${nodes} node(s), members placed at random, random senders`
-      : `${rs.length} hot rooms x ${size} members, members on every one of ${nodes} node(s), random senders`,
+    workload: 'cluster',
+    shape,
+    nodes,
+    sweep: true,
+    conns: c,
+    rooms: rs,
+    steps: [],
+    description:
+      shape === 'small'
+        ? `${rs.length} rooms x ${size} members on ${nodes} node(s), members placed at random, random senders`
+        : `${rs.length} hot rooms x ${size} members, members on every one of ${nodes} node(s), random senders`,
     params: { shape, nodes, rooms: rs.length, roomSize: size, connections: c.length, durationS: d / 1000 },
     stepMs: d,
     stepAt: (rate) => step(`${rate}/s`, rate, d, senders, o),

@@ -53,7 +53,10 @@ function resolveVersion(wanted: string, log: (l: string) => void): string {
   } catch (err) {
     // Offline: the newest one fetched before will do.
     const cached = existsSync(cacheDir())
-      ? readdirSync(cacheDir()).map((d) => /^node-v(\d+\.\d+\.\d+)-/.exec(d)?.[1]).filter((v): v is string => v?.split('.')[0] === wanted).sort(byVersion)
+      ? readdirSync(cacheDir())
+          .map((d) => /^node-v(\d+\.\d+\.\d+)-/.exec(d)?.[1])
+          .filter((v): v is string => v?.split('.')[0] === wanted)
+          .sort(byVersion)
       : [];
     if (cached.length > 0) {
       log(`registry not reachable (${(err as Error).message.split('\n')[0]}); using the cached Node ${cached[cached.length - 1]}`);
@@ -72,7 +75,10 @@ function fetchNode(version: string, log: (l: string) => void): string {
   const tmp = mkdtempSync(join(cacheDir(), '.fetch-'));
   try {
     log(`fetching Node ${version} (${PLATFORM_PACKAGE}) from the npm registry`);
-    const tgz = execFileSync('npm', ['pack', `${PLATFORM_PACKAGE}@${version}`, '--pack-destination', tmp, '--silent'], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tgz = execFileSync('npm', ['pack', `${PLATFORM_PACKAGE}@${version}`, '--pack-destination', tmp, '--silent'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()!;
     execFileSync('tar', ['xzf', join(tmp, tgz), '-C', tmp]);
     renameSync(join(tmp, 'package'), dir);
   } finally {
@@ -84,13 +90,18 @@ function fetchNode(version: string, log: (l: string) => void): string {
 /** The files of the checkout as they are now: tracked and new ones, without what git ignores. */
 function checkoutFiles(): string[] {
   try {
-    const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return out.split('\0').filter((f) => f !== '' && !NOT_COPIED.has(f.split('/')[0]!) && existsSync(join(ROOT, f)));
   } catch {
     // Not a git checkout (an unpacked archive): everything but what is built or installed.
-    const walk = (rel: string): string[] => readdirSync(join(ROOT, rel), { withFileTypes: true })
-      .filter((e) => !(rel === '' && NOT_COPIED.has(e.name)) && e.name !== 'node_modules')
-      .flatMap((e) => (e.isDirectory() ? walk(join(rel, e.name)) : [join(rel, e.name)]));
+    const walk = (rel: string): string[] =>
+      readdirSync(join(ROOT, rel), { withFileTypes: true })
+        .filter((e) => !(rel === '' && NOT_COPIED.has(e.name)) && e.name !== 'node_modules')
+        .flatMap((e) => (e.isDirectory() ? walk(join(rel, e.name)) : [join(rel, e.name)]));
     return walk('');
   }
 }
@@ -130,8 +141,11 @@ export function installNode(wanted: string, log: (l: string) => void = (l) => pr
   const root = join(cacheDir(), 'checkouts', `${basename(ROOT)}-${key}`, `node${version.split('.')[0]}`);
   log(`Node ${version} in ${root}`);
   syncCopy(root);
-  const stamp = createHash('sha256').update(version)
-    .update(readFileSync(join(root, 'package.json'))).update(readFileSync(join(root, 'package-lock.json'))).digest('hex');
+  const stamp = createHash('sha256')
+    .update(version)
+    .update(readFileSync(join(root, 'package.json')))
+    .update(readFileSync(join(root, 'package-lock.json')))
+    .digest('hex');
   const stampFile = join(root, 'node_modules', '.parley-install');
   if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
     log(`npm ci with Node ${version}`);
@@ -155,8 +169,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (err: Error) => {
-    process.stderr.write(`with-node: ${err.message}\n`);
-    process.exit(1);
-  });
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: Error) => {
+      process.stderr.write(`with-node: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
 }

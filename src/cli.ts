@@ -5,7 +5,13 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { mintToken } from './auth/jwt.js';
 import { createParley } from './server.js';
 
-interface CommonOpts { config?: string; port?: string; host?: string; dataDir?: string; set?: string[] }
+interface CommonOpts {
+  config?: string;
+  port?: string;
+  host?: string;
+  dataDir?: string;
+  set?: string[];
+}
 
 function withConfigOptions(cmd: Command): Command {
   return cmd
@@ -39,7 +45,11 @@ const program = new Command('parley').description('Parley chat server').showHelp
 
 withConfigOptions(program.command('start').description('run a Parley node')).action(async (opts: CommonOpts) => {
   let config: Config;
-  try { config = configFrom(opts); } catch (err) { fail(err); }
+  try {
+    config = configFrom(opts);
+  } catch (err) {
+    fail(err);
+  }
   const parley = await createParley(config);
   try {
     await parley.listen();
@@ -53,10 +63,13 @@ withConfigOptions(program.command('start').description('run a Parley node')).act
     if (stopping) return;
     stopping = true;
     parley.log.info({ signal }, 'shutting down');
-    parley.close().then(() => process.exit(0), (err) => {
-      parley.log.error({ err }, 'shutdown failed');
-      process.exit(1);
-    });
+    parley.close().then(
+      () => process.exit(0),
+      (err) => {
+        parley.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -77,7 +90,7 @@ withConfigOptions(program.command('token').description('mint a development JWT w
         if (!p || typeof p !== 'object' || Array.isArray(p)) throw new Error('--profile must be a JSON object');
         profile = p as Record<string, unknown>;
       }
-      process.stdout.write(await mintToken(config, user, { name: opts.name, profile, admin: opts.admin, expiresIn: opts.ttl }) + '\n');
+      process.stdout.write((await mintToken(config, user, { name: opts.name, profile, admin: opts.admin, expiresIn: opts.ttl })) + '\n');
     } catch (err) {
       fail(err);
     }

@@ -25,9 +25,7 @@ export class ParleyError extends Error {
     if (details) this.details = details;
   }
   toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
-    return this.details
-      ? { code: this.code, message: this.message, details: this.details }
-      : { code: this.code, message: this.message };
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
   }
 }
 
@@ -36,4 +34,3 @@ export function toParleyError(err: unknown): ParleyError {
   if (err instanceof ParleyError) return err;
   return new ParleyError('internal');
 }
-

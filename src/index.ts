@@ -5,7 +5,20 @@ export { mintToken, createVerifier, type Identity } from './auth/jwt.js';
 export { ParleyError, ErrorCodes, type ErrorCode } from './errors.js';
 export type { Store } from './store/store.js';
 export type { Bus, Presence } from './bus/bus.js';
-export { Hooks, commandHook, messageValidator, HOOKED_COMMANDS, type Hook, type HookContext, type HookOutcome, type CommandHook, type CommandContext, type MessageDraft, type MessageValidator, type Notification } from './service/hooks.js';
+export {
+  Hooks,
+  commandHook,
+  messageValidator,
+  HOOKED_COMMANDS,
+  type Hook,
+  type HookContext,
+  type HookOutcome,
+  type CommandHook,
+  type CommandContext,
+  type MessageDraft,
+  type MessageValidator,
+  type Notification,
+} from './service/hooks.js';
 export type { Plugin, PluginContext } from './plugins/plugin.js';
 export type { DomainEventMap, DomainEventName, DomainEventSource, Actor, LeaveReason } from './service/events.js';
 export { requireAdmin, adminOf, ADMIN_SECURITY, type AdminPrincipal } from './plugins/admin.js';

@@ -138,7 +138,11 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
   let pool: PgPool | undefined;
   if (pg.url) {
     const ps = await PostgresStore.open({
-      url: pg.url, poolSize: pg.poolSize, statementTimeoutMs: pg.statementTimeoutMs, connectTimeoutMs: pg.statementTimeoutMs, log,
+      url: pg.url,
+      poolSize: pg.poolSize,
+      statementTimeoutMs: pg.statementTimeoutMs,
+      connectTimeoutMs: pg.statementTimeoutMs,
+      log,
       ...(incarnation !== undefined ? { applicationName: applicationName(nodeId, incarnation) } : {}),
     });
     store = ps;
@@ -150,7 +154,11 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     push = new PostgresPushStore(ps.pool);
     rich = { notifications: new PostgresNotificationStore(ps.pool), pins: new PostgresPinStore(ps.pool), versions: new PostgresVersionStore(ps.pool) };
   } else {
-    const ss = new SqliteStore({ file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'), synchronous: cfg.store.sqlite.synchronous, commitIntervalMs: cfg.store.sqlite.commitIntervalMs });
+    const ss = new SqliteStore({
+      file: cfg.store.sqlite.file ?? join(cfg.dataDir, 'parley.db'),
+      synchronous: cfg.store.sqlite.synchronous,
+      commitIntervalMs: cfg.store.sqlite.commitIntervalMs,
+    });
     store = ss;
     db = ss.db;
     accounts = new SqliteAccountStore(ss.db);
@@ -160,20 +168,38 @@ async function openBackends(cfg: Config, log: Logger): Promise<Backends> {
     rich = { notifications: new SqliteNotificationStore(ss.db), pins: new SqlitePinStore(ss.db), versions: new SqliteVersionStore(ss.db) };
   }
   const windowMs = cfg.accounts.loginWindowSec * 1000;
-  if (!isCluster(cfg)) return { store, accounts, directory, chat21, rich, push, words, db, pool, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
+  if (!isCluster(cfg))
+    return { store, accounts, directory, chat21, rich, push, words, db, pool, nodeId, bus: new MemoryBus(nodeId), limiter: new MemoryLoginLimiter(windowMs) };
   const redis = cfg.bus.redis;
   let bus: RedisBus;
   try {
     bus = await RedisBus.open({
-      url: redis.url, cluster: redis.cluster, prefix: redis.prefix, nodeId, commandTimeoutMs: redis.commandTimeoutMs,
-      heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
+      url: redis.url,
+      cluster: redis.cluster,
+      prefix: redis.prefix,
+      nodeId,
+      commandTimeoutMs: redis.commandTimeoutMs,
+      heartbeatMs: cfg.cluster.heartbeatMs,
+      nodeTimeoutMs: cfg.cluster.nodeTimeoutMs,
+      log,
     });
   } catch (err) {
     await store.close();
     throw err;
   }
   return {
-    store, accounts, directory, chat21, rich, push, words, db, pool, bus, nodeId, incarnation,
+    store,
+    accounts,
+    directory,
+    chat21,
+    rich,
+    push,
+    words,
+    db,
+    pool,
+    bus,
+    nodeId,
+    incarnation,
     limiter: new RedisLoginLimiter(bus.client, redis.prefix, windowMs, bus.commandTimeoutMs),
     rateCounter: new RedisRateCounter(bus.client, redis.prefix, bus.commandTimeoutMs),
   };
@@ -199,11 +225,17 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const isAccount = async (user: string) => (await backends.accounts.accountByUser(user)) !== null;
   const verify = withAccountIdsReserved(verifyAny, isAccount);
   if (cfg.accounts.admins.length > 0) {
-    accounts.missingAdmins().then((missing) => {
-      if (missing.length > 0) {
-        log.warn({ admins: missing }, 'accounts.admins lists usernames that have no account; nobody can register them while listed: take them off the list, register, list them again');
-      }
-    }, (err: unknown) => log.warn({ err }, 'could not check accounts.admins'));
+    accounts.missingAdmins().then(
+      (missing) => {
+        if (missing.length > 0) {
+          log.warn(
+            { admins: missing },
+            'accounts.admins lists usernames that have no account; nobody can register them while listed: take them off the list, register, list them again',
+          );
+        }
+      },
+      (err: unknown) => log.warn({ err }, 'could not check accounts.admins'),
+    );
   }
   // The metrics read the transports lazily, so they can be built before them.
   const metrics: Metrics = new Metrics({
@@ -219,37 +251,66 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   // nodes, fenced by the epoch in PostgreSQL); the other nodes forward its writes over /cluster.
   const secret = isCluster(cfg) ? clusterSecret(cfg) : undefined;
   const self = { id: backends.nodeId, url: '' };
-  const placement = secret !== undefined && store instanceof PostgresStore && backends.incarnation !== undefined
-    ? new PostgresPlacement({
-      pool: store.pool, self, incarnation: backends.incarnation, heartbeatMs: cfg.cluster.heartbeatMs, nodeTimeoutMs: cfg.cluster.nodeTimeoutMs, log,
-    })
-    : null;
+  const placement =
+    secret !== undefined && store instanceof PostgresStore && backends.incarnation !== undefined
+      ? new PostgresPlacement({
+          pool: store.pool,
+          self,
+          incarnation: backends.incarnation,
+          heartbeatMs: cfg.cluster.heartbeatMs,
+          nodeTimeoutMs: cfg.cluster.nodeTimeoutMs,
+          log,
+        })
+      : null;
   const forwarder = secret !== undefined ? new WsForwarder({ self: backends.nodeId, secret, log, ...(placement ? { placement } : {}) }) : null;
-  const service = new Service(store, bus, hub, {
-    textChars: cfg.limits.textChars, heartbeatMs: cfg.limits.heartbeatMs, maxInFlight: cfg.limits.maxInFlight, keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
-    roomsPerUser: cfg.limits.roomsPerUser, roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser, typingIntervalMs: cfg.limits.typingIntervalMs,
-    connectionsPerUser: cfg.limits.connectionsPerUser,
-    // Without owning nodes (PostgreSQL outside cluster mode), writers lock each batch's rooms.
-    roomLog: {
-      maxRooms: cfg.limits.roomStates,
-      ...(placement && forwarder ? { cluster: clusterRouting(placement, forwarder) } : store instanceof PostgresStore ? { locks: store } : {}),
+  const service = new Service(
+    store,
+    bus,
+    hub,
+    {
+      textChars: cfg.limits.textChars,
+      heartbeatMs: cfg.limits.heartbeatMs,
+      maxInFlight: cfg.limits.maxInFlight,
+      keepDeletedRoomHistory: cfg.retention.keepDeletedRoomHistory,
+      roomsPerUser: cfg.limits.roomsPerUser,
+      roomsCreatedPerUser: cfg.limits.roomsCreatedPerUser,
+      typingIntervalMs: cfg.limits.typingIntervalMs,
+      connectionsPerUser: cfg.limits.connectionsPerUser,
+      // Without owning nodes (PostgreSQL outside cluster mode), writers lock each batch's rooms.
+      roomLog: {
+        maxRooms: cfg.limits.roomStates,
+        ...(placement && forwarder ? { cluster: clusterRouting(placement, forwarder) } : store instanceof PostgresStore ? { locks: store } : {}),
+      },
     },
-  }, log, backends.rich);
+    log,
+    backends.rich,
+  );
   forwarder?.serve((room, op) => service.roomLog.serve(room, op as RoomOp));
   metrics.follow(service.events);
   // Every transport runs commands through the one runner: order up to admission, timing.
   const runner: CommandRunner = new CommandRunner(service, metrics);
-  const attachments = new AttachmentService(store,
+  const attachments = new AttachmentService(
+    store,
     backends.pool ? new PostgresAttachmentStore(backends.pool) : new SqliteAttachmentStore(backends.db!),
     await openBlobStore(cfg, backends.pool),
-    { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory }, log);
+    { ...cfg.attachments, secret: resolveSecret(cfg), keepDeletedRoomFiles: cfg.retention.keepDeletedRoomHistory },
+    log,
+  );
   service.hooks.use(...attachments.hooks());
   // Users' pictures are blobs of the same store, with their own records.
-  const avatars = new AvatarService(backends.pool ? new PostgresAvatarStore(backends.pool) : new SqliteAvatarStore(backends.db!), attachments.blobs,
-    { secret: resolveSecret(cfg), maxImagePixels: cfg.attachments.maxImagePixels, urlTtlSec: cfg.attachments.urlTtlSec }, log);
+  const avatars = new AvatarService(
+    backends.pool ? new PostgresAvatarStore(backends.pool) : new SqliteAvatarStore(backends.db!),
+    attachments.blobs,
+    { secret: resolveSecret(cfg), maxImagePixels: cfg.attachments.maxImagePixels, urlTtlSec: cfg.attachments.urlTtlSec },
+    log,
+  );
   // Web Push hears every notification; it sends to the recipients with no open connection.
   const push: PushService = new PushService({
-    store: backends.push, config: cfg.push, presence: bus.presence, log, metrics,
+    store: backends.push,
+    config: cfg.push,
+    presence: bus.presence,
+    log,
+    metrics,
     room: async (id) => {
       const [room, members] = await Promise.all([store.getRoom(id), store.members(id)]);
       return room ? { room, members: members.map((m) => m.user) } : null;
@@ -277,7 +338,12 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     void (async () => {
       const claim = await bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250));
       if (!claim) return;
-      const renewing = setInterval(() => { void claim.renew(); }, Math.max(100, sweepMs / 3));
+      const renewing = setInterval(
+        () => {
+          void claim.renew();
+        },
+        Math.max(100, sweepMs / 3),
+      );
       try {
         await sweep();
       } finally {
@@ -288,15 +354,27 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   sweeper.unref();
   const uploadSweeper = setInterval(() => {
     attachments.sweep().then(
-      (n) => { if (n > 0) log.info({ removed: n }, 'unsent uploads removed'); },
+      (n) => {
+        if (n > 0) log.info({ removed: n }, 'unsent uploads removed');
+      },
       (err: unknown) => log.warn({ err }, 'sweeping unsent uploads failed'),
     );
   }, cfg.attachments.sweepSec * 1000);
   uploadSweeper.unref();
-  const ws: WsTransport = new WsTransport(service, runner, verify, {
-    frameBytes: cfg.limits.frameBytes, authTimeoutMs: cfg.limits.authTimeoutMs, heartbeatMs: cfg.limits.heartbeatMs,
-    slowConsumerBytes: cfg.limits.slowConsumerBytes, maxInFlight: cfg.limits.maxInFlight,
-  }, log, metrics);
+  const ws: WsTransport = new WsTransport(
+    service,
+    runner,
+    verify,
+    {
+      frameBytes: cfg.limits.frameBytes,
+      authTimeoutMs: cfg.limits.authTimeoutMs,
+      heartbeatMs: cfg.limits.heartbeatMs,
+      slowConsumerBytes: cfg.limits.slowConsumerBytes,
+      maxInFlight: cfg.limits.maxInFlight,
+    },
+    log,
+    metrics,
+  );
   let closing = false;
   // Plugins start before the HTTP server is built: it mounts their routes under /api/v1.
   const plugins = [...builtinPlugins(cfg.plugins, { rateCounter: backends.rateCounter, words: backends.words }), ...(opts.plugins ?? [])];
@@ -306,15 +384,18 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   const dispatcher = new Dispatcher();
   // A node well above the mean, once the counts have settled, asks a few clients to reconnect elsewhere.
   const balance = new Rebalancer(bus.nodes.id);
-  const rebalancer = isCluster(cfg) && cfg.cluster.rebalance ? setInterval(() => {
-    void bus.nodes.list().then((nodes) => {
-      const n = balance.next(nodes);
-      if (n === 0 || closing) return;
-      const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
-      metrics.rebalanced(moved);
-      if (moved > 0) log.info({ moved, nodes: nodes.map((x) => [x.id, x.connections]) }, 'asked clients to reconnect to less loaded nodes');
-    });
-  }, cfg.cluster.heartbeatMs) : null;
+  const rebalancer =
+    isCluster(cfg) && cfg.cluster.rebalance
+      ? setInterval(() => {
+          void bus.nodes.list().then((nodes) => {
+            const n = balance.next(nodes);
+            if (n === 0 || closing) return;
+            const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
+            metrics.rebalanced(moved);
+            if (moved > 0) log.info({ moved, nodes: nodes.map((x) => [x.id, x.connections]) }, 'asked clients to reconnect to less loaded nodes');
+          });
+        }, cfg.cluster.heartbeatMs)
+      : null;
   rebalancer?.unref();
   const http = createHttp({
     log,
@@ -330,8 +411,7 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     },
     stats: () => ({ connections: ws.connectionCount }),
     dispatch: async () => {
-      const best = dispatcher.pick(await bus.nodes.list())
-        ?? { id: bus.nodes.id, url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount };
+      const best = dispatcher.pick(await bus.nodes.list()) ?? { id: bus.nodes.id, url: cfg.cluster.publicUrl ?? url, connections: ws.connectionCount };
       return { node: best.id, url: best.url, wsUrl: best.url.replace(/^http/, 'ws') + '/ws', connections: best.connections };
     },
     rest: {
@@ -351,16 +431,26 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   // files from other origins: absolute signed URLs, fresh for each reader.
   const mqtt: MqttTransport<PublishOp> | null = cfg.mqtt.enabled
     ? chat21({
-      config: cfg, service, runner, store, state: backends.chat21, verify, http, log, metrics,
-      reserve: (v) => withAccountIdsReserved(v, isAccount),
-      link: (id, reader) => (cfg.cluster.publicUrl ?? url).replace(/\/$/, '')
-        + attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
-    }).mqtt
+        config: cfg,
+        service,
+        runner,
+        store,
+        state: backends.chat21,
+        verify,
+        http,
+        log,
+        metrics,
+        reserve: (v) => withAccountIdsReserved(v, isAccount),
+        link: (id, reader) =>
+          (cfg.cluster.publicUrl ?? url).replace(/\/$/, '') +
+          attachments.signedUrl(id, 'file', reader, Math.floor(Date.now() / 1000) + cfg.attachments.urlTtlSec),
+      }).mqtt
     : null;
   registerAttachmentRoutes(http, '/api/v1', {
     attachments,
     authenticate: authenticator({
-      verify, apiKeys: cfg.api.keys,
+      verify,
+      apiKeys: cfg.api.keys,
       admit: (u) => service.admit(u),
     }),
   });
@@ -372,15 +462,35 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     push,
     authenticate: authenticator({ verify, apiKeys: cfg.api.keys, admit: (u) => service.admit(u) }),
   });
-  ws.attach(http.server, forwarder || mqtt
-    ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
-    : undefined);
+  ws.attach(
+    http.server,
+    forwarder || mqtt
+      ? (req, socket, head) => (forwarder?.handleUpgrade(req, socket, head) ?? false) || (mqtt?.handleUpgrade(req, socket, head) ?? false)
+      : undefined,
+  );
   let mqttPort = 0;
 
   return {
-    config: cfg, store, bus, hub, service, log, sweep, plugins, accounts, metrics, http, forwarder, attachments, push,
-    get url() { return url; },
-    get mqtt() { return mqtt ? { transport: mqtt, port: mqttPort } : null; },
+    config: cfg,
+    store,
+    bus,
+    hub,
+    service,
+    log,
+    sweep,
+    plugins,
+    accounts,
+    metrics,
+    http,
+    forwarder,
+    attachments,
+    push,
+    get url() {
+      return url;
+    },
+    get mqtt() {
+      return mqtt ? { transport: mqtt, port: mqttPort } : null;
+    },
     async listen() {
       await http.listen({ host: cfg.host, port: cfg.port });
       const addr = http.server.address();

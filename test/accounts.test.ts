@@ -6,7 +6,12 @@ import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { mintToken } from '../src/auth/jwt.js';
 import { RawSocket, removeDir, startServer, tempDir, type TestServer } from './helpers.js';
 
-interface Res { status: number; body: any; headers: Headers; ms: number }
+interface Res {
+  status: number;
+  body: any;
+  headers: Headers;
+  ms: number;
+}
 
 function client(srv: TestServer) {
   return async (method: string, path: string, o: { token?: string; body?: unknown } = {}): Promise<Res> => {
@@ -38,7 +43,9 @@ beforeAll(async () => {
   srv = await startServer(CHEAP);
   http = client(srv);
 });
-afterAll(async () => { await srv?.close(); });
+afterAll(async () => {
+  await srv?.close();
+});
 
 describe('register', () => {
   it('creates an account whose user id is the username, signed in at once', async () => {
@@ -119,7 +126,7 @@ describe('login and tokens', () => {
     const s = await RawSocket.open(`${srv.wsUrl}?token=${r.body.accessToken}`);
     expect((await s.call({ id: 1, cmd: 'ping' })).ok).toBe(true);
     s.close();
-    const room = await http('POST', '/rooms', { token: r.body.accessToken, body: { kind: 'group', name: 'Ben\'s' } });
+    const room = await http('POST', '/rooms', { token: r.body.accessToken, body: { kind: 'group', name: "Ben's" } });
     expect(room.body.createdBy).toBe('ben');
   });
 
@@ -179,16 +186,20 @@ describe('login and tokens', () => {
   it('a forged account token is refused: wrong key, no session, or another algorithm', async () => {
     const login = (await http('POST', '/auth/login', { body: { username: 'ben', password: 'ben password' } })).body;
     const sid = JSON.parse(Buffer.from(login.accessToken.split('.')[1], 'base64url').toString()).sid as string;
-    const forge = (key: string, claims: Record<string, unknown>, alg = 'HS256') => new SignJWT(claims)
-      .setProtectedHeader({ alg }).setIssuer('parley').setSubject('ben').setExpirationTime('1h').sign(new TextEncoder().encode(key));
+    const forge = (key: string, claims: Record<string, unknown>, alg = 'HS256') =>
+      new SignJWT(claims).setProtectedHeader({ alg }).setIssuer('parley').setSubject('ben').setExpirationTime('1h').sign(new TextEncoder().encode(key));
     const secret = srv.config.auth.secret!;
     expect(code(await http('GET', '/me', { token: await forge('some-other-secret-0123456789', { sid }) }))).toBe('unauthorized');
     expect(code(await http('GET', '/me', { token: await forge(secret, {}) }))).toBe('unauthorized');
     expect(code(await http('GET', '/me', { token: await forge(secret, { sid: 'made-up' }) }))).toBe('unauthorized');
     expect(code(await http('GET', '/me', { token: await forge(secret, { sid }, 'HS512') }))).toBe('unauthorized');
     // Another user's name on a real session is refused too.
-    const other = await new SignJWT({ sid }).setProtectedHeader({ alg: 'HS256' }).setIssuer('parley').setSubject('amy')
-      .setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const other = await new SignJWT({ sid })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('parley')
+      .setSubject('amy')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(secret));
     expect(code(await http('GET', '/me', { token: other }))).toBe('unauthorized');
     expect((await http('GET', '/me', { token: await forge(secret, { sid }) })).status).toBe(200);
   });
@@ -218,11 +229,14 @@ describe('change password', () => {
     expect((await http('POST', '/auth/login', { body: { username: 'cat', password: 'second password' } })).status).toBe(200);
   });
 
-  it('with signOutOthers false keeps the other devices signed in and replaces only this one\'s refresh token', async () => {
+  it("with signOutOthers false keeps the other devices signed in and replaces only this one's refresh token", async () => {
     await http('POST', '/auth/register', { body: { username: 'cleo', password: 'first password' } });
     const a = (await http('POST', '/auth/login', { body: { username: 'cleo', password: 'first password' } })).body;
     const b = (await http('POST', '/auth/login', { body: { username: 'cleo', password: 'first password' } })).body;
-    const r = await http('POST', '/auth/password', { token: a.accessToken, body: { oldPassword: 'first password', newPassword: 'second password', signOutOthers: false } });
+    const r = await http('POST', '/auth/password', {
+      token: a.accessToken,
+      body: { oldPassword: 'first password', newPassword: 'second password', signOutOthers: false },
+    });
     expect(r.status).toBe(200);
     expect((await http('GET', '/me', { token: r.body.accessToken })).status).toBe(200);
     // The other device carries on; this one's old refresh token is spent.
@@ -312,15 +326,22 @@ describe('operator settings', () => {
     const reg = await h('POST', '/auth/register', { body: { username: 'hal', password: 'hal password' } });
     expect(reg.status).toBe(201);
     expect((await wsAuth(rs, reg.body.accessToken)).ok).toBe(true);
-    const ext = await new SignJWT({ name: 'Ivy', profile: { team: 'blue' } }).setProtectedHeader({ alg: 'RS256' }).setSubject('ivy')
-      .setExpirationTime('1h').sign(privateKey);
+    const ext = await new SignJWT({ name: 'Ivy', profile: { team: 'blue' } })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setSubject('ivy')
+      .setExpirationTime('1h')
+      .sign(privateKey);
     expect((await h('GET', '/me', { token: ext })).body).toEqual({ id: 'ivy', name: 'Ivy', profile: { team: 'blue' }, admin: false });
     expect((await wsAuth(rs, ext)).ok).toBe(true);
     // The profile is attached to the user, for everyone to see.
     expect((await h('GET', '/users/ivy', { token: reg.body.accessToken })).body.profile).toEqual({ team: 'blue' });
     // An RS256 token claiming the account issuer is not an account token.
-    const fake = await new SignJWT({ sid: 'x' }).setProtectedHeader({ alg: 'RS256' }).setIssuer('parley').setSubject('hal')
-      .setExpirationTime('1h').sign(privateKey);
+    const fake = await new SignJWT({ sid: 'x' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setIssuer('parley')
+      .setSubject('hal')
+      .setExpirationTime('1h')
+      .sign(privateKey);
     expect(code(await h('GET', '/me', { token: fake }))).toBe('unauthorized');
   });
 

@@ -5,7 +5,10 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from './helpers.js';
 
-interface Res { status: number; body: any }
+interface Res {
+  status: number;
+  body: any;
+}
 const API_KEY = 'admin-test-key-0123456789';
 const PASSWORD = 'plum orchard quietly';
 
@@ -27,7 +30,10 @@ async function http(method: string, path: string, o: { token?: string; key?: str
 
 beforeAll(async () => {
   // A webhook receiver that refuses everything, so failures show in the status.
-  hook = createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(410).end()); });
+  hook = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(410).end());
+  });
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}`;
   srv = await startServer({
@@ -44,7 +50,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await srv?.close();
-  await new Promise<void>((r) => { hook?.closeAllConnections(); hook?.close(() => r()); });
+  await new Promise<void>((r) => {
+    hook?.closeAllConnections();
+    hook?.close(() => r());
+  });
 });
 
 describe('admin routes', () => {
@@ -67,7 +76,10 @@ describe('admin routes', () => {
     expect(byName.status).toBe(200);
     expect(byName.body.users).toEqual([{ id: 'zelda', name: 'Princess Zelda', account: true, createdAt: expect.any(Number) }]);
     const z = await http('GET', '/admin/users?query=z', { token: admin });
-    expect(z.body.users.map((u: { id: string; account: boolean }) => [u.id, u.account])).toEqual([['zed-ext', false], ['zelda', true]]);
+    expect(z.body.users.map((u: { id: string; account: boolean }) => [u.id, u.account])).toEqual([
+      ['zed-ext', false],
+      ['zelda', true],
+    ]);
     // Wildcards are plain characters; a page says whether more exist.
     expect((await http('GET', '/admin/users?query=%25', { token: admin })).body.users).toEqual([]);
     const one = await http('GET', '/admin/users?limit=1', { token: admin });
@@ -89,8 +101,10 @@ describe('admin routes', () => {
     expect((await http('POST', '/direct/second-sam', { token: user })).status).toBeLessThan(300);
     const r = await http('GET', '/admin/rooms?query=harbour', { token: admin });
     expect(r.status).toBe(200);
-    expect(r.body.rooms.map((x: { name: string; kind: string; members: number }) => [x.name, x.kind, x.members]).sort())
-      .toEqual([['Harbour Secret', 'group', 1], ['Harbour Watch', 'channel', 2]]);
+    expect(r.body.rooms.map((x: { name: string; kind: string; members: number }) => [x.name, x.kind, x.members]).sort()).toEqual([
+      ['Harbour Secret', 'group', 1],
+      ['Harbour Watch', 'channel', 2],
+    ]);
     const all = await http('GET', '/admin/rooms', { token: admin });
     expect(all.body.rooms.every((x: { kind: string }) => x.kind !== 'direct')).toBe(true);
   });
@@ -120,7 +134,15 @@ describe('admin routes', () => {
       if (ep.failed > before && ep.pending === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(ep).toMatchObject({ origin: hookUrl, format: 'slack', events: ['message.sent'], failed: before + 1, delivered: 0, lastError: 'HTTP 410', pending: 0 });
+    expect(ep).toMatchObject({
+      origin: hookUrl,
+      format: 'slack',
+      events: ['message.sent'],
+      failed: before + 1,
+      delivered: 0,
+      lastError: 'HTTP 410',
+      pending: 0,
+    });
     expect(ep.lastFailedAt).toBeGreaterThan(0);
     expect(JSON.stringify(ep)).not.toContain('T0K3N');
   });

@@ -31,31 +31,53 @@ afterAll(async () => {
 
 async function call(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await fetch(`${srv.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${tokens[user]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: `Bearer ${tokens[user]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : null,
   });
-  return { status: r.status, body: r.status === 204 ? {} : await r.json() as Record<string, unknown> };
+  return { status: r.status, body: r.status === 204 ? {} : ((await r.json()) as Record<string, unknown>) };
 }
 
-interface View { id: string; name: string; size: number; type: string; width?: number; height?: number; url: string; previewUrl?: string; message: number | null }
+interface View {
+  id: string;
+  name: string;
+  size: number;
+  type: string;
+  width?: number;
+  height?: number;
+  url: string;
+  previewUrl?: string;
+  message: number | null;
+}
 
 async function upload(user: string, room: string, bytes: Buffer, name?: string, type = 'application/octet-stream') {
   const headers: Record<string, string> = { authorization: `Bearer ${tokens[user]}`, 'content-type': type };
   if (name !== undefined) headers['x-filename'] = encodeURIComponent(name);
   const r = await fetch(`${srv.url}/api/v1/rooms/${room}/attachments`, { method: 'POST', headers, body: new Uint8Array(bytes) });
-  return { status: r.status, body: await r.json() as View & { error?: { code: string; details?: Record<string, unknown> } }, headers: r.headers };
+  return { status: r.status, body: (await r.json()) as View & { error?: { code: string; details?: Record<string, unknown> } }, headers: r.headers };
 }
 
 async function get(path: string, user?: string) {
   const r = await fetch(`${srv.url}${path}`, user ? { headers: { authorization: `Bearer ${tokens[user]}` } } : {});
   const bytes = Buffer.from(await r.arrayBuffer());
-  return { status: r.status, bytes, headers: r.headers, error: r.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(bytes.toString()) as { error: { code: string } } : null };
+  return {
+    status: r.status,
+    bytes,
+    headers: r.headers,
+    error: r.headers.get('content-type')?.startsWith('application/json') ? (JSON.parse(bytes.toString()) as { error: { code: string } }) : null,
+  };
 }
 
 /** Every file the disk blob store holds (blobs and part files). */
-const stored = (): string[] => readdirSync(join(srv.dataDir, 'attachments'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
+const stored = (): string[] =>
+  readdirSync(join(srv.dataDir, 'attachments'), { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => d.name);
 
-const png = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: '#3a7' } }).png().toBuffer();
+const png = (w: number, h: number) =>
+  sharp({ create: { width: w, height: h, channels: 3, background: '#3a7' } })
+    .png()
+    .toBuffer();
 
 /** A PNG whose header claims `w` x `h` pixels, with a few bytes of data: a decompression bomb. */
 function claimedPng(w: number, h: number): Buffer {
@@ -71,8 +93,12 @@ function claimedPng(w: number, h: number): Buffer {
   ihdr.writeUInt32BE(w, 0);
   ihdr.writeUInt32BE(h, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(4096))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc(4096))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 describe('uploading', () => {
@@ -136,13 +162,20 @@ describe('uploading', () => {
     expect(big.body.error?.code).toBe('too_large');
     // Streamed without a length: refused at the first byte past the limit, mid-body.
     const streamed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(`${srv.url}/api/v1/rooms/files/attachments`, {
-        method: 'POST', headers: { authorization: `Bearer ${tokens.bob}`, 'transfer-encoding': 'chunked', 'x-filename': 'stream.bin' },
-      }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => { body += c.toString(); });
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
+      const req = request(
+        `${srv.url}/api/v1/rooms/files/attachments`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${tokens.bob}`, 'transfer-encoding': 'chunked', 'x-filename': 'stream.bin' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => {
+            body += c.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
       req.on('error', reject);
       let sent = 0;
       const pump = () => {
@@ -182,7 +215,9 @@ describe('uploading', () => {
     const ids = stored();
     expect(ids.every((f) => /^[A-Za-z0-9_-]{22}$/.test(f))).toBe(true);
     const bad = await fetch(`${srv.url}/api/v1/rooms/files/attachments`, {
-      method: 'POST', headers: { authorization: `Bearer ${tokens.bob}`, 'x-filename': '%E0%A4%A' }, body: 'x',
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.bob}`, 'x-filename': '%E0%A4%A' },
+      body: 'x',
     });
     expect(bad.status).toBe(400);
   });
@@ -200,7 +235,9 @@ describe('images', () => {
     // 800 x 400 stored sideways (orientation 6: shown rotated to 400 x 800), with a camera's metadata.
     const photo = await sharp({ create: { width: 800, height: 400, channels: 3, background: '#a33' } })
       .withExif({ IFD0: { Copyright: 'SECRET-MARKER' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '52/1 22/1 0/1' } })
-      .withMetadata({ orientation: 6 }).jpeg().toBuffer();
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer();
     expect((await sharp(photo).metadata()).exif?.includes('SECRET-MARKER')).toBe(true);
     const up = await upload('bob', 'files', photo, 'IMG_0001.JPG', 'image/jpeg');
     expect(up.status).toBe(201);
@@ -316,7 +353,8 @@ describe('messages with attachments', () => {
     expect(r.ok).toBe(true);
     return s;
   }
-  const messagesOf = (s: RawSocket) => s.frames.filter((f) => f.ev === 'message').map((f) => f.data as { seq: number; text: string; data?: { attachments?: unknown } });
+  const messagesOf = (s: RawSocket) =>
+    s.frames.filter((f) => f.ev === 'message').map((f) => f.data as { seq: number; text: string; data?: { attachments?: unknown } });
 
   it('a send names uploads; the stored message and every delivery carry them, and a retry is a duplicate', async () => {
     const bob = await connect('bob');
@@ -358,7 +396,7 @@ describe('messages with attachments', () => {
     const refused = async (frame: Record<string, unknown>) => {
       const r = await bob.call({ id: 9, cmd: 'send', room: 'files', text: 'x', ...frame });
       expect(r.ok, JSON.stringify(frame)).toBe(false);
-      return (r.error as { code: string; details?: Record<string, unknown> });
+      return r.error as { code: string; details?: Record<string, unknown> };
     };
     expect(await refused({ attachments: [randomBytes(16).toString('base64url')] })).toMatchObject({ code: 'not_found', details: { field: 'attachments' } });
     expect(await refused({ attachments: [mine.id, carols.id] })).toMatchObject({ code: 'not_found', details: { attachment: carols.id } });
@@ -367,7 +405,10 @@ describe('messages with attachments', () => {
     expect(await refused({ attachments: ['../../etc/passwd'] })).toMatchObject({ code: 'invalid' });
     expect(await refused({ attachments: [mine.id, mine.id] })).toMatchObject({ code: 'invalid' });
     expect(await refused({ attachments: [] })).toMatchObject({ code: 'invalid' });
-    expect(await refused({ data: { attachments: [{ id: carols.id, name: 'c.txt', size: 5, type: 'text/plain' }] } })).toMatchObject({ code: 'invalid', details: { field: 'data.attachments' } });
+    expect(await refused({ data: { attachments: [{ id: carols.id, name: 'c.txt', size: 5, type: 'text/plain' }] } })).toMatchObject({
+      code: 'invalid',
+      details: { field: 'data.attachments' },
+    });
     expect(await refused({ text: '' })).toMatchObject({ code: 'invalid', details: { field: 'text' } });
     // Over REST the same rule answers the same code.
     expect((await call('bob', 'POST', '/rooms/files/messages', { text: 'x', attachments: [carols.id] })).status).toBe(404);
@@ -388,18 +429,25 @@ describe('messages with attachments', () => {
     bob.close();
   });
 
-  it('the SDK uploads a file and sends it; the other member\'s SDK gets the message with it; errors keep their code', async () => {
+  it("the SDK uploads a file and sends it; the other member's SDK gets the message with it; errors keep their code", async () => {
     const bob = new ParleyClient({ url: srv.url, token: tokens.bob! });
     const alice = new ParleyClient({ url: srv.url, token: tokens.alice! });
     await Promise.all([bob.connect(), alice.connect()]);
     const seen: Message[] = collect(alice, 'files');
     let progress = 0;
-    const up = await bob.upload('files', new Uint8Array(await png(40, 10)), { name: 'sdk.png', onProgress: (n) => { progress = n; } });
+    const up = await bob.upload('files', new Uint8Array(await png(40, 10)), {
+      name: 'sdk.png',
+      onProgress: (n) => {
+        progress = n;
+      },
+    });
     expect(up).toMatchObject({ name: 'sdk.png', type: 'image/png', width: 40, height: 10, message: null });
     expect(progress).toBeGreaterThan(0);
     const { seq } = await bob.send('files', 'from the SDK', { attachments: [up.id] });
     await waitFor(() => seen.some((m) => m.seq === seq), 5000, 'delivery');
-    expect(seen.find((m) => m.seq === seq)!.data).toEqual({ attachments: [{ id: up.id, name: 'sdk.png', size: up.size, type: 'image/png', width: 40, height: 10 }] });
+    expect(seen.find((m) => m.seq === seq)!.data).toEqual({
+      attachments: [{ id: up.id, name: 'sdk.png', size: up.size, type: 'image/png', width: 40, height: 10 }],
+    });
     const tooBig = await bob.upload('files', new Uint8Array(MAX + 1), { name: 'big.bin' }).catch((e: ClientError) => e);
     expect((tooBig as ClientError).code).toBe('too_large');
     bob.close();

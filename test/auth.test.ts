@@ -18,12 +18,15 @@ describe('JWT verification', () => {
     const other = await generateKeyPair('RS256');
     const srv = await startServer({ auth: { algorithm: 'RS256', secret: undefined, publicKey: await exportSPKI(publicKey) } });
     onTestFinished(() => srv.close());
-    const sign = (key: CryptoKey, alg = 'RS256') => new SignJWT({ name: 'Rita', profile: { color: 'red' } })
-      .setProtectedHeader({ alg }).setSubject('rita').setExpirationTime('1h').sign(key);
+    const sign = (key: CryptoKey, alg = 'RS256') =>
+      new SignJWT({ name: 'Rita', profile: { color: 'red' } }).setProtectedHeader({ alg }).setSubject('rita').setExpirationTime('1h').sign(key);
     const ok = await authWith(srv.wsUrl, await sign(privateKey));
     expect(ok).toMatchObject({ ok: true, data: { user: { id: 'rita', name: 'Rita', profile: { color: 'red' } } } });
     expect(errCode(await authWith(srv.wsUrl, await sign(other.privateKey)))).toBe('unauthorized');
-    const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('rita').setExpirationTime('1h')
+    const hs = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('rita')
+      .setExpirationTime('1h')
       .sign(new TextEncoder().encode(await exportSPKI(publicKey)));
     expect(errCode(await authWith(srv.wsUrl, hs))).toBe('unauthorized');
   });
@@ -31,7 +34,10 @@ describe('JWT verification', () => {
   it('ES256 from a JWKS URL', async () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
-    const jwks = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ keys: [jwk] })); });
+    const jwks = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
     await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
     onTestFinished(() => new Promise<void>((r) => jwks.close(() => r())));
     const port = (jwks.address() as { port: number }).port;
@@ -72,7 +78,10 @@ describe('JWT verification', () => {
   it('a token without exp is refused unless auth.allowTokensWithoutExp says otherwise', async () => {
     const strict = await startServer();
     onTestFinished(() => strict.close());
-    const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('eternal').setIssuedAt()
+    const forever = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('eternal')
+      .setIssuedAt()
       .sign(new TextEncoder().encode(strict.config.auth.secret));
     const refused = await authWith(strict.wsUrl, forever);
     expect(refused).toMatchObject({ ok: false, error: { code: 'unauthorized', message: expect.stringContaining('"exp"') } });

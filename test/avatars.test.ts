@@ -6,12 +6,18 @@ import sharp from 'sharp';
 import { startServer, type TestServer } from './helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
 async function call(method: string, path: string, token: string | null, body?: Buffer, type = 'image/png') {
   const r = await fetch(`${srv.url}${path}`, {
-    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': type } : {}) }, ...(body ? { body: new Uint8Array(body) } : {}),
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': type } : {}) },
+    ...(body ? { body: new Uint8Array(body) } : {}),
   });
   const buf = Buffer.from(await r.arrayBuffer());
   let json: any = null;
@@ -23,7 +29,8 @@ async function call(method: string, path: string, token: string | null, body?: B
 async function photo(width = 800, height = 400): Promise<Buffer> {
   return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 40, b: 40 } } })
     .withExif({ IFD0: { Make: 'SecretCam', Model: 'X1' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } })
-    .jpeg().toBuffer();
+    .jpeg()
+    .toBuffer();
 }
 
 describe('avatars', () => {
@@ -73,7 +80,9 @@ describe('avatars', () => {
     const big = Buffer.concat([await photo(10, 10), Buffer.alloc(5 * 1024 * 1024)]);
     const tooBig = await call('PUT', '/api/v1/me/avatar', t, big, 'image/jpeg');
     expect([tooBig.status, tooBig.json.error.code]).toEqual([413, 'too_large']);
-    const png = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#000' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 20, height: 20, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer();
     const broken = await call('PUT', '/api/v1/me/avatar', t, Buffer.concat([png.subarray(0, 40), Buffer.alloc(50)]), 'image/png');
     expect(broken.json.error.code).toBe('invalid');
     expect((await call('GET', '/api/v1/avatars?users=cy', t)).json.avatars).toEqual({});

@@ -3,8 +3,12 @@ import { SignJWT, generateKeyPair } from 'jose';
 import { RawSocket, startServer, type TestServer } from './helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({ limits: { frameBytes: 2048, textChars: 100, authTimeoutMs: 400 } }); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer({ limits: { frameBytes: 2048, textChars: 100, authTimeoutMs: 400 } });
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 async function authed(user = 'bad-user'): Promise<RawSocket> {
   const s = await RawSocket.open(srv.wsUrl);
@@ -84,7 +88,9 @@ describe('bad input gets a documented error code and stores nothing', () => {
     let id = 100;
     for (const room of tricks) {
       for (const frame of [
-        { cmd: 'send', room, text: 'x' }, { cmd: 'history', room }, { cmd: 'join', room },
+        { cmd: 'send', room, text: 'x' },
+        { cmd: 'history', room },
+        { cmd: 'join', room },
         { cmd: 'create', kind: 'channel', name: 'n', room },
       ]) {
         const r = await s.call({ id: ++id, ...frame });
@@ -110,17 +116,29 @@ describe('bad input gets a documented error code and stores nothing', () => {
     const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
     const none = `${enc({ alg: 'none', typ: 'JWT' })}.${enc({ sub: 'mallory', exp: now + 600 })}.`;
-    const wrongKey = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('mallory').setExpirationTime('1h')
+    const wrongKey = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('mallory')
+      .setExpirationTime('1h')
       .sign(new TextEncoder().encode('another-secret-that-is-long-enough'));
-    const wrongAlg = await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject('mallory').setExpirationTime('1h')
+    const wrongAlg = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS512' })
+      .setSubject('mallory')
+      .setExpirationTime('1h')
       .sign(new TextEncoder().encode(srv.config.auth.secret));
     const { privateKey } = await generateKeyPair('RS256');
     const rsa = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('mallory').setExpirationTime('1h').sign(privateKey);
     const expired = await srv.token('mallory', { expiresIn: -3600 });
-    const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
-      .sign(new TextEncoder().encode(srv.config.auth.secret));
-    const badSub = await srv.token('ok').then(() => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('../x y')
-      .setExpirationTime('1h').sign(new TextEncoder().encode(srv.config.auth.secret)));
+    const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(srv.config.auth.secret));
+    const badSub = await srv
+      .token('ok')
+      .then(() =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('../x y')
+          .setExpirationTime('1h')
+          .sign(new TextEncoder().encode(srv.config.auth.secret)),
+      );
     const s = await RawSocket.open(srv.wsUrl);
     let id = 0;
     for (const token of [none, wrongKey, wrongAlg, rsa, expired, 'garbage', noSub, badSub]) {

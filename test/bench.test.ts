@@ -21,8 +21,21 @@ describe('benchmark harness against parley', () => {
     try {
       result = await runBench({
         // No waiting for a quiet machine: the rest of the suite runs beside this test.
-        targets: ['parley'], nodes: [major], quick: true, duration: 1, warmupMs: 200, quietWaitMs: 0, outDir,
-        members: 30, publishers: 2, rates: [40], rooms: 20, roomSize: 3, senders: 4, connections: 60, idle: 1,
+        targets: ['parley'],
+        nodes: [major],
+        quick: true,
+        duration: 1,
+        warmupMs: 200,
+        quietWaitMs: 0,
+        outDir,
+        members: 30,
+        publishers: 2,
+        rates: [40],
+        rooms: 20,
+        roomSize: 3,
+        senders: 4,
+        connections: 60,
+        idle: 1,
       });
       const files = writeReports(result, outDir, 'smoke');
       expect(files.html).toMatch(/smoke\.html$/);
@@ -67,8 +80,19 @@ describe('benchmark harness against parley', () => {
     const messages = 3000;
     try {
       result = await runBench({
-        workloads: ['history'], targets: ['parley'], quick: true, floor: false, quietWaitMs: 0, outDir,
-        historyMessages: messages, rooms: 600, historyUsers: 100, historyFresh: 0, historyStores: ['sqlite'], samples: 20, sweepSec: 3,
+        workloads: ['history'],
+        targets: ['parley'],
+        quick: true,
+        floor: false,
+        quietWaitMs: 0,
+        outDir,
+        historyMessages: messages,
+        rooms: 600,
+        historyUsers: 100,
+        historyFresh: 0,
+        historyStores: ['sqlite'],
+        samples: 20,
+        sweepSec: 3,
       });
       writeReports(result, outDir, 'smoke');
       expect(readFileSync(join(outDir, 'smoke.html'), 'utf8')).toContain('<h2>history</h2>');
@@ -83,8 +107,15 @@ describe('benchmark harness against parley', () => {
     expect(h.startToHealthzMs).toBeGreaterThan(0);
     expect(h.startToAuthMs).toBeGreaterThanOrEqual(h.startToHealthzMs);
     expect(h.queries.map((q) => q.kind)).toEqual([
-      'history, newest page', 'history, deep page (before)', 'history, oldest page of the biggest room',
-      'search, very common word', 'search, common word', 'search, medium word', 'search, rare word', 'search, two words', 'inbox',
+      'history, newest page',
+      'history, deep page (before)',
+      'history, oldest page of the biggest room',
+      'search, very common word',
+      'search, common word',
+      'search, medium word',
+      'search, rare word',
+      'search, two words',
+      'inbox',
     ]);
     for (const q of h.queries) {
       expect(q.failed, `${q.kind}: ${q.firstError}`).toBe(0);
@@ -111,8 +142,18 @@ describe('benchmark harness against parley', () => {
     try {
       // Needs root and the cgroup cpu controller: without them runBench throws the reason, and this fails.
       result = await runBench({
-        workloads: ['cluster'], targets: ['parley'], quick: true, duration: 1, warmupMs: 200, quietWaitMs: 0, floor: false, outDir,
-        clusterNodes: [2], rooms: 20, roomSize: 3, rates: [30],
+        workloads: ['cluster'],
+        targets: ['parley'],
+        quick: true,
+        duration: 1,
+        warmupMs: 200,
+        quietWaitMs: 0,
+        floor: false,
+        outDir,
+        clusterNodes: [2],
+        rooms: 20,
+        roomSize: 3,
+        rates: [30],
       });
       writeReports(result, outDir, 'smoke');
       expect(readFileSync(join(outDir, 'smoke.html'), 'utf8')).toContain('<h2>cluster</h2>');
@@ -130,7 +171,10 @@ describe('benchmark harness against parley', () => {
       expect([s.lost, s.duplicated, s.outOfOrder], where).toEqual([0, 0, 0]);
       const c = s.cluster!;
       // Each message is one INSERT in PostgreSQL and at least one PUBLISH in Redis.
-      expect(c.top.some((t) => /INSERT INTO messages/.test(t.query)), where).toBe(true);
+      expect(
+        c.top.some((t) => /INSERT INTO messages/.test(t.query)),
+        where,
+      ).toBe(true);
       expect(c.statements, where).toBeGreaterThanOrEqual(s.acked);
       expect(c.execMs, where).toBeGreaterThan(0);
       expect(c.redisByCommand.publish ?? 0, where).toBeGreaterThanOrEqual(s.acked);
@@ -154,14 +198,17 @@ describe('benchmark harness against parley', () => {
   it('refuses the cluster workload, saying why, where CPU quotas cannot be set', async () => {
     // Root may make cgroups, so the refusal is seen as an unprivileged user id.
     await expect(cpuQuotas(0.2, 65534)).rejects.toThrow(
-      /cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and creating cgroups needs root/);
+      /cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and creating cgroups needs root/,
+    );
     if (process.getuid?.() === 0) return;
     // Not root: the command itself refuses, with exit code 2 and the reason.
     const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-refuse-'));
     try {
       const cli = ['--import', 'tsx', join(import.meta.dirname, '..', 'bench', 'cli.ts'), 'cluster', '--quick', '--no-floor', '-o', outDir];
-      const err = await promisify(execFile)(process.execPath, cli, { cwd: join(import.meta.dirname, '..'), timeout: 60_000 })
-        .then(() => null, (e: { code: number; stderr: string }) => e);
+      const err = await promisify(execFile)(process.execPath, cli, { cwd: join(import.meta.dirname, '..'), timeout: 60_000 }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
       expect(err?.code).toBe(2);
       expect(err?.stderr).toMatch(/cluster workload gives every node a fixed CPU share with a cgroup CPU quota, and creating cgroups needs root/);
     } finally {
@@ -170,7 +217,12 @@ describe('benchmark harness against parley', () => {
   }, 70_000);
 
   it('finds the knee of a sweep within 10% in at most 9 steps, from above or below', () => {
-    for (const [start, knee] of [[100, 730], [400, 37], [200, 200], [50, 800]] as const) {
+    for (const [start, knee] of [
+      [100, 730],
+      [400, 37],
+      [200, 200],
+      [50, 800],
+    ] as const) {
       let lo = 0;
       let hi = Infinity;
       let rate: number | null = start;

@@ -15,7 +15,9 @@ let i = 0;
 
 /** Every file under the folder (blobs and part files). */
 function files(root: string): string[] {
-  return readdirSync(root, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name));
 }
 
 blobStoreConformance('disk + sqlite', async () => {
@@ -23,9 +25,13 @@ blobStoreConformance('disk + sqlite', async () => {
   const blobs = await DiskBlobStore.open(root);
   const store = new SqliteStore({ file: join(root, 'parley.db') });
   return {
-    blobs, records: new SqliteAttachmentStore(store.db),
+    blobs,
+    records: new SqliteAttachmentStore(store.db),
     count: async () => files(root).filter((f) => !/parley\.db|search/.test(f)).length,
-    close: async () => { await blobs.close(); await store.close(); },
+    close: async () => {
+      await blobs.close();
+      await store.close();
+    },
   };
 });
 

@@ -10,8 +10,12 @@ import { PostgresAttachmentStore } from '../src/store/postgres/attachments.js';
 import { blobStoreConformance } from './conformance/blobs.js';
 
 let server: PgServer;
-beforeAll(async () => { server = await startPostgres(); });
-afterAll(async () => { await server?.destroy(); });
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
 
 let schemas = 0;
 const freshSchema = () => `b${++schemas}_${process.pid}`;
@@ -19,8 +23,10 @@ const freshSchema = () => `b${++schemas}_${process.pid}`;
 blobStoreConformance('postgres', async () => {
   const store = await PostgresStore.open({ url: server.url, schema: freshSchema() });
   return {
-    blobs: new PostgresBlobStore(store.pool), records: new PostgresAttachmentStore(store.pool),
-    count: async () => Number((await store.pool.query<{ n: string }>('SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks) AS n')).rows[0]!.n),
+    blobs: new PostgresBlobStore(store.pool),
+    records: new PostgresAttachmentStore(store.pool),
+    count: async () =>
+      Number((await store.pool.query<{ n: string }>('SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks) AS n')).rows[0]!.n),
     close: () => store.close(),
   };
 });
@@ -30,7 +36,12 @@ describe('PostgreSQL blob store: several nodes on one database', () => {
     const schema = freshSchema();
     const [a, b] = await Promise.all([PostgresStore.open({ url: server.url, schema }), PostgresStore.open({ url: server.url, schema })]);
     const bytes = randomBytes(700_000);
-    const put = await new PostgresBlobStore(a.pool).put((async function* () { yield bytes; })(), { maxBytes: 1 << 20 });
+    const put = await new PostgresBlobStore(a.pool).put(
+      (async function* () {
+        yield bytes;
+      })(),
+      { maxBytes: 1 << 20 },
+    );
     const parts: Buffer[] = [];
     for await (const c of (await new PostgresBlobStore(b.pool).get(put.id))! as AsyncIterable<Buffer>) parts.push(c);
     expect(Buffer.concat(parts).equals(bytes)).toBe(true);

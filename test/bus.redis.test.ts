@@ -23,17 +23,49 @@ afterAll(async () => {
   await Promise.all([redis?.destroy(), cluster?.destroy()]);
 });
 
-const open = (target: { url?: string; cluster?: string[] }, extra: Partial<{ prefix: string; nodeId: string; heartbeatMs: number; nodeTimeoutMs: number }> = {}) => RedisBus.open({
-  ...target, prefix: `t${randomBytes(4).toString('hex')}:`, nodeId: `n-${randomBytes(3).toString('hex')}`,
-  heartbeatMs: 200, nodeTimeoutMs: 1000, log, ...extra,
-});
+const open = (
+  target: { url?: string; cluster?: string[] },
+  extra: Partial<{ prefix: string; nodeId: string; heartbeatMs: number; nodeTimeoutMs: number }> = {},
+) =>
+  RedisBus.open({
+    ...target,
+    prefix: `t${randomBytes(4).toString('hex')}:`,
+    nodeId: `n-${randomBytes(3).toString('hex')}`,
+    heartbeatMs: 200,
+    nodeTimeoutMs: 1000,
+    log,
+    ...extra,
+  });
 
 /** A bus in a process of its own (test/fixtures/bus-node.ts) with `count` connections registered. */
-async function busProcess(url: string, prefix: string, nodeId: string, timing: { heartbeatMs: number; nodeTimeoutMs: number }, count: number, user?: string): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bus-node.ts', url, prefix, nodeId,
-    String(timing.heartbeatMs), String(timing.nodeTimeoutMs), String(count), ...(user ? [user] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function busProcess(
+  url: string,
+  prefix: string,
+  nodeId: string,
+  timing: { heartbeatMs: number; nodeTimeoutMs: number },
+  count: number,
+  user?: string,
+): Promise<ChildProcess> {
+  const p = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'test/fixtures/bus-node.ts',
+      url,
+      prefix,
+      nodeId,
+      String(timing.heartbeatMs),
+      String(timing.nodeTimeoutMs),
+      String(count),
+      ...(user ? [user] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
-  p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  p.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   await waitFor(() => out.includes('ready') || p.exitCode !== null, 30_000, 'the bus process');
   expect(out).toContain('ready');
   return p;
@@ -68,7 +100,14 @@ busConformance('redis cluster', () => open({ cluster: cluster.nodes }));
 
 describe('Redis bus', () => {
   it('encodes frames without re-escaping them and rejects malformed payloads', () => {
-    const m: BusMessage = { frame: '{"type":"message","text":"a\\nb ü"}', seq: 7, hiddenFor: 'bob', alt: '{"x":1}', control: { op: 'unfollow', room: 'r' }, except: ['carol'] };
+    const m: BusMessage = {
+      frame: '{"type":"message","text":"a\\nb ü"}',
+      seq: 7,
+      hiddenFor: 'bob',
+      alt: '{"x":1}',
+      control: { op: 'unfollow', room: 'r' },
+      except: ['carol'],
+    };
     const wire = encodeBusMessage(m);
     expect(wire.split('\n')[1]).toContain('"text":"a\\nb ü"');
     expect(decodeBusMessage(wire)).toEqual(m);
@@ -135,7 +174,16 @@ describe('Redis bus', () => {
     await s1.presence.connect('bob', 'c3');
     // The list is what the node last saw: within a heartbeat it shows every node.
     let ids: string[] = [];
-    await waitFor(() => { void s1.nodes.list().then((l) => { ids = l.map((n) => n.id).sort(); }); return ids.length === 3; }, 3000, 'every node listed');
+    await waitFor(
+      () => {
+        void s1.nodes.list().then((l) => {
+          ids = l.map((n) => n.id).sort();
+        });
+        return ids.length === 3;
+      },
+      3000,
+      'every node listed',
+    );
     expect(ids).toEqual([dying.nodes.id, s1.nodes.id, s2.nodes.id].sort());
     // Die without saying goodbye: heartbeats stop, connections drop.
     (dying as unknown as { registry: { timer: NodeJS.Timeout } }).registry.timer.close();
@@ -154,11 +202,28 @@ describe('Redis bus', () => {
     const survivor = await open({ url: redis.url }, { prefix, ...timing });
     const dying = await busProcess(redis.url, prefix, 'killed', timing, 1, 'k-user');
     let ids: string[] = [];
-    const listed = async () => { ids = (await survivor.nodes.list()).map((n) => n.id); return ids; };
-    await waitFor(() => { void listed(); return ids.includes('killed'); }, 3000, 'the node listed');
+    const listed = async () => {
+      ids = (await survivor.nodes.list()).map((n) => n.id);
+      return ids;
+    };
+    await waitFor(
+      () => {
+        void listed();
+        return ids.includes('killed');
+      },
+      3000,
+      'the node listed',
+    );
     await kill(dying);
     const t0 = Date.now();
-    await waitFor(() => { void listed(); return !ids.includes('killed'); }, 6000, 'the killed node to leave the list');
+    await waitFor(
+      () => {
+        void listed();
+        return !ids.includes('killed');
+      },
+      6000,
+      'the killed node to leave the list',
+    );
     // 2.5 heartbeats, plus one for the survivor to notice, plus slack for a busy machine.
     expect(Date.now() - t0).toBeLessThan(2000);
     await survivor.close();
@@ -169,7 +234,10 @@ describe('Redis bus', () => {
     const [a, b] = await Promise.all([open({ cluster: cluster.nodes }, { prefix }), open({ cluster: cluster.nodes }, { prefix })]);
     const ca = new RedisRateCounter(a.client, prefix);
     const cb = new RedisRateCounter(b.client, prefix);
-    const limits = [{ key: 'u:alice', rate: 1, burst: 3 }, { key: 'r:room', rate: 1, burst: 100 }];
+    const limits = [
+      { key: 'u:alice', rate: 1, burst: 3 },
+      { key: 'r:room', rate: 1, burst: 100 },
+    ];
     const taken = await Promise.all([ca.take(limits), cb.take(limits), ca.take(limits), cb.take(limits), ca.take(limits)]);
     expect(taken.filter((w) => w === 0)).toHaveLength(3);
     expect(taken.filter((w) => w > 0).every((w) => w <= 1000)).toBe(true);
@@ -196,7 +264,7 @@ describe('Redis bus', () => {
     const offline: string[] = [];
     for (const b of [survivor, restarted]) b.presence.onExpired((u) => offline.push(u));
     await restarted.presence.connect('rs1', 'new-conn');
-    await waitFor(() => offline.length > 0, 6000, 'the former run\'s presence to be removed');
+    await waitFor(() => offline.length > 0, 6000, "the former run's presence to be removed");
     await new Promise((r) => setTimeout(r, 300));
     expect(offline).toEqual(['rs0']);
     expect(await survivor.presence.online(['rs0', 'rs1'])).toEqual(['rs1']);
@@ -213,14 +281,14 @@ describe('Redis bus', () => {
       await Promise.all(users.slice(0, 200).map((u) => bus.presence.connect(u, `c-${u}`)));
       const before = await calls([...ports]);
       const online = await bus.presence.online(users);
-      const used = await calls([...ports]) - before;
+      const used = (await calls([...ports])) - before;
       expect(online.sort()).toEqual(users.slice(0, 200).sort());
       expect(used, name).toBeLessThanOrEqual(20);
       await bus.close();
     }
   });
 
-  it('a dead node\'s connections are removed in batches, not one Redis round trip each', async () => {
+  it("a dead node's connections are removed in batches, not one Redis round trip each", async () => {
     const prefix = `b${randomBytes(3).toString('hex')}:`;
     const timing = { heartbeatMs: 100, nodeTimeoutMs: 800 };
     const survivor = await open({ url: redis.url }, { prefix, ...timing });
@@ -230,7 +298,7 @@ describe('Redis bus', () => {
     const before = await calls([redis.port], ['evalsha', 'eval']);
     await kill(dying);
     await waitFor(() => offline.size === 600, 20_000, 'every user reported offline');
-    expect(await calls([redis.port], ['evalsha', 'eval']) - before).toBeLessThanOrEqual(60);
+    expect((await calls([redis.port], ['evalsha', 'eval'])) - before).toBeLessThanOrEqual(60);
     expect(await survivor.presence.online(['reap0', 'reap599'])).toEqual([]);
     await survivor.close();
   });
@@ -262,11 +330,13 @@ describe('Redis bus', () => {
     const topics = Array.from({ length: 30 }, (_, i) => `r:shard-room-${i}`);
     for (const t of topics) await bus.subscribe(t);
     const resyncs: Array<readonly string[] | undefined> = [];
-    bus.onResync(((t?: readonly string[]) => { resyncs.push(t); }) as () => void);
+    bus.onResync(((t?: readonly string[]) => {
+      resyncs.push(t);
+    }) as () => void);
     // The master that serves the first topic's slot goes away for a while.
     const probe = new Redis({ port: cluster.servers[0]!.port, host: '127.0.0.1' });
     const slotOf = async (t: string) => Number(await probe.call('cluster', 'keyslot', `${prefix}${t}`));
-    const ranges = await probe.call('cluster', 'slots') as Array<[number, number, [string, number]]>;
+    const ranges = (await probe.call('cluster', 'slots')) as Array<[number, number, [string, number]]>;
     const portOf = (slot: number) => ranges.find(([a, b]) => slot >= a && slot <= b)![2][1];
     const victimPort = portOf(await slotOf(topics[0]!));
     const onVictim = new Set<string>();

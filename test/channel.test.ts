@@ -3,8 +3,12 @@ import { collect, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ParleyClient } from '../src/client/index.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 describe('channels', () => {
   it('twenty clients with concurrent senders: everyone gets every message once, in gapless seq order', async () => {
@@ -20,10 +24,12 @@ describe('channels', () => {
     const seen = clients.map((c) => collect(c, room.id));
     const senders = clients.slice(0, 6);
     const perSender = 40;
-    const acks = await Promise.all(senders.map((c, s) =>
-      Promise.all(Array.from({ length: perSender }, (_, i) => c.send(room.id, `s${s}-${i}`)))));
+    const acks = await Promise.all(senders.map((c, s) => Promise.all(Array.from({ length: perSender }, (_, i) => c.send(room.id, `s${s}-${i}`)))));
     const total = senders.length * perSender;
-    const ackSeqs = acks.flat().map((a) => a.seq).sort((x, y) => x - y);
+    const ackSeqs = acks
+      .flat()
+      .map((a) => a.seq)
+      .sort((x, y) => x - y);
     expect(ackSeqs).toEqual(Array.from({ length: total }, (_, i) => base + 1 + i));
 
     await waitFor(() => seen.every((s) => s.filter((m) => m.seq > base).length >= total), 15000, 'all deliveries');

@@ -9,8 +9,12 @@ import { createPool } from '../src/store/postgres/pool.js';
 import { EPOCH_SQL, FENCE_EXCLUSIVE_SQL, FencedError, enterFence } from '../src/cluster/fence.js';
 
 let server: PgServer;
-beforeAll(async () => { server = await startPostgres(); });
-afterAll(async () => { await server?.destroy(); });
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
 
 let schemas = 0;
 /** A migrated schema of its own and a pool on it. */
@@ -62,7 +66,10 @@ describe('fencing by the cluster epoch', () => {
     await a.entered;
     await a.client.query('INSERT INTO batch_log VALUES (0, 1)');
     let bumped = false;
-    const p = bump(db.pool).then((e) => { bumped = true; return e; });
+    const p = bump(db.pool).then((e) => {
+      bumped = true;
+      return e;
+    });
     await sleep(300);
     expect(bumped).toBe(false);
     await end(a.client, 'COMMIT');
@@ -93,7 +100,14 @@ describe('fencing by the cluster epoch', () => {
     await sleep(100); // the bump now waits for `a`
     const late = await batch(db.pool, 0);
     let settled = false;
-    const result = late.entered.then(() => 'entered', (e: unknown) => e).finally(() => { settled = true; });
+    const result = late.entered
+      .then(
+        () => 'entered',
+        (e: unknown) => e,
+      )
+      .finally(() => {
+        settled = true;
+      });
     await sleep(200);
     expect(settled).toBe(false); // queued behind the bump, not sharing the lock with `a`
     await end(a.client, 'COMMIT');

@@ -14,9 +14,16 @@ const log = pino({ level: 'silent' });
 const SECRET = 'a-shared-cluster-secret';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface Node { fwd: WsForwarder; http: Server; ref: NodeRef; close(): Promise<void> }
+interface Node {
+  fwd: WsForwarder;
+  http: Server;
+  ref: NodeRef;
+  close(): Promise<void>;
+}
 const open: Node[] = [];
-afterEach(async () => { for (const n of open.splice(0)) await n.close(); });
+afterEach(async () => {
+  for (const n of open.splice(0)) await n.close();
+});
 
 async function listen(http: Server, port = 0): Promise<number> {
   await new Promise<void>((r) => http.listen(port, '127.0.0.1', () => r()));
@@ -26,13 +33,18 @@ async function listen(http: Server, port = 0): Promise<number> {
 /** A node: a forwarder taking /cluster upgrades on its own HTTP server. */
 async function node(id: string, opts: Partial<WsForwarderOptions> = {}, port = 0): Promise<Node> {
   const fwd = new WsForwarder({ self: id, secret: SECRET, log, timeoutMs: 1000, ...opts });
-  const http = createServer((_req, res) => { res.statusCode = 404; res.end(); });
+  const http = createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
   http.on('upgrade', (req, socket, head) => {
     if (!fwd.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
   });
   const p = await listen(http, port);
   const n: Node = {
-    fwd, http, ref: { id, url: `http://127.0.0.1:${p}` },
+    fwd,
+    http,
+    ref: { id, url: `http://127.0.0.1:${p}` },
     close: async () => {
       await fwd.close();
       http.closeAllConnections();
@@ -47,8 +59,14 @@ async function node(id: string, opts: Partial<WsForwarderOptions> = {}, port = 0
 function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url.replace('http', 'ws') + '/cluster', { headers });
-    ws.on('open', () => { ws.close(); resolve(101); });
-    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
     ws.on('error', () => undefined);
   });
 }
@@ -67,7 +85,11 @@ describe('forwarding between nodes', () => {
     });
     const results = await Promise.all(Array.from({ length: 40 }, (_, n) => a.fwd.call(b.ref, `r${n}`, { n })));
     expect(results).toEqual(Array.from({ length: 40 }, (_, n) => ({ room: `r${n}`, n, on: 'b' })));
-    await expect(a.fwd.call(b.ref, 'r', { n: 0, fail: 'forbidden' })).rejects.toMatchObject({ code: 'forbidden', message: 'not a member', details: { room: 'r' } });
+    await expect(a.fwd.call(b.ref, 'r', { n: 0, fail: 'forbidden' })).rejects.toMatchObject({
+      code: 'forbidden',
+      message: 'not a member',
+      details: { room: 'r' },
+    });
     const notOwner = await a.fwd.call(b.ref, 'x', { n: 0, fail: 'owner' }).catch((e: unknown) => e);
     expect(notOwner).toBeInstanceOf(NotOwnerError);
     expect(notOwner).toMatchObject({ code: 'unavailable', room: 'x', epoch: 7 });
@@ -78,7 +100,10 @@ describe('forwarding between nodes', () => {
   });
 
   it('answers NotOwnerError for a room the receiver does not own in its view', async () => {
-    const view = makeView(3, [{ id: 'a', url: '' }, { id: 'b', url: '' }]);
+    const view = makeView(3, [
+      { id: 'a', url: '' },
+      { id: 'b', url: '' },
+    ]);
     const placement = { view: () => view, isLocal: (room: string) => ownerIn(view, room)?.id === 'b', refresh: async () => view };
     const a = await node('a');
     const b = await node('b', { placement });
@@ -93,7 +118,10 @@ describe('forwarding between nodes', () => {
   it('refuses a peer without the shared secret, and a call meant for another node', async () => {
     const b = await node('b');
     let ran = 0;
-    b.fwd.serve(async () => { ran++; return 1; });
+    b.fwd.serve(async () => {
+      ran++;
+      return 1;
+    });
     const wrong = await node('a', { secret: 'another-secret-of-16+' });
     const t0 = performance.now();
     await expect(wrong.fwd.call(b.ref, 'r', {})).rejects.toMatchObject({ code: 'unavailable' });
@@ -138,7 +166,12 @@ describe('forwarding between nodes', () => {
     expect(answer).toBe('back');
     // A connection that drops fails its calls in flight at once, then reconnects.
     let release = (): void => undefined;
-    back.fwd.serve(() => new Promise((r) => { release = () => r('late'); }));
+    back.fwd.serve(
+      () =>
+        new Promise((r) => {
+          release = () => r('late');
+        }),
+    );
     const lost = a.fwd.call(gone.ref, 'r', {}).catch((e: unknown) => e);
     await sleep(50);
     await back.fwd.close();
@@ -160,7 +193,17 @@ describe('forwarding between nodes', () => {
       return 'done';
     });
     let settled = 0;
-    const calls = Array.from({ length: 10 }, (_, i) => a.fwd.call(b.ref, `r${i}`, {}).then((v) => v, (e: unknown) => e).finally(() => { settled++; }));
+    const calls = Array.from({ length: 10 }, (_, i) =>
+      a.fwd
+        .call(b.ref, `r${i}`, {})
+        .then(
+          (v) => v,
+          (e: unknown) => e,
+        )
+        .finally(() => {
+          settled++;
+        }),
+    );
     await sleep(200);
     expect(settled).toBe(4); // beyond 4 in flight and 2 queued: refused at once
     expect(running).toBe(4);

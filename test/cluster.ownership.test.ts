@@ -13,9 +13,13 @@ import type { Message } from '../src/protocol/schema.js';
 import { RawSocket } from './helpers.js';
 
 const ENV = {
-  PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false', PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500',
-  PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_BUS_REDIS_COMMAND_TIMEOUT_MS: '1000',
-  PARLEY_CLUSTER_REBALANCE: 'false', PARLEY_LOG_LEVEL: 'warn',
+  PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false',
+  PARLEY_CLUSTER_HEARTBEAT_MS: '250',
+  PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500',
+  PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500',
+  PARLEY_BUS_REDIS_COMMAND_TIMEOUT_MS: '1000',
+  PARLEY_CLUSTER_REBALANCE: 'false',
+  PARLEY_LOG_LEVEL: 'warn',
 };
 
 let cluster: DevCluster;
@@ -100,16 +104,22 @@ describe('cluster: each room written by its owning node', () => {
     }
     const acked = new Map<string, Map<string, number>>(rooms.map((r) => [r, new Map()]));
     // Each connection keeps 4 × 10 sends in flight (below limits.maxInFlight), every room at once.
-    await Promise.all(writers.flatMap((ws, n) => rooms.map(async (room) => {
-      for (let chunk = 0; chunk < 4; chunk++) {
-        await Promise.all(Array.from({ length: 10 }, async (_, j) => {
-          const text = `${room}/w${n}/${chunk * 10 + j}`;
-          const r = await call(ws, { cmd: 'send', room, text, key: text });
-          expect(r.ok, JSON.stringify(r)).toBe(true);
-          acked.get(room)!.set(text, (r.data as { seq: number }).seq);
-        }));
-      }
-    })));
+    await Promise.all(
+      writers.flatMap((ws, n) =>
+        rooms.map(async (room) => {
+          for (let chunk = 0; chunk < 4; chunk++) {
+            await Promise.all(
+              Array.from({ length: 10 }, async (_, j) => {
+                const text = `${room}/w${n}/${chunk * 10 + j}`;
+                const r = await call(ws, { cmd: 'send', room, text, key: text });
+                expect(r.ok, JSON.stringify(r)).toBe(true);
+                acked.get(room)!.set(text, (r.data as { seq: number }).seq);
+              }),
+            );
+          }
+        }),
+      ),
+    );
     for (const room of rooms) {
       const messages = await history(admin, room);
       checkRoom(messages, acked.get(room)!);
@@ -117,7 +127,7 @@ describe('cluster: each room written by its owning node', () => {
     }
   }, 60_000);
 
-  it('killing a room\'s owner: sends go on through the other nodes once the room moved, nothing lost or stored twice', async () => {
+  it("killing a room's owner: sends go on through the other nodes once the room moved, nothing lost or stored twice", async () => {
     const room = 'moving';
     const admin = await socket(0, 'mv-admin', true);
     expect((await call(admin, { cmd: 'create', kind: 'channel', name: room, room })).ok).toBe(true);

@@ -13,8 +13,12 @@ import { PostgresPlacement, applicationName, newIncarnation } from '../src/clust
 import { ownerIn, type ClusterView } from '../src/cluster/placement.js';
 
 let server: PgServer;
-beforeAll(async () => { server = await startPostgres(); });
-afterAll(async () => { await server?.destroy(); });
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -28,14 +32,27 @@ async function schema(): Promise<string> {
   return name;
 }
 
-interface Node { placement: PostgresPlacement; pool: pg.Pool; inc: string; close(): Promise<void> }
+interface Node {
+  placement: PostgresPlacement;
+  pool: pg.Pool;
+  inc: string;
+  close(): Promise<void>;
+}
 
 /** A node's placement on its own pool, named as a node's pool is. */
 function node(db: string, id: string, timing: { heartbeatMs: number; nodeTimeoutMs: number }, lockTimeoutMs = 5000): Node {
   const inc = newIncarnation();
   const pool = createPool({ url: server.url, schema: db, poolSize: 4, applicationName: applicationName(id, inc) });
   const placement = new PostgresPlacement({ pool, self: { id, url: `http://${id}.test:1` }, incarnation: inc, log, lockTimeoutMs, ...timing });
-  return { placement, pool, inc, close: async () => { await placement.stop(); await pool.end(); } };
+  return {
+    placement,
+    pool,
+    inc,
+    close: async () => {
+      await placement.stop();
+      await pool.end();
+    },
+  };
 }
 
 const SLOW = { heartbeatMs: 30_000, nodeTimeoutMs: 60_000 };
@@ -49,7 +66,7 @@ async function until(what: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe('placement in PostgreSQL', () => {
-  it('nodes of one database agree on the epoch and on every room\'s owner; a join or a leave reaches the others at once', async () => {
+  it("nodes of one database agree on the epoch and on every room's owner; a join or a leave reaches the others at once", async () => {
     const db = await schema();
     // Heartbeats far apart: only the notification can tell the others in time.
     const nodes = ['a', 'b', 'c'].map((id) => node(db, id, SLOW));
@@ -66,7 +83,11 @@ describe('placement in PostgreSQL', () => {
     }
     // Every node owns some rooms.
     expect(new Set(rooms.map((r) => nodes[0]!.placement.ownerOf(r).id)).size).toBe(3);
-    expect(changes).toEqual([[0, 1], [1, 2], [2, 3]]);
+    expect(changes).toEqual([
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ]);
 
     // b leaves cleanly: one bump, told to the others without a heartbeat.
     await nodes[1]!.close();
@@ -90,15 +111,22 @@ describe('placement in PostgreSQL', () => {
     await enterFence(x, epoch);
     const c = node(db, 'c', SLOW);
     let joined = false;
-    const joining = c.placement.start().then(() => { joined = true; });
+    const joining = c.placement.start().then(() => {
+      joined = true;
+    });
     await sleep(200);
     expect(joined).toBe(false); // the join waits for the batch in flight
     // Another batch of epoch 1 starts now: it queues behind the join instead of racing it.
     const y = await a.pool.connect();
     await y.query('BEGIN');
     let fenced: unknown = 'pending';
-    const entered = enterFence(y, epoch).then(() => 'entered', (e: unknown) => e);
-    void entered.then((r) => { fenced = r; });
+    const entered = enterFence(y, epoch).then(
+      () => 'entered',
+      (e: unknown) => e,
+    );
+    void entered.then((r) => {
+      fenced = r;
+    });
     await sleep(200);
     expect(fenced).toBe('pending');
     await x.query('COMMIT'); // the batch in flight commits in its epoch

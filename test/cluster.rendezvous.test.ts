@@ -16,7 +16,7 @@ describe('rendezvous hashing', () => {
       const counts = new Map<string, number>();
       for (const id of owners(nodes(n)).values()) counts.set(id, (counts.get(id) ?? 0) + 1);
       expect(counts.size).toBe(n);
-      for (const c of counts.values()) expect(Math.abs(c - rooms.length / n)).toBeLessThan(rooms.length / n * 0.06);
+      for (const c of counts.values()) expect(Math.abs(c - rooms.length / n)).toBeLessThan((rooms.length / n) * 0.06);
     }
   });
 

@@ -18,10 +18,16 @@ import { authHeaders } from '../src/cluster/forward.js';
 // The nodes carry bursts from one user far above the default rate limit: it is off here.
 const TIMEOUTS = {
   PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false',
-  PARLEY_MQTT_ENABLED: 'true', PARLEY_MQTT_PORT: '0', PARLEY_CLUSTER_HEARTBEAT_MS: '250', PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500',
-  PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500', PARLEY_BUS_REDIS_COMMAND_TIMEOUT_MS: '1000', PARLEY_LIMITS_AUTH_TIMEOUT_MS: '2000',
+  PARLEY_MQTT_ENABLED: 'true',
+  PARLEY_MQTT_PORT: '0',
+  PARLEY_CLUSTER_HEARTBEAT_MS: '250',
+  PARLEY_CLUSTER_NODE_TIMEOUT_MS: '1500',
+  PARLEY_STORE_POSTGRES_STATEMENT_TIMEOUT_MS: '1500',
+  PARLEY_BUS_REDIS_COMMAND_TIMEOUT_MS: '1000',
+  PARLEY_LIMITS_AUTH_TIMEOUT_MS: '2000',
   // The tests place their clients on chosen nodes: no node asks them to move.
-  PARLEY_CLUSTER_REBALANCE: 'false', PARLEY_LOG_LEVEL: 'warn',
+  PARLEY_CLUSTER_REBALANCE: 'false',
+  PARLEY_LOG_LEVEL: 'warn',
 };
 
 let cluster: DevCluster;
@@ -52,11 +58,19 @@ function steadySends(c: ParleyClient, room: string, prefix: string, everyMs: num
   const done = (async () => {
     for (let i = 0; !stop; i++) {
       const r = await c.send(room, `${prefix}${i}`).catch(() => null);
-      if (r) { acked.push(r.seq); texts.push(`${prefix}${i}`); }
+      if (r) {
+        acked.push(r.seq);
+        texts.push(`${prefix}${i}`);
+      }
       await new Promise((res) => setTimeout(res, everyMs));
     }
   })();
-  return { stop: () => { stop = true; return done; } };
+  return {
+    stop: () => {
+      stop = true;
+      return done;
+    },
+  };
 }
 
 /** The seqs a client received in the room, after `from`. */
@@ -90,13 +104,19 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       senders.push(c);
     }
     const base = (await owner.history(room.id)).last;
-    const received = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => f.data as Message).filter((m) => m.room === room.id && m.seq > base);
+    const received = (r: RawSocket) =>
+      r.frames
+        .filter((f) => f.ev === 'message')
+        .map((f) => f.data as Message)
+        .filter((m) => m.room === room.id && m.seq > base);
     const perSender = 60;
-    const acks = await Promise.all(senders.map(async (s, k) => {
-      const out: number[] = [];
-      for (let i = 0; i < perSender; i++) out.push((await s.send(room.id, `n${k}-${i}`)).seq);
-      return out;
-    }));
+    const acks = await Promise.all(
+      senders.map(async (s, k) => {
+        const out: number[] = [];
+        for (let i = 0; i < perSender; i++) out.push((await s.send(room.id, `n${k}-${i}`)).seq);
+        return out;
+      }),
+    );
     const last = base + perSender * 3;
     expect(acks.flat().sort((a, b) => a - b)).toEqual(range(base + 1, last));
     for (const r of readers) await waitFor(() => received(r).length >= perSender * 3, 15_000, 'all deliveries');
@@ -105,7 +125,8 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       const got = received(r);
       expect(got.map((m) => m.seq)).toEqual(range(base + 1, last));
       // Each sender's messages keep their order.
-      for (let k = 0; k < 3; k++) expect(got.filter((m) => m.text?.startsWith(`n${k}-`)).map((m) => m.text)).toEqual(range(0, perSender - 1).map((i) => `n${k}-${i}`));
+      for (let k = 0; k < 3; k++)
+        expect(got.filter((m) => m.text?.startsWith(`n${k}-`)).map((m) => m.text)).toEqual(range(0, perSender - 1).map((i) => `n${k}-${i}`));
       r.close();
     }
   });
@@ -137,7 +158,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const adminGot = collect(admin, room.id);
     const listedGot = collect(listed, room.id);
     const removals: Array<{ room: string; reason?: string }> = [];
-    listed.on('room', (r) => { if (r.member === null) removals.push(r); });
+    listed.on('room', (r) => {
+      if (r.member === null) removals.push(r);
+    });
 
     // Blacklisting through node 0 removes the member on node 2 at once: its connection gets its
     // own leave message, then is told it left (the room event, on the user's own topic, which
@@ -169,7 +192,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const sleeper = await client('fz-user', 2);
     await sleeper.join(room.id);
     const events: boolean[] = [];
-    watcher.on('presence', (p) => { if (p.room === room.id && p.user === 'fz-user') events.push(p.online); });
+    watcher.on('presence', (p) => {
+      if (p.room === room.id && p.user === 'fz-user') events.push(p.online);
+    });
     expect((await watcher.presence(room.id)).users).toContain('fz-user');
     const pid = cluster.nodes[2]!.process!.pid!;
     process.kill(pid, 'SIGSTOP');
@@ -207,7 +232,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     raw.close();
   });
 
-  it('a thread started on one node: replies from the others, summaries and the thread\'s history reach members on every node', async () => {
+  it("a thread started on one node: replies from the others, summaries and the thread's history reach members on every node", async () => {
     const owner = await client('thread-owner', 0);
     const member = await client('thread-member', 1);
     const room = await owner.createRoom('group', 'Threads');
@@ -228,8 +253,10 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect(last).toMatchObject({ seq: root.seq, summary: { count: 3, users: ['thread-member', 'thread-owner', 'thread-third'] } });
     // Every node reads the thread and the main timeline the same way.
     for (const i of [0, 1, 2]) {
-      const res = await fetch(`${cluster.nodes[i]!.url}/api/v1/rooms/${room.id}/messages?thread=${root.seq}`, { headers: { authorization: `Bearer ${await token('thread-member')}` } });
-      const body = await res.json() as { messages: Message[]; root: Message };
+      const res = await fetch(`${cluster.nodes[i]!.url}/api/v1/rooms/${room.id}/messages?thread=${root.seq}`, {
+        headers: { authorization: `Bearer ${await token('thread-member')}` },
+      });
+      const body = (await res.json()) as { messages: Message[]; root: Message };
       expect(body.messages.map((m) => m.seq)).toEqual([r1.seq, r2.seq, r3.seq]);
       expect(body.root.summary).toMatchObject({ count: 3 });
     }
@@ -244,7 +271,8 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await sender.invite(room.id, 'file-reader');
     const bytes = Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(200_000, 7)]);
     const up = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/attachments`, {
-      method: 'POST', body: new Uint8Array(bytes),
+      method: 'POST',
+      body: new Uint8Array(bytes),
       headers: { authorization: `Bearer ${await token('file-sender')}`, 'content-type': 'application/pdf', 'x-filename': 'cluster.pdf' },
     });
     expect(up.status).toBe(201);
@@ -277,7 +305,10 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await cluster.postgres.stop();
     try {
       const t0 = Date.now();
-      const err = await a.send(room.id, 'lost in the void').then(() => null, (e: unknown) => e);
+      const err = await a.send(room.id, 'lost in the void').then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ClientError);
       expect((err as ClientError).code).toBe('unavailable');
       expect(Date.now() - t0).toBeLessThan(10_000);
@@ -286,7 +317,13 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       expect(ready.status).toBe(503);
       // A client connecting now cannot be authenticated (its rooms are in the store): the SDK
       // keeps trying instead of giving up on a valid token.
-      late = new ParleyClient({ url: cluster.nodes[2]!.url, token: await token('pg-late'), WebSocket: WebSocket as never, reconnectMinMs: 100, reconnectMaxMs: 300 });
+      late = new ParleyClient({
+        url: cluster.nodes[2]!.url,
+        token: await token('pg-late'),
+        WebSocket: WebSocket as never,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 300,
+      });
       clients.push(late);
       lateOnline = late.connect();
       lateOnline.catch(() => {});
@@ -314,7 +351,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const room = await a.createRoom('group', 'Frozen Redis');
     await a.invite(room.id, 'rf-late');
     const seen: boolean[] = [];
-    a.on('presence', (p) => { if (p.room === room.id && p.user === 'rf-late') seen.push(p.online); });
+    a.on('presence', (p) => {
+      if (p.room === room.id && p.user === 'rf-late') seen.push(p.online);
+    });
     const headers = { authorization: `Bearer ${await token('rf-a')}` };
     const pid = cluster.redis!.pid!;
     let late: ParleyClient;
@@ -323,7 +362,13 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     const frozenAt = Date.now();
     try {
       // Longer than the time a connection has to authenticate (2 s here).
-      late = new ParleyClient({ url: cluster.nodes[1]!.url, token: await token('rf-late'), WebSocket: WebSocket as never, reconnectMinMs: 100, reconnectMaxMs: 300 });
+      late = new ParleyClient({
+        url: cluster.nodes[1]!.url,
+        token: await token('rf-late'),
+        WebSocket: WebSocket as never,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 300,
+      });
       clients.push(late);
       lateOnline = late.connect();
       lateOnline.catch(() => {});
@@ -331,7 +376,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       const res = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/presence`, { headers, signal: AbortSignal.timeout(5000) });
       expect(Date.now() - t0).toBeLessThan(3000);
       expect(res.status).toBe(503);
-      expect((await res.json() as { error: { code: string } }).error.code).toBe('unavailable');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unavailable');
       t0 = Date.now();
       const d = await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`, { signal: AbortSignal.timeout(5000) });
       expect(d.status).toBe(200);
@@ -361,15 +406,22 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     }
     const [local, remote] = readers as [RawSocket, RawSocket];
     const base = (await sender.history(room.id)).last;
-    const seqs = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => f.data as Message).filter((m) => m.room === room.id && m.seq > base).map((m) => m.seq);
+    const seqs = (r: RawSocket) =>
+      r.frames
+        .filter((f) => f.ev === 'message')
+        .map((f) => f.data as Message)
+        .filter((m) => m.room === room.id && m.seq > base)
+        .map((m) => m.seq);
     let last = 0;
     await cluster.redis!.stop();
     try {
       for (let i = 0; i < 3; i++) last = (await sender.send(room.id, `down${i}`)).seq;
       await waitFor(() => seqs(local).length >= 3, 3000, 'live delivery on the sending node');
-      const res = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/presence`, { headers: { authorization: `Bearer ${await token('rd-sender')}` } });
+      const res = await fetch(`${cluster.nodes[0]!.url}/api/v1/rooms/${room.id}/presence`, {
+        headers: { authorization: `Bearer ${await token('rd-sender')}` },
+      });
       expect(res.status).toBe(503);
-      expect((await res.json() as { error: { code: string } }).error.code).toBe('unavailable');
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unavailable');
     } finally {
       await cluster.redis!.start();
     }
@@ -391,7 +443,12 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       readers.push(raw);
     }
     const base = (await sender.history(room.id)).last;
-    const seqs = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => (f.data as Message)).filter((m) => m.room === room.id && m.seq > base).map((m) => m.seq);
+    const seqs = (r: RawSocket) =>
+      r.frames
+        .filter((f) => f.ev === 'message')
+        .map((f) => f.data as Message)
+        .filter((m) => m.room === room.id && m.seq > base)
+        .map((m) => m.seq);
     const acked: number[] = [];
     const load = steadySends(sender, room.id, 'rr', 10, acked);
     await waitFor(() => acked.length >= 30, 10_000);
@@ -430,7 +487,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect((await ghostRaw.call({ id: 1, cmd: 'auth', token: await token('kill-ghost') })).ok).toBe(true);
     ghost.close();
     const presence: Array<{ user: string; online: boolean }> = [];
-    watcher.on('presence', (p) => { if (p.room === room.id) presence.push(p); });
+    watcher.on('presence', (p) => {
+      if (p.room === room.id) presence.push(p);
+    });
 
     const base = (await sender.history(room.id)).last;
     const got = movers.map((m) => collect(m, room.id));
@@ -446,7 +505,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     // Within a few heartbeats the dispatcher stops handing out the dead node.
     await new Promise((r) => setTimeout(r, 1000));
     for (let i = 0; i < 10; i++) {
-      const d = await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string };
+      const d = (await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json()) as { url: string };
       expect(d.url).not.toBe(cluster.nodes[2]!.url);
     }
     await waitFor(() => acked.length >= after + 60, 20_000, 'sends after the kill');
@@ -467,7 +526,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await waitFor(() => presence.some((p) => p.user === 'kill-ghost' && !p.online), 10_000, 'ghost leave event');
     expect((await watcher.presence(room.id)).users).not.toContain('kill-ghost');
     // The dispatcher only offers live nodes.
-    const d = await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string };
+    const d = (await (await fetch(`${cluster.nodes[0]!.url}/api/v1/dispatch`)).json()) as { url: string };
     expect([cluster.nodes[0]!.url, cluster.nodes[1]!.url]).toContain(d.url);
     ghostRaw.close();
   }, 90_000);
@@ -475,12 +534,19 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
 
 describe('cluster: node-to-node calls', () => {
   /** The status an upgrade to /cluster with `headers` gets (101 when accepted). */
-  const upgrade = (url: string, headers: Record<string, string>) => new Promise<number>((resolve) => {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/cluster`, { headers });
-    ws.on('open', () => { ws.close(); resolve(101); });
-    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
-    ws.on('error', () => undefined);
-  });
+  const upgrade = (url: string, headers: Record<string, string>) =>
+    new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/cluster`, { headers });
+      ws.on('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode ?? 0);
+        ws.terminate();
+      });
+      ws.on('error', () => undefined);
+    });
 
   it('each node takes /cluster on its own port, only from holders of the shared secret, only for itself', async () => {
     const url = cluster.nodes[0]!.url;
@@ -505,20 +571,30 @@ describe('cluster: shared policy state between nodes', () => {
     a = await startServer(shared, tempDir());
     b = await startServer(shared, tempDir());
   }, 60_000);
-  afterAll(async () => { await Promise.all([a?.close(), b?.close()]); });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+  });
 
   it('a user draws from one rate bucket whichever node it sends through', async () => {
     const ca = await a.client('rl-shared');
     const cb = await b.client('rl-shared');
     const room = await ca.createRoom('group', 'Shared bucket');
     const results = [];
-    for (let i = 0; i < 6; i++) results.push(await (i % 2 ? cb : ca).send(room.id, `m${i}`).then(() => 'ok', (e: ClientError) => e.code));
+    for (let i = 0; i < 6; i++)
+      results.push(
+        await (i % 2 ? cb : ca).send(room.id, `m${i}`).then(
+          () => 'ok',
+          (e: ClientError) => e.code,
+        ),
+      );
     expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'rate_limited', 'rate_limited']);
   });
 
   it('a word blocked through one node is refused by the other within seconds', async () => {
     const res = await fetch(`${a.url}/api/v1/admin/words`, {
-      method: 'POST', headers: { 'x-api-key': 'policy-admin-key-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ words: ['verboten'] }),
+      method: 'POST',
+      headers: { 'x-api-key': 'policy-admin-key-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ words: ['verboten'] }),
     });
     expect(res.status).toBe(200);
     const cb = await b.client('wf-shared');
@@ -528,7 +604,10 @@ describe('cluster: shared policy state between nodes', () => {
     let code = 'ok';
     const until = Date.now() + 15_000;
     while ((code === 'ok' || code === 'rate_limited') && Date.now() < until) {
-      code = await cb.send(room.id, 'this is verboten').then(() => 'ok', (e: ClientError) => e.code);
+      code = await cb.send(room.id, 'this is verboten').then(
+        () => 'ok',
+        (e: ClientError) => e.code,
+      );
       if (code !== 'invalid') await new Promise((r) => setTimeout(r, 700));
     }
     expect(code).toBe('invalid');
@@ -551,7 +630,16 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
     // Both have seen each other's heartbeat, sent once each was listening (with its address).
     for (const n of nodes) {
       let seen = 0;
-      await waitFor(() => { void n.parley.bus.nodes.list().then((l) => { seen = l.filter((x) => x.url !== '').length; }); return seen === 2; }, 10_000, 'the nodes to see each other');
+      await waitFor(
+        () => {
+          void n.parley.bus.nodes.list().then((l) => {
+            seen = l.filter((x) => x.url !== '').length;
+          });
+          return seen === 2;
+        },
+        10_000,
+        'the nodes to see each other',
+      );
     }
   }, 60_000);
   afterAll(async () => {
@@ -561,7 +649,7 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
 
   it('the dispatcher spreads consecutive clients over the nodes instead of sending them all to one', async () => {
     const picks: string[] = [];
-    for (let i = 0; i < 10; i++) picks.push((await (await fetch(`${nodes[0]!.url}/api/v1/dispatch`)).json() as { url: string }).url);
+    for (let i = 0; i < 10; i++) picks.push(((await (await fetch(`${nodes[0]!.url}/api/v1/dispatch`)).json()) as { url: string }).url);
     const counts = nodes.map((n) => picks.filter((u) => u === n.url).length);
     expect(counts.reduce((a, b) => a + b)).toBe(10);
     expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(2);
@@ -575,10 +663,16 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
       const c = new ParleyClient({
         // First on node a; afterwards wherever node a's dispatcher says.
         url: async () => {
-          if (first) { first = false; return a.url; }
-          return (await (await fetch(`${a.url}/api/v1/dispatch`)).json() as { url: string }).url;
+          if (first) {
+            first = false;
+            return a.url;
+          }
+          return ((await (await fetch(`${a.url}/api/v1/dispatch`)).json()) as { url: string }).url;
         },
-        token: await a.token(`bal-${i}`), WebSocket: WebSocket as never, reconnectMinMs: 50, reconnectMaxMs: 300,
+        token: await a.token(`bal-${i}`),
+        WebSocket: WebSocket as never,
+        reconnectMinMs: 50,
+        reconnectMaxMs: 300,
       });
       sdk.push(c);
       await c.connect();
@@ -611,7 +705,7 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
     };
     const before = await sweeps();
     await new Promise((r) => setTimeout(r, 3500));
-    const ran = await sweeps() - before;
+    const ran = (await sweeps()) - before;
     // Each node would sweep every second on its own: about 7 runs in 3.5 s, not 3 or 4.
     expect(ran).toBeGreaterThanOrEqual(2);
     expect(ran).toBeLessThanOrEqual(4);
@@ -620,8 +714,12 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
 
 describe('cluster: Redis Cluster of three masters', () => {
   let rc: DevCluster;
-  beforeAll(async () => { rc = await startDevCluster({ nodes: 2, redisMasters: 3, env: TIMEOUTS }); }, 120_000);
-  afterAll(async () => { await rc?.stop(); }, 60_000);
+  beforeAll(async () => {
+    rc = await startDevCluster({ nodes: 2, redisMasters: 3, env: TIMEOUTS });
+  }, 120_000);
+  afterAll(async () => {
+    await rc?.stop();
+  }, 60_000);
 
   it('carries the fan-out of many rooms (spread over the shards) exactly once, in order', async () => {
     const tok = (u: string) => mintToken(validateConfig({ auth: { secret: rc.secret } }), u);
@@ -646,7 +744,7 @@ describe('cluster: Redis Cluster of three masters', () => {
     await waitFor(() => got.filter((m) => m.kind === 'text').length >= 80, 15_000, 'fan-out over the shards');
     await new Promise((r) => setTimeout(r, 200));
     for (const r of rooms) expect(got.filter((m) => m.room === r && m.kind === 'text').map((m) => m.text)).toEqual(range(0, 9).map((k) => `s${k}`));
-    const d = await (await fetch(`${rc.nodes[1]!.url}/api/v1/dispatch`)).json() as { url: string; connections: number };
+    const d = (await (await fetch(`${rc.nodes[1]!.url}/api/v1/dispatch`)).json()) as { url: string; connections: number };
     expect(rc.nodes.map((n) => n.url)).toContain(d.url);
   });
 
@@ -659,7 +757,7 @@ describe('cluster: Redis Cluster of three masters', () => {
     // The master holding the node list (what the dispatcher reads) goes down.
     const probe = new Redis({ port: rc.redisCluster!.servers[0]!.port, host: '127.0.0.1' });
     const slot = Number(await probe.call('cluster', 'keyslot', 'parley:nodes'));
-    const ranges = await probe.call('cluster', 'slots') as Array<[number, number, [string, number]]>;
+    const ranges = (await probe.call('cluster', 'slots')) as Array<[number, number, [string, number]]>;
     const portOf = (s: number) => ranges.find(([lo, hi]) => s >= lo && s <= hi)![2][1];
     const victim = rc.redisCluster!.servers.find((s) => s.port === portOf(slot))!;
     // Rooms whose channel lives on another shard.

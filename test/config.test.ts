@@ -29,8 +29,10 @@ describe('configuration', () => {
     expect(c.limits.textChars).toBe(20);
     expect(c.limits.frameBytes).toBe(4096);
     expect(envName('limits.slowConsumerBytes')).toBe('PARLEY_LIMITS_SLOW_CONSUMER_BYTES');
-    expect(loadConfig({ env: { PARLEY_API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb' } }).api.keys)
-      .toEqual(['key-aaaaaaaaaaaaaaaa', 'key-bbbbbbbbbbbbbbbb']);
+    expect(loadConfig({ env: { PARLEY_API_KEYS: 'key-aaaaaaaaaaaaaaaa, key-bbbbbbbbbbbbbbbb' } }).api.keys).toEqual([
+      'key-aaaaaaaaaaaaaaaa',
+      'key-bbbbbbbbbbbbbbbb',
+    ]);
   });
 
   it('sets and unsets the retention limits from the environment and flags', () => {
@@ -39,12 +41,26 @@ describe('configuration', () => {
     const file = join(tempDir(), 'parley.json');
     writeFileSync(file, JSON.stringify({ retention: { days: 30 } }));
     expect(loadConfig({ file, flags: { 'retention.days': 'null' } }).retention.days).toBeNull();
-    const bad = (f: () => unknown) => { try { f(); } catch (e) { return (e as ConfigError).key; } return 'no error'; };
+    const bad = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as ConfigError).key;
+      }
+      return 'no error';
+    };
     expect(bad(() => loadConfig({ flags: { 'retention.days': 'a month' } }))).toBe('retention.days');
   });
 
   it('names the bad key in its error', () => {
-    const bad = (f: () => unknown) => { try { f(); } catch (e) { return (e as ConfigError).key; } return 'no error'; };
+    const bad = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as ConfigError).key;
+      }
+      return 'no error';
+    };
     expect(bad(() => loadConfig({ flags: { port: 'eighty' } }))).toBe('port');
     expect(bad(() => loadConfig({ env: { PARLEY_LIMITS_FRAME_BYTES: '12' } }))).toBe('limits.frameBytes');
     expect(bad(() => loadConfig({ overrides: { limits: { nonsense: 1 } } }))).toBe('limits.nonsense');
@@ -53,8 +69,11 @@ describe('configuration', () => {
     expect(bad(() => loadConfig({ overrides: { auth: { algorithm: 'RS256' } } }))).toBe('auth.publicKey');
     expect(bad(() => loadConfig({ env: { PARLEY_PUSH_ALLOW_HOSTS: '10.0.0.0/33' } }))).toBe('push.allowHosts');
     expect(bad(() => loadConfig({ overrides: { push: { allowHosts: ['not a host'] } } }))).toBe('push.allowHosts');
-    expect(loadConfig({ env: { PARLEY_PUSH_ALLOW_HOSTS: 'relay.corp.internal, 10.20.0.0/16,::1' } }).push.allowHosts)
-      .toEqual(['relay.corp.internal', '10.20.0.0/16', '::1']);
+    expect(loadConfig({ env: { PARLEY_PUSH_ALLOW_HOSTS: 'relay.corp.internal, 10.20.0.0/16,::1' } }).push.allowHosts).toEqual([
+      'relay.corp.internal',
+      '10.20.0.0/16',
+      '::1',
+    ]);
     expect(loadConfig({}).push.allowHosts).toEqual([]);
     const dir = tempDir();
     writeFileSync(join(dir, 'bad.json'), '{ nope');
@@ -73,7 +92,10 @@ describe('parley CLI', () => {
   });
 
   it('`parley start` with a bad setting exits with an error naming the key', async () => {
-    const err = await run(process.execPath, ['dist/src/cli.js', 'start', '--set', 'limits.heartbeatMs=-5']).then(() => null, (e: { code: number; stderr: string }) => e);
+    const err = await run(process.execPath, ['dist/src/cli.js', 'start', '--set', 'limits.heartbeatMs=-5']).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(err?.code).toBe(2);
     expect(err?.stderr).toContain('limits.heartbeatMs');
   });
@@ -82,14 +104,24 @@ describe('parley CLI', () => {
     const redis = { bus: { redis: { url: 'redis://127.0.0.1:6379' } } };
     expect(() => loadConfig({ overrides: { ...redis, auth: { secret: 'x'.repeat(16) } } })).toThrow(/store\.postgres\.url/);
     expect(() => loadConfig({ overrides: { ...redis, store: { postgres: { url: 'postgres://h/db' } } } })).toThrow(/auth\.secret/);
-    expect(() => loadConfig({ overrides: { bus: { redis: { url: 'redis://h:1', cluster: ['h:1'] } }, store: { postgres: { url: 'postgres://h/db' } }, auth: { secret: 'x'.repeat(16) } } })).toThrow(/bus\.redis\.cluster/);
+    expect(() =>
+      loadConfig({
+        overrides: {
+          bus: { redis: { url: 'redis://h:1', cluster: ['h:1'] } },
+          store: { postgres: { url: 'postgres://h/db' } },
+          auth: { secret: 'x'.repeat(16) },
+        },
+      }),
+    ).toThrow(/bus\.redis\.cluster/);
     // Node-to-node calls need a shared secret: auth.secret with HS*, cluster.secret otherwise.
     const rs = { ...redis, store: { postgres: { url: 'postgres://h/db' } }, auth: { algorithm: 'RS256', jwksUrl: 'https://idp.example/jwks' } };
     expect(() => loadConfig({ overrides: rs })).toThrow(/cluster\.secret/);
     expect(loadConfig({ overrides: { ...rs, cluster: { secret: 's'.repeat(16) } } }).cluster.secret).toBe('s'.repeat(16));
     expect(() => loadConfig({ overrides: { ...rs, cluster: { secret: 'short' } } })).toThrow(/cluster\.secret/);
     expect(() => loadConfig({ env: { PARLEY_BUS_REDIS_URL: 'http://nope' } })).toThrow(/bus\.redis\.url/);
-    const c = loadConfig({ env: { PARLEY_BUS_REDIS_CLUSTER: '10.0.0.1:7000, 10.0.0.2:7000', PARLEY_STORE_POSTGRES_URL: 'postgres://h/db', PARLEY_AUTH_SECRET: 'y'.repeat(20) } });
+    const c = loadConfig({
+      env: { PARLEY_BUS_REDIS_CLUSTER: '10.0.0.1:7000, 10.0.0.2:7000', PARLEY_STORE_POSTGRES_URL: 'postgres://h/db', PARLEY_AUTH_SECRET: 'y'.repeat(20) },
+    });
     expect(c.bus.redis.cluster).toEqual(['10.0.0.1:7000', '10.0.0.2:7000']);
   });
 });

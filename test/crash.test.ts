@@ -22,12 +22,17 @@ async function startProcess(port: number): Promise<ChildProcess> {
   });
   procs.push(child);
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const url = `http://127.0.0.1:${port}/readyz`;
   let ready = false;
   for (let i = 0; i < 300 && !ready; i++) {
     if (child.exitCode !== null) throw new Error(`server exited: ${stderr}`);
-    ready = await fetch(url).then((r) => r.ok, () => false);
+    ready = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (!ready) await new Promise((r) => setTimeout(r, 50));
   }
   if (!ready) throw new Error(`server not ready: ${stderr}`);
@@ -45,8 +50,14 @@ describe('crash safety', () => {
     const room = await client.createRoom('group', 'Crash');
     const acked = new Map<number, string>();
     const total = 2000;
-    const sends = Array.from({ length: total }, (_, i) => client.send(room.id, `burst-${i}`, { key: `k${i}` })
-      .then((r) => { acked.set(r.seq, `burst-${i}`); }, () => {}));
+    const sends = Array.from({ length: total }, (_, i) =>
+      client.send(room.id, `burst-${i}`, { key: `k${i}` }).then(
+        (r) => {
+          acked.set(r.seq, `burst-${i}`);
+        },
+        () => {},
+      ),
+    );
     await waitFor(() => acked.size >= 300, 15000, 'first acks');
     proc.kill('SIGKILL');
     await new Promise((r) => proc.once('exit', r));

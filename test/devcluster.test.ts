@@ -19,7 +19,10 @@ afterAll(() => {
   for (const p of runs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGINT');
 });
 
-interface Run { proc: ChildProcess; out: () => string }
+interface Run {
+  proc: ChildProcess;
+  out: () => string;
+}
 
 async function run(port: number): Promise<Run> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'tools/devservers/cli.ts', '--nodes', '1', '--port', String(port), '--dir', dir], {
@@ -27,8 +30,12 @@ async function run(port: number): Promise<Run> {
   });
   runs.push(proc);
   let out = '';
-  proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   await waitFor(() => out.includes('ready:') || proc.exitCode !== null, 120_000, 'the dev cluster to start');
   expect(out).toContain('ready:');
   return { proc, out: () => out };
@@ -43,10 +50,14 @@ async function stop(r: Run): Promise<number | null> {
 /** The direct children of a process, with their command lines. */
 function children(pid: number): Array<{ pid: number; args: string }> {
   const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
-  return out.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
-    const i = l.indexOf(' ');
-    return { pid: Number(l.slice(0, i)), args: l.slice(i + 1) };
-  });
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const i = l.indexOf(' ');
+      return { pid: Number(l.slice(0, i)), args: l.slice(i + 1) };
+    });
 }
 
 describe('npm run cluster:dev', () => {
@@ -56,11 +67,12 @@ describe('npm run cluster:dev', () => {
     const secret = readFileSync(join(dir, 'secret'), 'utf8').trim();
     const token = await mintToken(validateConfig({ auth: { secret } }), 'dev-alice');
     const created = await fetch(`http://127.0.0.1:${port}/api/v1/rooms`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ kind: 'channel', name: 'Kept' }),
     });
     expect(created.status).toBe(201);
-    const room = (await created.json() as { id: string }).id;
+    const room = ((await created.json()) as { id: string }).id;
 
     // Everything it started ends without it: a node is killed, PostgreSQL and Redis are stopped
     // (PostgreSQL as `pg_ctl stop -m fast` would).
@@ -84,7 +96,7 @@ describe('npm run cluster:dev', () => {
     expect(second.out()).toContain('from an earlier run');
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/rooms/${room}`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
-    expect((await res.json() as { name: string }).name).toBe('Kept');
+    expect(((await res.json()) as { name: string }).name).toBe('Kept');
     expect(await stop(second)).toBe(0);
     rmSync(parent, { recursive: true, force: true });
   }, 240_000);

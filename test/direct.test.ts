@@ -3,8 +3,12 @@ import { collect, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError } from '../src/client/index.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 describe('direct rooms', () => {
   it('two users chat in a direct room; a third cannot read, join or send', async () => {
@@ -22,15 +26,28 @@ describe('direct rooms', () => {
     const r2 = await bob.send(room.id, 'hi alice');
     expect(r2.seq).toBe(r1.seq + 1);
     await waitFor(() => atBob.filter((m) => m.kind === 'text').length === 2 && atAlice.filter((m) => m.kind === 'text').length === 2);
-    expect(atBob.filter((m) => m.kind === 'text').map((m) => [m.user, m.text])).toEqual([['alice', 'hi bob'], ['bob', 'hi alice']]);
+    expect(atBob.filter((m) => m.kind === 'text').map((m) => [m.user, m.text])).toEqual([
+      ['alice', 'hi bob'],
+      ['bob', 'hi alice'],
+    ]);
 
-    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ClientError) => e.code);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e: ClientError) => e.code,
+      );
     expect(await code(eve.history(room.id))).toBe('forbidden');
     expect(await code(eve.send(room.id, 'let me in'))).toBe('forbidden');
     expect(await code(eve.join(room.id))).toBe('forbidden');
     expect(await code(eve.presence(room.id))).toBe('forbidden');
     expect(await code(eve.members(room.id))).toBe('forbidden');
-    expect(await code(eve.request('resume', { rooms: { [room.id]: 0 } }).then((r) => { if (r.denied.length) throw Object.assign(new Error('denied'), { code: 'denied' }); }))).toBe('denied');
+    expect(
+      await code(
+        eve.request('resume', { rooms: { [room.id]: 0 } }).then((r) => {
+          if (r.denied.length) throw Object.assign(new Error('denied'), { code: 'denied' });
+        }),
+      ),
+    ).toBe('denied');
     // Eve's view of history never contains the conversation.
     const history = await alice.history(room.id);
     expect(history.messages.filter((m) => m.kind === 'text')).toHaveLength(2);

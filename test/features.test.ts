@@ -3,10 +3,18 @@ import { collect, RawSocket, startServer, waitFor, type TestServer } from './hel
 import type { ClientError } from '../src/client/index.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ClientError) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: ClientError) => e.code,
+  );
 
 describe('edits, deletes, reactions', () => {
   it('are stored as new messages pointing at their target; history stays append-only', async () => {
@@ -25,14 +33,18 @@ describe('edits, deletes, reactions', () => {
     expect(await code(a.edit(room.id, m.seq, 'too late'))).toBe('conflict');
     const h = await a.history(room.id, { after: m.seq - 1 });
     expect(h.messages.map((x) => [x.seq, x.kind, x.target ?? null])).toEqual([
-      [m.seq, 'text', null], [e.seq, 'edit', m.seq], [r.seq, 'reaction', m.seq], [r2.seq, 'reaction', m.seq], [d.seq, 'delete', m.seq],
+      [m.seq, 'text', null],
+      [e.seq, 'edit', m.seq],
+      [r.seq, 'reaction', m.seq],
+      [r2.seq, 'reaction', m.seq],
+      [d.seq, 'delete', m.seq],
     ]);
     expect(h.messages[0]!.text).toBe('helo');
     expect(h.messages[1]!.text).toBe('hello');
     expect(h.messages[3]!.data).toEqual({ emoji: '👍', remove: true });
   });
 
-  it('an owner can delete anyone\'s message in its group', async () => {
+  it("an owner can delete anyone's message in its group", async () => {
     const a = await srv.client('own-a');
     const b = await srv.client('own-b');
     const room = await a.createRoom('group', 'Mod');

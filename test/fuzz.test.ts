@@ -53,7 +53,21 @@ const nastyString = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 20 }) },
   { weight: 2, arbitrary: fc.string({ unit: nastyUnit, maxLength: 20 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 10 }) },
-  { weight: 2, arbitrary: fc.constantFrom('', '\u0000', 'a\u0000b', '\ud800', '\udc00x', 'x\ud83d', ...PROTO, '../etc/passwd', "x'; DROP TABLE messages;--", 'x'.repeat(5000)) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '',
+      '\u0000',
+      'a\u0000b',
+      '\ud800',
+      '\udc00x',
+      'x\ud83d',
+      ...PROTO,
+      '../etc/passwd',
+      "x'; DROP TABLE messages;--",
+      'x'.repeat(5000),
+    ),
+  },
 );
 const scalar = fc.oneof(
   nastyString,
@@ -63,10 +77,12 @@ const scalar = fc.oneof(
   fc.constant(null),
 );
 const { json } = fc.letrec((tie) => ({
-  json: fc.oneof({ depthSize: 'small', maxDepth: 6 },
+  json: fc.oneof(
+    { depthSize: 'small', maxDepth: 6 },
     scalar,
     fc.array(tie('json'), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(nastyString, fc.constantFrom(...PROTO)), tie('json'), { maxKeys: 4 })),
+    fc.dictionary(fc.oneof(nastyString, fc.constantFrom(...PROTO)), tie('json'), { maxKeys: 4 }),
+  ),
 }));
 /** An object nested `n` levels deep. */
 const nest = (n: number): unknown => {
@@ -99,13 +115,19 @@ const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
   role: fc.constantFrom('owner', 'admin', 'member', 'x'),
   access: fc.constantFrom('blacklist', 'whitelist', 'x'),
   query: fc.oneof(fc.constantFrom('hello', '"', '*', 'NEAR(', 'a OR', '-x'), nastyString),
-  rooms: fc.oneof(fc.array(fc.constantFrom(...ROOMS), { maxLength: 3 }), fc.dictionary(fc.constantFrom(...ROOMS), fc.integer({ min: -1, max: 40 }), { maxKeys: 4 })),
+  rooms: fc.oneof(
+    fc.array(fc.constantFrom(...ROOMS), { maxLength: 3 }),
+    fc.dictionary(fc.constantFrom(...ROOMS), fc.integer({ min: -1, max: 40 }), { maxKeys: 4 }),
+  ),
   resume: fc.dictionary(fc.constantFrom(...ROOMS), fc.integer({ min: -1, max: 40 }), { maxKeys: 4 }),
   add: fc.array(fc.constantFrom(...USERS), { maxLength: 3 }),
   remove: fc.array(fc.constantFrom(...USERS), { maxLength: 3 }),
   users: fc.array(fc.constantFrom(...USERS), { maxLength: 3 }),
   messages: fc.array(fc.oneof(fc.record({ text: PLAUSIBLE_TEXT() }), fc.record({ ev: nastyString, data: json })), { maxLength: 3 }),
-  retention: fc.record({ count: fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constant(null)), days: fc.oneof(fc.double({ min: -1, max: 2, noNaN: true }), fc.constant(null)) }, { requiredKeys: [] }),
+  retention: fc.record(
+    { count: fc.oneof(fc.integer({ min: -1, max: 5 }), fc.constant(null)), days: fc.oneof(fc.double({ min: -1, max: 2, noNaN: true }), fc.constant(null)) },
+    { requiredKeys: [] },
+  ),
   token: fc.oneof(fc.constant('not.a.token'), nastyString),
   active: fc.boolean(),
   off: fc.boolean(),
@@ -123,9 +145,7 @@ function pct(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.codePointAt(i)!;
     if (c > 0xffff) i++;
-    const bytes = c >= 0xd800 && c <= 0xdfff
-      ? [0xed, 0xa0 | ((c >> 6) & 0x1f), 0x80 | (c & 0x3f)]
-      : [...Buffer.from(String.fromCodePoint(c))];
+    const bytes = c >= 0xd800 && c <= 0xdfff ? [0xed, 0xa0 | ((c >> 6) & 0x1f), 0x80 | (c & 0x3f)] : [...Buffer.from(String.fromCodePoint(c))];
     out += bytes.map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
   }
   return out;
@@ -136,15 +156,17 @@ function argsOf(schema: TObject): fc.Arbitrary<Record<string, unknown>> {
   const props = Object.keys(schema.properties).filter((k) => k !== 'id' && k !== 'cmd');
   const required = new Set((schema.required ?? []).filter((k) => k !== 'id' && k !== 'cmd'));
   const optional = props.filter((k) => !required.has(k));
-  return fc.tuple(
-    fc.subarray(optional),
-    fc.oneof({ weight: 9, arbitrary: fc.constant<string[]>([]) }, { weight: 1, arbitrary: fc.subarray([...FIELDS, ...PROTO], { maxLength: 2 }) }),
-    fc.integer({ min: 0, max: 19 }),
-  ).chain(([opt, stray, drop]) => {
-    let keys = [...required, ...opt, ...stray];
-    if (drop === 0) keys = keys.slice(1);
-    return fc.tuple(...keys.map(fieldValue)).map((vals) => Object.fromEntries(keys.map((k, i) => [k, vals[i]])));
-  });
+  return fc
+    .tuple(
+      fc.subarray(optional),
+      fc.oneof({ weight: 9, arbitrary: fc.constant<string[]>([]) }, { weight: 1, arbitrary: fc.subarray([...FIELDS, ...PROTO], { maxLength: 2 }) }),
+      fc.integer({ min: 0, max: 19 }),
+    )
+    .chain(([opt, stray, drop]) => {
+      let keys = [...required, ...opt, ...stray];
+      if (drop === 0) keys = keys.slice(1);
+      return fc.tuple(...keys.map(fieldValue)).map((vals) => Object.fromEntries(keys.map((k, i) => [k, vals[i]])));
+    });
 }
 
 const COMMANDS = Object.keys(Commands).filter((c) => c !== 'auth') as CommandName[];
@@ -152,9 +174,28 @@ const command = fc.constantFrom(...COMMANDS).chain((cmd) => argsOf(Commands[cmd]
 
 /** Raw WebSocket text: a frame as JSON, or something that is not one. */
 const wsInput = fc.oneof(
-  { weight: 12, arbitrary: fc.tuple(command, fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: scalar })).map(([c, id]) => ({ kind: 'frame' as const, ...c, id })) },
-  { weight: 1, arbitrary: fc.oneof(fc.string(), fc.json(), fc.constantFrom('', '{', '[]', 'null', '{"id":1}', '{"id":1,"cmd":"__proto__"}', '{"id":1,"cmd":"constructor"}', '{"__proto__":{"id":1},"cmd":"ping"}')).map((text) => ({ kind: 'text' as const, text })) },
-  { weight: 1, arbitrary: fc.integer({ min: 30, max: 6000 }).map((n) => ({ kind: 'text' as const, text: `{"id":1,"cmd":"send","room":"fuzz-room","text":"x","data":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}` })) },
+  {
+    weight: 12,
+    arbitrary: fc
+      .tuple(command, fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: scalar }))
+      .map(([c, id]) => ({ kind: 'frame' as const, ...c, id })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .oneof(
+        fc.string(),
+        fc.json(),
+        fc.constantFrom('', '{', '[]', 'null', '{"id":1}', '{"id":1,"cmd":"__proto__"}', '{"id":1,"cmd":"constructor"}', '{"__proto__":{"id":1},"cmd":"ping"}'),
+      )
+      .map((text) => ({ kind: 'text' as const, text })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 30, max: 6000 })
+      .map((n) => ({ kind: 'text' as const, text: `{"id":1,"cmd":"send","room":"fuzz-room","text":"x","data":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}` })),
+  },
 );
 
 // ---- the node under test ----------------------------------------------------------------
@@ -169,11 +210,16 @@ beforeAll(async () => {
   // The rate limiter would refuse most writes before they reach the store: it is off here,
   // so inputs go all the way. Everything else keeps its defaults.
   // Durability is not under test: commits skip the fsync, so the run stays short.
-  srv = await startServer({
-    mqtt: { enabled: true, port: 0 }, plugins: { rateLimit: { enabled: false } },
-    store: { sqlite: { synchronous: 'normal' } },
-    accounts: { hashMemoryKib: 8192, hashPasses: 1 },
-  }, tempDir('parley-fuzz-'), { logger: log.logger });
+  srv = await startServer(
+    {
+      mqtt: { enabled: true, port: 0 },
+      plugins: { rateLimit: { enabled: false } },
+      store: { sqlite: { synchronous: 'normal' } },
+      accounts: { hashMemoryKib: 8192, hashPasses: 1 },
+    },
+    tempDir('parley-fuzz-'),
+    { logger: log.logger },
+  );
   for (const u of USERS) tokens.set(u, await srv.token(u));
   const owner = await RawSocket.open(srv.wsUrl);
   await owner.call({ id: 0, cmd: 'auth', token: tokens.get('fuzz-user')! });
@@ -230,176 +276,238 @@ function nextReply(ws: RawSocket, timeoutMs = 5000): Promise<Record<string, unkn
 }
 
 describe('fuzzing', () => {
-  it(`WebSocket: ${RUNS} frames`, async () => {
-    const admin = await mintToken(srv.config, 'fuzz-admin', { admin: true });
-    tokens.set('fuzz-admin', admin);
-    let ws = await authedSocket('fuzz-user');
-    let asAdmin = false;
-    let closes = 0;
-    await fc.assert(fc.asyncProperty(wsInput, fc.integer({ min: 0, max: 19 }), async (input, pick) => {
-      // One input in twenty runs as an administrator (server-side commands); the rest as a user.
-      const wantAdmin = pick === 0;
-      if (ws.closeCode !== null || wantAdmin !== asAdmin) {
-        if (ws.closeCode !== null) closes++;
-        ws.close();
-        ws = await authedSocket(wantAdmin ? 'fuzz-admin' : 'fuzz-user');
-        asAdmin = wantAdmin;
-      }
-      ws.frames.length = 0;
-      if (input.kind === 'text') ws.sendText(input.text);
-      else ws.sendText(JSON.stringify({ ...input.args, id: input.id === undefined ? 1 : input.id, cmd: input.cmd }));
-      const r = await nextReply(ws);
-      if (asAdmin) await unbanFuzzers();
-      // The connection may be closed for a reason of its own (a frame 16x over the limit).
-      if (r === null) {
-        expect(ws.closeCode, `no reply to ${JSON.stringify(input).slice(0, 300)}`).not.toBeNull();
-        return;
-      }
-      if (r.ok === true) return;
-      const code = (r.error as { code?: unknown } | undefined)?.code;
-      expect(isCoded(code), `${JSON.stringify(input).slice(0, 300)} -> ${JSON.stringify(r).slice(0, 300)}`).toBe(true);
-    }), { numRuns: RUNS, seed: SEED, endOnFailure: true });
-    ws.close();
-    expect(closes).toBeLessThan(RUNS / 10);
-    expect(errorsLogged().map((l) => l.msg)).toEqual([]);
-  }, TIMEOUT);
+  it(
+    `WebSocket: ${RUNS} frames`,
+    async () => {
+      const admin = await mintToken(srv.config, 'fuzz-admin', { admin: true });
+      tokens.set('fuzz-admin', admin);
+      let ws = await authedSocket('fuzz-user');
+      let asAdmin = false;
+      let closes = 0;
+      await fc.assert(
+        fc.asyncProperty(wsInput, fc.integer({ min: 0, max: 19 }), async (input, pick) => {
+          // One input in twenty runs as an administrator (server-side commands); the rest as a user.
+          const wantAdmin = pick === 0;
+          if (ws.closeCode !== null || wantAdmin !== asAdmin) {
+            if (ws.closeCode !== null) closes++;
+            ws.close();
+            ws = await authedSocket(wantAdmin ? 'fuzz-admin' : 'fuzz-user');
+            asAdmin = wantAdmin;
+          }
+          ws.frames.length = 0;
+          if (input.kind === 'text') ws.sendText(input.text);
+          else ws.sendText(JSON.stringify({ ...input.args, id: input.id === undefined ? 1 : input.id, cmd: input.cmd }));
+          const r = await nextReply(ws);
+          if (asAdmin) await unbanFuzzers();
+          // The connection may be closed for a reason of its own (a frame 16x over the limit).
+          if (r === null) {
+            expect(ws.closeCode, `no reply to ${JSON.stringify(input).slice(0, 300)}`).not.toBeNull();
+            return;
+          }
+          if (r.ok === true) return;
+          const code = (r.error as { code?: unknown } | undefined)?.code;
+          expect(isCoded(code), `${JSON.stringify(input).slice(0, 300)} -> ${JSON.stringify(r).slice(0, 300)}`).toBe(true);
+        }),
+        { numRuns: RUNS, seed: SEED, endOnFailure: true },
+      );
+      ws.close();
+      expect(closes).toBeLessThan(RUNS / 10);
+      expect(errorsLogged().map((l) => l.msg)).toEqual([]);
+    },
+    TIMEOUT,
+  );
 
-  it(`REST: ${RUNS} requests`, async () => {
-    const chat21: Array<[string, string]> = [
-      ['GET', '/api/tilechat/:user/conversations'], ['GET', '/api/tilechat/:user/conversations/:room/messages'],
-      ['GET', '/api/tilechat/:user/archived_conversations'], ['DELETE', '/api/tilechat/conversations/:room'],
-      ['POST', '/api/tilechat/messages'], ['POST', '/api/tilechat/groups'], ['GET', '/api/tilechat/groups/:room'],
-      ['PUT', '/api/tilechat/groups/:room/members'], ['POST', '/api/tilechat/groups/:room/members'],
-      ['PUT', '/api/tilechat/groups/:room'], ['PUT', '/api/tilechat/groups/:room/attributes'],
-      ['POST', '/api/tilechat/:user/instances/:room'],
-    ];
-    const api: Array<[string, string]> = routes.map((r) => [r.method, `/api/v1${r.url}`]);
-    const other: Array<[string, string]> = [['GET', '/api/v1/me'], ['GET', '/api/v1/users/:user'], ['POST', '/api/v1/auth/register'], ['POST', '/api/v1/auth/login']];
-    const segment = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...ROOMS, ...USERS, '1', '2') }, { weight: 1, arbitrary: nastyString });
-    const request = fc.record({
-      route: fc.oneof(
-        { weight: 5, arbitrary: fc.constantFrom(...api) },
-        { weight: 1, arbitrary: fc.constantFrom(...chat21) },
-        { weight: 1, arbitrary: fc.constantFrom(...other) },
-      ),
-      params: fc.array(segment, { minLength: 3, maxLength: 3 }),
-      query: fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS), nastyString), fc.oneof(nastyString, fc.integer().map(String)), { maxKeys: 3 }),
-      body: fc.oneof(
-        { weight: 6, arbitrary: fc.constantFrom(...COMMANDS).chain((c) => argsOf(Commands[c] as unknown as TObject)).map((a) => JSON.stringify(a)) },
-        { weight: 1, arbitrary: json.map((v) => JSON.stringify(v) ?? 'null') },
-        { weight: 1, arbitrary: fc.oneof(fc.string(), fc.constantFrom('', '{', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}')) },
-        { weight: 1, arbitrary: fc.integer({ min: 30, max: 6000 }).map((n) => `{"text":"x","data":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}`) },
-        { weight: 1, arbitrary: fc.constant(undefined) },
-      ),
-      auth: fc.constantFrom('user', 'user', 'user', 'admin', 'none', 'garbage'),
-      contentType: fc.constantFrom('application/json', 'application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded'),
-    });
-    await fc.assert(fc.asyncProperty(request, async (q) => {
-      const [method, template] = q.route;
-      let i = 0;
-      const path = template.replace(/:[a-z]+/g, () => pct(q.params[i++ % 3]!));
-      const qs = Object.entries(q.query).map(([k, v]) => `${pct(k)}=${pct(v)}`).join('&');
-      const headers: Record<string, string> = {};
-      if (q.auth === 'user') headers.authorization = `Bearer ${tokens.get('fuzz-user')!}`;
-      if (q.auth === 'admin') headers.authorization = `Bearer ${tokens.get('fuzz-admin') ?? await mintToken(srv.config, 'fuzz-admin', { admin: true })}`;
-      if (q.auth === 'garbage') headers.authorization = 'Bearer a.b.c';
-      if (template.startsWith('/api/tilechat') && headers.authorization) headers.authorization = headers.authorization.slice(7);
-      const hasBody = q.body !== undefined && method !== 'GET' && method !== 'DELETE';
-      if (hasBody) headers['content-type'] = q.contentType;
-      const res = await fetch(`${srv.url}${path}${qs ? `?${qs}` : ''}`, { method, headers, ...(hasBody ? { body: q.body } : {}) });
-      const text = await res.text();
-      if (q.auth === 'admin') await unbanFuzzers();
-      const what = `${method} ${path}?${qs} ${hasBody ? q.body!.slice(0, 200) : ''} -> ${res.status} ${text.slice(0, 300)}`;
-      expect(res.status, what).toBeLessThan(500);
-      if (res.status < 400) return;
-      const body = JSON.parse(text) as { error?: { code?: string }; code?: string; success?: boolean };
-      expect(isCoded(body.error?.code ?? body.code), what).toBe(true);
-    }), { numRuns: RUNS, seed: SEED, endOnFailure: true });
-    expect(errorsLogged().map((l) => l.msg)).toEqual([]);
-  }, TIMEOUT);
-
-  it(`MQTT: ${RUNS} publishes, then raw packets`, async () => {
-    const url = `mqtt://127.0.0.1:${srv.parley.mqtt!.port}`;
-    const connectAs = async (user: string) => {
-      const c = await mqtt.connectAsync(url, { username: 'JWT', password: tokens.get(user)!, clientId: `${user}-${Math.random().toString(36).slice(2)}`, reconnectPeriod: 0, connectTimeout: 5000 });
-      const errors: Array<Record<string, unknown>> = [];
-      c.on('message', (topic, payload) => {
-        if (topic.endsWith('/clienterror')) errors.push(JSON.parse(payload.toString()) as Record<string, unknown>);
+  it(
+    `REST: ${RUNS} requests`,
+    async () => {
+      const chat21: Array<[string, string]> = [
+        ['GET', '/api/tilechat/:user/conversations'],
+        ['GET', '/api/tilechat/:user/conversations/:room/messages'],
+        ['GET', '/api/tilechat/:user/archived_conversations'],
+        ['DELETE', '/api/tilechat/conversations/:room'],
+        ['POST', '/api/tilechat/messages'],
+        ['POST', '/api/tilechat/groups'],
+        ['GET', '/api/tilechat/groups/:room'],
+        ['PUT', '/api/tilechat/groups/:room/members'],
+        ['POST', '/api/tilechat/groups/:room/members'],
+        ['PUT', '/api/tilechat/groups/:room'],
+        ['PUT', '/api/tilechat/groups/:room/attributes'],
+        ['POST', '/api/tilechat/:user/instances/:room'],
+      ];
+      const api: Array<[string, string]> = routes.map((r) => [r.method, `/api/v1${r.url}`]);
+      const other: Array<[string, string]> = [
+        ['GET', '/api/v1/me'],
+        ['GET', '/api/v1/users/:user'],
+        ['POST', '/api/v1/auth/register'],
+        ['POST', '/api/v1/auth/login'],
+      ];
+      const segment = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...ROOMS, ...USERS, '1', '2') }, { weight: 1, arbitrary: nastyString });
+      const request = fc.record({
+        route: fc.oneof(
+          { weight: 5, arbitrary: fc.constantFrom(...api) },
+          { weight: 1, arbitrary: fc.constantFrom(...chat21) },
+          { weight: 1, arbitrary: fc.constantFrom(...other) },
+        ),
+        params: fc.array(segment, { minLength: 3, maxLength: 3 }),
+        query: fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS), nastyString), fc.oneof(nastyString, fc.integer().map(String)), { maxKeys: 3 }),
+        body: fc.oneof(
+          {
+            weight: 6,
+            arbitrary: fc
+              .constantFrom(...COMMANDS)
+              .chain((c) => argsOf(Commands[c] as unknown as TObject))
+              .map((a) => JSON.stringify(a)),
+          },
+          { weight: 1, arbitrary: json.map((v) => JSON.stringify(v) ?? 'null') },
+          { weight: 1, arbitrary: fc.oneof(fc.string(), fc.constantFrom('', '{', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}')) },
+          { weight: 1, arbitrary: fc.integer({ min: 30, max: 6000 }).map((n) => `{"text":"x","data":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}`) },
+          { weight: 1, arbitrary: fc.constant(undefined) },
+        ),
+        auth: fc.constantFrom('user', 'user', 'user', 'admin', 'none', 'garbage'),
+        contentType: fc.constantFrom('application/json', 'application/json', 'application/json', 'text/plain', 'application/x-www-form-urlencoded'),
       });
-      await c.subscribeAsync(`apps/${APP}/users/${user}/#`);
-      return { c, errors };
-    };
-    const allErrors: Array<Record<string, unknown>> = [];
-    const me = 'fuzz-user';
-    const conv = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...ROOMS, ...USERS, 'group-x') }, { weight: 1, arbitrary: nastyString.map((s) => s.replace(/[/#+]/g, '_').replaceAll('\u0000', '_') || 'x') });
-    const topic = fc.oneof(
-      { weight: 6, arbitrary: conv.map((cw) => `apps/${APP}/outgoing/users/${me}/messages/${cw}/outgoing`) },
-      { weight: 2, arbitrary: fc.tuple(conv, fc.oneof(fc.constantFrom('fuzz-room.1', 'constructor.2', '__proto__.1', 'x.1.joined'), conv)).map(([cw, id]) => `apps/${APP}/users/${me}/messages/${cw}/${id}/update`) },
-      { weight: 2, arbitrary: fc.tuple(conv, fc.constantFrom('update', 'archive')).map(([cw, op]) => `apps/${APP}/users/${me}/conversations/${cw}/${op}`) },
-      { weight: 1, arbitrary: fc.constant(`apps/${APP}/users/${me}/presence/x`) },
-      { weight: 1, arbitrary: conv.map((cw) => `apps/${APP}/users/${me}/whatever/${cw}`) },
-    );
-    const outgoing = fc.record({
-      text: fc.oneof(PLAUSIBLE.text!, fc.constant(null)),
-      type: fc.oneof(fc.constantFrom('text', 'image', 'file'), nastyString),
-      channel_type: fc.constantFrom('direct', 'group', 'x'),
-      sender_fullname: nastyString,
-      recipient_fullname: nastyString,
-      attributes: fc.oneof(fc.dictionary(nastyString, json, { maxKeys: 3 }), fc.constant(null), fc.integer({ min: 20, max: 80 }).map(nest)),
-      metadata: fc.oneof(json, nastyString),
-      timestamp: fc.oneof(fc.integer({ min: -1 }), fc.constant(2 ** 60)),
-      group: fc.record({ members: fc.dictionary(fc.oneof(fc.constantFrom(...USERS), nastyString), json, { maxKeys: 3 }) }),
-      status: fc.constantFrom(200, 100, 'x'),
-      is_new: fc.oneof(fc.boolean(), nastyString),
-    }, { requiredKeys: [] });
-    const payload = fc.oneof(
-      { weight: 6, arbitrary: outgoing.map((o) => JSON.stringify(o)) },
-      { weight: 1, arbitrary: json.map((v) => JSON.stringify(v) ?? 'null') },
-      { weight: 1, arbitrary: fc.oneof(fc.string(), fc.constantFrom('', '{', '{"__proto__":{"text":"x"}}')) },
-      { weight: 1, arbitrary: fc.integer({ min: 30, max: 3000 }).map((n) => `{"text":"x","attributes":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}`) },
-    );
-    // Each publish is acknowledged once its command ran; eight clients keep the run short.
-    const inputs = fc.sample(fc.tuple(topic, payload), { numRuns: RUNS, seed: SEED });
-    const LANES = 8;
-    await Promise.all(Array.from({ length: LANES }, async (_, lane) => {
-      let client = await connectAs(me);
-      for (let i = lane; i < inputs.length; i += LANES) {
-        if (client.c.disconnected || !client.c.connected) {
-          allErrors.push(...client.errors);
-          client = await connectAs(me);
-        }
-        const [t, p] = inputs[i]!;
-        await client.c.publishAsync(t, p, { qos: 1 }).catch(() => { /* a refused publish closes the connection */ });
-      }
-      // Errors come back on .../errors/clienterror after the command ran.
-      await new Promise((r) => setTimeout(r, 300));
-      allErrors.push(...client.errors);
-      await client.c.endAsync();
-    }));
-    for (const e of allErrors) expect(isCoded(e.code), JSON.stringify(e).slice(0, 300)).toBe(true);
-    expect(allErrors.length).toBeGreaterThan(0);
+      await fc.assert(
+        fc.asyncProperty(request, async (q) => {
+          const [method, template] = q.route;
+          let i = 0;
+          const path = template.replace(/:[a-z]+/g, () => pct(q.params[i++ % 3]!));
+          const qs = Object.entries(q.query)
+            .map(([k, v]) => `${pct(k)}=${pct(v)}`)
+            .join('&');
+          const headers: Record<string, string> = {};
+          if (q.auth === 'user') headers.authorization = `Bearer ${tokens.get('fuzz-user')!}`;
+          if (q.auth === 'admin') headers.authorization = `Bearer ${tokens.get('fuzz-admin') ?? (await mintToken(srv.config, 'fuzz-admin', { admin: true }))}`;
+          if (q.auth === 'garbage') headers.authorization = 'Bearer a.b.c';
+          if (template.startsWith('/api/tilechat') && headers.authorization) headers.authorization = headers.authorization.slice(7);
+          const hasBody = q.body !== undefined && method !== 'GET' && method !== 'DELETE';
+          if (hasBody) headers['content-type'] = q.contentType;
+          const res = await fetch(`${srv.url}${path}${qs ? `?${qs}` : ''}`, { method, headers, ...(hasBody ? { body: q.body } : {}) });
+          const text = await res.text();
+          if (q.auth === 'admin') await unbanFuzzers();
+          const what = `${method} ${path}?${qs} ${hasBody ? q.body!.slice(0, 200) : ''} -> ${res.status} ${text.slice(0, 300)}`;
+          expect(res.status, what).toBeLessThan(500);
+          if (res.status < 400) return;
+          const body = JSON.parse(text) as { error?: { code?: string }; code?: string; success?: boolean };
+          expect(isCoded(body.error?.code ?? body.code), what).toBe(true);
+        }),
+        { numRuns: RUNS, seed: SEED, endOnFailure: true },
+      );
+      expect(errorsLogged().map((l) => l.msg)).toEqual([]);
+    },
+    TIMEOUT,
+  );
 
-    // Raw bytes on the MQTT port: CONNECTs with odd fields, truncated and oversized packets, noise.
-    const packets = fc.oneof(
-      fc.uint8Array({ maxLength: 200 }),
-      fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 100 })).map(([type, rest]) => Uint8Array.from([type, rest.length, ...rest])),
-      fc.constant(Uint8Array.from([0x10, 0xff, 0xff, 0xff, 0x7f])),
-    );
-    const samples = fc.sample(packets, { numRuns: Math.min(RUNS, 500), seed: SEED });
-    await Promise.all(Array.from({ length: 5 }, async (_, lane) => {
-      for (let i = lane; i < samples.length; i += 5) {
-        await new Promise<void>((resolve) => {
-          const s = tcpConnect({ host: '127.0.0.1', port: srv.parley.mqtt!.port }, () => {
-            s.write(samples[i]!);
-            setTimeout(() => s.destroy(), 5);
-          });
-          s.on('error', () => { /* the broker may close first */ });
-          s.on('close', () => resolve());
+  it(
+    `MQTT: ${RUNS} publishes, then raw packets`,
+    async () => {
+      const url = `mqtt://127.0.0.1:${srv.parley.mqtt!.port}`;
+      const connectAs = async (user: string) => {
+        const c = await mqtt.connectAsync(url, {
+          username: 'JWT',
+          password: tokens.get(user)!,
+          clientId: `${user}-${Math.random().toString(36).slice(2)}`,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
         });
-      }
-    }));
-    expect(errorsLogged().map((l) => l.msg)).toEqual([]);
-  }, TIMEOUT);
+        const errors: Array<Record<string, unknown>> = [];
+        c.on('message', (topic, payload) => {
+          if (topic.endsWith('/clienterror')) errors.push(JSON.parse(payload.toString()) as Record<string, unknown>);
+        });
+        await c.subscribeAsync(`apps/${APP}/users/${user}/#`);
+        return { c, errors };
+      };
+      const allErrors: Array<Record<string, unknown>> = [];
+      const me = 'fuzz-user';
+      const conv = fc.oneof(
+        { weight: 4, arbitrary: fc.constantFrom(...ROOMS, ...USERS, 'group-x') },
+        { weight: 1, arbitrary: nastyString.map((s) => s.replace(/[/#+]/g, '_').replaceAll('\u0000', '_') || 'x') },
+      );
+      const topic = fc.oneof(
+        { weight: 6, arbitrary: conv.map((cw) => `apps/${APP}/outgoing/users/${me}/messages/${cw}/outgoing`) },
+        {
+          weight: 2,
+          arbitrary: fc
+            .tuple(conv, fc.oneof(fc.constantFrom('fuzz-room.1', 'constructor.2', '__proto__.1', 'x.1.joined'), conv))
+            .map(([cw, id]) => `apps/${APP}/users/${me}/messages/${cw}/${id}/update`),
+        },
+        { weight: 2, arbitrary: fc.tuple(conv, fc.constantFrom('update', 'archive')).map(([cw, op]) => `apps/${APP}/users/${me}/conversations/${cw}/${op}`) },
+        { weight: 1, arbitrary: fc.constant(`apps/${APP}/users/${me}/presence/x`) },
+        { weight: 1, arbitrary: conv.map((cw) => `apps/${APP}/users/${me}/whatever/${cw}`) },
+      );
+      const outgoing = fc.record(
+        {
+          text: fc.oneof(PLAUSIBLE.text!, fc.constant(null)),
+          type: fc.oneof(fc.constantFrom('text', 'image', 'file'), nastyString),
+          channel_type: fc.constantFrom('direct', 'group', 'x'),
+          sender_fullname: nastyString,
+          recipient_fullname: nastyString,
+          attributes: fc.oneof(fc.dictionary(nastyString, json, { maxKeys: 3 }), fc.constant(null), fc.integer({ min: 20, max: 80 }).map(nest)),
+          metadata: fc.oneof(json, nastyString),
+          timestamp: fc.oneof(fc.integer({ min: -1 }), fc.constant(2 ** 60)),
+          group: fc.record({ members: fc.dictionary(fc.oneof(fc.constantFrom(...USERS), nastyString), json, { maxKeys: 3 }) }),
+          status: fc.constantFrom(200, 100, 'x'),
+          is_new: fc.oneof(fc.boolean(), nastyString),
+        },
+        { requiredKeys: [] },
+      );
+      const payload = fc.oneof(
+        { weight: 6, arbitrary: outgoing.map((o) => JSON.stringify(o)) },
+        { weight: 1, arbitrary: json.map((v) => JSON.stringify(v) ?? 'null') },
+        { weight: 1, arbitrary: fc.oneof(fc.string(), fc.constantFrom('', '{', '{"__proto__":{"text":"x"}}')) },
+        { weight: 1, arbitrary: fc.integer({ min: 30, max: 3000 }).map((n) => `{"text":"x","attributes":${'{"a":'.repeat(n)}1${'}'.repeat(n)}}`) },
+      );
+      // Each publish is acknowledged once its command ran; eight clients keep the run short.
+      const inputs = fc.sample(fc.tuple(topic, payload), { numRuns: RUNS, seed: SEED });
+      const LANES = 8;
+      await Promise.all(
+        Array.from({ length: LANES }, async (_, lane) => {
+          let client = await connectAs(me);
+          for (let i = lane; i < inputs.length; i += LANES) {
+            if (client.c.disconnected || !client.c.connected) {
+              allErrors.push(...client.errors);
+              client = await connectAs(me);
+            }
+            const [t, p] = inputs[i]!;
+            await client.c.publishAsync(t, p, { qos: 1 }).catch(() => {
+              /* a refused publish closes the connection */
+            });
+          }
+          // Errors come back on .../errors/clienterror after the command ran.
+          await new Promise((r) => setTimeout(r, 300));
+          allErrors.push(...client.errors);
+          await client.c.endAsync();
+        }),
+      );
+      for (const e of allErrors) expect(isCoded(e.code), JSON.stringify(e).slice(0, 300)).toBe(true);
+      expect(allErrors.length).toBeGreaterThan(0);
+
+      // Raw bytes on the MQTT port: CONNECTs with odd fields, truncated and oversized packets, noise.
+      const packets = fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 100 })).map(([type, rest]) => Uint8Array.from([type, rest.length, ...rest])),
+        fc.constant(Uint8Array.from([0x10, 0xff, 0xff, 0xff, 0x7f])),
+      );
+      const samples = fc.sample(packets, { numRuns: Math.min(RUNS, 500), seed: SEED });
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, lane) => {
+          for (let i = lane; i < samples.length; i += 5) {
+            await new Promise<void>((resolve) => {
+              const s = tcpConnect({ host: '127.0.0.1', port: srv.parley.mqtt!.port }, () => {
+                s.write(samples[i]!);
+                setTimeout(() => s.destroy(), 5);
+              });
+              s.on('error', () => {
+                /* the broker may close first */
+              });
+              s.on('close', () => resolve());
+            });
+          }
+        }),
+      );
+      expect(errorsLogged().map((l) => l.msg)).toEqual([]);
+    },
+    TIMEOUT,
+  );
 
   it('afterwards the node serves, memory is bounded, and the database holds only valid rows', async () => {
     expect((await fetch(`${srv.url}/healthz`)).status).toBe(200);
@@ -411,19 +519,32 @@ describe('fuzzing', () => {
     const db = new Database(join(srv.dataDir, 'parley.db'), { readonly: true, fileMustExist: true });
     try {
       const decoder = new TextDecoder('utf-8', { fatal: true });
-      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).map((t) => t.name);
+      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>).map(
+        (t) => t.name,
+      );
       for (const table of tables) {
-        const cols = (db.prepare(`SELECT name, type FROM pragma_table_info(?)`).all(table) as Array<{ name: string; type: string }>);
+        const cols = db.prepare(`SELECT name, type FROM pragma_table_info(?)`).all(table) as Array<{ name: string; type: string }>;
         for (const col of cols) {
-          const rows = db.prepare(`SELECT CAST("${col.name}" AS BLOB) AS v FROM "${table}" WHERE typeof("${col.name}") = 'text'`).raw().all() as Array<[Buffer]>;
+          const rows = db.prepare(`SELECT CAST("${col.name}" AS BLOB) AS v FROM "${table}" WHERE typeof("${col.name}") = 'text'`).raw().all() as Array<
+            [Buffer]
+          >;
           for (const [v] of rows) {
             expect(v.includes(0), `${table}.${col.name} holds a NUL`).toBe(false);
             let text = '';
-            expect(() => { text = decoder.decode(v); }, `${table}.${col.name} holds invalid UTF-8: ${v.toString('hex').slice(0, 80)}`).not.toThrow();
+            expect(
+              () => {
+                text = decoder.decode(v);
+              },
+              `${table}.${col.name} holds invalid UTF-8: ${v.toString('hex').slice(0, 80)}`,
+            ).not.toThrow();
             // JSON columns (data, profiles, attributes) keep the text rule inside too.
             if (text.startsWith('{') || text.startsWith('[')) {
               let parsed: unknown;
-              try { parsed = JSON.parse(text); } catch { continue; }
+              try {
+                parsed = JSON.parse(text);
+              } catch {
+                continue;
+              }
               expect(inputProblem(parsed), `${table}.${col.name}: ${text.slice(0, 120)}`).toBeNull();
             }
           }

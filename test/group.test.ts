@@ -3,10 +3,18 @@ import { collect, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError, ParleyClient } from '../src/client/index.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ClientError) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: ClientError) => e.code,
+  );
 
 describe('private groups', () => {
   it('five invited members talk; a non-member gets forbidden for history, send and presence', async () => {

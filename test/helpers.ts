@@ -29,8 +29,10 @@ export function testConfig(dataDir: string, overrides: Record<string, unknown> =
 function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out = { ...a };
   for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object'
-      ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object'
+        ? deepMerge(out[k] as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -53,7 +55,9 @@ export async function startServer(overrides: Record<string, unknown> = {}, dataD
   await parley.listen();
   const clients: ParleyClient[] = [];
   const server: TestServer = {
-    parley, config, dataDir,
+    parley,
+    config,
+    dataDir,
     url: parley.url,
     wsUrl: parley.url.replace('http', 'ws') + '/ws',
     token: (user, opts = {}) => mintToken(config, user, opts),
@@ -89,7 +93,14 @@ export function freePort(): Promise<number> {
 /** A logger that keeps every line it writes, to check what a server logged. */
 export function recordingLogger(level = 'info'): { logger: Logger; lines: Array<{ level: number; msg?: string }> } {
   const lines: Array<{ level: number; msg?: string }> = [];
-  const logger = pino({ level }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number; msg?: string }); } });
+  const logger = pino(
+    { level },
+    {
+      write: (line: string) => {
+        lines.push(JSON.parse(line) as { level: number; msg?: string });
+      },
+    },
+  );
   return { logger, lines };
 }
 
@@ -108,9 +119,15 @@ export class RawSocket {
   closeCode: number | null = null;
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (d) => {
-      try { this.frames.push(JSON.parse(d.toString()) as Record<string, unknown>); } catch { /* not JSON */ }
+      try {
+        this.frames.push(JSON.parse(d.toString()) as Record<string, unknown>);
+      } catch {
+        /* not JSON */
+      }
     });
-    ws.on('close', (code) => { this.closeCode = code; });
+    ws.on('close', (code) => {
+      this.closeCode = code;
+    });
   }
   static open(url: string): Promise<RawSocket> {
     return new Promise((resolve, reject) => {

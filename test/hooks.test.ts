@@ -5,13 +5,18 @@ import { ParleyError } from '../src/errors.js';
 import { commandHook, Hooks, messageValidator, type HookOutcome } from '../src/service/hooks.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
-const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
-  (e: ClientError) => ({ code: e.code, details: e.details }),
-);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
+    (e: ClientError) => ({ code: e.code, details: e.details }),
+  );
 
 /** A room of its own per test, with `a` as owner and `b` as member. */
 async function room(prefix: string) {
@@ -83,10 +88,13 @@ describe('before hooks', () => {
   it('cannot bypass permission checks by rewriting the room', async () => {
     const other = await srv.client('perm-owner');
     await other.createRoom('group', 'private', { room: 'perm-private' });
-    srv.parley.service.hooks.use(commandHook({
-      name: 'redirect', commands: ['send'],
-      before: (ctx) => (ctx.args.room === 'perm' ? { ...ctx.args, room: 'perm-private' } : undefined),
-    }));
+    srv.parley.service.hooks.use(
+      commandHook({
+        name: 'redirect',
+        commands: ['send'],
+        before: (ctx) => (ctx.args.room === 'perm' ? { ...ctx.args, room: 'perm-private' } : undefined),
+      }),
+    );
     const { a, id } = await room('perm');
     expect((await failure(a.send(id, 'sneak'))).code).toBe('forbidden');
     expect((await other.history('perm-private')).last).toBe(1);
@@ -97,15 +105,28 @@ describe('after hooks', () => {
   it('see the result of a success and the error of a failure, including rejections by before hooks', async () => {
     const outcomes: Array<{ cmd: string; text: unknown; seq?: number; code?: string }> = [];
     srv.parley.service.hooks.use(
-      { name: 'gate', commands: ['send'], before(ctx) { if (ctx.args.text === 'blocked by gate') throw new ParleyError('forbidden', 'gate'); } },
+      {
+        name: 'gate',
+        commands: ['send'],
+        before(ctx) {
+          if (ctx.args.text === 'blocked by gate') throw new ParleyError('forbidden', 'gate');
+        },
+      },
       commandHook({
-        name: 'audit', commands: ['send'],
+        name: 'audit',
+        commands: ['send'],
         after(ctx, o: HookOutcome<{ seq: number }>) {
           if (!String(ctx.args.room).startsWith('aft')) return;
           outcomes.push({ cmd: ctx.cmd, text: ctx.args.text, ...(o.result ? { seq: o.result.seq } : {}), ...(o.error ? { code: o.error.code } : {}) });
         },
       }),
-      { name: 'throws', commands: ['send'], after() { throw new Error('after hooks cannot break a command'); } },
+      {
+        name: 'throws',
+        commands: ['send'],
+        after() {
+          throw new Error('after hooks cannot break a command');
+        },
+      },
     );
     const { a, id } = await room('aft');
     const r = await a.send(id, 'hello');
@@ -120,7 +141,13 @@ describe('after hooks', () => {
 
   it('run only on the commands they name', async () => {
     const cmds: string[] = [];
-    srv.parley.service.hooks.use({ name: 'edits-only', commands: ['edit'], after(ctx) { if (ctx.args.room === 'only') cmds.push(ctx.cmd); } });
+    srv.parley.service.hooks.use({
+      name: 'edits-only',
+      commands: ['edit'],
+      after(ctx) {
+        if (ctx.args.room === 'only') cmds.push(ctx.cmd);
+      },
+    });
     const { a, id } = await room('only');
     const m = await a.send(id, 'x');
     await a.typing(id);
@@ -131,16 +158,22 @@ describe('after hooks', () => {
 
 describe('message validator hook', () => {
   it('rejects messages of a custom format with invalid and normalises accepted ones', async () => {
-    srv.parley.service.hooks.use(messageValidator('json-cards', (m) => {
-      if (!m.room.startsWith('card')) return;
-      let card: unknown;
-      try { card = JSON.parse(m.text); } catch { throw new ParleyError('invalid', 'a card is a JSON object', { reason: 'card_format' }); }
-      if (!card || typeof card !== 'object' || typeof (card as { title?: unknown }).title !== 'string') {
-        throw new ParleyError('invalid', 'a card needs a title', { reason: 'card_format' });
-      }
-      const title = (card as { title: string }).title.trim();
-      return m.cmd === 'send' ? { text: title, data: { card: { title } } } : { text: title };
-    }));
+    srv.parley.service.hooks.use(
+      messageValidator('json-cards', (m) => {
+        if (!m.room.startsWith('card')) return;
+        let card: unknown;
+        try {
+          card = JSON.parse(m.text);
+        } catch {
+          throw new ParleyError('invalid', 'a card is a JSON object', { reason: 'card_format' });
+        }
+        if (!card || typeof card !== 'object' || typeof (card as { title?: unknown }).title !== 'string') {
+          throw new ParleyError('invalid', 'a card needs a title', { reason: 'card_format' });
+        }
+        const title = (card as { title: string }).title.trim();
+        return m.cmd === 'send' ? { text: title, data: { card: { title } } } : { text: title };
+      }),
+    );
     const { a, id, seen } = await room('card');
     const before = (await a.history(id)).last;
     expect(await failure(a.send(id, 'plain text'))).toEqual({ code: 'invalid', details: { reason: 'card_format' } });
@@ -176,8 +209,20 @@ describe('Hooks registry', () => {
     const seen: string[] = [];
     h.use(
       { name: 'up', commands: ['send'], before: (ctx) => ({ ...ctx.args, text: String(ctx.args.text).toUpperCase() }) },
-      { name: 'no', commands: ['send'], before: (ctx) => { if (ctx.args.text === 'NO') throw new ParleyError('forbidden', 'no'); } },
-      { name: 'log', commands: ['send'], after: (_ctx, o) => { seen.push(o.error ? o.error.code : String((o.result as { text: string }).text)); } },
+      {
+        name: 'no',
+        commands: ['send'],
+        before: (ctx) => {
+          if (ctx.args.text === 'NO') throw new ParleyError('forbidden', 'no');
+        },
+      },
+      {
+        name: 'log',
+        commands: ['send'],
+        after: (_ctx, o) => {
+          seen.push(o.error ? o.error.code : String((o.result as { text: string }).text));
+        },
+      },
     );
     const command = async (args: Record<string, unknown>) => ({ text: args.text });
     const toError = (e: unknown) => (e instanceof ParleyError ? e : new ParleyError('internal'));

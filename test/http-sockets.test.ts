@@ -6,27 +6,38 @@ import { connect, type Socket } from 'node:net';
 import { RawSocket, startServer, type TestServer } from './helpers.js';
 
 /** A raw TCP connection to the server, and when it was closed (by the server). */
-interface Tcp { socket: Socket; data: string; closedAt: Promise<number> }
+interface Tcp {
+  socket: Socket;
+  data: string;
+  closedAt: Promise<number>;
+}
 
 function tcp(url: string): Promise<Tcp> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     const t: Tcp = { socket, data: '', closedAt: new Promise((r) => socket.once('close', () => r(performance.now()))) };
-    socket.on('data', (d) => { t.data += d.toString(); });
-    socket.on('error', () => { /* a reset counts as closed */ });
+    socket.on('data', (d) => {
+      t.data += d.toString();
+    });
+    socket.on('error', () => {
+      /* a reset counts as closed */
+    });
     socket.once('connect', () => resolve(t));
     socket.once('error', reject);
   });
 }
 
-const within = <T>(p: Promise<T>, ms: number): Promise<T | 'open'> =>
-  Promise.race([p, new Promise<'open'>((r) => setTimeout(() => r('open'), ms))]);
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'open'> => Promise.race([p, new Promise<'open'>((r) => setTimeout(() => r('open'), ms))]);
 
 describe('with the default settings', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startServer(); });
-  afterAll(async () => { await srv?.close(); });
+  beforeAll(async () => {
+    srv = await startServer();
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
 
   it('an idle keep-alive connection is closed about 5 s after its last response, not a minute later', async () => {
     const c = await tcp(srv.url);
@@ -45,7 +56,9 @@ describe('with small limits', () => {
   beforeAll(async () => {
     srv = await startServer({ http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, keepAliveTimeoutMs: 300, connectionsPerAddress: 4 } });
   });
-  afterAll(async () => { await srv?.close(); });
+  afterAll(async () => {
+    await srv?.close();
+  });
 
   it('a connection that never sends a request is closed after http.headersTimeoutMs', async () => {
     const c = await tcp(srv.url);
@@ -63,7 +76,9 @@ describe('with small limits', () => {
       silent.push({ c, t0: performance.now() });
       await new Promise((r) => setTimeout(r, 170));
     }
-    onTestFinished(() => { for (const s of silent) s.c.socket.destroy(); });
+    onTestFinished(() => {
+      for (const s of silent) s.c.socket.destroy();
+    });
     for (const { c, t0 } of silent) {
       const closed = await within(c.closedAt, 6000);
       expect(closed).not.toBe('open');
@@ -74,7 +89,10 @@ describe('with small limits', () => {
   it('one address holds at most http.connectionsPerAddress connections, WebSocket ones included', async () => {
     const held = await Promise.all([tcp(srv.url), tcp(srv.url), tcp(srv.url)]);
     const ws = await RawSocket.open(srv.wsUrl);
-    onTestFinished(() => { ws.close(); for (const h of held) h.socket.destroy(); });
+    onTestFinished(() => {
+      ws.close();
+      for (const h of held) h.socket.destroy();
+    });
     // The fifth is closed at once, before it could send anything.
     const extra = await tcp(srv.url);
     expect(await within(extra.closedAt, 1000)).not.toBe('open');

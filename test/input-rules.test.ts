@@ -15,8 +15,12 @@ const nested = (levels: number): string => '{"a":'.repeat(levels) + '1' + '}'.re
 
 let srv: TestServer;
 const log = recordingLogger();
-beforeAll(async () => { srv = await startServer({ mqtt: { enabled: true, port: 0 } }, tempDir(), { logger: log.logger }); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer({ mqtt: { enabled: true, port: 0 } }, tempDir(), { logger: log.logger });
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 async function authed(s: TestServer, user: string): Promise<RawSocket> {
   const ws = await RawSocket.open(s.wsUrl);
@@ -131,7 +135,8 @@ describe('text is well-formed everywhere', () => {
     expect(search.status).toBe(400);
     expect((search.body.error as { code: string }).code).toBe('invalid');
     const reg = await fetch(`${srv.url}/api/v1/auth/register`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: '{"username":"nulname","password":"long-enough-1","name":"a\\u0000"}',
     });
     expect(reg.status).toBe(400);

@@ -6,7 +6,9 @@ let srv: TestServer;
 beforeAll(async () => {
   srv = await startServer({ limits: { heartbeatMs: 300, slowConsumerBytes: 256 * 1024, textChars: 4000 } });
 });
-afterAll(async () => { await srv.close(); });
+afterAll(async () => {
+  await srv.close();
+});
 
 const socketOf = (raw: RawSocket) => (raw.ws as unknown as { _socket: Socket })._socket;
 
@@ -19,7 +21,9 @@ describe('liveness', () => {
     expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
     await waitFor(() => srv.parley.hub.connectionCount === 2);
     const offline: string[] = [];
-    watcher.on('presence', (p) => { if (!p.online) offline.push(p.user); });
+    watcher.on('presence', (p) => {
+      if (!p.online) offline.push(p.user);
+    });
     expect((await watcher.presence(room.id)).users.sort()).toEqual(['hb-dead', 'hb-watcher']);
     socketOf(raw).pause(); // reads nothing from now on, so answers no ping
     await waitFor(() => offline.includes('hb-dead'), 3000, 'offline after missed heartbeats');
@@ -32,7 +36,10 @@ describe('liveness', () => {
     const main = srv;
     // The flood comes from one user, far above the default rate limit: it is off here.
     srv = await startServer({ limits: { heartbeatMs: 60000, slowConsumerBytes: 256 * 1024, textChars: 4000 }, plugins: { rateLimit: { enabled: false } } });
-    onTestFinished(async () => { await srv.close(); srv = main; });
+    onTestFinished(async () => {
+      await srv.close();
+      srv = main;
+    });
     const others = srv.parley.hub.connectionCount;
     const sender = await srv.client('slow-sender');
     const room = await sender.createRoom('channel', 'Flood');
@@ -55,7 +62,10 @@ describe('liveness', () => {
     // Whatever it had received, the reader resumes from the last seq it saw and gets the rest once.
     socketOf(raw).resume();
     await raw.closed(5000).catch(() => 0);
-    const seen = raw.frames.filter((f) => f.ev === 'message').map((f) => (f.data as { seq: number }).seq).filter((s) => s > base);
+    const seen = raw.frames
+      .filter((f) => f.ev === 'message')
+      .map((f) => (f.data as { seq: number }).seq)
+      .filter((s) => s > base);
     const lastSeen = seen.length ? seen[seen.length - 1]! : base;
     const again = await srv.client('slow-reader', { resume: { [room.id]: lastSeen } }, false);
     const rest = collect(again, room.id);

@@ -5,10 +5,18 @@ import { ParleyClient, type ClientError } from '../src/client/index.js';
 import { mintToken } from '../src/auth/jwt.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ClientError) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: ClientError) => e.code,
+  );
 async function admin(): Promise<ParleyClient> {
   const c = new ParleyClient({ url: srv.url, token: await mintToken(srv.config, 'root', { admin: true }), WebSocket: WebSocket as never });
   await c.connect();
@@ -16,7 +24,9 @@ async function admin(): Promise<ParleyClient> {
 }
 const removedFrom = (c: ParleyClient) => {
   const out: Array<{ room: string; reason?: string }> = [];
-  c.on('room', (r) => { if (r.member === null) out.push({ room: r.room, reason: r.reason }); });
+  c.on('room', (r) => {
+    if (r.member === null) out.push({ room: r.room, reason: r.reason });
+  });
   return out;
 };
 
@@ -138,7 +148,7 @@ describe('bans, kicks, mutes, roles', () => {
     expect(await code(u.send(room.id, 'after'))).toBe('ok');
   });
 
-  it('the owner can hand the room over; deleting a room removes everyone\'s access', async () => {
+  it("the owner can hand the room over; deleting a room removes everyone's access", async () => {
     const owner = await srv.client('d-owner');
     const room = await owner.createRoom('group', 'Doomed');
     await owner.invite(room.id, 'd-other');
@@ -192,8 +202,8 @@ describe('blocking and typing', () => {
     await a.call({ id: 3, cmd: 'invite', room: group, user: 'typ-c' });
     const dm = ((await a.call({ id: 4, cmd: 'direct', user: 'typ-b' })).data as { id: string }).id;
     expect((await a.call({ id: 5, cmd: 'block', user: 'typ-b' })).ok).toBe(true);
-    const typing = (s: RawSocket, room: string, user: string) => s.frames.filter((f) => f.ev === 'typing'
-      && (f.data as { room: string; user: string }).room === room && (f.data as { user: string }).user === user);
+    const typing = (s: RawSocket, room: string, user: string) =>
+      s.frames.filter((f) => f.ev === 'typing' && (f.data as { room: string; user: string }).room === room && (f.data as { user: string }).user === user);
     expect((await b.call({ id: 6, cmd: 'typing', room: group })).ok).toBe(true);
     expect((await b.call({ id: 7, cmd: 'typing', room: dm })).ok).toBe(true);
     // A later event from a user typ-a does not block: once it arrived, the blocked ones would have too.
@@ -259,7 +269,8 @@ describe('server-side API', () => {
     const customs: Array<{ room: string; ev: string; data?: unknown }> = [];
     u.on('custom', (c) => customs.push(c));
     const res = await root.request('post', {
-      rooms: [r1.id, r2.id], as: { id: 'bot', name: 'Bot' },
+      rooms: [r1.id, r2.id],
+      as: { id: 'bot', name: 'Bot' },
       messages: [{ text: 'maintenance at 5' }, { ev: 'score', data: { home: 2, away: 1 } }],
     });
     expect(res.posted).toHaveLength(4);

@@ -11,25 +11,41 @@ export async function startMqttServer(overrides: Record<string, unknown> = {}): 
   return Object.assign(s, { mqttUrl: `mqtt://127.0.0.1:${port}`, mqttWsUrl: `${s.url.replace('http', 'ws')}/mqtt` });
 }
 
-export interface Received { topic: string; body: Record<string, unknown> }
+export interface Received {
+  topic: string;
+  body: Record<string, unknown>;
+}
 
 /** A Chat21-style client: subscribed to its own inbox, recording what arrives. */
 export class Chat21Peer {
   readonly received: Received[] = [];
   closed = false;
-  constructor(readonly user: string, readonly client: MqttClient) {
+  constructor(
+    readonly user: string,
+    readonly client: MqttClient,
+  ) {
     client.on('message', (topic, payload) => {
       let body: Record<string, unknown> = {};
-      try { body = JSON.parse(payload.toString()) as Record<string, unknown>; } catch { /* recorded empty */ }
+      try {
+        body = JSON.parse(payload.toString()) as Record<string, unknown>;
+      } catch {
+        /* recorded empty */
+      }
       this.received.push({ topic, body });
     });
-    client.on('close', () => { this.closed = true; });
+    client.on('close', () => {
+      this.closed = true;
+    });
   }
 
   static async connect(url: string, user: string, token: string, opts: IClientOptions = {}, subscribe = true): Promise<Chat21Peer> {
     const client = await mqtt.connectAsync(url, {
-      username: 'JWT', password: token, clientId: `${user}-${Math.random().toString(36).slice(2)}`,
-      reconnectPeriod: 0, connectTimeout: 5000, keepalive: 10,
+      username: 'JWT',
+      password: token,
+      clientId: `${user}-${Math.random().toString(36).slice(2)}`,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      keepalive: 10,
       will: { topic: `apps/${APP}/users/${user}/presence/x`, payload: Buffer.from('{"disconnected":true}'), qos: 1, retain: true },
       ...opts,
     });
@@ -45,8 +61,14 @@ export class Chat21Peer {
 
   send(to: string, text: string, extra: Record<string, unknown> = {}): Promise<unknown> {
     return this.publish(`apps/${APP}/outgoing/users/${this.user}/messages/${to}/outgoing`, {
-      text, type: 'text', sender_fullname: this.user, recipient_fullname: to, attributes: {}, metadata: '',
-      channel_type: to.includes('group-') ? 'group' : 'direct', ...extra,
+      text,
+      type: 'text',
+      sender_fullname: this.user,
+      recipient_fullname: to,
+      attributes: {},
+      metadata: '',
+      channel_type: to.includes('group-') ? 'group' : 'direct',
+      ...extra,
     });
   }
 
@@ -71,9 +93,16 @@ export class Chat21Peer {
 }
 
 /** Calls the Chat21 REST API with the raw JWT in Authorization. */
-export async function rest(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function rest(
+  base: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${base}/api/${APP}${path}`, {
-    method, headers: { authorization: token, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: token, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -88,15 +117,22 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export class RawMqtt {
   closed = false;
   private constructor(private readonly sock: import('node:net').Socket) {
-    sock.on('close', () => { this.closed = true; });
-    sock.on('error', () => { /* seen as close */ });
+    sock.on('close', () => {
+      this.closed = true;
+    });
+    sock.on('error', () => {
+      /* seen as close */
+    });
   }
 
   static async connect(url: string, token: string, clientId: string): Promise<RawMqtt> {
     const { createConnection } = await import('node:net');
     const u = new URL(url);
     const sock = createConnection({ host: u.hostname, port: Number(u.port) });
-    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
     const c = new RawMqtt(sock);
     const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 30]), str(clientId), str('JWT'), str(token)]);
     const connack = c.next(4);

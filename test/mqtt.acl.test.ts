@@ -5,20 +5,31 @@ import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxPayloadBytes: 1024 } }); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxPayloadBytes: 1024 } });
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 async function metric(name: string): Promise<string> {
   const text = await (await fetch(`${s.url}/metrics`)).text();
-  return text.split('\n').filter((l) => l.startsWith(name)).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
 }
 
 describe('MQTT topic ACL and authentication', () => {
-  it('subscribing to another user\'s inbox is refused and counted; nothing of it arrives', async () => {
+  it("subscribing to another user's inbox is refused and counted; nothing of it arrives", async () => {
     const spy = await Chat21Peer.connect(s.mqttUrl, 'mallory', await s.token('mallory'));
     const victim = await Chat21Peer.connect(s.mqttUrl, 'victor', await s.token('victor'));
     for (const filter of [`apps/${APP}/users/victor/#`, `apps/${APP}/users/+/messages/#`, '#', `apps/${APP}/#`, `apps/other/users/mallory/#`]) {
-      const err = await spy.client.subscribeAsync(filter).then(() => null, (e: { packet?: { granted?: number[] } }) => e);
+      const err = await spy.client.subscribeAsync(filter).then(
+        () => null,
+        (e: { packet?: { granted?: number[] } }) => e,
+      );
       expect(err?.packet?.granted, filter).toEqual([128]);
     }
     expect(spy.closed).toBe(false);
@@ -31,7 +42,7 @@ describe('MQTT topic ACL and authentication', () => {
     for (const p of [spy, victim, sender]) await p.close();
   });
 
-  it('publishing into another user\'s outgoing or inbox subtree closes the connection and delivers nothing', async () => {
+  it("publishing into another user's outgoing or inbox subtree closes the connection and delivers nothing", async () => {
     const victim = await Chat21Peer.connect(s.mqttUrl, 'vera', await s.token('vera'));
     const target = await Chat21Peer.connect(s.mqttUrl, 'tom', await s.token('tom'));
     for (const topic of [
@@ -54,11 +65,17 @@ describe('MQTT topic ACL and authentication', () => {
 
   it('an expired, forged or missing token is refused at connect', async () => {
     const expired = await s.token('ivan', { expiresIn: -60 });
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('ivan').setIssuedAt().setExpirationTime('1h')
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('ivan')
+      .setIssuedAt()
+      .setExpirationTime('1h')
       .sign(new TextEncoder().encode('not-the-server-secret-at-all'));
     const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"ivan"}').toString('base64url')}.`;
     for (const password of [expired, forged, none, '']) {
-      await expect(mqtt.connectAsync(s.mqttUrl, { username: 'JWT', password, reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow(/Bad username or password|Not authorized|Connection refused/i);
+      await expect(mqtt.connectAsync(s.mqttUrl, { username: 'JWT', password, reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow(
+        /Bad username or password|Not authorized|Connection refused/i,
+      );
     }
   });
 
@@ -82,7 +99,16 @@ describe('MQTT bad payloads', () => {
     await a.publish(`apps/${APP}/users/nina/messages/omar/nope.1/update`, { status: 200 });
     await a.publish(`apps/${APP}/users/nina/whatever`, {});
     await waitFor(() => a.on('/errors/clienterror').length === 8, 5000, 'eight error replies');
-    expect(a.on('/errors/clienterror').map((r) => r.body.code)).toEqual(['invalid', 'invalid', 'invalid', 'invalid', 'too_large', 'invalid', 'invalid', 'invalid']);
+    expect(a.on('/errors/clienterror').map((r) => r.body.code)).toEqual([
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'too_large',
+      'invalid',
+      'invalid',
+      'invalid',
+    ]);
     expect(a.closed).toBe(false);
     // The connection still works, and nothing of the above was stored or delivered.
     await a.send('omar', 'valid one');
@@ -102,7 +128,9 @@ describe('MQTT packet size on TCP', () => {
     const sock = createConnection({ host: '127.0.0.1', port });
     await new Promise<void>((r) => sock.once('connect', () => r()));
     let closed = false;
-    sock.on('close', () => { closed = true; });
+    sock.on('close', () => {
+      closed = true;
+    });
     sock.on('error', () => {});
     // PUBLISH with a remaining length of 50 MiB (varint 0x80 0x80 0x80 0x19), then 256 KiB of it.
     sock.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x19]));

@@ -3,8 +3,13 @@ import { collect, removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 describe('MQTT and WebSocket clients share the same conversations', () => {
   it('a direct message sent over MQTT reaches the WebSocket client, and the other way round, in one history', async () => {
@@ -34,7 +39,14 @@ describe('MQTT and WebSocket clients share the same conversations', () => {
     await m.send('mixed1', 'hello group', { channel_type: 'group' });
     await waitFor(() => got.some((x) => x.text === 'hello group'), 5000, 'ws receives group message');
     await ws.send(room.id, 'hi gus');
-    expect(await m.waitAdded((x) => x.text === 'hi gus')).toMatchObject({ sender: 'gwen', recipient: 'group-~mixed1', conversWith: 'group-~mixed1', channel_type: 'group', status: 150, recipient_fullname: 'Mixed' });
+    expect(await m.waitAdded((x) => x.text === 'hi gus')).toMatchObject({
+      sender: 'gwen',
+      recipient: 'group-~mixed1',
+      conversWith: 'group-~mixed1',
+      channel_type: 'group',
+      status: 150,
+      recipient_fullname: 'Mixed',
+    });
     expect(m.on('/clientadded', '/messages/group-~mixed1/').length).toBeGreaterThan(0);
     const conv = await rest(s.url, await s.token('gus'), 'GET', '/gus/conversations');
     expect(conv.body.result).toEqual([expect.objectContaining({ conversWith: 'group-~mixed1', last_message_text: 'hi gus', is_new: true })]);
@@ -58,13 +70,16 @@ describe('MQTT over WebSocket', () => {
     await overWs.waitAdded((x) => x.text === 'via tcp' && x.status === 150);
     await overWs.waitAdded((x) => x.text === 'via websocket' && x.status === 100);
     // The ACL applies on WebSocket too.
-    const err = await overWs.client.subscribeAsync(`apps/${APP}/users/ted/#`).then(() => null, (e: { packet?: { granted?: number[] } }) => e);
+    const err = await overWs.client.subscribeAsync(`apps/${APP}/users/ted/#`).then(
+      () => null,
+      (e: { packet?: { granted?: number[] } }) => e,
+    );
     expect(err?.packet?.granted).toEqual([128]);
     await overWs.close();
     await overTcp.close();
   });
 
-  it('a Chat21 client pointed at ws://host/ws (Chat21\'s own path) gets MQTT, while Parley\'s protocol keeps /ws', async () => {
+  it("a Chat21 client pointed at ws://host/ws (Chat21's own path) gets MQTT, while Parley's protocol keeps /ws", async () => {
     const chat21Path = `${s.url.replace('http', 'ws')}/ws`;
     const a = await Chat21Peer.connect(chat21Path, 'wsa', await s.token('wsa'));
     const b = await Chat21Peer.connect(s.mqttWsUrl, 'wsb', await s.token('wsb'));

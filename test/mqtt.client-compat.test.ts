@@ -7,11 +7,16 @@ import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 type Doc = Record<string, unknown>;
-const label = (m: Doc) => ((m.attributes as Doc | null)?.messagelabel as { key?: string; parameters?: Record<string, string> } | undefined);
+const label = (m: Doc) => (m.attributes as Doc | null)?.messagelabel as { key?: string; parameters?: Record<string, string> } | undefined;
 
 /** chat21client.sendMessage: every field present (undefined ones dropped by JSON), QoS 0. */
 function clientSend(p: Chat21Peer, to: string, text: unknown, type: unknown, attributes: unknown, metadata: unknown, channelType: string): Promise<unknown> {
@@ -68,7 +73,9 @@ describe('real chat21client compatibility', () => {
       return (await r.json()) as Doc;
     };
     const room = (await api(tok.a, 'POST', '/direct/cc_down')).id as string;
-    const png = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#123' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 30, height: 20, channels: 3, background: '#123' } })
+      .png()
+      .toBuffer();
     const up = await api(tok.a, 'POST', `/rooms/${room}/attachments`, new Uint8Array(png), { 'content-type': 'image/png', 'x-filename': 'pic.png' });
     await clientSend(a, 'cc_down', '', 'image', null, { src: `${s.url}${up.url as string}`, width: 30, height: 20 }, 'direct');
     const img = await b.waitAdded((m) => m.type === 'image');
@@ -105,12 +112,19 @@ describe('real chat21client compatibility', () => {
     const mem = await Chat21Peer.connect(s.mqttUrl, 'cc_mem', tok.m);
     const gid = 'group-cc4';
     expect((await groupCreate(tok.o, 'cc4', gid, { cc_mem: 1 })).status).toBe(201);
-    const want = (p: Chat21Peer) => waitFor(() => {
-      const ls = p.added(gid).map(label);
-      return ls.some((l) => l?.key === 'GROUP_CREATED' && l.parameters?.creator === 'cc_owner')
-        && ls.some((l) => l?.key === 'MEMBER_JOINED_GROUP' && l.parameters?.member_id === 'cc_owner')
-        && ls.some((l) => l?.key === 'MEMBER_JOINED_GROUP' && l.parameters?.member_id === 'cc_mem');
-    }, 5000, `${p.user}: the three info messages`);
+    const want = (p: Chat21Peer) =>
+      waitFor(
+        () => {
+          const ls = p.added(gid).map(label);
+          return (
+            ls.some((l) => l?.key === 'GROUP_CREATED' && l.parameters?.creator === 'cc_owner') &&
+            ls.some((l) => l?.key === 'MEMBER_JOINED_GROUP' && l.parameters?.member_id === 'cc_owner') &&
+            ls.some((l) => l?.key === 'MEMBER_JOINED_GROUP' && l.parameters?.member_id === 'cc_mem')
+          );
+        },
+        5000,
+        `${p.user}: the three info messages`,
+      );
     await want(owner);
     await want(mem);
     const joined = owner.added(gid).find((m) => label(m)?.parameters?.member_id === 'cc_owner')!;
@@ -135,12 +149,18 @@ describe('real chat21client compatibility', () => {
     await clientSend(owner, gid, 'first message', 'text', null, null, 'group');
     await owner.waitAdded((m) => m.text === 'first message');
     await rest(s.url, tok.o, 'POST', `/groups/${gid}/members`, { member_id: 'cc_n2' });
-    await waitFor(() => {
-      const docs = newbie.added(gid);
-      return docs.some((m) => m.text === 'first message' && m.__history === 'true')
-        && docs.some((m) => label(m)?.key === 'GROUP_CREATED' && m.__history === 'true')
-        && ['cc_o2', 'cc_m2', 'cc_n2'].every((u) => docs.some((m) => label(m)?.key === 'MEMBER_JOINED_GROUP' && label(m)?.parameters?.member_id === u));
-    }, 5000, 'replayed timeline');
+    await waitFor(
+      () => {
+        const docs = newbie.added(gid);
+        return (
+          docs.some((m) => m.text === 'first message' && m.__history === 'true') &&
+          docs.some((m) => label(m)?.key === 'GROUP_CREATED' && m.__history === 'true') &&
+          ['cc_o2', 'cc_m2', 'cc_n2'].every((u) => docs.some((m) => label(m)?.key === 'MEMBER_JOINED_GROUP' && label(m)?.parameters?.member_id === u))
+        );
+      },
+      5000,
+      'replayed timeline',
+    );
     const replayed = newbie.added(gid).filter((m) => m.__history === 'true');
     expect(replayed.map((m) => label(m)?.key ?? m.text)).toEqual(['GROUP_CREATED', 'MEMBER_JOINED_GROUP', 'MEMBER_JOINED_GROUP', 'first message']);
     for (const m of replayed) expect(m).toMatchObject({ status: 150, attributes: { sendnotification: false } });

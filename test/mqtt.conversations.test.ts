@@ -6,12 +6,18 @@ import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 async function api(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${s.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${await s.token(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    method,
+    headers: { authorization: `Bearer ${await s.token(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };

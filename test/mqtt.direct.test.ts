@@ -3,8 +3,13 @@ import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 describe('MQTT direct messages (Chat21 inbox pattern)', () => {
   it('a direct message reaches the sender with status 100 and the recipient with status 150', async () => {
@@ -15,7 +20,15 @@ describe('MQTT direct messages (Chat21 inbox pattern)', () => {
     const theirs = await b.waitAdded((m) => m.text === 'hello bob', 'delivered copy');
     expect(a.on('/clientadded')[0]!.topic).toBe(`apps/${APP}/users/alice/messages/bob/clientadded`);
     expect(b.on('/clientadded')[0]!.topic).toBe(`apps/${APP}/users/bob/messages/alice/clientadded`);
-    expect(mine).toMatchObject({ status: 100, sender: 'alice', recipient: 'bob', channel_type: 'direct', app_id: APP, attributes: { projectId: 'p1' }, recipient_fullname: 'Bob B' });
+    expect(mine).toMatchObject({
+      status: 100,
+      sender: 'alice',
+      recipient: 'bob',
+      channel_type: 'direct',
+      app_id: APP,
+      attributes: { projectId: 'p1' },
+      recipient_fullname: 'Bob B',
+    });
     expect(theirs).toMatchObject({ status: 150, sender: 'alice', recipient: 'bob', sender_fullname: 'alice', message_id: mine.message_id });
     expect(typeof mine.timestamp).toBe('number');
     await a.close();
@@ -56,7 +69,9 @@ describe('MQTT receipts, conversation updates and archive', () => {
     await f.send('erin', 'first');
     await e.waitAdded((m) => m.text === 'first');
     let active = await rest(s.url, tokE, 'GET', '/erin/conversations');
-    expect(active.body.result).toEqual([expect.objectContaining({ conversWith: 'frank', is_new: true, archived: false, last_message_text: 'first', key: 'frank' })]);
+    expect(active.body.result).toEqual([
+      expect.objectContaining({ conversWith: 'frank', is_new: true, archived: false, last_message_text: 'first', key: 'frank' }),
+    ]);
 
     await e.publish(`apps/${APP}/users/erin/conversations/frank/update`, { is_new: false });
     await waitFor(() => e.on('/conversations/frank/clientupdated').length === 1, 5000, 'conversation update');
@@ -71,19 +86,23 @@ describe('MQTT receipts, conversation updates and archive', () => {
     expect(deleted[0]!.topic).toBe(`apps/${APP}/users/erin/conversations/frank/clientdeleted`);
     expect(deleted[0]!.body).toMatchObject({ conversWith: 'frank', archived: true, last_message_text: 'first' });
     expect((await rest(s.url, tokE, 'GET', '/erin/conversations')).body.result).toEqual([]);
-    expect((await rest(s.url, tokE, 'GET', '/erin/conversations/archived')).body.result).toEqual([expect.objectContaining({ conversWith: 'frank', archived: true })]);
+    expect((await rest(s.url, tokE, 'GET', '/erin/conversations/archived')).body.result).toEqual([
+      expect.objectContaining({ conversWith: 'frank', archived: true }),
+    ]);
     expect((await rest(s.url, tokE, 'GET', '/erin/archived_conversations/frank')).body.result).toHaveLength(1);
     // Frank's side is untouched, and a new message brings Erin's conversation back.
     expect((await rest(s.url, await s.token('frank'), 'GET', '/frank/conversations')).body.result).toHaveLength(1);
     await f.send('erin', 'second');
     await e.waitAdded((m) => m.text === 'second');
-    expect((await rest(s.url, tokE, 'GET', '/erin/conversations')).body.result).toEqual([expect.objectContaining({ conversWith: 'frank', archived: false, is_new: true, last_message_text: 'second' })]);
+    expect((await rest(s.url, tokE, 'GET', '/erin/conversations')).body.result).toEqual([
+      expect.objectContaining({ conversWith: 'frank', archived: false, is_new: true, last_message_text: 'second' }),
+    ]);
     expect((await rest(s.url, tokE, 'GET', '/erin/archived_conversations')).body.result).toEqual([]);
     await e.close();
     await f.close();
   });
 
-  it('the REST API sends messages and archives with the raw JWT, and refuses other users\' paths', async () => {
+  it("the REST API sends messages and archives with the raw JWT, and refuses other users' paths", async () => {
     const g = await Chat21Peer.connect(s.mqttUrl, 'gina', await s.token('gina'));
     const tokH = await s.token('hank');
     const sent = await rest(s.url, tokH, 'POST', '/messages', { recipient_id: 'gina', recipient_fullname: 'Gina', sender_fullname: 'Hank', text: 'over http' });

@@ -3,8 +3,13 @@ import { removeDir, waitFor } from './helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 const label = (m: Record<string, unknown>) => ((m.attributes as Record<string, unknown> | undefined)?.messagelabel as { key?: string } | undefined)?.key;
 
@@ -17,9 +22,17 @@ describe('MQTT groups', () => {
     const dan = await Chat21Peer.connect(s.mqttUrl, 'dan', tok.dan);
     const gid = 'group-team1';
 
-    const created = await rest(s.url, tok.ann, 'POST', '/groups', { group_id: gid, group_name: 'Team', group_members: { ben: 1 }, attributes: { color: 'red' } });
+    const created = await rest(s.url, tok.ann, 'POST', '/groups', {
+      group_id: gid,
+      group_name: 'Team',
+      group_members: { ben: 1 },
+      attributes: { color: 'red' },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ success: true, group: { uid: gid, name: 'Team', owner: 'ann', members: { ann: 1, ben: 1 }, attributes: { color: 'red' }, appId: APP } });
+    expect(created.body).toMatchObject({
+      success: true,
+      group: { uid: gid, name: 'Team', owner: 'ann', members: { ann: 1, ben: 1 }, attributes: { color: 'red' }, appId: APP },
+    });
     // System info messages: the group was created, ben joined.
     await ben.waitAdded((m) => label(m) === 'MEMBER_JOINED_GROUP', 'join info');
     await ann.waitAdded((m) => label(m) === 'GROUP_CREATED', 'created info');
@@ -40,7 +53,9 @@ describe('MQTT groups', () => {
     for (const p of [ann, ben, cat]) {
       await waitFor(() => p.on(`/groups/${gid}/clientupdated`).length === 1, 5000, `${p.user} group update`);
       expect(p.on(`/groups/${gid}/clientupdated`)[0]!.body).toMatchObject({
-        uid: gid, members: { ann: 1, ben: 1, cat: 1 }, notification: { messagelabel: { key: 'MEMBER_JOINED_GROUP', parameters: { member_id: 'cat' } } },
+        uid: gid,
+        members: { ann: 1, ben: 1, cat: 1 },
+        notification: { messagelabel: { key: 'MEMBER_JOINED_GROUP', parameters: { member_id: 'cat' } } },
       });
     }
     const replayed = await cat.waitAdded((m) => m.text === 'before cat', 'history replay');
@@ -63,7 +78,12 @@ describe('MQTT groups', () => {
     const left = await rest(s.url, tok.cat, 'DELETE', `/groups/${gid}/members/cat`);
     expect(left.body).toMatchObject({ success: true, result: { members: { ann: 1, dan: 1 } } });
     for (const p of [ann, cat, dan]) {
-      await waitFor(() => p.on(`/groups/${gid}/clientupdated`).some((r) => (r.body.notification as { messagelabel: { key: string } }).messagelabel.key === 'MEMBER_LEFT_GROUP'), 5000, `${p.user} told of leave`);
+      await waitFor(
+        () =>
+          p.on(`/groups/${gid}/clientupdated`).some((r) => (r.body.notification as { messagelabel: { key: string } }).messagelabel.key === 'MEMBER_LEFT_GROUP'),
+        5000,
+        `${p.user} told of leave`,
+      );
     }
     await ann.waitAdded((m) => label(m) === 'MEMBER_LEFT_GROUP');
     await ann.send(gid, 'after leave');
@@ -74,7 +94,11 @@ describe('MQTT groups', () => {
     // Rename and attributes notify the members; the group reads back.
     await rest(s.url, tok.ann, 'PUT', `/groups/${gid}`, { group_name: 'Team B' });
     await rest(s.url, tok.ann, 'PUT', `/groups/${gid}/attributes`, { attributes: { color: 'blue' } });
-    await waitFor(() => dan.on(`/groups/${gid}/clientupdated`).some((r) => r.body.name === 'Team B' && (r.body.attributes as { color: string }).color === 'blue'), 5000, 'rename and attributes');
+    await waitFor(
+      () => dan.on(`/groups/${gid}/clientupdated`).some((r) => r.body.name === 'Team B' && (r.body.attributes as { color: string }).color === 'blue'),
+      5000,
+      'rename and attributes',
+    );
     const g = await rest(s.url, tok.dan, 'GET', `/groups/${gid}`);
     expect(g.body).toMatchObject({ success: true, result: { uid: gid, name: 'Team B', attributes: { color: 'blue' }, members: { ann: 1, dan: 1 } } });
     // Only owners and admins change a group.
@@ -90,7 +114,10 @@ describe('MQTT groups', () => {
     await rest(s.url, tokO, 'POST', '/groups', { group_id: 'group-private', group_name: 'Private' });
     await eve.send('group-private', 'let me in');
     await waitFor(() => eve.on('/errors/clienterror').length === 1, 5000, 'forbidden reply');
-    expect(eve.on('/errors/clienterror')[0]!.body).toMatchObject({ code: 'forbidden', topic: `apps/${APP}/outgoing/users/eve/messages/group-private/outgoing` });
+    expect(eve.on('/errors/clienterror')[0]!.body).toMatchObject({
+      code: 'forbidden',
+      topic: `apps/${APP}/outgoing/users/eve/messages/group-private/outgoing`,
+    });
     await eve.send('group-nowhere', 'anyone?');
     await waitFor(() => eve.on('/errors/clienterror').length === 2, 5000, 'not found reply');
     expect(eve.on('/errors/clienterror')[1]!.body).toMatchObject({ code: 'not_found', message: expect.stringContaining('unknown group') });

@@ -9,8 +9,13 @@ import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js
 
 const MAX_CLIENTS = 4;
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS }, plugins: { rateLimit: { enabled: false } } }); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS }, plugins: { rateLimit: { enabled: false } } });
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 /** A raw client that records every publication and its CONNACK. */
 async function raw(user: string, opts: IClientOptions): Promise<{ client: MqttClient; connack: IConnackPacket; got: Array<{ topic: string; text: string }> }> {
@@ -27,7 +32,7 @@ async function raw(user: string, opts: IClientOptions): Promise<{ client: MqttCl
 const inbox = (user: string): string => `apps/${APP}/users/${user}/#`;
 
 describe('MQTT client ids belong to their user', () => {
-  it('a client id taken from a parked session of another user gives nothing of that user\'s messages', async () => {
+  it("a client id taken from a parked session of another user gives nothing of that user's messages", async () => {
     // The owner parks one session while another of its clients stays online (so its
     // messages reach this node's broker).
     const online = await Chat21Peer.connect(s.mqttUrl, 'olga', await s.token('olga'));
@@ -50,11 +55,13 @@ describe('MQTT client ids belong to their user', () => {
     await bob.close();
   });
 
-  it('a client id in use by another user\'s live client does not disconnect it', async () => {
+  it("a client id in use by another user's live client does not disconnect it", async () => {
     const owner = await raw('oscar', { clientId: 'laptop-7', clean: true });
     await owner.client.subscribeAsync(inbox('oscar'), { qos: 1 });
     let ownerClosed = false;
-    owner.client.on('close', () => { ownerClosed = true; });
+    owner.client.on('close', () => {
+      ownerClosed = true;
+    });
     const thief = await raw('mallet', { clientId: 'laptop-7', clean: true });
     await thief.client.subscribeAsync(inbox('mallet'), { qos: 1 });
     await sleep(300);
@@ -74,7 +81,9 @@ describe('MQTT client ids belong to their user', () => {
   it('the same user reusing its client id takes its own session over, as MQTT says', async () => {
     const first = await raw('ulla', { clientId: 'tablet', clean: true });
     let firstClosed = false;
-    first.client.on('close', () => { firstClosed = true; });
+    first.client.on('close', () => {
+      firstClosed = true;
+    });
     const second = await raw('ulla', { clientId: 'tablet', clean: true });
     await waitFor(() => firstClosed, 5000, 'first session taken over');
     await second.client.endAsync();
@@ -137,7 +146,10 @@ describe('MQTT sessions are not kept (the store is the durable queue)', () => {
     await open.pop()!.endAsync();
     let again: MqttClient | null = null;
     for (let i = 0; i < 50 && !again; i++) {
-      again = await raw('rita', { clientId: 'rita-again' }).then((c) => c.client, () => null);
+      again = await raw('rita', { clientId: 'rita-again' }).then(
+        (c) => c.client,
+        () => null,
+      );
       if (!again) await sleep(100);
     }
     expect(again).not.toBeNull();
@@ -159,14 +171,18 @@ describe('MQTT wills', () => {
     const banned = await Chat21Peer.connect(s.mqttUrl, 'baxter', await s.token('baxter'), {
       will: {
         topic: `apps/${APP}/outgoing/users/baxter/messages/vic/outgoing`,
-        payload: Buffer.from(JSON.stringify({ text: 'from beyond the ban', type: 'text', channel_type: 'direct' })), qos: 1, retain: false,
+        payload: Buffer.from(JSON.stringify({ text: 'from beyond the ban', type: 'text', channel_type: 'direct' })),
+        qos: 1,
+        retain: false,
       },
     });
     await banned.send('vic', 'before the ban');
     await victim.waitAdded((m) => m.text === 'before the ban');
     const admin = await s.token('root', { admin: true });
     const res = await fetch(`${s.url}/api/v1/bans`, {
-      method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ user: 'baxter' }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ user: 'baxter' }),
     });
     expect(res.status).toBe(201);
     await waitFor(() => banned.closed, 5000, 'banned client closed');
@@ -180,7 +196,10 @@ describe('MQTT wills', () => {
   it('the will of a connection that drops runs as a command, with the checks of a live publish', async () => {
     const victim = await Chat21Peer.connect(s.mqttUrl, 'wilma', await s.token('wilma'));
     // A will with a valid message, and one whose payload fails the message schema.
-    for (const [who, payload] of [['walter', { text: 'last words', type: 'text' }], ['wendel', { text: 42 }]] as const) {
+    for (const [who, payload] of [
+      ['walter', { text: 'last words', type: 'text' }],
+      ['wendel', { text: 42 }],
+    ] as const) {
       const c = await Chat21Peer.connect(s.mqttUrl, who, await s.token(who), {
         will: { topic: `apps/${APP}/outgoing/users/${who}/messages/wilma/outgoing`, payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false },
       });
@@ -193,8 +212,10 @@ describe('MQTT wills', () => {
   });
 
   it('a will on a topic the ACL refuses is refused at CONNECT', async () => {
-    await expect(Chat21Peer.connect(s.mqttUrl, 'wade', await s.token('wade'), {
-      will: { topic: `apps/${APP}/outgoing/users/someone-else/messages/wilma/outgoing`, payload: Buffer.from('{"text":"x"}'), qos: 1, retain: false },
-    })).rejects.toThrow(/not authorized/i);
+    await expect(
+      Chat21Peer.connect(s.mqttUrl, 'wade', await s.token('wade'), {
+        will: { topic: `apps/${APP}/outgoing/users/someone-else/messages/wilma/outgoing`, payload: Buffer.from('{"text":"x"}'), qos: 1, retain: false },
+      }),
+    ).rejects.toThrow(/not authorized/i);
   });
 });

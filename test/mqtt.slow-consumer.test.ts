@@ -10,13 +10,17 @@ let s: Awaited<ReturnType<typeof startMqttServer>>;
 beforeAll(async () => {
   s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxInflight: 50 }, limits: { slowConsumerBytes: 1024 * 1024 } });
 });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 const mqttClients = (): number => s.parley.mqtt!.transport.connectionCount;
 
 async function api(token: string, method: string, path: string, body?: unknown): Promise<Response> {
   return fetch(`${s.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
 }
@@ -37,7 +41,7 @@ describe('MQTT slow consumers', () => {
     raw.destroy();
   });
 
-  it('deliveries to a stalled client do not hold up anyone else\'s, and the stalled client is disconnected', async () => {
+  it("deliveries to a stalled client do not hold up anyone else's, and the stalled client is disconnected", async () => {
     const admin = await s.token('root', { admin: true });
     const before = mqttClients();
     const raw = await RawMqtt.connect(s.mqttUrl, await s.token('stan'), 'stan-1');

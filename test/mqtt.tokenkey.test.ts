@@ -10,20 +10,40 @@ import { removeDir } from './helpers.js';
 import { APP, Chat21Peer, rest, startMqttServer } from './mqtt-helpers.js';
 
 let s: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { s = await startMqttServer({ chat21: { tokenKey: 'tokenKey' } }); });
-afterAll(async () => { await s.close(); removeDir(s.dataDir); });
+beforeAll(async () => {
+  s = await startMqttServer({ chat21: { tokenKey: 'tokenKey' } });
+});
+afterAll(async () => {
+  await s.close();
+  removeDir(s.dataDir);
+});
 
 /** A token shaped like chat21-server's test tokens. */
 function chat21Token(user: string, key = 'tokenKey', exp: string | number = '1h', extra: Record<string, unknown> = {}): Promise<string> {
   return new SignJWT({
-    scope: [`rabbitmq.read:*/*/apps.${APP}.users.${user}.*`, `rabbitmq.write:*/*/apps.${APP}.users.${user}.*`, `rabbitmq.write:*/*/apps.${APP}.outgoing.users.${user}.*`],
-    client_id: user, cid: user, azp: user, user_id: user, app_id: APP, aud: ['rabbitmq', user], ...extra,
-  }).setProtectedHeader({ alg: 'HS256', kid: 'tiledesk-key' }).setSubject(user).setJti(`j-${user}`).setIssuedAt().setExpirationTime(exp)
+    scope: [
+      `rabbitmq.read:*/*/apps.${APP}.users.${user}.*`,
+      `rabbitmq.write:*/*/apps.${APP}.users.${user}.*`,
+      `rabbitmq.write:*/*/apps.${APP}.outgoing.users.${user}.*`,
+    ],
+    client_id: user,
+    cid: user,
+    azp: user,
+    user_id: user,
+    app_id: APP,
+    aud: ['rabbitmq', user],
+    ...extra,
+  })
+    .setProtectedHeader({ alg: 'HS256', kid: 'tiledesk-key' })
+    .setSubject(user)
+    .setJti(`j-${user}`)
+    .setIssuedAt()
+    .setExpirationTime(exp)
     .sign(new TextEncoder().encode(key));
 }
 
 describe('chat21.tokenKey', () => {
-  it('MQTT and the Chat21 REST API accept tokens signed with the Chat21 key, alongside Parley\'s own', async () => {
+  it("MQTT and the Chat21 REST API accept tokens signed with the Chat21 key, alongside Parley's own", async () => {
     const u1 = await Chat21Peer.connect(s.mqttUrl, 'USER1', await chat21Token('USER1'));
     const u2 = await Chat21Peer.connect(s.mqttUrl, 'USER2', await s.token('USER2'));
     await u1.send('USER2', 'signed with tokenKey');
@@ -36,7 +56,10 @@ describe('chat21.tokenKey', () => {
   });
 
   it('a token signed with the Chat21 key but without exp is refused, as every token without exp is', async () => {
-    const forever = await new SignJWT({ app_id: APP }).setProtectedHeader({ alg: 'HS256' }).setSubject('USER4').setIssuedAt()
+    const forever = await new SignJWT({ app_id: APP })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('USER4')
+      .setIssuedAt()
       .sign(new TextEncoder().encode('tokenKey'));
     const r = await rest(s.url, forever, 'GET', '/USER4/conversations');
     expect(r.status).toBe(401);
@@ -47,7 +70,9 @@ describe('chat21.tokenKey', () => {
     const wrong = await chat21Token('USER3', 'another-key');
     const expired = await chat21Token('USER3', 'tokenKey', Math.floor(Date.now() / 1000) - 60);
     for (const password of [wrong, expired]) {
-      await expect(mqtt.connectAsync(s.mqttUrl, { username: 'JWT', password, reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow(/Bad username or password|Not authorized|Connection refused/i);
+      await expect(mqtt.connectAsync(s.mqttUrl, { username: 'JWT', password, reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow(
+        /Bad username or password|Not authorized|Connection refused/i,
+      );
     }
     expect((await rest(s.url, wrong, 'GET', '/USER3/conversations')).status).toBe(401);
     // A parley_admin claim under the Chat21 key counts for nothing: not in Parley's API, not
@@ -62,7 +87,7 @@ describe('chat21.tokenKey', () => {
     expect(rename.status).toBe(403);
   });
 
-  it('Parley\'s own WebSocket protocol does not take the Chat21 key', async () => {
+  it("Parley's own WebSocket protocol does not take the Chat21 key", async () => {
     const c = new ParleyClient({ url: s.url, token: await chat21Token('USER4'), WebSocket: WebSocket as never });
     await expect(c.connect()).rejects.toMatchObject({ code: 'unauthorized' });
     c.close();

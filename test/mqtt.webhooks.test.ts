@@ -9,7 +9,9 @@ let s: Awaited<ReturnType<typeof startMqttServer>>;
 beforeAll(async () => {
   hook = createServer((req, res) => {
     let raw = '';
-    req.on('data', (c: Buffer) => { raw += c.toString(); });
+    req.on('data', (c: Buffer) => {
+      raw += c.toString();
+    });
     req.on('end', () => {
       got.push({ headers: req.headers, body: JSON.parse(raw) as Record<string, unknown> });
       res.end('ok');
@@ -18,7 +20,9 @@ beforeAll(async () => {
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
   const port = (hook.address() as { port: number }).port;
   s = await startMqttServer({
-    plugins: { webhooks: { eventNames: 'chat21', endpoints: [{ url: `http://127.0.0.1:${port}/c21`, secret: 'webhook-secret-0123456789', events: ['message.sent'] }] } },
+    plugins: {
+      webhooks: { eventNames: 'chat21', endpoints: [{ url: `http://127.0.0.1:${port}/c21`, secret: 'webhook-secret-0123456789', events: ['message.sent'] }] },
+    },
   });
 });
 afterAll(async () => {
@@ -36,7 +40,9 @@ describe('webhooks with Chat21 event names', () => {
     await waitFor(() => got.length === 1, 5000, 'webhook delivery');
     expect(got[0]!.headers['x-parley-event']).toBe('message-sent');
     expect(got[0]!.body).toMatchObject({
-      event_type: 'message-sent', app_id: 'tilechat', message_id: copy.message_id,
+      event_type: 'message-sent',
+      app_id: 'tilechat',
+      message_id: copy.message_id,
       data: { text: 'hook me', user: 'una', kind: 'text' },
     });
     expect(typeof got[0]!.body.createdAt).toBe('number');

@@ -13,11 +13,17 @@ beforeAll(async () => {
   srv = await startServer();
   doc = await (await fetch(`${srv.url}/api/v1/openapi.json`)).json();
 });
-afterAll(async () => { await srv?.close(); });
+afterAll(async () => {
+  await srv?.close();
+});
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
-const operations = () => Object.entries(doc.paths as Record<string, Record<string, any>>)
-  .flatMap(([path, item]) => Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([method, op]) => ({ path, method, op })));
+const operations = () =>
+  Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([m]) => METHODS.includes(m))
+      .map(([method, op]) => ({ path, method, op })),
+  );
 
 describe('OpenAPI document', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
@@ -41,9 +47,19 @@ describe('OpenAPI document', () => {
       ids.add(op.operationId);
       expect(op.summary, name).toBeTruthy();
       if (!path.startsWith('/api/v1/')) continue;
-      expect(Object.keys(op.responses).some((s) => /^2\d\d$/.test(s)), name).toBe(true);
+      expect(
+        Object.keys(op.responses).some((s) => /^2\d\d$/.test(s)),
+        name,
+      ).toBe(true);
       // A user's picture is read by its signed URL alone: the signature is the credential.
-      const publicRoute = ['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/dispatch', '/api/v1/users/{user}/avatar'].includes(path);
+      const publicRoute = [
+        '/api/v1/openapi.json',
+        '/api/v1/auth/register',
+        '/api/v1/auth/login',
+        '/api/v1/auth/refresh',
+        '/api/v1/dispatch',
+        '/api/v1/users/{user}/avatar',
+      ].includes(path);
       if (!publicRoute) {
         // Files are also read with a signed URL (for <img src>), without a header.
         const signed = method === 'get' && /^\/api\/v1\/attachments\/\{id\}(\/preview)?$/.test(path);
@@ -58,13 +74,20 @@ describe('OpenAPI document', () => {
     const body = send.requestBody.content['application/json'].schema;
     expect(body.required).toEqual(['text']);
     expect(body.additionalProperties).toBe(false);
-    expect(send.parameters).toEqual(expect.arrayContaining([
-      expect.objectContaining({ in: 'path', name: 'room', required: true }),
-      expect.objectContaining({ in: 'header', name: 'idempotency-key' }),
-    ]));
+    expect(send.parameters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ in: 'path', name: 'room', required: true }),
+        expect.objectContaining({ in: 'header', name: 'idempotency-key' }),
+      ]),
+    );
     expect(Object.keys(send.responses['201'].content['application/json'].schema.properties)).toEqual(['seq', 'ts', 'duplicate']);
     const history = doc.paths['/api/v1/rooms/{room}/messages'].get;
-    expect(history.parameters.filter((p: any) => p.in === 'query').map((p: any) => p.name).sort()).toEqual(['after', 'before', 'limit', 'thread']);
+    expect(
+      history.parameters
+        .filter((p: any) => p.in === 'query')
+        .map((p: any) => p.name)
+        .sort(),
+    ).toEqual(['after', 'before', 'limit', 'thread']);
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 });
@@ -133,7 +156,8 @@ describe('metrics', () => {
     const ws = await RawSocket.open(srv.wsUrl);
     expect((await ws.call({ id: 1, cmd: 'auth', token })).ok).toBe(true);
     await fetch(`${srv.url}/api/v1/rooms`, { method: 'POST', headers: h, body: JSON.stringify({ kind: 'channel', name: 'M', room: 'metrics' }) });
-    for (let i = 0; i < 3; i++) await fetch(`${srv.url}/api/v1/rooms/metrics/messages`, { method: 'POST', headers: h, body: JSON.stringify({ text: `m${i}` }) });
+    for (let i = 0; i < 3; i++)
+      await fetch(`${srv.url}/api/v1/rooms/metrics/messages`, { method: 'POST', headers: h, body: JSON.stringify({ text: `m${i}` }) });
     await fetch(`${srv.url}/api/v1/rooms/nope/messages`, { method: 'POST', headers: h, body: JSON.stringify({ text: 'x' }) });
     await fetch(`${srv.url}/api/v1/me`);
 

@@ -20,7 +20,9 @@ const held = (): number => {
 async function peakGrowth(work: () => Promise<void>): Promise<number> {
   const base = held();
   let peak = base;
-  const t = setInterval(() => { peak = Math.max(peak, held()); }, 20);
+  const t = setInterval(() => {
+    peak = Math.max(peak, held());
+  }, 20);
   try {
     await work();
   } finally {
@@ -52,7 +54,9 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
     srv = await startServer({ limits: { slowConsumerBytes: MiB, maxInFlight: 10_000, heartbeatMs: 60_000 } });
     await bigRoom(srv, 'big-owner', 'big', 200);
   });
-  afterAll(async () => { await srv.close(); });
+  afterAll(async () => {
+    await srv.close();
+  });
 
   it('a WebSocket client that pipelines history requests and never reads is closed, and the server stays small', async () => {
     const raw = await RawSocket.open(srv.wsUrl);
@@ -80,7 +84,10 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
     const host = new URL(srv.url).host;
     let s: Socket | undefined;
     const growth = await peakGrowth(async () => {
-      const c = await pipelineWithoutReading(srv, Array.from({ length: 150 }, () => historyRequest(token, 'big', host)));
+      const c = await pipelineWithoutReading(
+        srv,
+        Array.from({ length: 150 }, () => historyRequest(token, 'big', host)),
+      );
       s = c.s;
       await within(c.serverClosed, 10_000, 'the server to close the connection');
     });
@@ -88,7 +95,9 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
     expect((await fetch(`${srv.url}/healthz`)).status).toBe(200);
     // Reading again, the client finds the connection ended before its 150 responses.
     let bytes = 0;
-    s!.on('data', (d: Buffer) => { bytes += d.length; });
+    s!.on('data', (d: Buffer) => {
+      bytes += d.length;
+    });
     const ended = new Promise<void>((r) => s!.once('close', () => r()));
     s!.resume();
     await ended;
@@ -98,8 +107,12 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
 
 describe('commands awaiting their reply are capped per connection', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startServer(); });
-  afterAll(async () => { await srv.close(); });
+  beforeAll(async () => {
+    srv = await startServer();
+  });
+  afterAll(async () => {
+    await srv.close();
+  });
 
   it('the auth reply tells the client its cap, and a WebSocket client sending far beyond it is closed with 4008', async () => {
     const raw = await RawSocket.open(srv.wsUrl);
@@ -117,7 +130,10 @@ describe('commands awaiting their reply are capped per connection', () => {
     const token = await srv.token('rest-burst');
     const host = new URL(srv.url).host;
     const req = `GET /api/v1/me HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n\r\n`;
-    const { s, serverClosed } = await pipelineWithoutReading(srv, Array.from({ length: srv.config.limits.maxInFlight * 10 }, () => req));
+    const { s, serverClosed } = await pipelineWithoutReading(
+      srv,
+      Array.from({ length: srv.config.limits.maxInFlight * 10 }, () => req),
+    );
     await within(serverClosed, 5000, 'the server to close the connection');
     s.destroy();
   });
@@ -125,7 +141,9 @@ describe('commands awaiting their reply are capped per connection', () => {
   it('the SDK keeps its requests within the cap: hundreds at once all succeed on one connection', async () => {
     const c = await srv.client('sdk-burst');
     let states = 0;
-    c.on('state', () => { states++; });
+    c.on('state', () => {
+      states++;
+    });
     const n = srv.config.limits.maxInFlight * 5;
     const results = await Promise.all(Array.from({ length: n }, () => c.request('ping', {})));
     expect(results).toHaveLength(n);
@@ -145,7 +163,9 @@ async function pipelineWithoutReading(srv: TestServer, requests: string[]): Prom
   const s = connect({ host: u.hostname, port: Number(u.port) });
   await new Promise<void>((r) => s.once('connect', () => r()));
   s.pause();
-  s.on('error', () => { /* the server may cut it off */ });
+  s.on('error', () => {
+    /* the server may cut it off */
+  });
   s.write(requests.join(''));
   const peer = await serverSide;
   const serverClosed = peer.destroyed ? Promise.resolve() : new Promise<void>((r) => peer.once('close', () => r()));
@@ -155,7 +175,9 @@ async function pipelineWithoutReading(srv: TestServer, requests: string[]): Prom
 /** Resolves when `p` does, or throws after `ms`. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms); });
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
   try {
     return await Promise.race([p, timeout]);
   } finally {
@@ -180,4 +202,3 @@ function serverBound(text: string): Buffer {
   for (let i = 0; i < len; i++) out[head + 4 + i] = payload[i]! ^ mask[i % 4]!;
   return out;
 }
-

@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-interface Packed { files: Array<{ path: string }> }
+interface Packed {
+  files: Array<{ path: string }>;
+}
 
 describe('the published package', () => {
   it('holds every entry point and the web app, and no tests, benchmarks or sources', () => {
@@ -12,7 +14,10 @@ describe('the published package', () => {
     const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const files = (JSON.parse(out) as Packed[])[0]!.files.map((f) => f.path);
     const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
-      main: string; types: string; bin: Record<string, string>; exports: Record<string, string>;
+      main: string;
+      types: string;
+      bin: Record<string, string>;
+      exports: Record<string, string>;
     };
     const entries = [pkg.main, pkg.types, ...Object.values(pkg.bin), ...Object.values(pkg.exports)].map((p) => p.replace(/^\.\//, ''));
     for (const f of [...entries, 'dist/web/index.html', 'README.md', 'LICENSE', 'CHANGELOG.md']) expect(files, f).toContain(f);

@@ -15,7 +15,11 @@ const peers = new Map<string, Promise<Chat21Peer | null>>();
 
 beforeAll(async () => {
   // Every cell gets its own room: the owner creates far more rooms than the default cap allows.
-  s = await startMqttServer({ api: { keys: [API_KEY] }, limits: { roomsCreatedPerUser: 100_000, roomsPerUser: 100_000 }, plugins: { rateLimit: { enabled: false } } });
+  s = await startMqttServer({
+    api: { keys: [API_KEY] },
+    limits: { roomsCreatedPerUser: 100_000, roomsPerUser: 100_000 },
+    plugins: { rateLimit: { enabled: false } },
+  });
   const res = await call(await token('p_root', true), 'POST', '/api/v1/bans', { user: 'p_sbanned' });
   expect(res.status).toBe(201);
 });
@@ -50,8 +54,15 @@ async function must(auth: Auth, method: string, path: string, body?: unknown): P
 }
 
 const ACTOR: Record<Exclude<Role, 'blocked'>, string> = {
-  outsider: 'p_outsider', member: 'p_member', muted: 'p_muted', admin: 'p_admin', owner: 'p_owner', banned: 'p_banned',
-  administrator: 'p_root', apiKey: 'parley:api', serverBanned: 'p_sbanned',
+  outsider: 'p_outsider',
+  member: 'p_member',
+  muted: 'p_muted',
+  admin: 'p_admin',
+  owner: 'p_owner',
+  banned: 'p_banned',
+  administrator: 'p_root',
+  apiKey: 'parley:api',
+  serverBanned: 'p_sbanned',
 };
 const OWNER = 'p_owner';
 const PEER = 'p_peer';
@@ -102,7 +113,7 @@ async function setup(row: Row, role: Role): Promise<Fixture> {
   const member = role === 'member' || role === 'muted' || role === 'admin';
   if (member || (needsOwn && role !== 'owner')) await must(owner, 'POST', `/rooms/${room}/members`, { user: actor });
   if (role === 'admin') await must(owner, 'PATCH', `/rooms/${room}/members/${actor}`, { role: 'admin' });
-  const ownSeq = needsOwn ? (await must(auth, 'POST', `/rooms/${room}/messages`, { text: 'hello from the actor' })).seq as number : 0;
+  const ownSeq = needsOwn ? ((await must(auth, 'POST', `/rooms/${room}/messages`, { text: 'hello from the actor' })).seq as number) : 0;
   if (role === 'muted') await must(owner, 'PUT', `/rooms/${room}/members/${actor}/mute`, { seconds: 600 });
   if (role === 'outsider' && needsOwn) await must(auth, 'POST', `/rooms/${room}/leave`);
   if (role === 'banned') await must(owner, 'POST', `/rooms/${room}/bans`, { user: actor });
@@ -114,38 +125,82 @@ async function setup(row: Row, role: Role): Promise<Fixture> {
 function request(row: Row, f: Fixture): { frame: Record<string, unknown>; method: string; path: string; body?: unknown } {
   const r = `/api/v1/rooms/${f.room}`;
   switch (row.action) {
-    case 'history': case 'historyChannel': return { frame: { cmd: 'history', room: f.room }, method: 'GET', path: `${r}/messages` };
-    case 'send': return { frame: { cmd: 'send', room: f.room, text: 'new' }, method: 'POST', path: `${r}/messages`, body: { text: 'new' } };
-    case 'editOwn': case 'editOther': {
+    case 'history':
+    case 'historyChannel':
+      return { frame: { cmd: 'history', room: f.room }, method: 'GET', path: `${r}/messages` };
+    case 'send':
+      return { frame: { cmd: 'send', room: f.room, text: 'new' }, method: 'POST', path: `${r}/messages`, body: { text: 'new' } };
+    case 'editOwn':
+    case 'editOther': {
       const target = row.action === 'editOwn' ? f.ownSeq : f.peerSeq;
       return { frame: { cmd: 'edit', room: f.room, target, text: 'edited' }, method: 'PATCH', path: `${r}/messages/${target}`, body: { text: 'edited' } };
     }
-    case 'deleteOwn': case 'deleteOther': {
+    case 'deleteOwn':
+    case 'deleteOther': {
       const target = row.action === 'deleteOwn' ? f.ownSeq : f.peerSeq;
       return { frame: { cmd: 'delete', room: f.room, target }, method: 'DELETE', path: `${r}/messages/${target}` };
     }
-    case 'react': return { frame: { cmd: 'react', room: f.room, target: f.peerSeq, emoji: 'ok' }, method: 'POST', path: `${r}/messages/${f.peerSeq}/reactions`, body: { emoji: 'ok' } };
-    case 'invite': case 'inviteChannel': return { frame: { cmd: 'invite', room: f.room, user: f.fresh }, method: 'POST', path: `${r}/members`, body: { user: f.fresh } };
-    case 'kick': return { frame: { cmd: 'kick', room: f.room, user: f.target }, method: 'DELETE', path: `${r}/members/${f.target}` };
-    case 'ban': return { frame: { cmd: 'ban', room: f.room, user: f.target }, method: 'POST', path: `${r}/bans`, body: { user: f.target } };
-    case 'mute': return { frame: { cmd: 'mute', room: f.room, user: f.target, seconds: 60 }, method: 'PUT', path: `${r}/members/${f.target}/mute`, body: { seconds: 60 } };
-    case 'setRole': return { frame: { cmd: 'role', room: f.room, user: f.target, role: 'admin' }, method: 'PATCH', path: `${r}/members/${f.target}`, body: { role: 'admin' } };
-    case 'update': return { frame: { cmd: 'update', room: f.room, name: 'Renamed' }, method: 'PATCH', path: r, body: { name: 'Renamed' } };
-    case 'destroy': return { frame: { cmd: 'destroy', room: f.room }, method: 'DELETE', path: r };
-    case 'joinChannel': case 'joinGroup': return { frame: { cmd: 'join', room: f.room }, method: 'POST', path: `${r}/join` };
-    case 'typing': return { frame: { cmd: 'typing', room: f.room }, method: 'POST', path: `${r}/typing`, body: {} };
-    case 'read': return { frame: { cmd: 'read', room: f.room, seq: 1 }, method: 'PUT', path: `${r}/read`, body: { seq: 1 } };
-    case 'presence': return { frame: { cmd: 'presence', room: f.room }, method: 'GET', path: `${r}/presence` };
-    case 'search': return { frame: { cmd: 'search', query: 'hello', room: f.room }, method: 'GET', path: `/api/v1/search?query=hello&room=${f.room}` };
-    case 'sendThread': return { frame: { cmd: 'send', room: f.room, text: 'in thread', thread: f.peerSeq }, method: 'POST', path: `${r}/messages`, body: { text: 'in thread', thread: f.peerSeq } };
-    case 'threadHistory': return { frame: { cmd: 'history', room: f.room, thread: f.peerSeq }, method: 'GET', path: `${r}/messages?thread=${f.peerSeq}` };
-    case 'message': return { frame: { cmd: 'message', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}` };
-    case 'versions': return { frame: { cmd: 'versions', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}/versions` };
-    case 'pins': return { frame: { cmd: 'pins', room: f.room }, method: 'GET', path: `${r}/pins` };
-    case 'pin': return { frame: { cmd: 'pin', room: f.room, seq: f.peerSeq }, method: 'PUT', path: `${r}/pins/${f.peerSeq}` };
-    case 'unpin': return { frame: { cmd: 'unpin', room: f.room, seq: f.peerSeq }, method: 'DELETE', path: `${r}/pins/${f.peerSeq}` };
-    case 'notifications': return { frame: { cmd: 'notifications', room: f.room, level: 'all' }, method: 'PUT', path: `${r}/notifications`, body: { level: 'all' } };
-    case 'settings': return { frame: { cmd: 'settings', room: f.room, mentionAll: 'members' }, method: 'PATCH', path: `${r}/settings`, body: { mentionAll: 'members' } };
+    case 'react':
+      return {
+        frame: { cmd: 'react', room: f.room, target: f.peerSeq, emoji: 'ok' },
+        method: 'POST',
+        path: `${r}/messages/${f.peerSeq}/reactions`,
+        body: { emoji: 'ok' },
+      };
+    case 'invite':
+    case 'inviteChannel':
+      return { frame: { cmd: 'invite', room: f.room, user: f.fresh }, method: 'POST', path: `${r}/members`, body: { user: f.fresh } };
+    case 'kick':
+      return { frame: { cmd: 'kick', room: f.room, user: f.target }, method: 'DELETE', path: `${r}/members/${f.target}` };
+    case 'ban':
+      return { frame: { cmd: 'ban', room: f.room, user: f.target }, method: 'POST', path: `${r}/bans`, body: { user: f.target } };
+    case 'mute':
+      return { frame: { cmd: 'mute', room: f.room, user: f.target, seconds: 60 }, method: 'PUT', path: `${r}/members/${f.target}/mute`, body: { seconds: 60 } };
+    case 'setRole':
+      return {
+        frame: { cmd: 'role', room: f.room, user: f.target, role: 'admin' },
+        method: 'PATCH',
+        path: `${r}/members/${f.target}`,
+        body: { role: 'admin' },
+      };
+    case 'update':
+      return { frame: { cmd: 'update', room: f.room, name: 'Renamed' }, method: 'PATCH', path: r, body: { name: 'Renamed' } };
+    case 'destroy':
+      return { frame: { cmd: 'destroy', room: f.room }, method: 'DELETE', path: r };
+    case 'joinChannel':
+    case 'joinGroup':
+      return { frame: { cmd: 'join', room: f.room }, method: 'POST', path: `${r}/join` };
+    case 'typing':
+      return { frame: { cmd: 'typing', room: f.room }, method: 'POST', path: `${r}/typing`, body: {} };
+    case 'read':
+      return { frame: { cmd: 'read', room: f.room, seq: 1 }, method: 'PUT', path: `${r}/read`, body: { seq: 1 } };
+    case 'presence':
+      return { frame: { cmd: 'presence', room: f.room }, method: 'GET', path: `${r}/presence` };
+    case 'search':
+      return { frame: { cmd: 'search', query: 'hello', room: f.room }, method: 'GET', path: `/api/v1/search?query=hello&room=${f.room}` };
+    case 'sendThread':
+      return {
+        frame: { cmd: 'send', room: f.room, text: 'in thread', thread: f.peerSeq },
+        method: 'POST',
+        path: `${r}/messages`,
+        body: { text: 'in thread', thread: f.peerSeq },
+      };
+    case 'threadHistory':
+      return { frame: { cmd: 'history', room: f.room, thread: f.peerSeq }, method: 'GET', path: `${r}/messages?thread=${f.peerSeq}` };
+    case 'message':
+      return { frame: { cmd: 'message', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}` };
+    case 'versions':
+      return { frame: { cmd: 'versions', room: f.room, seq: f.peerSeq }, method: 'GET', path: `${r}/messages/${f.peerSeq}/versions` };
+    case 'pins':
+      return { frame: { cmd: 'pins', room: f.room }, method: 'GET', path: `${r}/pins` };
+    case 'pin':
+      return { frame: { cmd: 'pin', room: f.room, seq: f.peerSeq }, method: 'PUT', path: `${r}/pins/${f.peerSeq}` };
+    case 'unpin':
+      return { frame: { cmd: 'unpin', room: f.room, seq: f.peerSeq }, method: 'DELETE', path: `${r}/pins/${f.peerSeq}` };
+    case 'notifications':
+      return { frame: { cmd: 'notifications', room: f.room, level: 'all' }, method: 'PUT', path: `${r}/notifications`, body: { level: 'all' } };
+    case 'settings':
+      return { frame: { cmd: 'settings', room: f.room, mentionAll: 'members' }, method: 'PATCH', path: `${r}/settings`, body: { mentionAll: 'members' } };
   }
 }
 
@@ -199,13 +254,17 @@ function peerOf(user: string, auth: string): Promise<Chat21Peer | null> {
 async function published(peer: Chat21Peer, topic: string, body: unknown, success: (t: string, b: Record<string, unknown>) => boolean): Promise<Outcome> {
   await peer.publish(topic, body);
   let out: Outcome | null = null;
-  await waitFor(() => {
-    for (const r of peer.received) {
-      if (r.topic.endsWith('/errors/clienterror') && r.body.topic === topic) out = r.body.code as Outcome;
-      else if (success(r.topic, r.body)) out = 'ok';
-    }
-    return out !== null;
-  }, 5000, `outcome of ${topic}`);
+  await waitFor(
+    () => {
+      for (const r of peer.received) {
+        if (r.topic.endsWith('/errors/clienterror') && r.body.topic === topic) out = r.body.code as Outcome;
+        else if (success(r.topic, r.body)) out = 'ok';
+      }
+      return out !== null;
+    },
+    5000,
+    `outcome of ${topic}`,
+  );
   return out!;
 }
 
@@ -216,24 +275,33 @@ async function overChat21(row: Row, f: Fixture): Promise<Outcome> {
     return r.status < 300 ? 'ok' : (r.body.code as Outcome);
   };
   switch (row.action) {
-    case 'history': case 'historyChannel': return rest('GET', `/${f.actor}/conversations/${f.cw}/messages`);
-    case 'invite': case 'inviteChannel': return rest('POST', `/groups/${f.room}/members`, { member_id: f.fresh });
-    case 'kick': return rest('DELETE', `/groups/${f.room}/members/${f.target}`);
-    case 'update': return rest('PUT', `/groups/${f.room}`, { group_name: 'Renamed' });
-    default: break;
+    case 'history':
+    case 'historyChannel':
+      return rest('GET', `/${f.actor}/conversations/${f.cw}/messages`);
+    case 'invite':
+    case 'inviteChannel':
+      return rest('POST', `/groups/${f.room}/members`, { member_id: f.fresh });
+    case 'kick':
+      return rest('DELETE', `/groups/${f.room}/members/${f.target}`);
+    case 'update':
+      return rest('PUT', `/groups/${f.room}`, { group_name: 'Renamed' });
+    default:
+      break;
   }
   const peer = await peerOf(f.actor, auth);
   if (!peer) return refusals.get(`mqtt:${f.actor}`)!;
   const base = `apps/${APP}/users/${f.actor}`;
   if (row.action === 'send') {
     const text = `sent ${++counter}`;
-    return published(peer, `apps/${APP}/outgoing/users/${f.actor}/messages/${f.cw}/outgoing`,
+    return published(
+      peer,
+      `apps/${APP}/outgoing/users/${f.actor}/messages/${f.cw}/outgoing`,
       { text, type: 'text', channel_type: f.cw === f.room ? 'group' : 'direct' },
-      (t, b) => t === `${base}/messages/${f.cw}/clientadded` && b.text === text);
+      (t, b) => t === `${base}/messages/${f.cw}/clientadded` && b.text === text,
+    );
   }
   if (row.action === 'read') {
-    return published(peer, `${base}/conversations/${f.cw}/update`, { is_new: false },
-      (t) => t === `${base}/conversations/${f.cw}/clientupdated`);
+    return published(peer, `${base}/conversations/${f.cw}/update`, { is_new: false }, (t) => t === `${base}/conversations/${f.cw}/clientupdated`);
   }
   throw new Error(`no Chat21 form for ${row.action}`);
 }
@@ -244,12 +312,14 @@ const RUN: Record<Transport, (row: Row, f: Fixture) => Promise<Outcome>> = { ws:
 async function pool<T>(tasks: Array<() => Promise<T>>, n: number): Promise<T[]> {
   const out: T[] = new Array(tasks.length);
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]!();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        out[i] = await tasks[i]!();
+      }
+    }),
+  );
   return out;
 }
 
@@ -263,7 +333,10 @@ describe('permission table', () => {
           if (want !== 'n/a') cells.push({ row, role, want });
         }
       }
-      const got = await pool(cells.map((c) => async () => RUN[transport](c.row, await setup(c.row, c.role))), 32);
+      const got = await pool(
+        cells.map((c) => async () => RUN[transport](c.row, await setup(c.row, c.role))),
+        32,
+      );
       const wrong = cells.map((c, i) => ({ cell: `${c.row.action} by ${c.role}`, want: c.want, got: got[i] })).filter((x) => x.got !== x.want);
       expect(wrong).toEqual([]);
       expect(cells.length).toBeGreaterThan(transport === 'chat21' ? 50 : 150);

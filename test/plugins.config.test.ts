@@ -2,14 +2,28 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { builtinPlugins } from '../src/plugins/index.js';
 
-const keyOf = (f: () => unknown) => { try { f(); } catch (e) { return (e as ConfigError).key; } return 'no error'; };
+const keyOf = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    return (e as ConfigError).key;
+  }
+  return 'no error';
+};
 const hook = { url: 'http://127.0.0.1:9/h', secret: 'webhook-secret-0123456789', events: ['message.sent'] };
 
 describe('plugins configuration', () => {
   it('turns on the rate limiter by default and the others whose section is present, in a fixed order, with defaults', () => {
     const defaults = loadConfig().plugins;
     expect(builtinPlugins(defaults).map((p) => p.name)).toEqual(['rate-limit']);
-    expect(defaults.rateLimit).toEqual({ enabled: true, user: { rate: 10, burst: 50 }, search: { rate: 2, burst: 10 }, typing: { rate: 2, burst: 10 }, commands: ['send', 'edit', 'react'], exemptAdmins: true });
+    expect(defaults.rateLimit).toEqual({
+      enabled: true,
+      user: { rate: 10, burst: 50 },
+      search: { rate: 2, burst: 10 },
+      typing: { rate: 2, burst: 10 },
+      commands: ['send', 'edit', 'react'],
+      exemptAdmins: true,
+    });
     const c = loadConfig({
       overrides: { plugins: { webhooks: { endpoints: [hook] }, wordFilter: {}, rateLimit: { user: { rate: 1, burst: 2 } } } },
     });
@@ -20,8 +34,10 @@ describe('plugins configuration', () => {
     const off = loadConfig({ overrides: { plugins: { wordFilter: { enabled: false }, rateLimit: { enabled: false } } } });
     expect(builtinPlugins(off.plugins)).toEqual([]);
     // A section that sets only a room limit keeps the default per-user limit.
-    expect(loadConfig({ overrides: { plugins: { rateLimit: { room: { rate: 1, burst: 2 } } } } }).plugins.rateLimit)
-      .toMatchObject({ user: { rate: 10, burst: 50 }, room: { rate: 1, burst: 2 } });
+    expect(loadConfig({ overrides: { plugins: { rateLimit: { room: { rate: 1, burst: 2 } } } } }).plugins.rateLimit).toMatchObject({
+      user: { rate: 10, burst: 50 },
+      room: { rate: 1, burst: 2 },
+    });
   });
 
   it('can be set from the environment', () => {

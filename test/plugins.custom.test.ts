@@ -39,13 +39,17 @@ function slashCommands(): Plugin {
       }),
     ],
     routes(app) {
-      app.get('/stats/rooms/:room', {
-        preHandler: guard,
-        schema: { params: Type.Object({ room: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }) },
-      }, async (req) => {
-        const { room } = req.params as { room: string };
-        return { room, messages: counts.get(room) ?? 0 };
-      });
+      app.get(
+        '/stats/rooms/:room',
+        {
+          preHandler: guard,
+          schema: { params: Type.Object({ room: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }) },
+        },
+        async (req) => {
+          const { room } = req.params as { room: string };
+          return { room, messages: counts.get(room) ?? 0 };
+        },
+      );
     },
   };
 }
@@ -83,14 +87,20 @@ describe('a plugin written against the public API', () => {
     const seen = collect(a, room.id);
     await a.send(room.id, '/me waves');
     await a.send(room.id, 'plain');
-    const refused = await a.send(room.id, '/shrug').then(() => null, (e: ClientError) => e);
+    const refused = await a.send(room.id, '/shrug').then(
+      () => null,
+      (e: ClientError) => e,
+    );
     expect(refused).toMatchObject({ code: 'invalid', details: { reason: 'unknown_command' } });
     await waitFor(() => seen.filter((m) => m.kind === 'text').length === 2);
-    expect(seen.filter((m) => m.kind === 'text').map((m) => [m.text, m.data ?? null])).toEqual([['waves', { action: true }], ['plain', null]]);
+    expect(seen.filter((m) => m.kind === 'text').map((m) => [m.text, m.data ?? null])).toEqual([
+      ['waves', { action: true }],
+      ['plain', null],
+    ]);
 
     const get = async (token?: string) => {
       const res = await fetch(`${parley.url}/api/v1/stats/rooms/slash`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-      return { status: res.status, body: await res.json() as unknown };
+      return { status: res.status, body: (await res.json()) as unknown };
     };
     expect(await get(await mintToken(parley.config, 'boss', { admin: true }))).toEqual({ status: 200, body: { room: 'slash', messages: 2 } });
     expect((await get(await mintToken(parley.config, 'sc-a'))).status).toBe(403);

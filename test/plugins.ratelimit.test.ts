@@ -11,12 +11,15 @@ beforeAll(async () => {
     plugins: { rateLimit: { user: { rate: 1, burst: 3 }, room: { rate: 0.5, burst: 5 } } },
   });
 });
-afterAll(async () => { await srv.close(); });
+afterAll(async () => {
+  await srv.close();
+});
 
-const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
-  (e: ClientError) => ({ code: e.code, details: e.details }),
-);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
+    (e: ClientError) => ({ code: e.code, details: e.details }),
+  );
 
 describe('rate limiter', () => {
   it('refuses a user over its limit with rate_limited and retryAfterMs, stores nothing, and lets it send again later', async () => {
@@ -85,8 +88,12 @@ describe('rate limiter', () => {
 
 describe('with the default configuration', () => {
   let def: TestServer;
-  beforeAll(async () => { def = await startServer(); });
-  afterAll(async () => { await def.close(); });
+  beforeAll(async () => {
+    def = await startServer();
+  });
+  afterAll(async () => {
+    await def.close();
+  });
 
   it('a flooding user gets rate_limited with retryAfterMs while another user keeps sending and pinging', async () => {
     const flooder = await RawSocket.open(def.wsUrl);

@@ -11,7 +11,13 @@ import { backoff } from '../src/client/backoff.js';
 const SECRET = 'webhook-secret-0123456789';
 const SECRET_FLAKY = 'another-secret-0123456789';
 
-interface Received { path: string; headers: IncomingHttpHeaders; body: string; at: number; status: number | 'hang' }
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+  status: number | 'hang';
+}
 
 /** A webhook receiver on 127.0.0.1 whose answer per request is chosen by `answer`. */
 async function receiver(answer: (path: string, attempt: number) => number | 'hang') {
@@ -34,7 +40,11 @@ async function receiver(answer: (path: string, attempt: number) => number | 'han
     url,
     received,
     at: (path: string) => received.filter((r) => r.path === path),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -49,9 +59,17 @@ beforeAll(async () => {
   srv = await startServer({
     plugins: {
       webhooks: {
-        backoffMs: 30, maxBackoffMs: 200, timeoutMs: 2000, maxAttempts: 5,
+        backoffMs: 30,
+        maxBackoffMs: 200,
+        timeoutMs: 2000,
+        maxAttempts: 5,
         endpoints: [
-          { url: `${rx.url}/all`, secret: SECRET, rooms: ['signed'], events: ['room.created', 'member.joined', 'member.left', 'message.sent', 'message.edited', 'message.reacted', 'message.deleted'] },
+          {
+            url: `${rx.url}/all`,
+            secret: SECRET,
+            rooms: ['signed'],
+            events: ['room.created', 'member.joined', 'member.left', 'message.sent', 'message.edited', 'message.reacted', 'message.deleted'],
+          },
           { url: `${rx.url}/flaky`, secret: SECRET_FLAKY, rooms: ['flaky'], events: ['message.sent'] },
           { url: `${rx.url}/gone`, secret: SECRET, rooms: ['gone'], events: ['message.sent'] },
           { url: `${rx.url}/slack`, format: 'slack', rooms: ['slack'], events: ['message.sent', 'member.joined', 'thread.updated'] },
@@ -69,7 +87,12 @@ afterAll(async () => {
 
 /** The HMAC a receiver computes: sha256 over "<timestamp>.<raw body>" with the shared secret. */
 function expectedSignature(secret: string, r: Received): string {
-  return 'sha256=' + createHmac('sha256', secret).update(`${String(r.headers['x-parley-timestamp'])}.${r.body}`).digest('hex');
+  return (
+    'sha256=' +
+    createHmac('sha256', secret)
+      .update(`${String(r.headers['x-parley-timestamp'])}.${r.body}`)
+      .digest('hex')
+  );
 }
 
 describe('outgoing webhooks', () => {
@@ -86,20 +109,37 @@ describe('outgoing webhooks', () => {
     await waitFor(() => rx.at('/all').length === 7, 5000, 'seven deliveries');
 
     const events = rx.at('/all').map((r) => JSON.parse(r.body) as { id: string; event: string; ts: number; room: string; data: Record<string, unknown> });
-    expect(events.map((e) => e.event).sort()).toEqual(
-      ['member.joined', 'member.left', 'message.deleted', 'message.edited', 'message.reacted', 'message.sent', 'room.created'],
-    );
+    expect(events.map((e) => e.event).sort()).toEqual([
+      'member.joined',
+      'member.left',
+      'message.deleted',
+      'message.edited',
+      'message.reacted',
+      'message.sent',
+      'room.created',
+    ]);
     for (const [i, r] of rx.at('/all').entries()) {
       expect(r.headers['content-type']).toBe('application/json');
       expect(r.headers['x-parley-event']).toBe(events[i]!.event);
       expect(r.headers['x-parley-delivery']).toBe(events[i]!.id);
       expect(Math.abs(Number(r.headers['x-parley-timestamp']) - Date.now() / 1000)).toBeLessThan(10);
       expect(r.headers['x-parley-signature']).toBe(expectedSignature(SECRET, r));
-      expect(verifySignature({ secret: SECRET, body: r.body, signature: r.headers['x-parley-signature'], timestamp: r.headers['x-parley-timestamp'] })).toBe(true);
+      expect(verifySignature({ secret: SECRET, body: r.body, signature: r.headers['x-parley-signature'], timestamp: r.headers['x-parley-timestamp'] })).toBe(
+        true,
+      );
       expect(events[i]!.room).toBe('signed');
     }
     const byEvent = Object.fromEntries(events.map((e) => [e.event, e.data]));
-    expect(byEvent['message.sent']).toEqual({ room: 'signed', seq: sent.seq, kind: 'text', user: 'wh-a', name: 'wh-a', ts: sent.ts, text: 'hello', data: { mood: 'sunny' } });
+    expect(byEvent['message.sent']).toEqual({
+      room: 'signed',
+      seq: sent.seq,
+      kind: 'text',
+      user: 'wh-a',
+      name: 'wh-a',
+      ts: sent.ts,
+      text: 'hello',
+      data: { mood: 'sunny' },
+    });
     expect(byEvent['message.edited']).toMatchObject({ seq: edited.seq, kind: 'edit', target: sent.seq, text: 'hello all' });
     expect(byEvent['message.reacted']).toMatchObject({ kind: 'reaction', target: sent.seq, data: { emoji: '🎉' } });
     expect(byEvent['message.deleted']).toMatchObject({ kind: 'delete', target: sent.seq });
@@ -109,9 +149,14 @@ describe('outgoing webhooks', () => {
 
     // What a receiver must refuse: a changed body, another secret, a replayed old timestamp.
     const r = rx.at('/all')[0]!;
-    const check = (o: Partial<Parameters<typeof verifySignature>[0]>) => verifySignature({
-      secret: SECRET, body: r.body, signature: r.headers['x-parley-signature'], timestamp: r.headers['x-parley-timestamp'], ...o,
-    });
+    const check = (o: Partial<Parameters<typeof verifySignature>[0]>) =>
+      verifySignature({
+        secret: SECRET,
+        body: r.body,
+        signature: r.headers['x-parley-signature'],
+        timestamp: r.headers['x-parley-timestamp'],
+        ...o,
+      });
     expect(check({ body: r.body.replace('signed', 'signee') })).toBe(false);
     expect(check({ secret: SECRET_FLAKY })).toBe(false);
     expect(check({ now: Date.now() + 10 * 60_000 })).toBe(false);
@@ -130,18 +175,22 @@ describe('outgoing webhooks', () => {
 
     const events = rx.at('/removed').map((r) => JSON.parse(r.body) as { event: string; room: string; data: Record<string, unknown> });
     expect(events.every((e) => e.event === 'member.left' && e.room === 'removed')).toBe(true);
-    expect(events.map((e) => e.data)).toEqual(expect.arrayContaining([
-      { user: 'whr-kicked', name: 'whr-kicked', reason: 'kicked', by: 'whr-owner', note: 'spam' },
-      { user: 'whr-banned', name: 'whr-banned', reason: 'banned', by: 'whr-owner', note: 'abuse' },
-      { user: 'whr-evicted', name: 'whr-evicted', reason: 'evicted', by: 'whr-owner' },
-      { user: 'whr-left', name: 'whr-left' },
-    ]));
-    expect(rx.at('/removed-slack').map((r) => JSON.parse(r.body) as unknown)).toEqual(expect.arrayContaining([
-      { text: '*whr-kicked* was removed from #removed by *whr-owner*: spam' },
-      { text: '*whr-banned* was banned from #removed by *whr-owner*: abuse' },
-      { text: '*whr-evicted* lost access to #removed' },
-      { text: '*whr-left* left #removed' },
-    ]));
+    expect(events.map((e) => e.data)).toEqual(
+      expect.arrayContaining([
+        { user: 'whr-kicked', name: 'whr-kicked', reason: 'kicked', by: 'whr-owner', note: 'spam' },
+        { user: 'whr-banned', name: 'whr-banned', reason: 'banned', by: 'whr-owner', note: 'abuse' },
+        { user: 'whr-evicted', name: 'whr-evicted', reason: 'evicted', by: 'whr-owner' },
+        { user: 'whr-left', name: 'whr-left' },
+      ]),
+    );
+    expect(rx.at('/removed-slack').map((r) => JSON.parse(r.body) as unknown)).toEqual(
+      expect.arrayContaining([
+        { text: '*whr-kicked* was removed from #removed by *whr-owner*: spam' },
+        { text: '*whr-banned* was banned from #removed by *whr-owner*: abuse' },
+        { text: '*whr-evicted* lost access to #removed' },
+        { text: '*whr-left* left #removed' },
+      ]),
+    );
   });
 
   it('retries a failing endpoint with growing waits until it accepts, with the same delivery id', async () => {
@@ -150,7 +199,11 @@ describe('outgoing webhooks', () => {
     await a.send('flaky', 'try, try again');
     await waitFor(() => rx.at('/flaky').some((r) => r.status === 200), 5000, 'a successful attempt');
     const attempts = rx.at('/flaky');
-    expect(attempts.map((r) => [r.headers['x-parley-attempt'], r.status])).toEqual([['1', 500], ['2', 500], ['3', 200]]);
+    expect(attempts.map((r) => [r.headers['x-parley-attempt'], r.status])).toEqual([
+      ['1', 500],
+      ['2', 500],
+      ['3', 200],
+    ]);
     expect(new Set(attempts.map((r) => r.headers['x-parley-delivery'])).size).toBe(1);
     expect(new Set(attempts.map((r) => r.body)).size).toBe(1);
     for (const r of attempts) expect(r.headers['x-parley-signature']).toBe(expectedSignature(SECRET_FLAKY, r));
@@ -179,12 +232,14 @@ describe('outgoing webhooks', () => {
     await b.send('slack', 'nice', { thread: root.seq });
     await waitFor(() => rx.at('/slack').length === 4, 5000, 'four slack deliveries');
     const bodies = rx.at('/slack').map((r) => JSON.parse(r.body) as Record<string, unknown>);
-    expect(bodies).toEqual(expect.arrayContaining([
-      { text: '*whs-b* joined #slack' },
-      { text: '*whs-a* in #slack: deploy &lt;done&gt; &amp; dusted' },
-      { text: '*whs-b* in #slack: nice' },
-      { text: `*whs-b* replied in the thread of message ${root.seq} in #slack (1 reply)` },
-    ]));
+    expect(bodies).toEqual(
+      expect.arrayContaining([
+        { text: '*whs-b* joined #slack' },
+        { text: '*whs-a* in #slack: deploy &lt;done&gt; &amp; dusted' },
+        { text: '*whs-b* in #slack: nice' },
+        { text: `*whs-b* replied in the thread of message ${root.seq} in #slack (1 reply)` },
+      ]),
+    );
     for (const r of rx.at('/slack')) {
       expect(r.headers['content-type']).toBe('application/json');
       expect(r.headers['x-parley-signature']).toBeUndefined();
@@ -205,7 +260,11 @@ describe('a dead webhook endpoint', () => {
       startServer({
         plugins: {
           webhooks: {
-            timeoutMs: 3000, backoffMs: 10, maxBackoffMs: 50, maxAttempts: 20, concurrency: 2,
+            timeoutMs: 3000,
+            backoffMs: 10,
+            maxBackoffMs: 50,
+            maxAttempts: 20,
+            concurrency: 2,
             endpoints: [
               { url: refused, secret: SECRET, events: everything },
               { url: `${hang.url}/never`, secret: SECRET, events: everything },
@@ -228,7 +287,9 @@ describe('a dead webhook endpoint', () => {
     await a.invite(room.id, `${prefix}-b`);
     const got = collect(b, room.id);
     const arrived = new Map<number, number>();
-    b.on('message', (m) => { if (m.room === room.id) arrived.set(m.seq, performance.now()); });
+    b.on('message', (m) => {
+      if (m.room === room.id) arrived.set(m.seq, performance.now());
+    });
     const ack: number[] = [];
     const receipt: number[] = [];
     for (let i = 0; i < n; i++) {

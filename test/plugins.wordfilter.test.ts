@@ -12,12 +12,15 @@ beforeAll(async () => {
     startServer({ plugins: { wordFilter: { mode: 'mask', words: ['darn', 'heck'] } } }),
   ]);
 });
-afterAll(async () => { await Promise.all([reject?.close(), mask?.close()]); });
+afterAll(async () => {
+  await Promise.all([reject?.close(), mask?.close()]);
+});
 
-const failure = (p: Promise<unknown>) => p.then(
-  () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
-  (e: ClientError) => ({ code: e.code, details: e.details }),
-);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ code: 'ok', details: undefined as Record<string, unknown> | undefined }),
+    (e: ClientError) => ({ code: e.code, details: e.details }),
+  );
 
 async function pair(srv: TestServer, prefix: string) {
   const a = await srv.client(`${prefix}-a`);
@@ -25,7 +28,16 @@ async function pair(srv: TestServer, prefix: string) {
   const r = await a.createRoom('group', prefix);
   await a.invite(r.id, `${prefix}-b`);
   const all = collect(b, r.id);
-  return { a, b, id: r.id, seen: { get texts() { return all.filter((m) => m.kind === 'text'); } } };
+  return {
+    a,
+    b,
+    id: r.id,
+    seen: {
+      get texts() {
+        return all.filter((m) => m.kind === 'text');
+      },
+    },
+  };
 }
 
 async function api(srv: TestServer, method: string, path: string, opts: { token?: string; key?: string; body?: unknown } = {}) {
@@ -34,7 +46,7 @@ async function api(srv: TestServer, method: string, path: string, opts: { token?
   if (opts.key) headers['x-api-key'] = opts.key;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(srv.url + '/api/v1' + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  return { status: res.status, body: await res.json() as Record<string, any> };
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
 describe('word filter, reject mode', () => {
@@ -89,10 +101,13 @@ describe('word list administered by API', () => {
     const admin = await mintToken(reject.config, 'boss', { admin: true });
     const { a, id } = await pair(reject, 'wfapi');
     expect(await api(reject, 'GET', '/admin/words', { token: admin })).toEqual({
-      status: 200, body: { words: [], config: ['darn', 'schöne', '傻瓜'] },
+      status: 200,
+      body: { words: [], config: ['darn', 'schöne', '傻瓜'] },
     });
-    expect(await api(reject, 'POST', '/admin/words', { token: admin, body: { words: ['Heck', 'gosh', 'heck'] } }))
-      .toEqual({ status: 200, body: { words: ['gosh', 'heck'], config: ['darn', 'schöne', '傻瓜'] } });
+    expect(await api(reject, 'POST', '/admin/words', { token: admin, body: { words: ['Heck', 'gosh', 'heck'] } })).toEqual({
+      status: 200,
+      body: { words: ['gosh', 'heck'], config: ['darn', 'schöne', '傻瓜'] },
+    });
     expect((await failure(a.send(id, 'HECK yes'))).code).toBe('invalid');
 
     expect((await api(reject, 'PUT', '/admin/words', { key: API_KEY, body: { words: ['blimey'] } })).body.words).toEqual(['blimey']);
@@ -114,10 +129,12 @@ describe('word list administered by API', () => {
     expect(await bad({})).toMatchObject({ status: 400, body: { error: { code: 'invalid' } } });
     expect(await bad({ words: ['x'.repeat(65)] })).toMatchObject({ status: 400, body: { error: { code: 'invalid' } } });
     const notJson = await fetch(reject.url + '/api/v1/admin/words', {
-      method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{"words": [',
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: '{"words": [',
     });
     expect(notJson.status).toBe(400);
-    expect((await notJson.json() as { error: { code: string } }).error.code).toBe('invalid');
+    expect(((await notJson.json()) as { error: { code: string } }).error.code).toBe('invalid');
     expect((await api(reject, 'GET', '/admin/words', { token: admin })).body.words).not.toContain('two words');
   });
 });

@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { RawSocket, removeDir, startServer, tempDir, type TestServer } from './helpers.js';
 
-interface Res { status: number; body: any }
+interface Res {
+  status: number;
+  body: any;
+}
 
 function client(srv: TestServer) {
   return async (method: string, path: string, o: { token?: string; body?: unknown; ua?: string } = {}): Promise<Res> => {
@@ -29,7 +32,9 @@ beforeAll(async () => {
   srv = await startServer(CHEAP);
   http = client(srv);
 });
-afterAll(async () => { await srv?.close(); });
+afterAll(async () => {
+  await srv?.close();
+});
 
 async function account(username: string, name: string, ua = 'Test/1') {
   const r = await http('POST', '/auth/register', { body: { username, password: PASSWORD, name }, ua });
@@ -99,7 +104,10 @@ describe('sessions', () => {
     const list = await http('GET', '/auth/sessions', { token: laptop.accessToken });
     expect(list.status).toBe(200);
     const sessions = list.body.sessions as Array<{ id: string; current: boolean; userAgent: string; createdAt: number; lastUsedAt: number; expiresAt: number }>;
-    expect(sessions.map((x) => [x.userAgent, x.current]).sort()).toEqual([['Laptop/3', true], ['Phone/2', false]]);
+    expect(sessions.map((x) => [x.userAgent, x.current]).sort()).toEqual([
+      ['Laptop/3', true],
+      ['Phone/2', false],
+    ]);
     const phoneSession = sessions.find((x) => x.userAgent === 'Phone/2')!;
     expect(phoneSession.lastUsedAt).toBe(phoneSession.createdAt);
     expect(phoneSession.expiresAt).toBeGreaterThan(Date.now());
@@ -117,7 +125,9 @@ describe('sessions', () => {
   it('ends another device: its tokens stop working for new requests, connections and refreshes', async () => {
     const a = await account('sessdan', 'Dan', 'A/1');
     const b = await login('sessdan', 'B/1');
-    const bId = ((await http('GET', '/auth/sessions', { token: b.accessToken })).body.sessions as Array<{ id: string; current: boolean }>).find((x) => x.current)!.id;
+    const bId = ((await http('GET', '/auth/sessions', { token: b.accessToken })).body.sessions as Array<{ id: string; current: boolean }>).find(
+      (x) => x.current,
+    )!.id;
     expect((await http('DELETE', `/auth/sessions/${bId}`, { token: a.accessToken })).status).toBe(204);
     expect((await http('GET', '/me', { token: b.accessToken })).status).toBe(401);
     const { s, r } = await wsAuth(b.accessToken);
@@ -158,7 +168,7 @@ describe('sessions', () => {
     expect(await sa.s.closed()).toBe(4001);
   });
 
-  it('cannot see or end another account\'s sessions', async () => {
+  it("cannot see or end another account's sessions", async () => {
     const eve = await account('sesseve', 'Eve');
     const fay = await account('sessfay', 'Fay');
     const fayId = ((await http('GET', '/auth/sessions', { token: fay.accessToken })).body.sessions as Array<{ id: string }>)[0]!.id;
@@ -222,7 +232,7 @@ describe('administrators (accounts.admins)', () => {
     removeDir(dir);
   });
 
-  it('an account token\'s parley_admin claim alone makes no administrator', async () => {
+  it("an account token's parley_admin claim alone makes no administrator", async () => {
     const r = await account('claimer', 'Claimer');
     // The claim is not even in the token of an unlisted account…
     expect(decodeJwt(r.accessToken).parley_admin).toBeUndefined();

@@ -7,22 +7,31 @@ import { Chat21Peer, rest } from './mqtt-helpers.js';
 const IDS = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__'];
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({ mqtt: { enabled: true, port: 0 } }); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer({ mqtt: { enabled: true, port: 0 } });
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 async function authed(user: string, resume?: Record<string, number>): Promise<{ ws: RawSocket; auth: Record<string, unknown> }> {
   const ws = await RawSocket.open(srv.wsUrl);
   // Sent as text: a JS object literal would turn a "__proto__" key into a prototype.
-  const frame = `{"id":"auth","cmd":"auth","token":"${await srv.token(user)}"${resume ? `,"resume":{${Object.entries(resume).map(([r, s]) => `"${r}":${s}`).join(',')}}` : ''}}`;
+  const frame = `{"id":"auth","cmd":"auth","token":"${await srv.token(user)}"${
+    resume
+      ? `,"resume":{${Object.entries(resume)
+          .map(([r, s]) => `"${r}":${s}`)
+          .join(',')}}`
+      : ''
+  }}`;
   ws.sendText(frame);
   const r = await ws.reply('auth');
   expect(r.ok, JSON.stringify(r)).toBe(true);
   return { ws, auth: r.data as Record<string, unknown> };
 }
 
-const liveSeqs = (ws: RawSocket, room: string): number[] => ws.frames
-  .filter((f) => f.ev === 'message' && (f.data as { room: string }).room === room)
-  .map((f) => (f.data as { seq: number }).seq);
+const liveSeqs = (ws: RawSocket, room: string): number[] =>
+  ws.frames.filter((f) => f.ev === 'message' && (f.data as { room: string }).room === room).map((f) => (f.data as { seq: number }).seq);
 
 describe('room ids named like Object.prototype members', () => {
   beforeAll(async () => {

@@ -12,7 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importJWK, jwtVerify } from 'jose';
 import { removeDir, startServer, tempDir, waitFor, type TestServer } from './helpers.js';
 
-interface Received { path: string; headers: Record<string, string | string[] | undefined>; body: Buffer }
+interface Received {
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
 
 /** A push service: records every POST; answers each path with the status set for it (201 by default). */
 class PushEndpoint {
@@ -56,7 +60,11 @@ class Browser {
   }
 
   json() {
-    return { endpoint: this.endpoint, expirationTime: null, keys: { p256dh: this.ecdh.getPublicKey().toString('base64url'), auth: this.auth.toString('base64url') } };
+    return {
+      endpoint: this.endpoint,
+      expirationTime: null,
+      keys: { p256dh: this.ecdh.getPublicKey().toString('base64url'), auth: this.auth.toString('base64url') },
+    };
   }
 
   /** Decrypts an aes128gcm push body (RFC 8188 framing, RFC 8291 keys). */
@@ -103,7 +111,8 @@ let caFile: string;
 
 async function rest(method: string, path: string, token: string, body?: unknown, on: TestServer = srv): Promise<{ status: number; json: any }> {
   const r = await fetch(`${on.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await r.text();
@@ -114,8 +123,29 @@ beforeAll(async () => {
   dir = tempDir('parley-push-');
   const key = join(dir, 'key.pem');
   caFile = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', caFile,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      caFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   endpoint = new PushEndpoint({ key: readFileSync(key, 'utf8'), cert: readFileSync(caFile, 'utf8') });
   await endpoint.start();
   // The push service of these tests is on loopback, which only an explicit allowance reaches.
@@ -151,7 +181,13 @@ describe('Web Push', () => {
     expect(got.headers['content-encoding']).toBe('aes128gcm');
     expect(Number(got.headers.ttl)).toBeGreaterThan(0);
     expect(browser.decrypt(got.body)).toEqual({
-      room: room.id, roomName: '', kind: 'direct', seq: sent.seq, name: 'alice', text: text.slice(0, 100), reason: 'message',
+      room: room.id,
+      roomName: '',
+      kind: 'direct',
+      seq: sent.seq,
+      name: 'alice',
+      text: text.slice(0, 100),
+      reason: 'message',
     });
     // The VAPID header names the server's public key and is signed by it, for this push service.
     const { json } = await rest('GET', '/push/key', await srv.token('bob'));
@@ -179,7 +215,7 @@ describe('Web Push', () => {
     expect(endpoint.to('/push/carl')).toHaveLength(1);
   });
 
-  it('in a group, mentions are pushed by the member\'s level: none stops them; a member who left is not told', async () => {
+  it("in a group, mentions are pushed by the member's level: none stops them; a member who left is not told", async () => {
     const owner = await srv.client('owner');
     const group = await owner.createRoom('group', 'Project');
     const dana = await subscribed('dana');
@@ -198,7 +234,12 @@ describe('Web Push', () => {
     const named = await owner.send(group.id, 'hey @dana and @erin, look');
     await waitFor(() => endpoint.to('/push/erin').length === 1);
     expect(erin.browser.decrypt(endpoint.to('/push/erin')[0]!.body)).toMatchObject({
-      room: group.id, roomName: 'Project', kind: 'group', seq: named.seq, name: 'owner', reason: 'mention',
+      room: group.id,
+      roomName: 'Project',
+      kind: 'group',
+      seq: named.seq,
+      name: 'owner',
+      reason: 'mention',
     });
     // erin leaves; a later mention of her (and one that reaches dana's level) is not pushed.
     const e = await srv.client('erin', { token: erin.token });
@@ -247,7 +288,8 @@ describe('Web Push', () => {
     await bad({ ...ok, keys: { p256dh: ok.keys.p256dh } });
     await bad({ ...ok, extra: 1 });
     await bad({ endpoint: ok.endpoint });
-    for (let i = 0; i < 3; i++) expect((await rest('POST', '/push/subscriptions', token, new Browser(`${endpoint.origin}/push/hank/${i}`).json())).status).toBe(201);
+    for (let i = 0; i < 3; i++)
+      expect((await rest('POST', '/push/subscriptions', token, new Browser(`${endpoint.origin}/push/hank/${i}`).json())).status).toBe(201);
     // The same endpoint again replaces it; a fourth is refused.
     expect((await rest('POST', '/push/subscriptions', token, new Browser(`${endpoint.origin}/push/hank/0`).json())).status).toBe(201);
     const over = await rest('POST', '/push/subscriptions', token, ok);
@@ -261,10 +303,11 @@ describe('Web Push', () => {
 
   it('signing out removes the subscriptions the session made', async () => {
     const register = await fetch(`${srv.url}/api/v1/auth/register`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'ivy', password: 'correct horse battery staple' }),
     });
-    const { accessToken } = await register.json() as { accessToken: string };
+    const { accessToken } = (await register.json()) as { accessToken: string };
     const browser = new Browser(`${endpoint.origin}/push/ivy`);
     expect((await rest('POST', '/push/subscriptions', accessToken, browser.json())).status).toBe(201);
     expect((await rest('POST', '/auth/logout', accessToken)).status).toBe(204);
@@ -281,12 +324,34 @@ describe('push endpoints in the local network', () => {
     const token = await guarded.token('mallory');
     const keys = new Browser('https://push.example.com/x').json().keys;
     const local = [
-      'https://127.0.0.1/', 'https://127.0.0.1:6379/', 'https://127.1/', 'https://2130706433/', 'https://0x7f.0.0.1/',
-      'https://10.0.0.5/', 'https://172.16.0.1/', 'https://192.168.1.1/', 'https://100.64.0.1/', 'https://169.254.169.254/latest/meta-data/',
-      'https://0.0.0.0/', 'https://224.0.0.1/', 'https://255.255.255.255/',
-      'https://[::1]/', 'https://[::]/', 'https://[fe80::1]/', 'https://[fc00::1]/', 'https://[fd12:3456::1]/', 'https://[ff02::1]/',
-      'https://[::ffff:127.0.0.1]/', 'https://[::ffff:10.0.0.5]/', 'https://[::ffff:169.254.169.254]/', 'https://[64:ff9b::a00:5]/',
-      'https://localhost/', 'https://LocalHost./', 'https://push.localhost/', 'https://printer.local/', 'https://metadata.google.internal/',
+      'https://127.0.0.1/',
+      'https://127.0.0.1:6379/',
+      'https://127.1/',
+      'https://2130706433/',
+      'https://0x7f.0.0.1/',
+      'https://10.0.0.5/',
+      'https://172.16.0.1/',
+      'https://192.168.1.1/',
+      'https://100.64.0.1/',
+      'https://169.254.169.254/latest/meta-data/',
+      'https://0.0.0.0/',
+      'https://224.0.0.1/',
+      'https://255.255.255.255/',
+      'https://[::1]/',
+      'https://[::]/',
+      'https://[fe80::1]/',
+      'https://[fc00::1]/',
+      'https://[fd12:3456::1]/',
+      'https://[ff02::1]/',
+      'https://[::ffff:127.0.0.1]/',
+      'https://[::ffff:10.0.0.5]/',
+      'https://[::ffff:169.254.169.254]/',
+      'https://[64:ff9b::a00:5]/',
+      'https://localhost/',
+      'https://LocalHost./',
+      'https://push.localhost/',
+      'https://printer.local/',
+      'https://metadata.google.internal/',
       'https://redis/',
     ];
     for (const e of local) {
@@ -299,7 +364,9 @@ describe('push endpoints in the local network', () => {
     // Nothing of them was kept: there is nothing to remove.
     for (const e of local) expect((await rest('DELETE', '/push/subscriptions', token, { endpoint: e }, guarded)).status, e).toBe(404);
     // A public push service is taken; on the node that allows 127.0.0.1, that address only.
-    expect((await rest('POST', '/push/subscriptions', token, { endpoint: 'https://push.example.com/x', expirationTime: null, keys }, guarded)).status).toBe(201);
+    expect((await rest('POST', '/push/subscriptions', token, { endpoint: 'https://push.example.com/x', expirationTime: null, keys }, guarded)).status).toBe(
+      201,
+    );
     const other = await srv.token('mallory');
     expect((await rest('POST', '/push/subscriptions', other, { endpoint: 'https://10.0.0.5/', expirationTime: null, keys })).status).toBe(400);
     expect((await rest('POST', '/push/subscriptions', other, { endpoint: 'https://[::1]/', expirationTime: null, keys })).status).toBe(400);
@@ -365,17 +432,23 @@ describe('VAPID keys', () => {
     const data = tempDir('parley-vapid-');
     try {
       let s = await startServer({}, data);
-      const first = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as { publicKey: string };
+      const first = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as {
+        publicKey: string;
+      };
       await s.close();
       s = await startServer({}, data);
-      const again = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as { publicKey: string };
+      const again = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as {
+        publicKey: string;
+      };
       await s.close();
       expect(again.publicKey).toBe(first.publicKey);
       expect(Buffer.from(first.publicKey, 'base64url')).toHaveLength(65);
       const { default: webpush } = await import('web-push');
       const keys = webpush.generateVAPIDKeys();
       s = await startServer({ push: { vapidPublicKey: keys.publicKey, vapidPrivateKey: keys.privateKey } }, data);
-      const configured = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as { publicKey: string };
+      const configured = (await (await fetch(`${s.url}/api/v1/push/key`, { headers: { authorization: `Bearer ${await s.token('u')}` } })).json()) as {
+        publicKey: string;
+      };
       await s.close();
       expect(configured.publicKey).toBe(keys.publicKey);
       s = await startServer({ push: { enabled: false } }, data);
@@ -387,5 +460,3 @@ describe('VAPID keys', () => {
     }
   });
 });
-
-

@@ -3,8 +3,12 @@ import { collect, RawSocket, startServer, waitFor, type TestServer } from './hel
 
 let srv: TestServer;
 // Streams from one user far above the default rate limit: it is off here.
-beforeAll(async () => { srv = await startServer({ plugins: { rateLimit: { enabled: false } } }); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer({ plugins: { rateLimit: { enabled: false } } });
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 describe('reconnect and resume', () => {
   it('a client whose socket is cut mid-stream reconnects and receives exactly what it missed', async () => {

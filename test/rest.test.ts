@@ -12,8 +12,17 @@ const API_KEY = 'app-key-0123456789abcdef';
 let srv: TestServer;
 const tokens: Record<string, string> = {};
 
-interface Res { status: number; body: any; headers: Headers }
-interface Opts { as?: string | null; body?: unknown; headers?: Record<string, string>; raw?: string }
+interface Res {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+interface Opts {
+  as?: string | null;
+  body?: unknown;
+  headers?: Record<string, string>;
+  raw?: string;
+}
 
 async function call(method: string, path: string, o: Opts = {}): Promise<Res> {
   const headers: Record<string, string> = { ...o.headers };
@@ -48,7 +57,9 @@ beforeAll(async () => {
   expect((await call('POST', '/rooms/general/join', { as: 'erin' })).status).toBe(200);
   expect((await call('POST', '/rooms/secret/messages', { as: 'alice', body: { text: 'hello secret world' } })).status).toBe(201);
 });
-afterAll(async () => { await srv?.close(); });
+afterAll(async () => {
+  await srv?.close();
+});
 
 /** The routes this file covers (method + fastify path); checked against the server's. */
 const covered = new Set<string>();
@@ -61,7 +72,7 @@ route('GET /dispatch', () => {
   it('answers the least-loaded live node without authentication (one node: this one)', async () => {
     const res = await fetch(`${srv.url}/api/v1/dispatch`);
     expect(res.status).toBe(200);
-    const body = await res.json() as { node: string; url: string; wsUrl: string; connections: number };
+    const body = (await res.json()) as { node: string; url: string; wsUrl: string; connections: number };
     expect(body).toMatchObject({ url: srv.url, wsUrl: `${srv.url.replace('http', 'ws')}/ws` });
     expect(body.node).toMatch(/\S/);
     expect(typeof body.connections).toBe('number');
@@ -80,7 +91,7 @@ route('GET /me', () => {
 });
 
 route('GET /users/:user', () => {
-  it('shows a user\'s public name and profile', async () => {
+  it("shows a user's public name and profile", async () => {
     const r = await call('GET', '/users/alice', { as: 'bob' });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ id: 'alice', name: 'Alice', profile: {} });
@@ -91,9 +102,9 @@ route('GET /users/:user', () => {
 
 route('POST /rooms', () => {
   it('creates a room, the caller its owner', async () => {
-    const r = await call('POST', '/rooms', { as: 'carol', body: { kind: 'group', name: 'Carol\'s', topic: 't' } });
+    const r = await call('POST', '/rooms', { as: 'carol', body: { kind: 'group', name: "Carol's", topic: 't' } });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ kind: 'group', name: 'Carol\'s', topic: 't', createdBy: 'carol', lastSeq: 1 });
+    expect(r.body).toMatchObject({ kind: 'group', name: "Carol's", topic: 't', createdBy: 'carol', lastSeq: 1 });
     expect((await call('GET', `/rooms/${r.body.id}/members`, { as: 'carol' })).body.members[0]).toMatchObject({ user: 'carol', role: 'owner' });
   });
   it('refuses a bad kind, a missing name and unknown fields', async () => {
@@ -108,7 +119,7 @@ route('POST /rooms', () => {
 });
 
 route('GET /rooms', () => {
-  it('lists the caller\'s rooms only', async () => {
+  it("lists the caller's rooms only", async () => {
     const r = await call('GET', '/rooms', { as: 'bob' });
     expect(r.status).toBe(200);
     expect(r.body.rooms.map((x: { id: string }) => x.id)).toEqual(['secret']);
@@ -191,7 +202,13 @@ route('POST /rooms/leave', () => {
     }
     const r = await call('POST', '/rooms/leave', { as: 'erin', body: { rooms: ['lv1', 'lv2', 'secret', 'nowhere'] } });
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ left: ['lv1', 'lv2'], skipped: [{ room: 'secret', code: 'forbidden' }, { room: 'nowhere', code: 'not_found' }] });
+    expect(r.body).toEqual({
+      left: ['lv1', 'lv2'],
+      skipped: [
+        { room: 'secret', code: 'forbidden' },
+        { room: 'nowhere', code: 'not_found' },
+      ],
+    });
     expect((await call('GET', '/rooms', { as: 'erin' })).body.rooms.map((x: { id: string }) => x.id)).not.toContain('lv1');
   });
   it('refuses an empty list, a malformed id and a repeated one', async () => {
@@ -222,7 +239,7 @@ route('GET /rooms/:room/members', () => {
     expect(r.body.members.map((m: { user: string }) => m.user)).toEqual(['alice', 'bob']);
   });
   it('refuses a malformed room id', async () => invalid(await call('GET', '/rooms/%2A/members', { as: 'bob' }), 'room'));
-  it('hides a group\'s members from a non-member', async () => forbidden(await call('GET', '/rooms/secret/members', { as: 'carol' })));
+  it("hides a group's members from a non-member", async () => forbidden(await call('GET', '/rooms/secret/members', { as: 'carol' })));
 });
 
 route('POST /rooms/:room/members', () => {
@@ -290,12 +307,13 @@ route('POST /rooms/:room/bans', () => {
     expect(r.body.ban).toMatchObject({ room: 'general', user: 'carol', reason: 'flood', by: 'alice' });
     forbidden(await call('POST', '/rooms/general/join', { as: 'carol' }));
   });
-  it('refuses a negative duration', async () => invalid(await call('POST', '/rooms/general/bans', { as: 'alice', body: { user: 'carol', seconds: -1 } }), 'seconds'));
+  it('refuses a negative duration', async () =>
+    invalid(await call('POST', '/rooms/general/bans', { as: 'alice', body: { user: 'carol', seconds: -1 } }), 'seconds'));
   it('refuses a plain member', async () => forbidden(await call('POST', '/rooms/secret/bans', { as: 'bob', body: { user: 'carol' } })));
 });
 
 route('GET /rooms/:room/bans', () => {
-  it('lists a room\'s active bans', async () => {
+  it("lists a room's active bans", async () => {
     const r = await call('GET', '/rooms/general/bans', { as: 'alice' });
     expect(r.status).toBe(200);
     expect(r.body.bans.map((b: { user: string }) => b.user)).toEqual(['carol']);
@@ -316,7 +334,7 @@ route('DELETE /rooms/:room/bans/:user', () => {
 });
 
 route('GET /rooms/:room/access/:list', () => {
-  it('shows a room\'s black list to its owner', async () => {
+  it("shows a room's black list to its owner", async () => {
     const r = await call('GET', '/rooms/secret/access/black', { as: 'alice' });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ room: 'secret', list: 'black', users: [] });
@@ -437,7 +455,8 @@ route('PATCH /rooms/:room/messages/:seq', () => {
     expect((await call('GET', `/rooms/secret/messages/${target + 1}`, { as: 'bob' })).body).toMatchObject({ kind: 'edit', target, text: 'typo' });
   });
   it('refuses a wrong-typed text', async () => invalid(await call('PATCH', `/rooms/secret/messages/${target}`, { as: 'alice', body: { text: 5 } }), 'text'));
-  it('refuses anyone but the author', async () => forbidden(await call('PATCH', `/rooms/secret/messages/${target}`, { as: 'bob', body: { text: 'mine now' } })));
+  it('refuses anyone but the author', async () =>
+    forbidden(await call('PATCH', `/rooms/secret/messages/${target}`, { as: 'bob', body: { text: 'mine now' } })));
 });
 
 route('POST /rooms/:room/messages/:seq/reactions', () => {
@@ -446,12 +465,13 @@ route('POST /rooms/:room/messages/:seq/reactions', () => {
     expect(r.status).toBe(200);
     expect((await call('GET', `/rooms/secret/messages/${r.body.seq}`, { as: 'bob' })).body).toMatchObject({ kind: 'reaction', target, data: { emoji: '👍' } });
   });
-  it('refuses an empty emoji', async () => invalid(await call('POST', `/rooms/secret/messages/${target}/reactions`, { as: 'bob', body: { emoji: '' } }), 'emoji'));
+  it('refuses an empty emoji', async () =>
+    invalid(await call('POST', `/rooms/secret/messages/${target}/reactions`, { as: 'bob', body: { emoji: '' } }), 'emoji'));
   it('refuses a non-member', async () => forbidden(await call('POST', `/rooms/secret/messages/${target}/reactions`, { as: 'carol', body: { emoji: 'x' } })));
 });
 
 route('DELETE /rooms/:room/messages/:seq', () => {
-  it('refuses a member deleting another\'s message', async () => forbidden(await call('DELETE', `/rooms/secret/messages/${target}`, { as: 'bob' })));
+  it("refuses a member deleting another's message", async () => forbidden(await call('DELETE', `/rooms/secret/messages/${target}`, { as: 'bob' })));
   it('refuses a non-numeric seq', async () => invalid(await call('DELETE', '/rooms/secret/messages/x', { as: 'alice' }), 'seq'));
   it('appends a delete by the author; deleting again is a conflict', async () => {
     const r = await call('DELETE', `/rooms/secret/messages/${target}`, { as: 'alice' });
@@ -482,7 +502,7 @@ route('PUT /rooms/:room/read', () => {
 });
 
 route('GET /inbox', () => {
-  it('lists the user\'s rooms with unread counts', async () => {
+  it("lists the user's rooms with unread counts", async () => {
     const r = await call('GET', '/inbox', { as: 'bob' });
     expect(r.status).toBe(200);
     const secret = r.body.rooms.find((e: { room: { id: string } }) => e.room.id === 'secret');
@@ -540,7 +560,8 @@ route('DELETE /blocks/:user', () => {
 route('POST /server/post', () => {
   it('posts texts and events to many rooms with an API key', async () => {
     const r = await call('POST', '/server/post', {
-      as: 'api', body: { rooms: ['general', 'secret'], messages: [{ text: 'maintenance at noon' }, { ev: 'deploy', data: { v: 2 } }], as: { id: 'ops-bot', name: 'Ops' } },
+      as: 'api',
+      body: { rooms: ['general', 'secret'], messages: [{ text: 'maintenance at noon' }, { ev: 'deploy', data: { v: 2 } }], as: { id: 'ops-bot', name: 'Ops' } },
     });
     expect(r.status).toBe(200);
     expect(r.body.posted).toHaveLength(4);
@@ -548,12 +569,14 @@ route('POST /server/post', () => {
     expect(m[0]).toMatchObject({ kind: 'text', text: 'maintenance at noon', user: 'ops-bot', name: 'Ops' });
     expect(m[1]).toMatchObject({ kind: 'event', data: { ev: 'deploy', data: { v: 2 } } });
   });
-  it('refuses an empty room list', async () => invalid(await call('POST', '/server/post', { as: 'api', body: { rooms: [], messages: [{ text: 'x' }] } }), 'rooms'));
-  it('refuses a non-administrator', async () => forbidden(await call('POST', '/server/post', { as: 'alice', body: { rooms: ['general'], messages: [{ text: 'x' }] } })));
+  it('refuses an empty room list', async () =>
+    invalid(await call('POST', '/server/post', { as: 'api', body: { rooms: [], messages: [{ text: 'x' }] } }), 'rooms'));
+  it('refuses a non-administrator', async () =>
+    forbidden(await call('POST', '/server/post', { as: 'alice', body: { rooms: ['general'], messages: [{ text: 'x' }] } })));
 });
 
 route('POST /server/notify', () => {
-  it('pushes a notice to a user\'s connections', async () => {
+  it("pushes a notice to a user's connections", async () => {
     const s = await RawSocket.open(srv.wsUrl);
     expect((await s.call({ id: 1, cmd: 'auth', token: tokens.dave })).ok).toBe(true);
     const r = await call('POST', '/server/notify', { as: 'root', body: { users: ['dave'], ev: 'hello', data: { a: 1 } } });
@@ -568,10 +591,19 @@ route('POST /server/notify', () => {
 route('POST /server/bans', () => {
   it('applies a list of room and server-wide bans with an API key', async () => {
     const r = await call('POST', '/server/bans', {
-      as: 'api', body: { bans: [{ user: 'mallet', room: 'general', seconds: 60 }, { user: 'trudy', reason: 'spam' }] },
+      as: 'api',
+      body: {
+        bans: [
+          { user: 'mallet', room: 'general', seconds: 60 },
+          { user: 'trudy', reason: 'spam' },
+        ],
+      },
     });
     expect(r.status).toBe(201);
-    expect(r.body.bans).toMatchObject([{ user: 'mallet', room: 'general' }, { user: 'trudy', room: null, until: null, reason: 'spam' }]);
+    expect(r.body.bans).toMatchObject([
+      { user: 'mallet', room: 'general' },
+      { user: 'trudy', room: null, until: null, reason: 'spam' },
+    ]);
     expect(r.body.bans[0].until).toBeGreaterThan(Date.now());
     const server = (await call('GET', '/bans', { as: 'root' })).body.bans.map((b: { user: string }) => b.user);
     expect(server).toContain('trudy');
@@ -582,10 +614,11 @@ route('POST /server/bans', () => {
   it('refuses a non-administrator', async () => forbidden(await call('POST', '/server/bans', { as: 'alice', body: { bans: [{ user: 'x' }] } })));
 });
 
-const upload = (as: string, text: string) => call('POST', '/rooms/secret/attachments', { as, raw: text, headers: { 'content-type': 'text/plain', 'x-filename': 'note.txt' } });
+const upload = (as: string, text: string) =>
+  call('POST', '/rooms/secret/attachments', { as, raw: text, headers: { 'content-type': 'text/plain', 'x-filename': 'note.txt' } });
 
 route('POST /rooms/:room/attachments', () => {
-  it('stores a member\'s file and answers its record with signed URLs', async () => {
+  it("stores a member's file and answers its record with signed URLs", async () => {
     const r = await upload('alice', 'hello file');
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({ room: 'secret', uploader: 'alice', name: 'note.txt', size: 10, type: 'text/plain', message: null });
@@ -622,13 +655,13 @@ route('DELETE /attachments/:id', () => {
 });
 // secret: a group of alice (owner) and bob; general: a public channel of alice.
 route('GET /rooms/:room/notifications', () => {
-  it('answers the caller\'s level, the default until it chose one', async () => {
+  it("answers the caller's level, the default until it chose one", async () => {
     expect((await call('GET', '/rooms/secret/notifications', { as: 'bob' })).body).toEqual({ room: 'secret', level: 'mentions' });
   });
   it('refuses a non-member', async () => forbidden(await call('GET', '/rooms/secret/notifications', { as: 'carol' })));
 });
 route('PUT /rooms/:room/notifications', () => {
-  it('sets the caller\'s level', async () => {
+  it("sets the caller's level", async () => {
     expect((await call('PUT', '/rooms/general/notifications', { as: 'alice', body: { level: 'none' } })).body).toEqual({ room: 'general', level: 'none' });
     expect((await call('GET', '/rooms/general/notifications', { as: 'alice' })).body.level).toBe('none');
   });
@@ -645,7 +678,10 @@ route('GET /rooms/:room/settings', () => {
 });
 route('PATCH /rooms/:room/settings', () => {
   it('lets a moderator change it', async () => {
-    expect((await call('PATCH', '/rooms/secret/settings', { as: 'alice', body: { mentionAll: 'members' } })).body).toEqual({ room: 'secret', mentionAll: 'members' });
+    expect((await call('PATCH', '/rooms/secret/settings', { as: 'alice', body: { mentionAll: 'members' } })).body).toEqual({
+      room: 'secret',
+      mentionAll: 'members',
+    });
   });
   it('refuses a plain member and a bad value', async () => {
     forbidden(await call('PATCH', '/rooms/secret/settings', { as: 'bob', body: { mentionAll: 'moderators' } }));
@@ -688,17 +724,30 @@ route('GET /rooms/:room/messages/:seq/versions', () => {
 });
 
 describe('every route', () => {
-  const sample = (url: string) => url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black').replace(':id', 'A'.repeat(22));
-  const authRoutes = () => registeredRoutes(srv.parley.http)
-    .filter((r) => r.url.startsWith('/api/v1/') && r.method !== 'HEAD')
-    // A user's picture is read by its signed URL alone (avatars.test.ts).
-    .filter((r) => !['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/auth/refresh', '/api/v1/dispatch', '/api/v1/users/:user/avatar'].includes(r.url));
+  const sample = (url: string) =>
+    url.replace(':room', 'secret').replace(':user', 'bob').replace(':seq', '1').replace(':list', 'black').replace(':id', 'A'.repeat(22));
+  const authRoutes = () =>
+    registeredRoutes(srv.parley.http)
+      .filter((r) => r.url.startsWith('/api/v1/') && r.method !== 'HEAD')
+      // A user's picture is read by its signed URL alone (avatars.test.ts).
+      .filter(
+        (r) =>
+          ![
+            '/api/v1/openapi.json',
+            '/api/v1/auth/register',
+            '/api/v1/auth/login',
+            '/api/v1/auth/refresh',
+            '/api/v1/dispatch',
+            '/api/v1/users/:user/avatar',
+          ].includes(r.url),
+      );
 
   it('has a case in this file (accounts, the profile, admin routes and the document have theirs)', () => {
     // Accounts: accounts.test.ts; the profile and sessions: profile.test.ts; /admin: admin.test.ts;
     // Web Push: push.test.ts; pictures: avatars.test.ts.
     const own = /^(\w+ \/auth\/|PATCH \/me$|GET \/admin\/|\w+ \/push\/|\w+ \/me\/avatar$|GET \/avatars$)/;
-    const missing = authRoutes().map((r) => `${r.method} ${r.url.slice('/api/v1'.length)}`)
+    const missing = authRoutes()
+      .map((r) => `${r.method} ${r.url.slice('/api/v1'.length)}`)
       .filter((n) => !covered.has(n) && !own.test(n));
     expect(missing).toEqual([]);
   });

@@ -15,7 +15,13 @@ afterAll(async () => {
   removeDir(dataDir);
 });
 
-interface Msg { seq: number; text?: string; thread?: number; summary?: { count: number; users: string[] }; data?: { attachments?: Array<{ id: string }> } }
+interface Msg {
+  seq: number;
+  text?: string;
+  thread?: number;
+  summary?: { count: number; users: string[] };
+  data?: { attachments?: Array<{ id: string }> };
+}
 
 async function wire(user: string): Promise<{ call: (cmd: string, args?: Record<string, unknown>) => Promise<Record<string, unknown>>; close: () => void }> {
   const raw = await RawSocket.open(srv.wsUrl);
@@ -40,21 +46,25 @@ describe('a single node restarted on its data directory', () => {
     const ann = await wire('ann');
     const room = (await ann.call('create', { kind: 'group', name: 'Kept' })).id as string;
     await ann.call('invite', { room, user: 'bob' });
-    const image = await sharp({ create: { width: 800, height: 400, channels: 3, background: '#48c' } }).png().toBuffer();
+    const image = await sharp({ create: { width: 800, height: 400, channels: 3, background: '#48c' } })
+      .png()
+      .toBuffer();
     const up = await fetch(`${srv.url}/api/v1/rooms/${room}/attachments`, {
-      method: 'POST', body: new Uint8Array(image),
+      method: 'POST',
+      body: new Uint8Array(image),
       headers: { authorization: `Bearer ${await srv.token('ann')}`, 'content-type': 'image/png', 'x-filename': 'chart.png' },
     });
     expect(up.status).toBe(201);
-    const file = await up.json() as { id: string; previewUrl?: string };
+    const file = (await up.json()) as { id: string; previewUrl?: string };
     const withFile = (await ann.call('send', { room, text: 'the chart', attachments: [file.id] })).seq as number;
     const root = (await ann.call('send', { room, text: 'thoughts?' })).seq as number;
     const bob = await wire('bob');
     const reply = (await bob.call('send', { room, text: 'looks good', thread: root })).seq as number;
     const shared = (await bob.call('send', { room, text: 'for everyone', thread: root, alsoToRoom: true })).seq as number;
-    const previewBefore = (await get(`/api/v1/attachments/${file.id}/preview`, 'bob'));
+    const previewBefore = await get(`/api/v1/attachments/${file.id}/preview`, 'bob');
     expect(previewBefore.status).toBe(200);
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
     await srv.close();
 
     srv = await start();

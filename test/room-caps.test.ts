@@ -6,8 +6,12 @@ import { mintToken } from '../src/auth/jwt.js';
 import { RawSocket, startServer, waitFor, type TestServer } from './helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({ limits: { roomsPerUser: 6, roomsCreatedPerUser: 3 } }); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer({ limits: { roomsPerUser: 6, roomsCreatedPerUser: 3 } });
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
 let ids = 0;
 async function user(name: string, admin = false): Promise<{ s: RawSocket; call: (cmd: string, args?: Record<string, unknown>) => Promise<any> }> {
@@ -20,8 +24,9 @@ async function user(name: string, admin = false): Promise<{ s: RawSocket; call: 
 describe('room caps', () => {
   it('concurrent creates over many connections never pass limits.roomsCreatedPerUser', async () => {
     const conns = await Promise.all(Array.from({ length: 8 }, () => user('cap-racer')));
-    const replies = await Promise.all(conns.flatMap((c, i) => Array.from({ length: 10 }, (_, j) =>
-      c.call('create', { kind: j % 2 ? 'group' : 'channel', name: `race ${i}-${j}` }))));
+    const replies = await Promise.all(
+      conns.flatMap((c, i) => Array.from({ length: 10 }, (_, j) => c.call('create', { kind: j % 2 ? 'group' : 'channel', name: `race ${i}-${j}` }))),
+    );
     expect(replies.filter((r) => r.ok)).toHaveLength(3);
     expect(replies.filter((r) => !r.ok).every((r) => r.error.details?.reason === 'rooms_created')).toBe(true);
     const mine = await conns[0]!.call('rooms');
@@ -37,8 +42,10 @@ describe('room caps', () => {
       expect(r.ok).toBe(true);
       made.push(r.data.id);
     }
-    expect(await a.call('create', { kind: 'channel', name: 'one too many' }))
-      .toMatchObject({ ok: false, error: { code: 'forbidden', details: { reason: 'rooms_created', limit: 3 } } });
+    expect(await a.call('create', { kind: 'channel', name: 'one too many' })).toMatchObject({
+      ok: false,
+      error: { code: 'forbidden', details: { reason: 'rooms_created', limit: 3 } },
+    });
     expect((await a.call('direct', { user: 'cap-friend' })).ok).toBe(true);
     expect((await a.call('destroy', { room: made[0] })).ok).toBe(true);
     expect((await a.call('create', { kind: 'group', name: 'after a delete' })).ok).toBe(true);
@@ -86,8 +93,10 @@ describe('unwanted invitations', () => {
     const [spammer, friend, me] = await Promise.all([user('inv-spammer'), user('inv-friend'), user('inv-me')]);
     expect((await me.call('block', { user: 'inv-spammer' })).ok).toBe(true);
     const spam = (await spammer.call('create', { kind: 'group', name: 'spam' })).data.id;
-    expect(await spammer.call('invite', { room: spam, user: 'inv-me' }))
-      .toMatchObject({ ok: false, error: { code: 'forbidden', details: { reason: 'blocked' } } });
+    expect(await spammer.call('invite', { room: spam, user: 'inv-me' })).toMatchObject({
+      ok: false,
+      error: { code: 'forbidden', details: { reason: 'blocked' } },
+    });
     const real = (await friend.call('create', { kind: 'group', name: 'real' })).data.id;
     expect((await friend.call('invite', { room: real, user: 'inv-me' })).ok).toBe(true);
     for (const x of [spammer, friend, me]) x.s.close();
@@ -107,8 +116,8 @@ describe('unwanted invitations', () => {
     const r = await me.call('leaveMany', { rooms: [...rooms, 'no-such-room'] });
     expect(r).toMatchObject({ ok: true, data: { left: rooms, skipped: [{ room: 'no-such-room', code: 'not_found' }] } });
     expect((await me.call('rooms', { scope: 'mine' })).data.rooms.map((x: { id: string }) => x.id)).toEqual([keep]);
-    const removed = () => other.s.frames.filter((f) => f.ev === 'room' && (f.data as { member: unknown }).member === null)
-      .map((f) => (f.data as { room: string }).room);
+    const removed = () =>
+      other.s.frames.filter((f) => f.ev === 'room' && (f.data as { member: unknown }).member === null).map((f) => (f.data as { room: string }).room);
     await waitFor(() => removed().length === 3);
     expect(removed().sort()).toEqual([...rooms].sort());
     // Nothing more of those rooms reaches either connection.

@@ -17,16 +17,18 @@ function slowFirstAttempt(ms: number): Plugin {
   const seen = new Set<string>();
   return {
     name: 'slow-first-attempt',
-    hooks: [commandHook({
-      name: 'slow-first-attempt',
-      commands: ['send'],
-      async before(ctx) {
-        const key = ctx.args.key ?? '';
-        if (!ctx.args.text.startsWith('slow') || seen.has(key)) return;
-        seen.add(key);
-        await new Promise((r) => setTimeout(r, ms));
-      },
-    })],
+    hooks: [
+      commandHook({
+        name: 'slow-first-attempt',
+        commands: ['send'],
+        async before(ctx) {
+          const key = ctx.args.key ?? '';
+          if (!ctx.args.text.startsWith('slow') || seen.has(key)) return;
+          seen.add(key);
+          await new Promise((r) => setTimeout(r, ms));
+        },
+      }),
+    ],
   };
 }
 

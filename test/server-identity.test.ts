@@ -10,8 +10,12 @@ import { RawSocket, SECRET, startServer, waitFor, type TestServer } from './help
 const CHEAP = { accounts: { hashMemoryKib: 8192, hashPasses: 1 } };
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer(CHEAP); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer(CHEAP);
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
 async function rest(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {};
@@ -58,12 +62,16 @@ describe('server posts', () => {
   });
 });
 
-describe('the server\'s own id', () => {
+describe("the server's own id", () => {
   it('is refused in any token, on WebSocket and REST, administrator tokens included', async () => {
     const key = new TextEncoder().encode(SECRET);
     for (const admin of [false, true]) {
-      const token = await new SignJWT(admin ? { parley_admin: true } : {}).setProtectedHeader({ alg: 'HS256' })
-        .setSubject('system').setIssuedAt().setExpirationTime('1h').sign(key);
+      const token = await new SignJWT(admin ? { parley_admin: true } : {})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('system')
+        .setIssuedAt()
+        .setExpirationTime('1h')
+        .sign(key);
       const s = await RawSocket.open(srv.wsUrl);
       expect(await s.call({ id: 1, cmd: 'auth', token })).toMatchObject({ ok: false, error: { code: 'unauthorized' } });
       s.close();
@@ -74,7 +82,7 @@ describe('the server\'s own id', () => {
 });
 
 describe('registration', () => {
-  it('refuses the server\'s id and reserved names, in any case, as a conflict naming the field', async () => {
+  it("refuses the server's id and reserved names, in any case, as a conflict naming the field", async () => {
     for (const username of ['system', 'admin', 'root', 'parley', 'moderator', 'everyone']) {
       const r = await rest('POST', '/auth/register', { username, password: 'long enough password' });
       expect(r.status, username).toBe(409);
@@ -83,12 +91,17 @@ describe('registration', () => {
     expect((await rest('POST', '/auth/register', { username: 'sysadmin-jo', password: 'long enough password' })).status).toBe(201);
   });
 
-  it('takes the reserved list from the configuration; the server\'s id stays refused', async () => {
+  it("takes the reserved list from the configuration; the server's id stays refused", async () => {
     const other = await startServer({ ...CHEAP, accounts: { ...CHEAP.accounts, reservedNames: ['boss'] } });
     try {
-      const reg = async (username: string) => (await fetch(`${other.url}/api/v1/auth/register`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: 'long enough password' }),
-      })).status;
+      const reg = async (username: string) =>
+        (
+          await fetch(`${other.url}/api/v1/auth/register`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ username, password: 'long enough password' }),
+          })
+        ).status;
       expect(await reg('boss')).toBe(409);
       expect(await reg('system')).toBe(409);
       expect(await reg('admin')).toBe(201);

@@ -27,8 +27,12 @@ import { avatarStoreConformance } from './conformance/avatars.js';
 import { PostgresAvatarStore } from '../src/store/postgres/avatars.js';
 
 let server: PgServer;
-beforeAll(async () => { server = await startPostgres(); });
-afterAll(async () => { await server?.destroy(); });
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
 
 let schemas = 0;
 /** A fresh schema per store: every test starts from empty tables. */
@@ -48,7 +52,11 @@ async function node(o: PostgresOptions, shared = false) {
 
 richConformance('postgres', async () => {
   const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema() }));
-  const ports = { notifications: new PostgresNotificationStore(store.pool), pins: new PostgresPinStore(store.pool), versions: new PostgresVersionStore(store.pool) };
+  const ports = {
+    notifications: new PostgresNotificationStore(store.pool),
+    pins: new PostgresPinStore(store.pool),
+    versions: new PostgresVersionStore(store.pool),
+  };
   return { store, ports, close: () => store.close() };
 });
 
@@ -62,7 +70,7 @@ avatarStoreConformance('postgres', async () => {
   return { avatars: new PostgresAvatarStore(store.pool), close: () => store.close() };
 });
 
-const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? 'owner' as const : 'member' as const }));
+const members = (...users: string[]) => users.map((u, i) => ({ user: u, name: u, role: i === 0 ? ('owner' as const) : ('member' as const) }));
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('PostgreSQL store: several nodes on one database', () => {
@@ -79,18 +87,28 @@ describe('PostgreSQL store: several nodes on one database', () => {
     let s = await node({ url: server.url, schema }, true);
     // A database from before the rule (version 3): the key column and its index, and what
     // later migrations add, did not exist.
-    await s.pool.query('DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks, cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4');
+    await s.pool.query(
+      'DROP INDEX rooms_channel_name; ALTER TABLE rooms DROP COLUMN name_key; DROP TABLE attachments, blobs, blob_chunks, cluster_state, cluster_nodes; DELETE FROM schema_migrations WHERE version >= 4',
+    );
     await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
     await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
     await s.pool.query('ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads, push_subscriptions, push_vapid, avatars');
-    for (const [id, name, at] of [['old', 'General', 1], ['newer', 'general', 2], ['solo', 'Random', 3]] as const) {
+    for (const [id, name, at] of [
+      ['old', 'General', 1],
+      ['newer', 'general', 2],
+      ['solo', 'Random', 3],
+    ] as const) {
       await s.pool.query("INSERT INTO rooms (id, kind, name, topic, created_by, created_at) VALUES ($1, 'channel', $2, '', 'u', $3)", [id, name, at]);
     }
     await s.close();
     s = await node({ url: server.url, schema }, true);
     expect((await s.publicRooms(10)).map((r) => r.name).sort()).toEqual(['General', 'Random', 'general']);
-    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
-    await expect(s.createRoom({ id: 'y', kind: 'channel', name: ' random ', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({
+      code: 'conflict',
+    });
+    await expect(s.createRoom({ id: 'y', kind: 'channel', name: ' random ', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({
+      code: 'conflict',
+    });
     await expect(s.updateRoom('newer', { name: 'general' }, { user: 'u', name: 'u' })).rejects.toMatchObject({ code: 'conflict' });
     await s.updateRoom('newer', { name: 'General 2' }, { user: 'u', name: 'u' });
     await s.updateRoom('old', { name: 'Lobby' }, { user: 'u', name: 'u' });
@@ -177,15 +195,23 @@ describe('PostgreSQL group commit', () => {
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'invalid' });
     expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'forbidden' });
     expect((results[3] as PromiseFulfilledResult<{ message: { seq: number } }>).value.message.seq).toBe(3);
-    expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([[1, 'join'], [2, 'before'], [3, 'after']]);
+    expect((await s.history('b', { limit: 10 })).map((m) => [m.seq, m.text ?? m.kind])).toEqual([
+      [1, 'join'],
+      [2, 'before'],
+      [3, 'after'],
+    ]);
     await s.close();
   });
 });
 
 describe('PostgreSQL going away', () => {
   let own: PgServer;
-  beforeAll(async () => { own = await startPostgres(); });
-  afterAll(async () => { await own?.destroy(); });
+  beforeAll(async () => {
+    own = await startPostgres();
+  });
+  afterAll(async () => {
+    await own?.destroy();
+  });
 
   it('writes reject with unavailable in bounded time while it is down and work again once it is back', async () => {
     const s = await node({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
@@ -216,7 +242,9 @@ describe('PostgreSQL going away', () => {
 
   it('kill() also stops a backend that is busy with a query (a crash, not a slow goodbye)', async () => {
     const c = new pg.Client({ connectionString: own.url });
-    c.on('error', () => { /* the connection dies with the server */ });
+    c.on('error', () => {
+      /* the connection dies with the server */
+    });
     await c.connect();
     // CPU-bound, so the backend does not look for its postmaster until it is done.
     const busy = c.query('SELECT count(*) FROM generate_series(1, 50000000)');
@@ -249,7 +277,10 @@ describe('PostgreSQL going away', () => {
     // The pool may still hold connections to the killed server: the first reads can fail.
     let history: Awaited<ReturnType<typeof s.history>>;
     for (let i = 0; ; i++) {
-      try { history = await s.history('k', { after: 0, limit: 1000 }); break; } catch (err) {
+      try {
+        history = await s.history('k', { after: 0, limit: 1000 });
+        break;
+      } catch (err) {
         if (i >= 50) throw err;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -327,10 +358,7 @@ describe('PostgreSQL account store', () => {
     const expires = Date.now() + 60_000;
     for (let i = 0; i < 20; i++) {
       await a1.createSession({ id: `sess${i}`, userId: 'su', refreshHash: 'h0', expiresAt: expires });
-      const results = await Promise.allSettled([
-        a1.rotateSession(`sess${i}`, 'h1', expires, 'h0'),
-        a2.rotateSession(`sess${i}`, 'h2', expires, 'h0'),
-      ]);
+      const results = await Promise.allSettled([a1.rotateSession(`sess${i}`, 'h1', expires, 'h0'), a2.rotateSession(`sess${i}`, 'h2', expires, 'h0')]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'unauthorized' } });
       const winner = results[0].status === 'fulfilled' ? 'h1' : 'h2';
@@ -414,14 +442,20 @@ describe('PostgreSQL search over many matches', () => {
       await store.createRoom({ id: 'sb', kind: 'channel', name: 'Search B', topic: '', createdBy: 'w', members: members('w') });
       // Room A: 8,000 messages, room B: 4,000, interleaved in time; A's oldest also says "zebra".
       const base = 1_800_000_000_000;
-      await store.pool.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv, hidden_for)
+      await store.pool.query(
+        `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv, hidden_for)
         SELECT 'sa', i + 1, 'text', 'w', 'w', $1::bigint + i * 10, 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END,
           to_tsvector('simple', 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END),
           CASE WHEN i = 7999 THEN 'viewer' END
-        FROM generate_series(1, 8000) i`, [base]);
-      await store.pool.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv)
+        FROM generate_series(1, 8000) i`,
+        [base],
+      );
+      await store.pool.query(
+        `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv)
         SELECT 'sb', i + 1, 'text', 'w', 'w', $1::bigint + i * 20 + 5, 'common word ' || i, to_tsvector('simple', 'common word ' || i)
-        FROM generate_series(1, 4000) i`, [base]);
+        FROM generate_series(1, 4000) i`,
+        [base],
+      );
       await store.pool.query('ANALYZE messages');
 
       // The newest 20 by time, across both rooms; A's seq 8000 (i = 7999) is hidden for the viewer.
@@ -438,8 +472,12 @@ describe('PostgreSQL search over many matches', () => {
       expect(await store.search('viewer', 'unicorn', ['sa', 'sb'], 20)).toEqual([]);
 
       // No step of the search reads more messages than SEARCH_SCAN (+1, to tell that there are more).
-      const { rows } = await store.pool.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
-        `EXPLAIN (ANALYZE, FORMAT JSON) ${SQL.search}`, [['sa', 'sb'], toTsquery('common'), 'viewer', 20]);
+      const { rows } = await store.pool.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${SQL.search}`, [
+        ['sa', 'sb'],
+        toTsquery('common'),
+        'viewer',
+        20,
+      ]);
       const scanned = messageScans(rows[0]!['QUERY PLAN'][0]!.Plan);
       expect(scanned.length).toBeGreaterThan(0);
       expect(Math.max(...scanned)).toBeLessThanOrEqual(SEARCH_SCAN + 1);
@@ -449,7 +487,12 @@ describe('PostgreSQL search over many matches', () => {
   });
 });
 
-interface PlanNode { 'Relation Name'?: string; 'Actual Rows': number; 'Actual Loops': number; Plans?: PlanNode[] }
+interface PlanNode {
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  Plans?: PlanNode[];
+}
 /** Rows each scan of the messages table produced (over all its loops). */
 function messageScans(n: PlanNode): number[] {
   const own = n['Relation Name'] === 'messages' ? [n['Actual Rows'] * n['Actual Loops']] : [];

@@ -31,8 +31,12 @@ describe('SQLite store specifics', () => {
     await s.close();
     s = roomLogWrites(new SqliteStore({ file }));
     expect((await s.publicRooms(10)).map((r) => r.name).sort()).toEqual(['General', 'Random', 'general']);
-    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
-    await expect(s.createRoom({ id: 'y', kind: 'channel', name: 'random', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(s.createRoom({ id: 'x', kind: 'channel', name: 'GENERAL', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({
+      code: 'conflict',
+    });
+    await expect(s.createRoom({ id: 'y', kind: 'channel', name: 'random', topic: '', createdBy: 'u', members: [] })).rejects.toMatchObject({
+      code: 'conflict',
+    });
     // The younger duplicate takes a key when it is renamed, and cannot take one that is held.
     await expect(s.updateRoom('newer', { name: 'general' }, { user: 'u', name: 'u' })).rejects.toMatchObject({ code: 'conflict' });
     await s.updateRoom('newer', { name: 'General 2' }, { user: 'u', name: 'u' });
@@ -82,12 +86,32 @@ describe('SQLite store specifics', () => {
     await s.createRoom({ id: 'small', kind: 'group', name: 'Small', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const ts = Date.now();
     const messages = Array.from({ length: 5000 }, (_, n) => ({
-      message: { room: 'big', seq: n + 2, kind: 'text' as const, user: 'u', name: 'u', ts, text: `old ${n}` }, key: null, hiddenFor: null,
+      message: { room: 'big', seq: n + 2, kind: 'text' as const, user: 'u', name: 'u', ts, text: `old ${n}` },
+      key: null,
+      hiddenFor: null,
     }));
-    await s.commit({ deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [], bans: [], access: [], blocks: [], messages, threads: [], mentions: [] }, null);
+    await s.commit(
+      {
+        deleteRooms: [],
+        insertRooms: [],
+        updateRooms: [],
+        deleteMembers: [],
+        insertMembers: [],
+        updateMembers: [],
+        bans: [],
+        access: [],
+        blocks: [],
+        messages,
+        threads: [],
+        mentions: [],
+      },
+      null,
+    );
     await s.append({ room: 'small', user: 'u', name: 'u', kind: 'text', text: 'kept' });
     let turns = 0;
-    const ticker = setInterval(() => { turns++; }, 0);
+    const ticker = setInterval(() => {
+      turns++;
+    }, 0);
     let removed: number;
     try {
       removed = await s.applyRetention(Date.now(), { count: 1, days: null });
@@ -143,7 +167,7 @@ describe('SQLite store specifics', () => {
 });
 
 describe('SQLite group commit', () => {
-  it('a write of the store\'s own that fails after writing is undone alone; the rest of its batch commits', async () => {
+  it("a write of the store's own that fails after writing is undone alone; the rest of its batch commits", async () => {
     const s = roomLogWrites(new SqliteStore({ file: join(dir, 'batch.db') }));
     await s.createRoom({ id: 'b', kind: 'group', name: 'B', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const writes = (s as unknown as { writes: { write<T>(run: () => T): Promise<T> } }).writes;
@@ -181,8 +205,16 @@ describe('SQLite group commit', () => {
     t = performance.now();
     await send('light again');
     expect(performance.now() - t).toBeLessThan(200);
-    expect((await s.history('sp', { limit: 10 })).map((m) => m.text ?? m.kind))
-      .toEqual(['join', 'lone', 'right after', 'a', 'b', 'c', 'spaced', 'light again']);
+    expect((await s.history('sp', { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual([
+      'join',
+      'lone',
+      'right after',
+      'a',
+      'b',
+      'c',
+      'spaced',
+      'light again',
+    ]);
     await s.close();
   });
 });
@@ -194,10 +226,7 @@ describe('SQLite account sessions', () => {
     await acc.createAccount({ userId: 'su', username: 'su', name: 'su', passwordHash: 'h' });
     const expires = Date.now() + 60_000;
     await acc.createSession({ id: 's1', userId: 'su', refreshHash: 'h0', expiresAt: expires });
-    const results = await Promise.allSettled([
-      acc.rotateSession('s1', 'h1', expires, 'h0'),
-      acc.rotateSession('s1', 'h2', expires, 'h0'),
-    ]);
+    const results = await Promise.allSettled([acc.rotateSession('s1', 'h1', expires, 'h0'), acc.rotateSession('s1', 'h2', expires, 'h0')]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'unauthorized' });
     expect((await acc.getSession('s1'))!.refreshHash).toBe('h1');
@@ -213,7 +242,8 @@ describe('SQLite search index (worker thread, its own file)', () => {
   it('finds what was stored before the search, follows edits and deletes, survives a restart, and never shows removed messages', async () => {
     const file = join(dir, 'search.db');
     let s = roomLogWrites(new SqliteStore({ file }));
-    const grp = async (id: string) => s.createRoom({ id, kind: 'group', name: id, topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
+    const grp = async (id: string) =>
+      s.createRoom({ id, kind: 'group', name: id, topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const say = (room: string, text: string) => s.append({ room, user: 'u', name: 'u', kind: 'text', text });
     const find = async (q: string, rooms = ['f']) => (await s.search('u', q, rooms, 10)).map((m) => m.text);
     await grp('f');
@@ -254,7 +284,11 @@ describe('SQLite search index (worker thread, its own file)', () => {
     // Enough messages that rebuilding their index takes longer than a search waits (2 s).
     const N = 300_000;
     for (let i = 0; i < N; i += 1000) {
-      await Promise.all(Array.from({ length: 1000 }, (_, j) => s.append({ room: 'big', user: 'u', name: 'u', kind: 'text', text: `needle number ${i + j} with a few more words to index` })));
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, j) =>
+          s.append({ room: 'big', user: 'u', name: 'u', kind: 'text', text: `needle number ${i + j} with a few more words to index` }),
+        ),
+      );
     }
     await s.close();
     rmSync(`${file}-search.db`);
@@ -263,13 +297,19 @@ describe('SQLite search index (worker thread, its own file)', () => {
     s = roomLogWrites(new SqliteStore({ file }));
     // Newest first: a complete answer starts with the last message stored.
     const newest = `needle number ${N - 1} with a few more words to index`;
-    const first = await s.search('u', 'needle', ['big'], 5).then((m) => m.map((x) => x.text), (e: unknown) => e);
+    const first = await s.search('u', 'needle', ['big'], 5).then(
+      (m) => m.map((x) => x.text),
+      (e: unknown) => e,
+    );
     if (Array.isArray(first)) expect(first[0]).toBe(newest);
     else expect(first).toMatchObject({ code: 'unavailable', details: { retryAfterMs: 1000 } });
     // Once the rebuild is done, the search answers in full.
     let texts: unknown;
     for (let tries = 0; tries < 60; tries++) {
-      texts = await s.search('u', 'needle', ['big'], 5).then((m) => m.map((x) => x.text), () => null);
+      texts = await s.search('u', 'needle', ['big'], 5).then(
+        (m) => m.map((x) => x.text),
+        () => null,
+      );
       if (texts) break;
     }
     expect((texts as string[])[0]).toBe(newest);

@@ -5,8 +5,12 @@ import { APP, Chat21Peer, rest, startMqttServer } from './mqtt-helpers.js';
 import { waitFor, type TestServer } from './helpers.js';
 
 let s: TestServer & { mqttUrl: string };
-beforeAll(async () => { s = await startMqttServer(); });
-afterAll(async () => { await s?.close(); });
+beforeAll(async () => {
+  s = await startMqttServer();
+});
+afterAll(async () => {
+  await s?.close();
+});
 
 /** `{"text":"caf<0xE9>"}`: Latin-1 bytes where UTF-8 is required. */
 const latin1 = (before: string, after: string) => Buffer.concat([Buffer.from(before), Buffer.from([0xe9, 0xff]), Buffer.from(after)]);
@@ -27,8 +31,10 @@ describe('invalid UTF-8', () => {
   it('an MQTT payload is refused with invalid and nothing is delivered', async () => {
     const a = await Chat21Peer.connect(s.mqttUrl, 'utfb', await s.token('utfb'));
     const b = await Chat21Peer.connect(s.mqttUrl, 'utfc', await s.token('utfc'));
-    await a.publish(`apps/${APP}/outgoing/users/utfb/messages/utfc/outgoing`,
-      latin1('{"text":"caf', '","type":"text","channel_type":"direct","sender_fullname":"b","recipient_fullname":"c"}'));
+    await a.publish(
+      `apps/${APP}/outgoing/users/utfb/messages/utfc/outgoing`,
+      latin1('{"text":"caf', '","type":"text","channel_type":"direct","sender_fullname":"b","recipient_fullname":"c"}'),
+    );
     await waitFor(() => a.on('/errors/clienterror').length === 1, 5000, 'error reply');
     expect(a.on('/errors/clienterror')[0]!.body).toMatchObject({ code: 'invalid' });
     const conv = await rest(s.url, await s.token('utfc'), 'GET', '/utfc/conversations/utfb/messages');

@@ -46,7 +46,10 @@ export async function startWeb(overrides: Record<string, unknown> = {}): Promise
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
   const web: Web = {
     srv: await startServer(config, dataDir),
-    port, dataDir, browser, pageErrors: [],
+    port,
+    dataDir,
+    browser,
+    pageErrors: [],
     async context(opts = {}) {
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts });
       ctx.setDefaultTimeout(10_000);
@@ -57,8 +60,12 @@ export async function startWeb(overrides: Record<string, unknown> = {}): Promise
       page.on('pageerror', (e) => web.pageErrors.push(e.message));
       return page;
     },
-    async stop() { await web.srv.close(); },
-    async restart(more = {}) { web.srv = await startServer({ ...config, ...more }, dataDir); },
+    async stop() {
+      await web.srv.close();
+    },
+    async restart(more = {}) {
+      web.srv = await startServer({ ...config, ...more }, dataDir);
+    },
     async close() {
       await browser.close();
       await web.srv?.close().catch(() => {});
@@ -108,7 +115,9 @@ export function item(page: Page, text: string) {
 
 /** A room of the room list, by its shown name (followed, for screen readers, by its unread and mention counts). */
 export function roomLink(page: Page, name: string) {
-  return page.locator('a.room-link', { has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?(, \\d+ unread mentions?)?$`) }) });
+  return page.locator('a.room-link', {
+    has: page.locator('.room-name', { hasText: new RegExp(`^${escape(name)}(, \\d+ unread messages?)?(, \\d+ unread mentions?)?$`) }),
+  });
 }
 
 /** Opens a room from the room list and waits until its conversation is shown. */
@@ -132,15 +141,24 @@ export async function createRoom(page: Page, name: string, opts: { kind?: 'chann
 /** Invites a user by id from the open room's member panel. */
 export async function invite(page: Page, user: string): Promise<void> {
   const panel = page.locator('.members');
-  if (!(await panel.isVisible())) await page.locator('.conv-actions').getByRole('button', { name: /online|Members/ }).click();
+  if (!(await panel.isVisible()))
+    await page
+      .locator('.conv-actions')
+      .getByRole('button', { name: /online|Members/ })
+      .click();
   await page.getByLabel('Invite a user').fill(user);
   await page.getByRole('button', { name: 'Invite', exact: true }).click();
-  await page.getByText(/was added\./).last().waitFor();
+  await page
+    .getByText(/was added\./)
+    .last()
+    .waitFor();
 }
 
 export async function login(web: Web, username: string): Promise<string> {
   const r = await fetch(`${web.srv.url}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
   });
   expect(r.status).toBe(200);
   return ((await r.json()) as { accessToken: string }).accessToken;
@@ -149,7 +167,9 @@ export async function login(web: Web, username: string): Promise<string> {
 /** Posts through the REST API (another device of the same user); the seq it got. */
 export async function post(web: Web, token: string, room: string, text: string): Promise<number> {
   const r = await fetch(`${web.srv.url}/api/v1/rooms/${room}/messages`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ text }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ text }),
   });
   expect(r.status).toBe(201);
   return ((await r.json()) as { seq: number }).seq;
@@ -168,10 +188,26 @@ export async function axeViolations(page: Page, context = 'body'): Promise<strin
   axeSource ??= readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
   const found = await page.evaluate(async (ctx) => {
-    const axe = (window as unknown as { axe: { run(c: string, o: unknown): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: string[]; failureSummary: string }> }> }> } }).axe;
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            c: string,
+            o: unknown,
+          ): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: string[]; failureSummary: string }> }> }>;
+        };
+      }
+    ).axe;
     const r = await axe.run(ctx, { resultTypes: ['violations'] });
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join(' | ')}`);
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map(
+        (v) =>
+          `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+            .slice(0, 3)
+            .map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)
+            .join(' | ')}`,
+      );
   }, context);
   return found;
 }

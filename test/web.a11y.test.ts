@@ -2,9 +2,7 @@
 // in light and dark, in the reader's locale, with long names; and screenshots for review.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import {
-  axeViolations, createRoom, invite, item, messages, openRoom, person, screenshot, send, signIn, startWeb, type Web,
-} from './web-helpers.js';
+import { axeViolations, createRoom, invite, item, messages, openRoom, person, screenshot, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -20,13 +18,16 @@ beforeAll(async () => {
   await messages(alice, 'line 30').waitFor();
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 /** What has keyboard focus, described. */
-const focused = (page: Page) => page.evaluate(() => {
-  const el = document.activeElement as HTMLElement | null;
-  return { tag: el?.tagName ?? '', id: el?.id ?? '', seq: el?.dataset.seq ?? '', text: el?.textContent ?? '', label: el?.getAttribute('aria-label') ?? '' };
-});
+const focused = (page: Page) =>
+  page.evaluate(() => {
+    const el = document.activeElement as HTMLElement | null;
+    return { tag: el?.tagName ?? '', id: el?.id ?? '', seq: el?.dataset.seq ?? '', text: el?.textContent ?? '', label: el?.getAttribute('aria-label') ?? '' };
+  });
 
 describe('keyboard', () => {
   it('puts focus somewhere useful after signing in, and offers no skip link to a missing message box', async () => {
@@ -48,8 +49,14 @@ describe('keyboard', () => {
     // Opened at the first unread line: down to the newest, where the list ends at the message box.
     await bob.getByRole('button', { name: /new messages ↓|Jump to latest/ }).click();
     await expect.poll(() => bob.getByRole('button', { name: /new messages ↓|Jump to latest/ }).count()).toBe(0);
-    const stops = await bob.locator('.messages').evaluate((log) => [...log.querySelectorAll<HTMLElement>('a, button, input, textarea, select, [tabindex]')]
-      .filter((el) => el.tabIndex >= 0 && !(el as HTMLButtonElement).disabled).length + (log.tabIndex >= 0 ? 1 : 0));
+    const stops = await bob
+      .locator('.messages')
+      .evaluate(
+        (log) =>
+          [...log.querySelectorAll<HTMLElement>('a, button, input, textarea, select, [tabindex]')].filter(
+            (el) => el.tabIndex >= 0 && !(el as HTMLButtonElement).disabled,
+          ).length + (log.tabIndex >= 0 ? 1 : 0),
+      );
     expect(stops).toBe(1);
 
     await bob.locator('#composer').focus();
@@ -70,7 +77,7 @@ describe('keyboard', () => {
     expect(await bob.evaluate(() => !!document.activeElement?.closest('.messages'))).toBe(false);
   });
 
-  it('reaches a message\'s actions with Enter, and picks a reaction with the arrow keys', async () => {
+  it("reaches a message's actions with Enter, and picks a reaction with the arrow keys", async () => {
     await bob.locator('#composer').focus();
     await bob.keyboard.press('Shift+Tab');
     expect((await focused(bob)).text).toContain('line 30');
@@ -89,7 +96,9 @@ describe('keyboard', () => {
     expect(second.label).toMatch(/^React with /);
     await bob.keyboard.press('Enter');
     const emoji = second.label.replace('React with ', '');
-    await item(alice, 'line 30').getByRole('button', { name: new RegExp(`^${emoji} 1, by Bob Builder`) }).waitFor();
+    await item(alice, 'line 30')
+      .getByRole('button', { name: new RegExp(`^${emoji} 1, by Bob Builder`) })
+      .waitFor();
     await bob.keyboard.press('Escape');
     expect((await focused(bob)).text).toContain('line 30');
   });
@@ -112,7 +121,11 @@ describe('screen readers', () => {
     await item(alice, texts[0]!).getByRole('button', { name: /👍 1/ }).waitFor();
     expect(await axeViolations(bob)).toEqual([]);
 
-    if (!(await alice.locator('.members').isVisible())) await alice.locator('.conv-actions').getByRole('button', { name: /online|Members/ }).click();
+    if (!(await alice.locator('.members').isVisible()))
+      await alice
+        .locator('.conv-actions')
+        .getByRole('button', { name: /online|Members/ })
+        .click();
     await alice.locator('.members').waitFor();
     expect(await axeViolations(alice)).toEqual([]);
     await alice.getByRole('button', { name: 'Settings' }).click();
@@ -133,7 +146,10 @@ describe('screen readers', () => {
 describe('details that look unfinished', () => {
   it('asks before deleting or leaving in the page itself, not in a browser box', async () => {
     let native = 0;
-    bob.on('dialog', (d) => { native++; void d.dismiss(); });
+    bob.on('dialog', (d) => {
+      native++;
+      void d.dismiss();
+    });
     await send(bob, 'soon gone');
     const mine = item(bob, 'soon gone');
     await mine.hover();
@@ -154,7 +170,7 @@ describe('details that look unfinished', () => {
     expect(native).toBe(0);
   });
 
-  it('shows a message\'s actions at phone width only when the message is tapped', async () => {
+  it("shows a message's actions at phone width only when the message is tapped", async () => {
     const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
     await phone.goto(`${web.srv.url}/r/${group}`);
     await signIn(phone, 'alice');
@@ -179,12 +195,15 @@ describe('details that look unfinished', () => {
     await alice.getByText('This is the beginning of your conversation with Bob Builder.').waitFor();
   });
 
-  it('shows times in the reader\'s locale and time zone', async () => {
+  it("shows times in the reader's locale and time zone", async () => {
     // A zone where the hour is now 3 in the afternoon: "3:04 PM" in English, not "03:04 PM".
     const utc = new Date().getUTCHours();
     const offset = ((15 - utc + 36) % 24) - 12;
     const timezoneId = offset === 0 ? 'UTC' : `Etc/GMT${offset > 0 ? '-' : '+'}${Math.abs(offset)}`;
-    for (const [locale, pattern] of [['en-US', /^3:\d\d\sPM$/], ['de-DE', /^15:\d\d$/]] as const) {
+    for (const [locale, pattern] of [
+      ['en-US', /^3:\d\d\sPM$/],
+      ['de-DE', /^15:\d\d$/],
+    ] as const) {
       const page = await web.page(await web.context({ locale, timezoneId }));
       await page.goto(`${web.srv.url}/r/${group}`);
       await signIn(page, 'alice');
@@ -200,7 +219,11 @@ describe('details that look unfinished', () => {
     const page = alice;
     await openRoom(page, 'Project X');
     await item(page, 'a reaction target').getByRole('button', { name: /👍 1/ }).waitFor();
-    await expect.poll(() => page.evaluate(() => [...document.fonts].some((f) => f.family.replace(/"/g, '') === 'Parley Emoji' && f.status === 'loaded')), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(() => page.evaluate(() => [...document.fonts].some((f) => f.family.replace(/"/g, '') === 'Parley Emoji' && f.status === 'loaded')), {
+        timeout: 10_000,
+      })
+      .toBe(true);
     // And it draws in colour in this browser (a font whose glyphs this browser cannot draw leaves them blank).
     const coloured = await page.evaluate(() => {
       const canvas = document.createElement('canvas');
@@ -243,7 +266,7 @@ describe('details that look unfinished', () => {
 });
 
 describe('themes', () => {
-  it('switch between light, dark and the system\'s, and the choice survives a reload', async () => {
+  it("switch between light, dark and the system's, and the choice survives a reload", async () => {
     await openRoom(alice, 'Project X');
     const bg = () => alice.evaluate(() => getComputedStyle(document.querySelector('.main')!).backgroundColor);
     await alice.emulateMedia({ colorScheme: 'light' });
@@ -268,7 +291,10 @@ describe('themes', () => {
     await alice.emulateMedia({ colorScheme: 'light' });
     await prefs.getByLabel('Light').check();
     await prefs.getByRole('button', { name: 'Close' }).click();
-    await alice.locator('.conv-actions').getByRole('button', { name: /online|Members/ }).click();
+    await alice
+      .locator('.conv-actions')
+      .getByRole('button', { name: /online|Members/ })
+      .click();
     await screenshot(alice, 'web-main.png');
     expect(web.pageErrors).toEqual([]);
   });

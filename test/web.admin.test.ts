@@ -14,7 +14,10 @@ let bob: Page;
 let den = '';
 
 beforeAll(async () => {
-  hook = createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(503).end()); });
+  hook = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(503).end());
+  });
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}`;
   web = await startWeb({
@@ -26,7 +29,9 @@ beforeAll(async () => {
   });
   // The operator's account exists before it is listed as an administrator.
   const r = await fetch(`${web.srv.url}/api/v1/auth/register`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'opsy', password: PASSWORD, name: 'Ops Person' }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'opsy', password: PASSWORD, name: 'Ops Person' }),
   });
   expect(r.status).toBe(201);
   bob = await person(web, 'bob', 'Bob Builder');
@@ -41,7 +46,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await web?.close();
-  await new Promise<void>((r) => { hook?.closeAllConnections(); hook?.close(() => r()); });
+  await new Promise<void>((r) => {
+    hook?.closeAllConnections();
+    hook?.close(() => r());
+  });
 });
 
 const admin = (page: Page) => page.getByRole('dialog', { name: 'Server administration' });
@@ -66,11 +74,21 @@ describe('admin screen', () => {
     await expect.poll(() => figure('connections').textContent()).toBe('2');
     const token = await login(web, 'bob');
     let seen = 0;
-    const sending = (async () => { for (let i = 0; i < 20; i++) { await post(web, token, den, `burst ${i}`); await new Promise((r) => setTimeout(r, 100)); } })();
-    await expect.poll(async () => {
-      seen = Math.max(seen, Number(await figure('in-rate').textContent()) || 0);
-      return seen;
-    }, { timeout: 10_000 }).toBeGreaterThan(0);
+    const sending = (async () => {
+      for (let i = 0; i < 20; i++) {
+        await post(web, token, den, `burst ${i}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await expect
+      .poll(
+        async () => {
+          seen = Math.max(seen, Number(await figure('in-rate').textContent()) || 0);
+          return seen;
+        },
+        { timeout: 10_000 },
+      )
+      .toBeGreaterThan(0);
     await sending;
     expect(await axeViolations(ops, 'dialog')).toEqual([]);
     await screenshot(ops, 'web-admin.png');
@@ -88,7 +106,10 @@ describe('admin screen', () => {
     await form.getByLabel('Reason (shown to them)').fill('spamming the den');
     await form.getByRole('button', { name: 'Ban from the server' }).click();
     await row.getByText(/^Banned until .+: spamming the den$/).waitFor();
-    await bob.getByText(/banned from this server/).first().waitFor();
+    await bob
+      .getByText(/banned from this server/)
+      .first()
+      .waitFor();
 
     await row.getByRole('button', { name: 'Lift the ban on Bob Builder (@bob)' }).click();
     await row.getByRole('button', { name: 'Ban Bob Builder (@bob)' }).waitFor();
@@ -131,11 +152,16 @@ describe('admin screen', () => {
   it('shows webhook deliveries that failed, by endpoint origin only', async () => {
     await openAdmin('Webhooks');
     const row = admin(ops).locator('tbody tr').first();
-    await expect.poll(async () => {
-      await admin(ops).getByRole('button', { name: 'Live figures' }).click();
-      await admin(ops).getByRole('button', { name: 'Webhooks', exact: true }).click();
-      return (await row.textContent()) ?? '';
-    }, { timeout: 10_000 }).toMatch(/HTTP 503/);
+    await expect
+      .poll(
+        async () => {
+          await admin(ops).getByRole('button', { name: 'Live figures' }).click();
+          await admin(ops).getByRole('button', { name: 'Webhooks', exact: true }).click();
+          return (await row.textContent()) ?? '';
+        },
+        { timeout: 10_000 },
+      )
+      .toMatch(/HTTP 503/);
     expect(await row.textContent()).toContain('127.0.0.1');
     expect(await row.textContent()).not.toContain('SECRETPATH');
     expect(web.pageErrors).toEqual([]);

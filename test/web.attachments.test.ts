@@ -20,24 +20,32 @@ beforeAll(async () => {
   await openRoom(bob, 'Files');
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
-const png = (w: number, h: number, colour: string) => sharp({ create: { width: w, height: h, channels: 3, background: colour } }).png().toBuffer();
+const png = (w: number, h: number, colour: string) =>
+  sharp({ create: { width: w, height: h, channels: 3, background: colour } })
+    .png()
+    .toBuffer();
 const tray = (page: Page) => page.locator('.upload-tray .upload');
 
 /** Hands files to the page as a paste into the message box or a drop on the composer. */
 async function giveFiles(page: Page, how: 'paste' | 'drop', files: Array<{ name: string; type: string; bytes: Buffer }>): Promise<void> {
-  await page.evaluate(({ how, files }) => {
-    const dt = new DataTransfer();
-    for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
-    if (how === 'paste') {
-      document.querySelector('#composer')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
-    } else {
-      const form = document.querySelector('form.composer')!;
-      form.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
-      form.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    }
-  }, { how, files: files.map((f) => ({ name: f.name, type: f.type, b64: f.bytes.toString('base64') })) });
+  await page.evaluate(
+    ({ how, files }) => {
+      const dt = new DataTransfer();
+      for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
+      if (how === 'paste') {
+        document.querySelector('#composer')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      } else {
+        const form = document.querySelector('form.composer')!;
+        form.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        form.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    },
+    { how, files: files.map((f) => ({ name: f.name, type: f.type, b64: f.bytes.toString('base64') })) },
+  );
 }
 
 describe('attachments in the web app', () => {
@@ -65,7 +73,10 @@ describe('attachments in the web app', () => {
 
   it('a pasted image shows its upload progress and goes out with the text', async () => {
     // Hold the upload a moment so the progress can be seen.
-    await alice.route('**/attachments', async (route) => { await new Promise((r) => setTimeout(r, 800)); await route.continue(); });
+    await alice.route('**/attachments', async (route) => {
+      await new Promise((r) => setTimeout(r, 800));
+      await route.continue();
+    });
     await giveFiles(alice, 'paste', [{ name: 'clip.png', type: 'image/png', bytes: await png(120, 90, '#36c') }]);
     await alice.locator('.upload-tray progress').waitFor();
     // Sending before the upload is done is refused with a reason, and nothing is lost.

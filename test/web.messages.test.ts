@@ -21,7 +21,9 @@ beforeAll(async () => {
   await createRoom(alice, 'Elsewhere', { kind: 'group' });
 }, 120_000);
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 describe('mentions', () => {
   it('suggests members while typing "@", and the mention shows as a badge and a highlight', async () => {
@@ -64,7 +66,7 @@ describe('replies', () => {
 });
 
 describe('pins and edit history', () => {
-  it('a moderator pins a message and both see it in the room\'s pins; a member has no pin action', async () => {
+  it("a moderator pins a message and both see it in the room's pins; a member has no pin action", async () => {
     await send(bob, 'the plan: meet at noon');
     const theirs = item(alice, 'the plan: meet at noon');
     await theirs.hover();

@@ -13,7 +13,9 @@ beforeAll(async () => {
   alice = await person(web, 'alice', 'Alice Liddell');
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 async function openProfile(page: Page) {
   await page.getByRole('button', { name: /^Your profile/ }).click();
@@ -78,13 +80,15 @@ describe('profile', () => {
   });
 
   it('signs every other device out at once', async () => {
-    const others = await Promise.all([1, 2].map(async () => {
-      const p = await web.page(await web.context());
-      await p.goto(web.srv.url);
-      await signIn(p, 'alice');
-      await p.getByRole('heading', { name: 'Welcome, Alice Pleasance' }).waitFor();
-      return p;
-    }));
+    const others = await Promise.all(
+      [1, 2].map(async () => {
+        const p = await web.page(await web.context());
+        await p.goto(web.srv.url);
+        await signIn(p, 'alice');
+        await p.getByRole('heading', { name: 'Welcome, Alice Pleasance' }).waitFor();
+        return p;
+      }),
+    );
     const dialog = await openProfile(alice);
     await expect.poll(() => dialog.locator('.device').count()).toBe(3);
     await dialog.getByRole('button', { name: 'Sign out all other devices' }).click();

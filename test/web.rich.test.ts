@@ -29,7 +29,9 @@ function watchNotifications(): void {
       w.__asked++;
       return Real.requestPermission(...args);
     }
-    static override get permission() { return w.__asked > 0 ? Real.permission : 'default'; }
+    static override get permission() {
+      return w.__asked > 0 ? Real.permission : 'default';
+    }
   }
   w.Notification = Watched;
 }
@@ -46,7 +48,9 @@ beforeAll(async () => {
   await openRoom(bob, 'Rich');
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 const MARKDOWN = [
   '**bold** _em_ ~~gone~~ `code <b>`',
@@ -83,9 +87,14 @@ describe('Markdown', () => {
     expect(await text.locator('pre code').textContent()).toBe('let x = 1 < 2;\n');
     expect(await text.locator('h1').count()).toBe(0);
     await text.getByText('# not a heading').waitFor();
-    const links = await text.locator('a').evaluateAll((as) => as.map((a) => ({
-      href: a.getAttribute('href'), text: a.textContent, target: a.getAttribute('target'), rel: a.getAttribute('rel'),
-    })));
+    const links = await text.locator('a').evaluateAll((as) =>
+      as.map((a) => ({
+        href: a.getAttribute('href'),
+        text: a.textContent,
+        target: a.getAttribute('target'),
+        rel: a.getAttribute('rel'),
+      })),
+    );
     expect(links.map((l) => [l.text, l.href])).toEqual([
       ['site', 'https://example.com/a?b=c'],
       ['www.example.org/path', 'https://www.example.org/path'],
@@ -142,7 +151,9 @@ describe('the emoji picker', () => {
     expect(await axeViolations(bob)).toEqual([]);
     await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
     await picker.getByRole('button', { name: 'rocket', exact: true }).click();
-    await item(alice, 'react to me').getByRole('button', { name: /^🚀 1, by Bob Builder/ }).waitFor();
+    await item(alice, 'react to me')
+      .getByRole('button', { name: /^🚀 1, by Bob Builder/ })
+      .waitFor();
 
     await bob.locator('#composer').fill('party ');
     await bob.getByRole('button', { name: 'Insert emoji' }).click();
@@ -173,7 +184,8 @@ describe('notifications', () => {
     await send(alice, 'are you there?');
     await openRoom(alice, 'Rich');
     await send(alice, 'a group message notifies nobody');
-    await expect.poll(() => bob.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes))
+    await expect
+      .poll(() => bob.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes))
       .toEqual([{ title: 'Alice Liddell', body: 'are you there?' }]);
     await bob.waitForTimeout(300);
     expect(await bob.evaluate(() => (window as unknown as { __notes: unknown[] }).__notes)).toHaveLength(1);
@@ -190,12 +202,17 @@ describe('passwords', () => {
     for (const pw of ['password', '12345678']) {
       await form.getByLabel('Password', { exact: true }).fill(pw);
       await form.getByRole('button', { name: 'Create account' }).click();
-      await form.getByText(/heavily used password|too easy to guess/).first().waitFor();
+      await form
+        .getByText(/heavily used password|too easy to guess/)
+        .first()
+        .waitFor();
     }
     expect(await page.getByRole('heading', { name: /Welcome/ }).count()).toBe(0);
     for (const password of ['password', '12345678', 'weakling1']) {
       const r = await fetch(`${web.srv.url}/api/v1/auth/register`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'weakling', password }),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'weakling', password }),
       });
       expect(r.status, password).toBe(400);
       expect(await r.json()).toMatchObject({ error: { code: 'invalid', details: { field: 'password' } } });

@@ -26,7 +26,10 @@ const onlineButton = (page: Page) => page.locator('.conv-actions').getByRole('bu
 
 async function joinByBrowsing(page: Page, name: string): Promise<void> {
   await page.locator('.sidebar').getByRole('button', { name: 'Browse channels' }).click();
-  await page.getByRole('dialog', { name: 'Browse channels' }).getByRole('button', { name: `Join ${name}` }).click();
+  await page
+    .getByRole('dialog', { name: 'Browse channels' })
+    .getByRole('button', { name: `Join ${name}` })
+    .click();
 }
 
 describe('presence', () => {
@@ -64,7 +67,10 @@ describe('presence', () => {
 describe('moderation as the member sees it', () => {
   it('tells a kicked member the reason', async () => {
     await onlineButton(alice).click();
-    await alice.locator('.members').getByRole('button', { name: /Bob Builder/ }).click();
+    await alice
+      .locator('.members')
+      .getByRole('button', { name: /Bob Builder/ })
+      .click();
     const card = alice.getByRole('dialog', { name: 'Bob Builder' });
     await card.getByLabel('Reason (optional, shown to them)').fill('off topic');
     await card.getByRole('button', { name: 'Kick' }).click();
@@ -75,7 +81,10 @@ describe('moderation as the member sees it', () => {
   it('tells a banned member trying to rejoin that they are banned, why and until when', async () => {
     await joinByBrowsing(bob, 'Lobby');
     await bob.locator('.conv-head h1', { hasText: 'Lobby' }).waitFor();
-    await alice.locator('.members').getByRole('button', { name: /Bob Builder/ }).click();
+    await alice
+      .locator('.members')
+      .getByRole('button', { name: /Bob Builder/ })
+      .click();
     const card = alice.getByRole('dialog', { name: 'Bob Builder' });
     await card.getByLabel('Reason (optional, shown to them)').fill('spam');
     await card.getByLabel('Ban for').selectOption({ label: '1 day' });
@@ -148,11 +157,15 @@ describe('while the server is away', () => {
     await send(alice, 'queued two');
     const pill = alice.locator('.conn');
     await pill.getByText('2 queued').waitFor();
-    expect(await pill.evaluate((el) => [...el.querySelectorAll('*')].every((c) => {
-      const r = c.getBoundingClientRect();
-      const p = el.getBoundingClientRect();
-      return r.right <= p.right + 0.5 && r.left >= p.left - 0.5;
-    }))).toBe(true);
+    expect(
+      await pill.evaluate((el) =>
+        [...el.querySelectorAll('*')].every((c) => {
+          const r = c.getBoundingClientRect();
+          const p = el.getBoundingClientRect();
+          return r.right <= p.right + 0.5 && r.left >= p.left - 0.5;
+        }),
+      ),
+    ).toBe(true);
     expect(await alice.locator('.conv-head .topic').textContent()).not.toBe('Online');
 
     await alice.locator('.sidebar').getByRole('button', { name: 'Browse channels' }).click();

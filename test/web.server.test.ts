@@ -11,7 +11,9 @@ beforeAll(async () => {
   if (!findWebRoot()) throw new Error('dist/web is missing: run `npm run build` first (npm test does)');
   srv = await startServer();
 });
-afterAll(async () => { await srv?.close(); });
+afterAll(async () => {
+  await srv?.close();
+});
 
 describe('serving the web app', () => {
   it('answers / and page paths with the app, which must be revalidated and sets a strict CSP', async () => {

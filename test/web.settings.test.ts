@@ -18,7 +18,9 @@ beforeAll(async () => {
   alice = await person(web, 'alice', 'Alice Liddell');
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 describe('service worker', () => {
   it('is served from the root as JavaScript and registers with the whole app as its scope, asking for nothing', async () => {
@@ -47,20 +49,30 @@ describe('service worker', () => {
     await page.evaluate(() => navigator.serviceWorker.ready);
     await cdp.send('ServiceWorker.enable');
     const [reg] = await registrations;
-    const push = (data: unknown) => cdp.send('ServiceWorker.deliverPushMessage', { origin: web.srv.url, registrationId: reg!.registrationId, data: JSON.stringify(data) });
-    const shown = () => page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications())
-      .map((n) => ({ title: n.title, body: n.body, tag: n.tag, room: (n.data as { room: string }).room })));
+    const push = (data: unknown) =>
+      cdp.send('ServiceWorker.deliverPushMessage', { origin: web.srv.url, registrationId: reg!.registrationId, data: JSON.stringify(data) });
+    const shown = () =>
+      page.evaluate(async () =>
+        (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({
+          title: n.title,
+          body: n.body,
+          tag: n.tag,
+          room: (n.data as { room: string }).room,
+        })),
+      );
 
     await push({ room: 'dm_a', roomName: '', kind: 'direct', seq: 3, name: 'Alice Liddell', text: 'are you there?', reason: 'message' });
     await expect.poll(shown).toEqual([{ title: 'Alice Liddell', body: 'are you there?', tag: 'parley-dm_a', room: 'dm_a' }]);
     await push({ room: 'grp1', roomName: 'Project X', kind: 'group', seq: 9, name: 'Bob', text: '@pushy look', reason: 'mention' });
     await push({ room: 'grp1', roomName: 'Project X', kind: 'group', seq: 10, name: 'Bob', text: '@pushy again', reason: 'mention' });
     await push({ room: 'chan', roomName: 'general', kind: 'channel', seq: 1, name: 'Cy', text: 'hello all', reason: 'message' });
-    await expect.poll(async () => (await shown()).sort((a, b) => a.tag.localeCompare(b.tag))).toEqual([
-      { title: 'Cy in #general', body: 'hello all', tag: 'parley-chan', room: 'chan' },
-      { title: 'Alice Liddell', body: 'are you there?', tag: 'parley-dm_a', room: 'dm_a' },
-      { title: 'Bob mentioned you in Project X', body: '@pushy again', tag: 'parley-grp1', room: 'grp1' },
-    ]);
+    await expect
+      .poll(async () => (await shown()).sort((a, b) => a.tag.localeCompare(b.tag)))
+      .toEqual([
+        { title: 'Cy in #general', body: 'hello all', tag: 'parley-chan', room: 'chan' },
+        { title: 'Alice Liddell', body: 'are you there?', tag: 'parley-dm_a', room: 'dm_a' },
+        { title: 'Bob mentioned you in Project X', body: '@pushy again', tag: 'parley-grp1', room: 'grp1' },
+      ]);
     expect(web.pageErrors).toEqual([]);
     await ctx.close();
   });
@@ -121,7 +133,10 @@ describe('password', () => {
     await form.getByLabel('New password').fill('password');
     await form.locator('meter').waitFor();
     await form.getByRole('button', { name: 'Change password' }).click();
-    await form.getByRole('alert').filter({ hasText: /too easy to guess/ }).waitFor();
+    await form
+      .getByRole('alert')
+      .filter({ hasText: /too easy to guess/ })
+      .waitFor();
     await form.getByLabel('New password').fill('plum jam under the stairs');
     await form.getByRole('button', { name: 'Change password' }).click();
     await form.getByRole('alert').filter({ hasText: 'That is not your current password.' }).waitFor();
@@ -137,10 +152,11 @@ describe('password', () => {
     await page.reload();
     await page.getByRole('heading', { name: 'Welcome, Carol Clark' }).waitFor();
     const r = await fetch(`${web.srv.url}/api/v1/auth/login`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol', password: 'plum jam under the stairs' }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'carol', password: 'plum jam under the stairs' }),
     });
     expect(r.status).toBe(200);
-
   });
 });
 
@@ -154,7 +170,9 @@ describe('picture', () => {
     await dora.getByRole('button', { name: /^Your profile/ }).click();
     const dialog = dora.getByRole('dialog', { name: 'Your profile' });
     expect(await dialog.locator('.profile-picture .avatar img').count()).toBe(0);
-    const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 20, g: 160, b: 90 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 20, g: 160, b: 90 } } })
+      .png()
+      .toBuffer();
     await dialog.getByTestId('avatar-input').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png });
     await dialog.getByRole('status').filter({ hasText: 'Picture saved.' }).waitFor();
     await dialog.locator('.profile-picture .avatar img').waitFor();

@@ -16,10 +16,12 @@ beforeAll(async () => {
   [alice, bob] = await Promise.all([person(web, 'alice', 'Alice Liddell'), person(web, 'bob', 'Bob Builder')]);
 });
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 describe('the web app', () => {
-  it('two users create a group, invite, and see each other\'s messages live, with unread counts and typing', async () => {
+  it("two users create a group, invite, and see each other's messages live, with unread counts and typing", async () => {
     await alice.getByRole('button', { name: 'New room' }).click();
     const dialog = alice.getByRole('dialog', { name: 'Create a room' });
     await dialog.getByLabel('Private group').check();
@@ -29,7 +31,10 @@ describe('the web app', () => {
     groupPath = new URL(alice.url()).pathname;
     expect(groupPath).toMatch(/^\/r\/[A-Za-z0-9_-]+$/);
 
-    await alice.locator('.conv-actions').getByRole('button', { name: /online/ }).click();
+    await alice
+      .locator('.conv-actions')
+      .getByRole('button', { name: /online/ })
+      .click();
     await alice.getByLabel('Invite a user').fill('bob');
     await alice.getByRole('button', { name: 'Invite', exact: true }).click();
     await roomLink(bob, 'Project X').waitFor();
@@ -66,7 +71,9 @@ describe('the web app', () => {
     await theirs.hover();
     await theirs.getByRole('button', { name: 'Add reaction' }).click();
     await theirs.getByRole('button', { name: 'React with 🎉' }).click();
-    await item(bob, 'typo fixed').getByRole('button', { name: /🎉 1, by Alice Liddell/ }).waitFor();
+    await item(bob, 'typo fixed')
+      .getByRole('button', { name: /🎉 1, by Alice Liddell/ })
+      .waitFor();
 
     await send(bob, 'delete me');
     const gone = item(bob, 'delete me');
@@ -102,15 +109,18 @@ describe('the web app', () => {
     expect(await roomLink(bob, 'Project X').locator('.room-preview').textContent()).toContain('<script>');
   });
 
-  it('a server post is shown apart; a user who takes the server\'s name is not', async () => {
+  it("a server post is shown apart; a user who takes the server's name is not", async () => {
     const room = groupPath.split('/').pop()!;
     const json = (token: string) => ({ 'content-type': 'application/json', authorization: `Bearer ${token}` });
     const invited = await fetch(`${web.srv.url}/api/v1/rooms/${room}/members`, {
-      method: 'POST', headers: json(await login(web, 'alice')), body: JSON.stringify({ user: 'impostor' }),
+      method: 'POST',
+      headers: json(await login(web, 'alice')),
+      body: JSON.stringify({ user: 'impostor' }),
     });
     expect(invited.status).toBe(201);
     const posted = await fetch(`${web.srv.url}/api/v1/server/post`, {
-      method: 'POST', headers: json(await mintToken(web.srv.config, 'ops', { admin: true })),
+      method: 'POST',
+      headers: json(await mintToken(web.srv.config, 'ops', { admin: true })),
       body: JSON.stringify({ rooms: [room], messages: [{ text: 'Maintenance tonight at 22:00' }] }),
     });
     expect(posted.status).toBe(200);
@@ -172,8 +182,7 @@ describe('the web app', () => {
     expect(order.indexOf('queued while offline')).toBeLessThan(order.indexOf('queued second'));
     // The server stored the queued message once.
     const history = await fetch(`${web.srv.url}/api/v1/rooms/${room}/messages?limit=100`, { headers: { authorization: `Bearer ${accessToken}` } });
-    const stored = ((await history.json()) as { messages: Array<{ text?: string }> }).messages
-      .map((m) => m.text).filter((t) => t?.startsWith('queued'));
+    const stored = ((await history.json()) as { messages: Array<{ text?: string }> }).messages.map((m) => m.text).filter((t) => t?.startsWith('queued'));
     expect(stored).toEqual(['queued while offline', 'queued second']);
   });
 
@@ -194,10 +203,17 @@ describe('the web app', () => {
     await messages(bob, 'm130').waitFor();
     expect(await messages(bob, 'm001').count()).toBe(0);
     const log = bob.getByRole('log');
-    await expect.poll(async () => {
-      await log.evaluate((el) => { el.scrollTop = 0; });
-      return messages(bob, 'm001').count();
-    }, { timeout: 10_000 }).toBe(1);
+    await expect
+      .poll(
+        async () => {
+          await log.evaluate((el) => {
+            el.scrollTop = 0;
+          });
+          return messages(bob, 'm001').count();
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(1);
     await bob.getByText('This is the beginning of Town square.').waitFor();
     expect(await messages(bob, 'm064').count()).toBe(1);
 
@@ -221,8 +237,14 @@ describe('the web app', () => {
     await bob.locator('.conv-head .topic', { hasText: 'Be nice' }).waitFor();
     await bob.getByText('Alice Liddell changed the topic to “Be nice”').waitFor();
 
-    await alice.locator('.conv-actions').getByRole('button', { name: /online/ }).click();
-    await alice.locator('.members').getByRole('button', { name: /Bob Builder/ }).click();
+    await alice
+      .locator('.conv-actions')
+      .getByRole('button', { name: /online/ })
+      .click();
+    await alice
+      .locator('.members')
+      .getByRole('button', { name: /Bob Builder/ })
+      .click();
     const card = alice.getByRole('dialog', { name: 'Bob Builder' });
     await card.getByLabel('Reason (optional, shown to them)').fill('spam');
     await card.getByRole('button', { name: 'Ban' }).click();

@@ -20,7 +20,9 @@ beforeAll(async () => {
   await openRoom(bob, 'Team');
 }, 120_000);
 
-afterAll(async () => { await web?.close(); });
+afterAll(async () => {
+  await web?.close();
+});
 
 const panel = (page: Page) => page.locator('#thread-panel');
 const replies = (page: Page, text: string) => panel(page).locator('.thread-replies .msg-text', { hasText: text });

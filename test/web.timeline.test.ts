@@ -4,9 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ParleyClient } from '../src/client/index.js';
-import {
-  axeViolations, createRoom, device, inView, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web,
-} from './web-helpers.js';
+import { axeViolations, createRoom, device, inView, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -39,13 +37,19 @@ function rows(page: Page): Promise<string[]> {
 describe('a room with hundreds of unread messages', () => {
   it('opens at the first unread message, below a "New messages" line, and pages both ways from there', async () => {
     busy = await createRoom(alice, 'Busy');
-    await flood(busy, Array.from({ length: 150 }, (_, i) => (i === 9 ? 'needle in the old haystack' : `old${pad(i + 1)}`)));
+    await flood(
+      busy,
+      Array.from({ length: 150 }, (_, i) => (i === 9 ? 'needle in the old haystack' : `old${pad(i + 1)}`)),
+    );
     await bob.locator('.sidebar').getByRole('button', { name: 'Browse channels' }).click();
     await bob.getByRole('dialog', { name: 'Browse channels' }).getByRole('button', { name: 'Join Busy' }).click();
     await messages(bob, 'old150').waitFor();
     await createRoom(bob, 'Elsewhere', { kind: 'group' });
 
-    await flood(busy, Array.from({ length: 260 }, (_, i) => `m${pad(i + 1)}`));
+    await flood(
+      busy,
+      Array.from({ length: 260 }, (_, i) => `m${pad(i + 1)}`),
+    );
     await bob.getByRole('link', { name: /^Busy\s*, 260 unread messages/ }).waitFor();
     // Nothing of the room is in the page yet, as on the next morning.
     await bob.reload();
@@ -62,32 +66,55 @@ describe('a room with hundreds of unread messages', () => {
     expect(await bob.getByRole('link', { name: /^Busy\s*, 260 unread messages/ }).count()).toBe(1);
 
     const log = bob.locator('.messages');
-    await expect.poll(async () => {
-      await log.evaluate((el) => { el.scrollTop = 0; });
-      return messages(bob, 'old001').count();
-    }, { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(
+        async () => {
+          await log.evaluate((el) => {
+            el.scrollTop = 0;
+          });
+          return messages(bob, 'old001').count();
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(1);
     await bob.getByText('This is the beginning of Busy.').waitFor();
 
-    await expect.poll(async () => {
-      await log.evaluate((el) => { el.scrollTop = el.scrollHeight; });
-      return messages(bob, 'm260').count();
-    }, { timeout: 15_000 }).toBe(1);
+    await expect
+      .poll(
+        async () => {
+          await log.evaluate((el) => {
+            el.scrollTop = el.scrollHeight;
+          });
+          return messages(bob, 'm260').count();
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(1);
     for (const t of ['old001', 'old150', 'm001', 'm130', 'm260']) expect(await messages(bob, t).count(), t).toBe(1);
     // Every row once, in order: the pages met without a hole or an overlap.
     const texts = await bob.locator('.message-list .msg-text').allInnerTexts();
     const ms = texts.filter((t) => /^m\d{3}$/.test(t));
     expect(ms).toEqual(Array.from({ length: 260 }, (_, i) => `m${pad(i + 1)}`));
     // Read once the newest messages are on screen.
-    await expect.poll(async () => {
-      await log.evaluate((el) => { el.scrollTop = el.scrollHeight; });
-      return bob.getByRole('link', { name: /^Busy\s*, \d+ unread/ }).count();
-    }, { timeout: 10_000 }).toBe(0);
+    await expect
+      .poll(
+        async () => {
+          await log.evaluate((el) => {
+            el.scrollTop = el.scrollHeight;
+          });
+          return bob.getByRole('link', { name: /^Busy\s*, \d+ unread/ }).count();
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(0);
     expect(await roomLink(bob, 'Busy').count()).toBe(1);
   });
 
-  it('shows one\'s own new message when sending while scrolled up', async () => {
+  it("shows one's own new message when sending while scrolled up", async () => {
     const log = bob.locator('.messages');
-    await log.evaluate((el) => { el.scrollTop = 0; });
+    await log.evaluate((el) => {
+      el.scrollTop = 0;
+    });
     await expect.poll(() => inView(bob, messages(bob, 'm260'))).toBe(false);
     await send(bob, 'my reply from up there');
     await messages(bob, 'my reply from up there').waitFor();
@@ -150,7 +177,7 @@ describe('what counts as new', () => {
 });
 
 describe('search', () => {
-  it('finds messages in all of one\'s rooms and jumps to one with its surroundings loaded', async () => {
+  it("finds messages in all of one's rooms and jumps to one with its surroundings loaded", async () => {
     await openRoom(bob, 'Elsewhere');
     const box = bob.getByRole('searchbox', { name: 'Search messages' });
     await box.fill('needle');
@@ -171,10 +198,17 @@ describe('search', () => {
     // Only the surroundings were loaded: the newest page comes on scrolling down.
     expect(await messages(bob, 'm260').count()).toBe(0);
     const log = bob.locator('.messages');
-    await expect.poll(async () => {
-      await log.evaluate((el) => { el.scrollTop = el.scrollHeight; });
-      return messages(bob, 'my reply from up there').count();
-    }, { timeout: 20_000 }).toBe(1);
+    await expect
+      .poll(
+        async () => {
+          await log.evaluate((el) => {
+            el.scrollTop = el.scrollHeight;
+          });
+          return messages(bob, 'my reply from up there').count();
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(1);
     expect(await messages(bob, 'needle in the old haystack').count()).toBe(1);
     expect(web.pageErrors).toEqual([]);
   });
@@ -189,15 +223,18 @@ describe('a burst of messages', () => {
     await alice.evaluate(() => {
       const w = window as unknown as { renders: number };
       w.renders = 0;
-      new MutationObserver(() => { w.renders++; })
-        .observe(document.querySelector('.message-list')!, { childList: true, subtree: true, characterData: true, attributes: true });
+      new MutationObserver(() => {
+        w.renders++;
+      }).observe(document.querySelector('.message-list')!, { childList: true, subtree: true, characterData: true, attributes: true });
     });
     // The page stops at its next script (the first frame of the burst), as a busy or slow
     // device would: the rest of the burst waits in line until it goes on.
     const cdp = await alice.context().newCDPSession(alice);
     let reads = 0;
     await cdp.send('Network.enable');
-    cdp.on('Network.webSocketFrameSent', (e) => { if (/"cmd":"read"/.test(e.response.payloadData)) reads++; });
+    cdp.on('Network.webSocketFrameSent', (e) => {
+      if (/"cmd":"read"/.test(e.response.payloadData)) reads++;
+    });
     await cdp.send('Debugger.enable');
     const paused = new Promise((resolve) => cdp.once('Debugger.paused', resolve));
     await cdp.send('Debugger.pause');

@@ -12,8 +12,8 @@ import { initials } from '../web/src/format.js';
 import { isSafeUrl } from '../web/src/links.js';
 import { renderMarkdown } from '../web/src/markdown.js';
 
-describe('the web app\'s input rules', () => {
-  it('are the server\'s', () => {
+describe("the web app's input rules", () => {
+  it("are the server's", () => {
     expect(USER_ID_RE.source).toBe(USER_ID_PATTERN);
     expect(USERNAME_RE.source).toBe(USERNAME_PATTERN);
     expect(LIMITS.roomName).toBe(Commands.create.properties.name.maxLength);
@@ -59,16 +59,22 @@ describe('folding history', () => {
     const shown = fold(history);
     expect(shown.map((s) => s.seq)).toEqual([1, 2]);
     expect(shown[0]).toMatchObject({ text: 'hello', edited: true, deleted: false });
-    expect(shown[0]!.reactions).toEqual([{ emoji: '👍', users: ['a'] }, { emoji: '🎉', users: ['b'] }]);
+    expect(shown[0]!.reactions).toEqual([
+      { emoji: '👍', users: ['a'] },
+      { emoji: '🎉', users: ['b'] },
+    ]);
     expect(shown[1]).toMatchObject({ text: '', deleted: true });
   });
 
-  it('tells server posts apart by their mark only, not by their author\'s id or name', () => {
+  it("tells server posts apart by their mark only, not by their author's id or name", () => {
     const shown = fold([
       msg({ seq: 1, kind: 'text', user: 'system', name: 'System', text: 'real', system: true }),
       msg({ seq: 2, kind: 'text', user: 'system', name: 'System', text: 'forged', data: { system: true } }),
     ]);
-    expect(shown.map((s) => [s.text, s.server])).toEqual([['real', true], ['forged', false]]);
+    expect(shown.map((s) => [s.text, s.server])).toEqual([
+      ['real', true],
+      ['forged', false],
+    ]);
   });
 
   it('leaves out changes whose target is not loaded yet', () => {
@@ -83,23 +89,39 @@ function flat(node: unknown): string {
   if (typeof node === 'string' || typeof node === 'number') return String(node);
   if (Array.isArray(node)) return node.map(flat).join('');
   const v = node as { type: string; props: Record<string, unknown> & { children?: unknown } };
-  const attrs = ['href', 'start'].filter((k) => v.props[k] !== undefined).map((k) => `${k}=${String(v.props[k])}`).join(' ');
+  const attrs = ['href', 'start']
+    .filter((k) => v.props[k] !== undefined)
+    .map((k) => `${k}=${String(v.props[k])}`)
+    .join(' ');
   return `${v.type}${attrs ? `(${attrs})` : ''}{${flat(v.props.children)}}`;
 }
 
 describe('the link rules', () => {
   it('let only web and mail addresses be links', () => {
     for (const ok of ['https://example.com/a?b=c', 'http://example.com', 'mailto:someone@example.com']) expect(isSafeUrl(ok), ok).toBe(true);
-    for (const bad of ['javascript:alert(1)', 'JAVASCRIPT:alert(1)', 'data:text/html,x', 'vbscript:x', 'file:///etc/passwd', '/relative', '#frag', 'mailto:', 'https://', 'java\tscript:x']) {
+    for (const bad of [
+      'javascript:alert(1)',
+      'JAVASCRIPT:alert(1)',
+      'data:text/html,x',
+      'vbscript:x',
+      'file:///etc/passwd',
+      '/relative',
+      '#frag',
+      'mailto:',
+      'https://',
+      'java\tscript:x',
+    ]) {
       expect(isSafeUrl(bad), bad).toBe(false);
     }
   });
 
   it('autolink addresses with a scheme, www. hosts and e-mail addresses, and keep parentheses right', () => {
     expect(flat(renderMarkdown('see www.example.org/path, README.md and a@b.co'))).toBe(
-      'p{see a(href=https://www.example.org/path){www.example.org/path}, README.md and a(href=mailto:a@b.co){a@b.co}}');
+      'p{see a(href=https://www.example.org/path){www.example.org/path}, README.md and a(href=mailto:a@b.co){a@b.co}}',
+    );
     expect(flat(renderMarkdown('(https://en.wikipedia.org/wiki/Foo_(bar)) https://x.org/a.'))).toBe(
-      'p{(a(href=https://en.wikipedia.org/wiki/Foo_(bar)){https://en.wikipedia.org/wiki/Foo_(bar)}) a(href=https://x.org/a){https://x.org/a}.}');
+      'p{(a(href=https://en.wikipedia.org/wiki/Foo_(bar)){https://en.wikipedia.org/wiki/Foo_(bar)}) a(href=https://x.org/a){https://x.org/a}.}',
+    );
   });
 
   it('render the Markdown subset and leave the rest as text', () => {

@@ -5,14 +5,25 @@ import type { Ack, ClientConn, Connect, ConnectOptions } from './driver.js';
 import { SETUP_TIMEOUT_MS, withTimeout } from './driver.js';
 import type { RoomSpec } from '../types.js';
 
-interface Reply { id: number; ok: boolean; data?: Record<string, unknown>; error?: { code: string; message: string } }
-interface Push { ev: string; data: { room: string; kind?: string; text?: string } }
+interface Reply {
+  id: number;
+  ok: boolean;
+  data?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+interface Push {
+  ev: string;
+  data: { room: string; kind?: string; text?: string };
+}
 
 class ParleyConn implements ClientConn {
   private nextId = 1;
   private readonly pending = new Map<number, (r: Reply) => void>();
 
-  constructor(private readonly ws: WebSocket, private readonly o: ConnectOptions) {
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly o: ConnectOptions,
+  ) {
     ws.on('message', (data: Buffer) => {
       const f = JSON.parse(data.toString()) as Reply | Push;
       if ('ev' in f) {
@@ -39,10 +50,16 @@ class ParleyConn implements ClientConn {
   }
 
   call(cmd: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return withTimeout(new Promise((resolve, reject) => this.request(cmd, args, (r) => {
-      if (r.ok) resolve(r.data ?? {});
-      else reject(new Error(`${cmd}: ${r.error?.code}: ${r.error?.message}`));
-    })), SETUP_TIMEOUT_MS, `parley ${cmd}`);
+    return withTimeout(
+      new Promise((resolve, reject) =>
+        this.request(cmd, args, (r) => {
+          if (r.ok) resolve(r.data ?? {});
+          else reject(new Error(`${cmd}: ${r.error?.code}: ${r.error?.message}`));
+        }),
+      ),
+      SETUP_TIMEOUT_MS,
+      `parley ${cmd}`,
+    );
   }
 
   async createRoom(room: RoomSpec, users: string[]): Promise<string> {
@@ -69,11 +86,17 @@ class ParleyConn implements ClientConn {
 
 export const connectParley: Connect = async (o) => {
   const ws = new WebSocket(`ws://127.0.0.1:${o.target.port}/ws`, { localAddress: o.localAddress, perMessageDeflate: false });
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  }), SETUP_TIMEOUT_MS, 'parley connect');
-  ws.on('error', () => { /* surfaced through close */ });
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    }),
+    SETUP_TIMEOUT_MS,
+    'parley connect',
+  );
+  ws.on('error', () => {
+    /* surfaced through close */
+  });
   const conn = new ParleyConn(ws, o);
   await conn.call('auth', { token: o.token });
   return conn;

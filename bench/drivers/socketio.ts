@@ -5,15 +5,22 @@ import type { Ack, ClientConn, Connect } from './driver.js';
 import { SETUP_TIMEOUT_MS, withTimeout } from './driver.js';
 import type { RoomSpec } from '../types.js';
 
-interface AckReply { error?: string; seq?: number }
+interface AckReply {
+  error?: string;
+  seq?: number;
+}
 
 class SocketIoConn implements ClientConn {
   constructor(private readonly socket: Socket) {}
 
   private join(room: string): Promise<void> {
-    return withTimeout(new Promise<void>((resolve, reject) => {
-      this.socket.emit('join', room, (r: AckReply) => (r.error ? reject(new Error(r.error)) : resolve()));
-    }), SETUP_TIMEOUT_MS, 'socketio join');
+    return withTimeout(
+      new Promise<void>((resolve, reject) => {
+        this.socket.emit('join', room, (r: AckReply) => (r.error ? reject(new Error(r.error)) : resolve()));
+      }),
+      SETUP_TIMEOUT_MS,
+      'socketio join',
+    );
   }
 
   async createRoom(room: RoomSpec): Promise<string> {
@@ -36,15 +43,22 @@ class SocketIoConn implements ClientConn {
 
 export const connectSocketIo: Connect = async (o) => {
   const socket = io(`http://127.0.0.1:${o.target.port}`, {
-    transports: ['websocket'], auth: { token: o.token }, reconnection: false, forceNew: true,
+    transports: ['websocket'],
+    auth: { token: o.token },
+    reconnection: false,
+    forceNew: true,
     // engine.io-client passes localAddress on to `ws`; its option types do not list it.
     ...({ localAddress: o.localAddress } as object),
   });
   socket.on('message', (m: { room: string; text: string }) => o.onText(m.room, m.text));
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('connect_error', (e) => reject(e));
-  }), SETUP_TIMEOUT_MS, 'socketio connect');
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', (e) => reject(e));
+    }),
+    SETUP_TIMEOUT_MS,
+    'socketio connect',
+  );
   socket.on('disconnect', () => o.onClose());
   return new SocketIoConn(socket);
 };

@@ -5,13 +5,20 @@ import type { Ack, ClientConn, Connect, ConnectOptions } from './driver.js';
 import { SETUP_TIMEOUT_MS, withTimeout } from './driver.js';
 import type { RoomSpec } from '../types.js';
 
-interface Frame { t: string; room: string; text?: string }
+interface Frame {
+  t: string;
+  room: string;
+  text?: string;
+}
 
 class RelayConn implements ClientConn {
   private readonly acks = new Map<string, Ack>();
   private readonly joins = new Map<string, () => void>();
 
-  constructor(private readonly ws: WebSocket, o: ConnectOptions) {
+  constructor(
+    private readonly ws: WebSocket,
+    o: ConnectOptions,
+  ) {
     ws.on('message', (data: Buffer) => {
       const f = JSON.parse(data.toString()) as Frame;
       if (f.t === 'msg' && f.text !== undefined) {
@@ -34,10 +41,14 @@ class RelayConn implements ClientConn {
   }
 
   private join(room: string): Promise<void> {
-    return withTimeout(new Promise<void>((resolve) => {
-      this.joins.set(room, resolve);
-      this.ws.send(JSON.stringify({ t: 'join', room }));
-    }), SETUP_TIMEOUT_MS, 'ws-relay join');
+    return withTimeout(
+      new Promise<void>((resolve) => {
+        this.joins.set(room, resolve);
+        this.ws.send(JSON.stringify({ t: 'join', room }));
+      }),
+      SETUP_TIMEOUT_MS,
+      'ws-relay join',
+    );
   }
 
   async createRoom(room: RoomSpec): Promise<string> {
@@ -60,12 +71,17 @@ class RelayConn implements ClientConn {
 }
 
 export const connectRelay: Connect = async (o) => {
-  const ws = new WebSocket(`ws://127.0.0.1:${o.target.port}/?user=${encodeURIComponent(o.user)}`,
-    { localAddress: o.localAddress, perMessageDeflate: false });
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  }), SETUP_TIMEOUT_MS, 'ws-relay connect');
-  ws.on('error', () => { /* surfaced through close */ });
+  const ws = new WebSocket(`ws://127.0.0.1:${o.target.port}/?user=${encodeURIComponent(o.user)}`, { localAddress: o.localAddress, perMessageDeflate: false });
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    }),
+    SETUP_TIMEOUT_MS,
+    'ws-relay connect',
+  );
+  ws.on('error', () => {
+    /* surfaced through close */
+  });
   return new RelayConn(ws, o);
 };

@@ -9,17 +9,20 @@ const secret = new TextEncoder().encode(process.env.SECRET);
 const heartbeatMs = Number(process.env.HEARTBEAT_MS ?? 25000);
 
 const http = createServer();
-const service = new ChatService({
-  enableRoomsManagement: true,
-  transportOptions: { http, ioOptions: { pingInterval: heartbeatMs } },
-}, {
-  async onConnect(svc, id) {
-    const { query } = svc.transport.getHandshakeData(id);
-    const { payload } = await jwtVerify(query.token ?? '', secret, { algorithms: ['HS256'] });
-    if (typeof payload.sub !== 'string') throw new Error('token has no subject');
-    return payload.sub;
+const service = new ChatService(
+  {
+    enableRoomsManagement: true,
+    transportOptions: { http, ioOptions: { pingInterval: heartbeatMs } },
   },
-});
+  {
+    async onConnect(svc, id) {
+      const { query } = svc.transport.getHandshakeData(id);
+      const { payload } = await jwtVerify(query.token ?? '', secret, { algorithms: ['HS256'] });
+      if (typeof payload.sub !== 'string') throw new Error('token has no subject');
+      return payload.sub;
+    },
+  },
+);
 
 http.listen(port, '127.0.0.1');
 process.on('SIGTERM', () => {

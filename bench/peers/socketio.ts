@@ -10,7 +10,11 @@ const secret = new TextEncoder().encode(process.env.SECRET);
 const heartbeatMs = Number(process.env.HEARTBEAT_MS ?? 25000);
 
 const http = createServer();
-const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, { user?: string }>(http, { serveClient: false, pingInterval: heartbeatMs, pingTimeout: 20000 });
+const io = new Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, { user?: string }>(http, {
+  serveClient: false,
+  pingInterval: heartbeatMs,
+  pingTimeout: 20000,
+});
 
 io.use((socket, next) => {
   const token: unknown = socket.handshake.auth.token;

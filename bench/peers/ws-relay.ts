@@ -16,7 +16,11 @@ wss.on('connection', (ws) => {
   ws.on('message', (data: Buffer, isBinary) => {
     if (isBinary) return;
     let f: { t?: unknown; room?: unknown };
-    try { f = JSON.parse(data.toString()) as typeof f; } catch { return; }
+    try {
+      f = JSON.parse(data.toString()) as typeof f;
+    } catch {
+      return;
+    }
     if (typeof f.room !== 'string') return;
     if (f.t === 'join') {
       let set = rooms.get(f.room);
@@ -37,7 +41,10 @@ wss.on('connection', (ws) => {
 // Heartbeats as every other target has them: a peer that missed a ping is dropped.
 setInterval(() => {
   for (const ws of wss.clients) {
-    if (!alive.get(ws)) { ws.terminate(); continue; }
+    if (!alive.get(ws)) {
+      ws.terminate();
+      continue;
+    }
     alive.set(ws, false);
     ws.ping();
   }

@@ -40,7 +40,9 @@ export const CLOSE_SESSION_ENDED = 4001;
 const NOT_AN_ACCOUNT = 'this needs the access token of a built-in account';
 
 /** A session as its owner sees it: the one making the request is `current`. */
-export interface SessionView extends SessionInfo { current: boolean }
+export interface SessionView extends SessionInfo {
+  current: boolean;
+}
 
 /** What an account's access token stands for now (see `AccountService.identify`). */
 export interface AccountIdentity {
@@ -82,13 +84,16 @@ export class AccountService {
       throw new ParleyError('conflict', 'username is reserved', { field: 'username', reason: 'reserved' });
     }
     // Refuse a taken name before paying for the hash; createAccount checks again atomically.
-    if (await this.deps.accounts.accountByUsername(input.username) || await this.deps.getUser(input.username)) {
+    if ((await this.deps.accounts.accountByUsername(input.username)) || (await this.deps.getUser(input.username))) {
       throw new ParleyError('conflict', 'username is taken', { field: 'username' });
     }
     await checkStrength(input.password, [input.username, input.name ?? '']);
     const passwordHash = await this.passwords.hash(input.password);
     const account = await this.deps.accounts.createAccount({
-      userId: input.username, username: input.username, name: input.name ?? input.username, passwordHash,
+      userId: input.username,
+      username: input.username,
+      name: input.name ?? input.username,
+      passwordHash,
     });
     return this.startSession(account.userId, userAgent);
   }
@@ -258,7 +263,11 @@ export class AccountService {
     const id = newSessionId();
     const secret = newSecret();
     await this.deps.accounts.createSession({
-      id, userId, refreshHash: hashSecret(secret), expiresAt: Date.now() + this.deps.config.refreshTtlSec * 1000, userAgent,
+      id,
+      userId,
+      refreshHash: hashSecret(secret),
+      expiresAt: Date.now() + this.deps.config.refreshTtlSec * 1000,
+      userAgent,
     });
     return this.issue(userId, id, secret);
   }
@@ -277,7 +286,10 @@ async function checkStrength(password: string, userInputs: string[], field = 'pa
   const s = await passwordStrength(password, userInputs);
   if (s.ok) return;
   throw new ParleyError('invalid', `password is too easy to guess${s.warning ? `: ${s.warning}` : ''}`, {
-    field, score: s.score, warning: s.warning, suggestions: s.suggestions,
+    field,
+    score: s.score,
+    warning: s.warning,
+    suggestions: s.suggestions,
   });
 }
 

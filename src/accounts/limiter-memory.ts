@@ -1,7 +1,10 @@
 // In-memory LoginLimiter (one node): a fixed window per key, started by its first attempt.
 import type { LimitKey, LoginLimiter } from './limiter.js';
 
-interface Window { count: number; resetAt: number }
+interface Window {
+  count: number;
+  resetAt: number;
+}
 
 /** Above this many keys, expired windows are swept so memory follows the attack, not history. */
 const SWEEP_AT = 10_000;
@@ -9,7 +12,10 @@ const SWEEP_AT = 10_000;
 export class MemoryLoginLimiter implements LoginLimiter {
   private readonly windows = new Map<string, Window>();
 
-  constructor(private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   attempt(keys: LimitKey[]): Promise<number> {
     const now = this.now();

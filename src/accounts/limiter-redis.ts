@@ -33,7 +33,12 @@ type Scripted = RedisClient & {
 export class RedisLoginLimiter implements LoginLimiter {
   private readonly redis: Scripted;
 
-  constructor(redis: RedisClient, private readonly prefix: string, private readonly windowMs: number, private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS) {
+  constructor(
+    redis: RedisClient,
+    private readonly prefix: string,
+    private readonly windowMs: number,
+    private readonly timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
+  ) {
     this.redis = redis as Scripted;
     if (typeof this.redis.parleyAttempt !== 'function') {
       redis.defineCommand('parleyAttempt', { lua: ATTEMPT });
@@ -48,7 +53,9 @@ export class RedisLoginLimiter implements LoginLimiter {
   async attempt(keys: LimitKey[]): Promise<number> {
     if (keys.length === 0) return 0;
     try {
-      return Number(await bounded(this.redis.parleyAttempt(keys.length, ...this.keys(keys), this.windowMs, ...keys.map((k) => k.limit)), this.timeoutMs, 'login limiter'));
+      return Number(
+        await bounded(this.redis.parleyAttempt(keys.length, ...this.keys(keys), this.windowMs, ...keys.map((k) => k.limit)), this.timeoutMs, 'login limiter'),
+      );
     } catch {
       // Fail closed: password guessing must not get through while the counters are away.
       throw new ParleyError('unavailable', 'login limiter unavailable (Redis does not answer)');

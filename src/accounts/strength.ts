@@ -15,7 +15,9 @@ export interface PasswordStrength {
   suggestions: string[];
 }
 
-interface Estimator { check(password: string, userInputs?: string[]): { score: number; feedback: { warning: string | null; suggestions: string[] } } }
+interface Estimator {
+  check(password: string, userInputs?: string[]): { score: number; feedback: { warning: string | null; suggestions: string[] } };
+}
 
 let estimator: Promise<Estimator> | null = null;
 
@@ -25,8 +27,8 @@ function exportsOf<T extends object>(m: T | { default: T }, name: string): T {
 }
 
 function load(): Promise<Estimator> {
-  estimator ??= Promise.all([import('@zxcvbn-ts/core'), import('@zxcvbn-ts/language-common'), import('@zxcvbn-ts/language-en')])
-    .then(([coreModule, commonModule, enModule]) => {
+  estimator ??= Promise.all([import('@zxcvbn-ts/core'), import('@zxcvbn-ts/language-common'), import('@zxcvbn-ts/language-en')]).then(
+    ([coreModule, commonModule, enModule]) => {
       const core = exportsOf(coreModule, 'ZxcvbnFactory');
       const common = exportsOf(commonModule, 'dictionary');
       const en = exportsOf(enModule, 'dictionary');
@@ -35,8 +37,11 @@ function load(): Promise<Estimator> {
         graphs: common.adjacencyGraphs,
         translations: en.translations,
       });
-    });
-  estimator.catch(() => { estimator = null; });
+    },
+  );
+  estimator.catch(() => {
+    estimator = null;
+  });
   return estimator;
 }
 

@@ -93,7 +93,8 @@ function joseError(err: unknown): ParleyError {
   if (err instanceof joseErrors.JWTExpired) return new ParleyError('unauthorized', 'token expired');
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new ParleyError('unauthorized', 'token algorithm not accepted');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    if (err.claim === 'exp' && err.reason === 'missing') return new ParleyError('unauthorized', 'token has no "exp": this server only accepts tokens that expire');
+    if (err.claim === 'exp' && err.reason === 'missing')
+      return new ParleyError('unauthorized', 'token has no "exp": this server only accepts tokens that expire');
     return new ParleyError('unauthorized', `token claim "${err.claim}" rejected`);
   }
   return new ParleyError('unauthorized', 'invalid token');
@@ -132,7 +133,7 @@ async function createExternalVerifier(cfg: Config): Promise<Verifier> {
 export function withAccountIdsReserved(verify: Verifier, isAccount: (user: string) => Promise<boolean>): Verifier {
   return async (token: string) => {
     const id = await verify(token);
-    if (id.session === undefined && await isAccount(id.id)) {
+    if (id.session === undefined && (await isAccount(id.id))) {
       throw new ParleyError('unauthorized', `user id "${id.id}" belongs to a built-in account; only that account's own tokens may use it`);
     }
     return id;

@@ -9,8 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { ParleyError } from '../errors.js';
 import { BLOB_CHUNK, isBlobId, Meter, metered, newBlobId, type BlobLimits, type BlobSource, type BlobStore, type StoredBlob } from './blobs.js';
 
-const unavailable = (err: unknown): ParleyError =>
-  new ParleyError('unavailable', `file storage failed: ${(err as Error).message ?? String(err)}`);
+const unavailable = (err: unknown): ParleyError => new ParleyError('unavailable', `file storage failed: ${(err as Error).message ?? String(err)}`);
 
 export class DiskBlobStore implements BlobStore {
   private readonly tmp: string;
@@ -38,7 +37,9 @@ export class DiskBlobStore implements BlobStore {
     // `flush` fsyncs the file before it is closed, so a finished pipeline is on disk.
     const out = createWriteStream(part, { flags: 'wx', flush: true, highWaterMark: BLOB_CHUNK });
     let diskError: unknown = null;
-    out.once('error', (err) => { diskError = err; });
+    out.once('error', (err) => {
+      diskError = err;
+    });
     try {
       await pipeline(metered(source, meter), out);
       const dir = join(this.root, id.slice(0, 2));

@@ -21,7 +21,7 @@ export class PostgresBlobStore implements BlobStore {
   async put(source: BlobSource, limits: BlobLimits): Promise<StoredBlob> {
     const id = newBlobId();
     const meter = new Meter(limits.maxBytes);
-    await this.q('INSERT INTO blobs (id, size, sha256, created_at, complete) VALUES ($1, 0, \'\', $2, false)', [id, Date.now()]);
+    await this.q("INSERT INTO blobs (id, size, sha256, created_at, complete) VALUES ($1, 0, '', $2, false)", [id, Date.now()]);
     try {
       // The meter sees the source's bytes first, so the limit holds before anything is stored.
       let n = 0;
@@ -40,7 +40,9 @@ export class PostgresBlobStore implements BlobStore {
   async get(id: string): Promise<NodeJS.ReadableStream | null> {
     if (!isBlobId(id)) return null;
     const { rows } = await this.q<{ chunks: number }>(
-      'SELECT (SELECT count(*) FROM blob_chunks c WHERE c.blob_id = b.id)::int AS chunks FROM blobs b WHERE b.id = $1 AND b.complete', [id]);
+      'SELECT (SELECT count(*) FROM blob_chunks c WHERE c.blob_id = b.id)::int AS chunks FROM blobs b WHERE b.id = $1 AND b.complete',
+      [id],
+    );
     const chunks = rows[0]?.chunks;
     if (chunks === undefined) return null;
     const read = async function* (this: PostgresBlobStore): AsyncGenerator<Buffer> {

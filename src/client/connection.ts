@@ -54,7 +54,10 @@ export class Socket {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
 
-  constructor(private readonly opts: SocketOptions, private readonly on: SocketEvents) {}
+  constructor(
+    private readonly opts: SocketOptions,
+    private readonly on: SocketEvents,
+  ) {}
 
   get open(): boolean {
     return this.ws !== null && this.ws.readyState === 1;
@@ -88,10 +91,12 @@ export class Socket {
   reconnect(code?: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    const delay = code === CLOSE_REBALANCE
-      ? Math.random() * this.opts.reconnectMinMs
-      : backoff(++this.attempt, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
-    this.timer = setTimeout(() => { this.timer = null; void this.connect(); }, delay);
+    const delay =
+      code === CLOSE_REBALANCE ? Math.random() * this.opts.reconnectMinMs : backoff(++this.attempt, this.opts.reconnectMinMs, this.opts.reconnectMaxMs);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, delay);
   }
 
   /**

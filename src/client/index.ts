@@ -8,7 +8,17 @@
 //   cursor.ts      the last seq per room and the rooms: resume, duplicates, gaps
 //   backoff.ts     the one backoff every retry uses
 import type {
-  AuthResult, CommandArgs, CommandName, CommandResults, EventMap, EventName, MentionAll, Message, NotifyLevel, Room, SendResult,
+  AuthResult,
+  CommandArgs,
+  CommandName,
+  CommandResults,
+  EventMap,
+  EventName,
+  MentionAll,
+  Message,
+  NotifyLevel,
+  Room,
+  SendResult,
 } from '../protocol/schema.js';
 import { CLOSE_RETRY, CLOSE_UNAUTHORIZED, Socket, type WebSocketCtor } from './connection.js';
 import { Cursor } from './cursor.js';
@@ -73,10 +83,20 @@ function httpBase(url: string): string {
 
 /** An uploaded file as the server shows it to you (see docs/rest.md#attachments). */
 export interface Upload {
-  id: string; room: string; uploader: string; name: string; size: number; type: string;
-  width?: number; height?: number; createdAt: number; message: number | null;
+  id: string;
+  room: string;
+  uploader: string;
+  name: string;
+  size: number;
+  type: string;
+  width?: number;
+  height?: number;
+  createdAt: number;
+  message: number | null;
   /** Signed URLs readable without a header (`<img src>`) until `expiresAt`. */
-  url: string; previewUrl?: string; expiresAt: number;
+  url: string;
+  previewUrl?: string;
+  expiresAt: number;
 }
 
 export interface UploadOptions {
@@ -146,7 +166,9 @@ export class ParleyClient {
       try {
         (fn as (d: ClientEvents[E]) => void)(data);
       } catch (err) {
-        setTimeout(() => { throw err; });
+        setTimeout(() => {
+          throw err;
+        });
       }
     }
   }
@@ -295,7 +317,10 @@ export class ParleyClient {
     } else if (ev === 'room') {
       const r = data as EventMap['room'];
       if (this.cursor.membership(r)) {
-        void this.request('room', { room: r.room }).then((room) => this.cursor.rooms.set(room.id, room), () => {});
+        void this.request('room', { room: r.room }).then(
+          (room) => this.cursor.rooms.set(room.id, room),
+          () => {},
+        );
       }
     } else if (ev === 'gap') {
       this.cursor.gap(data as EventMap['gap']);
@@ -332,9 +357,18 @@ export class ParleyClient {
    * message it answers (a quote reply, in the room's timeline); `thread` the seq of the root
    * whose thread it goes to (shown in the main timeline too with `alsoToRoom`).
    */
-  send(room: string, text: string, opts: {
-    key?: string; data?: Record<string, unknown>; attachments?: string[]; replyTo?: number; thread?: number; alsoToRoom?: boolean;
-  } = {}): KeyedPromise<SendResult> {
+  send(
+    room: string,
+    text: string,
+    opts: {
+      key?: string;
+      data?: Record<string, unknown>;
+      attachments?: string[];
+      replyTo?: number;
+      thread?: number;
+      alsoToRoom?: boolean;
+    } = {},
+  ): KeyedPromise<SendResult> {
     return this.keyed('send', { room, text, ...opts });
   }
 
@@ -379,7 +413,11 @@ export class ParleyClient {
       for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
       xhr.upload.onprogress = (e) => opts.onProgress?.(e.loaded, e.total || body.size);
       xhr.onload = () => {
-        try { done(answer(xhr.status, xhr.responseText)); } catch (err) { fail(err); }
+        try {
+          done(answer(xhr.status, xhr.responseText));
+        } catch (err) {
+          fail(err);
+        }
       };
       xhr.onerror = () => fail(new ClientError('unavailable', 'the upload failed: network error'));
       xhr.onabort = () => fail(new ClientError('aborted', 'the upload was aborted'));
@@ -399,40 +437,90 @@ export class ParleyClient {
   createRoom(kind: 'channel' | 'group', name: string, opts: { topic?: string; room?: string } = {}): Promise<Room> {
     return this.request('create', { kind, name, ...opts });
   }
-  join(room: string) { return this.request('join', { room }); }
-  leave(room: string) { return this.request('leave', { room }); }
+  join(room: string) {
+    return this.request('join', { room });
+  }
+  leave(room: string) {
+    return this.request('leave', { room });
+  }
   /** Leaves many rooms at once; the reply lists those left and those skipped, with why. */
-  leaveMany(rooms: string[]) { return this.request('leaveMany', { rooms }); }
-  invite(room: string, user: string) { return this.request('invite', { room, user }); }
-  direct(user: string): Promise<Room> { return this.request('direct', { user }); }
+  leaveMany(rooms: string[]) {
+    return this.request('leaveMany', { rooms });
+  }
+  invite(room: string, user: string) {
+    return this.request('invite', { room, user });
+  }
+  direct(user: string): Promise<Room> {
+    return this.request('direct', { user });
+  }
   /** A page of the room's main timeline, or with `thread` of that thread (the reply has its `root`). */
   history(room: string, q: { before?: number; after?: number; limit?: number; thread?: number } = {}) {
     return this.request('history', { room, ...q });
   }
   /** One message of a room by its seq, a reply kept to its thread included. */
-  message(room: string, seq: number) { return this.request('message', { room, seq }); }
-  typing(room: string, active = true) { return this.request('typing', { room, active }); }
-  markRead(room: string, seq: number) { return this.request('read', { room, seq }); }
-  presence(room: string) { return this.request('presence', { room }); }
-  inbox() { return this.request('inbox', {}); }
-  listRooms(scope: 'mine' | 'public' = 'mine') { return this.request('rooms', { scope }); }
-  members(room: string) { return this.request('members', { room }); }
-  search(query: string, opts: { room?: string; limit?: number } = {}) { return this.request('search', { query, ...opts }); }
-  updateRoom(room: string, patch: Omit<CommandArgs<'update'>, 'room'>) { return this.request('update', { room, ...patch }); }
-  kick(room: string, user: string, reason?: string) { return this.request('kick', reason ? { room, user, reason } : { room, user }); }
-  ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) { return this.request('ban', { user, ...opts }); }
-  mute(room: string, user: string, seconds?: number) { return this.request('mute', seconds ? { room, user, seconds } : { room, user }); }
-  block(user: string) { return this.request('block', { user }); }
+  message(room: string, seq: number) {
+    return this.request('message', { room, seq });
+  }
+  typing(room: string, active = true) {
+    return this.request('typing', { room, active });
+  }
+  markRead(room: string, seq: number) {
+    return this.request('read', { room, seq });
+  }
+  presence(room: string) {
+    return this.request('presence', { room });
+  }
+  inbox() {
+    return this.request('inbox', {});
+  }
+  listRooms(scope: 'mine' | 'public' = 'mine') {
+    return this.request('rooms', { scope });
+  }
+  members(room: string) {
+    return this.request('members', { room });
+  }
+  search(query: string, opts: { room?: string; limit?: number } = {}) {
+    return this.request('search', { query, ...opts });
+  }
+  updateRoom(room: string, patch: Omit<CommandArgs<'update'>, 'room'>) {
+    return this.request('update', { room, ...patch });
+  }
+  kick(room: string, user: string, reason?: string) {
+    return this.request('kick', reason ? { room, user, reason } : { room, user });
+  }
+  ban(user: string, opts: { room?: string; seconds?: number; reason?: string } = {}) {
+    return this.request('ban', { user, ...opts });
+  }
+  mute(room: string, user: string, seconds?: number) {
+    return this.request('mute', seconds ? { room, user, seconds } : { room, user });
+  }
+  block(user: string) {
+    return this.request('block', { user });
+  }
   /** Your notification level in a room; sets it first when `level` is given. */
-  notifications(room: string, level?: NotifyLevel) { return this.request('notifications', level ? { room, level } : { room }); }
+  notifications(room: string, level?: NotifyLevel) {
+    return this.request('notifications', level ? { room, level } : { room });
+  }
   /** A room's message settings; changes them first when `mentionAll` is given (moderators). */
-  roomSettings(room: string, mentionAll?: MentionAll) { return this.request('settings', mentionAll ? { room, mentionAll } : { room }); }
-  pin(room: string, seq: number) { return this.request('pin', { room, seq }); }
-  unpin(room: string, seq: number) { return this.request('unpin', { room, seq }); }
-  pins(room: string) { return this.request('pins', { room }); }
+  roomSettings(room: string, mentionAll?: MentionAll) {
+    return this.request('settings', mentionAll ? { room, mentionAll } : { room });
+  }
+  pin(room: string, seq: number) {
+    return this.request('pin', { room, seq });
+  }
+  unpin(room: string, seq: number) {
+    return this.request('unpin', { room, seq });
+  }
+  pins(room: string) {
+    return this.request('pins', { room });
+  }
   /** A text message's versions: the original, then each edit. */
-  versions(room: string, seq: number) { return this.request('versions', { room, seq }); }
-  unblock(user: string) { return this.request('unblock', { user }); }
+  versions(room: string, seq: number) {
+    return this.request('versions', { room, seq });
+  }
+  unblock(user: string) {
+    return this.request('unblock', { user });
+  }
 }
 
 export type { AttachmentRef, AuthResult, Message, Pin, Quote, Room, SendResult, ThreadSummary, Version } from '../protocol/schema.js';

@@ -12,8 +12,29 @@ import { backoff } from './backoff.js';
 import { ClientError } from './errors.js';
 
 /** Commands that are safe to send again after a reconnect (reads, or writes with a key). */
-const RETRY = new Set<CommandName>(['send', 'edit', 'delete', 'react', 'read', 'history', 'message', 'rooms', 'room', 'members',
-  'presence', 'inbox', 'direct', 'ping', 'resume', 'notifications', 'settings', 'pin', 'unpin', 'pins', 'versions']);
+const RETRY = new Set<CommandName>([
+  'send',
+  'edit',
+  'delete',
+  'react',
+  'read',
+  'history',
+  'message',
+  'rooms',
+  'room',
+  'members',
+  'presence',
+  'inbox',
+  'direct',
+  'ping',
+  'resume',
+  'notifications',
+  'settings',
+  'pin',
+  'unpin',
+  'pins',
+  'versions',
+]);
 /** Writes that carry an idempotency key. */
 export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
 
@@ -60,14 +81,18 @@ export class Requests {
    */
   private maxInFlight = Infinity;
 
-  constructor(private readonly link: Link, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly link: Link,
+    private readonly timeoutMs: number,
+  ) {}
 
   /** Starts a request: written now when possible, else queued until `flush`. */
   start(cmd: CommandName, frame: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const p: Pending = { cmd, frame, resolve, reject, ids: [], attempts: 0 };
       if (this.link.ready() && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
-      else if (cmd === 'typing') resolve({}); // ephemeral: not worth queueing
+      else if (cmd === 'typing')
+        resolve({}); // ephemeral: not worth queueing
       else this.queue.push(p);
     });
   }

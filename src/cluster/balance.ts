@@ -74,13 +74,18 @@ export class Rebalancer {
   private prev = new Map<string, number>();
   private streak = 0;
 
-  constructor(private readonly self: string, private readonly rounds = SHED_ROUNDS) {}
+  constructor(
+    private readonly self: string,
+    private readonly rounds = SHED_ROUNDS,
+  ) {}
 
   next(nodes: readonly NodeInfo[]): number {
-    const settled = nodes.length === this.prev.size && nodes.every((n) => {
-      const p = this.prev.get(n.id);
-      return p !== undefined && Math.abs(n.connections - p) <= Math.max(2, p * 0.05);
-    });
+    const settled =
+      nodes.length === this.prev.size &&
+      nodes.every((n) => {
+        const p = this.prev.get(n.id);
+        return p !== undefined && Math.abs(n.connections - p) <= Math.max(2, p * 0.05);
+      });
     this.prev = new Map(nodes.map((n) => [n.id, n.connections]));
     const n = toShed(this.self, nodes);
     if (n === 0 || !settled) {

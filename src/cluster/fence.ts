@@ -31,7 +31,10 @@ export const EPOCH_SQL = 'SELECT epoch FROM cluster_state WHERE id = 1';
  * refresh the view and route its operations again. `unavailable` if it ever reaches a client.
  */
 export class FencedError extends ParleyError {
-  constructor(readonly epoch: number, readonly current: number | null) {
+  constructor(
+    readonly epoch: number,
+    readonly current: number | null,
+  ) {
     super('unavailable', `the cluster moved from epoch ${epoch} to ${current ?? 'none'}: writes of epoch ${epoch} are refused`);
     this.name = 'FencedError';
   }
@@ -44,7 +47,7 @@ export class FencedError extends ParleyError {
  * Outside a transaction it would fence nothing: the lock would end with the statement.
  */
 export async function enterFence(client: pg.ClientBase, epoch: number): Promise<void> {
-  const results = await client.query(`${FENCE_SHARED_SQL}; ${EPOCH_SQL}`) as unknown as pg.QueryResult<{ epoch: number | string }>[];
+  const results = (await client.query(`${FENCE_SHARED_SQL}; ${EPOCH_SQL}`)) as unknown as pg.QueryResult<{ epoch: number | string }>[];
   const row = results[1]?.rows[0];
   const current = row === undefined ? null : Number(row.epoch);
   if (current !== epoch) throw new FencedError(epoch, current);

@@ -129,7 +129,10 @@ class Peer {
   private heard = true;
   closed = false;
 
-  constructor(readonly node: NodeRef, private readonly o: Required<Omit<WsForwarderOptions, 'placement'>> & { placement?: WsForwarderOptions['placement'] }) {}
+  constructor(
+    readonly node: NodeRef,
+    private readonly o: Required<Omit<WsForwarderOptions, 'placement'>> & { placement?: WsForwarderOptions['placement'] },
+  ) {}
 
   call(room: string, op: unknown, epoch: number): Promise<unknown> {
     if (this.closed) return Promise.reject(new ParleyError('unavailable', 'the forwarder is closed'));
@@ -139,7 +142,9 @@ class Peer {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       const p: Pending = {
-        id, resolve, reject,
+        id,
+        resolve,
+        reject,
         frame: JSON.stringify({ id, op: 'submit', args: { room, op, epoch } }),
         timer: setTimeout(() => this.timedOut(p), this.o.timeoutMs),
       };
@@ -178,7 +183,10 @@ class Peer {
     if (this.ws || this.retryTimer) return;
     const wait = this.retryAt - Date.now();
     if (wait > 0) {
-      this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, wait);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, wait);
       return;
     }
     this.connect();
@@ -207,16 +215,27 @@ class Peer {
       this.failures = 0;
       this.heard = true;
       // A link that died without a close (a frozen or unplugged peer) is found by the ping.
-      this.pingTimer = setInterval(() => {
-        if (!this.heard) { ws.terminate(); return; }
-        this.heard = false;
-        ws.ping();
-      }, Math.max(100, this.o.timeoutMs));
+      this.pingTimer = setInterval(
+        () => {
+          if (!this.heard) {
+            ws.terminate();
+            return;
+          }
+          this.heard = false;
+          ws.ping();
+        },
+        Math.max(100, this.o.timeoutMs),
+      );
       this.pingTimer.unref();
       this.pump();
     });
-    ws.on('pong', () => { this.heard = true; });
-    ws.on('message', (data: RawData) => { this.heard = true; this.onAnswer(data); });
+    ws.on('pong', () => {
+      this.heard = true;
+    });
+    ws.on('message', (data: RawData) => {
+      this.heard = true;
+      this.onAnswer(data);
+    });
     ws.on('unexpected-response', (_req, res) => {
       ws.terminate();
       this.o.log.warn({ node: this.node.id, status: res.statusCode }, 'a peer refused the cluster connection');
@@ -294,11 +313,17 @@ export class WsForwarder implements Forwarder {
 
   constructor(opts: WsForwarderOptions) {
     if (!NODE_ID.test(opts.self)) throw new ParleyError('invalid', 'node id must be 1 to 64 of A-Z a-z 0-9 _ . -', { field: 'self' });
-    if (typeof opts.secret !== 'string' || opts.secret.length < 16) throw new ParleyError('invalid', 'the cluster secret must have at least 16 characters', { field: 'secret' });
+    if (typeof opts.secret !== 'string' || opts.secret.length < 16)
+      throw new ParleyError('invalid', 'the cluster secret must have at least 16 characters', { field: 'secret' });
     const maxInFlight = opts.maxInFlight ?? 256;
     this.o = {
-      timeoutMs: 5000, maxFrameBytes: 1 << 20, backoffMs: 100, maxBackoffMs: 5000,
-      ...opts, maxInFlight, maxQueued: opts.maxQueued ?? 4 * maxInFlight,
+      timeoutMs: 5000,
+      maxFrameBytes: 1 << 20,
+      backoffMs: 100,
+      maxBackoffMs: 5000,
+      ...opts,
+      maxInFlight,
+      maxQueued: opts.maxQueued ?? 4 * maxInFlight,
     };
     for (const k of ['timeoutMs', 'maxInFlight', 'maxQueued', 'maxFrameBytes', 'backoffMs', 'maxBackoffMs'] as const) {
       const v = this.o[k];
@@ -349,7 +374,8 @@ export class WsForwarder implements Forwarder {
       return true;
     };
     if (this.closed) return refuse('503 Service Unavailable', 'closing');
-    if (!from || !NODE_ID.test(from) || !to || !time || !/^[0-9]{1,16}$/.test(time) || !auth) return refuse('401 Unauthorized', 'missing or malformed credentials');
+    if (!from || !NODE_ID.test(from) || !to || !time || !/^[0-9]{1,16}$/.test(time) || !auth)
+      return refuse('401 Unauthorized', 'missing or malformed credentials');
     const expected = Buffer.from(sign(this.key, from, to, time));
     const given = Buffer.from(auth);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return refuse('401 Unauthorized', 'wrong signature');
@@ -360,7 +386,10 @@ export class WsForwarder implements Forwarder {
   }
 
   private accept(ws: WebSocket, from: string): void {
-    if (this.closed) { ws.terminate(); return; }
+    if (this.closed) {
+      ws.terminate();
+      return;
+    }
     this.sockets.add(ws);
     let running = 0;
     ws.on('close', () => this.sockets.delete(ws));
@@ -372,7 +401,7 @@ export class WsForwarder implements Forwarder {
       } catch {
         msg = null;
       }
-      const id = isObject(msg) && Number.isSafeInteger(msg.id) ? msg.id as number : null;
+      const id = isObject(msg) && Number.isSafeInteger(msg.id) ? (msg.id as number) : null;
       if (id === null) {
         ws.close(1008, 'malformed frame');
         return;
@@ -382,8 +411,15 @@ export class WsForwarder implements Forwarder {
       };
       const m = msg as Record<string, unknown>;
       const args = m.args;
-      if (m.op !== 'submit' || !isObject(args) || typeof args.room !== 'string' || args.room === '' || !('op' in args)
-        || !Number.isSafeInteger(args.epoch) || (args.epoch as number) < 0) {
+      if (
+        m.op !== 'submit' ||
+        !isObject(args) ||
+        typeof args.room !== 'string' ||
+        args.room === '' ||
+        !('op' in args) ||
+        !Number.isSafeInteger(args.epoch) ||
+        (args.epoch as number) < 0
+      ) {
         answer({ ok: false, error: encodeError(new ParleyError('invalid', 'a call is {id, op: "submit", args: {room, op, epoch}}')) });
         return;
       }
@@ -392,10 +428,14 @@ export class WsForwarder implements Forwarder {
         return;
       }
       running++;
-      this.run(args.room, args.op, args.epoch as number).then(
-        (data) => answer({ ok: true, data: data === undefined ? null : data }),
-        (err: unknown) => answer({ ok: false, error: encodeError(err) }),
-      ).finally(() => { running--; });
+      this.run(args.room, args.op, args.epoch as number)
+        .then(
+          (data) => answer({ ok: true, data: data === undefined ? null : data }),
+          (err: unknown) => answer({ ok: false, error: encodeError(err) }),
+        )
+        .finally(() => {
+          running--;
+        });
     });
   }
 

@@ -61,10 +61,19 @@ const CHANNEL = 'parley_cluster';
 const REMOVE_KEY = 0x70726d76;
 const NODE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
-interface StoredNode { id: string; url: string; inc: string }
+interface StoredNode {
+  id: string;
+  url: string;
+  inc: string;
+}
 /** A pool or one of its connections. */
-interface Queryable { query(sql: string, params: unknown[]): Promise<{ rows: Array<{ n?: number }> }> }
-interface Lease { id: string; inc: string }
+interface Queryable {
+  query(sql: string, params: unknown[]): Promise<{ rows: Array<{ n?: number }> }>;
+}
+interface Lease {
+  id: string;
+  inc: string;
+}
 
 /** Bumps the epoch to the nodes now in cluster_nodes, and tells every listening node. */
 const BUMP = `UPDATE cluster_state SET epoch = epoch + 1,
@@ -157,10 +166,17 @@ export class PostgresPlacement implements Placement {
     this.listed = stored.some((n) => n.id === this.self && n.inc === this.opts.incarnation);
     if (prev.epoch !== next.epoch) this.opts.log.info({ epoch: next.epoch, nodes: next.nodes.map((n) => n.id) }, 'cluster view changed');
     for (const cb of this.callbacks) {
-      try { cb(prev, next); } catch (err) { this.opts.log.error({ err }, 'cluster view change handler failed'); }
+      try {
+        cb(prev, next);
+      } catch (err) {
+        this.opts.log.error({ err }, 'cluster view change handler failed');
+      }
     }
     // Removed while running: find out at once (the renewal says whether to join again).
-    if (wasListed && !this.listed && this.state === 'joined') setImmediate(() => { void this.tick(); });
+    if (wasListed && !this.listed && this.state === 'joined')
+      setImmediate(() => {
+        void this.tick();
+      });
   }
 
   refresh(): Promise<ClusterView> {
@@ -168,7 +184,10 @@ export class PostgresPlacement implements Placement {
     // it gets the next read, shared by everyone who asks meanwhile.
     if (this.queued) return this.queued;
     if (this.reading) {
-      const after = this.reading.then(() => undefined, () => undefined);
+      const after = this.reading.then(
+        () => undefined,
+        () => undefined,
+      );
       this.queued = after.then(() => {
         this.queued = null;
         return this.read();
@@ -200,7 +219,9 @@ export class PostgresPlacement implements Placement {
 
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('the placement was already started');
-    const { rows } = await this.opts.pool.query<{ schema: string }>('SELECT current_schema() AS schema').catch((err: unknown) => { throw toStoreError(err); });
+    const { rows } = await this.opts.pool.query<{ schema: string }>('SELECT current_schema() AS schema').catch((err: unknown) => {
+      throw toStoreError(err);
+    });
     this.schema = rows[0]?.schema ?? '';
     // Other nodes may be starting too, or a batch be in flight: the join waits lockTimeoutMs
     // for the fencing lock and tries again. A node frozen with a batch open would hold the lock
@@ -220,7 +241,9 @@ export class PostgresPlacement implements Placement {
     // Just started, and nothing cut it off from the database: it may remove dead nodes at once.
     this.healthySince = performance.now() - this.opts.nodeTimeoutMs;
     await this.listen();
-    this.timer = setInterval(() => { void this.tick(); }, this.opts.heartbeatMs);
+    this.timer = setInterval(() => {
+      void this.tick();
+    }, this.opts.heartbeatMs);
     this.timer.unref();
   }
 
@@ -252,7 +275,9 @@ export class PostgresPlacement implements Placement {
    * Runs `fn` in a transaction holding the fencing lock exclusive (waiting at most
    * lockTimeoutMs for batches in flight); applies the view it returns.
    */
-  private async change(fn: (c: pg.PoolClient) => Promise<{ epoch: number; nodes: StoredNode[] } | null | 'evicted'>): Promise<{ epoch: number; nodes: StoredNode[] } | null | 'evicted'> {
+  private async change(
+    fn: (c: pg.PoolClient) => Promise<{ epoch: number; nodes: StoredNode[] } | null | 'evicted'>,
+  ): Promise<{ epoch: number; nodes: StoredNode[] } | null | 'evicted'> {
     const out = await transaction(this.opts.pool, async (c) => {
       await c.query("SELECT set_config('lock_timeout', $1, true)", [`${this.lockTimeoutMs}ms`]);
       await c.query(FENCE_EXCLUSIVE_SQL);
@@ -297,9 +322,11 @@ export class PostgresPlacement implements Placement {
         const { rows } = await c.query<{ incarnation: string }>('SELECT incarnation FROM cluster_nodes WHERE id = $1', [this.self]);
         if (rows[0] && rows[0].incarnation !== this.opts.incarnation) return 'evicted';
       }
-      await c.query(`INSERT INTO cluster_nodes (id, url, incarnation, renewed_at) VALUES ($1, $2, $3, clock_timestamp())
+      await c.query(
+        `INSERT INTO cluster_nodes (id, url, incarnation, renewed_at) VALUES ($1, $2, $3, clock_timestamp())
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, incarnation = excluded.incarnation, renewed_at = excluded.renewed_at`,
-      [this.self, this.opts.self.url, this.opts.incarnation]);
+        [this.self, this.opts.self.url, this.opts.incarnation],
+      );
       return this.bump(c);
     });
     if (out === 'evicted') {
@@ -314,13 +341,18 @@ export class PostgresPlacement implements Placement {
   private evicted(): void {
     if (this.state === 'evicted') return;
     this.state = 'evicted';
-    this.opts.log.error({ node: this.self }, 'another process runs under this node id and took it over: this one owns no room any more (node ids must be unique)');
+    this.opts.log.error(
+      { node: this.self },
+      'another process runs under this node id and took it over: this one owns no room any more (node ids must be unique)',
+    );
   }
 
   /** Every heartbeat: renew the lease, catch up with the epoch, remove dead nodes. */
   private tick(): Promise<void> {
     if (this.ticking || this.state === 'stopped' || this.state === 'new') return this.ticking ?? Promise.resolve();
-    const p = this.beat().finally(() => { this.ticking = null; });
+    const p = this.beat().finally(() => {
+      this.ticking = null;
+    });
     this.ticking = p;
     return p;
   }
@@ -328,9 +360,11 @@ export class PostgresPlacement implements Placement {
   private async beat(): Promise<void> {
     let r: { epoch: number; renewed: number; holder: string | null; expired: Lease[] };
     try {
-      const { rows } = await this.opts.pool.query<{ epoch: number; renewed: number; holder: string | null; expired: Lease[] }>(
-        RENEW, [this.self, this.opts.incarnation, this.opts.nodeTimeoutMs],
-      );
+      const { rows } = await this.opts.pool.query<{ epoch: number; renewed: number; holder: string | null; expired: Lease[] }>(RENEW, [
+        this.self,
+        this.opts.incarnation,
+        this.opts.nodeTimeoutMs,
+      ]);
       r = rows[0]!;
     } catch (err) {
       this.healthySince = null;
@@ -387,7 +421,9 @@ export class PostgresPlacement implements Placement {
     try {
       const out = await transaction(this.opts.pool, async (c) => {
         await c.query("SELECT set_config('lock_timeout', $1, true)", [`${this.lockTimeoutMs}ms`]);
-        const { rows: [got] } = await c.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${REMOVE_KEY}, hashtext(current_schema())) AS got`);
+        const {
+          rows: [got],
+        } = await c.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${REMOVE_KEY}, hashtext(current_schema())) AS got`);
         if (!got?.got) return null;
         const { rows: still } = await c.query(`SELECT 1 FROM cluster_nodes WHERE ${EXPIRED}`, [dead.id, dead.inc, limit]);
         if (still.length === 0) return null;
@@ -401,9 +437,10 @@ export class PostgresPlacement implements Placement {
       this.apply(out.view.epoch, out.view.nodes);
       this.opts.log.warn({ node: dead.id, sessions: out.sessions, epoch: out.view.epoch }, 'node removed from the cluster: its lease expired; its rooms moved');
     } catch (err) {
-      this.opts.log.warn({ node: dead.id, err: (err as Error).message }, isLockTimeout(err)
-        ? 'removing a dead node waited too long for the fencing lock: trying again at the next heartbeat'
-        : 'removing a dead node failed');
+      this.opts.log.warn(
+        { node: dead.id, err: (err as Error).message },
+        isLockTimeout(err) ? 'removing a dead node waited too long for the fencing lock: trying again at the next heartbeat' : 'removing a dead node failed',
+      );
     }
   }
 
@@ -412,8 +449,12 @@ export class PostgresPlacement implements Placement {
     if (this.listening) return this.listening;
     const p = (async () => {
       const client = new pg.Client(this.opts.pool.options);
-      client.on('error', () => { /* 'end' follows */ });
-      client.on('end', () => { if (this.listener === client) this.listener = null; });
+      client.on('error', () => {
+        /* 'end' follows */
+      });
+      client.on('end', () => {
+        if (this.listener === client) this.listener = null;
+      });
       client.on('notification', (n) => {
         if (n.channel === CHANNEL && n.payload === this.schema) this.refresh().catch(() => undefined);
       });
@@ -432,7 +473,9 @@ export class PostgresPlacement implements Placement {
       this.listener = client;
       // Bumps made while nobody listened.
       await this.refresh().catch(() => undefined);
-    })().finally(() => { this.listening = null; });
+    })().finally(() => {
+      this.listening = null;
+    });
     this.listening = p;
     return p;
   }

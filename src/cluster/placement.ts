@@ -52,7 +52,10 @@ export interface Placement {
  * client: retrying is right.
  */
 export class NotOwnerError extends ParleyError {
-  constructor(readonly room: string, readonly epoch: number) {
+  constructor(
+    readonly room: string,
+    readonly epoch: number,
+  ) {
     super('unavailable', `this node does not own room ${JSON.stringify(room)} in epoch ${epoch}`);
     this.name = 'NotOwnerError';
   }
@@ -97,7 +100,10 @@ export class Rendezvous {
     let score = -1;
     for (let i = 0; i < this.hashes.length; i++) {
       const s = fmix32((r ^ this.hashes[i]!) >>> 0);
-      if (s > score) { score = s; best = i; }
+      if (s > score) {
+        score = s;
+        best = i;
+      }
     }
     return best < 0 ? undefined : this.nodes[best];
   }
@@ -128,7 +134,10 @@ export function makeView(epoch: number, nodes: readonly NodeRef[]): ClusterView 
 export class LocalPlacement implements Placement {
   private readonly current: ClusterView;
 
-  constructor(readonly self: string, url = '') {
+  constructor(
+    readonly self: string,
+    url = '',
+  ) {
     this.current = makeView(0, [{ id: self, url }]);
   }
 

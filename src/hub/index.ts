@@ -80,7 +80,12 @@ async function whileUnavailable<T>(read: () => Promise<T>): Promise<T> {
       return await read();
     } catch (err) {
       if (n >= READ_ATTEMPTS || !(err instanceof ParleyError) || err.code !== 'unavailable') throw err;
-      await new Promise((r) => setTimeout(r, backoff(n, 100, 400, () => 1)));
+      await new Promise((r) =>
+        setTimeout(
+          r,
+          backoff(n, 100, 400, () => 1),
+        ),
+      );
     }
   }
 }
@@ -99,7 +104,11 @@ export class Hub {
   private readonly reading = new Map<string, Promise<Message[]>>();
   private readonly bounding = new Map<string, Promise<Bounds>>();
 
-  constructor(private readonly bus: Bus, private readonly store: Store, private readonly opts: HubOptions) {
+  constructor(
+    private readonly bus: Bus,
+    private readonly store: Store,
+    private readonly opts: HubOptions,
+  ) {
     this.pageSize = opts.pageSize ?? 256;
     bus.onMessage((topic, msg) => this.onBus(topic, msg));
     bus.onResync((topics) => this.resync(topics));
@@ -148,7 +157,11 @@ export class Hub {
   /** Followers of the room that are behind the store's last seq replay the difference. */
   private async recheckRoom(room: string): Promise<void> {
     let last: number;
-    try { last = (await this.bounds(room)).last; } catch { return; /* store down: the next message shows the gap */ }
+    try {
+      last = (await this.bounds(room)).last;
+    } catch {
+      return; /* store down: the next message shows the gap */
+    }
     const subs = this.rooms.get(room);
     if (!subs) return;
     for (const f of subs.values()) {
@@ -161,7 +174,11 @@ export class Hub {
 
   private async recheckUser(user: string): Promise<void> {
     let mine: Awaited<ReturnType<Store['roomsOf']>>;
-    try { mine = await this.store.roomsOf(user); } catch { return; }
+    try {
+      mine = await this.store.roomsOf(user);
+    } catch {
+      return;
+    }
     const rooms = new Map(mine.map((r) => [r.room.id, r.member.joinSeq]));
     for (const conn of this.users.get(user) ?? []) {
       const followed = this.follows.get(conn);
@@ -262,7 +279,12 @@ export class Hub {
     }
     const before = f.ended;
     f.until = Math.min(seq, f.until ?? seq);
-    f.ended = before ? () => { before(); then(); } : then;
+    f.ended = before
+      ? () => {
+          before();
+          then();
+        }
+      : then;
     if (f.held === null) {
       f.held = [];
       void this.catchUp(f);

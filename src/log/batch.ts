@@ -36,8 +36,16 @@ export class BatchBuilder {
   private readonly mentions: Array<{ room: string; seq: number; users: string[] }> = [];
 
   get isEmpty(): boolean {
-    return this.messages.length === 0 && this.rooms.size === 0 && this.members.size === 0 && this.threads.size === 0 && this.mentions.length === 0
-      && this.bans.size === 0 && this.access.size === 0 && this.blocks.size === 0;
+    return (
+      this.messages.length === 0 &&
+      this.rooms.size === 0 &&
+      this.members.size === 0 &&
+      this.threads.size === 0 &&
+      this.mentions.length === 0 &&
+      this.bans.size === 0 &&
+      this.access.size === 0 &&
+      this.blocks.size === 0
+    );
   }
 
   roomCreated(room: Room, directKey: string | null, floor: number, existed: boolean): void {
@@ -115,9 +123,18 @@ export class BatchBuilder {
 
   build(): Batch {
     const b: Batch = {
-      deleteRooms: [], insertRooms: [], updateRooms: [], deleteMembers: [], insertMembers: [], updateMembers: [],
-      bans: [...this.bans.values()], access: [...this.access.values()], blocks: [...this.blocks.values()], messages: this.messages,
-      threads: [...this.threads.values()], mentions: this.mentions,
+      deleteRooms: [],
+      insertRooms: [],
+      updateRooms: [],
+      deleteMembers: [],
+      insertMembers: [],
+      updateMembers: [],
+      bans: [...this.bans.values()],
+      access: [...this.access.values()],
+      blocks: [...this.blocks.values()],
+      messages: this.messages,
+      threads: [...this.threads.values()],
+      mentions: this.mentions,
     };
     for (const [id, c] of this.rooms) {
       // A room deleted (or deleted and created again) in this batch: its old row goes first.

@@ -13,7 +13,9 @@ export function clusterRouting(placement: Placement, forwarder: Pick<Forwarder, 
     isLocal: (room) => placement.isLocal(room),
     epoch: () => placement.view().epoch,
     forward: (room: string, op: RoomOp) => forwarder.call(placement.ownerOf(room), room, op),
-    refresh: async () => { await placement.refresh(); },
+    refresh: async () => {
+      await placement.refresh();
+    },
     onChange: (cb) => placement.onChange((prev, next) => cb(keeps(placement, prev, next))),
     isFenced: (err) => err instanceof FencedError,
     isNotOwner: (err) => err instanceof NotOwnerError,

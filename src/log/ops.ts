@@ -6,9 +6,27 @@
 import { ParleyError } from '../errors.js';
 import type { Ban, Member, Message, Role, Room, RoomKind, ThreadSummary } from '../protocol/schema.js';
 import {
-  capsApply, decideAccess, decideAppend, nextSummary, decideBan, decideCreate, decideDestroy, decideInvite, decideJoin, decideKick,
-  decideLeave, decideModerate, decideMute, decideRole, decideUpdate, directPeer, isTargeted, withoutAccess,
-  type Actor, type RoomCaps, type RoomChange,
+  capsApply,
+  decideAccess,
+  decideAppend,
+  nextSummary,
+  decideBan,
+  decideCreate,
+  decideDestroy,
+  decideInvite,
+  decideJoin,
+  decideKick,
+  decideLeave,
+  decideModerate,
+  decideMute,
+  decideRole,
+  decideUpdate,
+  directPeer,
+  isTargeted,
+  withoutAccess,
+  type Actor,
+  type RoomCaps,
+  type RoomChange,
 } from '../service/rules.js';
 import { channelNameKey, type MessageMeta } from '../store/store.js';
 import type { RoomStore } from '../store/rooms.js';
@@ -29,18 +47,31 @@ export type AppendKind = 'text' | 'edit' | 'delete' | 'reaction' | 'event';
 
 export type RoomOp =
   | {
-    op: 'append'; by: By; kind: AppendKind; text?: string; target?: number; data?: Record<string, unknown>; key?: string; system?: boolean;
-    /** What the service found in the message (its mentions, the quote it replies to), stored with it. */
-    meta?: MessageMeta;
-    /** A text sent to the thread of this root; `alsoToRoom`: shown in the main timeline too. */
-    thread?: number;
-    alsoToRoom?: boolean;
-  }
+      op: 'append';
+      by: By;
+      kind: AppendKind;
+      text?: string;
+      target?: number;
+      data?: Record<string, unknown>;
+      key?: string;
+      system?: boolean;
+      /** What the service found in the message (its mentions, the quote it replies to), stored with it. */
+      meta?: MessageMeta;
+      /** A text sent to the thread of this root; `alsoToRoom`: shown in the main timeline too. */
+      thread?: number;
+      alsoToRoom?: boolean;
+    }
   | {
-    op: 'create'; by: By; kind: RoomKind; name: string; topic: string; createdBy: string | null; directKey?: string;
-    /** Members added with the room, in order; the first `owner` is the creator. */
-    members: Array<{ user: string; name: string; role: Role }>;
-  }
+      op: 'create';
+      by: By;
+      kind: RoomKind;
+      name: string;
+      topic: string;
+      createdBy: string | null;
+      directKey?: string;
+      /** Members added with the room, in order; the first `owner` is the creator. */
+      members: Array<{ user: string; name: string; role: Role }>;
+    }
   | { op: 'join'; by: By }
   | { op: 'invite'; by: By; user: string }
   | { op: 'leave'; by: By }
@@ -167,7 +198,10 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
         const members = s.allMembers();
         if (!members) p.allMembers();
         else {
-          const peer = directPeer(members.map((m) => m.user), me);
+          const peer = directPeer(
+            members.map((m) => m.user),
+            me,
+          );
           if (peer) p.block(peer, me);
         }
       }
@@ -176,7 +210,10 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
     case 'create':
       // Direct rooms count against no cap.
       if (!op.by.admin && op.kind !== 'direct') counts(me, true);
-      if (op.directKey !== undefined) { const k = op.directKey; p.fact('directTaken', async () => (await ctx.store.directNamed(k)) !== null); }
+      if (op.directKey !== undefined) {
+        const k = op.directKey;
+        p.fact('directTaken', async () => (await ctx.store.directNamed(k)) !== null);
+      }
       if (op.kind === 'channel') p.fact('nameTakenBy', () => ctx.store.channelNamed(channelNameKey(op.name)));
       return;
     case 'join':
@@ -218,7 +255,10 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
       return;
     case 'update':
       p.member(me);
-      if (op.change.name !== undefined && s.room?.kind === 'channel') { const n = op.change.name; p.fact('nameTakenBy', () => ctx.store.channelNamed(channelNameKey(n))); }
+      if (op.change.name !== undefined && s.room?.kind === 'channel') {
+        const n = op.change.name;
+        p.fact('nameTakenBy', () => ctx.store.channelNamed(channelNameKey(n)));
+      }
       if (op.change.access !== undefined) evicteeNames(op, s, p, ctx);
       return;
     case 'destroy':
@@ -239,10 +279,22 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
         p.listed(u);
       }
       const caps = capsApply(ctx.caps, false);
-      p.fact('adding', async () => Object.fromEntries(await Promise.all(op.add.map(async (u) => [u, {
-        blocksActor: await ctx.store.blocks(u, me),
-        counts: caps ? await ctx.store.countRooms(u) : null,
-      }] as const))));
+      p.fact('adding', async () =>
+        Object.fromEntries(
+          await Promise.all(
+            op.add.map(
+              async (u) =>
+                [
+                  u,
+                  {
+                    blocksActor: await ctx.store.blocks(u, me),
+                    counts: caps ? await ctx.store.countRooms(u) : null,
+                  },
+                ] as const,
+            ),
+          ),
+        ),
+      );
       return;
     }
   }
@@ -256,7 +308,9 @@ function evicteeNames(op: OpOf<'update'> | OpOf<'access'>, s: RoomState, p: Prep
   if (!s.lists) p.lists();
   if (!members || !s.lists || !s.room) return;
   const users = evictees(op, s.room, members, s.lists).map((m) => m.user);
-  p.fact('names', async () => Object.fromEntries(await Promise.all(users.map(async (u): Promise<[string, string]> => [u, (await ctx.store.getUser(u))?.name ?? u]))));
+  p.fact('names', async () =>
+    Object.fromEntries(await Promise.all(users.map(async (u): Promise<[string, string]> => [u, (await ctx.store.getUser(u))?.name ?? u]))),
+  );
 }
 
 /** Who an access change removes: members of plain rank whom the new mode or lists no longer admit. */
@@ -292,23 +346,34 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
   switch (op.op) {
     case 'append': {
       const key = op.key ?? null;
-      const peer = s.room?.kind === 'direct' ? directPeer((s.allMembers() ?? []).map((m) => m.user), by.id) : null;
+      const peer =
+        s.room?.kind === 'direct'
+          ? directPeer(
+              (s.allMembers() ?? []).map((m) => m.user),
+              by.id,
+            )
+          : null;
       const thread = op.kind === 'text' ? op.thread : undefined;
       const targetOf = (seq: number | undefined) => (seq === undefined ? null : seq > s.last ? null : known(s.targets.get(seq), 'the target'));
       const target = isTargeted(op.kind) ? targetOf(op.target) : null;
-      const d = decideAppend({ user: by.id, kind: op.kind, admin: by.admin, system: op.system === true, ...(thread !== undefined ? { thread } : {}) }, {
-        room: s.room, member: me(), now,
-        prior: f.prior ? f.prior.seq : key === null ? null : s.keys.get(keyOf(by.id, key)) ?? null,
-        target,
-        root: targetOf(thread),
-        blockedBy: peer !== null && known(s.blocks.get(`${peer}\n${by.id}`), 'the block') ? peer : null,
-      });
+      const d = decideAppend(
+        { user: by.id, kind: op.kind, admin: by.admin, system: op.system === true, ...(thread !== undefined ? { thread } : {}) },
+        {
+          room: s.room,
+          member: me(),
+          now,
+          prior: f.prior ? f.prior.seq : key === null ? null : (s.keys.get(keyOf(by.id, key)) ?? null),
+          target,
+          root: targetOf(thread),
+          blockedBy: peer !== null && known(s.blocks.get(`${peer}\n${by.id}`), 'the block') ? peer : null,
+        },
+      );
       if ('duplicate' in d) {
         const prior = f.prior;
         return {
           events: [],
           later: async () => {
-            const m = prior ?? await ctx.store.keyed(room, by.id, key!);
+            const m = prior ?? (await ctx.store.keyed(room, by.id, key!));
             if (!m) throw new ParleyError('conflict', 'the message stored with this key is gone');
             return { message: m, duplicate: true };
           },
@@ -321,8 +386,12 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       if (op.data !== undefined) message.data = op.data;
       if (op.meta !== undefined) Object.assign(message, metaOf(op.meta));
       // A thread reply names its root; an edit, delete or reaction of one belongs to the same thread.
-      const inThread = thread !== undefined ? { root: thread, alsoToRoom: op.alsoToRoom === true }
-        : target?.thread ? { root: target.thread, alsoToRoom: target.alsoToRoom === true } : null;
+      const inThread =
+        thread !== undefined
+          ? { root: thread, alsoToRoom: op.alsoToRoom === true }
+          : target?.thread
+            ? { root: target.thread, alsoToRoom: target.alsoToRoom === true }
+            : null;
       if (inThread) {
         message.thread = inThread.root;
         if (inThread.alsoToRoom) message.alsoToRoom = true;
@@ -344,13 +413,28 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       };
     }
     case 'create': {
-      decideCreate(op.kind, room, {
-        exists: s.room !== null, directTaken: f.directTaken ?? false, keptHistory: s.keptHistory,
-        nameTakenBy: f.nameTakenBy ?? null, counts: f.counts ?? null,
-      }, ctx.caps);
+      decideCreate(
+        op.kind,
+        room,
+        {
+          exists: s.room !== null,
+          directTaken: f.directTaken ?? false,
+          keptHistory: s.keptHistory,
+          nameTakenBy: f.nameTakenBy ?? null,
+          counts: f.counts ?? null,
+        },
+        ctx.caps,
+      );
       const created: Room = {
-        id: room, kind: op.kind, name: op.name, topic: op.topic, createdBy: op.createdBy, createdAt: now, lastSeq: s.last,
-        access: 'blacklist', retention: { count: null, days: null },
+        id: room,
+        kind: op.kind,
+        name: op.name,
+        topic: op.topic,
+        createdBy: op.createdBy,
+        createdAt: now,
+        lastSeq: s.last,
+        access: 'blacklist',
+        retention: { count: null, days: null },
       };
       b.roomCreated(created, op.directKey ?? null, s.last, false);
       s.room = created;
@@ -495,9 +579,22 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       };
       for (const u of op.add) {
         const a = known(adding[u], 'the user to add');
-        each(u, () => decideInvite(s.room, by, me(), target(u), {
-          ban: known(s.bans.get(u), 'the ban'), listed: known(s.listedAs(u), 'the lists'), counts: a.counts, blocksActor: a.blocksActor,
-        }, ctx.caps, now));
+        each(u, () =>
+          decideInvite(
+            s.room,
+            by,
+            me(),
+            target(u),
+            {
+              ban: known(s.bans.get(u), 'the ban'),
+              listed: known(s.listedAs(u), 'the lists'),
+              counts: a.counts,
+              blocksActor: a.blocksActor,
+            },
+            ctx.caps,
+            now,
+          ),
+        );
       }
       for (const u of op.remove) each(u, () => decideKick(s.room, by, me(), target(u)));
       return { result: { add: op.add, remove: op.remove }, events: [] };
@@ -523,7 +620,15 @@ function forgetRoomFacts(s: RoomState): void {
 }
 
 /** Appends a message the room itself writes (join, leave, update) and returns it. */
-function next(s: RoomState, b: BatchBuilder, room: string, kind: 'join' | 'leave' | 'update', by: { id: string; name: string }, now: number, data?: Record<string, unknown>): Message {
+function next(
+  s: RoomState,
+  b: BatchBuilder,
+  room: string,
+  kind: 'join' | 'leave' | 'update',
+  by: { id: string; name: string },
+  now: number,
+  data?: Record<string, unknown>,
+): Message {
   const message: Message = { room, seq: s.last + 1, kind, user: by.id, name: by.name, ts: now };
   if (data !== undefined) message.data = data;
   b.message(message, null, null);
@@ -540,7 +645,15 @@ function addMember(s: RoomState, b: BatchBuilder, room: string, user: string, na
 }
 
 function removeMember(
-  s: RoomState, b: BatchBuilder, room: string, user: string, name: string, by: string, reason: LeaveReason, note: string | undefined, now: number,
+  s: RoomState,
+  b: BatchBuilder,
+  room: string,
+  user: string,
+  name: string,
+  by: string,
+  reason: LeaveReason,
+  note: string | undefined,
+  now: number,
 ): Extract<RoomEvent, { type: 'member.left' }> {
   const message = next(s, b, room, 'leave', { id: user, name }, now, by !== user ? { by } : undefined);
   b.memberChanged(room, user, s.member(user) ?? null, null, false);

@@ -15,8 +15,20 @@ import type { RoomCaps } from '../service/rules.js';
 import { KeyConflictError, type Batch } from '../store/writer.js';
 import { BatchBuilder } from './batch.js';
 import {
-  apply, prepare, type Applied, type AppendResult, type Ctx, type FactReader, type LogStore, type OpFacts, type OpName, type OpOf, type OpResults, type Prep,
-  type CommittedEvent, type RoomOp,
+  apply,
+  prepare,
+  type Applied,
+  type AppendResult,
+  type Ctx,
+  type FactReader,
+  type LogStore,
+  type OpFacts,
+  type OpName,
+  type OpOf,
+  type OpResults,
+  type Prep,
+  type CommittedEvent,
+  type RoomOp,
 } from './ops.js';
 import { RoomState } from './state.js';
 
@@ -120,7 +132,10 @@ export class RoomLog {
   private readonly cluster: ClusterRouting | undefined;
   private readonly locks: RoomLocks | undefined;
 
-  constructor(private readonly store: LogStore, opts: RoomLogOptions = {}) {
+  constructor(
+    private readonly store: LogStore,
+    opts: RoomLogOptions = {},
+  ) {
     this.ctx = { caps: opts.caps ?? {}, store };
     this.smallRoom = opts.smallRoom ?? 64;
     this.maxRooms = opts.maxRooms ?? 50_000;
@@ -168,7 +183,11 @@ export class RoomLog {
       try {
         const result = await this.cluster.forward(room, o);
         for (const fn of this.relayed) {
-          try { fn(room, o, result); } catch { /* a listener's failure is its own */ }
+          try {
+            fn(room, o, result);
+          } catch {
+            /* a listener's failure is its own */
+          }
         }
         return answer(result);
       } catch (err) {
@@ -257,26 +276,33 @@ export class RoomLog {
   }
 
   private read(lane: Lane, after: Promise<void>, reads: Array<() => Promise<void>>): void {
-    void after.then(() => Promise.all(reads.map((r) => r()))).then(
-      () => { lane.loading = false; },
-      (err: unknown) => {
-        lane.loading = false;
-        // The store did not answer: what waits in this lane would wait for it too, so it fails now.
-        const failure = err instanceof ParleyError ? err : new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
-        for (const p of lane.ops.splice(0)) p.reject(failure);
-      },
-    ).finally(() => {
-      this.reading--;
-      if (lane.ops.length > 0) this.active.add(lane);
-      this.schedule();
-    });
+    void after
+      .then(() => Promise.all(reads.map((r) => r())))
+      .then(
+        () => {
+          lane.loading = false;
+        },
+        (err: unknown) => {
+          lane.loading = false;
+          // The store did not answer: what waits in this lane would wait for it too, so it fails now.
+          const failure = err instanceof ParleyError ? err : new ParleyError('unavailable', `storage failed: ${(err as Error).message}`);
+          for (const p of lane.ops.splice(0)) p.reject(failure);
+        },
+      )
+      .finally(() => {
+        this.reading--;
+        if (lane.ops.length > 0) this.active.add(lane);
+        this.schedule();
+      });
   }
 
   private loadState(lane: Lane): Array<() => Promise<void>> {
-    return [async () => {
-      const snapshot = await this.store.loadRoom(lane.room, this.smallRoom);
-      if (lane.state === null) lane.state = new RoomState(snapshot);
-    }];
+    return [
+      async () => {
+        const snapshot = await this.store.loadRoom(lane.room, this.smallRoom);
+        if (lane.state === null) lane.state = new RoomState(snapshot);
+      },
+    ];
   }
 
   /** The reads the head operation needs before it can be decided (none: decide it now). */
@@ -294,37 +320,85 @@ export class RoomLog {
     };
     const prep: Prep = {
       member: (u) => {
-        if (s.member(u) === undefined) read(() => store.getMember(room, u), (m) => { if (!s.members.has(u)) s.setMember(u, m); });
+        if (s.member(u) === undefined)
+          read(
+            () => store.getMember(room, u),
+            (m) => {
+              if (!s.members.has(u)) s.setMember(u, m);
+            },
+          );
       },
       allMembers: () => {
         if (!s.membersComplete) {
-          read(() => store.members(room), (ms) => {
-            for (const m of ms) if (!s.members.has(m.user)) s.setMember(m.user, m);
-            s.membersComplete = true;
-          });
+          read(
+            () => store.members(room),
+            (ms) => {
+              for (const m of ms) if (!s.members.has(m.user)) s.setMember(m.user, m);
+              s.membersComplete = true;
+            },
+          );
         }
       },
       ban: (u) => {
-        if (!s.bans.has(u)) read(() => store.roomBan(room, u), (b) => { if (!s.bans.has(u)) s.bans.set(u, b); });
+        if (!s.bans.has(u))
+          read(
+            () => store.roomBan(room, u),
+            (b) => {
+              if (!s.bans.has(u)) s.bans.set(u, b);
+            },
+          );
       },
       listed: (u) => {
-        if (s.listedAs(u) === undefined) read(() => store.listed(room, u), (l) => { if (s.listedAs(u) === undefined) s.listed.set(u, l); });
+        if (s.listedAs(u) === undefined)
+          read(
+            () => store.listed(room, u),
+            (l) => {
+              if (s.listedAs(u) === undefined) s.listed.set(u, l);
+            },
+          );
       },
       lists: () => {
-        if (!s.lists) read(() => store.lists(room), (l) => { s.lists ??= { white: new Set(l.white), black: new Set(l.black) }; });
+        if (!s.lists)
+          read(
+            () => store.lists(room),
+            (l) => {
+              s.lists ??= { white: new Set(l.white), black: new Set(l.black) };
+            },
+          );
       },
       target: (seq) => {
-        if (!s.targets.has(seq)) read(() => store.target(room, seq), (t) => { if (!s.targets.has(seq)) s.targets.set(seq, t); });
+        if (!s.targets.has(seq))
+          read(
+            () => store.target(room, seq),
+            (t) => {
+              if (!s.targets.has(seq)) s.targets.set(seq, t);
+            },
+          );
       },
       thread: (root) => {
-        if (!s.threads.has(root)) read(() => store.threadSummary(room, root), (t) => { if (!s.threads.has(root)) s.threads.set(root, t); });
+        if (!s.threads.has(root))
+          read(
+            () => store.threadSummary(room, root),
+            (t) => {
+              if (!s.threads.has(root)) s.threads.set(root, t);
+            },
+          );
       },
       block: (u, o) => {
         const k = `${u}\n${o}`;
-        if (!s.blocks.has(k)) read(() => store.blocks(u, o), (v) => { if (!s.blocks.has(k)) s.blocks.set(k, v); });
+        if (!s.blocks.has(k))
+          read(
+            () => store.blocks(u, o),
+            (v) => {
+              if (!s.blocks.has(k)) s.blocks.set(k, v);
+            },
+          );
       },
       fact: (name, get) => {
-        if (!(name in p.facts)) reads.push(async () => { p.facts[name] = await get(); });
+        if (!(name in p.facts))
+          reads.push(async () => {
+            p.facts[name] = await get();
+          });
       },
     };
     const op = p.op;
@@ -383,10 +457,19 @@ export class RoomLog {
           p.reject(new Reroute());
           continue;
         }
-        if (p.isolate && decided.length > 0) { alone = true; break; }
-        if (!lane.state) { this.load(lane, this.loadState(lane)); break; }
+        if (p.isolate && decided.length > 0) {
+          alone = true;
+          break;
+        }
+        if (!lane.state) {
+          this.load(lane, this.loadState(lane));
+          break;
+        }
         const reads = this.needs(lane, p);
-        if (reads.length > 0) { this.load(lane, reads); break; }
+        if (reads.length > 0) {
+          this.load(lane, reads);
+          break;
+        }
         lane.ops.shift();
         const d: Decided = { lane, p };
         try {
@@ -396,7 +479,10 @@ export class RoomLog {
         }
         decided.push(d);
         lane.inFlight++;
-        if (p.isolate) { alone = true; break; }
+        if (p.isolate) {
+          alone = true;
+          break;
+        }
       }
     }
     // Served lanes go to the back, so a busy room cannot keep the others waiting.
@@ -415,10 +501,13 @@ export class RoomLog {
       this.inFlight = this.settle(decided).finally(() => this.done(decided));
     } else {
       const epoch = this.cluster ? this.cluster.epoch() : null;
-      this.inFlight = this.store.commit(builder.build(), epoch).then(
-        () => this.settle(decided),
-        (err: unknown) => this.failed(decided, err),
-      ).finally(() => this.done(decided));
+      this.inFlight = this.store
+        .commit(builder.build(), epoch)
+        .then(
+          () => this.settle(decided),
+          (err: unknown) => this.failed(decided, err),
+        )
+        .finally(() => this.done(decided));
     }
     this.startLoads();
   }
@@ -438,10 +527,16 @@ export class RoomLog {
       const ops: Pending[] = [];
       while (lane.ops.length > 0 && n < max) {
         const p = lane.ops[0]!;
-        if (p.isolate && n > 0) { alone = true; break; }
+        if (p.isolate && n > 0) {
+          alone = true;
+          break;
+        }
         ops.push(lane.ops.shift()!);
         n++;
-        if (p.isolate) { alone = true; break; }
+        if (p.isolate) {
+          alone = true;
+          break;
+        }
       }
       if (ops.length > 0) taken.push({ lane, ops });
     }
@@ -457,38 +552,43 @@ export class RoomLog {
     const all: Decided[] = taken.flatMap(({ lane, ops }) => ops.map((p) => ({ lane, p })));
     for (const d of all) d.lane.inFlight++;
     const now = Date.now();
-    const run = locks.locked(taken.map((t) => t.lane.room), async (facts, commit) => {
-      const builder = new BatchBuilder();
-      const ctx: Ctx = { caps: this.ctx.caps, store: facts };
-      // From scratch on every attempt: nothing read or decided before the lock holds.
-      for (const { lane } of taken) lane.state = null;
-      for (const d of all) {
-        delete d.applied;
-        delete d.error;
-        d.p.facts = d.p.facts.prior === undefined ? {} : { prior: d.p.facts.prior };
-      }
-      for (const d of all) {
-        const { lane, p } = d;
-        lane.state ??= new RoomState(await facts.loadRoom(lane.room, this.smallRoom));
-        for (let reads = this.needs(lane, p, facts, ctx); reads.length > 0; reads = this.needs(lane, p, facts, ctx)) {
-          for (const read of reads) await read();
+    const run = locks.locked(
+      taken.map((t) => t.lane.room),
+      async (facts, commit) => {
+        const builder = new BatchBuilder();
+        const ctx: Ctx = { caps: this.ctx.caps, store: facts };
+        // From scratch on every attempt: nothing read or decided before the lock holds.
+        for (const { lane } of taken) lane.state = null;
+        for (const d of all) {
+          delete d.applied;
+          delete d.error;
+          d.p.facts = d.p.facts.prior === undefined ? {} : { prior: d.p.facts.prior };
         }
-        try {
-          // Decided with the pool's reads: what it reads later (a duplicate's message) comes after the commit.
-          d.applied = apply(p.op, lane.room, lane.state, p.facts, builder, this.ctx, now);
-        } catch (err) {
-          d.error = err;
+        for (const d of all) {
+          const { lane, p } = d;
+          lane.state ??= new RoomState(await facts.loadRoom(lane.room, this.smallRoom));
+          for (let reads = this.needs(lane, p, facts, ctx); reads.length > 0; reads = this.needs(lane, p, facts, ctx)) {
+            for (const read of reads) await read();
+          }
+          try {
+            // Decided with the pool's reads: what it reads later (a duplicate's message) comes after the commit.
+            d.applied = apply(p.op, lane.room, lane.state, p.facts, builder, this.ctx, now);
+          } catch (err) {
+            d.error = err;
+          }
         }
-      }
-      if (!builder.isEmpty) await commit(builder.build());
-    });
-    this.inFlight = run.then(
-      () => this.settle(all),
-      (err: unknown) => this.failed(all, err),
-    ).finally(() => {
-      for (const { lane } of taken) this.forget(lane);
-      this.done(all);
-    });
+        if (!builder.isEmpty) await commit(builder.build());
+      },
+    );
+    this.inFlight = run
+      .then(
+        () => this.settle(all),
+        (err: unknown) => this.failed(all, err),
+      )
+      .finally(() => {
+        for (const { lane } of taken) this.forget(lane);
+        this.done(all);
+      });
   }
 
   private done(decided: Decided[]): void {
@@ -505,7 +605,11 @@ export class RoomLog {
     for (const d of decided) if (d.applied) for (const e of d.applied.events) events.push({ ...e, by: d.p.op.by });
     if (events.length > 0) {
       for (const fn of this.listeners) {
-        try { fn(events); } catch { /* a listener's failure is its own */ }
+        try {
+          fn(events);
+        } catch {
+          /* a listener's failure is its own */
+        }
       }
     }
     for (const d of decided) {

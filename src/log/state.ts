@@ -85,7 +85,11 @@ export class RoomState {
 
   /** Records a message this room stored, for later edits, deletes, reactions and retries. */
   stored(
-    seq: number, kind: MessageKind, user: string, key: string | null, target: number | undefined,
+    seq: number,
+    kind: MessageKind,
+    user: string,
+    key: string | null,
+    target: number | undefined,
     thread: { root: number; alsoToRoom: boolean } | null = null,
   ): void {
     this.last = seq;

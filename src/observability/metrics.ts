@@ -40,57 +40,86 @@ export class Metrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
-      name: 'parley_connections', help: 'Open client connections', labelNames: ['transport'], registers,
+      name: 'parley_connections',
+      help: 'Open client connections',
+      labelNames: ['transport'],
+      registers,
       collect() {
         this.reset();
         for (const [t, n] of Object.entries(sources.connections?.() ?? {})) this.set({ transport: t }, n);
       },
     });
     new Gauge({
-      name: 'parley_rooms', help: 'Rooms in the store', labelNames: ['kind'], registers,
+      name: 'parley_rooms',
+      help: 'Rooms in the store',
+      labelNames: ['kind'],
+      registers,
       async collect() {
         this.reset();
         // A store that does not answer leaves the gauge empty rather than failing the scrape.
-        const rooms: Partial<Record<string, number>> = await sources.rooms?.().catch(() => ({})) ?? {};
+        const rooms: Partial<Record<string, number>> = (await sources.rooms?.().catch(() => ({}))) ?? {};
         for (const [k, n] of Object.entries(rooms)) if (n !== undefined) this.set({ kind: k }, n);
       },
     });
     this.messagesIn = new Counter({
-      name: 'parley_messages_in_total', help: 'Messages accepted from clients (send, edit, delete, react, post)',
-      labelNames: ['transport'], registers,
+      name: 'parley_messages_in_total',
+      help: 'Messages accepted from clients (send, edit, delete, react, post)',
+      labelNames: ['transport'],
+      registers,
     });
     this.messagesOut = new Counter({
-      name: 'parley_messages_out_total', help: 'Messages written to client connections', registers,
+      name: 'parley_messages_out_total',
+      help: 'Messages written to client connections',
+      registers,
     });
     this.latency = new Histogram({
-      name: 'parley_command_duration_seconds', help: 'Time from a command\'s arrival to its reply',
-      labelNames: ['command', 'transport'], registers,
+      name: 'parley_command_duration_seconds',
+      help: "Time from a command's arrival to its reply",
+      labelNames: ['command', 'transport'],
+      registers,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     });
     this.deniedTopics = new Counter({
-      name: 'parley_acl_denied_total', help: 'Publishes and subscriptions refused by the topic ACL', labelNames: ['transport', 'action'], registers,
+      name: 'parley_acl_denied_total',
+      help: 'Publishes and subscriptions refused by the topic ACL',
+      labelNames: ['transport', 'action'],
+      registers,
     });
     this.errors = new Counter({
-      name: 'parley_errors_total', help: 'Error replies by stable code', labelNames: ['code', 'transport'], registers,
+      name: 'parley_errors_total',
+      help: 'Error replies by stable code',
+      labelNames: ['code', 'transport'],
+      registers,
     });
     this.overloaded = new Counter({
       name: 'parley_connections_overloaded_total',
       help: 'Connections closed for holding too much: unsent bytes (slow_consumer) or commands awaiting a reply (in_flight)',
-      labelNames: ['transport', 'reason'], registers,
+      labelNames: ['transport', 'reason'],
+      registers,
     });
     this.refusedConns = new Counter({
       name: 'parley_connections_refused_total',
       help: 'Connections refused on authentication because their user already holds limits.connectionsPerUser on this node (reason per_user)',
-      labelNames: ['transport', 'reason'], registers,
+      labelNames: ['transport', 'reason'],
+      registers,
     });
-    this.sweeps = new Counter({ name: 'parley_retention_sweeps_total', help: 'Retention sweeps run by this node (one node of a cluster per period)', registers });
-    this.swept = new Counter({ name: 'parley_retention_removed_total', help: 'Messages removed by this node\'s retention sweeps', registers });
-    this.sweepTime = new Counter({ name: 'parley_retention_sweep_seconds_total', help: 'Time this node\'s retention sweeps took, start to end', registers });
-    this.moved = new Counter({ name: 'parley_rebalanced_total', help: 'Clients this node asked to reconnect elsewhere because it had many more than the others', registers });
+    this.sweeps = new Counter({
+      name: 'parley_retention_sweeps_total',
+      help: 'Retention sweeps run by this node (one node of a cluster per period)',
+      registers,
+    });
+    this.swept = new Counter({ name: 'parley_retention_removed_total', help: "Messages removed by this node's retention sweeps", registers });
+    this.sweepTime = new Counter({ name: 'parley_retention_sweep_seconds_total', help: "Time this node's retention sweeps took, start to end", registers });
+    this.moved = new Counter({
+      name: 'parley_rebalanced_total',
+      help: 'Clients this node asked to reconnect elsewhere because it had many more than the others',
+      registers,
+    });
     this.pushes = new Counter({
       name: 'parley_push_total',
       help: 'Web Push outcomes: sent (accepted by the push service), failed, dropped (queue full), gone (subscription removed on 404/410), refused (subscription removed: its host is not a public address)',
-      labelNames: ['outcome'], registers,
+      labelNames: ['outcome'],
+      registers,
     });
   }
 

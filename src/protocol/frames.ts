@@ -12,7 +12,11 @@ export function eventText<E extends EventName>(ev: E, data: EventMap[E]): string
   return JSON.stringify({ ev, data });
 }
 
-export interface ParsedFrame { id: string | number | null; frame?: CommandFrame; error?: ParleyError }
+export interface ParsedFrame {
+  id: string | number | null;
+  frame?: CommandFrame;
+  error?: ParleyError;
+}
 
 /** Parses and validates one client frame. Never throws: problems come back as `error`. */
 export function parseFrame(text: string): ParsedFrame {
@@ -26,8 +30,10 @@ export function parseFrame(text: string): ParsedFrame {
     return { id: null, error: new ParleyError('invalid', 'frame must be a JSON object') };
   }
   const obj = raw as Record<string, unknown>;
-  const id = (typeof obj.id === 'number' && Number.isSafeInteger(obj.id) && obj.id >= 0) ||
-    (typeof obj.id === 'string' && obj.id.length > 0 && obj.id.length <= 64) ? obj.id : null;
+  const id =
+    (typeof obj.id === 'number' && Number.isSafeInteger(obj.id) && obj.id >= 0) || (typeof obj.id === 'string' && obj.id.length > 0 && obj.id.length <= 64)
+      ? obj.id
+      : null;
   if (id === null) return { id: null, error: new ParleyError('invalid', 'frame needs an "id": a non-negative integer or a string of 1-64 characters') };
   if (typeof obj.cmd !== 'string') return { id, error: new ParleyError('invalid', 'frame needs a "cmd" string') };
   if (!Object.hasOwn(Commands, obj.cmd)) {
@@ -44,4 +50,3 @@ export function parseFrame(text: string): ParsedFrame {
 export function validateCommand<N extends CommandName>(cmd: N, frame: unknown): CommandFrame<N> {
   return validate(Commands[cmd] as TSchema, frame) as CommandFrame<N>;
 }
-

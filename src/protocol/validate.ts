@@ -38,7 +38,10 @@ export interface InputProblem {
   message: string;
 }
 
-interface Found { path: Array<string | number>; message: string }
+interface Found {
+  path: Array<string | number>;
+  message: string;
+}
 
 /**
  * The first place where `value` breaks the depth or the text rule, or null. Walks at most
@@ -121,7 +124,13 @@ export function checkInput(value: unknown, what?: string): void {
   if (p) throw invalid(what, p.field, p.message);
 }
 
-interface FastifyValidationIssue { message: string; instancePath: string; keyword: string; schemaPath: string; params: Record<string, unknown> }
+interface FastifyValidationIssue {
+  message: string;
+  instancePath: string;
+  keyword: string;
+  schemaPath: string;
+  params: Record<string, unknown>;
+}
 type FastifyValidator = (value: unknown) => { value: unknown } | { error: FastifyValidationIssue[] };
 
 /**

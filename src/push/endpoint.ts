@@ -104,13 +104,19 @@ export function checkEndpoint(endpoint: string, policy: EndpointPolicy): URL {
   const address = literal(url.hostname);
   if (address) {
     if (!addressAllowed(address, policy)) {
-      throw new ParleyError('invalid', `endpoint: ${url.hostname} is not a public address (loopback, private, link-local and other local addresses are refused)`, { field: 'endpoint' });
+      throw new ParleyError(
+        'invalid',
+        `endpoint: ${url.hostname} is not a public address (loopback, private, link-local and other local addresses are refused)`,
+        { field: 'endpoint' },
+      );
     }
     return url;
   }
   const name = bareName(url.hostname);
   if (!policy.names.has(name) && (LOCAL_NAME.test(name) || !name.includes('.'))) {
-    throw new ParleyError('invalid', `endpoint: ${name} is not a public host name (localhost, single-label and local names are refused)`, { field: 'endpoint' });
+    throw new ParleyError('invalid', `endpoint: ${name} is not a public host name (localhost, single-label and local names are refused)`, {
+      field: 'endpoint',
+    });
   }
   return url;
 }
@@ -118,7 +124,10 @@ export function checkEndpoint(endpoint: string, policy: EndpointPolicy): URL {
 /** A push endpoint that leads to an address the server does not connect to. */
 export class RefusedAddressError extends Error {
   readonly code = 'ERR_PUSH_ADDRESS_REFUSED';
-  constructor(readonly host: string, readonly address: string) {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
     super(host === address ? `${host} is not a public address` : `${host} resolves to ${address}, which is not a public address`);
   }
 }
@@ -137,7 +146,11 @@ export function connectGuard(url: URL, policy: EndpointPolicy): { lookup?: Looku
     return {};
   }
   if (policy.names.has(bareName(url.hostname))) return {};
-  const lookup = (host: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void => {
+  const lookup = (
+    host: string,
+    options: LookupOptions,
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
     dnsLookup(host, { ...options, all: true }, (err, found) => {
       if (err) return callback(err, []);
       if (found.length === 0) return callback(Object.assign(new Error(`${host} has no address`), { code: 'ENOTFOUND' }), []);

@@ -82,7 +82,8 @@ export class PushService {
     // Push services are few hosts, so connections are kept open; a private CA is trusted
     // here only, for push requests, on top of the system's.
     this.agent = new Agent({
-      keepAlive: true, maxSockets: c.concurrency,
+      keepAlive: true,
+      maxSockets: c.concurrency,
       ...(c.caFile ? { ca: [...rootCertificates, readFileSync(c.caFile, 'utf8')] } : {}),
     });
   }
@@ -90,9 +91,10 @@ export class PushService {
   /** Reads the VAPID keys: configured, or the pair in the store (generated on first start). */
   async start(): Promise<void> {
     const c = this.deps.config;
-    this.keys = c.vapidPublicKey && c.vapidPrivateKey
-      ? { publicKey: c.vapidPublicKey, privateKey: c.vapidPrivateKey }
-      : await this.deps.store.vapidKeys(webpush.generateVAPIDKeys());
+    this.keys =
+      c.vapidPublicKey && c.vapidPrivateKey
+        ? { publicKey: c.vapidPublicKey, privateKey: c.vapidPrivateKey }
+        : await this.deps.store.vapidKeys(webpush.generateVAPIDKeys());
   }
 
   /** The VAPID public key browsers subscribe with (base64url), or `unavailable` when push is off. */
@@ -105,9 +107,17 @@ export class PushService {
   async subscribe(user: Identity, s: SubscriptionInput): Promise<void> {
     this.publicKey();
     checkSubscription(s, this.policy);
-    await this.deps.store.add({
-      endpoint: s.endpoint, user: user.id, session: user.session ?? null, p256dh: s.keys.p256dh, auth: s.keys.auth, createdAt: Date.now(),
-    }, this.deps.config.subscriptionsPerUser);
+    await this.deps.store.add(
+      {
+        endpoint: s.endpoint,
+        user: user.id,
+        session: user.session ?? null,
+        p256dh: s.keys.p256dh,
+        auth: s.keys.auth,
+        createdAt: Date.now(),
+      },
+      this.deps.config.subscriptionsPerUser,
+    );
   }
 
   /** Forgets the user's subscription of this endpoint; `not_found` when it has none. */
@@ -117,15 +127,18 @@ export class PushService {
 
   /** Sessions ended (sign-out, signed out elsewhere, password changed): their browsers stop being notified. */
   sessionsEnded(user: string, which: { session: string } | { keep?: string }): void {
-    const done = 'session' in which
-      ? this.deps.store.removeSessions([which.session])
-      : this.deps.store.removeUserSessions(user, which.keep);
+    const done = 'session' in which ? this.deps.store.removeSessions([which.session]) : this.deps.store.removeUserSessions(user, which.keep);
     done.catch((err: unknown) => this.deps.log.warn({ err, user }, 'could not remove the push subscriptions of ended sessions'));
   }
 
   /** The hook that hears every notification the service sends. */
   hook(): Hook {
-    return { name: 'push', notified: (n) => { this.notified(n); } };
+    return {
+      name: 'push',
+      notified: (n) => {
+        this.notified(n);
+      },
+    };
   }
 
   private notified(n: Notification): void {
@@ -149,8 +162,13 @@ export class PushService {
     for (const s of subs) {
       if (!members.has(s.user)) continue;
       const payload: PushPayload = {
-        room: n.room, roomName: found.room.kind === 'direct' ? '' : found.room.name, kind: found.room.kind, seq: n.seq,
-        name: n.name, text: [...n.text].slice(0, PUSH_TEXT_CHARS).join(''), reason: reason.get(s.user)!,
+        room: n.room,
+        roomName: found.room.kind === 'direct' ? '' : found.room.name,
+        kind: found.room.kind,
+        seq: n.seq,
+        name: n.name,
+        text: [...n.text].slice(0, PUSH_TEXT_CHARS).join(''),
+        reason: reason.get(s.user)!,
       };
       this.enqueue(s, JSON.stringify(payload), 1);
     }
@@ -175,10 +193,12 @@ export class PushService {
     let status: number;
     let retryAfter = 0;
     try {
-      const details = webpush.generateRequestDetails(
-        { endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } }, body,
-        { vapidDetails: { subject: c.subject, ...this.keys! }, TTL: c.ttlSec, urgency: 'high', contentEncoding: 'aes128gcm' },
-      );
+      const details = webpush.generateRequestDetails({ endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } }, body, {
+        vapidDetails: { subject: c.subject, ...this.keys! },
+        TTL: c.ttlSec,
+        urgency: 'high',
+        contentEncoding: 'aes128gcm',
+      });
       ({ status, retryAfter } = await this.post(details.endpoint, details.headers, details.body));
     } catch (err) {
       if (err instanceof RefusedAddressError) {
@@ -205,7 +225,13 @@ export class PushService {
     // Busy (429), broken for now (5xx) or unreachable: worth one more try; anything else
     // (400, 403, 413) is a refusal that a repeat would only earn again.
     if ((status === 0 || status === 429 || status >= 500) && attempt < 2) {
-      const t = setTimeout(() => { this.timers.delete(t); this.enqueue(s, body, attempt + 1); }, Math.min(MAX_RETRY_MS, Math.max(RETRY_MS, retryAfter)));
+      const t = setTimeout(
+        () => {
+          this.timers.delete(t);
+          this.enqueue(s, body, attempt + 1);
+        },
+        Math.min(MAX_RETRY_MS, Math.max(RETRY_MS, retryAfter)),
+      );
       t.unref();
       this.timers.add(t);
       return;
@@ -218,20 +244,27 @@ export class PushService {
   private post(endpoint: string, headers: Record<string, string | number>, body: Buffer | null): Promise<{ status: number; retryAfter: number }> {
     return new Promise((resolve, reject) => {
       const url = new URL(endpoint);
-      const req = request(url, {
-        method: 'POST', agent: this.agent, headers, signal: AbortSignal.timeout(this.deps.config.timeoutMs),
-        ...connectGuard(url, this.policy),
-      }, (res) => {
-        let read = 0;
-        res.on('data', (chunk: Buffer) => {
-          read += chunk.length;
-          if (read > ANSWER_BYTES) res.destroy();
-        });
-        const done = () => resolve({ status: res.statusCode ?? 0, retryAfter: retryAfterMs(res.headers['retry-after']) });
-        res.on('end', done);
-        res.on('close', done);
-        res.on('error', done);
-      });
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers,
+          signal: AbortSignal.timeout(this.deps.config.timeoutMs),
+          ...connectGuard(url, this.policy),
+        },
+        (res) => {
+          let read = 0;
+          res.on('data', (chunk: Buffer) => {
+            read += chunk.length;
+            if (read > ANSWER_BYTES) res.destroy();
+          });
+          const done = () => resolve({ status: res.statusCode ?? 0, retryAfter: retryAfterMs(res.headers['retry-after']) });
+          res.on('end', done);
+          res.on('close', done);
+          res.on('error', done);
+        },
+      );
       req.on('error', reject);
       req.end(body ?? undefined);
     });

@@ -59,7 +59,11 @@ export interface AttachmentView {
 
 export type Variant = 'file' | 'preview';
 
-export interface Signature { u: string; exp: number; sig: string }
+export interface Signature {
+  u: string;
+  exp: number;
+  sig: string;
+}
 
 export interface Upload {
   body: BlobSource;
@@ -124,9 +128,12 @@ export class AttachmentService {
     let height: number | null = null;
     try {
       if (IMAGE_TYPES.includes(type)) {
-        const image = await this.images.add(async () => processImage(await this.readAll(stored.id), type, {
-          maxPixels: this.opts.maxImagePixels, previewPx: this.opts.previewPx,
-        }));
+        const image = await this.images.add(async () =>
+          processImage(await this.readAll(stored.id), type, {
+            maxPixels: this.opts.maxImagePixels,
+            previewPx: this.opts.previewPx,
+          }),
+        );
         ({ width, height } = image);
         const clean = await this.blobs.put(once(image.original), { maxBytes: Number.MAX_SAFE_INTEGER });
         await this.blobs.delete(stored.id);
@@ -134,8 +141,19 @@ export class AttachmentService {
         preview = (await this.blobs.put(once(image.preview), { maxBytes: Number.MAX_SAFE_INTEGER })).id;
       }
       const a: Attachment = {
-        id: randomBytes(16).toString('base64url'), room, uploader: user.id, name, size: stored.size, type,
-        width, height, blob: stored.id, preview, sha256: stored.sha256, createdAt: Date.now(), message: null,
+        id: randomBytes(16).toString('base64url'),
+        room,
+        uploader: user.id,
+        name,
+        size: stored.size,
+        type,
+        width,
+        height,
+        blob: stored.id,
+        preview,
+        sha256: stored.sha256,
+        createdAt: Date.now(),
+        message: null,
       };
       await this.records.create(a);
       return this.view(a, user.id);
@@ -218,9 +236,16 @@ export class AttachmentService {
   view(a: Attachment, reader: string, now = Date.now()): AttachmentView {
     const exp = Math.floor(now / 1000) + this.opts.urlTtlSec;
     return {
-      id: a.id, room: a.room, uploader: a.uploader, name: a.name, size: a.size, type: a.type,
-      ...(a.width !== null ? { width: a.width } : {}), ...(a.height !== null ? { height: a.height } : {}),
-      createdAt: a.createdAt, message: a.message,
+      id: a.id,
+      room: a.room,
+      uploader: a.uploader,
+      name: a.name,
+      size: a.size,
+      type: a.type,
+      ...(a.width !== null ? { width: a.width } : {}),
+      ...(a.height !== null ? { height: a.height } : {}),
+      createdAt: a.createdAt,
+      message: a.message,
       url: this.signedUrl(a.id, 'file', reader, exp),
       ...(a.preview ? { previewUrl: this.signedUrl(a.id, 'preview', reader, exp) } : {}),
       expiresAt: exp * 1000,
@@ -251,9 +276,7 @@ export class AttachmentService {
    * (`retention.keepDeletedRoomHistory`), only the uploads no message carries.
    */
   async removeForRoom(room: string): Promise<number> {
-    return this.dropBlobs(this.opts.keepDeletedRoomFiles
-      ? await this.records.removeUnboundOfRoom(room)
-      : await this.records.removeForRoom(room));
+    return this.dropBlobs(this.opts.keepDeletedRoomFiles ? await this.records.removeUnboundOfRoom(room) : await this.records.removeForRoom(room));
   }
 
   /**
@@ -299,7 +322,7 @@ export class AttachmentService {
   private async dropBlobs(list: Attachment[]): Promise<number> {
     for (const a of list) {
       for (const blob of [a.blob, a.preview]) {
-        if (blob) await this.blobs.delete(blob).catch((err: unknown) => this.log.warn({ err, blob }, 'could not delete an attachment\'s bytes'));
+        if (blob) await this.blobs.delete(blob).catch((err: unknown) => this.log.warn({ err, blob }, "could not delete an attachment's bytes"));
       }
     }
     return list.length;
@@ -314,7 +337,8 @@ export class AttachmentService {
   hooks(): Hook[] {
     return [
       commandHook({
-        name: 'attachments:send', commands: ['send'],
+        name: 'attachments:send',
+        commands: ['send'],
         before: (ctx) => this.forSend(ctx.user, ctx.args),
         after: async (ctx, out) => {
           if (out.result && !out.result.duplicate && ctx.args.attachments) {
@@ -323,12 +347,18 @@ export class AttachmentService {
         },
       }),
       commandHook({
-        name: 'attachments:delete', commands: ['delete'],
-        after: async (ctx, out) => { if (out.result) await this.removeForMessages(ctx.args.room, [ctx.args.target]); },
+        name: 'attachments:delete',
+        commands: ['delete'],
+        after: async (ctx, out) => {
+          if (out.result) await this.removeForMessages(ctx.args.room, [ctx.args.target]);
+        },
       }),
       commandHook({
-        name: 'attachments:destroy', commands: ['destroy'],
-        after: async (ctx, out) => { if (out.result) await this.removeForRoom(ctx.args.room); },
+        name: 'attachments:destroy',
+        commands: ['destroy'],
+        after: async (ctx, out) => {
+          if (out.result) await this.removeForRoom(ctx.args.room);
+        },
       }),
     ];
   }
@@ -380,8 +410,12 @@ export class AttachmentService {
 
 export function toRef(a: Attachment): AttachmentRef {
   return {
-    id: a.id, name: a.name, size: a.size, type: a.type,
-    ...(a.width !== null ? { width: a.width } : {}), ...(a.height !== null ? { height: a.height } : {}),
+    id: a.id,
+    name: a.name,
+    size: a.size,
+    type: a.type,
+    ...(a.width !== null ? { width: a.width } : {}),
+    ...(a.height !== null ? { height: a.height } : {}),
   };
 }
 

@@ -19,24 +19,39 @@ export const AVATAR_PX = 256;
 export const AVATAR_LOOKUP = 100;
 const API_BASE = '/api/v1/users';
 
-export interface AvatarOptions { secret: string; maxImagePixels: number; urlTtlSec: number }
+export interface AvatarOptions {
+  secret: string;
+  maxImagePixels: number;
+  urlTtlSec: number;
+}
 
-export interface Signature { u: string; exp: number; sig: string }
+export interface Signature {
+  u: string;
+  exp: number;
+  sig: string;
+}
 
 export class AvatarService {
   private readonly images = new PQueue({ concurrency: IMAGE_SLOTS });
   private readonly urlKey: Buffer;
 
-  constructor(private readonly store: AvatarStore, private readonly blobs: BlobStore, private readonly opts: AvatarOptions, private readonly log: Logger) {
+  constructor(
+    private readonly store: AvatarStore,
+    private readonly blobs: BlobStore,
+    private readonly opts: AvatarOptions,
+    private readonly log: Logger,
+  ) {
     this.urlKey = createHmac('sha256', opts.secret).update('parley avatar urls v1').digest();
   }
 
   /** Makes `bytes` the user's picture; resolves with its URL for the user. */
   async set(user: string, bytes: Buffer): Promise<{ url: string; expiresAt: number }> {
     if (bytes.length === 0) throw new ParleyError('invalid', 'the picture is empty', { field: 'file' });
-    if (bytes.length > AVATAR_MAX_BYTES) throw new ParleyError('too_large', `a picture may have at most ${AVATAR_MAX_BYTES} bytes`, { limit: AVATAR_MAX_BYTES });
+    if (bytes.length > AVATAR_MAX_BYTES)
+      throw new ParleyError('too_large', `a picture may have at most ${AVATAR_MAX_BYTES} bytes`, { limit: AVATAR_MAX_BYTES });
     const type = await detectType(bytes.subarray(0, 64 * 1024), undefined);
-    if (!IMAGE_TYPES.includes(type)) throw new ParleyError('invalid', `a picture must be an image (PNG, JPEG, GIF, WebP or AVIF), not ${type}`, { field: 'file', type });
+    if (!IMAGE_TYPES.includes(type))
+      throw new ParleyError('invalid', `a picture must be an image (PNG, JPEG, GIF, WebP or AVIF), not ${type}`, { field: 'file', type });
     const square = await this.images.add(() => squareWebp(bytes, this.opts.maxImagePixels));
     const blob = await this.blobs.put(once(square), { maxBytes: Number.MAX_SAFE_INTEGER });
     const at = Date.now();
@@ -92,7 +107,10 @@ export class AvatarService {
 async function squareWebp(input: Buffer, maxPixels: number): Promise<Buffer> {
   try {
     return await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', animated: false })
-      .autoOrient().resize(AVATAR_PX, AVATAR_PX, { fit: 'cover', position: 'attention' }).webp({ quality: 82 }).toBuffer();
+      .autoOrient()
+      .resize(AVATAR_PX, AVATAR_PX, { fit: 'cover', position: 'attention' })
+      .webp({ quality: 82 })
+      .toBuffer();
   } catch (err) {
     if (/pixel limit/i.test((err as Error).message ?? '')) {
       throw new ParleyError('too_large', `the image has more than ${maxPixels} pixels`, { limit: maxPixels, field: 'pixels' });

@@ -23,8 +23,7 @@ import type { Identity } from '../auth/jwt.js';
 
 /** Commands that pass through hooks (`auth` and `ping` are answered by the transport/service directly). */
 export type HookedCommand = Exclude<CommandName, 'auth' | 'ping'>;
-export const HOOKED_COMMANDS = (Object.keys(Commands) as CommandName[])
-  .filter((c): c is HookedCommand => c !== 'auth' && c !== 'ping');
+export const HOOKED_COMMANDS = (Object.keys(Commands) as CommandName[]).filter((c): c is HookedCommand => c !== 'auth' && c !== 'ping');
 
 export interface HookContext {
   readonly cmd: CommandName;
@@ -98,8 +97,9 @@ export interface MessageDraft {
 }
 
 /** Throw a ParleyError (usually `invalid`) to reject; return fields to normalise them. */
-export type MessageValidator = (m: MessageDraft) =>
-  void | { text?: string; data?: Record<string, unknown> } | Promise<void | { text?: string; data?: Record<string, unknown> }>;
+export type MessageValidator = (
+  m: MessageDraft,
+) => void | { text?: string; data?: Record<string, unknown> } | Promise<void | { text?: string; data?: Record<string, unknown> }>;
 
 /**
  * The validator hook for custom message formats: runs on `send` and `edit`. It may reject
@@ -112,9 +112,10 @@ export function messageValidator(name: string, validate: MessageValidator): Hook
     commands: ['send', 'edit'],
     async before(ctx) {
       const a = ctx.args as { room: string; text: string; data?: Record<string, unknown>; target?: number };
-      const draft: MessageDraft = ctx.cmd === 'send'
-        ? { cmd: 'send', user: ctx.user, room: a.room, text: a.text, ...(a.data !== undefined ? { data: a.data } : {}) }
-        : { cmd: 'edit', user: ctx.user, room: a.room, text: a.text, ...(a.target !== undefined ? { target: a.target } : {}) };
+      const draft: MessageDraft =
+        ctx.cmd === 'send'
+          ? { cmd: 'send', user: ctx.user, room: a.room, text: a.text, ...(a.data !== undefined ? { data: a.data } : {}) }
+          : { cmd: 'edit', user: ctx.user, room: a.room, text: a.text, ...(a.target !== undefined ? { target: a.target } : {}) };
       const out = await validate(draft);
       if (!out) return;
       const next: Record<string, unknown> = { ...ctx.args };
@@ -125,7 +126,10 @@ export function messageValidator(name: string, validate: MessageValidator): Hook
   };
 }
 
-interface Stage { before: Hook[]; after: Hook[] }
+interface Stage {
+  before: Hook[];
+  after: Hook[];
+}
 const EMPTY: Stage = { before: [], after: [] };
 
 /** Rejects arguments a before hook left malformed, the way the transport rejects a bad frame. */

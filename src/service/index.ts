@@ -14,9 +14,7 @@ import { ParleyError, toParleyError } from '../errors.js';
 import type { Conn, Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
 import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
-import type {
-  AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult,
-} from '../protocol/schema.js';
+import type { AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
 import { RoomLog, type RoomLogOptions } from '../log/roomlog.js';
 import type { AppendResult, By, CommittedEvent, OpOf } from '../log/ops.js';
@@ -146,7 +144,10 @@ export class Service {
       members: async (s, a) => {
         await this.readable(s, a.room);
         const members = await this.store.members(a.room);
-        this.rememberMembers(a.room, members.map((m) => m.user));
+        this.rememberMembers(
+          a.room,
+          members.map((m) => m.user),
+        );
         return { members };
       },
       invite: (s, a) => this.invite(s, a),
@@ -164,10 +165,14 @@ export class Service {
         return this.append(s, { room: a.room, kind: 'edit', text: a.text, target: a.target, key: a.key }, draft);
       },
       delete: (s, a) => this.append(s, { room: a.room, kind: 'delete', target: a.target, key: a.key }),
-      react: (s, a) => this.append(s, {
-        room: a.room, kind: 'reaction', target: a.target, key: a.key,
-        data: a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji },
-      }),
+      react: (s, a) =>
+        this.append(s, {
+          room: a.room,
+          kind: 'reaction',
+          target: a.target,
+          key: a.key,
+          data: a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji },
+        }),
       history: (s, a) => this.history(s, a),
       message: async (s, a) => {
         await this.readable(s, a.room);
@@ -214,10 +219,22 @@ export class Service {
         else if ((await this.requireModerator(s, a.room)).room.kind === 'direct') throw new ParleyError('forbidden', 'direct rooms have no settings');
         return this.rich.settings(a);
       },
-      pin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, true); },
-      unpin: async (s, a) => { await this.requireModerator(s, a.room); return this.rich.pin(s.user, a, false); },
-      pins: async (s, a) => { await this.readable(s, a.room); return this.rich.pins(s.user, a.room); },
-      versions: async (s, a) => { await this.readable(s, a.room); return this.rich.versions(s.user, a); },
+      pin: async (s, a) => {
+        await this.requireModerator(s, a.room);
+        return this.rich.pin(s.user, a, true);
+      },
+      unpin: async (s, a) => {
+        await this.requireModerator(s, a.room);
+        return this.rich.pin(s.user, a, false);
+      },
+      pins: async (s, a) => {
+        await this.readable(s, a.room);
+        return this.rich.pins(s.user, a.room);
+      },
+      versions: async (s, a) => {
+        await this.readable(s, a.room);
+        return this.rich.versions(s.user, a);
+      },
       update: (s, a) => this.update(s, a),
       destroy: (s, a) => this.destroy(s, a),
       role: (s, a) => this.role(s, a),
@@ -275,8 +292,12 @@ export class Service {
     const handler = this.handlers[cmd] as (s: Session, a: unknown) => Promise<unknown>;
     if (!this.hooks.has(cmd)) return handler(s, args);
     const ctx: HookContext = { cmd, user: s.user, args };
-    return this.hooks.run(ctx, (a) => handler(s, a), toParleyError,
-      (h, e) => this.log.warn({ err: e, hook: h.name }, 'after hook failed'));
+    return this.hooks.run(
+      ctx,
+      (a) => handler(s, a),
+      toParleyError,
+      (h, e) => this.log.warn({ err: e, hook: h.name }, 'after hook failed'),
+    );
   }
 
   // ---- connection lifecycle ---------------------------------------------------------------
@@ -333,10 +354,21 @@ export class Service {
       this.log.warn({ err, user: user.id }, 'presence not recorded');
       return false;
     });
-    if (first) this.announce(user.id, rooms.map((r) => r.id), true);
+    if (first)
+      this.announce(
+        user.id,
+        rooms.map((r) => r.id),
+        true,
+      );
     return {
-      user: { id: user.id, name: user.name, profile: user.profile }, rooms, joined, resumed, denied,
-      heartbeatMs: this.opts.heartbeatMs, maxInFlight: this.opts.maxInFlight, limits: { textChars: this.opts.textChars },
+      user: { id: user.id, name: user.name, profile: user.profile },
+      rooms,
+      joined,
+      resumed,
+      denied,
+      heartbeatMs: this.opts.heartbeatMs,
+      maxInFlight: this.opts.maxInFlight,
+      limits: { textChars: this.opts.textChars },
     };
   }
 
@@ -348,7 +380,11 @@ export class Service {
     });
     if (last) {
       const mine = await this.store.roomsOf(user.id);
-      this.announce(user.id, mine.map((r) => r.room.id), false);
+      this.announce(
+        user.id,
+        mine.map((r) => r.room.id),
+        false,
+      );
     }
   }
 
@@ -362,7 +398,11 @@ export class Service {
     void (async () => {
       const mine = await this.store.roomsOf(user);
       if ((await this.bus.presence.online([user])).length > 0 !== online) return;
-      this.announce(user, mine.map((r) => r.room.id), online);
+      this.announce(
+        user,
+        mine.map((r) => r.room.id),
+        online,
+      );
     })().catch((err: unknown) => this.log.warn({ err, user, online }, 'could not announce a presence change'));
   }
 
@@ -378,7 +418,9 @@ export class Service {
    */
   private announceMembership(room: string, users: string[], joined: boolean): void {
     this.bus.presence.online(users).then(
-      (online) => { for (const user of online) this.announce(user, [room], joined); },
+      (online) => {
+        for (const user of online) this.announce(user, [room], joined);
+      },
       (err: unknown) => this.log.warn({ err, room }, 'presence of a membership change not announced'),
     );
   }
@@ -396,10 +438,16 @@ export class Service {
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     rules.checkRoomId(a.room);
     const id = a.room ?? randomBytes(12).toString('base64url');
-    const write = () => this.roomLog.submit<'create'>(id, {
-      op: 'create', by: this.by(s), kind: a.kind, name: a.name, topic: a.topic ?? '', createdBy: s.user.id,
-      members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
-    });
+    const write = () =>
+      this.roomLog.submit<'create'>(id, {
+        op: 'create',
+        by: this.by(s),
+        kind: a.kind,
+        name: a.name,
+        topic: a.topic ?? '',
+        createdBy: s.user.id,
+        members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
+      });
     // Administrators (server-side applications) create and join as many rooms as they need.
     const { room } = s.user.admin ? await write() : await this.underRoomCaps(s.user.id, write);
     return room;
@@ -438,7 +486,9 @@ export class Service {
     if (this.opts.roomsPerUser === undefined && this.opts.roomsCreatedPerUser === undefined) return write();
     const before = this.roomCapTurns.get(user) ?? Promise.resolve();
     let done!: () => void;
-    const mine = new Promise<void>((r) => { done = r; });
+    const mine = new Promise<void>((r) => {
+      done = r;
+    });
     const turn = before.then(() => mine);
     this.roomCapTurns.set(user, turn);
     await before;
@@ -468,7 +518,13 @@ export class Service {
     const other = await this.store.getUser(a.user);
     try {
       const { room } = await this.roomLog.submit<'create'>(id, {
-        op: 'create', by: this.by(s), kind: 'direct', name: '', topic: '', createdBy: s.user.id, directKey: key,
+        op: 'create',
+        by: this.by(s),
+        kind: 'direct',
+        name: '',
+        topic: '',
+        createdBy: s.user.id,
+        directKey: key,
         members: [
           { user: s.user.id, name: s.user.name, role: 'member' },
           { user: a.user, name: other?.name ?? a.user, role: 'member' },
@@ -552,10 +608,20 @@ export class Service {
 
   // ---- messages -------------------------------------------------------------------------------
 
-  private async append(s: Session, m: {
-    room: string; kind: 'text' | 'edit' | 'delete' | 'reaction'; text?: string; target?: number;
-    key?: string; data?: Record<string, unknown>; thread?: number; alsoToRoom?: boolean;
-  }, draft?: Draft): Promise<SendResult> {
+  private async append(
+    s: Session,
+    m: {
+      room: string;
+      kind: 'text' | 'edit' | 'delete' | 'reaction';
+      text?: string;
+      target?: number;
+      key?: string;
+      data?: Record<string, unknown>;
+      thread?: number;
+      alsoToRoom?: boolean;
+    },
+    draft?: Draft,
+  ): Promise<SendResult> {
     if (m.text !== undefined) rules.checkText(m.text, this.opts.textChars);
     if (m.data !== undefined) rules.checkData(m.data, this.opts.textChars);
     const op: OpOf<'append'> = { op: 'append', by: this.by(s), kind: m.kind };
@@ -607,9 +673,7 @@ export class Service {
       if (!root || root.kind !== 'text' || root.thread !== undefined) {
         throw new ParleyError('not_found', 'thread: no thread root with this seq in this room', { field: 'thread' });
       }
-      const [messages, { first, last }] = await Promise.all([
-        this.store.history(a.room, { ...q, thread: a.thread }, s.user.id), this.store.bounds(a.room),
-      ]);
+      const [messages, { first, last }] = await Promise.all([this.store.history(a.room, { ...q, thread: a.thread }, s.user.id), this.store.bounds(a.room)]);
       return { messages, first, last, root };
     }
     // The main timeline: thread replies not also sent to the room are read with their thread.
@@ -774,9 +838,14 @@ export class Service {
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
       for (const m of a.messages) {
-        pending.push(this.roomLog.submit<'append'>(room, 'text' in m
-          ? { op: 'append', by, kind: 'text', text: m.text, system: true }
-          : { op: 'append', by, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true }));
+        pending.push(
+          this.roomLog.submit<'append'>(
+            room,
+            'text' in m
+              ? { op: 'append', by, kind: 'text', text: m.text, system: true }
+              : { op: 'append', by, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true },
+          ),
+        );
       }
     }
     s.admit?.();

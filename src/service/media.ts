@@ -10,12 +10,21 @@ export const IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image
 
 /** Detected types accepted besides any `image/*`, `audio/*` and `video/*`. */
 export const DOCUMENT_TYPES: readonly string[] = [
-  'application/pdf', 'application/zip', 'application/gzip', 'application/x-bzip2', 'application/x-xz', 'application/x-7z-compressed',
-  'application/x-tar', 'application/rtf', 'application/epub+zip', 'application/x-cfb',
+  'application/pdf',
+  'application/zip',
+  'application/gzip',
+  'application/x-bzip2',
+  'application/x-xz',
+  'application/x-7z-compressed',
+  'application/x-tar',
+  'application/rtf',
+  'application/epub+zip',
+  'application/x-cfb',
   'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
   'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
   'application/vnd.openxmlformats-officedocument.presentationml.presentation',
-  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
   'application/vnd.oasis.opendocument.presentation',
 ];
 
@@ -28,8 +37,7 @@ export const UNKNOWN_TYPE = 'application/octet-stream';
 /** Bytes read before the type is decided (zip-based formats name themselves in their first entries). */
 export const SAMPLE_BYTES = 64 * 1024;
 
-const allowed = (type: string): boolean =>
-  /^(image|audio|video)\//.test(type) || DOCUMENT_TYPES.includes(type);
+const allowed = (type: string): boolean => /^(image|audio|video)\//.test(type) || DOCUMENT_TYPES.includes(type);
 
 /**
  * The type of a file from its first bytes. A recognised type outside the allow-list
@@ -70,16 +78,26 @@ export function sanitizeName(raw: string): string {
   if (chars.length > NAME_CHARS) {
     const dot = n.lastIndexOf('.');
     const ext = dot > 0 ? [...n.slice(dot)] : [];
-    n = ext.length > 1 && ext.length <= 16
-      ? chars.slice(0, NAME_CHARS - ext.length).join('').replace(/[\s.]+$/, '') + ext.join('')
-      : chars.slice(0, NAME_CHARS).join('').replace(/[\s.]+$/, '');
+    n =
+      ext.length > 1 && ext.length <= 16
+        ? chars
+            .slice(0, NAME_CHARS - ext.length)
+            .join('')
+            .replace(/[\s.]+$/, '') + ext.join('')
+        : chars
+            .slice(0, NAME_CHARS)
+            .join('')
+            .replace(/[\s.]+$/, '');
   }
   return n === '' ? 'file' : n;
 }
 
 /** `Content-Disposition` for a stored file: a quoted ASCII fallback and the UTF-8 name (RFC 6266). */
 export function contentDisposition(kind: 'inline' | 'attachment', name: string): string {
-  const ascii = name.normalize('NFKD').replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const ascii = name
+    .normalize('NFKD')
+    .replace(/[^\x20-\x7e]/g, '_')
+    .replace(/["\\]/g, '_');
   const utf8 = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `${kind}; filename="${ascii}"; filename*=UTF-8''${utf8}`;
 }
@@ -112,14 +130,22 @@ export async function processImage(input: Buffer, type: string, opts: { maxPixel
     // Without keepMetadata sharp writes no EXIF, XMP or IPTC; the ICC profile keeps the colours.
     let img = open(true).keepIccProfile();
     if (!animated) img = img.autoOrient();
-    const original = await (type === 'image/jpeg' ? img.jpeg({ quality: 90 })
-      : type === 'image/png' ? img.png()
-        : type === 'image/gif' ? img.gif()
-          : type === 'image/webp' ? img.webp({ quality: 90 })
-            : img.avif({ quality: 70 })).toBuffer();
-    const preview = await open(false).autoOrient()
+    const original = await (
+      type === 'image/jpeg'
+        ? img.jpeg({ quality: 90 })
+        : type === 'image/png'
+          ? img.png()
+          : type === 'image/gif'
+            ? img.gif()
+            : type === 'image/webp'
+              ? img.webp({ quality: 90 })
+              : img.avif({ quality: 70 })
+    ).toBuffer();
+    const preview = await open(false)
+      .autoOrient()
       .resize(opts.previewPx, opts.previewPx, { fit: 'inside', withoutEnlargement: true })
-      .webp({ quality: 75 }).toBuffer();
+      .webp({ quality: 75 })
+      .toBuffer();
     return { original, preview, width, height };
   } catch (err) {
     if (err instanceof ParleyError) throw err;

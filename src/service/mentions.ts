@@ -9,7 +9,11 @@ export const MAX_MENTIONS = 50;
 /** Characters of a message's text a `notify` event carries. */
 export const NOTIFY_TEXT_CHARS = 200;
 
-export interface ParsedMentions { names: string[]; room: boolean; here: boolean }
+export interface ParsedMentions {
+  names: string[];
+  room: boolean;
+  here: boolean;
+}
 
 // A mention starts at "@" after the start of the text or a character that cannot be part of
 // a user id (so "a@b.c" is an address, not a mention) and runs over user id characters.
@@ -52,7 +56,11 @@ export function mayMentionAll(setting: MentionAll | null, role: Member['role'] |
  * mentions itself. @room and @here count only when `allowed`.
  */
 export function resolveMentions(
-  parsed: ParsedMentions, members: readonly string[], author: string, allowed: boolean, online: readonly string[] = [],
+  parsed: ParsedMentions,
+  members: readonly string[],
+  author: string,
+  allowed: boolean,
+  online: readonly string[] = [],
 ): MessageMeta {
   const isMember = new Set(members);
   const ids = new Set<string>();
@@ -81,8 +89,12 @@ export const keptToThread = (m: Pick<Message, 'thread' | 'alsoToRoom'>): m is Pi
  * the author, never a member the message is hidden for.
  */
 export function recipients(
-  m: Pick<Message, 'user' | 'mentions' | 'mentionsAll' | 'thread' | 'alsoToRoom'>, parsed: ParsedMentions, members: readonly string[],
-  levels: ReadonlyMap<string, NotifyLevel>, kind: RoomKind, opts: { hiddenFor?: string | undefined; participants?: ReadonlySet<string> } = {},
+  m: Pick<Message, 'user' | 'mentions' | 'mentionsAll' | 'thread' | 'alsoToRoom'>,
+  parsed: ParsedMentions,
+  members: readonly string[],
+  levels: ReadonlyMap<string, NotifyLevel>,
+  kind: RoomKind,
+  opts: { hiddenFor?: string | undefined; participants?: ReadonlySet<string> } = {},
 ): Map<string, NotifyReason> {
   const out = new Map<string, NotifyReason>();
   const fallback = defaultLevel(kind);

@@ -19,7 +19,7 @@ export function quoteOf(target: Message | null, edits: readonly Edit[], deleted:
     quote.deleted = true;
     return quote;
   }
-  const text = edits.length > 0 ? edits[edits.length - 1]!.text : target.text ?? '';
+  const text = edits.length > 0 ? edits[edits.length - 1]!.text : (target.text ?? '');
   quote.text = [...text].length > QUOTE_CHARS ? `${[...text].slice(0, QUOTE_CHARS).join('')}…` : text;
   return quote;
 }

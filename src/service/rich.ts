@@ -14,7 +14,14 @@ import type { MessageMeta, Store } from '../store/store.js';
 import type { VersionStore } from '../store/versions.js';
 import type { Hooks } from './hooks.js';
 import {
-  DEFAULT_MENTION_ALL, NOTIFY_TEXT_CHARS, defaultLevel, keptToThread, mayMentionAll, parseMentions, recipients, resolveMentions,
+  DEFAULT_MENTION_ALL,
+  NOTIFY_TEXT_CHARS,
+  defaultLevel,
+  keptToThread,
+  mayMentionAll,
+  parseMentions,
+  recipients,
+  resolveMentions,
   type ParsedMentions,
 } from './mentions.js';
 import { MAX_PINS, checkPinnable, versionsOf } from './pins.js';
@@ -28,7 +35,9 @@ export interface RichPorts {
 
 /** What the service needs checked before a send, and hands back after it is stored. */
 export interface Draft {
-  parsed: ParsedMentions; meta: MessageMeta; members?: string[];
+  parsed: ParsedMentions;
+  meta: MessageMeta;
+  members?: string[];
   /** An edit: only the users it newly mentions are told, about the message it edits. */
   edit?: boolean;
 }
@@ -55,9 +64,7 @@ export class RichMessages {
     const parsed = parseMentions(a.text);
     const meta: MessageMeta = {};
     if (a.replyTo !== undefined) {
-      const [target, { edits, deleted }] = await Promise.all([
-        this.store.getMessage(a.room, a.replyTo, user.id), this.ports.versions.edits(a.room, a.replyTo),
-      ]);
+      const [target, { edits, deleted }] = await Promise.all([this.store.getMessage(a.room, a.replyTo, user.id), this.ports.versions.edits(a.room, a.replyTo)]);
       meta.quote = quoteOf(target, edits, deleted);
       meta.replyTo = a.replyTo;
     }
@@ -84,12 +91,13 @@ export class RichMessages {
     const parsed = parseMentions(a.text);
     if (parsed.names.length === 0 && !parsed.room && !parsed.here) return undefined;
     const [target, { edits, deleted }, members] = await Promise.all([
-      this.store.getMessage(a.room, a.target), this.ports.versions.edits(a.room, a.target),
+      this.store.getMessage(a.room, a.target),
+      this.ports.versions.edits(a.room, a.target),
       this.store.members(a.room).then((ms) => ms.map((m) => m.user)),
     ]);
     // Not an edit the room log will take: it refuses it with the reason.
     if (!target || target.kind !== 'text' || deleted || target.user !== user.id) return undefined;
-    const previous = parseMentions(edits.length > 0 ? edits[edits.length - 1]!.text : target.text ?? '');
+    const previous = parseMentions(edits.length > 0 ? edits[edits.length - 1]!.text : (target.text ?? ''));
     let allowed = false;
     if (parsed.room || parsed.here) {
       const [setting, r] = await Promise.all([this.ports.notifications.mentionAll(a.room), role()]);
@@ -117,10 +125,10 @@ export class RichMessages {
       const levels = await this.levels(m.room);
       const anyAll = kind === 'direct' || [...levels.values()].includes('all');
       if (!m.mentions && !m.mentionsAll && !anyAll) return;
-      const members = d.members ?? await peers();
+      const members = d.members ?? (await peers());
       // Only level `all` needs the thread's participants (an edit tells no one at that level).
-      const participants = anyAll && !d.edit && keptToThread(m)
-        ? new Set(await this.ports.notifications.threadParticipants(m.room, m.thread, m.seq)) : undefined;
+      const participants =
+        anyAll && !d.edit && keptToThread(m) ? new Set(await this.ports.notifications.threadParticipants(m.room, m.thread, m.seq)) : undefined;
       const to = recipients(m, d.parsed, members, levels, kind, participants ? { hiddenFor, participants } : { hiddenFor });
       // An edit tells only whom it newly mentions, and points at the message it edits.
       if (d.edit) for (const [u, reason] of to) if (reason === 'message') to.delete(u);
@@ -130,8 +138,9 @@ export class RichMessages {
       for (const [user, reason] of to) {
         this.bus.publish(userTopic(user), { frame: eventText('notify', { room: m.room, seq, user: m.user, name: m.name, text, reason }) });
       }
-      this.hooks.notified({ room: m.room, seq, user: m.user, name: m.name, text, recipients: [...to].map(([u, reason]) => ({ user: u, reason })) },
-        (h, err) => this.log.warn({ err, hook: h.name }, 'notification hook failed'));
+      this.hooks.notified({ room: m.room, seq, user: m.user, name: m.name, text, recipients: [...to].map(([u, reason]) => ({ user: u, reason })) }, (h, err) =>
+        this.log.warn({ err, hook: h.name }, 'notification hook failed'),
+      );
     } catch (err) {
       this.log.warn({ err, room: m.room, seq: m.seq }, 'notifications not sent');
     }

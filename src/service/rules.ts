@@ -3,7 +3,18 @@
 // (src/log), the service with facts it read; stores only read facts and write. Each rule lives
 // here once; test/unit/rules.test.ts checks them without a database.
 import { ParleyError } from '../errors.js';
-import { DIRECT_ROOM_PREFIX, isDirectRoom, type AccessMode, type Ban, type Member, type MessageKind, type Role, type Room, type RoomKind, type ThreadSummary } from '../protocol/schema.js';
+import {
+  DIRECT_ROOM_PREFIX,
+  isDirectRoom,
+  type AccessMode,
+  type Ban,
+  type Member,
+  type MessageKind,
+  type Role,
+  type Room,
+  type RoomKind,
+  type ThreadSummary,
+} from '../protocol/schema.js';
 
 /** Who outranks whom: a moderator acts only on members of a lower rank. */
 export const ROLE_RANK: Readonly<Record<Role, number>> = { owner: 2, admin: 1, member: 0 };
@@ -106,7 +117,7 @@ export function checkAdmission(ban: Ban | null, access: boolean, now: number, se
     const details = self && ban.reason ? { reason: 'banned', until: ban.until, banReason: ban.reason } : { reason: 'banned', until: ban.until };
     throw new ParleyError('forbidden', self ? 'you are banned from this room' : 'banned from this room', details);
   }
-  if (!access) throw new ParleyError('forbidden', 'the room\'s access list does not admit this user', { reason: 'access' });
+  if (!access) throw new ParleyError('forbidden', "the room's access list does not admit this user", { reason: 'access' });
 }
 
 export interface RoomCaps {
@@ -128,7 +139,10 @@ export const capsApply = (caps: RoomCaps, creating: boolean): boolean =>
 export function checkRoomCaps(counts: { member: number; created: number }, caps: RoomCaps, creating: boolean): void {
   const { roomsPerUser, roomsCreatedPerUser } = caps;
   if (creating && roomsCreatedPerUser !== undefined && counts.created >= roomsCreatedPerUser) {
-    throw new ParleyError('forbidden', `at most ${roomsCreatedPerUser} rooms created per user; delete one first`, { reason: 'rooms_created', limit: roomsCreatedPerUser });
+    throw new ParleyError('forbidden', `at most ${roomsCreatedPerUser} rooms created per user; delete one first`, {
+      reason: 'rooms_created',
+      limit: roomsCreatedPerUser,
+    });
   }
   if (roomsPerUser !== undefined && counts.member >= roomsPerUser) {
     throw new ParleyError('forbidden', `a user may be a member of at most ${roomsPerUser} rooms`, { reason: 'room_limit', limit: roomsPerUser });
@@ -157,8 +171,13 @@ export function decideJoin(room: Room | null, actor: Actor, me: Member | null, f
 
 /** A member adds another user: anyone in a channel, moderators in a group, administrators anywhere. */
 export function decideInvite(
-  room: Room | null, actor: Actor, me: Member | null, target: Member | null,
-  f: AdmissionFacts & { blocksActor: boolean }, caps: RoomCaps, now: number,
+  room: Room | null,
+  actor: Actor,
+  me: Member | null,
+  target: Member | null,
+  f: AdmissionFacts & { blocksActor: boolean },
+  caps: RoomCaps,
+  now: number,
 ): void {
   const r = requireRoom(room);
   if (r.kind === 'direct') throw new ParleyError('forbidden', 'nobody can be invited to a direct room');
@@ -261,7 +280,9 @@ export const KEPT_HISTORY = 'this room id belongs to a deleted room whose histor
  * after the kept messages.
  */
 export function decideCreate(
-  kind: RoomKind, id: string, f: { exists: boolean; directTaken: boolean; keptHistory: boolean; nameTakenBy: string | null; counts: { member: number; created: number } | null },
+  kind: RoomKind,
+  id: string,
+  f: { exists: boolean; directTaken: boolean; keptHistory: boolean; nameTakenBy: string | null; counts: { member: number; created: number } | null },
   caps: RoomCaps,
 ): void {
   if (f.counts) checkRoomCaps(f.counts, caps, true);

@@ -40,7 +40,9 @@ export class Lane {
   submit(run: (admit: () => void) => Promise<unknown>): Promise<void> {
     const start = (): Promise<void> => {
       let admit!: () => void;
-      const admitted = new Promise<void>((r) => { admit = r; });
+      const admitted = new Promise<void>((r) => {
+        admit = r;
+      });
       let done: Promise<unknown>;
       try {
         done = run(admit);

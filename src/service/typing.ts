@@ -27,7 +27,10 @@ export class TypingGate {
   private readonly entries = new Map<string, Entry>();
 
   /** `intervalMs` 0 forwards everything. `forward` sends a state whose window ended with it pending. */
-  constructor(private readonly intervalMs: number, private readonly forward: TypingForward) {}
+  constructor(
+    private readonly intervalMs: number,
+    private readonly forward: TypingForward,
+  ) {}
 
   /** Whether this state goes out now; if not, it is merged and may go out when the window ends. */
   offer(user: string, room: string, active: boolean): boolean {

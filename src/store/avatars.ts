@@ -6,7 +6,11 @@
 // - Each method is one atomic statement; a write's promise settles after it is durable.
 // - `set` and `remove` resolve with the blob they replaced or removed (null when there was
 //   none), so the caller deletes its bytes: a blob handed back here is never returned again.
-export interface AvatarRecord { user: string; blob: string; updatedAt: number }
+export interface AvatarRecord {
+  user: string;
+  blob: string;
+  updatedAt: number;
+}
 
 export interface AvatarStore {
   /** The pictures of these users (users without one are absent). */

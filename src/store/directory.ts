@@ -28,7 +28,10 @@ export interface DirectoryRoom {
   members: number;
 }
 
-export interface Page<T> { items: T[]; more: boolean }
+export interface Page<T> {
+  items: T[];
+  more: boolean;
+}
 
 export interface Directory {
   findUsers(query: string, limit: number): Promise<Page<DirectoryUser>>;

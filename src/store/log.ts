@@ -13,7 +13,9 @@
 import type { InboxEntry, Message } from '../protocol/schema.js';
 
 export interface HistoryQuery {
-  before?: number; after?: number; limit: number;
+  before?: number;
+  after?: number;
+  limit: number;
   /** Only the room's main timeline: without thread replies kept to their thread. */
   main?: boolean;
   /** Only this thread: the messages whose root is this seq (the root itself is not one of them). */

@@ -7,7 +7,11 @@
 // - `pin` refuses with `conflict` when the room already has `max` pins, within the same write.
 // - Pins belong to their room: deleting the room removes them. `pins` leaves out messages
 //   that were deleted (a `delete` message targets them) or removed by retention.
-export interface PinRecord { seq: number; by: string; ts: number }
+export interface PinRecord {
+  seq: number;
+  by: string;
+  ts: number;
+}
 
 export interface PinStore {
   /** Pins a message; false when it was pinned already. */

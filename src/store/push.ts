@@ -24,7 +24,10 @@ export interface PushSubscriptionRecord {
   createdAt: number;
 }
 
-export interface VapidKeys { publicKey: string; privateKey: string }
+export interface VapidKeys {
+  publicKey: string;
+  privateKey: string;
+}
 
 export interface PushStore {
   /** Adds or replaces the subscription of `s.endpoint` (see the contract). */

@@ -5,8 +5,17 @@ import type { MessageMeta } from './store.js';
 import type { Account, RefreshSession, SessionInfo } from './accounts.js';
 
 export interface MessageRow {
-  room_id: string; seq: number; kind: Message['kind']; user_id: string; name: string; ts: number;
-  text: string | null; target: number | null; data: string | null; hidden_for: string | null; profile?: string | null;
+  room_id: string;
+  seq: number;
+  kind: Message['kind'];
+  user_id: string;
+  name: string;
+  ts: number;
+  text: string | null;
+  target: number | null;
+  data: string | null;
+  hidden_for: string | null;
+  profile?: string | null;
   /** Mentions and reply quote (MessageMeta as JSON), or null. */
   meta?: string | null;
   /** Posted by the server-side API (1 or true), else null. */
@@ -15,13 +24,34 @@ export interface MessageRow {
   summary?: string | null;
 }
 export interface RoomRow {
-  id: string; kind: Room['kind']; name: string; topic: string; created_by: string | null; created_at: number; last_seq: number;
-  access: AccessMode; retention_count: number | null; retention_ms: number | null;
+  id: string;
+  kind: Room['kind'];
+  name: string;
+  topic: string;
+  created_by: string | null;
+  created_at: number;
+  last_seq: number;
+  access: AccessMode;
+  retention_count: number | null;
+  retention_ms: number | null;
 }
 export interface MemberRow {
-  room_id: string; user_id: string; role: Role; joined_at: number; read_seq: number; join_seq: number; muted_until: number | null;
+  room_id: string;
+  user_id: string;
+  role: Role;
+  joined_at: number;
+  read_seq: number;
+  join_seq: number;
+  muted_until: number | null;
 }
-export interface BanRow { room_id: string; user_id: string; until: number | null; reason: string; by: string | null; created_at: number }
+export interface BanRow {
+  room_id: string;
+  user_id: string;
+  until: number | null;
+  reason: string;
+  by: string | null;
+  created_at: number;
+}
 
 /** muted_until value meaning "until further notice". */
 export const FOREVER = Number.MAX_SAFE_INTEGER;
@@ -46,8 +76,15 @@ export function rowToMessage(r: MessageRow, viewer?: string): Message {
   return m;
 }
 export const rowToRoom = (r: RoomRow): Room => ({
-  id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, lastSeq: r.last_seq,
-  access: r.access, retention: { count: r.retention_count, days: r.retention_ms === null ? null : r.retention_ms / DAY_MS },
+  id: r.id,
+  kind: r.kind,
+  name: r.name,
+  topic: r.topic,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+  lastSeq: r.last_seq,
+  access: r.access,
+  retention: { count: r.retention_count, days: r.retention_ms === null ? null : r.retention_ms / DAY_MS },
 });
 export function rowToMember(r: MemberRow): Member {
   const m: Member = { room: r.room_id, user: r.user_id, role: r.role, joinedAt: r.joined_at, joinSeq: r.join_seq, readSeq: r.read_seq };
@@ -55,22 +92,59 @@ export function rowToMember(r: MemberRow): Member {
   return m;
 }
 export const rowToBan = (r: BanRow): Ban => ({
-  room: r.room_id === '' ? null : r.room_id, user: r.user_id, until: r.until, reason: r.reason, by: r.by, createdAt: r.created_at,
+  room: r.room_id === '' ? null : r.room_id,
+  user: r.user_id,
+  until: r.until,
+  reason: r.reason,
+  by: r.by,
+  createdAt: r.created_at,
 });
 
-export interface AccountRow { user_id: string; username: string; password_hash: string; created_at: number; updated_at: number }
-export interface SessionRow { id: string; user_id: string; refresh_hash: string; created_at: number; expires_at: number; revoked_at: number | null }
+export interface AccountRow {
+  user_id: string;
+  username: string;
+  password_hash: string;
+  created_at: number;
+  updated_at: number;
+}
+export interface SessionRow {
+  id: string;
+  user_id: string;
+  refresh_hash: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
 
 export const toAccount = (r: AccountRow): Account => ({
-  userId: r.user_id, username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, updatedAt: r.updated_at,
+  userId: r.user_id,
+  username: r.username,
+  passwordHash: r.password_hash,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
 });
 export const toSession = (r: SessionRow): RefreshSession => ({
-  id: r.id, userId: r.user_id, refreshHash: r.refresh_hash, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at,
+  id: r.id,
+  userId: r.user_id,
+  refreshHash: r.refresh_hash,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
 });
 
-export interface SessionInfoRow { id: string; created_at: number; last_used_at: number; expires_at: number; user_agent: string }
+export interface SessionInfoRow {
+  id: string;
+  created_at: number;
+  last_used_at: number;
+  expires_at: number;
+  user_agent: string;
+}
 export const toSessionInfo = (r: SessionInfoRow): SessionInfo => ({
-  id: r.id, createdAt: r.created_at, lastUsedAt: r.last_used_at, expiresAt: r.expires_at, userAgent: r.user_agent,
+  id: r.id,
+  createdAt: r.created_at,
+  lastUsedAt: r.last_used_at,
+  expiresAt: r.expires_at,
+  userAgent: r.user_agent,
 });
 /** The meta column of a message: its mentions, reply and thread fields as JSON, or null without any. */
 export function metaText(m: MessageMeta): string | null {
@@ -89,8 +163,10 @@ export function metaText(m: MessageMeta): string | null {
  * of the room's main timeline (a thread reply not also sent to the room, or an edit, delete
  * or reaction of one).
  */
-export const threadColumns = (m: MessageMeta): { thread: number | null; threadOnly: 1 | null } =>
-  ({ thread: m.thread ?? null, threadOnly: m.thread !== undefined && m.alsoToRoom !== true ? 1 : null });
+export const threadColumns = (m: MessageMeta): { thread: number | null; threadOnly: 1 | null } => ({
+  thread: m.thread ?? null,
+  threadOnly: m.thread !== undefined && m.alsoToRoom !== true ? 1 : null,
+});
 
 /** Adds users to a meta column's mentions (an edit mentions them now). */
 export function withMentions(meta: string | null, users: readonly string[]): string {

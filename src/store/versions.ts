@@ -3,7 +3,11 @@
 // Implementations: store/sqlite/versions.ts and store/postgres/versions.ts.
 //
 // Contract: a read sees every append whose promise has resolved; edits come in seq order.
-export interface Edit { seq: number; text: string; ts: number }
+export interface Edit {
+  seq: number;
+  text: string;
+  ts: number;
+}
 
 export interface VersionStore {
   /** The edits of a message in order, and whether a `delete` message targets it. */

@@ -13,7 +13,8 @@ export function avatarStoreConformance(name: string, open: () => Promise<{ avata
         expect(await p.set('ann', 'blob-2', 20)).toBe('blob-1');
         expect(await p.set('bob', 'blob-3', 30)).toBeNull();
         expect((await p.ofUsers(['ann', 'bob', 'cyd'])).sort((x, y) => x.user.localeCompare(y.user))).toEqual([
-          { user: 'ann', blob: 'blob-2', updatedAt: 20 }, { user: 'bob', blob: 'blob-3', updatedAt: 30 },
+          { user: 'ann', blob: 'blob-2', updatedAt: 20 },
+          { user: 'bob', blob: 'blob-3', updatedAt: 30 },
         ]);
         expect(await p.remove('ann')).toBe('blob-2');
         expect(await p.remove('ann')).toBeNull();

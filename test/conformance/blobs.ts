@@ -36,15 +36,31 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const record = (over: Partial<Attachment> = {}): Attachment => ({
-  id: randomBytes(16).toString('base64url'), room: 'r1', uploader: 'alice', name: 'a.txt', size: 1, type: 'text/plain',
-  width: null, height: null, blob: randomBytes(16).toString('base64url'), preview: null, sha256: '0', createdAt: 1000, message: null, ...over,
+  id: randomBytes(16).toString('base64url'),
+  room: 'r1',
+  uploader: 'alice',
+  name: 'a.txt',
+  size: 1,
+  type: 'text/plain',
+  width: null,
+  height: null,
+  blob: randomBytes(16).toString('base64url'),
+  preview: null,
+  sha256: '0',
+  createdAt: 1000,
+  message: null,
+  ...over,
 });
 
 export function blobStoreConformance(name: string, open: () => Promise<BlobBackend>): void {
   describe(`BlobStore conformance: ${name}`, () => {
     let b: BlobBackend;
-    beforeEach(async () => { b = await open(); });
-    afterEach(async () => { await b.close(); });
+    beforeEach(async () => {
+      b = await open();
+    });
+    afterEach(async () => {
+      await b.close();
+    });
 
     it('a stored blob reads back byte for byte, with its size and SHA-256', async () => {
       // Chunks that do not line up with the store's own chunk size, and a size over several.
@@ -114,7 +130,10 @@ export function blobStoreConformance(name: string, open: () => Promise<BlobBacke
       await expect(r.bind('r1', 'alice', [a1.id, other.id], 7)).rejects.toMatchObject({ code: 'conflict' });
       expect((await r.get(a1.id))!.message).toBeNull();
       await expect(r.bind('r2', 'alice', [a1.id], 7)).rejects.toMatchObject({ code: 'conflict' });
-      expect((await r.bind('r1', 'alice', [a2.id, a1.id], 7)).map((a) => [a.id, a.message])).toEqual([[a2.id, 7], [a1.id, 7]]);
+      expect((await r.bind('r1', 'alice', [a2.id, a1.id], 7)).map((a) => [a.id, a.message])).toEqual([
+        [a2.id, 7],
+        [a1.id, 7],
+      ]);
       // Once bound, never again.
       await expect(r.bind('r1', 'alice', [a1.id], 8)).rejects.toMatchObject({ code: 'conflict' });
       expect(await r.boundRooms('', 10)).toEqual(['r1']);

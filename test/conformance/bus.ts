@@ -12,7 +12,9 @@ export function busConformance(name: string, open: () => Promise<Bus>): void {
       got = [];
       bus.onMessage((t, m) => got.push([t, m]));
     });
-    afterEach(async () => { await bus.close(); });
+    afterEach(async () => {
+      await bus.close();
+    });
 
     it('delivers published messages of subscribed topics in publish order', async () => {
       await bus.subscribe('r:a');

@@ -5,17 +5,31 @@ import type { Chat21Store } from '../../src/integrations/chat21/store.js';
 export function chat21StoreConformance(name: string, open: () => Promise<{ store: Chat21Store; close(): Promise<void> }>): void {
   describe(`Chat21Store conformance: ${name}`, () => {
     let h: Awaited<ReturnType<typeof open>>;
-    beforeEach(async () => { h = await open(); });
-    afterEach(async () => { await h.close(); });
+    beforeEach(async () => {
+      h = await open();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
 
     it('an archive mark only moves forward and is per user', async () => {
       await h.store.archive('u1', 'r1', 5);
       await h.store.archive('u1', 'r1', 3);
       await h.store.archive('u1', 'r2', 1);
       await h.store.archive('u2', 'r1', 9);
-      expect(await h.store.archived('u1')).toEqual(new Map([['r1', 5], ['r2', 1]]));
+      expect(await h.store.archived('u1')).toEqual(
+        new Map([
+          ['r1', 5],
+          ['r2', 1],
+        ]),
+      );
       await h.store.archive('u1', 'r1', 7);
-      expect(await h.store.archived('u1')).toEqual(new Map([['r1', 7], ['r2', 1]]));
+      expect(await h.store.archived('u1')).toEqual(
+        new Map([
+          ['r1', 7],
+          ['r2', 1],
+        ]),
+      );
       expect(await h.store.archived('u2')).toEqual(new Map([['r1', 9]]));
       expect(await h.store.archived('nobody')).toEqual(new Map());
     });

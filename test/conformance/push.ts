@@ -3,7 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import type { PushStore, PushSubscriptionRecord } from '../../src/store/push.js';
 
-export interface PushBackend { push: PushStore; close(): Promise<void> }
+export interface PushBackend {
+  push: PushStore;
+  close(): Promise<void>;
+}
 
 export function pushStoreConformance(name: string, open: () => Promise<PushBackend>): void {
   describe(`push store conformance: ${name}`, () => {
@@ -15,8 +18,14 @@ export function pushStoreConformance(name: string, open: () => Promise<PushBacke
         await b.close();
       }
     }
-    const sub = (endpoint: string, user: string, session: string | null = null): PushSubscriptionRecord =>
-      ({ endpoint: `https://push.example/${endpoint}`, user, session, p256dh: `p-${endpoint}`, auth: `a-${endpoint}`, createdAt: 1 });
+    const sub = (endpoint: string, user: string, session: string | null = null): PushSubscriptionRecord => ({
+      endpoint: `https://push.example/${endpoint}`,
+      user,
+      session,
+      p256dh: `p-${endpoint}`,
+      auth: `a-${endpoint}`,
+      createdAt: 1,
+    });
     const endpoints = async (p: PushStore, ...users: string[]) => (await p.ofUsers(users)).map((s) => s.endpoint.replace('https://push.example/', '')).sort();
 
     it('keeps subscriptions per user, an endpoint once, the latest owner winning, up to the cap', async () => {

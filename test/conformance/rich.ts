@@ -5,7 +5,11 @@ import { describe, expect, it } from 'vitest';
 import type { Writes } from './writes.js';
 import type { RichPorts } from '../../src/service/rich.js';
 
-export interface RichBackend { store: Writes; ports: RichPorts; close(): Promise<void> }
+export interface RichBackend {
+  store: Writes;
+  ports: RichPorts;
+  close(): Promise<void>;
+}
 
 export function richConformance(name: string, open: () => Promise<RichBackend>): void {
   describe(`rich message ports conformance: ${name}`, () => {
@@ -14,18 +18,32 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
       try {
         const room = `r${Math.random().toString(36).slice(2, 10)}`;
         await b.store.createRoom({
-          id: room, kind: 'group', name: room, topic: '', createdBy: 'ann',
-          members: [{ user: 'ann', name: 'Ann', role: 'owner' }, { user: 'bob', name: 'Bob', role: 'member' }, { user: 'cyd', name: 'Cyd', role: 'member' }],
+          id: room,
+          kind: 'group',
+          name: room,
+          topic: '',
+          createdBy: 'ann',
+          members: [
+            { user: 'ann', name: 'Ann', role: 'owner' },
+            { user: 'bob', name: 'Bob', role: 'member' },
+            { user: 'cyd', name: 'Cyd', role: 'member' },
+          ],
         });
         return await fn(b, room);
       } finally {
         await b.close();
       }
     }
-    const text = (room: string, user: string, t: string, extra: Record<string, unknown> = {}) =>
-      ({ room, user, name: user, kind: 'text' as const, text: t, ...extra });
+    const text = (room: string, user: string, t: string, extra: Record<string, unknown> = {}) => ({
+      room,
+      user,
+      name: user,
+      kind: 'text' as const,
+      text: t,
+      ...extra,
+    });
 
-    it('keeps a message\'s mentions and quote, in history, one message and a repeated key', async () => {
+    it("keeps a message's mentions and quote, in history, one message and a repeated key", async () => {
       await withRoom(async ({ store }, room) => {
         const meta = { mentions: ['bob'], mentionsAll: 'room' as const, replyTo: 1, quote: { user: 'ann', name: 'Ann', text: 'hi' } };
         const { message } = await store.append({ ...text(room, 'ann', 'hey @bob @room'), key: 'k1', meta });
@@ -63,7 +81,10 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
         await ports.notifications.setLevel(room, 'cyd', 'none');
         await ports.notifications.setMentionAll(room, 'members');
         expect(await ports.notifications.level(room, 'bob')).toBe('all');
-        expect([...(await ports.notifications.levels(room))].sort()).toEqual([['bob', 'all'], ['cyd', 'none']]);
+        expect([...(await ports.notifications.levels(room))].sort()).toEqual([
+          ['bob', 'all'],
+          ['cyd', 'none'],
+        ]);
         expect(await ports.notifications.mentionAll(room)).toBe('members');
         await store.deleteRoom(room, false);
         expect((await ports.notifications.levels(room)).size).toBe(0);
@@ -79,7 +100,10 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
         expect(await ports.pins.pin(room, seqs[0]!, 'ann', 1001, 2)).toBe(false);
         expect(await ports.pins.pin(room, seqs[1]!, 'ann', 2000, 2)).toBe(true);
         await expect(ports.pins.pin(room, seqs[2]!, 'ann', 3000, 2)).rejects.toMatchObject({ code: 'conflict' });
-        expect(await ports.pins.pins(room)).toEqual([{ seq: seqs[1], by: 'ann', ts: 2000 }, { seq: seqs[0], by: 'ann', ts: 1000 }]);
+        expect(await ports.pins.pins(room)).toEqual([
+          { seq: seqs[1], by: 'ann', ts: 2000 },
+          { seq: seqs[0], by: 'ann', ts: 1000 },
+        ]);
         await store.append({ room, user: 'bob', name: 'bob', kind: 'delete', target: seqs[1]! });
         expect((await ports.pins.pins(room)).map((p) => p.seq)).toEqual([seqs[0]]);
         expect(await ports.pins.unpin(room, seqs[0]!)).toBe(true);
@@ -90,21 +114,25 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
       });
     });
 
-    it('lists a message\'s edits in order and whether it was deleted', async () => {
+    it("lists a message's edits in order and whether it was deleted", async () => {
       await withRoom(async ({ store, ports }, room) => {
         const m = (await store.append(text(room, 'bob', 'one'))).message;
         expect(await ports.versions.edits(room, m.seq)).toEqual({ edits: [], deleted: false });
         const e1 = (await store.append({ room, user: 'bob', name: 'bob', kind: 'edit', target: m.seq, text: 'two' })).message;
         const e2 = (await store.append({ room, user: 'bob', name: 'bob', kind: 'edit', target: m.seq, text: 'three' })).message;
         expect(await ports.versions.edits(room, m.seq)).toEqual({
-          edits: [{ seq: e1.seq, text: 'two', ts: e1.ts }, { seq: e2.seq, text: 'three', ts: e2.ts }], deleted: false,
+          edits: [
+            { seq: e1.seq, text: 'two', ts: e1.ts },
+            { seq: e2.seq, text: 'three', ts: e2.ts },
+          ],
+          deleted: false,
         });
         await store.append({ room, user: 'bob', name: 'bob', kind: 'delete', target: m.seq });
         expect((await ports.versions.edits(room, m.seq)).deleted).toBe(true);
       });
     });
 
-    it('keeps thread replies with their root: the thread\'s pages, the main timeline without them, the root\'s summary', async () => {
+    it("keeps thread replies with their root: the thread's pages, the main timeline without them, the root's summary", async () => {
       await withRoom(async ({ store }, room) => {
         const root = (await store.append(text(room, 'ann', 'root'))).message;
         const r1 = (await store.append({ ...text(room, 'bob', 'one'), thread: root.seq })).message;
@@ -134,7 +162,7 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
       });
     });
 
-    it('names who takes part in a thread up to a reply: the root\'s author and earlier repliers, once each', async () => {
+    it("names who takes part in a thread up to a reply: the root's author and earlier repliers, once each", async () => {
       await withRoom(async ({ store, ports }, room) => {
         const root = (await store.append(text(room, 'ann', 'root'))).message;
         const other = (await store.append(text(room, 'cyd', 'another root'))).message;
@@ -159,7 +187,11 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
         const gone = (await store.append(text(room, 'ann', 'gone'))).message;
         await store.append({ room, user: 'ann', name: 'ann', kind: 'delete', target: gone.seq });
         const { last } = await store.bounds(room);
-        const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+        const code = (p: Promise<unknown>) =>
+          p.then(
+            () => 'ok',
+            (e: { code?: string }) => e.code,
+          );
         expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: last + 5 }))).toBe('not_found');
         expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: 1 }))).toBe('not_found');
         expect(await code(store.append({ ...text(room, 'bob', 'x'), thread: reply.seq }))).toBe('invalid');
@@ -169,7 +201,7 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
       });
     });
 
-    it('counts a reply kept to its thread as unread only for the root\'s author, earlier repliers and those it mentions', async () => {
+    it("counts a reply kept to its thread as unread only for the root's author, earlier repliers and those it mentions", async () => {
       await withRoom(async ({ store }, room) => {
         const root = (await store.append(text(room, 'ann', 'root'))).message;
         for (const u of ['ann', 'bob', 'cyd']) await store.markRead(room, u, root.seq);

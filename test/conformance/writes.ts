@@ -69,7 +69,13 @@ function writeCalls(store: Store, log: RoomLog) {
     log,
     createRoom: (r: NewRoom): Promise<{ room: Room; messages: Message[] }> => {
       const op: OpOf<'create'> = {
-        op: 'create', by: admin(r.createdBy ?? 'system'), kind: r.kind, name: r.name, topic: r.topic, createdBy: r.createdBy, members: r.members,
+        op: 'create',
+        by: admin(r.createdBy ?? 'system'),
+        kind: r.kind,
+        name: r.name,
+        topic: r.topic,
+        createdBy: r.createdBy,
+        members: r.members,
       };
       if (r.directKey !== undefined) op.directKey = r.directKey;
       return log.submit<'create'>(r.id, op);

@@ -3,17 +3,53 @@
 import { describe, expect, it } from 'vitest';
 import type { Ban, Member, Room } from '../../src/protocol/schema.js';
 import {
-  checkAdmission, checkNotBanned, checkRoomCaps, checkRoomId, decideAccess, decideAppend, decideBan, decideCreate, decideDestroy,
-  decideInvite, decideJoin, decideKick, decideLeave, decideMute, decideRole, decideUpdate, directPeer, hasAccess, KEPT_HISTORY,
-  requireModerator, withoutAccess, type Actor, type AppendFacts, type AppendRequest,
+  checkAdmission,
+  checkNotBanned,
+  checkRoomCaps,
+  checkRoomId,
+  decideAccess,
+  decideAppend,
+  decideBan,
+  decideCreate,
+  decideDestroy,
+  decideInvite,
+  decideJoin,
+  decideKick,
+  decideLeave,
+  decideMute,
+  decideRole,
+  decideUpdate,
+  directPeer,
+  hasAccess,
+  KEPT_HISTORY,
+  requireModerator,
+  withoutAccess,
+  type Actor,
+  type AppendFacts,
+  type AppendRequest,
 } from '../../src/service/rules.js';
 
 const NOW = 1_000_000;
 const room = (kind: Room['kind'], over: Partial<Room> = {}): Room => ({
-  id: 'r', kind, name: 'R', topic: '', createdBy: 'o', createdAt: 0, lastSeq: 5, access: 'blacklist', retention: { count: null, days: null }, ...over,
+  id: 'r',
+  kind,
+  name: 'R',
+  topic: '',
+  createdBy: 'o',
+  createdAt: 0,
+  lastSeq: 5,
+  access: 'blacklist',
+  retention: { count: null, days: null },
+  ...over,
 });
 const member = (user: string, role: Member['role'] = 'member', over: Partial<Member> = {}): Member => ({
-  room: 'r', user, role, joinedAt: 0, joinSeq: 1, readSeq: 0, ...over,
+  room: 'r',
+  user,
+  role,
+  joinedAt: 0,
+  joinSeq: 1,
+  readSeq: 0,
+  ...over,
 });
 const actor = (id: string, admin = false): Actor => ({ id, name: id, admin });
 const ban = (until: number | null, reason = ''): Ban => ({ room: 'r', user: 'x', until, reason, by: 'o', createdAt: 0 });
@@ -37,7 +73,13 @@ const details = (fn: () => unknown): unknown => {
 describe('rules: messages', () => {
   const req = (over: Partial<AppendRequest> = {}): AppendRequest => ({ user: 'a', kind: 'text', admin: false, system: false, ...over });
   const facts = (over: Partial<AppendFacts> = {}): AppendFacts => ({
-    room: room('group'), member: member('a'), prior: null, target: null, blockedBy: null, now: NOW, ...over,
+    room: room('group'),
+    member: member('a'),
+    prior: null,
+    target: null,
+    blockedBy: null,
+    now: NOW,
+    ...over,
   });
 
   it('members write; others are refused unless the server posts; an unknown room is not_found', () => {
@@ -95,10 +137,15 @@ describe('rules: membership', () => {
     expect(code(() => decideJoin(room('channel'), actor('a'), null, open, {}, NOW))).toBeUndefined();
     expect(code(() => decideJoin(room('group'), actor('a'), null, open, {}, NOW))).toBe('forbidden');
     expect(code(() => decideJoin(null, actor('a'), null, open, {}, NOW))).toBe('not_found');
-    expect(details(() => decideJoin(room('channel'), actor('a'), null, { ...open, ban: ban(NOW + 1, 'spam') }, {}, NOW)))
-      .toEqual({ reason: 'banned', until: NOW + 1, banReason: 'spam' });
+    expect(details(() => decideJoin(room('channel'), actor('a'), null, { ...open, ban: ban(NOW + 1, 'spam') }, {}, NOW))).toEqual({
+      reason: 'banned',
+      until: NOW + 1,
+      banReason: 'spam',
+    });
     expect(code(() => decideJoin(room('channel'), actor('a'), null, { ...open, ban: ban(NOW) }, {}, NOW))).toBeUndefined();
-    expect(details(() => decideJoin(room('channel'), actor('a'), null, { ...open, listed: { white: false, black: true } }, {}, NOW))).toEqual({ reason: 'access' });
+    expect(details(() => decideJoin(room('channel'), actor('a'), null, { ...open, listed: { white: false, black: true } }, {}, NOW))).toEqual({
+      reason: 'access',
+    });
     expect(code(() => decideJoin(room('channel', { access: 'whitelist' }), actor('a'), null, open, {}, NOW))).toBe('forbidden');
     expect(code(() => decideJoin(room('channel'), actor('a'), member('a'), open, {}, NOW))).toBe('conflict');
   });
@@ -121,8 +168,10 @@ describe('rules: membership', () => {
     expect(code(() => decideInvite(room('direct'), actor('a', true), null, null, f, {}, NOW))).toBe('forbidden');
     expect(details(() => decideInvite(room('channel'), actor('a'), member('a'), null, { ...f, blocksActor: true }, {}, NOW))).toEqual({ reason: 'blocked' });
     // The ban's reason is the banned user's to read, not the inviter's.
-    expect(details(() => decideInvite(room('channel'), actor('a'), member('a'), null, { ...f, ban: ban(null, 'secret') }, {}, NOW)))
-      .toEqual({ reason: 'banned', until: null });
+    expect(details(() => decideInvite(room('channel'), actor('a'), member('a'), null, { ...f, ban: ban(null, 'secret') }, {}, NOW))).toEqual({
+      reason: 'banned',
+      until: null,
+    });
     expect(code(() => decideInvite(room('channel'), actor('a'), member('a'), member('b'), f, {}, NOW))).toBe('conflict');
   });
 
@@ -201,11 +250,17 @@ describe('rules: new rooms', () => {
     expect(code(() => decideCreate('group', 'r', { ...free, exists: true }, {}))).toBe('conflict');
     expect(code(() => decideCreate('direct', 'r', { ...free, directTaken: true }, {}))).toBe('conflict');
     let message = '';
-    try { decideCreate('group', 'r', { ...free, keptHistory: true }, {}); } catch (err) { message = (err as Error).message; }
+    try {
+      decideCreate('group', 'r', { ...free, keptHistory: true }, {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
     expect(message).toBe(KEPT_HISTORY);
     expect(code(() => decideCreate('direct', 'r', { ...free, keptHistory: true }, {}))).toBeUndefined();
     expect(details(() => decideCreate('channel', 'r', { ...free, nameTakenBy: 'other' }, {}))).toEqual({ field: 'name' });
-    expect(details(() => decideCreate('group', 'r', { ...free, counts: { member: 0, created: 1 } }, { roomsCreatedPerUser: 1 }))).toMatchObject({ reason: 'rooms_created' });
+    expect(details(() => decideCreate('group', 'r', { ...free, counts: { member: 0, created: 1 } }, { roomsCreatedPerUser: 1 }))).toMatchObject({
+      reason: 'rooms_created',
+    });
   });
 
   it('ids of direct rooms are reserved', () => {

@@ -9,15 +9,27 @@ import WebSocket from 'ws';
 import { startServer, waitFor, type TestServer } from '../helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } }, plugins: { rateLimit: { enabled: false } } }); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } }, plugins: { rateLimit: { enabled: false } } });
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
-interface Reply { id: string; ok: boolean; data?: any; error?: unknown }
+interface Reply {
+  id: string;
+  ok: boolean;
+  data?: any;
+  error?: unknown;
+}
 
 /** A raw WebSocket client that runs `onReply` synchronously as each reply frame arrives. */
 async function connect(user: string, onReply: (f: Reply) => void = () => {}) {
   const ws = new WebSocket(srv.wsUrl);
-  await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+  await new Promise((r, j) => {
+    ws.once('open', r);
+    ws.once('error', j);
+  });
   const replies = new Map<string, Reply>();
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString()) as Reply;

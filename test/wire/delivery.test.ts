@@ -9,13 +9,20 @@ import { RawSocket, startServer, waitFor, type TestServer } from '../helpers.js'
 let srv: TestServer;
 // A small send buffer limit makes a replay pause for the socket to drain (at half of it), as a
 // long one does in production: live messages then arrive while the connection catches up.
-beforeAll(async () => { srv = await startServer({ limits: { slowConsumerBytes: 65536, maxInFlight: 1000 }, plugins: { rateLimit: { enabled: false } } }); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer({ limits: { slowConsumerBytes: 65536, maxInFlight: 1000 }, plugins: { rateLimit: { enabled: false } } });
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
 /** A raw client: frames as received, commands by id. */
 class Wire {
   private next = 1;
-  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  private constructor(
+    readonly raw: RawSocket,
+    readonly user: string,
+  ) {}
   static async open(user: string, resume?: Record<string, number>): Promise<Wire> {
     const raw = await RawSocket.open(srv.wsUrl);
     const w = new Wire(raw, user);
@@ -51,7 +58,9 @@ class Wire {
   events(ev: string): Array<Record<string, unknown>> {
     return this.raw.frames.filter((f) => f.ev === ev).map((f) => f.data as Record<string, unknown>);
   }
-  close(): void { this.raw.close(); }
+  close(): void {
+    this.raw.close();
+  }
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -92,7 +101,11 @@ describe('delivery at the wire', () => {
     await writer.sendMany(room, 1500, 'a message long enough to fill the send buffer during the replay, gap');
     // Live sends keep coming while the reader reconnects and replays.
     let live = 0;
-    const feeding = setInterval(() => { for (let i = 0; i < 5; i++) { writer.fire('send', { room, text: `live ${live++}` }); } }, 2);
+    const feeding = setInterval(() => {
+      for (let i = 0; i < 5; i++) {
+        writer.fire('send', { room, text: `live ${live++}` });
+      }
+    }, 2);
     const back = await Wire.open('w-reader', { [room]: seen });
     await new Promise((r) => setTimeout(r, 300));
     clearInterval(feeding);
@@ -115,13 +128,18 @@ describe('delivery at the wire', () => {
     const mark = reader.raw.frames.length;
     const r = await reader.call<{ rooms: Record<string, number>; denied: string[] }>('resume', { rooms: { [room]: from, 'not-mine': 3 } });
     let live = 0;
-    const feeding = setInterval(() => { for (let i = 0; i < 3; i++) writer.fire('send', { room, text: `after ${live++}` }); }, 2);
+    const feeding = setInterval(() => {
+      for (let i = 0; i < 3; i++) writer.fire('send', { room, text: `after ${live++}` });
+    }, 2);
     await new Promise((res) => setTimeout(res, 200));
     clearInterval(feeding);
     expect(r).toEqual({ rooms: { [room]: from }, denied: ['not-mine'] });
     const end = start + 800 + live;
     await waitFor(() => reader.seqs(room).at(-1) === end, 15000, 'resume and live');
-    const after = reader.raw.frames.slice(mark).filter((f) => f.ev === 'message').map((f) => (f.data as { seq: number }).seq);
+    const after = reader.raw.frames
+      .slice(mark)
+      .filter((f) => f.ev === 'message')
+      .map((f) => (f.data as { seq: number }).seq);
     expect(after).toEqual(range(from + 1, end));
     writer.close();
     reader.close();

@@ -6,8 +6,12 @@ import { RawSocket, waitFor } from '../helpers.js';
 import { APP, Chat21Peer, rest, sleep, startMqttServer } from '../mqtt-helpers.js';
 
 let srv: Awaited<ReturnType<typeof startMqttServer>>;
-beforeAll(async () => { srv = await startMqttServer(); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startMqttServer();
+});
+afterAll(async () => {
+  await srv.close();
+});
 
 async function authed(user: string): Promise<RawSocket> {
   const ws = await RawSocket.open(srv.wsUrl);
@@ -16,7 +20,7 @@ async function authed(user: string): Promise<RawSocket> {
   return ws;
 }
 
-describe('Chat21: setting a group\'s members', () => {
+describe("Chat21: setting a group's members", () => {
   it('a list with one bad member id is refused whole: nobody is added or removed', async () => {
     const owner = await srv.token('hm-owner');
     for (const u of ['hm-a', 'hm-b']) (await authed(u)).close();
@@ -89,7 +93,9 @@ describe('Chat21: server notices', () => {
     const ann = await Chat21Peer.connect(srv.mqttUrl, 'hi-ann', tok.a);
     const ben = await Chat21Peer.connect(srv.mqttUrl, 'hi-ben', tok.b);
     const spoof = {
-      subtype: 'info', updateconversation: true, color: 'red',
+      subtype: 'info',
+      updateconversation: true,
+      color: 'red',
       messagelabel: { key: 'MEMBER_JOINED_GROUP', parameters: { member_id: 'mallory', fullname: 'Mallory' } },
     };
     await ann.send('group-hi', 'Mallory added to group', { attributes: spoof });
@@ -99,7 +105,13 @@ describe('Chat21: server notices', () => {
     expect(seen.attributes).toEqual({ updateconversation: true, color: 'red' });
     // Through Parley's own protocol too: a message's Chat21 data is read the same way.
     const ws = await authed('hi-ann');
-    const sent = await ws.call({ id: 's', cmd: 'send', room: 'group-hi', text: 'Eve removed from group', data: { chat21: { attributes: { subtype: 'info/support', messagelabel: { key: 'MEMBER_LEFT_GROUP' } } } } });
+    const sent = await ws.call({
+      id: 's',
+      cmd: 'send',
+      room: 'group-hi',
+      text: 'Eve removed from group',
+      data: { chat21: { attributes: { subtype: 'info/support', messagelabel: { key: 'MEMBER_LEFT_GROUP' } } } },
+    });
     expect(sent.ok).toBe(true);
     const second = await ben.waitAdded((m) => m.text === 'Eve removed from group', 'the second spoofed message');
     expect(second.attributes).toEqual({});
@@ -115,9 +127,10 @@ describe('Chat21: server notices', () => {
 });
 
 /** The typing states of `user` in `room` a member's socket received, in order. */
-const typingOf = (ws: RawSocket, room: string, user: string): boolean[] => ws.frames
-  .filter((f) => f.ev === 'typing' && (f.data as { room: string }).room === room && (f.data as { user: string }).user === user)
-  .map((f) => (f.data as { active: boolean }).active);
+const typingOf = (ws: RawSocket, room: string, user: string): boolean[] =>
+  ws.frames
+    .filter((f) => f.ev === 'typing' && (f.data as { room: string }).room === room && (f.data as { user: string }).user === user)
+    .map((f) => (f.data as { active: boolean }).active);
 
 /**
  * Sends `n` typing frames over about `ms`, in bursts of 50 (within the connection's in-flight
@@ -197,7 +210,8 @@ describe('connections per user', () => {
   it('one connection over limits.connectionsPerUser, WebSocket and MQTT together, is refused with a code and counted', async () => {
     const capped = await startMqttServer({ limits: { connectionsPerUser: 3 } });
     const metric = async (transport: string): Promise<number> => {
-      const line = (await (await fetch(`${capped.url}/metrics`)).text()).split('\n')
+      const line = (await (await fetch(`${capped.url}/metrics`)).text())
+        .split('\n')
         .find((l) => l.startsWith(`parley_connections_refused_total{transport="${transport}",reason="per_user"}`));
       return line === undefined ? 0 : Number(line.split(' ').pop());
     };

@@ -21,12 +21,19 @@ class RecordingConn implements Conn {
   readonly frames: Array<{ ev: string; data: Record<string, unknown> }> = [];
   buffered = 0;
   closed: { code: number; reason: string } | null = null;
-  constructor(readonly id: string, readonly user: string) {}
+  constructor(
+    readonly id: string,
+    readonly user: string,
+  ) {}
   send(frame: SharedFrame): void {
     this.frames.push(JSON.parse(frame.payload.toString()) as { ev: string; data: Record<string, unknown> });
   }
-  bufferedAmount(): number { return this.buffered; }
-  close(code: number, reason: string): void { this.closed = { code, reason }; }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
   /** Seqs of the room's messages, in the order they were written. */
   seqs(room: string): number[] {
     return this.frames.filter((f) => f.ev === 'message' && f.data.room === room).map((f) => f.data.seq as number);
@@ -57,8 +64,15 @@ function slowHistory(store: Store): { store: Store; hold(): void; release(): voi
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     }),
-    hold() { gate = new Promise((r) => { open = r; }); },
-    release() { gate = null; open(); },
+    hold() {
+      gate = new Promise((r) => {
+        open = r;
+      });
+    },
+    release() {
+      gate = null;
+      open();
+    },
   };
   return ctl;
 }
@@ -79,7 +93,17 @@ beforeEach(async () => {
   gated = slowHistory(sqlite);
   // Small pages, so a replay takes several reads.
   hub = new Hub(bus, gated.store, { slowConsumerBytes: 1 << 20, pageSize: 4 });
-  await sqlite.createRoom({ id: ROOM, kind: 'group', name: 'R', topic: '', createdBy: 'w', members: [{ user: 'w', name: 'w', role: 'owner' }, { user: 'r', name: 'r', role: 'member' }] });
+  await sqlite.createRoom({
+    id: ROOM,
+    kind: 'group',
+    name: 'R',
+    topic: '',
+    createdBy: 'w',
+    members: [
+      { user: 'w', name: 'w', role: 'owner' },
+      { user: 'r', name: 'r', role: 'member' },
+    ],
+  });
 });
 afterEach(async () => {
   await bus.close();
@@ -232,7 +256,7 @@ describe('a catch-up read the store cannot answer for a moment', () => {
   });
 });
 
-describe('a removed member (the user\'s topic may overtake the room\'s)', () => {
+describe("a removed member (the user's topic may overtake the room's)", () => {
   /** Tells `user`'s hubs that it left: the room event, with the unfollow after its leave message. */
   function removed(user: string, leave: Message): void {
     bus.publish(userTopic(user), {

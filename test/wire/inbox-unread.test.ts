@@ -7,11 +7,20 @@ import { RawSocket, startServer, type TestServer } from '../helpers.js';
 import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
 import { UNREAD_SCAN } from '../../src/store/store.js';
 
-interface Entry { room: { id: string }; unread: number; unreadMore?: boolean; mentions?: number; readSeq: number }
+interface Entry {
+  room: { id: string };
+  unread: number;
+  unreadMore?: boolean;
+  mentions?: number;
+  readSeq: number;
+}
 
 class Wire {
   private next = 1;
-  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  private constructor(
+    readonly raw: RawSocket,
+    readonly user: string,
+  ) {}
   static async open(srv: TestServer, user: string): Promise<Wire> {
     const raw = await RawSocket.open(srv.wsUrl);
     const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
@@ -34,7 +43,9 @@ class Wire {
     this.raw.frames.length = 0;
     return last;
   }
-  close(): void { this.raw.close(); }
+  close(): void {
+    this.raw.close();
+  }
 }
 
 const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<string, unknown>; stop: () => Promise<void> }> }> = [
@@ -48,7 +59,7 @@ const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<str
   },
 ];
 
-describe.each(STORES)('the inbox\'s unread count, on $name', (store) => {
+describe.each(STORES)("the inbox's unread count, on $name", (store) => {
   let srv: TestServer;
   let stop: () => Promise<void> = async () => {};
 
@@ -97,6 +108,7 @@ describe.each(STORES)('the inbox\'s unread count, on $name', (store) => {
     await bob.call('read', { room, seq: past + 198 });
     expect(await entry()).toMatchObject({ unread: 3, unreadMore: false, mentions: 1 });
     expect(await overRest()).toMatchObject({ unread: 3, unreadMore: false, mentions: 1 });
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
   }, 120_000);
 });

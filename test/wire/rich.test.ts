@@ -13,9 +13,12 @@ const dataDir = tempDir('parley-rich-');
 
 async function start(): Promise<TestServer> {
   const url = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`;
-  return startServer({
-    plugins: { rateLimit: { enabled: false }, webhooks: { backoffMs: 30, endpoints: [{ url, secret: SECRET, events: ['notification'] }] } },
-  }, dataDir);
+  return startServer(
+    {
+      plugins: { rateLimit: { enabled: false }, webhooks: { backoffMs: 30, endpoints: [{ url, secret: SECRET, events: ['notification'] }] } },
+    },
+    dataDir,
+  );
 }
 
 beforeAll(async () => {
@@ -32,16 +35,32 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await srv?.close();
-  await new Promise<void>((r) => { hookServer.closeAllConnections(); hookServer.close(() => r()); });
+  await new Promise<void>((r) => {
+    hookServer.closeAllConnections();
+    hookServer.close(() => r());
+  });
   removeDir(dataDir);
 });
 
-interface Msg { room: string; seq: number; kind: string; user: string; text?: string; mentions?: string[]; mentionsAll?: string; replyTo?: number; quote?: Record<string, unknown> }
+interface Msg {
+  room: string;
+  seq: number;
+  kind: string;
+  user: string;
+  text?: string;
+  mentions?: string[];
+  mentionsAll?: string;
+  replyTo?: number;
+  quote?: Record<string, unknown>;
+}
 
 /** A raw client: frames as received, commands by id. */
 class Wire {
   private next = 1;
-  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  private constructor(
+    readonly raw: RawSocket,
+    readonly user: string,
+  ) {}
   static async open(user: string): Promise<Wire> {
     const raw = await RawSocket.open(srv.wsUrl);
     const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
@@ -65,15 +84,18 @@ class Wire {
   message(room: string, seq: number): Msg | undefined {
     return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
   }
-  close(): void { this.raw.close(); }
+  close(): void {
+    this.raw.close();
+  }
 }
 
 async function rest(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${srv.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 let n = 0;
@@ -94,7 +116,14 @@ describe('mentions', () => {
     await waitFor(() => bob.message(room, seq) !== undefined, 5000, 'the message');
     expect(bob.message(room, seq)!.mentions).toEqual(['m-bob']);
     await waitFor(() => bob.events('notify').length > 0 && bob2.events('notify').length > 0, 5000, 'notify on both connections');
-    expect(bob.events('notify')[0]).toEqual({ room, seq, user: 'm-ann', name: 'm-ann', text: 'hi @m-bob, @m-dan and `@m-cyd` (a@m-cyd.org) @m-ann', reason: 'mention' });
+    expect(bob.events('notify')[0]).toEqual({
+      room,
+      seq,
+      user: 'm-ann',
+      name: 'm-ann',
+      text: 'hi @m-bob, @m-dan and `@m-cyd` (a@m-cyd.org) @m-ann',
+      reason: 'mention',
+    });
     const stored = (await cyd.call<{ messages: Msg[] }>('history', { room, after: seq - 1, limit: 1 })).messages[0]!;
     expect(stored.mentions).toEqual(['m-bob']);
     await new Promise((r) => setTimeout(r, 200));
@@ -136,7 +165,9 @@ describe('mentions', () => {
     // The inbox counts unread mentions per room: r-off missed @room twice (once by its owner,
     // once by a member) and was not online for @here.
     const offAgain = await Wire.open('r-off');
-    const entry = (await offAgain.call<{ rooms: Array<{ room: { id: string }; mentions: number; unread: number; notify: string }> }>('inbox')).rooms.find((e) => e.room.id === room)!;
+    const entry = (await offAgain.call<{ rooms: Array<{ room: { id: string }; mentions: number; unread: number; notify: string }> }>('inbox')).rooms.find(
+      (e) => e.room.id === room,
+    )!;
     expect(entry).toMatchObject({ mentions: 2, notify: 'mentions' });
     await offAgain.call('read', { room, seq: now.seq });
     const after = (await offAgain.call<{ rooms: Array<{ room: { id: string }; mentions: number }> }>('inbox')).rooms.find((e) => e.room.id === room)!;
@@ -195,7 +226,8 @@ describe('replies', () => {
     const res = await rest('q-bob', 'POST', `/rooms/${room}/messages`, { text: 'rest answer', replyTo: t1.seq });
     expect(res.status).toBe(201);
     expect((await rest('q-bob', 'GET', `/rooms/${room}/messages/${res.body.seq as number}`)).body).toMatchObject({ replyTo: t1.seq, quote: { user: 'q-ann' } });
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
   });
 
   it('a reply to a message that is not a text of the same room is refused and stores nothing', async () => {
@@ -212,7 +244,8 @@ describe('replies', () => {
     expect(await bob.fails('send', { room, text: 'nope', replyTo: 0 })).toBe('invalid');
     expect((await rest('z-bob', 'POST', `/rooms/${room}/messages`, { text: 'nope', replyTo: 999 })).status).toBe(404);
     expect((await ann.call<{ last: number }>('history', { room, limit: 1 })).last).toBe(before);
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
   });
 });
 
@@ -230,7 +263,10 @@ describe('pins and edit history', () => {
     await waitFor(() => mem.events('pin').length === 2, 5000, 'pin events');
     expect(mem.events('pin')[0]).toEqual({ room, seq: a.seq, pinned: true, by: 'p-own' });
     const pins = await mem.call<{ pins: Array<{ seq: number; by: string; message: Msg }> }>('pins', { room });
-    expect(pins.pins.map((p) => [p.seq, p.by, p.message.text])).toEqual([[b.seq, 'p-own', 'and me'], [a.seq, 'p-own', 'pin me']]);
+    expect(pins.pins.map((p) => [p.seq, p.by, p.message.text])).toEqual([
+      [b.seq, 'p-own', 'and me'],
+      [a.seq, 'p-own', 'pin me'],
+    ]);
     expect(await mem.fails('unpin', { room, seq: a.seq })).toBe('forbidden');
     await own.call('unpin', { room, seq: a.seq });
     await waitFor(() => mem.events('pin').length === 3, 5000, 'unpin event');
@@ -243,10 +279,11 @@ describe('pins and edit history', () => {
     expect((await rest('p-own', 'PUT', `/rooms/${room}/pins/${a.seq}`)).body).toEqual({ room, seq: a.seq, pinned: true });
     expect(((await rest('p-mem', 'GET', `/rooms/${room}/pins`)).body.pins as unknown[]).length).toBe(1);
     expect((await rest('p-out', 'GET', `/rooms/${room}/pins`)).status).toBe(403);
-    own.close(); mem.close();
+    own.close();
+    mem.close();
   });
 
-  it('anyone who can read the room lists an edited message\'s versions', async () => {
+  it("anyone who can read the room lists an edited message's versions", async () => {
     const [ann, bob] = await Promise.all([Wire.open('v-ann'), Wire.open('v-bob')]);
     const room = (await ann.call<{ id: string }>('create', { kind: 'channel', name: `versions ${n++}` })).id;
     const m = await ann.call<{ seq: number }>('send', { room, text: 'one' });
@@ -254,7 +291,11 @@ describe('pins and edit history', () => {
     const e2 = await ann.call<{ seq: number }>('edit', { room, target: m.seq, text: 'three' });
     // bob is not a member of this public channel, and can read it.
     const v = await bob.call<{ versions: Array<{ seq: number; text: string }>; deleted: boolean }>('versions', { room, seq: m.seq });
-    expect(v.versions.map((x) => [x.seq, x.text])).toEqual([[m.seq, 'one'], [e1.seq, 'two'], [e2.seq, 'three']]);
+    expect(v.versions.map((x) => [x.seq, x.text])).toEqual([
+      [m.seq, 'one'],
+      [e1.seq, 'two'],
+      [e2.seq, 'three'],
+    ]);
     expect(v.deleted).toBe(false);
     expect(await bob.fails('versions', { room, seq: e1.seq })).toBe('not_found');
     expect((await rest('v-bob', 'GET', `/rooms/${room}/messages/${m.seq}/versions`)).body).toMatchObject({ seq: m.seq, deleted: false });
@@ -263,7 +304,8 @@ describe('pins and edit history', () => {
     expect(await bob.fails('versions', { room: grp, seq: g.seq })).toBe('forbidden');
     await ann.call('delete', { room, target: m.seq });
     expect(await bob.call('versions', { room, seq: m.seq })).toEqual({ room, seq: m.seq, versions: [], deleted: true });
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
   });
 });
 
@@ -276,7 +318,8 @@ describe('after a restart', () => {
     await ann.call('pin', { room, seq: t.seq });
     await bob.call('notifications', { room, level: 'none' });
     await ann.call('settings', { room, mentionAll: 'members' });
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
     await srv.close();
     srv = await start();
     const again = await Wire.open('s-bob');

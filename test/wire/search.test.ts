@@ -7,14 +7,26 @@ import WebSocket from 'ws';
 import { startServer, waitFor, type TestServer } from '../helpers.js';
 
 let srv: TestServer;
-beforeAll(async () => { srv = await startServer({}); });
-afterAll(async () => { await srv?.close(); });
+beforeAll(async () => {
+  srv = await startServer({});
+});
+afterAll(async () => {
+  await srv?.close();
+});
 
-interface Reply { id: string; ok: boolean; data?: any; error?: { code: string } }
+interface Reply {
+  id: string;
+  ok: boolean;
+  data?: any;
+  error?: { code: string };
+}
 
 async function connect(user: string, admin = false) {
   const ws = new WebSocket(srv.wsUrl);
-  await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+  await new Promise((r, j) => {
+    ws.once('open', r);
+    ws.once('error', j);
+  });
   const replies = new Map<string, Reply>();
   ws.on('message', (d) => {
     const f = JSON.parse(d.toString()) as Reply;
@@ -44,7 +56,9 @@ describe('search under load', () => {
     // The index has caught up and the word is found, newest first.
     const first = await owner.call({ cmd: 'search', query: 'number', room, limit: 3 });
     expect(first.ok).toBe(true);
-    expect(first.data.messages.map((m: { text: string }) => m.text)).toEqual([29999, 29998, 29997].map((k) => `needle${k % 10} haystack number ${k} lorem ipsum`));
+    expect(first.data.messages.map((m: { text: string }) => m.text)).toEqual(
+      [29999, 29998, 29997].map((k) => `needle${k % 10} haystack number ${k} lorem ipsum`),
+    );
 
     const stranger = await connect('stranger');
     const bystander = await connect('bystander');

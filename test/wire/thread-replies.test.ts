@@ -7,16 +7,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawSocket, SECRET, startServer, waitFor, type TestServer } from '../helpers.js';
 import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
 
-interface Summary { count: number; lastTs: number; users: string[] }
+interface Summary {
+  count: number;
+  lastTs: number;
+  users: string[];
+}
 interface Msg {
-  room: string; seq: number; kind: string; user: string; ts: number; text?: string; target?: number;
-  thread?: number; alsoToRoom?: boolean; summary?: Summary; quote?: Record<string, unknown>;
+  room: string;
+  seq: number;
+  kind: string;
+  user: string;
+  ts: number;
+  text?: string;
+  target?: number;
+  thread?: number;
+  alsoToRoom?: boolean;
+  summary?: Summary;
+  quote?: Record<string, unknown>;
 }
 
 /** A raw client: frames as received, commands by id. */
 class Wire {
   private next = 1;
-  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  private constructor(
+    readonly raw: RawSocket,
+    readonly user: string,
+  ) {}
   static async open(srv: TestServer, user: string): Promise<Wire> {
     const raw = await RawSocket.open(srv.wsUrl);
     const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
@@ -39,7 +55,9 @@ class Wire {
   message(room: string, seq: number): Msg | undefined {
     return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
   }
-  close(): void { this.raw.close(); }
+  close(): void {
+    this.raw.close();
+  }
 }
 
 const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<string, unknown>; stop: () => Promise<void> }> }> = [
@@ -68,7 +86,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
 });
 afterAll(async () => {
-  await new Promise<void>((r) => { hookServer.closeAllConnections(); hookServer.close(() => r()); });
+  await new Promise<void>((r) => {
+    hookServer.closeAllConnections();
+    hookServer.close(() => r());
+  });
 });
 
 describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
@@ -94,10 +115,13 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
   async function rest(user: Wire | string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
     const res = await fetch(`${srv.url}/api/v1${path}`, {
       method,
-      headers: { authorization: `Bearer ${await srv.token(typeof user === 'string' ? user : user.user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${await srv.token(typeof user === 'string' ? user : user.user)}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
-    return { status: res.status, body: await res.json() as Record<string, unknown> };
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
   let n = 0;
   async function room(kind: 'group' | 'channel', owner: Wire, ...others: Wire[]): Promise<string> {
@@ -116,7 +140,13 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     const got = await rest(bob, 'GET', `/rooms/${ch}/messages/${kept.seq}`);
     expect(got.status).toBe(200);
     expect(got.body).toMatchObject({ room: ch, seq: kept.seq, text: 'kept to the thread', thread: root.seq });
-    expect(await bob.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({ room: ch, seq: kept.seq, kind: 'text', text: 'kept to the thread', thread: root.seq });
+    expect(await bob.call<Msg>('message', { room: ch, seq: kept.seq })).toMatchObject({
+      room: ch,
+      seq: kept.seq,
+      kind: 'text',
+      text: 'kept to the thread',
+      thread: root.seq,
+    });
     expect((await bob.call<Msg>('message', { room: ch, seq: kept.seq })).alsoToRoom).toBeUndefined();
     // And through the SDK.
     const sdk = await srv.client(bob.user);
@@ -147,12 +177,18 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     const root = await ann.call<{ seq: number }>('send', { room: grp, text: 'root' });
     const reply = await bob.call<{ seq: number }>('send', { room: grp, text: 'first words', thread: root.seq });
     const edit = await bob.call<{ seq: number }>('edit', { room: grp, target: reply.seq, text: 'better words' });
-    const react = (await rest(cyd, 'POST', `/rooms/${grp}/messages/${reply.seq}/reactions`, { emoji: '👍' }));
+    const react = await rest(cyd, 'POST', `/rooms/${grp}/messages/${reply.seq}/reactions`, { emoji: '👍' });
     expect(react.status).toBe(200);
     // Its versions, over WebSocket and REST.
     const versions = await cyd.call<{ versions: Array<{ seq: number; text: string }>; deleted: boolean }>('versions', { room: grp, seq: reply.seq });
-    expect(versions.versions.map((v) => [v.seq, v.text])).toEqual([[reply.seq, 'first words'], [edit.seq, 'better words']]);
-    expect((await rest(cyd, 'GET', `/rooms/${grp}/messages/${reply.seq}/versions`)).body).toMatchObject({ deleted: false, versions: [{ seq: reply.seq }, { seq: edit.seq }] });
+    expect(versions.versions.map((v) => [v.seq, v.text])).toEqual([
+      [reply.seq, 'first words'],
+      [edit.seq, 'better words'],
+    ]);
+    expect((await rest(cyd, 'GET', `/rooms/${grp}/messages/${reply.seq}/versions`)).body).toMatchObject({
+      deleted: false,
+      versions: [{ seq: reply.seq }, { seq: edit.seq }],
+    });
     // Pinned by the owner and listed with the room's pins.
     expect(await ann.call('pin', { room: grp, seq: reply.seq })).toEqual({ room: grp, seq: reply.seq, pinned: true });
     const pins = await cyd.call<{ pins: Array<{ seq: number; message: Msg }> }>('pins', { room: grp });
@@ -175,11 +211,16 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     for (const w of [ann, bob, cyd]) w.close();
   });
 
-  it('notifies the thread\'s participants at level all and those it mentions; a reply also sent to the room notifies as a room message', async () => {
+  it("notifies the thread's participants at level all and those it mentions; a reply also sent to the room notifies as a room message", async () => {
     // ann wrote the root; eve replies first but chose none; bob and cyd chose all, dan and fay
     // keep the default (mentions), and fay replies too.
     const [ann, bob, cyd, dan, eve, fay] = await Promise.all([
-      open('ntf-ann'), open('ntf-bob'), open('ntf-cyd'), open('ntf-dan'), open('ntf-eve'), open('ntf-fay'),
+      open('ntf-ann'),
+      open('ntf-bob'),
+      open('ntf-cyd'),
+      open('ntf-dan'),
+      open('ntf-eve'),
+      open('ntf-fay'),
     ]);
     const grp = await room('group', ann, bob, cyd, dan, eve, fay);
     for (const w of [ann, bob, cyd]) await w.call('notifications', { room: grp, level: 'all' });
@@ -214,7 +255,8 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     const everyone = [ann, bob, cyd, dan, eve, fay];
     const told = () => {
       const out: Record<number, Record<string, string>> = {};
-      for (const w of everyone) for (const e of w.events<{ room: string; seq: number; reason: string }>('notify')) if (e.room === grp) (out[e.seq] ??= {})[w.user] = e.reason;
+      for (const w of everyone)
+        for (const e of w.events<{ room: string; seq: number; reason: string }>('notify')) if (e.room === grp) (out[e.seq] ??= {})[w.user] = e.reason;
       return out;
     };
     const count = (o: Record<number, Record<string, string>>) => Object.values(o).reduce((n, x) => n + Object.keys(x).length, 0);
@@ -235,7 +277,7 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
     for (const w of everyone) w.close();
   });
 
-  it('each reply\'s new thread summary reaches webhooks as thread.updated, once per reply', async () => {
+  it("each reply's new thread summary reaches webhooks as thread.updated, once per reply", async () => {
     const [ann, bob, cyd] = await Promise.all([open('wh-ann'), open('wh-bob'), open('wh-cyd')]);
     const grp = await room('group', ann, bob, cyd);
     const root = await ann.call<{ seq: number }>('send', { room: grp, text: 'root' });

@@ -10,23 +10,46 @@ let srv: TestServer;
 const dataDir = tempDir('parley-threads-');
 const start = () => startServer({ plugins: { rateLimit: { enabled: false } } }, dataDir);
 
-beforeAll(async () => { srv = await start(); });
+beforeAll(async () => {
+  srv = await start();
+});
 afterAll(async () => {
   await srv?.close();
   removeDir(dataDir);
 });
 
-interface Summary { count: number; lastTs: number; users: string[] }
-interface Msg {
-  room: string; seq: number; kind: string; user: string; ts: number; text?: string; target?: number;
-  mentions?: string[]; thread?: number; alsoToRoom?: boolean; summary?: Summary;
+interface Summary {
+  count: number;
+  lastTs: number;
+  users: string[];
 }
-interface Page { messages: Msg[]; first: number; last: number; root?: Msg }
+interface Msg {
+  room: string;
+  seq: number;
+  kind: string;
+  user: string;
+  ts: number;
+  text?: string;
+  target?: number;
+  mentions?: string[];
+  thread?: number;
+  alsoToRoom?: boolean;
+  summary?: Summary;
+}
+interface Page {
+  messages: Msg[];
+  first: number;
+  last: number;
+  root?: Msg;
+}
 
 /** A raw client: frames as received, commands by id. */
 class Wire {
   private next = 1;
-  private constructor(readonly raw: RawSocket, readonly user: string) {}
+  private constructor(
+    readonly raw: RawSocket,
+    readonly user: string,
+  ) {}
   static async open(user: string): Promise<Wire> {
     const raw = await RawSocket.open(srv.wsUrl);
     const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
@@ -49,15 +72,18 @@ class Wire {
   message(room: string, seq: number): Msg | undefined {
     return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
   }
-  close(): void { this.raw.close(); }
+  close(): void {
+    this.raw.close();
+  }
 }
 
 async function rest(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${srv.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    method,
+    headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 let n = 0;
@@ -71,12 +97,13 @@ const unread = async (w: Wire, room: string): Promise<number> =>
   (await w.call<{ rooms: Array<{ room: { id: string }; unread: number }> }>('inbox')).rooms.find((e) => e.room.id === room)!.unread;
 
 describe('threads', () => {
-  it('a thread reply reaches every member live, the root\'s summary follows, and the thread pages like a room', async () => {
+  it("a thread reply reaches every member live, the root's summary follows, and the thread pages like a room", async () => {
     const [ann, bob, cyd, dan, eve] = await Promise.all([Wire.open('t-ann'), Wire.open('t-bob'), Wire.open('t-cyd'), Wire.open('t-dan'), Wire.open('t-eve')]);
     const room = await group(ann, bob, cyd, dan, eve);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'shall we?' });
     const replies: number[] = [];
-    for (const w of [bob, cyd, bob, dan, eve]) replies.push((await w.call<{ seq: number }>('send', { room, text: `reply ${replies.length}`, thread: root.seq })).seq);
+    for (const w of [bob, cyd, bob, dan, eve])
+      replies.push((await w.call<{ seq: number }>('send', { room, text: `reply ${replies.length}`, thread: root.seq })).seq);
     const shared = await cyd.call<{ seq: number }>('send', { room, text: 'to everyone', thread: root.seq, alsoToRoom: true });
     const after = await ann.call<{ seq: number }>('send', { room, text: 'back in the room' });
     // Every member gets every message, seq after seq, thread replies included (marked).
@@ -88,8 +115,12 @@ describe('threads', () => {
     await waitFor(() => eve.events('thread').length === 6, 5000, 'six summaries');
     const summaries = eve.events<{ room: string; seq: number; summary: Summary }>('thread');
     expect(summaries.map((e) => [e.seq, e.summary.count, e.summary.users])).toEqual([
-      [root.seq, 1, ['t-bob']], [root.seq, 2, ['t-bob', 't-cyd']], [root.seq, 3, ['t-bob', 't-cyd']],
-      [root.seq, 4, ['t-bob', 't-cyd', 't-dan']], [root.seq, 5, ['t-bob', 't-cyd', 't-dan']], [root.seq, 6, ['t-bob', 't-cyd', 't-dan']],
+      [root.seq, 1, ['t-bob']],
+      [root.seq, 2, ['t-bob', 't-cyd']],
+      [root.seq, 3, ['t-bob', 't-cyd']],
+      [root.seq, 4, ['t-bob', 't-cyd', 't-dan']],
+      [root.seq, 5, ['t-bob', 't-cyd', 't-dan']],
+      [root.seq, 6, ['t-bob', 't-cyd', 't-dan']],
     ]);
     expect(summaries[5]!.summary.lastTs).toBe(eve.message(room, shared.seq)!.ts);
     // The main timeline: the root with its summary, the reply also sent to the room, not the others.
@@ -116,7 +147,7 @@ describe('threads', () => {
     expect((res.body.root as Msg).seq).toBe(root.seq);
     const sent = await rest('t-cyd', 'POST', `/rooms/${room}/messages`, { text: 'over rest', thread: root.seq });
     expect(sent.status).toBe(201);
-    expect(((await rest('t-cyd', 'GET', `/rooms/${room}/messages?after=${after.seq}`)).body.messages as Msg[])).toEqual([]);
+    expect((await rest('t-cyd', 'GET', `/rooms/${room}/messages?after=${after.seq}`)).body.messages as Msg[]).toEqual([]);
     for (const w of [ann, bob, cyd, dan, eve]) w.close();
   });
 
@@ -130,12 +161,17 @@ describe('threads', () => {
     await waitFor(() => ann.message(room, react.seq) !== undefined, 5000, 'the reaction');
     expect(ann.message(room, edit.seq)).toMatchObject({ kind: 'edit', thread: root.seq });
     const thread = await ann.call<Page>('history', { room, thread: root.seq });
-    expect(thread.messages.map((m) => [m.seq, m.kind])).toEqual([[reply.seq, 'text'], [edit.seq, 'edit'], [react.seq, 'reaction']]);
+    expect(thread.messages.map((m) => [m.seq, m.kind])).toEqual([
+      [reply.seq, 'text'],
+      [edit.seq, 'edit'],
+      [react.seq, 'reaction'],
+    ]);
     const main = await ann.call<Page>('history', { room, after: root.seq - 1 });
     expect(main.messages.map((m) => m.seq)).toEqual([root.seq]);
     // The summary counts replies, not their edits or reactions.
     expect(thread.root!.summary!.count).toBe(1);
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
   });
 
   it('a thread needs a text root of the same room that is not deleted and not itself a reply; nothing is stored otherwise', async () => {
@@ -164,10 +200,12 @@ describe('threads', () => {
     expect(await bob.fails('history', { room, thread: 999 })).toBe('not_found');
     const cyd = await Wire.open('b-cyd');
     expect(await cyd.fails('history', { room, thread: root.seq })).toBe('forbidden');
-    ann.close(); bob.close(); cyd.close();
+    ann.close();
+    bob.close();
+    cyd.close();
   });
 
-  it('a reply kept to its thread is unread only for the thread\'s participants and those it mentions', async () => {
+  it("a reply kept to its thread is unread only for the thread's participants and those it mentions", async () => {
     const [ann, bob, cyd, dan] = await Promise.all([Wire.open('u-ann'), Wire.open('u-bob'), Wire.open('u-cyd'), Wire.open('u-dan')]);
     const room = await group(ann, bob, cyd, dan);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
@@ -224,7 +262,8 @@ describe('after a restart', () => {
     const room = await group(ann, bob);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
     const r1 = await bob.call<{ seq: number }>('send', { room, text: 'one', thread: root.seq });
-    ann.close(); bob.close();
+    ann.close();
+    bob.close();
     await srv.close();
     srv = await start();
     const [ann2, bob2] = await Promise.all([Wire.open('r-ann'), Wire.open('r-bob')]);
@@ -237,6 +276,7 @@ describe('after a restart', () => {
     await waitFor(() => bob2.events('thread').length === 1, 5000, 'the summary');
     expect(bob2.events<{ summary: Summary }>('thread')[0]!.summary).toMatchObject({ count: 2, users: ['r-bob', 'r-ann'] });
     expect(bob2.message(room, r2.seq)).toMatchObject({ thread: root.seq });
-    ann2.close(); bob2.close();
+    ann2.close();
+    bob2.close();
   });
 });

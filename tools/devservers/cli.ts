@@ -12,7 +12,13 @@ import { loadConfig } from '../../src/config.js';
 import { mintToken } from '../../src/auth/jwt.js';
 import { startDevCluster, type DevCluster } from './cluster.js';
 
-interface Opts { nodes: string; port: string; redisMasters?: string; dir: string; discard?: boolean }
+interface Opts {
+  nodes: string;
+  port: string;
+  redisMasters?: string;
+  dir: string;
+  discard?: boolean;
+}
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -58,21 +64,40 @@ const program = new Command('cluster:dev')
         if (!stopping && !running()) out(`${name} has stopped${how === undefined || how === null ? '' : ` (${String(how)})`}; the rest keeps running`);
       });
     };
-    for (const node of cluster.nodes) watch(`node ${node.index + 1}`, () => node.exited(), () => node.process?.exitCode === null && node.process.signalCode === null);
-    watch('PostgreSQL', () => cluster.postgres.exited(), () => cluster.postgres.pid !== null);
-    if (cluster.redis) watch('Redis', () => cluster.redis!.exited(), () => cluster.redis!.pid !== null);
+    for (const node of cluster.nodes)
+      watch(
+        `node ${node.index + 1}`,
+        () => node.exited(),
+        () => node.process?.exitCode === null && node.process.signalCode === null,
+      );
+    watch(
+      'PostgreSQL',
+      () => cluster.postgres.exited(),
+      () => cluster.postgres.pid !== null,
+    );
+    if (cluster.redis)
+      watch(
+        'Redis',
+        () => cluster.redis!.exited(),
+        () => cluster.redis!.pid !== null,
+      );
     // Nothing else may keep the event loop alive once every child has ended.
     const alive = setInterval(() => {}, 1 << 30);
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       out(`${signal}: stopping`);
-      cluster.stop().then(() => {
-        if (opts.discard) rmSync(cluster.dir, { recursive: true, force: true });
-        clearInterval(alive);
-        out(opts.discard ? `removed ${cluster.dir}` : `data kept in ${cluster.dir} (run again with the same --dir to continue, or with --discard to remove it)`);
-        process.exit(0);
-      }, (err: unknown) => fail(`stop failed: ${err instanceof Error ? err.message : String(err)}`));
+      cluster.stop().then(
+        () => {
+          if (opts.discard) rmSync(cluster.dir, { recursive: true, force: true });
+          clearInterval(alive);
+          out(
+            opts.discard ? `removed ${cluster.dir}` : `data kept in ${cluster.dir} (run again with the same --dir to continue, or with --discard to remove it)`,
+          );
+          process.exit(0);
+        },
+        (err: unknown) => fail(`stop failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));

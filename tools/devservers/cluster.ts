@@ -81,7 +81,9 @@ async function waitReady(url: string, proc: ChildProcess, ms = 60_000): Promise<
     try {
       const res = await fetch(`${url}/readyz`);
       if (res.status === 200) return;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > until) throw new Error(`node at ${url} not ready after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -123,7 +125,12 @@ export async function startDevCluster(opts: DevClusterOptions): Promise<DevClust
       const url = `http://127.0.0.1:${port}`;
       const logFile = join(dir, `node-${i + 1}.log`);
       const node: DevNode = {
-        index: i, port, url, wsUrl: `ws://127.0.0.1:${port}/ws`, log: logFile, process: null,
+        index: i,
+        port,
+        url,
+        wsUrl: `ws://127.0.0.1:${port}/ws`,
+        log: logFile,
+        process: null,
         exited() {
           const p = node.process;
           if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p?.exitCode ?? p?.signalCode ?? null);

@@ -62,7 +62,9 @@ export function findPostgresBin(): string {
   const candidates = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
   const debian = '/usr/lib/postgresql';
   if (existsSync(debian)) {
-    const versions = readdirSync(debian).filter((v) => /^\d+(\.\d+)?$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(debian)
+      .filter((v) => /^\d+(\.\d+)?$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     candidates.push(...versions.map((v) => join(debian, v, 'bin')));
   }
   for (const d of candidates) {
@@ -93,7 +95,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-interface RunAs { uid: number; gid: number }
+interface RunAs {
+  uid: number;
+  gid: number;
+}
 
 /** Under root: the `postgres` user's ids; otherwise null (run as ourselves). */
 function runAs(): RunAs | null {
@@ -145,7 +150,11 @@ function processState(pid: number): 'running' | 'zombie' | 'gone' {
 function childrenOf(parent: number): number[] {
   const out: number[] = [];
   let entries: string[];
-  try { entries = readdirSync('/proc'); } catch { return out; }
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     try {
@@ -166,7 +175,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
     sock.setTimeout(1000, () => done(false));
     sock.once('connect', () => done(true));
     sock.once('error', () => done(false));
@@ -205,9 +217,15 @@ class PostgresDevServer implements PgServer {
     return this.exitedP;
   }
 
-  private get dataDir(): string { return join(this.dir, 'data'); }
-  private get socketDir(): string { return join(this.dir, 'socket'); }
-  private get logFile(): string { return join(this.dir, 'postgres.log'); }
+  private get dataDir(): string {
+    return join(this.dir, 'data');
+  }
+  private get socketDir(): string {
+    return join(this.dir, 'socket');
+  }
+  private get logFile(): string {
+    return join(this.dir, 'postgres.log');
+  }
 
   /** Runs a one-shot binary (initdb) to completion, its output in the log. */
   async run(file: string, args: string[]): Promise<void> {
@@ -231,9 +249,22 @@ class PostgresDevServer implements PgServer {
     await this.exitedP;
     await this.clearStaleLock();
     const args = [
-      '-D', this.dataDir, '-p', String(this.port),
-      '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${this.socketDir}`,
-      '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=32MB', '-c', 'max_connections=200',
+      '-D',
+      this.dataDir,
+      '-p',
+      String(this.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${this.socketDir}`,
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'shared_buffers=32MB',
+      '-c',
+      'max_connections=200',
       ...Object.entries(this.settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ];
     const [cmd, argv] = command(this.user, join(this.bin, 'postgres'), args);
@@ -261,7 +292,7 @@ class PostgresDevServer implements PgServer {
     while (Date.now() < deadline) {
       if (exitedEarly) throw new Error(`postgres exited during startup:\n${tail(this.logFile)}`);
       // Ready in its pid file (our own: the pid is our child's), and answering a query.
-      if (await accepts(this.port) && this.readyInPidFile() && await this.answers()) return;
+      if ((await accepts(this.port)) && this.readyInPidFile() && (await this.answers())) return;
       await sleep(50);
     }
     this.kill();
@@ -271,7 +302,9 @@ class PostgresDevServer implements PgServer {
   /** The server answers a query (not only its port and pid file). */
   private async answers(): Promise<boolean> {
     const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
-    client.on('error', () => { /* reported by the failing query */ });
+    client.on('error', () => {
+      /* reported by the failing query */
+    });
     try {
       await client.connect();
       await client.query('SELECT 1');
@@ -334,7 +367,7 @@ class PostgresDevServer implements PgServer {
       this.kill();
     }
     const timeout = sleep(15_000).then(() => 'timeout' as const);
-    if (await Promise.race([this.exitedP.then(() => 'exited' as const), timeout]) === 'timeout') {
+    if ((await Promise.race([this.exitedP.then(() => 'exited' as const), timeout])) === 'timeout') {
       this.kill();
       await this.exitedP;
     }
@@ -373,11 +406,19 @@ class PostgresDevServer implements PgServer {
     if (this.kept) {
       // A fast shutdown keeps the data consistent; the server finishes it on its own.
       const pid = this.postmasterPid();
-      try { if (pid !== null) process.kill(pid, 'SIGINT'); } catch { /* already gone */ }
+      try {
+        if (pid !== null) process.kill(pid, 'SIGINT');
+      } catch {
+        /* already gone */
+      }
       return;
     }
     this.kill();
-    try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* best effort at exit */ }
+    try {
+      rmSync(this.dir, { recursive: true, force: true });
+    } catch {
+      /* best effort at exit */
+    }
   }
 }
 
@@ -419,7 +460,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
   try {
     // A free port can be taken between the probe and the bind: try a few.
     for (let attempt = 0; ; attempt++) {
-      const port = opts.port ?? await freePort();
+      const port = opts.port ?? (await freePort());
       server = new PostgresDevServer(dir, port, bin, user, database, startTimeoutMs, settings, kept);
       if (attempt === 0 && !initialised) {
         await server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
@@ -435,7 +476,9 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     live.add(server);
     if (!exitHook) {
       exitHook = true;
-      process.once('exit', () => { for (const s of live) s.killAndRemoveSync(); });
+      process.once('exit', () => {
+        for (const s of live) s.killAndRemoveSync();
+      });
     }
     server.reused = !(await createDatabase(server, database));
     return server;
@@ -449,7 +492,9 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
 /** Creates the database unless it exists; resolves true when it created it. */
 async function createDatabase(server: PostgresDevServer, database: string): Promise<boolean> {
   const client = new pg.Client({ host: '127.0.0.1', port: server.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 10_000 });
-  client.on('error', () => { /* the query below reports it */ });
+  client.on('error', () => {
+    /* the query below reports it */
+  });
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);

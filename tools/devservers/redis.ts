@@ -49,7 +49,7 @@ export async function freePort(gap = 0): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = gap ? 20000 + Math.floor(Math.random() * (65535 - gap - 20000)) : await listenFree(0);
     if (!gap) return port;
-    if (await isFree(port) && await isFree(port + gap)) return port;
+    if ((await isFree(port)) && (await isFree(port + gap))) return port;
   }
   throw new Error('no free port found');
 }
@@ -66,7 +66,11 @@ function listenFree(port: number): Promise<number> {
   });
 }
 
-const isFree = (port: number): Promise<boolean> => listenFree(port).then(() => true, () => false);
+const isFree = (port: number): Promise<boolean> =>
+  listenFree(port).then(
+    () => true,
+    () => false,
+  );
 
 /** Resolves once the server answers PING, or rejects after `ms`. */
 export async function waitForRedis(port: number, ms = 10_000): Promise<void> {
@@ -74,8 +78,14 @@ export async function waitForRedis(port: number, ms = 10_000): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = createConnection({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
-      s.setTimeout(500, () => { s.destroy(); resolve(false); });
-      s.once('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      s.setTimeout(500, () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -87,24 +97,51 @@ export async function waitForRedis(port: number, ms = 10_000): Promise<void> {
 export async function startRedis(opts: { dir?: string; port?: number; extraArgs?: string[] } = {}): Promise<RedisServer> {
   const bin = findBinary('redis-server');
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'parley-redis-'));
-  const port = opts.port ?? await freePort(opts.extraArgs?.includes('--cluster-enabled') ? 10000 : 0);
+  const port = opts.port ?? (await freePort(opts.extraArgs?.includes('--cluster-enabled') ? 10000 : 0));
   let proc: ChildProcess | null = null;
   let log = '';
-  const ended = (): Promise<void> => new Promise((resolve) => {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
-    p.once('exit', () => resolve());
-  });
+  const ended = (): Promise<void> =>
+    new Promise((resolve) => {
+      const p = proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) {
+        resolve();
+        return;
+      }
+      p.once('exit', () => resolve());
+    });
   const start = async (): Promise<void> => {
     // After kill() the old process may still hold the port for a moment: wait for its exit.
     await ended();
-    const p = spawn(bin, [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
-      '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', ...(opts.extraArgs ?? []),
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(
+      bin,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'yes',
+        '--loglevel',
+        'warning',
+        ...(opts.extraArgs ?? []),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     proc = p;
-    p.stdout.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
-    p.stderr.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-4000); });
+    p.stdout.on('data', (d: Buffer) => {
+      log = (log + d.toString()).slice(-4000);
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      log = (log + d.toString()).slice(-4000);
+    });
     try {
       await Promise.race([
         waitForRedis(port),
@@ -117,16 +154,22 @@ export async function startRedis(opts: { dir?: string; port?: number; extraArgs?
   };
   await start();
   const server: RedisServer = {
-    port, dir, url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    url: `redis://127.0.0.1:${port}`,
     start,
-    get pid() { return proc && proc.exitCode === null && proc.signalCode === null ? proc.pid ?? null : null; },
+    get pid() {
+      return proc && proc.exitCode === null && proc.signalCode === null ? (proc.pid ?? null) : null;
+    },
     exited: ended,
     async stop() {
       const done = ended();
       proc?.kill('SIGTERM');
       await done;
     },
-    kill() { proc?.kill('SIGKILL'); },
+    kill() {
+      proc?.kill('SIGKILL');
+    },
     async destroy() {
       await server.stop();
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
@@ -141,12 +184,24 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterServer
   const servers: RedisServer[] = [];
   try {
     for (let i = 0; i < masters; i++) {
-      servers.push(await startRedis({
-        dir: root,
-        // Without full coverage required, the other shards keep serving while one is down.
-        extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '3000',
-          '--cluster-require-full-coverage', 'no', '--cluster-allow-pubsubshard-when-down', 'yes'],
-      }));
+      servers.push(
+        await startRedis({
+          dir: root,
+          // Without full coverage required, the other shards keep serving while one is down.
+          extraArgs: [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${i}.conf`,
+            '--cluster-node-timeout',
+            '3000',
+            '--cluster-require-full-coverage',
+            'no',
+            '--cluster-allow-pubsubshard-when-down',
+            'yes',
+          ],
+        }),
+      );
     }
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
     await exec(findBinary('redis-cli'), ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
@@ -161,7 +216,8 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterServer
       }
     }
     return {
-      nodes, servers,
+      nodes,
+      servers,
       async destroy() {
         await Promise.all(servers.map((s) => s.stop()));
         rmSync(root, { recursive: true, force: true });

@@ -3,8 +3,12 @@
 // tab to that room or opens one. It caches nothing: the app always loads from the server.
 /* global self, URL */
 
-self.addEventListener('install', () => { self.skipWaiting(); });
-self.addEventListener('activate', (event) => { event.waitUntil(self.clients.claim()); });
+self.addEventListener('install', () => {
+  self.skipWaiting();
+});
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
 
 /** The notification's title: who wrote, and where when it is not a direct message. */
 function title(p) {
@@ -22,28 +26,32 @@ self.addEventListener('push', (event) => {
     p = null;
   }
   if (!p || typeof p.room !== 'string') return;
-  event.waitUntil(self.registration.showNotification(title(p), {
-    body: String(p.text || ''),
-    // One notification per room: a newer message replaces the older one.
-    tag: `parley-${p.room}`,
-    renotify: true,
-    icon: '/favicon.svg',
-    data: { room: p.room, seq: p.seq },
-  }));
+  event.waitUntil(
+    self.registration.showNotification(title(p), {
+      body: String(p.text || ''),
+      // One notification per room: a newer message replaces the older one.
+      tag: `parley-${p.room}`,
+      renotify: true,
+      icon: '/favicon.svg',
+      data: { room: p.room, seq: p.seq },
+    }),
+  );
 });
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
   const room = event.notification.data && event.notification.data.room;
   if (typeof room !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(room)) return;
-  event.waitUntil((async () => {
-    const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    const tab = open.find((c) => new URL(c.url).origin === self.location.origin);
-    if (tab) {
-      await tab.focus();
-      tab.postMessage({ type: 'parley.open', room });
-      return;
-    }
-    await self.clients.openWindow(`/r/${room}`);
-  })());
+  event.waitUntil(
+    (async () => {
+      const open = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      const tab = open.find((c) => new URL(c.url).origin === self.location.origin);
+      if (tab) {
+        await tab.focus();
+        tab.postMessage({ type: 'parley.open', room });
+        return;
+      }
+      await self.clients.openWindow(`/r/${room}`);
+    })(),
+  );
 });

@@ -2,14 +2,28 @@
 // over the WebSocket through the SDK. Errors come back as ApiError with the server's code.
 import { formatFull } from './format.js';
 export class ApiError extends Error {
-  constructor(readonly code: string, message: string, readonly status = 0, readonly details?: Record<string, unknown>) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 0,
+    readonly details?: Record<string, unknown>,
+  ) {
     super(message);
     this.name = 'ApiError';
   }
 }
 
-export interface ApiUser { id: string; name: string; profile: Record<string, unknown> }
-export interface Tokens { accessToken: string; refreshToken: string; expiresIn: number; user: ApiUser }
+export interface ApiUser {
+  id: string;
+  name: string;
+  profile: Record<string, unknown>;
+}
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  user: ApiUser;
+}
 
 export async function api<T>(method: string, path: string, opts: { body?: unknown; token?: string } = {}): Promise<T> {
   const headers: Record<string, string> = {};
@@ -18,7 +32,10 @@ export async function api<T>(method: string, path: string, opts: { body?: unknow
   let res: Response;
   try {
     res = await fetch(`/api/v1${path}`, {
-      method, headers, body: opts.body === undefined ? null : JSON.stringify(opts.body), cache: 'no-store',
+      method,
+      headers,
+      body: opts.body === undefined ? null : JSON.stringify(opts.body),
+      cache: 'no-store',
     });
   } catch {
     throw new ApiError('offline', 'The server cannot be reached.');
@@ -59,11 +76,16 @@ export function describeRemoval(room: string, reason: string): string {
   const why = colon < 0 ? '' : reason.slice(colon + 1).trim();
   const because = why ? ` (${why})` : '';
   switch (kind) {
-    case 'deleted': return `${room} was deleted.`;
-    case 'access': return `${room} no longer admits you.`;
-    case 'banned': return `${room} banned you${because}.`;
-    case 'kicked': return `${room} removed you${because}.`;
-    default: return `${room} removed you (${reason}).`;
+    case 'deleted':
+      return `${room} was deleted.`;
+    case 'access':
+      return `${room} no longer admits you.`;
+    case 'banned':
+      return `${room} banned you${because}.`;
+    case 'kicked':
+      return `${room} removed you${because}.`;
+    default:
+      return `${room} removed you (${reason}).`;
   }
 }
 
@@ -73,23 +95,33 @@ export function describeError(err: unknown): string {
   const code = e?.code;
   const msg = e?.message ? ` (${e.message})` : '';
   switch (code) {
-    case 'offline': return 'The server cannot be reached. Check your connection and try again.';
+    case 'offline':
+      return 'The server cannot be reached. Check your connection and try again.';
     case 'rate_limited': {
       const ms = e?.details?.retryAfterMs;
       return typeof ms === 'number' ? `Too many attempts. Try again in ${Math.ceil(ms / 1000)} s.` : 'Too many attempts. Try again shortly.';
     }
-    case 'unauthorized': return `Not signed in${msg}.`;
+    case 'unauthorized':
+      return `Not signed in${msg}.`;
     case 'forbidden':
       if (e?.details?.reason === 'muted') return 'You are muted in this room.';
       if (e?.details?.reason === 'banned') return 'That user is banned from this room.';
       return `Not allowed${msg}.`;
-    case 'not_found': return `Not found${msg}.`;
-    case 'conflict': return `Conflict${msg}.`;
-    case 'too_large': return `Too long${msg}.`;
-    case 'invalid': return `Not accepted${msg}.`;
-    case 'timeout': return 'The server did not answer in time. Try again.';
-    case 'unavailable': return 'The server is busy or restarting. Try again.';
-    case 'closed': return 'Signed out.';
-    default: return e?.message ?? 'Something went wrong.';
+    case 'not_found':
+      return `Not found${msg}.`;
+    case 'conflict':
+      return `Conflict${msg}.`;
+    case 'too_large':
+      return `Too long${msg}.`;
+    case 'invalid':
+      return `Not accepted${msg}.`;
+    case 'timeout':
+      return 'The server did not answer in time. Try again.';
+    case 'unavailable':
+      return 'The server is busy or restarting. Try again.';
+    case 'closed':
+      return 'Signed out.';
+    default:
+      return e?.message ?? 'Something went wrong.';
   }
 }

@@ -4,7 +4,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 
-interface Entry { url: string | null; until: number }
+interface Entry {
+  url: string | null;
+  until: number;
+}
 
 const cache = new Map<string, Entry>();
 const wanted = new Set<string>();
@@ -36,16 +39,25 @@ function freshUntil(url: string): number {
 
 function want(user: string): void {
   wanted.add(user);
-  timer ??= setTimeout(() => { timer = null; void lookUp(); }, 30);
+  timer ??= setTimeout(() => {
+    timer = null;
+    void lookUp();
+  }, 30);
 }
 
 async function lookUp(): Promise<void> {
   const users = [...wanted].slice(0, BATCH);
   for (const u of users) wanted.delete(u);
-  if (wanted.size > 0) timer ??= setTimeout(() => { timer = null; void lookUp(); }, 0);
+  if (wanted.size > 0)
+    timer ??= setTimeout(() => {
+      timer = null;
+      void lookUp();
+    }, 0);
   if (!token || users.length === 0) return;
   try {
-    const { avatars } = await api<{ avatars: Record<string, string> }>('GET', `/avatars?users=${users.map(encodeURIComponent).join(',')}`, { token: await token() });
+    const { avatars } = await api<{ avatars: Record<string, string> }>('GET', `/avatars?users=${users.map(encodeURIComponent).join(',')}`, {
+      token: await token(),
+    });
     for (const u of users) {
       const url = avatars[u] ?? null;
       cache.set(u, { url, until: url ? freshUntil(url) : Date.now() + NONE_MS });
@@ -70,7 +82,9 @@ export function useAvatar(user: string): string | null {
   useEffect(() => {
     const l = () => tick((n) => n + 1);
     listeners.add(l);
-    return () => { listeners.delete(l); };
+    return () => {
+      listeners.delete(l);
+    };
   }, []);
   return avatarUrl(user);
 }

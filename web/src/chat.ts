@@ -104,7 +104,11 @@ export interface PendingSend {
   replyTo?: number;
 }
 
-export interface Notice { id: number; text: string; kind: 'info' | 'error' }
+export interface Notice {
+  id: number;
+  text: string;
+  kind: 'info' | 'error';
+}
 
 const TYPING_TTL_MS = 6_000;
 const TYPING_RESEND_MS = 3_000;
@@ -201,7 +205,9 @@ export class Chat {
       this.changed();
     });
     c.on('message', (m) => this.onMessage(m));
-    c.on('pin', (e) => { if (this.pins.has(e.room)) void this.loadPins(e.room); });
+    c.on('pin', (e) => {
+      if (this.pins.has(e.room)) void this.loadPins(e.room);
+    });
     c.on('thread', (e) => {
       this.summaries.set(`${e.room}\n${e.seq}`, e.summary);
       const tl = this.timelines.get(e.room);
@@ -238,8 +244,7 @@ export class Chat {
       if (!entry.last || e.seq >= entry.last.seq) {
         entry.unread = 0;
         entry.unreadMore = false;
-      }
-      else void this.refreshInbox();
+      } else void this.refreshInbox();
       this.changed();
     });
     c.on('gap', (g) => {
@@ -327,7 +332,7 @@ export class Chat {
 
   /** Who is online in the room, or null while this page is not connected and cannot know. */
   onlineIn(room: string): Set<string> | null {
-    return this.conn === 'online' ? this.presence.get(room) ?? null : null;
+    return this.conn === 'online' ? (this.presence.get(room) ?? null) : null;
   }
 
   /**
@@ -377,10 +382,16 @@ export class Chat {
   private lookUpName(user: string): void {
     if (this.nameLookups.has(user)) return;
     this.nameLookups.add(user);
-    void this.session.token()
+    void this.session
+      .token()
       .then((token) => api<ApiUser>('GET', `/users/${encodeURIComponent(user)}`, { token }))
-      .then((u) => { this.names.set(u.id, u.name); this.changed(); })
-      .catch(() => { this.names.set(user, user); });
+      .then((u) => {
+        this.names.set(u.id, u.name);
+        this.changed();
+      })
+      .catch(() => {
+        this.names.set(user, user);
+      });
   }
 
   /** Looks a user up by id; null when there is none. */
@@ -423,7 +434,13 @@ export class Chat {
     for (const e of entries) {
       const old = this.rooms.get(e.room.id);
       const entry: RoomEntry = {
-        room: e.room, role: e.role, readSeq: e.readSeq, unread: e.unread, unreadMore: e.unreadMore === true, mentions: e.mentions ?? 0, last: e.last,
+        room: e.room,
+        role: e.role,
+        readSeq: e.readSeq,
+        unread: e.unread,
+        unreadMore: e.unreadMore === true,
+        mentions: e.mentions ?? 0,
+        last: e.last,
         notify: e.notify ?? defaultLevel(e.room.kind),
       };
       if (old) {
@@ -579,7 +596,13 @@ export class Chat {
       }
     }
     if (next !== Infinity) {
-      this.typingTimer = setTimeout(() => { this.sweepTyping(); this.changed(); }, next - now + 10);
+      this.typingTimer = setTimeout(
+        () => {
+          this.sweepTyping();
+          this.changed();
+        },
+        next - now + 10,
+      );
     }
   }
 
@@ -593,9 +616,22 @@ export class Chat {
     let tl = this.timelines.get(room);
     if (!tl) {
       tl = {
-        raw: new Map(), first: null, last: null, loaded: false, loading: false, loadingOlder: false, loadingNewer: false,
-        complete: false, latest: false, unreadAfter: null, place: 'unread', placeVersion: 0, target: null, highlight: null,
-        version: 0, generation: 0,
+        raw: new Map(),
+        first: null,
+        last: null,
+        loaded: false,
+        loading: false,
+        loadingOlder: false,
+        loadingNewer: false,
+        complete: false,
+        latest: false,
+        unreadAfter: null,
+        place: 'unread',
+        placeVersion: 0,
+        target: null,
+        highlight: null,
+        version: 0,
+        generation: 0,
       };
       this.timelines.set(room, tl);
     }
@@ -702,9 +738,7 @@ export class Chat {
     const generation = ++tl.generation;
     tl.loading = true;
     try {
-      const h = await this.client.history(room, around === null
-        ? { limit: PAGE * 2 }
-        : { after: Math.max(0, around - 1 - CONTEXT), limit: PAGE * 2 });
+      const h = await this.client.history(room, around === null ? { limit: PAGE * 2 } : { after: Math.max(0, around - 1 - CONTEXT), limit: PAGE * 2 });
       if (generation !== tl.generation) return;
       for (const m of h.messages) tl.raw.set(m.seq, m);
       this.noteNames(h.messages);
@@ -848,10 +882,13 @@ export class Chat {
   /** Members change in bursts (a list edit removes many): reload once after the burst. */
   private reloadMembers(room: string): void {
     if (!this.members.has(room) || this.membersTimers.has(room)) return;
-    this.membersTimers.set(room, setTimeout(() => {
-      this.membersTimers.delete(room);
-      if (this.rooms.has(room)) void this.loadMembers(room);
-    }, 150));
+    this.membersTimers.set(
+      room,
+      setTimeout(() => {
+        this.membersTimers.delete(room);
+        if (this.rooms.has(room)) void this.loadMembers(room);
+      }, 150),
+    );
   }
 
   /** The open conversation's newest messages are (or are not) on screen. */
@@ -885,13 +922,16 @@ export class Chat {
       return;
     }
     this.readSending.set(room, null);
-    void this.client.markRead(room, seq).catch(() => {
-      // A marker that did not move is moved by the next read.
-    }).finally(() => {
-      const next = this.readSending.get(room);
-      this.readSending.delete(room);
-      if (next != null && next > seq) this.sendRead(room, next);
-    });
+    void this.client
+      .markRead(room, seq)
+      .catch(() => {
+        // A marker that did not move is moved by the next read.
+      })
+      .finally(() => {
+        const next = this.readSending.get(room);
+        this.readSending.delete(room);
+        if (next != null && next > seq) this.sendRead(room, next);
+      });
   }
 
   myRole(room: string): Role | null {
@@ -944,7 +984,10 @@ export class Chat {
     const list = this.uploadsIn(room);
     const item = list.find((u) => u.local === local);
     if (item?.thumb) URL.revokeObjectURL(item.thumb);
-    this.uploads.set(room, list.filter((u) => u !== item));
+    this.uploads.set(
+      room,
+      list.filter((u) => u !== item),
+    );
     this.changed();
   }
 
@@ -952,18 +995,26 @@ export class Chat {
     item.status = 'uploading';
     item.sent = 0;
     item.error = undefined;
-    this.client.upload(room, item.file, {
-      name: item.file.name || 'pasted',
-      onProgress: (sent) => { item.sent = sent; this.changed(); },
-    }).then((done) => {
-      item.done = done;
-      item.status = 'done';
-      this.changed();
-    }, (err: unknown) => {
-      item.status = 'failed';
-      item.error = describeError(err);
-      this.changed();
-    });
+    this.client
+      .upload(room, item.file, {
+        name: item.file.name || 'pasted',
+        onProgress: (sent) => {
+          item.sent = sent;
+          this.changed();
+        },
+      })
+      .then(
+        (done) => {
+          item.done = done;
+          item.status = 'done';
+          this.changed();
+        },
+        (err: unknown) => {
+          item.status = 'failed';
+          item.error = describeError(err);
+          this.changed();
+        },
+      );
   }
 
   /** Signed URLs of attachments, fetched once per id and renewed when they expire. */
@@ -973,7 +1024,10 @@ export class Chat {
     let p = this.fileLinks.get(id);
     if (!p) {
       p = this.session.token().then((token) => api<Upload>('GET', `/attachments/${id}/meta`, { token }));
-      p.then((v) => setTimeout(() => this.fileLinks.delete(id), Math.max(0, v.expiresAt - Date.now() - 60_000)), () => this.fileLinks.delete(id));
+      p.then(
+        (v) => setTimeout(() => this.fileLinks.delete(id), Math.max(0, v.expiresAt - Date.now() - 60_000)),
+        () => this.fileLinks.delete(id),
+      );
       this.fileLinks.set(id, p);
     }
     return p;
@@ -1016,25 +1070,33 @@ export class Chat {
 
   /** The SDK queues it while offline and resends it with the same key after a lost reply. */
   private transmit(p: PendingSend): void {
-    this.client.send(p.room, p.text, { key: p.key, ...(p.attachments ? { attachments: p.attachments } : {}), ...(p.replyTo !== undefined ? { replyTo: p.replyTo } : {}) }).then((r) => {
-      p.seq = r.seq;
-      if (this.timelines.get(p.room)?.raw.has(r.seq)) this.pending = this.pending.filter((x) => x !== p);
-      this.savePending();
-      this.changed();
-    }, (err: unknown) => {
-      if ((err as { code?: string }).code === 'closed') return;
-      p.status = 'failed';
-      p.error = describeError(err);
-      this.savePending();
-      this.changed();
-    });
+    this.client
+      .send(p.room, p.text, {
+        key: p.key,
+        ...(p.attachments ? { attachments: p.attachments } : {}),
+        ...(p.replyTo !== undefined ? { replyTo: p.replyTo } : {}),
+      })
+      .then(
+        (r) => {
+          p.seq = r.seq;
+          if (this.timelines.get(p.room)?.raw.has(r.seq)) this.pending = this.pending.filter((x) => x !== p);
+          this.savePending();
+          this.changed();
+        },
+        (err: unknown) => {
+          if ((err as { code?: string }).code === 'closed') return;
+          p.status = 'failed';
+          p.error = describeError(err);
+          this.savePending();
+          this.changed();
+        },
+      );
   }
 
   /** Own sends still to show: not yet matched by a message of the room's history. */
   pendingIn(room: string): PendingSend[] {
     const raw = this.timelines.get(room)?.raw;
-    return this.pending.filter((p) => p.room === room
-      && !(p.seq !== undefined && raw?.has(p.seq)) && !(p.guess !== undefined && raw?.has(p.guess)));
+    return this.pending.filter((p) => p.room === room && !(p.seq !== undefined && raw?.has(p.seq)) && !(p.guess !== undefined && raw?.has(p.guess)));
   }
 
   /**
@@ -1049,8 +1111,7 @@ export class Chat {
       this.savePending();
       return;
     }
-    const guess = this.pending.find((p) => p.room === m.room && p.seq === undefined && p.guess === undefined
-      && p.status === 'sending' && p.text === m.text);
+    const guess = this.pending.find((p) => p.room === m.room && p.seq === undefined && p.guess === undefined && p.status === 'sending' && p.text === m.text);
     if (guess) guess.guess = m.seq;
   }
 
@@ -1076,14 +1137,20 @@ export class Chat {
     try {
       const v = JSON.parse(localStorage.getItem(this.pendingKey) ?? '[]') as unknown;
       if (Array.isArray(v)) {
-        saved = (v as Array<Partial<PendingSend> | null>).filter((p): p is PendingSend => typeof p?.key === 'string' && typeof p.room === 'string'
-          && typeof p.text === 'string' && typeof p.ts === 'number');
+        saved = (v as Array<Partial<PendingSend> | null>).filter(
+          (p): p is PendingSend => typeof p?.key === 'string' && typeof p.room === 'string' && typeof p.text === 'string' && typeof p.ts === 'number',
+        );
       }
     } catch {
       saved = [];
     }
     this.pending = saved.map((p) => ({
-      key: p.key, room: p.room, text: p.text, ts: p.ts, status: p.status === 'failed' ? 'failed' : 'sending', error: p.error,
+      key: p.key,
+      room: p.room,
+      text: p.text,
+      ts: p.ts,
+      status: p.status === 'failed' ? 'failed' : 'sending',
+      error: p.error,
       ...(Array.isArray(p.attachments) && p.attachments.every((a) => typeof a === 'string') ? { attachments: p.attachments } : {}),
       ...(typeof p.replyTo === 'number' ? { replyTo: p.replyTo } : {}),
     }));

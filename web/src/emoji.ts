@@ -10,14 +10,27 @@ export interface EmojiEntry {
   words: string[];
 }
 
-export interface EmojiGroup { name: string; items: EmojiEntry[] }
+export interface EmojiGroup {
+  name: string;
+  items: EmojiEntry[];
+}
 
-export interface EmojiData { groups: EmojiGroup[]; all: EmojiEntry[] }
+export interface EmojiData {
+  groups: EmojiGroup[];
+  all: EmojiEntry[];
+}
 
 /** emojibase's groups in order; 2 (skin tones and hair components) is not offered on its own. */
 const GROUPS = ['Smileys & emotion', 'People & body', '', 'Animals & nature', 'Food & drink', 'Travel & places', 'Activities', 'Objects', 'Symbols', 'Flags'];
 
-interface Compact { unicode: string; label: string; group?: number; order?: number; tags?: string[]; shortcodes?: string[] }
+interface Compact {
+  unicode: string;
+  label: string;
+  group?: number;
+  order?: number;
+  tags?: string[];
+  shortcodes?: string[];
+}
 
 let data: Promise<EmojiData> | null = null;
 
@@ -28,13 +41,17 @@ export function loadEmoji(): Promise<EmojiData> {
       .filter((e) => typeof e.group === 'number' && e.group !== 2 && GROUPS[e.group])
       .sort((a, b) => (a.order ?? 0) - (b.order ?? 0))
       .map((e): EmojiEntry => ({
-        emoji: e.unicode, label: e.label, group: e.group!,
+        emoji: e.unicode,
+        label: e.label,
+        group: e.group!,
         words: [...new Set([...e.label.toLowerCase().split(/[\s:,.'’()-]+/), ...(e.tags ?? []).map((t) => t.toLowerCase())].filter(Boolean))],
       }));
     const groups = GROUPS.map((name, i) => ({ name, items: all.filter((e) => e.group === i) })).filter((g) => g.name && g.items.length);
     return { groups, all };
   });
-  data.catch(() => { data = null; });
+  data.catch(() => {
+    data = null;
+  });
   return data;
 }
 

@@ -2,7 +2,10 @@
 // messages of their own that point at a `target`; here they change the message they target.
 import type { Message, Quote, ThreadSummary } from '../../src/client/index.js';
 
-export interface Reaction { emoji: string; users: string[] }
+export interface Reaction {
+  emoji: string;
+  users: string[];
+}
 
 export interface Shown {
   seq: number;
@@ -47,9 +50,19 @@ export function fold(messages: Iterable<Message>, opts: { main?: boolean } = {})
     if (opts.main && threadOnly(m)) continue;
     if (SHOWN.has(m.kind)) {
       const s: Shown = {
-        seq: m.seq, kind: m.kind as Shown['kind'], user: m.user, name: m.name, ts: m.ts,
-        text: m.text ?? '', edited: false, deleted: false, reactions: [], data: m.data, server: m.system === true,
-        mentions: m.mentions ?? [], mentionsAll: m.mentionsAll === 'room',
+        seq: m.seq,
+        kind: m.kind as Shown['kind'],
+        user: m.user,
+        name: m.name,
+        ts: m.ts,
+        text: m.text ?? '',
+        edited: false,
+        deleted: false,
+        reactions: [],
+        data: m.data,
+        server: m.system === true,
+        mentions: m.mentions ?? [],
+        mentionsAll: m.mentionsAll === 'room',
       };
       if (m.replyTo !== undefined && m.quote) {
         s.replyTo = m.replyTo;

@@ -3,9 +3,17 @@
 import type { RoomEntry } from './chat.js';
 
 export function initials(name: string): string {
-  const words = name.trim().split(/[\s._-]+/).filter(Boolean);
+  const words = name
+    .trim()
+    .split(/[\s._-]+/)
+    .filter(Boolean);
   const letters = words.length >= 2 ? [words[0]!, words[1]!] : [words[0] ?? '?'];
-  return letters.map((w) => [...w][0]!.toUpperCase()).join('').slice(0, 2) || '?';
+  return (
+    letters
+      .map((w) => [...w][0]!.toUpperCase())
+      .join('')
+      .slice(0, 2) || '?'
+  );
 }
 
 /** A stable hue per user id, so a person keeps one colour everywhere. */
@@ -36,7 +44,10 @@ export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${i === 0 ? v : new Intl.NumberFormat(LOCALES, { maximumFractionDigits: v < 10 ? 1 : 0 }).format(v)} ${units[i]}`;
 }
 
@@ -87,7 +98,12 @@ export function roomMention(e: RoomEntry, nameOf: (user: string) => string): str
 /** A long name cut to `max` characters (whole characters, an ellipsis at the end). */
 export function shorten(s: string, max: number): string {
   const chars = [...s];
-  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('').trimEnd()}…`;
+  return chars.length <= max
+    ? s
+    : `${chars
+        .slice(0, max - 1)
+        .join('')
+        .trimEnd()}…`;
 }
 
 export function plural(n: number, one: string, many = `${one}s`): string {
@@ -99,10 +115,30 @@ export function plural(n: number, one: string, many = `${one}s`): string {
  * "Firefox on Windows". Programs that are not browsers show their own name.
  */
 export function deviceName(ua: string): string {
-  const browser = /Edg\//.test(ua) ? 'Edge' : /OPR\//.test(ua) ? 'Opera' : /Firefox\//.test(ua) ? 'Firefox'
-    : /(Chrome|Chromium|CriOS)\//.test(ua) ? 'Chrome' : /Version\/[\d.]+.*Safari\//.test(ua) ? 'Safari' : null;
-  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows'
-    : /Mac OS X|Macintosh/.test(ua) ? 'macOS' : /CrOS/.test(ua) ? 'ChromeOS' : /Linux/.test(ua) ? 'Linux' : null;
+  const browser = /Edg\//.test(ua)
+    ? 'Edge'
+    : /OPR\//.test(ua)
+      ? 'Opera'
+      : /Firefox\//.test(ua)
+        ? 'Firefox'
+        : /(Chrome|Chromium|CriOS)\//.test(ua)
+          ? 'Chrome'
+          : /Version\/[\d.]+.*Safari\//.test(ua)
+            ? 'Safari'
+            : null;
+  const os = /Android/.test(ua)
+    ? 'Android'
+    : /iPhone|iPad|iPod/.test(ua)
+      ? 'iOS'
+      : /Windows/.test(ua)
+        ? 'Windows'
+        : /Mac OS X|Macintosh/.test(ua)
+          ? 'macOS'
+          : /CrOS/.test(ua)
+            ? 'ChromeOS'
+            : /Linux/.test(ua)
+              ? 'Linux'
+              : null;
   if (browser) return os ? `${browser} on ${os}` : browser;
   const program = ua.trim().split(/\s+/)[0] ?? '';
   return program ? shorten(program, 40) : 'Unknown device';

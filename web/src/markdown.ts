@@ -9,8 +9,19 @@ import { configureAutolinks, isSafeUrl, LINK_TARGET } from './links.js';
 
 const md = MarkdownIt('zero', { linkify: true, breaks: true });
 md.enable([
-  'paragraph', 'blockquote', 'list', 'fence', // blocks; no headings (a line "# x" is text), no indented code, tables or rules
-  'newline', 'escape', 'entity', 'backticks', 'emphasis', 'strikethrough', 'link', 'autolink', 'linkify', // inline; no images, no HTML
+  'paragraph',
+  'blockquote',
+  'list',
+  'fence', // blocks; no headings (a line "# x" is text), no indented code, tables or rules
+  'newline',
+  'escape',
+  'entity',
+  'backticks',
+  'emphasis',
+  'strikethrough',
+  'link',
+  'autolink',
+  'linkify', // inline; no images, no HTML
   'text_join',
 ]);
 md.validateLink = isSafeUrl;
@@ -18,11 +29,21 @@ configureAutolinks(md.linkify);
 
 /** Elements an opening token may become; any other token is shown as its text. */
 const TAGS: Record<string, string> = {
-  paragraph_open: 'p', blockquote_open: 'blockquote', bullet_list_open: 'ul', ordered_list_open: 'ol', list_item_open: 'li',
-  strong_open: 'strong', em_open: 'em', s_open: 's', link_open: 'a',
+  paragraph_open: 'p',
+  blockquote_open: 'blockquote',
+  bullet_list_open: 'ul',
+  ordered_list_open: 'ol',
+  list_item_open: 'li',
+  strong_open: 'strong',
+  em_open: 'em',
+  s_open: 's',
+  link_open: 'a',
 };
 
-interface Frame { token: Token | null; children: ComponentChildren[] }
+interface Frame {
+  token: Token | null;
+  children: ComponentChildren[];
+}
 
 /** How a rendering is drawn: links are tab stops only where the message list allows (see conversation.tsx). */
 interface Options {
@@ -70,13 +91,19 @@ function element(open: Token, children: ComponentChildren[], o: Options): Compon
 
 function leaf(t: Token, o: Options): ComponentChildren {
   switch (t.type) {
-    case 'text': return withMentions(t.content, o);
-    case 'inline': return build(t.children ?? [], o);
-    case 'code_inline': return h('code', null, t.content);
-    case 'fence': return h('pre', null, h('code', null, t.content));
+    case 'text':
+      return withMentions(t.content, o);
+    case 'inline':
+      return build(t.children ?? [], o);
+    case 'code_inline':
+      return h('code', null, t.content);
+    case 'fence':
+      return h('pre', null, h('code', null, t.content));
     case 'softbreak':
-    case 'hardbreak': return h('br', null);
-    default: return t.content;
+    case 'hardbreak':
+      return h('br', null);
+    default:
+      return t.content;
   }
 }
 

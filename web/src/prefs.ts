@@ -78,9 +78,10 @@ export class Drafts {
     } catch {
       v = null;
     }
-    this.all = v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'))
-      : {};
+    this.all =
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'))
+        : {};
   }
 
   get(room: string): string {

@@ -55,14 +55,21 @@ export async function subscribePush(token: () => Promise<string>): Promise<strin
     let sub = await reg.pushManager.getSubscription();
     // A subscription made with another key (the server's keys changed) cannot be used.
     const key = sub?.options.applicationServerKey;
-    if (sub && key && btoa(String.fromCharCode(...new Uint8Array(key))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') !== publicKey) {
+    if (
+      sub &&
+      key &&
+      btoa(String.fromCharCode(...new Uint8Array(key)))
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
+        .replace(/=+$/, '') !== publicKey
+    ) {
       await sub.unsubscribe();
       sub = null;
     }
     // A browser without a reachable push service may never answer: give up after a while.
     sub ??= await Promise.race([
       reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(publicKey) }),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the browser\'s push service did not answer')), SUBSCRIBE_TIMEOUT_MS)),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the browser's push service did not answer")), SUBSCRIBE_TIMEOUT_MS)),
     ]);
     await api('POST', '/push/subscriptions', { token: await token(), body: sub.toJSON() });
     return null;

@@ -8,9 +8,20 @@ const KEY = 'parley.session';
 
 /** A signed-in device of the account, as GET /auth/sessions lists it. */
 export interface SessionInfo {
-  id: string; current: boolean; createdAt: number; lastUsedAt: number; expiresAt: number; userAgent: string;
+  id: string;
+  current: boolean;
+  createdAt: number;
+  lastUsedAt: number;
+  expiresAt: number;
+  userAgent: string;
 }
-interface Stored { accessToken: string; refreshToken: string; expiresAt: number; ttlMs: number; user: ApiUser }
+interface Stored {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: number;
+  ttlMs: number;
+  user: ApiUser;
+}
 
 /** Refresh this long before the access token expires: a minute, less for short-lived tokens. */
 function margin(s: Stored): number {
@@ -20,8 +31,15 @@ function margin(s: Stored): number {
 function read(): Stored | null {
   try {
     const v = JSON.parse(localStorage.getItem(KEY) ?? 'null') as Partial<Stored> | null;
-    if (!v || typeof v.accessToken !== 'string' || typeof v.refreshToken !== 'string'
-      || typeof v.expiresAt !== 'number' || typeof v.ttlMs !== 'number' || typeof v.user?.id !== 'string') return null;
+    if (
+      !v ||
+      typeof v.accessToken !== 'string' ||
+      typeof v.refreshToken !== 'string' ||
+      typeof v.expiresAt !== 'number' ||
+      typeof v.ttlMs !== 'number' ||
+      typeof v.user?.id !== 'string'
+    )
+      return null;
     return v as Stored;
   } catch {
     return null;
@@ -59,7 +77,10 @@ export class Session {
     else this.stored = now;
   };
 
-  private constructor(stored: Stored, private readonly onEnd: (reason: string) => void) {
+  private constructor(
+    stored: Stored,
+    private readonly onEnd: (reason: string) => void,
+  ) {
     this.stored = stored;
     addEventListener('storage', this.onStorage);
     this.schedule();
@@ -125,7 +146,11 @@ export class Session {
   async setAvatar(file: Blob): Promise<void> {
     let res: Response;
     try {
-      res = await fetch('/api/v1/me/avatar', { method: 'PUT', headers: { authorization: `Bearer ${await this.token()}`, 'content-type': file.type || 'application/octet-stream' }, body: file });
+      res = await fetch('/api/v1/me/avatar', {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${await this.token()}`, 'content-type': file.type || 'application/octet-stream' },
+        body: file,
+      });
     } catch {
       throw new ApiError('offline', 'The server cannot be reached.');
     }
@@ -193,7 +218,9 @@ export class Session {
   }
 
   refresh(): Promise<void> {
-    this.refreshing ??= exclusive(() => this.doRefresh()).finally(() => { this.refreshing = null; });
+    this.refreshing ??= exclusive(() => this.doRefresh()).finally(() => {
+      this.refreshing = null;
+    });
     return this.refreshing;
   }
 
@@ -227,7 +254,12 @@ export class Session {
   private schedule(): void {
     if (this.timer) clearTimeout(this.timer);
     const delay = Math.max(5_000, this.stored.expiresAt - Date.now() - margin(this.stored));
-    this.timer = setTimeout(() => { this.refresh().catch(() => this.schedule()); }, Math.min(delay, 2 ** 31 - 1));
+    this.timer = setTimeout(
+      () => {
+        this.refresh().catch(() => this.schedule());
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
   }
 
   async logout(): Promise<void> {

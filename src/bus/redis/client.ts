@@ -77,6 +77,15 @@ export function bounded<T>(call: Promise<T>, ms: number, what: string): Promise<
   return new Promise<T>((resolve, reject) => {
     const fail = (): void => reject(new ParleyError('unavailable', `${what} unavailable (Redis does not answer)`));
     const t = setTimeout(fail, ms);
-    call.then((v) => { clearTimeout(t); resolve(v); }, () => { clearTimeout(t); fail(); });
+    call.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(t);
+        fail();
+      },
+    );
   });
 }

@@ -30,7 +30,14 @@ export interface RedisBusOptions extends RedisTarget {
   log: Logger;
 }
 
-interface Meta { f: number; s?: number; c?: Control; h?: string; x?: string[]; o?: string }
+interface Meta {
+  f: number;
+  s?: number;
+  c?: Control;
+  h?: string;
+  x?: string[];
+  o?: string;
+}
 
 /** Encodes a message; `origin` tags the publishing bus, so it can drop its own echo. */
 export function encodeBusMessage(msg: BusMessage, origin?: string): string {
@@ -48,7 +55,11 @@ export function decodeBusMessage(raw: string): (BusMessage & { origin?: string }
   const nl = raw.indexOf('\n');
   if (nl < 0) return null;
   let meta: Meta;
-  try { meta = JSON.parse(raw.slice(0, nl)) as Meta; } catch { return null; }
+  try {
+    meta = JSON.parse(raw.slice(0, nl)) as Meta;
+  } catch {
+    return null;
+  }
   if (typeof meta !== 'object' || meta === null || typeof meta.f !== 'number') return null;
   const start = nl + 1;
   const msg: BusMessage & { origin?: string } = { frame: raw.slice(start, start + meta.f) };
@@ -113,7 +124,9 @@ export class RedisBus implements Bus {
       // A shard's subscriber connection ended: messages on its slots may be lost from now
       // until it is back. ioredis starts subscribers again (with its own backoff) and then
       // reports them ready; only then is a lost shard checked, and its topics alone re-read.
-      this.sub.on('-node', (_redis: unknown, nodeKey?: string) => { if (typeof nodeKey === 'string') this.shardLost(nodeKey); });
+      this.sub.on('-node', (_redis: unknown, nodeKey?: string) => {
+        if (typeof nodeKey === 'string') this.shardLost(nodeKey);
+      });
       this.sub.on('subscribersReady', () => {
         for (const shard of this.lost.values()) shard.restarted = true;
         void this.checkLostShards();
@@ -122,10 +135,16 @@ export class RedisBus implements Bus {
       this.sub.on('message', onRaw);
       let first = true;
       this.sub.on('ready', () => {
-        if (first) { first = false; return; }
+        if (first) {
+          first = false;
+          return;
+        }
         // The re-subscriptions are queued before 'ready'; a PING answered after them means
         // they are active.
-        bounded((this.sub as Redis).ping(), this.timeoutMs, 'bus').then(() => this.runResync(null), () => {});
+        bounded((this.sub as Redis).ping(), this.timeoutMs, 'bus').then(
+          () => this.runResync(null),
+          () => {},
+        );
       });
     }
     const popts = { ...opts, commandTimeoutMs: this.timeoutMs };
@@ -162,7 +181,10 @@ export class RedisBus implements Bus {
     if (c.status === 'ready') return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('redis: not ready after 10 s')), 10_000);
-      c.once('ready', () => { clearTimeout(t); resolve(); });
+      c.once('ready', () => {
+        clearTimeout(t);
+        resolve();
+      });
     });
   }
 
@@ -251,11 +273,23 @@ export class RedisBus implements Bus {
         next = Math.min(next, Math.min(5000, 250 * 2 ** shard.attempts++));
         // Whoever serves those slots now (the same master, or the replica that took over).
         const servers = new Set<string>();
-        for (const slot of shard.slots) { const o = owners[slot]?.[0]; if (o) servers.add(o); }
+        for (const slot of shard.slots) {
+          const o = owners[slot]?.[0];
+          if (o) servers.add(o);
+        }
         let up = servers.size > 0;
         for (const server of servers) {
           const r = masters.get(server);
-          if (!r || !(await bounded(r.ping(), this.timeoutMs, 'bus').then(() => true, () => false))) { up = false; break; }
+          if (
+            !r ||
+            !(await bounded(r.ping(), this.timeoutMs, 'bus').then(
+              () => true,
+              () => false,
+            ))
+          ) {
+            up = false;
+            break;
+          }
         }
         if (!up || this.closed) continue;
         this.lost.delete(key);
@@ -264,7 +298,8 @@ export class RedisBus implements Bus {
         // The re-subscriptions were sent just before ioredis reported ready; give them a moment.
         setTimeout(() => {
           if (this.closed) return;
-          this.registry.recover((user) => shard.slots.has(this.slotOf(this.presenceImpl.key(user))))
+          this.registry
+            .recover((user) => shard.slots.has(this.slotOf(this.presenceImpl.key(user))))
             .catch((err: Error) => this.opts.log.warn({ err: err.message }, 'presence restore failed'));
           for (const h of this.resync) h(topics);
         }, 100);
@@ -272,7 +307,9 @@ export class RedisBus implements Bus {
     } finally {
       this.checking = false;
       if (!this.closed && this.lost.size > 0 && next !== Infinity) {
-        this.checkTimer = setTimeout(() => { void this.checkLostShards(); }, next);
+        this.checkTimer = setTimeout(() => {
+          void this.checkLostShards();
+        }, next);
         this.checkTimer.unref();
       }
     }

@@ -132,7 +132,10 @@ export class RedisPresence implements Presence {
    */
   needsRepair = false;
 
-  constructor(redis: RedisClient, private readonly opts: PresenceOptions) {
+  constructor(
+    redis: RedisClient,
+    private readonly opts: PresenceOptions,
+  ) {
     this.redis = scripted(redis);
     this.inc = newIncarnation(opts.nodeId);
   }
@@ -177,10 +180,12 @@ export class RedisPresence implements Presence {
     if (this.local.get(conn) === user) this.local.delete(conn);
     this.unconfirmed.delete(conn);
     try {
-      const [gone] = await this.call(Promise.all([
-        this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user),
-        this.redis.srem(this.conns(this.inc), `${user}\n${conn}`),
-      ]));
+      const [gone] = await this.call(
+        Promise.all([
+          this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user),
+          this.redis.srem(this.conns(this.inc), `${user}\n${conn}`),
+        ]),
+      );
       return gone === 1;
     } catch (err) {
       // Redis away: remove it when Redis is back (restore), so no stale entry stays online.
@@ -200,7 +205,10 @@ export class RedisPresence implements Presence {
       }
     }
     const on = new Set<string>();
-    for (const [part, r] of await this.call(Promise.all(calls))) part.forEach((u, i) => { if (r[i] === 1) on.add(u); });
+    for (const [part, r] of await this.call(Promise.all(calls)))
+      part.forEach((u, i) => {
+        if (r[i] === 1) on.add(u);
+      });
     return users.filter((u) => on.has(u));
   }
 
@@ -213,7 +221,11 @@ export class RedisPresence implements Presence {
   }
 
   private tell(handler: (user: string) => void, user: string): void {
-    try { handler(user); } catch (err) { this.opts.log.warn({ err, user }, 'presence change handler failed'); }
+    try {
+      handler(user);
+    } catch (err) {
+      this.opts.log.warn({ err, user }, 'presence change handler failed');
+    }
   }
 
   /**
@@ -271,8 +283,17 @@ export class RedisPresence implements Presence {
         return i < 0 ? [] : [[e.slice(0, i), e.slice(i + 1)] as const];
       });
       const calls = byBucket(pairs, ([user]) => user).map((g) =>
-        this.redis.parleyReap(g.length + 1, this.onlineSet(g[0]![0]), ...g.map(([user]) => this.key(user)), inc, ...g.map(([, conn]) => conn), ...g.map(([user]) => user))
-          .then((idx) => idx.map((i) => g[i - 1]![0])));
+        this.redis
+          .parleyReap(
+            g.length + 1,
+            this.onlineSet(g[0]![0]),
+            ...g.map(([user]) => this.key(user)),
+            inc,
+            ...g.map(([, conn]) => conn),
+            ...g.map(([user]) => user),
+          )
+          .then((idx) => idx.map((i) => g[i - 1]![0])),
+      );
       for (const users of await this.call(Promise.all(calls))) {
         for (const user of users) {
           offline++;
@@ -307,7 +328,11 @@ export class RedisNodes implements Nodes {
   /** When this node last reported itself. */
   private reportedAt = 0;
 
-  constructor(private readonly redis: RedisClient, private readonly presence: RedisPresence, private readonly opts: PresenceOptions) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly presence: RedisPresence,
+    private readonly opts: PresenceOptions,
+  ) {
     this.id = opts.nodeId;
     this.freshMs = Math.round(opts.heartbeatMs * 2.5);
   }
@@ -327,7 +352,9 @@ export class RedisNodes implements Nodes {
   async start(): Promise<void> {
     await this.register();
     await this.refresh();
-    this.timer = setInterval(() => { void this.tick(); }, this.opts.heartbeatMs);
+    this.timer = setInterval(() => {
+      void this.tick();
+    }, this.opts.heartbeatMs);
     this.timer.unref();
   }
 
@@ -337,20 +364,18 @@ export class RedisNodes implements Nodes {
     this.timer = null;
     // No longer alive: a survivor removes whatever presence is left at its next heartbeat.
     try {
-      await this.call(Promise.all([
-        this.redis.del(this.key(`alive:${this.presence.inc}`)),
-        this.redis.hdel(this.key('nodes'), this.id),
-      ]));
-    } catch { /* Redis gone: the entries expire and are reaped */ }
+      await this.call(Promise.all([this.redis.del(this.key(`alive:${this.presence.inc}`)), this.redis.hdel(this.key('nodes'), this.id)]));
+    } catch {
+      /* Redis gone: the entries expire and are reaped */
+    }
   }
 
   /** Marks the current incarnation alive and lists it. */
   private async register(): Promise<void> {
     const inc = this.presence.inc;
-    await this.call(Promise.all([
-      this.redis.set(this.key(`alive:${inc}`), this.id, 'PX', this.opts.nodeTimeoutMs),
-      this.redis.hset(this.key('incarnations'), inc, this.id),
-    ]));
+    await this.call(
+      Promise.all([this.redis.set(this.key(`alive:${inc}`), this.id, 'PX', this.opts.nodeTimeoutMs), this.redis.hset(this.key('incarnations'), inc, this.id)]),
+    );
     await this.report();
   }
 
@@ -369,7 +394,7 @@ export class RedisNodes implements Nodes {
       // at work on the old one cannot remove what we register now, and register everything again.
       const old = this.presence.inc;
       this.presence.inc = newIncarnation(this.id);
-      this.opts.log.warn({ node: this.id, old, inc: this.presence.inc }, 'this node\'s presence had expired: registering its connections again');
+      this.opts.log.warn({ node: this.id, old, inc: this.presence.inc }, "this node's presence had expired: registering its connections again");
       await this.register();
       await this.presence.restore();
       return true;
@@ -420,11 +445,15 @@ export class RedisNodes implements Nodes {
     for (const [id, raw] of Object.entries(all)) {
       if (id === this.id) continue;
       let v: { url: string; connections: number; at: number; inc?: string };
-      try { v = JSON.parse(raw) as typeof v; } catch { continue; }
+      try {
+        v = JSON.parse(raw) as typeof v;
+      } catch {
+        continue;
+      }
       const prev = this.seen.get(id);
       const info: NodeInfo = { id, url: v.url, connections: v.connections, at: v.at };
       // First sight: trust its own stamp only as far as it is recent.
-      const seenAt = prev ? (prev.at === v.at ? prev.seenAt : now) : (now - v.at <= this.freshMs ? now : 0);
+      const seenAt = prev ? (prev.at === v.at ? prev.seenAt : now) : now - v.at <= this.freshMs ? now : 0;
       this.seen.set(id, { info, at: v.at, seenAt, inc: v.inc });
       // Listed long after its last report (a node that died without being reaped, say after
       // Redis lost the incarnations): drop the entry.
@@ -466,12 +495,17 @@ export class RedisNodes implements Nodes {
     const entry = await this.call(this.redis.hget(this.key('nodes'), node));
     if (entry !== null && node !== this.id) {
       let current: string | undefined;
-      try { current = (JSON.parse(entry) as { inc?: string }).inc; } catch { /* malformed: drop */ }
+      try {
+        current = (JSON.parse(entry) as { inc?: string }).inc;
+      } catch {
+        /* malformed: drop */
+      }
       if (current === undefined || current === inc) await this.call(this.redis.hdel(this.key('nodes'), node));
     }
-    this.opts.log.warn({ node, inc, offline }, node === this.id
-      ? 'a former run of this node left presence entries: removed'
-      : 'node stopped heartbeating: its presence entries were removed');
+    this.opts.log.warn(
+      { node, inc, offline },
+      node === this.id ? 'a former run of this node left presence entries: removed' : 'node stopped heartbeating: its presence entries were removed',
+    );
   }
 
   /**
@@ -500,11 +534,11 @@ export class RedisNodes implements Nodes {
   private async take(name: string, ms: number): Promise<Claim | null> {
     const key = this.key(name);
     const owner = this.presence.inc;
-    if (await this.call(this.redis.set(key, owner, 'PX', ms, 'NX')) !== 'OK') return null;
+    if ((await this.call(this.redis.set(key, owner, 'PX', ms, 'NX'))) !== 'OK') return null;
     return {
       renew: async () => {
         try {
-          return await this.call((this.redis as Scripted).parleyRenew(key, owner, ms)) === 1;
+          return (await this.call((this.redis as Scripted).parleyRenew(key, owner, ms))) === 1;
         } catch {
           return false;
         }

@@ -2,15 +2,25 @@
 // key of an existing Chat21 deployment. (The MQTT listener is the `mqtt` section.)
 import { Type, type Static } from '@sinclair/typebox';
 
-export const Chat21Config = Type.Object({
-  appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
-  rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
-  restPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)+$', description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)' }),
-  tokenKey: Type.Optional(Type.String({
-    minLength: 8,
-    description: 'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
-  })),
-}, { default: {}, additionalProperties: false });
+export const Chat21Config = Type.Object(
+  {
+    appId: Type.String({ default: 'tilechat', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The Chat21 app id in topics and REST paths' }),
+    rest: Type.Boolean({ default: true, description: 'Serve the Chat21-compatible REST API when mqtt.enabled' }),
+    restPrefix: Type.String({
+      default: '/api',
+      pattern: '^(/[A-Za-z0-9._~-]+)+$',
+      description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)',
+    }),
+    tokenKey: Type.Optional(
+      Type.String({
+        minLength: 8,
+        description:
+          'An HS256 key whose tokens the MQTT endpoint and the Chat21 REST API accept besides the configured ones (existing Chat21 deployments sign with their JWT_KEY, default "tokenKey")',
+      }),
+    ),
+  },
+  { default: {}, additionalProperties: false },
+);
 export type Chat21Config = Static<typeof Chat21Config>;
 
 /** Where the Chat21 REST API is mounted: PREFIX/APPID. */

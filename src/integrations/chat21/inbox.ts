@@ -34,7 +34,10 @@ export class Inbox implements Conn {
    */
   private pending = 0;
 
-  constructor(readonly identity: Identity, private readonly deps: InboxDeps) {
+  constructor(
+    readonly identity: Identity,
+    private readonly deps: InboxDeps,
+  ) {
     this.id = `${NODE_TAG}m${(++counter).toString(36)}`;
     this.user = identity.id;
     this.base = inboxBase(deps.chat21.appId, identity.id);
@@ -49,9 +52,14 @@ export class Inbox implements Conn {
     }
     const n = frame.payload.length;
     this.pending += n;
-    this.chain = this.chain.then(() => this.translate(ev)).catch((err: unknown) => {
-      this.deps.log.warn({ err, user: this.user, ev: ev.ev }, 'mqtt inbox: event not delivered');
-    }).finally(() => { this.pending -= n; });
+    this.chain = this.chain
+      .then(() => this.translate(ev))
+      .catch((err: unknown) => {
+        this.deps.log.warn({ err, user: this.user, ev: ev.ev }, 'mqtt inbox: event not delivered');
+      })
+      .finally(() => {
+        this.pending -= n;
+      });
   }
 
   bufferedAmount(): number {
@@ -92,11 +100,13 @@ export class Inbox implements Conn {
         const n = ev.data as { ev: string; data?: Record<string, unknown> };
         const d = n.data ?? {};
         if (n.ev === NOTICE.receipt) {
-          this.out(`messages/${String(d.conversWith)}/${String(d.message_id)}/clientupdated`,
-            { timelineOf: this.user, message_id: d.message_id, status: STATUS.RETURN_RECEIPT });
+          this.out(`messages/${String(d.conversWith)}/${String(d.message_id)}/clientupdated`, {
+            timelineOf: this.user,
+            message_id: d.message_id,
+            status: STATUS.RETURN_RECEIPT,
+          });
         } else if (n.ev === NOTICE.conversation) {
-          this.out(`conversations/${String(d.conversWith)}/clientupdated`,
-            { ...(d.patch as object), timelineOf: this.user, conversWith: d.conversWith });
+          this.out(`conversations/${String(d.conversWith)}/clientupdated`, { ...(d.patch as object), timelineOf: this.user, conversWith: d.conversWith });
         } else if (n.ev === NOTICE.archived) {
           this.out(`conversations/${String(d.conversWith)}/clientdeleted`, d.conversation);
           this.out(`archived_conversations/${String(d.conversWith)}/clientadded`, d.conversation);

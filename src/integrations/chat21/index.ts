@@ -59,14 +59,33 @@ export function chat21(deps: Chat21Deps): Chat21 {
   const cfg = deps.config;
   const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId, deps.link);
   const verify = cfg.chat21.tokenKey ? (deps.reserve ?? ((v: Verifier) => v))(withSharedKey(deps.verify, cfg.chat21.tokenKey, cfg)) : deps.verify;
-  const mqtt = new MqttTransport(deps.service, deps.runner, new Chat21Mqtt(service, deps.log), verify, {
-    host: cfg.mqtt.host ?? cfg.host, port: cfg.mqtt.port, wsPath: cfg.mqtt.wsPath, maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
-    maxClientsPerUser: cfg.mqtt.maxClientsPerUser, maxInflight: cfg.mqtt.maxInflight, slowConsumerBytes: cfg.limits.slowConsumerBytes,
-    connectionsPerAddress: cfg.mqtt.connectionsPerAddress, connectTimeoutMs: cfg.mqtt.connectTimeoutMs,
-  }, deps.log, deps.metrics);
+  const mqtt = new MqttTransport(
+    deps.service,
+    deps.runner,
+    new Chat21Mqtt(service, deps.log),
+    verify,
+    {
+      host: cfg.mqtt.host ?? cfg.host,
+      port: cfg.mqtt.port,
+      wsPath: cfg.mqtt.wsPath,
+      maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
+      maxClientsPerUser: cfg.mqtt.maxClientsPerUser,
+      maxInflight: cfg.mqtt.maxInflight,
+      slowConsumerBytes: cfg.limits.slowConsumerBytes,
+      connectionsPerAddress: cfg.mqtt.connectionsPerAddress,
+      connectTimeoutMs: cfg.mqtt.connectTimeoutMs,
+    },
+    deps.log,
+    deps.metrics,
+  );
   if (cfg.chat21.rest) {
     void deps.http.register(chat21Rest, {
-      prefix: chat21RestBase(cfg.chat21), chat21: service, verify, service: deps.service, metrics: deps.metrics, log: deps.log,
+      prefix: chat21RestBase(cfg.chat21),
+      chat21: service,
+      verify,
+      service: deps.service,
+      metrics: deps.metrics,
+      log: deps.log,
     });
   }
   return { service, mqtt };

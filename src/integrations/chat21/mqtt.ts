@@ -15,13 +15,21 @@ import { inboxBase, isServerTopic, mayRead, parsePublish, type PublishOp } from 
 
 /** The command each publish is timed and counted as (presence publishes run nothing). */
 const OP_COMMAND: Record<PublishOp['op'], string | null> = {
-  outgoing: 'send', receipt: 'read', conversation: 'read', archive: 'archive', presence: null, unknown: 'unknown',
+  outgoing: 'send',
+  receipt: 'read',
+  conversation: 'read',
+  archive: 'archive',
+  presence: null,
+  unknown: 'unknown',
 };
 
 export class Chat21Mqtt implements MqttApp<PublishOp> {
   private readonly app: string;
 
-  constructor(private readonly chat21: Chat21Service, private readonly log: Logger) {
+  constructor(
+    private readonly chat21: Chat21Service,
+    private readonly log: Logger,
+  ) {
     this.app = chat21.appId;
   }
 
@@ -72,6 +80,11 @@ export class Chat21Mqtt implements MqttApp<PublishOp> {
   }
 
   openInbox(identity: Identity, io: InboxIO): Conn {
-    return new Inbox(identity, { chat21: this.chat21, log: this.log, publish: (topic, payload) => io.publish(topic, payload), disconnect: (code, reason) => io.disconnect(code, reason) });
+    return new Inbox(identity, {
+      chat21: this.chat21,
+      log: this.log,
+      publish: (topic, payload) => io.publish(topic, payload),
+      disconnect: (code, reason) => io.disconnect(code, reason),
+    });
   }
 }

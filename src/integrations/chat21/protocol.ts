@@ -161,7 +161,11 @@ export function parseMessageId(id: string): { room: string; seq: number } {
 
 /** Where a message is seen from: whose inbox, the conversation, and whether it is direct. */
 export interface View {
-  app: string; me: string; conversWith: string; direct: boolean; groupName?: string;
+  app: string;
+  me: string;
+  conversWith: string;
+  direct: boolean;
+  groupName?: string;
   /** A URL of an attachment that `me` may open without a header (a signed URL). */
   link?: (attachment: string) => string;
 }
@@ -179,13 +183,17 @@ const ATTACHMENT_URL = /\/api\/v1\/attachments\/([A-Za-z0-9_-]{22})(?:[/?#]|$)/;
 export function attachmentOf(msg: { type?: string; metadata?: unknown }): string | null {
   if (msg.type !== 'image' && msg.type !== 'file') return null;
   const src = (msg.metadata as { src?: unknown } | null | undefined)?.src;
-  return typeof src === 'string' ? ATTACHMENT_URL.exec(src)?.[1] ?? null : null;
+  return typeof src === 'string' ? (ATTACHMENT_URL.exec(src)?.[1] ?? null) : null;
 }
 
 function attachmentMetadata(f: AttachmentRef, view: View): Record<string, unknown> {
   return {
-    src: view.link ? view.link(f.id) : `/api/v1/attachments/${f.id}`, name: f.name, type: f.type, size: f.size,
-    ...(f.width !== undefined ? { width: f.width, height: f.height } : {}), uid: f.id,
+    src: view.link ? view.link(f.id) : `/api/v1/attachments/${f.id}`,
+    name: f.name,
+    type: f.type,
+    size: f.size,
+    ...(f.width !== undefined ? { width: f.width, height: f.height } : {}),
+    uid: f.id,
   };
 }
 
@@ -214,31 +222,48 @@ export function clientAttributes(a: Record<string, unknown>): Record<string, unk
  */
 export function toChat21Docs(m: Message, view: View, status: number): Chat21Message[] {
   const base = {
-    message_id: messageId(m.room, m.seq), app_id: view.app, timestamp: m.ts, status,
-    timelineOf: view.me, conversWith: view.conversWith,
+    message_id: messageId(m.room, m.seq),
+    app_id: view.app,
+    timestamp: m.ts,
+    status,
+    timelineOf: view.me,
+    conversWith: view.conversWith,
   };
   if (m.kind === 'text') {
     const x = (m.data?.chat21 ?? {}) as Chat21Extras;
     const file = (m.data?.attachments as AttachmentRef[] | undefined)?.[0];
     const recipient = view.direct ? (m.user === view.me ? view.conversWith : view.me) : view.conversWith;
-    return [{
-      text: x.noText ? '' : m.text ?? '', type: x.type ?? (file ? (file.width !== undefined ? 'image' : 'file') : 'text'),
-      sender: m.user, sender_fullname: x.sender_fullname ?? m.name,
-      recipient, recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : view.groupName ?? recipient),
-      // As sent: a client's null (or a message from another transport: none) stays null.
-      attributes: x.attributes ? (m.system ? x.attributes : clientAttributes(x.attributes)) : null,
-      metadata: file ? { ...(typeof x.metadata === 'object' ? x.metadata : {}), ...attachmentMetadata(file, view) } : x.metadata ?? null,
-      channel_type: view.direct ? 'direct' : 'group',
-      ...base, timestamp: x.timestamp ?? m.ts,
-    }];
+    return [
+      {
+        text: x.noText ? '' : (m.text ?? ''),
+        type: x.type ?? (file ? (file.width !== undefined ? 'image' : 'file') : 'text'),
+        sender: m.user,
+        sender_fullname: x.sender_fullname ?? m.name,
+        recipient,
+        recipient_fullname: x.recipient_fullname ?? (view.direct ? recipient : (view.groupName ?? recipient)),
+        // As sent: a client's null (or a message from another transport: none) stays null.
+        attributes: x.attributes ? (m.system ? x.attributes : clientAttributes(x.attributes)) : null,
+        metadata: file ? { ...(typeof x.metadata === 'object' ? x.metadata : {}), ...attachmentMetadata(file, view) } : (x.metadata ?? null),
+        channel_type: view.direct ? 'direct' : 'group',
+        ...base,
+        timestamp: x.timestamp ?? m.ts,
+      },
+    ];
   }
   const key = INFO[m.kind];
   if (view.direct || !key) return [];
   const info = (k: string, text: string, parameters: Record<string, string>, id = base.message_id): Chat21Message => ({
-    text, type: 'text', sender: 'system', sender_fullname: 'System',
-    recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith,
-    attributes: { subtype: 'info', updateconversation: true, messagelabel: { key: k, parameters } }, metadata: '',
-    channel_type: 'group', ...base, message_id: id,
+    text,
+    type: 'text',
+    sender: 'system',
+    sender_fullname: 'System',
+    recipient: view.conversWith,
+    recipient_fullname: view.groupName ?? view.conversWith,
+    attributes: { subtype: 'info', updateconversation: true, messagelabel: { key: k, parameters } },
+    metadata: '',
+    channel_type: 'group',
+    ...base,
+    message_id: id,
   });
   const member = { member_id: m.user, fullname: m.name };
   if (m.kind === 'join' && m.seq === 1) {

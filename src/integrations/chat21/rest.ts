@@ -98,26 +98,40 @@ export const chat21Rest: FastifyPluginAsync<Chat21RestOptions> = async (scope: F
   const tags = ['chat21'];
   const doc = (operationId: string, summary: string) => ({ operationId: `chat21.${operationId}`, summary, tags, querystring: TokenQuery });
 
-  api.get('/:userid/conversations', { schema: { ...doc('conversations', 'Your active conversations, newest first'), params: P.user } },
-    async (req) => ok(await c21.conversations(self(req, req.params.userid), false)));
-  for (const [url, id] of [['/:userid/conversations/archived', 'archivedConversations'], ['/:userid/archived_conversations', 'archivedConversations2']] as const) {
-    api.get(url, { schema: { ...doc(id, 'Your archived conversations, newest first'), params: P.user } },
-      async (req) => ok(await c21.conversations(self(req, req.params.userid), true)));
+  api.get('/:userid/conversations', { schema: { ...doc('conversations', 'Your active conversations, newest first'), params: P.user } }, async (req) =>
+    ok(await c21.conversations(self(req, req.params.userid), false)),
+  );
+  for (const [url, id] of [
+    ['/:userid/conversations/archived', 'archivedConversations'],
+    ['/:userid/archived_conversations', 'archivedConversations2'],
+  ] as const) {
+    api.get(url, { schema: { ...doc(id, 'Your archived conversations, newest first'), params: P.user } }, async (req) =>
+      ok(await c21.conversations(self(req, req.params.userid), true)),
+    );
   }
-  for (const [url, archived, id] of [['/:userid/conversations/:cw', false, 'conversation'], ['/:userid/archived_conversations/:cw', true, 'archivedConversation']] as const) {
+  for (const [url, archived, id] of [
+    ['/:userid/conversations/:cw', false, 'conversation'],
+    ['/:userid/archived_conversations/:cw', true, 'archivedConversation'],
+  ] as const) {
     api.get(url, { schema: { ...doc(id, archived ? 'One archived conversation' : 'One active conversation'), params: P.userConversation } }, async (req) => {
       const c = self(req, req.params.userid);
       const { room } = c21.conversation(c.user, req.params.cw);
       return ok(await c21.conversations(c, archived, room));
     });
   }
-  api.get('/:userid/conversations/:cw/messages', { schema: { ...doc('messages', 'The conversation\'s last 200 messages, newest first'), params: P.userConversation } },
-    async (req) => ok(await c21.messages(self(req, req.params.userid), req.params.cw)));
-  api.delete('/conversations/:cw', { schema: { ...doc('archive', 'Archive a conversation until its next message'), params: P.conversation } },
+  api.get(
+    '/:userid/conversations/:cw/messages',
+    { schema: { ...doc('messages', "The conversation's last 200 messages, newest first"), params: P.userConversation } },
+    async (req) => ok(await c21.messages(self(req, req.params.userid), req.params.cw)),
+  );
+  api.delete(
+    '/conversations/:cw',
+    { schema: { ...doc('archive', 'Archive a conversation until its next message'), params: P.conversation } },
     async (req, reply) => {
       await c21.archive(caller(req), req.params.cw);
       return reply.code(201).send({ success: true });
-    });
+    },
+  );
   api.post('/messages', { schema: { ...doc('send', 'Send a message to a user or a group'), body: RestMessage } }, async (req) => {
     const { recipient_id: to, ...msg } = req.body;
     return ok(await c21.send(caller(req), to, msg));
@@ -126,21 +140,32 @@ export const chat21Rest: FastifyPluginAsync<Chat21RestOptions> = async (scope: F
     const group = await c21.createGroup(caller(req), req.body);
     return reply.code(201).send({ success: true, group });
   });
-  api.get('/groups/:gid', { schema: { ...doc('group', 'A group'), params: P.group } },
-    async (req) => ok(await c21.group(caller(req), req.params.gid)));
-  api.post('/groups/:gid/members', { schema: { ...doc('joinGroup', 'Add a member to a group'), params: P.group, body: JoinGroup } },
-    async (req) => ok(await c21.join(caller(req), req.params.gid, req.body.member_id)));
-  api.put('/groups/:gid/members', { schema: { ...doc('setMembers', 'Set a group\'s members'), params: P.group, body: SetMembers } },
-    async (req) => ok(await c21.setMembers(caller(req), req.params.gid, req.body.members)));
-  api.delete('/groups/:gid/members/:mid', { schema: { ...doc('leaveGroup', 'Remove a member from a group (yourself: leave it)'), params: P.groupMember } },
-    async (req) => ok(await c21.leave(caller(req), req.params.gid, req.params.mid)));
-  api.put('/groups/:gid', { schema: { ...doc('renameGroup', 'Rename a group'), params: P.group, body: RenameGroup } },
-    async (req) => ok(await c21.rename(caller(req), req.params.gid, req.body.group_name)));
-  api.put('/groups/:gid/attributes', { schema: { ...doc('groupAttributes', 'Replace a group\'s attributes'), params: P.group, body: GroupAttributes } },
-    async (req) => ok(await c21.setAttributes(caller(req), req.params.gid, req.body.attributes)));
-  api.post('/:userid/instances/:iid', { schema: { ...doc('saveInstance', 'Record a push-notification instance (device)'), params: P.instance, body: Json } },
+  api.get('/groups/:gid', { schema: { ...doc('group', 'A group'), params: P.group } }, async (req) => ok(await c21.group(caller(req), req.params.gid)));
+  api.post('/groups/:gid/members', { schema: { ...doc('joinGroup', 'Add a member to a group'), params: P.group, body: JoinGroup } }, async (req) =>
+    ok(await c21.join(caller(req), req.params.gid, req.body.member_id)),
+  );
+  api.put('/groups/:gid/members', { schema: { ...doc('setMembers', "Set a group's members"), params: P.group, body: SetMembers } }, async (req) =>
+    ok(await c21.setMembers(caller(req), req.params.gid, req.body.members)),
+  );
+  api.delete(
+    '/groups/:gid/members/:mid',
+    { schema: { ...doc('leaveGroup', 'Remove a member from a group (yourself: leave it)'), params: P.groupMember } },
+    async (req) => ok(await c21.leave(caller(req), req.params.gid, req.params.mid)),
+  );
+  api.put('/groups/:gid', { schema: { ...doc('renameGroup', 'Rename a group'), params: P.group, body: RenameGroup } }, async (req) =>
+    ok(await c21.rename(caller(req), req.params.gid, req.body.group_name)),
+  );
+  api.put(
+    '/groups/:gid/attributes',
+    { schema: { ...doc('groupAttributes', "Replace a group's attributes"), params: P.group, body: GroupAttributes } },
+    async (req) => ok(await c21.setAttributes(caller(req), req.params.gid, req.body.attributes)),
+  );
+  api.post(
+    '/:userid/instances/:iid',
+    { schema: { ...doc('saveInstance', 'Record a push-notification instance (device)'), params: P.instance, body: Json } },
     async (req) => {
       await c21.saveInstance(self(req, req.params.userid), req.params.iid, req.body);
       return { success: true };
-    });
+    },
+  );
 };

@@ -11,14 +11,34 @@ import { LRUCache } from 'lru-cache';
 import type { Identity } from '../../auth/jwt.js';
 import { ParleyError } from '../../errors.js';
 import {
-  Commands, DIRECT_ROOM_PREFIX, isDirectRoom, roomIdRe, userIdRe, type CommandArgs, type CommandFrame, type CommandName, type CommandResults, type Member, type Message, type Room,
+  Commands,
+  DIRECT_ROOM_PREFIX,
+  isDirectRoom,
+  roomIdRe,
+  userIdRe,
+  type CommandArgs,
+  type CommandFrame,
+  type CommandName,
+  type CommandResults,
+  type Member,
+  type Message,
+  type Room,
 } from '../../protocol/schema.js';
 import { truncateText, validate } from '../../protocol/validate.js';
 import { directRoomId, type Service, type Session } from '../../service/index.js';
 import type { Store } from '../../store/store.js';
 import {
-  STATUS, attachmentOf, groupIdOf, parseMessageId, roomOfGroupId, toChat21, toChat21Docs,
-  type Chat21Extras, type Chat21Message, type OutgoingMessage, type View,
+  STATUS,
+  attachmentOf,
+  groupIdOf,
+  parseMessageId,
+  roomOfGroupId,
+  toChat21,
+  toChat21Docs,
+  type Chat21Extras,
+  type Chat21Message,
+  type OutgoingMessage,
+  type View,
 } from './protocol.js';
 import type { Chat21Store } from './store.js';
 
@@ -188,7 +208,9 @@ export class Chat21Service {
       ({ seq, ts } = await this.exec(c, 'send', args, true));
     } catch (err) {
       if (group && err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found') && !(await this.store.getRoom(room))) {
-        throw new ParleyError('not_found', `unknown group "${to.slice(0, 80)}": create it first (POST /groups) or send an inline group`, { group: to.slice(0, 80) });
+        throw new ParleyError('not_found', `unknown group "${to.slice(0, 80)}": create it first (POST /groups) or send an inline group`, {
+          group: to.slice(0, 80),
+        });
       }
       throw err;
     }
@@ -267,8 +289,14 @@ export class Chat21Service {
     const { room } = this.conversation(me, cw);
     const r = await this.exec(c, 'room', { room });
     await this.state.archive(me.id, room, r.lastSeq);
-    const conversation = (await this.conversations(c, true, room))[0]
-      ?? { timelineOf: me.id, conversWith: cw, key: cw, is_new: false, archived: true, last_message_text: '' };
+    const conversation = (await this.conversations(c, true, room))[0] ?? {
+      timelineOf: me.id,
+      conversWith: cw,
+      key: cw,
+      is_new: false,
+      archived: true,
+      last_message_text: '',
+    };
     await this.notify([me.id], NOTICE.archived, { conversWith: cw, conversation });
     return conversation;
   }
@@ -286,14 +314,29 @@ export class Chat21Service {
       const isArchived = mark !== undefined && mark >= (e.last?.seq ?? 0);
       if (isArchived !== archived) continue;
       const view = await this.viewOf(me.id, e.room.id);
-      const status = !e.last ? STATUS.DELIVERED
-        : e.last.user === me.id ? (view.direct ? STATUS.SENT : STATUS.DELIVERED)
-          : e.readSeq >= e.last.seq ? STATUS.RECEIVED : STATUS.DELIVERED;
-      const doc = e.last ? toChat21Docs(e.last, view, status).at(-1) ?? null : null;
+      const status = !e.last
+        ? STATUS.DELIVERED
+        : e.last.user === me.id
+          ? view.direct
+            ? STATUS.SENT
+            : STATUS.DELIVERED
+          : e.readSeq >= e.last.seq
+            ? STATUS.RECEIVED
+            : STATUS.DELIVERED;
+      const doc = e.last ? (toChat21Docs(e.last, view, status).at(-1) ?? null) : null;
       out.push({
-        ...(doc ?? { timestamp: e.room.createdAt, channel_type: view.direct ? 'direct' : 'group', recipient: view.conversWith, recipient_fullname: view.groupName ?? view.conversWith }),
-        timelineOf: me.id, conversWith: view.conversWith, key: view.conversWith,
-        is_new: e.unread > 0, archived: isArchived, last_message_text: doc?.text ?? '',
+        ...(doc ?? {
+          timestamp: e.room.createdAt,
+          channel_type: view.direct ? 'direct' : 'group',
+          recipient: view.conversWith,
+          recipient_fullname: view.groupName ?? view.conversWith,
+        }),
+        timelineOf: me.id,
+        conversWith: view.conversWith,
+        key: view.conversWith,
+        is_new: e.unread > 0,
+        archived: isArchived,
+        last_message_text: doc?.text ?? '',
       });
     }
     out.sort((a, b) => (b.timestamp ?? 0) - (a.timestamp ?? 0));
@@ -307,10 +350,7 @@ export class Chat21Service {
     let messages: Message[];
     let members: Member[];
     try {
-      [{ messages }, { members }] = await Promise.all([
-        this.exec(c, 'history', { room, limit: HISTORY_LIMIT }),
-        this.exec(c, 'members', { room }),
-      ]);
+      [{ messages }, { members }] = await Promise.all([this.exec(c, 'history', { room, limit: HISTORY_LIMIT }), this.exec(c, 'members', { room })]);
     } catch (err) {
       // No conversation yet (or none the user is in): Chat21 answers an empty timeline, and
       // clients load it before the first message.
@@ -356,9 +396,14 @@ export class Chat21Service {
   private async groupOf(room: Room, members: Member[]): Promise<Chat21Group> {
     const owner = members.find((m) => m.role === 'owner')?.user ?? room.createdBy;
     return {
-      uid: groupIdOf(room.id), name: room.name, appId: this.appId, owner,
+      uid: groupIdOf(room.id),
+      name: room.name,
+      appId: this.appId,
+      owner,
       members: Object.fromEntries(members.map((m) => [m.user, 1 as const])),
-      createdOn: room.createdAt, updatedOn: Date.now(), attributes: await this.state.groupAttributes(room.id),
+      createdOn: room.createdAt,
+      updatedOn: Date.now(),
+      attributes: await this.state.groupAttributes(room.id),
     };
   }
 
@@ -373,11 +418,18 @@ export class Chat21Service {
     await this.notify([...users], NOTICE.group, { group: { ...group, notification: { messagelabel: { key, parameters } } } });
   }
 
-  async createGroup(c: Caller, g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null }): Promise<Chat21Group> {
+  async createGroup(
+    c: Caller,
+    g: { group_name: string; group_id?: string; group_members?: Record<string, unknown> | null; attributes?: Record<string, unknown> | null },
+  ): Promise<Chat21Group> {
     const id = g.group_id === undefined ? `group-${randomUUID()}` : this.groupRoom(g.group_id);
     if (isDirectRoom(id)) throw new ParleyError('invalid', `group ids starting with "${DIRECT_ROOM_PREFIX}" are reserved`, { field: 'group_id' });
     await this.exec(c, 'create', { kind: 'group', name: g.group_name, room: id });
-    await this.addToNew(c, id, Object.keys(g.group_members ?? {}).filter((u) => u !== c.user.id));
+    await this.addToNew(
+      c,
+      id,
+      Object.keys(g.group_members ?? {}).filter((u) => u !== c.user.id),
+    );
     if (g.attributes) await this.state.setGroupAttributes(id, g.attributes);
     this.forget(id);
     return this.group(c, id);
@@ -413,7 +465,10 @@ export class Chat21Service {
     for (const u of added) await this.exec(c, 'invite', { room, user: u });
     for (const u of removed) await this.exec(c, 'kick', { room, user: u });
     const group = await this.group(c, gid);
-    await this.notifyGroup([...Object.keys(before.members), ...added], group, added.length > 0 ? 'MEMBER_JOINED_GROUP' : 'MEMBER_LEFT_GROUP', { added, removed });
+    await this.notifyGroup([...Object.keys(before.members), ...added], group, added.length > 0 ? 'MEMBER_JOINED_GROUP' : 'MEMBER_LEFT_GROUP', {
+      added,
+      removed,
+    });
     return group;
   }
 

@@ -14,8 +14,11 @@ export class PostgresChat21Store implements Chat21Store {
   }
 
   async archive(user: string, room: string, seq: number): Promise<void> {
-    await this.query(`INSERT INTO chat21_archives (user_id, room_id, seq) VALUES ($1, $2, $3)
-      ON CONFLICT (user_id, room_id) DO UPDATE SET seq = greatest(chat21_archives.seq, excluded.seq)`, [user, room, seq]);
+    await this.query(
+      `INSERT INTO chat21_archives (user_id, room_id, seq) VALUES ($1, $2, $3)
+      ON CONFLICT (user_id, room_id) DO UPDATE SET seq = greatest(chat21_archives.seq, excluded.seq)`,
+      [user, room, seq],
+    );
   }
 
   async archived(user: string): Promise<Map<string, number>> {
@@ -24,8 +27,11 @@ export class PostgresChat21Store implements Chat21Store {
   }
 
   async setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {
-    await this.query(`INSERT INTO chat21_group_attributes (room_id, attributes) VALUES ($1, $2)
-      ON CONFLICT (room_id) DO UPDATE SET attributes = excluded.attributes`, [room, JSON.stringify(attributes)]);
+    await this.query(
+      `INSERT INTO chat21_group_attributes (room_id, attributes) VALUES ($1, $2)
+      ON CONFLICT (room_id) DO UPDATE SET attributes = excluded.attributes`,
+      [room, JSON.stringify(attributes)],
+    );
   }
 
   async groupAttributes(room: string): Promise<Record<string, unknown>> {
@@ -34,7 +40,10 @@ export class PostgresChat21Store implements Chat21Store {
   }
 
   async saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
-    await this.query(`INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES ($1, $2, $3, $4)
-      ON CONFLICT (user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`, [user, instance, JSON.stringify(data), Date.now()]);
+    await this.query(
+      `INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+      [user, instance, JSON.stringify(data), Date.now()],
+    );
   }
 }

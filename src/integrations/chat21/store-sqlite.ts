@@ -52,7 +52,9 @@ export class SqliteChat21Store implements Chat21Store {
   }
 
   archive(user: string, room: string, seq: number): Promise<void> {
-    return guard(() => { this.s.archive.run(user, room, seq); });
+    return guard(() => {
+      this.s.archive.run(user, room, seq);
+    });
   }
 
   archived(user: string): Promise<Map<string, number>> {
@@ -60,17 +62,21 @@ export class SqliteChat21Store implements Chat21Store {
   }
 
   setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void> {
-    return guard(() => { this.s.setAttributes.run(room, JSON.stringify(attributes)); });
+    return guard(() => {
+      this.s.setAttributes.run(room, JSON.stringify(attributes));
+    });
   }
 
   groupAttributes(room: string): Promise<Record<string, unknown>> {
     return guard(() => {
       const raw = this.s.attributes.get(room) as string | undefined;
-      return raw === undefined ? {} : JSON.parse(raw) as Record<string, unknown>;
+      return raw === undefined ? {} : (JSON.parse(raw) as Record<string, unknown>);
     });
   }
 
   saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
-    return guard(() => { this.s.saveInstance.run(user, instance, JSON.stringify(data), Date.now()); });
+    return guard(() => {
+      this.s.saveInstance.run(user, instance, JSON.stringify(data), Date.now());
+    });
   }
 }

@@ -23,7 +23,11 @@ export const CHAT21_EVENT_NAMES: Record<WebhookEvent, string> = {
 export function chat21Body(e: { event: WebhookEvent; room: string; data: Record<string, unknown> }, appId: string, ts: number): string {
   const seq = typeof e.data.seq === 'number' ? e.data.seq : undefined;
   return JSON.stringify({
-    event_type: CHAT21_EVENT_NAMES[e.event], createdAt: ts, app_id: appId, recipient_id: e.room,
-    ...(seq !== undefined ? { message_id: messageId(e.room, seq) } : {}), data: e.data,
+    event_type: CHAT21_EVENT_NAMES[e.event],
+    createdAt: ts,
+    app_id: appId,
+    recipient_id: e.room,
+    ...(seq !== undefined ? { message_id: messageId(e.room, seq) } : {}),
+    data: e.data,
   });
 }

@@ -2,14 +2,21 @@
 // forgotten by a periodic sweep, so memory follows the recently active users and rooms.
 import type { BucketLimit, RateCounter } from './counter.js';
 
-interface Bucket { tokens: number; at: number; full: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+  full: number;
+}
 
 export class MemoryRateCounter implements RateCounter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   /** `now` is a monotonic clock in ms (injectable for tests). */
-  constructor(private readonly now: () => number = () => performance.now(), sweepMs = 60_000) {
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    sweepMs = 60_000,
+  ) {
     this.sweeper = setInterval(() => this.sweep(), sweepMs);
     this.sweeper.unref();
   }

@@ -31,7 +31,7 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
         if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
         const roomId = ctx.args.room;
         // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
-        if (room && typeof roomId === 'string' && (!store || await store.getMember(roomId, ctx.user.id))) {
+        if (room && typeof roomId === 'string' && (!store || (await store.getMember(roomId, ctx.user.id)))) {
           limits.push({ key: `r:${roomId}`, rate: room.rate, burst: room.burst });
         }
       }

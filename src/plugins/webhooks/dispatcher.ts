@@ -38,7 +38,9 @@ export interface DeliveryReport {
   error?: string;
 }
 
-interface Job extends Delivery { attempt: number }
+interface Job extends Delivery {
+  attempt: number;
+}
 
 /** How deliveries to one endpoint have gone since the node started (the admin screen's view). */
 export interface EndpointStatus {
@@ -55,7 +57,6 @@ export interface EndpointStatus {
 
 /** 4xx answers other than these mean the receiver will never accept the delivery. */
 const RETRYABLE_4XX = new Set([408, 425, 429]);
-
 
 /** Retry-After in seconds or as an HTTP date, in ms; 0 when absent or unreadable. */
 function retryAfterMs(header: string | null): number {
@@ -95,8 +96,13 @@ class EndpointQueue {
 
   status(): EndpointStatus {
     return {
-      pending: this.outstanding, delivered: this.delivered, failed: this.failed, dropped: this.dropped,
-      lastDeliveredAt: this.lastDeliveredAt, lastFailedAt: this.lastFailedAt, lastError: this.lastError,
+      pending: this.outstanding,
+      delivered: this.delivered,
+      failed: this.failed,
+      dropped: this.dropped,
+      lastDeliveredAt: this.lastDeliveredAt,
+      lastFailedAt: this.lastFailedAt,
+      lastError: this.lastError,
     };
   }
 
@@ -152,7 +158,9 @@ class EndpointQueue {
     let wait = 0;
     try {
       const res = await fetch(this.ep.url, {
-        method: 'POST', headers, body: job.body,
+        method: 'POST',
+        headers,
+        body: job.body,
         // A redirect could lead the signed body anywhere; it counts as a failure instead.
         redirect: 'manual',
         signal: AbortSignal.any([this.abort, AbortSignal.timeout(this.o.timeoutMs)]),
@@ -165,7 +173,7 @@ class EndpointQueue {
       wait = retryAfterMs(res.headers.get('retry-after'));
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } };
-      error = e.name === 'TimeoutError' ? `no response within ${this.o.timeoutMs} ms` : e.cause?.code ?? e.message;
+      error = e.name === 'TimeoutError' ? `no response within ${this.o.timeoutMs} ms` : (e.cause?.code ?? e.message);
     }
     if (this.abort.aborted) return this.finish(job, false, 'shutting down');
     if (permanent || job.attempt >= this.o.maxAttempts) return this.finish(job, false, error);
@@ -201,8 +209,7 @@ export class WebhookDispatcher {
 
   /** How deliveries to `ep` have gone (all zero before its first event). */
   status(ep: Endpoint): EndpointStatus {
-    return this.queues.get(ep)?.status()
-      ?? { pending: 0, delivered: 0, failed: 0, dropped: 0, lastDeliveredAt: null, lastFailedAt: null, lastError: null };
+    return this.queues.get(ep)?.status() ?? { pending: 0, delivered: 0, failed: 0, dropped: 0, lastDeliveredAt: null, lastFailedAt: null, lastError: null };
   }
 
   /** Queues a delivery; false when it was dropped (queue full or shutting down). Never waits. */

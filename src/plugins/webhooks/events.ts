@@ -14,7 +14,10 @@ export interface WebhookEventRecord {
 
 /** The webhook event of each kind of message a user adds. */
 const MESSAGE_EVENTS: Partial<Record<Message['kind'], WebhookEvent>> = {
-  text: 'message.sent', edit: 'message.edited', delete: 'message.deleted', reaction: 'message.reacted',
+  text: 'message.sent',
+  edit: 'message.edited',
+  delete: 'message.deleted',
+  reaction: 'message.reacted',
 };
 
 /**
@@ -60,7 +63,8 @@ export function memberLeftEvent(e: DomainEventMap['member.left']): WebhookEventR
  */
 export function threadUpdatedEvent(e: DomainEventMap['thread.updated']): WebhookEventRecord {
   return {
-    event: 'thread.updated', room: e.room,
+    event: 'thread.updated',
+    room: e.room,
     data: { room: e.room, root: e.root, count: e.summary.count, lastTs: e.summary.lastTs, users: e.summary.users, reply: e.reply, user: e.by.id },
   };
 }
@@ -78,9 +82,12 @@ export function slackText(e: WebhookEventRecord): string {
   const d = e.data;
   const room = `#${esc(e.room)}`;
   switch (e.event) {
-    case 'message.sent': return `${who(d)} in ${room}: ${esc(d.text)}`;
-    case 'message.edited': return `${who(d)} edited message ${String(d.target)} in ${room}: ${esc(d.text)}`;
-    case 'message.deleted': return `${who(d)} deleted message ${String(d.target)} in ${room}`;
+    case 'message.sent':
+      return `${who(d)} in ${room}: ${esc(d.text)}`;
+    case 'message.edited':
+      return `${who(d)} edited message ${String(d.target)} in ${room}: ${esc(d.text)}`;
+    case 'message.deleted':
+      return `${who(d)} deleted message ${String(d.target)} in ${room}`;
     case 'message.reacted': {
       const r = d.data as { emoji: string; remove?: boolean };
       return `${who(d)} ${r.remove ? 'took back' : 'reacted'} ${esc(r.emoji)} ${r.remove ? 'on' : 'to'} message ${String(d.target)} in ${room}`;
@@ -100,7 +107,8 @@ export function slackText(e: WebhookEventRecord): string {
       const to = (d.recipients as Array<{ user: string }>).map((r) => `*${esc(r.user)}*`).join(', ');
       return `${who(d)} notified ${to} in ${room}: ${esc(d.text)}`;
     }
-    case 'room.created': return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
+    case 'room.created':
+      return `*${esc(d.createdBy)}* created the ${esc(d.kind)} ${room} “${esc(d.name)}”`;
     case 'thread.updated': {
       const n = d.count as number;
       return `*${esc(d.user)}* replied in the thread of message ${String(d.root)} in ${room} (${n} ${n === 1 ? 'reply' : 'replies'})`;

@@ -13,7 +13,14 @@ import type { Notification } from '../../service/hooks.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
 import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
 import {
-  memberJoinedEvent, memberLeftEvent, messageEvent, parleyBody, roomCreatedEvent, slackBody, threadUpdatedEvent, type WebhookEventRecord,
+  memberJoinedEvent,
+  memberLeftEvent,
+  messageEvent,
+  parleyBody,
+  roomCreatedEvent,
+  slackBody,
+  threadUpdatedEvent,
+  type WebhookEventRecord,
 } from './events.js';
 
 /**
@@ -29,16 +36,25 @@ export function endpointOrigin(url: string): string {
 }
 
 const Time = Type.Union([Type.Integer(), Type.Null()]);
-const WebhookStatus = Type.Object({
-  endpoints: Type.Array(Type.Object({
-    origin: Type.String({ description: 'Scheme, host and port of the endpoint (its path may hold a secret)' }),
-    format: Type.String(),
-    events: Type.Array(Type.String()),
-    pending: Type.Integer({ description: 'Queued, in flight or waiting for a retry' }),
-    delivered: Type.Integer(), failed: Type.Integer(), dropped: Type.Integer({ description: 'Dropped because the queue was full' }),
-    lastDeliveredAt: Time, lastFailedAt: Time, lastError: Type.Union([Type.String(), Type.Null()]),
-  })),
-}, { description: 'Deliveries of this node since it started, per configured endpoint' });
+const WebhookStatus = Type.Object(
+  {
+    endpoints: Type.Array(
+      Type.Object({
+        origin: Type.String({ description: 'Scheme, host and port of the endpoint (its path may hold a secret)' }),
+        format: Type.String(),
+        events: Type.Array(Type.String()),
+        pending: Type.Integer({ description: 'Queued, in flight or waiting for a retry' }),
+        delivered: Type.Integer(),
+        failed: Type.Integer(),
+        dropped: Type.Integer({ description: 'Dropped because the queue was full' }),
+        lastDeliveredAt: Time,
+        lastFailedAt: Time,
+        lastError: Type.Union([Type.String(), Type.Null()]),
+      }),
+    ),
+  },
+  { description: 'Deliveries of this node since it started, per configured endpoint' },
+);
 const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
 });
@@ -74,8 +90,7 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
         let slack: string | undefined;
         for (const ep of endpoints) {
           if (!ep.events.has(e.event) || (ep.rooms && !ep.rooms.has(e.room))) continue;
-          const body = ep.format === 'slack' ? (slack ??= slackBody(e))
-            : (parley ??= chat21 ? chat21Body(e, appId, ts) : parleyBody(id, e, ts));
+          const body = ep.format === 'slack' ? (slack ??= slackBody(e)) : (parley ??= chat21 ? chat21Body(e, appId, ts) : parleyBody(id, e, ts));
           d.enqueue(ep, { id, event: chat21 ? CHAT21_EVENT_NAMES[e.event] : e.event, body });
         }
       };
@@ -91,17 +106,26 @@ export function webhooks(cfg: WebhooksConfig, opts: { onDelivery?: (r: DeliveryR
       if (!ctx) throw new Error('webhooks: routes() before init()');
       const guard = requireAdmin({ verify: ctx.verify, apiKeys: ctx.config.api.keys });
       return scoped(app, (r) => {
-        r.get('/admin/webhooks', {
-          preHandler: guard,
-          schema: {
-            tags: ['admin'], summary: 'How deliveries to each webhook endpoint have gone on this node since it started', security,
-            response: { 200: WebhookStatus, 401: ErrorBody, 403: ErrorBody },
+        r.get(
+          '/admin/webhooks',
+          {
+            preHandler: guard,
+            schema: {
+              tags: ['admin'],
+              summary: 'How deliveries to each webhook endpoint have gone on this node since it started',
+              security,
+              response: { 200: WebhookStatus, 401: ErrorBody, 403: ErrorBody },
+            },
           },
-        }, async () => ({
-          endpoints: endpoints.map((ep) => ({
-            origin: endpointOrigin(ep.url), format: ep.format ?? 'parley', events: [...ep.events], ...dispatcher!.status(ep),
-          })),
-        }));
+          async () => ({
+            endpoints: endpoints.map((ep) => ({
+              origin: endpointOrigin(ep.url),
+              format: ep.format ?? 'parley',
+              events: [...ep.events],
+              ...dispatcher!.status(ep),
+            })),
+          }),
+        );
       });
     },
     close: async () => {

@@ -49,7 +49,7 @@ export function wordFilter(cfg: WordFilterConfig, opts: { store?: WordStore } = 
   let poll: ReturnType<typeof setInterval> | undefined;
 
   const reload = async () => {
-    matcher = new WordMatcher(new Set([...fromConfig, ...await store!.list()]));
+    matcher = new WordMatcher(new Set([...fromConfig, ...(await store!.list())]));
   };
   const listing = async () => ({ words: await store!.list(), config: fromConfig });
 
@@ -75,7 +75,9 @@ export function wordFilter(cfg: WordFilterConfig, opts: { store?: WordStore } = 
       await reload();
       // Other nodes change the shared list too: pick their changes up within a few seconds.
       if (c.shared) {
-        poll = setInterval(() => { reload().catch((err: unknown) => c.log.warn({ err }, 'word list reload failed')); }, RELOAD_MS);
+        poll = setInterval(() => {
+          reload().catch((err: unknown) => c.log.warn({ err }, 'word list reload failed'));
+        }, RELOAD_MS);
         poll.unref();
       }
     },
@@ -87,56 +89,80 @@ export function wordFilter(cfg: WordFilterConfig, opts: { store?: WordStore } = 
       const log: Logger = ctx.log;
       const guard = requireAdmin({ verify: ctx.verify, apiKeys: ctx.config.api.keys });
       return scoped(app, (r) => {
-        r.get('/admin/words', {
-          preHandler: guard,
-          schema: { tags: ['admin'], summary: 'List the blocked words', security, response: { 200: WordList, ...errors } },
-        }, listing);
-
-        r.put('/admin/words', {
-          preHandler: guard,
-          schema: { tags: ['admin'], summary: 'Replace the administered blocked words', security, body: WordsBody, response: { 200: WordList, ...errors } },
-        }, async (req) => {
-          const words = normalizeAll((req.body as { words: string[] }).words);
-          await store!.replace(words);
-          await reload();
-          log.info({ count: words.length }, 'blocked words replaced');
-          return listing();
-        });
-
-        r.post('/admin/words', {
-          preHandler: guard,
-          schema: { tags: ['admin'], summary: 'Add blocked words (already listed ones are ignored)', security, body: WordsBody, response: { 200: WordList, ...errors } },
-        }, async (req) => {
-          const words = normalizeAll((req.body as { words: string[] }).words);
-          const have = new Set(await store!.list());
-          const fresh = words.filter((w) => !have.has(w));
-          if (have.size + fresh.length > MAX_WORDS) {
-            throw new ParleyError('too_large', `the list holds at most ${MAX_WORDS} words`, { limit: MAX_WORDS });
-          }
-          await store!.add(fresh);
-          await reload();
-          log.info({ added: fresh.length }, 'blocked words added');
-          return listing();
-        });
-
-        r.delete('/admin/words/:word', {
-          preHandler: guard,
-          schema: {
-            tags: ['admin'], summary: 'Remove one blocked word', security,
-            params: Type.Object({ word: Type.String({ minLength: 1, maxLength: 256 }) }),
-            response: { 200: WordList, ...errors },
+        r.get(
+          '/admin/words',
+          {
+            preHandler: guard,
+            schema: { tags: ['admin'], summary: 'List the blocked words', security, response: { 200: WordList, ...errors } },
           },
-        }, async (req) => {
-          const n = normalizeWord((req.params as { word: string }).word);
-          if (n.error !== undefined) throw new ParleyError('invalid', `word: ${n.error}`, { field: 'word' });
-          if (!await store!.remove(n.word)) {
-            const inConfig = fromConfig.includes(n.word);
-            throw new ParleyError('not_found', inConfig ? 'the word comes from the config file; remove it there' : 'the word is not listed');
-          }
-          await reload();
-          log.info({ word: n.word }, 'blocked word removed');
-          return listing();
-        });
+          listing,
+        );
+
+        r.put(
+          '/admin/words',
+          {
+            preHandler: guard,
+            schema: { tags: ['admin'], summary: 'Replace the administered blocked words', security, body: WordsBody, response: { 200: WordList, ...errors } },
+          },
+          async (req) => {
+            const words = normalizeAll((req.body as { words: string[] }).words);
+            await store!.replace(words);
+            await reload();
+            log.info({ count: words.length }, 'blocked words replaced');
+            return listing();
+          },
+        );
+
+        r.post(
+          '/admin/words',
+          {
+            preHandler: guard,
+            schema: {
+              tags: ['admin'],
+              summary: 'Add blocked words (already listed ones are ignored)',
+              security,
+              body: WordsBody,
+              response: { 200: WordList, ...errors },
+            },
+          },
+          async (req) => {
+            const words = normalizeAll((req.body as { words: string[] }).words);
+            const have = new Set(await store!.list());
+            const fresh = words.filter((w) => !have.has(w));
+            if (have.size + fresh.length > MAX_WORDS) {
+              throw new ParleyError('too_large', `the list holds at most ${MAX_WORDS} words`, { limit: MAX_WORDS });
+            }
+            await store!.add(fresh);
+            await reload();
+            log.info({ added: fresh.length }, 'blocked words added');
+            return listing();
+          },
+        );
+
+        r.delete(
+          '/admin/words/:word',
+          {
+            preHandler: guard,
+            schema: {
+              tags: ['admin'],
+              summary: 'Remove one blocked word',
+              security,
+              params: Type.Object({ word: Type.String({ minLength: 1, maxLength: 256 }) }),
+              response: { 200: WordList, ...errors },
+            },
+          },
+          async (req) => {
+            const n = normalizeWord((req.params as { word: string }).word);
+            if (n.error !== undefined) throw new ParleyError('invalid', `word: ${n.error}`, { field: 'word' });
+            if (!(await store!.remove(n.word))) {
+              const inConfig = fromConfig.includes(n.word);
+              throw new ParleyError('not_found', inConfig ? 'the word comes from the config file; remove it there' : 'the word is not listed');
+            }
+            await reload();
+            log.info({ word: n.word }, 'blocked word removed');
+            return listing();
+          },
+        );
       });
     },
   };

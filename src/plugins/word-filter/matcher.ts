@@ -19,7 +19,10 @@ export function normalizeWord(raw: string): { word: string; error?: undefined } 
   return { word };
 }
 
-interface Hit { start: number; end: number }
+interface Hit {
+  start: number;
+  end: number;
+}
 
 export class WordMatcher {
   constructor(private readonly words: ReadonlySet<string>) {}

@@ -29,9 +29,12 @@ export class PostgresWordStore implements WordStore {
     words(list);
     if (list.length === 0) return 0;
     // Duplicates within the call count once (DISTINCT ON the index expression).
-    const { rowCount } = await this.query(`INSERT INTO blocked_words (word, created_at)
+    const { rowCount } = await this.query(
+      `INSERT INTO blocked_words (word, created_at)
       SELECT DISTINCT ON (lower(w)) w, $2::bigint FROM unnest($1::text[]) AS w
-      ON CONFLICT ((lower(word))) DO NOTHING`, [list, Date.now()]);
+      ON CONFLICT ((lower(word))) DO NOTHING`,
+      [list, Date.now()],
+    );
     return rowCount ?? 0;
   }
 
@@ -45,8 +48,13 @@ export class PostgresWordStore implements WordStore {
     words(list);
     await transaction(this.pool, async (client) => {
       await client.query('DELETE FROM blocked_words');
-      await client.query(`INSERT INTO blocked_words (word, created_at)
-        SELECT DISTINCT ON (lower(w)) w, $2::bigint FROM unnest($1::text[]) AS w`, [list, Date.now()]);
-    }).catch((err: unknown) => { throw toStoreError(err); });
+      await client.query(
+        `INSERT INTO blocked_words (word, created_at)
+        SELECT DISTINCT ON (lower(w)) w, $2::bigint FROM unnest($1::text[]) AS w`,
+        [list, Date.now()],
+      );
+    }).catch((err: unknown) => {
+      throw toStoreError(err);
+    });
   }
 }

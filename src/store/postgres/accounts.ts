@@ -41,9 +41,14 @@ export class PostgresAccountStore implements AccountStore {
       await transaction(this.pool, async (client) => {
         // An account takes a user id nobody has: never the identity (rooms, direct messages) of
         // a user who already came in with an external token.
-        const { rows: [k] } = await client.query<{ taken: boolean }>(`SELECT
+        const {
+          rows: [k],
+        } = await client.query<{ taken: boolean }>(
+          `SELECT
             EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE user_id = $1)
-            OR EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($2)) AS taken`, [a.userId, a.username]);
+            OR EXISTS (SELECT 1 FROM accounts WHERE lower(username) = lower($2)) AS taken`,
+          [a.userId, a.username],
+        );
         if (k!.taken) throw taken();
         await client.query(`INSERT INTO users (id, name, profile, created_at) VALUES ($1, $2, '{}', $3)`, [a.userId, a.name, now]);
         await client.query(`INSERT INTO accounts (${ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $4)`, [a.userId, a.username, a.passwordHash, now]);
@@ -57,18 +62,25 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async accountByUsername(username: string): Promise<Account | null> {
-    const { rows: [r] } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE lower(username) = lower($1)`, [text('username', username)]);
+    const {
+      rows: [r],
+    } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE lower(username) = lower($1)`, [text('username', username)]);
     return r ? toAccount(r) : null;
   }
 
   async accountByUser(userId: string): Promise<Account | null> {
-    const { rows: [r] } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE user_id = $1`, [text('userId', userId)]);
+    const {
+      rows: [r],
+    } = await this.query<AccountRow>(`SELECT ${ACCOUNT_COLS} FROM accounts WHERE user_id = $1`, [text('userId', userId)]);
     return r ? toAccount(r) : null;
   }
 
   async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
-    const { rowCount } = await this.query('UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE user_id = $1',
-      [text('userId', userId), text('passwordHash', passwordHash), Date.now()]);
+    const { rowCount } = await this.query('UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE user_id = $1', [
+      text('userId', userId),
+      text('passwordHash', passwordHash),
+      Date.now(),
+    ]);
     if (!rowCount) throw new ParleyError('not_found', 'no such account');
   }
 
@@ -78,43 +90,58 @@ export class PostgresAccountStore implements AccountStore {
     text('refreshHash', s.refreshHash);
     time('expiresAt', s.expiresAt);
     const now = Date.now();
-    await this.query(`WITH purge AS (DELETE FROM sessions WHERE user_id = $2 AND (expires_at < $4 OR revoked_at < $5))
+    await this.query(
+      `WITH purge AS (DELETE FROM sessions WHERE user_id = $2 AND (expires_at < $4 OR revoked_at < $5))
       INSERT INTO sessions (${SESSION_COLS}, user_agent, last_used_at) VALUES ($1, $2, $3, $4, $6, NULL, $7, $4)`,
-    [s.id, s.userId, s.refreshHash, now, now - KEEP_ENDED_MS, s.expiresAt, (s.userAgent ?? '').slice(0, 256)]);
+      [s.id, s.userId, s.refreshHash, now, now - KEEP_ENDED_MS, s.expiresAt, (s.userAgent ?? '').slice(0, 256)],
+    );
     return { id: s.id, userId: s.userId, refreshHash: s.refreshHash, createdAt: now, expiresAt: s.expiresAt, revokedAt: null };
   }
 
   async getSession(id: string): Promise<RefreshSession | null> {
-    const { rows: [r] } = await this.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE id = $1`, [text('id', id)]);
+    const {
+      rows: [r],
+    } = await this.query<SessionRow>(`SELECT ${SESSION_COLS} FROM sessions WHERE id = $1`, [text('id', id)]);
     return r ? toSession(r) : null;
   }
 
   async sessionIdentity(id: string): Promise<SessionIdentity | null> {
-    const { rows: [r] } = await this.query<SessionRow & { name: string; profile: string }>(
+    const {
+      rows: [r],
+    } = await this.query<SessionRow & { name: string; profile: string }>(
       `SELECT s.id, s.user_id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at, u.name, u.profile
-       FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, [text('id', id)]);
+       FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`,
+      [text('id', id)],
+    );
     return r ? { session: toSession(r), name: r.name, profile: JSON.parse(r.profile) as Record<string, unknown> } : null;
   }
 
   async liveSessions(userId: string, now: number): Promise<SessionInfo[]> {
-    const { rows } = await this.query<SessionInfoRow>(`SELECT id, created_at, coalesce(last_used_at, created_at) AS last_used_at, expires_at, user_agent
-      FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY 3 DESC, id`, [text('userId', userId), time('now', now)]);
+    const { rows } = await this.query<SessionInfoRow>(
+      `SELECT id, created_at, coalesce(last_used_at, created_at) AS last_used_at, expires_at, user_agent
+      FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY 3 DESC, id`,
+      [text('userId', userId), time('now', now)],
+    );
     return rows.map(toSessionInfo);
   }
 
   async setName(userId: string, name: string): Promise<void> {
     if (typeof name !== 'string' || name === '') throw new ParleyError('invalid', 'name must be a non-empty string', { field: 'name' });
-    const { rowCount } = await this.query('UPDATE users SET name = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = users.id)',
-      [text('userId', userId), name]);
+    const { rowCount } = await this.query('UPDATE users SET name = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM accounts a WHERE a.user_id = users.id)', [
+      text('userId', userId),
+      name,
+    ]);
     if (!rowCount) throw new ParleyError('not_found', 'no such account');
   }
 
   async rotateSession(id: string, refreshHash: string, expiresAt: number, currentHash?: string): Promise<void> {
     if (currentHash !== undefined) text('currentHash', currentHash);
     // Compare-and-set: one UPDATE, so of two nodes presenting the same hash only one matches.
-    const { rowCount } = await this.query(`UPDATE sessions SET refresh_hash = $2, expires_at = $3, last_used_at = $4
+    const { rowCount } = await this.query(
+      `UPDATE sessions SET refresh_hash = $2, expires_at = $3, last_used_at = $4
       WHERE id = $1 AND revoked_at IS NULL AND expires_at > $4 AND ($5::text IS NULL OR refresh_hash = $5::text)`,
-    [text('id', id), text('refreshHash', refreshHash), time('expiresAt', expiresAt), Date.now(), currentHash ?? null]);
+      [text('id', id), text('refreshHash', refreshHash), time('expiresAt', expiresAt), Date.now(), currentHash ?? null],
+    );
     if (!rowCount) throw new ParleyError('unauthorized', 'session ended or already refreshed; log in again');
   }
 
@@ -123,9 +150,11 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async revokeUserSessions(userId: string, except?: string): Promise<number> {
-    const { rowCount } = await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND id <> $3',
-      [text('userId', userId), Date.now(), except ?? '']);
+    const { rowCount } = await this.query('UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND id <> $3', [
+      text('userId', userId),
+      Date.now(),
+      except ?? '',
+    ]);
     return rowCount ?? 0;
   }
-
 }

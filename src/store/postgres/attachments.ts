@@ -7,17 +7,37 @@ import type { Attachment, AttachmentStore } from '../attachments.js';
 import { query, toStoreError, transaction } from './pool.js';
 
 interface Row {
-  id: string; room_id: string; uploader: string; name: string; size: number; type: string;
-  width: number | null; height: number | null; blob_id: string; preview_id: string | null;
-  sha256: string; created_at: number; message_seq: number | null;
+  id: string;
+  room_id: string;
+  uploader: string;
+  name: string;
+  size: number;
+  type: string;
+  width: number | null;
+  height: number | null;
+  blob_id: string;
+  preview_id: string | null;
+  sha256: string;
+  created_at: number;
+  message_seq: number | null;
 }
 
 const COLS = 'id, room_id, uploader, name, size, type, width, height, blob_id, preview_id, sha256, created_at, message_seq';
 
 const rowToAttachment = (r: Row): Attachment => ({
-  id: r.id, room: r.room_id, uploader: r.uploader, name: r.name, size: Number(r.size), type: r.type,
-  width: r.width, height: r.height, blob: r.blob_id, preview: r.preview_id, sha256: r.sha256,
-  createdAt: Number(r.created_at), message: r.message_seq === null ? null : Number(r.message_seq),
+  id: r.id,
+  room: r.room_id,
+  uploader: r.uploader,
+  name: r.name,
+  size: Number(r.size),
+  type: r.type,
+  width: r.width,
+  height: r.height,
+  blob: r.blob_id,
+  preview: r.preview_id,
+  sha256: r.sha256,
+  createdAt: Number(r.created_at),
+  message: r.message_seq === null ? null : Number(r.message_seq),
 });
 
 export class PostgresAttachmentStore implements AttachmentStore {
@@ -28,8 +48,21 @@ export class PostgresAttachmentStore implements AttachmentStore {
   }
 
   async create(a: Attachment): Promise<void> {
-    await query(this.pool, `INSERT INTO attachments (${COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [a.id, a.room, a.uploader, a.name, a.size, a.type, a.width, a.height, a.blob, a.preview, a.sha256, a.createdAt, a.message]);
+    await query(this.pool, `INSERT INTO attachments (${COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
+      a.id,
+      a.room,
+      a.uploader,
+      a.name,
+      a.size,
+      a.type,
+      a.width,
+      a.height,
+      a.blob,
+      a.preview,
+      a.sha256,
+      a.createdAt,
+      a.message,
+    ]);
   }
 
   async get(id: string): Promise<Attachment | null> {
@@ -44,8 +77,11 @@ export class PostgresAttachmentStore implements AttachmentStore {
     const unique = [...new Set(ids)];
     try {
       return await transaction(this.pool, async (c) => {
-        const { rows } = await c.query<Row>(`UPDATE attachments SET message_seq = $1
-          WHERE id = ANY($2::text[]) AND room_id = $3 AND uploader = $4 AND message_seq IS NULL RETURNING ${COLS}`, [seq, unique, room, uploader]);
+        const { rows } = await c.query<Row>(
+          `UPDATE attachments SET message_seq = $1
+          WHERE id = ANY($2::text[]) AND room_id = $3 AND uploader = $4 AND message_seq IS NULL RETURNING ${COLS}`,
+          [seq, unique, room, uploader],
+        );
         if (rows.length !== unique.length) {
           const found = new Set(rows.map((r) => r.id));
           throw new ParleyError('conflict', 'an attachment is not an unsent upload of yours in this room', { attachment: unique.find((id) => !found.has(id)) });
@@ -75,13 +111,19 @@ export class PostgresAttachmentStore implements AttachmentStore {
   }
 
   removeUnbound(before: number, limit: number): Promise<Attachment[]> {
-    return this.rows(`DELETE FROM attachments WHERE id IN (
-      SELECT id FROM attachments WHERE message_seq IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2) RETURNING ${COLS}`, [before, limit]);
+    return this.rows(
+      `DELETE FROM attachments WHERE id IN (
+      SELECT id FROM attachments WHERE message_seq IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2) RETURNING ${COLS}`,
+      [before, limit],
+    );
   }
 
   async boundRooms(afterRoom: string, limit: number): Promise<string[]> {
-    const { rows } = await query<{ room_id: string }>(this.pool,
-      'SELECT DISTINCT room_id FROM attachments WHERE message_seq IS NOT NULL AND room_id > $1 ORDER BY room_id LIMIT $2', [afterRoom, limit]);
+    const { rows } = await query<{ room_id: string }>(
+      this.pool,
+      'SELECT DISTINCT room_id FROM attachments WHERE message_seq IS NOT NULL AND room_id > $1 ORDER BY room_id LIMIT $2',
+      [afterRoom, limit],
+    );
     return rows.map((r) => r.room_id);
   }
 }

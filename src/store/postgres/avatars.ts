@@ -8,8 +8,11 @@ export class PostgresAvatarStore implements AvatarStore {
 
   async ofUsers(users: string[]): Promise<AvatarRecord[]> {
     if (users.length === 0) return [];
-    const { rows } = await query<{ user_id: string; blob_id: string; updated_at: string }>(this.pool,
-      'SELECT user_id, blob_id, updated_at FROM avatars WHERE user_id = ANY($1)', [users]);
+    const { rows } = await query<{ user_id: string; blob_id: string; updated_at: string }>(
+      this.pool,
+      'SELECT user_id, blob_id, updated_at FROM avatars WHERE user_id = ANY($1)',
+      [users],
+    );
     return rows.map((r) => ({ user: r.user_id, blob: r.blob_id, updatedAt: Number(r.updated_at) }));
   }
 
@@ -19,8 +22,11 @@ export class PostgresAvatarStore implements AvatarStore {
         // The user's row is locked while it is read and replaced, so a replaced blob is handed back once.
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`avatar:${user}`]);
         const { rows } = await c.query<{ blob_id: string }>('SELECT blob_id FROM avatars WHERE user_id = $1', [user]);
-        await c.query(`INSERT INTO avatars (user_id, blob_id, updated_at) VALUES ($1, $2, $3)
-          ON CONFLICT (user_id) DO UPDATE SET blob_id = excluded.blob_id, updated_at = excluded.updated_at`, [user, blob, at]);
+        await c.query(
+          `INSERT INTO avatars (user_id, blob_id, updated_at) VALUES ($1, $2, $3)
+          ON CONFLICT (user_id) DO UPDATE SET blob_id = excluded.blob_id, updated_at = excluded.updated_at`,
+          [user, blob, at],
+        );
         return rows[0]?.blob_id ?? null;
       });
     } catch (err) {

@@ -9,7 +9,7 @@ import { KeyConflictError, type Batch } from '../writer.js';
 import { DAY_MS, FOREVER, metaText, threadColumns } from '../rows.js';
 import { toTsvector } from './search-text.js';
 
-const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
+const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : (m.mutedUntil ?? FOREVER));
 const retentionMs = (days: number | null): number | null => (days === null ? null : Math.round(days * DAY_MS));
 
 /** The statements of a batch, in the order the Batch contract gives. */
@@ -27,92 +27,143 @@ export async function writeBatch(c: pg.ClientBase, b: Batch): Promise<void> {
   }
   if (b.insertRooms.length > 0) {
     const r = b.insertRooms;
-    await c.query(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key, last_seq, access, retention_count, retention_ms)
+    await c.query(
+      `INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key, last_seq, access, retention_count, retention_ms)
       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[],
-        $10::text[], $11::integer[], $12::bigint[])`, [
-      r.map((x) => x.room.id), r.map((x) => x.room.kind), r.map((x) => x.room.name), r.map((x) => x.room.topic),
-      r.map((x) => x.room.createdBy), r.map((x) => x.room.createdAt), r.map((x) => x.directKey),
-      r.map((x) => (x.room.kind === 'channel' ? channelNameKey(x.room.name) : null)), r.map((x) => x.floor),
-      r.map((x) => x.room.access), r.map((x) => x.room.retention.count), r.map((x) => retentionMs(x.room.retention.days)),
-    ]);
+        $10::text[], $11::integer[], $12::bigint[])`,
+      [
+        r.map((x) => x.room.id),
+        r.map((x) => x.room.kind),
+        r.map((x) => x.room.name),
+        r.map((x) => x.room.topic),
+        r.map((x) => x.room.createdBy),
+        r.map((x) => x.room.createdAt),
+        r.map((x) => x.directKey),
+        r.map((x) => (x.room.kind === 'channel' ? channelNameKey(x.room.name) : null)),
+        r.map((x) => x.floor),
+        r.map((x) => x.room.access),
+        r.map((x) => x.room.retention.count),
+        r.map((x) => retentionMs(x.room.retention.days)),
+      ],
+    );
   }
   if (b.updateRooms.length > 0) {
     const r = b.updateRooms;
-    await c.query(`UPDATE rooms r SET name = u.name, topic = u.topic, access = u.access, retention_count = u.rc, retention_ms = u.rms,
+    await c.query(
+      `UPDATE rooms r SET name = u.name, topic = u.topic, access = u.access, retention_count = u.rc, retention_ms = u.rms,
         name_key = CASE WHEN u.renamed AND r.kind = 'channel' THEN u.name_key ELSE r.name_key END
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::bigint[], $7::boolean[], $8::text[])
         AS u(id, name, topic, access, rc, rms, renamed, name_key)
-      WHERE r.id = u.id`, [
-      r.map((x) => x.room.id), r.map((x) => x.room.name), r.map((x) => x.room.topic), r.map((x) => x.room.access),
-      r.map((x) => x.room.retention.count), r.map((x) => retentionMs(x.room.retention.days)), r.map((x) => x.renamed),
-      r.map((x) => channelNameKey(x.room.name)),
-    ]);
+      WHERE r.id = u.id`,
+      [
+        r.map((x) => x.room.id),
+        r.map((x) => x.room.name),
+        r.map((x) => x.room.topic),
+        r.map((x) => x.room.access),
+        r.map((x) => x.room.retention.count),
+        r.map((x) => retentionMs(x.room.retention.days)),
+        r.map((x) => x.renamed),
+        r.map((x) => channelNameKey(x.room.name)),
+      ],
+    );
   }
   if (b.deleteMembers.length > 0) {
     const m = b.deleteMembers;
-    await c.query(`DELETE FROM members m USING unnest($1::text[], $2::text[]) AS d(room_id, user_id)
-      WHERE m.room_id = d.room_id AND m.user_id = d.user_id`, [m.map((x) => x.room), m.map((x) => x.user)]);
+    await c.query(
+      `DELETE FROM members m USING unnest($1::text[], $2::text[]) AS d(room_id, user_id)
+      WHERE m.room_id = d.room_id AND m.user_id = d.user_id`,
+      [m.map((x) => x.room), m.map((x) => x.user)],
+    );
   }
   if (b.insertMembers.length > 0) {
     const m = b.insertMembers;
-    await c.query(`INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq, muted_until)
-      SELECT r, u, role, j, 0, js, mu FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS x(r, u, role, j, js, mu)`, [
-      m.map((x) => x.room), m.map((x) => x.user), m.map((x) => x.role), m.map((x) => x.joinedAt), m.map((x) => x.joinSeq), m.map(mutedValue),
-    ]);
+    await c.query(
+      `INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq, muted_until)
+      SELECT r, u, role, j, 0, js, mu FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS x(r, u, role, j, js, mu)`,
+      [m.map((x) => x.room), m.map((x) => x.user), m.map((x) => x.role), m.map((x) => x.joinedAt), m.map((x) => x.joinSeq), m.map(mutedValue)],
+    );
   }
   if (b.updateMembers.length > 0) {
     const m = b.updateMembers;
-    await c.query(`UPDATE members m SET role = x.role, muted_until = x.mu
+    await c.query(
+      `UPDATE members m SET role = x.role, muted_until = x.mu
       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS x(r, u, role, mu)
-      WHERE m.room_id = x.r AND m.user_id = x.u`, [m.map((x) => x.room), m.map((x) => x.user), m.map((x) => x.role), m.map(mutedValue)]);
+      WHERE m.room_id = x.r AND m.user_id = x.u`,
+      [m.map((x) => x.room), m.map((x) => x.user), m.map((x) => x.role), m.map(mutedValue)],
+    );
   }
   const banSet = b.bans.filter((x) => x.ban !== null);
   const banLifted = b.bans.filter((x) => x.ban === null);
   if (banSet.length > 0) {
-    await c.query(`INSERT INTO bans (room_id, user_id, until, reason, by, created_at)
+    await c.query(
+      `INSERT INTO bans (room_id, user_id, until, reason, by, created_at)
       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
-      ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`, [
-      banSet.map((x) => x.room), banSet.map((x) => x.user), banSet.map((x) => x.ban!.until), banSet.map((x) => x.ban!.reason),
-      banSet.map((x) => x.ban!.by), banSet.map((x) => x.ban!.createdAt),
-    ]);
+      ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`,
+      [
+        banSet.map((x) => x.room),
+        banSet.map((x) => x.user),
+        banSet.map((x) => x.ban!.until),
+        banSet.map((x) => x.ban!.reason),
+        banSet.map((x) => x.ban!.by),
+        banSet.map((x) => x.ban!.createdAt),
+      ],
+    );
   }
   if (banLifted.length > 0) {
-    await c.query(`DELETE FROM bans b USING unnest($1::text[], $2::text[]) AS d(r, u) WHERE b.room_id = d.r AND b.user_id = d.u`,
-      [banLifted.map((x) => x.room), banLifted.map((x) => x.user)]);
+    await c.query(`DELETE FROM bans b USING unnest($1::text[], $2::text[]) AS d(r, u) WHERE b.room_id = d.r AND b.user_id = d.u`, [
+      banLifted.map((x) => x.room),
+      banLifted.map((x) => x.user),
+    ]);
   }
   const listed = b.access.filter((x) => x.on);
   const unlisted = b.access.filter((x) => !x.on);
   if (listed.length > 0) {
-    await c.query(`INSERT INTO access_lists (room_id, list, user_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
-      [listed.map((x) => x.room), listed.map((x) => x.list), listed.map((x) => x.user)]);
+    await c.query(`INSERT INTO access_lists (room_id, list, user_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`, [
+      listed.map((x) => x.room),
+      listed.map((x) => x.list),
+      listed.map((x) => x.user),
+    ]);
   }
   if (unlisted.length > 0) {
-    await c.query(`DELETE FROM access_lists a USING unnest($1::text[], $2::text[], $3::text[]) AS d(r, l, u)
-      WHERE a.room_id = d.r AND a.list = d.l AND a.user_id = d.u`, [unlisted.map((x) => x.room), unlisted.map((x) => x.list), unlisted.map((x) => x.user)]);
+    await c.query(
+      `DELETE FROM access_lists a USING unnest($1::text[], $2::text[], $3::text[]) AS d(r, l, u)
+      WHERE a.room_id = d.r AND a.list = d.l AND a.user_id = d.u`,
+      [unlisted.map((x) => x.room), unlisted.map((x) => x.list), unlisted.map((x) => x.user)],
+    );
   }
   const blocked = b.blocks.filter((x) => x.on);
   const unblocked = b.blocks.filter((x) => !x.on);
   if (blocked.length > 0) {
-    await c.query(`INSERT INTO blocks (user_id, blocked_id, created_at) SELECT u, o, $3::bigint FROM unnest($1::text[], $2::text[]) AS x(u, o)
-      ON CONFLICT DO NOTHING`, [blocked.map((x) => x.user), blocked.map((x) => x.other), Date.now()]);
+    await c.query(
+      `INSERT INTO blocks (user_id, blocked_id, created_at) SELECT u, o, $3::bigint FROM unnest($1::text[], $2::text[]) AS x(u, o)
+      ON CONFLICT DO NOTHING`,
+      [blocked.map((x) => x.user), blocked.map((x) => x.other), Date.now()],
+    );
   }
   if (unblocked.length > 0) {
-    await c.query('DELETE FROM blocks k USING unnest($1::text[], $2::text[]) AS d(u, o) WHERE k.user_id = d.u AND k.blocked_id = d.o',
-      [unblocked.map((x) => x.user), unblocked.map((x) => x.other)]);
+    await c.query('DELETE FROM blocks k USING unnest($1::text[], $2::text[]) AS d(u, o) WHERE k.user_id = d.u AND k.blocked_id = d.o', [
+      unblocked.map((x) => x.user),
+      unblocked.map((x) => x.other),
+    ]);
   }
   if (b.messages.length > 0) await writeMessages(c, b);
   if (b.threads.length > 0) {
-    await c.query(`INSERT INTO threads (room_id, root_seq, summary) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+    await c.query(
+      `INSERT INTO threads (room_id, root_seq, summary) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
       ON CONFLICT (room_id, root_seq) DO UPDATE SET summary = excluded.summary`,
-    [b.threads.map((t) => t.room), b.threads.map((t) => t.root), b.threads.map((t) => JSON.stringify(t.summary))]);
+      [b.threads.map((t) => t.room), b.threads.map((t) => t.root), b.threads.map((t) => JSON.stringify(t.summary))],
+    );
   }
   for (const x of b.mentions) {
     // The mentions kept with the edited message gain those its edit added (once each).
-    await c.query(`UPDATE messages SET meta = jsonb_set(coalesce(meta, '{}')::jsonb, '{mentions}', (
+    await c.query(
+      `UPDATE messages SET meta = jsonb_set(coalesce(meta, '{}')::jsonb, '{mentions}', (
         SELECT coalesce(jsonb_agg(DISTINCT u), '[]'::jsonb) FROM (
           SELECT jsonb_array_elements_text(coalesce(meta::jsonb -> 'mentions', '[]'::jsonb)) AS u UNION SELECT unnest($3::text[])
         ) v))::text
-      WHERE room_id = $1 AND seq = $2`, [x.room, x.seq, x.users]);
+      WHERE room_id = $1 AND seq = $2`,
+      [x.room, x.seq, x.users],
+    );
   }
 }
 
@@ -140,24 +191,41 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
     if (tsv[i] !== null) at.set(`${m.room}\n${m.seq}`, i);
   });
   if (targets.length > 0) {
-    await c.query(`UPDATE messages m SET tsv = NULL FROM (
+    await c.query(
+      `UPDATE messages m SET tsv = NULL FROM (
         SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.seq = t.s
         UNION
         SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.target = t.s AND x.kind = 'edit'
-      ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL`, [targets.map((t) => t.room), targets.map((t) => t.seq)]);
+      ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL`,
+      [targets.map((t) => t.room), targets.map((t) => t.seq)],
+    );
   }
   const threads = msgs.map(threadColumns);
-  const { rowCount } = await c.query(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
+  const { rowCount } = await c.query(
+    `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
       thread, thread_only)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[],
       $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[], $15::bigint[], $16::boolean[])
-    ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`, [
-    msgs.map((m) => m.room), msgs.map((m) => m.seq), msgs.map((m) => m.kind), msgs.map((m) => m.user), msgs.map((m) => m.name),
-    msgs.map((m) => m.ts), msgs.map((m) => m.text ?? null), msgs.map((m) => m.target ?? null),
-    msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))), b.messages.map((r) => r.key), b.messages.map((r) => r.hiddenFor),
-    tsv, msgs.map((m) => (m.system ? true : null)), msgs.map(metaText),
-    threads.map((t) => t.thread), threads.map((t) => (t.threadOnly ? true : null)),
-  ]);
+    ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`,
+    [
+      msgs.map((m) => m.room),
+      msgs.map((m) => m.seq),
+      msgs.map((m) => m.kind),
+      msgs.map((m) => m.user),
+      msgs.map((m) => m.name),
+      msgs.map((m) => m.ts),
+      msgs.map((m) => m.text ?? null),
+      msgs.map((m) => m.target ?? null),
+      msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
+      b.messages.map((r) => r.key),
+      b.messages.map((r) => r.hiddenFor),
+      tsv,
+      msgs.map((m) => (m.system ? true : null)),
+      msgs.map(metaText),
+      threads.map((t) => t.thread),
+      threads.map((t) => (t.threadOnly ? true : null)),
+    ],
+  );
   // A key stored before (by an earlier owner, or a retry) was skipped: the batch must not commit.
   if ((rowCount ?? 0) < msgs.length) throw new KeyConflictError();
 }

@@ -7,8 +7,15 @@ import { ParleyError } from '../../errors.js';
 import { isConnectionError, isRetryable, toStoreError, transaction } from './pool.js';
 
 type Client = pg.PoolClient;
-interface Pending { run: (c: Client) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }
-interface BatchResult { ok: boolean; v: unknown }
+interface Pending {
+  run: (c: Client) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+interface BatchResult {
+  ok: boolean;
+  v: unknown;
+}
 
 /** Attempts of a batch that hit a deadlock or serialization failure. */
 const BATCH_ATTEMPTS = 3;
@@ -19,7 +26,11 @@ export class GroupCommit {
   private idle: Promise<void> = Promise.resolve();
   private settleIdle: () => void = () => {};
 
-  constructor(private readonly pool: pg.Pool, private readonly maxBatch: number, private readonly isClosed: () => boolean) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly maxBatch: number,
+    private readonly isClosed: () => boolean,
+  ) {}
 
   /** Queues a write; it runs in the next batch transaction. */
   write<T>(run: (c: Client) => Promise<T>): Promise<T> {
@@ -28,9 +39,13 @@ export class GroupCommit {
       this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
       if (!this.running) {
         this.running = true;
-        this.idle = new Promise((r) => { this.settleIdle = r; });
+        this.idle = new Promise((r) => {
+          this.settleIdle = r;
+        });
         // Writes called in the same event-loop turn share the first transaction.
-        setImmediate(() => { void this.drain(); });
+        setImmediate(() => {
+          void this.drain();
+        });
       }
     });
   }
@@ -51,7 +66,9 @@ export class GroupCommit {
     for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt++) {
       let sent = false;
       try {
-        const results = await this.tryBatch(batch, () => { sent = true; });
+        const results = await this.tryBatch(batch, () => {
+          sent = true;
+        });
         for (let i = 0; i < batch.length; i++) {
           const r = results[i]!;
           if (r.ok) batch[i]!.resolve(r.v);

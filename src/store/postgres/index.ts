@@ -42,7 +42,7 @@ export class PostgresFacts {
 
   async loadRoom(id: string, smallRoom: number): Promise<RoomSnapshot> {
     const [room] = await this.rows<RoomRow>(SQL.getRoom, [id]);
-    const [{ last }] = await this.rows<{ last: number }>(SQL.lastSeq, [id]) as [{ last: number }];
+    const [{ last }] = (await this.rows<{ last: number }>(SQL.lastSeq, [id])) as [{ last: number }];
     if (!room) return { room: null, last, keptHistory: last > 0, members: null };
     const some = (await this.rows<MemberRow>(SQL.someMembers, [id, smallRoom + 1])).map(rowToMember);
     return { room: rowToRoom(room), last, keptHistory: false, members: some.length <= smallRoom ? some : null };
@@ -72,13 +72,16 @@ export class PostgresFacts {
   }
 
   async target(room: string, seq: number): Promise<TargetRow | null> {
-    const [r] = await this.rows<{ kind: Message['kind']; user_id: string; deleted: boolean; thread: number | null; thread_only: boolean | null }>(SQL.target, [room, seq]);
+    const [r] = await this.rows<{ kind: Message['kind']; user_id: string; deleted: boolean; thread: number | null; thread_only: boolean | null }>(SQL.target, [
+      room,
+      seq,
+    ]);
     return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted, thread: r.thread, alsoToRoom: r.thread !== null && r.thread_only === null } : null;
   }
 
   async threadSummary(room: string, root: number): Promise<ThreadSummary | null> {
     const [r] = await this.rows<{ summary: string }>(SQL.threadSummary, [room, root]);
-    return r ? JSON.parse(r.summary) as ThreadSummary : null;
+    return r ? (JSON.parse(r.summary) as ThreadSummary) : null;
   }
 
   async keyed(room: string, user: string, key: string): Promise<Message | null> {
@@ -155,7 +158,9 @@ export class PostgresStore extends PostgresFacts implements Store {
     const store = new PostgresStore(opts, createPool(opts));
     try {
       const client = await store.pool.connect();
-      client.on('error', () => { /* reported by the failing query */ });
+      client.on('error', () => {
+        /* reported by the failing query */
+      });
       try {
         await migrate(client, schema);
       } finally {
@@ -185,7 +190,9 @@ export class PostgresStore extends PostgresFacts implements Store {
 
   private track<T>(p: Promise<T>): Promise<T> {
     this.inFlight.add(p);
-    const done = () => { this.inFlight.delete(p); };
+    const done = () => {
+      this.inFlight.delete(p);
+    };
     p.then(done, done);
     return p;
   }
@@ -207,15 +214,20 @@ export class PostgresStore extends PostgresFacts implements Store {
     if (this.gate.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
     const ids = [...new Set(rooms)].sort();
     let size = 0;
-    return this.track(this.attempt(async (c) => {
-      // One lock per room id, taken in a fixed order so two nodes never wait on each other in a circle.
-      for (const id of ids) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROOM_LOCK_KEY, id]);
-      const facts = new PostgresFacts(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => (await c.query<R>(sql, params)).rows);
-      return work(facts, async (b) => {
-        size = b.messages.length;
-        await writeBatch(c, b);
-      });
-    }, () => size));
+    return this.track(
+      this.attempt(
+        async (c) => {
+          // One lock per room id, taken in a fixed order so two nodes never wait on each other in a circle.
+          for (const id of ids) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROOM_LOCK_KEY, id]);
+          const facts = new PostgresFacts(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => (await c.query<R>(sql, params)).rows);
+          return work(facts, async (b) => {
+            size = b.messages.length;
+            await writeBatch(c, b);
+          });
+        },
+        () => size,
+      ),
+    );
   }
 
   /** With an epoch, the batch commits only while it is the cluster's (src/cluster/fence.ts). */
@@ -304,11 +316,12 @@ export class PostgresStore extends PostgresFacts implements Store {
 
   async history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
     const before = q.before ?? Number.MAX_SAFE_INTEGER;
-    const rows = q.thread !== undefined
-      ? await this.read<MessageRow>(q.after !== undefined ? SQL.threadAfter : SQL.threadBefore, [room, q.thread, q.after ?? before, q.limit])
-      : q.main
-        ? await this.read<MessageRow>(q.after !== undefined ? SQL.mainAfter : SQL.mainBefore, [room, q.after ?? before, q.limit])
-        : await this.read<MessageRow>(q.after !== undefined ? SQL.history : SQL.historyBefore, [room, q.after ?? before, q.limit]);
+    const rows =
+      q.thread !== undefined
+        ? await this.read<MessageRow>(q.after !== undefined ? SQL.threadAfter : SQL.threadBefore, [room, q.thread, q.after ?? before, q.limit])
+        : q.main
+          ? await this.read<MessageRow>(q.after !== undefined ? SQL.mainAfter : SQL.mainBefore, [room, q.after ?? before, q.limit])
+          : await this.read<MessageRow>(q.after !== undefined ? SQL.history : SQL.historyBefore, [room, q.after ?? before, q.limit]);
     return rows.map((r) => rowToMessage(r, viewer));
   }
 
@@ -333,16 +346,42 @@ export class PostgresStore extends PostgresFacts implements Store {
 
   async inbox(user: string): Promise<InboxEntry[]> {
     type Row = RoomRow & { role: Role; read_seq: number; unread: number; unread_more: boolean } & {
-      l_seq: number | null; l_kind: Message['kind']; l_user: string; l_name: string; l_ts: number; l_text: string | null;
-      l_target: number | null; l_data: string | null; l_hidden: string | null; l_profile: string | null; l_system: boolean | null;
+      l_seq: number | null;
+      l_kind: Message['kind'];
+      l_user: string;
+      l_name: string;
+      l_ts: number;
+      l_text: string | null;
+      l_target: number | null;
+      l_data: string | null;
+      l_hidden: string | null;
+      l_profile: string | null;
+      l_system: boolean | null;
     };
     const rows = await this.read<Row>(SQL.inbox, [user]);
     const entries = rows.map((r): InboxEntry => ({
-      room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, unreadMore: r.unread_more,
-      last: r.l_seq === null ? null : rowToMessage({
-        room_id: r.id, seq: r.l_seq, kind: r.l_kind, user_id: r.l_user, name: r.l_name, ts: r.l_ts, text: r.l_text,
-        target: r.l_target, data: r.l_data, hidden_for: r.l_hidden, profile: r.l_profile, system: r.l_system,
-      }),
+      room: rowToRoom(r),
+      role: r.role,
+      readSeq: r.read_seq,
+      unread: r.unread,
+      unreadMore: r.unread_more,
+      last:
+        r.l_seq === null
+          ? null
+          : rowToMessage({
+              room_id: r.id,
+              seq: r.l_seq,
+              kind: r.l_kind,
+              user_id: r.l_user,
+              name: r.l_name,
+              ts: r.l_ts,
+              text: r.l_text,
+              target: r.l_target,
+              data: r.l_data,
+              hidden_for: r.l_hidden,
+              profile: r.l_profile,
+              system: r.l_system,
+            }),
     }));
     entries.sort((a, b) => (b.last?.ts ?? b.room.createdAt) - (a.last?.ts ?? a.room.createdAt));
     return entries;
@@ -401,7 +440,9 @@ export class PostgresStore extends PostgresFacts implements Store {
   private async expireRoom(r: { id: string; last_seq: number; count: number | null; ms: number | null }, now: number): Promise<number> {
     let upTo = r.count === null ? 0 : Math.max(0, r.last_seq - r.count);
     if (r.ms !== null) {
-      const { rows: [kept] } = await this.pool.query<{ seq: number }>(SQL.firstKept, [r.id, now - r.ms]);
+      const {
+        rows: [kept],
+      } = await this.pool.query<{ seq: number }>(SQL.firstKept, [r.id, now - r.ms]);
       upTo = kept ? Math.max(upTo, kept.seq - 1) : r.last_seq;
     }
     if (upTo <= 0) return 0;

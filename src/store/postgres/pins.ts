@@ -29,10 +29,14 @@ export class PostgresPinStore implements PinStore {
   }
 
   async pins(room: string): Promise<PinRecord[]> {
-    const { rows } = await query<{ seq: string; by: string; ts: string }>(this.pool, `SELECT p.seq, p.by, p.ts FROM pins p
+    const { rows } = await query<{ seq: string; by: string; ts: string }>(
+      this.pool,
+      `SELECT p.seq, p.by, p.ts FROM pins p
       WHERE p.room_id = $1 AND EXISTS (SELECT 1 FROM messages m WHERE m.room_id = p.room_id AND m.seq = p.seq)
         AND NOT EXISTS (SELECT 1 FROM messages d WHERE d.room_id = p.room_id AND d.target = p.seq AND d.kind = 'delete')
-      ORDER BY p.ts DESC, p.seq DESC`, [room]);
+      ORDER BY p.ts DESC, p.seq DESC`,
+      [room],
+    );
     return rows.map((r) => ({ seq: Number(r.seq), by: r.by, ts: Number(r.ts) }));
   }
 }

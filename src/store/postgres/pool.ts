@@ -88,7 +88,9 @@ export function createPool(o: PgPoolOptions): pg.Pool {
   });
   // An idle connection that breaks (server restart, network) is removed by the pool, which
   // then emits `error`; without a listener that would crash the process.
-  pool.on('error', (err) => { o.log?.warn({ err }, 'postgres connection lost'); });
+  pool.on('error', (err) => {
+    o.log?.warn({ err }, 'postgres connection lost');
+  });
   return pool;
 }
 
@@ -99,7 +101,7 @@ export function createPool(o: PgPoolOptions): pg.Pool {
 /** SQLSTATE classes of a connection that is gone: connection exception, operator intervention (shutdown), insufficient resources. */
 const CONNECTION_SQLSTATE = /^(08|57P0|53)/;
 
-const sqlstate = (err: unknown): string => (err instanceof pg.DatabaseError ? err.code ?? '' : '');
+const sqlstate = (err: unknown): string => (err instanceof pg.DatabaseError ? (err.code ?? '') : '');
 
 /** SQLSTATEs after which the transaction can only be retried from the start (deadlock, serialization failure). */
 export const isRetryable = (err: unknown): boolean => {
@@ -172,7 +174,10 @@ export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) 
     return out;
   } catch (err) {
     if (isConnectionError(err)) broken = err as Error;
-    else await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+    else
+      await client.query('ROLLBACK').catch((e: Error) => {
+        broken = e;
+      });
     throw err;
   } finally {
     client.removeListener('error', onError);

@@ -6,10 +6,22 @@ import { ParleyError } from '../../errors.js';
 import type { PushStore, PushSubscriptionRecord, VapidKeys } from '../push.js';
 import { query, toStoreError, transaction } from './pool.js';
 
-interface Row { endpoint: string; user_id: string; session_id: string | null; p256dh: string; auth: string; created_at: string }
+interface Row {
+  endpoint: string;
+  user_id: string;
+  session_id: string | null;
+  p256dh: string;
+  auth: string;
+  created_at: string;
+}
 
 const toRecord = (r: Row): PushSubscriptionRecord => ({
-  endpoint: r.endpoint, user: r.user_id, session: r.session_id, p256dh: r.p256dh, auth: r.auth, createdAt: Number(r.created_at),
+  endpoint: r.endpoint,
+  user: r.user_id,
+  session: r.session_id,
+  p256dh: r.p256dh,
+  auth: r.auth,
+  createdAt: Number(r.created_at),
 });
 
 export class PostgresPushStore implements PushStore {
@@ -25,15 +37,20 @@ export class PostgresPushStore implements PushStore {
         // One user's subscriptions are counted and added one at a time, so two browsers
         // subscribing at once cannot both pass the count.
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`push:${s.user}`]);
-        const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM push_subscriptions WHERE user_id = $1 AND endpoint <> $2', [s.user, s.endpoint]);
+        const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM push_subscriptions WHERE user_id = $1 AND endpoint <> $2', [
+          s.user,
+          s.endpoint,
+        ]);
         if (Number(rows[0]?.n ?? 0) >= max) {
           throw new ParleyError('conflict', `at most ${max} push subscriptions per user; remove one first`, { limit: max });
         }
-        await c.query(`INSERT INTO push_subscriptions (endpoint, user_id, session_id, p256dh, auth, created_at)
+        await c.query(
+          `INSERT INTO push_subscriptions (endpoint, user_id, session_id, p256dh, auth, created_at)
           VALUES ($1, $2, $3, $4, $5, $6)
           ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id, session_id = excluded.session_id,
             p256dh = excluded.p256dh, auth = excluded.auth, created_at = excluded.created_at`,
-        [s.endpoint, s.user, s.session, s.p256dh, s.auth, s.createdAt]);
+          [s.endpoint, s.user, s.session, s.p256dh, s.auth, s.createdAt],
+        );
       });
     } catch (err) {
       throw err instanceof ParleyError ? err : toStoreError(err);
@@ -56,21 +73,26 @@ export class PostgresPushStore implements PushStore {
   }
 
   async removeUserSessions(user: string, keep?: string): Promise<number> {
-    const { rowCount } = await this.query(
-      'DELETE FROM push_subscriptions WHERE user_id = $1 AND session_id IS NOT NULL AND session_id IS DISTINCT FROM $2', [user, keep ?? null]);
+    const { rowCount } = await this.query('DELETE FROM push_subscriptions WHERE user_id = $1 AND session_id IS NOT NULL AND session_id IS DISTINCT FROM $2', [
+      user,
+      keep ?? null,
+    ]);
     return rowCount ?? 0;
   }
 
   async ofUsers(users: string[]): Promise<PushSubscriptionRecord[]> {
     if (users.length === 0) return [];
-    const { rows } = await this.query<Row>(
-      'SELECT endpoint, user_id, session_id, p256dh, auth, created_at FROM push_subscriptions WHERE user_id = ANY($1)', [users]);
+    const { rows } = await this.query<Row>('SELECT endpoint, user_id, session_id, p256dh, auth, created_at FROM push_subscriptions WHERE user_id = ANY($1)', [
+      users,
+    ]);
     return rows.map(toRecord);
   }
 
   async vapidKeys(offer: VapidKeys): Promise<VapidKeys> {
-    await this.query('INSERT INTO push_vapid (id, public_key, private_key) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING',
-      [offer.publicKey, offer.privateKey]);
+    await this.query('INSERT INTO push_vapid (id, public_key, private_key) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING', [
+      offer.publicKey,
+      offer.privateKey,
+    ]);
     const { rows } = await this.query<{ public_key: string; private_key: string }>('SELECT public_key, private_key FROM push_vapid WHERE id = 1', []);
     const r = rows[0]!;
     return { publicKey: r.public_key, privateKey: r.private_key };

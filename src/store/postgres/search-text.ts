@@ -8,7 +8,12 @@ const MAX_POSITION = 16383;
 
 /** The words of a text for search: runs of letters and digits, lower-cased, without diacritics. */
 export function searchWords(text: string): string[] {
-  const words = text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase().match(/[\p{L}\p{N}\p{Co}]+/gu) ?? [];
+  const words =
+    text
+      .normalize('NFD')
+      .replace(/\p{M}/gu, '')
+      .toLowerCase()
+      .match(/[\p{L}\p{N}\p{Co}]+/gu) ?? [];
   return words.filter((w) => Buffer.byteLength(w) <= MAX_LEXEME_BYTES);
 }
 

@@ -8,8 +8,7 @@ import { SEARCH_SCAN, UNREAD_SCAN } from '../store.js';
  * when retention removed the newest ones (or when the room was created after its kept history).
  * Sends write only their messages, never the rooms row. `r` is the rooms row's alias.
  */
-export const liveLastSeq = (r: string): string =>
-  `greatest(${r}.last_seq, coalesce((SELECT max(l.seq) FROM messages l WHERE l.room_id = ${r}.id), 0))`;
+export const liveLastSeq = (r: string): string => `greatest(${r}.last_seq, coalesce((SELECT max(l.seq) FROM messages l WHERE l.room_id = ${r}.id), 0))`;
 
 export const ROOM_READ = `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access,
   r.retention_count, r.retention_ms FROM rooms r`;

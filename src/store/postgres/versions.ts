@@ -7,8 +7,11 @@ export class PostgresVersionStore implements VersionStore {
   constructor(private readonly pool: pg.Pool) {}
 
   async edits(room: string, seq: number): Promise<{ edits: Edit[]; deleted: boolean }> {
-    const { rows } = await query<{ seq: string; text: string; ts: string; kind: string }>(this.pool,
-      "SELECT seq, text, ts, kind FROM messages WHERE room_id = $1 AND target = $2 AND kind IN ('edit', 'delete') ORDER BY seq", [room, seq]);
+    const { rows } = await query<{ seq: string; text: string; ts: string; kind: string }>(
+      this.pool,
+      "SELECT seq, text, ts, kind FROM messages WHERE room_id = $1 AND target = $2 AND kind IN ('edit', 'delete') ORDER BY seq",
+      [room, seq],
+    );
     return {
       edits: rows.filter((r) => r.kind === 'edit').map((r) => ({ seq: Number(r.seq), text: r.text, ts: Number(r.ts) })),
       deleted: rows.some((r) => r.kind === 'delete'),

@@ -137,11 +137,12 @@ export class SqliteAccountStore implements AccountStore {
   }
 
   revokeSession(id: string): Promise<void> {
-    return guard(() => { this.s.revoke.run(Date.now(), id); });
+    return guard(() => {
+      this.s.revoke.run(Date.now(), id);
+    });
   }
 
   revokeUserSessions(userId: string, except?: string): Promise<number> {
     return guard(() => this.s.revokeUser.run({ now: Date.now(), user: userId, except: except ?? '' }).changes);
   }
-
 }

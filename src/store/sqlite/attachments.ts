@@ -7,17 +7,36 @@ import { ParleyError } from '../../errors.js';
 import type { Attachment, AttachmentStore } from '../attachments.js';
 
 interface Row {
-  id: string; room_id: string; uploader: string; name: string; size: number; type: string;
-  width: number | null; height: number | null; blob_id: string; preview_id: string | null;
-  sha256: string; created_at: number; message_seq: number | null;
+  id: string;
+  room_id: string;
+  uploader: string;
+  name: string;
+  size: number;
+  type: string;
+  width: number | null;
+  height: number | null;
+  blob_id: string;
+  preview_id: string | null;
+  sha256: string;
+  created_at: number;
+  message_seq: number | null;
 }
 
 const COLS = 'id, room_id, uploader, name, size, type, width, height, blob_id, preview_id, sha256, created_at, message_seq';
 
 export const rowToAttachment = (r: Row): Attachment => ({
-  id: r.id, room: r.room_id, uploader: r.uploader, name: r.name, size: Number(r.size), type: r.type,
-  width: r.width === null ? null : Number(r.width), height: r.height === null ? null : Number(r.height),
-  blob: r.blob_id, preview: r.preview_id, sha256: r.sha256, createdAt: Number(r.created_at),
+  id: r.id,
+  room: r.room_id,
+  uploader: r.uploader,
+  name: r.name,
+  size: Number(r.size),
+  type: r.type,
+  width: r.width === null ? null : Number(r.width),
+  height: r.height === null ? null : Number(r.height),
+  blob: r.blob_id,
+  preview: r.preview_id,
+  sha256: r.sha256,
+  createdAt: Number(r.created_at),
   message: r.message_seq === null ? null : Number(r.message_seq),
 });
 
@@ -37,7 +56,9 @@ export class SqliteAttachmentStore implements AttachmentStore {
 
   constructor(private readonly db: Database.Database) {
     this.s = {
-      insert: db.prepare(`INSERT INTO attachments (${COLS}) VALUES (@id, @room, @uploader, @name, @size, @type, @width, @height, @blob, @preview, @sha256, @createdAt, @message)`),
+      insert: db.prepare(
+        `INSERT INTO attachments (${COLS}) VALUES (@id, @room, @uploader, @name, @size, @type, @width, @height, @blob, @preview, @sha256, @createdAt, @message)`,
+      ),
       get: db.prepare(`SELECT ${COLS} FROM attachments WHERE id = ?`),
       bind: db.prepare('UPDATE attachments SET message_seq = ? WHERE id = ? AND room_id = ? AND uploader = ? AND message_seq IS NULL'),
       boundRooms: db.prepare('SELECT DISTINCT room_id FROM attachments WHERE message_seq IS NOT NULL AND room_id > ? ORDER BY room_id LIMIT ?').pluck(),
@@ -59,7 +80,9 @@ export class SqliteAttachmentStore implements AttachmentStore {
   }
 
   create(a: Attachment): Promise<void> {
-    return guard(() => { this.s.insert.run(a); });
+    return guard(() => {
+      this.s.insert.run(a);
+    });
   }
 
   get(id: string): Promise<Attachment | null> {
@@ -94,8 +117,9 @@ export class SqliteAttachmentStore implements AttachmentStore {
   }
 
   removeUnbound(before: number, limit: number): Promise<Attachment[]> {
-    return guard(() => this.removeWhere(
-      'id IN (SELECT id FROM attachments WHERE message_seq IS NULL AND created_at < ? ORDER BY created_at LIMIT ?)', before, limit));
+    return guard(() =>
+      this.removeWhere('id IN (SELECT id FROM attachments WHERE message_seq IS NULL AND created_at < ? ORDER BY created_at LIMIT ?)', before, limit),
+    );
   }
 
   boundRooms(afterRoom: string, limit: number): Promise<string[]> {

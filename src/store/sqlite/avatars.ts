@@ -29,10 +29,12 @@ export class SqliteAvatarStore implements AvatarStore {
   }
 
   ofUsers(users: string[]): Promise<AvatarRecord[]> {
-    return guard(() => users.flatMap((u) => {
-      const r = this.s.one.get(u) as { user_id: string; blob_id: string; updated_at: number } | undefined;
-      return r ? [{ user: r.user_id, blob: r.blob_id, updatedAt: Number(r.updated_at) }] : [];
-    }));
+    return guard(() =>
+      users.flatMap((u) => {
+        const r = this.s.one.get(u) as { user_id: string; blob_id: string; updated_at: number } | undefined;
+        return r ? [{ user: r.user_id, blob: r.blob_id, updatedAt: Number(r.updated_at) }] : [];
+      }),
+    );
   }
 
   set(user: string, blob: string, at: number): Promise<string | null> {

@@ -59,7 +59,7 @@ export class Checkpointer {
    */
   constructor(file: string, o: { onCaughtUp?: () => void; restartFrames?: number; intervalMs?: number } = {}) {
     const lib = createRequire(import.meta.url).resolve('better-sqlite3');
-    const workerData = { lib, file, intervalMs: o.intervalMs ?? 250, restartFrames: o.onCaughtUp ? o.restartFrames ?? 16384 : Infinity };
+    const workerData = { lib, file, intervalMs: o.intervalMs ?? 250, restartFrames: o.onCaughtUp ? (o.restartFrames ?? 16384) : Infinity };
     this.worker = new Worker(WORKER, { eval: true, workerData });
     this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));

@@ -8,7 +8,7 @@ import { KeyConflictError, type Batch } from '../writer.js';
 import { DAY_MS, FOREVER, metaText, threadColumns, withMentions } from '../rows.js';
 import type { Statements } from './statements.js';
 
-const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : m.mutedUntil ?? FOREVER);
+const mutedValue = (m: Member): number | null => (m.mutedUntil === undefined ? null : (m.mutedUntil ?? FOREVER));
 
 export class BatchWriter {
   private readonly tx: (b: Batch) => void;
@@ -26,8 +26,20 @@ export class BatchWriter {
         s.deleteRoom.run(id);
       }
       for (const { room: r, directKey, floor } of b.insertRooms) {
-        s.insertRoom.run(r.id, r.kind, r.name, r.topic, r.createdBy, r.createdAt, directKey, r.kind === 'channel' ? channelNameKey(r.name) : null,
-          floor, r.access, r.retention.count, r.retention.days === null ? null : Math.round(r.retention.days * DAY_MS));
+        s.insertRoom.run(
+          r.id,
+          r.kind,
+          r.name,
+          r.topic,
+          r.createdBy,
+          r.createdAt,
+          directKey,
+          r.kind === 'channel' ? channelNameKey(r.name) : null,
+          floor,
+          r.access,
+          r.retention.count,
+          r.retention.days === null ? null : Math.round(r.retention.days * DAY_MS),
+        );
       }
       for (const { room: r, renamed } of b.updateRooms) {
         s.updateRoom.run(r.name, r.topic, r.access, r.retention.count, r.retention.days === null ? null : Math.round(r.retention.days * DAY_MS), r.id);
@@ -52,8 +64,24 @@ export class BatchWriter {
         // Texts, edits and deletes are queued for the search index by their fts_id.
         const ftsId = m.kind === 'text' || m.kind === 'edit' || m.kind === 'delete' ? nextFtsId() : null;
         const { thread, threadOnly } = threadColumns(m);
-        const { changes } = s.insertMessage.run(m.room, m.seq, m.kind, m.user, m.name, m.ts, m.text ?? null, m.target ?? null,
-          m.data === undefined ? null : JSON.stringify(m.data), key, hiddenFor, ftsId, m.system ? 1 : null, metaText(m), thread, threadOnly);
+        const { changes } = s.insertMessage.run(
+          m.room,
+          m.seq,
+          m.kind,
+          m.user,
+          m.name,
+          m.ts,
+          m.text ?? null,
+          m.target ?? null,
+          m.data === undefined ? null : JSON.stringify(m.data),
+          key,
+          hiddenFor,
+          ftsId,
+          m.system ? 1 : null,
+          metaText(m),
+          thread,
+          threadOnly,
+        );
         if (changes === 0) throw new KeyConflictError();
       }
       for (const t of b.threads) s.putThread.run(t.room, t.root, JSON.stringify(t.summary));

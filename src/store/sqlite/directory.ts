@@ -4,8 +4,21 @@ import type Database from 'better-sqlite3';
 import { ParleyError } from '../../errors.js';
 import { containsPattern, type Directory, type DirectoryRoom, type DirectoryUser, type Page } from '../directory.js';
 
-interface UserRow { id: string; name: string; created_at: number; account: number }
-interface RoomRow { id: string; kind: 'channel' | 'group'; name: string; topic: string; created_by: string | null; created_at: number; members: number }
+interface UserRow {
+  id: string;
+  name: string;
+  created_at: number;
+  account: number;
+}
+interface RoomRow {
+  id: string;
+  kind: 'channel' | 'group';
+  name: string;
+  topic: string;
+  created_by: string | null;
+  created_at: number;
+  members: number;
+}
 
 function read<T>(fn: () => T): Promise<T> {
   try {
@@ -34,12 +47,27 @@ export class SqliteDirectory implements Directory {
   }
 
   findUsers(query: string, limit: number): Promise<Page<DirectoryUser>> {
-    return read(() => page(this.s.users.all({ p: containsPattern(query), n: limit + 1 }) as UserRow[], limit,
-      (r) => ({ id: r.id, name: r.name, account: r.account === 1, createdAt: r.created_at })));
+    return read(() =>
+      page(this.s.users.all({ p: containsPattern(query), n: limit + 1 }) as UserRow[], limit, (r) => ({
+        id: r.id,
+        name: r.name,
+        account: r.account === 1,
+        createdAt: r.created_at,
+      })),
+    );
   }
 
   findRooms(query: string, limit: number): Promise<Page<DirectoryRoom>> {
-    return read(() => page(this.s.rooms.all({ p: containsPattern(query), n: limit + 1 }) as RoomRow[], limit,
-      (r) => ({ id: r.id, kind: r.kind, name: r.name, topic: r.topic, createdBy: r.created_by, createdAt: r.created_at, members: r.members })));
+    return read(() =>
+      page(this.s.rooms.all({ p: containsPattern(query), n: limit + 1 }) as RoomRow[], limit, (r) => ({
+        id: r.id,
+        kind: r.kind,
+        name: r.name,
+        topic: r.topic,
+        createdBy: r.created_by,
+        createdAt: r.created_at,
+        members: r.members,
+      })),
+    );
   }
 }

@@ -7,8 +7,15 @@
 import Database from 'better-sqlite3';
 import { ParleyError } from '../../errors.js';
 
-interface Pending { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
-interface BatchResult { ok: boolean; v: unknown }
+interface Pending {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+interface BatchResult {
+  ok: boolean;
+  v: unknown;
+}
 /** Thrown inside a batch to roll it back and run it again with a savepoint per write. */
 class Retry extends Error {}
 
@@ -17,7 +24,8 @@ export function sqliteError(err: unknown): ParleyError {
   if (err instanceof ParleyError) return err;
   const e = err as { code?: string; message?: string };
   if (typeof e.code === 'string' && /^SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY)/.test(e.code)) return new ParleyError('conflict', 'already exists');
-  if (err instanceof Database.SqliteError || err instanceof TypeError) return new ParleyError('unavailable', `storage failed: ${e.message ?? 'database closed'}`);
+  if (err instanceof Database.SqliteError || err instanceof TypeError)
+    return new ParleyError('unavailable', `storage failed: ${e.message ?? 'database closed'}`);
   return new ParleyError('internal', `storage error: ${e.message ?? String(err)}`);
 }
 
@@ -30,7 +38,11 @@ export class GroupCommit {
   private readonly savepoint: (fn: () => unknown) => unknown;
   private readonly batchTx: (batch: Pending[], isolate: boolean, results: BatchResult[]) => void;
 
-  constructor(db: Database.Database, private readonly commitIntervalMs: number, private readonly isClosed: () => boolean) {
+  constructor(
+    db: Database.Database,
+    private readonly commitIntervalMs: number,
+    private readonly isClosed: () => boolean,
+  ) {
     this.savepoint = db.transaction((fn: () => unknown) => fn());
     // Built once: better-sqlite3 makes a new wrapper (and its variants) per transaction() call.
     this.batchTx = db.transaction((batch: Pending[], isolate: boolean, results: BatchResult[]) => {

@@ -162,7 +162,8 @@ export class SqliteStore implements Store {
 
   target(room: string, seq: number): Promise<TargetRow | null> {
     return this.read(() => {
-      const r = this.s.target.get(room, seq) as { kind: Message['kind']; user_id: string; deleted: number; thread: number | null; thread_only: number | null } | undefined;
+      const r = this.s.target.get(room, seq) as
+        { kind: Message['kind']; user_id: string; deleted: number; thread: number | null; thread_only: number | null } | undefined;
       return r ? { kind: r.kind, user: r.user_id, deleted: r.deleted === 1, thread: r.thread, alsoToRoom: r.thread !== null && r.thread_only === null } : null;
     });
   }
@@ -170,7 +171,7 @@ export class SqliteStore implements Store {
   threadSummary(room: string, root: number): Promise<ThreadSummary | null> {
     return this.read(() => {
       const v = this.s.threadSummary.get(room, root) as string | undefined;
-      return v === undefined ? null : JSON.parse(v) as ThreadSummary;
+      return v === undefined ? null : (JSON.parse(v) as ThreadSummary);
     });
   }
 
@@ -264,11 +265,18 @@ export class SqliteStore implements Store {
   history(room: string, q: HistoryQuery, viewer?: string): Promise<Message[]> {
     return this.read(() => {
       const before = q.before ?? Number.MAX_SAFE_INTEGER;
-      const rows = q.thread !== undefined
-        ? (q.after !== undefined ? this.s.threadAfter.all(room, q.thread, q.after, q.limit) : this.s.threadBefore.all(room, q.thread, before, q.limit))
-        : q.main
-          ? (q.after !== undefined ? this.s.mainAfter.all(room, q.after, q.limit) : this.s.mainBefore.all(room, before, q.limit))
-          : (q.after !== undefined ? this.s.after.all(room, q.after, q.limit) : this.s.before.all(room, before, q.limit));
+      const rows =
+        q.thread !== undefined
+          ? q.after !== undefined
+            ? this.s.threadAfter.all(room, q.thread, q.after, q.limit)
+            : this.s.threadBefore.all(room, q.thread, before, q.limit)
+          : q.main
+            ? q.after !== undefined
+              ? this.s.mainAfter.all(room, q.after, q.limit)
+              : this.s.mainBefore.all(room, before, q.limit)
+            : q.after !== undefined
+              ? this.s.after.all(room, q.after, q.limit)
+              : this.s.before.all(room, before, q.limit);
       return (rows as MessageRow[]).map((r) => rowToMessage(r, viewer));
     });
   }
@@ -301,9 +309,13 @@ export class SqliteStore implements Store {
     return this.read(() => {
       const rows = this.s.inbox.all(user) as Row[];
       const entries = rows.map((r): InboxEntry => {
-        const lastRow = r.last_text === null ? undefined : this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined;
+        const lastRow = r.last_text === null ? undefined : (this.s.getMessage.get(r.id, r.last_text) as MessageRow | undefined);
         return {
-          room: rowToRoom(r), role: r.role, readSeq: r.read_seq, unread: r.unread, unreadMore: r.unread_more === 1,
+          room: rowToRoom(r),
+          role: r.role,
+          readSeq: r.read_seq,
+          unread: r.unread,
+          unreadMore: r.unread_more === 1,
           last: lastRow ? rowToMessage(lastRow) : null,
         };
       });
@@ -356,17 +368,19 @@ export class SqliteStore implements Store {
     try {
       for (;;) {
         const rooms = await this.read(() => this.s.retentionRooms.all(after, RETENTION_ROOMS) as Row[]);
-        const cuts = await this.read(() => rooms.flatMap((r) => {
-          const count = r.retention_count ?? defaults.count;
-          const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
-          if (count === null && ms === null) return [];
-          let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
-          if (ms !== null) {
-            const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
-            upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
-          }
-          return upTo > 0 ? [{ id: r.id, last: r.last_seq, upTo }] : [];
-        }));
+        const cuts = await this.read(() =>
+          rooms.flatMap((r) => {
+            const count = r.retention_count ?? defaults.count;
+            const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
+            if (count === null && ms === null) return [];
+            let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
+            if (ms !== null) {
+              const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
+              upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
+            }
+            return upTo > 0 ? [{ id: r.id, last: r.last_seq, upTo }] : [];
+          }),
+        );
         for (let i = 0; i < cuts.length;) {
           const from = i;
           // Depends only on `from`: the group commit may run a write twice (see group-commit.ts).
@@ -404,7 +418,10 @@ export class SqliteStore implements Store {
     if (this.closed) throw new ParleyError('unavailable', 'store is closed');
     const words = query.match(/[\p{L}\p{N}_]+/gu) ?? [];
     if (words.length === 0 || rooms.length === 0) return [];
-    const match = words.slice(0, 16).map((w) => `"${w}"`).join(' ');
+    const match = words
+      .slice(0, 16)
+      .map((w) => `"${w}"`)
+      .join(' ');
     // Everything stored before this search is found: wait for the index to catch up. An
     // index still being rebuilt (its file was lost) would answer from part of the messages.
     const complete = await this.indexer.caughtUp(this.ftsId);
@@ -416,7 +433,9 @@ export class SqliteStore implements Store {
   // ---- Health -------------------------------------------------------------------------
 
   ping(): Promise<void> {
-    return this.read(() => { this.s.ping.get(); });
+    return this.read(() => {
+      this.s.ping.get();
+    });
   }
 
   async close(): Promise<void> {

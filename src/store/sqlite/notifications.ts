@@ -26,8 +26,12 @@ export class SqliteNotificationStore implements NotificationStore {
             OR EXISTS (SELECT 1 FROM json_each(x.meta, '$.mentions') j WHERE j.value = m.user_id))
         GROUP BY m.room_id`),
       // The root's author, then the thread's repliers (the thread index walks its replies).
-      participants: db.prepare(`SELECT user_id FROM messages WHERE room_id = @room AND seq = @root
-        UNION SELECT user_id FROM messages WHERE room_id = @room AND thread = @root AND seq < @before AND kind = 'text'`).pluck(),
+      participants: db
+        .prepare(
+          `SELECT user_id FROM messages WHERE room_id = @room AND seq = @root
+        UNION SELECT user_id FROM messages WHERE room_id = @room AND thread = @root AND seq < @before AND kind = 'text'`,
+        )
+        .pluck(),
     };
   }
 
@@ -36,7 +40,9 @@ export class SqliteNotificationStore implements NotificationStore {
   }
 
   setLevel(room: string, user: string, level: NotifyLevel): Promise<void> {
-    return guard(() => { this.s.setLevel.run(room, user, level); });
+    return guard(() => {
+      this.s.setLevel.run(room, user, level);
+    });
   }
 
   levels(room: string): Promise<Map<string, NotifyLevel>> {
@@ -48,7 +54,9 @@ export class SqliteNotificationStore implements NotificationStore {
   }
 
   setMentionAll(room: string, who: MentionAll): Promise<void> {
-    return guard(() => { this.s.setMentionAll.run(room, who); });
+    return guard(() => {
+      this.s.setMentionAll.run(room, who);
+    });
   }
 
   threadParticipants(room: string, root: number, before: number): Promise<string[]> {

@@ -5,10 +5,22 @@ import { ParleyError } from '../../errors.js';
 import type { PushStore, PushSubscriptionRecord, VapidKeys } from '../push.js';
 import { guard } from './guard.js';
 
-interface Row { endpoint: string; user_id: string; session_id: string | null; p256dh: string; auth: string; created_at: number }
+interface Row {
+  endpoint: string;
+  user_id: string;
+  session_id: string | null;
+  p256dh: string;
+  auth: string;
+  created_at: number;
+}
 
 const toRecord = (r: Row): PushSubscriptionRecord => ({
-  endpoint: r.endpoint, user: r.user_id, session: r.session_id, p256dh: r.p256dh, auth: r.auth, createdAt: Number(r.created_at),
+  endpoint: r.endpoint,
+  user: r.user_id,
+  session: r.session_id,
+  p256dh: r.p256dh,
+  auth: r.auth,
+  createdAt: Number(r.created_at),
 });
 
 export class SqlitePushStore implements PushStore {
@@ -47,7 +59,9 @@ export class SqlitePushStore implements PushStore {
   }
 
   removeEndpoint(endpoint: string): Promise<void> {
-    return guard(() => { this.s.removeEndpoint.run(endpoint); });
+    return guard(() => {
+      this.s.removeEndpoint.run(endpoint);
+    });
   }
 
   removeSessions(sessions: string[]): Promise<number> {

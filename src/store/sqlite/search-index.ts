@@ -141,7 +141,10 @@ export class WorkerSearchIndexer implements SearchIndexer {
       });
       // A search still waits for messages whose commit had not landed yet: look again shortly.
       if (this.waiters.length > 0 && !this.repoke) {
-        this.repoke = setTimeout(() => { this.repoke = null; this.worker.postMessage('poke'); }, 5);
+        this.repoke = setTimeout(() => {
+          this.repoke = null;
+          this.worker.postMessage('poke');
+        }, 5);
       }
     });
     // A failing indexer must not take the server down: searches then answer `unavailable`.
@@ -155,7 +158,13 @@ export class WorkerSearchIndexer implements SearchIndexer {
     if (this.indexed >= id) return Promise.resolve(true);
     if (this.failed) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const w = { id, resolve: (ok: boolean) => { clearTimeout(t); resolve(ok); } };
+      const w = {
+        id,
+        resolve: (ok: boolean) => {
+          clearTimeout(t);
+          resolve(ok);
+        },
+      };
       const t = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
         resolve(false);
@@ -192,7 +201,14 @@ export class InlineSearchIndexer implements SearchIndexer {
 
   caughtUp(id: number): Promise<boolean> {
     while (this.cursor < id) {
-      const ops = this.s.ops!.all(this.cursor, BATCH) as Array<{ fts_id: number; room_id: string; seq: number; kind: string; text: string | null; target: number | null }>;
+      const ops = this.s.ops!.all(this.cursor, BATCH) as Array<{
+        fts_id: number;
+        room_id: string;
+        seq: number;
+        kind: string;
+        text: string | null;
+        target: number | null;
+      }>;
       if (ops.length === 0) break;
       this.db.transaction(() => {
         for (const o of ops) {

@@ -57,11 +57,16 @@ export function prepareStatements(d: Database.Database) {
     block: d.prepare('INSERT OR IGNORE INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)'),
     unblock: d.prepare('DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?'),
     blocksOf: d.prepare('SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id').pluck(),
-    blockersIn: d.prepare(`SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = ? AND m.user_id = b.user_id
-      WHERE b.blocked_id = ? ORDER BY b.user_id`).pluck(),
+    blockersIn: d
+      .prepare(
+        `SELECT b.user_id FROM blocks b JOIN members m ON m.room_id = ? AND m.user_id = b.user_id
+      WHERE b.blocked_id = ? ORDER BY b.user_id`,
+      )
+      .pluck(),
 
     // ---- rooms
-    insertRoom: d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key, last_seq, access, retention_count, retention_ms)
+    insertRoom:
+      d.prepare(`INSERT INTO rooms (id, kind, name, topic, created_by, created_at, direct_key, name_key, last_seq, access, retention_count, retention_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     updateRoom: d.prepare('UPDATE rooms SET name = ?, topic = ?, access = ?, retention_count = ?, retention_ms = ? WHERE id = ?'),
     setNameKey: d.prepare("UPDATE rooms SET name_key = ? WHERE id = ? AND kind = 'channel'"),
@@ -70,10 +75,15 @@ export function prepareStatements(d: Database.Database) {
     getRoom: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE id = ?`),
     findDirect: d.prepare(`SELECT ${LIVE_ROOM_COLS} FROM rooms WHERE direct_key = ?`),
     /** A room id's last seq, counting the kept history of a deleted room. */
-    lastSeq: d.prepare(`SELECT max(coalesce((SELECT last_seq FROM rooms WHERE id = @room), 0),
-      coalesce((SELECT max(seq) FROM messages WHERE room_id = @room), 0))`).pluck(),
+    lastSeq: d
+      .prepare(
+        `SELECT max(coalesce((SELECT last_seq FROM rooms WHERE id = @room), 0),
+      coalesce((SELECT max(seq) FROM messages WHERE room_id = @room), 0))`,
+      )
+      .pluck(),
     setLastSeq: d.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
-    roomsOf: d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
+    roomsOf:
+      d.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
         m.room_id, m.user_id, m.role, m.joined_at, m.read_seq, m.join_seq, m.muted_until
       FROM members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = ? ORDER BY r.id`),
     countRooms: d.prepare(`SELECT
@@ -92,16 +102,25 @@ export function prepareStatements(d: Database.Database) {
     insertMember: d.prepare('INSERT INTO members (room_id, user_id, role, joined_at, read_seq, join_seq, muted_until) VALUES (?, ?, ?, ?, 0, ?, ?)'),
     updateMember: d.prepare('UPDATE members SET role = ?, muted_until = ? WHERE room_id = ? AND user_id = ?'),
     deleteMember: d.prepare('DELETE FROM members WHERE room_id = ? AND user_id = ?'),
-    markRead: d.prepare(`UPDATE members SET read_seq = max(read_seq, min(?, (SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?)))
-      WHERE room_id = ? AND user_id = ? RETURNING read_seq`).pluck(),
+    markRead: d
+      .prepare(
+        `UPDATE members SET read_seq = max(read_seq, min(?, (SELECT ${liveLastSeq('rooms')} FROM rooms WHERE id = ?)))
+      WHERE room_id = ? AND user_id = ? RETURNING read_seq`,
+      )
+      .pluck(),
 
     // ---- messages
-    insertMessage: d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta, thread, thread_only)
+    insertMessage:
+      d.prepare(`INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, fts_id, system, meta, thread, thread_only)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`),
     // Never below what the index has seen: ids of removed messages are not given out again.
-    maxFtsId: d.prepare(`SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
-      coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`).pluck(),
+    maxFtsId: d
+      .prepare(
+        `SELECT max(coalesce((SELECT max(fts_id) FROM messages), 0),
+      coalesce((SELECT v FROM search.search_state WHERE k = 'cursor'), 0))`,
+      )
+      .pluck(),
     byKey: d.prepare(`SELECT ${MSG_COLS} FROM messages WHERE room_id = ? AND user_id = ? AND key = ?`),
     getMessage: d.prepare(`${MSG_READ} WHERE m.room_id = ? AND m.seq = ?`),
     putThread: d.prepare(`INSERT INTO threads (room_id, root_seq, summary) VALUES (?, ?, ?)
@@ -122,7 +141,8 @@ export function prepareStatements(d: Database.Database) {
     threadBefore: d.prepare(`SELECT * FROM (${MSG_READ} WHERE m.room_id = ? AND m.thread = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?) ORDER BY seq`),
     firstSeq: d.prepare('SELECT min(seq) FROM messages WHERE room_id = ?').pluck(),
     // More messages follow the counted ones when the newest is past `upto` (one index entry).
-    inbox: d.prepare(`${UNREAD_MEMBERS} SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
+    inbox:
+      d.prepare(`${UNREAD_MEMBERS} SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at, ${liveLastSeq('r')} AS last_seq, r.access, r.retention_count, r.retention_ms,
         m.role, m.read_seq,
         (SELECT count(*) FROM messages x WHERE ${IN_UNREAD_WINDOW('x')}
           AND x.kind = 'text' AND x.user_id <> m.user_id AND (x.hidden_for IS NULL OR x.hidden_for <> m.user_id) AND ${COUNTS_FOR}) AS unread,

@@ -121,26 +121,43 @@ function register(api: FastifyInstance, deps: ApiDeps, r: CommandRoute): void {
 export function registerApi(scope: FastifyInstance, deps: ApiDeps): void {
   const api = scope.withTypeProvider<TypeBoxTypeProvider>();
   commandTiming(scope, deps.runner);
-  api.get('/me', {
-    onRequest: deps.authenticate,
-    schema: {
-      operationId: 'me', tags: ['users'], summary: 'The authenticated user, as the token presents it.', security: SECURED,
-      querystring: NO_QUERY, response: { 200: Me, ...ERRORS },
+  api.get(
+    '/me',
+    {
+      onRequest: deps.authenticate,
+      schema: {
+        operationId: 'me',
+        tags: ['users'],
+        summary: 'The authenticated user, as the token presents it.',
+        security: SECURED,
+        querystring: NO_QUERY,
+        response: { 200: Me, ...ERRORS },
+      },
     },
-  }, async (req) => {
-    const u = authenticated(req);
-    return { id: u.id, name: u.name, profile: u.profile, admin: u.admin };
-  });
-  api.get('/users/:user', {
-    onRequest: deps.authenticate,
-    schema: {
-      operationId: 'user', tags: ['users'], summary: 'A user\'s public name and profile.', security: SECURED,
-      params: Type.Object({ user: UserId }), querystring: NO_QUERY, response: { 200: User, ...ERRORS },
+    async (req) => {
+      const u = authenticated(req);
+      return { id: u.id, name: u.name, profile: u.profile, admin: u.admin };
     },
-  }, async (req) => {
-    const user = await deps.getUser(req.params.user);
-    if (!user) throw new ParleyError('not_found', 'user not found');
-    return user;
-  });
+  );
+  api.get(
+    '/users/:user',
+    {
+      onRequest: deps.authenticate,
+      schema: {
+        operationId: 'user',
+        tags: ['users'],
+        summary: "A user's public name and profile.",
+        security: SECURED,
+        params: Type.Object({ user: UserId }),
+        querystring: NO_QUERY,
+        response: { 200: User, ...ERRORS },
+      },
+    },
+    async (req) => {
+      const user = await deps.getUser(req.params.user);
+      if (!user) throw new ParleyError('not_found', 'user not found');
+      return user;
+    },
+  );
   for (const r of routes) register(scope, deps, r);
 }

@@ -19,7 +19,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
 /** Where fastify found a validation problem, in the words an API user reads. */
 const PARTS: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' };
 
-interface ValidationIssue { instancePath?: string; message?: string }
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+}
 
 /** A schema failure as `invalid`, naming the field the way the WebSocket protocol does. */
 function validationError(issues: ValidationIssue[], context: string | undefined): ParleyError {

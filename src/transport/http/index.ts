@@ -89,7 +89,10 @@ export interface ConnectionLimits {
   slowConsumerBytes: number;
 }
 
-export interface RouteInfo { method: string; url: string }
+export interface RouteInfo {
+  method: string;
+  url: string;
+}
 const registered = new WeakMap<FastifyInstance, RouteInfo[]>();
 
 /** Every route of the app, as registered (for tests and diagnostics). */
@@ -122,14 +125,17 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
     clientErrorHandler: (err, socket) => {
       if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
       const code = (err as NodeJS.ErrnoException).code;
-      const e = code === 'HPE_HEADER_OVERFLOW'
-        ? new ParleyError('too_large', 'the request headers exceed 16 KiB')
-        : new ParleyError('invalid', code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request did not arrive in time' : 'the request is not valid HTTP');
+      const e =
+        code === 'HPE_HEADER_OVERFLOW'
+          ? new ParleyError('too_large', 'the request headers exceed 16 KiB')
+          : new ParleyError('invalid', code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'the request did not arrive in time' : 'the request is not valid HTTP');
       deps.metrics.error(e.code, 'http');
       const body = JSON.stringify({ error: e.toJSON() });
       if (socket.writable) {
         const status = HTTP_STATUS[e.code];
-        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
       }
       socket.destroy();
     },
@@ -185,60 +191,93 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
 
   void app.register(async (root) => {
     root.get('/healthz', { schema: { operationId: 'healthz', tags: ['ops'], summary: 'The process is alive.' } }, async () => ({ ok: true }));
-    root.get('/readyz', { schema: { operationId: 'readyz', tags: ['ops'], summary: 'The node can serve: the store answers and it is not shutting down (503 otherwise).' } },
+    root.get(
+      '/readyz',
+      { schema: { operationId: 'readyz', tags: ['ops'], summary: 'The node can serve: the store answers and it is not shutting down (503 otherwise).' } },
       async (_req, reply) => {
         let ready: boolean;
-        try { ready = await deps.ready(); } catch { ready = false; }
+        try {
+          ready = await deps.ready();
+        } catch {
+          ready = false;
+        }
         return reply.code(ready ? 200 : 503).send({ ok: ready, ...deps.stats() });
-      });
+      },
+    );
     if (deps.dispatch) {
       const dispatch = deps.dispatch;
-      root.get(`${API_PREFIX}/dispatch`, {
-        schema: {
-          operationId: 'dispatch', tags: ['ops'],
-          summary: 'The least-loaded healthy node (by open connections), for clients or load balancers that spread connections.',
-          response: {
-            200: {
-              type: 'object', required: ['node', 'url', 'wsUrl', 'connections'],
-              properties: { node: { type: 'string' }, url: { type: 'string' }, wsUrl: { type: 'string' }, connections: { type: 'integer' } },
+      root.get(
+        `${API_PREFIX}/dispatch`,
+        {
+          schema: {
+            operationId: 'dispatch',
+            tags: ['ops'],
+            summary: 'The least-loaded healthy node (by open connections), for clients or load balancers that spread connections.',
+            response: {
+              200: {
+                type: 'object',
+                required: ['node', 'url', 'wsUrl', 'connections'],
+                properties: { node: { type: 'string' }, url: { type: 'string' }, wsUrl: { type: 'string' }, connections: { type: 'integer' } },
+              },
             },
           },
         },
-      }, async () => dispatch());
+        async () => dispatch(),
+      );
     }
-    root.get('/metrics', { schema: { operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format).' } },
-      async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
+    root.get('/metrics', { schema: { operationId: 'metrics', tags: ['ops'], summary: 'Prometheus metrics (text exposition format).' } }, async (_req, reply) =>
+      reply.type(deps.metrics.contentType).send(await deps.metrics.text()),
+    );
     if (!webRoot) {
-      root.get('/', { schema: { hide: true } }, async (_req, reply) => reply.type('text/plain').send(
-        'Parley chat server. WebSocket protocol on /ws; REST API under /api/v1 (docs at /api/docs).\n'
-        + 'The web app is not built: run `npm run build`.\n',
-      ));
+      root.get('/', { schema: { hide: true } }, async (_req, reply) =>
+        reply
+          .type('text/plain')
+          .send(
+            'Parley chat server. WebSocket protocol on /ws; REST API under /api/v1 (docs at /api/docs).\n' + 'The web app is not built: run `npm run build`.\n',
+          ),
+      );
     }
   });
   if (webRoot) registerWebApp(app, webRoot);
 
   if (rest) {
     const authenticate = authenticator({ verify: rest.verify, apiKeys: rest.apiKeys, admit: (user) => rest.service.admit(user) });
-    void app.register(async (api) => {
-      api.addHook('preValidation', async (req) => {
-        if (req.body === undefined || req.body === null) req.body = {};
-      });
-      registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: (id) => rest.getUser(id), authenticate, runner: rest.runner });
-      if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
-      if (rest.directory) {
-        registerAdminRoutes(api, {
-          directory: rest.directory, metrics: deps.metrics, verify: rest.verify, apiKeys: rest.apiKeys,
-          connections: rest.connections ?? (() => ({})),
+    void app.register(
+      async (api) => {
+        api.addHook('preValidation', async (req) => {
+          if (req.body === undefined || req.body === null) req.body = {};
         });
-      }
-      if (rest.docs) {
-        api.get('/openapi.json', {
-          schema: { operationId: 'openapi', tags: ['ops'], summary: 'This OpenAPI 3.1 document.', security: [] },
-        }, async () => app.swagger());
-      }
-    }, { prefix: API_PREFIX });
+        registerApi(api, { exec: (s, f) => rest.service.exec(s, f), getUser: (id) => rest.getUser(id), authenticate, runner: rest.runner });
+        if (rest.accounts) registerAccountRoutes(api, rest.accounts, authenticate);
+        if (rest.directory) {
+          registerAdminRoutes(api, {
+            directory: rest.directory,
+            metrics: deps.metrics,
+            verify: rest.verify,
+            apiKeys: rest.apiKeys,
+            connections: rest.connections ?? (() => ({})),
+          });
+        }
+        if (rest.docs) {
+          api.get(
+            '/openapi.json',
+            {
+              schema: { operationId: 'openapi', tags: ['ops'], summary: 'This OpenAPI 3.1 document.', security: [] },
+            },
+            async () => app.swagger(),
+          );
+        }
+      },
+      { prefix: API_PREFIX },
+    );
     for (const p of rest.plugins ?? []) {
-      if (p.routes) void app.register(async (scope) => { await p.routes!(scope); }, { prefix: API_PREFIX });
+      if (p.routes)
+        void app.register(
+          async (scope) => {
+            await p.routes!(scope);
+          },
+          { prefix: API_PREFIX },
+        );
     }
     if (rest.docs) registerDocsPage(app);
   }
@@ -275,7 +314,9 @@ function capConnectionsPerAddress(app: FastifyInstance, cap: number, log: Logger
  */
 function closeSilentSockets(app: FastifyInstance, ms: number): void {
   app.server.on('connection', (s: Socket) => {
-    const t = setTimeout(() => { if (s.bytesRead === 0) s.destroy(); }, ms);
+    const t = setTimeout(() => {
+      if (s.bytesRead === 0) s.destroy();
+    }, ms);
     t.unref();
     s.once('close', () => clearTimeout(t));
   });
@@ -320,7 +361,11 @@ function closeQuietSockets(app: FastifyInstance): void {
  * with it.
  */
 function boundConnections(app: FastifyInstance, limits: ConnectionLimits, deps: Pick<HttpDeps, 'log' | 'metrics'>): void {
-  interface Held { inFlight: number; unsent: number; turn: Promise<void> }
+  interface Held {
+    inFlight: number;
+    unsent: number;
+    turn: Promise<void>;
+  }
   const held = new WeakMap<Socket, Held>();
   const turns = new WeakMap<FastifyRequest, () => void>();
   const overloaded = (s: Socket, reason: 'slow_consumer' | 'in_flight'): void => {
@@ -338,7 +383,9 @@ function boundConnections(app: FastifyInstance, limits: ConnectionLimits, deps: 
     mine.inFlight++;
     let release!: () => void;
     const before = mine.turn;
-    mine.turn = new Promise<void>((r) => { release = r; });
+    mine.turn = new Promise<void>((r) => {
+      release = r;
+    });
     turns.set(req, release);
     reply.raw.once('close', () => {
       mine.inFlight--;
@@ -399,8 +446,11 @@ function cacheHeaders(reply: FastifyReply, path: string, assets: string): void {
   else void reply.header('cache-control', 'no-cache');
   void reply.header('x-content-type-options', 'nosniff');
   if (path.endsWith('.html')) {
-    void reply.header('content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-      + "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    void reply.header(
+      'content-security-policy',
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    );
     void reply.header('referrer-policy', 'no-referrer');
   }
 }
@@ -408,7 +458,12 @@ function cacheHeaders(reply: FastifyReply, path: string, assets: string): void {
 function registerWebApp(app: FastifyInstance, root: string): void {
   // One route per built file (wildcard: false), so no catch-all competes with the API.
   void app.register(fastifyStatic, {
-    root, prefix: '/', wildcard: false, index: false, cacheControl: false, decorateReply: true,
+    root,
+    prefix: '/',
+    wildcard: false,
+    index: false,
+    cacheControl: false,
+    decorateReply: true,
     setHeaders: (reply, path) => cacheHeaders(reply, path, join(root, 'assets') + sep),
   });
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));

@@ -16,8 +16,9 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
       info: {
         title: 'Parley REST API',
         version,
-        description: 'Every route runs the same service command as the WebSocket protocol and answers errors as '
-          + '`{"error": {"code", "message", "details"?}}` with a stable code. See docs/rest.md.',
+        description:
+          'Every route runs the same service command as the WebSocket protocol and answers errors as ' +
+          '`{"error": {"code", "message", "details"?}}` with a stable code. See docs/rest.md.',
       },
       components: {
         securitySchemes: {

@@ -14,9 +14,7 @@ import { createServer, type Server } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import {
-  Aedes, type Client, type ConnectPacket, type PublishPacket, type Subscription, type AuthenticateError,
-} from 'aedes';
+import { Aedes, type Client, type ConnectPacket, type PublishPacket, type Subscription, type AuthenticateError } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { Identity, Verifier } from '../../auth/jwt.js';
@@ -62,7 +60,9 @@ export interface MqttApp<Op> {
 /** Where clients of Parley's own protocol connect; MQTT clients that ask for MQTT are taken there too. */
 const PARLEY_WS_PATH = '/ws';
 const asksForMqtt = (req: IncomingMessage): boolean =>
-  String(req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => /^mqtt(v3\.1)?$/i.test(p.trim()));
+  String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .some((p) => /^mqtt(v3\.1)?$/i.test(p.trim()));
 
 export interface MqttOptions {
   host: string;
@@ -188,7 +188,9 @@ export class MqttTransport<Op> {
     this.broker.on('connectionError', (c, err) => this.log.debug({ err, client: c?.id }, 'mqtt connection error'));
     if (this.opts.wsPath) {
       this.wss = new WebSocketServer({
-        noServer: true, perMessageDeflate: false, clientTracking: false,
+        noServer: true,
+        perMessageDeflate: false,
+        clientTracking: false,
         maxPayload: this.opts.maxPayloadBytes + 64 * 1024,
         handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       });
@@ -196,7 +198,9 @@ export class MqttTransport<Op> {
     const open = new Map<string, number>();
     const cap = this.opts.connectionsPerAddress;
     const tcp = createServer((socket) => {
-      socket.on('error', () => { /* reported by aedes */ });
+      socket.on('error', () => {
+        /* reported by aedes */
+      });
       // As on the HTTP port: one address holds at most `cap` connections, counted by the socket's address.
       if (cap > 0) {
         const address = socket.remoteAddress ?? '';
@@ -241,7 +245,9 @@ export class MqttTransport<Op> {
     if (path !== this.opts.wsPath && !(path === PARLEY_WS_PATH && asksForMqtt(req))) return false;
     wss.handleUpgrade(req, socket, head, (ws) => {
       const stream = createWebSocketStream(ws);
-      stream.on('error', () => { /* reported by aedes */ });
+      stream.on('error', () => {
+        /* reported by aedes */
+      });
       this.broker.handle(stream, req);
     });
     return true;
@@ -265,16 +271,23 @@ export class MqttTransport<Op> {
       await this.service.admit(identity);
       if (packet.protocolVersion === 3 && packet.clientId.length > 23) throw new ParleyError('invalid', 'MQTT 3.1 client ids have 23 characters at most');
       if (packet.will && !this.app.publishOp(packet.will.topic, identity.id)) {
-        throw new ParleyError('forbidden', 'the will\'s topic is outside your own topics');
+        throw new ParleyError('forbidden', "the will's topic is outside your own topics");
       }
       packet.clientId = scopedId(identity.id, packet.clientId);
       packet.clean = true;
       this.holdSession(client, identity.id, packet.clientId);
       return { identity, lane: new Lane(), stopExpiry: () => undefined, filters: new Map(), inflight: 0, queued: 0, evicted: null };
     };
-    admit().then((state) => { this.admissions.set(client, { state }); }, (err: unknown) => {
-      this.admissions.set(client, { error: toParleyError(err) });
-    }).finally(() => done(null, true));
+    admit()
+      .then(
+        (state) => {
+          this.admissions.set(client, { state });
+        },
+        (err: unknown) => {
+          this.admissions.set(client, { error: toParleyError(err) });
+        },
+      )
+      .finally(() => done(null, true));
   }
 
   /**
@@ -344,15 +357,18 @@ export class MqttTransport<Op> {
           for (const c of this.inboxes.get(user)?.clients ?? []) this.deliver(c, topic, payload, 1);
         },
         disconnect: (code, reason) => {
-          this.log.info({ user, code, reason }, 'mqtt: disconnecting the user\'s clients');
+          this.log.info({ user, code, reason }, "mqtt: disconnecting the user's clients");
           this.retire(user, inbox, reason);
         },
       });
       const created: UserInbox = { inbox, identity: st.identity, clients: new Set(), attached: Promise.resolve() };
-      created.attached = this.service.attach(st.identity, inbox).then(() => undefined, (err: unknown) => {
-        this.log.warn({ err, user }, 'mqtt inbox could not attach; disconnecting');
-        this.retire(user, inbox, 'inbox not attached');
-      });
+      created.attached = this.service.attach(st.identity, inbox).then(
+        () => undefined,
+        (err: unknown) => {
+          this.log.warn({ err, user }, 'mqtt inbox could not attach; disconnecting');
+          this.retire(user, inbox, 'inbox not attached');
+        },
+      );
       this.inboxes.set(user, (entry = created));
     }
     entry.clients.add(client);
@@ -374,9 +390,11 @@ export class MqttTransport<Op> {
   }
 
   private detach(user: string, entry: UserInbox): void {
-    const p = entry.attached.then(() => this.service.detach(entry.identity, entry.inbox)).catch((err: unknown) => {
-      this.log.warn({ err, user }, 'mqtt inbox detach failed');
-    });
+    const p = entry.attached
+      .then(() => this.service.detach(entry.identity, entry.inbox))
+      .catch((err: unknown) => {
+        this.log.warn({ err, user }, 'mqtt inbox detach failed');
+      });
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));
   }
@@ -399,7 +417,9 @@ export class MqttTransport<Op> {
     }
     const n = wireBytes(topic, payload);
     st.queued += n;
-    client.publish({ cmd: 'publish', topic, payload, qos: Math.min(qos, granted) as 0 | 1, retain: false, dup: false }, () => { st.queued -= n; });
+    client.publish({ cmd: 'publish', topic, payload, qos: Math.min(qos, granted) as 0 | 1, retain: false, dup: false }, () => {
+      st.queued -= n;
+    });
   }
 
   private clientGone(client: Client): void {
@@ -466,7 +486,12 @@ export class MqttTransport<Op> {
     }
     st.inflight++;
     const will = client.closed;
-    void st.lane.submit((admit) => this.run(client, st, cmd, op, packet, will, admit).finally(() => { st.inflight--; }))
+    void st.lane
+      .submit((admit) =>
+        this.run(client, st, cmd, op, packet, will, admit).finally(() => {
+          st.inflight--;
+        }),
+      )
       .then(() => done(null));
   }
 
@@ -480,20 +505,22 @@ export class MqttTransport<Op> {
    */
   private run(client: Client, st: ClientState, cmd: string, op: Op, packet: PublishPacket, will: boolean, admit: () => void): Promise<void> {
     const me = st.identity;
-    return this.runner.timed('mqtt', cmd, async () => {
-      if (will) await this.service.checkNotBanned(me.id);
-      if (st.evicted !== null) throw new ParleyError('forbidden', `connection closed by the server: ${st.evicted}`);
-      const payload = packet.payload as Buffer;
-      if (payload.length > this.opts.maxPayloadBytes) {
-        throw new ParleyError('too_large', `payload exceeds ${this.opts.maxPayloadBytes} bytes`, { limit: this.opts.maxPayloadBytes });
-      }
-      await this.app.run({ user: me, via: 'mqtt', admit }, op, payload);
-    }).catch((err: unknown) => {
-      const e = toParleyError(err);
-      if (e.code === 'internal') this.log.error({ err, user: me.id, topic: packet.topic }, 'mqtt publish failed');
-      else this.log.info({ user: me.id, topic: packet.topic.slice(0, 256), code: e.code, reason: e.message }, 'mqtt publish refused');
-      this.replyError(client, st, packet.topic, e);
-    });
+    return this.runner
+      .timed('mqtt', cmd, async () => {
+        if (will) await this.service.checkNotBanned(me.id);
+        if (st.evicted !== null) throw new ParleyError('forbidden', `connection closed by the server: ${st.evicted}`);
+        const payload = packet.payload as Buffer;
+        if (payload.length > this.opts.maxPayloadBytes) {
+          throw new ParleyError('too_large', `payload exceeds ${this.opts.maxPayloadBytes} bytes`, { limit: this.opts.maxPayloadBytes });
+        }
+        await this.app.run({ user: me, via: 'mqtt', admit }, op, payload);
+      })
+      .catch((err: unknown) => {
+        const e = toParleyError(err);
+        if (e.code === 'internal') this.log.error({ err, user: me.id, topic: packet.topic }, 'mqtt publish failed');
+        else this.log.info({ user: me.id, topic: packet.topic.slice(0, 256), code: e.code, reason: e.message }, 'mqtt publish refused');
+        this.replyError(client, st, packet.topic, e);
+      });
   }
 
   /** Tells the publishing client (only it) why its publish had no effect. */

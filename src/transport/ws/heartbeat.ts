@@ -17,7 +17,10 @@ export class HeartbeatWheel<T> {
   private deal = 0;
 
   /** Calls `visit` for each item once per `intervalMs`, a slot of items per tick. */
-  constructor(intervalMs: number, private readonly visit: (item: T) => void) {
+  constructor(
+    intervalMs: number,
+    private readonly visit: (item: T) => void,
+  ) {
     const n = Math.max(1, Math.min(MAX_SLOTS, Math.round(intervalMs / TICK_MS)));
     this.slots = Array.from({ length: n }, () => new Set<T>());
     this.timer = setInterval(() => this.tick(), intervalMs / n);

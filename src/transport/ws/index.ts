@@ -84,7 +84,9 @@ export class WsTransport {
     const c = new Connection(ws, socket, req.socket.remoteAddress ?? '', this.opts.slowConsumerBytes, (conn) => this.overloaded(conn, 'slow_consumer'));
     this.conns.add(c);
     this.heartbeat.add(c);
-    ws.on('pong', () => { c.alive = true; });
+    ws.on('pong', () => {
+      c.alive = true;
+    });
     ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
     ws.on('close', () => void this.onClose(c));
     ws.on('error', (err) => this.log.debug({ err, conn: c.id }, 'socket error'));
@@ -102,9 +104,10 @@ export class WsTransport {
     if (c.closed) return;
     this.log.warn({ conn: c.id, user: c.user, reason, inFlight: c.inFlight, buffered: c.bufferedAmount() }, 'closing an overloaded connection');
     this.metrics?.overload('ws', reason);
-    c.close(CLOSE_SLOW_CONSUMER, reason === 'slow_consumer'
-      ? 'slow consumer: resume from your last seq'
-      : `more than ${this.opts.maxInFlight} commands awaiting a reply`);
+    c.close(
+      CLOSE_SLOW_CONSUMER,
+      reason === 'slow_consumer' ? 'slow consumer: resume from your last seq' : `more than ${this.opts.maxInFlight} commands awaiting a reply`,
+    );
   }
 
   private onFrame(c: Connection, data: RawData, isBinary: boolean): void {
@@ -131,10 +134,10 @@ export class WsTransport {
       return;
     }
     c.inFlight++;
-    const replied = (): void => { c.inFlight--; };
-    void c.lane.submit((admit) => (frame.cmd === 'auth'
-      ? this.auth(c, frame, false)
-      : this.run(c, frame, admit)).finally(replied));
+    const replied = (): void => {
+      c.inFlight--;
+    };
+    void c.lane.submit((admit) => (frame.cmd === 'auth' ? this.auth(c, frame, false) : this.run(c, frame, admit)).finally(replied));
   }
 
   /** Runs a command; resolves once its reply is written (or dropped with the connection). */

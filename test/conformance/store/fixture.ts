@@ -21,19 +21,30 @@ export interface StoreFixture {
 export function storeFixture(open: () => Promise<Store>): StoreFixture {
   let current: Writes | null = null;
   let n = 0;
-  beforeEach(async () => { current = roomLogWrites(await open()); });
-  afterEach(async () => { await current?.close(); current = null; });
+  beforeEach(async () => {
+    current = roomLogWrites(await open());
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = null;
+  });
   const t: StoreFixture = {
     get store(): Writes {
       if (!current) throw new Error('no store outside a test case');
       return current;
     },
-    async reopen() { current = roomLogWrites(await open()); },
+    async reopen() {
+      current = roomLogWrites(await open());
+    },
     rid: () => `room${++n}-${Date.now().toString(36)}`,
     async group(owner = 'u1', others: string[] = []) {
       const id = t.rid();
       await t.store.createRoom({
-        id, kind: 'group', name: 'G', topic: '', createdBy: owner,
+        id,
+        kind: 'group',
+        name: 'G',
+        topic: '',
+        createdBy: owner,
         members: [{ user: owner, name: owner, role: 'owner' }, ...others.map((u) => ({ user: u, name: u, role: 'member' as const }))],
       });
       return id;

@@ -25,14 +25,27 @@ export function lifecycleConformance(name: string, open: () => Promise<Store>): 
       const id = await t.group('u1');
       await t.store.close();
       const calls: Array<() => Promise<unknown>> = [
-        () => t.store.getRoom(id), () => t.store.getUser('u1'), () => t.store.getMember(id, 'u1'), () => t.store.members(id),
-        () => t.store.roomsOf('u1'), () => t.store.history(id, { limit: 5 }), () => t.store.bounds(id), () => t.store.inbox('u1'),
-        () => t.store.search('u1', 'word', [id], 5), () => t.store.publicRooms(10), () => t.store.blocksOf('u1'),
-        () => t.store.markRead(id, 'u1', 1), () => t.store.addMember(id, 'u2', 'u2', 'member', 'u1'),
+        () => t.store.getRoom(id),
+        () => t.store.getUser('u1'),
+        () => t.store.getMember(id, 'u1'),
+        () => t.store.members(id),
+        () => t.store.roomsOf('u1'),
+        () => t.store.history(id, { limit: 5 }),
+        () => t.store.bounds(id),
+        () => t.store.inbox('u1'),
+        () => t.store.search('u1', 'word', [id], 5),
+        () => t.store.publicRooms(10),
+        () => t.store.blocksOf('u1'),
+        () => t.store.markRead(id, 'u1', 1),
+        () => t.store.addMember(id, 'u2', 'u2', 'member', 'u1'),
       ];
       for (const call of calls) {
         let p: Promise<unknown>;
-        try { p = call(); } catch (err) { throw new Error(`threw instead of rejecting: ${String(err)}`, { cause: err }); }
+        try {
+          p = call();
+        } catch (err) {
+          throw new Error(`threw instead of rejecting: ${String(err)}`, { cause: err });
+        }
         await expect(p).rejects.toMatchObject({ code: 'unavailable' });
       }
       await t.reopen();

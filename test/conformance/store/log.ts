@@ -10,8 +10,9 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
 
     it('concurrent appends get gapless increasing seqs in call order', async () => {
       const id = await t.group('u1', ['u2']);
-      const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-        t.store.append({ room: id, user: i % 2 ? 'u1' : 'u2', name: 'x', kind: 'text', text: `m${i}` })));
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => t.store.append({ room: id, user: i % 2 ? 'u1' : 'u2', name: 'x', kind: 'text', text: `m${i}` })),
+      );
       expect(results.map((r) => r.message.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 3));
       const h = await t.store.history(id, { after: 2, limit: 500 });
       expect(h.map((m) => m.text)).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
@@ -32,8 +33,7 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
     });
 
     it('appending to an unknown room is not_found', async () => {
-      await expect(t.store.append({ room: 'nope', user: 'u1', name: 'x', kind: 'text', text: 'a' }))
-        .rejects.toMatchObject({ code: 'not_found' });
+      await expect(t.store.append({ room: 'nope', user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'not_found' });
     });
 
     it('a key reused by the same user returns the original message and stores nothing', async () => {
@@ -53,20 +53,28 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
       await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: 999, text: 'b' })).rejects.toMatchObject({ code: 'not_found' });
       await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: 1, text: 'b' })).rejects.toMatchObject({ code: 'not_found' });
       const e = await t.store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: m.seq, text: 'b' });
-      await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: e.message.seq, text: 'c' })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'edit', target: e.message.seq, text: 'c' })).rejects.toMatchObject({
+        code: 'not_found',
+      });
       const r = await t.store.append({ room: id, user: 'u1', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'x' } });
       expect(r.message).toMatchObject({ kind: 'reaction', target: m.seq, data: { emoji: 'x' } });
       // The owner may delete another member's message.
       await t.store.append({ room: id, user: 'u1', name: 'x', kind: 'delete', target: m.seq });
-      await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'y' } })).rejects.toMatchObject({ code: 'conflict' });
+      await expect(t.store.append({ room: id, user: 'u2', name: 'x', kind: 'reaction', target: m.seq, data: { emoji: 'y' } })).rejects.toMatchObject({
+        code: 'conflict',
+      });
     });
 
     it('a moderator (server administrator) deletes in any room without being a member, and only deletes', async () => {
       const id = await t.group('u1', ['u2']);
       const { message: m } = await t.store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'a' });
       await expect(t.store.append({ room: id, user: 'root', name: 'x', kind: 'delete', target: m.seq })).rejects.toMatchObject({ code: 'forbidden' });
-      await expect(t.store.append({ room: id, user: 'root', name: 'x', kind: 'text', text: 'b', moderator: true })).rejects.toMatchObject({ code: 'forbidden' });
-      await expect(t.store.append({ room: 'no-such-room', user: 'root', name: 'x', kind: 'delete', target: 1, moderator: true })).rejects.toMatchObject({ code: 'not_found' });
+      await expect(t.store.append({ room: id, user: 'root', name: 'x', kind: 'text', text: 'b', moderator: true })).rejects.toMatchObject({
+        code: 'forbidden',
+      });
+      await expect(t.store.append({ room: 'no-such-room', user: 'root', name: 'x', kind: 'delete', target: 1, moderator: true })).rejects.toMatchObject({
+        code: 'not_found',
+      });
       const d = await t.store.append({ room: id, user: 'root', name: 'x', kind: 'delete', target: m.seq, moderator: true });
       expect(d.message).toMatchObject({ kind: 'delete', target: m.seq, user: 'root' });
     });
@@ -110,8 +118,18 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
         t.store.setMute(id, 'u3', null, false),
       ]);
       expect(refusals.map((r) => r.status)).toEqual(Array(refusals.length).fill('rejected'));
-      expect(refusals.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(
-        ['conflict', 'conflict', 'not_found', 'not_found', 'forbidden', 'not_found', 'forbidden', 'not_found', 'not_found', 'not_found']);
+      expect(refusals.map((r) => (r as PromiseRejectedResult).reason.code)).toEqual([
+        'conflict',
+        'conflict',
+        'not_found',
+        'not_found',
+        'forbidden',
+        'not_found',
+        'forbidden',
+        'not_found',
+        'not_found',
+        'not_found',
+      ]);
       expect(await t.store.bounds(id)).toEqual(before);
       expect((await t.store.members(id)).map((m) => m.user).sort()).toEqual(['u1', 'u2']);
       expect(await t.store.getRoom('no-such-room')).toBeNull();
@@ -165,12 +183,15 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
       expect((await t.store.getRoom(id))!.name).toBe('renamed');
     });
 
-    it('a plain member cannot delete another member\'s message; a room admin can', async () => {
+    it("a plain member cannot delete another member's message; a room admin can", async () => {
       const id = await t.group('u1', ['u2', 'u3']);
       const { message: m } = await t.store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'mine' });
       await expect(t.store.append({ room: id, user: 'u3', name: 'x', kind: 'delete', target: m.seq })).rejects.toMatchObject({ code: 'forbidden' });
       await t.store.setRole(id, 'u3', 'admin', { user: 'u1', name: 'U1' });
-      expect((await t.store.append({ room: id, user: 'u3', name: 'x', kind: 'delete', target: m.seq })).message).toMatchObject({ kind: 'delete', target: m.seq });
+      expect((await t.store.append({ room: id, user: 'u3', name: 'x', kind: 'delete', target: m.seq })).message).toMatchObject({
+        kind: 'delete',
+        target: m.seq,
+      });
     });
 
     it('a message deleted earlier in the same batch can no longer be edited or reacted to', async () => {
@@ -186,7 +207,7 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
       expect(react).toMatchObject({ status: 'rejected', reason: { code: 'conflict' } });
     });
 
-    it('a message posted by the server needs no membership and is marked as the server\'s', async () => {
+    it("a message posted by the server needs no membership and is marked as the server's", async () => {
       const id = await t.group('u1');
       const { message } = await t.store.append({ room: id, user: 'system', name: 'System', kind: 'text', text: 'maintenance at noon', system: true });
       expect(message).toMatchObject({ user: 'system', text: 'maintenance at noon', system: true });
@@ -198,14 +219,25 @@ export function logConformance(name: string, open: () => Promise<Store>): void {
       const { message: forged } = await t.store.append({ room: id, user: 'system', name: 'System', kind: 'text', text: 'forged' });
       expect(forged.system).toBeUndefined();
       expect((await t.store.getMessage(id, forged.seq))!.system).toBeUndefined();
-      await expect(t.store.append({ room: 'no-such-room', user: 'system', name: 'System', kind: 'text', text: 'x', system: true }))
-        .rejects.toMatchObject({ code: 'not_found' });
+      await expect(t.store.append({ room: 'no-such-room', user: 'system', name: 'System', kind: 'text', text: 'x', system: true })).rejects.toMatchObject({
+        code: 'not_found',
+      });
     });
 
     it('a hidden message reads as a placeholder through getMessage too', async () => {
       const { id, key } = directRoomId('ha', 'hb');
-      await t.store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ha', directKey: key, members: [
-        { user: 'ha', name: 'ha', role: 'member' }, { user: 'hb', name: 'hb', role: 'member' }] });
+      await t.store.createRoom({
+        id,
+        kind: 'direct',
+        name: '',
+        topic: '',
+        createdBy: 'ha',
+        directKey: key,
+        members: [
+          { user: 'ha', name: 'ha', role: 'member' },
+          { user: 'hb', name: 'hb', role: 'member' },
+        ],
+      });
       await t.store.setBlock('ha', 'hb', true);
       const r = await t.store.append({ room: id, user: 'hb', name: 'hb', kind: 'text', text: 'psst' });
       expect(await t.store.getMessage(id, r.message.seq, 'ha')).toMatchObject({ kind: 'hidden' });

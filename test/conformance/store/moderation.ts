@@ -24,13 +24,30 @@ export function moderationConformance(name: string, open: () => Promise<Store>):
 
     it('a direct message from a blocked user is stored hidden for the blocker', async () => {
       const { id, key } = directRoomId('da', 'db');
-      await t.store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'da', directKey: key, members: [
-        { user: 'da', name: 'da', role: 'member' }, { user: 'db', name: 'db', role: 'member' }] });
+      await t.store.createRoom({
+        id,
+        kind: 'direct',
+        name: '',
+        topic: '',
+        createdBy: 'da',
+        directKey: key,
+        members: [
+          { user: 'da', name: 'da', role: 'member' },
+          { user: 'db', name: 'db', role: 'member' },
+        ],
+      });
       await t.store.setBlock('da', 'db', true);
       expect(await t.store.blocksOf('da')).toEqual(['db']);
       const r = await t.store.append({ room: id, user: 'db', name: 'db', kind: 'text', text: 'psst' });
       expect(r.hiddenFor).toBe('da');
-      expect((await t.store.history(id, { limit: 10 }, 'da')).at(-1)).toEqual({ room: id, seq: r.message.seq, kind: 'hidden', user: 'db', name: 'db', ts: r.message.ts });
+      expect((await t.store.history(id, { limit: 10 }, 'da')).at(-1)).toEqual({
+        room: id,
+        seq: r.message.seq,
+        kind: 'hidden',
+        user: 'db',
+        name: 'db',
+        ts: r.message.ts,
+      });
       expect((await t.store.history(id, { limit: 10 }, 'db')).at(-1)!.text).toBe('psst');
       expect((await t.store.inbox('da'))[0]!.unread).toBe(0);
       await t.store.setBlock('da', 'db', false);

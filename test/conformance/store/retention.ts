@@ -22,7 +22,7 @@ export function retentionConformance(name: string, open: () => Promise<Store>): 
       expect((await t.store.bounds(old)).first).toBe((await t.store.bounds(old)).last + 1);
     });
 
-    it('retention: a room\'s own limit wins over the default, which applies to rooms without one; the count removed is exact', async () => {
+    it("retention: a room's own limit wins over the default, which applies to rooms without one; the count removed is exact", async () => {
       const own = await t.group('u1');
       const dflt = await t.group('u1');
       await t.store.updateRoom(own, { retentionCount: 5 }, { user: 'u1', name: 'U1' });

@@ -10,22 +10,26 @@ export function roomsConformance(name: string, open: () => Promise<Store>): void
     it('creating a room adds its members with join messages from seq 1', async () => {
       const id = t.rid();
       const { room, messages } = await t.store.createRoom({
-        id, kind: 'channel', name: 'C', topic: 't', createdBy: 'u1',
+        id,
+        kind: 'channel',
+        name: 'C',
+        topic: 't',
+        createdBy: 'u1',
         members: [{ user: 'u1', name: 'U1', role: 'owner' }],
       });
       expect(room).toMatchObject({ id, kind: 'channel', name: 'C', topic: 't', createdBy: 'u1', lastSeq: 1 });
       expect(messages.map((m) => [m.seq, m.kind, m.user])).toEqual([[1, 'join', 'u1']]);
       expect(await t.store.getMember(id, 'u1')).toMatchObject({ role: 'owner', readSeq: 0 });
       expect((await t.store.getRoom(id))!.lastSeq).toBe(1);
-      await expect(t.store.createRoom({ id, kind: 'group', name: 'x', topic: '', createdBy: 'u2', members: [] }))
-        .rejects.toMatchObject({ code: 'conflict' });
+      await expect(t.store.createRoom({ id, kind: 'group', name: 'x', topic: '', createdBy: 'u2', members: [] })).rejects.toMatchObject({ code: 'conflict' });
     });
 
     it('direct pair keys are unique', async () => {
       const key = `a\nb-${t.rid()}`;
       await t.store.createRoom({ id: t.rid(), kind: 'direct', name: '', topic: '', createdBy: 'a', directKey: key, members: [] });
-      await expect(t.store.createRoom({ id: t.rid(), kind: 'direct', name: '', topic: '', createdBy: 'b', directKey: key, members: [] }))
-        .rejects.toMatchObject({ code: 'conflict' });
+      await expect(t.store.createRoom({ id: t.rid(), kind: 'direct', name: '', topic: '', createdBy: 'b', directKey: key, members: [] })).rejects.toMatchObject(
+        { code: 'conflict' },
+      );
       expect((await t.store.findDirect(key))!.kind).toBe('direct');
     });
 
@@ -61,7 +65,11 @@ export function roomsConformance(name: string, open: () => Promise<Store>): void
 
     it('room settings change with an update message; deleting a room removes members and history', async () => {
       const id = await t.group('u1', ['u2']);
-      const { room, message } = await t.store.updateRoom(id, { topic: 'new', access: 'whitelist', retentionCount: 10, retentionDays: 2 }, { user: 'u1', name: 'U1' });
+      const { room, message } = await t.store.updateRoom(
+        id,
+        { topic: 'new', access: 'whitelist', retentionCount: 10, retentionDays: 2 },
+        { user: 'u1', name: 'U1' },
+      );
       expect(room).toMatchObject({ topic: 'new', access: 'whitelist', retention: { count: 10, days: 2 }, lastSeq: message.seq });
       expect(message).toMatchObject({ kind: 'update', data: { topic: 'new', access: 'whitelist', retention: { count: 10, days: 2 } } });
       const cleared = await t.store.updateRoom(id, { retentionCount: null }, { user: 'u1', name: 'U1' });
@@ -80,22 +88,33 @@ export function roomsConformance(name: string, open: () => Promise<Store>): void
       await t.store.append({ room: id, user: 'u2', name: 'x', kind: 'text', text: 'private words' });
       expect((await t.store.deleteRoom(id, true)).sort()).toEqual(['u1', 'u2']);
       expect(await t.store.getRoom(id)).toBeNull();
-      await expect(t.store.createRoom({ id, kind: 'group', name: 'again', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] }))
-        .rejects.toMatchObject({ code: 'conflict' });
+      await expect(
+        t.store.createRoom({ id, kind: 'group', name: 'again', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] }),
+      ).rejects.toMatchObject({ code: 'conflict' });
       expect(await t.store.getRoom(id)).toBeNull();
       expect(await t.store.getMember(id, 'u3')).toBeNull();
       expect((await t.store.roomsOf('u3')).map((r) => r.room.id)).not.toContain(id);
       // Without kept history the id is free again.
       const other = await t.group('u1');
       await t.store.deleteRoom(other, false);
-      const { room } = await t.store.createRoom({ id: other, kind: 'channel', name: 'new', topic: '', createdBy: 'u3', members: [{ user: 'u3', name: 'u3', role: 'owner' }] });
+      const { room } = await t.store.createRoom({
+        id: other,
+        kind: 'channel',
+        name: 'new',
+        topic: '',
+        createdBy: 'u3',
+        members: [{ user: 'u3', name: 'u3', role: 'owner' }],
+      });
       expect(room.lastSeq).toBe(1);
     });
 
     it('a direct room re-created after its deletion with kept history continues after the kept messages', async () => {
       const id = t.rid();
       const key = `ka\nkb-${id}`;
-      const pair = [{ user: 'ka', name: 'ka', role: 'member' as const }, { user: 'kb', name: 'kb', role: 'member' as const }];
+      const pair = [
+        { user: 'ka', name: 'ka', role: 'member' as const },
+        { user: 'kb', name: 'kb', role: 'member' as const },
+      ];
       await t.store.createRoom({ id, kind: 'direct', name: '', topic: '', createdBy: 'ka', directKey: key, members: pair });
       await t.store.append({ room: id, user: 'ka', name: 'ka', kind: 'text', text: 'before' });
       await t.store.deleteRoom(id, true);
@@ -115,7 +134,10 @@ export function roomsConformance(name: string, open: () => Promise<Store>): void
       expect((await t.store.getMember(id, 'u1'))!.role).toBe('admin');
       const until = Date.now() + 60_000;
       expect((await t.store.setMute(id, 'u1', until, false)).mutedUntil).toBe(until);
-      await expect(t.store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({ code: 'forbidden', details: { reason: 'muted' } });
+      await expect(t.store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).rejects.toMatchObject({
+        code: 'forbidden',
+        details: { reason: 'muted' },
+      });
       expect((await t.store.setMute(id, 'u1', null, false)).mutedUntil).toBeNull();
       expect((await t.store.setMute(id, 'u1', null, true)).mutedUntil).toBeUndefined();
       expect((await t.store.append({ room: id, user: 'u1', name: 'x', kind: 'text', text: 'a' })).duplicate).toBe(false);
@@ -164,8 +186,18 @@ export function roomsConformance(name: string, open: () => Promise<Store>): void
       const g = await t.group('cr1', ['cr2']);
       await t.group('cr2', ['cr1']);
       await t.store.createRoom({ id: t.rid(), kind: 'channel', name: 'C', topic: '', createdBy: 'cr1', members: [] });
-      await t.store.createRoom({ id: t.rid(), kind: 'direct', name: '', topic: '', createdBy: 'cr1', directKey: `cr1\ncr2-${t.rid()}`,
-        members: [{ user: 'cr1', name: 'cr1', role: 'member' }, { user: 'cr2', name: 'cr2', role: 'member' }] });
+      await t.store.createRoom({
+        id: t.rid(),
+        kind: 'direct',
+        name: '',
+        topic: '',
+        createdBy: 'cr1',
+        directKey: `cr1\ncr2-${t.rid()}`,
+        members: [
+          { user: 'cr1', name: 'cr1', role: 'member' },
+          { user: 'cr2', name: 'cr2', role: 'member' },
+        ],
+      });
       expect(await t.store.countRooms('cr1')).toEqual({ member: 2, created: 2 });
       expect(await t.store.countRooms('cr2')).toEqual({ member: 2, created: 1 });
       await t.store.deleteRoom(g, false);

@@ -8,20 +8,65 @@ import { formatFull, formatNumber, plural } from '../format.js';
 import type { Session } from '../session.js';
 import { confirmAction, Dialog } from './ui.js';
 
-interface AdminUser { id: string; name: string; account: boolean; createdAt: number }
-interface AdminRoom { id: string; kind: 'channel' | 'group'; name: string; topic: string; createdBy: string | null; createdAt: number; members: number }
-interface Ban { user: string; until: number | null; reason: string; by: string | null; createdAt: number }
-interface Stats { at: number; connections: Record<string, number>; messagesIn: number; messagesOut: number; uptimeSec: number }
+interface AdminUser {
+  id: string;
+  name: string;
+  account: boolean;
+  createdAt: number;
+}
+interface AdminRoom {
+  id: string;
+  kind: 'channel' | 'group';
+  name: string;
+  topic: string;
+  createdBy: string | null;
+  createdAt: number;
+  members: number;
+}
+interface Ban {
+  user: string;
+  until: number | null;
+  reason: string;
+  by: string | null;
+  createdAt: number;
+}
+interface Stats {
+  at: number;
+  connections: Record<string, number>;
+  messagesIn: number;
+  messagesOut: number;
+  uptimeSec: number;
+}
 interface Hook {
-  origin: string; format: string; events: string[]; pending: number; delivered: number; failed: number; dropped: number;
-  lastDeliveredAt: number | null; lastFailedAt: number | null; lastError: string | null;
+  origin: string;
+  format: string;
+  events: string[];
+  pending: number;
+  delivered: number;
+  failed: number;
+  dropped: number;
+  lastDeliveredAt: number | null;
+  lastFailedAt: number | null;
+  lastError: string | null;
 }
 
 type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;
 type Tab = 'overview' | 'users' | 'rooms' | 'words' | 'webhooks';
-const TABS: Array<[Tab, string]> = [['overview', 'Live figures'], ['users', 'Users'], ['rooms', 'Rooms'], ['words', 'Word list'], ['webhooks', 'Webhooks']];
+const TABS: Array<[Tab, string]> = [
+  ['overview', 'Live figures'],
+  ['users', 'Users'],
+  ['rooms', 'Rooms'],
+  ['words', 'Word list'],
+  ['webhooks', 'Webhooks'],
+];
 
-const DURATIONS: Array<[string, number | null]> = [['1 hour', 3600], ['1 day', 86_400], ['7 days', 604_800], ['30 days', 2_592_000], ['For good', null]];
+const DURATIONS: Array<[string, number | null]> = [
+  ['1 hour', 3600],
+  ['1 day', 86_400],
+  ['7 days', 604_800],
+  ['30 days', 2_592_000],
+  ['For good', null],
+];
 
 export function Admin({ session, onClose }: { session: Session; onClose: () => void }) {
   const [tab, setTab] = useState<Tab>('overview');
@@ -29,7 +74,11 @@ export function Admin({ session, onClose }: { session: Session; onClose: () => v
   return (
     <Dialog title="Server administration" onClose={onClose} wide cls="admin">
       <div class="tabs admin-tabs" role="group" aria-label="Sections">
-        {TABS.map(([t, label]) => <button key={t} type="button" aria-pressed={tab === t} onClick={() => setTab(t)}>{label}</button>)}
+        {TABS.map(([t, label]) => (
+          <button key={t} type="button" aria-pressed={tab === t} onClick={() => setTab(t)}>
+            {label}
+          </button>
+        ))}
       </div>
       {tab === 'overview' && <Overview call={call} />}
       {tab === 'users' && <Users call={call} me={session.user.id} />}
@@ -67,20 +116,42 @@ function Overview({ call }: { call: Call }) {
       if (!stop) timer = setTimeout(() => void read(), 2000);
     };
     void read();
-    return () => { stop = true; clearTimeout(timer); };
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
   }, []);
   const rate = (n: number | undefined) => (n === undefined ? '…' : n.toFixed(n < 10 ? 1 : 0));
   const conns = now ? Object.values(now.connections).reduce((a, b) => a + b, 0) : null;
   return (
     <section aria-label="Live figures">
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <dl class="figures">
-        <div><dt>Connections</dt><dd data-figure="connections">{conns === null ? '…' : formatNumber(conns)}</dd>
-          {now && <dd class="muted sub">{Object.entries(now.connections).map(([t, n]) => `${t === 'ws' ? 'WebSocket' : t.toUpperCase()} ${formatNumber(n)}`).join(' · ')}</dd>}</div>
-        <div><dt>Messages in per second</dt><dd data-figure="in-rate">{rate(rates?.inPerSec)}</dd>
-          {now && <dd class="muted sub">{formatNumber(now.messagesIn)} since start</dd>}</div>
-        <div><dt>Messages out per second</dt><dd data-figure="out-rate">{rate(rates?.outPerSec)}</dd>
-          {now && <dd class="muted sub">{formatNumber(now.messagesOut)} since start</dd>}</div>
+        <div>
+          <dt>Connections</dt>
+          <dd data-figure="connections">{conns === null ? '…' : formatNumber(conns)}</dd>
+          {now && (
+            <dd class="muted sub">
+              {Object.entries(now.connections)
+                .map(([t, n]) => `${t === 'ws' ? 'WebSocket' : t.toUpperCase()} ${formatNumber(n)}`)
+                .join(' · ')}
+            </dd>
+          )}
+        </div>
+        <div>
+          <dt>Messages in per second</dt>
+          <dd data-figure="in-rate">{rate(rates?.inPerSec)}</dd>
+          {now && <dd class="muted sub">{formatNumber(now.messagesIn)} since start</dd>}
+        </div>
+        <div>
+          <dt>Messages out per second</dt>
+          <dd data-figure="out-rate">{rate(rates?.outPerSec)}</dd>
+          {now && <dd class="muted sub">{formatNumber(now.messagesOut)} since start</dd>}
+        </div>
       </dl>
       <p class="muted">This node, read every 2 seconds{now ? `; up ${formatUptime(now.uptimeSec)}` : ''}. Prometheus reads the same figures from /metrics.</p>
     </section>
@@ -94,17 +165,39 @@ function formatUptime(sec: number): string {
 }
 
 /** A search box that asks again as the query changes (a moment after typing stops). */
-function useSearch<T>(load: (q: string) => Promise<T>): { query: string; setQuery: (q: string) => void; data: T | null; error: string | null; reload: () => void } {
+function useSearch<T>(load: (q: string) => Promise<T>): {
+  query: string;
+  setQuery: (q: string) => void;
+  data: T | null;
+  error: string | null;
+  reload: () => void;
+} {
   const [query, setQuery] = useState('');
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [round, setRound] = useState(0);
   useEffect(() => {
     let stale = false;
-    const t = setTimeout(() => {
-      load(query.trim()).then((d) => { if (!stale) { setData(d); setError(null); } }, (err: unknown) => { if (!stale) setError(describeError(err)); });
-    }, round === 0 && query === '' ? 0 : 250);
-    return () => { stale = true; clearTimeout(t); };
+    const t = setTimeout(
+      () => {
+        load(query.trim()).then(
+          (d) => {
+            if (!stale) {
+              setData(d);
+              setError(null);
+            }
+          },
+          (err: unknown) => {
+            if (!stale) setError(describeError(err));
+          },
+        );
+      },
+      round === 0 && query === '' ? 0 : 250,
+    );
+    return () => {
+      stale = true;
+      clearTimeout(t);
+    };
   }, [query, round]);
   return { query, setQuery, data, error, reload: () => setRound((n) => n + 1) };
 }
@@ -131,7 +224,11 @@ function Users({ call, me }: { call: Call; me: string }) {
   return (
     <section aria-label="Users">
       <SearchField label="Find users" value={s.query} onInput={s.setQuery} placeholder="Part of a user id or name" />
-      {(s.error || problem) && <p class="error" role="alert">{s.error ?? problem}</p>}
+      {(s.error || problem) && (
+        <p class="error" role="alert">
+          {s.error ?? problem}
+        </p>
+      )}
       {s.data && (
         <ul class="admin-list">
           {s.data.users.length === 0 && <li class="muted">No user matches.</li>}
@@ -141,13 +238,37 @@ function Users({ call, me }: { call: Call; me: string }) {
               <li key={u.id} class="admin-row" data-user={u.id}>
                 <div class="admin-text">
                   <strong>{u.name}</strong> <span class="muted">@{u.id}</span>
-                  <small class="muted">{u.account ? 'Account' : 'External sign-in'} · since {formatFull(u.createdAt)}</small>
-                  {ban && <small class="banned">Banned {ban.until === null ? 'for good' : `until ${formatFull(ban.until)}`}{ban.reason ? `: ${ban.reason}` : ''}</small>}
+                  <small class="muted">
+                    {u.account ? 'Account' : 'External sign-in'} · since {formatFull(u.createdAt)}
+                  </small>
+                  {ban && (
+                    <small class="banned">
+                      Banned {ban.until === null ? 'for good' : `until ${formatFull(ban.until)}`}
+                      {ban.reason ? `: ${ban.reason}` : ''}
+                    </small>
+                  )}
                 </div>
-                {ban
-                  ? <button type="button" onClick={() => void unban(u.id)} aria-label={`Lift the ban on ${u.name} (@${u.id})`}>Lift ban</button>
-                  : u.id !== me && <button type="button" class="danger-ghost" onClick={() => setBanning(u.id)} aria-label={`Ban ${u.name} (@${u.id})`}>Ban</button>}
-                {banning === u.id && <BanForm call={call} user={u} onDone={() => { setBanning(null); s.reload(); }} />}
+                {ban ? (
+                  <button type="button" onClick={() => void unban(u.id)} aria-label={`Lift the ban on ${u.name} (@${u.id})`}>
+                    Lift ban
+                  </button>
+                ) : (
+                  u.id !== me && (
+                    <button type="button" class="danger-ghost" onClick={() => setBanning(u.id)} aria-label={`Ban ${u.name} (@${u.id})`}>
+                      Ban
+                    </button>
+                  )
+                )}
+                {banning === u.id && (
+                  <BanForm
+                    call={call}
+                    user={u}
+                    onDone={() => {
+                      setBanning(null);
+                      s.reload();
+                    }}
+                  />
+                )}
               </li>
             );
           })}
@@ -177,19 +298,32 @@ function BanForm({ call, user, onDone }: { call: Call; user: AdminUser; onDone: 
   }
   return (
     <form class="ban-form" onSubmit={(e) => void submit(e)} aria-label={`Ban ${user.name}`}>
-      <label>Ban for{' '}
+      <label>
+        Ban for{' '}
         <select value={duration} onChange={(e) => setDuration(e.currentTarget.value)}>
-          {DURATIONS.map(([label]) => <option key={label} value={label}>{label}</option>)}
+          {DURATIONS.map(([label]) => (
+            <option key={label} value={label}>
+              {label}
+            </option>
+          ))}
         </select>
       </label>
-      <label>Reason (shown to them){' '}
-        <input type="text" value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
+      <label>
+        Reason (shown to them) <input type="text" value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
       </label>
       <p class="muted">Their connections close now; they cannot sign in or connect until the ban ends.</p>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       <div class="row end">
-        <button type="button" onClick={onDone}>Cancel</button>
-        <button type="submit" class="danger" disabled={busy}>Ban from the server</button>
+        <button type="button" onClick={onDone}>
+          Cancel
+        </button>
+        <button type="submit" class="danger" disabled={busy}>
+          Ban from the server
+        </button>
       </div>
     </form>
   );
@@ -216,7 +350,11 @@ function Rooms({ call }: { call: Call }) {
   return (
     <section aria-label="Rooms">
       <SearchField label="Find rooms" value={s.query} onInput={s.setQuery} placeholder="Part of a room id or name" />
-      {(s.error || problem) && <p class="error" role="alert">{s.error ?? problem}</p>}
+      {(s.error || problem) && (
+        <p class="error" role="alert">
+          {s.error ?? problem}
+        </p>
+      )}
       {s.data && (
         <ul class="admin-list">
           {s.data.rooms.length === 0 && <li class="muted">No room matches.</li>}
@@ -224,9 +362,14 @@ function Rooms({ call }: { call: Call }) {
             <li key={r.id} class="admin-row" data-room={r.id}>
               <div class="admin-text">
                 <strong>{r.name}</strong> <span class="muted">{r.kind === 'channel' ? 'Channel' : 'Private group'}</span>
-                <small class="muted"><span data-members>{plural(r.members, 'member')}</span> · created {formatFull(r.createdAt)}{r.createdBy ? ` by @${r.createdBy}` : ''}</small>
+                <small class="muted">
+                  <span data-members>{plural(r.members, 'member')}</span> · created {formatFull(r.createdAt)}
+                  {r.createdBy ? ` by @${r.createdBy}` : ''}
+                </small>
               </div>
-              <button type="button" class="danger-ghost" onClick={() => void remove(r)} aria-label={`Delete ${r.name}`}>Delete</button>
+              <button type="button" class="danger-ghost" onClick={() => void remove(r)} aria-label={`Delete ${r.name}`}>
+                Delete
+              </button>
             </li>
           ))}
         </ul>
@@ -250,11 +393,21 @@ function Words({ call }: { call: Call }) {
       else setError(describeError(err));
     }
   };
-  useEffect(() => { void run(call('GET', '/admin/words')); }, []);
-  if (off) return <section aria-label="Word list"><p class="muted">The word filter is off on this server (plugins.wordFilter in its configuration).</p></section>;
+  useEffect(() => {
+    void run(call('GET', '/admin/words'));
+  }, []);
+  if (off)
+    return (
+      <section aria-label="Word list">
+        <p class="muted">The word filter is off on this server (plugins.wordFilter in its configuration).</p>
+      </section>
+    );
   async function add(e: Event) {
     e.preventDefault();
-    const words = word.split(',').map((w) => w.trim()).filter(Boolean);
+    const words = word
+      .split(',')
+      .map((w) => w.trim())
+      .filter(Boolean);
     if (words.length === 0) return;
     await run(call('POST', '/admin/words', { words }));
     setWord('');
@@ -262,21 +415,43 @@ function Words({ call }: { call: Call }) {
   return (
     <section aria-label="Word list">
       <form class="row" onSubmit={(e) => void add(e)} aria-label="Add blocked words">
-        <label class="sr-only" for="admin-word">Words to block</label>
-        <input id="admin-word" type="text" value={word} maxLength={640} placeholder="Words to block, separated by commas"
-          onInput={(e) => setWord(e.currentTarget.value)} />
-        <button type="submit" class="primary">Block</button>
+        <label class="sr-only" for="admin-word">
+          Words to block
+        </label>
+        <input
+          id="admin-word"
+          type="text"
+          value={word}
+          maxLength={640}
+          placeholder="Words to block, separated by commas"
+          onInput={(e) => setWord(e.currentTarget.value)}
+        />
+        <button type="submit" class="primary">
+          Block
+        </button>
       </form>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       {list && (
         <ul class="word-list">
           {list.words.length === 0 && list.config.length === 0 && <li class="muted">No blocked words.</li>}
           {list.words.map((w) => (
-            <li key={w} class="word"><span>{w}</span>
-              <button type="button" class="icon" aria-label={`Unblock ${w}`} onClick={() => void run(call('DELETE', `/admin/words/${encodeURIComponent(w)}`))}>×</button>
+            <li key={w} class="word">
+              <span>{w}</span>
+              <button type="button" class="icon" aria-label={`Unblock ${w}`} onClick={() => void run(call('DELETE', `/admin/words/${encodeURIComponent(w)}`))}>
+                ×
+              </button>
             </li>
           ))}
-          {list.config.map((w) => <li key={`c-${w}`} class="word" title="From the configuration file"><span>{w}</span><small class="muted">config</small></li>)}
+          {list.config.map((w) => (
+            <li key={`c-${w}`} class="word" title="From the configuration file">
+              <span>{w}</span>
+              <small class="muted">config</small>
+            </li>
+          ))}
         </ul>
       )}
     </section>
@@ -287,24 +462,54 @@ function Webhooks({ call }: { call: Call }) {
   const [hooks, setHooks] = useState<Hook[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    call<{ endpoints: Hook[] }>('GET', '/admin/webhooks').then((r) => setHooks(r.endpoints), (err: unknown) => {
-      if (err instanceof ApiError && err.code === 'not_found') setHooks([]);
-      else setError(describeError(err));
-    });
+    call<{ endpoints: Hook[] }>('GET', '/admin/webhooks').then(
+      (r) => setHooks(r.endpoints),
+      (err: unknown) => {
+        if (err instanceof ApiError && err.code === 'not_found') setHooks([]);
+        else setError(describeError(err));
+      },
+    );
   }, []);
-  if (error) return <p class="error" role="alert">{error}</p>;
+  if (error)
+    return (
+      <p class="error" role="alert">
+        {error}
+      </p>
+    );
   if (!hooks) return <p class="muted">Loading…</p>;
-  if (hooks.length === 0) return <section aria-label="Webhooks"><p class="muted">No webhooks are configured (plugins.webhooks).</p></section>;
+  if (hooks.length === 0)
+    return (
+      <section aria-label="Webhooks">
+        <p class="muted">No webhooks are configured (plugins.webhooks).</p>
+      </section>
+    );
   return (
     <section aria-label="Webhooks">
       <table class="admin-table">
-        <thead><tr><th scope="col">Endpoint</th><th scope="col">Delivered</th><th scope="col">Failed</th><th scope="col">Waiting</th><th scope="col">Last error</th></tr></thead>
+        <thead>
+          <tr>
+            <th scope="col">Endpoint</th>
+            <th scope="col">Delivered</th>
+            <th scope="col">Failed</th>
+            <th scope="col">Waiting</th>
+            <th scope="col">Last error</th>
+          </tr>
+        </thead>
         <tbody>
           {hooks.map((h, i) => (
             <tr key={i} data-failed={h.failed > 0 || undefined}>
-              <th scope="row">{h.origin}<small class="muted"> {h.format} · {h.events.join(', ')}</small></th>
+              <th scope="row">
+                {h.origin}
+                <small class="muted">
+                  {' '}
+                  {h.format} · {h.events.join(', ')}
+                </small>
+              </th>
               <td>{formatNumber(h.delivered)}</td>
-              <td>{formatNumber(h.failed)}{h.dropped > 0 ? ` (+${formatNumber(h.dropped)} dropped)` : ''}</td>
+              <td>
+                {formatNumber(h.failed)}
+                {h.dropped > 0 ? ` (+${formatNumber(h.dropped)} dropped)` : ''}
+              </td>
               <td>{formatNumber(h.pending)}</td>
               <td>{h.lastError ? `${h.lastError}${h.lastFailedAt ? `, ${formatFull(h.lastFailedAt)}` : ''}` : '—'}</td>
             </tr>

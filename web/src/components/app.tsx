@@ -32,7 +32,17 @@ export function App() {
     setSession(null);
     setNotice(reason);
   }
-  if (!session) return <AuthScreen onSession={(s) => { setNotice(''); setSession(s); }} notice={notice} onEnd={end} />;
+  if (!session)
+    return (
+      <AuthScreen
+        onSession={(s) => {
+          setNotice('');
+          setSession(s);
+        }}
+        notice={notice}
+        onEnd={end}
+      />
+    );
   return <ChatScreen key={session.user.id} session={session} />;
 }
 
@@ -100,7 +110,9 @@ function ChatScreen({ session }: { session: Session }) {
     addEventListener('popstate', onPop);
     return () => removeEventListener('popstate', onPop);
   }, []);
-  useEffect(() => { chat.open(route); }, [chat, route]);
+  useEffect(() => {
+    chat.open(route);
+  }, [chat, route]);
   chat.onRoomGone = () => go(null);
 
   const unread = [...chat.rooms.values()].reduce((n, e) => n + e.unread, 0);
@@ -112,17 +124,30 @@ function ChatScreen({ session }: { session: Session }) {
   const hasComposer = route !== null && search === null && chat.rooms.has(route);
   return (
     <div class={`app${route || search !== null ? ' has-room' : ''}`}>
-      {hasComposer && <a class="skip" href="#composer">Skip to message box</a>}
+      {hasComposer && (
+        <a class="skip" href="#composer">
+          Skip to message box
+        </a>
+      )}
       <Header chat={chat} session={session} search={search} onSearch={setSearch} openDialog={setDialog} />
       <div class="body">
         <Sidebar chat={chat} active={route} go={go} openDialog={setDialog} />
         <main class="main" aria-label={search !== null ? 'Search' : 'Conversation'}>
-          {search !== null
-            ? <SearchResults chat={chat} query={search} onClose={() => setSearch(null)}
-              onOpen={(room, seq) => { chat.jumpTo(room, seq); go(room); }} />
-            : route
-              ? <Conversation key={route} chat={chat} room={route} go={go} openDialog={setDialog} />
-              : <Welcome chat={chat} openDialog={setDialog} />}
+          {search !== null ? (
+            <SearchResults
+              chat={chat}
+              query={search}
+              onClose={() => setSearch(null)}
+              onOpen={(room, seq) => {
+                chat.jumpTo(room, seq);
+                go(room);
+              }}
+            />
+          ) : route ? (
+            <Conversation key={route} chat={chat} room={route} go={go} openDialog={setDialog} />
+          ) : (
+            <Welcome chat={chat} openDialog={setDialog} />
+          )}
         </main>
       </div>
       <Notices chat={chat} />
@@ -140,13 +165,26 @@ function ChatScreen({ session }: { session: Session }) {
   );
 }
 
-function Header({ chat, session, search, onSearch, openDialog }: {
-  chat: Chat; session: Session; search: string | null; onSearch: (q: string) => void; openDialog: (d: DialogState) => void;
+function Header({
+  chat,
+  session,
+  search,
+  onSearch,
+  openDialog,
+}: {
+  chat: Chat;
+  session: Session;
+  search: string | null;
+  onSearch: (q: string) => void;
+  openDialog: (d: DialogState) => void;
 }) {
   const [busy, setBusy] = useState(false);
   return (
     <header class="topbar">
-      <span class="brand"><span class="logo" aria-hidden="true" />Parley</span>
+      <span class="brand">
+        <span class="logo" aria-hidden="true" />
+        Parley
+      </span>
       <SearchBox initial={search ?? ''} onSearch={onSearch} />
       <ConnectionStatus chat={chat} />
       <div class="me">
@@ -163,7 +201,16 @@ function Header({ chat, session, search, onSearch, openDialog }: {
           <VisuallyHidden>Your profile: </VisuallyHidden>
           <span class="me-name">{chat.me.name}</span>
         </button>
-        <button type="button" class="ghost" disabled={busy} onClick={() => { setBusy(true); chat.stop(); void session.logout(); }}>
+        <button
+          type="button"
+          class="ghost"
+          disabled={busy}
+          onClick={() => {
+            setBusy(true);
+            chat.stop();
+            void session.logout();
+          }}
+        >
           Log out
         </button>
       </div>
@@ -207,7 +254,9 @@ function Notices({ chat }: { chat: Chat }) {
       {chat.notices.map((n) => (
         <div key={n.id} class={`toast toast-${n.kind}`} role={n.kind === 'error' ? 'alert' : 'status'}>
           <span>{n.text}</span>
-          <button type="button" class="icon" aria-label="Dismiss" onClick={() => chat.dismiss(n.id)}><Icon name="close" size={16} /></button>
+          <button type="button" class="icon" aria-label="Dismiss" onClick={() => chat.dismiss(n.id)}>
+            <Icon name="close" size={16} />
+          </button>
         </div>
       ))}
     </div>
@@ -220,8 +269,12 @@ function Welcome({ chat, openDialog }: { chat: Chat; openDialog: (d: DialogState
       <h2>Welcome, {chat.me.name}</h2>
       <p>Pick a conversation on the left, or start one.</p>
       <div class="row">
-        <button type="button" class="primary" onClick={() => openDialog({ kind: 'create' })}>Create a room</button>
-        <button type="button" onClick={() => openDialog({ kind: 'browse' })}>Browse channels</button>
+        <button type="button" class="primary" onClick={() => openDialog({ kind: 'create' })}>
+          Create a room
+        </button>
+        <button type="button" onClick={() => openDialog({ kind: 'browse' })}>
+          Browse channels
+        </button>
       </div>
     </section>
   );

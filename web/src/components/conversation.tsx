@@ -24,14 +24,24 @@ const GROUP_MS = 5 * 60_000;
 /** Closer than this to an end of the loaded history, the next page is loaded. */
 const EDGE_PX = 240;
 
-interface Props { chat: Chat; room: string; go: (room: string | null) => void; openDialog: (d: DialogState) => void }
+interface Props {
+  chat: Chat;
+  room: string;
+  go: (room: string | null) => void;
+  openDialog: (d: DialogState) => void;
+}
 
 export function Conversation({ chat, room, go, openDialog }: Props) {
   const entry = chat.rooms.get(room);
   const [showMembers, setShowMembers] = useState(false);
   const [editing, setEditing] = useState<number | null>(null);
   if (!entry) {
-    if (!chat.inboxLoaded) return <div class="conv-empty muted" aria-busy="true">Loading…</div>;
+    if (!chat.inboxLoaded)
+      return (
+        <div class="conv-empty muted" aria-busy="true">
+          Loading…
+        </div>
+      );
     return <NotMember chat={chat} room={room} go={go} />;
   }
   const nameOf = (u: string) => chat.nameOf(u);
@@ -59,23 +69,44 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
     return true;
   }
 
-  const subtitle = entry.room.kind === 'direct'
-    ? (!online || !entry.peer ? 'Direct conversation' : online.has(entry.peer) ? 'Online' : 'Offline')
-    : entry.room.topic || (entry.room.kind === 'channel' ? 'Public channel' : 'Private group');
+  const subtitle =
+    entry.room.kind === 'direct'
+      ? !online || !entry.peer
+        ? 'Direct conversation'
+        : online.has(entry.peer)
+          ? 'Online'
+          : 'Offline'
+      : entry.room.topic || (entry.room.kind === 'channel' ? 'Public channel' : 'Private group');
 
   return (
     <div class={`conversation${showMembers ? ' with-members' : ''}`}>
       <header class="conv-head">
-        <button type="button" class="icon back" aria-label="Back to rooms" onClick={() => go(null)}><Icon name="back" /></button>
+        <button type="button" class="icon back" aria-label="Back to rooms" onClick={() => go(null)}>
+          <Icon name="back" />
+        </button>
         <div class="conv-title">
           <h1 id="conv-title" title={title}>
-            {entry.room.kind === 'channel' && <span aria-hidden="true" class="muted"># </span>}
-            {entry.room.kind === 'group' && <span class="title-icon" aria-hidden="true"><Icon name="lock" size={14} /></span>}
-            {entry.room.kind === 'direct' && entry.peer
-              ? <button type="button" class="link" onClick={() => openUser(entry.peer!)}>{title}</button>
-              : title}
+            {entry.room.kind === 'channel' && (
+              <span aria-hidden="true" class="muted">
+                #{' '}
+              </span>
+            )}
+            {entry.room.kind === 'group' && (
+              <span class="title-icon" aria-hidden="true">
+                <Icon name="lock" size={14} />
+              </span>
+            )}
+            {entry.room.kind === 'direct' && entry.peer ? (
+              <button type="button" class="link" onClick={() => openUser(entry.peer!)}>
+                {title}
+              </button>
+            ) : (
+              title
+            )}
           </h1>
-          <p class="topic" title={subtitle}>{subtitle}</p>
+          <p class="topic" title={subtitle}>
+            {subtitle}
+          </p>
         </div>
         <div class="conv-actions">
           {entry.room.kind !== 'direct' && (
@@ -84,20 +115,41 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
             </button>
           )}
           <NotifyMenu chat={chat} room={room} entry={entry} />
-          <button type="button" class="pins-button" onClick={() => openDialog({ kind: 'pins', room })}>Pins</button>
-          {isAdmin && <button type="button" onClick={() => openDialog({ kind: 'settings', room })}>Settings</button>}
-          {entry.room.kind !== 'direct' && <button type="button" class="ghost" onClick={() => void leave()}>Leave</button>}
+          <button type="button" class="pins-button" onClick={() => openDialog({ kind: 'pins', room })}>
+            Pins
+          </button>
+          {isAdmin && (
+            <button type="button" onClick={() => openDialog({ kind: 'settings', room })}>
+              Settings
+            </button>
+          )}
+          {entry.room.kind !== 'direct' && (
+            <button type="button" class="ghost" onClick={() => void leave()}>
+              Leave
+            </button>
+          )}
         </div>
       </header>
       <div class="conv-main">
         <div class="conv-col">
-          <MessageList chat={chat} room={room} entry={entry} title={title} editing={editing} setEditing={setEditing} openUser={openUser} openDialog={openDialog} />
+          <MessageList
+            chat={chat}
+            room={room}
+            entry={entry}
+            title={title}
+            editing={editing}
+            setEditing={setEditing}
+            openUser={openUser}
+            openDialog={openDialog}
+          />
           <TypingLine chat={chat} room={room} />
           <Composer chat={chat} room={room} mention={roomMention(entry, nameOf)} onEditLast={editLast} />
         </div>
-        {chat.thread?.room === room
-          ? <ThreadPanel chat={chat} />
-          : showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />}
+        {chat.thread?.room === room ? (
+          <ThreadPanel chat={chat} />
+        ) : (
+          showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />
+        )}
       </div>
     </div>
   );
@@ -122,7 +174,9 @@ function NotifyMenu({ chat, room, entry }: { chat: Chat; room: string; entry: Ro
   useEffect(() => {
     if (!open) return;
     box.current?.querySelector<HTMLElement>('[aria-checked="true"]')?.focus();
-    const away = (e: Event) => { if (!box.current?.contains(e.target as Node)) setOpen(false); };
+    const away = (e: Event) => {
+      if (!box.current?.contains(e.target as Node)) setOpen(false);
+    };
     document.addEventListener('pointerdown', away);
     return () => document.removeEventListener('pointerdown', away);
   }, [open]);
@@ -153,18 +207,28 @@ function NotifyMenu({ chat, room, entry }: { chat: Chat; room: string; entry: Ro
   }
   return (
     <div class="notify-menu" ref={box} onKeyDown={onKeyDown}>
-      <button type="button" class="icon notify-button" data-level={entry.notify} disabled={busy}
-        aria-haspopup="menu" aria-expanded={open} aria-label={`Notifications: ${current[1]}`} title={`Notifications: ${current[2]}`}
-        onClick={() => setOpen((v) => !v)}>
+      <button
+        type="button"
+        class="icon notify-button"
+        data-level={entry.notify}
+        disabled={busy}
+        aria-haspopup="menu"
+        aria-expanded={open}
+        aria-label={`Notifications: ${current[1]}`}
+        title={`Notifications: ${current[2]}`}
+        onClick={() => setOpen((v) => !v)}
+      >
         <Icon name={LEVEL_ICON[entry.notify]} />
       </button>
       {open && (
         <div class="menu" role="menu" aria-label="Notify me of">
           {LEVELS.map(([level, label, hint]) => (
-            <button key={level} type="button" role="menuitemradio" aria-checked={level === entry.notify} tabIndex={-1}
-              onClick={() => void choose(level)}>
+            <button key={level} type="button" role="menuitemradio" aria-checked={level === entry.notify} tabIndex={-1} onClick={() => void choose(level)}>
               <Icon name={LEVEL_ICON[level]} size={16} />
-              <span class="menu-text"><span>{label}</span><small class="muted">{hint}</small></span>
+              <span class="menu-text">
+                <span>{label}</span>
+                <small class="muted">{hint}</small>
+              </span>
             </button>
           ))}
         </div>
@@ -178,7 +242,10 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
   const [info, setInfo] = useState<{ name: string; kind: string; topic: string } | null | 'missing'>(null);
   const [error, setError] = useState('');
   useEffect(() => {
-    chat.client.request('room', { room }).then((r) => setInfo(r), () => setInfo('missing'));
+    chat.client.request('room', { room }).then(
+      (r) => setInfo(r),
+      () => setInfo('missing'),
+    );
   }, [room]);
   async function join() {
     try {
@@ -188,26 +255,58 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
       setError(describeJoinError(err, info && info !== 'missing' ? info.name : room));
     }
   }
-  if (info === null) return <div class="conv-empty muted" aria-busy="true">Loading…</div>;
+  if (info === null)
+    return (
+      <div class="conv-empty muted" aria-busy="true">
+        Loading…
+      </div>
+    );
   return (
     <section class="conv-empty">
-      {info === 'missing' || info.kind !== 'channel'
-        ? <p>This room does not exist, or it is private and you are not a member.</p>
-        : (<>
+      {info === 'missing' || info.kind !== 'channel' ? (
+        <p>This room does not exist, or it is private and you are not a member.</p>
+      ) : (
+        <>
           <h2 class="clip"># {info.name}</h2>
           {info.topic && <p class="muted">{info.topic}</p>}
           <p>You are not a member of this channel.</p>
-          <button type="button" class="primary" onClick={() => void join()}>Join channel</button>
-        </>)}
-      {error && <p class="error" role="alert">{error}</p>}
-      <p><button type="button" class="link" onClick={() => go(null)}>Back to your rooms</button></p>
+          <button type="button" class="primary" onClick={() => void join()}>
+            Join channel
+          </button>
+        </>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <p>
+        <button type="button" class="link" onClick={() => go(null)}>
+          Back to your rooms
+        </button>
+      </p>
     </section>
   );
 }
 
-function MessageList({ chat, room, entry, title, editing, setEditing, openUser, openDialog }: {
-  chat: Chat; room: string; entry: RoomEntry; title: string; editing: number | null;
-  setEditing: (seq: number | null) => void; openUser: (user: string) => void; openDialog: (d: DialogState) => void;
+function MessageList({
+  chat,
+  room,
+  entry,
+  title,
+  editing,
+  setEditing,
+  openUser,
+  openDialog,
+}: {
+  chat: Chat;
+  room: string;
+  entry: RoomEntry;
+  title: string;
+  editing: number | null;
+  setEditing: (seq: number | null) => void;
+  openUser: (user: string) => void;
+  openDialog: (d: DialogState) => void;
 }) {
   const tl = chat.timeline(room);
   const items = chat.shown(room);
@@ -291,7 +390,9 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser, 
     const onVisibility = () => measure();
     document.addEventListener('visibilitychange', onVisibility);
     // The composer growing or the window resizing must not leave the newest message hidden.
-    const ro = new ResizeObserver(() => { if (stick.current && ref.current) ref.current.scrollTop = ref.current.scrollHeight; });
+    const ro = new ResizeObserver(() => {
+      if (stick.current && ref.current) ref.current.scrollTop = ref.current.scrollHeight;
+    });
     if (ref.current) ro.observe(ref.current);
     return () => {
       document.removeEventListener('visibilitychange', onVisibility);
@@ -364,22 +465,45 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser, 
   const dividerBefore = chat.dividerBefore(room);
   const receipts = chat.receipts(room);
   const focusable = items.filter((m) => !(m.kind === 'join' && entry.room.kind === 'direct'));
-  const tabStop = current !== null && focusable.some((m) => m.seq === current) ? current : focusable[focusable.length - 1]?.seq ?? null;
+  const tabStop = current !== null && focusable.some((m) => m.seq === current) ? current : (focusable[focusable.length - 1]?.seq ?? null);
   const rows: JSX.Element[] = [];
   let prev: Shown | undefined;
   for (const m of focusable) {
     const newDay = !prev || dayKey(prev.ts) !== dayKey(m.ts);
-    if (newDay) rows.push(<li key={`d${m.seq}`} class="day"><span>{formatDay(m.ts)}</span></li>);
+    if (newDay)
+      rows.push(
+        <li key={`d${m.seq}`} class="day">
+          <span>{formatDay(m.ts)}</span>
+        </li>,
+      );
     const divider = m.seq === dividerBefore;
-    if (divider) rows.push(<li key="divider" class="divider"><span>New messages</span></li>);
+    if (divider)
+      rows.push(
+        <li key="divider" class="divider">
+          <span>New messages</span>
+        </li>,
+      );
     // A server post never shares a group with a user's messages, so none can pass for part of it.
-    const compact = !newDay && !divider && prev?.kind === 'text' && m.kind === 'text' && prev.user === m.user
-      && prev.server === m.server && m.ts - prev.ts < GROUP_MS;
+    const compact =
+      !newDay && !divider && prev?.kind === 'text' && m.kind === 'text' && prev.user === m.user && prev.server === m.server && m.ts - prev.ts < GROUP_MS;
     rows.push(
-      <MessageItem key={m.seq} chat={chat} room={room} m={m} compact={compact} editing={editing === m.seq}
-        canDelete={m.user === chat.me.id || moderator} canPin={moderator && entry.room.kind !== 'direct'} setEditing={setEditing} openUser={openUser} openDialog={openDialog}
-        tabIndex={m.seq === tabStop ? 0 : -1} controlsTab={inside === m.seq ? 0 : -1}
-        highlight={m.seq === tl.highlight} readers={receipts.get(m.seq)} />,
+      <MessageItem
+        key={m.seq}
+        chat={chat}
+        room={room}
+        m={m}
+        compact={compact}
+        editing={editing === m.seq}
+        canDelete={m.user === chat.me.id || moderator}
+        canPin={moderator && entry.room.kind !== 'direct'}
+        setEditing={setEditing}
+        openUser={openUser}
+        openDialog={openDialog}
+        tabIndex={m.seq === tabStop ? 0 : -1}
+        controlsTab={inside === m.seq ? 0 : -1}
+        highlight={m.seq === tl.highlight}
+        readers={receipts.get(m.seq)}
+      />,
     );
     prev = m;
   }
@@ -388,18 +512,34 @@ function MessageList({ chat, room, entry, title, editing, setEditing, openUser, 
   const showJump = tl.loaded && (!atBottom || !tl.latest);
   return (
     <div class="messages-wrap">
-      <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label={`Messages in ${title}`}
-        aria-busy={!tl.loaded || tl.loadingOlder || tl.loadingNewer}>
+      <div
+        class="messages"
+        ref={ref}
+        onScroll={onScroll}
+        role="log"
+        aria-label={`Messages in ${title}`}
+        aria-busy={!tl.loaded || tl.loadingOlder || tl.loadingNewer}
+      >
         <div class="history-edge" aria-live="polite">
           {tl.loadingOlder ? 'Loading older messages…' : tl.loaded && tl.complete ? beginning : ''}
         </div>
         {!tl.loaded && !tl.error && <p class="muted pad">Loading messages…</p>}
-        {tl.error && <p class="error pad" role="alert">Could not load messages: {tl.error}</p>}
+        {tl.error && (
+          <p class="error pad" role="alert">
+            Could not load messages: {tl.error}
+          </p>
+        )}
         <ol class="message-list" onKeyDown={onKeyDown} onFocusIn={onFocusIn} onFocusOut={onFocusOut}>
           {rows}
-          {pending.map((p) => <PendingItem key={p.key} chat={chat} p={p} />)}
+          {pending.map((p) => (
+            <PendingItem key={p.key} chat={chat} p={p} />
+          ))}
         </ol>
-        {tl.loaded && !tl.latest && <div class="history-edge newer" aria-live="polite">{tl.loadingNewer ? 'Loading newer messages…' : ''}</div>}
+        {tl.loaded && !tl.latest && (
+          <div class="history-edge newer" aria-live="polite">
+            {tl.loadingNewer ? 'Loading newer messages…' : ''}
+          </div>
+        )}
       </div>
       {showJump && (
         <button type="button" class="jump" onClick={() => chat.showLatest(room)}>
@@ -426,22 +566,53 @@ function systemText(chat: Chat, m: Shown): string {
   if (d.access === 'blacklist') parts.push('opened the room to everyone not on the black list');
   if (d.retention) parts.push('changed how long history is kept');
   if (typeof d.user === 'string' && typeof d.role === 'string') {
-    parts.push(d.role === 'owner' ? `handed the room to ${chat.nameOf(d.user)}` : `made ${chat.nameOf(d.user)} ${d.role === 'admin' ? 'an admin' : 'a member'}`);
+    parts.push(
+      d.role === 'owner' ? `handed the room to ${chat.nameOf(d.user)}` : `made ${chat.nameOf(d.user)} ${d.role === 'admin' ? 'an admin' : 'a member'}`,
+    );
   }
   return `${m.name} ${parts.join(', ') || 'changed the room'}`;
 }
 
-function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEditing, openUser, openDialog, tabIndex, controlsTab, highlight, readers }: {
-  chat: Chat; room: string; m: Shown; compact: boolean; editing: boolean; canDelete: boolean; canPin: boolean;
-  setEditing: (seq: number | null) => void; openUser: (user: string) => void; openDialog: (d: DialogState) => void;
-  tabIndex: number; controlsTab: number; highlight: boolean; readers: string[] | undefined;
+function MessageItem({
+  chat,
+  room,
+  m,
+  compact,
+  editing,
+  canDelete,
+  canPin,
+  setEditing,
+  openUser,
+  openDialog,
+  tabIndex,
+  controlsTab,
+  highlight,
+  readers,
+}: {
+  chat: Chat;
+  room: string;
+  m: Shown;
+  compact: boolean;
+  editing: boolean;
+  canDelete: boolean;
+  canPin: boolean;
+  setEditing: (seq: number | null) => void;
+  openUser: (user: string) => void;
+  openDialog: (d: DialogState) => void;
+  tabIndex: number;
+  controlsTab: number;
+  highlight: boolean;
+  readers: string[] | undefined;
 }) {
   const iso = new Date(m.ts).toISOString();
   const cls = highlight ? ' target' : '';
   if (m.kind !== 'text') {
     return (
       <li class={`system${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
-        <span>{systemText(chat, m)}</span> <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
+        <span>{systemText(chat, m)}</span>{' '}
+        <time dateTime={iso} title={formatFull(m.ts)}>
+          {formatTime(m.ts)}
+        </time>
       </li>
     );
   }
@@ -453,47 +624,96 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEd
     }
   }
   return (
-    <li class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${!mine && chat.mentionsMe(m) ? ' mentioned' : ''}${cls}`} data-seq={m.seq} tabIndex={tabIndex}>
+    <li
+      class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${!mine && chat.mentionsMe(m) ? ' mentioned' : ''}${cls}`}
+      data-seq={m.seq}
+      tabIndex={tabIndex}
+    >
       <div class="msg-gutter">
-        {compact
-          ? <time class="hover-time" dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
-          : <Avatar id={m.user} name={name} />}
+        {compact ? (
+          <time class="hover-time" dateTime={iso} title={formatFull(m.ts)}>
+            {formatTime(m.ts)}
+          </time>
+        ) : (
+          <Avatar id={m.user} name={name} />
+        )}
       </div>
       <div class="msg-body">
-        {compact
-          ? <span class="sr-only">{name}{m.server ? ' (server)' : ''}, {formatTime(m.ts)}: </span>
-          : (
-            <div class="msg-head">
-              <button type="button" class="name link" tabIndex={controlsTab} title={name} onClick={() => openUser(m.user)}>{name}</button>
-              {m.server && <span class="server-tag" title="Posted by this server, not by a user">Server</span>}
-              <time dateTime={iso} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
-            </div>
-          )}
-        {m.quote && <QuoteBlock chat={chat} quote={m.quote} />}
-        {editing
-          ? <EditForm chat={chat} room={room} m={m} done={() => setEditing(null)} />
-          : m.deleted
-            ? <div class="msg-text deleted"><p>This message was deleted.</p></div>
-            : (
-              <div class="msg-text">
-                {(m.text !== '' || m.edited) && <MessageText text={m.text} linkTabIndex={controlsTab} mentions={mentionTokens(m)} me={chat.me.id}
-                  after={m.edited
-                    ? <> <button type="button" class="edited link" tabIndex={controlsTab} title="Show earlier versions"
-                      onClick={() => openDialog({ kind: 'versions', room, seq: m.seq })}>(edited)</button></>
-                    : undefined} />}
-                {Array.isArray(m.data?.attachments) && <Attachments chat={chat} files={m.data.attachments as AttachmentRef[]} tabIndex={controlsTab} />}
-              </div>
+        {compact ? (
+          <span class="sr-only">
+            {name}
+            {m.server ? ' (server)' : ''}, {formatTime(m.ts)}:{' '}
+          </span>
+        ) : (
+          <div class="msg-head">
+            <button type="button" class="name link" tabIndex={controlsTab} title={name} onClick={() => openUser(m.user)}>
+              {name}
+            </button>
+            {m.server && (
+              <span class="server-tag" title="Posted by this server, not by a user">
+                Server
+              </span>
             )}
+            <time dateTime={iso} title={formatFull(m.ts)}>
+              {formatTime(m.ts)}
+            </time>
+          </div>
+        )}
+        {m.quote && <QuoteBlock chat={chat} quote={m.quote} />}
+        {editing ? (
+          <EditForm chat={chat} room={room} m={m} done={() => setEditing(null)} />
+        ) : m.deleted ? (
+          <div class="msg-text deleted">
+            <p>This message was deleted.</p>
+          </div>
+        ) : (
+          <div class="msg-text">
+            {(m.text !== '' || m.edited) && (
+              <MessageText
+                text={m.text}
+                linkTabIndex={controlsTab}
+                mentions={mentionTokens(m)}
+                me={chat.me.id}
+                after={
+                  m.edited ? (
+                    <>
+                      {' '}
+                      <button
+                        type="button"
+                        class="edited link"
+                        tabIndex={controlsTab}
+                        title="Show earlier versions"
+                        onClick={() => openDialog({ kind: 'versions', room, seq: m.seq })}
+                      >
+                        (edited)
+                      </button>
+                    </>
+                  ) : undefined
+                }
+              />
+            )}
+            {Array.isArray(m.data?.attachments) && <Attachments chat={chat} files={m.data.attachments as AttachmentRef[]} tabIndex={controlsTab} />}
+          </div>
+        )}
         {m.reactions.length > 0 && (
           <div class="reactions">
             {m.reactions.map((r) => {
               const me = r.users.includes(chat.me.id);
               const who = r.users.map((u) => (u === chat.me.id ? 'you' : chat.nameOf(u))).join(', ');
               return (
-                <button key={r.emoji} type="button" class={`chip${me ? ' mine' : ''}`} aria-pressed={me} title={who} tabIndex={controlsTab}
+                <button
+                  key={r.emoji}
+                  type="button"
+                  class={`chip${me ? ' mine' : ''}`}
+                  aria-pressed={me}
+                  title={who}
+                  tabIndex={controlsTab}
                   aria-label={`${r.emoji} ${r.users.length}, by ${who}`}
-                  onClick={() => void chat.react(room, m.seq, r.emoji, me)}>
-                  <span aria-hidden="true"><span class="emoji">{r.emoji}</span> {r.users.length}</span>
+                  onClick={() => void chat.react(room, m.seq, r.emoji, me)}
+                >
+                  <span aria-hidden="true">
+                    <span class="emoji">{r.emoji}</span> {r.users.length}
+                  </span>
                 </button>
               );
             })}
@@ -504,18 +724,43 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEd
       </div>
       {!m.deleted && !editing && (
         <div class="msg-actions" role="toolbar" aria-label={`Actions for the message of ${name}`}>
-          <ReactPicker tabIndex={controlsTab} onPick={(emoji) => {
-            const mineAlready = m.reactions.find((r) => r.emoji === emoji)?.users.includes(chat.me.id) ?? false;
-            void chat.react(room, m.seq, emoji, mineAlready);
-          }} />
-          <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => chat.replyTo(room, m)}><Icon name="reply" /></button>
+          <ReactPicker
+            tabIndex={controlsTab}
+            onPick={(emoji) => {
+              const mineAlready = m.reactions.find((r) => r.emoji === emoji)?.users.includes(chat.me.id) ?? false;
+              void chat.react(room, m.seq, emoji, mineAlready);
+            }}
+          />
+          <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => chat.replyTo(room, m)}>
+            <Icon name="reply" />
+          </button>
           {m.thread === undefined && (
-            <button type="button" class="icon thread-action" tabIndex={controlsTab} aria-label="Reply in thread" title="Reply in thread"
-              onClick={() => void chat.openThread(room, m.seq)}><Icon name="thread" /></button>
+            <button
+              type="button"
+              class="icon thread-action"
+              tabIndex={controlsTab}
+              aria-label="Reply in thread"
+              title="Reply in thread"
+              onClick={() => void chat.openThread(room, m.seq)}
+            >
+              <Icon name="thread" />
+            </button>
           )}
-          {canPin && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Pin message" title="Pin" onClick={() => void chat.pin(room, m.seq, true)}><Icon name="pin" /></button>}
-          {mine && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}><Icon name="edit" /></button>}
-          {canDelete && <button type="button" class="icon" tabIndex={controlsTab} aria-label="Delete message" title="Delete" onClick={() => void remove()}><Icon name="trash" /></button>}
+          {canPin && (
+            <button type="button" class="icon" tabIndex={controlsTab} aria-label="Pin message" title="Pin" onClick={() => void chat.pin(room, m.seq, true)}>
+              <Icon name="pin" />
+            </button>
+          )}
+          {mine && (
+            <button type="button" class="icon" tabIndex={controlsTab} aria-label="Edit message" title="Edit" onClick={() => setEditing(m.seq)}>
+              <Icon name="edit" />
+            </button>
+          )}
+          {canDelete && (
+            <button type="button" class="icon" tabIndex={controlsTab} aria-label="Delete message" title="Delete" onClick={() => void remove()}>
+              <Icon name="trash" />
+            </button>
+          )}
         </div>
       )}
     </li>
@@ -525,13 +770,22 @@ function MessageItem({ chat, room, m, compact, editing, canDelete, canPin, setEd
 /** Under a thread root, "N replies" with the last reply's time; under a reply also sent to the room, its thread. */
 function ThreadLink({ chat, room, m, tabIndex }: { chat: Chat; room: string; m: Shown; tabIndex: number }) {
   if (m.thread !== undefined) {
-    return <button type="button" class="link thread-link" tabIndex={tabIndex} onClick={() => void chat.openThread(room, m.thread!)}>Replied in a thread</button>;
+    return (
+      <button type="button" class="link thread-link" tabIndex={tabIndex} onClick={() => void chat.openThread(room, m.thread!)}>
+        Replied in a thread
+      </button>
+    );
   }
   const summary = chat.summaryOf(room, m);
   if (!summary) return null;
   return (
-    <button type="button" class="link thread-link" tabIndex={tabIndex} onClick={() => void chat.openThread(room, m.seq)}
-      title={`Last reply ${formatFull(summary.lastTs)}`}>
+    <button
+      type="button"
+      class="link thread-link"
+      tabIndex={tabIndex}
+      onClick={() => void chat.openThread(room, m.seq)}
+      title={`Last reply ${formatFull(summary.lastTs)}`}
+    >
       {plural(summary.count, 'reply', 'replies')}
       <span class="muted"> · {summary.users.map((u) => chat.nameOf(u)).join(', ')}</span>
     </button>
@@ -552,7 +806,9 @@ function Receipts({ chat, readers }: { chat: Chat; readers: string[] }) {
   const label = `Seen by ${names.length <= 3 ? names.join(', ') : `${names.slice(0, 2).join(', ')} and ${names.length - 2} more`}`;
   return (
     <div class="receipts" role="img" aria-label={label} title={label}>
-      {readers.slice(0, 5).map((u) => <Avatar key={u} id={u} name={chat.nameOf(u)} size="xs" />)}
+      {readers.slice(0, 5).map((u) => (
+        <Avatar key={u} id={u} name={chat.nameOf(u)} size="xs" />
+      ))}
     </div>
   );
 }
@@ -576,18 +832,49 @@ function ReactPicker({ onPick, tabIndex }: { onPick: (emoji: string) => void; ta
   }
   useEffect(() => {
     if (!open) return;
-    const away = (e: MouseEvent) => { if (!ref.current?.contains(e.target as Node)) setOpen(false); };
+    const away = (e: MouseEvent) => {
+      if (!ref.current?.contains(e.target as Node)) setOpen(false);
+    };
     document.addEventListener('mousedown', away);
     return () => document.removeEventListener('mousedown', away);
   }, [open]);
   return (
-    <div class="picker-wrap" ref={ref} onKeyDown={(e) => { if (e.key === 'Escape' && open) { e.stopPropagation(); e.preventDefault(); close(); } }}>
+    <div
+      class="picker-wrap"
+      ref={ref}
+      onKeyDown={(e) => {
+        if (e.key === 'Escape' && open) {
+          e.stopPropagation();
+          e.preventDefault();
+          close();
+        }
+      }}
+    >
       <button ref={toggleRef} type="button" class="icon" tabIndex={tabIndex} aria-label="Add reaction" title="React" aria-expanded={open} onClick={toggle}>
         <Icon name="smile" />
       </button>
-      {open && <QuickReactions up={up} onPick={(e) => { close(); onPick(e); }} onMore={() => { close(); setAll(true); }} />}
+      {open && (
+        <QuickReactions
+          up={up}
+          onPick={(e) => {
+            close();
+            onPick(e);
+          }}
+          onMore={() => {
+            close();
+            setAll(true);
+          }}
+        />
+      )}
       {all && (
-        <EmojiPicker title="Choose an emoji" onClose={() => setAll(false)} onPick={(e) => { setAll(false); onPick(e); }} />
+        <EmojiPicker
+          title="Choose an emoji"
+          onClose={() => setAll(false)}
+          onPick={(e) => {
+            setAll(false);
+            onPick(e);
+          }}
+        />
       )}
     </div>
   );
@@ -610,19 +897,50 @@ function EditForm({ chat, room, m, done }: { chat: Chat; room: string; m: Shown;
     done();
   }
   return (
-    <form class="edit-form" onSubmit={(e) => { e.preventDefault(); void save(); }}>
-      <label class="sr-only" for={`edit-${m.seq}`}>Edit message</label>
-      <textarea id={`edit-${m.seq}`} ref={ref} value={text} rows={2}
-        aria-invalid={error ? true : undefined} aria-describedby={error ? `edit-${m.seq}-err` : undefined}
-        onInput={(e) => { setText(e.currentTarget.value); setError(null); }}
+    <form
+      class="edit-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void save();
+      }}
+    >
+      <label class="sr-only" for={`edit-${m.seq}`}>
+        Edit message
+      </label>
+      <textarea
+        id={`edit-${m.seq}`}
+        ref={ref}
+        value={text}
+        rows={2}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={error ? `edit-${m.seq}-err` : undefined}
+        onInput={(e) => {
+          setText(e.currentTarget.value);
+          setError(null);
+        }}
         onKeyDown={(e) => {
-          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); void save(); }
-          if (e.key === 'Escape') { e.preventDefault(); done(); }
-        }} />
-      {error && <small id={`edit-${m.seq}-err`} class="error" role="alert">{error}</small>}
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            void save();
+          }
+          if (e.key === 'Escape') {
+            e.preventDefault();
+            done();
+          }
+        }}
+      />
+      {error && (
+        <small id={`edit-${m.seq}-err`} class="error" role="alert">
+          {error}
+        </small>
+      )}
       <div class="row small">
-        <button type="submit" class="primary">Save</button>
-        <button type="button" onClick={done}>Cancel</button>
+        <button type="submit" class="primary">
+          Save
+        </button>
+        <button type="button" onClick={done}>
+          Cancel
+        </button>
         <span class="muted">Enter to save, Escape to cancel</span>
       </div>
     </form>
@@ -634,11 +952,15 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
   const status = p.status === 'failed' ? `Not sent: ${p.error ?? 'error'}` : offline ? 'Waiting for connection…' : 'Sending…';
   return (
     <li class={`msg mine pending${p.status === 'failed' ? ' failed' : ''}`} data-pending={p.key}>
-      <div class="msg-gutter"><Avatar id={chat.me.id} name={chat.me.name} /></div>
+      <div class="msg-gutter">
+        <Avatar id={chat.me.id} name={chat.me.name} />
+      </div>
       <div class="msg-body">
         <div class="msg-head">
           <span class="name">{chat.me.name}</span>
-          <span class="pending-status" role={p.status === 'failed' ? 'alert' : undefined}>{status}</span>
+          <span class="pending-status" role={p.status === 'failed' ? 'alert' : undefined}>
+            {status}
+          </span>
         </div>
         <div class="msg-text">
           {p.text && <p>{p.text}</p>}
@@ -646,8 +968,12 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
         </div>
         {p.status === 'failed' && (
           <div class="row small">
-            <button type="button" onClick={() => chat.retry(p.key)}>Retry</button>
-            <button type="button" class="ghost" onClick={() => chat.discard(p.key)}>Discard</button>
+            <button type="button" onClick={() => chat.retry(p.key)}>
+              Retry
+            </button>
+            <button type="button" class="ghost" onClick={() => chat.discard(p.key)}>
+              Discard
+            </button>
           </div>
         )}
       </div>
@@ -659,7 +985,11 @@ function PendingItem({ chat, p }: { chat: Chat; p: PendingSend }) {
 function Attachments({ chat, files, tabIndex }: { chat: Chat; files: AttachmentRef[]; tabIndex: number }) {
   return (
     <ul class="attachments">
-      {files.map((f) => <li key={f.id}><AttachmentView chat={chat} f={f} tabIndex={tabIndex} /></li>)}
+      {files.map((f) => (
+        <li key={f.id}>
+          <AttachmentView chat={chat} f={f} tabIndex={tabIndex} />
+        </li>
+      ))}
     </ul>
   );
 }
@@ -669,16 +999,32 @@ function AttachmentView({ chat, f, tabIndex }: { chat: Chat; f: AttachmentRef; t
   const [failed, setFailed] = useState(false);
   useEffect(() => {
     let live = true;
-    chat.fileLink(f.id).then((v) => { if (live) setLink(v); }, () => { if (live) setFailed(true); });
-    return () => { live = false; };
+    chat.fileLink(f.id).then(
+      (v) => {
+        if (live) setLink(v);
+      },
+      () => {
+        if (live) setFailed(true);
+      },
+    );
+    return () => {
+      live = false;
+    };
   }, [f.id]);
   const image = f.width !== undefined && f.height !== undefined;
   if (image && !failed) {
     // The box has the image's shape (at most the preview's size) before it loads: no jump.
     const scale = Math.min(1, 360 / Math.max(f.width!, f.height!));
     return (
-      <a class="attachment-image" href={link?.url} target="_blank" rel="noopener noreferrer" tabIndex={tabIndex} title={f.name}
-        style={{ width: `${Math.round(f.width! * scale)}px`, aspectRatio: `${f.width} / ${f.height}` }}>
+      <a
+        class="attachment-image"
+        href={link?.url}
+        target="_blank"
+        rel="noopener noreferrer"
+        tabIndex={tabIndex}
+        title={f.name}
+        style={{ width: `${Math.round(f.width! * scale)}px`, aspectRatio: `${f.width} / ${f.height}` }}
+      >
         {link?.previewUrl && <img src={link.previewUrl} alt={f.name} loading="lazy" />}
       </a>
     );
@@ -686,7 +1032,10 @@ function AttachmentView({ chat, f, tabIndex }: { chat: Chat; f: AttachmentRef; t
   return (
     <a class="attachment-card" href={link?.url} download={f.name} tabIndex={tabIndex} aria-disabled={link ? undefined : true}>
       <Icon name="file" size={28} />
-      <span class="attachment-meta"><span class="attachment-name clip">{f.name}</span><span class="muted">{formatBytes(f.size)}</span></span>
+      <span class="attachment-meta">
+        <span class="attachment-name clip">{f.name}</span>
+        <span class="muted">{formatBytes(f.size)}</span>
+      </span>
     </a>
   );
 }
@@ -699,13 +1048,25 @@ function UploadTray({ chat, room, items }: { chat: Chat; room: string; items: Up
         <li key={u.local} class={`upload ${u.status}`} data-upload={u.status}>
           {u.thumb ? <img src={u.thumb} alt="" /> : <Icon name="file" size={24} />}
           <span class="attachment-meta">
-            <span class="attachment-name clip" title={u.file.name}>{u.file.name || 'pasted'}</span>
+            <span class="attachment-name clip" title={u.file.name}>
+              {u.file.name || 'pasted'}
+            </span>
             {u.status === 'uploading' && <progress max={u.file.size || 1} value={u.sent} aria-label={`Uploading ${u.file.name}`} />}
             {u.status === 'done' && <span class="muted">{formatBytes(u.done!.size)}</span>}
-            {u.status === 'failed' && <span class="error" role="alert">Upload failed: {u.error}</span>}
+            {u.status === 'failed' && (
+              <span class="error" role="alert">
+                Upload failed: {u.error}
+              </span>
+            )}
           </span>
-          {u.status === 'failed' && <button type="button" onClick={() => chat.retryUpload(room, u.local)}>Retry</button>}
-          <button type="button" class="icon" aria-label={`Remove ${u.file.name}`} title="Remove" onClick={() => chat.dropUpload(room, u.local)}><Icon name="close" size={14} /></button>
+          {u.status === 'failed' && (
+            <button type="button" onClick={() => chat.retryUpload(room, u.local)}>
+              Retry
+            </button>
+          )}
+          <button type="button" class="icon" aria-label={`Remove ${u.file.name}`} title="Remove" onClick={() => chat.dropUpload(room, u.local)}>
+            <Icon name="close" size={14} />
+          </button>
         </li>
       ))}
     </ul>
@@ -714,10 +1075,19 @@ function UploadTray({ chat, room, items }: { chat: Chat; room: string; items: Up
 
 function TypingLine({ chat, room }: { chat: Chat; room: string }) {
   const names = chat.typingIn(room).map((u) => chat.nameOf(u));
-  const text = names.length === 0 ? ''
-    : names.length === 1 ? `${names[0]} is typing…`
-      : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : 'Several people are typing…';
-  return <div class="typing" aria-live="polite">{text}</div>;
+  const text =
+    names.length === 0
+      ? ''
+      : names.length === 1
+        ? `${names[0]} is typing…`
+        : names.length === 2
+          ? `${names[0]} and ${names[1]} are typing…`
+          : 'Several people are typing…';
+  return (
+    <div class="typing" aria-live="polite">
+      {text}
+    </div>
+  );
 }
 
 /** The limit said before sending: how far over it a text is, or null. */
@@ -781,7 +1151,10 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
     chat.drafts.set(room, v);
     setSuggest(null);
     const caretAt = suggest.start + token.length;
-    requestAnimationFrame(() => { el?.focus(); el?.setSelectionRange(caretAt, caretAt); });
+    requestAnimationFrame(() => {
+      el?.focus();
+      el?.setSelectionRange(caretAt, caretAt);
+    });
   }
 
   function insert(emoji: string) {
@@ -808,17 +1181,32 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
   const near = text.length >= limit * 0.9;
   const described = ['composer-help', near ? 'composer-count' : '', error ? 'composer-err' : ''].filter(Boolean).join(' ');
   return (
-    <form class={`composer${dragging ? ' dragging' : ''}`} onSubmit={(e) => { e.preventDefault(); submit(); }}
-      onDragOver={(e) => { if (e.dataTransfer?.types.includes('Files')) { e.preventDefault(); setDragging(true); } }}
+    <form
+      class={`composer${dragging ? ' dragging' : ''}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        submit();
+      }}
+      onDragOver={(e) => {
+        if (e.dataTransfer?.types.includes('Files')) {
+          e.preventDefault();
+          setDragging(true);
+        }
+      }}
       onDragLeave={() => setDragging(false)}
       onDrop={(e) => {
         setDragging(false);
         if (!e.dataTransfer?.files.length) return;
         e.preventDefault();
         chat.addFiles(room, Array.from(e.dataTransfer.files));
-      }}>
+      }}
+    >
       {uploads.length > 0 && <UploadTray chat={chat} room={room} items={uploads} />}
-      {error && <small id="composer-err" class="error composer-error" role="alert">{error}</small>}
+      {error && (
+        <small id="composer-err" class="error composer-error" role="alert">
+          {error}
+        </small>
+      )}
       {!error && near && (
         <small id="composer-count" class={`composer-count${over ? ' error' : ''}`} aria-live="polite">
           {over ?? `${formatNumber(text.length)} / ${formatNumber(limit)}`}
@@ -826,15 +1214,29 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
       )}
       {replying && (
         <div class="replying" role="status">
-          <span>Replying to <strong>{chat.nameOf(replying.user)}</strong>: {shorten(replying.text, 80)}</span>
-          <button type="button" class="icon" aria-label="Cancel reply" title="Cancel reply" onClick={() => chat.replyTo(room, null)}><Icon name="close" /></button>
+          <span>
+            Replying to <strong>{chat.nameOf(replying.user)}</strong>: {shorten(replying.text, 80)}
+          </span>
+          <button type="button" class="icon" aria-label="Cancel reply" title="Cancel reply" onClick={() => chat.replyTo(room, null)}>
+            <Icon name="close" />
+          </button>
         </div>
       )}
       {suggest && <MentionList items={suggest.items} active={suggest.active} onPick={pickMention} />}
-      <label for="composer" class="sr-only">Message {mention}</label>
-      <textarea id="composer" ref={ref} rows={1} placeholder={`Message ${shorten(mention, 40)}`} value={text}
-        aria-describedby={described} aria-invalid={error || over ? true : undefined}
-        aria-autocomplete="list" aria-controls={suggest ? 'mention-list' : undefined} aria-expanded={suggest ? true : undefined}
+      <label for="composer" class="sr-only">
+        Message {mention}
+      </label>
+      <textarea
+        id="composer"
+        ref={ref}
+        rows={1}
+        placeholder={`Message ${shorten(mention, 40)}`}
+        value={text}
+        aria-describedby={described}
+        aria-invalid={error || over ? true : undefined}
+        aria-autocomplete="list"
+        aria-controls={suggest ? 'mention-list' : undefined}
+        aria-expanded={suggest ? true : undefined}
         aria-activedescendant={suggest ? `mention-${suggest.active}` : undefined}
         onInput={(e) => update(e.currentTarget.value)}
         onPaste={(e) => {
@@ -864,26 +1266,44 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
           } else if (e.key === 'ArrowUp' && text === '' && onEditLast()) {
             e.preventDefault();
           }
-        }} />
-      <span id="composer-help" class="sr-only">Enter sends, Shift+Enter starts a new line, Up arrow edits your last message. Markdown works: **bold**, _italic_, `code`.</span>
-      <input ref={fileInput} type="file" multiple hidden aria-hidden="true" tabIndex={-1} data-testid="file-input"
+        }}
+      />
+      <span id="composer-help" class="sr-only">
+        Enter sends, Shift+Enter starts a new line, Up arrow edits your last message. Markdown works: **bold**, _italic_, `code`.
+      </span>
+      <input
+        ref={fileInput}
+        type="file"
+        multiple
+        hidden
+        aria-hidden="true"
+        tabIndex={-1}
+        data-testid="file-input"
         onChange={(e) => {
           const files = Array.from(e.currentTarget.files ?? []);
           e.currentTarget.value = '';
           if (files.length) chat.addFiles(room, files);
-        }} />
+        }}
+      />
       <button type="button" class="icon attach-button" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
         <Icon name="clip" />
       </button>
-      <button type="button" class="icon emoji-button" aria-label="Insert emoji" title="Insert emoji"
+      <button
+        type="button"
+        class="icon emoji-button"
+        aria-label="Insert emoji"
+        title="Insert emoji"
         onClick={() => {
           const el = ref.current;
           caret.current = el ? [el.selectionStart, el.selectionEnd] : [text.length, text.length];
           setPicking(true);
-        }}>
+        }}
+      >
         <Icon name="smile" />
       </button>
-      <button type="submit" class="primary send">Send</button>
+      <button type="submit" class="primary send">
+        Send
+      </button>
       {picking && <EmojiPicker title="Choose an emoji" onClose={() => setPicking(false)} onPick={insert} />}
     </form>
   );

@@ -42,19 +42,33 @@ export function CreateRoom({ chat, onClose, go }: { chat: Chat; onClose: () => v
           <legend>Kind</legend>
           <label class="radio">
             <input type="radio" name="kind" value="channel" checked={kind === 'channel'} onChange={() => setKind('channel')} />
-            <span><strong>Channel</strong><small>Public: anyone can find and join it.</small></span>
+            <span>
+              <strong>Channel</strong>
+              <small>Public: anyone can find and join it.</small>
+            </span>
           </label>
           <label class="radio">
             <input type="radio" name="kind" value="group" checked={kind === 'group'} onChange={() => setKind('group')} />
-            <span><strong>Private group</strong><small>Only people you invite.</small></span>
+            <span>
+              <strong>Private group</strong>
+              <small>Only people you invite.</small>
+            </span>
           </label>
         </fieldset>
         <Field label="Name" value={name} onInput={setName} error={errors.name} autoFocus maxLength={LIMITS.roomName} name="room-name" />
         <Field label="Topic (optional)" value={topic} onInput={setTopic} error={errors.topic} maxLength={LIMITS.topic} name="room-topic" />
-        {failure && <p class="error" role="alert">{failure}</p>}
+        {failure && (
+          <p class="error" role="alert">
+            {failure}
+          </p>
+        )}
         <div class="row end">
-          <button type="button" onClick={onClose}>Cancel</button>
-          <button type="submit" class="primary" disabled={busy}>Create</button>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={busy}>
+            Create
+          </button>
         </div>
       </form>
     </Dialog>
@@ -72,7 +86,10 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
   const [filter, setFilter] = useState('');
   const [error, setError] = useState('');
   useEffect(() => {
-    chat.client.listRooms('public').then((r) => setRooms(r.rooms), (err) => setError(describeError(err)));
+    chat.client.listRooms('public').then(
+      (r) => setRooms(r.rooms),
+      (err) => setError(describeError(err)),
+    );
   }, []);
   async function join(room: Room) {
     try {
@@ -89,10 +106,16 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
   return (
     <Dialog title="Browse channels" onClose={onClose} wide>
       <Field label="Filter" value={filter} onInput={setFilter} autoFocus placeholder="name or topic" name="filter" />
-      {error && <p class="error" role="alert">{error}</p>}
-      {!rooms && !error && <p class="muted" role="status">
-        {chat.conn === 'online' ? 'Loading channels…' : 'You are offline. Channels are listed when the connection is back.'}
-      </p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {!rooms && !error && (
+        <p class="muted" role="status">
+          {chat.conn === 'online' ? 'Loading channels…' : 'You are offline. Channels are listed when the connection is back.'}
+        </p>
+      )}
       {rooms && shown.length === 0 && <p class="muted">{rooms.length ? 'No channel matches.' : 'No channels yet. Create the first one.'}</p>}
       <ul class="channel-list">
         {shown.map((r) => {
@@ -100,12 +123,27 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
           return (
             <li key={r.id}>
               <div class="channel-text">
-                <strong class="clip" title={r.name}># {r.name}</strong>
+                <strong class="clip" title={r.name}>
+                  # {r.name}
+                </strong>
                 {r.topic && <small class="muted">{r.topic}</small>}
               </div>
-              {joined
-                ? <button type="button" onClick={() => { onClose(); go(r.id); }} aria-label={`Open ${r.name}`}>Open</button>
-                : <button type="button" class="primary" onClick={() => void join(r)} aria-label={`Join ${r.name}`}>Join</button>}
+              {joined ? (
+                <button
+                  type="button"
+                  onClick={() => {
+                    onClose();
+                    go(r.id);
+                  }}
+                  aria-label={`Open ${r.name}`}
+                >
+                  Open
+                </button>
+              ) : (
+                <button type="button" class="primary" onClick={() => void join(r)} aria-label={`Join ${r.name}`}>
+                  Join
+                </button>
+              )}
             </li>
           );
         })}
@@ -157,14 +195,20 @@ export function RoomSettings({ chat, room, onClose }: { chat: Chat; room: string
             <option value="blacklist">Everyone except the black list</option>
             <option value="whitelist">Only the white list (and owners, admins)</option>
           </select>
-          {access === 'whitelist' && r.access !== 'whitelist' && (
-            <small class="hint">Members not on the white list are removed when you save.</small>
-          )}
+          {access === 'whitelist' && r.access !== 'whitelist' && <small class="hint">Members not on the white list are removed when you save.</small>}
         </div>
-        {failure && <p class="error" role="alert">{failure}</p>}
+        {failure && (
+          <p class="error" role="alert">
+            {failure}
+          </p>
+        )}
         <div class="row end">
-          <button type="button" onClick={onClose}>Cancel</button>
-          <button type="submit" class="primary" disabled={busy}>Save</button>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={busy}>
+            Save
+          </button>
         </div>
       </form>
       <AccessList chat={chat} room={room} list={r.access === 'whitelist' ? 'white' : 'black'} />
@@ -178,7 +222,10 @@ function AccessList({ chat, room, list }: { chat: Chat; room: string; list: 'bla
   const [user, setUser] = useState('');
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    chat.client.request('accessList', { room, list }).then((r) => setUsers(r.users), (err) => setError(describeError(err)));
+    chat.client.request('accessList', { room, list }).then(
+      (r) => setUsers(r.users),
+      (err) => setError(describeError(err)),
+    );
   }, [list]);
   async function change(add: string[], remove: string[]) {
     try {
@@ -205,18 +252,38 @@ function AccessList({ chat, room, list }: { chat: Chat; room: string; list: 'bla
       <ul class="plain-list">
         {(users ?? []).map((u) => (
           <li key={u}>
-            <span>{chat.nameOf(u)} <small class="muted">{u}</small></span>
-            <button type="button" class="ghost" onClick={() => void change([], [u])} aria-label={`Remove ${u} from the ${list} list`}>Remove</button>
+            <span>
+              {chat.nameOf(u)} <small class="muted">{u}</small>
+            </span>
+            <button type="button" class="ghost" onClick={() => void change([], [u])} aria-label={`Remove ${u} from the ${list} list`}>
+              Remove
+            </button>
           </li>
         ))}
       </ul>
       <form class="row" onSubmit={submit} noValidate>
-        <label class="sr-only" for={`access-${list}`}>User id to add to the {list} list</label>
-        <input id={`access-${list}`} value={user} placeholder="user id" autoComplete="off" spellcheck={false}
-          aria-invalid={error ? true : undefined} onInput={(e) => { setUser(e.currentTarget.value); setError(null); }} />
+        <label class="sr-only" for={`access-${list}`}>
+          User id to add to the {list} list
+        </label>
+        <input
+          id={`access-${list}`}
+          value={user}
+          placeholder="user id"
+          autoComplete="off"
+          spellcheck={false}
+          aria-invalid={error ? true : undefined}
+          onInput={(e) => {
+            setUser(e.currentTarget.value);
+            setError(null);
+          }}
+        />
         <button type="submit">Add</button>
       </form>
-      {error && <small class="error" role="alert">{error}</small>}
+      {error && (
+        <small class="error" role="alert">
+          {error}
+        </small>
+      )}
     </section>
   );
 }
@@ -224,8 +291,14 @@ function AccessList({ chat, room, list }: { chat: Chat; room: string; list: 'bla
 function Bans({ chat, room }: { chat: Chat; room: string }) {
   const [bans, setBans] = useState<Ban[] | null>(null);
   const [error, setError] = useState('');
-  const load = () => chat.client.request('bans', { room }).then((r) => setBans(r.bans), (err) => setError(describeError(err)));
-  useEffect(() => { void load(); }, []);
+  const load = () =>
+    chat.client.request('bans', { room }).then(
+      (r) => setBans(r.bans),
+      (err) => setError(describeError(err)),
+    );
+  useEffect(() => {
+    void load();
+  }, []);
   async function lift(user: string) {
     try {
       await chat.client.request('unban', { room, user });
@@ -237,15 +310,25 @@ function Bans({ chat, room }: { chat: Chat; room: string }) {
   return (
     <section class="settings-section" aria-label="Bans">
       <h3>Bans</h3>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       {bans && bans.length === 0 && <p class="muted">Nobody is banned.</p>}
       <ul class="plain-list">
         {(bans ?? []).map((b) => (
           <li key={b.user}>
             <span>
-              {chat.nameOf(b.user)} <small class="muted">{b.until ? `until ${formatFull(b.until)}` : 'permanently'}{b.reason ? ` — ${b.reason}` : ''}</small>
+              {chat.nameOf(b.user)}{' '}
+              <small class="muted">
+                {b.until ? `until ${formatFull(b.until)}` : 'permanently'}
+                {b.reason ? ` — ${b.reason}` : ''}
+              </small>
             </span>
-            <button type="button" class="ghost" onClick={() => void lift(b.user)} aria-label={`Lift the ban of ${b.user}`}>Lift</button>
+            <button type="button" class="ghost" onClick={() => void lift(b.user)} aria-label={`Lift the ban of ${b.user}`}>
+              Lift
+            </button>
           </li>
         ))}
       </ul>
@@ -254,7 +337,10 @@ function Bans({ chat, room }: { chat: Chat; room: string }) {
 }
 
 const BAN_DURATIONS: Array<[string, number | null]> = [
-  ['1 hour', 3600], ['1 day', 86400], ['1 week', 7 * 86400], ['Permanently', null],
+  ['1 hour', 3600],
+  ['1 day', 86400],
+  ['1 week', 7 * 86400],
+  ['Permanently', null],
 ];
 
 export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: string; room: string | null; onClose: () => void; go: Go }) {
@@ -306,14 +392,22 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
       <div class="user-card">
         <Avatar id={user} name={name} online={online} />
         <div>
-          <div><strong>{name}</strong>{me && <span class="muted"> (you)</span>}</div>
-          <div class="muted">@{user}{member && member.role !== 'member' ? ` · ${member.role}` : ''}
-            {online !== undefined && ` · ${online ? 'online' : 'offline'}`}</div>
+          <div>
+            <strong>{name}</strong>
+            {me && <span class="muted"> (you)</span>}
+          </div>
+          <div class="muted">
+            @{user}
+            {member && member.role !== 'member' ? ` · ${member.role}` : ''}
+            {online !== undefined && ` · ${online ? 'online' : 'offline'}`}
+          </div>
         </div>
       </div>
       {!me && (
         <div class="row">
-          <button type="button" class="primary" disabled={busy} onClick={() => void message()}>Send a direct message</button>
+          <button type="button" class="primary" disabled={busy} onClick={() => void message()}>
+            Send a direct message
+          </button>
         </div>
       )}
       {moderate && entry && (
@@ -323,16 +417,28 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
           <div class="field">
             <label for="ban-duration">Ban for</label>
             <select id="ban-duration" value={duration} onChange={(e) => setDuration(e.currentTarget.value)}>
-              {BAN_DURATIONS.map(([label], i) => <option key={label} value={String(i)}>{label}</option>)}
+              {BAN_DURATIONS.map(([label], i) => (
+                <option key={label} value={String(i)}>
+                  {label}
+                </option>
+              ))}
             </select>
           </div>
           <div class="row">
-            <button type="button" disabled={busy} onClick={() => void moderateAs('kick')}>Kick</button>
-            <button type="button" class="danger" disabled={busy} onClick={() => void moderateAs('ban')}>Ban</button>
+            <button type="button" disabled={busy} onClick={() => void moderateAs('kick')}>
+              Kick
+            </button>
+            <button type="button" class="danger" disabled={busy} onClick={() => void moderateAs('ban')}>
+              Ban
+            </button>
           </div>
         </section>
       )}
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
     </Dialog>
   );
 }

@@ -20,7 +20,10 @@ export function moveInGrid(e: KeyboardEvent, container: HTMLElement, selector: s
   let width = cols;
   if (!width) {
     const top = items[0]?.offsetTop;
-    width = Math.max(1, items.findIndex((el) => el.offsetTop !== top));
+    width = Math.max(
+      1,
+      items.findIndex((el) => el.offsetTop !== top),
+    );
     if (width === 1 && items.every((el) => el.offsetTop === top)) width = items.length;
   }
   const next = { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowUp: at - width, ArrowDown: at + width, Home: 0, End: items.length - 1 }[e.key];
@@ -37,15 +40,35 @@ export function moveInGrid(e: KeyboardEvent, container: HTMLElement, selector: s
 /** The palette under "Add reaction": a few common reactions and the way to all of them. */
 export function QuickReactions({ onPick, onMore, up }: { onPick: (emoji: string) => void; onMore: () => void; up: boolean }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => { ref.current?.querySelector<HTMLButtonElement>('button')?.focus(); }, []);
+  useEffect(() => {
+    ref.current?.querySelector<HTMLButtonElement>('button')?.focus();
+  }, []);
   return (
-    <div ref={ref} class={`picker${up ? ' up' : ''}`} role="group" aria-label="Reactions"
-      onKeyDown={(e: TargetedKeyboardEvent<HTMLDivElement>) => moveInGrid(e, e.currentTarget, 'button', 3)}>
+    <div
+      ref={ref}
+      class={`picker${up ? ' up' : ''}`}
+      role="group"
+      aria-label="Reactions"
+      onKeyDown={(e: TargetedKeyboardEvent<HTMLDivElement>) => moveInGrid(e, e.currentTarget, 'button', 3)}
+    >
       {QUICK_REACTIONS.map((emoji, i) => (
-        <button key={emoji} type="button" class="icon emoji" tabIndex={i === 0 ? 0 : -1} aria-label={`React with ${emoji}`}
-          onClick={() => { rememberEmoji(emoji); onPick(emoji); }}>{emoji}</button>
+        <button
+          key={emoji}
+          type="button"
+          class="icon emoji"
+          tabIndex={i === 0 ? 0 : -1}
+          aria-label={`React with ${emoji}`}
+          onClick={() => {
+            rememberEmoji(emoji);
+            onPick(emoji);
+          }}
+        >
+          {emoji}
+        </button>
       ))}
-      <button type="button" class="icon more" tabIndex={-1} aria-label="More emoji…" title="More emoji" onClick={onMore}>…</button>
+      <button type="button" class="icon more" tabIndex={-1} aria-label="More emoji…" title="More emoji" onClick={onMore}>
+        …
+      </button>
     </div>
   );
 }
@@ -69,13 +92,19 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
   const sections: Array<{ name: string; items: EmojiEntry[] }> = found
     ? [{ name: `Results for “${query.trim()}”`, items: found }]
     : [
-      ...(recent.length ? [{ name: 'Recently used', items: recent.map((e) => byEmoji.get(e) ?? { emoji: e, label: e, group: -1, words: [] }) }] : []),
-      ...(data?.groups ?? []),
-    ];
+        ...(recent.length ? [{ name: 'Recently used', items: recent.map((e) => byEmoji.get(e) ?? { emoji: e, label: e, group: -1, words: [] }) }] : []),
+        ...(data?.groups ?? []),
+      ];
   let first = true;
   return (
     <Dialog title={title} onClose={onClose} wide cls="emoji-dialog">
-      <input type="search" class="emoji-search" aria-label="Search emoji" placeholder="Search emoji" value={query} data-autofocus
+      <input
+        type="search"
+        class="emoji-search"
+        aria-label="Search emoji"
+        placeholder="Search emoji"
+        value={query}
+        data-autofocus
         onInput={(e) => setQuery(e.currentTarget.value)}
         onKeyDown={(e) => {
           // Enter picks the best match (and never submits a form around the picker).
@@ -86,9 +115,14 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
             e.preventDefault();
             grid.current?.querySelector<HTMLButtonElement>('button')?.focus();
           }
-        }} />
+        }}
+      />
       {!data && !failed && <p class="muted">Loading emoji…</p>}
-      {failed && <p class="error" role="alert">The emoji list could not be loaded. Try again later.</p>}
+      {failed && (
+        <p class="error" role="alert">
+          The emoji list could not be loaded. Try again later.
+        </p>
+      )}
       {found && found.length === 0 && <p class="muted">No emoji matches “{query.trim()}”.</p>}
       <div class="emoji-grid" ref={grid} onKeyDown={(e: TargetedKeyboardEvent<HTMLDivElement>) => moveInGrid(e, e.currentTarget, 'button')}>
         {sections.map((s) => (
@@ -99,8 +133,17 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
                 const tab = first ? 0 : -1;
                 first = false;
                 return (
-                  <button key={`${s.name}-${e.emoji}`} type="button" class="emoji" tabIndex={tab} aria-label={e.label} title={e.label}
-                    onClick={() => pick(e.emoji)}>{e.emoji}</button>
+                  <button
+                    key={`${s.name}-${e.emoji}`}
+                    type="button"
+                    class="emoji"
+                    tabIndex={tab}
+                    aria-label={e.label}
+                    title={e.label}
+                    onClick={() => pick(e.emoji)}
+                  >
+                    {e.emoji}
+                  </button>
                 );
               })}
             </div>

@@ -25,9 +25,19 @@ const FILLED = new Set<keyof typeof PATHS>(['lock']);
 export function Icon({ name, size = 18 }: { name: keyof typeof PATHS; size?: number }) {
   const filled = FILLED.has(name);
   return (
-    <svg width={size} height={size} viewBox="0 0 24 24" aria-hidden="true" focusable="false" class="svg-icon"
-      fill={filled ? 'currentColor' : 'none'} stroke={filled ? 'none' : 'currentColor'}
-      stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+    <svg
+      width={size}
+      height={size}
+      viewBox="0 0 24 24"
+      aria-hidden="true"
+      focusable="false"
+      class="svg-icon"
+      fill={filled ? 'currentColor' : 'none'}
+      stroke={filled ? 'none' : 'currentColor'}
+      stroke-width="2"
+      stroke-linecap="round"
+      stroke-linejoin="round"
+    >
       <path d={PATHS[name]} />
     </svg>
   );

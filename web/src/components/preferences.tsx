@@ -6,7 +6,11 @@ import { notifyChoice, setNotifyChoice, setTheme, theme, type Theme } from '../p
 import { subscribePush, unsubscribePush } from '../push.js';
 import { Dialog } from './ui.js';
 
-const THEMES: Array<[Theme, string]> = [['system', 'Same as the system'], ['light', 'Light'], ['dark', 'Dark']];
+const THEMES: Array<[Theme, string]> = [
+  ['system', 'Same as the system'],
+  ['light', 'Light'],
+  ['dark', 'Dark'],
+];
 
 /**
  * Turns notifications on, asking the browser's permission if need be; the outcome in words
@@ -61,12 +65,25 @@ export function Preferences({ token, onClose }: { token: () => Promise<string>; 
       <fieldset class="kinds">
         <legend>Notifications</legend>
         <label class="radio">
-          <input type="checkbox" checked={notify} disabled={!supported} aria-describedby={problem ? 'notify-problem' : pushNote ? 'push-note' : undefined}
-            onChange={(e) => void toggle(e.currentTarget.checked)} />
+          <input
+            type="checkbox"
+            checked={notify}
+            disabled={!supported}
+            aria-describedby={problem ? 'notify-problem' : pushNote ? 'push-note' : undefined}
+            onChange={(e) => void toggle(e.currentTarget.checked)}
+          />
           <span>Notify me of direct messages and mentions while Parley is in the background or closed</span>
         </label>
-        {problem && <small id="notify-problem" class="error" role="alert">{problem}</small>}
-        {pushNote && <small id="push-note" class="muted" role="status">{pushNote}</small>}
+        {problem && (
+          <small id="notify-problem" class="error" role="alert">
+            {problem}
+          </small>
+        )}
+        {pushNote && (
+          <small id="push-note" class="muted" role="status">
+            {pushNote}
+          </small>
+        )}
       </fieldset>
     </Dialog>
   );

@@ -65,13 +65,35 @@ function PictureForm({ chat, session }: { chat: Chat; session: Session }) {
       <h3 id="picture-title">Picture</h3>
       <div class="row">
         <Avatar id={chat.me.id} name={chat.me.name} size="md" />
-        <button type="button" disabled={busy} onClick={() => input.current?.click()}>{has ? 'Change picture' : 'Choose a picture'}</button>
-        <input ref={input} type="file" accept="image/png,image/jpeg,image/gif,image/webp,image/avif" hidden aria-hidden="true" tabIndex={-1}
-          data-testid="avatar-input" onChange={pick} />
-        {has && <button type="button" class="ghost" disabled={busy} onClick={() => void run(() => session.removeAvatar(), 'Picture removed.')}>Remove picture</button>}
+        <button type="button" disabled={busy} onClick={() => input.current?.click()}>
+          {has ? 'Change picture' : 'Choose a picture'}
+        </button>
+        <input
+          ref={input}
+          type="file"
+          accept="image/png,image/jpeg,image/gif,image/webp,image/avif"
+          hidden
+          aria-hidden="true"
+          tabIndex={-1}
+          data-testid="avatar-input"
+          onChange={pick}
+        />
+        {has && (
+          <button type="button" class="ghost" disabled={busy} onClick={() => void run(() => session.removeAvatar(), 'Picture removed.')}>
+            Remove picture
+          </button>
+        )}
       </div>
-      {error && <p class="error" role="alert">{error}</p>}
-      {status && <p class="saved" role="status">{status}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {status && (
+        <p class="saved" role="status">
+          {status}
+        </p>
+      )}
     </section>
   );
 }
@@ -101,12 +123,27 @@ function NameForm({ chat }: { chat: Chat }) {
   }
   return (
     <form class="profile-name" onSubmit={(e) => void submit(e)} noValidate aria-label="Your name">
-      <Field label="Display name" value={name} onInput={(v) => { setName(v); setSaved(false); }} error={error}
+      <Field
+        label="Display name"
+        value={name}
+        onInput={(v) => {
+          setName(v);
+          setSaved(false);
+        }}
+        error={error}
         hint={`Shown with your messages from now on (@${chat.me.id}). Messages already sent keep the name they were sent with.`}
-        maxLength={NAME_MAX} autoComplete="name" />
+        maxLength={NAME_MAX}
+        autoComplete="name"
+      />
       <div class="row end">
-        {saved && <span class="saved" role="status">Saved.</span>}
-        <button type="submit" class="primary" disabled={busy || name.trim() === chat.me.name}>Save name</button>
+        {saved && (
+          <span class="saved" role="status">
+            Saved.
+          </span>
+        )}
+        <button type="submit" class="primary" disabled={busy || name.trim() === chat.me.name}>
+          Save name
+        </button>
       </div>
     </form>
   );
@@ -129,8 +166,18 @@ function PasswordForm({ chat, session, onChanged }: { chat: Chat; session: Sessi
   useEffect(() => {
     if (!next) return setStrength(null);
     let live = true;
-    const t = setTimeout(() => { passwordStrength(next, inputs).then((s) => { if (live) setStrength(s); }, () => {}); }, 150);
-    return () => { live = false; clearTimeout(t); };
+    const t = setTimeout(() => {
+      passwordStrength(next, inputs).then(
+        (s) => {
+          if (live) setStrength(s);
+        },
+        () => {},
+      );
+    }, 150);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
   }, [next]);
   async function submit(e: Event) {
     e.preventDefault();
@@ -156,7 +203,12 @@ function PasswordForm({ chat, session, onChanged }: { chat: Chat; session: Sessi
       const x = err as { code?: string; details?: Record<string, unknown> };
       if (x.code === 'forbidden' && x.details?.field === 'oldPassword') setErrors({ current: 'That is not your current password.' });
       else if (x.code === 'invalid' && x.details?.field === 'newPassword') {
-        setErrors({ next: weakPassword({ warning: typeof x.details.warning === 'string' ? x.details.warning : '', suggestions: Array.isArray(x.details.suggestions) ? x.details.suggestions.map(String) : [] }) });
+        setErrors({
+          next: weakPassword({
+            warning: typeof x.details.warning === 'string' ? x.details.warning : '',
+            suggestions: Array.isArray(x.details.suggestions) ? x.details.suggestions.map(String) : [],
+          }),
+        });
       } else setFailure(describeError(err));
     } finally {
       setBusy(false);
@@ -166,19 +218,50 @@ function PasswordForm({ chat, session, onChanged }: { chat: Chat; session: Sessi
     <form class="profile-password" onSubmit={(e) => void submit(e)} noValidate aria-label="Change password">
       <h3>Password</h3>
       <input type="text" name="username" autoComplete="username" value={chat.me.id} hidden readOnly />
-      <Field label="Current password" password value={current} onInput={(v) => { setCurrent(v); setErrors((x) => ({ ...x, current: null })); }}
-        error={errors.current ?? null} autoComplete="current-password" name="current-password" />
-      <Field label="New password" password value={next} onInput={(v) => { setNext(v); setSaved(null); setErrors((x) => ({ ...x, next: null })); }}
-        error={errors.next ?? null} autoComplete="new-password" name="new-password" />
+      <Field
+        label="Current password"
+        password
+        value={current}
+        onInput={(v) => {
+          setCurrent(v);
+          setErrors((x) => ({ ...x, current: null }));
+        }}
+        error={errors.current ?? null}
+        autoComplete="current-password"
+        name="current-password"
+      />
+      <Field
+        label="New password"
+        password
+        value={next}
+        onInput={(v) => {
+          setNext(v);
+          setSaved(null);
+          setErrors((x) => ({ ...x, next: null }));
+        }}
+        error={errors.next ?? null}
+        autoComplete="new-password"
+        name="new-password"
+      />
       {strength && <StrengthMeter s={strength} />}
       <label class="radio">
         <input type="checkbox" checked={others} onChange={(e) => setOthers(e.currentTarget.checked)} />
         <span>Sign out my other devices</span>
       </label>
-      {failure && <p class="error" role="alert">{failure}</p>}
+      {failure && (
+        <p class="error" role="alert">
+          {failure}
+        </p>
+      )}
       <div class="row end">
-        {saved && <span class="saved" role="status">{saved}</span>}
-        <button type="submit" class="primary" disabled={busy || !current || !next}>Change password</button>
+        {saved && (
+          <span class="saved" role="status">
+            {saved}
+          </span>
+        )}
+        <button type="submit" class="primary" disabled={busy || !current || !next}>
+          Change password
+        </button>
       </div>
     </form>
   );
@@ -196,7 +279,9 @@ function Devices({ session }: { session: Session }) {
       setError(describeError(err));
     }
   }
-  useEffect(() => { void load(); }, []);
+  useEffect(() => {
+    void load();
+  }, []);
   async function end(s: SessionInfo) {
     const name = deviceName(s.userAgent);
     const yes = await confirmAction({
@@ -237,7 +322,11 @@ function Devices({ session }: { session: Session }) {
   return (
     <section class="devices" aria-labelledby="devices-title">
       <h3 id="devices-title">Signed-in devices</h3>
-      {error && <p class="error" role="alert">{error}</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
       {list === null && !error && <p class="muted">Loading devices…</p>}
       {list && (
         <ul class="device-list">
@@ -246,16 +335,31 @@ function Devices({ session }: { session: Session }) {
             return (
               <li key={s.id} class="device" data-current={s.current || undefined}>
                 <div class="device-text">
-                  <strong class="device-name" title={s.userAgent || undefined}>{name}</strong>
+                  <strong class="device-name" title={s.userAgent || undefined}>
+                    {name}
+                  </strong>
                   {s.current && <span class="badge">This device</span>}
                   <small class="muted">
-                    Signed in <time dateTime={new Date(s.createdAt).toISOString()} title={formatFull(s.createdAt)}>{formatShort(s.createdAt)}</time>
-                    {' · '}last active <time dateTime={new Date(s.lastUsedAt).toISOString()} title={formatFull(s.lastUsedAt)}>{formatShort(s.lastUsedAt)}</time>
+                    Signed in{' '}
+                    <time dateTime={new Date(s.createdAt).toISOString()} title={formatFull(s.createdAt)}>
+                      {formatShort(s.createdAt)}
+                    </time>
+                    {' · '}last active{' '}
+                    <time dateTime={new Date(s.lastUsedAt).toISOString()} title={formatFull(s.lastUsedAt)}>
+                      {formatShort(s.lastUsedAt)}
+                    </time>
                   </small>
                 </div>
                 {!s.current && (
-                  <button type="button" class="danger-ghost" disabled={busy} aria-label={`Sign out ${name}, signed in ${formatFull(s.createdAt)}`}
-                    onClick={() => void end(s)}>Sign out</button>
+                  <button
+                    type="button"
+                    class="danger-ghost"
+                    disabled={busy}
+                    aria-label={`Sign out ${name}, signed in ${formatFull(s.createdAt)}`}
+                    onClick={() => void end(s)}
+                  >
+                    Sign out
+                  </button>
                 )}
               </li>
             );
@@ -264,7 +368,9 @@ function Devices({ session }: { session: Session }) {
       )}
       {others > 0 && (
         <div class="row end">
-          <button type="button" disabled={busy} onClick={() => void endOthers()}>Sign out all other devices</button>
+          <button type="button" disabled={busy} onClick={() => void endOthers()}>
+            Sign out all other devices
+          </button>
         </div>
       )}
     </section>

@@ -13,23 +13,40 @@ export function SearchBox({ onSearch, initial }: { onSearch: (q: string) => void
   const [q, setQ] = useState(initial);
   useEffect(() => setQ(initial), [initial]);
   return (
-    <form class="search" role="search" onSubmit={(e) => { e.preventDefault(); if (q.trim()) onSearch(q.trim()); }}>
-      <input type="search" aria-label="Search messages" placeholder="Search messages" value={q} maxLength={200}
-        onInput={(e) => setQ(e.currentTarget.value)} />
+    <form
+      class="search"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (q.trim()) onSearch(q.trim());
+      }}
+    >
+      <input type="search" aria-label="Search messages" placeholder="Search messages" value={q} maxLength={200} onInput={(e) => setQ(e.currentTarget.value)} />
     </form>
   );
 }
 
 /** The words of the query marked in a result's text. */
 function marked(text: string, query: string): Array<string | JSX.Element> {
-  const words = query.split(/\s+/).filter((w) => w.length > 0).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const words = query
+    .split(/\s+/)
+    .filter((w) => w.length > 0)
+    .map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   if (words.length === 0) return [text];
   const re = new RegExp(`(${words.join('|')})`, 'giu');
   return text.split(re).map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part));
 }
 
-export function SearchResults({ chat, query, onOpen, onClose }: {
-  chat: Chat; query: string; onOpen: (room: string, seq: number) => void; onClose: () => void;
+export function SearchResults({
+  chat,
+  query,
+  onOpen,
+  onClose,
+}: {
+  chat: Chat;
+  query: string;
+  onOpen: (room: string, seq: number) => void;
+  onClose: () => void;
 }) {
   const [results, setResults] = useState<Message[] | null>(null);
   const [error, setError] = useState('');
@@ -39,24 +56,45 @@ export function SearchResults({ chat, query, onOpen, onClose }: {
     setResults(null);
     setError('');
     chat.client.search(query, { limit: 50 }).then(
-      (r) => { if (live) setResults(r.messages); },
-      (err) => { if (live) setError(describeError(err)); },
+      (r) => {
+        if (live) setResults(r.messages);
+      },
+      (err) => {
+        if (live) setError(describeError(err));
+      },
     );
     heading.current?.focus();
-    return () => { live = false; };
+    return () => {
+      live = false;
+    };
   }, [query]);
   const nameOf = (u: string) => chat.nameOf(u);
   return (
     <section class="search-results" aria-label="Search results">
       <header class="search-head">
-        <h1 ref={heading} tabIndex={-1}>Results for “{query}”</h1>
-        <button type="button" class="icon" aria-label="Close search" onClick={onClose}><Icon name="close" /></button>
+        <h1 ref={heading} tabIndex={-1}>
+          Results for “{query}”
+        </h1>
+        <button type="button" class="icon" aria-label="Close search" onClick={onClose}>
+          <Icon name="close" />
+        </button>
       </header>
       <p class="muted pad" role="status">
-        {error ? '' : results === null ? (chat.conn === 'online' ? 'Searching…' : 'You are offline. The search runs when the connection is back.')
-          : results.length === 0 ? 'No message matches. Search finds whole words in the rooms you are in.' : plural(results.length, 'message')}
+        {error
+          ? ''
+          : results === null
+            ? chat.conn === 'online'
+              ? 'Searching…'
+              : 'You are offline. The search runs when the connection is back.'
+            : results.length === 0
+              ? 'No message matches. Search finds whole words in the rooms you are in.'
+              : plural(results.length, 'message')}
       </p>
-      {error && <p class="error pad" role="alert">Could not search: {error}</p>}
+      {error && (
+        <p class="error pad" role="alert">
+          Could not search: {error}
+        </p>
+      )}
       <ul class="result-list">
         {(results ?? []).map((m) => {
           const entry = chat.rooms.get(m.room);
@@ -68,7 +106,9 @@ export function SearchResults({ chat, query, onOpen, onClose }: {
                 <span class="result-head">
                   <span class="result-room">{entry ? roomMention(entry, nameOf) : m.room}</span>
                   <span class="result-who">{nameOf(m.user) || m.name}</span>
-                  <time dateTime={new Date(m.ts).toISOString()} title={formatFull(m.ts)}>{formatShort(m.ts)}</time>
+                  <time dateTime={new Date(m.ts).toISOString()} title={formatFull(m.ts)}>
+                    {formatShort(m.ts)}
+                  </time>
                 </span>
                 <span class="result-text">{marked(m.text ?? '', query)}</span>
               </button>

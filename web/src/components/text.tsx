@@ -9,19 +9,40 @@ let loading: Promise<Renderer> | null = null;
 
 export function loadMarkdown(): Promise<Renderer> {
   loading ??= import('../markdown.js').then((m) => (renderer = m));
-  loading.catch(() => { loading = null; });
+  loading.catch(() => {
+    loading = null;
+  });
   return loading;
 }
 
-export function MessageText({ text, after, linkTabIndex, mentions, me }: {
-  text: string; after?: VNode; linkTabIndex?: number;
+export function MessageText({
+  text,
+  after,
+  linkTabIndex,
+  mentions,
+  me,
+}: {
+  text: string;
+  after?: VNode;
+  linkTabIndex?: number;
   /** "@" tokens to mark as mentions (user ids, `room`, `here`), and my id among them. */
-  mentions?: Set<string>; me?: string;
+  mentions?: Set<string>;
+  me?: string;
 }) {
   const [, ready] = useState(renderer !== null);
   useEffect(() => {
-    if (!renderer) void loadMarkdown().then(() => ready(true), () => {});
+    if (!renderer)
+      void loadMarkdown().then(
+        () => ready(true),
+        () => {},
+      );
   }, []);
-  if (!renderer) return <p>{text}{after}</p>;
+  if (!renderer)
+    return (
+      <p>
+        {text}
+        {after}
+      </p>
+    );
   return <>{renderer.renderMarkdown(text, after, { linkTabIndex, mentions, me })}</>;
 }

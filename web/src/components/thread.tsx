@@ -33,29 +33,67 @@ export function ThreadPanel({ chat }: { chat: Chat }) {
     <aside id="thread-panel" class="thread-panel" aria-label="Thread">
       <header class="members-head">
         <h2>Thread {summary && <span class="muted">({plural(summary.count, 'reply', 'replies')})</span>}</h2>
-        <button type="button" class="icon" aria-label="Close thread" onClick={() => chat.closeThread()}><Icon name="close" /></button>
+        <button type="button" class="icon" aria-label="Close thread" onClick={() => chat.closeThread()}>
+          <Icon name="close" />
+        </button>
       </header>
-      {view.error && <p class="error pad" role="alert">{view.error}</p>}
+      {view.error && (
+        <p class="error pad" role="alert">
+          {view.error}
+        </p>
+      )}
       {root && (
         <div class="thread-root">
           <Reply chat={chat} m={{ seq: root.seq, user: root.user, name: root.name, ts: root.ts, text: root.text ?? '', deleted: false }} />
         </div>
       )}
       {!view.complete && !view.loading && (
-        <button type="button" class="link pad thread-older" onClick={() => void chat.loadOlderReplies()}>Load older replies</button>
+        <button type="button" class="link pad thread-older" onClick={() => void chat.loadOlderReplies()}>
+          Load older replies
+        </button>
       )}
-      {view.loading && <p class="muted pad" aria-busy="true">Loading replies…</p>}
+      {view.loading && (
+        <p class="muted pad" aria-busy="true">
+          Loading replies…
+        </p>
+      )}
       <ol class="thread-replies" aria-label="Replies">
-        {replies.map((m) => <li key={m.seq}><Reply chat={chat} m={m} /></li>)}
+        {replies.map((m) => (
+          <li key={m.seq}>
+            <Reply chat={chat} m={m} />
+          </li>
+        ))}
       </ol>
-      <form class="thread-composer" onSubmit={(e) => { e.preventDefault(); void submit(); }}>
-        <label for="thread-composer" class="sr-only">Reply in thread</label>
-        <textarea id="thread-composer" rows={2} placeholder="Reply…" value={text}
+      <form
+        class="thread-composer"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <label for="thread-composer" class="sr-only">
+          Reply in thread
+        </label>
+        <textarea
+          id="thread-composer"
+          rows={2}
+          placeholder="Reply…"
+          value={text}
           onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
-          onKeyDown={(e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); void submit(); } }} />
+          onKeyDown={(e) => {
+            if (e.key === 'Enter' && !e.shiftKey) {
+              e.preventDefault();
+              void submit();
+            }
+          }}
+        />
         <div class="thread-composer-row">
-          <label class="check"><input type="checkbox" checked={also} onChange={(e) => setAlso((e.target as HTMLInputElement).checked)} /> Also send to the room</label>
-          <button type="submit" disabled={sending || text.trim() === ''}>Reply</button>
+          <label class="check">
+            <input type="checkbox" checked={also} onChange={(e) => setAlso((e.target as HTMLInputElement).checked)} /> Also send to the room
+          </label>
+          <button type="submit" disabled={sending || text.trim() === ''}>
+            Reply
+          </button>
         </div>
       </form>
     </aside>
@@ -70,11 +108,19 @@ function Reply({ chat, m }: { chat: Chat; m: Pick<Shown, 'seq' | 'user' | 'name'
       <div class="msg-body">
         <div class="msg-head">
           <strong class="name">{name}</strong>{' '}
-          <time dateTime={new Date(m.ts).toISOString()} title={formatFull(m.ts)}>{formatTime(m.ts)}</time>
+          <time dateTime={new Date(m.ts).toISOString()} title={formatFull(m.ts)}>
+            {formatTime(m.ts)}
+          </time>
         </div>
-        {m.deleted
-          ? <div class="msg-text deleted"><p>This message was deleted.</p></div>
-          : <div class="msg-text"><MessageText text={m.text} me={chat.me.id} /></div>}
+        {m.deleted ? (
+          <div class="msg-text deleted">
+            <p>This message was deleted.</p>
+          </div>
+        ) : (
+          <div class="msg-text">
+            <MessageText text={m.text} me={chat.me.id} />
+          </div>
+        )}
       </div>
     </div>
   );

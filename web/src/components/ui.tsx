@@ -46,23 +46,42 @@ interface FieldProps {
 export function Field(p: FieldProps) {
   const id = useId();
   const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null);
-  useEffect(() => { if (p.autoFocus) ref.current?.focus(); }, []);
+  useEffect(() => {
+    if (p.autoFocus) ref.current?.focus();
+  }, []);
   const described = [p.hint ? `${id}-hint` : '', p.error ? `${id}-err` : ''].filter(Boolean).join(' ') || undefined;
   const common = {
-    id, ref, value: p.value, name: p.name, placeholder: p.placeholder, maxLength: p.maxLength, required: p.required,
-    'aria-invalid': p.error ? true : undefined, 'aria-describedby': described,
+    id,
+    ref,
+    value: p.value,
+    name: p.name,
+    placeholder: p.placeholder,
+    maxLength: p.maxLength,
+    required: p.required,
+    'aria-invalid': p.error ? true : undefined,
+    'aria-describedby': described,
     onInput: (e: TargetedEvent<HTMLInputElement | HTMLTextAreaElement>) => p.onInput(e.currentTarget.value),
   };
   return (
     <div class="field">
       <label for={id}>{p.label}</label>
-      {p.multiline
-        ? <textarea {...common} rows={3} />
-        : p.password
-          ? <input {...common} type="password" autoComplete={p.autoComplete} />
-          : <input {...common} type="text" autoComplete={p.autoComplete} />}
-      {p.hint && <small id={`${id}-hint`} class="hint">{p.hint}</small>}
-      {p.error && <small id={`${id}-err`} class="error" role="alert">{p.error}</small>}
+      {p.multiline ? (
+        <textarea {...common} rows={3} />
+      ) : p.password ? (
+        <input {...common} type="password" autoComplete={p.autoComplete} />
+      ) : (
+        <input {...common} type="text" autoComplete={p.autoComplete} />
+      )}
+      {p.hint && (
+        <small id={`${id}-hint`} class="hint">
+          {p.hint}
+        </small>
+      )}
+      {p.error && (
+        <small id={`${id}-err`} class="error" role="alert">
+          {p.error}
+        </small>
+      )}
     </div>
   );
 }
@@ -71,8 +90,22 @@ export function Field(p: FieldProps) {
  * A native modal <dialog>: the browser traps focus, Escape closes it, focus returns after.
  * `alert` makes it an alertdialog (a question that needs an answer), without a close button.
  */
-export function Dialog({ title, onClose, children, wide, alert, describedBy, cls }: {
-  title: string; onClose: () => void; children: ComponentChildren; wide?: boolean; alert?: boolean; describedBy?: string; cls?: string;
+export function Dialog({
+  title,
+  onClose,
+  children,
+  wide,
+  alert,
+  describedBy,
+  cls,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ComponentChildren;
+  wide?: boolean;
+  alert?: boolean;
+  describedBy?: string;
+  cls?: string;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
@@ -87,16 +120,30 @@ export function Dialog({ title, onClose, children, wide, alert, describedBy, cls
     };
   }, []);
   return (
-    <dialog ref={ref} class={[wide ? 'wide' : '', cls ?? ''].join(' ').trim() || undefined} aria-labelledby={titleId}
-      role={alert ? 'alertdialog' : undefined} aria-describedby={describedBy}
-      onCancel={(e) => { e.preventDefault(); onClose(); }}
+    <dialog
+      ref={ref}
+      class={[wide ? 'wide' : '', cls ?? ''].join(' ').trim() || undefined}
+      aria-labelledby={titleId}
+      role={alert ? 'alertdialog' : undefined}
+      aria-describedby={describedBy}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
       // Keys typed in a dialog are its own, not the page's behind it (a message list's arrow keys).
       onKeyDown={(e) => e.stopPropagation()}
-      onClick={(e) => { if (e.target === ref.current) onClose(); }}>
+      onClick={(e) => {
+        if (e.target === ref.current) onClose();
+      }}
+    >
       <div class="dialog-body">
         <header class="dialog-head">
           <h2 id={titleId}>{title}</h2>
-          {!alert && <button type="button" class="icon" aria-label="Close" onClick={onClose}><Icon name="close" /></button>}
+          {!alert && (
+            <button type="button" class="icon" aria-label="Close" onClick={onClose}>
+              <Icon name="close" />
+            </button>
+          )}
         </header>
         {children}
       </div>
@@ -104,7 +151,12 @@ export function Dialog({ title, onClose, children, wide, alert, describedBy, cls
   );
 }
 
-interface Question { title: string; body: string; action: string; resolve: (yes: boolean) => void }
+interface Question {
+  title: string;
+  body: string;
+  action: string;
+  resolve: (yes: boolean) => void;
+}
 let ask: ((q: Question) => void) | null = null;
 
 /** Asks in the page (not with the browser's confirm()) before something that cannot be undone. */
@@ -117,11 +169,14 @@ export function ConfirmHost() {
   const [q, setQ] = useState<Question | null>(null);
   const bodyId = useId();
   useEffect(() => {
-    ask = (next) => setQ((prev) => {
-      prev?.resolve(false);
-      return next;
-    });
-    return () => { ask = null; };
+    ask = (next) =>
+      setQ((prev) => {
+        prev?.resolve(false);
+        return next;
+      });
+    return () => {
+      ask = null;
+    };
   }, []);
   if (!q) return null;
   const answer = (yes: boolean) => {
@@ -132,8 +187,12 @@ export function ConfirmHost() {
     <Dialog title={q.title} onClose={() => answer(false)} alert describedBy={bodyId}>
       <p id={bodyId}>{q.body}</p>
       <div class="row end">
-        <button type="button" data-autofocus onClick={() => answer(false)}>Cancel</button>
-        <button type="button" class="danger" onClick={() => answer(true)}>{q.action}</button>
+        <button type="button" data-autofocus onClick={() => answer(false)}>
+          Cancel
+        </button>
+        <button type="button" class="danger" onClick={() => answer(true)}>
+          {q.action}
+        </button>
       </div>
     </Dialog>
   );
@@ -148,8 +207,21 @@ export function VisuallyHidden({ children }: { children: ComponentChildren }) {
  * It checks the id, looks the user up, and hands the user found to `onUser`; `check` adds a
  * form-specific check and `failure` words an error of `onUser`.
  */
-export function UserIdForm({ chat, id, cls, label, action, check, onUser, failure }: {
-  chat: Chat; id: string; cls: string; label: string; action: string;
+export function UserIdForm({
+  chat,
+  id,
+  cls,
+  label,
+  action,
+  check,
+  onUser,
+  failure,
+}: {
+  chat: Chat;
+  id: string;
+  cls: string;
+  label: string;
+  action: string;
   check?: (id: string) => string | null;
   onUser: (user: { id: string; name: string }) => Promise<void>;
   failure?: (err: unknown, id: string) => string | null;
@@ -183,12 +255,28 @@ export function UserIdForm({ chat, id, cls, label, action, check, onUser, failur
     <form class={cls} onSubmit={submit} noValidate>
       <label for={id}>{label}</label>
       <div class="row">
-        <input id={id} value={value} placeholder="user id" autoComplete="off" spellcheck={false}
-          aria-invalid={error ? true : undefined} aria-describedby={error ? errId : undefined}
-          onInput={(e) => { setValue(e.currentTarget.value); setError(null); }} />
-        <button type="submit" disabled={busy}>{action}</button>
+        <input
+          id={id}
+          value={value}
+          placeholder="user id"
+          autoComplete="off"
+          spellcheck={false}
+          aria-invalid={error ? true : undefined}
+          aria-describedby={error ? errId : undefined}
+          onInput={(e) => {
+            setValue(e.currentTarget.value);
+            setError(null);
+          }}
+        />
+        <button type="submit" disabled={busy}>
+          {action}
+        </button>
       </div>
-      {error && <small id={errId} class="error" role="alert">{error}</small>}
+      {error && (
+        <small id={errId} class="error" role="alert">
+          {error}
+        </small>
+      )}
     </form>
   );
 }
