@@ -58,7 +58,43 @@ describe('threads', () => {
     await expect.poll(() => panel(bob).locator('h2').textContent()).toContain('2 replies');
     expect(await axeViolations(alice, '#thread-panel')).toEqual([]);
     await panel(bob).getByRole('button', { name: 'Close thread' }).click();
-    expect(await panel(bob).count()).toBe(0);
+    await expect.poll(() => panel(bob).count()).toBe(0);
+  });
+
+  it('the members button shows the members while a thread is open; on a phone the thread takes the screen', async () => {
+    const sdk = await device(web, 'alice');
+    try {
+      const { seq } = await sdk.send(room, 'Side topic');
+      await sdk.send(room, 'a first reply', { thread: seq });
+      const link = item(bob, 'Side topic').locator('.thread-link');
+      await expect.poll(() => link.textContent()).toContain('1 reply');
+      await link.click();
+      await replies(bob, 'a first reply').waitFor();
+      // The checkbox sits beside its label, a checkbox's size, not stretched across the row.
+      const also = await panel(bob).getByLabel('Also send to the room').boundingBox();
+      expect(also!.width).toBeLessThan(40);
+      const toggle = bob.locator('button[aria-controls="members-panel"]');
+      await toggle.click();
+      await bob.locator('#members-panel').waitFor();
+      expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+      await expect.poll(() => panel(bob).count()).toBe(0);
+      await toggle.click();
+      await expect.poll(() => bob.locator('#members-panel').count()).toBe(0);
+
+      await bob.setViewportSize({ width: 390, height: 844 });
+      try {
+        await link.click();
+        await replies(bob, 'a first reply').waitFor();
+        const box = await panel(bob).boundingBox();
+        expect(box!.width).toBeGreaterThanOrEqual(380);
+        expect(await axeViolations(bob, '#thread-panel')).toEqual([]);
+        await panel(bob).getByRole('button', { name: 'Close thread' }).click();
+      } finally {
+        await bob.setViewportSize({ width: 1280, height: 800 });
+      }
+    } finally {
+      sdk.close();
+    }
   });
 
   it('a long thread shows its newest replies and loads older ones on demand', async () => {

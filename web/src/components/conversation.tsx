@@ -34,6 +34,8 @@ interface Props {
 export function Conversation({ chat, room, go, openDialog }: Props) {
   const entry = chat.rooms.get(room);
   const [showMembers, setShowMembers] = useState(false);
+  const threadOpen = chat.thread?.room === room;
+  const membersShown = showMembers && !threadOpen;
   const [editing, setEditing] = useState<number | null>(null);
   if (!entry) {
     if (!chat.inboxLoaded)
@@ -79,7 +81,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
       : entry.room.topic || (entry.room.kind === 'channel' ? 'Public channel' : 'Private group');
 
   return (
-    <div class={`conversation${showMembers ? ' with-members' : ''}`}>
+    <div class={`conversation${membersShown ? ' with-members' : ''}`}>
       <header class="conv-head">
         <button type="button" class="icon back" aria-label="Back to rooms" onClick={() => go(null)}>
           <Icon name="back" />
@@ -110,7 +112,18 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
         </div>
         <div class="conv-actions">
           {entry.room.kind !== 'direct' && (
-            <button type="button" aria-expanded={showMembers} aria-controls="members-panel" onClick={() => setShowMembers((v) => !v)}>
+            <button
+              type="button"
+              aria-expanded={membersShown}
+              aria-controls="members-panel"
+              onClick={() => {
+                // An open thread takes the panel's place: the members replace it.
+                if (threadOpen) {
+                  chat.closeThread();
+                  setShowMembers(true);
+                } else setShowMembers((v) => !v);
+              }}
+            >
               <span class="dot on" aria-hidden="true" /> {online ? `${online.size} online` : 'Members'}
             </button>
           )}
@@ -145,7 +158,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
           <TypingLine chat={chat} room={room} />
           <Composer chat={chat} room={room} mention={roomMention(entry, nameOf)} onEditLast={editLast} />
         </div>
-        {chat.thread?.room === room ? (
+        {threadOpen ? (
           <ThreadPanel chat={chat} />
         ) : (
           showMembers && <MembersPanel chat={chat} room={room} entry={entry} openUser={openUser} onClose={() => setShowMembers(false)} />
