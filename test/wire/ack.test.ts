@@ -10,7 +10,9 @@ import { startServer, waitFor, type TestServer } from '../helpers.js';
 
 let srv: TestServer;
 beforeAll(async () => {
-  srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } }, plugins: { rateLimit: { enabled: false } } });
+  // Each sender has up to its 100 sends in flight: on a loaded machine more than the default
+  // 64 await their commit, and one more closes the connection (4008) before its replies come.
+  srv = await startServer({ store: { sqlite: { commitIntervalMs: 50 } }, plugins: { rateLimit: { enabled: false } }, limits: { maxInFlight: 200 } });
 });
 afterAll(async () => {
   await srv?.close();
