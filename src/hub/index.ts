@@ -69,12 +69,12 @@ const MAX_HELD = 50_000;
 const READ_ATTEMPTS = 4;
 
 /**
- * A catch-up read, tried again (after 100, 200, 400 ms) while the store is `unavailable`: a
+ * A store read (a catch-up page, the rooms of a presence change), tried again (after 100, 200, 400 ms) while the store is `unavailable`: a
  * node woken after a freeze finds its database sessions ended by the node that took its
  * rooms, and the pool needs a moment to open new ones. Closing every follower of the room
  * on the first failed read would send them all to reconnect for a blip.
  */
-async function whileUnavailable<T>(read: () => Promise<T>): Promise<T> {
+export async function whileUnavailable<T>(read: () => Promise<T>): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await read();

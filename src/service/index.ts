@@ -11,7 +11,7 @@ import type { Bus, BusMessage } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
-import type { Conn, Hub } from '../hub/index.js';
+import { whileUnavailable, type Conn, type Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
 import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
 import type { AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult } from '../protocol/schema.js';
@@ -396,7 +396,8 @@ export class Service {
    */
   private announceChange(user: string, online: boolean): void {
     void (async () => {
-      const mine = await this.store.roomsOf(user);
+      // A node waking from a freeze finds its database sessions ended: read again a moment later.
+      const mine = await whileUnavailable(() => this.store.roomsOf(user));
       if ((await this.bus.presence.online([user])).length > 0 !== online) return;
       this.announce(
         user,
