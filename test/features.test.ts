@@ -132,6 +132,48 @@ describe('presence as members come and go', () => {
     watcher.close();
   });
 
+  it('a user who reconnects while its last connection is being detached stays online for the room', async () => {
+    const owner = await srv.client('pr-owner');
+    const room = await owner.createRoom('channel', 'Presence race');
+    const watcher = await RawSocket.open(srv.wsUrl);
+    expect((await watcher.call({ id: 1, cmd: 'auth', token: await srv.token('pr-watch') })).ok).toBe(true);
+    expect((await watcher.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+    const seen = () =>
+      watcher.frames.filter((f) => f.ev === 'presence' && (f.data as { user: string }).user === 'pr-a').map((f) => (f.data as { online: boolean }).online);
+    const first = await RawSocket.open(srv.wsUrl);
+    expect((await first.call({ id: 1, cmd: 'auth', token: await srv.token('pr-a') })).ok).toBe(true);
+    expect((await first.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+    await waitFor(() => seen().at(-1) === true, 5000, 'online');
+
+    // The detach of the last connection reads the user's rooms slowly; the user reconnects meanwhile.
+    const store = srv.parley.store;
+    const roomsOf = store.roomsOf.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let held = 0;
+    store.roomsOf = async (user: string) => {
+      if (user === 'pr-a' && held++ === 0) await gate;
+      return roomsOf(user);
+    };
+    try {
+      first.close();
+      await waitFor(() => held === 1, 5000, 'detach reading the rooms');
+      const second = await RawSocket.open(srv.wsUrl);
+      expect((await second.call({ id: 1, cmd: 'auth', token: await srv.token('pr-a') })).ok).toBe(true);
+      release();
+      // Whatever was announced in between, the last word is online, as the presence says.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen().at(-1)).toBe(true);
+      expect((await watcher.call({ id: 3, cmd: 'presence', room: room.id })).data).toMatchObject({ users: expect.arrayContaining(['pr-a']) });
+      second.close();
+      await waitFor(() => seen().at(-1) === false, 5000, 'offline once really gone');
+    } finally {
+      store.roomsOf = roomsOf;
+      release();
+    }
+    watcher.close();
+  });
+
   it('tells a connection the longest text it may send', async () => {
     const raw = await RawSocket.open(srv.wsUrl);
     const r = await raw.call({ id: 1, cmd: 'auth', token: await srv.token('limits-user') });

@@ -378,14 +378,7 @@ export class Service {
       this.log.warn({ err, user: user.id }, 'presence removal deferred');
       return false;
     });
-    if (last) {
-      const mine = await this.store.roomsOf(user.id);
-      this.announce(
-        user.id,
-        mine.map((r) => r.room.id),
-        false,
-      );
-    }
+    if (last) await this.announceIfStill(user.id, false);
   }
 
   /**
@@ -395,16 +388,24 @@ export class Service {
    * so the last word is the truth.
    */
   private announceChange(user: string, online: boolean): void {
-    void (async () => {
-      // A node waking from a freeze finds its database sessions ended: read again a moment later.
-      const mine = await whileUnavailable(() => this.store.roomsOf(user));
-      if ((await this.bus.presence.online([user])).length > 0 !== online) return;
-      this.announce(
-        user,
-        mine.map((r) => r.room.id),
-        online,
-      );
-    })().catch((err: unknown) => this.log.warn({ err, user, online }, 'could not announce a presence change'));
+    this.announceIfStill(user, online).catch((err: unknown) => this.log.warn({ err, user, online }, 'could not announce a presence change'));
+  }
+
+  /**
+   * Announces a user online or offline in its rooms if that is still true once the rooms are
+   * read: a user whose last connection is detached while it connects again (here or on
+   * another node) has its online announced by that connection, and must not be announced
+   * offline after it.
+   */
+  private async announceIfStill(user: string, online: boolean): Promise<void> {
+    // A node waking from a freeze finds its database sessions ended: read again a moment later.
+    const mine = await whileUnavailable(() => this.store.roomsOf(user));
+    if ((await this.bus.presence.online([user])).length > 0 !== online) return;
+    this.announce(
+      user,
+      mine.map((r) => r.room.id),
+      online,
+    );
   }
 
   private announce(user: string, rooms: string[], online: boolean): void {
