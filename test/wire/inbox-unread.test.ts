@@ -3,7 +3,8 @@
 // after the read marker (unread messages and unread mentions) with `unreadMore`, so a room
 // with any number of unread messages costs the same read.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSocket, startServer, type TestServer } from '../helpers.js';
+import { startServer, type TestServer } from '../helpers.js';
+import { Wire } from './wire.js';
 import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
 import { UNREAD_SCAN } from '../../src/store/store.js';
 
@@ -13,39 +14,6 @@ interface Entry {
   unreadMore?: boolean;
   mentions?: number;
   readSeq: number;
-}
-
-class Wire {
-  private next = 1;
-  private constructor(
-    readonly raw: RawSocket,
-    readonly user: string,
-  ) {}
-  static async open(srv: TestServer, user: string): Promise<Wire> {
-    const raw = await RawSocket.open(srv.wsUrl);
-    const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
-    expect(r.ok, JSON.stringify(r)).toBe(true);
-    return new Wire(raw, user);
-  }
-  async call<T = Record<string, unknown>>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd}: ${JSON.stringify(r)}`).toBe(true);
-    return r.data as T;
-  }
-  /** Sends `n` texts, a few dozen in flight at a time; the last one's seq. */
-  async sendMany(room: string, n: number, extra: Record<string, unknown> = {}): Promise<number> {
-    let last = 0;
-    for (let i = 0; i < n; i += 50) {
-      const batch = Array.from({ length: Math.min(50, n - i) }, (_, j) => this.call<{ seq: number }>('send', { room, text: `m${i + j}`, ...extra }));
-      for (const r of await Promise.all(batch)) last = Math.max(last, r.seq);
-    }
-    // Frames of the room pile up on this socket: keep only the replies to come.
-    this.raw.frames.length = 0;
-    return last;
-  }
-  close(): void {
-    this.raw.close();
-  }
 }
 
 const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<string, unknown>; stop: () => Promise<void> }> }> = [

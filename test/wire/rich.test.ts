@@ -4,7 +4,8 @@
 // their quotes; pins and edit history. Everything is read back after a restart too.
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSocket, SECRET, startServer, tempDir, waitFor, removeDir, type TestServer } from '../helpers.js';
+import { SECRET, startServer, tempDir, waitFor, removeDir, type TestServer } from '../helpers.js';
+import { rest as restAs, room as newRoom, Wire, type WireMessage } from './wire.js';
 
 let srv: TestServer;
 let hookServer: Server;
@@ -42,76 +43,18 @@ afterAll(async () => {
   removeDir(dataDir);
 });
 
-interface Msg {
-  room: string;
-  seq: number;
-  kind: string;
-  user: string;
-  text?: string;
-  mentions?: string[];
-  mentionsAll?: string;
-  replyTo?: number;
-  quote?: Record<string, unknown>;
-}
-
-/** A raw client: frames as received, commands by id. */
-class Wire {
-  private next = 1;
-  private constructor(
-    readonly raw: RawSocket,
-    readonly user: string,
-  ) {}
-  static async open(user: string): Promise<Wire> {
-    const raw = await RawSocket.open(srv.wsUrl);
-    const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
-    expect(r.ok, JSON.stringify(r)).toBe(true);
-    return new Wire(raw, user);
-  }
-  async call<T = Record<string, unknown>>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd}: ${JSON.stringify(r)}`).toBe(true);
-    return r.data as T;
-  }
-  /** The error code of a command that must fail. */
-  async fails(cmd: string, args: Record<string, unknown>): Promise<string> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd} should fail`).toBe(false);
-    return (r.error as { code: string }).code;
-  }
-  events<T = Record<string, unknown>>(ev: string): T[] {
-    return this.raw.frames.filter((f) => f.ev === ev).map((f) => f.data as T);
-  }
-  message(room: string, seq: number): Msg | undefined {
-    return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
-  }
-  close(): void {
-    this.raw.close();
-  }
-}
-
-async function rest(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${srv.url}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-let n = 0;
-async function group(owner: Wire, ...others: Wire[]): Promise<string> {
-  const room = (await owner.call<{ id: string }>('create', { kind: 'group', name: `rich ${n++}` })).id;
-  for (const o of others) await owner.call('invite', { room, user: o.user });
-  return room;
-}
+type Msg = WireMessage;
+const open = (user: string) => Wire.open(srv, user);
+const rest = (user: string, method: string, path: string, body?: unknown) => restAs(srv, user, method, path, body);
+const group = (owner: Wire, ...others: Wire[]) => newRoom('group', owner, ...others);
 
 describe('mentions', () => {
   it('keeps the members a text mentions (not others), and notifies them on every connection', async () => {
-    const [ann, bob, cyd, dan] = await Promise.all([Wire.open('m-ann'), Wire.open('m-bob'), Wire.open('m-cyd'), Wire.open('m-dan')]);
+    const [ann, bob, cyd, dan] = await Promise.all([open('m-ann'), open('m-bob'), open('m-cyd'), open('m-dan')]);
     const room = await group(ann, bob, cyd);
     // dan is no member: naming it is just text. A second connection of bob's follows no
     // room it was told about, yet is notified.
-    const bob2 = await Wire.open('m-bob');
+    const bob2 = await open('m-bob');
     const { seq } = await ann.call<{ seq: number }>('send', { room, text: 'hi @m-bob, @m-dan and `@m-cyd` (a@m-cyd.org) @m-ann' });
     await waitFor(() => bob.message(room, seq) !== undefined, 5000, 'the message');
     expect(bob.message(room, seq)!.mentions).toEqual(['m-bob']);
@@ -139,7 +82,7 @@ describe('mentions', () => {
   });
 
   it('@room and @here count only for those the room allows, moderators by default', async () => {
-    const [own, mem, off] = await Promise.all([Wire.open('r-own'), Wire.open('r-mem'), Wire.open('r-off')]);
+    const [own, mem, off] = await Promise.all([open('r-own'), open('r-mem'), open('r-off')]);
     const room = await group(own, mem, off);
     off.close();
     for (let i = 0; (await own.call<{ users: string[] }>('presence', { room })).users.length !== 2; i++) {
@@ -164,7 +107,7 @@ describe('mentions', () => {
     expect((await own.call<{ messages: Msg[] }>('history', { room, after: now.seq - 1, limit: 1 })).messages[0]!.mentionsAll).toBe('room');
     // The inbox counts unread mentions per room: r-off missed @room twice (once by its owner,
     // once by a member) and was not online for @here.
-    const offAgain = await Wire.open('r-off');
+    const offAgain = await open('r-off');
     const entry = (await offAgain.call<{ rooms: Array<{ room: { id: string }; mentions: number; unread: number; notify: string }> }>('inbox')).rooms.find(
       (e) => e.room.id === room,
     )!;
@@ -176,7 +119,7 @@ describe('mentions', () => {
   });
 
   it('each member chooses which messages notify it: all, mentions or none', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('l-ann'), Wire.open('l-bob')]);
+    const [ann, bob] = await Promise.all([open('l-ann'), open('l-bob')]);
     const room = await group(ann, bob);
     expect(await bob.call('notifications', { room })).toEqual({ room, level: 'mentions' });
     await ann.call('send', { room, text: 'plain' });
@@ -188,7 +131,7 @@ describe('mentions', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(bob.events<{ seq: number; reason: string }>('notify').map((e) => [e.seq, e.reason])).toEqual([[last.seq, 'message']]);
     // Only members have a level; a direct room notifies every message unless told otherwise.
-    const dan = await Wire.open('l-dan');
+    const dan = await open('l-dan');
     expect(await dan.fails('notifications', { room, level: 'all' })).toBe('forbidden');
     const dm = await ann.call<{ id: string }>('direct', { user: 'l-dan' });
     expect(await dan.call('notifications', { room: dm.id })).toEqual({ room: dm.id, level: 'all' });
@@ -204,7 +147,7 @@ describe('mentions', () => {
 
 describe('replies', () => {
   it('a reply carries a quote of its target: author, first characters of its latest text, or deleted', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('q-ann'), Wire.open('q-bob')]);
+    const [ann, bob] = await Promise.all([open('q-ann'), open('q-bob')]);
     const room = await group(ann, bob);
     const long = 'x'.repeat(300);
     const t1 = await ann.call<{ seq: number }>('send', { room, text: 'first version' });
@@ -231,7 +174,7 @@ describe('replies', () => {
   });
 
   it('a reply to a message that is not a text of the same room is refused and stores nothing', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('z-ann'), Wire.open('z-bob')]);
+    const [ann, bob] = await Promise.all([open('z-ann'), open('z-bob')]);
     const room = await group(ann, bob);
     const other = await group(ann);
     await ann.call('send', { room: other, text: 'elsewhere' });
@@ -251,7 +194,7 @@ describe('replies', () => {
 
 describe('pins and edit history', () => {
   it('moderators pin and unpin, members are told, and anyone who reads the room lists the pins', async () => {
-    const [own, mem] = await Promise.all([Wire.open('p-own'), Wire.open('p-mem')]);
+    const [own, mem] = await Promise.all([open('p-own'), open('p-mem')]);
     const room = await group(own, mem);
     const a = await mem.call<{ seq: number }>('send', { room, text: 'pin me' });
     const b = await mem.call<{ seq: number }>('send', { room, text: 'and me' });
@@ -284,8 +227,8 @@ describe('pins and edit history', () => {
   });
 
   it("anyone who can read the room lists an edited message's versions", async () => {
-    const [ann, bob] = await Promise.all([Wire.open('v-ann'), Wire.open('v-bob')]);
-    const room = (await ann.call<{ id: string }>('create', { kind: 'channel', name: `versions ${n++}` })).id;
+    const [ann, bob] = await Promise.all([open('v-ann'), open('v-bob')]);
+    const room = await newRoom('channel', ann);
     const m = await ann.call<{ seq: number }>('send', { room, text: 'one' });
     const e1 = await ann.call<{ seq: number }>('edit', { room, target: m.seq, text: 'two' });
     const e2 = await ann.call<{ seq: number }>('edit', { room, target: m.seq, text: 'three' });
@@ -311,7 +254,7 @@ describe('pins and edit history', () => {
 
 describe('after a restart', () => {
   it('mentions, quotes, levels, settings and pins are still there', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('s-ann'), Wire.open('s-bob')]);
+    const [ann, bob] = await Promise.all([open('s-ann'), open('s-bob')]);
     const room = await group(ann, bob);
     const t = await ann.call<{ seq: number }>('send', { room, text: 'hello @s-bob' });
     const r = await bob.call<{ seq: number }>('send', { room, text: 'hi', replyTo: t.seq });
@@ -322,7 +265,7 @@ describe('after a restart', () => {
     bob.close();
     await srv.close();
     srv = await start();
-    const again = await Wire.open('s-bob');
+    const again = await open('s-bob');
     const history = (await again.call<{ messages: Msg[] }>('history', { room, after: t.seq - 1, limit: 2 })).messages;
     expect(history[0]!.mentions).toEqual(['s-bob']);
     expect(history[1]).toMatchObject({ seq: r.seq, replyTo: t.seq, quote: { user: 's-ann', text: 'hello @s-bob' } });

@@ -4,61 +4,9 @@
 // notifies the thread's participants and those it mentions, not every member.
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSocket, SECRET, startServer, waitFor, type TestServer } from '../helpers.js';
+import { SECRET, startServer, waitFor, type TestServer } from '../helpers.js';
+import { rest as restAs, room, Wire, type WireMessage as Msg, type WireSummary as Summary } from './wire.js';
 import { startPostgres, type PgServer } from '../../tools/devservers/postgres.js';
-
-interface Summary {
-  count: number;
-  lastTs: number;
-  users: string[];
-}
-interface Msg {
-  room: string;
-  seq: number;
-  kind: string;
-  user: string;
-  ts: number;
-  text?: string;
-  target?: number;
-  thread?: number;
-  alsoToRoom?: boolean;
-  summary?: Summary;
-  quote?: Record<string, unknown>;
-}
-
-/** A raw client: frames as received, commands by id. */
-class Wire {
-  private next = 1;
-  private constructor(
-    readonly raw: RawSocket,
-    readonly user: string,
-  ) {}
-  static async open(srv: TestServer, user: string): Promise<Wire> {
-    const raw = await RawSocket.open(srv.wsUrl);
-    const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
-    expect(r.ok, JSON.stringify(r)).toBe(true);
-    return new Wire(raw, user);
-  }
-  async call<T = Record<string, unknown>>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd}: ${JSON.stringify(r)}`).toBe(true);
-    return r.data as T;
-  }
-  async fails(cmd: string, args: Record<string, unknown>): Promise<string> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd} should fail`).toBe(false);
-    return (r.error as { code: string }).code;
-  }
-  events<T = Record<string, unknown>>(ev: string): T[] {
-    return this.raw.frames.filter((f) => f.ev === ev).map((f) => f.data as T);
-  }
-  message(room: string, seq: number): Msg | undefined {
-    return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
-  }
-  close(): void {
-    this.raw.close();
-  }
-}
 
 const STORES: Array<{ name: string; start: () => Promise<{ overrides: Record<string, unknown>; stop: () => Promise<void> }> }> = [
   { name: 'SQLite', start: async () => ({ overrides: {}, stop: async () => {} }) },
@@ -112,23 +60,7 @@ describe.each(STORES)('a reply kept to its thread, on $name', (store) => {
   }, 60_000);
 
   const open = (user: string) => Wire.open(srv, `${tag}-${user}`);
-  async function rest(user: Wire | string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${srv.url}/api/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${await srv.token(typeof user === 'string' ? user : user.user)}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  }
-  let n = 0;
-  async function room(kind: 'group' | 'channel', owner: Wire, ...others: Wire[]): Promise<string> {
-    const id = (await owner.call<{ id: string }>('create', { kind, name: `thread replies ${tag} ${n++}` })).id;
-    for (const o of others) await owner.call('invite', { room: id, user: o.user });
-    return id;
-  }
+  const rest = (user: Wire | string, method: string, path: string, body?: unknown) => restAs(srv, user, method, path, body);
 
   it('is read by its seq, like any message of the room, by anyone who can read the room (WebSocket and REST)', async () => {
     const [ann, bob, cyd] = await Promise.all([open('read-ann'), open('read-bob'), open('read-cyd')]);

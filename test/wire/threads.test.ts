@@ -4,7 +4,8 @@
 // thread participants only, refused roots; an edit that mentions someone new notifies only
 // them. Everything is read back after a restart too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawSocket, startServer, tempDir, waitFor, removeDir, type TestServer } from '../helpers.js';
+import { startServer, tempDir, waitFor, removeDir, type TestServer } from '../helpers.js';
+import { rest as restAs, room as newRoom, Wire, type WireMessage, type WireSummary as Summary } from './wire.js';
 
 let srv: TestServer;
 const dataDir = tempDir('parley-threads-');
@@ -18,24 +19,11 @@ afterAll(async () => {
   removeDir(dataDir);
 });
 
-interface Summary {
-  count: number;
-  lastTs: number;
-  users: string[];
-}
-interface Msg {
-  room: string;
-  seq: number;
-  kind: string;
-  user: string;
-  ts: number;
-  text?: string;
-  target?: number;
-  mentions?: string[];
-  thread?: number;
-  alsoToRoom?: boolean;
-  summary?: Summary;
-}
+type Msg = WireMessage;
+const open = (user: string) => Wire.open(srv, user);
+const rest = (user: string, method: string, path: string, body?: unknown) => restAs(srv, user, method, path, body);
+const group = (owner: Wire, ...others: Wire[]) => newRoom('group', owner, ...others);
+
 interface Page {
   messages: Msg[];
   first: number;
@@ -43,62 +31,12 @@ interface Page {
   root?: Msg;
 }
 
-/** A raw client: frames as received, commands by id. */
-class Wire {
-  private next = 1;
-  private constructor(
-    readonly raw: RawSocket,
-    readonly user: string,
-  ) {}
-  static async open(user: string): Promise<Wire> {
-    const raw = await RawSocket.open(srv.wsUrl);
-    const r = await raw.call({ id: 'auth', cmd: 'auth', token: await srv.token(user) });
-    expect(r.ok, JSON.stringify(r)).toBe(true);
-    return new Wire(raw, user);
-  }
-  async call<T = Record<string, unknown>>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd}: ${JSON.stringify(r)}`).toBe(true);
-    return r.data as T;
-  }
-  async fails(cmd: string, args: Record<string, unknown>): Promise<string> {
-    const r = await this.raw.call({ id: this.next++, cmd, ...args });
-    expect(r.ok, `${cmd} should fail`).toBe(false);
-    return (r.error as { code: string }).code;
-  }
-  events<T = Record<string, unknown>>(ev: string): T[] {
-    return this.raw.frames.filter((f) => f.ev === ev).map((f) => f.data as T);
-  }
-  message(room: string, seq: number): Msg | undefined {
-    return this.events<Msg>('message').find((m) => m.room === room && m.seq === seq);
-  }
-  close(): void {
-    this.raw.close();
-  }
-}
-
-async function rest(user: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${srv.url}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${await srv.token(user)}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-let n = 0;
-async function group(owner: Wire, ...others: Wire[]): Promise<string> {
-  const room = (await owner.call<{ id: string }>('create', { kind: 'group', name: `threads ${n++}` })).id;
-  for (const o of others) await owner.call('invite', { room, user: o.user });
-  return room;
-}
-
 const unread = async (w: Wire, room: string): Promise<number> =>
   (await w.call<{ rooms: Array<{ room: { id: string }; unread: number }> }>('inbox')).rooms.find((e) => e.room.id === room)!.unread;
 
 describe('threads', () => {
   it("a thread reply reaches every member live, the root's summary follows, and the thread pages like a room", async () => {
-    const [ann, bob, cyd, dan, eve] = await Promise.all([Wire.open('t-ann'), Wire.open('t-bob'), Wire.open('t-cyd'), Wire.open('t-dan'), Wire.open('t-eve')]);
+    const [ann, bob, cyd, dan, eve] = await Promise.all([open('t-ann'), open('t-bob'), open('t-cyd'), open('t-dan'), open('t-eve')]);
     const room = await group(ann, bob, cyd, dan, eve);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'shall we?' });
     const replies: number[] = [];
@@ -152,7 +90,7 @@ describe('threads', () => {
   });
 
   it('an edit, delete or reaction of a thread reply stays in its thread', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('e-ann'), Wire.open('e-bob')]);
+    const [ann, bob] = await Promise.all([open('e-ann'), open('e-bob')]);
     const room = await group(ann, bob);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
     const reply = await bob.call<{ seq: number }>('send', { room, text: 'typo', thread: root.seq });
@@ -175,7 +113,7 @@ describe('threads', () => {
   });
 
   it('a thread needs a text root of the same room that is not deleted and not itself a reply; nothing is stored otherwise', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('b-ann'), Wire.open('b-bob')]);
+    const [ann, bob] = await Promise.all([open('b-ann'), open('b-bob')]);
     const room = await group(ann, bob);
     const other = await group(ann);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
@@ -198,7 +136,7 @@ describe('threads', () => {
     // Only a root has a thread to read; only those who read the room read it.
     expect(await bob.fails('history', { room, thread: reply.seq })).toBe('not_found');
     expect(await bob.fails('history', { room, thread: 999 })).toBe('not_found');
-    const cyd = await Wire.open('b-cyd');
+    const cyd = await open('b-cyd');
     expect(await cyd.fails('history', { room, thread: root.seq })).toBe('forbidden');
     ann.close();
     bob.close();
@@ -206,7 +144,7 @@ describe('threads', () => {
   });
 
   it("a reply kept to its thread is unread only for the thread's participants and those it mentions", async () => {
-    const [ann, bob, cyd, dan] = await Promise.all([Wire.open('u-ann'), Wire.open('u-bob'), Wire.open('u-cyd'), Wire.open('u-dan')]);
+    const [ann, bob, cyd, dan] = await Promise.all([open('u-ann'), open('u-bob'), open('u-cyd'), open('u-dan')]);
     const room = await group(ann, bob, cyd, dan);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
     for (const w of [ann, bob, cyd, dan]) await w.call('read', { room, seq: root.seq });
@@ -231,7 +169,7 @@ describe('threads', () => {
 
 describe('mentions in edits', () => {
   it('an edit notifies only the members it newly mentions, and the message keeps them', async () => {
-    const [ann, bob, cyd, dan] = await Promise.all([Wire.open('me-ann'), Wire.open('me-bob'), Wire.open('me-cyd'), Wire.open('me-dan')]);
+    const [ann, bob, cyd, dan] = await Promise.all([open('me-ann'), open('me-bob'), open('me-cyd'), open('me-dan')]);
     const room = await group(ann, bob, cyd, dan);
     const m = await ann.call<{ seq: number }>('send', { room, text: 'hi @me-bob' });
     await waitFor(() => bob.events('notify').length === 1, 5000, 'the first notification');
@@ -258,7 +196,7 @@ describe('mentions in edits', () => {
 
 describe('after a restart', () => {
   it('threads, their summaries and what is kept out of the main timeline are still there', async () => {
-    const [ann, bob] = await Promise.all([Wire.open('r-ann'), Wire.open('r-bob')]);
+    const [ann, bob] = await Promise.all([open('r-ann'), open('r-bob')]);
     const room = await group(ann, bob);
     const root = await ann.call<{ seq: number }>('send', { room, text: 'root' });
     const r1 = await bob.call<{ seq: number }>('send', { room, text: 'one', thread: root.seq });
@@ -266,7 +204,7 @@ describe('after a restart', () => {
     bob.close();
     await srv.close();
     srv = await start();
-    const [ann2, bob2] = await Promise.all([Wire.open('r-ann'), Wire.open('r-bob')]);
+    const [ann2, bob2] = await Promise.all([open('r-ann'), open('r-bob')]);
     const thread = await ann2.call<Page>('history', { room, thread: root.seq });
     expect(thread.messages.map((m) => m.seq)).toEqual([r1.seq]);
     expect(thread.root!.summary).toMatchObject({ count: 1, users: ['r-bob'] });
