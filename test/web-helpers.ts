@@ -181,34 +181,38 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 /**
- * Runs axe-core in the page and returns its serious and critical violations. axe is evaluated
- * through the DevTools protocol, which the page's Content-Security-Policy does not govern.
+ * Runs axe-core in the page and returns its serious and critical violations, or with `rules`
+ * the violations of those rules only, of any impact. axe is evaluated through the DevTools
+ * protocol, which the page's Content-Security-Policy does not govern.
  */
-export async function axeViolations(page: Page, context = 'body'): Promise<string[]> {
+export async function axeViolations(page: Page, context = 'body', rules?: string[]): Promise<string[]> {
   axeSource ??= readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(axeSource);
-  const found = await page.evaluate(async (ctx) => {
-    const axe = (
-      window as unknown as {
-        axe: {
-          run(
-            c: string,
-            o: unknown,
-          ): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: string[]; failureSummary: string }> }> }>;
-        };
-      }
-    ).axe;
-    const r = await axe.run(ctx, { resultTypes: ['violations'] });
-    return r.violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map(
-        (v) =>
-          `${v.id} (${v.impact}): ${v.help} — ${v.nodes
-            .slice(0, 3)
-            .map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)
-            .join(' | ')}`,
-      );
-  }, context);
+  const found = await page.evaluate(
+    async ([ctx, only]) => {
+      const axe = (
+        window as unknown as {
+          axe: {
+            run(
+              c: string,
+              o: unknown,
+            ): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: string[]; failureSummary: string }> }> }>;
+          };
+        }
+      ).axe;
+      const r = await axe.run(ctx, only ? { resultTypes: ['violations'], runOnly: { type: 'rule', values: only } } : { resultTypes: ['violations'] });
+      return r.violations
+        .filter((v) => only || v.impact === 'serious' || v.impact === 'critical')
+        .map(
+          (v) =>
+            `${v.id} (${v.impact}): ${v.help} — ${v.nodes
+              .slice(0, 3)
+              .map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)
+              .join(' | ')}`,
+        );
+    },
+    [context, rules] as const,
+  );
   return found;
 }
 let axeSource: string | undefined;

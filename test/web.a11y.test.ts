@@ -141,6 +141,24 @@ describe('screen readers', () => {
     expect(await axeViolations(phone)).toEqual([]);
     await phone.context().close();
   });
+
+  it('every screen has one main landmark and a level-one heading', async () => {
+    const PAGE_RULES = ['page-has-heading-one', 'landmark-one-main'];
+    const carol = await person(web, 'carol', 'Carol Page');
+    expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
+    await createRoom(carol, 'Carol room', { kind: 'group' });
+    expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
+    // A channel carol is no member of, and a room that does not exist.
+    const open = await createRoom(alice, 'Open door');
+    await openRoom(alice, 'Project X');
+    await carol.goto(`${web.srv.url}/r/${open}`);
+    await carol.getByRole('button', { name: 'Join channel' }).waitFor();
+    expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
+    await carol.goto(`${web.srv.url}/r/no_such_room`);
+    await carol.getByRole('heading', { level: 1, name: 'Room not found' }).waitFor();
+    expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
+    await carol.context().close();
+  });
 });
 
 describe('details that look unfinished', () => {

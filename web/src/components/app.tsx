@@ -266,7 +266,7 @@ function Notices({ chat }: { chat: Chat }) {
 function Welcome({ chat, openDialog }: { chat: Chat; openDialog: (d: DialogState) => void }) {
   return (
     <section class="welcome">
-      <h2>Welcome, {chat.me.name}</h2>
+      <h1>Welcome, {chat.me.name}</h1>
       <p>Pick a conversation on the left, or start one.</p>
       <div class="row">
         <button type="button" class="primary" onClick={() => openDialog({ kind: 'create' })}>

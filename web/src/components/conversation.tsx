@@ -277,10 +277,13 @@ function NotMember({ chat, room, go }: { chat: Chat; room: string; go: (room: st
   return (
     <section class="conv-empty">
       {info === 'missing' || info.kind !== 'channel' ? (
-        <p>This room does not exist, or it is private and you are not a member.</p>
+        <>
+          <h1>Room not found</h1>
+          <p>This room does not exist, or it is private and you are not a member.</p>
+        </>
       ) : (
         <>
-          <h2 class="clip"># {info.name}</h2>
+          <h1 class="clip"># {info.name}</h1>
           {info.topic && <p class="muted">{info.topic}</p>}
           <p>You are not a member of this channel.</p>
           <button type="button" class="primary" onClick={() => void join()}>
