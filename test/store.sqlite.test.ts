@@ -79,9 +79,9 @@ describe('SQLite store specifics', () => {
     await s.close();
   });
 
-  it('a retention sweep removing many messages lets the server go on between its writes', async () => {
-    // Small writes (100 messages each), so 5,000 messages take 50 of them.
-    const s = roomLogWrites(new SqliteStore({ file: join(dir, 'sweep.db'), retentionBatch: 100 }));
+  /** A store with 5,000 old messages in room `big` and one in room `small`. */
+  async function sweepable(file: string, opts: { retentionBatch?: number; retentionWriteMs?: number }) {
+    const s = roomLogWrites(new SqliteStore({ file: join(dir, file), ...opts }));
     await s.createRoom({ id: 'big', kind: 'group', name: 'Big', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     await s.createRoom({ id: 'small', kind: 'group', name: 'Small', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const ts = Date.now();
@@ -108,22 +108,48 @@ describe('SQLite store specifics', () => {
       null,
     );
     await s.append({ room: 'small', user: 'u', name: 'u', kind: 'text', text: 'kept' });
+    return s;
+  }
+  /** Runs a sweep keeping each room's last message; how many times the event loop turned meanwhile. */
+  async function sweepTurns(s: Awaited<ReturnType<typeof sweepable>>): Promise<{ removed: number; turns: number }> {
     let turns = 0;
     const ticker = setInterval(() => {
       turns++;
     }, 0);
-    let removed: number;
     try {
-      removed = await s.applyRetention(Date.now(), { count: 1, days: null });
+      return { removed: await s.applyRetention(Date.now(), { count: 1, days: null }), turns };
     } finally {
       clearInterval(ticker);
     }
+  }
+
+  it('a retention sweep removing many messages lets the server go on between its writes', async () => {
+    // Small writes (100 messages each), so 5,000 messages take 50 of them.
+    const s = await sweepable('sweep.db', { retentionBatch: 100 });
+    const { removed, turns } = await sweepTurns(s);
     // Each room keeps its last message (5,000 of big's 5,001 go, and small's join), one short write at a time.
     expect(removed).toBe(5001);
     expect(turns).toBeGreaterThanOrEqual(10);
     expect(await s.bounds('big')).toEqual({ first: 5001, last: 5001 });
     expect((await s.history('small', { limit: 10 })).map((m) => m.text)).toEqual(['kept']);
     await s.close();
+  });
+
+  it('a retention write sizes itself on how long the last one held the event loop', async () => {
+    // The default 2,000 per write would take 5,000 messages in 3 writes. A write that holds the
+    // loop longer than asked shrinks the next, down to 50 messages: about a hundred writes.
+    const slow = await sweepable('steer-slow.db', { retentionWriteMs: 0.001 });
+    const a = await sweepTurns(slow);
+    expect(a.removed).toBe(5001);
+    expect(a.turns).toBeGreaterThanOrEqual(40);
+    expect(await slow.bounds('big')).toEqual({ first: 5001, last: 5001 });
+    await slow.close();
+    // Writes faster than asked grow, up to retentionBatch: a few writes.
+    const fast = await sweepable('steer-fast.db', { retentionWriteMs: 60_000 });
+    const b = await sweepTurns(fast);
+    expect(b.removed).toBe(5001);
+    expect(b.turns).toBeLessThan(a.turns / 4);
+    await fast.close();
   });
 
   it('retention by age cuts at the first message at or after the limit, in seq order', async () => {
