@@ -377,19 +377,29 @@ export class SqliteStore implements Store {
     try {
       for (;;) {
         const rooms = await this.read(() => this.s.retentionRooms.all(after, RETENTION_ROOMS) as Row[]);
-        const cuts = await this.read(() =>
-          rooms.flatMap((r) => {
-            const count = r.retention_count ?? defaults.count;
-            const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
-            if (count === null && ms === null) return [];
-            let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
-            if (ms !== null) {
-              const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
-              upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
-            }
-            return upTo > 0 ? [{ id: r.id, last: r.last_seq, upTo }] : [];
-          }),
-        );
+        // Finding where each room is cut reads the room's oldest messages: done a slice of rooms
+        // at a time, each slice holding the loop about `retentionWriteMs`.
+        const cuts: Array<{ id: string; last: number; upTo: number }> = [];
+        for (let j = 0; j < rooms.length;) {
+          j = await this.read(() => {
+            const started = performance.now();
+            let k = j;
+            do {
+              const r = rooms[k++]!;
+              const count = r.retention_count ?? defaults.count;
+              const ms = r.retention_ms ?? (defaults.days === null ? null : defaults.days * DAY_MS);
+              if (count === null && ms === null) continue;
+              let upTo = count === null ? 0 : Math.max(0, r.last_seq - count);
+              if (ms !== null) {
+                const kept = this.s.firstKept.get(r.id, now - ms) as number | undefined;
+                upTo = Math.max(upTo, kept === undefined ? r.last_seq : kept - 1);
+              }
+              if (upTo > 0) cuts.push({ id: r.id, last: r.last_seq, upTo });
+            } while (k < rooms.length && performance.now() - started < this.retentionWriteMs);
+            return k;
+          });
+          if (j < rooms.length) await new Promise((resolve) => setImmediate(resolve));
+        }
         for (let i = 0; i < cuts.length;) {
           const from = i;
           const batch = size;
