@@ -99,7 +99,11 @@ const TERMS: Array<{ label: string; ranks: number[] }> = [
   { label: 'two words', ranks: [3, 150] },
 ];
 
-export async function seedHistory(store: Store, shape: HistoryShape, say: (line: string) => void, now = Date.now()): Promise<Seeded> {
+/**
+ * `checkpoint`, when given, runs after every 100 batches (500,000 messages): SQLite's WAL does
+ * not start over by itself while the search index worker reads behind the seed.
+ */
+export async function seedHistory(store: Store, shape: HistoryShape, say: (line: string) => void, now = Date.now(), checkpoint?: () => void): Promise<Seeded> {
   const rand = prng(0x5eed);
   const { messages: N, rooms: R, users: U } = shape;
   const inboxRooms = Math.min(shape.inboxRooms, R);
@@ -198,6 +202,10 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
     // hears that its checkpointer caught up, never starts the WAL over, and the WAL grows
     // with every batch (past 60 GB at 7M messages).
     await new Promise((r) => setImmediate(r));
+    if (checkpoint && (i0 / BATCH) % 100 === 99) {
+      await inFlight;
+      checkpoint();
+    }
     const t = performance.now();
     if (t - lastSay > 5000) {
       lastSay = t;

@@ -183,7 +183,9 @@ async function runOne(
     if (st instanceof SqliteStore) st.db.pragma('cache_size = -1000000');
     let seeded: Seeded;
     try {
-      seeded = await seedHistory(st, shape, (l) => say(`seeding ${l}`));
+      // Every 500,000 messages the WAL is copied and cut back (waiting for the index worker's reads).
+      const truncate = st instanceof SqliteStore ? () => void st.db.pragma('wal_checkpoint(TRUNCATE)') : undefined;
+      seeded = await seedHistory(st, shape, (l) => say(`seeding ${l}`), Date.now(), truncate);
       if (st instanceof SqliteStore) await searchCaughtUp(st, say);
     } finally {
       await st.close();
