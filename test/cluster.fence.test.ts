@@ -1,12 +1,13 @@
 // Fencing by the cluster epoch on a real PostgreSQL: a stale or frozen owner must never commit
 // a batch after the epoch it was routed with has ended, and fencing must not make batches wait
 // on each other or deadlock.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import pg from 'pg';
 import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { createPool } from '../src/store/postgres/pool.js';
 import { EPOCH_SQL, FENCE_EXCLUSIVE_SQL, FencedError, enterFence } from '../src/cluster/fence.js';
+import type { Batch } from '../src/store/writer.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -164,5 +165,53 @@ describe('fencing by the cluster epoch', () => {
     expect(atBump.size).toBe(8);
     for (const [epoch, n] of atBump) expect(final.get(epoch) ?? 0).toBe(n);
     await db.close();
+  });
+
+  it("a store batch enters the fence in its transaction's first round trip, and a stale one writes nothing", async () => {
+    const schema = `f${++schemas}_${process.pid}`;
+    const store = await PostgresStore.open({ url: server.url, schema });
+    const pool = createPool({ url: server.url, schema, poolSize: 2 });
+    const text = (seq: number): Batch => ({
+      deleteRooms: [],
+      insertRooms: [],
+      updateRooms: [],
+      deleteMembers: [],
+      insertMembers: [],
+      updateMembers: [],
+      bans: [],
+      access: [],
+      blocks: [],
+      messages: [{ message: { room: 'r', seq, kind: 'text', user: 'u', name: 'u', ts: Date.now(), text: `m${seq}` }, key: null, hiddenFor: null }],
+      threads: [],
+      mentions: [],
+    });
+    // Every query the store's connections send while the batch commits.
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query; // eslint-disable-line @typescript-eslint/unbound-method -- called with its client below
+    const spy = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      const q = args[0];
+      sent.push(typeof q === 'string' ? q : String((q as { text?: string }).text));
+      return Reflect.apply(original, this, args) as never;
+    });
+    try {
+      await store.commit(text(2), 0);
+    } finally {
+      spy.mockRestore();
+    }
+    // BEGIN with the fence (lock and epoch), the message's INSERT, COMMIT: three round trips.
+    expect(sent).toHaveLength(3);
+    expect(sent[0]).toMatch(/^BEGIN; SELECT pg_advisory_xact_lock_shared\(.*; SELECT epoch FROM cluster_state/);
+    expect(sent[2]).toBe('COMMIT');
+    expect(await bump(pool)).toBe(1);
+    const err = await store.commit(text(3), 0).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencedError);
+    await store.commit(text(3), 1);
+    const { rows } = await pool.query<{ seq: string; text: string }>(`SELECT seq, text FROM messages WHERE room_id = 'r' AND kind = 'text' ORDER BY seq`);
+    expect(rows.map((r) => [Number(r.seq), r.text])).toEqual([
+      [2, 'm2'],
+      [3, 'm3'],
+    ]);
+    await pool.end();
+    await store.close();
   });
 });

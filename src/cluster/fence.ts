@@ -42,13 +42,15 @@ export class FencedError extends ParleyError {
 
 /**
  * Inside a batch transaction (after BEGIN, before its writes): takes the fencing lock shared
- * and checks that `epoch` is current, in one round trip (two statements of one simple query,
- * each with its own snapshot). Throws FencedError when it is not; the caller rolls back.
- * Outside a transaction it would fence nothing: the lock would end with the statement.
+ * and checks that `epoch` is current, in one round trip (statements of one simple query, each
+ * with its own snapshot). Throws FencedError when it is not; the caller rolls back. Outside a
+ * transaction it would fence nothing: the lock would end with the statement. With `begin`, the
+ * same round trip opens the transaction first (a batch's BEGIN costs no round trip of its own).
  */
-export async function enterFence(client: pg.ClientBase, epoch: number): Promise<void> {
-  const results = (await client.query(`${FENCE_SHARED_SQL}; ${EPOCH_SQL}`)) as unknown as pg.QueryResult<{ epoch: number | string }>[];
-  const row = results[1]?.rows[0];
+export async function enterFence(client: pg.ClientBase, epoch: number, begin = false): Promise<void> {
+  const sql = `${begin ? 'BEGIN; ' : ''}${FENCE_SHARED_SQL}; ${EPOCH_SQL}`;
+  const results = (await client.query(sql)) as unknown as pg.QueryResult<{ epoch: number | string }>[];
+  const row = results.at(-1)?.rows[0];
   const current = row === undefined ? null : Number(row.epoch);
   if (current !== epoch) throw new FencedError(epoch, current);
 }

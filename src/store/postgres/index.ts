@@ -201,7 +201,9 @@ export class PostgresStore extends PostgresFacts implements Store {
 
   commit(batch: Batch, epoch: number | null): Promise<void> {
     if (this.gate.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
-    return this.track(this.attempt((c) => this.fenced(c, epoch, () => writeBatch(c, batch)), batch));
+    // With an epoch, the batch commits only while it is the cluster's (src/cluster/fence.ts).
+    const begin = epoch === null ? undefined : (c: pg.PoolClient) => enterFence(c, epoch, true);
+    return this.track(this.attempt((c) => writeBatch(c, batch), batch, begin));
   }
 
   /**
@@ -230,27 +232,25 @@ export class PostgresStore extends PostgresFacts implements Store {
     );
   }
 
-  /** With an epoch, the batch commits only while it is the cluster's (src/cluster/fence.ts). */
-  private async fenced<T>(c: pg.PoolClient, epoch: number | null, run: () => Promise<T>): Promise<T> {
-    if (epoch !== null) await enterFence(c, epoch);
-    return run();
-  }
-
   /**
    * One transaction, tried again after a deadlock or serialization failure, or when a pooled
    * connection turned out broken before COMMIT was sent. Rejects with what the batch's caller
    * acts on: KeyConflictError, a fencing error, or a ParleyError.
    */
-  private async attempt<T>(run: (c: pg.PoolClient) => Promise<T>, size: Batch | (() => number)): Promise<T> {
+  private async attempt<T>(run: (c: pg.PoolClient) => Promise<T>, size: Batch | (() => number), begin?: (c: pg.PoolClient) => Promise<unknown>): Promise<T> {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt++) {
       let sent = false;
       try {
-        const out = await transaction(this.pool, async (c) => {
-          const v = await run(c);
-          sent = true;
-          return v;
-        });
+        const out = await transaction(
+          this.pool,
+          async (c) => {
+            const v = await run(c);
+            sent = true;
+            return v;
+          },
+          begin,
+        );
         this.batches++;
         this.written += typeof size === 'function' ? size() : size.messages.length;
         return out;

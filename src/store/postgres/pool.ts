@@ -141,6 +141,8 @@ export function toStoreError(err: unknown): ParleyError {
   return new ParleyError('internal', `storage error: ${msg}`);
 }
 
+const plainBegin = (client: pg.PoolClient): Promise<unknown> => client.query('BEGIN');
+
 /** One statement on the pool; driver errors become ParleyErrors (see toStoreError). */
 export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
   try {
@@ -153,9 +155,14 @@ export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, sql: str
 /**
  * Runs `fn` in one transaction on one connection of the pool: commits when it resolves, rolls
  * back and rethrows (the driver's error as it is) when it throws. A connection that broke is
- * dropped from the pool instead of being reused.
+ * dropped from the pool instead of being reused. `begin` opens the transaction: `BEGIN` alone,
+ * or (one round trip fewer) `BEGIN` with the transaction's first statements in one simple query.
  */
-export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function transaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  begin: (client: pg.PoolClient) => Promise<unknown> = plainBegin,
+): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -168,7 +175,7 @@ export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) 
   client.on('error', onError);
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
+    await begin(client);
     const out = await fn(client);
     await client.query('COMMIT');
     return out;
