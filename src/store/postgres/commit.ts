@@ -201,13 +201,15 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
     );
   }
   const threads = msgs.map(threadColumns);
-  const { rowCount } = await c.query(
-    `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
+  const { rowCount } = await c.query({
+    // Named, so each connection has it parsed and planned once: it runs with nearly every send.
+    name: 'parley_insert_messages',
+    text: `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
       thread, thread_only)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[],
       $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[], $15::bigint[], $16::boolean[])
     ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`,
-    [
+    values: [
       msgs.map((m) => m.room),
       msgs.map((m) => m.seq),
       msgs.map((m) => m.kind),
@@ -225,7 +227,7 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
       threads.map((t) => t.thread),
       threads.map((t) => (t.threadOnly ? true : null)),
     ],
-  );
+  });
   // A key stored before (by an earlier owner, or a retry) was skipped: the batch must not commit.
   if ((rowCount ?? 0) < msgs.length) throw new KeyConflictError();
 }
