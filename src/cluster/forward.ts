@@ -25,6 +25,9 @@ import { backoff } from '../client/backoff.js';
 import { NotOwnerError, type NodeRef, type Placement } from './placement.js';
 
 export const CLUSTER_PATH = '/cluster';
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
 /** Largest difference between the caller's and the callee's clocks an upgrade may show. */
 export const AUTH_SKEW_MS = 60_000;
 const H_FROM = 'x-parley-node';
@@ -208,6 +211,9 @@ class Peer {
       maxPayload: this.o.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: this.o.timeoutMs,
+      // Masking guards browsers' traffic against caching proxies; between nodes an all-zero key
+      // (still a masked frame) spares a random key and a copy of every frame.
+      generateMask: zeroMask,
     });
     this.ws = ws;
     ws.on('open', () => {
