@@ -197,6 +197,21 @@ describe('details that look unfinished', () => {
     expect(await line.getByRole('button', { name: 'Add reaction' }).isVisible()).toBe(false);
     await line.locator('.msg-text').tap();
     await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
+    // The top bar's search field shows the whole of its placeholder at phone width.
+    const search = await phone.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
+      const s = getComputedStyle(el);
+      const ctx = document.createElement('canvas').getContext('2d')!;
+      ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+      return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
+    });
+    expect(search.text).toBeLessThanOrEqual(search.box);
+    // The room's name stays readable beside its actions, and no action leaves the screen.
+    const title = (await phone.locator('#conv-title').boundingBox())!;
+    expect(title.width).toBeGreaterThan(120);
+    for (const b of await phone.locator('.conv-head button').all()) {
+      const box = await b.boundingBox();
+      if (box) expect(box.x + box.width, (await b.textContent()) ?? '').toBeLessThanOrEqual(390);
+    }
     await screenshot(phone, 'web-phone.png');
     await phone.context().close();
   });

@@ -21,7 +21,7 @@ export function SearchBox({ onSearch, initial }: { onSearch: (q: string) => void
         if (q.trim()) onSearch(q.trim());
       }}
     >
-      <input type="search" aria-label="Search messages" placeholder="Search messages" value={q} maxLength={200} onInput={(e) => setQ(e.currentTarget.value)} />
+      <input type="search" aria-label="Search messages" placeholder="Search" value={q} maxLength={200} onInput={(e) => setQ(e.currentTarget.value)} />
     </form>
   );
 }
