@@ -157,6 +157,13 @@ describe('screen readers', () => {
     await carol.goto(`${web.srv.url}/r/no_such_room`);
     await carol.getByRole('heading', { level: 1, name: 'Room not found' }).waitFor();
     expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
+    // At phone width a channel's long name is cut; the page does not scroll sideways.
+    const long = await createRoom(alice, 'Quarterly planning and roadmap review of the whole team');
+    await openRoom(alice, 'Project X');
+    await carol.setViewportSize({ width: 390, height: 780 });
+    await carol.goto(`${web.srv.url}/r/${long}`);
+    await carol.getByRole('button', { name: 'Join channel' }).waitFor();
+    expect(await carol.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await carol.context().close();
   });
 });
@@ -212,6 +219,17 @@ describe('details that look unfinished', () => {
       const box = await b.boundingBox();
       if (box) expect(box.x + box.width, (await b.textContent()) ?? '').toBeLessThanOrEqual(390);
     }
+    // The bell's menu opens inside the screen.
+    await phone.getByRole('button', { name: /^Notifications:/ }).click();
+    const menu = (await phone.getByRole('menu', { name: 'Notify me of' }).boundingBox())!;
+    expect(menu.x).toBeGreaterThanOrEqual(0);
+    expect(menu.x + menu.width).toBeLessThanOrEqual(390);
+    // Its items' words wrap inside it.
+    for (const item of await phone.getByRole('menuitemradio').all()) {
+      expect(await item.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+    }
+    await screenshot(phone, 'web-phone-bell.png');
+    await phone.keyboard.press('Escape');
     await screenshot(phone, 'web-phone.png');
     await phone.context().close();
   });
