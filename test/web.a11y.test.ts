@@ -1,7 +1,7 @@
 // The web app by keyboard, for screen readers (axe-core on the main screens), at phone width,
 // in light and dark, in the reader's locale, with long names; and screenshots for review.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { axeViolations, createRoom, invite, item, messages, openRoom, person, screenshot, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
@@ -204,6 +204,28 @@ describe('details that look unfinished', () => {
     expect(await line.getByRole('button', { name: 'Add reaction' }).isVisible()).toBe(false);
     await line.locator('.msg-text').tap();
     await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
+    // The actions are on top, where a tap reaches them.
+    const reachable = (msg: Locator) =>
+      msg.getByRole('button', { name: 'Add reaction' }).evaluate((b) => {
+        const r = b.getBoundingClientRect();
+        return b.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+      });
+    expect(await reachable(line)).toBe(true);
+    // The first message of a run shows its author and time: its actions leave them in view.
+    const first = phone
+      .locator('.msg', { has: phone.locator('.msg-head') })
+      .filter({ has: phone.locator('.msg-actions') })
+      .last();
+    await first.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+    await first.locator('.msg-text').first().tap();
+    await first.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
+    expect(await reachable(first)).toBe(true);
+    const head = (await first.locator('.msg-head').boundingBox())!;
+    const bar = (await first.getByRole('toolbar').boundingBox())!;
+    expect(bar.y >= head.y + head.height || bar.x >= head.x + head.width, JSON.stringify({ head, bar })).toBe(true);
+    await line.locator('.msg-text').tap();
+    await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
+    await screenshot(phone, 'web-phone.png');
     // The top bar's search field shows the whole of its placeholder at phone width.
     const search = await phone.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
       const s = getComputedStyle(el);
@@ -225,12 +247,11 @@ describe('details that look unfinished', () => {
     expect(menu.x).toBeGreaterThanOrEqual(0);
     expect(menu.x + menu.width).toBeLessThanOrEqual(390);
     // Its items' words wrap inside it.
-    for (const item of await phone.getByRole('menuitemradio').all()) {
-      expect(await item.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+    for (const entry of await phone.getByRole('menuitemradio').all()) {
+      expect(await entry.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
     }
     await screenshot(phone, 'web-phone-bell.png');
     await phone.keyboard.press('Escape');
-    await screenshot(phone, 'web-phone.png');
     await phone.context().close();
   });
 
