@@ -10,7 +10,8 @@
 // are words drawn by a Zipf law from a fixed vocabulary, so search terms of known frequency
 // exist. One chosen user is a member of `inboxRooms` rooms.
 import type { Member, Room } from '../src/protocol/schema.js';
-import type { Batch, MessageRecord, Store } from '../src/store/store.js';
+import type { MessageRecord, Store } from '../src/store/store.js';
+import { emptyBatch } from '../src/store/writer.js';
 
 export interface HistoryShape {
   messages: number;
@@ -230,22 +231,5 @@ export async function seedHistory(store: Store, shape: HistoryShape, say: (line:
     firstTs: tsOf(0),
     lastTs: tsOf(Math.max(0, N - 1)),
     terms: TERMS.map((t, j) => ({ label: t.label, query: t.ranks.map((x) => words[x]).join(' '), messages: termCounts[j]! })),
-  };
-}
-
-function emptyBatch(): Batch {
-  return {
-    deleteRooms: [],
-    insertRooms: [],
-    updateRooms: [],
-    deleteMembers: [],
-    insertMembers: [],
-    updateMembers: [],
-    bans: [],
-    access: [],
-    blocks: [],
-    messages: [],
-    threads: [],
-    mentions: [],
   };
 }

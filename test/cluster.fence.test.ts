@@ -7,7 +7,7 @@ import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { createPool } from '../src/store/postgres/pool.js';
 import { EPOCH_SQL, FENCE_EXCLUSIVE_SQL, FencedError, enterFence } from '../src/cluster/fence.js';
-import type { Batch } from '../src/store/writer.js';
+import { emptyBatch, type Batch } from '../src/store/writer.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -172,18 +172,8 @@ describe('fencing by the cluster epoch', () => {
     const store = await PostgresStore.open({ url: server.url, schema });
     const pool = createPool({ url: server.url, schema, poolSize: 2 });
     const text = (seq: number): Batch => ({
-      deleteRooms: [],
-      insertRooms: [],
-      updateRooms: [],
-      deleteMembers: [],
-      insertMembers: [],
-      updateMembers: [],
-      bans: [],
-      access: [],
-      blocks: [],
+      ...emptyBatch(),
       messages: [{ message: { room: 'r', seq, kind: 'text', user: 'u', name: 'u', ts: Date.now(), text: `m${seq}` }, key: null, hiddenFor: null }],
-      threads: [],
-      mentions: [],
     });
     // Every query the store's connections send while the batch commits.
     const sent: string[] = [];

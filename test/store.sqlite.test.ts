@@ -5,6 +5,7 @@ import { SqliteStore } from '../src/store/sqlite/index.js';
 import { SqliteAccountStore } from '../src/store/sqlite/accounts.js';
 import { storeConformance } from './conformance/store.js';
 import { roomLogWrites } from './conformance/writes.js';
+import { emptyBatch } from '../src/store/writer.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const dir = tempDir('parley-store-');
@@ -90,23 +91,7 @@ describe('SQLite store specifics', () => {
       key: null,
       hiddenFor: null,
     }));
-    await s.commit(
-      {
-        deleteRooms: [],
-        insertRooms: [],
-        updateRooms: [],
-        deleteMembers: [],
-        insertMembers: [],
-        updateMembers: [],
-        bans: [],
-        access: [],
-        blocks: [],
-        messages,
-        threads: [],
-        mentions: [],
-      },
-      null,
-    );
+    await s.commit({ ...emptyBatch(), messages }, null);
     await s.append({ room: 'small', user: 'u', name: 'u', kind: 'text', text: 'kept' });
     return s;
   }

@@ -85,6 +85,24 @@ export interface Batch {
   mentions: Array<{ room: string; seq: number; users: string[] }>;
 }
 
+/** A batch that changes nothing, for callers (seeding, tests) that fill in one kind of row. */
+export function emptyBatch(): Batch {
+  return {
+    deleteRooms: [],
+    insertRooms: [],
+    updateRooms: [],
+    deleteMembers: [],
+    insertMembers: [],
+    updateMembers: [],
+    bans: [],
+    access: [],
+    blocks: [],
+    messages: [],
+    threads: [],
+    mentions: [],
+  };
+}
+
 /** A batch refused because a message's key was used before by the same user in the same room. */
 export class KeyConflictError extends Error {
   constructor() {
