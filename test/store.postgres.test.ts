@@ -12,7 +12,7 @@ import { PostgresWordStore } from '../src/plugins/word-filter/words-postgres.js'
 import { chat21StoreConformance } from './conformance/chat21.js';
 import { PostgresChat21Store } from '../src/integrations/chat21/store-postgres.js';
 import { storeConformance } from './conformance/store.js';
-import { roomLogWrites } from './conformance/writes.js';
+import { roomLogWrites, type Writes } from './conformance/writes.js';
 import { migrations } from '../src/store/postgres/migrations.js';
 import { richConformance } from './conformance/rich.js';
 import { PostgresNotificationStore } from '../src/store/postgres/notifications.js';
@@ -438,25 +438,7 @@ describe('PostgreSQL search over many matches', () => {
   it('a word in 12,000 messages gives the newest page, looking at no more than SEARCH_SCAN of them; rare words are still found', async () => {
     const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema() }));
     try {
-      await store.createRoom({ id: 'sa', kind: 'channel', name: 'Search A', topic: '', createdBy: 'w', members: members('w') });
-      await store.createRoom({ id: 'sb', kind: 'channel', name: 'Search B', topic: '', createdBy: 'w', members: members('w') });
-      // Room A: 8,000 messages, room B: 4,000, interleaved in time; A's oldest also says "zebra".
-      const base = 1_800_000_000_000;
-      await store.pool.query(
-        `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv, hidden_for)
-        SELECT 'sa', i + 1, 'text', 'w', 'w', $1::bigint + i * 10, 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END,
-          to_tsvector('simple', 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END),
-          CASE WHEN i = 7999 THEN 'viewer' END
-        FROM generate_series(1, 8000) i`,
-        [base],
-      );
-      await store.pool.query(
-        `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv)
-        SELECT 'sb', i + 1, 'text', 'w', 'w', $1::bigint + i * 20 + 5, 'common word ' || i, to_tsvector('simple', 'common word ' || i)
-        FROM generate_series(1, 4000) i`,
-        [base],
-      );
-      await store.pool.query('ANALYZE messages');
+      const base = await seedSearchRooms(store);
 
       // The newest 20 by time, across both rooms; A's seq 8000 (i = 7999) is hidden for the viewer.
       const all = [
@@ -477,6 +459,7 @@ describe('PostgreSQL search over many matches', () => {
         toTsquery('common'),
         'viewer',
         20,
+        false,
       ]);
       const scanned = messageScans(rows[0]!['QUERY PLAN'][0]!.Plan);
       expect(scanned.length).toBeGreaterThan(0);
@@ -485,13 +468,78 @@ describe('PostgreSQL search over many matches', () => {
       await store.close();
     }
   });
+
+  it('a word ANALYZE counts in more messages than searchProbeMax skips the index probe and walks the rooms newest first', async () => {
+    const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema(), searchProbeMax: 5000 }));
+    try {
+      await seedSearchRooms(store);
+      const calls: unknown[][] = [];
+      const query = store.pool.query.bind(store.pool);
+      store.pool.query = ((sql: unknown, params?: unknown[]) => {
+        if (sql === SQL.search) calls.push(params ?? []);
+        return query(sql as string, params);
+      }) as typeof store.pool.query;
+      // "common" is in all 12,000 messages: walked, and still the newest page.
+      expect((await store.search('viewer', 'common', ['sa', 'sb'], 3)).map((m) => `${m.room}:${m.seq}`)).toEqual(['sb:4001', 'sa:8001', 'sb:4000']);
+      // "zebra" is in one message, and "common zebra" matches no more than "zebra": probed, so found however old.
+      expect((await store.search('viewer', 'zebra', ['sa', 'sb'], 20)).map((m) => m.seq)).toEqual([2]);
+      expect((await store.search('viewer', 'common zebra', ['sa', 'sb'], 20)).map((m) => m.seq)).toEqual([2]);
+      expect(calls.map((p) => p[4])).toEqual([true, false, false]);
+
+      // Walking, the words' index is not read at all.
+      const plan = async (word: string, walk: boolean) => {
+        const { rows } = await store.pool.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${SQL.search}`, [
+          ['sa', 'sb'],
+          toTsquery(word),
+          'viewer',
+          3,
+          walk,
+        ]);
+        return indexesRead(rows[0]!['QUERY PLAN'][0]!.Plan);
+      };
+      expect(await plan('zebra', true)).not.toContain('messages_tsv');
+      expect(await plan('common', true)).not.toContain('messages_tsv');
+    } finally {
+      await store.close();
+    }
+  });
 });
+
+/** Rooms sa (8,000 messages) and sb (4,000), all saying "common word", analysed; returns the first message's time. */
+async function seedSearchRooms(store: Writes<PostgresStore>): Promise<number> {
+  await store.createRoom({ id: 'sa', kind: 'channel', name: 'Search A', topic: '', createdBy: 'w', members: members('w') });
+  await store.createRoom({ id: 'sb', kind: 'channel', name: 'Search B', topic: '', createdBy: 'w', members: members('w') });
+  // Room A: 8,000 messages, room B: 4,000, interleaved in time; A's oldest also says "zebra".
+  const base = 1_800_000_000_000;
+  await store.pool.query(
+    `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv, hidden_for)
+    SELECT 'sa', i + 1, 'text', 'w', 'w', $1::bigint + i * 10, 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END,
+      to_tsvector('simple', 'common word ' || i || CASE WHEN i = 1 THEN ' zebra' ELSE '' END),
+      CASE WHEN i = 7999 THEN 'viewer' END
+    FROM generate_series(1, 8000) i`,
+    [base],
+  );
+  await store.pool.query(
+    `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, tsv)
+    SELECT 'sb', i + 1, 'text', 'w', 'w', $1::bigint + i * 20 + 5, 'common word ' || i, to_tsvector('simple', 'common word ' || i)
+    FROM generate_series(1, 4000) i`,
+    [base],
+  );
+  await store.pool.query('ANALYZE messages');
+  return base;
+}
 
 interface PlanNode {
   'Relation Name'?: string;
+  'Index Name'?: string;
   'Actual Rows': number;
   'Actual Loops': number;
   Plans?: PlanNode[];
+}
+/** Indexes the plan read (scans that ran at least once). */
+function indexesRead(n: PlanNode): string[] {
+  const own = n['Index Name'] !== undefined && n['Actual Loops'] > 0 ? [n['Index Name']] : [];
+  return [...own, ...(n.Plans ?? []).flatMap(indexesRead)];
 }
 /** Rows each scan of the messages table produced (over all its loops). */
 function messageScans(n: PlanNode): number[] {

@@ -13,9 +13,9 @@ import { migrate } from './migrations.js';
 import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, transaction, type PgPoolOptions } from './pool.js';
 import { GroupCommit } from './group-commit.js';
 import { writeBatch } from './commit.js';
-import { SQL } from './statements.js';
+import { SEARCH_PROBE_MAX, SQL } from './statements.js';
 import { enterFence } from '../../cluster/fence.js';
-import { toTsquery } from './search-text.js';
+import { queryTerms, toTsquery, WordCounts } from './search-text.js';
 
 export { searchWords } from './search-text.js';
 
@@ -24,7 +24,15 @@ export interface PostgresOptions extends PgPoolOptions {
   maxBatch?: number;
   /** Most messages one retention statement removes (default 5000). */
   retentionBatch?: number;
+  /**
+   * A searched word the statistics count in more messages than this is looked for only among
+   * the rooms' newest messages, without probing the index for every match (default 50,000).
+   */
+  searchProbeMax?: number;
 }
+
+/** How long the search keeps ANALYZE's word counts before reading them again. */
+const WORD_STATS_MS = 5 * 60_000;
 
 type Rows = <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => Promise<R[]>;
 
@@ -127,6 +135,11 @@ export class PostgresStore extends PostgresFacts implements Store {
   private readonly retentionBatch: number;
   /** Shared with the fact reads, which run on the pool. */
   private readonly gate: { closed: boolean };
+  private readonly searchProbeMax: number;
+  private readonly words = new WordCounts();
+  /** When the word counts were last read (0: never), and the read under way. */
+  private wordsAt = 0;
+  private wordsLoading: Promise<void> | null = null;
   private batches = 0;
   private written = 0;
   private inFlight = new Set<Promise<unknown>>();
@@ -146,6 +159,7 @@ export class PostgresStore extends PostgresFacts implements Store {
     this.pool = pool;
     this.maxBatch = opts.maxBatch ?? 500;
     this.retentionBatch = opts.retentionBatch ?? 5000;
+    this.searchProbeMax = opts.searchProbeMax ?? SEARCH_PROBE_MAX;
     this.writes = new GroupCommit(pool, this.maxBatch, () => this.gate.closed);
   }
 
@@ -154,6 +168,9 @@ export class PostgresStore extends PostgresFacts implements Store {
     const schema = checkOptions(opts).schema;
     if (opts.maxBatch !== undefined && (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1 || opts.maxBatch > 100_000)) {
       throw new ParleyError('invalid', 'maxBatch must be an integer from 1 to 100000', { field: 'maxBatch' });
+    }
+    if (opts.searchProbeMax !== undefined && (!Number.isInteger(opts.searchProbeMax) || opts.searchProbeMax < 0)) {
+      throw new ParleyError('invalid', 'searchProbeMax must be a non-negative integer', { field: 'searchProbeMax' });
     }
     const store = new PostgresStore(opts, createPool(opts));
     try {
@@ -462,7 +479,32 @@ export class PostgresStore extends PostgresFacts implements Store {
   async search(viewer: string, query: string, rooms: string[], limit: number): Promise<Message[]> {
     const tsq = toTsquery(query);
     if (tsq === null || rooms.length === 0 || limit === 0) return [];
-    return (await this.read<MessageRow>(SQL.search, [rooms, tsq, viewer, limit])).map((r) => rowToMessage(r));
+    // The first search waits for the counts; later ones use them while they are read again.
+    const stale = Date.now() - this.wordsAt > WORD_STATS_MS;
+    if (stale) {
+      const loading = this.loadWordCounts();
+      if (this.wordsAt === 0) await loading;
+    }
+    const walk = this.words.matches(queryTerms(query)) > this.searchProbeMax;
+    return (await this.read<MessageRow>(SQL.search, [rooms, tsq, viewer, limit, walk])).map((r) => rowToMessage(r));
+  }
+
+  /** Reads ANALYZE's word counts of `messages.tsv` (none yet: every word counts as rare). */
+  private loadWordCounts(): Promise<void> {
+    this.wordsLoading ??= this.read<{ words: string[] | null; shares: number[] | null; rows: number }>(SQL.wordStats)
+      .then(
+        ([r]) => {
+          this.words.set(r?.words ?? [], r?.shares ?? [], r?.rows ?? 0);
+          this.wordsAt = Date.now();
+        },
+        () => {
+          // Searched as if every word were rare until a later read succeeds.
+        },
+      )
+      .finally(() => {
+        this.wordsLoading = null;
+      });
+    return this.wordsLoading;
   }
 
   // ---- Health -------------------------------------------------------------------------

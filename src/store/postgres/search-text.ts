@@ -25,15 +25,47 @@ export function toTsvector(text: string): string | null {
 }
 
 /**
- * tsquery of a user's query: every word must match; a word the tokenizer splits (`a_b`)
- * must match as a phrase. Only letters and digits reach the query, so no query syntax does.
+ * The terms of a user's query, each a list of words: every term must match; a term of more
+ * than one word (`a_b`, which the tokenizer splits) must match as a phrase. Only letters and
+ * digits reach the terms, so no query syntax does.
  */
-export function toTsquery(query: string): string | null {
-  const terms: string[] = [];
+export function queryTerms(query: string): string[][] {
+  const terms: string[][] = [];
   for (const raw of (query.match(/[\p{L}\p{N}_]+/gu) ?? []).slice(0, 16)) {
     const words = searchWords(raw);
-    if (words.length === 0) continue;
-    terms.push(words.length === 1 ? `'${words[0]}'` : `(${words.map((w) => `'${w}'`).join(' <-> ')})`);
+    if (words.length > 0) terms.push(words);
   }
+  return terms;
+}
+
+/** tsquery of a user's query (see queryTerms), or null when it has no words. */
+export function toTsquery(query: string): string | null {
+  const terms = queryTerms(query).map((words) => (words.length === 1 ? `'${words[0]}'` : `(${words.map((w) => `'${w}'`).join(' <-> ')})`));
   return terms.length === 0 ? null : terms.join(' & ');
+}
+
+/**
+ * How many messages hold a word, estimated from what ANALYZE found in `messages.tsv` (its
+ * most common words and their share of the rows): the search uses it to skip an index probe
+ * that would read every match of a common word in the whole database.
+ */
+export class WordCounts {
+  private counts = new Map<string, number>();
+
+  /** Takes ANALYZE's figures: the most common words, the share of rows holding each, the rows with words. */
+  set(words: readonly string[], shares: readonly number[], rows: number): void {
+    const counts = new Map<string, number>();
+    for (let i = 0; i < words.length && i < shares.length; i++) counts.set(words[i]!, shares[i]! * rows);
+    this.counts = counts;
+  }
+
+  /**
+   * At most how many messages match every word of the query, as far as the statistics tell:
+   * the smallest count among its words, 0 when one of them is not among the common ones.
+   */
+  matches(terms: readonly string[][]): number {
+    let least = Infinity;
+    for (const words of terms) for (const w of words) least = Math.min(least, this.counts.get(w) ?? 0);
+    return least === Infinity ? 0 : least;
+  }
 }

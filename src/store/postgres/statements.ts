@@ -50,14 +50,30 @@ const COUNTS_FOR = `(x.thread_only IS NULL
  *   primary key, backwards) and filtered, stopping at a page of matches per room; each walk
  *   looks at no more than the room's share of SEARCH_SCAN messages (and at least a page).
  *   Older matches of a very common word are not found; a more precise query finds them.
- * $1 rooms, $2 tsquery, $3 viewer (its hidden messages are left out), $4 page size.
+ * The probe costs what the word's matches in the whole database cost to read from the index
+ * (its bitmap takes them all before the rooms are applied), so a word the statistics count in
+ * more than SEARCH_PROBE_MAX messages goes straight to the walk ($5).
+ * $1 rooms, $2 tsquery, $3 viewer (its hidden messages are left out), $4 page size, $5 walk
+ * without the probe.
  */
+/** Words the statistics count in more messages than this are searched without the probe (see SEARCH). */
+export const SEARCH_PROBE_MAX = 10 * SEARCH_SCAN;
+
+/**
+ * What ANALYZE found in `messages.tsv`: its most common words, the share of the rows with
+ * words that hold each, and how many rows have words.
+ */
+const WORD_STATS = `SELECT s.most_common_elems::text::text[] AS words, s.most_common_elem_freqs AS shares,
+    greatest(c.reltuples, 0) * (1 - s.null_frac) AS rows
+  FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass('messages')
+  WHERE s.schemaname = current_schema() AND s.tablename = 'messages' AND s.attname = 'tsv'`;
+
 const SEARCH = `WITH probe AS MATERIALIZED (
     SELECT p.room_id, p.seq, p.ts FROM messages p
-    WHERE p.room_id = ANY($1::text[]) AND p.tsv IS NOT NULL AND p.tsv @@ $2::tsquery AND (p.hidden_for IS NULL OR p.hidden_for <> $3)
+    WHERE NOT $5::boolean AND p.room_id = ANY($1::text[]) AND p.tsv IS NOT NULL AND p.tsv @@ $2::tsquery AND (p.hidden_for IS NULL OR p.hidden_for <> $3)
     LIMIT ${SEARCH_SCAN + 1}
   ), few AS (
-    SELECT f.room_id, f.seq, f.ts FROM probe f WHERE (SELECT count(*) FROM probe) <= ${SEARCH_SCAN}
+    SELECT f.room_id, f.seq, f.ts FROM probe f WHERE NOT $5::boolean AND (SELECT count(*) FROM probe) <= ${SEARCH_SCAN}
     ORDER BY f.ts DESC, f.seq DESC LIMIT $4
   ), many AS (
     SELECT w.room_id, w.seq, w.ts FROM unnest($1::text[]) AS r(id) CROSS JOIN LATERAL (
@@ -65,7 +81,7 @@ const SEARCH = `WITH probe AS MATERIALIZED (
         SELECT x.room_id, x.seq, x.ts, x.tsv, x.hidden_for FROM messages x WHERE x.room_id = r.id
         ORDER BY x.seq DESC LIMIT greatest($4, ceil(${SEARCH_SCAN}.0 / cardinality($1::text[])))::bigint
       ) y WHERE y.tsv @@ $2::tsquery AND (y.hidden_for IS NULL OR y.hidden_for <> $3) LIMIT $4
-    ) w WHERE (SELECT count(*) FROM probe) > ${SEARCH_SCAN}
+    ) w WHERE $5::boolean OR (SELECT count(*) FROM probe) > ${SEARCH_SCAN}
   ), hits AS (
     SELECT h.room_id, h.seq, h.ts FROM (SELECT * FROM few UNION ALL SELECT * FROM many) h ORDER BY h.ts DESC, h.seq DESC LIMIT $4
   )
@@ -133,6 +149,7 @@ export const SQL = {
     LEFT JOIN users lu ON lu.id = l.user_id
     WHERE m.user_id = $1`,
   search: SEARCH,
+  wordStats: WORD_STATS,
 
   upsertBan: `INSERT INTO bans (room_id, user_id, until, reason, by, created_at) VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, created_at = excluded.created_at`,
