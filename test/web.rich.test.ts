@@ -106,6 +106,11 @@ describe('Markdown', () => {
       expect(l.target).toBe('_blank');
       expect(l.rel?.split(' ')).toEqual(expect.arrayContaining(['noopener', 'noreferrer']));
     }
+    // The room list previews it as it reads, without the Markdown's marks.
+    const preview = alice.locator('nav li', { hasText: 'Rich' }).locator('.room-preview');
+    await expect
+      .poll(() => preview.textContent())
+      .toMatch(/: bold em gone code <b> quoted one two first let x = 1 < 2; # not a heading site www\.example\.org\/path mailto:someone@example\.com \(https:/);
     // The message is stored as written.
     const r = await fetch(`${web.srv.url}/api/v1/rooms/${rich}/messages?limit=5`, { headers: { authorization: `Bearer ${await login(web, 'alice')}` } });
     const stored = ((await r.json()) as { messages: Array<{ text?: string }> }).messages.map((x) => x.text);

@@ -10,7 +10,7 @@ import { fold } from '../web/src/fold.js';
 import { checkUserId, checkUsername, LIMITS, USER_ID_RE, USERNAME_RE } from '../web/src/validate.js';
 import { initials } from '../web/src/format.js';
 import { isSafeUrl } from '../web/src/links.js';
-import { renderMarkdown } from '../web/src/markdown.js';
+import { markdownToPlain, renderMarkdown } from '../web/src/markdown.js';
 
 describe("the web app's input rules", () => {
   it("are the server's", () => {
@@ -122,6 +122,13 @@ describe('the link rules', () => {
     expect(flat(renderMarkdown('(https://en.wikipedia.org/wiki/Foo_(bar)) https://x.org/a.'))).toBe(
       'p{(a(href=https://en.wikipedia.org/wiki/Foo_(bar)){https://en.wikipedia.org/wiki/Foo_(bar)}) a(href=https://x.org/a){https://x.org/a}.}',
     );
+  });
+
+  it('read as plain text for previews: marks dropped, blocks and breaks as spaces', () => {
+    expect(markdownToPlain('**a**\n\n`b` [c](https://x.y) ~~d~~ _e_ 👀 @bob')).toBe('a b c d e 👀 @bob');
+    expect(markdownToPlain('> q\n\n- one\n- two\n\n```\nx < 1\n```')).toBe('q one two x < 1');
+    expect(markdownToPlain('(https://e.org/a_(b)) <b>x</b> # h')).toBe('(https://e.org/a_(b)) <b>x</b> # h');
+    expect(markdownToPlain('```\n```')).toBe('');
   });
 
   it('render the Markdown subset and leave the rest as text', () => {

@@ -9,6 +9,7 @@ import { fold, threadOnly, type Shown } from './fold.js';
 import { shorten } from './format.js';
 import { Drafts, notifyChoice } from './prefs.js';
 import type { Session } from './session.js';
+import { plainText } from './markdown-loader.js';
 
 export interface RoomEntry {
   room: Room;
@@ -1282,7 +1283,7 @@ export class Chat {
     const entry = this.rooms.get(n.room);
     if (!entry || entry.room.kind === 'direct') return;
     const who = n.name || this.nameOf(n.user);
-    this.showNotification(n.room, n.reason === 'message' ? `${who} in ${entry.room.name}` : `${who} mentioned you`, n.text);
+    this.showNotification(n.room, n.reason === 'message' ? `${who} in ${entry.room.name}` : `${who} mentioned you`, plainText(n.text));
   }
 
   private showNotification(room: string, title: string, body: string): void {
@@ -1314,7 +1315,11 @@ export class Chat {
     }
     if (choice !== 'on' || !can || Notification.permission !== 'granted' || document.visibilityState !== 'hidden' || entry.notify === 'none') return;
     try {
-      const n = new Notification(m.name || this.nameOf(m.user), { body: shorten(m.text ?? '', 200), tag: `parley-${m.room}`, icon: '/favicon.svg' });
+      const n = new Notification(m.name || this.nameOf(m.user), {
+        body: shorten(plainText(m.text ?? ''), 200),
+        tag: `parley-${m.room}`,
+        icon: '/favicon.svg',
+      });
       n.onclick = () => {
         window.focus();
         this.onOpenRoom(m.room);

@@ -127,15 +127,19 @@ function build(tokens: Token[], o: Options): ComponentChildren[] {
 /** Parsed messages by text: a conversation re-renders often, its texts rarely change. */
 const parsed = new Map<string, Token[]>();
 
-/** `text` as elements; `after` (the "edited" mark) goes at the end of its last paragraph. */
-export function renderMarkdown(text: string, after?: VNode, o: Options = {}): ComponentChildren {
+function tokensOf(text: string): Token[] {
   let tokens = parsed.get(text);
   if (!tokens) {
     tokens = md.parse(text, {});
     if (parsed.size >= 2000) parsed.delete(parsed.keys().next().value!);
     parsed.set(text, tokens);
   }
-  const out = build(tokens, o);
+  return tokens;
+}
+
+/** `text` as elements; `after` (the "edited" mark) goes at the end of its last paragraph. */
+export function renderMarkdown(text: string, after?: VNode, o: Options = {}): ComponentChildren {
+  const out = build(tokensOf(text), o);
   if (after) {
     const last = out[out.length - 1] as VNode<{ children?: ComponentChildren }> | undefined;
     if (last && typeof last === 'object' && 'type' in last && last.type === 'p') {
@@ -143,4 +147,22 @@ export function renderMarkdown(text: string, after?: VNode, o: Options = {}): Co
     } else out.push(after);
   }
   return out;
+}
+
+/**
+ * `text` as it reads once drawn, on one line: the words of its emphasis, code and links
+ * without their marks, blocks and line breaks as spaces (for previews and notifications).
+ */
+export function markdownToPlain(text: string): string {
+  const parts: string[] = [];
+  const walk = (tokens: Token[]) => {
+    for (const t of tokens) {
+      if (t.type === 'inline') walk(t.children ?? []);
+      else if (t.type === 'text' || t.type === 'code_inline' || t.type === 'fence') parts.push(t.content);
+      // Breaks, and blocks' edges (inline marks such as strong or a link are not blocks).
+      else if (t.type === 'softbreak' || t.type === 'hardbreak' || (t.block && t.nesting !== 0)) parts.push(' ');
+    }
+  };
+  walk(tokensOf(text));
+  return parts.join('').replace(/\s+/g, ' ').trim();
 }

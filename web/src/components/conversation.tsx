@@ -18,6 +18,7 @@ import { Icon } from './icons.js';
 import { MessageText } from './text.js';
 import { MentionList, QuoteBlock, mentionAt, suggestions, type Suggestion } from './rich.js';
 import { Avatar, confirmAction } from './ui.js';
+import { plainText } from '../markdown-loader.js';
 
 /** Messages of one author closer than this are shown as one block. */
 const GROUP_MS = 5 * 60_000;
@@ -1231,7 +1232,7 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
       {replying && (
         <div class="replying" role="status">
           <span>
-            Replying to <strong>{chat.nameOf(replying.user)}</strong>: {shorten(replying.text, 80)}
+            Replying to <strong>{chat.nameOf(replying.user)}</strong>: {shorten(plainText(replying.text), 80)}
           </span>
           <button type="button" class="icon" aria-label="Cancel reply" title="Cancel reply" onClick={() => chat.replyTo(room, null)}>
             <Icon name="close" />

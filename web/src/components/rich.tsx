@@ -7,6 +7,7 @@ import type { Shown } from '../fold.js';
 import { formatFull, formatTime, shorten } from '../format.js';
 import type { Version } from '../../../src/client/index.js';
 import { Dialog } from './ui.js';
+import { plainText } from '../markdown-loader.js';
 
 /** What a reply answers: the quoted author and text, or that it was deleted. */
 export function QuoteBlock({ chat, quote }: { chat: Chat; quote: NonNullable<Shown['quote']> }) {
@@ -14,7 +15,7 @@ export function QuoteBlock({ chat, quote }: { chat: Chat; quote: NonNullable<Sho
   return (
     <div class="quote">
       <span class="sr-only">In reply to </span>
-      <strong>{name}</strong> {quote.deleted ? <em class="muted">deleted message</em> : <span>{shorten(quote.text ?? '', 120)}</span>}
+      <strong>{name}</strong> {quote.deleted ? <em class="muted">deleted message</em> : <span>{shorten(plainText(quote.text ?? ''), 120)}</span>}
     </div>
   );
 }
@@ -44,7 +45,7 @@ export function PinsDialog({ chat, room, onClose }: { chat: Chat; room: string; 
                   {formatTime(p.message.ts)}
                 </time>
               </div>
-              <p class="pin-text">{shorten(p.message.text ?? '', 300)}</p>
+              <p class="pin-text">{shorten(plainText(p.message.text ?? ''), 300)}</p>
               {moderator && (
                 <button type="button" class="ghost" onClick={() => void chat.pin(room, p.seq, false)}>
                   Unpin

@@ -8,6 +8,7 @@ import { describeError } from '../api.js';
 import type { Chat } from '../chat.js';
 import { formatFull, formatShort, plural, roomMention } from '../format.js';
 import { Icon } from './icons.js';
+import { plainText } from '../markdown-loader.js';
 
 export function SearchBox({ onSearch, initial }: { onSearch: (q: string) => void; initial: string }) {
   const [q, setQ] = useState(initial);
@@ -110,7 +111,7 @@ export function SearchResults({
                     {formatShort(m.ts)}
                   </time>
                 </span>
-                <span class="result-text">{marked(m.text ?? '', query)}</span>
+                <span class="result-text">{marked(plainText(m.text ?? ''), query)}</span>
               </button>
             </li>
           );

@@ -4,9 +4,11 @@ import type { TargetedKeyboardEvent } from 'preact';
 import { useState } from 'preact/hooks';
 import type { Chat, RoomEntry } from '../chat.js';
 import { formatShort, plural, roomTitle } from '../format.js';
+import { plainText } from '../markdown-loader.js';
 import { setNotifyChoice } from '../prefs.js';
 import type { DialogState } from './app.js';
 import { Icon } from './icons.js';
+import { useMarkdown } from './text.js';
 import { turnOnNotifications } from './preferences.js';
 import { Avatar, UserIdForm } from './ui.js';
 
@@ -23,6 +25,8 @@ export function Sidebar({
 }) {
   const rooms = chat.sortedRooms();
   const nameOf = (u: string) => chat.nameOf(u);
+  // Previews read as drawn once the Markdown renderer is there.
+  useMarkdown();
 
   // Arrow keys move between rooms, as in any list; Tab leaves the list.
   function onKeyDown(e: TargetedKeyboardEvent<HTMLUListElement>) {
@@ -67,7 +71,7 @@ function preview(chat: Chat, e: RoomEntry): string {
   const who = m.system ? 'Server' : m.user === chat.me.id ? 'You' : chat.nameOf(m.user);
   const files = Array.isArray(m.data?.attachments) ? (m.data.attachments as Array<{ name: string }>) : [];
   // A message of files only is previewed by their names.
-  const text = m.text || files.map((f) => f.name).join(', ');
+  const text = (m.text && plainText(m.text)) || files.map((f) => f.name).join(', ');
   return `${who}: ${files.length > 0 && !m.text ? '📎 ' : ''}${text.replace(/\s+/g, ' ')}`;
 }
 

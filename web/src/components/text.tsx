@@ -1,18 +1,22 @@
-// A message's text: Markdown once the renderer (a chunk of its own) is loaded, plain text
-// until then. The app starts loading it on sign-in, so it is usually there before history.
+// A message's text: Markdown once the renderer (a chunk of its own, markdown-loader.ts) is
+// loaded, plain text until then. The app starts loading it on sign-in, so it is usually there
+// before history.
 import type { VNode } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { loadMarkdown, markdown } from '../markdown-loader.js';
 
-type Renderer = typeof import('../markdown.js');
-let renderer: Renderer | null = null;
-let loading: Promise<Renderer> | null = null;
+export { loadMarkdown } from '../markdown-loader.js';
 
-export function loadMarkdown(): Promise<Renderer> {
-  loading ??= import('../markdown.js').then((m) => (renderer = m));
-  loading.catch(() => {
-    loading = null;
-  });
-  return loading;
+/** Draws the component again once the renderer is loaded (for texts shown as written until then). */
+export function useMarkdown(): void {
+  const [, ready] = useState(markdown() !== null);
+  useEffect(() => {
+    if (!markdown())
+      void loadMarkdown().then(
+        () => ready(true),
+        () => {},
+      );
+  }, []);
 }
 
 export function MessageText({
@@ -29,14 +33,8 @@ export function MessageText({
   mentions?: Set<string>;
   me?: string;
 }) {
-  const [, ready] = useState(renderer !== null);
-  useEffect(() => {
-    if (!renderer)
-      void loadMarkdown().then(
-        () => ready(true),
-        () => {},
-      );
-  }, []);
+  useMarkdown();
+  const renderer = markdown();
   if (!renderer)
     return (
       <p>
