@@ -119,6 +119,8 @@ describe('admin routes', () => {
     expect(after.messagesIn - before.messagesIn).toBeGreaterThanOrEqual(3);
     expect(after.messagesOut - before.messagesOut).toBeGreaterThanOrEqual(3);
     expect(after.at).toBeGreaterThanOrEqual(before.at);
+    // The plugins turned on, by name (the admin screen's tabs follow them).
+    expect(after.plugins).toEqual(expect.arrayContaining(['word-filter', 'webhooks']));
     c.close();
   });
 

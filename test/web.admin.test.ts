@@ -166,4 +166,21 @@ describe('admin screen', () => {
     expect(await row.textContent()).not.toContain('SECRETPATH');
     expect(web.pageErrors).toEqual([]);
   });
+
+  it('says the word filter and webhooks are off without asking for their routes', async () => {
+    await web.stop();
+    await web.restart({ accounts: { ...ACCOUNTS, admins: ['opsy'] }, plugins: { rateLimit: { enabled: false } } });
+    const failed: string[] = [];
+    ops.on('response', (r) => {
+      if (r.status() >= 400) failed.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    });
+    await ops.reload();
+    await ops.getByRole('button', { name: 'Server administration' }).waitFor();
+    await openAdmin('Word list');
+    await admin(ops).getByText('The word filter is off on this server').waitFor();
+    await admin(ops).getByRole('button', { name: 'Webhooks', exact: true }).click();
+    await admin(ops).getByText('No webhooks are configured').waitFor();
+    // Nothing the console would show as an error.
+    expect(failed).toEqual([]);
+  });
 });

@@ -17,6 +17,8 @@ export interface AdminDeps {
   apiKeys: readonly string[];
   /** Open client connections of this node per transport. */
   connections(): Partial<Record<TransportName, number>>;
+  /** Names of the plugins turned on. */
+  plugins(): string[];
 }
 
 const Find = Type.Object(
@@ -49,6 +51,9 @@ const Stats = Type.Object(
     messagesIn: Type.Integer({ description: 'Messages accepted by this node since it started' }),
     messagesOut: Type.Integer({ description: 'Messages written to connections by this node since it started' }),
     uptimeSec: Type.Number({ description: "How long the node's process has run" }),
+    plugins: Type.Array(Type.String(), {
+      description: 'Plugins turned on, by name (the word list needs `word-filter`, webhook status `webhooks`)',
+    }),
   },
   { description: 'Counters of this node; two readings give rates per second' },
 );
@@ -114,6 +119,7 @@ export function registerAdminRoutes(api: FastifyInstance, deps: AdminDeps): void
       connections: deps.connections(),
       ...(await deps.metrics.totals()),
       uptimeSec: Math.round(process.uptime()),
+      plugins: deps.plugins(),
     }),
   );
 }

@@ -256,6 +256,7 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
             verify: rest.verify,
             apiKeys: rest.apiKeys,
             connections: rest.connections ?? (() => ({})),
+            plugins: () => [...new Set((rest.plugins ?? []).map((p) => p.name))],
           });
         }
         if (rest.docs) {

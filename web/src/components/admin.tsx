@@ -36,6 +36,8 @@ interface Stats {
   messagesIn: number;
   messagesOut: number;
   uptimeSec: number;
+  /** Plugins turned on (absent from an older server). */
+  plugins?: string[];
 }
 interface Hook {
   origin: string;
@@ -71,6 +73,16 @@ const DURATIONS: Array<[string, number | null]> = [
 export function Admin({ session, onClose }: { session: Session; onClose: () => void }) {
   const [tab, setTab] = useState<Tab>('overview');
   const call: Call = async (method, path, body) => api(method, path, { token: await session.token(), body });
+  // Which plugins are on, so the tab of one that is off says so without asking for its routes
+  // (null while being read; undefined when the server does not say, and the tabs ask).
+  const [plugins, setPlugins] = useState<string[] | undefined | null>(null);
+  useEffect(() => {
+    call<Stats>('GET', '/admin/stats').then(
+      (s) => setPlugins(s.plugins),
+      () => setPlugins(undefined),
+    );
+  }, []);
+  const loading = <p class="muted">Loading…</p>;
   return (
     <Dialog title="Server administration" onClose={onClose} wide cls="admin">
       <div class="tabs admin-tabs" role="group" aria-label="Sections">
@@ -83,8 +95,8 @@ export function Admin({ session, onClose }: { session: Session; onClose: () => v
       {tab === 'overview' && <Overview call={call} />}
       {tab === 'users' && <Users call={call} me={session.user.id} />}
       {tab === 'rooms' && <Rooms call={call} />}
-      {tab === 'words' && <Words call={call} />}
-      {tab === 'webhooks' && <Webhooks call={call} />}
+      {tab === 'words' && (plugins === null ? loading : <Words call={call} on={plugins?.includes('word-filter')} />)}
+      {tab === 'webhooks' && (plugins === null ? loading : <Webhooks call={call} on={plugins?.includes('webhooks')} />)}
     </Dialog>
   );
 }
@@ -379,9 +391,10 @@ function Rooms({ call }: { call: Call }) {
   );
 }
 
-function Words({ call }: { call: Call }) {
+/** `on`: whether the plugin is on (undefined: not known yet, so its routes are asked). */
+function Words({ call, on }: { call: Call; on: boolean | undefined }) {
   const [list, setList] = useState<{ words: string[]; config: string[] } | null>(null);
-  const [off, setOff] = useState(false);
+  const [off, setOff] = useState(on === false);
   const [word, setWord] = useState('');
   const [error, setError] = useState<string | null>(null);
   const run = async (p: Promise<{ words: string[]; config: string[] }>) => {
@@ -394,7 +407,7 @@ function Words({ call }: { call: Call }) {
     }
   };
   useEffect(() => {
-    void run(call('GET', '/admin/words'));
+    if (on !== false) void run(call('GET', '/admin/words'));
   }, []);
   if (off)
     return (
@@ -458,10 +471,11 @@ function Words({ call }: { call: Call }) {
   );
 }
 
-function Webhooks({ call }: { call: Call }) {
-  const [hooks, setHooks] = useState<Hook[] | null>(null);
+function Webhooks({ call, on }: { call: Call; on: boolean | undefined }) {
+  const [hooks, setHooks] = useState<Hook[] | null>(on === false ? [] : null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
+    if (on === false) return;
     call<{ endpoints: Hook[] }>('GET', '/admin/webhooks').then(
       (r) => setHooks(r.endpoints),
       (err: unknown) => {
