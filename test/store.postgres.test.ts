@@ -19,7 +19,7 @@ import { PostgresNotificationStore } from '../src/store/postgres/notifications.j
 import { PostgresPinStore } from '../src/store/postgres/pins.js';
 import { PostgresVersionStore } from '../src/store/postgres/versions.js';
 import { SQL } from '../src/store/postgres/statements.js';
-import { toTsquery } from '../src/store/postgres/search-text.js';
+import { queryTerms, toTsquery, WordCounts } from '../src/store/postgres/search-text.js';
 import { SEARCH_SCAN } from '../src/store/store.js';
 import { pushStoreConformance } from './conformance/push.js';
 import { PostgresPushStore } from '../src/store/postgres/push.js';
@@ -467,6 +467,17 @@ describe('PostgreSQL search over many matches', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("expects a query's matches from its words' shares of the rows, multiplied", () => {
+    const w = new WordCounts();
+    w.set(['alpha', 'beta'], [0.5, 0.1], 1000);
+    expect(w.matches(queryTerms('Alpha'))).toBe(500);
+    expect(w.matches(queryTerms('alpha beta'))).toBeCloseTo(50);
+    expect(w.matches(queryTerms('alpha_beta'))).toBeCloseTo(50);
+    expect(w.matches(queryTerms('alpha alpha'))).toBe(500);
+    expect(w.matches(queryTerms('alpha gamma'))).toBe(0);
+    expect(w.matches(queryTerms('!!'))).toBe(0);
   });
 
   it('a word ANALYZE counts in more messages than searchProbeMax skips the index probe and walks the rooms newest first', async () => {

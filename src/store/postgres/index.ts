@@ -25,8 +25,9 @@ export interface PostgresOptions extends PgPoolOptions {
   /** Most messages one retention statement removes (default 5000). */
   retentionBatch?: number;
   /**
-   * A searched word the statistics count in more messages than this is looked for only among
-   * the rooms' newest messages, without probing the index for every match (default 50,000).
+   * A query the statistics expect in more messages than this (its words' shares of the rows,
+   * multiplied) is looked for only among the rooms' newest messages, without probing the index
+   * for every match (default 50,000).
    */
   searchProbeMax?: number;
 }

@@ -50,22 +50,26 @@ export function toTsquery(query: string): string | null {
  * that would read every match of a common word in the whole database.
  */
 export class WordCounts {
-  private counts = new Map<string, number>();
+  private shares = new Map<string, number>();
+  private rows = 0;
 
   /** Takes ANALYZE's figures: the most common words, the share of rows holding each, the rows with words. */
   set(words: readonly string[], shares: readonly number[], rows: number): void {
-    const counts = new Map<string, number>();
-    for (let i = 0; i < words.length && i < shares.length; i++) counts.set(words[i]!, shares[i]! * rows);
-    this.counts = counts;
+    const m = new Map<string, number>();
+    for (let i = 0; i < words.length && i < shares.length; i++) m.set(words[i]!, shares[i]!);
+    this.shares = m;
+    this.rows = rows;
   }
 
   /**
-   * At most how many messages match every word of the query, as far as the statistics tell:
-   * the smallest count among its words, 0 when one of them is not among the common ones.
+   * About how many messages match every word of the query, as far as the statistics tell:
+   * the rows times the product of its words' shares (words taken as independent, as the
+   * planner does), 0 when one of them is not among the common ones.
    */
   matches(terms: readonly string[][]): number {
-    let least = Infinity;
-    for (const words of terms) for (const w of words) least = Math.min(least, this.counts.get(w) ?? 0);
-    return least === Infinity ? 0 : least;
+    const words = new Set(terms.flat());
+    let share = words.size === 0 ? 0 : 1;
+    for (const w of words) share *= this.shares.get(w) ?? 0;
+    return share * this.rows;
   }
 }

@@ -51,12 +51,12 @@ const COUNTS_FOR = `(x.thread_only IS NULL
  *   looks at no more than the room's share of SEARCH_SCAN messages (and at least a page).
  *   Older matches of a very common word are not found; a more precise query finds them.
  * The probe costs what the word's matches in the whole database cost to read from the index
- * (its bitmap takes them all before the rooms are applied), so a word the statistics count in
- * more than SEARCH_PROBE_MAX messages goes straight to the walk ($5).
+ * (its bitmap takes them all before the rooms are applied), so a query the statistics expect
+ * in more than SEARCH_PROBE_MAX messages goes straight to the walk ($5).
  * $1 rooms, $2 tsquery, $3 viewer (its hidden messages are left out), $4 page size, $5 walk
  * without the probe.
  */
-/** Words the statistics count in more messages than this are searched without the probe (see SEARCH). */
+/** Queries the statistics expect in more messages than this are searched without the probe (see SEARCH). */
 export const SEARCH_PROBE_MAX = 10 * SEARCH_SCAN;
 
 /**
