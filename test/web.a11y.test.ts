@@ -8,6 +8,8 @@ let web: Web;
 let alice: Page;
 let bob: Page;
 let group = '';
+/** A channel whose name is too long for a phone's width. */
+let longRoom = '';
 
 beforeAll(async () => {
   web = await startWeb();
@@ -158,7 +160,7 @@ describe('screen readers', () => {
     await carol.getByRole('heading', { level: 1, name: 'Room not found' }).waitFor();
     expect(await axeViolations(carol, 'html', PAGE_RULES)).toEqual([]);
     // At phone width a channel's long name is cut; the page does not scroll sideways.
-    const long = await createRoom(alice, 'Quarterly planning and roadmap review of the whole team');
+    const long = (longRoom = await createRoom(alice, 'Quarterly planning and roadmap review of the whole team'));
     await openRoom(alice, 'Project X');
     await carol.setViewportSize({ width: 390, height: 780 });
     await carol.goto(`${web.srv.url}/r/${long}`);
@@ -252,6 +254,14 @@ describe('details that look unfinished', () => {
     }
     await screenshot(phone, 'web-phone-bell.png');
     await phone.keyboard.press('Escape');
+    // A dialog's title is read whole: it wraps instead of being cut.
+    await phone.goto(`${web.srv.url}/r/${longRoom}`);
+    await phone.locator('.conv-actions').getByRole('button', { name: 'Settings' }).click();
+    const heading = phone.getByRole('dialog', { name: /Settings of/ }).locator('.dialog-head h2');
+    expect(await heading.evaluate((h) => h.scrollWidth <= h.clientWidth)).toBe(true);
+    const box = (await heading.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(390);
+    await screenshot(phone, 'web-phone-dialog.png');
     await phone.context().close();
   });
 
