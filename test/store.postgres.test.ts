@@ -25,6 +25,11 @@ import { pushStoreConformance } from './conformance/push.js';
 import { PostgresPushStore } from '../src/store/postgres/push.js';
 import { avatarStoreConformance } from './conformance/avatars.js';
 import { PostgresAvatarStore } from '../src/store/postgres/avatars.js';
+import { RichMessages } from '../src/service/rich.js';
+import { defaultLevel } from '../src/service/mentions.js';
+import type { Bus } from '../src/bus/bus.js';
+import type { Hooks } from '../src/service/hooks.js';
+import pino from 'pino';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -431,6 +436,55 @@ describe('PostgreSQL word store', () => {
     await expect(w1.add([''])).rejects.toMatchObject({ code: 'invalid' });
     await s1.close();
     await s2.close();
+  });
+});
+
+describe('PostgreSQL inbox of a member of many rooms', () => {
+  it("reads the member's notification levels of all its rooms in one statement", async () => {
+    const store = roomLogWrites(await PostgresStore.open({ url: server.url, schema: freshSchema() }));
+    try {
+      const ports = {
+        notifications: new PostgresNotificationStore(store.pool),
+        pins: new PostgresPinStore(store.pool),
+        versions: new PostgresVersionStore(store.pool),
+      };
+      // The inbox reads only the store and these ports: the bus and hooks are not used.
+      const rich = new RichMessages(store, ports, {} as Bus, {} as Hooks, pino({ level: 'silent' }));
+      const rooms: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const id = `lv${i}`;
+        await store.createRoom({
+          id,
+          kind: i % 2 === 0 ? 'channel' : 'group',
+          name: `Levels ${i}`,
+          topic: '',
+          createdBy: 'ann',
+          members: members('ann', 'bob'),
+        });
+        rooms.push(id);
+      }
+      await ports.notifications.setLevel('lv3', 'bob', 'none');
+      await ports.notifications.setLevel('lv8', 'bob', 'mentions');
+      await ports.notifications.setLevel('lv8', 'ann', 'none');
+      let statements = 0;
+      const query = store.pool.query.bind(store.pool);
+      store.pool.query = ((...args: Parameters<typeof query>) => {
+        statements++;
+        return query(...args);
+      }) as typeof store.pool.query;
+      const { rooms: entries } = await rich.inbox('bob', await store.inbox('bob'));
+      // The inbox itself, the unread mentions and the levels: not one statement per room.
+      expect(statements).toBeLessThanOrEqual(3);
+      const notify = new Map(entries.map((e) => [e.room.id, e.notify]));
+      expect(notify.size).toBe(40);
+      expect(notify.get('lv3')).toBe('none');
+      expect(notify.get('lv8')).toBe('mentions');
+      // Elsewhere the room kind's default.
+      expect(notify.get('lv0')).toBe(defaultLevel('channel'));
+      expect(notify.get('lv1')).toBe(defaultLevel('group'));
+    } finally {
+      await store.close();
+    }
   });
 });
 

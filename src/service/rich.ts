@@ -181,9 +181,12 @@ export class RichMessages {
   async inbox(user: string, rooms: CommandResults['inbox']['rooms']): Promise<CommandResults['inbox']> {
     const [counts, levels] = await Promise.all([
       this.ports.notifications.unreadMentions(user),
-      Promise.all(rooms.map((e) => this.ports.notifications.level(e.room.id, user))),
+      this.ports.notifications.levelsIn(
+        user,
+        rooms.map((e) => e.room.id),
+      ),
     ]);
-    return { rooms: rooms.map((e, i) => ({ ...e, mentions: counts.get(e.room.id) ?? 0, notify: levels[i] ?? defaultLevel(e.room.kind) })) };
+    return { rooms: rooms.map((e) => ({ ...e, mentions: counts.get(e.room.id) ?? 0, notify: levels.get(e.room.id) ?? defaultLevel(e.room.kind) })) };
   }
 
   /** Pins or unpins (the caller checked it moderates); members are told when it changed. */

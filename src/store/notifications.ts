@@ -19,6 +19,8 @@ export interface NotificationStore {
   setLevel(room: string, user: string, level: NotifyLevel): Promise<void>;
   /** Every level set in the room, by user. */
   levels(room: string): Promise<Map<string, NotifyLevel>>;
+  /** The member's levels in the given rooms, by room (rooms where it never set one are absent): one read for an inbox. */
+  levelsIn(user: string, rooms: readonly string[]): Promise<Map<string, NotifyLevel>>;
   /** Who may use @room and @here, or null when the room never set it (the default applies). */
   mentionAll(room: string): Promise<MentionAll | null>;
   setMentionAll(room: string, who: MentionAll): Promise<void>;

@@ -86,6 +86,10 @@ export function richConformance(name: string, open: () => Promise<RichBackend>):
           ['cyd', 'none'],
         ]);
         expect(await ports.notifications.mentionAll(room)).toBe('members');
+        // A member's levels over many rooms, in one read: only where it set one.
+        expect([...(await ports.notifications.levelsIn('bob', [room, 'no-such-room', room]))]).toEqual([[room, 'all']]);
+        expect((await ports.notifications.levelsIn('ann', [room])).size).toBe(0);
+        expect((await ports.notifications.levelsIn('bob', [])).size).toBe(0);
         await store.deleteRoom(room, false);
         expect((await ports.notifications.levels(room)).size).toBe(0);
         expect(await ports.notifications.mentionAll(room)).toBeNull();

@@ -32,6 +32,16 @@ export class PostgresNotificationStore implements NotificationStore {
     return new Map(rows.map((r) => [r.user_id, r.level]));
   }
 
+  async levelsIn(user: string, rooms: readonly string[]): Promise<Map<string, NotifyLevel>> {
+    if (rooms.length === 0) return new Map();
+    // The primary key (room, user) finds each room's row.
+    const { rows } = await this.query<{ room_id: string; level: NotifyLevel }>(
+      'SELECT room_id, level FROM notify_levels WHERE room_id = ANY($1::text[]) AND user_id = $2',
+      [rooms, user],
+    );
+    return new Map(rows.map((r) => [r.room_id, r.level]));
+  }
+
   async mentionAll(room: string): Promise<MentionAll | null> {
     const { rows } = await this.query<{ mention_all: MentionAll }>('SELECT mention_all FROM room_settings WHERE room_id = $1', [room]);
     return rows[0]?.mention_all ?? null;

@@ -15,6 +15,8 @@ export class SqliteNotificationStore implements NotificationStore {
       setLevel: db.prepare(`INSERT INTO notify_levels (room_id, user_id, level) VALUES (?, ?, ?)
         ON CONFLICT(room_id, user_id) DO UPDATE SET level = excluded.level`),
       levels: db.prepare('SELECT user_id, level FROM notify_levels WHERE room_id = ?'),
+      // The primary key (room, user) finds each room's row.
+      levelsIn: db.prepare('SELECT n.room_id, n.level FROM json_each(?) r JOIN notify_levels n ON n.room_id = r.value AND n.user_id = ?'),
       mentionAll: db.prepare('SELECT mention_all FROM room_settings WHERE room_id = ?').pluck(),
       setMentionAll: db.prepare(`INSERT INTO room_settings (room_id, mention_all) VALUES (?, ?)
         ON CONFLICT(room_id) DO UPDATE SET mention_all = excluded.mention_all`),
@@ -47,6 +49,14 @@ export class SqliteNotificationStore implements NotificationStore {
 
   levels(room: string): Promise<Map<string, NotifyLevel>> {
     return guard(() => new Map((this.s.levels.all(room) as Array<{ user_id: string; level: NotifyLevel }>).map((r) => [r.user_id, r.level])));
+  }
+
+  levelsIn(user: string, rooms: readonly string[]): Promise<Map<string, NotifyLevel>> {
+    return guard(() => {
+      if (rooms.length === 0) return new Map<string, NotifyLevel>();
+      const rows = this.s.levelsIn.all(JSON.stringify(rooms), user) as Array<{ room_id: string; level: NotifyLevel }>;
+      return new Map(rows.map((r) => [r.room_id, r.level]));
+    });
   }
 
   mentionAll(room: string): Promise<MentionAll | null> {
