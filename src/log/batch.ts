@@ -3,7 +3,7 @@
 // again, or a room deleted and created again within one batch, is written right by a fixed
 // order of statements.
 import type { Ban, Member, Message, Room, ThreadSummary } from '../protocol/schema.js';
-import type { Batch, MessageRecord } from '../store/writer.js';
+import { emptyBatch, type Batch, type MessageRecord } from '../store/writer.js';
 
 interface MemberChange {
   /** A row existed before the batch. */
@@ -123,12 +123,7 @@ export class BatchBuilder {
 
   build(): Batch {
     const b: Batch = {
-      deleteRooms: [],
-      insertRooms: [],
-      updateRooms: [],
-      deleteMembers: [],
-      insertMembers: [],
-      updateMembers: [],
+      ...emptyBatch(),
       bans: [...this.bans.values()],
       access: [...this.access.values()],
       blocks: [...this.blocks.values()],
