@@ -523,7 +523,8 @@ export class Chat {
         else if (m.user !== this.me.id) void this.refreshInbox();
       } else if (m.kind === 'text') {
         entry.last = m;
-        if (here && this.reading) this.markRead(m.room);
+        // Sending in the open room reads it up to what one sent, wherever the view is scrolled.
+        if (here && (this.reading || m.user === this.me.id)) this.markRead(m.room);
         else if (m.user !== this.me.id) {
           entry.unread++;
           if (m.mentionsAll === 'room' || m.mentions?.includes(this.me.id)) entry.mentions++;
