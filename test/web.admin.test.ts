@@ -94,6 +94,26 @@ describe('admin screen', () => {
     await screenshot(ops, 'web-admin.png');
   });
 
+  it("leaves the top bar's search field room for its placeholder at phone width", async () => {
+    // An administrator's bar has one button more; the words "Log out" give way to an icon.
+    const phone = await web.page(await web.context({ viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true }));
+    await phone.goto(web.srv.url);
+    await signIn(phone, 'opsy');
+    await phone.getByRole('button', { name: 'Server administration' }).waitFor();
+    const search = await phone.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
+      const s = getComputedStyle(el);
+      const ctx = document.createElement('canvas').getContext('2d')!;
+      ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+      return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
+    });
+    expect(search.text).toBeLessThanOrEqual(search.box);
+    const logout = phone.getByRole('button', { name: 'Log out' });
+    expect((await logout.boundingBox())!.width).toBeLessThan(48);
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    await screenshot(phone, 'web-admin-phone.png');
+    await phone.context().close();
+  });
+
   it('finds a user, bans them from the server (their page is told) and lifts the ban', async () => {
     await openAdmin('Users');
     await admin(ops).getByLabel('Find users').fill('builder');

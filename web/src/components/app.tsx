@@ -203,7 +203,8 @@ function Header({
         </button>
         <button
           type="button"
-          class="ghost"
+          class="ghost logout"
+          title="Log out"
           disabled={busy}
           onClick={() => {
             setBusy(true);
@@ -211,7 +212,8 @@ function Header({
             void session.logout();
           }}
         >
-          Log out
+          <Icon name="logout" />
+          <span class="logout-text">Log out</span>
         </button>
       </div>
     </header>

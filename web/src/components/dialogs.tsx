@@ -123,9 +123,7 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
           return (
             <li key={r.id}>
               <div class="channel-text">
-                <strong class="clip" title={r.name}>
-                  # {r.name}
-                </strong>
+                <strong class="channel-name"># {r.name}</strong>
                 {r.topic && <small class="muted">{r.topic}</small>}
               </div>
               {joined ? (

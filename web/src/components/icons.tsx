@@ -18,6 +18,7 @@ const PATHS = {
   bell: 'M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4',
   bellAll: 'M6 16V11a6 6 0 0 1 12 0v5l2 2H4l2-2zM10 21h4M3 7a9 9 0 0 1 3-4M21 7a9 9 0 0 0-3-4',
   bellOff: 'M6 16V11a6 6 0 0 1 1-3.3M9 5.6A6 6 0 0 1 18 11v5l2 2H8M10 21h4M3 3l18 18',
+  logout: 'M10 4H6a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h4M15 16l4-4-4-4M19 12H9',
 } as const;
 
 const FILLED = new Set<keyof typeof PATHS>(['lock']);
