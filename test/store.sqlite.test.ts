@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { join } from 'node:path';
 import { rmSync, statSync } from 'node:fs';
 import { SqliteStore } from '../src/store/sqlite/index.js';
@@ -135,6 +135,26 @@ describe('SQLite store specifics', () => {
     expect(b.removed).toBe(5001);
     expect(b.turns).toBeLessThan(a.turns / 4);
     await fast.close();
+  });
+
+  it('a retention sweep waits between its writes as long as each took', async () => {
+    // Writes of 500 (steering off): 11 of them. After each but the last the sweep leaves the loop
+    // (and the disk) to others for as long as the write took, from queueing to commit.
+    const s = await sweepable('paced.db', { retentionBatch: 500, retentionWriteMs: 60_000 });
+    const waits: number[] = [];
+    const real = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation((fn: () => void, ms?: number) => {
+      waits.push(ms ?? 0);
+      return real(fn, ms);
+    });
+    try {
+      expect(await s.applyRetention(Date.now(), { count: 1, days: null })).toBe(5001);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(waits.length).toBeGreaterThanOrEqual(10);
+    expect(waits.every((ms) => ms > 0)).toBe(true);
+    await s.close();
   });
 
   it("finding each room's cut also lets the server go on: a slice of rooms at a time", async () => {

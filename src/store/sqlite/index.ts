@@ -32,7 +32,7 @@ export interface SqliteOptions {
   walRestartPages?: number;
   /** Most messages one retention write removes (default 2,000). */
   retentionBatch?: number;
-  /** How long one retention write aims to hold the event loop, in ms (default 8); each write is sized on the last. */
+  /** How long one retention write aims to hold the event loop, in ms (default 2); each write is sized on the last. */
   retentionWriteMs?: number;
 }
 
@@ -62,7 +62,7 @@ export class SqliteStore implements Store {
     if (opts.file !== ':memory:') mkdirSync(dirname(opts.file), { recursive: true });
     this.commitIntervalMs = opts.commitIntervalMs ?? 0;
     this.retentionBatch = opts.retentionBatch ?? 2000;
-    this.retentionWriteMs = opts.retentionWriteMs ?? 8;
+    this.retentionWriteMs = opts.retentionWriteMs ?? 2;
     this.db = new Database(opts.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -367,7 +367,11 @@ export class SqliteStore implements Store {
    * a million messages never holds the event loop, or the room log's commits, for longer than
    * one such write. Each write is sized on how long the last took, to hold the loop about
    * `retentionWriteMs`: a fixed 2,000 took about 100 ms on a 10M-message database, and live
-   * sends waited behind every one (ack p99 184 ms during the sweep, 10 ms before).
+   * sends waited behind every one (ack p99 184 ms during the sweep, 10 ms before). After each
+   * write the sweep waits as long as the write took, from queueing to commit, leaving the loop
+   * and the disk (the WAL it writes, the checkpoints that follow) to live traffic half the time:
+   * on a 2M-message database, live ack p99 during a sweep of 200,000 was 37 ms with 8 ms writes
+   * back to back, 13–19 ms with 2 ms writes and the waits (docs/benchmarks.md, History).
    */
   async applyRetention(now: number, defaults: { count: number | null; days: number | null }): Promise<number> {
     type Row = { id: string; last_seq: number; retention_count: number | null; retention_ms: number | null };
@@ -404,6 +408,7 @@ export class SqliteStore implements Store {
           const from = i;
           const batch = size;
           // Depends only on `from` and `batch`: the group commit may run a write twice (see group-commit.ts).
+          const queued = performance.now();
           const done = await this.writes.write(() => {
             const started = performance.now();
             let budget = batch;
@@ -427,6 +432,7 @@ export class SqliteStore implements Store {
             const steered = Math.round((batch * this.retentionWriteMs) / Math.max(done.ms, 0.1));
             size = Math.min(this.retentionBatch, 2 * batch, Math.max(RETENTION_MIN, steered));
           }
+          if (i < cuts.length) await new Promise((resolve) => setTimeout(resolve, performance.now() - queued));
         }
         if (rooms.length < RETENTION_ROOMS) break;
         after = rooms.at(-1)!.id;
