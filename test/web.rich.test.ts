@@ -167,6 +167,35 @@ describe('the emoji picker', () => {
     expect(await bob.locator('#composer').inputValue()).toBe('party 🎉');
     await expect.poll(() => bob.evaluate(() => document.activeElement?.id)).toBe('composer');
   });
+
+  it('offers only emoji the bundled font draws, each as one picture', async () => {
+    await bob.getByRole('button', { name: 'Insert emoji' }).click();
+    const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });
+    const search = picker.getByRole('searchbox', { name: 'Search emoji' });
+    await search.fill('shaking face');
+    await picker.getByRole('button', { name: 'shaking face', exact: true }).waitFor(); // Emoji 15.0
+    // Emoji 15.1 (combined) and 16.0: the font would draw a bird beside a fire, or a box.
+    for (const query of ['phoenix', 'lime', 'bags under']) {
+      await search.fill(query);
+      await picker.getByText(`No emoji matches “${query}”.`).waitFor();
+    }
+    // Every combined emoji offered is drawn by the font as one picture, not as its parts.
+    await search.fill('');
+    await picker.getByRole('button', { name: 'grinning face', exact: true }).waitFor();
+    const split = await picker.evaluate(async (el) => {
+      await document.fonts.ready;
+      const drawn = (b: Element) => {
+        const r = document.createRange();
+        r.selectNodeContents(b);
+        return r.getBoundingClientRect().width;
+      };
+      const buttons = [...el.querySelectorAll('.emoji-grid button')];
+      const one = drawn(buttons.find((b) => b.textContent === '😀')!);
+      return buttons.filter((b) => b.textContent!.includes('\u200d') && drawn(b) > one * 1.5).map((b) => b.textContent);
+    });
+    expect(split).toEqual([]);
+    await bob.keyboard.press('Escape');
+  });
 });
 
 describe('notifications', () => {

@@ -24,6 +24,7 @@ export interface EmojiData {
 const GROUPS = ['Smileys & emotion', 'People & body', '', 'Animals & nature', 'Food & drink', 'Travel & places', 'Activities', 'Objects', 'Symbols', 'Flags'];
 
 interface Compact {
+  hexcode: string;
   unicode: string;
   label: string;
   group?: number;
@@ -32,23 +33,75 @@ interface Compact {
   shortcodes?: string[];
 }
 
+/**
+ * The newest Unicode Emoji version the bundled font draws (twemoji-colr-font 15.0.3: Emoji
+ * 15.0). Newer emoji would show as an empty box, or a combined one as its parts side by side,
+ * so the picker leaves them out; they still show as text where the reader's fonts have them.
+ */
+export const FONT_EMOJI_VERSION = 15.0;
+
+/** Hexcodes of the emoji newer than `FONT_EMOJI_VERSION`, without variation selectors. */
+export function newerThanFont(versions: Record<string, string[]>): Set<string> {
+  const newer = new Set<string>();
+  for (const [v, codes] of Object.entries(versions)) if (Number(v) > FONT_EMOJI_VERSION) for (const c of codes) newer.add(bare(c));
+  return newer;
+}
+
+const bare = (hexcode: string) => hexcode.replace(/-FE0F/g, '');
+
+/**
+ * The combined emoji (joined by U+200D) that the bundled font draws as one picture: as
+ * written, or else without their variation selectors (U+FE0F), which some of the font's own
+ * sequences leave out (it draws "face in clouds" only so). Those it would draw as their parts
+ * side by side are left out. Measured in the page, once the font is loaded; outside a page
+ * (tests in Node) the list is kept as it is.
+ */
+async function drawnWhole(all: EmojiEntry[]): Promise<EmojiEntry[]> {
+  if (typeof document === 'undefined' || !document.body) return all;
+  await document.fonts.load('20px "Parley Emoji"', '😀').catch(() => []);
+  const probe = document.createElement('span');
+  probe.setAttribute('aria-hidden', 'true');
+  probe.style.cssText = 'position:absolute;left:-9999px;top:0;visibility:hidden;white-space:nowrap;font:20px "Parley Emoji"';
+  document.body.append(probe);
+  const width = (text: string) => {
+    probe.textContent = text;
+    return probe.getBoundingClientRect().width;
+  };
+  const one = width('😀') * 1.5;
+  const kept: EmojiEntry[] = [];
+  for (const e of all) {
+    if (!e.emoji.includes('\u200d') || width(e.emoji) < one) kept.push(e);
+    else {
+      const plain = e.emoji.replace(/\uFE0F/g, '');
+      if (width(plain) < one) kept.push({ ...e, emoji: plain });
+    }
+  }
+  probe.remove();
+  return kept;
+}
+
 let data: Promise<EmojiData> | null = null;
 
 export function loadEmoji(): Promise<EmojiData> {
-  data ??= import('emojibase-data/en/compact.json').then((m) => {
-    const raw = ((m as { default?: unknown }).default ?? m) as Compact[];
-    const all = raw
-      .filter((e) => typeof e.group === 'number' && e.group !== 2 && GROUPS[e.group])
-      .sort((a, b) => (a.order ?? 0) - (b.order ?? 0))
-      .map((e): EmojiEntry => ({
-        emoji: e.unicode,
-        label: e.label,
-        group: e.group!,
-        words: [...new Set([...e.label.toLowerCase().split(/[\s:,.'’()-]+/), ...(e.tags ?? []).map((t) => t.toLowerCase())].filter(Boolean))],
-      }));
-    const groups = GROUPS.map((name, i) => ({ name, items: all.filter((e) => e.group === i) })).filter((g) => g.name && g.items.length);
-    return { groups, all };
-  });
+  data ??= Promise.all([import('emojibase-data/en/compact.json'), import('emojibase-data/versions/emoji.json')])
+    .then(([m, v]) => {
+      const raw = ((m as { default?: unknown }).default ?? m) as Compact[];
+      const newer = newerThanFont(((v as { default?: unknown }).default ?? v) as Record<string, string[]>);
+      const all = raw
+        .filter((e) => typeof e.group === 'number' && e.group !== 2 && GROUPS[e.group] && !newer.has(bare(e.hexcode)))
+        .sort((a, b) => (a.order ?? 0) - (b.order ?? 0))
+        .map((e): EmojiEntry => ({
+          emoji: e.unicode,
+          label: e.label,
+          group: e.group!,
+          words: [...new Set([...e.label.toLowerCase().split(/[\s:,.'’()-]+/), ...(e.tags ?? []).map((t) => t.toLowerCase())].filter(Boolean))],
+        }));
+      return drawnWhole(all);
+    })
+    .then((all) => {
+      const groups = GROUPS.map((name, i) => ({ name, items: all.filter((e) => e.group === i) })).filter((g) => g.name && g.items.length);
+      return { groups, all };
+    });
   data.catch(() => {
     data = null;
   });
