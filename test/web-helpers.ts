@@ -242,3 +242,13 @@ export async function signIn(page: Page, username: string): Promise<void> {
   await form.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await form.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/** The top bar's search field: the width of its placeholder's text, and of the box for it. */
+export function searchPlaceholder(page: Page): Promise<{ text: number; box: number }> {
+  return page.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
+    const s = getComputedStyle(el);
+    const ctx = document.createElement('canvas').getContext('2d')!;
+    ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+    return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
+  });
+}

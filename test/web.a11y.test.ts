@@ -2,7 +2,21 @@
 // in light and dark, in the reader's locale, with long names; and screenshots for review.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
-import { axeViolations, createRoom, invite, item, messages, openRoom, person, screenshot, send, signIn, startWeb, type Web } from './web-helpers.js';
+import {
+  axeViolations,
+  createRoom,
+  invite,
+  item,
+  messages,
+  openRoom,
+  person,
+  screenshot,
+  searchPlaceholder,
+  send,
+  signIn,
+  startWeb,
+  type Web,
+} from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -229,12 +243,7 @@ describe('details that look unfinished', () => {
     await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
     await screenshot(phone, 'web-phone.png');
     // The top bar's search field shows the whole of its placeholder at phone width.
-    const search = await phone.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
-      const s = getComputedStyle(el);
-      const ctx = document.createElement('canvas').getContext('2d')!;
-      ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
-      return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
-    });
+    const search = await searchPlaceholder(phone);
     expect(search.text).toBeLessThanOrEqual(search.box);
     // The room's name stays readable beside its actions, and no action leaves the screen.
     const title = (await phone.locator('#conv-title').boundingBox())!;

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { axeViolations, createRoom, login, PASSWORD, person, post, screenshot, send, signIn, startWeb, type Web } from './web-helpers.js';
+import { axeViolations, createRoom, login, PASSWORD, person, post, screenshot, searchPlaceholder, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 const ACCOUNTS = { hashMemoryKib: 8192, hashPasses: 1 };
 let web: Web;
@@ -100,12 +100,7 @@ describe('admin screen', () => {
     await phone.goto(web.srv.url);
     await signIn(phone, 'opsy');
     await phone.getByRole('button', { name: 'Server administration' }).waitFor();
-    const search = await phone.getByRole('searchbox', { name: 'Search messages' }).evaluate((el: HTMLInputElement) => {
-      const s = getComputedStyle(el);
-      const ctx = document.createElement('canvas').getContext('2d')!;
-      ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
-      return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
-    });
+    const search = await searchPlaceholder(phone);
     expect(search.text).toBeLessThanOrEqual(search.box);
     const logout = phone.getByRole('button', { name: 'Log out' });
     expect((await logout.boundingBox())!.width).toBeLessThan(48);
