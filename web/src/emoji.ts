@@ -50,11 +50,11 @@ export function newerThanFont(versions: Record<string, string[]>): Set<string> {
 const bare = (hexcode: string) => hexcode.replace(/-FE0F/g, '');
 
 /**
- * The combined emoji (joined by U+200D) that the bundled font draws as one picture: as
- * written, or else without their variation selectors (U+FE0F), which some of the font's own
- * sequences leave out (it draws "face in clouds" only so). Those it would draw as their parts
- * side by side are left out. Measured in the page, once the font is loaded; outside a page
- * (tests in Node) the list is kept as it is.
+ * The emoji of several code points (joined by U+200D, keycaps) that the bundled font draws as
+ * one picture: as written, or else without their variation selectors (U+FE0F), which some of
+ * the font's own sequences leave out. Those it would draw as parts side by side, or not at all
+ * (a keycap's digit alone is blank in it), are left out. Measured in the page once the font is
+ * loaded; outside a page (tests in Node) the list is kept as it is.
  */
 async function drawnWhole(all: EmojiEntry[]): Promise<EmojiEntry[]> {
   if (typeof document === 'undefined' || !document.body) return all;
@@ -63,17 +63,30 @@ async function drawnWhole(all: EmojiEntry[]): Promise<EmojiEntry[]> {
   probe.setAttribute('aria-hidden', 'true');
   probe.style.cssText = 'position:absolute;left:-9999px;top:0;visibility:hidden;white-space:nowrap;font:20px "Parley Emoji"';
   document.body.append(probe);
+  const ctx = document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+  const inked = (text: string) => {
+    if (!ctx) return true;
+    ctx.canvas.width = ctx.canvas.height = 32;
+    ctx.font = '24px "Parley Emoji"';
+    ctx.textBaseline = 'top';
+    ctx.fillText(text, 2, 2);
+    const px = ctx.getImageData(0, 0, 32, 32).data;
+    for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) return true;
+    return false;
+  };
   const width = (text: string) => {
     probe.textContent = text;
     return probe.getBoundingClientRect().width;
   };
   const one = width('😀') * 1.5;
+  const whole = (text: string) => width(text) < one && inked(text);
   const kept: EmojiEntry[] = [];
   for (const e of all) {
-    if (!e.emoji.includes('\u200d') || width(e.emoji) < one) kept.push(e);
+    const points = [...e.emoji.replace(/\uFE0F$/, '')].length;
+    if (points === 1 || whole(e.emoji)) kept.push(e);
     else {
       const plain = e.emoji.replace(/\uFE0F/g, '');
-      if (width(plain) < one) kept.push({ ...e, emoji: plain });
+      if (plain !== e.emoji && whole(plain)) kept.push({ ...e, emoji: plain });
     }
   }
   probe.remove();

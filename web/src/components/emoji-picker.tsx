@@ -90,7 +90,9 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
   };
   const byEmoji = useMemo(() => new Map(data?.all.map((e) => [e.emoji, e]) ?? []), [data]);
   const sections: Array<{ name: string; items: EmojiEntry[] }> = found
-    ? [{ name: `Results for “${query.trim()}”`, items: found }]
+    ? found.length
+      ? [{ name: `Results for “${query.trim()}”`, items: found }]
+      : []
     : [
         ...(recent.length ? [{ name: 'Recently used', items: recent.map((e) => byEmoji.get(e) ?? { emoji: e, label: e, group: -1, words: [] }) }] : []),
         ...(data?.groups ?? []),
