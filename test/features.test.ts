@@ -63,6 +63,8 @@ describe('read markers, inbox, typing, presence', () => {
     await a.invite(grp.id, 'ib-b');
     await a.send(dm.id, 'one');
     const two = await a.send(dm.id, 'two');
+    // Newest first by the last message's time: a millisecond apart, so the order is not a tie.
+    await new Promise((r) => setTimeout(r, 5));
     await a.send(grp.id, 'group msg');
     let inbox = (await b.inbox()).rooms;
     expect(inbox.map((e) => e.room.id)).toEqual([grp.id, dm.id]);
