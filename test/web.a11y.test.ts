@@ -276,6 +276,8 @@ describe('details that look unfinished', () => {
     // Browse and in search results it wraps; in the room list it takes a second line before it
     // is cut (the open room's header has it whole).
     await send(phone, 'kickoff of the roadmap');
+    // Stored (no longer pending) before the page is left.
+    await phone.locator('.message-list .msg:not(.pending) .msg-text', { hasText: 'kickoff of the roadmap' }).waitFor();
     await phone.goto(web.srv.url);
     const listed = phone.locator('.room-name', { hasText: 'Quarterly planning' });
     const lines = await listed.evaluate((e) => e.clientHeight / parseFloat(getComputedStyle(e).lineHeight));
@@ -288,6 +290,7 @@ describe('details that look unfinished', () => {
     await phone.getByRole('searchbox', { name: 'Search messages' }).fill('kickoff');
     await phone.keyboard.press('Enter');
     const found = phone.locator('.result-room', { hasText: 'Quarterly planning' });
+    await found.waitFor({ timeout: 20_000 });
     expect(await found.evaluate(whole)).toBe(true);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await screenshot(phone, 'web-phone-search.png');
