@@ -243,8 +243,13 @@ describe('details that look unfinished', () => {
     await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
     await screenshot(phone, 'web-phone.png');
     // The top bar's search field shows the whole of its placeholder at phone width.
-    const search = await searchPlaceholder(phone);
-    expect(search.text).toBeLessThanOrEqual(search.box);
+    // Polled: the field is measured once the bar is laid out.
+    await expect
+      .poll(async () => {
+        const { text, box } = await searchPlaceholder(phone);
+        return box > 0 && text <= box;
+      })
+      .toBe(true);
     // The room's name stays readable beside its actions, and no action leaves the screen.
     const title = (await phone.locator('#conv-title').boundingBox())!;
     expect(title.width).toBeGreaterThan(120);
@@ -280,18 +285,17 @@ describe('details that look unfinished', () => {
     await phone.locator('.message-list .msg:not(.pending) .msg-text', { hasText: 'kickoff of the roadmap' }).waitFor();
     await phone.goto(web.srv.url);
     const listed = phone.locator('.room-name', { hasText: 'Quarterly planning' });
-    const lines = await listed.evaluate((e) => e.clientHeight / parseFloat(getComputedStyle(e).lineHeight));
-    expect(lines).toBeGreaterThan(1.5);
+    await expect.poll(() => listed.evaluate((e) => e.clientHeight / parseFloat(getComputedStyle(e).lineHeight))).toBeGreaterThan(1.5);
     const whole = (e: Element) => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight;
     await phone.getByRole('button', { name: 'Browse channels' }).click();
     const browsed = phone.getByRole('dialog', { name: 'Browse channels' }).locator('.channel-name', { hasText: 'Quarterly planning' });
-    expect(await browsed.evaluate(whole)).toBe(true);
+    await expect.poll(() => browsed.evaluate(whole)).toBe(true);
     await phone.keyboard.press('Escape');
     await phone.getByRole('searchbox', { name: 'Search messages' }).fill('kickoff');
     await phone.keyboard.press('Enter');
     const found = phone.locator('.result-room', { hasText: 'Quarterly planning' });
     await found.waitFor({ timeout: 20_000 });
-    expect(await found.evaluate(whole)).toBe(true);
+    await expect.poll(() => found.evaluate(whole)).toBe(true);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await screenshot(phone, 'web-phone-search.png');
     await phone.context().close();

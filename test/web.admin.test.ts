@@ -100,8 +100,13 @@ describe('admin screen', () => {
     await phone.goto(web.srv.url);
     await signIn(phone, 'opsy');
     await phone.getByRole('button', { name: 'Server administration' }).waitFor();
-    const search = await searchPlaceholder(phone);
-    expect(search.text).toBeLessThanOrEqual(search.box);
+    // Polled: the field is measured once the bar is laid out.
+    await expect
+      .poll(async () => {
+        const { text, box } = await searchPlaceholder(phone);
+        return box > 0 && text <= box;
+      })
+      .toBe(true);
     const logout = phone.getByRole('button', { name: 'Log out' });
     expect((await logout.boundingBox())!.width).toBeLessThan(48);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
