@@ -7,6 +7,8 @@ import { loadEmoji, searchEmoji, type EmojiData, type EmojiEntry } from '../emoj
 import { recentEmoji, rememberEmoji } from '../prefs.js';
 import { Dialog } from './ui.js';
 
+const bare = (emoji: string): string => emoji.replaceAll('\uFE0F', '');
+
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '🙏'];
 
 /**
@@ -88,15 +90,15 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
     rememberEmoji(emoji);
     onPick(emoji);
   };
-  const byEmoji = useMemo(() => new Map(data?.all.map((e) => [e.emoji, e]) ?? []), [data]);
+  // Keyed without FE0F: the list may keep an emoji with or without it (as the font draws it).
+  const byEmoji = useMemo(() => new Map(data?.all.map((e) => [bare(e.emoji), e]) ?? []), [data]);
+  // A recent emoji the list leaves out (the font cannot draw it) is not offered again.
+  const recentEntries = recent.flatMap((e) => byEmoji.get(bare(e)) ?? []);
   const sections: Array<{ name: string; items: EmojiEntry[] }> = found
     ? found.length
       ? [{ name: `Results for “${query.trim()}”`, items: found }]
       : []
-    : [
-        ...(recent.length ? [{ name: 'Recently used', items: recent.map((e) => byEmoji.get(e) ?? { emoji: e, label: e, group: -1, words: [] }) }] : []),
-        ...(data?.groups ?? []),
-      ];
+    : [...(recentEntries.length ? [{ name: 'Recently used', items: recentEntries }] : []), ...(data?.groups ?? [])];
   let first = true;
   return (
     <Dialog title={title} onClose={onClose} wide cls="emoji-dialog">
