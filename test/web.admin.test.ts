@@ -114,6 +114,23 @@ describe('admin screen', () => {
     await phone.context().close();
   });
 
+  it('keeps the search field usable at phone width while the connection state is in words', async () => {
+    // The WebSocket opens but the server never answers: the bar says "Connecting…".
+    const phone = await web.page(await web.context({ viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true }));
+    await phone.routeWebSocket(/./, () => {});
+    await phone.goto(web.srv.url);
+    await signIn(phone, 'opsy');
+    await phone.getByRole('button', { name: 'Server administration' }).waitFor();
+    const pill = phone.locator('.conn');
+    expect(await pill.getAttribute('data-state')).toBe('connecting');
+    await expect.poll(async () => (await searchPlaceholder(phone)).box).toBeGreaterThanOrEqual(70);
+    // The state stays readable: its dot shows, and the whole words are the pill's title.
+    expect((await phone.locator('.conn-dot').boundingBox())!.width).toBeGreaterThan(0);
+    expect(await pill.getAttribute('title')).toBe('Connecting…');
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    await phone.context().close();
+  });
+
   it('finds a user, bans them from the server (their page is told) and lifts the ban', async () => {
     await openAdmin('Users');
     await admin(ops).getByLabel('Find users').fill('builder');

@@ -2,8 +2,9 @@
 // member reads, channel names, the message length limit, and the app while the server is away.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
+import sharp from 'sharp';
 import type { ParleyClient } from '../src/client/index.js';
-import { createRoom, device, messages, openRoom, person, roomLink, send, startWeb, type Web } from './web-helpers.js';
+import { createRoom, device, messages, openRoom, person, roomLink, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 const LIMIT = 300;
 let web: Web;
@@ -123,6 +124,41 @@ describe('channel names', () => {
     await browse.getByRole('button', { name: 'Join Lobby' }).waitFor();
     expect(await browse.getByRole('listitem').count()).toBe(1);
     await browse.getByRole('button', { name: 'Close' }).click();
+  });
+});
+
+describe('browsing channels on a phone', () => {
+  it('shows that the list goes on below its edge, and not once its end is reached', async () => {
+    const owner = await web.srv.client('hallkeeper');
+    for (let i = 1; i <= 14; i++) await owner.createRoom('channel', `Hall ${String(i).padStart(2, '0')}`);
+    owner.close();
+    const phone = await web.page(await web.context({ viewport: { width: 360, height: 640 }, hasTouch: true, isMobile: true }));
+    await phone.goto(web.srv.url);
+    await signIn(phone, 'bob');
+    await phone.locator('.sidebar').getByRole('button', { name: 'Browse channels' }).click();
+    const list = phone.getByRole('dialog', { name: 'Browse channels' }).locator('.channel-list');
+    await list.getByText('# Hall 14').waitFor();
+    expect(await list.evaluate((el) => el.scrollHeight > el.clientHeight + 40)).toBe(true);
+    // The brightness of the list's bottom edge, in the middle (away from names and buttons).
+    const bottomEdge = async () => {
+      const { data, info } = await sharp(await list.screenshot())
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      let sum = 0;
+      let n = 0;
+      for (let y = info.height - 3; y < info.height; y++) {
+        for (let x = Math.floor(info.width * 0.45); x < info.width * 0.55; x++) {
+          const i = (y * info.width + x) * info.channels;
+          sum += (data[i]! + data[i + 1]! + data[i + 2]!) / 3;
+          n++;
+        }
+      }
+      return sum / n;
+    };
+    expect(await bottomEdge()).toBeLessThan(215);
+    await list.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+    await expect.poll(bottomEdge).toBeGreaterThan(220);
+    await phone.context().close();
   });
 });
 

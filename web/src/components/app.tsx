@@ -242,7 +242,7 @@ function ConnectionStatus({ chat }: { chat: Chat }) {
   else [state, text] = ['connecting', 'Connecting…'];
   const waiting = chat.pending.filter((p) => p.status === 'sending').length;
   return (
-    <div class={`conn conn-${state}`} role="status" data-state={state}>
+    <div class={`conn conn-${state}`} role="status" data-state={state} title={text}>
       <span class="conn-dot" aria-hidden="true" />
       <span class="conn-text">{text}</span>
       {state === 'reconnecting' && waiting > 0 && <span class="conn-queue">· {waiting} queued</span>}
