@@ -280,6 +280,7 @@ export const ConfigSchema = Type.Object(
         maxPayloadBytes: Int(65536, 256, 16 * 1024 * 1024, 'Largest accepted MQTT publish payload'),
         maxClientsPerUser: Int(32, 1, 100_000, 'Live MQTT clients of one user on one node; one more CONNECT is refused'),
         maxInflight: Int(256, 1, 100_000, 'Publishes of one MQTT client received and not yet finished; one more disconnects it'),
+        maxSubscriptions: Int(100, 1, 100_000, 'Topic filters one MQTT client may hold; one more is refused (SUBACK 0x80)'),
         connectionsPerAddress: Int(
           256,
           0,

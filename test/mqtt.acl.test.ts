@@ -85,6 +85,32 @@ describe('MQTT topic ACL and authentication', () => {
   });
 });
 
+describe('MQTT subscriptions per client', () => {
+  it('a client holds at most mqtt.maxSubscriptions filters; one more is refused, the connection stays', async () => {
+    // Every publication to a user is matched against each filter of each of its clients: an
+    // unbounded list held memory and slowed every delivery to that user.
+    const peer = await Chat21Peer.connect(s.mqttUrl, 'hoarder', await s.token('hoarder'));
+    const own = (i: number) => `apps/${APP}/users/hoarder/messages/x${i}/#`;
+    const granted = await peer.client.subscribeAsync(Array.from({ length: 99 }, (_, i) => own(i)));
+    expect(granted.map((g) => g.qos)).toEqual(Array.from({ length: 99 }, () => 0));
+    // With the peer's own inbox filter, that is 100: the next new one is refused.
+    const refused = await peer.client.subscribeAsync(own(100)).then(
+      () => null,
+      (e: { packet?: { granted?: number[] } }) => e,
+    );
+    expect(refused?.packet?.granted).toEqual([128]);
+    // A filter it holds may be subscribed again, and one given up makes room for another.
+    expect((await peer.client.subscribeAsync(own(5)))[0]?.qos).toBe(0);
+    await peer.client.unsubscribeAsync(own(5));
+    expect((await peer.client.subscribeAsync(own(100)))[0]?.qos).toBe(0);
+    expect(peer.closed).toBe(false);
+    const sender = await Chat21Peer.connect(s.mqttUrl, 'giver', await s.token('giver'));
+    await sender.send('hoarder', 'still delivered');
+    await peer.waitAdded((m) => m.text === 'still delivered');
+    for (const p of [peer, sender]) await p.close();
+  });
+});
+
 describe('MQTT bad payloads', () => {
   it('malformed and oversized payloads are refused with an error reply and have no effect', async () => {
     const a = await Chat21Peer.connect(s.mqttUrl, 'nina', await s.token('nina'));

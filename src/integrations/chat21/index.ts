@@ -70,6 +70,7 @@ export function chat21(deps: Chat21Deps): Chat21 {
       wsPath: cfg.mqtt.wsPath,
       maxPayloadBytes: cfg.mqtt.maxPayloadBytes,
       maxClientsPerUser: cfg.mqtt.maxClientsPerUser,
+      maxSubscriptions: cfg.mqtt.maxSubscriptions,
       maxInflight: cfg.mqtt.maxInflight,
       slowConsumerBytes: cfg.limits.slowConsumerBytes,
       connectionsPerAddress: cfg.mqtt.connectionsPerAddress,

@@ -74,6 +74,11 @@ export interface MqttOptions {
   maxClientsPerUser: number;
   /** Publishes of one client received and not finished; one more disconnects it. */
   maxInflight: number;
+  /**
+   * Topic filters one client may hold; one more is refused (SUBACK 0x80). Every publication
+   * to the user is matched against each filter of each of its clients.
+   */
+  maxSubscriptions: number;
   /** Bytes queued to one client and not yet written out; past it the client is disconnected. */
   slowConsumerBytes: number;
   /** Open MQTT/TCP connections per client address; further ones are closed at once (0: no cap). */
@@ -445,6 +450,14 @@ export class MqttTransport<Op> {
     if (!st || !this.app.mayRead(sub.topic, st.identity.id)) {
       this.denied(client, st, 'subscribe', sub.topic);
       done(null, null); // SUBACK 0x80: refused, the connection stays
+      return;
+    }
+    if (!st.filters.has(sub.topic) && st.filters.size >= this.opts.maxSubscriptions) {
+      this.log.warn(
+        { user: st.identity.id, client: client.id, topic: sub.topic.slice(0, 256) },
+        'mqtt: subscription refused, the client holds the most allowed',
+      );
+      done(null, null);
       return;
     }
     st.filters.set(sub.topic, sub.qos);
