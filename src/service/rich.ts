@@ -64,7 +64,11 @@ export class RichMessages {
     const parsed = parseMentions(a.text);
     const meta: MessageMeta = {};
     if (a.replyTo !== undefined) {
-      const [target, { edits, deleted }] = await Promise.all([this.store.getMessage(a.room, a.replyTo, user.id), this.ports.versions.edits(a.room, a.replyTo)]);
+      // The quote is what the replying user sees: not an edit hidden from them.
+      const [target, { edits, deleted }] = await Promise.all([
+        this.store.getMessage(a.room, a.replyTo, user.id),
+        this.ports.versions.edits(a.room, a.replyTo, user.id),
+      ]);
       meta.quote = quoteOf(target, edits, deleted);
       meta.replyTo = a.replyTo;
     }
@@ -211,7 +215,7 @@ export class RichMessages {
   }
 
   async versions(user: Identity, a: CommandArgs<'versions'>): Promise<CommandResults['versions']> {
-    const [m, { edits, deleted }] = await Promise.all([this.store.getMessage(a.room, a.seq, user.id), this.ports.versions.edits(a.room, a.seq)]);
+    const [m, { edits, deleted }] = await Promise.all([this.store.getMessage(a.room, a.seq, user.id), this.ports.versions.edits(a.room, a.seq, user.id)]);
     if (deleted) return { room: a.room, seq: a.seq, versions: [], deleted: true };
     return { room: a.room, seq: a.seq, versions: versionsOf(m, edits), deleted: false };
   }

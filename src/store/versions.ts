@@ -10,6 +10,10 @@ export interface Edit {
 }
 
 export interface VersionStore {
-  /** The edits of a message in order, and whether a `delete` message targets it. */
-  edits(room: string, seq: number): Promise<{ edits: Edit[]; deleted: boolean }>;
+  /**
+   * The edits of a message in order, and whether a `delete` message targets it. With `viewer`,
+   * edits hidden from that user (made after they blocked the author) are left out: the viewer
+   * knows the message as it was when they blocked its author.
+   */
+  edits(room: string, seq: number, viewer?: string): Promise<{ edits: Edit[]; deleted: boolean }>;
 }

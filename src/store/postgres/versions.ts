@@ -6,14 +6,16 @@ import { query } from './pool.js';
 export class PostgresVersionStore implements VersionStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  async edits(room: string, seq: number): Promise<{ edits: Edit[]; deleted: boolean }> {
-    const { rows } = await query<{ seq: string; text: string; ts: string; kind: string }>(
+  async edits(room: string, seq: number, viewer?: string): Promise<{ edits: Edit[]; deleted: boolean }> {
+    const { rows } = await query<{ seq: string; text: string; ts: string; kind: string; hidden_for: string | null }>(
       this.pool,
-      "SELECT seq, text, ts, kind FROM messages WHERE room_id = $1 AND target = $2 AND kind IN ('edit', 'delete') ORDER BY seq",
+      "SELECT seq, text, ts, kind, hidden_for FROM messages WHERE room_id = $1 AND target = $2 AND kind IN ('edit', 'delete') ORDER BY seq",
       [room, seq],
     );
     return {
-      edits: rows.filter((r) => r.kind === 'edit').map((r) => ({ seq: Number(r.seq), text: r.text, ts: Number(r.ts) })),
+      edits: rows
+        .filter((r) => r.kind === 'edit' && (viewer === undefined || r.hidden_for !== viewer))
+        .map((r) => ({ seq: Number(r.seq), text: r.text, ts: Number(r.ts) })),
       deleted: rows.some((r) => r.kind === 'delete'),
     };
   }
