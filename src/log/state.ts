@@ -13,6 +13,12 @@ const MAX_KEYS = 4096;
 const MAX_TARGETS = 1024;
 /** Known members of a large room kept between batches (the cache starts over past it). */
 const MAX_MEMBERS = 20_000;
+/**
+ * Users whose room ban and list entries are kept between batches (each cache starts over past
+ * it). Anyone may name any user in a command that is then refused (an `unban` by a non-member),
+ * and the facts are read before the decision.
+ */
+export const MAX_USER_FACTS = 4096;
 
 export const keyOf = (user: string, key: string): string => `${user}\n${key}`;
 
@@ -112,11 +118,21 @@ export class RoomState {
     if (this.threads.size > MAX_TARGETS) this.threads.delete(this.threads.keys().next().value!);
   }
 
-  /** Between batches: keeps the member cache of a large room bounded. */
+  /** Between batches: keeps the caches of users' facts bounded (they are read again when needed). */
   trim(): void {
+    let forgot = false;
     if (!this.membersComplete && this.members.size > MAX_MEMBERS) {
       this.members.clear();
-      this.generation++;
+      forgot = true;
     }
+    if (this.bans.size > MAX_USER_FACTS) {
+      this.bans.clear();
+      forgot = true;
+    }
+    if (this.listed.size > MAX_USER_FACTS) {
+      this.listed.clear();
+      forgot = true;
+    }
+    if (forgot) this.generation++;
   }
 }

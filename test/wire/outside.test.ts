@@ -1,0 +1,66 @@
+// What an outside attack at the wire found, each checked with raw WebSocket clients: an edit
+// hidden from a blocker reached them through `versions` and reply quotes, and refused
+// moderation commands naming ever new users grew what the room's owner keeps in memory.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, removeDir, type TestServer } from '../helpers.js';
+import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
+import { room as newRoom, Wire } from './wire.js';
+
+let srv: TestServer;
+
+beforeAll(async () => {
+  srv = await startServer({ plugins: { rateLimit: { enabled: false } } });
+});
+
+afterAll(async () => {
+  await srv?.close();
+  if (srv) removeDir(srv.dataDir);
+});
+
+describe('blocks', () => {
+  it("an edit made after the block reaches the blocker neither in `versions` nor in a reply's quote", async () => {
+    const ann = await Wire.open(srv, 'ann');
+    const ben = await Wire.open(srv, 'ben');
+    const room = (await ann.call<{ id: string }>('direct', { user: 'ben' })).id;
+    const { seq } = await ben.call<{ seq: number }>('send', { room, text: 'before the block' });
+    await ann.call('block', { user: 'ben' });
+    await ben.call('edit', { room, target: seq, text: 'hidden edit' });
+
+    const seen = await ann.call<{ versions: Array<{ text: string }> }>('versions', { room, seq });
+    expect(seen.versions.map((v) => v.text)).toEqual(['before the block']);
+    const reply = await ann.call<{ seq: number }>('send', { room, text: 'answering', replyTo: seq });
+    const stored = await ann.call<{ quote: { text: string } }>('message', { room, seq: reply.seq });
+    expect(stored.quote.text).toBe('before the block');
+
+    // The author still sees every version of their own message.
+    const own = await ben.call<{ versions: Array<{ text: string }> }>('versions', { room, seq });
+    expect(own.versions.map((v) => v.text)).toEqual(['before the block', 'hidden edit']);
+    ann.close();
+    ben.close();
+  });
+});
+
+describe('refused commands keep nothing', () => {
+  it('unban and invite by a non-member naming thousands of users leave the room state bounded', async () => {
+    const owner = await Wire.open(srv, 'hallowner');
+    const outsider = await Wire.open(srv, 'outsider');
+    const room = await newRoom('channel', owner);
+    const n = MAX_USER_FACTS + 1000;
+    for (let i = 0; i < n; i += 50) {
+      const codes = await Promise.all(
+        Array.from({ length: Math.min(50, n - i) }, (_, j) => outsider.fails(j % 2 ? 'unban' : 'invite', { room, user: `nobody-${i + j}` })),
+      );
+      expect(new Set(codes)).toEqual(new Set(['forbidden']));
+    }
+    const lanes = (srv.parley.service.roomLog as unknown as { lanes: Map<string, { state: RoomState | null }> }).lanes;
+    const state = lanes.get(room)?.state;
+    expect(state).toBeTruthy();
+    expect(state!.bans.size).toBeLessThanOrEqual(MAX_USER_FACTS);
+    expect(state!.listed.size).toBeLessThanOrEqual(MAX_USER_FACTS);
+    // The room still works, and a real ban is still known after the caches started over.
+    await owner.call('ban', { room, user: 'nobody-7' });
+    expect(await Wire.open(srv, 'nobody-7').then((w) => w.fails('join', { room }))).toBe('forbidden');
+    owner.close();
+    outsider.close();
+  });
+});
