@@ -133,6 +133,30 @@ interface FastifyValidationIssue {
 }
 type FastifyValidator = (value: unknown) => { value: unknown } | { error: FastifyValidationIssue[] };
 
+/** A whole number as text: what a query or path string must be to stand for an integer. */
+const INTEGER_TEXT = /^[+-]?\d+$/;
+
+/**
+ * Query, path and header strings converted to the schema's types. TypeBox's conversion
+ * truncates ("2.9" and "2e3" both become the integer 2), so an integer field whose string is
+ * not a whole number keeps its string, and the schema refuses it (`invalid`), as the same value
+ * in a WebSocket frame is refused.
+ */
+function convert(schema: TSchema, value: unknown): unknown {
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  const inexact: Array<[string, string]> = [];
+  if (props && typeof value === 'object' && value !== null) {
+    for (const [key, field] of Object.entries(props)) {
+      const given = (value as Record<string, unknown>)[key];
+      if ((field as { type?: unknown }).type === 'integer' && typeof given === 'string' && !INTEGER_TEXT.test(given)) inexact.push([key, given]);
+    }
+  }
+  const converted = Value.Convert(schema, value);
+  if (inexact.length === 0 || typeof converted !== 'object' || converted === null) return converted;
+  for (const [key, given] of inexact) (converted as Record<string, unknown>)[key] = given;
+  return converted;
+}
+
 /**
  * The validator compiler of the HTTP transport: request schemas (TypeBox) checked by
  * `validate`'s rules. Query, path and header strings are first converted to the schema's
@@ -143,7 +167,7 @@ export function httpValidatorCompiler({ schema, httpPart }: { schema: unknown; h
   if (!s || typeof s !== 'object' || !(Kind in s)) throw new TypeError('request schemas must be TypeBox schemas');
   compile(s);
   return (value) => {
-    const converted = httpPart === 'body' ? value : Value.Convert(s, value);
+    const converted = httpPart === 'body' ? value : convert(s, value);
     const p = inputProblem(converted) ?? schemaProblem(s, converted);
     if (!p) return { value: converted };
     return { error: [{ message: p.message, instancePath: p.field ? '/' + p.field.replace(/\./g, '/') : '', keyword: 'parley', schemaPath: '', params: {} }] };

@@ -1,10 +1,11 @@
-// What an outside attack at the wire found, each checked with raw WebSocket clients: an edit
-// hidden from a blocker reached them through `versions` and reply quotes, and refused
-// moderation commands naming ever new users grew what the room's owner keeps in memory.
+// What an outside attack at the wire found, each checked with raw WebSocket clients and REST:
+// an edit hidden from a blocker reached them through `versions` and reply quotes, refused
+// moderation commands naming ever new users grew what the room's owner keeps in memory, and
+// REST read "2.9" in a path or query as the seq 2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, removeDir, type TestServer } from '../helpers.js';
 import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
-import { room as newRoom, Wire } from './wire.js';
+import { rest, room as newRoom, Wire } from './wire.js';
 
 let srv: TestServer;
 
@@ -62,5 +63,30 @@ describe('refused commands keep nothing', () => {
     expect(await Wire.open(srv, 'nobody-7').then((w) => w.fails('join', { room }))).toBe('forbidden');
     owner.close();
     outsider.close();
+  });
+});
+
+describe('REST numbers', () => {
+  it('a seq or limit that is not a whole number is refused, as over WebSocket, and acts on nothing', async () => {
+    const owner = await Wire.open(srv, 'numbers');
+    const room = await newRoom('group', owner);
+    const { seq } = await owner.call<{ seq: number }>('send', { room, text: 'keep me' });
+    expect(await owner.fails('delete', { room, target: seq + 0.9 })).toBe('invalid');
+    for (const [method, path] of [
+      ['DELETE', `/rooms/${room}/messages/${seq}.9`],
+      ['GET', `/rooms/${room}/messages/${seq}e3`],
+      ['GET', `/rooms/${room}/messages?limit=1.5`],
+      ['GET', `/rooms/${room}/messages?after=0.99`],
+    ] as const) {
+      const r = await rest(srv, owner, method, path);
+      expect(r.status, `${method} ${path}`).toBe(400);
+      expect((r.body.error as { code: string }).code).toBe('invalid');
+    }
+    const kept = await owner.call<{ versions: Array<{ text: string }>; deleted: boolean }>('versions', { room, seq });
+    expect(kept.deleted).toBe(false);
+    // Whole numbers still work, a leading "+" or zeros included.
+    expect((await rest(srv, owner, 'GET', `/rooms/${room}/messages/${seq}`)).status).toBe(200);
+    expect((await rest(srv, owner, 'GET', `/rooms/${room}/messages?limit=02`)).status).toBe(200);
+    owner.close();
   });
 });
