@@ -330,6 +330,13 @@ export interface Applied {
   events: RoomEvent[];
 }
 
+/** The ids of the uploads a message's data carries (`data.attachments`, set by the server). */
+function carriedUploads(data: unknown): string[] {
+  const list = (data as { attachments?: unknown } | undefined)?.attachments;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((a) => (typeof (a as { id?: unknown } | null)?.id === 'string' ? [(a as { id: string }).id] : []));
+}
+
 const known = <T>(v: T | undefined, what: string): T => {
   if (v === undefined) throw new Error(`room log: ${what} was not prepared`);
   return v;
@@ -379,6 +386,8 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
           },
         };
       }
+      const uploads = carriedUploads(op.data);
+      if (uploads.some((id) => s.carried.has(id))) throw new ParleyError('conflict', 'this attachment was sent already', { field: 'attachments' });
       const message: Message = { room, seq: s.last + 1, kind: op.kind, user: by.id, name: by.name, ts: now };
       if (op.system) message.system = true;
       if (op.text !== undefined) message.text = op.text;
@@ -398,6 +407,7 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       }
       b.message(message, key, d.hiddenFor);
       s.stored(message.seq, message.kind, by.id, key, op.target, inThread);
+      s.carry(uploads, message.seq);
       if (op.kind === 'edit' && op.target !== undefined && message.mentions) b.mentionsAdded(room, op.target, message.mentions);
       const shown = by.profile && Object.keys(by.profile).length > 0 ? { ...message, profile: by.profile } : message;
       const events: RoomEvent[] = [{ type: 'message.stored', message: shown, hiddenFor: d.hiddenFor }];

@@ -42,6 +42,11 @@ export class RoomState {
   readonly targets = new Map<number, TargetFacts | null>();
   /** Summaries of recent threads by root seq; null: no reply yet. */
   readonly threads = new Map<number, ThreadSummary | null>();
+  /**
+   * Uploads carried by recent messages: attachment id -> seq. A send naming one is refused even
+   * before the upload's record is bound to the first message (older ones: the record says).
+   */
+  readonly carried = new Map<string, number>();
   /** `user\nother` -> whether user blocks other (direct rooms: the pair's blocks). */
   readonly blocks = new Map<string, boolean>();
   /** Changes whenever cached facts are forgotten, so a read started before cannot fill them. */
@@ -108,6 +113,14 @@ export class RoomState {
     if (kind === 'delete' && target !== undefined) {
       const t = this.targets.get(target);
       if (t) t.deleted = true;
+    }
+  }
+
+  /** Records the uploads message `seq` carries. */
+  carry(ids: readonly string[], seq: number): void {
+    for (const id of ids) {
+      this.carried.set(id, seq);
+      if (this.carried.size > MAX_KEYS) this.carried.delete(this.carried.keys().next().value!);
     }
   }
 

@@ -84,7 +84,7 @@ export class AttachmentService {
   private readonly urlKey: Buffer;
 
   constructor(
-    private readonly store: Pick<Store, 'getRoom' | 'getMember' | 'bounds'>,
+    private readonly store: Pick<Store, 'getRoom' | 'getMember' | 'bounds' | 'keyed'>,
     private readonly records: AttachmentStore,
     readonly blobs: BlobStore,
     readonly opts: AttachmentOptions,
@@ -375,23 +375,28 @@ export class AttachmentService {
       throw new ParleyError('invalid', 'data.attachments is set by the server: name uploads in "attachments"', { field: 'data.attachments' });
     }
     if (!a.attachments) return undefined;
-    const refs = await this.claim(user, a.room, a.attachments, a.key !== undefined);
+    const refs = await this.claim(user, a.room, a.attachments, a.key);
     return { ...a, data: { ...a.data, attachments: refs } };
   }
 
   /**
    * Checks, before a send stores anything, that each id is an unsent upload of `user` in
-   * `room`, and returns what the message carries of them, in the given order. A send with a
-   * key may name uploads sent already: it is the retry of a send the store answers as a
-   * duplicate (with another key, binding them fails afterwards and is logged).
+   * `room`, and returns what the message carries of them, in the given order. An upload sent
+   * already is accepted only from the retry of the send that carried it: the same `key`,
+   * which the room log answers as a duplicate. Two sends naming one unsent upload at once
+   * both pass here; the room log refuses the second (see RoomState.carried).
    */
-  async claim(user: Identity, room: string, ids: string[], retry = false): Promise<AttachmentRef[]> {
+  async claim(user: Identity, room: string, ids: string[], key?: string): Promise<AttachmentRef[]> {
     if (new Set(ids).size !== ids.length) throw new ParleyError('invalid', 'an attachment is listed twice', { field: 'attachments' });
     const refs: AttachmentRef[] = [];
+    let retried: Promise<number | null> | null = null;
     for (const id of ids) {
       const a = ATTACHMENT_ID.test(id) ? await this.records.get(id) : null;
       if (!a || a.room !== room || a.uploader !== user.id) throw new ParleyError('not_found', 'attachment not found', { field: 'attachments', attachment: id });
-      if (a.message !== null && !retry) throw new ParleyError('conflict', 'this attachment was sent already', { field: 'attachments', attachment: id });
+      if (a.message !== null) {
+        retried ??= key === undefined ? Promise.resolve(null) : this.store.keyed(room, user.id, key).then((m) => m?.seq ?? null);
+        if ((await retried) !== a.message) throw new ParleyError('conflict', 'this attachment was sent already', { field: 'attachments', attachment: id });
+      }
       refs.push(toRef(a));
     }
     return refs;

@@ -1,7 +1,8 @@
 // What an outside attack at the wire found, each checked with raw WebSocket clients and REST:
 // an edit hidden from a blocker reached them through `versions` and reply quotes, refused
 // moderation commands naming ever new users grew what the room's owner keeps in memory, and
-// REST read "2.9" in a path or query as the seq 2.
+// REST read "2.9" in a path or query as the seq 2, and an upload sent already could be carried
+// by a second message.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, removeDir, type TestServer } from '../helpers.js';
 import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
@@ -88,5 +89,51 @@ describe('REST numbers', () => {
     expect((await rest(srv, owner, 'GET', `/rooms/${room}/messages/${seq}`)).status).toBe(200);
     expect((await rest(srv, owner, 'GET', `/rooms/${room}/messages?limit=02`)).status).toBe(200);
     owner.close();
+  });
+});
+
+describe('uploads', () => {
+  async function upload(user: string, room: string, text: string): Promise<string> {
+    const r = await fetch(`${srv.url}/api/v1/rooms/${room}/attachments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await srv.token(user)}`, 'content-type': 'text/plain', 'x-filename': 'note.txt' },
+      body: text,
+    });
+    expect(r.status).toBe(201);
+    return ((await r.json()) as { id: string }).id;
+  }
+
+  it('an upload goes with one message: only the retry of its own send may name it again', async () => {
+    const ivy = await Wire.open(srv, 'ivy');
+    const room = await newRoom('group', ivy);
+    const id = await upload('ivy', room, 'first file');
+    const first = await ivy.call<{ seq: number }>('send', { room, text: 'with a file', attachments: [id], key: 'k1' });
+    // The retry of that send is answered with the message it stored.
+    const retry = await ivy.call<{ seq: number; duplicate: boolean }>('send', { room, text: 'with a file', attachments: [id], key: 'k1' });
+    expect(retry).toMatchObject({ seq: first.seq, duplicate: true });
+    // Another send, with another key or none, is refused and stores nothing.
+    expect(await ivy.fails('send', { room, text: 'again', attachments: [id], key: 'k2' })).toBe('conflict');
+    expect(await ivy.fails('send', { room, text: 'again', attachments: [id] })).toBe('conflict');
+    const { messages } = await ivy.call<{ messages: Array<{ seq: number; data?: { attachments?: Array<{ id: string }> } }> }>('history', { room });
+    expect(messages.filter((m) => m.data?.attachments?.some((a) => a.id === id)).map((m) => m.seq)).toEqual([first.seq]);
+    ivy.close();
+  });
+
+  it('two sends naming one unsent upload at once: one is stored, the other refused', async () => {
+    const one = await Wire.open(srv, 'jay');
+    const two = await Wire.open(srv, 'jay');
+    const room = await newRoom('group', one);
+    for (let round = 0; round < 5; round++) {
+      const id = await upload('jay', room, `file ${round}`);
+      const sends = await Promise.all(
+        [one, two].map((w, i) =>
+          w.raw.call({ id: `race-${round}-${i}`, cmd: 'send', room, text: `race ${round}`, attachments: [id], key: `race-${round}-${i}` }),
+        ),
+      );
+      expect(sends.filter((r) => r.ok).length, JSON.stringify(sends)).toBe(1);
+      expect((sends.find((r) => !r.ok)!.error as { code: string }).code).toBe('conflict');
+    }
+    one.close();
+    two.close();
   });
 });
