@@ -332,9 +332,14 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
   };
   // One node of a cluster sweeps per period: whichever claims it first. The claim lapses a
   // little before the next period, so another node may take the next one, and is renewed
-  // while a long sweep runs, so two sweeps never overlap.
+  // while a long sweep runs, so two sweeps never overlap. A node skips its periods while its
+  // own sweep still runs (one node claims every period: a sweep longer than the period would
+  // otherwise start again beside itself).
   const sweepMs = cfg.retention.sweepSec * 1000;
+  let sweeping = false;
   const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
     void (async () => {
       const claim = await bus.nodes.claim('retention', Math.max(sweepMs / 2, sweepMs - 250));
       if (!claim) return;
@@ -349,7 +354,11 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
       } finally {
         clearInterval(renewing);
       }
-    })().catch((err) => log.warn({ err }, 'retention failed'));
+    })()
+      .catch((err) => log.warn({ err }, 'retention failed'))
+      .finally(() => {
+        sweeping = false;
+      });
   }, sweepMs);
   sweeper.unref();
   const uploadSweeper = setInterval(() => {
