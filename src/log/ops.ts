@@ -17,6 +17,7 @@ import {
   decideJoin,
   decideKick,
   decideLeave,
+  successor,
   decideModerate,
   decideMute,
   decideRole,
@@ -233,6 +234,8 @@ export function prepare(op: RoomOp, room: string, s: RoomState, facts: OpFacts, 
       return;
     case 'leave':
       p.member(me);
+      // An owner who leaves hands the room on: to whom depends on every member.
+      if (s.member(me)?.role === 'owner') p.allMembers();
       return;
     case 'kick':
     case 'ban':
@@ -473,9 +476,17 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       return { result: { member, message }, events: [{ type: 'member.joined', room: s.room!, member, message }] };
     }
     case 'leave': {
-      decideLeave(s.room, me());
+      const leaving = me();
+      decideLeave(s.room, leaving);
       const left = removeMember(s, b, room, by.id, by.name, by.id, 'left', undefined, now);
-      return { result: { room, message: left.message }, events: [left] };
+      const events: RoomEvent[] = [left];
+      const heir = leaving?.role === 'owner' ? successor(known(s.allMembers() ?? undefined, 'the members')) : null;
+      if (heir) {
+        setRole(s, b, room, heir, 'owner');
+        const message = next(s, b, room, 'update', by, now, { user: heir.user, role: 'owner' });
+        events.push({ type: 'message.stored', message, hiddenFor: null });
+      }
+      return { result: { room, message: left.message }, events };
     }
     case 'kick': {
       decideKick(s.room, by, me(), target(op.user));

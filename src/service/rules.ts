@@ -198,6 +198,21 @@ export function decideLeave(room: Room | null, me: Member | null): void {
   requireMember(me);
 }
 
+/**
+ * Who takes a room its owner leaves (a room is never left without an owner while it has
+ * members): the admin who joined first, else the member who joined first; null when nobody
+ * stays. `others` are the members staying.
+ */
+export function successor(others: readonly Member[]): Member | null {
+  let heir: Member | null = null;
+  for (const m of others) {
+    if (m.role === 'owner') return null; // another owner remains
+    const rank = (x: Member) => (x.role === 'admin' ? 0 : 1);
+    if (!heir || rank(m) < rank(heir) || (rank(m) === rank(heir) && m.joinSeq < heir.joinSeq)) heir = m;
+  }
+  return heir;
+}
+
 export function decideKick(room: Room | null, actor: Actor, me: Member | null, target: Member | null): void {
   const r = requireRoom(room);
   const role = requireModerator(actor, me);

@@ -1,8 +1,8 @@
 // What an outside attack at the wire found, each checked with raw WebSocket clients and REST:
 // an edit hidden from a blocker reached them through `versions` and reply quotes, refused
 // moderation commands naming ever new users grew what the room's owner keeps in memory, and
-// REST read "2.9" in a path or query as the seq 2, and an upload sent already could be carried
-// by a second message.
+// REST read "2.9" in a path or query as the seq 2, an upload sent already could be carried by a
+// second message, and a group's owner could leave it with nobody able to run it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, removeDir, type TestServer } from '../helpers.js';
 import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
@@ -135,5 +135,35 @@ describe('uploads', () => {
     }
     one.close();
     two.close();
+  });
+});
+
+describe("an owner's leaving", () => {
+  it('hands the room to the admin who joined first, else the member who joined first', async () => {
+    const [olive, mia, ada, abe] = await Promise.all(['olive', 'mia', 'ada', 'abe'].map((u) => Wire.open(srv, u)));
+    const room = await newRoom('group', olive!, mia!, ada!, abe!);
+    await olive!.call('role', { room, user: abe!.user, role: 'admin' });
+    await olive!.call('role', { room, user: ada!.user, role: 'admin' });
+    await olive!.call('leave', { room });
+    const roles = async () =>
+      Object.fromEntries((await mia!.call<{ members: Array<{ user: string; role: string }> }>('members', { room })).members.map((m) => [m.user, m.role]));
+    // ada was invited before abe: the senior admin.
+    expect(await roles()).toEqual({ mia: 'member', ada: 'owner', abe: 'admin' });
+    // The room can be run: its new owner sets roles and could delete it.
+    await ada!.call('role', { room, user: mia!.user, role: 'admin' });
+    // With no admin left, the member who joined first takes it.
+    await ada!.call('role', { room, user: mia!.user, role: 'member' });
+    await ada!.call('role', { room, user: abe!.user, role: 'member' });
+    await ada!.call('leave', { room });
+    expect(await roles()).toEqual({ mia: 'owner', abe: 'member' });
+    // Everyone was told, in the room's history.
+    const { messages } = await abe!.call<{ messages: Array<{ kind: string; user: string; data?: { user?: string; role?: string } }> }>('history', { room });
+    const handed = messages.filter((m) => m.kind === 'update' && m.data?.role === 'owner').map((m) => [m.user, m.data!.user]);
+    expect(handed).toEqual([
+      ['olive', 'ada'],
+      ['ada', 'mia'],
+    ]);
+    await mia!.call('destroy', { room });
+    for (const w of [olive, mia, ada, abe]) w!.close();
   });
 });

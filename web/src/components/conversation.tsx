@@ -54,7 +54,8 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
   const isAdmin = entry.room.kind !== 'direct' && (entry.role === 'owner' || entry.role === 'admin');
 
   async function leave() {
-    const back = entry!.room.kind === 'channel' ? 'You can join it again later.' : 'You can only come back if someone invites you.';
+    const again = entry!.room.kind === 'channel' ? 'You can join it again later.' : 'You can only come back if someone invites you.';
+    const back = entry!.role === 'owner' ? `${again} You own it: it passes to its admin who joined first, or else to its member who joined first.` : again;
     if (!(await confirmAction({ title: `Leave ${title}?`, body: back, action: 'Leave' }))) return;
     try {
       await chat.client.leave(room);
