@@ -338,6 +338,26 @@ describe('WebhookDispatcher', () => {
     await hanging.close();
   });
 
+  it("logs an endpoint by its origin only: a Slack-style URL's path is its secret", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => lines.push(l) });
+    const reports: string[] = [];
+    const d = new WebhookDispatcher({ timeoutMs: 2000, maxAttempts: 2, backoffMs: 10, maxBackoffMs: 10, concurrency: 1, queueSize: 1 }, log, (r) =>
+      reports.push(r.url),
+    );
+    // Nothing listens there: every attempt fails, and the queue of one overflows.
+    const ep = { url: `http://127.0.0.1:${await freePort()}/services/T0001/B0001/SECRETpathTOKEN`, secret: SECRET };
+    d.enqueue(ep, { id: 'w1', event: 'message.sent', body: '{}' });
+    d.enqueue(ep, { id: 'w2', event: 'message.sent', body: '{}' });
+    await waitFor(() => reports.length === 1, 5000, 'the delivery to fail');
+    await d.close();
+    const logged = lines.join('');
+    expect(logged).toContain('webhook delivery failed');
+    expect(logged).toContain('webhook queue full');
+    expect(logged).not.toContain('SECRETpathTOKEN');
+    expect(reports[0]).toBe(new URL(ep.url).origin);
+  });
+
   it('backs off exponentially up to the cap, with jitter between half and all of it', () => {
     expect([1, 2, 3, 4, 5].map((n) => backoff(n, 100, 1000, () => 1))).toEqual([100, 200, 400, 800, 1000]);
     expect([1, 2, 3].map((n) => backoff(n, 100, 1000, () => 0))).toEqual([50, 100, 200]);

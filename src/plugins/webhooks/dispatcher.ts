@@ -29,7 +29,20 @@ export interface Delivery {
 }
 
 /** How a delivery ended (for logs, metrics and tests). */
+/**
+ * An endpoint's address as logs and the admin screen show it: scheme, host and port only,
+ * since the path of a Slack-style incoming webhook is its secret.
+ */
+export function endpointOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a valid URL)';
+  }
+}
+
 export interface DeliveryReport {
+  /** The endpoint's origin (never its path: see endpointOrigin). */
   url: string;
   id: string;
   event: string;
@@ -113,7 +126,7 @@ class EndpointQueue {
       const now = Date.now();
       if (now - this.lastDropLog > 10_000) {
         this.lastDropLog = now;
-        this.log.warn({ url: this.ep.url, dropped: this.dropped, queueSize: this.o.queueSize }, 'webhook queue full; dropping deliveries');
+        this.log.warn({ url: endpointOrigin(this.ep.url), dropped: this.dropped, queueSize: this.o.queueSize }, 'webhook queue full; dropping deliveries');
       }
       return false;
     }
@@ -136,7 +149,7 @@ class EndpointQueue {
       this.lastFailedAt = Date.now();
       this.lastError = error ?? 'failed';
     }
-    const r: DeliveryReport = { url: this.ep.url, id: job.id, event: job.event, ok, attempts: job.attempt };
+    const r: DeliveryReport = { url: endpointOrigin(this.ep.url), id: job.id, event: job.event, ok, attempts: job.attempt };
     if (error !== undefined) r.error = error;
     if (!ok) this.log.warn(r, 'webhook delivery failed');
     this.report(r);
@@ -177,7 +190,7 @@ class EndpointQueue {
     }
     if (this.abort.aborted) return this.finish(job, false, 'shutting down');
     if (permanent || job.attempt >= this.o.maxAttempts) return this.finish(job, false, error);
-    this.log.debug({ url: this.ep.url, id: job.id, attempt: job.attempt, error }, 'webhook attempt failed; will retry');
+    this.log.debug({ url: endpointOrigin(this.ep.url), id: job.id, attempt: job.attempt, error }, 'webhook attempt failed; will retry');
     const delay = Math.min(this.o.maxBackoffMs, Math.max(wait, backoff(job.attempt, this.o.backoffMs, this.o.maxBackoffMs)));
     const t = setTimeout(() => {
       this.timers.delete(t);

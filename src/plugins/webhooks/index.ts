@@ -11,7 +11,7 @@ import type { Plugin, PluginContext } from '../plugin.js';
 import { ADMIN_SECURITY as security, requireAdmin, scoped } from '../admin.js';
 import type { Notification } from '../../service/hooks.js';
 import type { WebhookEvent, WebhooksConfig } from '../config.js';
-import { WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
+import { endpointOrigin, WebhookDispatcher, type DeliveryReport } from './dispatcher.js';
 import {
   memberJoinedEvent,
   memberLeftEvent,
@@ -22,18 +22,6 @@ import {
   threadUpdatedEvent,
   type WebhookEventRecord,
 } from './events.js';
-
-/**
- * An endpoint's address as the admin screen shows it: scheme, host and port only, since the
- * path of a Slack-style incoming webhook is its secret.
- */
-export function endpointOrigin(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '(not a valid URL)';
-  }
-}
 
 const Time = Type.Union([Type.Integer(), Type.Null()]);
 const WebhookStatus = Type.Object(
