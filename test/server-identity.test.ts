@@ -83,7 +83,8 @@ describe("the server's own id", () => {
 
 describe('registration', () => {
   it("refuses the server's id and reserved names, in any case, as a conflict naming the field", async () => {
-    for (const username of ['system', 'admin', 'root', 'parley', 'moderator', 'everyone']) {
+    // `room` and `here` mention a whole room: a user so named could never be mentioned alone.
+    for (const username of ['system', 'admin', 'root', 'parley', 'moderator', 'everyone', 'room', 'here']) {
       const r = await rest('POST', '/auth/register', { username, password: 'long enough password' });
       expect(r.status, username).toBe(409);
       expect(r.body.error).toMatchObject({ code: 'conflict', details: { field: 'username', reason: 'reserved' } });
@@ -91,7 +92,7 @@ describe('registration', () => {
     expect((await rest('POST', '/auth/register', { username: 'sysadmin-jo', password: 'long enough password' })).status).toBe(201);
   });
 
-  it("takes the reserved list from the configuration; the server's id stays refused", async () => {
+  it("takes the reserved list from the configuration; the server's id and the whole-room mentions stay refused", async () => {
     const other = await startServer({ ...CHEAP, accounts: { ...CHEAP.accounts, reservedNames: ['boss'] } });
     try {
       const reg = async (username: string) =>
@@ -104,6 +105,8 @@ describe('registration', () => {
         ).status;
       expect(await reg('boss')).toBe(409);
       expect(await reg('system')).toBe(409);
+      expect(await reg('room')).toBe(409);
+      expect(await reg('here')).toBe(409);
       expect(await reg('admin')).toBe(201);
     } finally {
       await other.close();

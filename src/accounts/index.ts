@@ -13,6 +13,7 @@ import { eventText } from '../protocol/frames.js';
 import { ParleyError } from '../errors.js';
 import type { Identity } from '../auth/jwt.js';
 import { SYSTEM_USER, type User } from '../protocol/schema.js';
+import { ROOM_MENTIONS } from '../service/mentions.js';
 import type { AccountStore, SessionInfo } from '../store/accounts.js';
 import type { LimitKey, LoginLimiter } from './limiter.js';
 import { PasswordHasher } from './password.js';
@@ -57,13 +58,13 @@ export class AccountService {
   /** Refreshes of one session run one at a time, so a refresh token is spent exactly once. */
   private readonly refreshing = new Map<string, Promise<unknown>>();
 
-  /** Usernames nobody may register: the server's own id and the configured names. */
+  /** Usernames nobody may register: the server's own id, the whole-room mentions and the configured names. */
   private readonly reserved: ReadonlySet<string>;
   /** Usernames of the accounts that administer the server. */
   private readonly admins: ReadonlySet<string>;
 
   constructor(private readonly deps: AccountDeps) {
-    this.reserved = new Set([SYSTEM_USER, ...deps.config.reservedNames.map((n) => n.toLowerCase())]);
+    this.reserved = new Set([SYSTEM_USER, ...ROOM_MENTIONS, ...deps.config.reservedNames.map((n) => n.toLowerCase())]);
     this.admins = new Set(deps.config.admins.map((n) => n.toLowerCase()));
     this.key = new TextEncoder().encode(deps.secret);
     this.passwords = new PasswordHasher({ memoryKiB: deps.config.hashMemoryKib, passes: deps.config.hashPasses });

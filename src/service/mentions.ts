@@ -23,6 +23,9 @@ const CODE = /```[\s\S]*?(?:```|$)|`[^`\n]*`/g;
 // Punctuation a sentence may put right after a name ("@bob, look", "thanks @ann.").
 const TRAILING = /[.:|+-]+$/;
 
+/** The words that mention a whole room (`@room`, `@here`): no user may be named so. */
+export const ROOM_MENTIONS: readonly string[] = ['room', 'here'];
+
 /** The names a text mentions, in order, without repeats; cheap when the text has no "@". */
 export function parseMentions(text: string): ParsedMentions {
   const out: ParsedMentions = { names: [], room: false, here: false };
@@ -31,8 +34,8 @@ export function parseMentions(text: string): ParsedMentions {
   for (const m of text.replace(CODE, ' ').matchAll(MENTION)) {
     const token = m[1]!;
     for (const name of token === token.replace(TRAILING, '') ? [token] : [token, token.replace(TRAILING, '')]) {
-      if (name === 'room') out.room = true;
-      else if (name === 'here') out.here = true;
+      if (name === ROOM_MENTIONS[0]) out.room = true;
+      else if (name === ROOM_MENTIONS[1]) out.here = true;
       else if (name.length > 0 && !seen.has(name) && seen.size < MAX_MENTIONS) {
         seen.add(name);
         out.names.push(name);
