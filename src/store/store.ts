@@ -50,10 +50,18 @@ export const SEARCH_SCAN = 5000;
 export const UNREAD_SCAN = 1000;
 /**
  * What makes two channel names the same: compatibility forms folded (full-width letters are
- * letters), lower case, spaces trimmed and runs of them made one.
+ * letters), characters that draw nothing left out (zero-width spaces and joiners, soft hyphens,
+ * fillers: Unicode's default ignorables), lower case, spaces trimmed and runs of them made
+ * one. Keys are stored when a channel is named, so a change here applies to names given after
+ * it. Look-alike letters of other scripts (a Cyrillic "о" for a Latin "o") are not folded.
  */
 export function channelNameKey(name: string): string {
-  return name.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+  return name
+    .normalize('NFKC')
+    .replace(/\p{Default_Ignorable_Code_Point}/gu, '')
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /** Message fields the service works out and the store keeps with the message as they are. */

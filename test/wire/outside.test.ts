@@ -2,7 +2,8 @@
 // an edit hidden from a blocker reached them through `versions` and reply quotes, refused
 // moderation commands naming ever new users grew what the room's owner keeps in memory, and
 // REST read "2.9" in a path or query as the seq 2, an upload sent already could be carried by a
-// second message, and a group's owner could leave it with nobody able to run it.
+// second message, a group's owner could leave it with nobody able to run it, and a channel's
+// name could be taken again with characters that draw nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, removeDir, type TestServer } from '../helpers.js';
 import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
@@ -165,5 +166,21 @@ describe("an owner's leaving", () => {
     ]);
     await mia!.call('destroy', { room });
     for (const w of [olive, mia, ada, abe]) w!.close();
+  });
+});
+
+describe('channel names', () => {
+  it('a name that differs only by characters that draw nothing is taken', async () => {
+    const owner = await Wire.open(srv, 'herald');
+    const rival = await Wire.open(srv, 'rival');
+    await owner.call('create', { kind: 'channel', name: 'Announcements' });
+    for (const name of ['Announce\u200Bments', 'Announce\u00ADments', 'Announce\u2060ments', 'Announcements\u3164', 'ANNOUNCE\u200Dments']) {
+      expect(await rival.fails('create', { kind: 'channel', name }), JSON.stringify(name)).toBe('conflict');
+    }
+    // A name of its own is still free, an emoji's joiner included.
+    await rival.call('create', { kind: 'channel', name: 'Announcements \u{1F468}\u200D\u{1F4BB}' });
+    expect(await owner.fails('create', { kind: 'channel', name: 'announcements \u{1F468}\u{1F4BB}' })).toBe('conflict');
+    owner.close();
+    rival.close();
   });
 });
