@@ -14,6 +14,7 @@ import { ParleyError } from '../errors.js';
 import type { Identity } from '../auth/jwt.js';
 import { SYSTEM_USER, type User } from '../protocol/schema.js';
 import { ROOM_MENTIONS } from '../service/mentions.js';
+import { plainName } from '../protocol/validate.js';
 import type { AccountStore, SessionInfo } from '../store/accounts.js';
 import type { LimitKey, LoginLimiter } from './limiter.js';
 import { PasswordHasher } from './password.js';
@@ -93,7 +94,7 @@ export class AccountService {
     const account = await this.deps.accounts.createAccount({
       userId: input.username,
       username: input.username,
-      name: input.name ?? input.username,
+      name: plainName(input.name ?? '') || input.username,
       passwordHash,
     });
     return this.startSession(account.userId, userAgent);
@@ -186,7 +187,7 @@ export class AccountService {
    */
   async setName(user: Identity, name: string): Promise<User> {
     this.requireAccount(user);
-    const clean = name.trim();
+    const clean = plainName(name);
     if (clean === '') throw new ParleyError('invalid', 'name: must not be blank', { field: 'name' });
     await this.deps.accounts.setName(user.id, clean);
     return (await this.deps.getUser(user.id)) ?? { id: user.id, name: clean, profile: user.profile };

@@ -9,7 +9,7 @@ import { SignJWT, createRemoteJWKSet, decodeJwt, importSPKI, jwtVerify, errors a
 import { ConfigError, type Config } from '../config.js';
 import { ParleyError } from '../errors.js';
 import { SYSTEM_USER, userIdRe } from '../protocol/schema.js';
-import { checkInput, truncateText } from '../protocol/validate.js';
+import { checkInput, plainName, truncateText } from '../protocol/validate.js';
 
 export interface Identity {
   id: string;
@@ -172,7 +172,8 @@ export function identityFromClaims(p: JWTPayload): Identity {
   // The name and profile are shown with every message and stored: they keep the text rule of
   // every other input. A verified token with a malformed claim is refused, not repaired.
   if (typeof p.name === 'string') checkInput(p.name, 'token claim "name"');
-  const name = typeof p.name === 'string' && p.name.length > 0 ? truncateText(p.name, 100) : p.sub;
+  const shown = typeof p.name === 'string' ? truncateText(plainName(p.name), 100) : '';
+  const name = shown.length > 0 ? shown : p.sub;
   const raw = p.profile;
   let profile: Record<string, unknown> = {};
   if (raw && typeof raw === 'object' && !Array.isArray(raw)) {

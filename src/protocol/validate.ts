@@ -25,6 +25,18 @@ export function textProblem(s: string): string | null {
   return m[0] === '\0' ? 'NUL characters are not allowed' : 'lone UTF-16 surrogates are not allowed (the text is not valid Unicode)';
 }
 
+/** Bidirectional embeddings, overrides and isolates: in a name they turn the text after it around. */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/**
+ * A name as it is kept and shown beside other text (a display name, a room's name or topic):
+ * without bidirectional controls, which would run on into the text an app writes after it
+ * ("Mallory added Victim" drawn reversed), and trimmed. May be empty.
+ */
+export function plainName(s: string): string {
+  return s.replace(BIDI_CONTROLS, '').trim();
+}
+
 /** The first `max` UTF-16 units of `s`, one fewer when that would split a surrogate pair. */
 export function truncateText(s: string, max: number): string {
   if (s.length <= max) return s;

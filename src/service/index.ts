@@ -11,6 +11,7 @@ import type { Bus, BusMessage } from '../bus/bus.js';
 import { ALL_TOPIC, roomTopic, userTopic } from '../bus/bus.js';
 import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
+import { plainName } from '../protocol/validate.js';
 import { whileUnavailable, type Conn, type Hub } from '../hub/index.js';
 import { eventText } from '../protocol/frames.js';
 import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
@@ -439,14 +440,15 @@ export class Service {
 
   private async create(s: Session, a: CommandArgs<'create'>): Promise<Room> {
     rules.checkRoomId(a.room);
+    const name = shownName(a.name);
     const id = a.room ?? randomBytes(12).toString('base64url');
     const write = () =>
       this.roomLog.submit<'create'>(id, {
         op: 'create',
         by: this.by(s),
         kind: a.kind,
-        name: a.name,
-        topic: a.topic ?? '',
+        name,
+        topic: plainName(a.topic ?? ''),
         createdBy: s.user.id,
         members: [{ user: s.user.id, name: s.user.name, role: 'owner' }],
       });
@@ -756,8 +758,8 @@ export class Service {
 
   private async update(s: Session, a: CommandArgs<'update'>): Promise<Room> {
     const change: RoomChange = {};
-    if (a.name !== undefined) change.name = a.name;
-    if (a.topic !== undefined) change.topic = a.topic;
+    if (a.name !== undefined) change.name = shownName(a.name);
+    if (a.topic !== undefined) change.topic = plainName(a.topic);
     if (a.access !== undefined) change.access = a.access;
     if (a.retention !== undefined) {
       change.retention = {};
@@ -867,4 +869,11 @@ function roomFrame(m: Message, hiddenFor?: string): BusMessage {
   if (!hiddenFor) return { frame: eventText('message', m), seq: m.seq };
   const placeholder: Message = { room: m.room, seq: m.seq, kind: 'hidden', user: m.user, name: m.name, ts: m.ts };
   return { frame: eventText('message', m), seq: m.seq, hiddenFor, alt: eventText('message', placeholder) };
+}
+
+/** A room's name as kept (see plainName); `invalid` when nothing is left of it. */
+function shownName(raw: string): string {
+  const name = plainName(raw);
+  if (name === '') throw new ParleyError('invalid', 'name: must not be blank', { field: 'name' });
+  return name;
 }

@@ -3,9 +3,10 @@
 // moderation commands naming ever new users grew what the room's owner keeps in memory, and
 // REST read "2.9" in a path or query as the seq 2, an upload sent already could be carried by a
 // second message, a group's owner could leave it with nobody able to run it, and a channel's
-// name could be taken again with characters that draw nothing.
+// name could be taken again with characters that draw nothing, and a bidirectional override
+// in a display name turned around the text an app writes after it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, removeDir, type TestServer } from '../helpers.js';
+import { RawSocket, startServer, removeDir, type TestServer } from '../helpers.js';
 import { MAX_USER_FACTS, type RoomState } from '../../src/log/state.js';
 import { rest, room as newRoom, Wire } from './wire.js';
 
@@ -182,5 +183,48 @@ describe('channel names', () => {
     expect(await owner.fails('create', { kind: 'channel', name: 'announcements \u{1F468}\u{1F4BB}' })).toBe('conflict');
     owner.close();
     rival.close();
+  });
+});
+
+describe('names shown beside other text', () => {
+  it('keep no bidirectional controls: display names (token or account), room names and topics', async () => {
+    const raw = await RawSocket.open(srv.wsUrl);
+    const auth = await raw.call({ id: 'a', cmd: 'auth', token: await srv.token('mallory', { name: 'Mallory \u202E' }) });
+    expect(auth.ok).toBe(true);
+    const mallory = await Wire.open(srv, 'mallory-room');
+    const made = await mallory.call<{ id: string; name: string; topic: string }>('create', {
+      kind: 'group',
+      name: 'Evil\u202Egnp\u2066',
+      topic: '\u202Dtopic',
+    });
+    expect([made.name, made.topic]).toEqual(['Evilgnp', 'topic']);
+    expect(await mallory.fails('create', { kind: 'group', name: '\u202E \u2069' })).toBe('invalid');
+    const renamed = await mallory.call<{ name: string }>('update', { room: made.id, name: 'Good\u202Bname' });
+    expect(renamed.name).toBe('Goodname');
+    // The token's name, as its messages carry it.
+    const own = (await raw.call({ id: 'c', cmd: 'create', kind: 'group', name: 'own' })) as { data: { id: string } };
+    const msg = (await raw.call({ id: 'm', cmd: 'send', room: own.data.id, text: 'hello' })) as { data: { seq: number } };
+    const read = (await raw.call({ id: 'r', cmd: 'message', room: own.data.id, seq: msg.data.seq })) as { data: { name: string } };
+    expect(read.data.name).toBe('Mallory');
+    // A built-in account's display name, on registration and when changed.
+    const reg = await fetch(`${srv.url}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'mallory2', password: 'a long enough passphrase 42', name: 'Mal\u202Elory' }),
+    });
+    expect(reg.status).toBe(201);
+    const { accessToken } = (await reg.json()) as { accessToken: string };
+    const me = async () =>
+      ((await (await fetch(`${srv.url}/api/v1/me`, { headers: { authorization: `Bearer ${accessToken}` } })).json()) as { name: string }).name;
+    expect(await me()).toBe('Mallory');
+    const set = await fetch(`${srv.url}/api/v1/me`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
+      body: JSON.stringify({ name: '\u2067Mal' }),
+    });
+    expect(set.status).toBe(200);
+    expect(await me()).toBe('Mal');
+    raw.close();
+    mallory.close();
   });
 });
