@@ -256,6 +256,24 @@ describe('images', () => {
     expect((await get(up.body.previewUrl!.replace('/preview?', '?'))).status).toBe(401);
   });
 
+  it('a TIFF is re-encoded without its metadata too, and gets a preview', async () => {
+    // The author in XMP (what sharp writes into a TIFF; a camera's TIFF tags go the same way).
+    const scan = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#3a7' } })
+      .withXmp(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>SECRET-ARTIST</dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>',
+      )
+      .tiff()
+      .toBuffer();
+    expect(scan.includes('SECRET-ARTIST')).toBe(true);
+    const up = await upload('bob', 'files', scan, 'scan.tif', 'image/tiff');
+    expect(up.status).toBe(201);
+    expect(up.body).toMatchObject({ type: 'image/tiff', width: 300, height: 200 });
+    const original = await get(up.body.url);
+    expect(original.bytes.includes('SECRET-ARTIST')).toBe(false);
+    expect((await sharp(original.bytes).metadata()).format).toBe('tiff');
+    expect((await get(up.body.previewUrl!)).status).toBe(200);
+  });
+
   it('a decompression bomb is refused before it is decoded, and leaves nothing', async () => {
     const before = stored().length;
     const bomb = claimedPng(30_000, 30_000);

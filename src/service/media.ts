@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { ParleyError } from '../errors.js';
 
 /** Images Parley decodes: their metadata is stripped, a preview made, and they are shown inline. */
-export const IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif'];
+export const IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/tiff'];
 
 /** Detected types accepted besides any `image/*`, `audio/*` and `video/*`. */
 export const DOCUMENT_TYPES: readonly string[] = [
@@ -139,7 +139,9 @@ export async function processImage(input: Buffer, type: string, opts: { maxPixel
             ? img.gif()
             : type === 'image/webp'
               ? img.webp({ quality: 90 })
-              : img.avif({ quality: 70 })
+              : type === 'image/tiff'
+                ? img.tiff()
+                : img.avif({ quality: 70 })
     ).toBuffer();
     const preview = await open(false)
       .autoOrient()
