@@ -162,6 +162,33 @@ describe('browsing channels on a phone', () => {
   });
 });
 
+describe('names stored with a bidirectional override', () => {
+  it('do not turn around the words and time shown after them', async () => {
+    // Stored before names lost such controls (the server removes them now): set in the store.
+    const owner = await web.srv.client('rlo-owner');
+    const room = await owner.createRoom('group', 'Spoof check');
+    await web.srv.parley.store.upsertUser({ id: 'rlo-mallory', name: 'Mallory \u202E', profile: {} });
+    await owner.invite(room.id, 'rlo-mallory');
+    await owner.invite(room.id, 'bob');
+    owner.close();
+    await openRoom(bob, 'Spoof check');
+    const line = bob.locator('.message-list li.system', { hasText: 'Mallory' });
+    await line.waitFor();
+    // The time after the name reads left to right: its first character is drawn left of its last.
+    const order = await line.locator('time').evaluate((t) => {
+      const text = t.firstChild!;
+      const at = (i: number) => {
+        const r = document.createRange();
+        r.setStart(text, i);
+        r.setEnd(text, i + 1);
+        return r.getBoundingClientRect().left;
+      };
+      return at(text.textContent!.length - 1) - at(0);
+    });
+    expect(order).toBeGreaterThan(0);
+  });
+});
+
 describe('the message length limit', () => {
   it('is said before sending, and a text over it stays in the message box', async () => {
     await openRoom(alice, 'Lobby');

@@ -2,6 +2,15 @@
 // reader's locale, room titles (a direct room is named after the other member).
 import type { RoomEntry } from './chat.js';
 
+/**
+ * A name as shown inside a sentence the app writes: without bidirectional controls, so a name
+ * stored with an override cannot turn the words after it around (the server removes them from
+ * names it is given; older names may hold them).
+ */
+export function shownName(name: string): string {
+  return name.replace(/[\u202A-\u202E\u2066-\u2069]/g, '');
+}
+
 export function initials(name: string): string {
   const words = name
     .trim()

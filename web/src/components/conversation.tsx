@@ -8,7 +8,7 @@ import type { Chat, PendingSend, RoomEntry, UploadItem } from '../chat.js';
 import type { AttachmentRef, Upload } from '../../../src/client/index.js';
 import type { NotifyLevel } from '../../../src/protocol/schema.js';
 import type { Shown } from '../fold.js';
-import { dayKey, formatBytes, formatDay, formatFull, formatNumber, formatTime, plural, roomMention, roomTitle, shorten } from '../format.js';
+import { dayKey, formatBytes, formatDay, formatFull, formatNumber, formatTime, shownName, plural, roomMention, roomTitle, shorten } from '../format.js';
 import { checkText } from '../validate.js';
 import type { DialogState } from './app.js';
 import { EmojiPicker, QuickReactions } from './emoji-picker.js';
@@ -569,12 +569,13 @@ function MessageList({
 }
 
 function systemText(chat: Chat, m: Shown): string {
-  const by = typeof m.data?.by === 'string' ? chat.nameOf(m.data.by) : null;
+  const by = typeof m.data?.by === 'string' ? shownName(chat.nameOf(m.data.by)) : null;
+  const name = shownName(m.name);
   if (m.kind === 'join') {
-    if (m.data?.role === 'owner') return `${m.name} created the room`;
-    return by ? `${by} added ${m.name}` : `${m.name} joined`;
+    if (m.data?.role === 'owner') return `${name} created the room`;
+    return by ? `${by} added ${name}` : `${name} joined`;
   }
-  if (m.kind === 'leave') return by ? `${by} removed ${m.name}` : `${m.name} left`;
+  if (m.kind === 'leave') return by ? `${by} removed ${name}` : `${name} left`;
   if (m.kind === 'hidden') return 'A message from a user you blocked';
   const d = m.data ?? {};
   const parts: string[] = [];
@@ -585,10 +586,12 @@ function systemText(chat: Chat, m: Shown): string {
   if (d.retention) parts.push('changed how long history is kept');
   if (typeof d.user === 'string' && typeof d.role === 'string') {
     parts.push(
-      d.role === 'owner' ? `handed the room to ${chat.nameOf(d.user)}` : `made ${chat.nameOf(d.user)} ${d.role === 'admin' ? 'an admin' : 'a member'}`,
+      d.role === 'owner'
+        ? `handed the room to ${shownName(chat.nameOf(d.user))}`
+        : `made ${shownName(chat.nameOf(d.user))} ${d.role === 'admin' ? 'an admin' : 'a member'}`,
     );
   }
-  return `${m.name} ${parts.join(', ') || 'changed the room'}`;
+  return `${name} ${parts.join(', ') || 'changed the room'}`;
 }
 
 function MessageItem({

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { describeError } from '../api.js';
 import type { Chat } from '../chat.js';
 import type { Shown } from '../fold.js';
-import { formatFull, formatTime, shorten } from '../format.js';
+import { formatFull, formatTime, shownName, shorten } from '../format.js';
 import type { Version } from '../../../src/client/index.js';
 import { Dialog } from './ui.js';
 import { plainText } from '../markdown-loader.js';
@@ -15,7 +15,7 @@ export function QuoteBlock({ chat, quote }: { chat: Chat; quote: NonNullable<Sho
   return (
     <div class="quote">
       <span class="sr-only">In reply to </span>
-      <strong>{name}</strong> {quote.deleted ? <em class="muted">deleted message</em> : <span>{shorten(plainText(quote.text ?? ''), 120)}</span>}
+      <strong>{shownName(name)}</strong> {quote.deleted ? <em class="muted">deleted message</em> : <span>{shorten(plainText(quote.text ?? ''), 120)}</span>}
     </div>
   );
 }

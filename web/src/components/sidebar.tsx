@@ -3,7 +3,7 @@
 import type { TargetedKeyboardEvent } from 'preact';
 import { useState } from 'preact/hooks';
 import type { Chat, RoomEntry } from '../chat.js';
-import { formatShort, plural, roomTitle } from '../format.js';
+import { formatShort, shownName, plural, roomTitle } from '../format.js';
 import { plainText } from '../markdown-loader.js';
 import { setNotifyChoice } from '../prefs.js';
 import type { DialogState } from './app.js';
@@ -72,7 +72,7 @@ function preview(chat: Chat, e: RoomEntry): string {
   const files = Array.isArray(m.data?.attachments) ? (m.data.attachments as Array<{ name: string }>) : [];
   // A message of files only is previewed by their names.
   const text = (m.text && plainText(m.text)) || files.map((f) => f.name).join(', ');
-  return `${who}: ${files.length > 0 && !m.text ? '📎 ' : ''}${text.replace(/\s+/g, ' ')}`;
+  return `${shownName(who)}: ${files.length > 0 && !m.text ? '📎 ' : ''}${text.replace(/\s+/g, ' ')}`;
 }
 
 function RoomItem({
