@@ -172,7 +172,7 @@ export class Service {
           kind: 'reaction',
           target: a.target,
           key: a.key,
-          data: a.remove ? { emoji: a.emoji, remove: true } : { emoji: a.emoji },
+          data: a.remove ? { emoji: rules.reactionEmoji(a.emoji), remove: true } : { emoji: rules.reactionEmoji(a.emoji) },
         }),
       history: (s, a) => this.history(s, a),
       message: async (s, a) => {

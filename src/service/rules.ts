@@ -308,6 +308,15 @@ export function decideCreate(
 
 // ---- messages ---------------------------------------------------------------------------
 
+/**
+ * A reaction's emoji as it is kept: without a variation selector 16 (U+FE0F) after a character
+ * that is drawn as an emoji anyway (Emoji_Presentation), so "👍" and "👍\uFE0F", which look the
+ * same, count as one reaction.
+ */
+export function reactionEmoji(emoji: string): string {
+  return emoji.replace(/(\p{Emoji_Presentation})\uFE0F/gu, '$1');
+}
+
 /** What an edit, delete or reaction points at, as the room log knows it. */
 export interface TargetFacts {
   kind: MessageKind;

@@ -228,3 +228,25 @@ describe('names shown beside other text', () => {
     mallory.close();
   });
 });
+
+describe('reactions', () => {
+  it('the same emoji with or without a variation selector is one reaction', async () => {
+    const [rae, ray] = await Promise.all(['rae', 'ray'].map((u) => Wire.open(srv, u)));
+    const room = await newRoom('group', rae!, ray!);
+    const { seq } = await rae!.call<{ seq: number }>('send', { room, text: 'react to me' });
+    await rae!.call('react', { room, target: seq, emoji: '\u{1F44D}' });
+    await ray!.call('react', { room, target: seq, emoji: '\u{1F44D}\uFE0F' });
+    // A heart needs its selector to be drawn as an emoji: it keeps it.
+    await ray!.call('react', { room, target: seq, emoji: '\u2764\uFE0F' });
+    await ray!.call('react', { room, target: seq, emoji: '\u{1F44D}\uFE0F', remove: true });
+    const { messages } = await rae!.call<{ messages: Array<{ kind: string; user: string; data?: { emoji: string; remove?: boolean } }> }>('history', { room });
+    expect(messages.filter((m) => m.kind === 'reaction').map((m) => [m.user, m.data!.emoji, m.data!.remove === true])).toEqual([
+      ['rae', '\u{1F44D}', false],
+      ['ray', '\u{1F44D}', false],
+      ['ray', '\u2764\uFE0F', false],
+      ['ray', '\u{1F44D}', true],
+    ]);
+    rae!.close();
+    ray!.close();
+  });
+});
