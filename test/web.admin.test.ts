@@ -114,7 +114,7 @@ describe('admin screen', () => {
     await phone.context().close();
   });
 
-  it('keeps the search field usable at phone width while the connection state is in words', async () => {
+  it('keeps the search field usable at phone width while connecting; the pill is its dot', async () => {
     // The WebSocket opens but the server never answers: the bar says "Connecting…".
     const phone = await web.page(await web.context({ viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true }));
     await phone.routeWebSocket(/./, () => {});
@@ -124,8 +124,11 @@ describe('admin screen', () => {
     const pill = phone.locator('.conn');
     expect(await pill.getAttribute('data-state')).toBe('connecting');
     await expect.poll(async () => (await searchPlaceholder(phone)).box).toBeGreaterThanOrEqual(70);
-    // The state stays readable: its dot shows, and the whole words are the pill's title.
+    // No room for the words: the pill is its dot (not a dot and a sliver of a letter); the
+    // state stays readable in its colour, its title and, for screen readers, its words.
     expect((await phone.locator('.conn-dot').boundingBox())!.width).toBeGreaterThan(0);
+    expect((await pill.boundingBox())!.width).toBeLessThanOrEqual(30);
+    expect(await pill.textContent()).toBe('Connecting…');
     expect(await pill.getAttribute('title')).toBe('Connecting…');
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
     await phone.context().close();

@@ -138,6 +138,9 @@ describe('browsing channels on a phone', () => {
     await phone.locator('.sidebar').getByRole('button', { name: 'Browse channels' }).click();
     const list = phone.getByRole('dialog', { name: 'Browse channels' }).locator('.channel-list');
     await list.getByText('# Hall 14').waitFor();
+    // By name, not by the rooms' ids.
+    const names = await list.locator('.channel-name').allTextContents();
+    expect(names).toEqual([...names].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base', numeric: true })));
     expect(await list.evaluate((el) => el.scrollHeight > el.clientHeight + 40)).toBe(true);
     // The brightness of the list's bottom edge, in the middle (away from names and buttons).
     const bottomEdge = async () => {

@@ -55,7 +55,13 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
 
   async function leave() {
     const again = entry!.room.kind === 'channel' ? 'You can join it again later.' : 'You can only come back if someone invites you.';
-    const back = entry!.role === 'owner' ? `${again} You own it: it passes to its admin who joined first, or else to its member who joined first.` : again;
+    const alone = chat.members.get(room)?.length === 1;
+    const back =
+      entry!.role !== 'owner'
+        ? again
+        : alone
+          ? `${again} You are its only member: nobody will run it after you. Delete it instead if it is no longer needed.`
+          : `${again} You own it: it passes to its admin who joined first, or else to its member who joined first.`;
     if (!(await confirmAction({ title: `Leave ${title}?`, body: back, action: 'Leave' }))) return;
     try {
       await chat.client.leave(room);

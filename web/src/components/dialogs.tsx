@@ -102,7 +102,10 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
     }
   }
   const q = filter.trim().toLowerCase();
-  const shown = (rooms ?? []).filter((r) => !q || r.name.toLowerCase().includes(q) || r.topic.toLowerCase().includes(q));
+  // By name, as a reader looks for one (the server lists them by id).
+  const shown = (rooms ?? [])
+    .filter((r) => !q || r.name.toLowerCase().includes(q) || r.topic.toLowerCase().includes(q))
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: 'base', numeric: true }));
   return (
     <Dialog title="Browse channels" onClose={onClose} wide>
       <Field label="Filter" value={filter} onInput={setFilter} autoFocus placeholder="name or topic" name="filter" />
