@@ -109,35 +109,6 @@ describe('moderation as the member sees it', () => {
   });
 });
 
-describe('roles', () => {
-  it("the owner makes a member an admin and hands the room over from the member's card", async () => {
-    const room = await createRoom(alice, 'Role call', { kind: 'group' });
-    const owner = await device(web, 'alice');
-    await owner.invite(room, 'bob');
-    const roles = async () => Object.fromEntries((await owner.members(room)).members.map((m) => [m.user, m.role]));
-    const card = async () => {
-      await alice
-        .locator('.members')
-        .getByRole('button', { name: /Bob Builder/ })
-        .click();
-      return alice.getByRole('dialog', { name: 'Bob Builder' });
-    };
-    await onlineButton(alice).click();
-    const first = await card();
-    expect(await first.getByRole('region', { name: 'Role' }).count()).toBe(1);
-    await first.getByRole('button', { name: 'Make admin' }).click();
-    await expect.poll(roles).toEqual({ alice: 'owner', bob: 'admin' });
-    await (await card()).getByRole('button', { name: 'Hand over ownership' }).click();
-    await alice.getByRole('alertdialog', { name: 'Hand “Role call” to Bob Builder?' }).getByRole('button', { name: 'Hand over' }).click();
-    await expect.poll(roles).toEqual({ alice: 'admin', bob: 'owner' });
-    // An admin sets no roles: once the change reaches the page, the card no longer offers them.
-    await card();
-    await expect.poll(() => alice.getByRole('region', { name: 'Role' }).count()).toBe(0);
-    await alice.keyboard.press('Escape');
-    owner.close();
-  });
-});
-
 describe('channel names', () => {
   it('are unique on the server, whatever their case', async () => {
     await bob.getByRole('button', { name: 'New room' }).click();
