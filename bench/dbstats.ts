@@ -198,11 +198,13 @@ export class PgMonitor {
     const s = new WaitSampler(c, this.oid, intervalMs);
     return {
       stop: async () => {
-        await s.stop().finally(async () => {
+        try {
+          await s.stop();
+        } finally {
           this.ownEndedMs += safeCpuMs(pid);
           this.own.delete(pid);
           await c.end().catch(() => undefined);
-        });
+        }
         return { waits: s.waits, samples: s.samples };
       },
     };
