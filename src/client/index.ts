@@ -494,6 +494,10 @@ export class ParleyClient {
   mute(room: string, user: string, seconds?: number) {
     return this.request('mute', seconds ? { room, user, seconds } : { room, user });
   }
+  /** Sets a member's role (the owner only); `owner` hands the room over, the caller becoming an admin. */
+  role(room: string, user: string, role: CommandArgs<'role'>['role']) {
+    return this.request('role', { room, user, role });
+  }
   block(user: string) {
     return this.request('block', { user });
   }

@@ -875,6 +875,10 @@ export class Chat {
       if (this.membersAsked.get(room) !== asked) return;
       this.members.set(room, members);
       for (const m of members) this.nameOf(m.user);
+      // A fresh list has my role too: an owner who hands the room over is told only who owns it.
+      const entry = this.rooms.get(room);
+      const mine = members.find((m) => m.user === this.me.id);
+      if (entry && mine) entry.role = mine.role;
       this.changed();
     } catch {
       // The panel says it could not load them.

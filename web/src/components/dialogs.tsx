@@ -6,7 +6,7 @@ import { describeError, describeJoinError } from '../api.js';
 import type { Chat } from '../chat.js';
 import { formatFull } from '../format.js';
 import { checkReason, checkRoomName, checkTopic, checkUserId, LIMITS } from '../validate.js';
-import { Avatar, Dialog, Field } from './ui.js';
+import { Avatar, confirmAction, Dialog, Field } from './ui.js';
 
 type Go = (room: string | null) => void;
 
@@ -355,6 +355,8 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
   const member = room ? chat.members.get(room)?.find((m) => m.user === user) : undefined;
   const online = room ? chat.onlineIn(room)?.has(user) : undefined;
   const moderate = room && member && chat.canModerate(room, user);
+  // Roles are the owner's to set (administrators act as owners).
+  const setsRoles = !!(room && member && !me && entry && entry.room.kind !== 'direct' && chat.myRole(room) === 'owner');
 
   async function message() {
     setBusy(true);
@@ -362,6 +364,24 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
       const r = await chat.directWith(user);
       onClose();
       go(r.id);
+    } catch (err) {
+      setError(describeError(err));
+      setBusy(false);
+    }
+  }
+
+  async function setRole(role: 'admin' | 'member' | 'owner') {
+    if (!room) return;
+    if (
+      role === 'owner' &&
+      !(await confirmAction({ title: `Hand “${entry!.room.name}” to ${name}?`, body: 'They become its owner and you an admin.', action: 'Hand over' }))
+    )
+      return;
+    setBusy(true);
+    try {
+      await chat.client.role(room, user, role);
+      chat.notify(role === 'owner' ? `${name} now owns the room.` : `${name} is now ${role === 'admin' ? 'an admin' : 'a member'}.`);
+      onClose();
     } catch (err) {
       setError(describeError(err));
       setBusy(false);
@@ -410,6 +430,25 @@ export function UserCard({ chat, user, room, onClose, go }: { chat: Chat; user: 
             Send a direct message
           </button>
         </div>
+      )}
+      {setsRoles && member && (
+        <section class="settings-section" aria-label="Role">
+          <h3>Role in “{entry.room.name}”</h3>
+          <div class="row">
+            {member.role === 'member' ? (
+              <button type="button" disabled={busy} onClick={() => void setRole('admin')}>
+                Make admin
+              </button>
+            ) : (
+              <button type="button" disabled={busy} onClick={() => void setRole('member')}>
+                Make member
+              </button>
+            )}
+            <button type="button" disabled={busy} onClick={() => void setRole('owner')}>
+              Hand over ownership
+            </button>
+          </div>
+        </section>
       )}
       {moderate && entry && (
         <section class="settings-section" aria-label="Moderation">
