@@ -171,6 +171,21 @@ describe('admin screen', () => {
     expect(r.status).toBe(404);
   });
 
+  it('lists rooms by name, each on a short date (the full one as its title)', async () => {
+    const owner = await web.srv.client('lister');
+    for (const name of ['Zeta list', 'alpha list 10', 'Alpha list 9']) await owner.createRoom('channel', name);
+    owner.close();
+    await openAdmin('Rooms');
+    await admin(ops).getByLabel('Find rooms').fill('list');
+    const names = admin(ops).locator('.admin-row strong');
+    await expect.poll(() => names.allTextContents()).toEqual(['Alpha list 9', 'alpha list 10', 'Zeta list']);
+    const day = admin(ops).locator('.admin-row time').first();
+    const [text, title] = [await day.textContent(), await day.getAttribute('title')];
+    // "Dec 6, 2026" in the row, "Sunday, December 6, 2026 at 1:23 PM" as its title.
+    expect(title).toContain(String(new Date().getFullYear()));
+    expect(text!.length).toBeLessThan(title!.length - 8);
+  });
+
   it('edits the word list, which applies to messages at once', async () => {
     await openAdmin('Word list');
     // The configured word is shown, not removable here.

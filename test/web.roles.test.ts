@@ -2,14 +2,15 @@
 // member's card, and a page that is no longer the owner's stops offering it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { createRoom, device, person, startWeb, type Web } from './web-helpers.js';
+import { createRoom, device, openRoom, person, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
+let bob: Page;
 
 beforeAll(async () => {
   web = await startWeb();
-  [alice] = await Promise.all([person(web, 'alice', 'Alice Liddell'), person(web, 'bob', 'Bob Builder')]);
+  [alice, bob] = await Promise.all([person(web, 'alice', 'Alice Liddell'), person(web, 'bob', 'Bob Builder')]);
 });
 
 afterAll(async () => {
@@ -53,6 +54,11 @@ describe('roles', () => {
     await confirm.waitFor({ state: 'hidden' });
     await expect.poll(roles).toEqual({ alice: 'admin', bob: 'owner' });
     await card.waitFor({ state: 'hidden' });
+    // Bob reads both changes addressed to him.
+    await openRoom(bob, 'Role call');
+    await bob.getByText('Alice Liddell made you an admin').waitFor();
+    await bob.getByText('Alice Liddell handed the room to you').waitFor();
+    await alice.getByText('Alice Liddell handed the room to Bob Builder').waitFor();
 
     // The page learns it is an admin now: the new owner's card offers no roles to set (nor
     // kick and ban: an admin does not act on the owner).

@@ -131,6 +131,8 @@ describe('browsing channels on a phone', () => {
   it('shows that the list goes on below its edge, and not once its end is reached', async () => {
     const owner = await web.srv.client('hallkeeper');
     for (let i = 1; i <= 14; i++) await owner.createRoom('channel', `Hall ${String(i).padStart(2, '0')}`);
+    const topic = 'Where the halls meet: notices, lost and found, the rota for the kitchen and who has the key to the roof this week';
+    await owner.createRoom('channel', 'Hall 00', { topic });
     owner.close();
     const phone = await web.page(await web.context({ viewport: { width: 360, height: 640 }, hasTouch: true, isMobile: true }));
     await phone.goto(web.srv.url);
@@ -142,6 +144,9 @@ describe('browsing channels on a phone', () => {
     const names = await list.locator('.channel-name').allTextContents();
     expect(names).toEqual([...names].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base', numeric: true })));
     expect(await list.evaluate((el) => el.scrollHeight > el.clientHeight + 40)).toBe(true);
+    // A long topic wraps, whole: a phone cannot hover to read a cut one.
+    const shownTopic = list.getByText(topic);
+    expect(await shownTopic.evaluate((el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().height > 40)).toBe(true);
     // The brightness of the list's bottom edge, in the middle (away from names and buttons).
     const bottomEdge = async () => {
       const { data, info } = await sharp(await list.screenshot())

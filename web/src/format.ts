@@ -80,6 +80,16 @@ export function formatFull(ts: number): string {
   return fullFmt.format(ts);
 }
 
+/** Names in the order a reader looks for one: case and accents aside, "Room 9" before "Room 10". */
+export function compareNames(a: string, b: string): number {
+  return a.localeCompare(b, LOCALES, { sensitivity: 'base', numeric: true });
+}
+
+/** A date for rows of a list: "Dec 6, 2026" (the full date and time is the element's title). */
+export function formatDate(ts: number): string {
+  return yearFmt.format(ts);
+}
+
 export function dayKey(ts: number): string {
   const d = new Date(ts);
   return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;

@@ -4,7 +4,7 @@
 // the app offers it to accounts whose token says they administer the server.
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import { api, ApiError, describeError } from '../api.js';
-import { formatFull, formatNumber, plural } from '../format.js';
+import { compareNames, formatDate, formatFull, formatNumber, plural } from '../format.js';
 import type { Session } from '../session.js';
 import { confirmAction, Dialog } from './ui.js';
 
@@ -251,7 +251,7 @@ function Users({ call, me }: { call: Call; me: string }) {
                 <div class="admin-text">
                   <strong>{u.name}</strong> <span class="muted">@{u.id}</span>
                   <small class="muted">
-                    {u.account ? 'Account' : 'External sign-in'} · since {formatFull(u.createdAt)}
+                    {u.account ? 'Account' : 'External sign-in'} · since <Day ts={u.createdAt} />
                   </small>
                   {ban && (
                     <small class="banned">
@@ -341,6 +341,20 @@ function BanForm({ call, user, onDone }: { call: Call; user: AdminUser; onDone: 
   );
 }
 
+/** A day in a list's row: short enough for one line on a phone, the full date and time on hover. */
+function Day({ ts }: { ts: number }) {
+  return (
+    <time dateTime={new Date(ts).toISOString()} title={formatFull(ts)}>
+      {formatDate(ts)}
+    </time>
+  );
+}
+
+/** Rooms by name, as an operator looks for one (the server lists them by id). */
+function byName(rooms: AdminRoom[]): AdminRoom[] {
+  return [...rooms].sort((a, b) => compareNames(a.name, b.name));
+}
+
 function Rooms({ call }: { call: Call }) {
   const s = useSearch((q) => call<{ rooms: AdminRoom[]; more: boolean }>('GET', `/admin/rooms?query=${encodeURIComponent(q)}`));
   const [problem, setProblem] = useState<string | null>(null);
@@ -370,12 +384,12 @@ function Rooms({ call }: { call: Call }) {
       {s.data && (
         <ul class="admin-list">
           {s.data.rooms.length === 0 && <li class="muted">No room matches.</li>}
-          {s.data.rooms.map((r) => (
+          {byName(s.data.rooms).map((r) => (
             <li key={r.id} class="admin-row" data-room={r.id}>
               <div class="admin-text">
                 <strong>{r.name}</strong> <span class="muted">{r.kind === 'channel' ? 'Channel' : 'Private group'}</span>
                 <small class="muted">
-                  <span data-members>{plural(r.members, 'member')}</span> · created {formatFull(r.createdAt)}
+                  <span data-members>{plural(r.members, 'member')}</span> · created <Day ts={r.createdAt} />
                   {r.createdBy ? ` by @${r.createdBy}` : ''}
                 </small>
               </div>

@@ -591,11 +591,8 @@ function systemText(chat: Chat, m: Shown): string {
   if (d.access === 'blacklist') parts.push('opened the room to everyone not on the black list');
   if (d.retention) parts.push('changed how long history is kept');
   if (typeof d.user === 'string' && typeof d.role === 'string') {
-    parts.push(
-      d.role === 'owner'
-        ? `handed the room to ${shownName(chat.nameOf(d.user))}`
-        : `made ${shownName(chat.nameOf(d.user))} ${d.role === 'admin' ? 'an admin' : 'a member'}`,
-    );
+    const whom = d.user === chat.me.id ? 'you' : shownName(chat.nameOf(d.user));
+    parts.push(d.role === 'owner' ? `handed the room to ${whom}` : `made ${whom} ${d.role === 'admin' ? 'an admin' : 'a member'}`);
   }
   return `${name} ${parts.join(', ') || 'changed the room'}`;
 }

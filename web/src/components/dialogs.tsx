@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Ban, Room } from '../../../src/protocol/schema.js';
 import { describeError, describeJoinError } from '../api.js';
 import type { Chat } from '../chat.js';
-import { formatFull } from '../format.js';
+import { compareNames, formatFull } from '../format.js';
 import { checkReason, checkRoomName, checkTopic, checkUserId, LIMITS } from '../validate.js';
 import { Avatar, confirmAction, Dialog, Field } from './ui.js';
 
@@ -105,7 +105,7 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
   // By name, as a reader looks for one (the server lists them by id).
   const shown = (rooms ?? [])
     .filter((r) => !q || r.name.toLowerCase().includes(q) || r.topic.toLowerCase().includes(q))
-    .sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: 'base', numeric: true }));
+    .sort((a, b) => compareNames(a.name, b.name));
   return (
     <Dialog title="Browse channels" onClose={onClose} wide>
       <Field label="Filter" value={filter} onInput={setFilter} autoFocus placeholder="name or topic" name="filter" />
