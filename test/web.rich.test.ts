@@ -207,6 +207,29 @@ describe('the emoji picker', () => {
     expect(split).toEqual([]);
     await bob.keyboard.press('Escape');
   });
+
+  it('fills the width of a phone with its columns, leaving no strip at the edge', async () => {
+    const size = bob.viewportSize()!;
+    const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });
+    try {
+      await bob.setViewportSize({ width: 360, height: 740 });
+      await bob.getByRole('button', { name: 'Insert emoji' }).click();
+      await picker.getByRole('button', { name: 'grinning face', exact: true }).waitFor();
+      // The first full line of a group (the recently used ones may not fill one).
+      const strip = await picker.evaluate((el) => {
+        const row = [...el.querySelectorAll('.emoji-row')].find((r) => r.querySelectorAll('button').length > 20)!;
+        const buttons = [...row.querySelectorAll('button')];
+        const top = buttons[0]!.offsetTop;
+        const last = buttons.filter((b) => b.offsetTop === top).pop()!;
+        return row.getBoundingClientRect().right - last.getBoundingClientRect().right;
+      });
+      expect(strip).toBeLessThanOrEqual(2);
+    } finally {
+      if (await picker.isVisible()) await bob.keyboard.press('Escape');
+      await picker.waitFor({ state: 'hidden' });
+      await bob.setViewportSize(size);
+    }
+  });
 });
 
 describe('notifications', () => {
