@@ -296,6 +296,10 @@ describe('details that look unfinished', () => {
     const found = phone.locator('.result-room', { hasText: 'Quarterly planning' });
     await found.waitFor({ timeout: 20_000 });
     await expect.poll(() => found.evaluate(whole)).toBe(true);
+    // Focus moves to the results' heading for screen readers, with no ring drawn round it.
+    const results = phone.getByRole('heading', { name: /^Results for/ });
+    await expect.poll(() => results.evaluate((e) => document.activeElement === e)).toBe(true);
+    expect(await results.evaluate((e) => getComputedStyle(e).outlineStyle)).toBe('none');
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await screenshot(phone, 'web-phone-search.png');
     await phone.context().close();
