@@ -3,7 +3,7 @@
 // hidden, and password strength at registration.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { axeViolations, createRoom, invite, item, login, openRoom, person, register, send, startWeb, type Web } from './web-helpers.js';
+import { axeViolations, createRoom, invite, item, login, openRoom, person, register, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -206,6 +206,69 @@ describe('the emoji picker', () => {
     });
     expect(split).toEqual([]);
     await bob.keyboard.press('Escape');
+  });
+
+  it('opens from a tapped message on a phone, over the conversation, and reacts', async () => {
+    await send(alice, 'tap to react');
+    const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
+    try {
+      await phone.goto(`${web.srv.url}/r/${rich}`);
+      await signIn(phone, 'bob');
+      const line = item(phone, 'tap to react');
+      await line.locator('.msg-text').tap();
+      await line.getByRole('button', { name: 'Add reaction' }).tap();
+      await phone.getByRole('button', { name: 'More emoji…' }).tap();
+      const picker = phone.getByRole('dialog', { name: 'Choose an emoji' });
+      const rocket = picker.getByRole('button', { name: 'rocket', exact: true });
+      await picker.getByRole('searchbox', { name: 'Search emoji' }).fill('rocket');
+      await rocket.waitFor();
+      // Drawn on screen, not a dialog of no size inside a hidden toolbar that blocks the page.
+      const box = (await picker.boundingBox())!;
+      expect(box.width).toBeGreaterThan(300);
+      await rocket.tap();
+      await item(alice, 'tap to react')
+        .getByRole('button', { name: /^🚀 1, by Bob Builder/ })
+        .waitFor();
+      await picker.waitFor({ state: 'hidden' });
+      // The page takes taps again.
+      await phone.locator('#composer').tap();
+      await expect.poll(() => phone.evaluate(() => document.activeElement?.id)).toBe('composer');
+    } finally {
+      await phone.context().close();
+    }
+  });
+
+  it('moves down and up a line with the arrow keys, whatever the length of the line above', async () => {
+    // Two recently used emoji: a line of two above the full lines of the first group.
+    await bob.evaluate(() => localStorage.setItem('parley.emoji.recent', JSON.stringify(['\u{1F680}', '\u{1F355}'])));
+    await bob.getByRole('button', { name: 'Insert emoji' }).click();
+    const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });
+    await picker.getByRole('button', { name: 'grinning face', exact: true }).waitFor();
+    const at = () =>
+      bob.evaluate(() => {
+        const r = document.activeElement!.getBoundingClientRect();
+        return {
+          label: document.activeElement!.getAttribute('aria-label') ?? document.activeElement!.textContent,
+          x: Math.round(r.left),
+          y: Math.round(r.top),
+        };
+      });
+    await picker.getByRole('searchbox', { name: 'Search emoji' }).press('ArrowDown');
+    const first = await at();
+    const path = [first];
+    for (let i = 0; i < 3; i++) {
+      await bob.keyboard.press('ArrowDown');
+      path.push(await at());
+    }
+    // Each press goes one line down, staying in the first column.
+    for (let i = 1; i < path.length; i++) {
+      expect(path[i]!.y, JSON.stringify(path)).toBeGreaterThan(path[i - 1]!.y);
+      expect(Math.abs(path[i]!.x - first.x), JSON.stringify(path)).toBeLessThanOrEqual(2);
+    }
+    await bob.keyboard.press('ArrowUp');
+    expect(await at()).toEqual(path[2]);
+    await bob.keyboard.press('Escape');
+    await picker.waitFor({ state: 'hidden' });
   });
 
   it('fills the width of a phone with its columns, leaving no strip at the edge', async () => {

@@ -3,6 +3,7 @@
 // moved while the newest are on screen), who is typing, and the message box.
 import type { JSX, TargetedKeyboardEvent } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { createPortal } from 'preact/compat';
 import { describeError, describeJoinError } from '../api.js';
 import type { Chat, PendingSend, RoomEntry, UploadItem } from '../chat.js';
 import type { AttachmentRef, Upload } from '../../../src/client/index.js';
@@ -890,16 +891,21 @@ function ReactPicker({ onPick, tabIndex }: { onPick: (emoji: string) => void; ta
           }}
         />
       )}
-      {all && (
-        <EmojiPicker
-          title="Choose an emoji"
-          onClose={() => setAll(false)}
-          onPick={(e) => {
-            setAll(false);
-            onPick(e);
-          }}
-        />
-      )}
+      {/* In the page's body, not in the message's toolbar: on a touch screen the toolbar is
+          hidden once focus leaves the message, and a dialog inside it would be drawn at no
+          size while still blocking the page. */}
+      {all &&
+        createPortal(
+          <EmojiPicker
+            title="Choose an emoji"
+            onClose={() => setAll(false)}
+            onPick={(e) => {
+              setAll(false);
+              onPick(e);
+            }}
+          />,
+          document.body,
+        )}
     </div>
   );
 }

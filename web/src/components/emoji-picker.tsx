@@ -13,22 +13,18 @@ export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'
 
 /**
  * Arrow keys, Home and End move focus among `selector` items inside `container`, laid out in
- * rows of `cols` (the grid's real width is measured when `cols` is 0). True if it moved.
+ * rows of `cols`, or, when `cols` is 0, as drawn: up and down go to the nearest item of the
+ * line above or below (sections of the grid may hold lines of any length). True if it moved.
  */
 export function moveInGrid(e: KeyboardEvent, container: HTMLElement, selector: string, cols = 0): boolean {
   const items = Array.from(container.querySelectorAll<HTMLElement>(selector));
   const at = items.indexOf(document.activeElement as HTMLElement);
   if (at < 0) return false;
-  let width = cols;
-  if (!width) {
-    const top = items[0]?.offsetTop;
-    width = Math.max(
-      1,
-      items.findIndex((el) => el.offsetTop !== top),
-    );
-    if (width === 1 && items.every((el) => el.offsetTop === top)) width = items.length;
-  }
-  const next = { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowUp: at - width, ArrowDown: at + width, Home: 0, End: items.length - 1 }[e.key];
+  const vertical = e.key === 'ArrowUp' || e.key === 'ArrowDown';
+  const next =
+    vertical && !cols
+      ? lineNeighbour(items, at, e.key === 'ArrowDown')
+      : { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowUp: at - cols, ArrowDown: at + cols, Home: 0, End: items.length - 1 }[e.key];
   if (next === undefined) return false;
   e.preventDefault();
   const target = items[Math.max(0, Math.min(items.length - 1, next))];
@@ -37,6 +33,27 @@ export function moveInGrid(e: KeyboardEvent, container: HTMLElement, selector: s
     target.focus();
   }
   return true;
+}
+
+/** The item of the next line down (or up) nearest to `at` across; `at` itself on the last line. */
+function lineNeighbour(items: HTMLElement[], at: number, down: boolean): number {
+  const boxes = items.map((el) => el.getBoundingClientRect());
+  const from = boxes[at]!;
+  let line: number | undefined;
+  for (const b of boxes) {
+    if (down ? b.top > from.top + 1 && (line === undefined || b.top < line) : b.top < from.top - 1 && (line === undefined || b.top > line)) line = b.top;
+  }
+  if (line === undefined) return at;
+  let best = at;
+  let gap = Infinity;
+  boxes.forEach((b, i) => {
+    const d = Math.abs(b.left - from.left);
+    if (Math.abs(b.top - line) <= 1 && d < gap) {
+      best = i;
+      gap = d;
+    }
+  });
+  return best;
 }
 
 /** The palette under "Add reaction": a few common reactions and the way to all of them. */
