@@ -109,6 +109,20 @@ describe('admin routes', () => {
     expect(all.body.rooms.every((x: { kind: string }) => x.kind !== 'direct')).toBe(true);
   });
 
+  it('list rooms by name, case aside, so a page cut at its limit is the start of the A to Z', async () => {
+    // Ids in the opposite order to the names.
+    for (const [id, name] of [
+      ['ordz-a', 'ordering zulu'],
+      ['ordz-b', 'Ordering Mike'],
+      ['ordz-c', 'ordering alpha'],
+    ]) {
+      expect((await http('POST', '/rooms', { token: user, body: { kind: 'channel', name, room: id } })).status).toBe(201);
+    }
+    const page = await http('GET', '/admin/rooms?query=ordering&limit=2', { token: admin });
+    expect(page.body.rooms.map((x: { name: string }) => x.name)).toEqual(['ordering alpha', 'Ordering Mike']);
+    expect(page.body.more).toBe(true);
+  });
+
   it('live figures count connections and messages as they happen', async () => {
     const before = (await http('GET', '/admin/stats', { token: admin })).body;
     const c = await srv.client('stats-sue');

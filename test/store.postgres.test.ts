@@ -413,6 +413,10 @@ describe('PostgreSQL profile, session list and directory', () => {
     await s.createRoom({ id: 'ch', kind: 'channel', name: 'Harbour', topic: '', createdBy: 'pu', members: members('pu', 'ext') });
     await s.createRoom({ id: 'dm', kind: 'direct', name: '', topic: '', createdBy: 'pu', members: members('pu', 'ext') });
     expect((await dir.findRooms('', 10)).items).toEqual([expect.objectContaining({ id: 'ch', kind: 'channel', name: 'Harbour', members: 2 })]);
+    // By name, case aside, not by id.
+    await s.createRoom({ id: 'ch0', kind: 'channel', name: 'harbour west', topic: '', createdBy: 'pu', members: members('pu') });
+    await s.createRoom({ id: 'ch00', kind: 'group', name: 'Harbour East', topic: '', createdBy: 'pu', members: members('pu') });
+    expect((await dir.findRooms('harbour', 10)).items.map((r) => r.name)).toEqual(['Harbour', 'Harbour East', 'harbour west']);
     await s.close();
   });
 });

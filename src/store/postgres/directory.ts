@@ -43,7 +43,7 @@ export class PostgresDirectory implements Directory {
       this.pool,
       `SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at,
         (SELECT count(*) FROM members m WHERE m.room_id = r.id)::int AS members
-      FROM rooms r WHERE r.kind <> 'direct' AND (r.id ILIKE $1 OR r.name ILIKE $1) ORDER BY r.id LIMIT $2`,
+      FROM rooms r WHERE r.kind <> 'direct' AND (r.id ILIKE $1 OR r.name ILIKE $1) ORDER BY lower(r.name), r.id LIMIT $2`,
       [containsPattern(q), limit + 1],
     );
     return page(rows, limit, (r) => ({

@@ -42,7 +42,7 @@ export class SqliteDirectory implements Directory {
         WHERE u.id LIKE @p ESCAPE '\\' OR u.name LIKE @p ESCAPE '\\' ORDER BY u.id LIMIT @n`),
       rooms: db.prepare(`SELECT r.id, r.kind, r.name, r.topic, r.created_by, r.created_at,
           (SELECT count(*) FROM members m WHERE m.room_id = r.id) AS members
-        FROM rooms r WHERE r.kind <> 'direct' AND (r.id LIKE @p ESCAPE '\\' OR r.name LIKE @p ESCAPE '\\') ORDER BY r.id LIMIT @n`),
+        FROM rooms r WHERE r.kind <> 'direct' AND (r.id LIKE @p ESCAPE '\\' OR r.name LIKE @p ESCAPE '\\') ORDER BY lower(r.name), r.id LIMIT @n`),
     };
   }
 

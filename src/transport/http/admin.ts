@@ -90,7 +90,7 @@ export function registerAdminRoutes(api: FastifyInstance, deps: AdminDeps): void
         tags,
         security: SECURED,
         querystring: Find,
-        summary: 'Find channels and groups by id or name, with their member counts (administrators); direct rooms are never listed.',
+        summary: 'Find channels and groups by id or name, by name (case aside), with their member counts (administrators); direct rooms are never listed.',
         response: { 200: Type.Object({ rooms: Type.Array(DirectoryRoom), more: Type.Boolean() }), ...ERRORS },
       },
     },
