@@ -58,7 +58,7 @@ describe('roles', () => {
     await openRoom(bob, 'Role call');
     await bob.getByText('Alice Liddell made you an admin').waitFor();
     await bob.getByText('Alice Liddell handed the room to you').waitFor();
-    await alice.getByText('Alice Liddell handed the room to Bob Builder').waitFor();
+    await alice.getByText('You handed the room to Bob Builder').waitFor();
 
     // The page learns it is an admin now: the new owner's card offers no roles to set (nor
     // kick and ban: an admin does not act on the owner).
@@ -73,6 +73,14 @@ describe('roles', () => {
         { timeout: 10_000 },
       )
       .toBe(0);
+
+    // The new owner leaves: the room passes to Alice, its admin, whose page says so and offers
+    // her the owner's controls again.
+    const leaver = await device(web, 'bob');
+    await leaver.leave(room);
+    leaver.close();
+    await alice.getByText('The room passed to you when Bob Builder left').waitFor();
+    await expect.poll(roles).toEqual({ alice: 'owner' });
     owner.close();
   });
 });

@@ -133,6 +133,8 @@ describe('browsing channels on a phone', () => {
     for (let i = 1; i <= 14; i++) await owner.createRoom('channel', `Hall ${String(i).padStart(2, '0')}`);
     const topic = 'Where the halls meet: notices, lost and found, the rota for the kitchen and who has the key to the roof this week';
     await owner.createRoom('channel', 'Hall 00', { topic });
+    const essay = `${'The long rules of the hall, read them all before you post. '.repeat(6)}The end.`;
+    await owner.createRoom('channel', 'Hall 99', { topic: essay });
     owner.close();
     const phone = await web.page(await web.context({ viewport: { width: 360, height: 640 }, hasTouch: true, isMobile: true }));
     await phone.goto(web.srv.url);
@@ -166,6 +168,14 @@ describe('browsing channels on a phone', () => {
     expect(await bottomEdge()).toBeLessThan(215);
     await list.evaluate((el) => el.scrollTo(0, el.scrollHeight));
     await expect.poll(bottomEdge).toBeGreaterThan(220);
+    // A topic longer than three lines shows three, and the rest on demand.
+    const long = list.getByText(essay);
+    const lines = () => long.evaluate((el) => Math.round(el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight)));
+    expect(await lines()).toBe(3);
+    await list.getByRole('button', { name: 'Show all' }).click();
+    await expect.poll(lines).toBeGreaterThan(3);
+    await list.getByRole('button', { name: 'Show less' }).click();
+    await expect.poll(lines).toBe(3);
     await phone.context().close();
   });
 });

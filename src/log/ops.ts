@@ -483,7 +483,8 @@ export function apply(op: RoomOp, room: string, s: RoomState, f: OpFacts, b: Bat
       const heir = leaving?.role === 'owner' ? successor(known(s.allMembers() ?? undefined, 'the members')) : null;
       if (heir) {
         setRole(s, b, room, heir, 'owner');
-        const message = next(s, b, room, 'update', by, now, { user: heir.user, role: 'owner' });
+        // `reason`: passed on by the owner's leave, not handed over with `role`.
+        const message = next(s, b, room, 'update', by, now, { user: heir.user, role: 'owner', reason: 'leave' });
         events.push({ type: 'message.stored', message, hiddenFor: null });
       }
       return { result: { room, message: left.message }, events };

@@ -159,11 +159,15 @@ describe("an owner's leaving", () => {
     await ada!.call('leave', { room });
     expect(await roles()).toEqual({ mia: 'owner', abe: 'member' });
     // Everyone was told, in the room's history.
-    const { messages } = await abe!.call<{ messages: Array<{ kind: string; user: string; data?: { user?: string; role?: string } }> }>('history', { room });
-    const handed = messages.filter((m) => m.kind === 'update' && m.data?.role === 'owner').map((m) => [m.user, m.data!.user]);
+    const { messages } = await abe!.call<{ messages: Array<{ kind: string; user: string; data?: { user?: string; role?: string; reason?: string } }> }>(
+      'history',
+      { room },
+    );
+    // Marked as passed on by a leave, not handed over by a `role` command.
+    const handed = messages.filter((m) => m.kind === 'update' && m.data?.role === 'owner').map((m) => [m.user, m.data!.user, m.data!.reason]);
     expect(handed).toEqual([
-      ['olive', 'ada'],
-      ['ada', 'mia'],
+      ['olive', 'ada', 'leave'],
+      ['ada', 'mia', 'leave'],
     ]);
     await mia!.call('destroy', { room });
     for (const w of [olive, mia, ada, abe]) w!.close();

@@ -593,9 +593,11 @@ function systemText(chat: Chat, m: Shown): string {
   if (d.retention) parts.push('changed how long history is kept');
   if (typeof d.user === 'string' && typeof d.role === 'string') {
     const whom = d.user === chat.me.id ? 'you' : shownName(chat.nameOf(d.user));
+    // An owner who leaves hands nothing over: the room passes on.
+    if (d.role === 'owner' && d.reason === 'leave') return `The room passed to ${whom} when ${name} left`;
     parts.push(d.role === 'owner' ? `handed the room to ${whom}` : `made ${whom} ${d.role === 'admin' ? 'an admin' : 'a member'}`);
   }
-  return `${name} ${parts.join(', ') || 'changed the room'}`;
+  return `${m.user === chat.me.id ? 'You' : name} ${parts.join(', ') || 'changed the room'}`;
 }
 
 function MessageItem({

@@ -81,6 +81,25 @@ function nameTaken(err: unknown, name: string): string | null {
   return e?.code === 'conflict' && e.details?.field === 'name' ? `A channel named “${name}” exists already. Choose another name.` : null;
 }
 
+/** A topic that runs past three lines shows them, and the rest on demand. */
+function Topic({ text }: { text: string }) {
+  const [whole, setWhole] = useState(false);
+  const long = text.length > TOPIC_SHOWN;
+  return (
+    <>
+      <small class={long && !whole ? 'muted clamped' : 'muted'}>{text}</small>
+      {long && (
+        <button type="button" class="link topic-more" aria-expanded={whole} onClick={() => setWhole(!whole)}>
+          {whole ? 'Show less' : 'Show all'}
+        </button>
+      )}
+    </>
+  );
+}
+
+/** Characters of a topic that three lines hold on a phone, about. */
+const TOPIC_SHOWN = 120;
+
 export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () => void; go: Go }) {
   const [rooms, setRooms] = useState<Room[] | null>(null);
   const [filter, setFilter] = useState('');
@@ -127,7 +146,7 @@ export function BrowseChannels({ chat, onClose, go }: { chat: Chat; onClose: () 
             <li key={r.id}>
               <div class="channel-text">
                 <strong class="channel-name"># {r.name}</strong>
-                {r.topic && <small class="muted">{r.topic}</small>}
+                {r.topic && <Topic text={r.topic} />}
               </div>
               {joined ? (
                 <button
