@@ -271,6 +271,34 @@ describe('the emoji picker', () => {
     await picker.waitFor({ state: 'hidden' });
   });
 
+  it("opens the author's card when a phone taps their name, though the message's actions then take a row", async () => {
+    await send(bob, 'a line from bob');
+    await send(alice, 'tap my name');
+    const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
+    try {
+      await phone.goto(`${web.srv.url}/r/${rich}`);
+      await signIn(phone, 'bob');
+      const line = item(phone, 'tap my name');
+      await line.waitFor();
+      await line.locator('.msg-head .name').tap();
+      await phone.getByRole('dialog', { name: 'Alice Liddell' }).waitFor();
+      // A reaction chip too.
+      await phone.keyboard.press('Escape');
+      await send(alice, 'tap my chip');
+      const chipped = item(phone, 'tap my chip');
+      await chipped.waitFor();
+      await item(alice, 'tap my chip').hover();
+      await item(alice, 'tap my chip').getByRole('button', { name: 'Add reaction' }).click();
+      await alice.getByRole('group', { name: 'Reactions' }).getByRole('button').first().click();
+      const chip = chipped.locator('.reactions button').first();
+      await chip.waitFor();
+      await chip.tap();
+      await expect.poll(() => chip.getAttribute('aria-pressed')).toBe('true');
+    } finally {
+      await phone.context().close();
+    }
+  });
+
   it('fills the width of a phone with its columns, leaving no strip at the edge', async () => {
     const size = bob.viewportSize()!;
     const picker = bob.getByRole('dialog', { name: 'Choose an emoji' });

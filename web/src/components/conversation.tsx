@@ -575,6 +575,9 @@ function MessageList({
   );
 }
 
+/** A touch screen: no hover, so a message shows its actions when it has focus. */
+const NO_HOVER = typeof matchMedia === 'function' ? matchMedia('(hover: none)') : null;
+
 function systemText(chat: Chat, m: Shown): string {
   const by = typeof m.data?.by === 'string' ? shownName(chat.nameOf(m.data.by)) : null;
   const name = shownName(m.name);
@@ -655,6 +658,13 @@ function MessageItem({
       class={`msg${compact ? ' compact' : ''}${mine ? ' mine' : ''}${m.server ? ' announcement' : ''}${!mine && chat.mentionsMe(m) ? ' mentioned' : ''}${cls}`}
       data-seq={m.seq}
       tabIndex={tabIndex}
+      onMouseDown={(e) => {
+        // On a touch screen a message given focus shows its actions on a row of their own,
+        // which moves the list; a tap on one of its controls (the author's name, a reaction, a
+        // link) then clicked whatever had moved under it. Such a tap leaves focus where it is.
+        if (!NO_HOVER?.matches || e.currentTarget.contains(document.activeElement)) return;
+        if ((e.target as Element).closest('button, a')) e.preventDefault();
+      }}
     >
       <div class="msg-gutter">
         {compact ? (
