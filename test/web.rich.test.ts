@@ -70,6 +70,14 @@ const MARKDOWN = [
   '(https://en.wikipedia.org/wiki/Foo_(bar)) and https://en.wikipedia.org/wiki/Foo_(bar)',
 ].join('\n');
 
+/** Bob on a phone (touch, 390 px), in the Rich room. */
+async function bobsPhone(): Promise<Page> {
+  const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
+  await phone.goto(`${web.srv.url}/r/${rich}`);
+  await signIn(phone, 'bob');
+  return phone;
+}
+
 describe('Markdown', () => {
   it('renders the documented subset, with links that open safely', async () => {
     await bob.locator('#composer').fill(MARKDOWN);
@@ -210,10 +218,8 @@ describe('the emoji picker', () => {
 
   it('opens from a tapped message on a phone, over the conversation, and reacts', async () => {
     await send(alice, 'tap to react');
-    const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
+    const phone = await bobsPhone();
     try {
-      await phone.goto(`${web.srv.url}/r/${rich}`);
-      await signIn(phone, 'bob');
       const line = item(phone, 'tap to react');
       await line.locator('.msg-text').tap();
       await line.getByRole('button', { name: 'Add reaction' }).tap();
@@ -274,10 +280,8 @@ describe('the emoji picker', () => {
   it("opens the author's card when a phone taps their name, though the message's actions then take a row", async () => {
     await send(bob, 'a line from bob');
     await send(alice, 'tap my name');
-    const phone = await web.page(await web.context({ viewport: { width: 390, height: 780 }, hasTouch: true, isMobile: true }));
+    const phone = await bobsPhone();
     try {
-      await phone.goto(`${web.srv.url}/r/${rich}`);
-      await signIn(phone, 'bob');
       const line = item(phone, 'tap my name');
       await line.waitFor();
       await line.locator('.msg-head .name').tap();
