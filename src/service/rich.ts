@@ -209,8 +209,17 @@ export class RichMessages {
 
   async pins(user: Identity, room: string): Promise<CommandResults['pins']> {
     const records = await this.ports.pins.pins(room);
-    const messages = await Promise.all(records.map((p) => this.store.getMessage(room, p.seq, user.id)));
-    const pins = records.flatMap((p, i) => (messages[i] ? [{ ...p, message: messages[i] }] : []));
+    const [messages, versions] = await Promise.all([
+      Promise.all(records.map((p) => this.store.getMessage(room, p.seq, user.id))),
+      Promise.all(records.map((p) => this.ports.versions.edits(room, p.seq, user.id))),
+    ]);
+    const pins = records.flatMap((p, i) => {
+      const m = messages[i];
+      if (!m || versions[i]!.deleted) return [];
+      // The message as it reads now: the text of its latest edit the reader may see.
+      const last = versions[i]!.edits.at(-1);
+      return [{ ...p, message: last ? { ...m, text: last.text } : m }];
+    });
     return { room, pins };
   }
 

@@ -210,6 +210,13 @@ describe('pins and edit history', () => {
       [b.seq, 'p-own', 'and me'],
       [a.seq, 'p-own', 'pin me'],
     ]);
+    // A pinned message reads as it does now: its latest edit's text.
+    await mem.call('edit', { room, target: a.seq, text: 'pin me, edited' });
+    const edited = await mem.call<{ pins: Array<{ seq: number; message: Msg }> }>('pins', { room });
+    expect(edited.pins.map((p) => [p.seq, p.message.text])).toEqual([
+      [b.seq, 'and me'],
+      [a.seq, 'pin me, edited'],
+    ]);
     expect(await mem.fails('unpin', { room, seq: a.seq })).toBe('forbidden');
     await own.call('unpin', { room, seq: a.seq });
     await waitFor(() => mem.events('pin').length === 3, 5000, 'unpin event');
