@@ -56,12 +56,24 @@ describe('attachments in the web app', () => {
       { name: 'minutes.pdf', mimeType: 'application/pdf', buffer: pdf },
     ]);
     await tray(alice).nth(1).waitFor();
+    // The picked image's thumbnail is drawn (the page's policy allows its blob: URL).
+    const thumb = alice.locator('.upload-tray img').first();
+    await expect.poll(() => thumb.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(800);
     await alice.locator('.upload-tray [data-upload="done"]').nth(1).waitFor();
     await alice.locator('#composer').press('Enter');
     await tray(alice).first().waitFor({ state: 'detached' });
     const image = bob.locator('.message-list .attachment-image img[alt="sunset.png"]');
     await image.waitFor();
     await expect.poll(() => image.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(360);
+    // On a phone the preview fits the message: no sideways scrolling.
+    const size = bob.viewportSize()!;
+    try {
+      await bob.setViewportSize({ width: 360, height: 740 });
+      await expect.poll(() => image.evaluate((i) => Math.round(i.getBoundingClientRect().right))).toBeLessThanOrEqual(360);
+      expect(await bob.locator('.messages').evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+    } finally {
+      await bob.setViewportSize(size);
+    }
     const card = bob.locator('.message-list .attachment-card', { hasText: 'minutes.pdf' });
     await card.waitFor();
     expect(await card.textContent()).toContain('2.9 KB');

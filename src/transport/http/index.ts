@@ -447,9 +447,10 @@ function cacheHeaders(reply: FastifyReply, path: string, assets: string): void {
   else void reply.header('cache-control', 'no-cache');
   void reply.header('x-content-type-options', 'nosniff');
   if (path.endsWith('.html')) {
+    // blob: images are the composer's thumbnails of files the user picked (URL.createObjectURL).
     void reply.header(
       'content-security-policy',
-      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     );
     void reply.header('referrer-policy', 'no-referrer');
