@@ -4,7 +4,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { ParleyClient } from '../src/client/index.js';
-import { axeViolations, createRoom, device, inView, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web } from './web-helpers.js';
+import {
+  axeViolations,
+  createRoom,
+  device,
+  inView,
+  invite,
+  item,
+  messages,
+  openRoom,
+  person,
+  roomLink,
+  send,
+  signIn,
+  startWeb,
+  type Web,
+} from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -211,6 +226,31 @@ describe('search', () => {
       .toBe(1);
     expect(await messages(bob, 'needle in the old haystack').count()).toBe(1);
     expect(web.pageErrors).toEqual([]);
+  });
+
+  it('on a phone, jumps to a result in a room opened before (its messages already loaded)', async () => {
+    const room = await createRoom(alice, 'Pocket');
+    await flood(room, ['the pocket roadmap, at the top', ...Array.from({ length: 44 }, (_, i) => `pocket filler ${i}`)]);
+    const phone = await web.page(await web.context({ viewport: { width: 360, height: 740 }, hasTouch: true, isMobile: true }));
+    try {
+      await phone.goto(`${web.srv.url}/r/${room}`);
+      await signIn(phone, 'alice');
+      await messages(phone, 'pocket filler 43').waitFor();
+      await phone.getByRole('button', { name: 'Back to rooms' }).tap();
+      const box = phone.getByRole('searchbox', { name: 'Search messages' });
+      await box.fill('pocket roadmap');
+      await box.press('Enter');
+      await phone
+        .getByRole('region', { name: 'Search results' })
+        .getByRole('button', { name: /the pocket roadmap/ })
+        .tap();
+      const target = item(phone, 'the pocket roadmap, at the top');
+      await expect.poll(() => target.getAttribute('class')).toContain('target');
+      // In view, not left above it by the opening of the room placed after it.
+      await expect.poll(() => inView(phone, target)).toBe(true);
+    } finally {
+      await phone.context().close();
+    }
   });
 });
 

@@ -389,7 +389,9 @@ function MessageList({
 
   useLayoutEffect(() => {
     const el = ref.current;
-    if (!el || !tl.loaded) return;
+    // Placed once the chat has opened the room (an effect after this render): opening sets where
+    // to go, and a search result's target placed before it was then overridden by the unread line.
+    if (!el || !tl.loaded || chat.active !== room) return;
     if (placedFor.current !== tl.placeVersion) {
       placedFor.current = tl.placeVersion;
       anchor.current = null;
