@@ -3,7 +3,7 @@
 // hidden, and password strength at registration.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { axeViolations, createRoom, invite, item, login, openRoom, person, register, send, signIn, startWeb, type Web } from './web-helpers.js';
+import { axeViolations, createRoom, device, invite, item, login, openRoom, person, register, send, signIn, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -301,6 +301,28 @@ describe('the emoji picker', () => {
     } finally {
       await phone.context().close();
     }
+  });
+
+  it("tells a phone in a room of other rooms' news on its way back; Reply goes to the message box", async () => {
+    const phone = await bobsPhone();
+    try {
+      const back = phone.getByRole('button', { name: /^Back to rooms/ });
+      await back.waitFor();
+      expect(await back.getAttribute('aria-label')).toBe('Back to rooms');
+      const a = await device(web, 'alice');
+      const side = await a.createRoom('group', 'Side room');
+      await a.invite(side.id, 'bob');
+      await a.send(side.id, 'psst, over here');
+      a.close();
+      await expect.poll(() => back.getAttribute('aria-label')).toBe('Back to rooms, 1 unread room');
+      expect(await back.locator('.back-badge').isVisible()).toBe(true);
+    } finally {
+      await phone.context().close();
+    }
+    await item(bob, 'tap my name').hover();
+    await item(bob, 'tap my name').getByRole('button', { name: 'Reply', exact: true }).click();
+    await expect.poll(() => bob.evaluate(() => document.activeElement?.id)).toBe('composer');
+    await bob.getByRole('button', { name: 'Cancel reply' }).click();
   });
 
   it('fills the width of a phone with its columns, leaving no strip at the edge', async () => {

@@ -89,11 +89,25 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
           : 'Offline'
       : entry.room.topic || (entry.room.kind === 'channel' ? 'Public channel' : 'Private group');
 
+  // On a phone the room list is off screen: the way back to it tells of other rooms' news.
+  let elsewhere = 0;
+  for (const [id, e] of chat.rooms) if (id !== room && e.unread > 0) elsewhere++;
+
   return (
     <div class={`conversation${membersShown ? ' with-members' : ''}`}>
       <header class="conv-head">
-        <button type="button" class="icon back" aria-label="Back to rooms" onClick={() => go(null)}>
+        <button
+          type="button"
+          class="icon back"
+          aria-label={elsewhere ? `Back to rooms, ${plural(elsewhere, 'unread room')}` : 'Back to rooms'}
+          onClick={() => go(null)}
+        >
           <Icon name="back" />
+          {elsewhere > 0 && (
+            <span class="badge back-badge" aria-hidden="true">
+              {elsewhere > 99 ? '99+' : elsewhere}
+            </span>
+          )}
         </button>
         <div class="conv-title">
           <h1 id="conv-title" title={title}>
@@ -650,6 +664,11 @@ function MessageItem({
   }
   const mine = m.user === chat.me.id;
   const name = chat.names.get(m.user) ?? m.name;
+  function reply() {
+    chat.replyTo(room, m);
+    // Straight to the message box: on a phone its focus brings up the keyboard.
+    document.getElementById('composer')?.focus();
+  }
   async function remove() {
     if (await confirmAction({ title: 'Delete this message?', body: 'It is deleted for everyone in the room.', action: 'Delete' })) {
       await chat.remove(room, m.seq);
@@ -770,7 +789,7 @@ function MessageItem({
               void chat.react(room, m.seq, emoji, mineAlready);
             }}
           />
-          <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => chat.replyTo(room, m)}>
+          <button type="button" class="icon" tabIndex={controlsTab} aria-label="Reply" title="Reply" onClick={() => reply()}>
             <Icon name="reply" />
           </button>
           {m.thread === undefined && (
