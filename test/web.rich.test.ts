@@ -354,7 +354,17 @@ describe('notifications', () => {
     expect(await bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(0);
     await bob.getByRole('button', { name: 'Preferences' }).click();
     const prefs = bob.getByRole('dialog', { name: 'Preferences' });
-    await prefs.getByRole('checkbox', { name: 'Notify me of direct messages and mentions while Parley is in the background or closed' }).check();
+    const box = prefs.getByRole('checkbox', { name: 'Notify me of direct messages and mentions while Parley is in the background or closed' });
+    // Drawn as a box whatever the width (beside its long label on a phone it shrank to a sliver).
+    const size = bob.viewportSize()!;
+    try {
+      await bob.setViewportSize({ width: 360, height: 740 });
+      const drawn = (await box.boundingBox())!;
+      expect(Math.min(drawn.width, drawn.height), JSON.stringify(drawn)).toBeGreaterThanOrEqual(14);
+    } finally {
+      await bob.setViewportSize(size);
+    }
+    await box.check();
     await expect.poll(() => bob.evaluate(() => (window as unknown as { __asked: number }).__asked)).toBe(1);
     await prefs.getByRole('button', { name: 'Close' }).click();
 
