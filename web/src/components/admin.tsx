@@ -350,7 +350,7 @@ function Day({ ts }: { ts: number }) {
   );
 }
 
-/** Rooms by name, as an operator looks for one (the server lists them by id). */
+/** Rooms by name as a reader orders them ("Room 9" before "Room 10"); the server's page is by lower(name). */
 function byName(rooms: AdminRoom[]): AdminRoom[] {
   return [...rooms].sort((a, b) => compareNames(a.name, b.name));
 }
