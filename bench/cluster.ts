@@ -13,7 +13,8 @@ import { startRedis, type RedisServer } from '../tools/devservers/redis.js';
 import { cpuQuotas, type CpuGroup, type Quotas, type Throttling } from './cgroup.js';
 import { PgMonitor, RedisMonitor, stepStats, type DbStepStats, type PgCounters } from './dbstats.js';
 import type { Pool } from './pool.js';
-import { memory } from './proc.js';
+import { newHistogram, summarize } from './hist.js';
+import { cpuMs, memory } from './proc.js';
 import { connectAndSetup, quiet, runStep, workerOfConn, type BenchOptions, type RunResult, type StepResult } from './run.js';
 import { startTarget, SECRET, type RunningTarget } from './targets.js';
 import { CLUSTER_SHAPES, type ClusterShape } from './types.js';
@@ -39,6 +40,11 @@ export interface ClusterStepStats extends DbStepStats {
   offered: number;
   /** Why the step is above the knee; absent when it passed. */
   failed?: string;
+  /**
+   * A second run of a step that failed on its ack p99 alone: the step it repeats, and the p99 of
+   * both runs' acknowledgements together, on which the rate was judged.
+   */
+  repeats?: { step: string; ackP99Ms: number };
   perMessage: {
     statements: number;
     xacts: number | null;
@@ -55,6 +61,8 @@ export interface ClusterStepStats extends DbStepStats {
     /** The nodes together, in % of one core, and in % of their quotas. */
     nodesPct: number;
     quotaUsedPct: number;
+    /** Each node's CPU, in % of one core (node 1 first): how evenly the work was spread. */
+    eachNodePct: number[];
     /** Quota periods the nodes ran in (summed), and the share in which a node used its whole quota (its CPU was the limit). */
     periods: number;
     throttledPct: number;
@@ -147,6 +155,21 @@ export function aboveKnee(r: StepResult, offered: number): string | null {
   if (p99 > KNEE_ACK_P99_MS) return `ack p99 ${p99} ms > ${KNEE_ACK_P99_MS} ms`;
   if (r.ackedPerSec < offered * 0.95) return `${r.ackedPerSec}/s acknowledged of ${offered}/s offered`;
   return null;
+}
+
+/** Whether the step is above the knee on its ack p99 and on nothing else. */
+export function failedOnP99Alone(r: StepResult, offered: number): boolean {
+  if (!r.ack || r.ack.p99Ms <= KNEE_ACK_P99_MS) return false;
+  return aboveKnee({ ...r, ack: { ...r.ack, p99Ms: 0 } }, offered) === null;
+}
+
+/** The ack p99 of two runs of one step taken together, ms. */
+export function p99Together(a: StepResult, b: StepResult): number {
+  if (!a.ackHistogram || !b.ackHistogram) return Math.max(a.ack?.p99Ms ?? Infinity, b.ack?.p99Ms ?? Infinity);
+  const h = newHistogram();
+  h.add(a.ackHistogram);
+  h.add(b.ackHistogram);
+  return summarize(h)!.p99Ms;
 }
 
 /**
@@ -401,7 +424,7 @@ async function runNodes(
     for (let k = 0; k < (fixed?.length ?? maxSteps); k++) {
       await quiet(pids);
       const s = { ...plan.stepAt(rate), id: id++ };
-      const r = await measuredStep(
+      let r = await measuredStep(
         p,
         measured,
         s,
@@ -414,16 +437,46 @@ async function runNodes(
         nodes.map((t) => t.port),
       );
       result.steps.push(r);
-      const why = r.cluster!.failed;
+      let why = r.cluster!.failed;
+      let knee = s.name;
+      if (why && failedOnP99Alone(r, rate)) {
+        // One stall of a few hundred ms in a 10 s step is enough to lift its p99 over the
+        // limit; the rate is judged again on twice the acknowledgements.
+        say(`${s.name}: ${why}; measuring the same rate again`, true);
+        await quiet(pids);
+        const again = await measuredStep(
+          p,
+          measured,
+          { ...s, name: `${s.name} again`, id: id++ },
+          workerOf,
+          say,
+          o.quietWaitMs,
+          sv,
+          mine,
+          cores,
+          nodes.map((t) => t.port),
+        );
+        result.steps.push(again);
+        why = again.cluster!.failed;
+        if (!why || failedOnP99Alone(again, rate)) {
+          const both = p99Together(r, again);
+          again.cluster!.repeats = { step: s.name, ackP99Ms: both };
+          why = both > KNEE_ACK_P99_MS ? `ack p99 of both runs ${both} ms > ${KNEE_ACK_P99_MS} ms` : undefined;
+          if (why) again.cluster!.failed = why;
+          else delete again.cluster!.failed;
+        }
+        knee = again.name;
+        r = again;
+      }
       say(
-        `${s.name}: ${why ? `above the knee (${why})` : `acked ${r.ackedPerSec}/s, ack p99 ${r.ack?.p99Ms} ms`}` +
+        `${r.name}: ${why ? `above the knee (${why})` : `acked ${r.ackedPerSec}/s, ack p99 ${r.cluster!.repeats ? `of both runs ${r.cluster!.repeats.ackP99Ms}` : r.ack?.p99Ms} ms`}` +
           `${r.cluster!.saturated ? `, machine saturated (idle ${r.machineIdlePct}%)` : ''}`,
         true,
       );
       if (why) hi = Math.min(hi, rate);
       else if (rate > lo) {
         lo = rate;
-        result.cluster!.knee = s.name;
+        result.cluster!.knee = knee;
       }
       const next = fixed ? (why ? null : (fixed[k + 1] ?? null)) : nextRate(lo, hi, rate, resolution);
       if (next === null) break;
@@ -496,6 +549,8 @@ async function measuredStep(
   let redisCpu = 0;
   let gen0 = process.cpuUsage();
   let genCpu = 0;
+  let each0: number[] = [];
+  let each: number[] = [];
   let t0 = 0;
   let wall = 0;
   let sampler!: Awaited<ReturnType<PgMonitor['sampler']>>;
@@ -520,6 +575,7 @@ async function measuredStep(
       pgCpu0 = sv.pgMon.cpuMs();
       redisCpu0 = sv.redisMon.cpuMs();
       gen0 = process.cpuUsage();
+      each0 = measured.pids.map(cpuMs);
       t0 = performance.now();
       if (s.durationMs >= MIN_XACT_WINDOW_MS + 1100) timers.push(setTimeout(mark, 1000), setTimeout(mark, s.durationMs - 100));
     },
@@ -529,6 +585,7 @@ async function measuredStep(
       const g = process.cpuUsage(gen0);
       genCpu = (g.user + g.system) / 1000;
       wall = (performance.now() - t0) / 1000;
+      each = measured.pids.map((pid, i) => cpuMs(pid) - each0[i]!);
       for (const t of timers) clearTimeout(t);
       sampled = await sampler.stop();
       th1 = groups.map((g) => g.throttling());
@@ -569,6 +626,7 @@ async function measuredStep(
     cpu: {
       nodesPct: r.serverCpuPct,
       quotaUsedPct: Math.round(r.serverCpuPct / (groups.length * cores)),
+      eachNodePct: each.map(pct),
       periods,
       throttledPct: periods > 0 ? Math.round((throttled / periods) * 100) : 0,
       postgresPct: pct(pgCpu),

@@ -12,7 +12,7 @@ import { plans, type Plan, type WorkloadOptions } from './workloads.js';
 import { runCluster, type ClusterRunInfo, type ClusterStepStats } from './cluster.js';
 import { runAttachments, type AttachmentsInfo } from './attachments.js';
 import { runHistory, type HistoryFigures } from './history.js';
-import { mergeHistograms, summarize, type LatencySummary } from './hist.js';
+import { mergeHistograms, summarize, type Histogram, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
 import {
   TARGETS,
@@ -78,6 +78,11 @@ export interface StepResult {
   drained: boolean;
   latency: LatencySummary | null;
   ack: LatencySummary | null;
+  /**
+   * The acknowledgement latencies themselves, so steps can be judged together (the cluster
+   * sweep's second run of a step). Not enumerable: left out of the results' JSON.
+   */
+  ackHistogram?: Histogram;
   serverCpuMs: number;
   serverCpuPct: number;
   /** Share of the server's CPU spent in the kernel (system time): socket writes and reads, fsync. */
@@ -543,8 +548,9 @@ export async function runStep(
     const acked = sent.reduce((a, r) => a + r.acked, 0);
     const first = Math.min(...sent.filter((r) => r.firstSendUs > 0).map((r) => r.firstSendUs));
     const lastSend = Math.max(...sent.map((r) => r.lastSendUs));
+    const ackHistogram = mergeHistograms(sent.map((r) => r.ack));
     const sendS = Number.isFinite(first) && lastSend > first ? (lastSend - first) / 1e6 : s.durationMs / 1000;
-    return {
+    const result: StepResult = {
       name: s.name,
       rate: s.rate,
       durationS: round(sendS),
@@ -564,7 +570,7 @@ export async function runStep(
       closedEarly: sum((r) => r.closedEarly),
       drained,
       latency: summarize(mergeHistograms(c.map((r) => r.latency))),
-      ack: summarize(mergeHistograms(sent.map((r) => r.ack))),
+      ack: summarize(ackHistogram),
       serverCpuMs: Math.round(cpu),
       serverCpuPct: Math.round(cpu / 10 / wall),
       serverSysPct: cpu > 0 ? Math.round((sys / cpu) * 100) : null,
@@ -579,6 +585,8 @@ export async function runStep(
       ...(m.infraCpuMs ? { infraCpuPct: Math.round(infra / 10 / wall) } : {}),
       machineIdlePct: Math.round((1 - (m1.busyMs - machine0.busyMs + m1.stealMs - machine0.stealMs) / Math.max(1, m1.totalMs - machine0.totalMs)) * 1000) / 10,
     };
+    Object.defineProperty(result, 'ackHistogram', { value: ackHistogram, enumerable: false });
+    return result;
   } finally {
     clearInterval(ticker);
   }

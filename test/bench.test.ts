@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runBench, type BenchResult } from '../bench/run.js';
-import { nextRate } from '../bench/cluster.js';
+import { failedOnP99Alone, nextRate, p99Together } from '../bench/cluster.js';
+import { newHistogram, summarize } from '../bench/hist.js';
+import type { StepResult } from '../bench/run.js';
 import { cpuQuotas } from '../bench/cgroup.js';
 import { summaryTable, writeReports } from '../bench/report/index.js';
 
@@ -237,5 +239,39 @@ describe('benchmark harness against parley', () => {
       expect(lo, `knee ${knee} from ${start}`).toBeGreaterThan(knee / 1.1 / 1.03);
       expect(steps, `knee ${knee} from ${start}`).toBeLessThanOrEqual(9);
     }
+  });
+
+  it('judges a step that failed on its ack p99 alone on both runs of it together', () => {
+    // 1,000 acks of 5 ms with 15 of 300 ms (one stall): p99 300 ms. Twice the acks, the
+    // stall's 15 fall under 1%.
+    const run = (stalled: number, extra: Partial<StepResult> = {}): StepResult => {
+      const h = newHistogram();
+      for (let i = 0; i < 1000 - stalled; i++) h.recordValue(5000);
+      for (let i = 0; i < stalled; i++) h.recordValue(300_000);
+      const r = {
+        ackedPerSec: 100,
+        lost: 0,
+        duplicated: 0,
+        outOfOrder: 0,
+        timeouts: 0,
+        errors: 0,
+        drained: true,
+        ack: summarize(h),
+        ...extra,
+      } as StepResult;
+      Object.defineProperty(r, 'ackHistogram', { value: h, enumerable: false });
+      return r;
+    };
+    const stalled = run(15);
+    expect(stalled.ack!.p99Ms).toBeGreaterThan(100);
+    expect(failedOnP99Alone(stalled, 100)).toBe(true);
+    expect(failedOnP99Alone(run(0), 100)).toBe(false);
+    expect(failedOnP99Alone(run(15, { timeouts: 1 }), 100)).toBe(false);
+    expect(failedOnP99Alone(run(15, { lost: 1 }), 100)).toBe(false);
+    expect(failedOnP99Alone(run(15, { ackedPerSec: 80 }), 100)).toBe(false);
+    expect(p99Together(stalled, run(0))).toBeLessThan(10);
+    expect(p99Together(stalled, run(15))).toBeGreaterThan(100);
+    // The histogram stays out of the results' JSON.
+    expect(JSON.stringify(stalled)).not.toContain('ackHistogram');
   });
 });
