@@ -421,21 +421,13 @@ async function runNodes(
     let hi = Infinity;
     const maxSteps = o.quick ? 4 : 9;
     const resolution = o.quick ? 1.5 : 1.1;
+    const ports = nodes.map((t) => t.port);
+    const measure = (spec: Parameters<typeof runStep>[2]): Promise<StepResult> =>
+      measuredStep(p, measured, spec, workerOf, say, o.quietWaitMs, sv, mine, cores, ports);
     for (let k = 0; k < (fixed?.length ?? maxSteps); k++) {
       await quiet(pids);
       const s = { ...plan.stepAt(rate), id: id++ };
-      let r = await measuredStep(
-        p,
-        measured,
-        s,
-        workerOf,
-        say,
-        o.quietWaitMs,
-        sv,
-        mine,
-        cores,
-        nodes.map((t) => t.port),
-      );
+      let r = await measure(s);
       result.steps.push(r);
       let why = r.cluster!.failed;
       let knee = s.name;
@@ -444,18 +436,7 @@ async function runNodes(
         // limit; the rate is judged again on twice the acknowledgements.
         say(`${s.name}: ${why}; measuring the same rate again`, true);
         await quiet(pids);
-        const again = await measuredStep(
-          p,
-          measured,
-          { ...s, name: `${s.name} again`, id: id++ },
-          workerOf,
-          say,
-          o.quietWaitMs,
-          sv,
-          mine,
-          cores,
-          nodes.map((t) => t.port),
-        );
+        const again = await measure({ ...s, name: `${s.name} again`, id: id++ });
         result.steps.push(again);
         why = again.cluster!.failed;
         if (!why || failedOnP99Alone(again, rate)) {
