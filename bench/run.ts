@@ -455,7 +455,7 @@ export async function connectAndSetup(
  */
 const WARMUP_RATE = 500;
 const WARMUP_DELIVERIES = 50_000;
-const SETTLE_MS = 20_000;
+export const SETTLE_MS = 20_000;
 
 function warmups(plan: Plan, ms: number, settle: boolean): StepSpec[] {
   const first = plan.steps[0]!;
