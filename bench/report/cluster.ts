@@ -8,7 +8,6 @@ const f = (x: number | null | undefined, d = 1): string => (x === null || x === 
 
 export const isCluster = (run: RunResult): boolean => run.workload === 'cluster';
 
-/** Text columns: the first `left` and the last one aligned left, figures right. */
 /** A step's result: above the knee (and why), the knee, ok; a step run twice says so. */
 function stepVerdict(run: RunResult, s: StepResult, knee: string): string {
   const c = s.cluster!;
@@ -24,6 +23,7 @@ function nodesCpu(c: NonNullable<StepResult['cluster']>): string {
   return each.length > 1 ? `${c.cpu.nodesPct} (${each.join('/')})` : `${c.cpu.nodesPct}`;
 }
 
+/** Text columns: the first `left` and the last one aligned left, figures right. */
 function table(head: string[], rows: string[][], left: number): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
@@ -261,14 +261,14 @@ export function clusterHtml(runs: RunResult[]): string {
               .slice(0, 3)
               .map(([k, v]) => `${k} ${v}`)
               .join(', ');
-            const verdict = stepVerdict(run, s, '<b>knee</b>');
+            const verdict = esc(stepVerdict(run, s, 'knee')).replace(/^knee/, '<b>knee</b>');
             return (
               `<tr><td>${esc(run.cluster!.shape)}</td><td>${run.cluster!.nodes}</td><td>${c.offered}</td><td>${s.ackedPerSec}</td><td>${f(s.ack?.p99Ms, 2)}</td>` +
               `<td>${f(s.latency?.p99Ms, 2)}</td><td>${s.timeouts}</td><td>${s.errors}</td><td>${nodesCpu(c)}</td><td>${c.cpu.quotaUsedPct}</td>` +
               `<td>${c.cpu.throttledPct}</td><td>${c.cpu.postgresPct}</td><td>${c.cpu.redisPct}</td><td>${c.cpu.loadGenPct}</td><td>${c.cpu.otherPct}</td>` +
               `<td class="${c.saturated ? 'err' : ''}">${c.cpu.machineIdlePct}</td><td>${f(c.perMessage.lockWaitMs, 3)}</td><td>${esc(waits)}</td>` +
               `<td>${f(c.runtime?.loopDelayMaxMs, 0)}</td><td>${c.runtime ? `${c.runtime.majorGcs} / ${f(c.runtime.majorGcMs, 0)}` : ''}</td>` +
-              `<td>${c.failed || run.steps.some((x) => x.cluster?.repeats?.step === s.name) ? esc(verdict) : verdict}</td></tr>`
+              `<td>${verdict}</td></tr>`
             );
           }),
         )
