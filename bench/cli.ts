@@ -34,6 +34,12 @@ const nodeList = (v: string): string[] => {
   return items;
 };
 
+const nodeFlags = (v: string): string[] => {
+  const items = v.split(/\s+/).filter(Boolean);
+  for (const i of items) if (!/^--[a-z0-9-]+(=[\w.,:/-]+)?$/i.test(i)) throw new Error(`expected flags like --max-semi-space-size=32, got "${i}"`);
+  return items;
+};
+
 const program = new Command('bench')
   .description('Parley benchmark harness: the same workload against parley, socketio, chat-service and ws-relay')
   .argument(
@@ -75,6 +81,7 @@ const program = new Command('bench')
     nodeList,
   )
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
+  .option('--node-flags <flags>', "Node/V8 flags for each Parley process, space-separated (e.g. '--max-semi-space-size=32')", nodeFlags)
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
   .showHelpAfterError();
@@ -109,6 +116,7 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     samples: flags.samples as number | undefined,
     sweepSec: flags.sweepSec as number | undefined,
     profile: Boolean(flags.profile),
+    nodeFlags: flags.nodeFlags as string[] | undefined,
     floor: flags.floor !== false,
     nodes: (flags.node as string[] | undefined) ?? [],
     outDir: flags.out as string,

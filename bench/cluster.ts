@@ -365,6 +365,7 @@ async function runNodes(
       const t = await startTarget('parley', {
         logFile: `${logBase}-node${i + 1}.log`,
         ...(o.profile ? { profileDir: join(o.outDir, 'profiles', `${stamp.replace(/[:.]/g, '-')}-cluster-${shape}-${n}-node${i + 1}`) } : {}),
+        nodeFlags: o.nodeFlags,
         // Several nodes starting at once on a busy machine, the first one creating the schema.
         startTimeoutMs: 60_000,
         env: {

@@ -40,6 +40,8 @@ export interface BenchOptions extends WorkloadOptions {
   warmupMs: number;
   /** Write a V8 CPU profile of each target (node --cpu-prof) to the results folder. */
   profile: boolean;
+  /** Node and V8 flags for each Parley process (e.g. `--max-semi-space-size=32`), kept in the result. */
+  nodeFlags: string[];
   /** Parley's SQLite synchronous mode (durable 'full' by default). */
   synchronous: 'full' | 'normal';
   /** Longest wait before each step for other processes to quiet down (0: do not wait). */
@@ -155,6 +157,7 @@ export const defaultOptions = (): BenchOptions => ({
   concurrency: 64,
   warmupMs: 2000,
   profile: false,
+  nodeFlags: [],
   synchronous: 'full',
   quietWaitMs: 30_000,
   floor: true,
@@ -323,6 +326,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     target = await startTarget(name, {
       heartbeatMs: plan.heartbeatMs,
       profileDir,
+      nodeFlags: o.nodeFlags,
       synchronous: o.synchronous,
       runtime: rt?.install,
       logFile: join(o.outDir, 'logs', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${label}.log`),

@@ -20,6 +20,8 @@ export interface TargetOptions {
   heartbeatMs?: number;
   /** Directory for a V8 CPU profile of the target (node --cpu-prof). */
   profileDir?: string;
+  /** Node and V8 flags for a Parley target, before its script. */
+  nodeFlags?: string[];
   /** Parley's SQLite synchronous mode; 'full' (durable on power loss) unless told. */
   synchronous?: 'full' | 'normal';
   /** The Node and checkout Parley runs from (default: the harness's own). */
@@ -147,9 +149,12 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   const port = await freePort();
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const { node, args, env, cwd } = command(name, port, dataDir, o);
-  const nodeArgs = o.profileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`]
-    : [];
+  const nodeArgs = [
+    ...(name.startsWith('parley') ? (o.nodeFlags ?? []) : []),
+    ...(o.profileDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`]
+      : []),
+  ];
   // Spawned directly (no shell, no npm) so the child's pid is the server's pid.
   const child = spawn(node, [...nodeArgs, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(o.logFile, { flags: 'a' });

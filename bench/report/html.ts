@@ -226,7 +226,7 @@ td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child,th:f
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fafafa;border:1px solid #eee}code{background:#f3f3f3;padding:1px 4px}</style></head><body>
 <h1>Parley benchmark</h1>
 <p>${esc(r.startedAt)} – ${esc(r.finishedAt)} · ${m.cpus} CPUs (${esc(m.cpuModel)}), ${m.memTotalGiB} GiB, Linux ${esc(m.kernel)}, Node ${esc(m.node)} ·
-load generator on the same machine (${r.options.workers} worker threads) · Parley SQLite synchronous=${esc(r.options.synchronous)}${on}${r.options.quick ? ' · <b>quick run</b>' : ''}</p>
+load generator on the same machine (${r.options.workers} worker threads) · Parley SQLite synchronous=${esc(r.options.synchronous)}${on}${r.options.nodeFlags?.length ? ` · Parley run with <code>${esc(r.options.nodeFlags.join(' '))}</code>` : ''}${r.options.quick ? ' · <b>quick run</b>' : ''}</p>
 <p>Latency is measured from the moment a probe sends to the moment another connection receives the message; "ack" is send to acknowledgement.
 Server CPU is user+system time of the server process from <code>/proc/PID/stat</code> over the step (sending and draining), divided by deliveries.</p>
 ${r.floor ? floorSection(r.floor) : ''}

@@ -73,6 +73,7 @@ export function summaryTable(r: BenchResult): string {
   const history = historyTable(r.runs);
   return [
     ...(r.floor ? [floorLine(r.floor), ''] : []),
+    ...(r.options.nodeFlags?.length ? [`Parley run with ${r.options.nodeFlags.join(' ')}`, ''] : []),
     ...table,
     ...(cluster ? ['', cluster] : []),
     ...(files ? ['', files] : []),
