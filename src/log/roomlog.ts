@@ -9,7 +9,7 @@
 // A room this node does not own (cluster: placement) is handed to its owner (forwarding), and
 // the owner's answer relayed; a batch refused because the cluster's epoch moved on (fencing),
 // or an operation that reached a node no longer owning its room, is routed again.
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { ParleyError } from '../errors.js';
 import type { RoomCaps } from '../service/rules.js';
 import { KeyConflictError, type Batch } from '../store/writer.js';
@@ -653,7 +653,11 @@ function moved(room: string): ParleyError {
   return new ParleyError('unavailable', `room ${JSON.stringify(room)} is moving between nodes; retry`);
 }
 
-/** A key for an append whose caller gave none ('~' + 128 random bits; clients' keys are theirs). */
+/**
+ * A key for an append whose caller gave none ('~' + a random UUID, 122 random bits; clients'
+ * keys are theirs). randomUUID draws from a pool; randomBytes would ask the system for entropy
+ * on every send.
+ */
 function autoKey(): string {
-  return `~${randomBytes(16).toString('base64url')}`;
+  return `~${randomUUID()}`;
 }
