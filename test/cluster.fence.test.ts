@@ -7,7 +7,7 @@ import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { createPool } from '../src/store/postgres/pool.js';
 import { EPOCH_SQL, FENCE_EXCLUSIVE_SQL, FencedError, enterFence } from '../src/cluster/fence.js';
-import { emptyBatch, type Batch } from '../src/store/writer.js';
+import { KeyConflictError, emptyBatch, type Batch } from '../src/store/writer.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -167,7 +167,7 @@ describe('fencing by the cluster epoch', () => {
     await db.close();
   });
 
-  it("a store batch enters the fence in its transaction's first round trip, and a stale one writes nothing", async () => {
+  it('a store batch of messages is one statement, fenced inside it; a stale one writes nothing', async () => {
     const schema = `f${++schemas}_${process.pid}`;
     const store = await PostgresStore.open({ url: server.url, schema });
     const pool = createPool({ url: server.url, schema, poolSize: 2 });
@@ -188,20 +188,56 @@ describe('fencing by the cluster epoch', () => {
     } finally {
       spy.mockRestore();
     }
-    // BEGIN with the fence (lock and epoch), the message's INSERT, COMMIT: three round trips.
-    expect(sent).toHaveLength(3);
-    expect(sent[0]).toMatch(/^BEGIN; SELECT pg_advisory_xact_lock_shared\(.*; SELECT epoch FROM cluster_state/);
-    expect(sent[2]).toBe('COMMIT');
+    // The fence (lock, then epoch) and the INSERT in one function call, its own transaction: one round trip.
+    expect(sent).toEqual([expect.stringMatching(/^SELECT parley_write_log\(\$1,/)]);
     expect(await bump(pool)).toBe(1);
     const err = await store.commit(text(3), 0).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FencedError);
+    expect(err).toMatchObject({ epoch: 0, current: 1 });
     await store.commit(text(3), 1);
+    // A batch of the old epoch that reaches the lock while a bump holds it waits, then sees the new epoch.
+    const held = await pool.connect();
+    await held.query('BEGIN');
+    await held.query(FENCE_EXCLUSIVE_SQL);
+    let settled = false;
+    const late = store
+      .commit(text(4), 1)
+      .catch((e: unknown) => e)
+      .finally(() => {
+        settled = true;
+      });
+    await sleep(200);
+    expect(settled).toBe(false);
+    await held.query('UPDATE cluster_state SET epoch = epoch + 1 WHERE id = 1');
+    await held.query('COMMIT');
+    held.release();
+    expect(await late).toMatchObject({ name: 'FencedError', epoch: 1, current: 2 });
     const { rows } = await pool.query<{ seq: string; text: string }>(`SELECT seq, text FROM messages WHERE room_id = 'r' AND kind = 'text' ORDER BY seq`);
     expect(rows.map((r) => [Number(r.seq), r.text])).toEqual([
       [2, 'm2'],
       [3, 'm3'],
     ]);
     await pool.end();
+    await store.close();
+  });
+
+  it('a message batch with a key stored before stores none of its messages nor summaries, fenced or not', async () => {
+    const schema = `f${++schemas}_${process.pid}`;
+    const store = await PostgresStore.open({ url: server.url, schema });
+    const msg = (seq: number, key: string) => ({
+      message: { room: 'r', seq, kind: 'text' as const, user: 'u', name: 'u', ts: Date.now(), text: `m${seq}` },
+      key,
+      hiddenFor: null,
+    });
+    const summary = { room: 'r', root: 1, summary: { count: 1, last: 2, lastTs: 0, users: ['u'] } };
+    await store.commit({ ...emptyBatch(), messages: [msg(1, 'a')] }, 0);
+    for (const epoch of [0, null]) {
+      const err = await store.commit({ ...emptyBatch(), messages: [msg(2, 'b'), msg(3, 'a')], threads: [summary] }, epoch).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KeyConflictError);
+    }
+    const { rows } = await store.pool.query<{ seq: string }>(`SELECT seq FROM messages WHERE room_id = 'r'`);
+    expect(rows.map((r) => Number(r.seq))).toEqual([1]);
+    expect((await store.pool.query('SELECT * FROM threads')).rows).toEqual([]);
     await store.close();
   });
 });

@@ -9,6 +9,11 @@
 // for the lock behind a bump would still see the epoch from before it. Batches hold the lock
 // shared, so they never wait on each other; the advisory lock is the only lock they take in a
 // fixed order, so it adds no deadlock.
+//
+// A batch of messages alone enters the fence inside parley_write_log (store/postgres
+// migration 12), the same lock and epoch read as statements of the function, which (volatile)
+// takes a fresh snapshot for each: the batch is one statement and one round trip. Other
+// batches enter it with enterFence at the start of their transaction.
 import type pg from 'pg';
 import { ParleyError } from '../errors.js';
 

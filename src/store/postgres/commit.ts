@@ -1,8 +1,12 @@
 // Writes one batch of the room log (store/writer.ts) on PostgreSQL: one statement per table
 // (and per kind of change) for the whole batch, whatever its size, each row passed as arrays
-// and expanded with unnest. No row is locked to decide anything: the room's owner decided it
-// (seqs included) before the batch was written; the unique keys are the safety net.
-import type pg from 'pg';
+// and expanded with unnest. The messages and thread summaries go through one function,
+// parley_write_log (migration 12), so a batch of nothing else (nearly every batch: sends) is a
+// single statement, its own transaction, fenced inside it: one round trip. No row is locked to
+// decide anything: the room's owner decided it (seqs included) before the batch was written;
+// the unique keys are the safety net.
+import pg from 'pg';
+import { FencedError } from '../../cluster/fence.js';
 import type { Member, Message } from '../../protocol/schema.js';
 import { channelNameKey } from '../store.js';
 import { KeyConflictError, type Batch } from '../writer.js';
@@ -146,14 +150,7 @@ export async function writeBatch(c: pg.ClientBase, b: Batch): Promise<void> {
       unblocked.map((x) => x.other),
     ]);
   }
-  if (b.messages.length > 0) await writeMessages(c, b);
-  if (b.threads.length > 0) {
-    await c.query(
-      `INSERT INTO threads (room_id, root_seq, summary) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
-      ON CONFLICT (room_id, root_seq) DO UPDATE SET summary = excluded.summary`,
-      [b.threads.map((t) => t.room), b.threads.map((t) => t.root), b.threads.map((t) => JSON.stringify(t.summary))],
-    );
-  }
+  if (b.messages.length > 0 || b.threads.length > 0) await writeLog(c, b, null);
   for (const x of b.mentions) {
     // The mentions kept with the edited message gain those its edit added (once each).
     await c.query(
@@ -167,12 +164,38 @@ export async function writeBatch(c: pg.ClientBase, b: Batch): Promise<void> {
   }
 }
 
+/** Whether the batch holds nothing but messages and thread summaries: `writeLog` alone writes it, in one round trip. */
+export function logOnly(b: Batch): boolean {
+  return (
+    b.mentions.length === 0 &&
+    b.deleteRooms.length === 0 &&
+    b.insertRooms.length === 0 &&
+    b.updateRooms.length === 0 &&
+    b.deleteMembers.length === 0 &&
+    b.insertMembers.length === 0 &&
+    b.updateMembers.length === 0 &&
+    b.bans.length === 0 &&
+    b.access.length === 0 &&
+    b.blocks.length === 0
+  );
+}
+
+/** SQLSTATEs raised by parley_write_log (migration 12). */
+const FENCED = 'PY001';
+const KEY_TAKEN = 'PY002';
+
 /**
+ * Writes the batch's messages and thread summaries with one statement, parley_write_log
+ * (migration 12). Outside a transaction that statement is the transaction: with an epoch it
+ * enters the fence first, so a batch of nothing else commits, fenced, in one round trip.
+ * Inside one, pass no epoch (the transaction entered the fence). Rejects with FencedError
+ * or KeyConflictError as commit's contract says, with the driver's error otherwise.
+ *
  * Search finds only the current version of a message: an edit replaces what its thread
- * matches, a delete removes it. Versions stored before the batch lose their vector in one
- * statement; versions within the batch never get one.
+ * matches, a delete removes it. Versions stored before the batch lose their vector (the
+ * function's UPDATE); versions within the batch never get one.
  */
-async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
+export async function writeLog(c: pg.ClientBase, b: Batch, epoch: number | null): Promise<void> {
   const msgs = b.messages.map((r) => r.message);
   const tsv = msgs.map((m) => ((m.kind === 'text' || m.kind === 'edit') && m.text !== undefined ? toTsvector(m.text) : null));
   const at = new Map<string, number>();
@@ -190,44 +213,45 @@ async function writeMessages(c: pg.ClientBase, b: Batch): Promise<void> {
     }
     if (tsv[i] !== null) at.set(`${m.room}\n${m.seq}`, i);
   });
-  if (targets.length > 0) {
-    await c.query(
-      `UPDATE messages m SET tsv = NULL FROM (
-        SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.seq = t.s
-        UNION
-        SELECT x.room_id, x.seq FROM unnest($1::text[], $2::bigint[]) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.target = t.s AND x.kind = 'edit'
-      ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL`,
-      [targets.map((t) => t.room), targets.map((t) => t.seq)],
-    );
-  }
   const threads = msgs.map(threadColumns);
-  const { rowCount } = await c.query({
-    // Named, so each connection has it parsed and planned once: it runs with nearly every send.
-    name: 'parley_insert_messages',
-    text: `INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta,
-      thread, thread_only)
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[],
-      $10::text[], $11::text[], $12::tsvector[], $13::boolean[], $14::text[], $15::bigint[], $16::boolean[])
-    ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING`,
-    values: [
-      msgs.map((m) => m.room),
-      msgs.map((m) => m.seq),
-      msgs.map((m) => m.kind),
-      msgs.map((m) => m.user),
-      msgs.map((m) => m.name),
-      msgs.map((m) => m.ts),
-      msgs.map((m) => m.text ?? null),
-      msgs.map((m) => m.target ?? null),
-      msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
-      b.messages.map((r) => r.key),
-      b.messages.map((r) => r.hiddenFor),
-      tsv,
-      msgs.map((m) => (m.system ? true : null)),
-      msgs.map(metaText),
-      threads.map((t) => t.thread),
-      threads.map((t) => (t.threadOnly ? true : null)),
-    ],
-  });
-  // A key stored before (by an earlier owner, or a retry) was skipped: the batch must not commit.
-  if ((rowCount ?? 0) < msgs.length) throw new KeyConflictError();
+  try {
+    await c.query({
+      // Named, so each connection has it parsed once: it runs with nearly every send.
+      name: 'parley_write_log',
+      text: 'SELECT parley_write_log($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)',
+      values: [
+        epoch,
+        msgs.map((m) => m.room),
+        msgs.map((m) => m.seq),
+        msgs.map((m) => m.kind),
+        msgs.map((m) => m.user),
+        msgs.map((m) => m.name),
+        msgs.map((m) => m.ts),
+        msgs.map((m) => m.text ?? null),
+        msgs.map((m) => m.target ?? null),
+        msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
+        b.messages.map((r) => r.key),
+        b.messages.map((r) => r.hiddenFor),
+        tsv,
+        msgs.map((m) => (m.system ? true : null)),
+        msgs.map(metaText),
+        threads.map((t) => t.thread),
+        threads.map((t) => (t.threadOnly ? true : null)),
+        targets.map((t) => t.room),
+        targets.map((t) => t.seq),
+        b.threads.map((t) => t.room),
+        b.threads.map((t) => t.root),
+        b.threads.map((t) => JSON.stringify(t.summary)),
+      ],
+    });
+  } catch (err) {
+    const code = err instanceof pg.DatabaseError ? err.code : undefined;
+    // A key stored before (by an earlier owner, or a retry) was skipped: nothing of the batch commits.
+    if (code === KEY_TAKEN) throw new KeyConflictError();
+    if (code === FENCED && epoch !== null) {
+      const current = (err as pg.DatabaseError).detail;
+      throw new FencedError(epoch, current ? Number(current) : null);
+    }
+    throw err;
+  }
 }

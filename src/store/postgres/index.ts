@@ -10,9 +10,9 @@ import type { Bounds, HistoryQuery, Store } from '../store.js';
 import { KeyConflictError, type Batch, type RoomSnapshot, type TargetRow } from '../writer.js';
 import { DAY_MS, rowToBan, rowToMember, rowToMessage, rowToRoom, type BanRow, type MemberRow, type MessageRow, type RoomRow } from '../rows.js';
 import { migrate } from './migrations.js';
-import { checkOptions, createPool, isConnectionError, isRetryable, toStoreError, transaction, type PgPoolOptions } from './pool.js';
+import { checkOptions, createPool, isConnectionError, isRetryable, statement, toStoreError, transaction, type PgPoolOptions } from './pool.js';
 import { GroupCommit } from './group-commit.js';
-import { writeBatch } from './commit.js';
+import { logOnly, writeBatch, writeLog } from './commit.js';
 import { SEARCH_PROBE_MAX, SQL } from './statements.js';
 import { enterFence } from '../../cluster/fence.js';
 import { queryTerms, toTsquery, WordCounts } from './search-text.js';
@@ -219,9 +219,11 @@ export class PostgresStore extends PostgresFacts implements Store {
 
   commit(batch: Batch, epoch: number | null): Promise<void> {
     if (this.gate.closed) return Promise.reject(new ParleyError('unavailable', 'store is closed'));
+    // A batch of messages alone (nearly every batch) is one statement, fenced inside it.
+    if (logOnly(batch)) return this.track(this.attempt((sent) => statement(this.pool, sent, (c) => writeLog(c, batch, epoch)), batch));
     // With an epoch, the batch commits only while it is the cluster's (src/cluster/fence.ts).
     const begin = epoch === null ? undefined : (c: pg.PoolClient) => enterFence(c, epoch, true);
-    return this.track(this.attempt((c) => writeBatch(c, batch), batch, begin));
+    return this.track(this.attempt((sent) => transaction(this.pool, (c) => writeBatch(c, batch).then(sent), begin), batch));
   }
 
   /**
@@ -236,39 +238,37 @@ export class PostgresStore extends PostgresFacts implements Store {
     let size = 0;
     return this.track(
       this.attempt(
-        async (c) => {
-          // One lock per room id, taken in a fixed order so two nodes never wait on each other in a circle.
-          for (const id of ids) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROOM_LOCK_KEY, id]);
-          const facts = new PostgresFacts(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => (await c.query<R>(sql, params)).rows);
-          return work(facts, async (b) => {
-            size = b.messages.length;
-            await writeBatch(c, b);
-          });
-        },
+        (sent) =>
+          transaction(this.pool, async (c) => {
+            // One lock per room id, taken in a fixed order so two nodes never wait on each other in a circle.
+            for (const id of ids) await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [ROOM_LOCK_KEY, id]);
+            const facts = new PostgresFacts(async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => (await c.query<R>(sql, params)).rows);
+            const out = await work(facts, async (b) => {
+              size = b.messages.length;
+              await writeBatch(c, b);
+            });
+            sent();
+            return out;
+          }),
         () => size,
       ),
     );
   }
 
   /**
-   * One transaction, tried again after a deadlock or serialization failure, or when a pooled
-   * connection turned out broken before COMMIT was sent. Rejects with what the batch's caller
-   * acts on: KeyConflictError, a fencing error, or a ParleyError.
+   * One transaction (`once`), tried again after a deadlock or serialization failure, or when a
+   * pooled connection turned out broken before its commit was sent (`once` calls `sent` just
+   * before it sends what commits). Rejects with what the batch's caller acts on:
+   * KeyConflictError, a fencing error, or a ParleyError.
    */
-  private async attempt<T>(run: (c: pg.PoolClient) => Promise<T>, size: Batch | (() => number), begin?: (c: pg.PoolClient) => Promise<unknown>): Promise<T> {
+  private async attempt<T>(once: (sent: () => void) => Promise<T>, size: Batch | (() => number)): Promise<T> {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt++) {
       let sent = false;
       try {
-        const out = await transaction(
-          this.pool,
-          async (c) => {
-            const v = await run(c);
-            sent = true;
-            return v;
-          },
-          begin,
-        );
+        const out = await once(() => {
+          sent = true;
+        });
         this.batches++;
         this.written += typeof size === 'function' ? size() : size.messages.length;
         return out;

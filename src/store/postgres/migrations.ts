@@ -277,6 +277,57 @@ export const migrations: string[] = [
     updated_at bigint NOT NULL
   );
   `,
+  // 12: the room log's messages and thread summaries written by one statement (commit.ts). A
+  // batch of nothing else is one round trip: the function runs in the statement's own
+  // transaction, fenced first when given an epoch (src/cluster/fence.ts: the lock shared, then
+  // the epoch read by a later statement, which in a volatile function takes a fresh snapshot).
+  // SQLSTATE PY001: fenced (DETAIL: the current epoch); PY002: a message's key is stored.
+  `
+  CREATE FUNCTION parley_write_log(
+    p_epoch bigint,
+    p_room text[], p_seq bigint[], p_kind text[], p_user text[], p_name text[], p_ts bigint[], p_text text[], p_target bigint[],
+    p_data text[], p_key text[], p_hidden text[], p_tsv tsvector[], p_system boolean[], p_meta text[], p_thread bigint[],
+    p_thread_only boolean[],
+    p_replaced_room text[], p_replaced_seq bigint[],
+    p_summary_room text[], p_summary_root bigint[], p_summary text[]
+  ) RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+  DECLARE
+    current_epoch bigint;
+    stored bigint;
+  BEGIN
+    IF p_epoch IS NOT NULL THEN
+      -- 1885761123 is FENCE_KEY ('pfnc').
+      PERFORM pg_advisory_xact_lock_shared(1885761123, hashtext(current_schema()));
+      SELECT epoch INTO current_epoch FROM cluster_state WHERE id = 1;
+      IF current_epoch IS DISTINCT FROM p_epoch THEN
+        RAISE EXCEPTION 'fenced: epoch % is not current', p_epoch USING ERRCODE = 'PY001', DETAIL = coalesce(current_epoch::text, '');
+      END IF;
+    END IF;
+    IF cardinality(p_replaced_room) > 0 THEN
+      UPDATE messages m SET tsv = NULL FROM (
+        SELECT x.room_id, x.seq FROM unnest(p_replaced_room, p_replaced_seq) AS t(r, s) JOIN messages x ON x.room_id = t.r AND x.seq = t.s
+        UNION
+        SELECT x.room_id, x.seq FROM unnest(p_replaced_room, p_replaced_seq) AS t(r, s)
+          JOIN messages x ON x.room_id = t.r AND x.target = t.s AND x.kind = 'edit'
+      ) v WHERE m.room_id = v.room_id AND m.seq = v.seq AND m.tsv IS NOT NULL;
+    END IF;
+    IF cardinality(p_room) > 0 THEN
+      INSERT INTO messages (room_id, seq, kind, user_id, name, ts, text, target, data, key, hidden_for, tsv, system, meta, thread, thread_only)
+      SELECT * FROM unnest(p_room, p_seq, p_kind, p_user, p_name, p_ts, p_text, p_target, p_data, p_key, p_hidden, p_tsv, p_system, p_meta,
+        p_thread, p_thread_only)
+      ON CONFLICT (room_id, user_id, key) WHERE key IS NOT NULL DO NOTHING;
+      GET DIAGNOSTICS stored = ROW_COUNT;
+      IF stored < cardinality(p_room) THEN
+        RAISE EXCEPTION 'an idempotency key of the batch is already stored' USING ERRCODE = 'PY002';
+      END IF;
+    END IF;
+    IF cardinality(p_summary_room) > 0 THEN
+      INSERT INTO threads (room_id, root_seq, summary) SELECT * FROM unnest(p_summary_room, p_summary_root, p_summary)
+      ON CONFLICT (room_id, root_seq) DO UPDATE SET summary = excluded.summary;
+    END IF;
+  END
+  $fn$;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -191,3 +191,31 @@ export async function transaction<T>(
     client.release(broken);
   }
 }
+
+/**
+ * Runs `fn`, one statement that is its own transaction (autocommit), on one connection of the
+ * pool; `sent` is called just before it goes out (after that its outcome is unknown when the
+ * connection breaks). A connection that broke is dropped from the pool; the driver's error is
+ * rethrown as it is.
+ */
+export async function statement<T>(pool: pg.Pool, sent: () => void, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw new ParleyError('unavailable', `database unavailable: ${(err as Error).message}`);
+  }
+  const onError = () => {};
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    sent();
+    return await fn(client);
+  } catch (err) {
+    if (isConnectionError(err)) broken = err as Error;
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
+}
