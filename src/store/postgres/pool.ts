@@ -153,16 +153,10 @@ export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, sql: str
 }
 
 /**
- * Runs `fn` in one transaction on one connection of the pool: commits when it resolves, rolls
- * back and rethrows (the driver's error as it is) when it throws. A connection that broke is
- * dropped from the pool instead of being reused. `begin` opens the transaction: `BEGIN` alone,
- * or (one round trip fewer) `BEGIN` with the transaction's first statements in one simple query.
+ * Checks a connection out of the pool for `use` and back in after it. A connection that broke
+ * (or whose `cleanUp` after a failure broke) is dropped from the pool instead of being reused.
  */
-export async function transaction<T>(
-  pool: pg.Pool,
-  fn: (client: pg.PoolClient) => Promise<T>,
-  begin: (client: pg.PoolClient) => Promise<unknown> = plainBegin,
-): Promise<T> {
+async function checkedOut<T>(pool: pg.Pool, use: (client: pg.PoolClient) => Promise<T>, cleanUp?: (client: pg.PoolClient) => Promise<unknown>): Promise<T> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -175,14 +169,11 @@ export async function transaction<T>(
   client.on('error', onError);
   let broken: Error | undefined;
   try {
-    await begin(client);
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
+    return await use(client);
   } catch (err) {
     if (isConnectionError(err)) broken = err as Error;
     else
-      await client.query('ROLLBACK').catch((e: Error) => {
+      await cleanUp?.(client).catch((e: Error) => {
         broken = e;
       });
     throw err;
@@ -192,30 +183,39 @@ export async function transaction<T>(
   }
 }
 
+const rollback = (client: pg.PoolClient): Promise<unknown> => client.query('ROLLBACK');
+
+/**
+ * Runs `fn` in one transaction on one connection of the pool: commits when it resolves, rolls
+ * back and rethrows (the driver's error as it is) when it throws. `begin` opens the
+ * transaction: `BEGIN` alone, or (one round trip fewer) `BEGIN` with the transaction's first
+ * statements in one simple query.
+ */
+export function transaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  begin: (client: pg.PoolClient) => Promise<unknown> = plainBegin,
+): Promise<T> {
+  return checkedOut(
+    pool,
+    async (client) => {
+      await begin(client);
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    },
+    rollback,
+  );
+}
+
 /**
  * Runs `fn`, one statement that is its own transaction (autocommit), on one connection of the
  * pool; `sent` is called just before it goes out (after that its outcome is unknown when the
- * connection breaks). A connection that broke is dropped from the pool; the driver's error is
- * rethrown as it is.
+ * connection breaks). The driver's error is rethrown as it is.
  */
-export async function statement<T>(pool: pg.Pool, sent: () => void, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  let client: pg.PoolClient;
-  try {
-    client = await pool.connect();
-  } catch (err) {
-    throw new ParleyError('unavailable', `database unavailable: ${(err as Error).message}`);
-  }
-  const onError = () => {};
-  client.on('error', onError);
-  let broken: Error | undefined;
-  try {
+export function statement<T>(pool: pg.Pool, sent: () => void, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return checkedOut(pool, (client) => {
     sent();
-    return await fn(client);
-  } catch (err) {
-    if (isConnectionError(err)) broken = err as Error;
-    throw err;
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken);
-  }
+    return fn(client);
+  });
 }
