@@ -213,30 +213,37 @@ export async function writeLog(c: pg.ClientBase, b: Batch, epoch: number | null)
     }
     if (tsv[i] !== null) at.set(`${m.room}\n${m.seq}`, i);
   });
-  const threads = msgs.map(threadColumns);
+  // One row object per message, short keys named by migration 12's json_to_recordset; absent
+  // fields (undefined) are left out of the JSON and read as NULL.
+  const rows = msgs.map((m, i) => {
+    const t = threadColumns(m);
+    return {
+      r: m.room,
+      s: m.seq,
+      k: m.kind,
+      u: m.user,
+      n: m.name,
+      t: m.ts,
+      x: m.text,
+      g: m.target,
+      d: m.data === undefined ? undefined : JSON.stringify(m.data),
+      y: b.messages[i]!.key,
+      h: b.messages[i]!.hiddenFor,
+      v: tsv[i],
+      sy: m.system ? true : undefined,
+      m: metaText(m),
+      th: t.thread,
+      o: t.threadOnly ? true : undefined,
+    };
+  });
   try {
     await c.query({
       // Named, so each connection has it parsed once: it runs with nearly every send.
       name: 'parley_write_log',
-      text: 'SELECT parley_write_log($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)',
+      text: 'SELECT parley_write_log($1, $2, $3, $4, $5, $6, $7)',
       values: [
         epoch,
-        msgs.map((m) => m.room),
-        msgs.map((m) => m.seq),
-        msgs.map((m) => m.kind),
-        msgs.map((m) => m.user),
-        msgs.map((m) => m.name),
-        msgs.map((m) => m.ts),
-        msgs.map((m) => m.text ?? null),
-        msgs.map((m) => m.target ?? null),
-        msgs.map((m) => (m.data === undefined ? null : JSON.stringify(m.data))),
-        b.messages.map((r) => r.key),
-        b.messages.map((r) => r.hiddenFor),
-        tsv,
-        msgs.map((m) => (m.system ? true : null)),
-        msgs.map(metaText),
-        threads.map((t) => t.thread),
-        threads.map((t) => (t.threadOnly ? true : null)),
+        JSON.stringify(rows),
         targets.map((t) => t.room),
         targets.map((t) => t.seq),
         b.threads.map((t) => t.room),
