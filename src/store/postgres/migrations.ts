@@ -279,10 +279,11 @@ export const migrations: string[] = [
   `,
   // 12: the room log's messages and thread summaries written by one statement (commit.ts);
   // the messages come as one JSON array of rows (one string to build, not sixteen arrays for
-  // the driver to quote element by element). A batch of nothing else is one round trip: the function runs in the statement's own
-  // transaction, fenced first when given an epoch (src/cluster/fence.ts: the lock shared, then
-  // the epoch read by a later statement, which in a volatile function takes a fresh snapshot).
-  // SQLSTATE PY001: fenced (DETAIL: the current epoch); PY002: a message's key is stored.
+  // the driver to quote element by element). A batch of nothing else is one round trip: the
+  // function runs in the statement's own transaction, fenced first when given an epoch
+  // (src/cluster/fence.ts: the lock shared, then the epoch read by a later statement, which in
+  // a volatile function takes a fresh snapshot). SQLSTATE PY001: fenced (DETAIL: the current
+  // epoch); PY002: a message's key is stored.
   `
   CREATE FUNCTION parley_write_log(
     p_epoch bigint,
