@@ -394,6 +394,41 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect((await a.presence(room.id)).users).toContain('rf-late');
   }, 60_000);
 
+  it('a Redis freeze longer than the node timeout takes nobody offline, even on a node that is late to report after it', async () => {
+    const users = ['rz-0', 'rz-1', 'rz-2'];
+    const [a, b, c] = await Promise.all(users.map((u, i) => client(u, i)));
+    const room = await a!.createRoom('group', 'Redis freeze');
+    await a!.invite(room.id, 'rz-1');
+    await a!.invite(room.id, 'rz-2');
+    for (const until = Date.now() + 5000; (await a!.presence(room.id)).users.length < 3;) {
+      expect(Date.now()).toBeLessThan(until);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const offline: string[] = [];
+    a!.on('presence', (p) => {
+      if (p.room === room.id && !p.online) offline.push(p.user);
+    });
+    const redisPid = cluster.redis!.pid!;
+    const nodePid = cluster.nodes[2]!.process!.pid!;
+    process.kill(redisPid, 'SIGSTOP');
+    try {
+      // Past the node timeout (1.5 s here): every alive key has expired when Redis answers again.
+      await new Promise((r) => setTimeout(r, 2500));
+      // The third node is busy at that moment (a GC pause, say) and reports a little later
+      // than the others; it is not dead.
+      process.kill(nodePid, 'SIGSTOP');
+    } finally {
+      process.kill(redisPid, 'SIGCONT');
+    }
+    await new Promise((r) => setTimeout(r, 800));
+    process.kill(nodePid, 'SIGCONT');
+    // Long enough for the others to have reaped it if they took it for dead (two node timeouts).
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(offline).toEqual([]);
+    expect((await a!.presence(room.id)).users.sort()).toEqual(users);
+    expect([b!.state, c!.state]).toEqual(['online', 'online']);
+  }, 60_000);
+
   it('with Redis down, clients on the sending node still get messages live, presence answers 503, and the others catch up after', async () => {
     const sender = await client('rd-sender', 0);
     const room = await sender.createRoom('channel', 'Redis down');

@@ -3,8 +3,9 @@
 // A node's presence entries belong to one run of it, an incarnation (`<node id>/<random>`): a
 // new one at every start, and another when the node finds it was taken for dead (frozen past
 // the node timeout, or Redis lost its keys). Entries of an incarnation that is not alive are
-// removed by whoever notices, so neither a node restarted under the same id nor a node that
-// wakes up after being reaped can leave presence behind or lose its own.
+// removed by its own node once it runs as another, or by another node that watched it stay
+// silent, so neither a node restarted under the same id nor a node that wakes up after being
+// reaped can leave presence behind or lose its own.
 //
 // Keys (all under the configured prefix):
 //   presence:{<b>}<user>  hash  connection id -> incarnation; the user is online while it has a
@@ -327,6 +328,12 @@ export class RedisNodes implements Nodes {
   private readonly freshMs: number;
   /** When this node last reported itself. */
   private reportedAt = 0;
+  /**
+   * Since when (this node's clock) its heartbeats have got through without a break; null while
+   * they fail. Another node is judged dead only on silence this node could have seen: after
+   * Redis was away from here, every node looks silent until it gets its next report through.
+   */
+  private reachableSince: number | null = null;
 
   constructor(
     private readonly redis: RedisClient,
@@ -428,9 +435,11 @@ export class RedisNodes implements Nodes {
         if (!(await this.beat()) && this.presence.needsRepair) await this.presence.restore();
       });
       await this.refresh();
+      this.reachableSince ??= Date.now();
       await this.reapDead(this.first);
       this.first = false;
     } catch (err) {
+      this.reachableSince = null;
       this.opts.log.debug({ err: (err as Error).message }, 'node heartbeat failed');
     } finally {
       this.beating = false;
@@ -469,13 +478,22 @@ export class RedisNodes implements Nodes {
     if (others.length === 0) return;
     const alive = await this.call(Promise.all(others.map(([inc]) => this.redis.exists(this.key(`alive:${inc}`)))));
     const now = Date.now();
+    // Redis came back here lately (it was frozen, say, and every alive key expired meanwhile):
+    // the others have not had the time to report again, and each registers its connections
+    // anew and removes its own former incarnations once it notices. Reaping them now would
+    // take their users offline for the moment in between.
+    const watching = this.reachableSince !== null && now - this.reachableSince >= this.opts.nodeTimeoutMs;
     for (const [i, [inc, node]] of others.entries()) {
       const formerRun = starting && node === this.id;
       if (alive[i] === 1 && !formerRun) continue;
-      // Its alive key is gone but it keeps reporting: the key was lost with a Redis Cluster
-      // shard, and the node registers again at its next heartbeat. Not dead.
-      const s = this.seen.get(node);
-      if (!formerRun && s?.inc === inc && now - s.seenAt <= this.freshMs) continue;
+      if (node !== this.id) {
+        if (!watching) continue;
+        // Its alive key is gone but it keeps reporting: the key was lost with a Redis Cluster
+        // shard, or the node woke from a freeze as a new incarnation. It registers again, and
+        // reaps its own former incarnation, by itself. Not dead.
+        const s = this.seen.get(node);
+        if (s && now - s.seenAt <= this.freshMs) continue;
+      }
       if (alive[i] === 1 && formerRun) await this.call(this.redis.del(this.key(`alive:${inc}`)));
       await this.reap(inc, node);
     }
