@@ -79,10 +79,19 @@ describe('pins and edit history', () => {
     await dialog.getByText('the plan: meet at noon').waitFor();
     expect(await dialog.getByRole('button', { name: 'Unpin' }).count()).toBe(0);
     await dialog.getByRole('button', { name: 'Close' }).click();
+    // Bob edits the pinned message: Alice's open list shows it as it reads now.
+    await alice.locator('.conv-actions').getByRole('button', { name: 'Pins' }).click();
+    const pins = alice.getByRole('dialog', { name: 'Pinned messages' });
+    await pins.getByText('the plan: meet at noon').waitFor();
+    await own.hover();
+    await own.getByRole('button', { name: 'Edit message' }).click();
+    const edit = bob.getByRole('textbox', { name: 'Edit message' });
+    await edit.fill('the plan: meet at one');
+    await edit.press('Enter');
+    await pins.getByText('the plan: meet at one').waitFor();
     // Alice unpins from the list; Bob's open list follows.
     await bob.locator('.conv-actions').getByRole('button', { name: 'Pins' }).click();
-    await alice.locator('.conv-actions').getByRole('button', { name: 'Pins' }).click();
-    await alice.getByRole('dialog', { name: 'Pinned messages' }).getByRole('button', { name: 'Unpin' }).click();
+    await pins.getByRole('button', { name: 'Unpin' }).click();
     await bob.getByRole('dialog', { name: 'Pinned messages' }).getByText('Nothing is pinned in this room.').waitFor();
     await bob.getByRole('dialog', { name: 'Pinned messages' }).getByRole('button', { name: 'Close' }).click();
     await alice.getByRole('dialog', { name: 'Pinned messages' }).getByRole('button', { name: 'Close' }).click();

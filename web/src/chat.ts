@@ -538,6 +538,8 @@ export class Chat {
       }
     }
     if (m.kind === 'join' || m.kind === 'leave' || (m.kind === 'update' && m.data?.role)) this.reloadMembers(m.room);
+    // A pinned message edited or deleted: the pins shown (and kept) take the change.
+    if ((m.kind === 'edit' || m.kind === 'delete') && this.pins.get(m.room)?.some((p) => p.seq === m.target)) void this.loadPins(m.room);
     // A member who left is no longer online here, whatever else they do.
     if (m.kind === 'leave') this.presence.get(m.room)?.delete(m.user);
     this.typing.get(m.room)?.delete(m.user);
