@@ -242,6 +242,32 @@ describe('details that look unfinished', () => {
     await line.locator('.msg-text').tap();
     await line.getByRole('button', { name: 'Add reaction' }).waitFor({ state: 'visible' });
     await screenshot(phone, 'web-phone.png');
+    // All the emoji open without the keyboard covering them: the search field waits for a tap.
+    await line.getByRole('button', { name: 'Add reaction' }).click();
+    await phone.getByRole('button', { name: 'More emoji…' }).click();
+    const picker = phone.getByRole('dialog', { name: 'Choose an emoji' });
+    await picker.locator('.emoji-grid button').first().waitFor();
+    expect(await picker.getByRole('searchbox', { name: 'Search emoji' }).evaluate((e) => document.activeElement === e)).toBe(false);
+    await picker.getByRole('button', { name: 'Close', exact: true }).click();
+    // A tap on Edit opens the editor, though focus entering the message re-renders the list
+    // under the finger; it offers Save and Cancel, with no word of keys a phone has none of.
+    await line.locator('.msg-text').tap();
+    await line.getByRole('button', { name: 'Edit message' }).tap();
+    const editing = phone.locator('.edit-form');
+    await editing.getByRole('button', { name: 'Cancel' }).waitFor();
+    expect(await editing.getByText('Enter to save, Escape to cancel').isVisible()).toBe(false);
+    await editing.getByRole('button', { name: 'Cancel' }).click();
+    // The top bar's buttons are big enough for a finger; Leave is drawn like the actions beside it.
+    for (const b of await phone.locator('.topbar button').all()) {
+      const box = await b.boundingBox();
+      if (box) expect(Math.min(box.width, box.height), (await b.getAttribute('title')) ?? (await b.textContent()) ?? '').toBeGreaterThanOrEqual(44);
+    }
+    const border = (name: string) =>
+      phone
+        .locator('.conv-actions')
+        .getByRole('button', { name, exact: true })
+        .evaluate((b) => getComputedStyle(b).borderTopColor);
+    expect(await border('Leave')).toBe(await border('Pins'));
     // The top bar's search field shows the whole of its placeholder at phone width.
     // Polled: the field is measured once the bar is laid out.
     await expect

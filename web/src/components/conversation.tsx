@@ -18,7 +18,7 @@ import { ThreadPanel } from './thread.js';
 import { Icon } from './icons.js';
 import { MessageText } from './text.js';
 import { MentionList, QuoteBlock, mentionAt, suggestions, type Suggestion } from './rich.js';
-import { Avatar, confirmAction } from './ui.js';
+import { Avatar, confirmAction, pointerIsFine } from './ui.js';
 import { plainText } from '../markdown-loader.js';
 
 /** Messages of one author closer than this are shown as one block. */
@@ -160,7 +160,7 @@ export function Conversation({ chat, room, go, openDialog }: Props) {
             </button>
           )}
           {entry.room.kind !== 'direct' && (
-            <button type="button" class="ghost" onClick={() => void leave()}>
+            <button type="button" onClick={() => void leave()}>
               Leave
             </button>
           )}
@@ -681,9 +681,10 @@ function MessageItem({
       tabIndex={tabIndex}
       onMouseDown={(e) => {
         // On a touch screen a message given focus shows its actions on a row of their own,
-        // which moves the list; a tap on one of its controls (the author's name, a reaction, a
-        // link) then clicked whatever had moved under it. Such a tap leaves focus where it is.
-        if (!NO_HOVER?.matches || e.currentTarget.contains(document.activeElement)) return;
+        // which moves the list, and focus moving into the message re-renders it; a tap on one
+        // of its controls (the author's name, a reaction, a link, an action) then clicked
+        // whatever had moved under the finger. Such a tap leaves focus where it is.
+        if (!NO_HOVER?.matches) return;
         if ((e.target as Element).closest('button, a')) e.preventDefault();
       }}
     >
@@ -1004,7 +1005,7 @@ function EditForm({ chat, room, m, done }: { chat: Chat; room: string; m: Shown;
         <button type="button" onClick={done}>
           Cancel
         </button>
-        <span class="muted">Enter to save, Escape to cancel</span>
+        <span class="muted key-hint">Enter to save, Escape to cancel</span>
       </div>
     </form>
   );
@@ -1168,8 +1169,7 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
   /** Where an emoji from the picker goes: the selection when the picker was opened. */
   const caret = useRef<[number, number]>([0, 0]);
   useEffect(() => {
-    // A phone would open its keyboard over the messages just opened; only focus with a mouse.
-    if (matchMedia('(pointer: fine)').matches) ref.current?.focus();
+    if (pointerIsFine()) ref.current?.focus();
   }, [room]);
 
   function update(v: string) {

@@ -5,7 +5,7 @@ import type { TargetedKeyboardEvent } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { loadEmoji, searchEmoji, type EmojiData, type EmojiEntry } from '../emoji.js';
 import { recentEmoji, rememberEmoji } from '../prefs.js';
-import { Dialog } from './ui.js';
+import { Dialog, pointerIsFine } from './ui.js';
 
 const bare = (emoji: string): string => emoji.replaceAll('\uFE0F', '');
 
@@ -125,7 +125,7 @@ export function EmojiPicker({ title = 'Choose an emoji', onPick, onClose }: { ti
         aria-label="Search emoji"
         placeholder="Search emoji"
         value={query}
-        data-autofocus
+        data-autofocus={pointerIsFine() ? true : undefined}
         onInput={(e) => setQuery(e.currentTarget.value)}
         onKeyDown={(e) => {
           // Enter picks the best match (and never submits a form around the picker).

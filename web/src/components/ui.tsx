@@ -87,6 +87,12 @@ export function Field(p: FieldProps) {
 }
 
 /**
+ * A mouse or trackpad points: a field may take focus by itself. On a touch screen focusing a
+ * field opens the keyboard over what was just opened, so fields wait for a tap there.
+ */
+export const pointerIsFine = (): boolean => typeof matchMedia === 'function' && matchMedia('(pointer: fine)').matches;
+
+/**
  * A native modal <dialog>: the browser traps focus, Escape closes it, focus returns after.
  * `alert` makes it an alertdialog (a question that needs an answer), without a close button.
  */
