@@ -131,6 +131,17 @@ describe('admin screen', () => {
     expect(await pill.textContent()).toBe('Connecting…');
     expect(await pill.getAttribute('title')).toBe('Connecting…');
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    // Wider, the words would fit, but the search field does not give room to them and take it
+    // back once online: it is as wide while connecting as after.
+    const searchWidth = async (page: Page) => (await page.getByRole('searchbox', { name: 'Search messages' }).boundingBox())!.width;
+    await phone.setViewportSize({ width: 600, height: 740 });
+    const connecting = await searchWidth(phone);
+    const online = await web.page(await web.context({ viewport: { width: 600, height: 740 }, hasTouch: true, isMobile: true }));
+    await online.goto(web.srv.url);
+    await signIn(online, 'opsy');
+    await online.locator('.conn[data-state="online"]').waitFor();
+    expect(await searchWidth(online)).toBe(connecting);
+    await online.context().close();
     await phone.context().close();
   });
 
