@@ -10,6 +10,8 @@ import { validateConfig } from '../src/config.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { Rendezvous, type NodeRef } from '../src/cluster/placement.js';
 import type { Message } from '../src/protocol/schema.js';
+import WebSocket from 'ws';
+import { ParleyClient } from '../src/client/index.js';
 import { RawSocket } from './helpers.js';
 
 const ENV = {
@@ -34,10 +36,10 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function socket(node: number, user: string, admin = false): Promise<RawSocket> {
-  const ws = await RawSocket.open(cluster.nodes[node]!.wsUrl);
+async function socket(node: number, user: string, admin = false, c: DevCluster = cluster): Promise<RawSocket> {
+  const ws = await RawSocket.open(c.nodes[node]!.wsUrl);
   sockets.push(ws);
-  const token = await mintToken(validateConfig({ auth: { secret: cluster.secret } }), user, { admin });
+  const token = await mintToken(validateConfig({ auth: { secret: c.secret } }), user, { admin });
   const r = await ws.call({ id: `a${++ids}`, cmd: 'auth', token });
   expect(r.ok).toBe(true);
   return ws;
@@ -71,13 +73,13 @@ async function history(ws: RawSocket, room: string): Promise<Message[]> {
 }
 
 /** The owning node of a room in the cluster's current view (as every node computes it). */
-async function ownerOf(room: string): Promise<number> {
-  const c = new pg.Client({ connectionString: cluster.postgres.url });
+async function ownerOf(room: string, of: DevCluster = cluster): Promise<number> {
+  const c = new pg.Client({ connectionString: of.postgres.url });
   await c.connect();
   try {
     const { rows } = await c.query<{ nodes: NodeRef[] }>('SELECT nodes FROM cluster_state WHERE id = 1');
     const owner = new Rendezvous(rows[0]!.nodes).owner(room)!;
-    return cluster.nodes.findIndex((n) => owner.url.endsWith(`:${n.port}`));
+    return of.nodes.findIndex((n) => owner.url.endsWith(`:${n.port}`));
   } finally {
     await c.end();
   }
@@ -157,5 +159,65 @@ describe('cluster: each room written by its owning node', () => {
     checkRoom(messages, acked);
     expect(messages.filter((m) => m.kind === 'text')).toHaveLength(120);
     await cluster.nodes[owner]!.start();
+  }, 90_000);
+});
+
+describe('cluster: a forwarded write whose owner does not answer in time', () => {
+  // The owner stays the owner: it is silent for less than the node timeout.
+  let slow: DevCluster;
+  const clients: ParleyClient[] = [];
+  beforeAll(async () => {
+    slow = await startDevCluster({ nodes: 2, env: { ...ENV, PARLEY_CLUSTER_NODE_TIMEOUT_MS: '20000' } });
+  }, 120_000);
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await slow?.stop();
+  });
+
+  it('is answered `unavailable` with its outcome unknown, not "nothing stored"; sent again with its key it is stored once, and the SDK does that by itself', async () => {
+    const admin = await socket(0, 'fw-admin', true, slow);
+    let room = '';
+    for (let i = 0; !room; i++) {
+      expect(i).toBeLessThan(50);
+      const id = `frozen-owner-${i}`;
+      expect((await call(admin, { cmd: 'create', kind: 'channel', name: id, room: id })).ok).toBe(true);
+      if ((await ownerOf(id, slow)) === 1) room = id;
+    }
+    const writer = await socket(0, 'fw-raw', false, slow);
+    expect((await call(writer, { cmd: 'join', room })).ok).toBe(true);
+    const sdk = new ParleyClient({
+      url: slow.nodes[0]!.url,
+      token: await mintToken(validateConfig({ auth: { secret: slow.secret } }), 'fw-sdk'),
+      WebSocket: WebSocket as never,
+      requestTimeoutMs: 30_000,
+    });
+    clients.push(sdk);
+    await sdk.connect();
+    await sdk.join(room);
+    const pid = slow.nodes[1]!.process!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    let sdkSend: Promise<{ seq: number }>;
+    try {
+      sdkSend = sdk.send(room, 'through the sdk');
+      sdkSend.catch(() => {});
+      // The entry node waits for the owner up to its forwarding timeout (5 s), then answers.
+      const r = (await call(writer, { cmd: 'send', room, text: 'raw', key: 'raw' }, 15_000)) as {
+        ok: boolean;
+        error?: { code: string; details?: Record<string, unknown> };
+      };
+      expect(r.ok).toBe(false);
+      expect(r.error?.code).toBe('unavailable');
+      expect(r.error?.details).toEqual({ outcome: 'unknown' });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // The owner took the first copy before it froze, and stores it once it wakes: the same key
+    // sent again is answered with the seq it was stored at.
+    const seq = await sendUntilAcked(() => writer, room, 'raw', Date.now() + 30_000);
+    expect(seq).toBeGreaterThan(0);
+    const { seq: sdkSeq } = await sdkSend;
+    const texts = (await history(writer, room)).filter((m) => m.kind === 'text').map((m) => [m.seq, m.text]);
+    expect(texts.filter(([, t]) => t === 'raw')).toHaveLength(1);
+    expect(texts.filter(([, t]) => t === 'through the sdk')).toEqual([[sdkSeq, 'through the sdk']]);
   }, 90_000);
 });

@@ -11,6 +11,8 @@ import { mintToken } from '../src/auth/jwt.js';
 import { ParleyClient } from '../src/client/index.js';
 import { commandHook } from '../src/service/hooks.js';
 import type { Plugin } from '../src/plugins/plugin.js';
+import { ParleyError } from '../src/errors.js';
+import { outcomeUnknown } from '../src/protocol/outcome.js';
 
 /** Holds the first attempt of each send whose text starts with "slow" for `ms`, as a busy server would. */
 function slowFirstAttempt(ms: number): Plugin {
@@ -32,13 +34,37 @@ function slowFirstAttempt(ms: number): Plugin {
   };
 }
 
+/**
+ * Answers the first `times` attempts of each send whose text starts with "unknown" as a node
+ * does when the room's owner did not answer: `unavailable`, outcome unknown.
+ */
+function unknownOutcome(times: number): Plugin {
+  const seen = new Map<string, number>();
+  return {
+    name: 'unknown-outcome',
+    hooks: [
+      commandHook({
+        name: 'unknown-outcome',
+        commands: ['send'],
+        before(ctx) {
+          const key = ctx.args.key ?? '';
+          if (!ctx.args.text.startsWith('unknown')) return;
+          const n = seen.get(key) ?? 0;
+          seen.set(key, n + 1);
+          if (n < times) throw new ParleyError('unavailable', 'the owner did not answer', outcomeUnknown());
+        },
+      }),
+    ],
+  };
+}
+
 let parley: Parley;
 let dir: string;
 const clients: ParleyClient[] = [];
 
 beforeAll(async () => {
   dir = tempDir();
-  parley = await createParley(testConfig(dir), { logger: pino({ level: 'silent' }), plugins: [slowFirstAttempt(1500)] });
+  parley = await createParley(testConfig(dir), { logger: pino({ level: 'silent' }), plugins: [slowFirstAttempt(1500), unknownOutcome(2)] });
   await parley.listen();
 });
 afterAll(async () => {
@@ -73,6 +99,22 @@ describe('SDK sends', () => {
     const { seq } = await first;
     const again = await a.send(room.id, 'hello', { key: first.key });
     expect(again).toMatchObject({ seq, duplicate: true });
+  });
+
+  it('a send answered `unavailable` with its outcome unknown is sent again with its key until it is answered', async () => {
+    const a = await client('unknown-sender');
+    const room = await a.createRoom('group', 'Unknown');
+    const r = await a.send(room.id, 'unknown fate');
+    expect(r.seq).toBeGreaterThan(0);
+    const texts = (await a.history(room.id)).messages.map((m) => m.text).filter((t) => t !== undefined);
+    expect(texts).toEqual(['unknown fate']);
+    // Closing the client ends one waiting to be sent again, with `closed`.
+    const b = await client('unknown-closer');
+    const other = await b.createRoom('group', 'Closing');
+    const waiting = b.send(other.id, 'unknown, then closed');
+    await new Promise((res) => setTimeout(res, 100));
+    b.close();
+    await expect(waiting).rejects.toMatchObject({ code: 'closed' });
   });
 
   it('a refused send is rejected with the refusal, once', async () => {

@@ -4,10 +4,12 @@
 // A write that carries an idempotency key (send, edit, delete, react) always ends in a
 // definite state: acknowledged or refused by the server. It never fails with `timeout` — a
 // slow reply may still come, and the message would then be stored although reported failed —
-// but is sent again with the same key, after a growing wait, until the server answers; the
+// but is sent again with the same key, after a growing wait, until the server answers (an
+// `unavailable` that says its outcome is unknown is no answer either); the
 // server stores it once whichever copy arrives first. Only `close()` ends it otherwise (with
 // `closed`), and the caller holds the key to send it again later.
 import type { CommandName } from '../protocol/schema.js';
+import { isOutcomeUnknown } from '../protocol/outcome.js';
 import { backoff } from './backoff.js';
 import { ClientError } from './errors.js';
 
@@ -73,6 +75,8 @@ export class Requests {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Pending[] = [];
+  /** Keyed writes waiting to be sent again after an answer that left their fate unknown. */
+  private readonly resting = new Set<Pending>();
   /** Ids written on this connection whose reply has not come, timed-out ones included. */
   private readonly outstanding = new Set<number>();
   /**
@@ -115,8 +119,25 @@ export class Requests {
     if (!p) return false;
     this.settled(p);
     if (f.ok) p.resolve(f.data);
+    else if (KEYED.has(p.cmd) && f.error?.code === 'unavailable' && isOutcomeUnknown(f.error.details)) this.again(p);
     else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
     return true;
+  }
+
+  /**
+   * A keyed write the server could not tell the fate of (handed to another node that did not
+   * answer): sent again with its key after a growing wait, as one that got no reply.
+   */
+  private again(p: Pending): void {
+    this.resting.add(p);
+    setTimeout(
+      () => {
+        if (!this.resting.delete(p)) return;
+        this.queue.unshift(p);
+        this.flush();
+      },
+      backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
+    );
   }
 
   /** Writes the queued requests, in order, while the link is ready. */
@@ -143,11 +164,12 @@ export class Requests {
 
   /** Fails every request, in flight or queued. */
   failAll(err: ClientError): void {
-    for (const p of [...new Set(this.pending.values()), ...this.queue]) {
+    for (const p of [...new Set(this.pending.values()), ...this.queue, ...this.resting]) {
       this.settled(p);
       p.reject(err);
     }
     this.queue.length = 0;
+    this.resting.clear();
   }
 
   private settled(p: Pending): void {

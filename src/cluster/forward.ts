@@ -12,8 +12,9 @@
 // `{id, ok: true, data}` or `{id, ok: false, error: {code, message, details?}}`. Calls are
 // pipelined (answers may come in any order); at most maxInFlight are unanswered per peer, the
 // rest wait in a bounded queue. Every call ends within timeoutMs: answered, or `unavailable`
-// (timeout, connection lost, peer unreachable). A call that ended `unavailable` may still have
-// run on the peer: retries carry the operation's idempotency key. A lost connection is opened
+// (timeout, connection lost, peer unreachable). A call that ended `unavailable` after it was
+// sent may still have run on the peer: its error says so (`details.outcome: "unknown"`, passed
+// on to the client), and retries carry the operation's idempotency key. A lost connection is opened
 // again on demand, with exponential backoff while the peer stays unreachable.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -23,6 +24,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ErrorCodes, ParleyError, type ErrorCode } from '../errors.js';
 import { backoff } from '../client/backoff.js';
 import { NotOwnerError, type NodeRef, type Placement } from './placement.js';
+import { outcomeUnknown } from '../protocol/outcome.js';
 
 export const CLUSTER_PATH = '/cluster';
 const zeroMask = (mask: Buffer): void => {
@@ -163,8 +165,8 @@ class Peer {
   private timedOut(p: Pending): void {
     const i = this.queue.indexOf(p);
     if (i >= 0) this.queue.splice(i, 1);
-    this.inFlight.delete(p.id);
-    p.reject(new ParleyError('unavailable', `node ${this.node.id} did not answer within ${this.o.timeoutMs} ms`));
+    const sent = this.inFlight.delete(p.id);
+    p.reject(new ParleyError('unavailable', `node ${this.node.id} did not answer within ${this.o.timeoutMs} ms`, sent ? outcomeUnknown() : undefined));
     this.pump();
   }
 
@@ -254,7 +256,12 @@ class Peer {
       this.open = false;
       if (this.pingTimer) clearInterval(this.pingTimer);
       this.pingTimer = null;
-      this.fail(new ParleyError('unavailable', wasOpen ? `connection to node ${this.node.id} lost` : `node ${this.node.id} unreachable`), wasOpen);
+      this.fail(
+        wasOpen
+          ? new ParleyError('unavailable', `connection to node ${this.node.id} lost`, outcomeUnknown())
+          : new ParleyError('unavailable', `node ${this.node.id} unreachable`),
+        wasOpen,
+      );
     });
   }
 
