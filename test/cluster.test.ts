@@ -690,9 +690,18 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
     expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(2);
   });
 
-  it('a node with far more clients than the others asks some of them, a few at a time, to reconnect elsewhere', async () => {
+  it('a node with far more clients than the others asks some of them, a few at a time, to reconnect elsewhere; nobody sees them leave', async () => {
     const [a, b] = nodes as [TestServer, TestServer];
     const conns = () => nodes.map((n) => n.parley.hub.connectionCount);
+    // A watcher on the other node, in a channel every moved client is a member of.
+    const watcher = new ParleyClient({ url: b.url, token: await b.token('bal-watcher'), WebSocket: WebSocket as never });
+    sdk.push(watcher);
+    await watcher.connect();
+    const channel = await watcher.createRoom('channel', 'Balance');
+    const left: string[] = [];
+    watcher.on('presence', (p) => {
+      if (p.room === channel.id && !p.online) left.push(p.user);
+    });
     for (let i = 0; i < 10; i++) {
       let first = true;
       const c = new ParleyClient({
@@ -706,27 +715,35 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
         },
         token: await a.token(`bal-${i}`),
         WebSocket: WebSocket as never,
-        reconnectMinMs: 50,
-        reconnectMaxMs: 300,
+        // Asked to move, a client waits up to reconnectMinMs first (spreading the returns).
+        reconnectMinMs: 1000,
+        reconnectMaxMs: 2000,
       });
       sdk.push(c);
       await c.connect();
+      await c.join(channel.id).catch(() => c.join(channel.id));
     }
+    const baseline = conns()[1]!;
     let worst = 0;
     const until = Date.now() + 20_000;
     while (Date.now() < until) {
       worst = Math.max(worst, sdk.filter((c) => c.state !== 'online').length);
       const [na, nb] = conns();
-      if (nb! >= 4 && na! <= 6 && sdk.every((c) => c.state === 'online')) break;
+      // The watcher counts on node b: 7 and 4 of 11 is balanced enough.
+      if (nb! - baseline >= 3 && na! <= 7 && sdk.every((c) => c.state === 'online')) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     const [na, nb] = conns();
-    expect(nb).toBeGreaterThanOrEqual(4);
-    expect(na).toBeLessThanOrEqual(6);
+    expect(nb! - baseline).toBeGreaterThanOrEqual(3);
+    expect(na).toBeLessThanOrEqual(7);
     expect(sdk.every((c) => c.state === 'online')).toBe(true);
     // Gradually: never more than a few clients away at once.
     expect(worst).toBeLessThanOrEqual(3);
     expect(b.parley.hub.connectionCount).toBe(nb);
+    // A moved client's presence outlives its old connection until it is back on the other node.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(left).toEqual([]);
+    expect((await watcher.presence(channel.id)).users.sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `bal-${i}`), 'bal-watcher'].sort());
   }, 40_000);
 
   it('the retention sweep runs on one node at a time, not on every node', async () => {

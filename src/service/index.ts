@@ -373,8 +373,13 @@ export class Service {
     };
   }
 
-  async detach(user: Identity, conn: Conn): Promise<void> {
+  /**
+   * A connection closed. `lingerMs`: its presence stays that long first (a client asked to
+   * reconnect elsewhere is back on another node by then, and its users see no leave and join).
+   */
+  async detach(user: Identity, conn: Conn, lingerMs = 0): Promise<void> {
     this.hub.remove(conn);
+    if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs).unref());
     const last = await this.bus.presence.disconnect(user.id, conn.id).catch((err: unknown) => {
       this.log.warn({ err, user: user.id }, 'presence removal deferred');
       return false;

@@ -30,6 +30,8 @@ export class Connection implements Conn {
   authDeadline = 0;
   /** An auth frame is being checked: the wait is the server's, not the client's. */
   authing = false;
+  /** Asked to reconnect elsewhere (4009): its presence outlives it a moment. */
+  rebalanced = false;
   readonly openedAt = Date.now();
   /** Cancels the token-expiry watch. */
   stopExpiry: (() => void) | null = null;

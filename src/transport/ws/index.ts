@@ -25,6 +25,8 @@ export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_TRY_AGAIN = 1013;
 /** This node has many more clients than the others: reconnect, through the dispatcher, elsewhere. */
 export const CLOSE_REBALANCE = 4009;
+/** How long the presence of a connection asked to move stays, while its client reconnects elsewhere. */
+const REBALANCE_PRESENCE_MS = 5000;
 export const WS_PATH = '/ws';
 
 export interface WsOptions {
@@ -244,6 +246,7 @@ export class WsTransport {
       const c = candidates[i]!;
       candidates[i] = candidates[candidates.length - 1]!;
       candidates.pop();
+      c.rebalanced = true;
       this.goodbye(c, CLOSE_REBALANCE, 'unavailable', 'this node is busier than the others: reconnect elsewhere');
       asked++;
     }
@@ -277,7 +280,7 @@ export class WsTransport {
     this.conns.delete(c);
     if (c.identity) {
       try {
-        await this.service.detach(c.identity, c);
+        await this.service.detach(c.identity, c, c.rebalanced ? REBALANCE_PRESENCE_MS : 0);
       } catch (err) {
         this.log.warn({ err, conn: c.id }, 'detach failed');
       }
