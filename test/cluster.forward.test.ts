@@ -115,6 +115,38 @@ describe('forwarding between nodes', () => {
     await expect(a.fwd.call(b.ref, other, {})).rejects.toBeInstanceOf(NotOwnerError);
   });
 
+  it("hands calls on in the order they came while one catches up with the caller's newer view", async () => {
+    // b acts on epoch 3 where it does not own the room; a knows of epoch 4, where b does. b's
+    // first refresh is slow; meanwhile another read already moved b's view on.
+    const state = { epoch: 3, local: false };
+    let release!: () => void;
+    const placement = {
+      view: () => makeView(state.epoch, [{ id: 'b', url: '' }]),
+      isLocal: () => state.local,
+      refresh: () =>
+        new Promise<never>((r) => {
+          release = () => r(placement.view() as never);
+        }),
+    };
+    const a = await node('a', { placement: { view: () => makeView(4, [{ id: 'b', url: '' }]), isLocal: () => false, refresh: async () => makeView(4, []) } });
+    const b = await node('b', { placement });
+    const handed: number[] = [];
+    b.fwd.serve(async (_room, op) => {
+      handed.push((op as { n: number }).n);
+      return null;
+    });
+    const first = a.fwd.call(b.ref, 'room', { n: 1 });
+    await sleep(100);
+    state.epoch = 4;
+    state.local = true;
+    const second = a.fwd.call(b.ref, 'room', { n: 2 });
+    await sleep(100);
+    expect(handed).toEqual([]);
+    release();
+    await Promise.all([first, second]);
+    expect(handed).toEqual([1, 2]);
+  });
+
   it('refuses a peer without the shared secret, and a call meant for another node', async () => {
     const b = await node('b');
     let ran = 0;

@@ -405,6 +405,9 @@ export class WsForwarder implements Forwarder {
     }
     this.sockets.add(ws);
     let running = 0;
+    /** Calls waiting to be handed over behind one catching up with a newer view; the last of them. */
+    let behind = 0;
+    let order: Promise<void> = Promise.resolve();
     ws.on('close', () => this.sockets.delete(ws));
     ws.on('error', (err) => this.o.log.debug({ from, err: err.message }, 'cluster connection error'));
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -441,7 +444,33 @@ export class WsForwarder implements Forwarder {
         return;
       }
       running++;
-      this.run(args.room, args.op, args.epoch as number)
+      // Calls are handed to the room log in the order they came: one that must first catch up
+      // with the caller's newer view holds back those after it (a send may otherwise overtake
+      // an earlier send of the same connection).
+      let handled: Promise<unknown>;
+      const room = args.room;
+      const op = args.op;
+      const epoch = args.epoch as number;
+      if (behind === 0 && !this.mustRefresh(room, epoch)) handled = this.run(room, op);
+      else {
+        behind++;
+        const turn = order.then(() => this.catchUp(room, epoch));
+        order = turn.then(
+          () => undefined,
+          () => undefined,
+        );
+        handled = turn.then(
+          () => {
+            behind--;
+            return this.run(room, op);
+          },
+          (err: unknown) => {
+            behind--;
+            throw err;
+          },
+        );
+      }
+      handled
         .then(
           (data) => answer({ ok: true, data: data === undefined ? null : data }),
           (err: unknown) => answer({ ok: false, error: encodeError(err) }),
@@ -452,14 +481,21 @@ export class WsForwarder implements Forwarder {
     });
   }
 
-  private async run(room: string, op: unknown, epoch: number): Promise<unknown> {
+  /** Whether a call acted on a newer view than this node's for a room it does not own here. */
+  private mustRefresh(room: string, epoch: number): boolean {
     const placement = this.o.placement;
-    if (placement && !placement.isLocal(room)) {
-      // The caller may know of a newer epoch than this node acts on.
-      if (epoch > placement.view().epoch) await placement.refresh();
-      if (!placement.isLocal(room)) throw new NotOwnerError(room, placement.view().epoch);
-    }
-    if (!this.handler) throw new ParleyError('unavailable', 'this node does not take forwarded calls yet');
+    return placement !== undefined && !placement.isLocal(room) && epoch > placement.view().epoch;
+  }
+
+  private async catchUp(room: string, epoch: number): Promise<void> {
+    if (this.mustRefresh(room, epoch)) await this.o.placement!.refresh();
+  }
+
+  /** Hands a call to the room log now (synchronously), or refuses it when this node does not own the room. */
+  private run(room: string, op: unknown): Promise<unknown> {
+    const placement = this.o.placement;
+    if (placement && !placement.isLocal(room)) return Promise.reject(new NotOwnerError(room, placement.view().epoch));
+    if (!this.handler) return Promise.reject(new ParleyError('unavailable', 'this node does not take forwarded calls yet'));
     return this.handler(room, op);
   }
 

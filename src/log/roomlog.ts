@@ -112,6 +112,8 @@ const MAX_ROUTES = 8;
 
 export class RoomLog {
   private readonly lanes = new Map<string, Lane>();
+  /** Calls this node handed to other nodes, per room, not settled yet; calls waiting for them. */
+  private readonly forwarding = new Map<string, { calls: number; waiters: Array<() => void> }>();
   /** Reads asked for during the current flush, started at its end. */
   private loads: Array<{ lane: Lane; reads: Array<() => Promise<void>> }> = [];
   /** Lanes with operations waiting, in the order they are served. */
@@ -171,30 +173,75 @@ export class RoomLog {
     const o: RoomOp = keyed ? { ...given, key: autoKey() } : given;
     // A retry that found its own earlier attempt stored is, for a caller who gave no key, the send.
     const answer = (r: unknown) => (keyed ? { ...(r as AppendResult), duplicate: false } : r) as OpResults[N];
-    for (let route = 0; ; route++) {
-      if (!this.cluster || this.cluster.isLocal(room)) {
-        try {
-          return answer(await this.local(room, o));
-        } catch (err) {
-          if (!(err instanceof Reroute) || route >= MAX_ROUTES) throw err instanceof Reroute ? moved(room) : err;
-          continue;
-        }
-      }
-      try {
-        const result = await this.cluster.forward(room, o);
-        for (const fn of this.relayed) {
+    const cluster = this.cluster;
+    if (!cluster) return answer(await this.local(room, o));
+    // This node keeps each room's calls in the order they came (one connection's sends are
+    // stored in the order sent) while the room moves: a call for a room whose lane here still
+    // holds calls joins them (they are routed on in order), and a call for a room this node
+    // now owns waits for those it handed to the former owner until they are committed there
+    // or come back.
+    let held = false;
+    try {
+      for (let route = 0; ;) {
+        if (cluster.isLocal(room) || this.queuedHere(room)) {
+          const forwarding = held ? undefined : this.forwarding.get(room);
+          if (forwarding && cluster.isLocal(room)) {
+            await new Promise<void>((r) => forwarding.waiters.push(r));
+            continue;
+          }
+          const done = this.local(room, o);
+          if (held) {
+            held = false;
+            this.unhold(room);
+          }
           try {
-            fn(room, o, result);
-          } catch {
-            /* a listener's failure is its own */
+            return answer(await done);
+          } catch (err) {
+            if (!(err instanceof Reroute) || ++route > MAX_ROUTES) throw err instanceof Reroute ? moved(room) : err;
+            continue;
           }
         }
-        return answer(result);
-      } catch (err) {
-        if (!this.cluster.isNotOwner(err) || route >= MAX_ROUTES) throw err;
-        await this.cluster.refresh().catch(() => undefined);
+        if (!held) {
+          held = true;
+          this.hold(room);
+        }
+        try {
+          const result = await cluster.forward(room, o);
+          for (const fn of this.relayed) {
+            try {
+              fn(room, o, result);
+            } catch {
+              /* a listener's failure is its own */
+            }
+          }
+          return answer(result);
+        } catch (err) {
+          if (!cluster.isNotOwner(err) || ++route > MAX_ROUTES) throw err;
+          await cluster.refresh().catch(() => undefined);
+        }
       }
+    } finally {
+      if (held) this.unhold(room);
     }
+  }
+
+  /** Whether the room's lane here holds calls not yet settled. */
+  private queuedHere(room: string): boolean {
+    const lane = this.lanes.get(room);
+    return lane !== undefined && (lane.ops.length > 0 || lane.inFlight > 0 || lane.loading);
+  }
+
+  private hold(room: string): void {
+    const f = this.forwarding.get(room);
+    if (f) f.calls++;
+    else this.forwarding.set(room, { calls: 1, waiters: [] });
+  }
+
+  private unhold(room: string): void {
+    const f = this.forwarding.get(room)!;
+    if (--f.calls > 0) return;
+    this.forwarding.delete(room);
+    for (const r of f.waiters) r();
   }
 
   /** Runs an operation forwarded by another node; refuses it when this node does not own the room. */
