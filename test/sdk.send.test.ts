@@ -117,6 +117,24 @@ describe('SDK sends', () => {
     await expect(waiting).rejects.toMatchObject({ code: 'closed' });
   });
 
+  it('the sends made after one whose outcome is unknown wait behind it: the room stores them in the order made', async () => {
+    const a = await client('order-sender');
+    const room = await a.createRoom('group', 'Order');
+    const other = await a.createRoom('group', 'Elsewhere');
+    const first = a.send(room.id, 'unknown first');
+    // Made once the first was answered with its outcome unknown: they must not overtake it.
+    await new Promise((res) => setTimeout(res, 50));
+    const rest = [a.send(room.id, 'second'), a.send(room.id, 'third')];
+    // Another room's send does not wait for it.
+    const elsewhere = await a.send(other.id, 'elsewhere');
+    expect(elsewhere.seq).toBeGreaterThan(0);
+    const results = await Promise.all([first, ...rest]);
+    expect(results[0].seq).toBeLessThan(results[1]!.seq);
+    expect(results[1]!.seq).toBeLessThan(results[2]!.seq);
+    const texts = (await a.history(room.id)).messages.map((m) => m.text).filter((t) => t !== undefined);
+    expect(texts).toEqual(['unknown first', 'second', 'third']);
+  });
+
   it('a refused send is rejected with the refusal, once', async () => {
     const a = await client('refused-sender');
     const other = await client('refused-owner');

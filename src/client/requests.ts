@@ -7,7 +7,9 @@
 // but is sent again with the same key, after a growing wait, until the server answers (an
 // `unavailable` that says its outcome is unknown is no answer either); the
 // server stores it once whichever copy arrives first. Only `close()` ends it otherwise (with
-// `closed`), and the caller holds the key to send it again later.
+// `closed`), and the caller holds the key to send it again later. Until such a write is
+// answered, the keyed writes of its room started after it wait behind it, so a room stores a
+// client's writes in the order they were made.
 import type { CommandName } from '../protocol/schema.js';
 import { isOutcomeUnknown } from '../protocol/outcome.js';
 import { backoff } from './backoff.js';
@@ -55,6 +57,8 @@ interface Pending {
   ids: number[];
   /** Times it was sent on the current connection without a reply. */
   attempts: number;
+  /** When it was started, among this client's requests. */
+  order: number;
 }
 
 /** How the requests reach the server. */
@@ -73,10 +77,13 @@ export interface ReplyFrame {
 
 export class Requests {
   private nextId = 1;
+  private nextOrder = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Pending[] = [];
   /** Keyed writes waiting to be sent again after an answer that left their fate unknown. */
   private readonly resting = new Set<Pending>();
+  /** Keyed writes answered so (resting or sent again) and not answered since: their rooms' later writes wait. */
+  private readonly unsure = new Set<Pending>();
   /** Ids written on this connection whose reply has not come, timed-out ones included. */
   private readonly outstanding = new Set<number>();
   /**
@@ -93,17 +100,21 @@ export class Requests {
   /** Starts a request: written now when possible, else queued until `flush`. */
   start(cmd: CommandName, frame: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const p: Pending = { cmd, frame, resolve, reject, ids: [], attempts: 0 };
-      if (this.link.ready() && this.queue.length === 0 && this.outstanding.size < this.maxInFlight) this.transmit(p);
+      const p: Pending = { cmd, frame, resolve, reject, ids: [], attempts: 0, order: this.nextOrder++ };
+      if (this.link.ready() && this.queue.length === 0 && this.outstanding.size < this.maxInFlight && !this.behindUnsure(p)) this.transmit(p);
       else if (cmd === 'typing')
         resolve({}); // ephemeral: not worth queueing
-      else this.queue.push(p);
+      else {
+        this.queue.push(p);
+        // Queued behind writes that wait for an unanswered one: the others may go now.
+        if (this.unsure.size > 0) this.flush();
+      }
     });
   }
 
   /** Writes a request at once, ahead of the queue (the `auth` of a new connection). */
   now(cmd: CommandName, frame: Record<string, unknown>): Promise<unknown> {
-    return new Promise((resolve, reject) => this.transmit({ cmd, frame, resolve, reject, ids: [], attempts: 0 }));
+    return new Promise((resolve, reject) => this.transmit({ cmd, frame, resolve, reject, ids: [], attempts: 0, order: this.nextOrder++ }));
   }
 
   /** The server's cap on requests awaiting a reply per connection (none: no cap). */
@@ -118,9 +129,14 @@ export class Requests {
     const p = this.pending.get(f.id);
     if (!p) return false;
     this.settled(p);
+    if (KEYED.has(p.cmd) && !f.ok && f.error?.code === 'unavailable' && isOutcomeUnknown(f.error.details)) {
+      this.again(p);
+      return true;
+    }
     if (f.ok) p.resolve(f.data);
-    else if (KEYED.has(p.cmd) && f.error?.code === 'unavailable' && isOutcomeUnknown(f.error.details)) this.again(p);
     else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
+    // The writes that waited behind it may go.
+    if (this.unsure.delete(p)) this.flush();
     return true;
   }
 
@@ -130,19 +146,40 @@ export class Requests {
    */
   private again(p: Pending): void {
     this.resting.add(p);
+    this.unsure.add(p);
     setTimeout(
       () => {
         if (!this.resting.delete(p)) return;
-        this.queue.unshift(p);
+        // Back in its place: before the requests started after it.
+        const at = this.queue.findIndex((q) => q.order > p.order);
+        this.queue.splice(at === -1 ? this.queue.length : at, 0, p);
         this.flush();
       },
       backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
     );
   }
 
-  /** Writes the queued requests, in order, while the link is ready. */
+  /** Writes the queued requests, in order, while the link is ready (but none behind an unanswered write of its room). */
   flush(): void {
-    while (this.queue.length > 0 && this.link.ready() && this.outstanding.size < this.maxInFlight) this.transmit(this.queue.shift()!);
+    if (this.unsure.size === 0) {
+      while (this.queue.length > 0 && this.link.ready() && this.outstanding.size < this.maxInFlight) this.transmit(this.queue.shift()!);
+      return;
+    }
+    for (let i = 0; i < this.queue.length && this.link.ready() && this.outstanding.size < this.maxInFlight;) {
+      const p = this.queue[i]!;
+      if (this.behindUnsure(p)) i++;
+      else {
+        this.queue.splice(i, 1);
+        this.transmit(p);
+      }
+    }
+  }
+
+  /** Whether `p` is a keyed write of a room with an earlier keyed write whose outcome is unknown. */
+  private behindUnsure(p: Pending): boolean {
+    if (this.unsure.size === 0 || !KEYED.has(p.cmd)) return false;
+    for (const q of this.unsure) if (q.order < p.order && q.frame.room === p.frame.room) return true;
+    return false;
   }
 
   /** The connection is gone: requests in flight that are safe to repeat wait for the next one, the others fail. */
@@ -170,6 +207,7 @@ export class Requests {
     }
     this.queue.length = 0;
     this.resting.clear();
+    this.unsure.clear();
   }
 
   private settled(p: Pending): void {
