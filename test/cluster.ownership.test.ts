@@ -129,7 +129,7 @@ describe('cluster: each room written by its owning node', () => {
     }
   }, 60_000);
 
-  it("killing a room's owner: sends go on through the other nodes once the room moved, nothing lost or stored twice", async () => {
+  it("killing a room's owner: sends go on through the other nodes once the room moved, nothing lost or stored twice; the SDK's send rides through", async () => {
     const room = 'moving';
     const admin = await socket(0, 'mv-admin', true);
     expect((await call(admin, { cmd: 'create', kind: 'channel', name: room, room })).ok).toBe(true);
@@ -138,6 +138,13 @@ describe('cluster: each room written by its owning node', () => {
     const writers = await Promise.all(others.map((n) => socket(n, `mv-w${n}`)));
     for (const ws of writers) expect((await call(ws, { cmd: 'join', room })).ok).toBe(true);
     const reader = writers[0]!;
+    // An SDK client with the default options: its send made as the owner dies is refused
+    // `unavailable` (nothing stored) until the room moves, and sent again meanwhile.
+    const token = await mintToken(validateConfig({ auth: { secret: cluster.secret } }), 'mv-sdk');
+    const sdk = new ParleyClient({ url: cluster.nodes[others[1]!]!.url, token, WebSocket: WebSocket as never });
+    await sdk.connect();
+    await sdk.join(room);
+    let sdkSend: Promise<{ seq: number }> | undefined;
     const acked = new Map<string, number>();
     const deadline = Date.now() + 30_000;
     let killed = false;
@@ -148,16 +155,19 @@ describe('cluster: each room written by its owning node', () => {
         if (w === 0 && i === 15 && !killed) {
           killed = true;
           void cluster.nodes[owner]!.kill();
+          sdkSend = sdk.send(room, 'mv/sdk');
         }
         await new Promise((res) => setTimeout(res, 20));
       }
     });
     await Promise.all(sends);
     expect(killed).toBe(true);
+    acked.set('mv/sdk', (await sdkSend!).seq);
+    sdk.close();
     expect(await ownerOf(room)).not.toBe(owner);
     const messages = await history(reader, room);
     checkRoom(messages, acked);
-    expect(messages.filter((m) => m.kind === 'text')).toHaveLength(120);
+    expect(messages.filter((m) => m.kind === 'text')).toHaveLength(121);
     await cluster.nodes[owner]!.start();
   }, 90_000);
 });

@@ -35,7 +35,7 @@ const clients: ParleyClient[] = [];
 const token = (user: string, admin = false) => mintToken(validateConfig({ auth: { secret: cluster.secret } }), user, { admin });
 
 /** A client on node `i` (or on whichever node `url` names at each connect). */
-async function client(user: string, at: number | (() => string), opts: { admin?: boolean } = {}): Promise<ParleyClient> {
+async function client(user: string, at: number | (() => string), opts: { admin?: boolean; retryUnavailableMs?: number } = {}): Promise<ParleyClient> {
   const c = new ParleyClient({
     url: typeof at === 'number' ? cluster.nodes[at]!.url : at,
     token: await token(user, opts.admin),
@@ -43,6 +43,7 @@ async function client(user: string, at: number | (() => string), opts: { admin?:
     reconnectMinMs: 50,
     reconnectMaxMs: 300,
     requestTimeoutMs: 15_000,
+    ...(opts.retryUnavailableMs === undefined ? {} : { retryUnavailableMs: opts.retryUnavailableMs }),
   });
   clients.push(c);
   await c.connect();
@@ -292,18 +293,24 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     raw.close();
   });
 
-  it('with PostgreSQL unreachable, sends fail with unavailable (never acknowledged), presence still answers, and service resumes by itself', async () => {
-    const a = await client('pg-a', 0);
+  it('with PostgreSQL unreachable, sends are refused unavailable (never acknowledged) or held by the SDK, presence still answers, and service resumes by itself', async () => {
+    // a takes a refusal as final; c keeps the SDK's default and sends again while it lasts.
+    const a = await client('pg-a', 0, { retryUnavailableMs: 0 });
+    const c = await client('pg-c', 1);
     const b = await client('pg-b', 1);
     const room = await a.createRoom('group', 'PG down');
     const bGot = collect(b, room.id);
     await a.invite(room.id, 'pg-b');
-    await waitFor(() => bGot.some((m) => m.kind === 'join' && m.user === 'pg-b'), 5000, 'b follows the room');
-    expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
+    await a.invite(room.id, 'pg-c');
+    await waitFor(() => bGot.some((m) => m.kind === 'join' && m.user === 'pg-c'), 5000, 'b follows the room');
+    expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b', 'pg-c']);
     let late: ParleyClient | undefined;
     let lateOnline: Promise<void>;
+    let held: Promise<{ seq: number }> | undefined;
     await cluster.postgres.stop();
     try {
+      held = c.send(room.id, 'held through the outage');
+      held.catch(() => {});
       const t0 = Date.now();
       const err = await a.send(room.id, 'lost in the void').then(
         () => null,
@@ -312,7 +319,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       expect(err).toBeInstanceOf(ClientError);
       expect((err as ClientError).code).toBe('unavailable');
       expect(Date.now() - t0).toBeLessThan(10_000);
-      expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b']);
+      expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b', 'pg-c']);
       const ready = await fetch(`${cluster.nodes[1]!.url}/readyz`);
       expect(ready.status).toBe(503);
       // A client connecting now cannot be authenticated (its rooms are in the store): the SDK
@@ -342,8 +349,15 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       if (!ack) await new Promise((r) => setTimeout(r, 200));
     }
     expect(ack).not.toBeNull();
+    // The held send was stored once, after the outage, without the app doing anything.
+    expect((await held!).seq).toBeGreaterThan(0);
     const h = await b.history(room.id);
-    expect(h.messages.map((m) => m.text).filter(Boolean)).toEqual(['after the outage']);
+    expect(
+      h.messages
+        .map((m) => m.text)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(['after the outage', 'held through the outage']);
   }, 60_000);
 
   it('with Redis frozen, a client with a static token still gets online, and presence and the dispatcher answer at once', async () => {

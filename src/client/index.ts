@@ -47,6 +47,12 @@ export interface ClientOptions {
    * key (send, edit, delete, react) do not fail: they are sent again with the same key.
    */
   requestTimeoutMs?: number;
+  /**
+   * How long after it was first sent a keyed write refused `unavailable` (nothing stored: a
+   * node of a cluster died and its rooms are moving, the database is away) is sent again with
+   * its key, after a growing wait, before it fails with that refusal (default 15000; 0: never).
+   */
+  retryUnavailableMs?: number;
   /** Reconnect backoff bounds in milliseconds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -129,11 +135,15 @@ export class ParleyClient {
   private readonly target: Pick<ClientOptions, 'url' | 'token'>;
 
   constructor(opts: ClientOptions) {
-    const o = { requestTimeoutMs: 10000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
+    const o = { requestTimeoutMs: 10000, retryUnavailableMs: 15000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
     this.target = { url: o.url, token: o.token };
     this.staticToken = typeof o.token === 'string';
     this.cursor = new Cursor(o.resume);
-    this.requests = new Requests({ ready: () => this.state === 'online' && this.socket.open, write: (t) => this.socket.write(t) }, o.requestTimeoutMs);
+    this.requests = new Requests(
+      { ready: () => this.state === 'online' && this.socket.open, write: (t) => this.socket.write(t) },
+      o.requestTimeoutMs,
+      o.retryUnavailableMs,
+    );
     this.socket = new Socket(o, {
       open: (token) => this.authenticate(token),
       frame: (text) => this.onFrame(text),

@@ -6,7 +6,9 @@
 // slow reply may still come, and the message would then be stored although reported failed —
 // but is sent again with the same key, after a growing wait, until the server answers (an
 // `unavailable` that says its outcome is unknown is no answer either); the
-// server stores it once whichever copy arrives first. Only `close()` ends it otherwise (with
+// server stores it once whichever copy arrives first. One refused `unavailable` (nothing
+// stored, a transient state: a dead node's rooms moving, the database away) is sent again the
+// same way for `retryUnavailableMs` after it was first sent, then fails with the refusal. Only `close()` ends it otherwise (with
 // `closed`), and the caller holds the key to send it again later. Until such a write is
 // answered, the keyed writes of its room started after it wait behind it, so a room stores a
 // client's writes in the order they were made.
@@ -59,6 +61,8 @@ interface Pending {
   attempts: number;
   /** When it was started, among this client's requests. */
   order: number;
+  /** When it was first written (ms since the epoch). */
+  firstSent?: number;
 }
 
 /** How the requests reach the server. */
@@ -80,9 +84,9 @@ export class Requests {
   private nextOrder = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Pending[] = [];
-  /** Keyed writes waiting to be sent again after an answer that left their fate unknown. */
+  /** Keyed writes waiting to be sent again after an answer that left their fate unknown, or refused them for now. */
   private readonly resting = new Set<Pending>();
-  /** Keyed writes answered so (resting or sent again) and not answered since: their rooms' later writes wait. */
+  /** Keyed writes sent again after such an answer (resting, or sent) and not answered since: their rooms' later writes wait. */
   private readonly unsure = new Set<Pending>();
   /** Ids written on this connection whose reply has not come, timed-out ones included. */
   private readonly outstanding = new Set<number>();
@@ -95,6 +99,7 @@ export class Requests {
   constructor(
     private readonly link: Link,
     private readonly timeoutMs: number,
+    private readonly retryUnavailableMs = 0,
   ) {}
 
   /** Starts a request: written now when possible, else queued until `flush`. */
@@ -129,9 +134,11 @@ export class Requests {
     const p = this.pending.get(f.id);
     if (!p) return false;
     this.settled(p);
-    if (KEYED.has(p.cmd) && !f.ok && f.error?.code === 'unavailable' && isOutcomeUnknown(f.error.details)) {
-      this.again(p);
-      return true;
+    if (KEYED.has(p.cmd) && !f.ok && f.error?.code === 'unavailable') {
+      if (isOutcomeUnknown(f.error.details) || Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs) {
+        this.again(p);
+        return true;
+      }
     }
     if (f.ok) p.resolve(f.data);
     else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
@@ -142,7 +149,8 @@ export class Requests {
 
   /**
    * A keyed write the server could not tell the fate of (handed to another node that did not
-   * answer): sent again with its key after a growing wait, as one that got no reply.
+   * answer), or refused for now: sent again with its key after a growing wait, as one that got
+   * no reply.
    */
   private again(p: Pending): void {
     this.resting.add(p);
@@ -222,6 +230,7 @@ export class Requests {
     p.frame.id = id;
     p.ids.push(id);
     p.attempts++;
+    p.firstSent ??= Date.now();
     this.pending.set(id, p);
     if (p.cmd !== 'auth') this.outstanding.add(id);
     this.arm(p);
