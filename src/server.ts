@@ -397,9 +397,10 @@ export async function createParley(config: Config, opts: { logger?: Logger; plug
     isCluster(cfg) && cfg.cluster.rebalance
       ? setInterval(() => {
           void bus.nodes.list().then((nodes) => {
-            const n = balance.next(nodes);
+            const n = balance.next(nodes, ws.returned());
             if (n === 0 || closing) return;
             const moved = ws.shed(n, cfg.cluster.rebalanceMinAgeMs);
+            balance.moved(moved);
             metrics.rebalanced(moved);
             if (moved > 0) log.info({ moved, nodes: nodes.map((x) => [x.id, x.connections]) }, 'asked clients to reconnect to less loaded nodes');
           });

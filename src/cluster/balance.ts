@@ -63,23 +63,41 @@ export function toShed(self: string, nodes: readonly NodeInfo[]): number {
 /** Rounds in a row a node must be well above the mean, with settled counts, before it sheds. */
 export const SHED_ROUNDS = 3;
 
+/** Longest pause, in doublings of `rounds`, after clients asked to move kept coming back. */
+const MAX_BACKOFF = 5;
+
 /**
  * Asked once per heartbeat round with the node list: how many clients node `self` should ask
  * to move now (see toShed), but only when every node's count moved by less than 5% (and 2
  * connections) since the round before, and the excess held for `rounds` settled rounds in a
  * row. A burst of connections (a load balancer dealing thousands of clients, everyone
  * displaced by a node that died) therefore moves nobody while it lasts.
+ *
+ * Clients that reconnect to a fixed address come back to this node when asked to move. When
+ * most of those asked last time came back, asking again would only make them reconnect: the
+ * node waits twice as many rounds as before each time (up to 2^MAX_BACKOFF times `rounds`),
+ * and asks as usual again once a round's clients stay away.
  */
 export class Rebalancer {
   private prev = new Map<string, number>();
   private streak = 0;
+  private round = 0;
+  /** Clients asked to move the last time this node asked, and how many of them came back since. */
+  private asked = 0;
+  private back = 0;
+  /** Times in a row most of those asked came back; no asking before round `resumeAt`. */
+  private misses = 0;
+  private resumeAt = 0;
 
   constructor(
     private readonly self: string,
     private readonly rounds = SHED_ROUNDS,
   ) {}
 
-  next(nodes: readonly NodeInfo[]): number {
+  /** `returned`: clients asked to move that reconnected to this node since the last round. */
+  next(nodes: readonly NodeInfo[], returned = 0): number {
+    this.round++;
+    this.back += returned;
     const settled =
       nodes.length === this.prev.size &&
       nodes.every((n) => {
@@ -94,6 +112,18 @@ export class Rebalancer {
     }
     if (++this.streak < this.rounds) return 0;
     this.streak = 0;
-    return n;
+    if (this.asked > 0) {
+      this.misses = this.back * 2 >= this.asked ? Math.min(this.misses + 1, MAX_BACKOFF) : 0;
+      this.asked = 0;
+      if (this.misses > 0) this.resumeAt = this.round + this.rounds * 2 ** this.misses;
+    }
+    return this.round < this.resumeAt ? 0 : n;
+  }
+
+  /** How many clients were asked to move after `next` said to (fewer when too few are old enough). */
+  moved(asked: number): void {
+    if (asked === 0) return;
+    this.asked = asked;
+    this.back = 0;
   }
 }

@@ -48,4 +48,32 @@ describe('rebalancing', () => {
     expect(rounds.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
     expect(a).toBeLessThan(200);
   });
+
+  it('asks less and less often while the clients it asks come back, and as usual once they stay away', () => {
+    const r = new Rebalancer('a');
+    const asks: number[] = [];
+    let back = 0;
+    // Clients with a fixed address: every one asked to move reconnects here, so a's count stays.
+    for (let round = 1; round <= 120; round++) {
+      const n = r.next(list(200, 20), back);
+      r.moved(n);
+      back = n;
+      if (n > 0) asks.push(round);
+    }
+    // Asking every SHED_ROUNDS rounds would be 40 times; the gaps grow instead.
+    expect(asks.length).toBeLessThanOrEqual(6);
+    const gaps = asks.slice(1).map((x, i) => x - asks[i]!);
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThanOrEqual(gaps[i - 1]!);
+    // Then the clients asked stay away (a load balancer or the dispatcher places them): back to every SHED_ROUNDS rounds.
+    let a = 200;
+    const later: number[] = [];
+    for (let round = 121; round <= 400 && later.length < 4; round++) {
+      const n = r.next(list(a, 20), 0);
+      r.moved(n);
+      a -= n;
+      if (n > 0) later.push(round);
+    }
+    expect(later.length).toBe(4);
+    expect(later[3]! - later[2]!).toBeLessThanOrEqual(2 * SHED_ROUNDS);
+  });
 });

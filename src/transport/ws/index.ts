@@ -27,6 +27,8 @@ export const CLOSE_TRY_AGAIN = 1013;
 export const CLOSE_REBALANCE = 4009;
 /** How long the presence of a connection asked to move stays, while its client reconnects elsewhere. */
 const REBALANCE_PRESENCE_MS = 5000;
+/** A user asked to move that authenticates here again within this long came back (see `returned`). */
+const RETURN_WINDOW_MS = 30_000;
 export const WS_PATH = '/ws';
 
 export interface WsOptions {
@@ -43,6 +45,9 @@ export class WsTransport {
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Connection>();
   private readonly pendingAuth = new Set<Connection>();
+  /** Users asked to move (rebalancing) in the last RETURN_WINDOW_MS, and when; how many came back. */
+  private readonly askedToMove = new Map<string, number>();
+  private returnedCount = 0;
   private readonly authSweeper: NodeJS.Timeout;
   private readonly heartbeat: HeartbeatWheel<Connection>;
 
@@ -195,6 +200,7 @@ export class WsTransport {
     try {
       const result = await this.service.attach(identity, c, frame.resume);
       c.identity = identity;
+      this.cameBack(identity.id);
       if (c.closed) {
         await this.service.detach(identity, c);
         return;
@@ -239,6 +245,7 @@ export class WsTransport {
    */
   shed(n: number, minAgeMs: number): number {
     const now = Date.now();
+    for (const [user, at] of this.askedToMove) if (now - at > RETURN_WINDOW_MS) this.askedToMove.delete(user);
     const candidates = [...this.conns].filter((c) => c.identity && !c.closed && now - c.openedAt >= minAgeMs);
     let asked = 0;
     while (asked < n && candidates.length > 0) {
@@ -247,10 +254,26 @@ export class WsTransport {
       candidates[i] = candidates[candidates.length - 1]!;
       candidates.pop();
       c.rebalanced = true;
+      this.askedToMove.set(c.identity!.id, now);
       this.goodbye(c, CLOSE_REBALANCE, 'unavailable', 'this node is busier than the others: reconnect elsewhere');
       asked++;
     }
     return asked;
+  }
+
+  /** Clients asked to move that came back to this node since the last call (a fixed address, say). */
+  returned(): number {
+    const n = this.returnedCount;
+    this.returnedCount = 0;
+    return n;
+  }
+
+  private cameBack(user: string): void {
+    if (this.askedToMove.size === 0) return;
+    const at = this.askedToMove.get(user);
+    if (at === undefined) return;
+    this.askedToMove.delete(user);
+    if (Date.now() - at <= RETURN_WINDOW_MS) this.returnedCount++;
   }
 
   private fail(c: Connection, id: string | number | null, err: unknown): void {
