@@ -761,6 +761,27 @@ describe('cluster: dispatch, rebalancing and retention sweeps', () => {
     expect((await watcher.presence(channel.id)).users.sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `bal-${i}`), 'bal-watcher'].sort());
   }, 40_000);
 
+  it('asks clients that come back to it (a fixed address) to move less and less often', async () => {
+    const [a] = nodes as [TestServer, TestServer];
+    for (const c of sdk.splice(0)) c.close();
+    const asked = async () => Number(/^parley_rebalanced_total (\d+)/m.exec(await (await fetch(`${a.url}/metrics`)).text())?.[1] ?? 0);
+    const fixed: ParleyClient[] = [];
+    for (let i = 0; i < 12; i++) {
+      const c = new ParleyClient({ url: a.url, token: await a.token(`fix-${i}`), WebSocket: WebSocket as never, reconnectMinMs: 50, reconnectMaxMs: 100 });
+      sdk.push(c);
+      fixed.push(c);
+      await c.connect();
+    }
+    // 12 against 0: node a asks one client at a time, and each comes back to it.
+    const before = await asked();
+    await new Promise((r) => setTimeout(r, 12_000));
+    const n = (await asked()) - before;
+    // Asking every 3 heartbeats (750 ms) would be about 14 times in 12 s; the waits double instead.
+    expect(n).toBeGreaterThanOrEqual(2);
+    expect(n).toBeLessThanOrEqual(6);
+    expect(fixed.every((c) => c.state === 'online')).toBe(true);
+  }, 30_000);
+
   it('the retention sweep runs on one node at a time, not on every node', async () => {
     const sweeps = async () => {
       let n = 0;
