@@ -10,9 +10,9 @@
 // (nothing stored: a dead node's rooms moving, the database away), or `rate_limited` (after
 // the `retryAfterMs` it was told) — is sent again for up to `retryWritesMs` after it was first
 // sent, then fails with the refusal. Only `close()` ends it otherwise (with `closed`), and the
-// caller holds the key to send it again later. Until such a write is
-// answered, the keyed writes of its room started after it wait behind it, so a room stores a
-// client's writes in the order they were made.
+// caller holds the key to send it again later. Until such a write is answered, the keyed
+// writes of its room not yet sent wait behind it, so they are stored after it (those already
+// sent when it was refused may be stored before it).
 import type { CommandName } from '../protocol/schema.js';
 import { isOutcomeUnknown } from '../protocol/outcome.js';
 import { backoff } from './backoff.js';
