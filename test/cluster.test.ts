@@ -35,7 +35,7 @@ const clients: ParleyClient[] = [];
 const token = (user: string, admin = false) => mintToken(validateConfig({ auth: { secret: cluster.secret } }), user, { admin });
 
 /** A client on node `i` (or on whichever node `url` names at each connect). */
-async function client(user: string, at: number | (() => string), opts: { admin?: boolean; retryWritesMs?: number } = {}): Promise<ParleyClient> {
+async function client(user: string, at: number | (() => string), opts: { admin?: boolean; retryUnavailableMs?: number } = {}): Promise<ParleyClient> {
   const c = new ParleyClient({
     url: typeof at === 'number' ? cluster.nodes[at]!.url : at,
     token: await token(user, opts.admin),
@@ -43,7 +43,7 @@ async function client(user: string, at: number | (() => string), opts: { admin?:
     reconnectMinMs: 50,
     reconnectMaxMs: 300,
     requestTimeoutMs: 15_000,
-    ...(opts.retryWritesMs === undefined ? {} : { retryWritesMs: opts.retryWritesMs }),
+    ...(opts.retryUnavailableMs === undefined ? {} : { retryUnavailableMs: opts.retryUnavailableMs }),
   });
   clients.push(c);
   await c.connect();
@@ -295,7 +295,7 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
 
   it('with PostgreSQL unreachable, sends are refused unavailable (never acknowledged) or held by the SDK, presence still answers, and service resumes by itself', async () => {
     // a takes a refusal as final; c keeps the SDK's default and sends again while it lasts.
-    const a = await client('pg-a', 0, { retryWritesMs: 0 });
+    const a = await client('pg-a', 0, { retryUnavailableMs: 0 });
     const c = await client('pg-c', 1);
     const b = await client('pg-b', 1);
     const room = await a.createRoom('group', 'PG down');
@@ -625,9 +625,8 @@ describe('cluster: shared policy state between nodes', () => {
   });
 
   it('a user draws from one rate bucket whichever node it sends through', async () => {
-    // Refusals taken as final (the SDK would send them again once the bucket refills).
-    const ca = await a.client('rl-shared', { retryWritesMs: 0 });
-    const cb = await b.client('rl-shared', { retryWritesMs: 0 });
+    const ca = await a.client('rl-shared');
+    const cb = await b.client('rl-shared');
     const room = await ca.createRoom('group', 'Shared bucket');
     const results = [];
     for (let i = 0; i < 6; i++)

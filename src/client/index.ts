@@ -48,12 +48,11 @@ export interface ClientOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * How long after it was first sent a keyed write refused for now is sent again with its key
-   * before it fails with the refusal (default 15000; 0: never): `unavailable` (nothing stored:
-   * a node of a cluster died and its rooms are moving, the database is away) after a growing
-   * wait, `rate_limited` after the `retryAfterMs` it was told.
+   * How long after it was first sent a keyed write refused `unavailable` (nothing stored: a
+   * node of a cluster died and its rooms are moving, the database is away) is sent again with
+   * its key, after a growing wait, before it fails with that refusal (default 15000; 0: never).
    */
-  retryWritesMs?: number;
+  retryUnavailableMs?: number;
   /** Reconnect backoff bounds in milliseconds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -136,14 +135,14 @@ export class ParleyClient {
   private readonly target: Pick<ClientOptions, 'url' | 'token'>;
 
   constructor(opts: ClientOptions) {
-    const o = { requestTimeoutMs: 10000, retryWritesMs: 15000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
+    const o = { requestTimeoutMs: 10000, retryUnavailableMs: 15000, reconnectMinMs: 250, reconnectMaxMs: 10000, ...opts };
     this.target = { url: o.url, token: o.token };
     this.staticToken = typeof o.token === 'string';
     this.cursor = new Cursor(o.resume);
     this.requests = new Requests(
       { ready: () => this.state === 'online' && this.socket.open, write: (t) => this.socket.write(t) },
       o.requestTimeoutMs,
-      o.retryWritesMs,
+      o.retryUnavailableMs,
     );
     this.socket = new Socket(o, {
       open: (token) => this.authenticate(token),

@@ -6,10 +6,11 @@
 // slow reply may still come, and the message would then be stored although reported failed —
 // but is sent again with the same key, after a growing wait, until the server answers (an
 // `unavailable` that says its outcome is unknown is no answer either); the
-// server stores it once whichever copy arrives first. One refused for now — `unavailable`
-// (nothing stored: a dead node's rooms moving, the database away), or `rate_limited` (after
-// the `retryAfterMs` it was told) — is sent again for up to `retryWritesMs` after it was first
-// sent, then fails with the refusal. Only `close()` ends it otherwise (with `closed`), and the
+// server stores it once whichever copy arrives first. One refused `unavailable` (nothing
+// stored, a transient state: a dead node's rooms moving, the database away) is sent again the
+// same way for `retryUnavailableMs` after it first went out, then fails with the refusal.
+// (`rate_limited` is not sent again: a refused write sent again after the bucket refilled is
+// stored after the room's later writes that were already on their way and found a token.) Only `close()` ends it otherwise (with `closed`), and the
 // caller holds the key to send it again later. Until such a write is answered, the keyed
 // writes of its room not yet sent wait behind it, so they are stored after it (those already
 // sent when it was refused may be stored before it).
@@ -100,7 +101,7 @@ export class Requests {
   constructor(
     private readonly link: Link,
     private readonly timeoutMs: number,
-    private readonly retryWritesMs = 0,
+    private readonly retryUnavailableMs = 0,
   ) {}
 
   /** Starts a request: written now when possible, else queued until `flush`. */
@@ -131,43 +132,39 @@ export class Requests {
   /** Settles the request a reply frame answers; false when it answers none. */
   reply(f: ReplyFrame): boolean {
     if (typeof f.id !== 'number') return false;
-    if (this.outstanding.delete(f.id)) this.flush();
+    // A slot is free: the queue moves on once the write this answers is settled or resting, so
+    // none of its room's later writes goes out ahead of it.
+    const freed = this.outstanding.delete(f.id);
     const p = this.pending.get(f.id);
-    if (!p) return false;
+    if (!p) {
+      if (freed) this.flush();
+      return false;
+    }
     this.settled(p);
-    if (KEYED.has(p.cmd) && !f.ok && f.error) {
-      const wait = this.retryAfter(p, f.error);
-      if (wait !== null) {
-        this.again(p, wait);
-        return true;
-      }
+    if (
+      KEYED.has(p.cmd) &&
+      !f.ok &&
+      f.error?.code === 'unavailable' &&
+      (isOutcomeUnknown(f.error.details) || Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs)
+    ) {
+      this.again(p);
+      if (freed) this.flush();
+      return true;
     }
     if (f.ok) p.resolve(f.data);
     else p.reject(new ClientError(f.error?.code ?? 'internal', f.error?.message ?? 'error', f.error?.details));
     // The writes that waited behind it may go.
-    if (this.unsure.delete(p)) this.flush();
+    const released = this.unsure.delete(p);
+    if (freed || released) this.flush();
     return true;
   }
 
   /**
-   * How long to wait before sending a keyed write again after this error (undefined: the usual
-   * growing wait), or null when the error is its answer.
-   */
-  private retryAfter(p: Pending, e: NonNullable<ReplyFrame['error']>): number | undefined | null {
-    if (e.code === 'unavailable' && isOutcomeUnknown(e.details)) return undefined;
-    const left = (p.firstSent ?? 0) + this.retryWritesMs - Date.now();
-    if (e.code === 'unavailable') return left > 0 ? undefined : null;
-    const after = e.details?.retryAfterMs;
-    if (e.code === 'rate_limited' && typeof after === 'number' && after >= 0 && after < left) return after + Math.random() * Math.min(250, after / 4);
-    return null;
-  }
-
-  /**
    * A keyed write the server could not tell the fate of (handed to another node that did not
-   * answer), or refused for now: sent again with its key after `waitMs` or a growing wait, as
-   * one that got no reply.
+   * answer), or refused for now: sent again with its key after a growing wait, as one that got
+   * no reply.
    */
-  private again(p: Pending, waitMs?: number): void {
+  private again(p: Pending): void {
     this.resting.add(p);
     this.unsure.add(p);
     setTimeout(
@@ -178,7 +175,7 @@ export class Requests {
         this.queue.splice(at === -1 ? this.queue.length : at, 0, p);
         this.flush();
       },
-      waitMs ?? backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
+      backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
     );
   }
 

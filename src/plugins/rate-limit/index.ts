@@ -1,7 +1,8 @@
 // The rate-limit plugin: a token bucket per user and one per room, drawn on by the configured
 // commands (send, edit, react by default), and buckets of their own for search and typing. A
 // command over any of its limits is refused with `rate_limited` and details.retryAfterMs before
-// anything is stored.
+// anything is stored. A keyed write whose key is stored already is let through (it is answered
+// as the duplicate it is).
 import { ParleyError } from '../../errors.js';
 import type { Hook } from '../../service/hooks.js';
 import type { Store } from '../../store/store.js';
@@ -37,7 +38,12 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
       }
       if (limits.length === 0) return;
       const retryAfterMs = await counter.take(limits);
-      if (retryAfterMs > 0) throw new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
+      if (retryAfterMs === 0) return;
+      // A keyed write sent again whose key is stored already is answered as a duplicate, not
+      // refused: "refused" would tell its sender it was not stored. Looked up only when refusing.
+      const key = ctx.args.key;
+      if (store && typeof key === 'string' && typeof ctx.args.room === 'string' && (await store.keyed(ctx.args.room, ctx.user.id, key))) return;
+      throw new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
     },
   };
   return {
