@@ -10,10 +10,11 @@
 // stored, a transient state: a dead node's rooms moving, the database away) is sent again the
 // same way for `retryUnavailableMs` after it first went out, then fails with the refusal.
 // (`rate_limited` is not sent again: a refused write sent again after the bucket refilled is
-// stored after the room's later writes that were already on their way and found a token.) Only `close()` ends it otherwise (with `closed`), and the
-// caller holds the key to send it again later. Until such a write is answered, the keyed
-// writes of its room not yet sent wait behind it, so they are stored after it (those already
-// sent when it was refused may be stored before it).
+// stored after the room's later writes that were already on their way and found a token.)
+// Only `close()` ends it otherwise (with `closed`), and the caller holds the key to send it
+// again later. Until such a write is answered, the keyed writes of its room not yet sent wait
+// behind it, so they are stored after it (those already sent when it was refused may be
+// stored before it).
 import type { CommandName } from '../protocol/schema.js';
 import { isOutcomeUnknown } from '../protocol/outcome.js';
 import { backoff } from './backoff.js';
@@ -86,7 +87,7 @@ export class Requests {
   private nextOrder = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Pending[] = [];
-  /** Keyed writes waiting to be sent again after an answer that left their fate unknown, or refused them for now. */
+  /** Keyed writes waiting to be sent again after an answer that left their fate unknown, or refused them `unavailable`. */
   private readonly resting = new Set<Pending>();
   /** Keyed writes sent again after such an answer (resting, or sent) and not answered since: their rooms' later writes wait. */
   private readonly unsure = new Set<Pending>();
