@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError } from '../src/client/index.js';
 import { ParleyError } from '../src/errors.js';
-import { commandHook, Hooks, messageValidator, type HookOutcome } from '../src/service/hooks.js';
+import { commandHook, Hooks, messageValidator, ownHook, type HookOutcome } from '../src/service/hooks.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -232,5 +232,59 @@ describe('Hooks registry', () => {
     const typing = { room: 'r', text: 'untouched' };
     expect(await h.run({ cmd: 'typing', user, args: typing }, async (a) => a, toError, onError)).toBe(typing);
     expect(seen).toEqual(['HI', 'forbidden']);
+  });
+  it('runs hooks that answer at once and hooks that answer later in order, and validates what any of them may have changed', async () => {
+    const user = { id: 'u', name: 'u', profile: {}, admin: false };
+    const order: string[] = [];
+    const command = async (args: Record<string, unknown>) => args;
+    const toError = (e: unknown) => (e instanceof ParleyError ? e : new ParleyError('internal'));
+    const failures: string[] = [];
+    const onError = (h: { name: string }) => failures.push(h.name);
+    const h = new Hooks();
+    h.use(
+      ownHook({ name: 'own-sync', commands: ['send'], before: () => void order.push('own-sync') }),
+      {
+        name: 'later',
+        commands: ['send'],
+        before: async (ctx) => {
+          await new Promise((r) => setTimeout(r, 5));
+          order.push('later');
+          return { ...ctx.args, text: `${String(ctx.args.text)}!` };
+        },
+      },
+      ownHook({ name: 'own-again', commands: ['send'], before: () => void order.push('own-again') }),
+      {
+        name: 'after-throws',
+        commands: ['send'],
+        after: () => {
+          throw new Error('sync');
+        },
+      },
+      {
+        name: 'after-rejects',
+        commands: ['send'],
+        after: async () => {
+          throw new Error('async');
+        },
+      },
+      { name: 'after-sees', commands: ['send'], after: (_c, o) => void order.push(`after:${String((o.result as { text: string }).text)}`) },
+    );
+    expect(await h.run({ cmd: 'send', user, args: { room: 'r', text: 'hi' } }, command, toError, onError)).toEqual({ room: 'r', text: 'hi!' });
+    expect(order).toEqual(['own-sync', 'later', 'own-again', 'after:hi!']);
+    expect(failures).toEqual(['after-throws', 'after-rejects']);
+    // A rewrite by a hook that answers later is validated like any other.
+    const bad = new Hooks();
+    bad.use({ name: 'bad-later', commands: ['send'], before: async (ctx) => ({ ...ctx.args, text: 7 }) });
+    await expect(bad.run({ cmd: 'send', user, args: { room: 'r', text: 'x' } }, command, toError, onError)).rejects.toMatchObject({ code: 'invalid' });
+    // Only the server's own hooks ran and none returned arguments: the validated arguments go
+    // through as they are (the same object), without a second validation.
+    const own = new Hooks();
+    own.use(ownHook({ name: 'limiter', commands: ['send'], before: () => undefined }));
+    const args = { room: 'r', text: 'x' };
+    expect(await own.run({ cmd: 'send', user, args }, command, toError, onError)).toBe(args);
+    // A hook of the server's own that returns new arguments has them validated.
+    const ownBad = new Hooks();
+    ownBad.use(ownHook({ name: 'own-rewrite', commands: ['send'], before: (ctx) => ({ ...ctx.args, extra: 1 }) }));
+    await expect(ownBad.run({ cmd: 'send', user, args }, command, toError, onError)).rejects.toMatchObject({ code: 'invalid' });
   });
 });

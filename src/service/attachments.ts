@@ -14,7 +14,7 @@ import { ParleyError } from '../errors.js';
 import type { AttachmentRef, CommandArgs } from '../protocol/schema.js';
 import type { Attachment, AttachmentStore } from '../store/attachments.js';
 import type { Store } from '../store/store.js';
-import { commandHook, type Hook } from './hooks.js';
+import { commandHook, ownHook, type Hook } from './hooks.js';
 import { detectType, IMAGE_SLOTS, IMAGE_TYPES, processImage, SAMPLE_BYTES, sanitizeName } from './media.js';
 
 export interface AttachmentOptions {
@@ -336,16 +336,19 @@ export class AttachmentService {
    */
   hooks(): Hook[] {
     return [
-      commandHook({
-        name: 'attachments:send',
-        commands: ['send'],
-        before: (ctx) => this.forSend(ctx.user, ctx.args),
-        after: async (ctx, out) => {
-          if (out.result && !out.result.duplicate && ctx.args.attachments) {
-            await this.bind(ctx.args.room, ctx.user.id, ctx.args.attachments, out.result.seq);
-          }
-        },
-      }),
+      ownHook(
+        commandHook({
+          name: 'attachments:send',
+          commands: ['send'],
+          // Both answer at once for a send without attachments (nearly every send).
+          before: (ctx) => this.forSend(ctx.user, ctx.args),
+          after: (ctx, out) => {
+            if (out.result && !out.result.duplicate && ctx.args.attachments) {
+              return this.bind(ctx.args.room, ctx.user.id, ctx.args.attachments, out.result.seq).then(() => undefined);
+            }
+          },
+        }),
+      ),
       commandHook({
         name: 'attachments:delete',
         commands: ['delete'],
@@ -370,13 +373,12 @@ export class AttachmentService {
    * `attachments` name (see claim), and only those: a client cannot write `data.attachments`
    * itself. Resolves with the send's new arguments, or nothing when it names no attachment.
    */
-  async forSend(user: Identity, a: CommandArgs<'send'>): Promise<CommandArgs<'send'> | undefined> {
+  forSend(user: Identity, a: CommandArgs<'send'>): undefined | Promise<CommandArgs<'send'>> {
     if (a.data && Object.hasOwn(a.data, 'attachments')) {
       throw new ParleyError('invalid', 'data.attachments is set by the server: name uploads in "attachments"', { field: 'data.attachments' });
     }
     if (!a.attachments) return undefined;
-    const refs = await this.claim(user, a.room, a.attachments, a.key);
-    return { ...a, data: { ...a.data, attachments: refs } };
+    return this.claim(user, a.room, a.attachments, a.key).then((refs) => ({ ...a, data: { ...a.data, attachments: refs } }));
   }
 
   /**

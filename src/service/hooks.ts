@@ -129,8 +129,23 @@ export function messageValidator(name: string, validate: MessageValidator): Hook
 interface Stage {
   before: Hook[];
   after: Hook[];
+  /** Every before hook is one of the server's own (ownHook). */
+  ownBefore: boolean;
 }
-const EMPTY: Stage = { before: [], after: [] };
+const EMPTY: Stage = { before: [], after: [], ownBefore: true };
+
+/**
+ * The server's own before hooks (rate limiter, attachments): they never change `ctx.args` in
+ * place, so when only they ran and none returned new arguments, the arguments are still the
+ * ones the transport validated and are not validated again.
+ */
+const ownHooks = new WeakSet<Hook>();
+
+/** Marks a hook of the server's own as one that rewrites arguments only by returning them. */
+export function ownHook(hook: Hook): Hook {
+  ownHooks.add(hook);
+  return hook;
+}
 
 /** Rejects arguments a before hook left malformed, the way the transport rejects a bad frame. */
 function revalidate(ctx: HookContext): void {
@@ -168,7 +183,8 @@ export class Hooks {
     for (const cmd of HOOKED_COMMANDS) {
       const on = this.list.filter((h) => this.applies(h, cmd));
       if (on.length === 0) continue;
-      this.stages.set(cmd, { before: on.filter((h) => !!h.before), after: on.filter((h) => !!h.after) });
+      const before = on.filter((h) => !!h.before);
+      this.stages.set(cmd, { before, after: on.filter((h) => !!h.after), ownBefore: before.every((h) => ownHooks.has(h)) });
     }
   }
 
@@ -188,23 +204,63 @@ export class Hooks {
     }
   }
 
-  async before(ctx: HookContext): Promise<void> {
-    const hooks = (this.stages.get(ctx.cmd) ?? EMPTY).before;
-    if (hooks.length === 0) return;
-    for (const h of hooks) {
-      const next = await h.before!(ctx);
-      if (next) ctx.args = next;
-    }
-    revalidate(ctx);
+  /**
+   * Runs the before hooks in order. Returns a promise only when a hook returned one, so a
+   * command whose hooks answer at once (the rate limiter's in-memory buckets, say) allocates
+   * no promise chain for them.
+   */
+  before(ctx: HookContext): void | Promise<void> {
+    const stage = this.stages.get(ctx.cmd) ?? EMPTY;
+    if (stage.before.length === 0) return;
+    return this.beforeFrom(ctx, stage, 0, false);
   }
 
-  async after(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void): Promise<void> {
+  private beforeFrom(ctx: HookContext, stage: Stage, from: number, changed: boolean): void | Promise<void> {
+    const hooks = stage.before;
+    for (let i = from; i < hooks.length; i++) {
+      const next = hooks[i]!.before!(ctx);
+      if (isThenable(next)) {
+        return Promise.resolve(next).then((args) => {
+          if (args) {
+            ctx.args = args;
+            changed = true;
+          }
+          return this.beforeFrom(ctx, stage, i + 1, changed);
+        });
+      }
+      if (next) {
+        ctx.args = next;
+        changed = true;
+      }
+    }
+    if (changed || !stage.ownBefore) revalidate(ctx);
+  }
+
+  /** Runs the after hooks in order; one that throws is reported and skipped. */
+  after(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void): void | Promise<void> {
     const hooks = (this.stages.get(ctx.cmd) ?? EMPTY).after;
-    for (const h of hooks) {
+    if (hooks.length === 0) return;
+    return this.afterFrom(ctx, outcome, onError, hooks, 0);
+  }
+
+  private afterFrom(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void, hooks: Hook[], from: number): void | Promise<void> {
+    for (let i = from; i < hooks.length; i++) {
+      const h = hooks[i]!;
+      let r: void | Promise<void>;
       try {
-        await h.after!(ctx, outcome);
+        r = h.after!(ctx, outcome);
       } catch (e) {
         onError(h, e);
+        continue;
+      }
+      if (isThenable(r)) {
+        return Promise.resolve(r).then(
+          () => this.afterFrom(ctx, outcome, onError, hooks, i + 1),
+          (e: unknown) => {
+            onError(h, e);
+            return this.afterFrom(ctx, outcome, onError, hooks, i + 1);
+          },
+        );
       }
     }
   }
@@ -212,24 +268,42 @@ export class Hooks {
   /**
    * Runs a command inside its hooks: before hooks, the command with the (possibly
    * rewritten) arguments, after hooks. `toError` turns anything thrown into the error the
-   * after hooks see; what was thrown is rethrown unchanged.
+   * after hooks see; what was thrown is rethrown unchanged. Written as a chain rather than
+   * an async function: every send passes here, and a promise chain holds less than an async
+   * frame while the command waits for its commit.
    */
-  async run<T>(
+  run<T>(
     ctx: HookContext,
     command: (args: Record<string, unknown>) => Promise<T>,
     toError: (err: unknown) => ParleyError,
     onError: (h: Hook, e: unknown) => void,
   ): Promise<T> {
-    if (!this.stages.has(ctx.cmd)) return command(ctx.args);
-    let result: T;
+    const stage = this.stages.get(ctx.cmd);
+    if (!stage) return command(ctx.args);
+    let ran: Promise<T>;
     try {
-      await this.before(ctx);
-      result = await command(ctx.args);
+      const before = this.before(ctx);
+      ran = before ? before.then(() => command(ctx.args)) : command(ctx.args);
     } catch (err) {
-      await this.after(ctx, { error: toError(err) }, onError);
-      throw err;
+      ran = Promise.reject(err);
     }
-    await this.after(ctx, { result }, onError);
-    return result;
+    if (stage.after.length === 0) return ran;
+    return ran.then(
+      (result) => {
+        const after = this.after(ctx, { result }, onError);
+        return after ? after.then(() => result) : result;
+      },
+      (err: unknown) => {
+        const after = this.after(ctx, { error: toError(err) }, onError);
+        if (!after) throw err;
+        return after.then(() => {
+          throw err;
+        });
+      },
+    );
   }
+}
+
+function isThenable<T>(v: unknown): v is PromiseLike<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }

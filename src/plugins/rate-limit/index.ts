@@ -4,7 +4,7 @@
 // anything is stored. A keyed write whose key is stored already is let through (it is answered
 // as the duplicate it is).
 import { ParleyError } from '../../errors.js';
-import type { Hook } from '../../service/hooks.js';
+import { ownHook, type Hook, type HookContext } from '../../service/hooks.js';
 import type { Store } from '../../store/store.js';
 import type { Plugin } from '../plugin.js';
 import type { RateLimitConfig } from '../config.js';
@@ -18,10 +18,28 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
   const typing = cfg.typing ?? null;
   const own = [...(search ? ['search' as const] : []), ...(typing ? ['typing' as const] : [])];
   let store: Store | undefined;
-  const hook: Hook = {
+  const refusal = (retryAfterMs: number) => new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
+  // A keyed write sent again whose key is stored already is answered as a duplicate, not
+  // refused: "refused" would tell its sender it was not stored. Looked up only when refusing.
+  const judge = (ctx: HookContext, retryAfterMs: number): void | Promise<void> => {
+    if (retryAfterMs === 0) return;
+    const key = ctx.args.key;
+    const roomId = ctx.args.room;
+    if (!store || typeof key !== 'string' || typeof roomId !== 'string') throw refusal(retryAfterMs);
+    return store.keyed(roomId, ctx.user.id, key).then((stored) => {
+      if (!stored) throw refusal(retryAfterMs);
+    });
+  };
+  // Synchronous when the counter is (one node's in-memory buckets): every send passes here.
+  const draw = (ctx: HookContext, limits: BucketLimit[]): void | Promise<void> => {
+    if (limits.length === 0) return;
+    const wait = counter.take(limits);
+    return typeof wait === 'number' ? judge(ctx, wait) : wait.then((ms) => judge(ctx, ms));
+  };
+  const hook: Hook = ownHook({
     name: 'rate-limit',
     commands: [...cfg.commands, ...own.filter((c) => !cfg.commands.includes(c))],
-    async before(ctx) {
+    before(ctx) {
       if (cfg.exemptAdmins && ctx.user.admin) return;
       const limits: BucketLimit[] = [];
       // A search has a budget of its own, and draws on the others only if `commands` lists it.
@@ -31,21 +49,21 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
       if (cfg.commands.includes(ctx.cmd as never)) {
         if (user) limits.push({ key: `u:${ctx.user.id}`, rate: user.rate, burst: user.burst });
         const roomId = ctx.args.room;
-        // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
-        if (room && typeof roomId === 'string' && (!store || (await store.getMember(roomId, ctx.user.id)))) {
-          limits.push({ key: `r:${roomId}`, rate: room.rate, burst: room.burst });
+        if (room && typeof roomId === 'string') {
+          const roomLimit = { key: `r:${roomId}`, rate: room.rate, burst: room.burst };
+          // Only members draw on a room's bucket, so outsiders cannot starve a room they can't write to.
+          if (!store) limits.push(roomLimit);
+          else {
+            return store.getMember(roomId, ctx.user.id).then((member) => {
+              if (member) limits.push(roomLimit);
+              return draw(ctx, limits);
+            });
+          }
         }
       }
-      if (limits.length === 0) return;
-      const retryAfterMs = await counter.take(limits);
-      if (retryAfterMs === 0) return;
-      // A keyed write sent again whose key is stored already is answered as a duplicate, not
-      // refused: "refused" would tell its sender it was not stored. Looked up only when refusing.
-      const key = ctx.args.key;
-      if (store && typeof key === 'string' && typeof ctx.args.room === 'string' && (await store.keyed(ctx.args.room, ctx.user.id, key))) return;
-      throw new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
+      return draw(ctx, limits);
     },
-  };
+  });
   return {
     name: 'rate-limit',
     hooks: [hook],
