@@ -24,87 +24,93 @@ interface RoomChange {
 }
 
 const pair = (a: string, b: string) => `${a}\n${b}`;
+const values = <T>(m: Map<string, T> | null): T[] => (m ? [...m.values()] : []);
+
+function dropRoom(m: Map<string, { room: string }> | null, room: string): void {
+  if (m) for (const [k, v] of m) if (v.room === room) m.delete(k);
+}
 
 export class BatchBuilder {
-  private readonly rooms = new Map<string, RoomChange>();
-  private readonly members = new Map<string, MemberChange & { room: string; user: string }>();
-  private readonly bans = new Map<string, { room: string; user: string; ban: Ban | null }>();
-  private readonly access = new Map<string, { room: string; list: 'black' | 'white'; user: string; on: boolean }>();
-  private readonly blocks = new Map<string, { user: string; other: string; on: boolean }>();
+  // Made on first use: most batches hold messages only, and a builder is made per batch.
+  private rooms: Map<string, RoomChange> | null = null;
+  private members: Map<string, MemberChange & { room: string; user: string }> | null = null;
+  private bans: Map<string, { room: string; user: string; ban: Ban | null }> | null = null;
+  private access: Map<string, { room: string; list: 'black' | 'white'; user: string; on: boolean }> | null = null;
+  private blocks: Map<string, { user: string; other: string; on: boolean }> | null = null;
   private messages: MessageRecord[] = [];
-  private readonly threads = new Map<string, { room: string; root: number; summary: ThreadSummary }>();
+  private threads: Map<string, { room: string; root: number; summary: ThreadSummary }> | null = null;
   private readonly mentions: Array<{ room: string; seq: number; users: string[] }> = [];
 
   get isEmpty(): boolean {
     return (
       this.messages.length === 0 &&
-      this.rooms.size === 0 &&
-      this.members.size === 0 &&
-      this.threads.size === 0 &&
+      !this.rooms?.size &&
+      !this.members?.size &&
+      !this.threads?.size &&
       this.mentions.length === 0 &&
-      this.bans.size === 0 &&
-      this.access.size === 0 &&
-      this.blocks.size === 0
+      !this.bans?.size &&
+      !this.access?.size &&
+      !this.blocks?.size
     );
   }
 
   roomCreated(room: Room, directKey: string | null, floor: number, existed: boolean): void {
-    const c = this.rooms.get(room.id);
+    const c = this.rooms?.get(room.id);
     if (c) Object.assign(c, { fresh: true, now: room, directKey, floor });
-    else this.rooms.set(room.id, { existed, renamed: false, fresh: true, now: room, directKey, floor, keepHistory: true });
+    else (this.rooms ??= new Map()).set(room.id, { existed, renamed: false, fresh: true, now: room, directKey, floor, keepHistory: true });
   }
 
   roomUpdated(room: Room, renamed: boolean): void {
-    const c = this.rooms.get(room.id);
+    const c = this.rooms?.get(room.id);
     if (c) {
       c.now = room;
       c.renamed ||= renamed;
     } else {
-      this.rooms.set(room.id, { existed: true, renamed, fresh: false, now: room, directKey: null, floor: 0, keepHistory: true });
+      (this.rooms ??= new Map()).set(room.id, { existed: true, renamed, fresh: false, now: room, directKey: null, floor: 0, keepHistory: true });
     }
   }
 
   /** A deleted room takes its members, bans and lists along, and its messages unless kept. */
   roomDeleted(id: string, keepHistory: boolean): void {
-    const c = this.rooms.get(id);
+    const c = this.rooms?.get(id);
     if (c) {
       c.now = null;
       c.keepHistory = keepHistory;
     } else {
-      this.rooms.set(id, { existed: true, renamed: false, fresh: false, now: null, directKey: null, floor: 0, keepHistory });
+      (this.rooms ??= new Map()).set(id, { existed: true, renamed: false, fresh: false, now: null, directKey: null, floor: 0, keepHistory });
     }
-    for (const [k, m] of this.members) if (m.room === id) this.members.delete(k);
-    for (const [k, b] of this.bans) if (b.room === id) this.bans.delete(k);
-    for (const [k, a] of this.access) if (a.room === id) this.access.delete(k);
+    dropRoom(this.members, id);
+    dropRoom(this.bans, id);
+    dropRoom(this.access, id);
     if (!keepHistory) {
       this.messages = this.messages.filter((r) => r.message.room !== id);
-      for (const [k, t] of this.threads) if (t.room === id) this.threads.delete(k);
+      dropRoom(this.threads, id);
     }
   }
 
   /** `before` is the member as the room state knew it before this change (null: none). */
   memberChanged(room: string, user: string, before: Member | null, now: Member | null, fresh: boolean): void {
     const k = pair(room, user);
-    const c = this.members.get(k);
+    const c = this.members?.get(k);
     if (c) {
       c.now = now;
       if (fresh) c.fresh = true;
       if (!now) c.fresh = false;
     } else {
-      this.members.set(k, { room, user, existed: before !== null, fresh: fresh && now !== null, now });
+      (this.members ??= new Map()).set(k, { room, user, existed: before !== null, fresh: fresh && now !== null, now });
     }
   }
 
   banChanged(room: string, user: string, ban: Ban | null): void {
-    this.bans.set(pair(room, user), { room, user, ban });
+    (this.bans ??= new Map()).set(pair(room, user), { room, user, ban });
   }
 
   accessChanged(room: string, list: 'black' | 'white', user: string, on: boolean): void {
-    this.access.set(`${room}\n${list}\n${user}`, { room, list, user, on });
+    (this.access ??= new Map()).set(`${room}\n${list}\n${user}`, { room, list, user, on });
   }
 
   blockChanged(user: string, other: string, on: boolean): void {
-    this.blocks.set(pair(user, other), { user, other, on });
+    (this.blocks ??= new Map()).set(pair(user, other), { user, other, on });
   }
 
   message(message: Message, key: string | null, hiddenFor: string | null): void {
@@ -113,7 +119,7 @@ export class BatchBuilder {
 
   /** A thread's summary as it is after a reply of this batch (the last one written wins). */
   threadSummarised(room: string, root: number, summary: ThreadSummary): void {
-    this.threads.set(pair(room, String(root)), { room, root, summary });
+    (this.threads ??= new Map()).set(pair(room, String(root)), { room, root, summary });
   }
 
   /** An edit mentions these users, whom the message it edits did not. */
@@ -124,20 +130,20 @@ export class BatchBuilder {
   build(): Batch {
     const b: Batch = {
       ...emptyBatch(),
-      bans: [...this.bans.values()],
-      access: [...this.access.values()],
-      blocks: [...this.blocks.values()],
+      bans: values(this.bans),
+      access: values(this.access),
+      blocks: values(this.blocks),
       messages: this.messages,
-      threads: [...this.threads.values()],
+      threads: values(this.threads),
       mentions: this.mentions,
     };
-    for (const [id, c] of this.rooms) {
+    for (const [id, c] of this.rooms ?? []) {
       // A room deleted (or deleted and created again) in this batch: its old row goes first.
       if (c.existed && (c.now === null || c.fresh)) b.deleteRooms.push({ id, keepHistory: c.keepHistory });
       if (c.now && c.fresh) b.insertRooms.push({ room: c.now, directKey: c.directKey, floor: c.floor });
       else if (c.now && c.existed) b.updateRooms.push({ room: c.now, renamed: c.renamed });
     }
-    for (const m of this.members.values()) {
+    for (const m of this.members?.values() ?? []) {
       if (m.existed && (m.now === null || m.fresh)) b.deleteMembers.push({ room: m.room, user: m.user });
       if (m.now && m.fresh) b.insertMembers.push(m.now);
       else if (m.now && m.existed) b.updateMembers.push(m.now);
