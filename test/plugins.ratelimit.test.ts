@@ -58,6 +58,39 @@ describe('rate limiter', () => {
     ws.close();
   });
 
+  it('does not refuse what a client sent at its own pace while the node was stopped, and still refuses a burst', async () => {
+    const ws = await RawSocket.open(srv.wsUrl);
+    expect((await ws.call({ id: 'a', cmd: 'auth', token: await srv.token('rl-stall') })).ok).toBe(true);
+    const room = ((await ws.call({ id: 'c', cmd: 'create', kind: 'group', name: 'Stall' })).data as { id: string }).id;
+    const outcomes = async (prefix: string, n: number) => {
+      const codes: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = await ws.reply(`${prefix}${i}`, 10_000);
+        codes.push(r.ok ? 'ok' : (r.error as { code: string }).code);
+      }
+      return codes;
+    };
+    // A burst the node reads as it comes: 3 at once, then refused (1 a second).
+    for (let i = 0; i < 6; i++) ws.sendText(JSON.stringify({ id: `b${i}`, cmd: 'send', room, text: `burst ${i}`, key: `b-${i}` }));
+    expect(await outcomes('b', 6)).toEqual(['ok', 'ok', 'ok', 'rate_limited', 'rate_limited', 'rate_limited']);
+    await new Promise((r) => setTimeout(r, 3100));
+    // The same six sent while this process's event loop is stopped (a frozen node, here a
+    // blocked one) wait in the node's socket buffers: the client sent them over the stall,
+    // and the node reads them all at once when it runs again. None is refused for that.
+    for (let i = 0; i < 6; i++) ws.sendText(JSON.stringify({ id: `s${i}`, cmd: 'send', room, text: `stalled ${i}`, key: `s-${i}` }));
+    const until = Date.now() + 2600;
+    while (Date.now() < until) {
+      /* the event loop is stopped */
+    }
+    expect(await outcomes('s', 6)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+    const texts = (await ws.call({ id: 'h', cmd: 'history', room })).data as { messages: Array<{ text?: string }> };
+    expect(texts.messages.map((m) => m.text).filter((t) => t?.startsWith('stalled'))).toEqual([0, 1, 2, 3, 4, 5].map((i) => `stalled ${i}`));
+    // Afterwards the limit holds again: the bucket is empty.
+    ws.sendText(JSON.stringify({ id: 'after', cmd: 'send', room, text: 'after', key: 'after' }));
+    expect(((await ws.reply('after')).error as { code: string }).code).toBe('rate_limited');
+    ws.close();
+  });
+
   it('limits a room across its members, without touching other rooms', async () => {
     const owner = await srv.client('rr-owner');
     const room = await owner.createRoom('channel', 'Busy');

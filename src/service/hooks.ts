@@ -31,6 +31,13 @@ export interface HookContext {
   readonly user: Identity;
   /** The command's arguments (the frame without `id` and `cmd`). */
   args: Record<string, unknown>;
+  /**
+   * True when the command waited in this node's socket buffers while the node was stopped
+   * (its event loop blocked 2 s or more: a frozen process). Its client sent it at its own
+   * pace; the node read it in one burst with the others that waited. The rate limiter does
+   * not refuse such commands.
+   */
+  readonly backlog?: boolean;
 }
 
 export interface HookOutcome<R = unknown> {

@@ -62,6 +62,11 @@ export interface Session {
    * sends from one connection are stored in the order they were sent.
    */
   admit?: () => void;
+  /**
+   * The command's frame waited in this node's socket buffers while the node was stopped
+   * (StallWatch): it was sent at its client's pace, not in the burst in which it is read.
+   */
+  backlog?: boolean;
 }
 
 type Handler<N extends CommandName> = (s: Session, a: CommandArgs<N>) => Promise<CommandResults[N]>;
@@ -292,7 +297,7 @@ export class Service {
     if (cmd === 'auth') throw new ParleyError('conflict', 'already authenticated');
     const handler = this.handlers[cmd] as (s: Session, a: unknown) => Promise<unknown>;
     if (!this.hooks.has(cmd)) return handler(s, args);
-    const ctx: HookContext = { cmd, user: s.user, args };
+    const ctx: HookContext = s.backlog ? { cmd, user: s.user, args, backlog: true } : { cmd, user: s.user, args };
     return this.hooks.run(
       ctx,
       (a) => handler(s, a),

@@ -5,7 +5,8 @@
 //   a command's duration and outcome are recorded, whichever transport carried it (REST
 //   measures in its fastify lifecycle hooks and records here) — and decides which refusals
 //   end the connection;
-// - `watchExpiry`: the timer that ends a connection when its token expires.
+// - `watchExpiry`: the timer that ends a connection when its token expires;
+// - `StallWatch`: tells a transport that what it reads now waited while the process was stopped.
 // Identities are admitted (server-wide ban, user record) by `Service.admit`, which every
 // authentication calls.
 import { performance } from 'node:perf_hooks';
@@ -123,4 +124,56 @@ export function watchExpiry(identity: Pick<Identity, 'exp'>, expired: () => void
     cancelled = true;
     if (timer) clearTimeout(timer);
   };
+}
+
+/** An event loop stopped this long (a frozen process; no collection pauses this long) is a stall. */
+export const STALL_MS = 2000;
+
+/**
+ * Notices when this process's event loop was stopped for STALL_MS or more (the process was
+ * frozen, say). Frames read right after such a stall waited in the socket buffers meanwhile:
+ * their clients sent them at their own pace, and the node reads them in one burst. A
+ * transport marks the commands of such frames (`Session.backlog`) so the rate limiter does
+ * not take that burst for the client's.
+ */
+export class StallWatch {
+  private last = performance.now();
+  /** A frame was read as backlog before the timer ran again. */
+  private seen = false;
+  /** The timer noticed the stall first: frames read in this turn's poll are its backlog. */
+  private afterStall = false;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(tickMs = 250) {
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      if (now - this.last >= STALL_MS && !this.seen) {
+        // Timers run before the poll that reads the sockets; the check phase right after it
+        // ends the backlog.
+        this.afterStall = true;
+        setImmediate(() => {
+          this.afterStall = false;
+        });
+      }
+      this.seen = false;
+      this.last = now;
+    }, tickMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Whether what is read now waited through a stall: read before the timer ran again (a
+   * process woken in its poll reads its sockets first), or in the poll right after the tick
+   * that noticed the stall.
+   */
+  backlog(): boolean {
+    if (this.afterStall) return true;
+    if (performance.now() - this.last < STALL_MS) return false;
+    this.seen = true;
+    return true;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
 }

@@ -2,7 +2,7 @@
 // commands (send, edit, react by default), and buckets of their own for search and typing. A
 // command over any of its limits is refused with `rate_limited` and details.retryAfterMs before
 // anything is stored. A keyed write whose key is stored already is let through (it is answered
-// as the duplicate it is).
+// as the duplicate it is), and so is a command read in the burst after the node was stopped.
 import { ParleyError } from '../../errors.js';
 import { ownHook, type Hook, type HookContext } from '../../service/hooks.js';
 import type { Store } from '../../store/store.js';
@@ -21,8 +21,10 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
   const refusal = (retryAfterMs: number) => new ParleyError('rate_limited', `too many requests; retry in ${retryAfterMs} ms`, { retryAfterMs });
   // A keyed write sent again whose key is stored already is answered as a duplicate, not
   // refused: "refused" would tell its sender it was not stored. Looked up only when refusing.
+  // A command that waited in the node's buffers while the node was stopped (ctx.backlog) takes
+  // a token when there is one but is not refused: its client sent it at its own pace.
   const judge = (ctx: HookContext, retryAfterMs: number): void | Promise<void> => {
-    if (retryAfterMs === 0) return;
+    if (retryAfterMs === 0 || ctx.backlog) return;
     const key = ctx.args.key;
     const roomId = ctx.args.room;
     if (!store || typeof key !== 'string' || typeof roomId !== 'string') throw refusal(retryAfterMs);

@@ -14,7 +14,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import { encodeEvent, parseFrame } from '../../protocol/frames.js';
 import type { CommandFrame } from '../../protocol/schema.js';
 import type { Service } from '../../service/index.js';
-import { watchExpiry, type CommandRunner } from '../../service/runner.js';
+import { StallWatch, watchExpiry, type CommandRunner, type TransportSession } from '../../service/runner.js';
 import { Connection } from './connection.js';
 import { HeartbeatWheel } from './heartbeat.js';
 
@@ -50,6 +50,7 @@ export class WsTransport {
   private returnedCount = 0;
   private readonly authSweeper: NodeJS.Timeout;
   private readonly heartbeat: HeartbeatWheel<Connection>;
+  private readonly stalls = new StallWatch();
 
   constructor(
     private readonly service: Pick<Service, 'attach' | 'detach' | 'connections'>,
@@ -144,17 +145,20 @@ export class WsTransport {
     const replied = (): void => {
       c.inFlight--;
     };
-    void c.lane.submit((admit) => (frame.cmd === 'auth' ? this.auth(c, frame, false) : this.run(c, frame, admit)).finally(replied));
+    // Read now, but sent while this node was stopped? Noted as the frame is read, before it waits in the lane.
+    const backlog = this.stalls.backlog();
+    void c.lane.submit((admit) => (frame.cmd === 'auth' ? this.auth(c, frame, false) : this.run(c, frame, admit, backlog)).finally(replied));
   }
 
   /** Runs a command; resolves once its reply is written (or dropped with the connection). */
-  private run(c: Connection, frame: CommandFrame, admit: () => void): Promise<void> {
+  private run(c: Connection, frame: CommandFrame, admit: () => void, backlog: boolean): Promise<void> {
     if (c.closed) return Promise.resolve();
     if (!c.identity) {
       this.reply(c, frame.id, new ParleyError('unauthorized', 'send an "auth" frame first'));
       return Promise.resolve();
     }
-    return this.runner.exec({ user: c.identity, conn: c, admit, via: 'ws' }, frame).then(
+    const session: TransportSession = backlog ? { user: c.identity, conn: c, admit, via: 'ws', backlog } : { user: c.identity, conn: c, admit, via: 'ws' };
+    return this.runner.exec(session, frame).then(
       (data) => this.reply(c, frame.id, null, data),
       (err: unknown) => this.fail(c, frame.id, err),
     );
@@ -327,6 +331,7 @@ export class WsTransport {
   async close(): Promise<void> {
     this.heartbeat.stop();
     clearInterval(this.authSweeper);
+    this.stalls.close();
     for (const c of this.conns) this.goodbye(c, CLOSE_GOING_AWAY, 'unavailable', 'server shutting down');
     const deadline = Date.now() + 3000;
     while (this.conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
