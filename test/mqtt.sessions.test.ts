@@ -10,7 +10,11 @@ import { APP, Chat21Peer, rest, sleep, startMqttServer } from './mqtt-helpers.js
 const MAX_CLIENTS = 4;
 let s: Awaited<ReturnType<typeof startMqttServer>>;
 beforeAll(async () => {
-  s = await startMqttServer({ mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS }, plugins: { rateLimit: { enabled: false } } });
+  s = await startMqttServer({
+    mqtt: { enabled: true, port: 0, maxClientsPerUser: MAX_CLIENTS },
+    plugins: { rateLimit: { enabled: false } },
+    accounts: { hashMemoryKib: 8192, hashPasses: 1 },
+  });
 });
 afterAll(async () => {
   await s.close();
@@ -217,5 +221,54 @@ describe('MQTT wills', () => {
         will: { topic: `apps/${APP}/outgoing/users/someone-else/messages/wilma/outgoing`, payload: Buffer.from('{"text":"x"}'), qos: 1, retain: false },
       }),
     ).rejects.toThrow(/not authorized/i);
+  });
+});
+
+describe('MQTT clients of a built-in account', () => {
+  const api = async (method: string, path: string, token?: string, body?: unknown) => {
+    const r = await fetch(`${s.url}/api/v1${path}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: r.status, body: (r.status === 204 ? {} : await r.json()) as Record<string, unknown> };
+  };
+  /** A client of `token` subscribed to its user's inbox; `closed` turns true when the server ends it. */
+  const connect = async (user: string, token: string, clientId: string) => {
+    const client = mqtt.connect(s.mqttUrl, { username: 'JWT', password: token, clientId, reconnectPeriod: 0, connectTimeout: 5000 });
+    const state = { client, closed: false, got: [] as string[] };
+    client.on('close', () => (state.closed = true));
+    client.on('message', (_t, payload) => state.got.push(String((JSON.parse(payload.toString()) as { text?: unknown }).text)));
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+    await client.subscribeAsync(inbox(user));
+    return state;
+  };
+
+  it('signing out ends the MQTT clients of that session and of no other; ending the other sessions ends theirs', async () => {
+    const user = 'mqttsignout';
+    const first = (await api('POST', '/auth/register', undefined, { username: user, password: 'correct horse battery' })).body;
+    const second = (await api('POST', '/auth/login', undefined, { username: user, password: 'correct horse battery' })).body;
+    const third = (await api('POST', '/auth/login', undefined, { username: user, password: 'correct horse battery' })).body;
+    const a = await connect(user, first.accessToken as string, 'a');
+    const b = await connect(user, second.accessToken as string, 'b');
+    const c = await connect(user, third.accessToken as string, 'c');
+    expect((await api('POST', '/auth/logout', first.accessToken as string)).status).toBe(204);
+    await waitFor(() => a.closed, 5000, "the signed-out session's client closed");
+    // A direct message afterwards reaches the sessions still signed in, not the ended one.
+    const peer = await s.client('mqttsignout-peer');
+    const dm = await peer.direct(user);
+    await peer.send(dm.id, 'after sign-out');
+    await waitFor(() => b.got.includes('after sign-out') && c.got.includes('after sign-out'), 5000, 'the other sessions still receive');
+    expect(a.got).not.toContain('after sign-out');
+    expect(b.closed || c.closed).toBe(false);
+    // "End every other session" from the second session's token: the third's client ends, its own stays.
+    expect((await api('DELETE', '/auth/sessions', second.accessToken as string)).body).toEqual({ ended: 1 });
+    await waitFor(() => c.closed, 5000, "the other session's client closed");
+    await sleep(200);
+    expect(b.closed).toBe(false);
+    for (const x of [a, b, c]) x.client.end(true);
   });
 });

@@ -30,6 +30,12 @@ export interface Conn {
   /** Bytes queued but not yet written to the network. */
   bufferedAmount(): number;
   close(code: number, reason: string): void;
+  /**
+   * A connection that carries several clients of its user, each authenticated on its own (an
+   * MQTT inbox), closes only those whose account session `match`es: a close meant for one
+   * session (its sign-out) reaches that session's clients and no other.
+   */
+  closeSessions?(match: (session: string | undefined) => boolean, code: number, reason: string): void;
 }
 
 interface Follow {
@@ -56,10 +62,10 @@ export interface HubOptions {
 
 export const CLOSE_SLOW_CONSUMER = 4008;
 
-/** Whether a close instruction is meant for this connection (see Control). */
-function closes(c: Extract<Control, { op: 'close' }>, conn: Conn): boolean {
-  if (c.session !== undefined) return conn.session === c.session;
-  if (c.keep !== undefined) return conn.session !== c.keep;
+/** Whether a close instruction is meant for a connection of this account session (see Control). */
+function closes(c: Extract<Control, { op: 'close' }>, session: string | undefined): boolean {
+  if (c.session !== undefined) return session === c.session;
+  if (c.keep !== undefined) return session !== c.keep;
   return true;
 }
 /** Live messages held for one follower while it replays from the store. */
@@ -356,7 +362,11 @@ export class Hub {
     const conns = this.users.get(user);
     if (!conns) return;
     for (const conn of [...conns]) {
-      if (control?.op === 'close' && !closes(control, conn)) continue;
+      if (control?.op === 'close' && conn.closeSessions) {
+        conn.closeSessions((session) => closes(control, session), control.code, control.reason);
+        continue;
+      }
+      if (control?.op === 'close' && !closes(control, conn.session)) continue;
       if (control?.op === 'follow') this.follow(conn, control.room, control.after, control.after + 1);
       else if (control?.op === 'unfollow' && control.seq !== undefined) {
         // The notice of the removal follows the leave message.

@@ -70,6 +70,11 @@ export class Inbox implements Conn {
     this.deps.disconnect(code, reason);
   }
 
+  /** Each MQTT client has its own token: a sign-out ends that session's clients only. */
+  closeSessions(match: (session: string | undefined) => boolean, _code: number, reason: string): void {
+    this.deps.disconnectSessions(match, reason);
+  }
+
   private out(topic: string, body: unknown): void {
     // User ids may hold "+", which no MQTT filter can name literally: such inboxes get nothing.
     if (topic.includes('+')) return;

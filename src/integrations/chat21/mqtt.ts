@@ -85,6 +85,7 @@ export class Chat21Mqtt implements MqttApp<PublishOp> {
       log: this.log,
       publish: (topic, payload) => io.publish(topic, payload),
       disconnect: (code, reason) => io.disconnect(code, reason),
+      disconnectSessions: (match, reason) => io.disconnectSessions(match, reason),
     });
   }
 }

@@ -31,6 +31,8 @@ export interface InboxIO {
   publish(topic: string, payload: Buffer): void;
   /** Disconnects the user's clients on this node (ban, slow consumer). */
   disconnect(code: number, reason: string): void;
+  /** Disconnects the user's clients on this node whose account session `match`es (a sign-out). */
+  disconnectSessions(match: (session: string | undefined) => boolean, reason: string): void;
 }
 
 /**
@@ -364,6 +366,14 @@ export class MqttTransport<Op> {
         disconnect: (code, reason) => {
           this.log.info({ user, code, reason }, "mqtt: disconnecting the user's clients");
           this.retire(user, inbox, reason);
+        },
+        disconnectSessions: (match, reason) => {
+          const entry = this.inboxes.get(user);
+          if (entry?.inbox !== inbox) return;
+          for (const c of entry.clients) {
+            const st = this.states.get(c);
+            if (st && match(st.identity.session)) this.evict(c, st, reason);
+          }
         },
       });
       const created: UserInbox = { inbox, identity: st.identity, clients: new Set(), attached: Promise.resolve() };
