@@ -221,6 +221,12 @@ export const ConfigSchema = Type.Object(
         unboundTtlSec: Int(86400, 60, 365 * 86400, 'Uploads that no message carries are removed this long after they were made'),
         sweepSec: Int(300, 1, 86400, 'How often unsent uploads are looked for'),
         uploadsPerUser: Int(4, 1, 1000, 'Uploads one user may have in progress on one node; one more is refused with rate_limited'),
+        unsentBytesPerUser: Int(
+          100 * 1024 * 1024,
+          0,
+          Number.MAX_SAFE_INTEGER,
+          'Bytes of uploads no message carries yet that one user may hold; an upload beyond is refused with rate_limited (0: no cap)',
+        ),
         storage: Type.Union([Type.Literal('auto'), Type.Literal('disk'), Type.Literal('postgres')], {
           default: 'auto',
           description:

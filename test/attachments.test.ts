@@ -472,3 +472,56 @@ describe('messages with attachments', () => {
     alice.close();
   });
 });
+
+describe('unsent uploads per user', () => {
+  it('a user holds at most attachments.unsentBytesPerUser of uploads no message carries; sending one frees its share', async () => {
+    const cap = 3000;
+    const s = await startServer({ attachments: { maxBytes: MAX, unsentBytesPerUser: cap }, plugins: { rateLimit: { enabled: false } } });
+    try {
+      const token: Record<string, string> = { dora: await s.token('dora'), eli: await s.token('eli') };
+      const rest = (user: string, method: string, path: string, body?: unknown) =>
+        fetch(`${s.url}/api/v1${path}`, {
+          method,
+          headers: { authorization: `Bearer ${token[user]}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          body: body ? JSON.stringify(body) : null,
+        });
+      const put = async (user: string, bytes: number) => {
+        const r = await fetch(`${s.url}/api/v1/rooms/quota/attachments`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token[user]}`, 'content-type': 'application/octet-stream' },
+          body: new Uint8Array(randomBytes(bytes)),
+        });
+        return { status: r.status, body: (await r.json()) as { id: string; error?: { code: string; details?: Record<string, unknown> } } };
+      };
+      const files = () => readdirSync(join(s.dataDir, 'attachments'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).length;
+      expect((await rest('dora', 'POST', '/rooms', { kind: 'group', name: 'Quota', room: 'quota' })).status).toBe(201);
+      expect((await rest('dora', 'POST', '/rooms/quota/members', { user: 'eli' })).status).toBeLessThan(300);
+      const kept: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await put('dora', 1000);
+        expect(r.status).toBe(201);
+        kept.push(r.body.id);
+      }
+      const before = files();
+      // One byte more than the cap allows: refused, with the reason, and nothing kept of it.
+      const over = await put('dora', 1);
+      expect(over.status).toBe(429);
+      expect(over.body.error).toMatchObject({ code: 'rate_limited', details: { reason: 'unsent_uploads', limit: cap, held: 3000 } });
+      expect(files()).toBe(before);
+      // Another user's uploads are their own.
+      expect((await put('eli', 1000)).status).toBe(201);
+      // A sent upload no longer counts; a deleted one neither.
+      const ws = await RawSocket.open(s.wsUrl);
+      expect((await ws.call({ id: 'a', cmd: 'auth', token: token.dora })).ok).toBe(true);
+      expect((await ws.call({ id: 's', cmd: 'send', room: 'quota', text: 'here', attachments: [kept[0]] })).ok).toBe(true);
+      ws.close();
+      expect((await put('dora', 1000)).status).toBe(201);
+      expect((await put('dora', 1)).status).toBe(429);
+      expect((await rest('dora', 'DELETE', `/attachments/${kept[1]}`)).status).toBe(200);
+      expect((await put('dora', 1000)).status).toBe(201);
+    } finally {
+      await s.close();
+      removeDir(s.dataDir);
+    }
+  });
+});

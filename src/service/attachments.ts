@@ -32,6 +32,8 @@ export interface AttachmentOptions {
   secret: string;
   /** Uploads one user may have in progress on this node; one more is `rate_limited`. */
   uploadsPerUser: number;
+  /** Bytes of unsent uploads one user may hold; an upload beyond is `rate_limited` (0: no cap). */
+  unsentBytesPerUser: number;
   /** A deleted room whose messages are kept keeps the files its messages carry. */
   keepDeletedRoomFiles?: boolean;
 }
@@ -118,6 +120,9 @@ export class AttachmentService {
   private async receive(user: Identity, room: string, up: Upload): Promise<AttachmentView> {
     await this.requireUploader(user, room);
     if (up.length !== undefined && up.length > this.opts.maxBytes) throw tooLarge(this.opts.maxBytes);
+    // Checked before the bytes are read (with the declared length, when there is one) and again
+    // with the stored size: a user cannot fill the disk with uploads it never sends.
+    await this.requireRoom(user.id, up.length ?? 1);
     const name = sanitizeName(up.name);
     const { sample, rest } = await peek(up.body, SAMPLE_BYTES);
     if (sample.length === 0) throw new ParleyError('invalid', 'the file is empty', { field: 'file' });
@@ -140,6 +145,7 @@ export class AttachmentService {
         stored = clean;
         preview = (await this.blobs.put(once(image.preview), { maxBytes: Number.MAX_SAFE_INTEGER })).id;
       }
+      await this.requireRoom(user.id, stored.size);
       const a: Attachment = {
         id: randomBytes(16).toString('base64url'),
         room,
@@ -161,6 +167,24 @@ export class AttachmentService {
       await this.blobs.delete(stored.id).catch(() => undefined);
       if (preview) await this.blobs.delete(preview).catch(() => undefined);
       throw err;
+    }
+  }
+
+  /**
+   * Refuses an upload of `bytes` that would take the user's unsent uploads past
+   * unsentBytesPerUser. Uploads in progress are not counted, so a user may go past it by at
+   * most uploadsPerUser uploads per node.
+   */
+  private async requireRoom(user: string, bytes: number): Promise<void> {
+    const cap = this.opts.unsentBytesPerUser;
+    if (cap === 0) return;
+    const held = await this.records.unsentBytes(user);
+    if (held + bytes > cap) {
+      throw new ParleyError('rate_limited', `your unsent uploads hold ${held} of ${cap} bytes: send or delete some first`, {
+        reason: 'unsent_uploads',
+        limit: cap,
+        held,
+      });
     }
   }
 

@@ -49,6 +49,8 @@ export interface AttachmentStore {
   removeForRoom(room: string): Promise<Attachment[]>;
   /** Removes up to `limit` records never bound to a message and created before `before` (ms). */
   removeUnbound(before: number, limit: number): Promise<Attachment[]>;
+  /** Bytes of the uploads of `uploader` that no message carries yet (the records' sizes). */
+  unsentBytes(uploader: string): Promise<number>;
   /** Rooms that have records bound to messages (for the retention pass), after `afterRoom`, by id. */
   boundRooms(afterRoom: string, limit: number): Promise<string[]>;
 }

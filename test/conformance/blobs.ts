@@ -121,11 +121,13 @@ export function blobStoreConformance(name: string, open: () => Promise<BlobBacke
 
     it('records: bind is all or nothing, and removals return what they removed', async () => {
       const r = b.records;
-      const a1 = record({ createdAt: 100 });
-      const a2 = record({ createdAt: 200 });
-      const other = record({ uploader: 'bob', createdAt: 300 });
+      const a1 = record({ createdAt: 100, size: 1000 });
+      const a2 = record({ createdAt: 200, size: 20 });
+      const other = record({ uploader: 'bob', createdAt: 300, size: 5 });
+      expect(await r.unsentBytes('alice')).toBe(0);
       for (const a of [a1, a2, other]) await r.create(a);
       expect(await r.get(a1.id)).toEqual(a1);
+      expect([await r.unsentBytes('alice'), await r.unsentBytes('bob')]).toEqual([1020, 5]);
       // bob's upload in the list: nothing is bound.
       await expect(r.bind('r1', 'alice', [a1.id, other.id], 7)).rejects.toMatchObject({ code: 'conflict' });
       expect((await r.get(a1.id))!.message).toBeNull();
@@ -134,6 +136,7 @@ export function blobStoreConformance(name: string, open: () => Promise<BlobBacke
         [a2.id, 7],
         [a1.id, 7],
       ]);
+      expect(await r.unsentBytes('alice')).toBe(0);
       // Once bound, never again.
       await expect(r.bind('r1', 'alice', [a1.id], 8)).rejects.toMatchObject({ code: 'conflict' });
       expect(await r.boundRooms('', 10)).toEqual(['r1']);

@@ -118,6 +118,13 @@ export class PostgresAttachmentStore implements AttachmentStore {
     );
   }
 
+  async unsentBytes(uploader: string): Promise<number> {
+    const { rows } = await query<{ n: string }>(this.pool, 'SELECT COALESCE(SUM(size), 0) AS n FROM attachments WHERE uploader = $1 AND message_seq IS NULL', [
+      uploader,
+    ]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async boundRooms(afterRoom: string, limit: number): Promise<string[]> {
     const { rows } = await query<{ room_id: string }>(
       this.pool,

@@ -329,6 +329,10 @@ export const migrations: string[] = [
   END
   $fn$;
   `,
+  // 13: the bytes of a user's unsent uploads, summed at each upload (attachments.unsentBytesPerUser).
+  `
+  CREATE INDEX attachments_unsent_by ON attachments (uploader) WHERE message_seq IS NULL;
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */

@@ -61,6 +61,7 @@ export class SqliteAttachmentStore implements AttachmentStore {
       ),
       get: db.prepare(`SELECT ${COLS} FROM attachments WHERE id = ?`),
       bind: db.prepare('UPDATE attachments SET message_seq = ? WHERE id = ? AND room_id = ? AND uploader = ? AND message_seq IS NULL'),
+      unsentBytes: db.prepare('SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader = ? AND message_seq IS NULL').pluck(),
       boundRooms: db.prepare('SELECT DISTINCT room_id FROM attachments WHERE message_seq IS NOT NULL AND room_id > ? ORDER BY room_id LIMIT ?').pluck(),
     };
     const removed = new Map<string, Database.Statement>();
@@ -120,6 +121,10 @@ export class SqliteAttachmentStore implements AttachmentStore {
     return guard(() =>
       this.removeWhere('id IN (SELECT id FROM attachments WHERE message_seq IS NULL AND created_at < ? ORDER BY created_at LIMIT ?)', before, limit),
     );
+  }
+
+  unsentBytes(uploader: string): Promise<number> {
+    return guard(() => Number(this.s.unsentBytes.get(uploader)));
   }
 
   boundRooms(afterRoom: string, limit: number): Promise<string[]> {

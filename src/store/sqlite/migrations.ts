@@ -226,4 +226,8 @@ export const migrations: string[] = [
     updated_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 12: the bytes of a user's unsent uploads, summed at each upload (attachments.unsentBytesPerUser).
+  `
+  CREATE INDEX attachments_unsent_by ON attachments(uploader) WHERE message_seq IS NULL;
+  `,
 ];
