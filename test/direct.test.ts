@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, startServer, waitFor, type TestServer } from './helpers.js';
+import { collect, RawSocket, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError } from '../src/client/index.js';
 
 let srv: TestServer;
@@ -52,5 +52,20 @@ describe('direct rooms', () => {
     const history = await alice.history(room.id);
     expect(history.messages.filter((m) => m.kind === 'text')).toHaveLength(2);
     expect(history.messages.every((m) => m.user !== 'eve')).toBe(true);
+  });
+
+  it("the server's own id is nobody's peer or fellow member: it cannot be invited or talked to directly", async () => {
+    const ws = await RawSocket.open(srv.wsUrl);
+    expect((await ws.call({ id: 'a', cmd: 'auth', token: await srv.token('sysprobe') })).ok).toBe(true);
+    const room = ((await ws.call({ id: 'c', cmd: 'create', kind: 'group', name: 'Probe' })).data as { id: string }).id;
+    for (const frame of [
+      { id: 'i', cmd: 'invite', room, user: 'system' },
+      { id: 'd', cmd: 'direct', user: 'system' },
+    ]) {
+      expect(await ws.call(frame)).toMatchObject({ ok: false, error: { code: 'invalid', details: { field: 'user' } } });
+    }
+    const members = (await ws.call({ id: 'm', cmd: 'members', room })).data as { members: Array<{ user: string }> };
+    expect(members.members.map((m) => m.user)).toEqual(['sysprobe']);
+    ws.close();
   });
 });

@@ -520,12 +520,14 @@ export class Service {
   }
 
   private async invite(s: Session, a: CommandArgs<'invite'>): Promise<{ member: Member }> {
+    rules.checkPeer(a.user);
     const { member } = await this.underRoomCaps(a.user, () => this.roomLog.submit<'invite'>(a.room, { op: 'invite', by: this.by(s), user: a.user }));
     return { member };
   }
 
   private async direct(s: Session, a: CommandArgs<'direct'>): Promise<Room> {
     if (a.user === s.user.id) throw new ParleyError('invalid', 'a direct room needs another user');
+    rules.checkPeer(a.user);
     const { id, key } = directRoomId(s.user.id, a.user);
     const existing = await this.store.findDirect(key);
     if (existing) return existing;
@@ -761,6 +763,7 @@ export class Service {
   async checkMembers(s: Session, roomId: string, add: string[], remove: string[]): Promise<void> {
     const bad = [...add, ...remove].find((u) => !userIdRe.test(u));
     if (bad !== undefined) throw new ParleyError('invalid', `not a user id: ${JSON.stringify(bad.slice(0, 140))}`, { field: 'members' });
+    if (add.includes(SYSTEM_USER)) throw new ParleyError('invalid', `"${SYSTEM_USER}" is the server's own id, not a user`, { field: 'members' });
     await this.roomLog.submit<'admits'>(roomId, { op: 'admits', by: this.by(s), add: [...new Set(add)], remove: [...new Set(remove)] });
   }
 

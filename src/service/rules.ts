@@ -6,6 +6,7 @@ import { ParleyError } from '../errors.js';
 import {
   DIRECT_ROOM_PREFIX,
   isDirectRoom,
+  SYSTEM_USER,
   type AccessMode,
   type Ban,
   type Member,
@@ -170,6 +171,14 @@ export function decideJoin(room: Room | null, actor: Actor, me: Member | null, f
 }
 
 /** A member adds another user: anyone in a channel, moderators in a group, administrators anywhere. */
+/**
+ * The server's own id (`system`, the author of system messages) is never a member: nobody can
+ * invite it or open a direct room with it. No token can be issued for it.
+ */
+export function checkPeer(user: string): void {
+  if (user === SYSTEM_USER) throw new ParleyError('invalid', `"${SYSTEM_USER}" is the server's own id, not a user`, { field: 'user' });
+}
+
 export function decideInvite(
   room: Room | null,
   actor: Actor,
