@@ -21,13 +21,13 @@ describe('plugins configuration', () => {
       user: { rate: 10, burst: 50 },
       search: { rate: 2, burst: 10 },
       typing: { rate: 2, burst: 10 },
-      commands: ['send', 'edit', 'react'],
+      commands: ['send', 'edit', 'react', 'direct'],
       exemptAdmins: true,
     });
     const c = loadConfig({
       overrides: { plugins: { webhooks: { endpoints: [hook] }, wordFilter: {}, rateLimit: { user: { rate: 1, burst: 2 } } } },
     });
-    expect(c.plugins.rateLimit).toMatchObject({ commands: ['send', 'edit', 'react'], exemptAdmins: true });
+    expect(c.plugins.rateLimit).toMatchObject({ commands: ['send', 'edit', 'react', 'direct'], exemptAdmins: true });
     expect(c.plugins.wordFilter).toMatchObject({ mode: 'reject', words: [], mask: '****' });
     expect(c.plugins.webhooks).toMatchObject({ timeoutMs: 5000, maxAttempts: 5, endpoints: [{ format: 'parley' }] });
     expect(builtinPlugins(c.plugins).map((p) => p.name)).toEqual(['rate-limit', 'word-filter', 'webhooks']);

@@ -91,6 +91,20 @@ describe('rate limiter', () => {
     ws.close();
   });
 
+  it('opening direct rooms draws on the same bucket: one user cannot create them without end', async () => {
+    const ws = await RawSocket.open(srv.wsUrl);
+    expect((await ws.call({ id: 'a', cmd: 'auth', token: await srv.token('rl-dm') })).ok).toBe(true);
+    const codes: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await ws.call({ id: `d${i}`, cmd: 'direct', user: `rl-dm-peer-${i}` });
+      codes.push(r.ok ? 'ok' : (r.error as { code: string }).code);
+    }
+    expect(codes).toEqual(['ok', 'ok', 'ok', 'rate_limited', 'rate_limited']);
+    const rooms = (await ws.call({ id: 'r', cmd: 'rooms' })).data as { rooms: unknown[] };
+    expect(rooms.rooms).toHaveLength(3);
+    ws.close();
+  });
+
   it('limits a room across its members, without touching other rooms', async () => {
     const owner = await srv.client('rr-owner');
     const room = await owner.createRoom('channel', 'Busy');

@@ -41,7 +41,8 @@ export const RateLimitConfig = Type.Object(
       description: 'Per-user budget of `typing` frames that say the user is typing, separate from `user` (null: not limited)',
     }),
     commands: Type.Array(Type.Union(HOOKED_COMMANDS.map((c) => Type.Literal(c))), {
-      default: ['send', 'edit', 'react'],
+      // `direct` creates a room on first use and counts against no room cap.
+      default: ['send', 'edit', 'react', 'direct'],
       minItems: 1,
       description: 'Commands that take a token',
     }),

@@ -1,5 +1,5 @@
 // The rate-limit plugin: a token bucket per user and one per room, drawn on by the configured
-// commands (send, edit, react by default), and buckets of their own for search and typing. A
+// commands (send, edit, react and direct by default), and buckets of their own for search and typing. A
 // command over any of its limits is refused with `rate_limited` and details.retryAfterMs before
 // anything is stored. A keyed write whose key is stored already is let through (it is answered
 // as the duplicate it is), and so is a command read in the burst after the node was stopped.
