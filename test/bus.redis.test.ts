@@ -146,6 +146,36 @@ describe('Redis bus', () => {
     await own.destroy();
   });
 
+  it('a subscribe or unsubscribe made while Redis is down is made once it is back, and the topics it missed are resynced', async () => {
+    const own = await startRedis();
+    const bus = await open({ url: own.url }, { prefix: 'down:' });
+    const resynced: string[] = [];
+    const got: string[] = [];
+    bus.onResync((topics) => resynced.push(...(topics ?? ['*'])));
+    bus.onMessage((t) => got.push(t));
+    await bus.subscribe('u:gone');
+    own.kill();
+    // Made during the outage: ioredis drops the commands after its retries.
+    await bus.subscribe('u:late');
+    await bus.unsubscribe('u:gone');
+    await own.start();
+    await waitFor(() => resynced.includes('u:late'), 15_000, 'the late subscription made and its topic resynced');
+    const other = await open({ url: own.url }, { prefix: 'down:' });
+    for (let i = 0; i < 50 && !got.includes('u:late'); i++) {
+      other.publish('u:late', { frame: '{}' });
+      other.publish('u:gone', { frame: '{}' });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(got).toContain('u:late');
+    // The topic unsubscribed during the outage is not listened to any more.
+    const channels = await (other.client as Redis).pubsub('CHANNELS', 'down:*');
+    expect(channels).toContain('down:u:late');
+    expect(channels).not.toContain('down:u:gone');
+    expect(got).not.toContain('u:gone');
+    await Promise.all([bus.close(), other.close()]);
+    await own.destroy();
+  });
+
   it('the throwaway server starts again at once after kill(), before the killed one has exited', async () => {
     const own = await startRedis();
     for (let i = 0; i < 5; i++) {

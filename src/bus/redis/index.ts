@@ -74,6 +74,10 @@ export function decodeBusMessage(raw: string): (BusMessage & { origin?: string }
   return msg;
 }
 
+/** Waits before a subscription Redis did not confirm is tried again: 250 ms, doubling up to 5 s. */
+const CONFIRM_FIRST_MS = 250;
+const CONFIRM_MAX_MS = 5000;
+
 /** A shard whose subscriber connection ended: the slots it served then, and its recovery. */
 interface LostShard {
   slots: Set<number>;
@@ -102,6 +106,14 @@ export class RedisBus implements Bus {
   private readonly lost = new Map<string, LostShard>();
   private checking = false;
   private checkTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * Topics whose subscribe or unsubscribe Redis did not confirm (it was down or frozen):
+   * ioredis re-subscribes after a reconnect only to what Redis confirmed, so these are tried
+   * again until it does. A wanted topic that becomes subscribed is then resynced.
+   */
+  private readonly unconfirmed = new Set<string>();
+  private confirmTimer: ReturnType<typeof setTimeout> | null = null;
+  private confirmDelay = CONFIRM_FIRST_MS;
 
   private constructor(private readonly opts: RedisBusOptions) {
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -128,6 +140,7 @@ export class RedisBus implements Bus {
         if (typeof nodeKey === 'string') this.shardLost(nodeKey);
       });
       this.sub.on('subscribersReady', () => {
+        this.confirmSoon(0);
         for (const shard of this.lost.values()) shard.restarted = true;
         void this.checkLostShards();
       });
@@ -139,6 +152,7 @@ export class RedisBus implements Bus {
           first = false;
           return;
         }
+        this.confirmSoon(0);
         // The re-subscriptions are queued before 'ready'; a PING answered after them means
         // they are active.
         bounded((this.sub as Redis).ping(), this.timeoutMs, 'bus').then(
@@ -213,23 +227,75 @@ export class RedisBus implements Bus {
   async subscribe(topic: string): Promise<void> {
     if (this.topics.has(topic) || this.closed) return;
     this.topics.add(topic);
-    try {
-      const p = this.sharded ? (this.sub as Cluster).ssubscribe(this.channel(topic)) : this.sub.subscribe(this.channel(topic));
-      await bounded(p, this.timeoutMs, 'bus');
-    } catch (err) {
-      // Still wanted: the client re-subscribes after reconnecting; until then the hub's resync covers it.
-      this.opts.log.warn({ err: (err as Error).message, topic }, 'subscribe failed');
-    }
+    if (await this.listen(topic, true)) return;
+    // Still wanted: tried again until Redis confirms it, then the topic is resynced.
+    this.opts.log.warn({ topic }, 'subscribe failed; trying again');
+    this.unconfirmed.add(topic);
+    this.confirmSoon();
   }
 
   async unsubscribe(topic: string): Promise<void> {
     if (!this.topics.delete(topic) || this.closed) return;
+    if (await this.listen(topic, false)) return;
+    this.opts.log.debug({ topic }, 'unsubscribe failed; trying again');
+    this.unconfirmed.add(topic);
+    this.confirmSoon();
+  }
+
+  /** Subscribes to the topic's channel or unsubscribes from it; true once Redis confirmed. */
+  private async listen(topic: string, on: boolean): Promise<boolean> {
+    const channel = this.channel(topic);
+    const sub = this.sub;
     try {
-      const p = this.sharded ? (this.sub as Cluster).sunsubscribe(this.channel(topic)) : this.sub.unsubscribe(this.channel(topic));
+      const p = this.sharded
+        ? on
+          ? (sub as Cluster).ssubscribe(channel)
+          : (sub as Cluster).sunsubscribe(channel)
+        : on
+          ? sub.subscribe(channel)
+          : sub.unsubscribe(channel);
       await bounded(p, this.timeoutMs, 'bus');
-    } catch (err) {
-      this.opts.log.debug({ err: (err as Error).message, topic }, 'unsubscribe failed');
+      return true;
+    } catch {
+      return false;
     }
+  }
+
+  private confirmSoon(ms = this.confirmDelay): void {
+    if (this.closed || this.unconfirmed.size === 0) return;
+    if (this.confirmTimer) {
+      if (ms > 0) return;
+      clearTimeout(this.confirmTimer);
+    }
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = null;
+      void this.confirm();
+    }, ms);
+    this.confirmTimer.unref();
+  }
+
+  /**
+   * Makes Redis agree with what is wanted for each unconfirmed topic; the wanted ones it now
+   * confirmed are resynced (what was published before is read from the store). Tried again
+   * with a growing wait while Redis does not answer.
+   */
+  private async confirm(): Promise<void> {
+    const subscribed: string[] = [];
+    for (const topic of [...this.unconfirmed]) {
+      if (this.closed) return;
+      const wanted = this.topics.has(topic);
+      if (!(await this.listen(topic, wanted))) break;
+      // The wish may have changed meanwhile: then it stays for the next round.
+      if (this.topics.has(topic) !== wanted) continue;
+      this.unconfirmed.delete(topic);
+      if (wanted) subscribed.push(topic);
+    }
+    if (subscribed.length > 0) {
+      this.opts.log.info({ topics: subscribed.length }, 'bus subscriptions made after an outage: re-reading them from the store');
+      for (const h of this.resync) h(subscribed);
+    }
+    this.confirmDelay = this.unconfirmed.size === 0 ? CONFIRM_FIRST_MS : Math.min(CONFIRM_MAX_MS, this.confirmDelay * 2);
+    this.confirmSoon();
   }
 
   onMessage(handler: BusHandler): void {
@@ -326,6 +392,7 @@ export class RedisBus implements Bus {
     if (this.closed) return;
     this.closed = true;
     if (this.checkTimer) clearTimeout(this.checkTimer);
+    if (this.confirmTimer) clearTimeout(this.confirmTimer);
     await this.registry.stop();
     this.topics.clear();
     this.sub.disconnect();
