@@ -4,6 +4,7 @@
 // and the account and word stores.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { readdirSync, readFileSync } from 'node:fs';
 import { startPostgres, type PgServer } from '../tools/devservers/postgres.js';
 import { PostgresStore, type PostgresOptions } from '../src/store/postgres/index.js';
 import { PostgresAccountStore } from '../src/store/postgres/accounts.js';
@@ -235,6 +236,27 @@ describe('PostgreSQL going away', () => {
     const r = await s.append({ room: 'd', user: 'u', name: 'u', kind: 'text', text: 'two' });
     expect(r.message.seq).toBe(3);
     expect((await s.history('d', { limit: 10 })).map((m) => m.text ?? m.kind)).toEqual(['join', 'one', 'two']);
+    await s.close();
+  });
+
+  it('a write whose answer does not come in time (the server frozen) is refused with its outcome unknown, and may be stored', async () => {
+    const s = await node({ url: own.url, schema: freshSchema(), connectTimeoutMs: 2000, statementTimeoutMs: 500 });
+    await s.createRoom({ id: 'f', kind: 'group', name: 'F', topic: '', createdBy: 'u', members: members('u') });
+    await s.append({ room: 'f', user: 'u', name: 'u', kind: 'text', text: 'one' });
+    // The postmaster and its backends stopped, as SIGSTOP freezes a whole machine's database.
+    const pids = [own.pid!, ...childrenOf(own.pid!)];
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    let refused: unknown;
+    try {
+      await s.append({ room: 'f', user: 'u', name: 'u', kind: 'text', text: 'maybe' });
+    } catch (err) {
+      refused = err;
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    // The statement had gone out: the database may still commit it, so "not stored" would be a lie.
+    expect(refused).toMatchObject({ code: 'unavailable', details: { outcome: 'unknown' } });
+    await waitUntil(async () => (await s.history('f', { limit: 10 })).some((m) => m.text === 'maybe'));
     await s.close();
   });
 
@@ -616,4 +638,28 @@ function indexesRead(n: PlanNode): string[] {
 function messageScans(n: PlanNode): number[] {
   const own = n['Relation Name'] === 'messages' ? [n['Actual Rows'] * n['Actual Loops']] : [];
   return [...own, ...(n.Plans ?? []).flatMap(messageScans)];
+}
+
+/** Process ids whose parent is `pid` (a PostgreSQL server's backends). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch {
+      /* ended meanwhile */
+    }
+  }
+  return out;
+}
+
+async function waitUntil(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

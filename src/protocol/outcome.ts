@@ -3,7 +3,8 @@
 
 /**
  * The `details` of an `unavailable` error whose write may still have been stored: it was
- * handed to the room's owning node, which did not answer in time. Sent again with the same
+ * handed to the room's owning node, or sent to PostgreSQL, and the answer did not come in
+ * time. Sent again with the same
  * key, it is stored once (the SDK does so by itself).
  */
 export const outcomeUnknown = (): Record<string, unknown> => ({ outcome: 'unknown' });

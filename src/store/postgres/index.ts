@@ -15,6 +15,7 @@ import { GroupCommit } from './group-commit.js';
 import { logOnly, writeBatch, writeLog } from './commit.js';
 import { SEARCH_PROBE_MAX, SQL } from './statements.js';
 import { enterFence } from '../../cluster/fence.js';
+import { outcomeUnknown } from '../../protocol/outcome.js';
 import { queryTerms, toTsquery, WordCounts } from './search-text.js';
 
 export { searchWords } from './search-text.js';
@@ -263,8 +264,9 @@ export class PostgresStore extends PostgresFacts implements Store {
    */
   private async attempt<T>(once: (sent: () => void) => Promise<T>, size: Batch | (() => number)): Promise<T> {
     let lastErr: unknown;
+    let sent = false;
     for (let attempt = 1; attempt <= BATCH_ATTEMPTS; attempt++) {
-      let sent = false;
+      sent = false;
       try {
         const out = await once(() => {
           sent = true;
@@ -281,7 +283,11 @@ export class PostgresStore extends PostgresFacts implements Store {
     }
     if (lastErr instanceof ParleyError) throw lastErr;
     const failure = toStoreError(lastErr);
-    throw failure.code === 'internal' || failure.code === 'conflict' || failure.code === 'invalid' ? failure : new ParleyError('unavailable', failure.message);
+    if (failure.code === 'internal' || failure.code === 'conflict' || failure.code === 'invalid') throw failure;
+    // What commits went out and the connection broke or the answer did not come in time (the
+    // driver's read timeout; a frozen server may still commit it): nobody knows whether it
+    // committed. Said so, so a client sends again with the same key instead of a new send.
+    throw new ParleyError('unavailable', failure.message, sent && isConnectionError(lastErr) ? outcomeUnknown() : undefined);
   }
 
   // ---- UserStore ----------------------------------------------------------------------
