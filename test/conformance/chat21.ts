@@ -43,8 +43,25 @@ export function chat21StoreConformance(name: string, open: () => Promise<{ store
     });
 
     it('saving an instance twice keeps one, with the latest data', async () => {
-      await h.store.saveInstance('u1', 'dev', { token: 'a' });
-      await expect(h.store.saveInstance('u1', 'dev', { token: 'b' })).resolves.toBeUndefined();
+      await h.store.saveInstance('u1', 'dev', { token: 'a' }, 10);
+      await expect(h.store.saveInstance('u1', 'dev', { token: 'b' }, 10)).resolves.toBeUndefined();
+      expect(await h.store.instances('u1')).toEqual(['dev']);
+    });
+
+    it("a user keeps its `max` most recently saved instances; others' are untouched", async () => {
+      await h.store.saveInstance('u2', 'other', {}, 3);
+      for (const i of ['a', 'b', 'c', 'd']) await h.store.saveInstance('u1', i, {}, 3);
+      expect(await h.store.instances('u1')).toEqual(['d', 'c', 'b']);
+      // Saving one the user has again is an update: nothing is removed, it becomes the newest.
+      await h.store.saveInstance('u1', 'b', { token: 'x' }, 3);
+      expect(await h.store.instances('u1')).toEqual(['b', 'd', 'c']);
+      await h.store.saveInstance('u1', 'e', {}, 3);
+      expect(await h.store.instances('u1')).toEqual(['e', 'b', 'd']);
+      // A lower cap trims down to it at the next save.
+      await h.store.saveInstance('u1', 'f', {}, 2);
+      expect(await h.store.instances('u1')).toEqual(['f', 'e']);
+      expect(await h.store.instances('u2')).toEqual(['other']);
+      expect(await h.store.instances('nobody')).toEqual([]);
     });
   });
 }

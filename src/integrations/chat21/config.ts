@@ -11,6 +11,12 @@ export const Chat21Config = Type.Object(
       pattern: '^(/[A-Za-z0-9._~-]+)+$',
       description: 'Prefix of the Chat21-compatible REST API (routes are under PREFIX/APPID)',
     }),
+    instancesPerUser: Type.Integer({
+      default: 10,
+      minimum: 1,
+      maximum: 1000,
+      description: "Push-notification instances (devices) kept per user; saving one more removes the user's least recently saved one",
+    }),
     tokenKey: Type.Optional(
       Type.String({
         minLength: 8,

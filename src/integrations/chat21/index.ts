@@ -57,7 +57,7 @@ export interface Chat21 {
 /** Builds the Chat21 endpoints of a node: the MQTT transport, and the REST API when `chat21.rest`. */
 export function chat21(deps: Chat21Deps): Chat21 {
   const cfg = deps.config;
-  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId, deps.link);
+  const service = new Chat21Service(deps.service, deps.store, deps.state, cfg.chat21.appId, cfg.chat21.instancesPerUser, deps.link);
   const verify = cfg.chat21.tokenKey ? (deps.reserve ?? ((v: Verifier) => v))(withSharedKey(deps.verify, cfg.chat21.tokenKey, cfg)) : deps.verify;
   const mqtt = new MqttTransport(
     deps.service,

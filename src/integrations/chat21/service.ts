@@ -93,6 +93,8 @@ export class Chat21Service {
     private readonly store: Pick<Store, 'getRoom'>,
     private readonly state: Chat21Store,
     readonly appId: string,
+    /** Instances (devices) kept per user (`chat21.instancesPerUser`). */
+    private readonly instancesPerUser: number,
     /** A signed URL of an attachment for a reader, put in the Chat21 `metadata.src` of files. */
     private readonly link?: (attachment: string, reader: string) => string,
   ) {}
@@ -493,6 +495,7 @@ export class Chat21Service {
 
   async saveInstance(c: Caller, instance: string, data: Record<string, unknown>): Promise<void> {
     if (JSON.stringify(data).length > 4096) throw new ParleyError('too_large', 'instance data is larger than 4 KiB');
-    await this.state.saveInstance(c.user.id, instance, data);
+    // Bounded per user: one more replaces the user's least recently saved instance.
+    await this.state.saveInstance(c.user.id, instance, data, this.instancesPerUser);
   }
 }

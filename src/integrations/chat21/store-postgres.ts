@@ -1,9 +1,10 @@
 // PostgreSQL implementation of the Chat21Store port, on the pool of PostgresStore (same
 // database and schema; its tables come with the Store's migrations, entry 2 of
 // store/postgres/migrations.ts, which stays there so no shipped entry is renumbered). Each
-// method is one statement, so every node sees every change at once.
+// method is one statement or one transaction, so every node sees every change at once.
 import type pg from 'pg';
-import { query } from '../../store/postgres/pool.js';
+import { ParleyError } from '../../errors.js';
+import { query, toStoreError, transaction } from '../../store/postgres/pool.js';
 import type { Chat21Store } from './store.js';
 
 export class PostgresChat21Store implements Chat21Store {
@@ -39,11 +40,36 @@ export class PostgresChat21Store implements Chat21Store {
     return rows[0]?.attributes ?? {};
   }
 
-  async saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
-    await this.query(
-      `INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES ($1, $2, $3, $4)
-      ON CONFLICT (user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
-      [user, instance, JSON.stringify(data), Date.now()],
+  async saveInstance(user: string, instance: string, data: Record<string, unknown>, max: number): Promise<void> {
+    try {
+      await transaction(this.pool, async (c) => {
+        // One user's instances are saved and trimmed one at a time, so two saves at once
+        // cannot both keep their row past the cap.
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`chat21:instances:${user}`]);
+        // updated_at is the clock, but always past the user's other instances: it orders them
+        // by when they were saved even within one millisecond, so the trim keeps the right ones.
+        await c.query(
+          `INSERT INTO chat21_instances (user_id, instance_id, data, updated_at)
+          VALUES ($1, $2, $3, greatest($4, (SELECT coalesce(max(updated_at), 0) + 1 FROM chat21_instances WHERE user_id = $1)))
+          ON CONFLICT (user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+          [user, instance, JSON.stringify(data), Date.now()],
+        );
+        await c.query(
+          `DELETE FROM chat21_instances WHERE user_id = $1 AND instance_id NOT IN
+          (SELECT instance_id FROM chat21_instances WHERE user_id = $1 ORDER BY updated_at DESC, instance_id LIMIT $2)`,
+          [user, max],
+        );
+      });
+    } catch (err) {
+      throw err instanceof ParleyError ? err : toStoreError(err);
+    }
+  }
+
+  async instances(user: string): Promise<string[]> {
+    const { rows } = await this.query<{ instance_id: string }>(
+      'SELECT instance_id FROM chat21_instances WHERE user_id = $1 ORDER BY updated_at DESC, instance_id',
+      [user],
     );
+    return rows.map((r) => r.instance_id);
   }
 }

@@ -36,6 +36,7 @@ function guard<T>(fn: () => T): Promise<T> {
 
 export class SqliteChat21Store implements Chat21Store {
   private readonly s;
+  private readonly saveTx: (p: { user: string; instance: string; data: string; now: number; max: number }) => void;
 
   constructor(db: Database.Database) {
     db.exec(SCHEMA);
@@ -46,9 +47,19 @@ export class SqliteChat21Store implements Chat21Store {
       setAttributes: db.prepare(`INSERT INTO chat21_group_attributes (room_id, attributes) VALUES (?, ?)
         ON CONFLICT(room_id) DO UPDATE SET attributes = excluded.attributes`),
       attributes: db.prepare('SELECT attributes FROM chat21_group_attributes WHERE room_id = ?').pluck(),
-      saveInstance: db.prepare(`INSERT INTO chat21_instances (user_id, instance_id, data, updated_at) VALUES (?, ?, ?, ?)
+      // updated_at is the clock, but always past the user's other instances: it orders them
+      // by when they were saved even within one millisecond, so the trim keeps the right ones.
+      saveInstance: db.prepare(`INSERT INTO chat21_instances (user_id, instance_id, data, updated_at)
+        VALUES (@user, @instance, @data, max(@now, (SELECT coalesce(max(updated_at), 0) + 1 FROM chat21_instances WHERE user_id = @user)))
         ON CONFLICT(user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`),
+      trimInstances: db.prepare(`DELETE FROM chat21_instances WHERE user_id = @user AND instance_id NOT IN
+        (SELECT instance_id FROM chat21_instances WHERE user_id = @user ORDER BY updated_at DESC, instance_id LIMIT @max)`),
+      instances: db.prepare('SELECT instance_id FROM chat21_instances WHERE user_id = ? ORDER BY updated_at DESC, instance_id').pluck(),
     };
+    this.saveTx = db.transaction((p: { user: string; instance: string; data: string; now: number; max: number }) => {
+      this.s.saveInstance.run({ user: p.user, instance: p.instance, data: p.data, now: p.now });
+      this.s.trimInstances.run({ user: p.user, max: p.max });
+    });
   }
 
   archive(user: string, room: string, seq: number): Promise<void> {
@@ -74,9 +85,11 @@ export class SqliteChat21Store implements Chat21Store {
     });
   }
 
-  saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void> {
-    return guard(() => {
-      this.s.saveInstance.run(user, instance, JSON.stringify(data), Date.now());
-    });
+  saveInstance(user: string, instance: string, data: Record<string, unknown>, max: number): Promise<void> {
+    return guard(() => this.saveTx({ user, instance, data: JSON.stringify(data), now: Date.now(), max }));
+  }
+
+  instances(user: string): Promise<string[]> {
+    return guard(() => this.s.instances.all(user) as string[]);
   }
 }

@@ -8,6 +8,10 @@
 // - `archive` keeps the highest seq per (user, room): a conversation is archived while no
 //   message newer than that seq exists, so a new message un-archives it without a write.
 // - Group attributes are an opaque JSON object per room, replaced as a whole.
+// - A user keeps at most `max` instances: saving one more removes the user's least recently
+//   saved others, so a device list that churns (apps reinstalled, browsers cleared) stays
+//   bounded without refusing the device in hand. Saving an instance id the user has is an
+//   update and makes it the most recent.
 
 export interface Chat21Store {
   /** Marks the user's conversation in `room` archived up to `seq` (never moves back). */
@@ -18,6 +22,11 @@ export interface Chat21Store {
   setGroupAttributes(room: string, attributes: Record<string, unknown>): Promise<void>;
   /** The attributes of a group room ({} when none were set). */
   groupAttributes(room: string): Promise<Record<string, unknown>>;
-  /** Records a push-notification instance (device) of a user; `data` replaces earlier data. */
-  saveInstance(user: string, instance: string, data: Record<string, unknown>): Promise<void>;
+  /**
+   * Records a push-notification instance (device) of a user; `data` replaces earlier data.
+   * Keeps the user's `max` most recently saved instances (see the contract).
+   */
+  saveInstance(user: string, instance: string, data: Record<string, unknown>, max: number): Promise<void>;
+  /** The user's instance ids, most recently saved first. */
+  instances(user: string): Promise<string[]>;
 }
