@@ -99,7 +99,7 @@ describe('PostgreSQL store: several nodes on one database', () => {
     await s.pool.query('ALTER TABLE sessions DROP COLUMN user_agent, DROP COLUMN last_used_at');
     await s.pool.query('ALTER TABLE messages DROP COLUMN meta; DROP TABLE notify_levels, room_settings, pins');
     await s.pool.query(
-      'ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads, push_subscriptions, push_vapid, avatars; DROP FUNCTION parley_write_log',
+      'ALTER TABLE messages DROP COLUMN thread, DROP COLUMN thread_only; DROP TABLE threads, push_subscriptions, push_vapid, avatars; DROP FUNCTION parley_write_log; DROP INDEX chat21_archives_room',
     );
     for (const [id, name, at] of [
       ['old', 'General', 1],

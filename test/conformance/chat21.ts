@@ -63,5 +63,19 @@ export function chat21StoreConformance(name: string, open: () => Promise<{ store
       expect(await h.store.instances('u2')).toEqual(['other']);
       expect(await h.store.instances('nobody')).toEqual([]);
     });
+
+    it("removing a room forgets its attributes and every user's archive mark, and nothing of other rooms", async () => {
+      await h.store.setGroupAttributes('g1', { a: 1 });
+      await h.store.setGroupAttributes('g2', { b: 2 });
+      await h.store.archive('u1', 'g1', 4);
+      await h.store.archive('u2', 'g1', 6);
+      await h.store.archive('u1', 'g2', 1);
+      await h.store.removeRoom('g1');
+      expect(await h.store.groupAttributes('g1')).toEqual({});
+      expect(await h.store.archived('u1')).toEqual(new Map([['g2', 1]]));
+      expect(await h.store.archived('u2')).toEqual(new Map());
+      expect(await h.store.groupAttributes('g2')).toEqual({ b: 2 });
+      await expect(h.store.removeRoom('none')).resolves.toBeUndefined();
+    });
   });
 }

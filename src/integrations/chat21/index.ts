@@ -79,6 +79,12 @@ export function chat21(deps: Chat21Deps): Chat21 {
     deps.log,
     deps.metrics,
   );
+  // A deleted room's Chat21 state goes with it. The listener runs on the node that stored the
+  // deletion, before the command's reply, so the removal is under way (on SQLite, done) before
+  // anyone can learn the id is free and create the room again.
+  deps.service.events.on('room.deleted', ({ room }) => {
+    service.roomDeleted(room).catch((err: unknown) => deps.log.warn({ err, room }, 'could not remove the Chat21 state of a deleted room'));
+  });
   if (cfg.chat21.rest) {
     void deps.http.register(chat21Rest, {
       prefix: chat21RestBase(cfg.chat21),

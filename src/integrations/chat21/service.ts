@@ -160,6 +160,17 @@ export class Chat21Service {
     this.names.delete(room);
   }
 
+  /**
+   * Called when a room was deleted: what Chat21 kept for it (its attributes, the archive marks
+   * of its conversation) goes with it, so a room created again with the same id — by anyone —
+   * starts clean instead of inheriting them.
+   */
+  roomDeleted(room: string): Promise<void> {
+    this.names.delete(room);
+    this.knownDirect.delete(room);
+    return this.state.removeRoom(room);
+  }
+
   // ---- messages -----------------------------------------------------------------------------
 
   /**

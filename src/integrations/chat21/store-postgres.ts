@@ -72,4 +72,13 @@ export class PostgresChat21Store implements Chat21Store {
     );
     return rows.map((r) => r.instance_id);
   }
+
+  async removeRoom(room: string): Promise<void> {
+    // One statement: the attributes and the archive marks go together.
+    await this.query(
+      `WITH a AS (DELETE FROM chat21_archives WHERE room_id = $1)
+      DELETE FROM chat21_group_attributes WHERE room_id = $1`,
+      [room],
+    );
+  }
 }

@@ -12,6 +12,8 @@ const SCHEMA = `
     seq INTEGER NOT NULL,
     PRIMARY KEY (user_id, room_id)
   ) WITHOUT ROWID;
+  -- A deleted room's marks are removed by room (removeRoom).
+  CREATE INDEX IF NOT EXISTS chat21_archives_room ON chat21_archives (room_id);
   CREATE TABLE IF NOT EXISTS chat21_group_attributes (
     room_id TEXT PRIMARY KEY,
     attributes TEXT NOT NULL
@@ -36,6 +38,7 @@ function guard<T>(fn: () => T): Promise<T> {
 
 export class SqliteChat21Store implements Chat21Store {
   private readonly s;
+  private readonly removeRoomTx: (room: string) => void;
   private readonly saveTx: (p: { user: string; instance: string; data: string; now: number; max: number }) => void;
 
   constructor(db: Database.Database) {
@@ -54,8 +57,14 @@ export class SqliteChat21Store implements Chat21Store {
         ON CONFLICT(user_id, instance_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`),
       trimInstances: db.prepare(`DELETE FROM chat21_instances WHERE user_id = @user AND instance_id NOT IN
         (SELECT instance_id FROM chat21_instances WHERE user_id = @user ORDER BY updated_at DESC, instance_id LIMIT @max)`),
+      removeArchives: db.prepare('DELETE FROM chat21_archives WHERE room_id = ?'),
+      removeAttributes: db.prepare('DELETE FROM chat21_group_attributes WHERE room_id = ?'),
       instances: db.prepare('SELECT instance_id FROM chat21_instances WHERE user_id = ? ORDER BY updated_at DESC, instance_id').pluck(),
     };
+    this.removeRoomTx = db.transaction((room: string) => {
+      this.s.removeArchives.run(room);
+      this.s.removeAttributes.run(room);
+    });
     this.saveTx = db.transaction((p: { user: string; instance: string; data: string; now: number; max: number }) => {
       this.s.saveInstance.run({ user: p.user, instance: p.instance, data: p.data, now: p.now });
       this.s.trimInstances.run({ user: p.user, max: p.max });
@@ -91,5 +100,9 @@ export class SqliteChat21Store implements Chat21Store {
 
   instances(user: string): Promise<string[]> {
     return guard(() => this.s.instances.all(user) as string[]);
+  }
+
+  removeRoom(room: string): Promise<void> {
+    return guard(() => this.removeRoomTx(room));
   }
 }

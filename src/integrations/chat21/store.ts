@@ -12,6 +12,9 @@
 //   saved others, so a device list that churns (apps reinstalled, browsers cleared) stays
 //   bounded without refusing the device in hand. Saving an instance id the user has is an
 //   update and makes it the most recent.
+// - `removeRoom` forgets everything kept for a room — its attributes and every user's archive
+//   mark — so a room created again with the same id starts clean: neither its new owner sees
+//   the old attributes nor a former member the old conversation as archived.
 
 export interface Chat21Store {
   /** Marks the user's conversation in `room` archived up to `seq` (never moves back). */
@@ -29,4 +32,6 @@ export interface Chat21Store {
   saveInstance(user: string, instance: string, data: Record<string, unknown>, max: number): Promise<void>;
   /** The user's instance ids, most recently saved first. */
   instances(user: string): Promise<string[]>;
+  /** Forgets the Chat21 state of a deleted room (see the contract). */
+  removeRoom(room: string): Promise<void>;
 }

@@ -333,6 +333,11 @@ export const migrations: string[] = [
   `
   CREATE INDEX attachments_unsent_by ON attachments (uploader) WHERE message_seq IS NULL;
   `,
+  // 14: a deleted room's Chat21 archive marks are removed by room
+  // (integrations/chat21/store-postgres.ts, removeRoom).
+  `
+  CREATE INDEX chat21_archives_room ON chat21_archives (room_id);
+  `,
 ];
 
 /** First key of the advisory lock that serialises migrations ('parl'); the second is the schema's hash. */
