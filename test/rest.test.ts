@@ -569,6 +569,15 @@ route('POST /server/post', () => {
     expect(m[0]).toMatchObject({ kind: 'text', text: 'maintenance at noon', user: 'ops-bot', name: 'Ops' });
     expect(m[1]).toMatchObject({ kind: 'event', data: { ev: 'deploy', data: { v: 2 } } });
   });
+  it('a post sent again with its key stores nothing twice and answers the same seqs', async () => {
+    const body = { rooms: ['general', 'secret'], messages: [{ text: 'once only' }, { ev: 'once', data: {} }], key: 'post-k1' };
+    const first = await call('POST', '/server/post', { as: 'api', body });
+    const again = await call('POST', '/server/post', { as: 'api', body });
+    expect(first.status).toBe(200);
+    expect(again.body.posted).toEqual(first.body.posted);
+    const texts = (await call('GET', '/rooms/secret/messages?limit=20', { as: 'bob' })).body.messages.filter((m: { text?: string }) => m.text === 'once only');
+    expect(texts).toHaveLength(1);
+  });
   it('refuses an empty room list', async () =>
     invalid(await call('POST', '/server/post', { as: 'api', body: { rooms: [], messages: [{ text: 'x' }] } }), 'rooms'));
   it('refuses a non-administrator', async () =>

@@ -410,6 +410,14 @@ export const Commands = {
         { minItems: 1, maxItems: 100 },
       ),
       as: Type.Optional(Type.Object({ id: UserId, name: Type.Optional(Name) }, { additionalProperties: false })),
+      key: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 60,
+          description:
+            'Idempotency key of the whole post: sent again with the same key, each message already stored is answered with its seq, not stored again (message i of a room is keyed `key.i`)',
+        }),
+      ),
     },
     'Server-side: post texts or custom events to many rooms at once (administrators).',
   ),

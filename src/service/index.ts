@@ -892,16 +892,15 @@ export class Service {
     if (s.via) by.via = s.via;
     const pending: Array<Promise<{ message: Message }>> = [];
     for (const room of a.rooms) {
-      for (const m of a.messages) {
-        pending.push(
-          this.roomLog.submit<'append'>(
-            room,
-            'text' in m
-              ? { op: 'append', by, kind: 'text', text: m.text, system: true }
-              : { op: 'append', by, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true },
-          ),
-        );
-      }
+      a.messages.forEach((m, i) => {
+        const op: OpOf<'append'> =
+          'text' in m
+            ? { op: 'append', by, kind: 'text', text: m.text, system: true }
+            : { op: 'append', by, kind: 'event', data: m.data === undefined ? { ev: m.ev } : { ev: m.ev, data: m.data }, system: true };
+        // A post answered with its outcome unknown is sent again with its key: stored once.
+        if (a.key !== undefined) op.key = `${a.key}.${i}`;
+        pending.push(this.roomLog.submit<'append'>(room, op));
+      });
     }
     s.admit?.();
     const results = await Promise.all(pending);
