@@ -289,8 +289,10 @@ export class Hooks {
     if (!stage) return command(ctx.args);
     let ran: Promise<T>;
     try {
-      const before = this.before(ctx);
-      ran = before ? before.then(() => command(ctx.args)) : command(ctx.args);
+      // The command starts in a later microtask even when every before hook answered at once,
+      // as it did when the hooks were async functions.
+      const before = this.before(ctx) ?? STARTED;
+      ran = before.then(() => command(ctx.args));
     } catch (err) {
       ran = Promise.reject(err);
     }
@@ -310,6 +312,8 @@ export class Hooks {
     );
   }
 }
+
+const STARTED: Promise<void> = Promise.resolve();
 
 function isThenable<T>(v: unknown): v is PromiseLike<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
