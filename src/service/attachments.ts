@@ -365,8 +365,8 @@ export class AttachmentService {
           name: 'attachments:send',
           commands: ['send'],
           // Both answer at once for a send without attachments (nearly every send).
-          before: (ctx) => this.forSend(ctx.user, ctx.args),
-          after: (ctx, out) => {
+          before: async (ctx) => this.forSend(ctx.user, ctx.args),
+          after: async (ctx, out) => {
             if (out.result && !out.result.duplicate && ctx.args.attachments) {
               return this.bind(ctx.args.room, ctx.user.id, ctx.args.attachments, out.result.seq).then(() => undefined);
             }

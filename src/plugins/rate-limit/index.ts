@@ -41,7 +41,7 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
   const hook: Hook = ownHook({
     name: 'rate-limit',
     commands: [...cfg.commands, ...own.filter((c) => !cfg.commands.includes(c))],
-    before(ctx) {
+    async before(ctx) {
       if (cfg.exemptAdmins && ctx.user.admin) return;
       const limits: BucketLimit[] = [];
       // A search has a budget of its own, and draws on the others only if `commands` lists it.
