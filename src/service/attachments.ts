@@ -364,7 +364,7 @@ export class AttachmentService {
         commandHook({
           name: 'attachments:send',
           commands: ['send'],
-          // Both answer at once for a send without attachments (nearly every send).
+          // A send without attachments (nearly every send) reads nothing here.
           before: async (ctx) => this.forSend(ctx.user, ctx.args),
           after: async (ctx, out) => {
             if (out.result && !out.result.duplicate && ctx.args.attachments) {

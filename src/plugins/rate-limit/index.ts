@@ -32,7 +32,7 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
       if (!stored) throw refusal(retryAfterMs);
     });
   };
-  // Synchronous when the counter is (one node's in-memory buckets): every send passes here.
+  // Takes no extra turn when the counter answers at once (one node's in-memory buckets).
   const draw = (ctx: HookContext, limits: BucketLimit[]): void | Promise<void> => {
     if (limits.length === 0) return;
     const wait = counter.take(limits);
