@@ -189,6 +189,30 @@ describe('what counts as new', () => {
     await item(alice, 'and this').getByLabel('Seen by Bob Builder').waitFor();
     expect(await mine.getByLabel('Seen by Bob Builder').count()).toBe(0);
   });
+
+  it('reads a room up to a reply sent from another device, and puts the line below that reply', async () => {
+    const replied = await createRoom(alice, 'Replied', { kind: 'group' });
+    await invite(alice, 'bob');
+    await openRoom(bob, 'Elsewhere');
+    await send(alice, 'a question for bob');
+    await roomLink(bob, 'Replied').locator('.badge', { hasText: '1' }).waitFor();
+    const phone = await device(web, 'bob');
+    try {
+      await phone.send(replied, 'answered from the phone');
+    } finally {
+      phone.close();
+    }
+    await expect.poll(() => roomLink(bob, 'Replied').locator('.badge').count(), { timeout: 10_000 }).toBe(0);
+    await send(alice, 'a follow-up');
+    await roomLink(bob, 'Replied').locator('.badge', { hasText: '1' }).waitFor();
+    await openRoom(bob, 'Replied');
+    await messages(bob, 'a follow-up').waitFor();
+    const shown = await rows(bob);
+    const divider = shown.findIndex((t) => t.includes('New messages'));
+    expect(divider).toBeGreaterThan(0);
+    expect(shown[divider + 1]).toContain('a follow-up');
+    expect(shown[divider - 1]).toContain('answered from the phone');
+  });
 });
 
 describe('search', () => {

@@ -238,15 +238,8 @@ export class Chat {
         }
         return;
       }
-      const entry = this.rooms.get(e.room);
-      if (!entry || e.seq <= entry.readSeq) return;
-      entry.readSeq = e.seq;
-      // Read in another window: the count is exact only when everything was read.
-      if (!entry.last || e.seq >= entry.last.seq) {
-        entry.unread = 0;
-        entry.unreadMore = false;
-      } else void this.refreshInbox();
-      this.changed();
+      // Read in another window.
+      if (this.readUpTo(e.room, e.seq)) this.changed();
     });
     c.on('gap', (g) => {
       const tl = this.timelines.get(g.room);
@@ -525,7 +518,10 @@ export class Chat {
         entry.last = m;
         // Sending in the open room reads it up to what one sent, wherever the view is scrolled.
         if (here && (this.reading || m.user === this.me.id)) this.markRead(m.room);
-        else if (m.user !== this.me.id) {
+        else if (m.user === this.me.id) {
+          // Sent from here before moving to another room, or from another device: read up to it.
+          if (this.readUpTo(m.room, m.seq)) this.sendRead(m.room, m.seq);
+        } else {
           entry.unread++;
           if (m.mentionsAll === 'room' || m.mentions?.includes(this.me.id)) entry.mentions++;
           if (here && tl && tl.unreadAfter === null) tl.unreadAfter = m.seq - 1;
@@ -917,6 +913,23 @@ export class Chat {
     entry.mentions = 0;
     this.changed();
     this.sendRead(room, seq);
+  }
+
+  /**
+   * Moves my read marker in a room up to `seq` here, without telling the server; false when it
+   * was there already. The unread count is exact only when everything was read: otherwise the
+   * inbox is asked again.
+   */
+  private readUpTo(room: string, seq: number): boolean {
+    const entry = this.rooms.get(room);
+    if (!entry || seq <= entry.readSeq) return false;
+    entry.readSeq = seq;
+    if (!entry.last || seq >= entry.last.seq) {
+      entry.unread = 0;
+      entry.unreadMore = false;
+      entry.mentions = 0;
+    } else void this.refreshInbox();
+    return true;
   }
 
   /**
