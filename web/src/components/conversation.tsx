@@ -1213,12 +1213,19 @@ function Composer({ chat, room, mention, onEditLast }: { chat: Chat; room: strin
     setText(v);
     chat.drafts.set(room, v);
     setSuggest(null);
-    const caretAt = suggest.start + token.length;
-    requestAnimationFrame(() => {
-      el?.focus();
-      el?.setSelectionRange(caretAt, caretAt);
-    });
+    mentionCaret.current = suggest.start + token.length;
   }
+
+  // The caret goes after the picked mention in the same turn as the new text is shown, before
+  // any key typed next is read (a later frame would put it back behind what was typed meanwhile).
+  const mentionCaret = useRef<number | null>(null);
+  useLayoutEffect(() => {
+    const at = mentionCaret.current;
+    if (at === null) return;
+    mentionCaret.current = null;
+    ref.current?.focus();
+    ref.current?.setSelectionRange(at, at);
+  }, [text]);
 
   function insert(emoji: string) {
     const [from, to] = caret.current;
