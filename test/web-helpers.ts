@@ -252,3 +252,21 @@ export function searchPlaceholder(page: Page): Promise<{ text: number; box: numb
     return { text: ctx.measureText(el.placeholder).width, box: el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight) };
   });
 }
+
+/**
+ * Makes the page's animation frames come `ms` late, as on a busy machine, until the returned
+ * function is called.
+ */
+export async function slowFrames(page: Page, ms: number): Promise<() => Promise<void>> {
+  await page.evaluate((delay) => {
+    const w = window as unknown as { fastFrames?: typeof requestAnimationFrame };
+    w.fastFrames ??= window.requestAnimationFrame.bind(window);
+    window.requestAnimationFrame = (cb) => w.fastFrames!(() => setTimeout(() => cb(performance.now()), delay));
+  }, ms);
+  return async () => {
+    await page.evaluate(() => {
+      const w = window as unknown as { fastFrames?: typeof requestAnimationFrame };
+      if (w.fastFrames) window.requestAnimationFrame = w.fastFrames;
+    });
+  };
+}

@@ -4,7 +4,7 @@
 // message and the room's pins, and an edited message's earlier versions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { axeViolations, createRoom, invite, item, messages, openRoom, person, roomLink, send, startWeb, type Web } from './web-helpers.js';
+import { axeViolations, createRoom, invite, item, messages, openRoom, person, roomLink, send, slowFrames, startWeb, type Web } from './web-helpers.js';
 
 let web: Web;
 let alice: Page;
@@ -33,20 +33,13 @@ describe('mentions', () => {
     await list.getByRole('option', { name: /Alice Liddell/ }).waitFor();
     // Typing on at once after picking keeps the text in order, even when frames come late (a
     // busy machine).
-    await bob.evaluate(() => {
-      const w = window as unknown as { slowFrames?: typeof requestAnimationFrame };
-      w.slowFrames = window.requestAnimationFrame;
-      window.requestAnimationFrame = (cb) => w.slowFrames!(() => setTimeout(() => cb(performance.now()), 300));
-    });
+    const restore = await slowFrames(bob, 300);
     try {
       await box.press('Enter');
       await box.pressSequentially('look at this', { delay: 50 });
       await expect.poll(() => box.inputValue()).toBe('hey @alice look at this');
     } finally {
-      await bob.evaluate(() => {
-        const w = window as unknown as { slowFrames?: typeof requestAnimationFrame };
-        if (w.slowFrames) window.requestAnimationFrame = w.slowFrames;
-      });
+      await restore();
     }
     await box.press('Enter');
     await messages(bob, 'hey @alice look at this').waitFor();

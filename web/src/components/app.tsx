@@ -89,6 +89,15 @@ function ChatScreen({ session }: { session: Session }) {
     const path = room ? `/r/${room}` : '/';
     if (location.pathname !== path) history.pushState(null, '', path);
     setSearch(null);
+    open(room);
+  }
+
+  /**
+   * The chat opens the room before the page shows it: its first frame has the room's own "New
+   * messages" line and place, not those left from the last visit.
+   */
+  function open(room: string | null) {
+    chat.open(room);
     setRoute(room);
   }
   chat.onOpenRoom = go;
@@ -106,7 +115,7 @@ function ChatScreen({ session }: { session: Session }) {
     (first ?? document.querySelector<HTMLElement>('.sidebar-actions button'))?.focus();
   });
   useEffect(() => {
-    const onPop = () => setRoute(roomFromPath());
+    const onPop = () => open(roomFromPath());
     addEventListener('popstate', onPop);
     return () => removeEventListener('popstate', onPop);
   }, []);
