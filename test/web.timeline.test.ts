@@ -261,6 +261,47 @@ describe('search', () => {
     expect(web.pageErrors).toEqual([]);
   });
 
+  it('searches again, still "Searching…", when the server answers that its index is catching up', async () => {
+    // The server says so (`unavailable` with retryAfterMs) when its index lags behind what was
+    // just sent, as on a busy machine: here the first two answers are that one.
+    const page = await web.page(await web.context());
+    let refused = 0;
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        const f = typeof m === 'string' ? (JSON.parse(m) as { id?: number; cmd?: string }) : null;
+        if (f?.cmd === 'search' && refused < 2) {
+          refused++;
+          ws.send(
+            JSON.stringify({
+              id: f.id,
+              ok: false,
+              error: { code: 'unavailable', message: 'the search index is catching up; retry shortly', details: { retryAfterMs: 300 } },
+            }),
+          );
+          return;
+        }
+        server.send(m);
+      });
+      server.onMessage((m) => ws.send(m));
+    });
+    try {
+      await page.goto(web.srv.url);
+      await signIn(page, 'bob');
+      const box = page.getByRole('searchbox', { name: 'Search messages' });
+      await box.fill('needle');
+      await box.press('Enter');
+      await page
+        .getByRole('region', { name: 'Search results' })
+        .getByRole('button', { name: /needle in the old haystack/ })
+        .waitFor();
+      expect(refused).toBe(2);
+      expect(await page.getByText('Could not search').count()).toBe(0);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('on a phone, jumps to a result in a room opened before (its messages already loaded)', async () => {
     const room = await createRoom(alice, 'Pocket');
     await flood(room, ['the pocket roadmap, at the top', ...Array.from({ length: 44 }, (_, i) => `pocket filler ${i}`)]);
