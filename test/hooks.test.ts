@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, startServer, waitFor, type TestServer } from './helpers.js';
+import { collect, RawSocket, startServer, waitFor, type TestServer } from './helpers.js';
 import type { ClientError } from '../src/client/index.js';
 import { ParleyError } from '../src/errors.js';
 import { commandHook, Hooks, messageValidator, ownHook, type HookOutcome } from '../src/service/hooks.js';
@@ -27,6 +27,31 @@ async function room(prefix: string) {
   const seen = collect(b, r.id);
   return { a, b, id: r.id, seen };
 }
+
+describe("one connection's commands", () => {
+  it('a slow read does not hold up the commands sent after it on the same connection', async () => {
+    srv.parley.service.hooks.use({
+      name: 'slow-history',
+      commands: ['history'],
+      async before(ctx) {
+        if (ctx.args.room === 'slowread') await new Promise((r) => setTimeout(r, 1500));
+      },
+    });
+    const { id } = await room('slowread');
+    const ws = await RawSocket.open(srv.wsUrl);
+    expect((await ws.call({ id: 'a', cmd: 'auth', token: await srv.token('slowread-a') })).ok).toBe(true);
+    const t0 = Date.now();
+    ws.sendText(JSON.stringify({ id: 'h', cmd: 'history', room: id }));
+    ws.sendText(JSON.stringify({ id: 'p', cmd: 'ping' }));
+    ws.sendText(JSON.stringify({ id: 's', cmd: 'send', room: id, text: 'not held up' }));
+    expect((await ws.reply('p')).ok).toBe(true);
+    expect((await ws.reply('s')).ok).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect((await ws.reply('h')).ok).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    ws.close();
+  });
+});
 
 describe('before hooks', () => {
   it('rewrite a command in registration order; members receive and history keeps the rewritten text', async () => {

@@ -57,9 +57,9 @@ export interface Session {
   /** The transport the command came through (for metrics and domain events). */
   via?: TransportName;
   /**
-   * Called once the command's writes are queued in order. The transport waits for this (or
-   * for the command to end) before starting the next command of the same connection, so
-   * sends from one connection are stored in the order they were sent.
+   * Called once the command's writes are queued in order (a read calls it as it starts). The
+   * transport waits for this (or for the command to end) before starting the next command of
+   * the same connection, so sends from one connection are stored in the order they were sent.
    */
   admit?: () => void;
   /**
@@ -73,6 +73,9 @@ type Handler<N extends CommandName> = (s: Session, a: CommandArgs<N>) => Promise
 type Handlers = { [N in Exclude<CommandName, 'auth' | 'ping'>]: Handler<N> };
 
 const HISTORY_DEFAULT = 50;
+
+/** Commands that only read: each admits its connection's next command as it starts. */
+const READS: ReadonlySet<CommandName> = new Set<CommandName>(['history', 'message', 'rooms', 'room', 'members', 'presence', 'inbox', 'search']);
 
 /** An object keyed by outside input (room ids): no prototype, so no key is inherited. */
 const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
@@ -296,6 +299,10 @@ export class Service {
     if (cmd === 'ping') return { ts: Date.now() };
     if (cmd === 'auth') throw new ParleyError('conflict', 'already authenticated');
     const handler = this.handlers[cmd] as (s: Session, a: unknown) => Promise<unknown>;
+    // A read changes nothing its connection's later commands could depend on: it lets them
+    // start at once instead of holding them until it ends (a slow store would otherwise stack
+    // one timeout per read queued ahead of them).
+    if (READS.has(cmd)) s.admit?.();
     if (!this.hooks.has(cmd)) return handler(s, args);
     const ctx: HookContext = s.backlog ? { cmd, user: s.user, args, backlog: true } : { cmd, user: s.user, args };
     return this.hooks.run(
