@@ -304,6 +304,10 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await a.invite(room.id, 'pg-c');
     await waitFor(() => bGot.some((m) => m.kind === 'join' && m.user === 'pg-c'), 5000, 'b follows the room');
     expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b', 'pg-c']);
+    const typing: Array<{ user: string; active: boolean }> = [];
+    b.on('typing', (t) => typing.push(t));
+    await c.typing(room.id, true);
+    await waitFor(() => typing.some((t) => t.user === 'pg-c' && t.active), 5000, 'typing before the outage');
     let late: ParleyClient | undefined;
     let lateOnline: Promise<void>;
     let held: Promise<{ seq: number }> | undefined;
@@ -320,6 +324,9 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
       expect((err as ClientError).code).toBe('unavailable');
       expect(Date.now() - t0).toBeLessThan(10_000);
       expect((await b.presence(room.id)).users.sort()).toEqual(['pg-a', 'pg-b', 'pg-c']);
+      // Typing needs no write: it goes on from what the node read before the outage.
+      await c.typing(room.id, false);
+      await waitFor(() => typing.some((t) => t.user === 'pg-c' && !t.active), 5000, 'typing during the outage');
       const ready = await fetch(`${cluster.nodes[1]!.url}/readyz`);
       expect(ready.status).toBe(503);
       // A client connecting now cannot be authenticated (its rooms are in the store): the SDK

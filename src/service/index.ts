@@ -103,6 +103,11 @@ export class Service {
 
   /** Last member lists read per room, so presence answers while the store is down. */
   private readonly knownMembers = new LRUCache<string, string[]>({ max: 10_000 });
+  /**
+   * Per room and typist checked lately (a member then), the members who block it: typing goes
+   * on from these while the store is down, a minute at most after the last check.
+   */
+  private readonly typists = new LRUCache<string, string[]>({ max: 10_000, ttl: 60_000 });
   /** Per user, the last room-cap check and insert queued (see underRoomCaps). */
   private readonly roomCapTurns = new Map<string, Promise<void>>();
 
@@ -135,9 +140,13 @@ export class Service {
     this.connections = new ConnectionCap(opts.connectionsPerUser ?? 0);
     // A state merged within a window goes out when it ends, if the user is still a member.
     this.typingGate = new TypingGate(opts.typingIntervalMs ?? 2000, (user, room, active) => {
-      void (async () => {
-        if (await this.store.getMember(room, user)) await this.publishTyping(user, room, active);
-      })().catch((err: unknown) => this.log.warn({ err, user, room }, 'typing not forwarded'));
+      void this.typingBlockers(user, room)
+        .then((blockers) => this.publishTyping(user, room, active, blockers))
+        .catch((err: unknown) => {
+          // A user who left meanwhile is simply not forwarded.
+          const left = err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found');
+          if (!left) this.log.warn({ err, user, room }, 'typing not forwarded');
+        });
     });
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
@@ -192,9 +201,9 @@ export class Service {
       },
       resume: (s, a) => this.resume(s, a.rooms),
       typing: async (s, a) => {
-        await this.requireMember(s, a.room);
+        const blockers = await this.typingBlockers(s.user.id, a.room);
         const active = a.active ?? true;
-        if (this.typingGate.offer(s.user.id, a.room, active)) await this.publishTyping(s.user.id, a.room, active);
+        if (this.typingGate.offer(s.user.id, a.room, active)) this.publishTyping(s.user.id, a.room, active, blockers);
         return {};
       },
       read: async (s, a) => {
@@ -728,9 +737,31 @@ export class Service {
     return rules.requireRoom(await this.store.getRoom(id));
   }
 
-  private async publishTyping(user: string, room: string, active: boolean): Promise<void> {
+  /**
+   * Checks that the typist is a member and reads who blocks it. While the store is down, a
+   * typist checked within the last minute goes on with what was read then (typing indicators
+   * need no write); one not checked lately gets `unavailable`.
+   */
+  private async typingBlockers(user: string, room: string): Promise<string[]> {
+    const key = `${room}\n${user}`;
+    try {
+      if (!(await this.store.getMember(room, user))) {
+        await this.requireRoom(room);
+        rules.requireMember(null);
+      }
+      const blockers = await this.store.blockersIn(room, user);
+      this.typists.set(key, blockers);
+      return blockers;
+    } catch (err) {
+      const known = this.typists.get(key);
+      if (err instanceof ParleyError && err.code === 'unavailable' && known) return known;
+      if (err instanceof ParleyError && (err.code === 'forbidden' || err.code === 'not_found')) this.typists.delete(key);
+      throw err;
+    }
+  }
+
+  private publishTyping(user: string, room: string, active: boolean, blockers: string[]): void {
     // Members who block the typist never see it typing, in any room.
-    const blockers = await this.store.blockersIn(room, user);
     const frame = eventText('typing', { room, user, active });
     this.bus.publish(roomTopic(room), blockers.length > 0 ? { frame, except: blockers } : { frame });
   }
