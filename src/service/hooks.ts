@@ -211,12 +211,30 @@ export class Hooks {
     }
   }
 
-  async before(ctx: HookContext): Promise<void> {
+  /**
+   * Runs the before hooks in order. Returns a promise only when a hook returned one, so a
+   * command whose hooks answer at once (the rate limiter's in-memory buckets, say) allocates
+   * no promise chain for them.
+   */
+  before(ctx: HookContext): void | Promise<void> {
     const stage = this.stages.get(ctx.cmd) ?? EMPTY;
     if (stage.before.length === 0) return;
-    let changed = false;
-    for (const h of stage.before) {
-      const next = await h.before!(ctx);
+    return this.beforeFrom(ctx, stage, 0, false);
+  }
+
+  private beforeFrom(ctx: HookContext, stage: Stage, from: number, changed: boolean): void | Promise<void> {
+    const hooks = stage.before;
+    for (let i = from; i < hooks.length; i++) {
+      const next = hooks[i]!.before!(ctx);
+      if (isThenable(next)) {
+        return Promise.resolve(next).then((args) => {
+          if (args) {
+            ctx.args = args;
+            changed = true;
+          }
+          return this.beforeFrom(ctx, stage, i + 1, changed);
+        });
+      }
       if (next) {
         ctx.args = next;
         changed = true;
@@ -225,13 +243,31 @@ export class Hooks {
     if (changed || !stage.ownBefore) revalidate(ctx);
   }
 
-  async after(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void): Promise<void> {
+  /** Runs the after hooks in order; one that throws is reported and skipped. */
+  after(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void): void | Promise<void> {
     const hooks = (this.stages.get(ctx.cmd) ?? EMPTY).after;
-    for (const h of hooks) {
+    if (hooks.length === 0) return;
+    return this.afterFrom(ctx, outcome, onError, hooks, 0);
+  }
+
+  private afterFrom(ctx: HookContext, outcome: HookOutcome, onError: (h: Hook, e: unknown) => void, hooks: Hook[], from: number): void | Promise<void> {
+    for (let i = from; i < hooks.length; i++) {
+      const h = hooks[i]!;
+      let r: void | Promise<void>;
       try {
-        await h.after!(ctx, outcome);
+        r = h.after!(ctx, outcome);
       } catch (e) {
         onError(h, e);
+        continue;
+      }
+      if (isThenable(r)) {
+        return Promise.resolve(r).then(
+          () => this.afterFrom(ctx, outcome, onError, hooks, i + 1),
+          (e: unknown) => {
+            onError(h, e);
+            return this.afterFrom(ctx, outcome, onError, hooks, i + 1);
+          },
+        );
       }
     }
   }
@@ -239,24 +275,46 @@ export class Hooks {
   /**
    * Runs a command inside its hooks: before hooks, the command with the (possibly
    * rewritten) arguments, after hooks. `toError` turns anything thrown into the error the
-   * after hooks see; what was thrown is rethrown unchanged.
+   * after hooks see; what was thrown is rethrown unchanged. Written as a chain rather than
+   * an async function: every send passes here, and a promise chain holds less than an async
+   * frame while the command waits for its commit.
    */
-  async run<T>(
+  run<T>(
     ctx: HookContext,
     command: (args: Record<string, unknown>) => Promise<T>,
     toError: (err: unknown) => ParleyError,
     onError: (h: Hook, e: unknown) => void,
   ): Promise<T> {
-    if (!this.stages.has(ctx.cmd)) return command(ctx.args);
-    let result: T;
+    const stage = this.stages.get(ctx.cmd);
+    if (!stage) return command(ctx.args);
+    let ran: Promise<T>;
     try {
-      await this.before(ctx);
-      result = await command(ctx.args);
+      // The command starts in a later microtask even when every before hook answered at once,
+      // as it did when the hooks were async functions.
+      const before = this.before(ctx) ?? STARTED;
+      ran = before.then(() => command(ctx.args));
     } catch (err) {
-      await this.after(ctx, { error: toError(err) }, onError);
-      throw err;
+      ran = Promise.reject(err);
     }
-    await this.after(ctx, { result }, onError);
-    return result;
+    if (stage.after.length === 0) return ran;
+    return ran.then(
+      (result) => {
+        const after = this.after(ctx, { result }, onError);
+        return after ? after.then(() => result) : result;
+      },
+      (err: unknown) => {
+        const after = this.after(ctx, { error: toError(err) }, onError);
+        if (!after) throw err;
+        return after.then(() => {
+          throw err;
+        });
+      },
+    );
   }
+}
+
+const STARTED: Promise<void> = Promise.resolve();
+
+function isThenable<T>(v: unknown): v is PromiseLike<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }

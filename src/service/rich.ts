@@ -45,8 +45,12 @@ export interface Draft {
 /** How long a node trusts the levels it read for a room (a change elsewhere shows within it). */
 const LEVELS_TTL_MS = 2000;
 
+/** A notify with nothing to tell. */
+const DONE: Promise<void> = Promise.resolve();
+
 export class RichMessages {
-  private readonly levelCache = new Map<string, { at: number; levels: Map<string, NotifyLevel> }>();
+  /** Per room: members' notification levels, and whether any is `all`. */
+  private readonly levelCache = new Map<string, { at: number; levels: Map<string, NotifyLevel>; anyAll: boolean }>();
 
   constructor(
     private readonly store: Store,
@@ -123,11 +127,19 @@ export class RichMessages {
    * them who take part in the thread), then the notification hooks. Best effort: the message
    * is stored and delivered whatever happens here.
    */
-  async notify(m: Message, d: Draft, peers: () => Promise<string[]>, hiddenFor?: string): Promise<void> {
+  notify(m: Message, d: Draft, peers: () => Promise<string[]>, hiddenFor?: string): Promise<void> {
+    // Most messages of a group mention no one and no member asked for all: nothing to tell,
+    // known without a read while the room's levels are cached.
+    const hit = this.levelCache.get(m.room);
+    if (hit && Date.now() - hit.at < LEVELS_TTL_MS && !hit.anyAll && !m.mentions && !m.mentionsAll && !m.room.startsWith('dm_')) return DONE;
+    return this.notifyNow(m, d, peers, hiddenFor);
+  }
+
+  private async notifyNow(m: Message, d: Draft, peers: () => Promise<string[]>, hiddenFor?: string): Promise<void> {
     try {
       const kind: RoomKind = m.room.startsWith('dm_') ? 'direct' : 'group';
-      const levels = await this.levels(m.room);
-      const anyAll = kind === 'direct' || [...levels.values()].includes('all');
+      const { levels, anyAll: someAll } = await this.levels(m.room);
+      const anyAll = kind === 'direct' || someAll;
       if (!m.mentions && !m.mentionsAll && !anyAll) return;
       const members = d.members ?? (await peers());
       // Only level `all` needs the thread's participants (an edit tells no one at that level).
@@ -150,14 +162,15 @@ export class RichMessages {
     }
   }
 
-  private async levels(room: string): Promise<Map<string, NotifyLevel>> {
+  private async levels(room: string): Promise<{ levels: Map<string, NotifyLevel>; anyAll: boolean }> {
     const hit = this.levelCache.get(room);
-    if (hit && Date.now() - hit.at < LEVELS_TTL_MS) return hit.levels;
+    if (hit && Date.now() - hit.at < LEVELS_TTL_MS) return hit;
     const levels = await this.ports.notifications.levels(room);
+    const entry = { at: Date.now(), levels, anyAll: [...levels.values()].includes('all') };
     this.levelCache.delete(room);
-    this.levelCache.set(room, { at: Date.now(), levels });
+    this.levelCache.set(room, entry);
     if (this.levelCache.size > 10_000) this.levelCache.delete(this.levelCache.keys().next().value!);
-    return levels;
+    return entry;
   }
 
   // ---- commands ----------------------------------------------------------------------------

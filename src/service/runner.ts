@@ -39,19 +39,19 @@ export class Lane {
    * admitted or has ended.
    */
   submit(run: (admit: () => void) => Promise<unknown>): Promise<void> {
-    const start = (): Promise<void> => {
-      let admit!: () => void;
-      const admitted = new Promise<void>((r) => {
-        admit = r;
+    // One promise per command, settled by whichever comes first: admission or the end.
+    const start = (): Promise<void> =>
+      new Promise<void>((next) => {
+        const admit = () => next();
+        let done: Promise<unknown>;
+        try {
+          done = run(admit);
+        } catch {
+          next();
+          return;
+        }
+        done.then(admit, admit);
       });
-      let done: Promise<unknown>;
-      try {
-        done = run(admit);
-      } catch {
-        done = Promise.resolve();
-      }
-      return Promise.race([admitted, done.then(noop, noop)]);
-    };
     this.tail = this.tail.then(start);
     return this.tail;
   }

@@ -32,7 +32,7 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
       if (!stored) throw refusal(retryAfterMs);
     });
   };
-  // Takes no extra turn when the counter answers at once (one node's in-memory buckets).
+  // Synchronous when the counter is (one node's in-memory buckets): every send passes here.
   const draw = (ctx: HookContext, limits: BucketLimit[]): void | Promise<void> => {
     if (limits.length === 0) return;
     const wait = counter.take(limits);
@@ -41,7 +41,7 @@ export function rateLimit(cfg: RateLimitConfig, opts: { counter?: RateCounter } 
   const hook: Hook = ownHook({
     name: 'rate-limit',
     commands: [...cfg.commands, ...own.filter((c) => !cfg.commands.includes(c))],
-    async before(ctx) {
+    before(ctx) {
       if (cfg.exemptAdmins && ctx.user.admin) return;
       const limits: BucketLimit[] = [];
       // A search has a budget of its own, and draws on the others only if `commands` lists it.
