@@ -396,6 +396,16 @@ route('POST /rooms/:room/messages', () => {
     const m = await call('GET', `/rooms/secret/messages/${r.body.seq}`, { as: 'bob' });
     expect(m.body).toMatchObject({ kind: 'text', text: 'from REST', user: 'alice', data: { n: 1 } });
   });
+  it('reads a "__proto__" or "constructor.prototype" key in data as a WebSocket frame does: as data', async () => {
+    const raw = '{"text":"keys like a prototype","data":{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}}';
+    const r = await call('POST', '/rooms/secret/messages', { as: 'alice', raw });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const res = await fetch(`${srv.url}/api/v1/rooms/secret/messages/${r.body.seq}`, { headers: { authorization: `Bearer ${tokens.bob}` } });
+    const text = await res.text();
+    expect(text).toContain('"data":{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}');
+    // Kept as data: nothing gained a prototype on the way.
+    expect(({} as { admin?: boolean }).admin).toBeUndefined();
+  });
   it('is idempotent with an Idempotency-Key header or a body key', async () => {
     const h = { 'idempotency-key': 'k-1' };
     const a = await call('POST', '/rooms/secret/messages', { as: 'alice', body: { text: 'once' }, headers: h });

@@ -156,7 +156,10 @@ export function createHttp(deps: HttpDeps): FastifyInstance {
 
   // A JSON body may be empty (POST /rooms/x/join with a JSON content type): it is no body.
   // Bytes that are not UTF-8 are refused, not turned into U+FFFD (as WebSocket closes with 1007).
-  const json = app.getDefaultJsonParser('error', 'error');
+  // A "__proto__" or "constructor" key is read as JSON.parse reads it, an own key, as in a
+  // WebSocket frame or an MQTT payload: room ids may be named so (a resume map is keyed by
+  // them), and no object keyed by outside input inherits a prototype (prototype-keys.test.ts).
+  const json = app.getDefaultJsonParser('ignore', 'ignore');
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
