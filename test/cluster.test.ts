@@ -367,6 +367,31 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     ).toEqual(['after the outage', 'held through the outage']);
   }, 60_000);
 
+  it('with PostgreSQL frozen, a member who typed lately goes on typing within about a second', async () => {
+    const c = await client('pf-c', 1);
+    const b = await client('pf-b', 2);
+    const room = await c.createRoom('group', 'PG frozen');
+    await c.invite(room.id, 'pf-b');
+    const typing: Array<{ user: string; active: boolean }> = [];
+    b.on('typing', (t) => {
+      if (t.room === room.id) typing.push(t);
+    });
+    await c.typing(room.id, true);
+    await waitFor(() => typing.some((t) => t.user === 'pf-c' && t.active), 5000, 'typing before the freeze');
+    const wake = cluster.postgres.freeze();
+    try {
+      const t0 = Date.now();
+      void c.typing(room.id, false).catch(() => {});
+      // Not after the store's statement timeout (10 s): the membership read a moment ago stands.
+      await waitFor(() => typing.some((t) => t.user === 'pf-c' && !t.active), 8000, 'typing during the freeze');
+      expect(Date.now() - t0).toBeLessThan(2500);
+    } finally {
+      wake();
+    }
+    // Served again once it wakes (the SDK sends again while it answers unavailable).
+    expect((await c.send(room.id, 'after the freeze')).seq).toBeGreaterThan(0);
+  });
+
   it('with Redis frozen, a client with a static token still gets online, and presence and the dispatcher answer at once', async () => {
     const a = await client('rf-a', 0);
     const room = await a.createRoom('group', 'Frozen Redis');

@@ -73,6 +73,8 @@ type Handler<N extends CommandName> = (s: Session, a: CommandArgs<N>) => Promise
 type Handlers = { [N in Exclude<CommandName, 'auth' | 'ping'>]: Handler<N> };
 
 const HISTORY_DEFAULT = 50;
+/** Longest a typist checked lately waits for the store before going on from that check. */
+const TYPING_STORE_WAIT_MS = 1000;
 
 /** Commands that only read: each admits its connection's next command as it starts. */
 const READS: ReadonlySet<CommandName> = new Set<CommandName>(['history', 'message', 'rooms', 'room', 'members', 'presence', 'inbox', 'search']);
@@ -740,10 +742,29 @@ export class Service {
   /**
    * Checks that the typist is a member and reads who blocks it. While the store is down, a
    * typist checked within the last minute goes on with what was read then (typing indicators
-   * need no write); one not checked lately gets `unavailable`.
+   * need no write); one not checked lately gets `unavailable`. A store slow to answer (frozen,
+   * overloaded) holds such a typist up for TYPING_STORE_WAIT_MS at most: it goes on from what
+   * was read then, and the check, once answered, refreshes it.
    */
   private async typingBlockers(user: string, room: string): Promise<string[]> {
     const key = `${room}\n${user}`;
+    const check = this.checkTypist(user, room, key);
+    const known = this.typists.get(key);
+    if (!known) return check;
+    // Answered later, its outcome only refreshes (or drops) the cached entry.
+    check.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), TYPING_STORE_WAIT_MS);
+    });
+    try {
+      return (await Promise.race([check, slow])) ?? known;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async checkTypist(user: string, room: string, key: string): Promise<string[]> {
     try {
       if (!(await this.store.getMember(room, user))) {
         await this.requireRoom(room);

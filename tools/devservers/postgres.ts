@@ -32,6 +32,8 @@ export interface PgServer {
   start(): Promise<void>;
   /** SIGKILLs the server and its backends (a crash, not a shutdown). */
   kill(): void;
+  /** SIGSTOPs the server and its backends (a frozen machine); the function returned wakes them. */
+  freeze(): () => void;
   /** Stops the server (killing it if it does not stop) and removes the folder unless it is kept. */
   destroy(): Promise<void>;
 }
@@ -371,6 +373,23 @@ class PostgresDevServer implements PgServer {
       this.kill();
       await this.exitedP;
     }
+  }
+
+  freeze(): () => void {
+    const postmaster = this.postmasterPid();
+    if (postmaster === null) throw new Error('PostgreSQL is not running');
+    const pids = [postmaster, ...childrenOf(postmaster)];
+    const signal = (sig: NodeJS.Signals) => {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // ended meanwhile
+        }
+      }
+    };
+    signal('SIGSTOP');
+    return () => signal('SIGCONT');
   }
 
   kill(): void {
