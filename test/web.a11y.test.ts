@@ -320,7 +320,10 @@ describe('details that look unfinished', () => {
     await phone.getByRole('searchbox', { name: 'Search messages' }).fill('kickoff');
     await phone.keyboard.press('Enter');
     const found = phone.locator('.result-room', { hasText: 'Quarterly planning' });
-    await found.waitFor({ timeout: 20_000 });
+    await found.waitFor({ timeout: 20_000 }).catch(async (err: unknown) => {
+      // Say what the search showed instead: an error, no result, or the room under another name.
+      throw new Error(`no result in "Quarterly planning…"; the page showed: ${JSON.stringify(await phone.locator('main').innerText())}`, { cause: err });
+    });
     await expect.poll(() => found.evaluate(whole)).toBe(true);
     // Focus moves to the results' heading for screen readers, with no ring drawn round it.
     const results = phone.getByRole('heading', { name: /^Results for/ });
