@@ -38,13 +38,20 @@ export interface Conn {
   closeSessions?(match: (session: string | undefined) => boolean, code: number, reason: string): void;
 }
 
+interface Held {
+  seq: number;
+  data: SharedFrame;
+}
+
 interface Follow {
   conn: Conn;
   room: string;
   /** Highest seq delivered to this connection. */
   last: number;
   /** Live messages held back while catching up from the store; null when live. */
-  held: Array<{ seq: number; data: SharedFrame }> | null;
+  held: Held[] | null;
+  /** Payload bytes in `held`, counted in its connection's total while the follow lasts. */
+  heldBytes: number;
   /** The follow ends once `last` reaches this seq (the member's leave), then `ended` runs. */
   until?: number;
   ended?: () => void;
@@ -68,7 +75,10 @@ function closes(c: Extract<Control, { op: 'close' }>, session: string | undefine
   if (c.keep !== undefined) return session !== c.keep;
   return true;
 }
-/** Live messages held for one follower while it replays from the store. */
+/**
+ * Live messages held for one follower while it replays from the store, at most. Their bytes
+ * count with the connection's unsent ones against the slow-consumer limit as well.
+ */
 const MAX_HELD = 50_000;
 
 /** Catch-up reads tried again while the store answers `unavailable`, before the follower is closed. */
@@ -109,6 +119,12 @@ export class Hub {
    */
   private readonly reading = new Map<string, Promise<Message[]>>();
   private readonly bounding = new Map<string, Promise<Bounds>>();
+  /**
+   * Bytes of live messages held for each connection's follows that replay from the store. They
+   * are owed to the connection as much as its unsent bytes are: a reader that stalls during a
+   * replay is dropped once both together pass the slow-consumer limit.
+   */
+  private readonly heldBytes = new Map<Conn, number>();
 
   constructor(
     private readonly bus: Bus,
@@ -248,7 +264,9 @@ export class Hub {
       // next one: once subscribed, compare with the store.
       void this.bus.subscribe(roomTopic(room)).then(() => this.recheckRoom(room));
     }
-    const f: Follow = { conn, room, last: after, held: null };
+    const before = mine.get(room);
+    if (before) this.release(before);
+    const f: Follow = { conn, room, last: after, held: null, heldBytes: 0 };
     subs.set(conn, f);
     mine.set(room, f);
     if (lastKnown > after) {
@@ -259,7 +277,10 @@ export class Hub {
 
   unfollow(conn: Conn, room: string): void {
     const mine = this.follows.get(conn);
-    if (!mine?.delete(room)) return;
+    const f = mine?.get(room);
+    if (!mine || !f) return;
+    mine.delete(room);
+    this.release(f);
     const subs = this.rooms.get(room);
     if (!subs) return;
     subs.delete(conn);
@@ -342,15 +363,18 @@ export class Hub {
         if (!except?.includes(f.conn.user)) this.write(f.conn, data);
       } else if (f.held) {
         f.held.push({ seq, data });
-        // Live traffic outrunning a replay would grow without bound: drop, the client resumes.
-        if (f.held.length > MAX_HELD) this.drop(f.conn);
+        f.heldBytes += data.payload.length;
+        const held = this.countHeld(f.conn, data.payload.length);
+        // Live traffic outrunning a replay (or a reader stalled in one) would grow without
+        // bound: past the limits, drop; the client resumes from its last seq.
+        if (f.held.length > MAX_HELD || held + f.conn.bufferedAmount() > this.opts.slowConsumerBytes) this.drop(f.conn);
       } else if (seq === f.last + 1) {
         f.last = seq;
         if (this.write(f.conn, data)) delivered++;
         this.ending(f);
       } else if (seq > f.last + 1) {
         // A message went missing on the way (bus reconnect): fill from the store first.
-        f.held = [{ seq, data }];
+        this.hold(f, [{ seq, data }]);
         void this.catchUp(f);
       }
       // seq <= last: already delivered; dropped so nothing arrives twice.
@@ -376,6 +400,30 @@ export class Hub {
       this.write(conn, data);
       if (control?.op === 'close') conn.close(control.code, control.reason);
     }
+  }
+
+  /** Sets what `f` holds back (null: it is live), keeping its connection's total. */
+  private hold(f: Follow, held: Held[] | null): void {
+    let bytes = 0;
+    if (held && this.alive(f)) for (const h of held) bytes += h.data.payload.length;
+    this.countHeld(f.conn, bytes - f.heldBytes);
+    f.held = held;
+    f.heldBytes = bytes;
+  }
+
+  /** Takes a follow that ends out of its connection's held total. */
+  private release(f: Follow): void {
+    this.countHeld(f.conn, -f.heldBytes);
+    f.heldBytes = 0;
+  }
+
+  /** Adds to the connection's held bytes and returns the new total. */
+  private countHeld(conn: Conn, delta: number): number {
+    if (delta === 0) return this.heldBytes.get(conn) ?? 0;
+    const total = (this.heldBytes.get(conn) ?? 0) + delta;
+    if (total > 0) this.heldBytes.set(conn, total);
+    else this.heldBytes.delete(conn);
+    return total;
   }
 
   private alive(f: Follow): boolean {
@@ -437,14 +485,14 @@ export class Hub {
               this.ending(f);
               return;
             }
-            f.held = [];
+            this.hold(f, []);
             continue;
           }
-          f.held = null;
+          this.hold(f, null);
           return;
         }
         // Still a hole before the next held message: it is committed, read again.
-        f.held = held.slice(i);
+        this.hold(f, held.slice(i));
       }
     } catch {
       if (this.alive(f)) f.conn.close(1011, 'catch-up failed: resume from your last seq');

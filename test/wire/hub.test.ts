@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { MemoryBus } from '../../src/bus/memory/index.js';
 import { roomTopic, userTopic } from '../../src/bus/bus.js';
-import { Hub, type Conn, type SharedFrame } from '../../src/hub/index.js';
+import { CLOSE_SLOW_CONSUMER, Hub, type Conn, type SharedFrame } from '../../src/hub/index.js';
 import { eventText } from '../../src/protocol/frames.js';
 import type { Message } from '../../src/protocol/schema.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
@@ -160,6 +160,25 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     gated.release();
     await waitFor(() => c.seqs(ROOM).length >= 12, 5000, 'replay and live');
     expect(c.seqs(ROOM)).toEqual(range(3, 14));
+  });
+
+  it('a reader that stalls while it replays is closed once the live messages held for it pass the slow-consumer limit', async () => {
+    for (let i = 0; i < 10; i++) await store(`old${i}`);
+    gated.hold();
+    const c = await follower(2, 12);
+    // The peer reads nothing: its socket holds more than half the limit, so the replay waits
+    // for it to drain, and every live message is held meanwhile.
+    c.buffered = 600 * 1024;
+    gated.release();
+    const big = 'x'.repeat(4000);
+    let published = 0;
+    while (!c.closed && published < 2000) {
+      publish(await store(big));
+      published++;
+    }
+    // About (1 MiB - 600 KiB) / 4 KB messages, not the 50,000 the count alone would allow.
+    expect(c.closed?.code).toBe(CLOSE_SLOW_CONSUMER);
+    expect(published).toBeLessThan(150);
   });
 
   it('after a replay, held messages beyond a remaining hole wait until the store fills it', async () => {
