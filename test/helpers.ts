@@ -137,6 +137,16 @@ export class RawSocket {
       ws.once('error', reject);
     });
   }
+  /**
+   * Reads nothing more from now on, as a peer that stalls: ws's own pause, which its receiver
+   * does not undo (pausing the socket alone is resumed by ws once it has parsed what it had).
+   */
+  stopReading(): void {
+    this.ws.pause();
+  }
+  readAgain(): void {
+    this.ws.resume();
+  }
   sendText(text: string | Buffer, binary = false): void {
     this.ws.send(text, { binary });
   }

@@ -62,7 +62,7 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
     const raw = await RawSocket.open(srv.wsUrl);
     expect((await raw.call({ id: 'a', cmd: 'auth', token: await srv.token('reader') })).ok).toBe(true);
     const before = srv.parley.hub.connectionCount;
-    socketOf(raw).pause();
+    raw.stopReading();
     const growth = await peakGrowth(async () => {
       // 150 replies of ~1.6 MB each: 240 MB if the server kept them.
       for (let i = 0; i < 150; i++) raw.sendText(JSON.stringify({ id: i, cmd: 'history', room: 'big', limit: 500 }));
@@ -75,7 +75,7 @@ describe('unsent bytes, replies included, are bounded per connection', () => {
     expect((await other.call({ id: 2, cmd: 'ping' })).ok).toBe(true);
     other.close();
     // Once it reads again, the reader learns why it was closed.
-    socketOf(raw).resume();
+    raw.readAgain();
     expect([4008, 1006]).toContain(await raw.closed(5000));
   });
 
