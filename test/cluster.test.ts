@@ -392,6 +392,49 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     expect((await c.send(room.id, 'after the freeze')).seq).toBeGreaterThan(0);
   });
 
+  it('a message whose commit answer was lost in a PostgreSQL freeze, and stored, reaches the members on every node without a next message', async () => {
+    const owner = await client('pu-owner', 0);
+    const room = await owner.createRoom('channel', 'Uncertain commit');
+    const sockets: RawSocket[] = [];
+    for (const [i, node] of [0, 1, 2].entries()) {
+      const raw = await RawSocket.open(cluster.nodes[node]!.wsUrl);
+      expect((await raw.call({ id: 1, cmd: 'auth', token: await token(`pu-${i}`) })).ok).toBe(true);
+      expect((await raw.call({ id: 2, cmd: 'join', room: room.id })).ok).toBe(true);
+      sockets.push(raw);
+    }
+    const writer = sockets[0]!;
+    // The room's state is loaded on its owner: the send below needs no read first.
+    expect((await writer.call({ id: 3, cmd: 'send', room: room.id, text: 'before', key: 'pu-before' })).ok).toBe(true);
+    const texts = (r: RawSocket) => r.frames.filter((f) => f.ev === 'message').map((f) => (f.data as Message).text);
+    for (const r of sockets) await waitFor(() => texts(r).includes('before'), 5000, 'the first message');
+    const wake = cluster.postgres.freeze();
+    let reply: Record<string, unknown>;
+    try {
+      // The commit goes out to the frozen database; its answer does not come within the
+      // statement timeout (1.5 s here).
+      reply = await writer.call({ id: 4, cmd: 'send', room: room.id, text: 'uncertain', key: 'pu-uncertain' }, 15_000);
+    } finally {
+      wake();
+    }
+    expect(reply.ok).toBe(false);
+    expect(reply.error).toMatchObject({ code: 'unavailable', details: { outcome: 'unknown' } });
+    // The database had it and commits it as it wakes. Nobody sends again, and nothing else is
+    // sent in the room: every member gets it all the same.
+    let stored = false;
+    for (let i = 5; !stored; i++) {
+      expect(i).toBeLessThan(100);
+      const h = (await writer.call({ id: i, cmd: 'history', room: room.id, limit: 5 }, 15_000)) as { ok: boolean; data?: { messages: Message[] } };
+      stored = h.data?.messages.some((m) => m.text === 'uncertain') ?? false;
+      if (!stored) await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const r of sockets) await waitFor(() => texts(r).includes('uncertain'), 10_000, 'the uncertain message');
+    for (const r of sockets) {
+      const seqs = r.frames.filter((f) => f.ev === 'message').map((f) => (f.data as Message).seq);
+      expect(new Set(seqs).size).toBe(seqs.length);
+      r.close();
+    }
+  }, 60_000);
+
   it('with Redis frozen, a client with a static token still gets online, and presence and the dispatcher answer at once', async () => {
     const a = await client('rf-a', 0);
     const room = await a.createRoom('group', 'Frozen Redis');

@@ -150,10 +150,10 @@ export class RawSocket {
   sendText(text: string | Buffer, binary = false): void {
     this.ws.send(text, { binary });
   }
-  async call(frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async call(frame: Record<string, unknown>, timeoutMs = 5000): Promise<Record<string, unknown>> {
     const id = frame.id;
     this.ws.send(JSON.stringify(frame));
-    return this.reply(id);
+    return this.reply(id, timeoutMs);
   }
   async reply(id: unknown, timeoutMs = 5000): Promise<Record<string, unknown>> {
     let found: Record<string, unknown> | undefined;

@@ -51,7 +51,13 @@ export type Control =
    * Close the user's connections after sending them the frame: every one (server-wide ban), or
    * only those authenticated by account session `session`, or all but those of `keep`.
    */
-  | { op: 'close'; code: number; reason: string; session?: string; keep?: string };
+  | { op: 'close'; code: number; reason: string; session?: string; keep?: string }
+  /**
+   * On a room topic: the store may hold messages of the room that were never published (a
+   * commit whose answer was lost). Each hub compares the room's followers with the store, and
+   * those behind it catch up.
+   */
+  | { op: 'recheck' };
 
 export type BusHandler = (topic: string, msg: BusMessage) => void;
 

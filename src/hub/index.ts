@@ -340,8 +340,10 @@ export class Hub {
 
   private onBus(topic: string, msg: BusMessage): void {
     const data: SharedFrame = { payload: Buffer.from(msg.frame) };
-    if (topic.startsWith('r:')) this.deliverRoom(topic.slice(2), msg.seq, data, msg.hiddenFor, msg.alt, msg.except);
-    else if (topic.startsWith('u:')) this.deliverUser(topic.slice(2), msg.control, data);
+    if (topic.startsWith('r:')) {
+      if (msg.control?.op === 'recheck') void this.recheckRoom(topic.slice(2));
+      else this.deliverRoom(topic.slice(2), msg.seq, data, msg.hiddenFor, msg.alt, msg.except);
+    } else if (topic.startsWith('u:')) this.deliverUser(topic.slice(2), msg.control, data);
     else if (topic === ALL_TOPIC) for (const conn of this.follows.keys()) this.write(conn, data);
   }
 

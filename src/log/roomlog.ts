@@ -11,6 +11,7 @@
 // or an operation that reached a node no longer owning its room, is routed again.
 import { randomUUID } from 'node:crypto';
 import { ParleyError } from '../errors.js';
+import { isOutcomeUnknown } from '../protocol/outcome.js';
 import type { RoomCaps } from '../service/rules.js';
 import { KeyConflictError, type Batch } from '../store/writer.js';
 import { BatchBuilder } from './batch.js';
@@ -128,6 +129,7 @@ export class RoomLog {
   private idle: Array<() => void> = [];
   private listeners: Array<(events: CommittedEvent[]) => void> = [];
   private relayed: Array<(room: string, op: RoomOp, result: unknown) => void> = [];
+  private uncertain: Array<(rooms: string[]) => void> = [];
   private readonly ctx: Ctx;
   private readonly smallRoom: number;
   private readonly maxRooms: number;
@@ -162,6 +164,14 @@ export class RoomLog {
    */
   onRelayed(fn: (room: string, op: RoomOp, result: unknown) => void): void {
     this.relayed.push(fn);
+  }
+
+  /**
+   * Adds a listener told of the rooms of each batch whose commit went out and whose answer
+   * did not come: it may be stored, and then nothing of it was published.
+   */
+  onUncertain(fn: (rooms: string[]) => void): void {
+    this.uncertain.push(fn);
   }
 
   /** Runs an operation on a room, wherever its owner is; resolves once it is committed. */
@@ -678,6 +688,10 @@ export class RoomLog {
     const keyTaken = err instanceof KeyConflictError;
     const failure = err instanceof ParleyError ? err : new ParleyError('internal', `storage error: ${(err as Error).message}`);
     const again = fenced || keyTaken || (failure.code !== 'unavailable' && decided.length > 1);
+    if (isOutcomeUnknown(failure.details)) {
+      const rooms = [...new Set(decided.map((d) => d.lane.room))];
+      for (const fn of this.uncertain) fn(rooms);
+    }
     if (fenced) await this.cluster!.refresh().catch(() => undefined);
     for (let i = decided.length - 1; i >= 0; i--) {
       const { lane, p } = decided[i]!;

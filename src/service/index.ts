@@ -75,6 +75,8 @@ type Handlers = { [N in Exclude<CommandName, 'auth' | 'ping'>]: Handler<N> };
 const HISTORY_DEFAULT = 50;
 /** Longest a typist checked lately waits for the store before going on from that check. */
 const TYPING_STORE_WAIT_MS = 1000;
+/** How long a room whose commit answer was lost waits for the store before it is compared with it. */
+const RECHECK_WITHIN_MS = 10 * 60_000;
 
 /** Commands that only read: each admits its connection's next command as it starts. */
 const READS: ReadonlySet<CommandName> = new Set<CommandName>(['history', 'message', 'rooms', 'room', 'members', 'presence', 'inbox', 'search']);
@@ -110,6 +112,9 @@ export class Service {
    * on from these while the store is down, a minute at most after the last check.
    */
   private readonly typists = new LRUCache<string, string[]>({ max: 10_000, ttl: 60_000 });
+  /** Rooms to compare with the store once it answers again (see recheckOnceStored). */
+  private readonly rechecking = new Set<string>();
+  private closing = false;
   /** Per user, the last room-cap check and insert queued (see underRoomCaps). */
   private readonly roomCapTurns = new Map<string, Promise<void>>();
 
@@ -131,6 +136,9 @@ export class Service {
     this.roomLog = new RoomLog(store, { ...opts.roomLog, caps });
     this.events = new DomainEvents(log);
     this.roomLog.onCommitted((events) => this.publishEvents(events));
+    this.roomLog.onUncertain((rooms) => {
+      for (const room of rooms) this.recheckOnceStored(room);
+    });
     // A message committed by its room's owner reaches this node's connections at once, also
     // when the bus between the nodes is down (the hub drops the bus's copy as already seen).
     this.roomLog.onRelayed((room, op, result) => {
@@ -928,8 +936,38 @@ export class Service {
     return { posted: results.map((r) => ({ room: r.message.room, seq: r.message.seq })) };
   }
 
+  /**
+   * A commit of the room went out and its answer did not come: if it was stored, its messages
+   * were never published, and its members would see them only with the room's next message.
+   * Once the store answers again, every node compares the room's followers with it (those
+   * behind catch up from the store, as after a bus outage). Tried with backoff for
+   * RECHECK_WITHIN_MS at most; a store away longer leaves it to the next message or reconnect.
+   */
+  private recheckOnceStored(room: string): void {
+    if (this.rechecking.has(room) || this.closing) return;
+    this.rechecking.add(room);
+    const deadline = Date.now() + RECHECK_WITHIN_MS;
+    const attempt = (wait: number): void => {
+      this.store.bounds(room).then(
+        () => {
+          this.rechecking.delete(room);
+          this.bus.publish(roomTopic(room), { frame: '', control: { op: 'recheck' } });
+        },
+        () => {
+          if (this.closing || Date.now() + wait > deadline) {
+            this.rechecking.delete(room);
+            return;
+          }
+          setTimeout(() => attempt(Math.min(wait * 2, 5000)), wait).unref();
+        },
+      );
+    };
+    attempt(250);
+  }
+
   /** Settles the writes already taken, then takes no more. */
   close(): Promise<void> {
+    this.closing = true;
     this.typingGate.close();
     return this.roomLog.close();
   }

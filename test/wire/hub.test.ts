@@ -181,6 +181,20 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     expect(published).toBeLessThan(150);
   });
 
+  it('a recheck on the room topic delivers what was stored and never published, to each follower once', async () => {
+    const c = await follower(2);
+    const d = await follower(2, 2, 'd');
+    publish(await store('published'));
+    // Stored by a commit whose answer was lost: nobody published it.
+    await store('stored only');
+    bus.publish(roomTopic(ROOM), { frame: '', control: { op: 'recheck' } });
+    for (const x of [c, d]) await waitFor(() => x.seqs(ROOM).length >= 2, 5000, 'the stored message');
+    for (const x of [c, d]) {
+      expect(x.seqs(ROOM)).toEqual([3, 4]);
+      expect(x.frames.every((f) => f.ev === 'message')).toBe(true);
+    }
+  });
+
   it('after a replay, held messages beyond a remaining hole wait until the store fills it', async () => {
     for (let i = 0; i < 3; i++) await store(`old${i}`);
     gated.hold();
