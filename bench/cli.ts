@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { defaultOptions, runBench, type BenchOptions } from './run.js';
 import { summaryTable, writeReports } from './report/index.js';
 import { formatHotSpots } from './profile.js';
+import { formatAlloc } from './alloc.js';
 import { ALL_WORKLOADS, CLUSTER_SHAPES, TARGETS, WORKLOADS, type ClusterShape, type TargetName, type WorkloadName } from './types.js';
 
 const list =
@@ -81,6 +82,10 @@ const program = new Command('bench')
     nodeList,
   )
   .option('--profile', 'write a V8 CPU profile of each target and print its hot spots')
+  .option(
+    '--alloc',
+    "sample what each Parley target allocates per measured step (objects already collected included) and print where; the profiler costs CPU, so that run's rates are not the ones to quote",
+  )
   .option('--node-flags <flags>', "Node/V8 flags for each Parley process, space-separated (e.g. '--max-semi-space-size=32')", nodeFlags)
   .addOption(new Option('--synchronous <mode>', "Parley's SQLite synchronous mode").choices(['full', 'normal']))
   .option('-o, --out <dir>', 'results folder', defaultOptions().outDir)
@@ -116,6 +121,7 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
     samples: flags.samples as number | undefined,
     sweepSec: flags.sweepSec as number | undefined,
     profile: Boolean(flags.profile),
+    alloc: Boolean(flags.alloc),
     nodeFlags: flags.nodeFlags as string[] | undefined,
     floor: flags.floor !== false,
     nodes: (flags.node as string[] | undefined) ?? [],
@@ -148,6 +154,10 @@ program.action(async (names: string[], flags: Record<string, unknown>) => {
       .sort()) {
       process.stdout.write(`\n${formatHotSpots(join(dir, f), 15)}\n`);
     }
+  }
+  if (opts.alloc) {
+    for (const run of result.runs)
+      for (const s of run.steps) if (s.alloc) process.stdout.write(`\n${formatAlloc(`${run.workload}/${run.label}`, s.name, s.alloc)}\n`);
   }
   if (result.runs.some((r) => r.error)) process.exitCode = 1;
 });

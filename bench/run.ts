@@ -14,6 +14,7 @@ import { runAttachments, type AttachmentsInfo } from './attachments.js';
 import { runHistory, type HistoryFigures } from './history.js';
 import { mergeHistograms, summarize, type Histogram, type LatencySummary } from './hist.js';
 import { floorLine, measureFloor, type Floor } from './floor.js';
+import { HeapSampler, type AllocSummary } from './alloc.js';
 import {
   TARGETS,
   TARGET_WORKLOADS,
@@ -40,6 +41,12 @@ export interface BenchOptions extends WorkloadOptions {
   warmupMs: number;
   /** Write a V8 CPU profile of each target (node --cpu-prof) to the results folder. */
   profile: boolean;
+  /**
+   * Sample what each Parley target allocates in each measured step (bench/alloc.ts): bytes
+   * per acknowledged message and per delivery, and the functions that allocate most. The
+   * profiler costs the target CPU, so that run's rates and latencies are not the ones to quote.
+   */
+  alloc: boolean;
   /** Node and V8 flags for each Parley process (e.g. `--max-semi-space-size=32`), kept in the result. */
   nodeFlags: string[];
   /** Parley's SQLite synchronous mode (durable 'full' by default). */
@@ -105,6 +112,8 @@ export interface StepResult {
   machineIdlePct: number;
   /** Cluster workload: what PostgreSQL, Redis, the nodes' quotas and the machine did. */
   cluster?: ClusterStepStats;
+  /** With `--alloc`: what the target allocated during the step. */
+  alloc?: AllocSummary;
 }
 
 export interface RunResult {
@@ -157,6 +166,7 @@ export const defaultOptions = (): BenchOptions => ({
   concurrency: 64,
   warmupMs: 2000,
   profile: false,
+  alloc: false,
   nodeFlags: [],
   synchronous: 'full',
   quietWaitMs: 30_000,
@@ -321,11 +331,13 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
   };
   const profileDir = o.profile ? join(o.outDir, 'profiles') : undefined;
   let target: RunningTarget | null = null;
+  let sampler: HeapSampler | null = null;
   try {
     say('starting');
     target = await startTarget(name, {
       heartbeatMs: plan.heartbeatMs,
       profileDir,
+      inspect: o.alloc && name.startsWith('parley'),
       nodeFlags: o.nodeFlags,
       synchronous: o.synchronous,
       runtime: rt?.install,
@@ -355,9 +367,16 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     const steps: Array<StepSpec & { id: number }> = [];
     if (plan.steps.length > 0 && o.warmupMs > 0) for (const w of warmups(plan, o.warmupMs, !o.quick)) steps.push({ ...w, id: steps.length });
     for (const s of plan.steps) steps.push({ ...s, id: steps.length });
+    if (target.inspectPort) sampler = await HeapSampler.connect(target.inspectPort);
     for (const s of steps) {
+      if (sampler && !s.warmup) await sampler.start();
       const r = await runStep(p, { pids: [pid] }, s, workerOf, say, o.quietWaitMs);
       if (s.warmup) continue;
+      if (sampler) {
+        mkdirSync(join(o.outDir, 'profiles'), { recursive: true });
+        const file = join(o.outDir, 'profiles', `${stamp.replace(/[:.]/g, '-')}-${plan.workload}-${label}-${s.name.replace(/[^\w.-]+/g, '_')}.heapprofile`);
+        r.alloc = await sampler.stop(r.acked, r.delivered, file);
+      }
       result.steps.push(r);
       const overloaded = !r.drained || r.lost > 0 || (r.latency?.p99Ms ?? 0) > 500 || (typeof s.rate === 'number' && r.ackedPerSec < s.rate * 0.8);
       if (plan.sweep && overloaded && s !== steps[steps.length - 1]) {
@@ -377,6 +396,7 @@ async function runOne(plan: Plan, name: TargetName, o: BenchOptions, stamp: stri
     say(`failed: ${result.error}`, true);
   } finally {
     await p.reset().catch(() => undefined);
+    sampler?.close();
     if (target) await target.stop().catch(() => undefined);
   }
   if (profileDir) result.profile = profileDir;

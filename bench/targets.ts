@@ -20,6 +20,8 @@ export interface TargetOptions {
   heartbeatMs?: number;
   /** Directory for a V8 CPU profile of the target (node --cpu-prof). */
   profileDir?: string;
+  /** Open the target's inspector on a free loopback port (for `--alloc`: bench/alloc.ts). */
+  inspect?: boolean;
   /** Node and V8 flags for a Parley target, before its script. */
   nodeFlags?: string[];
   /** Parley's SQLite synchronous mode; 'full' (durable on power loss) unless told. */
@@ -42,6 +44,8 @@ export interface RunningTarget {
   pid: number;
   port: number;
   secret: string;
+  /** The inspector's port, when opened. */
+  inspectPort?: number;
   stop(): Promise<void>;
 }
 
@@ -149,7 +153,9 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
   const port = await freePort();
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), `bench-${name}-`));
   const { node, args, env, cwd } = command(name, port, dataDir, o);
+  const inspectPort = o.inspect ? await freePort() : undefined;
   const nodeArgs = [
+    ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
     ...(name.startsWith('parley') ? (o.nodeFlags ?? []) : []),
     ...(o.profileDir
       ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${name}${o.runtime ? `-node${o.runtime.version}` : ''}-${Date.now()}.cpuprofile`]
@@ -173,6 +179,7 @@ export async function startTarget(name: TargetName, o: TargetOptions): Promise<R
     pid: child.pid!,
     port,
     secret: SECRET,
+    ...(inspectPort ? { inspectPort } : {}),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise<void>((r) => child.once('exit', () => r()));

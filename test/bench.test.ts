@@ -76,6 +76,41 @@ describe('benchmark harness against parley', () => {
     expect(summaryTable(result)).toMatch(/^machine floor \(150 rounds after 5 ms idle\): durable write/);
   }, 120_000);
 
+  it('with --alloc, reports what Parley allocated in each measured step, per message and per delivery, and where', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-alloc-'));
+    try {
+      const result = await runBench({
+        workloads: ['rooms'],
+        targets: ['parley'],
+        alloc: true,
+        floor: false,
+        quick: true,
+        duration: 1,
+        warmupMs: 200,
+        quietWaitMs: 0,
+        outDir,
+        rates: [100],
+        rooms: 5,
+        roomSize: 3,
+      });
+      const run = result.runs[0]!;
+      expect(run.error).toBeUndefined();
+      const s = run.steps[0]!;
+      expect(s.acked).toBeGreaterThan(0);
+      const a = s.alloc!;
+      // Sending a message allocates kilobytes at least: the frames, the batch, the replies.
+      expect(a.bytes).toBeGreaterThan(s.acked * 1024);
+      expect(a.kibPerMessage).toBeGreaterThan(1);
+      expect(a.kibPerDelivery).toBeLessThan(a.kibPerMessage!);
+      expect(a.top.length).toBeGreaterThan(3);
+      expect(a.top.some((t) => t.where.startsWith('dist/src/'))).toBe(true);
+      const profile = JSON.parse(readFileSync(a.file!, 'utf8')) as { head: { children: unknown[] } };
+      expect(profile.head.children.length).toBeGreaterThan(0);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('runs the history workload on a tiny seeded history: every read answers, retention removes the oldest tenth', async () => {
     const outDir = mkdtempSync(join(tmpdir(), 'parley-bench-history-'));
     let result: BenchResult;
