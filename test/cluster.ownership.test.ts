@@ -13,6 +13,7 @@ import type { Message } from '../src/protocol/schema.js';
 import WebSocket from 'ws';
 import { ParleyClient } from '../src/client/index.js';
 import { RawSocket } from './helpers.js';
+import { waitFor } from './wait.js';
 
 const ENV = {
   PARLEY_PLUGINS_RATE_LIMIT_ENABLED: 'false',
@@ -169,6 +170,47 @@ describe('cluster: each room written by its owning node', () => {
     checkRoom(messages, acked);
     expect(messages.filter((m) => m.kind === 'text')).toHaveLength(121);
     await cluster.nodes[owner]!.start();
+  }, 90_000);
+});
+
+describe('cluster: an owner that dies between its commit and its publication', () => {
+  it('the message it stored reaches the members once its key is sent again to the new owner, without a next message', async () => {
+    const room = 'lost-answer';
+    const admin = await socket(0, 'la-admin', true);
+    expect((await call(admin, { cmd: 'create', kind: 'channel', name: room, room })).ok).toBe(true);
+    const owner = await ownerOf(room);
+    const others = [0, 1, 2].filter((n) => n !== owner);
+    const members = await Promise.all(others.map((n, i) => socket(n, `la-m${i}`)));
+    for (const ws of members) expect((await call(ws, { cmd: 'join', room })).ok).toBe(true);
+    const writer = members[0]!;
+    const texts = (ws: RawSocket) => ws.frames.filter((f) => f.ev === 'message' && (f.data as Message).room === room).map((f) => (f.data as Message).text);
+    // The owner has the room's state: the next send is one commit, no read first.
+    await sendUntilAcked(() => writer, room, 'la-first', Date.now() + 10_000);
+    for (const ws of members) await waitFor(() => texts(ws).includes('la-first'), 5000, 'the first message');
+    const wake = cluster.postgres.freeze();
+    let reply: Promise<Record<string, unknown>>;
+    try {
+      // Forwarded to the owner, whose commit goes out to the frozen database. The owner dies
+      // before the answer comes; the database, woken, commits what it had received.
+      reply = call(writer, { cmd: 'send', room, text: 'la-lost', key: 'la-lost' }, 20_000);
+      await new Promise((r) => setTimeout(r, 500));
+      await cluster.nodes[owner]!.kill();
+    } finally {
+      wake();
+    }
+    try {
+      const r = (await reply) as { ok: boolean; error?: { code: string; details?: Record<string, unknown> } };
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatchObject({ code: 'unavailable', details: { outcome: 'unknown' } });
+      // Sent again with its key once the room moved: answered with the seq it was stored at.
+      const seq = await sendUntilAcked(() => writer, room, 'la-lost', Date.now() + 30_000);
+      expect((await history(writer, room)).filter((m) => m.text === 'la-lost').map((m) => m.seq)).toEqual([seq]);
+      // Nothing else is sent in the room: every member gets it all the same, once.
+      for (const ws of members) await waitFor(() => texts(ws).includes('la-lost'), 10_000, 'the stored message');
+      for (const ws of members) expect(texts(ws).filter((t) => t === 'la-lost')).toHaveLength(1);
+    } finally {
+      await cluster.nodes[owner]!.start();
+    }
   }, 90_000);
 });
 

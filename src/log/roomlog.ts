@@ -167,11 +167,24 @@ export class RoomLog {
   }
 
   /**
-   * Adds a listener told of the rooms of each batch whose commit went out and whose answer
-   * did not come: it may be stored, and then nothing of it was published.
+   * Adds a listener told of rooms whose store may hold messages nobody published: those of a
+   * batch whose commit went out and whose answer did not come (it may be stored, and then
+   * nothing of it was published), and the room of a keyed append found stored already (its
+   * first attempt's answer was lost, maybe with its publication: an owner that died after
+   * its commit).
    */
   onUncertain(fn: (rooms: string[]) => void): void {
     this.uncertain.push(fn);
+  }
+
+  private tellUncertain(rooms: string[]): void {
+    for (const fn of this.uncertain) {
+      try {
+        fn(rooms);
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
   }
 
   /** Runs an operation on a room, wherever its owner is; resolves once it is committed. */
@@ -671,8 +684,11 @@ export class RoomLog {
     }
     for (const d of decided) {
       if (d.error !== undefined) d.p.reject(d.error);
-      else if (d.applied?.later) d.applied.later().then(d.p.resolve, d.p.reject);
-      else d.p.resolve(d.applied?.result);
+      else if (d.applied?.later) {
+        // A duplicate: read its earlier message, and have the room compared with the store.
+        if (d.p.op.op === 'append') this.tellUncertain([d.lane.room]);
+        d.applied.later().then(d.p.resolve, d.p.reject);
+      } else d.p.resolve(d.applied?.result);
     }
   }
 
@@ -688,10 +704,7 @@ export class RoomLog {
     const keyTaken = err instanceof KeyConflictError;
     const failure = err instanceof ParleyError ? err : new ParleyError('internal', `storage error: ${(err as Error).message}`);
     const again = fenced || keyTaken || (failure.code !== 'unavailable' && decided.length > 1);
-    if (isOutcomeUnknown(failure.details)) {
-      const rooms = [...new Set(decided.map((d) => d.lane.room))];
-      for (const fn of this.uncertain) fn(rooms);
-    }
+    if (isOutcomeUnknown(failure.details)) this.tellUncertain([...new Set(decided.map((d) => d.lane.room))]);
     if (fenced) await this.cluster!.refresh().catch(() => undefined);
     for (let i = decided.length - 1; i >= 0; i--) {
       const { lane, p } = decided[i]!;
