@@ -347,8 +347,11 @@ describe('details that look unfinished', () => {
   });
 
   it("shows times in the reader's locale and time zone", async () => {
-    // A zone where the hour is now 3 in the afternoon: "3:04 PM" in English, not "03:04 PM".
-    const utc = new Date().getUTCHours();
+    // A zone where the message's hour is 3 in the afternoon: "3:04 PM" in English, not
+    // "03:04 PM". The message's own time, not now's: the hour may have turned since it was sent.
+    await openRoom(alice, 'Project X');
+    const sent = await item(alice, 'line 30').locator('time').first().getAttribute('datetime');
+    const utc = new Date(sent!).getUTCHours();
     const offset = ((15 - utc + 36) % 24) - 12;
     const timezoneId = offset === 0 ? 'UTC' : `Etc/GMT${offset > 0 ? '-' : '+'}${Math.abs(offset)}`;
     for (const [locale, pattern] of [
