@@ -58,13 +58,48 @@ function unknownOutcome(times: number): Plugin {
   };
 }
 
+/**
+ * Refuses reads of rooms named "flaky…" (history) and searches for "flaky…" `unavailable` on
+ * their first `times` attempts, as a node does while the database is away; searches say when
+ * to come back (`retryAfterMs`), as the search index catching up does.
+ */
+function flakyReads(times: number, retryAfterMs: number): Plugin {
+  const seen = new Map<string, number>();
+  const refuse = (key: string, details?: Record<string, unknown>) => {
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    if (n < times) throw new ParleyError('unavailable', 'the database is away', details);
+  };
+  return {
+    name: 'flaky-reads',
+    hooks: [
+      commandHook({
+        name: 'flaky-history',
+        commands: ['history'],
+        before(ctx) {
+          if (roomNames.get(ctx.args.room)?.startsWith('flaky')) refuse(`${ctx.user.id}\n${ctx.args.room}`);
+        },
+      }),
+      commandHook({
+        name: 'flaky-search',
+        commands: ['search'],
+        before(ctx) {
+          if (ctx.args.query.startsWith('flaky')) refuse(`${ctx.user.id}\n${ctx.args.query}`, { retryAfterMs });
+        },
+      }),
+    ],
+  };
+}
+/** Room ids of the rooms the tests made, by name (the hooks see ids). */
+const roomNames = new Map<string, string>();
+
 let parley: Parley;
 let dir: string;
 const clients: ParleyClient[] = [];
 
 beforeAll(async () => {
   dir = tempDir();
-  parley = await createParley(testConfig(dir), { logger: pino({ level: 'silent' }), plugins: [slowFirstAttempt(1500), unknownOutcome(2)] });
+  parley = await createParley(testConfig(dir), { logger: pino({ level: 'silent' }), plugins: [slowFirstAttempt(1500), unknownOutcome(2), flakyReads(2, 400)] });
   await parley.listen();
 });
 afterAll(async () => {
@@ -73,8 +108,14 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-async function client(user: string): Promise<ParleyClient> {
-  const c = new ParleyClient({ url: parley.url, token: await mintToken(parley.config, user), WebSocket: WebSocket as never, requestTimeoutMs: 300 });
+async function client(user: string, retryUnavailableMs?: number): Promise<ParleyClient> {
+  const c = new ParleyClient({
+    url: parley.url,
+    token: await mintToken(parley.config, user),
+    WebSocket: WebSocket as never,
+    requestTimeoutMs: 300,
+    ...(retryUnavailableMs === undefined ? {} : { retryUnavailableMs }),
+  });
   clients.push(c);
   await c.connect();
   return c;
@@ -140,5 +181,28 @@ describe('SDK sends', () => {
     const other = await client('refused-owner');
     const room = await other.createRoom('group', 'Closed');
     await expect(a.send(room.id, 'x')).rejects.toMatchObject({ code: 'forbidden' });
+  });
+});
+
+describe('SDK reads', () => {
+  it('a read refused `unavailable` for a moment is asked again and answered; without retries the refusal reaches the caller', async () => {
+    const a = await client('flaky-reader');
+    const room = await a.createRoom('group', 'flaky room');
+    roomNames.set(room.id, 'flaky room');
+    await a.send(room.id, 'still here');
+    const h = await a.history(room.id);
+    expect(h.messages.map((m) => m.text)).toContain('still here');
+    await a.invite(room.id, 'flaky-impatient');
+    const b = await client('flaky-impatient', 0);
+    await expect(b.history(room.id)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('a search refused with a `retryAfterMs` is asked again after that wait', async () => {
+    const a = await client('flaky-searcher');
+    const t0 = Date.now();
+    const r = await a.search('flaky words');
+    expect(r.messages).toEqual([]);
+    // Two refusals, each followed by the 400 ms the server named.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(800);
   });
 });

@@ -50,7 +50,9 @@ export interface ClientOptions {
   /**
    * How long after it was first sent a keyed write refused `unavailable` (nothing stored: a
    * node of a cluster died and its rooms are moving, the database is away) is sent again with
-   * its key, after a growing wait, before it fails with that refusal (default 15000; 0: never).
+   * its key, after a growing wait, before it fails with that refusal; and a read (history,
+   * search, rooms, members…) refused `unavailable`, or `rate_limited` with `retryAfterMs`, is
+   * asked again, after the wait the server named if any (default 15000; 0: never).
    */
   retryUnavailableMs?: number;
   /** Reconnect backoff bounds in milliseconds. */

@@ -15,6 +15,12 @@
 // again later. Until such a write is answered, the keyed writes of its room not yet sent wait
 // behind it, so they are stored after it (those already sent when it was refused may be
 // stored before it).
+//
+// A read (history, search, the rooms…) refused `unavailable` (the database or the room's node
+// away for a moment, the search index catching up) or `rate_limited` with a `retryAfterMs` is
+// asked again the same way for `retryUnavailableMs`, after the wait the server named when it
+// named one, then fails with the refusal: an app shows "loading" through a failover, not an
+// error.
 import type { CommandName } from '../protocol/schema.js';
 import { isOutcomeUnknown } from '../protocol/outcome.js';
 import { backoff } from './backoff.js';
@@ -29,6 +35,7 @@ const RETRY = new Set<CommandName>([
   'read',
   'history',
   'message',
+  'search',
   'rooms',
   'room',
   'members',
@@ -46,6 +53,19 @@ const RETRY = new Set<CommandName>([
 ]);
 /** Writes that carry an idempotency key. */
 export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+/** Commands that only read: asked again after a refusal that says "later". */
+const READS: ReadonlySet<CommandName> = new Set<CommandName>([
+  'history',
+  'message',
+  'rooms',
+  'room',
+  'members',
+  'presence',
+  'inbox',
+  'search',
+  'pins',
+  'versions',
+]);
 
 export function randomKey(): string {
   const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
@@ -87,7 +107,7 @@ export class Requests {
   private nextOrder = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: Pending[] = [];
-  /** Keyed writes waiting to be sent again after an answer that left their fate unknown, or refused them `unavailable`. */
+  /** Requests waiting to be sent again after a refusal for now (see retryIn), or an answer that left a write's fate unknown. */
   private readonly resting = new Set<Pending>();
   /** Keyed writes sent again after such an answer (resting, or sent) and not answered since: their rooms' later writes wait. */
   private readonly unsure = new Set<Pending>();
@@ -142,13 +162,9 @@ export class Requests {
       return false;
     }
     this.settled(p);
-    if (
-      KEYED.has(p.cmd) &&
-      !f.ok &&
-      f.error?.code === 'unavailable' &&
-      (isOutcomeUnknown(f.error.details) || Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs)
-    ) {
-      this.again(p);
+    const wait = f.ok ? null : this.retryIn(p, f.error);
+    if (wait !== null) {
+      this.again(p, wait);
       if (freed) this.flush();
       return true;
     }
@@ -161,13 +177,31 @@ export class Requests {
   }
 
   /**
-   * A keyed write the server could not tell the fate of (handed to another node that did not
-   * answer), or refused for now: sent again with its key after a growing wait, as one that got
-   * no reply.
+   * When a refused request is to be sent again: a keyed write whose fate the server could not
+   * tell, or one refused `unavailable` within `retryUnavailableMs`; a read refused `unavailable`,
+   * or `rate_limited` with the wait named, within the same time. Undefined: after a growing
+   * wait; null: not again.
    */
-  private again(p: Pending): void {
+  private retryIn(p: Pending, error: ReplyFrame['error']): number | undefined | null {
+    if (!error) return null;
+    const recent = Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs;
+    if (KEYED.has(p.cmd)) return error.code === 'unavailable' && (isOutcomeUnknown(error.details) || recent) ? undefined : null;
+    if (!READS.has(p.cmd) || !recent) return null;
+    const named = error.details?.retryAfterMs;
+    const after = typeof named === 'number' && named >= 0 ? Math.min(named, 5000) : undefined;
+    if (error.code === 'unavailable') return after;
+    return error.code === 'rate_limited' && after !== undefined ? after : null;
+  }
+
+  /**
+   * A request refused for now, or a keyed write the server could not tell the fate of (handed
+   * to another node that did not answer): sent again (a write with its key) after `wait`, or
+   * after a growing wait, as one that got no reply. Only a keyed write holds back its room's
+   * later writes meanwhile.
+   */
+  private again(p: Pending, wait?: number): void {
     this.resting.add(p);
-    this.unsure.add(p);
+    if (KEYED.has(p.cmd)) this.unsure.add(p);
     setTimeout(
       () => {
         if (!this.resting.delete(p)) return;
@@ -176,7 +210,7 @@ export class Requests {
         this.queue.splice(at === -1 ? this.queue.length : at, 0, p);
         this.flush();
       },
-      backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
+      wait ?? backoff(p.attempts, Math.min(1000, this.timeoutMs), this.timeoutMs),
     );
   }
 

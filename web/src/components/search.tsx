@@ -38,17 +38,6 @@ function marked(text: string, query: string): Array<string | JSX.Element> {
   return text.split(re).map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part));
 }
 
-/** Times a search is tried when the server answers that it may be retried shortly. */
-const SEARCH_TRIES = 5;
-
-/** How long to wait before trying again, when the server said to (busy, or its index catching up). */
-function retryAfter(err: unknown): number | null {
-  const e = err as { code?: string; details?: { retryAfterMs?: unknown } };
-  const ms = e.details?.retryAfterMs;
-  if ((e.code !== 'unavailable' && e.code !== 'rate_limited') || typeof ms !== 'number') return null;
-  return Math.min(Math.max(ms, 250), 5_000);
-}
-
 export function SearchResults({
   chat,
   query,
@@ -65,29 +54,21 @@ export function SearchResults({
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     let live = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     setResults(null);
     setError('');
-    const run = (tries: number) => {
-      chat.client.search(query, { limit: 50 }).then(
-        (r) => {
-          if (live) setResults(r.messages);
-        },
-        (err) => {
-          if (!live) return;
-          // "Retry shortly" (the index catching up with what was just sent, a busy server) is
-          // done here, still showing "Searching…".
-          const retry = retryAfter(err);
-          if (retry !== null && tries < SEARCH_TRIES) timer = setTimeout(() => run(tries + 1), retry);
-          else setError(describeError(err));
-        },
-      );
-    };
-    run(1);
+    // "Retry shortly" (the index catching up with what was just sent, a busy server) is done by
+    // the SDK, and "Searching…" stays meanwhile.
+    chat.client.search(query, { limit: 50 }).then(
+      (r) => {
+        if (live) setResults(r.messages);
+      },
+      (err) => {
+        if (live) setError(describeError(err));
+      },
+    );
     heading.current?.focus();
     return () => {
       live = false;
-      clearTimeout(timer);
     };
   }, [query]);
   const nameOf = (u: string) => chat.nameOf(u);
