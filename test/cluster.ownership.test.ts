@@ -174,40 +174,64 @@ describe('cluster: each room written by its owning node', () => {
 });
 
 describe('cluster: an owner that dies between its commit and its publication', () => {
-  it('the message it stored reaches the members once its key is sent again to the new owner, without a next message', async () => {
-    const room = 'lost-answer';
-    const admin = await socket(0, 'la-admin', true);
+  /**
+   * A room whose owner has its state loaded, members on the two other nodes, and a writer on
+   * `writerOnOwner` ? the owner : the first member's node. The writer sends `text` (keyed) while
+   * PostgreSQL is frozen; the owner is killed before the answer comes; the database, woken,
+   * commits what it had received.
+   */
+  async function killedAfterCommit(room: string, text: string, writerOnOwner: boolean) {
+    const admin = await socket(0, `${room}-admin`, true);
     expect((await call(admin, { cmd: 'create', kind: 'channel', name: room, room })).ok).toBe(true);
     const owner = await ownerOf(room);
     const others = [0, 1, 2].filter((n) => n !== owner);
-    const members = await Promise.all(others.map((n, i) => socket(n, `la-m${i}`)));
-    for (const ws of members) expect((await call(ws, { cmd: 'join', room })).ok).toBe(true);
-    const writer = members[0]!;
+    const members = await Promise.all(others.map((n, i) => socket(n, `${room}-m${i}`)));
+    const writer = writerOnOwner ? await socket(owner, `${room}-w`) : members[0]!;
+    for (const ws of new Set([...members, writer])) expect((await call(ws, { cmd: 'join', room })).ok).toBe(true);
     const texts = (ws: RawSocket) => ws.frames.filter((f) => f.ev === 'message' && (f.data as Message).room === room).map((f) => (f.data as Message).text);
     // The owner has the room's state: the next send is one commit, no read first.
-    await sendUntilAcked(() => writer, room, 'la-first', Date.now() + 10_000);
-    for (const ws of members) await waitFor(() => texts(ws).includes('la-first'), 5000, 'the first message');
+    await sendUntilAcked(() => writer, room, `${text}-first`, Date.now() + 10_000);
+    for (const ws of members) await waitFor(() => texts(ws).includes(`${text}-first`), 5000, 'the first message');
     const wake = cluster.postgres.freeze();
-    let reply: Promise<Record<string, unknown>>;
+    let reply: Promise<Record<string, unknown> | null>;
     try {
-      // Forwarded to the owner, whose commit goes out to the frozen database. The owner dies
-      // before the answer comes; the database, woken, commits what it had received.
-      reply = call(writer, { cmd: 'send', room, text: 'la-lost', key: 'la-lost' }, 20_000);
+      reply = call(writer, { cmd: 'send', room, text, key: text }, 20_000).catch(() => null);
       await new Promise((r) => setTimeout(r, 500));
       await cluster.nodes[owner]!.kill();
     } finally {
       wake();
     }
+    return { owner, members, writer, texts, reply: reply! };
+  }
+
+  it('the node that handed it over has the room compared with the store: the members get it without a resend or a next message', async () => {
+    const { owner, members, texts, reply } = await killedAfterCommit('lost-answer', 'la-lost', false);
     try {
       const r = (await reply) as { ok: boolean; error?: { code: string; details?: Record<string, unknown> } };
       expect(r.ok).toBe(false);
       expect(r.error).toMatchObject({ code: 'unavailable', details: { outcome: 'unknown' } });
-      // Sent again with its key once the room moved: answered with the seq it was stored at.
-      const seq = await sendUntilAcked(() => writer, room, 'la-lost', Date.now() + 30_000);
-      expect((await history(writer, room)).filter((m) => m.text === 'la-lost').map((m) => m.seq)).toEqual([seq]);
-      // Nothing else is sent in the room: every member gets it all the same, once.
       for (const ws of members) await waitFor(() => texts(ws).includes('la-lost'), 10_000, 'the stored message');
+      // Sent again with its key once the room moved: answered with the seq it was stored at.
+      const seq = await sendUntilAcked(() => members[0]!, 'lost-answer', 'la-lost', Date.now() + 30_000);
+      expect((await history(members[0]!, 'lost-answer')).filter((m) => m.text === 'la-lost').map((m) => m.seq)).toEqual([seq]);
+      await new Promise((r) => setTimeout(r, 300));
       for (const ws of members) expect(texts(ws).filter((t) => t === 'la-lost')).toHaveLength(1);
+    } finally {
+      await cluster.nodes[owner]!.start();
+    }
+  }, 90_000);
+
+  it('its sender, cut off with it, sends it again through another node: answered as a duplicate, and the members get it without a next message', async () => {
+    const { owner, members, writer, texts } = await killedAfterCommit('lost-sender', 'ls-lost', true);
+    try {
+      // No answer: the connection went down with its node.
+      await writer.closed(5000);
+      const again = await socket(owner === 0 ? 1 : 0, 'lost-sender-w');
+      const seq = await sendUntilAcked(() => again, 'lost-sender', 'ls-lost', Date.now() + 30_000);
+      expect((await history(again, 'lost-sender')).filter((m) => m.text === 'ls-lost').map((m) => m.seq)).toEqual([seq]);
+      for (const ws of members) await waitFor(() => texts(ws).includes('ls-lost'), 10_000, 'the stored message');
+      await new Promise((r) => setTimeout(r, 300));
+      for (const ws of members) expect(texts(ws).filter((t) => t === 'ls-lost')).toHaveLength(1);
     } finally {
       await cluster.nodes[owner]!.start();
     }

@@ -169,9 +169,9 @@ export class RoomLog {
   /**
    * Adds a listener told of rooms whose store may hold messages nobody published: those of a
    * batch whose commit went out and whose answer did not come (it may be stored, and then
-   * nothing of it was published), and the room of a keyed append found stored already (its
-   * first attempt's answer was lost, maybe with its publication: an owner that died after
-   * its commit).
+   * nothing of it was published), the room of a call handed to its owner that did not answer
+   * (it may have stored it and died), and the room of a keyed append found stored already
+   * (its first attempt's answer was lost, maybe with its publication).
    */
   onUncertain(fn: (rooms: string[]) => void): void {
     this.uncertain.push(fn);
@@ -239,6 +239,8 @@ export class RoomLog {
           }
           return answer(result);
         } catch (err) {
+          // The owner may have stored it and died (or froze) before publishing it.
+          if (err instanceof ParleyError && isOutcomeUnknown(err.details)) this.tellUncertain([room]);
           if (!cluster.isNotOwner(err) || ++route > MAX_ROUTES) throw err;
           await cluster.refresh().catch(() => undefined);
         }

@@ -77,6 +77,8 @@ const HISTORY_DEFAULT = 50;
 const TYPING_STORE_WAIT_MS = 1000;
 /** How long a room whose commit answer was lost waits for the store before it is compared with it. */
 const RECHECK_WITHIN_MS = 10 * 60_000;
+/** The second comparison after the first (see recheckOnceStored). */
+const RECHECK_AGAIN_MS = 2000;
 
 /** Commands that only read: each admits its connection's next command as it starts. */
 const READS: ReadonlySet<CommandName> = new Set<CommandName>(['history', 'message', 'rooms', 'room', 'members', 'presence', 'inbox', 'search']);
@@ -940,8 +942,10 @@ export class Service {
    * A commit of the room went out and its answer did not come: if it was stored, its messages
    * were never published, and its members would see them only with the room's next message.
    * Once the store answers again, every node compares the room's followers with it (those
-   * behind catch up from the store, as after a bus outage). Tried with backoff for
-   * RECHECK_WITHIN_MS at most; a store away longer leaves it to the next message or reconnect.
+   * behind catch up from the store, as after a bus outage), and once more RECHECK_AGAIN_MS
+   * later (a database waking from a freeze may answer the read before it commits what it had
+   * been sent). Tried with backoff for RECHECK_WITHIN_MS at most; a store away longer leaves
+   * it to the next message or reconnect.
    */
   private recheckOnceStored(room: string): void {
     if (this.rechecking.has(room) || this.closing) return;
@@ -951,7 +955,11 @@ export class Service {
       this.store.bounds(room).then(
         () => {
           this.rechecking.delete(room);
-          this.bus.publish(roomTopic(room), { frame: '', control: { op: 'recheck' } });
+          const recheck = () => this.bus.publish(roomTopic(room), { frame: '', control: { op: 'recheck' } });
+          recheck();
+          setTimeout(() => {
+            if (!this.closing) recheck();
+          }, RECHECK_AGAIN_MS).unref();
         },
         () => {
           if (this.closing || Date.now() + wait > deadline) {
