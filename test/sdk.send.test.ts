@@ -77,7 +77,9 @@ function flakyReads(times: number, retryAfterMs: number): Plugin {
         name: 'flaky-history',
         commands: ['history'],
         before(ctx) {
-          if (roomNames.get(ctx.args.room)?.startsWith('flaky')) refuse(`${ctx.user.id}\n${ctx.args.room}`);
+          const name = roomNames.get(ctx.args.room) ?? '';
+          if (name.startsWith('flaky')) refuse(`${ctx.user.id}\n${ctx.args.room}`);
+          if (name.startsWith('down')) throw new ParleyError('unavailable', 'the database is away');
         },
       }),
       commandHook({
@@ -108,12 +110,12 @@ afterAll(async () => {
   removeDir(dir);
 });
 
-async function client(user: string, retryUnavailableMs?: number): Promise<ParleyClient> {
+async function client(user: string, retryUnavailableMs?: number, requestTimeoutMs = 300): Promise<ParleyClient> {
   const c = new ParleyClient({
     url: parley.url,
     token: await mintToken(parley.config, user),
     WebSocket: WebSocket as never,
-    requestTimeoutMs: 300,
+    requestTimeoutMs,
     ...(retryUnavailableMs === undefined ? {} : { retryUnavailableMs }),
   });
   clients.push(c);
@@ -195,6 +197,18 @@ describe('SDK reads', () => {
     await a.invite(room.id, 'flaky-impatient');
     const b = await client('flaky-impatient', 0);
     await expect(b.history(room.id)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  it('a read refused for longer than `retryUnavailableMs` fails with the refusal at the end of that time, not a backoff later', async () => {
+    // The default request timeout (10 s) would let a growing wait run well past the window.
+    const a = await client('down-reader', 1200, 10_000);
+    const room = await a.createRoom('group', 'down room');
+    roomNames.set(room.id, 'down room');
+    const t0 = Date.now();
+    await expect(a.history(room.id)).rejects.toMatchObject({ code: 'unavailable' });
+    // Asked again until 1.2 s; a growing wait (0.5-1 s, then 1-2 s) would end it at 1.5 s or later.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1150);
+    expect(Date.now() - t0).toBeLessThan(1490);
   });
 
   it('a search refused with a `retryAfterMs` is asked again after that wait', async () => {

@@ -53,6 +53,8 @@ const RETRY = new Set<CommandName>([
 ]);
 /** Writes that carry an idempotency key. */
 export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
+/** Longest wait before a refused read is asked again. */
+const READ_RETRY_MAX_MS = 2000;
 /** Commands that only read: asked again after a refusal that says "later". */
 const READS: ReadonlySet<CommandName> = new Set<CommandName>([
   'history',
@@ -186,11 +188,14 @@ export class Requests {
     if (!error) return null;
     const recent = Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs;
     if (KEYED.has(p.cmd)) return error.code === 'unavailable' && (isOutcomeUnknown(error.details) || recent) ? undefined : null;
-    if (!READS.has(p.cmd) || !recent) return null;
+    if (!READS.has(p.cmd)) return null;
+    // A read is asked again within the window, the last time at its end, not after it.
+    const left = (p.firstSent ?? 0) + this.retryUnavailableMs - Date.now();
+    if (left <= 0) return null;
     const named = error.details?.retryAfterMs;
-    const after = typeof named === 'number' && named >= 0 ? Math.min(named, 5000) : undefined;
-    if (error.code === 'unavailable') return after;
-    return error.code === 'rate_limited' && after !== undefined ? after : null;
+    const after = typeof named === 'number' && named >= 0 ? named : undefined;
+    if (error.code === 'unavailable') return Math.min(after ?? backoff(p.attempts, 250, READ_RETRY_MAX_MS), READ_RETRY_MAX_MS, left);
+    return error.code === 'rate_limited' && after !== undefined ? Math.min(after, READ_RETRY_MAX_MS, left) : null;
   }
 
   /**
