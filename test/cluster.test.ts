@@ -555,6 +555,55 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     for (const r of readers) r.close();
   }, 60_000);
 
+  it('a user who moved to another node while Redis was down is not announced offline when the nodes repair their presence', async () => {
+    const watcher = await RawSocket.open(cluster.nodes[0]!.wsUrl);
+    expect((await watcher.call({ id: 1, cmd: 'auth', token: await token('rm-watcher') })).ok).toBe(true);
+    expect((await watcher.call({ id: 2, cmd: 'create', kind: 'channel', name: 'Moved', room: 'moved-during-outage' })).ok).toBe(true);
+    const room = 'moved-during-outage';
+    const first = await RawSocket.open(cluster.nodes[0]!.wsUrl);
+    expect((await first.call({ id: 1, cmd: 'auth', token: await token('rm-user') })).ok).toBe(true);
+    expect((await first.call({ id: 2, cmd: 'join', room })).ok).toBe(true);
+    const seen = () =>
+      watcher.frames
+        .filter((f) => f.ev === 'presence')
+        .map((f) => f.data as { room: string; user: string; online: boolean })
+        .filter((p) => p.room === room && p.user === 'rm-user')
+        .map((p) => p.online);
+    await waitFor(() => seen().at(-1) === true, 5000, 'online before the outage');
+    const before = seen().length;
+    const node1 = cluster.nodes[1]!.process!.pid!;
+    await cluster.redis!.stop();
+    let second: RawSocket;
+    try {
+      // Closed while Redis is away: node 0 removes it once Redis is back. The user is back on
+      // node 1 meanwhile, which registers it again once Redis is back.
+      first.close();
+      await new Promise((r) => setTimeout(r, 300));
+      second = await RawSocket.open(cluster.nodes[1]!.wsUrl);
+      expect((await second.call({ id: 1, cmd: 'auth', token: await token('rm-user') }, 8000)).ok).toBe(true);
+    } finally {
+      // Node 1 repairs after node 0: it is stopped (for less than the node timeout) while
+      // Redis comes back.
+      process.kill(node1, 'SIGSTOP');
+      try {
+        await cluster.redis!.start();
+        await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        process.kill(node1, 'SIGCONT');
+      }
+    }
+    const presence = async () => ((await watcher.call({ id: `p${Date.now()}`, cmd: 'presence', room })).data as { users: string[] } | undefined)?.users ?? [];
+    for (const until = Date.now() + 10_000; !(await presence()).includes('rm-user');) {
+      expect(Date.now()).toBeLessThan(until);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(seen().slice(before)).not.toContain(false);
+    expect(await presence()).toContain('rm-user');
+    second!.close();
+    watcher.close();
+  }, 60_000);
+
   it('Redis restarted under load: nodes reconnect, gaps are filled from the store, nothing acknowledged is lost', async () => {
     const sender = await client('rr-sender', 0);
     const room = await sender.createRoom('channel', 'Redis restart');

@@ -68,8 +68,13 @@ export interface Presence {
   disconnect(user: string, conn: string): Promise<boolean>;
   /** The subset of `users` that is online; rejects with `unavailable` when it cannot tell. */
   online(users: string[]): Promise<string[]>;
-  /** Sets the handler told about users who went offline because their node died. */
-  onExpired(handler: (user: string) => void): void;
+  /**
+   * Sets the handler told about users who went offline without a disconnect this node saw
+   * through: their node died (`reaped`), or a connection closed while Redis was away was
+   * removed once it was back (`repaired`; other nodes may not have registered their own
+   * connections again yet).
+   */
+  onExpired(handler: (user: string, why: 'reaped' | 'repaired') => void): void;
   /** Sets the handler told about users who came back online because this node registered its connections again. */
   onRestored(handler: (user: string) => void): void;
 }

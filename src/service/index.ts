@@ -77,6 +77,8 @@ const HISTORY_DEFAULT = 50;
 const TYPING_STORE_WAIT_MS = 1000;
 /** How long a room whose commit answer was lost waits for the store before it is compared with it. */
 const RECHECK_WITHIN_MS = 10 * 60_000;
+/** How long a user found offline by a repair after a Redis outage waits before it is announced so. */
+const REPAIR_GRACE_MS = 2500;
 /** The second comparison after the first (see recheckOnceStored). */
 const RECHECK_AGAIN_MS = 2000;
 
@@ -162,7 +164,16 @@ export class Service {
     });
     // A node died with this user's last connection: tell its rooms, as a disconnect would.
     // And the other way: a node that was taken for dead registers its connections again.
-    bus.presence.onExpired((user) => this.announceChange(user, false));
+    // After a Redis outage each node registers its own connections again, in no fixed order: a
+    // user who moved to another node meanwhile would be announced offline by one node and
+    // online by the other a moment later. An offline found by that repair is checked
+    // REPAIR_GRACE_MS later.
+    bus.presence.onExpired((user, why) => {
+      if (why === 'reaped') return this.announceChange(user, false);
+      setTimeout(() => {
+        if (!this.closing) this.announceChange(user, false);
+      }, REPAIR_GRACE_MS).unref();
+    });
     bus.presence.onRestored((user) => this.announceChange(user, true));
     this.handlers = {
       create: (s, a) => this.create(s, a),

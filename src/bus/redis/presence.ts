@@ -123,7 +123,7 @@ export class RedisPresence implements Presence {
   private readonly unremoved = new Map<string, string>();
   /** Connections whose registration Redis did not confirm: conn -> user. */
   private readonly unconfirmed = new Map<string, string>();
-  private expired: (user: string) => void = () => {};
+  private expired: (user: string, why: 'reaped' | 'repaired') => void = () => {};
   private restored: (user: string) => void = () => {};
   /** The incarnation this node's entries are registered under. */
   inc: string;
@@ -213,7 +213,7 @@ export class RedisPresence implements Presence {
     return users.filter((u) => on.has(u));
   }
 
-  onExpired(handler: (user: string) => void): void {
+  onExpired(handler: (user: string, why: 'reaped' | 'repaired') => void): void {
     this.expired = handler;
   }
 
@@ -221,9 +221,9 @@ export class RedisPresence implements Presence {
     this.restored = handler;
   }
 
-  private tell(handler: (user: string) => void, user: string): void {
+  private tell<W extends string>(handler: (user: string, why: W) => void, user: string, why?: W): void {
     try {
-      handler(user);
+      handler(user, why!);
     } catch (err) {
       this.opts.log.warn({ err, user }, 'presence change handler failed');
     }
@@ -253,7 +253,7 @@ export class RedisPresence implements Presence {
       await this.call(this.redis.parleyDisconnect(this.key(user), this.onlineSet(user), conn, '', user));
       await this.call(this.redis.srem(this.conns(this.inc), `${user}\n${conn}`));
       this.unremoved.delete(conn);
-      this.tell(this.expired, user);
+      this.tell(this.expired, user, 'repaired');
     }
     const mine = [...this.local].filter(([, user]) => !only || only(user));
     for (let i = 0; i < mine.length; i += REAP_BATCH) {
@@ -298,7 +298,7 @@ export class RedisPresence implements Presence {
       for (const users of await this.call(Promise.all(calls))) {
         for (const user of users) {
           offline++;
-          this.tell(this.expired, user);
+          this.tell(this.expired, user, 'reaped');
         }
       }
       if (!(await renew())) return null;
