@@ -36,6 +36,24 @@ blobStoreConformance('disk + sqlite', async () => {
 });
 
 describe('disk blob store', () => {
+  it('a put refused before its part file is open leaves no part file behind', async () => {
+    const root = join(dir, 'early');
+    const s = await DiskBlobStore.open(root);
+    for (let n = 0; n < 20; n++) {
+      // Past the limit at the first chunk: refused before the file's open has come back.
+      await expect(
+        s.put(
+          (async function* () {
+            yield Buffer.alloc(64);
+          })(),
+          { maxBytes: 10 },
+        ),
+      ).rejects.toMatchObject({ code: 'too_large' });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+
   it('part files a crash left behind are removed at open, and by the sweep once old', async () => {
     const root = join(dir, 'crash');
     mkdirSync(join(root, 'tmp'), { recursive: true });

@@ -47,6 +47,9 @@ export class DiskBlobStore implements BlobStore {
       await rename(part, this.path(id));
       await fsyncDir(dir);
     } catch (err) {
+      // The pipeline may end before the file is even open (Node 24 does not wait for the
+      // stream to close): removed once the stream has closed it, or the open makes it again.
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
       await rm(part, { force: true }).catch(() => undefined);
       if (err instanceof ParleyError) throw err;
       if (diskError !== null || (err as NodeJS.ErrnoException).syscall) throw unavailable(err);
