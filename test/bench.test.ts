@@ -201,7 +201,10 @@ describe('benchmark harness against parley', () => {
     for (const run of result.runs) {
       const where = `${run.cluster!.shape} on ${run.cluster!.nodes}`;
       expect(run.error, `${where}: ${run.error}`).toBeUndefined();
-      expect(run.steps.length, where).toBe(1);
+      // One step, measured again when its ack p99 alone failed (a loaded machine): the
+      // harness's own rule, which says so in the second step's name.
+      expect([1, 2], where).toContain(run.steps.length);
+      if (run.steps.length === 2) expect(run.steps[1]!.name, where).toBe(`${run.steps[0]!.name} again`);
       const s = run.steps[0]!;
       expect(s.acked, where).toBeGreaterThan(0);
       expect(s.delivered, where).toBe(s.expected);

@@ -201,13 +201,13 @@ describe('SDK reads', () => {
 
   it('a read refused for longer than `retryUnavailableMs` fails with the refusal at the end of that time, not a backoff later', async () => {
     // The default request timeout (10 s) would let a growing wait run well past the window.
-    const a = await client('down-reader', 1200, 10_000);
+    const a = await client('down-reader', 1100, 10_000);
     const room = await a.createRoom('group', 'down room');
     roomNames.set(room.id, 'down room');
     const t0 = Date.now();
     await expect(a.history(room.id)).rejects.toMatchObject({ code: 'unavailable' });
-    // Asked again until 1.2 s; a growing wait (0.5-1 s, then 1-2 s) would end it at 1.5 s or later.
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1150);
+    // Asked again until 1.1 s; a growing wait (0.5-1 s, then 1-2 s) would end it at 1.5 s or later.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1050);
     expect(Date.now() - t0).toBeLessThan(1490);
   });
 
