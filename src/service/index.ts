@@ -13,6 +13,7 @@ import type { Identity } from '../auth/jwt.js';
 import { ParleyError, toParleyError } from '../errors.js';
 import { plainName } from '../protocol/validate.js';
 import { whileUnavailable, type Conn, type Hub } from '../hub/index.js';
+import { backoff } from '../client/backoff.js';
 import { eventText } from '../protocol/frames.js';
 import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
 import type { AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult } from '../protocol/schema.js';
@@ -955,14 +956,14 @@ export class Service {
    * Once the store answers again, every node compares the room's followers with it (those
    * behind catch up from the store, as after a bus outage), and once more RECHECK_AGAIN_MS
    * later (a database waking from a freeze may answer the read before it commits what it had
-   * been sent). Tried with backoff for RECHECK_WITHIN_MS at most; a store away longer leaves
-   * it to the next message or reconnect.
+   * been sent). Tried with Parley's backoff (250 ms doubling to 5 s) for RECHECK_WITHIN_MS at
+   * most; a store away longer leaves it to the next message or reconnect.
    */
   private recheckOnceStored(room: string): void {
     if (this.rechecking.has(room) || this.closing) return;
     this.rechecking.add(room);
     const deadline = Date.now() + RECHECK_WITHIN_MS;
-    const attempt = (wait: number): void => {
+    const attempt = (n: number): void => {
       this.store.bounds(room).then(
         () => {
           this.rechecking.delete(room);
@@ -973,15 +974,16 @@ export class Service {
           }, RECHECK_AGAIN_MS).unref();
         },
         () => {
+          const wait = backoff(n, 250, 5000);
           if (this.closing || Date.now() + wait > deadline) {
             this.rechecking.delete(room);
             return;
           }
-          setTimeout(() => attempt(Math.min(wait * 2, 5000)), wait).unref();
+          setTimeout(() => attempt(n + 1), wait).unref();
         },
       );
     };
-    attempt(250);
+    attempt(1);
   }
 
   /** Settles the writes already taken, then takes no more. */
