@@ -149,6 +149,27 @@ describe('cluster: three nodes on PostgreSQL and Redis', () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
+  it('a group deleted and created again under its id shows its new name to Chat21 clients on every node', async () => {
+    const owner = await client('gn-owner', 0);
+    // One Chat21 client on each node: whichever node owns the room, the other two only read.
+    const peers = await Promise.all(
+      [0, 1, 2].map(async (i) => Chat21Peer.connect(`${cluster.nodes[i]!.url.replace('http', 'ws')}/mqtt`, `gn-${i}`, await token(`gn-${i}`))),
+    );
+    const id = 'group-gn-reused';
+    await owner.createRoom('group', 'first name', { room: id });
+    for (const p of peers) await owner.invite(id, p.user);
+    await owner.send(id, 'under the first name');
+    for (const p of peers) expect(await p.waitAdded((x) => x.text === 'under the first name')).toMatchObject({ recipient_fullname: 'first name' });
+
+    // Every node read the name to show that message. The room goes; another takes its id.
+    await owner.request('destroy', { room: id });
+    await owner.createRoom('group', 'second name', { room: id });
+    for (const p of peers) await owner.invite(id, p.user);
+    await owner.send(id, 'under the second name');
+    for (const p of peers) expect(await p.waitAdded((x) => x.text === 'under the second name')).toMatchObject({ recipient_fullname: 'second name' });
+    await Promise.all(peers.map((p) => p.close()));
+  });
+
   it('a ban or an access-list change made through node A evicts the user on node C at once', async () => {
     const admin = await client('ev-admin', 0, { admin: true });
     const room = await admin.createRoom('channel', 'Evict');

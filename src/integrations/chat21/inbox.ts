@@ -95,7 +95,10 @@ export class Inbox implements Conn {
       }
       case 'room': {
         // Chat21 replays a group's history to a member who joins, before its join message.
-        const { room, member } = ev.data as { room: string; member: Member | null };
+        const { room, member, reason } = ev.data as { room: string; member: Member | null; reason?: string };
+        // Every node with a member of a deleted room hears of it: its cached name goes, so a
+        // room created again with the id shows its own.
+        if (!member && reason === 'deleted') c21.forget(room);
         if (!member || member.user !== this.user) return;
         const docs = await c21.replay(this.identity, room, member.joinSeq);
         for (const d of docs) this.out(`messages/${d.conversWith}/clientadded`, d);

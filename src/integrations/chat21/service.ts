@@ -81,10 +81,16 @@ export interface Chat21Conversation extends Partial<Chat21Message> {
 
 const HISTORY_LIMIT = 200;
 const MAX_CACHE = 100_000;
+/**
+ * How long a node trusts a group name it read. A rename reaches the nodes that follow the room
+ * (its update message), a deletion its members' nodes; a node that heard of neither reads the
+ * name again after this.
+ */
+const NAME_TTL_MS = 60_000;
 
 export class Chat21Service {
-  /** Group room -> name, forgotten when the room changes. */
-  private readonly names = new LRUCache<string, string>({ max: MAX_CACHE });
+  /** Group room -> name, forgotten when the room changes or is deleted, and after NAME_TTL_MS. */
+  private readonly names = new LRUCache<string, string>({ max: MAX_CACHE, ttl: NAME_TTL_MS });
   /** Direct rooms known to exist (they are never deleted). */
   private readonly knownDirect = new LRUCache<string, true>({ max: MAX_CACHE });
 
