@@ -520,10 +520,10 @@ export class RedisNodes implements Nodes {
       }
       if (current === undefined || current === inc) await this.call(this.redis.hdel(this.key('nodes'), node));
     }
-    this.opts.log.warn(
-      { node, inc, offline },
-      node === this.id ? 'a former run of this node left presence entries: removed' : 'node stopped heartbeating: its presence entries were removed',
-    );
+    // A former run of this node is the usual case after any restart (a stopping node leaves its
+    // connections' entries to whoever reaps it first): not a warning.
+    if (node === this.id) this.opts.log.info({ node, inc, offline }, 'a former run of this node left presence entries: removed');
+    else this.opts.log.warn({ node, inc, offline }, 'node stopped heartbeating: its presence entries were removed');
   }
 
   /**
