@@ -54,6 +54,8 @@ interface Follow {
   heldBytes: number;
   /** The follow ends once `last` reaches this seq (the member's leave), then `ended` runs. */
   until?: number;
+  /** Set while the follow waits for a gap to fill from the bus (see GAP_WAIT_MS). */
+  gapTimer?: ReturnType<typeof setTimeout>;
   ended?: () => void;
 }
 
@@ -80,6 +82,14 @@ function closes(c: Extract<Control, { op: 'close' }>, session: string | undefine
  * count with the connection's unsent ones against the slow-consumer limit as well.
  */
 const MAX_HELD = 50_000;
+
+/**
+ * How long a follower that saw a message ahead of the next one waits for the missing ones on
+ * the bus before reading them from the store. In a cluster the gap is nearly always a reorder,
+ * not a loss: a node delivers a send it forwarded as soon as the room's owner answers, and the
+ * bus's copies of the room's earlier messages may come a moment after it.
+ */
+const GAP_WAIT_MS = 50;
 
 /** Catch-up reads tried again while the store answers `unavailable`, before the follower is closed. */
 const READ_ATTEMPTS = 4;
@@ -370,14 +380,20 @@ export class Hub {
         // Live traffic outrunning a replay (or a reader stalled in one) would grow without
         // bound: past the limits, drop; the client resumes from its last seq.
         if (f.held.length > MAX_HELD || held + f.conn.bufferedAmount() > this.opts.slowConsumerBytes) this.drop(f.conn);
+        else if (f.gapTimer) this.fillGap(f);
       } else if (seq === f.last + 1) {
         f.last = seq;
         if (this.write(f.conn, data)) delivered++;
         this.ending(f);
       } else if (seq > f.last + 1) {
-        // A message went missing on the way (bus reconnect): fill from the store first.
+        // Held until the messages before it come: from the bus within GAP_WAIT_MS (a reorder),
+        // else from the store (lost on the way: a bus reconnect).
         this.hold(f, [{ seq, data }]);
-        void this.catchUp(f);
+        f.gapTimer = setTimeout(() => {
+          f.gapTimer = undefined;
+          if (this.alive(f) && f.held) void this.catchUp(f);
+        }, GAP_WAIT_MS);
+        f.gapTimer.unref?.();
       }
       // seq <= last: already delivered; dropped so nothing arrives twice.
     }
@@ -402,6 +418,32 @@ export class Hub {
       this.write(conn, data);
       if (control?.op === 'close') conn.close(control.code, control.reason);
     }
+  }
+
+  /**
+   * A follow waiting for a gap delivers the held messages that now continue its sequence; once
+   * none is left it is live again without reading the store. A follow that is to end at a
+   * member's leave leaves the rest to the catch-up its timer starts.
+   */
+  private fillGap(f: Follow): void {
+    const held = f.held!.sort((a, b) => a.seq - b.seq);
+    let i = 0;
+    while (i < held.length && held[i]!.seq <= f.last) i++;
+    let delivered = 0;
+    while (i < held.length && held[i]!.seq === f.last + 1) {
+      f.last = held[i]!.seq;
+      if (!this.write(f.conn, held[i]!.data)) return;
+      delivered++;
+      i++;
+      if (this.ending(f)) break;
+    }
+    if (delivered > 0) this.opts.onDelivered?.(delivered);
+    if (!this.alive(f)) return;
+    if (i === held.length && f.until === undefined) {
+      clearTimeout(f.gapTimer);
+      f.gapTimer = undefined;
+      this.hold(f, null);
+    } else this.hold(f, held.slice(i));
   }
 
   /** Sets what `f` holds back (null: it is live), keeping its connection's total. */

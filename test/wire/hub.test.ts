@@ -149,6 +149,25 @@ describe('hub delivery (memory bus, SQLite store)', () => {
     expect(c.frames.find((f) => f.data.seq === 4)!.data.text).toBe(m4.text);
   });
 
+  it('a message that overtakes the one before it waits for it on the bus: delivered in order, the store not read', async () => {
+    const c = await follower(2);
+    const [m3, m4, m5] = [await store('a'), await store('b'), await store('c')];
+    // As on a node that forwarded 5 and delivers it on its owner's answer, ahead of the bus's 3 and 4.
+    publish(m5);
+    await new Promise((r) => setTimeout(r, 5));
+    publish(m3);
+    expect(c.seqs(ROOM)).toEqual([3]);
+    publish(m4);
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5]);
+    // Live again at once, and nothing was read from the store meanwhile or after.
+    const m6 = await store('d');
+    publish(m6);
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5, 6]);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(gated.reads).toBe(0);
+    expect(c.seqs(ROOM)).toEqual([3, 4, 5, 6]);
+  });
+
   it('live messages wait while the connection replays from the store, then follow in order', async () => {
     for (let i = 0; i < 10; i++) await store(`old${i}`);
     gated.hold();
