@@ -426,24 +426,37 @@ export class Hub {
    * member's leave leaves the rest to the catch-up its timer starts.
    */
   private fillGap(f: Follow): void {
-    const held = f.held!.sort((a, b) => a.seq - b.seq);
-    let i = 0;
-    while (i < held.length && held[i]!.seq <= f.last) i++;
-    let delivered = 0;
-    while (i < held.length && held[i]!.seq === f.last + 1) {
-      f.last = held[i]!.seq;
-      if (!this.write(f.conn, held[i]!.data)) return;
-      delivered++;
-      i++;
-      if (this.ending(f)) break;
-    }
-    if (delivered > 0) this.opts.onDelivered?.(delivered);
-    if (!this.alive(f)) return;
+    const held = f.held!;
+    const i = this.releaseHeld(f, held);
+    if (i === null) return;
     if (i === held.length && f.until === undefined) {
       clearTimeout(f.gapTimer);
       f.gapTimer = undefined;
       this.hold(f, null);
     } else this.hold(f, held.slice(i));
+  }
+
+  /**
+   * Writes, in seq order, the held messages that continue `f`'s sequence (skipping those it
+   * already has). Returns the index in the sorted `held` of the first one left, or null once
+   * the follow ended (its member's leave delivered) or its connection is being dropped.
+   */
+  private releaseHeld(f: Follow, held: Held[]): number | null {
+    held.sort((a, b) => a.seq - b.seq);
+    let i = 0;
+    while (i < held.length && held[i]!.seq <= f.last) i++;
+    let delivered = 0;
+    let stopped = false;
+    for (; i < held.length && held[i]!.seq === f.last + 1; i++) {
+      f.last = held[i]!.seq;
+      stopped = !this.write(f.conn, held[i]!.data);
+      if (stopped) break;
+      delivered++;
+      stopped = this.ending(f);
+      if (stopped) break;
+    }
+    if (delivered > 0) this.opts.onDelivered?.(delivered);
+    return stopped ? null : i;
   }
 
   /** Sets what `f` holds back (null: it is live), keeping its connection's total. */
@@ -510,16 +523,9 @@ export class Hub {
         }
         if (page.length === this.pageSize) continue;
         // Store exhausted: release held messages that continue the sequence.
-        const held = f.held!.sort((a, b) => a.seq - b.seq);
-        let i = 0;
-        while (i < held.length && held[i]!.seq <= f.last) i++;
-        while (i < held.length && held[i]!.seq === f.last + 1) {
-          f.last = held[i]!.seq;
-          if (!this.write(f.conn, held[i]!.data)) return;
-          this.opts.onDelivered?.(1);
-          if (this.ending(f)) return;
-          i++;
-        }
+        const held = f.held!;
+        const i = this.releaseHeld(f, held);
+        if (i === null) return;
         if (i === held.length) {
           if (f.until !== undefined) {
             // The leave is committed, so the store has it; a store that has nothing more
