@@ -1,6 +1,7 @@
 // Node-to-node forwarding between real HTTP servers over real WebSockets: round trips,
 // pipelining, the owner's errors relayed, authentication by the shared secret, a dead or silent
 // peer answered `unavailable` within the timeout, reconnection, and the in-flight bound.
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -209,6 +210,21 @@ describe('forwarding between nodes', () => {
     await back.fwd.close();
     expect(await lost).toMatchObject({ code: 'unavailable' });
     release();
+  });
+
+  it('calls made in one turn leave the caller in one system call, not one each', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    b.fwd.serve(async (_room, op) => op);
+    expect(await a.fwd.call(b.ref, 'r', 0)).toBe(0); // connected
+    // Write system calls made by this thread (its event loop writes the sockets).
+    const writes = () => Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'))![1]);
+    const before = writes();
+    const calls = Array.from({ length: 40 }, (_, i) => a.fwd.call(b.ref, `r${i}`, i));
+    await new Promise<void>((r) => setImmediate(r));
+    const made = writes() - before;
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(made).toBeLessThanOrEqual(2);
   });
 
   it('bounds the calls in flight to a peer and refuses more than the queue holds', async () => {

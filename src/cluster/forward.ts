@@ -123,6 +123,9 @@ function encodeError(err: unknown): { code: ErrorCode; message: string; details?
 /** The caller's side of one peer: one connection, opened on demand. */
 class Peer {
   private ws: WebSocket | null = null;
+  /** The connection's socket, once upgraded: calls are corked on it (see pump). */
+  private socket: Duplex | null = null;
+  private corked = false;
   private open = false;
   private nextId = 1;
   private readonly inFlight = new Map<number, Pending>();
@@ -177,6 +180,19 @@ class Peer {
       if (this.queue.length > 0) this.connectSoon();
       return;
     }
+    if (this.queue.length === 0 || this.inFlight.size >= this.o.maxInFlight) return;
+    // Calls made while this turn's socket reads are handled (sends of many clients) leave in
+    // one system call: the socket is corked until the event loop's check phase, which runs
+    // right after the reads of this turn.
+    const socket = this.socket;
+    if (socket && !this.corked) {
+      this.corked = true;
+      socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
     while (this.queue.length > 0 && this.inFlight.size < this.o.maxInFlight) {
       const p = this.queue.shift()!;
       this.inFlight.set(p.id, p);
@@ -218,6 +234,9 @@ class Peer {
       generateMask: zeroMask,
     });
     this.ws = ws;
+    ws.on('upgrade', (res: IncomingMessage) => {
+      this.socket = res.socket;
+    });
     ws.on('open', () => {
       this.open = true;
       this.failures = 0;
@@ -253,6 +272,7 @@ class Peer {
       if (this.ws !== ws) return;
       const wasOpen = this.open;
       this.ws = null;
+      this.socket = null;
       this.open = false;
       if (this.pingTimer) clearInterval(this.pingTimer);
       this.pingTimer = null;
