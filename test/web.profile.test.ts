@@ -74,6 +74,7 @@ describe('profile', () => {
     await phone.getByText('Your session has ended').waitFor();
     // Alice's own page carries on.
     await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'hidden' });
     await send(alice, 'still here');
     await messages(alice, 'still here').waitFor();
     await phone.context().close();
