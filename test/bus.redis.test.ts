@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { RedisBus, decodeBusMessage, encodeBusMessage } from '../src/bus/redis/index.js';
 import type { BusMessage } from '../src/bus/bus.js';
@@ -126,6 +127,31 @@ describe('Redis bus', () => {
     await waitFor(() => got.length === 100, 10_000);
     for (const r of rooms) expect(got.filter((g) => g.startsWith(`${r}/`))).toEqual([1, 2, 3, 4, 5].map((s) => `${r}/${s}`));
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('the publishes of one event-loop turn leave in one write per Redis server, not one each', async () => {
+    // Write system calls made by this thread (its event loop writes the sockets).
+    const writes = () => Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'))![1]);
+    for (const [name, target, servers] of [
+      ['redis', { url: redis.url }, 1],
+      ['redis cluster', { cluster: cluster.nodes }, cluster.servers.length],
+    ] as const) {
+      const prefix = `w${randomBytes(3).toString('hex')}:`;
+      const [a, b] = await Promise.all([open(target, { prefix, heartbeatMs: 5000 }), open(target, { prefix, heartbeatMs: 5000 })]);
+      const got: string[] = [];
+      b.onMessage((t, m) => got.push(`${t}/${m.seq}`));
+      const rooms = Array.from({ length: 40 }, (_, i) => `r:w${i}`);
+      for (const r of rooms) await b.subscribe(r);
+      a.publish('r:w0', { frame: '{}', seq: 0 }); // every shard's connection is open
+      await waitFor(() => got.length === 1, 5000);
+      const before = writes();
+      for (const r of rooms) a.publish(r, { frame: '{}', seq: 1 });
+      await new Promise<void>((r) => setImmediate(r));
+      const made = writes() - before;
+      await waitFor(() => got.length === 41, 5000);
+      expect(made, name).toBeLessThanOrEqual(servers + 1);
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 
   it('after Redis restarts, subscriptions come back and resync handlers run', async () => {

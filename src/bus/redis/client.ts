@@ -48,9 +48,12 @@ export function openRedis(target: RedisTarget, log: Logger, role: string, subscr
       // Cluster commands wait for the slot map (a wait `bounded` cuts short); a lost publish
       // is still filled from the store.
       enableOfflineQueue: true,
+      enableAutoPipelining: !subscriber,
     });
   } else if (target.url) {
-    client = new Redis(target.url, { ...common, enableOfflineQueue: subscriber });
+    // The commands a node issues in one event-loop turn (a group commit's publishes, say)
+    // leave in one write, and Redis answers them in one.
+    client = new Redis(target.url, { ...common, enableOfflineQueue: subscriber, enableAutoPipelining: !subscriber });
   } else {
     throw new Error('bus.redis: neither url nor cluster is set');
   }
