@@ -1,7 +1,6 @@
 // Node-to-node forwarding between real HTTP servers over real WebSockets: round trips,
 // pipelining, the owner's errors relayed, authentication by the shared secret, a dead or silent
 // peer answered `unavailable` within the timeout, reconnection, and the in-flight bound.
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { WebSocket } from 'ws';
 import { ParleyError } from '../src/errors.js';
 import { WsForwarder, authHeaders, type WsForwarderOptions } from '../src/cluster/forward.js';
 import { NotOwnerError, makeView, ownerIn, type NodeRef } from '../src/cluster/placement.js';
+import { threadWrites } from './helpers.js';
 
 const log = pino({ level: 'silent' });
 const SECRET = 'a-shared-cluster-secret';
@@ -217,12 +217,10 @@ describe('forwarding between nodes', () => {
     const b = await node('b');
     b.fwd.serve(async (_room, op) => op);
     expect(await a.fwd.call(b.ref, 'r', 0)).toBe(0); // connected
-    // Write system calls made by this thread (its event loop writes the sockets).
-    const writes = () => Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'))![1]);
-    const before = writes();
+    const before = threadWrites();
     const calls = Array.from({ length: 40 }, (_, i) => a.fwd.call(b.ref, `r${i}`, i));
     await new Promise<void>((r) => setImmediate(r));
-    const made = writes() - before;
+    const made = threadWrites() - before;
     expect(await Promise.all(calls)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     expect(made).toBeLessThanOrEqual(2);
   });

@@ -1,6 +1,6 @@
 // Test helpers: a real Parley node on an ephemeral port with its own data folder, tokens
 // minted with its secret, and SDK clients speaking real WebSocket.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -73,6 +73,11 @@ export async function startServer(overrides: Record<string, unknown> = {}, dataD
     },
   };
   return server;
+}
+
+/** Write system calls this thread has made so far (Linux): its event loop writes the sockets. */
+export function threadWrites(): number {
+  return Number(/^syscw: (\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'))![1]);
 }
 
 export function removeDir(dir: string): void {
