@@ -120,12 +120,29 @@ function encodeError(err: unknown): { code: ErrorCode; message: string; details?
   return { code: 'internal', message: ErrorCodes.internal };
 }
 
+/**
+ * Corks `socket` for the writes that follow until `later` runs the uncork: calling the result
+ * again meanwhile does nothing, so a turn's writes leave in one system call.
+ */
+function turnCork(socket: Duplex, later: (uncork: () => void) => void): () => void {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return () => {
+    if (corked) return;
+    corked = true;
+    socket.cork();
+    later(uncork);
+  };
+}
+
 /** The caller's side of one peer: one connection, opened on demand. */
 class Peer {
   private ws: WebSocket | null = null;
-  /** The connection's socket, once upgraded: calls are corked on it (see pump). */
-  private socket: Duplex | null = null;
-  private corked = false;
+  /** Corks the connection's socket for this turn's calls, once upgraded (see pump). */
+  private cork: (() => void) | null = null;
   private open = false;
   private nextId = 1;
   private readonly inFlight = new Map<number, Pending>();
@@ -184,15 +201,7 @@ class Peer {
     // Calls made while this turn's socket reads are handled (sends of many clients) leave in
     // one system call: the socket is corked until the event loop's check phase, which runs
     // right after the reads of this turn.
-    const socket = this.socket;
-    if (socket && !this.corked) {
-      this.corked = true;
-      socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
+    this.cork?.();
     while (this.queue.length > 0 && this.inFlight.size < this.o.maxInFlight) {
       const p = this.queue.shift()!;
       this.inFlight.set(p.id, p);
@@ -235,7 +244,7 @@ class Peer {
     });
     this.ws = ws;
     ws.on('upgrade', (res: IncomingMessage) => {
-      this.socket = res.socket;
+      this.cork = turnCork(res.socket, (uncork) => setImmediate(uncork));
     });
     ws.on('open', () => {
       this.open = true;
@@ -272,7 +281,7 @@ class Peer {
       if (this.ws !== ws) return;
       const wasOpen = this.open;
       this.ws = null;
-      this.socket = null;
+      this.cork = null;
       this.open = false;
       if (this.pingTimer) clearInterval(this.pingTimer);
       this.pingTimer = null;
@@ -430,11 +439,7 @@ export class WsForwarder implements Forwarder {
     let order: Promise<void> = Promise.resolve();
     // The answers of one group commit are written in one turn: corked, they leave in one
     // system call instead of one each.
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      socket.uncork();
-    };
+    const cork = turnCork(socket, (uncork) => process.nextTick(uncork));
     ws.on('close', () => this.sockets.delete(ws));
     ws.on('error', (err) => this.o.log.debug({ from, err: err.message }, 'cluster connection error'));
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -451,11 +456,7 @@ export class WsForwarder implements Forwarder {
       }
       const answer = (body: { ok: true; data: unknown } | { ok: false; error: unknown }) => {
         if (ws.readyState !== WebSocket.OPEN) return;
-        if (!corked) {
-          corked = true;
-          socket.cork();
-          process.nextTick(uncork);
-        }
+        cork();
         ws.send(JSON.stringify({ id, ...body }));
       };
       const m = msg as Record<string, unknown>;
