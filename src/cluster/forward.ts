@@ -25,6 +25,7 @@ import { ErrorCodes, ParleyError, type ErrorCode } from '../errors.js';
 import { backoff } from '../client/backoff.js';
 import { NotOwnerError, type NodeRef, type Placement } from './placement.js';
 import { outcomeUnknown } from '../protocol/outcome.js';
+import { turnCork } from '../cork.js';
 
 export const CLUSTER_PATH = '/cluster';
 const zeroMask = (mask: Buffer): void => {
@@ -118,24 +119,6 @@ function encodeError(err: unknown): { code: ErrorCode; message: string; details?
   if (err instanceof NotOwnerError) return { code: err.code, message: err.message, details: { reason: 'not_owner', room: err.room, epoch: err.epoch } };
   if (err instanceof ParleyError) return err.toJSON();
   return { code: 'internal', message: ErrorCodes.internal };
-}
-
-/**
- * Corks `socket` for the writes that follow until `later` runs the uncork: calling the result
- * again meanwhile does nothing, so a turn's writes leave in one system call.
- */
-function turnCork(socket: Duplex, later: (uncork: () => void) => void): () => void {
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  return () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    later(uncork);
-  };
 }
 
 /** The caller's side of one peer: one connection, opened on demand. */
@@ -244,7 +227,10 @@ class Peer {
     });
     this.ws = ws;
     ws.on('upgrade', (res: IncomingMessage) => {
-      this.cork = turnCork(res.socket, (uncork) => setImmediate(uncork));
+      this.cork = turnCork(
+        () => [res.socket],
+        (uncork) => setImmediate(uncork),
+      );
     });
     ws.on('open', () => {
       this.open = true;
@@ -439,7 +425,10 @@ export class WsForwarder implements Forwarder {
     let order: Promise<void> = Promise.resolve();
     // The answers of one group commit are written in one turn: corked, they leave in one
     // system call instead of one each.
-    const cork = turnCork(socket, (uncork) => process.nextTick(uncork));
+    const cork = turnCork(
+      () => [socket],
+      (uncork) => process.nextTick(uncork),
+    );
     ws.on('close', () => this.sockets.delete(ws));
     ws.on('error', (err) => this.o.log.debug({ from, err: err.message }, 'cluster connection error'));
     ws.on('message', (data: RawData, isBinary: boolean) => {

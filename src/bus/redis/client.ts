@@ -3,6 +3,7 @@
 // one that is up but does not answer (frozen, overloaded) fails them after the command
 // timeout, and the client keeps reconnecting in the background.
 import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ParleyError } from '../../errors.js';
 
@@ -48,12 +49,9 @@ export function openRedis(target: RedisTarget, log: Logger, role: string, subscr
       // Cluster commands wait for the slot map (a wait `bounded` cuts short); a lost publish
       // is still filled from the store.
       enableOfflineQueue: true,
-      enableAutoPipelining: !subscriber,
     });
   } else if (target.url) {
-    // The commands a node issues in one event-loop turn (a group commit's publishes, say)
-    // leave in one write, and Redis answers them in one.
-    client = new Redis(target.url, { ...common, enableOfflineQueue: subscriber, enableAutoPipelining: !subscriber });
+    client = new Redis(target.url, { ...common, enableOfflineQueue: subscriber });
   } else {
     throw new Error('bus.redis: neither url nor cluster is set');
   }
@@ -70,6 +68,19 @@ export function openRedis(target: RedisTarget, log: Logger, role: string, subscr
 }
 
 export const isCluster = (c: RedisClient): c is Cluster => c instanceof Cluster;
+
+/**
+ * The sockets a client writes its commands on now: one Redis's, or each master's of a Redis
+ * Cluster (those connected). ioredis's own auto-pipelining batches a turn's commands too, but
+ * allocates a pipeline per turn whose objects outlive young-generation collections: under
+ * load it made a node's old generation fill, and collect, several times as often.
+ */
+export function commandSockets(c: RedisClient): Writable[] {
+  const clients = isCluster(c) ? c.nodes('master') : [c];
+  const out: Writable[] = [];
+  for (const r of clients) if (r.stream) out.push(r.stream);
+  return out;
+}
 
 /**
  * A Redis call that settles within `ms`: a Redis Cluster queues commands while it looks for a

@@ -19,7 +19,8 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus, BusHandler, BusMessage, Control, Nodes, Presence } from '../bus.js';
-import { bounded, DEFAULT_COMMAND_TIMEOUT_MS, isCluster, openRedis, type RedisClient, type RedisTarget } from './client.js';
+import { turnCork } from '../../cork.js';
+import { bounded, commandSockets, DEFAULT_COMMAND_TIMEOUT_MS, isCluster, openRedis, type RedisClient, type RedisTarget } from './client.js';
 import { RedisNodes, RedisPresence } from './presence.js';
 
 export interface RedisBusOptions extends RedisTarget {
@@ -102,6 +103,8 @@ export class RedisBus implements Bus {
   private readonly origin = randomBytes(6).toString('base64url');
   private readonly timeoutMs: number;
   private closed = false;
+  /** Corks the command sockets for this turn: a group commit's publishes leave in one write per server. */
+  private readonly cork: () => void;
   /** Redis Cluster: shards whose subscriber connection ended, by node key (host:port). */
   private readonly lost = new Map<string, LostShard>();
   private checking = false;
@@ -118,6 +121,10 @@ export class RedisBus implements Bus {
   private constructor(private readonly opts: RedisBusOptions) {
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.pub = openRedis(opts, opts.log, 'bus-publish');
+    this.cork = turnCork(
+      () => commandSockets(this.pub),
+      (uncork) => setImmediate(uncork),
+    );
     this.sub = openRedis(opts, opts.log, 'bus-subscribe', true);
     this.sharded = isCluster(this.sub);
     const onRaw = (channel: string, raw: string): void => {
@@ -209,6 +216,7 @@ export class RedisBus implements Bus {
   publish(topic: string, msg: BusMessage): void {
     if (this.closed) return;
     this.deliverLocal(topic, msg);
+    this.cork();
     const payload = encodeBusMessage(msg, this.origin);
     const p = this.sharded ? (this.pub as Cluster).spublish(this.channel(topic), payload) : this.pub.publish(this.channel(topic), payload);
     // At-most-once: a lost publish is detected by seq and filled from the store.
