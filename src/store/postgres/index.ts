@@ -144,7 +144,14 @@ export class PostgresStore extends PostgresFacts implements Store {
   private wordsLoading: Promise<void> | null = null;
   private batches = 0;
   private written = 0;
-  private inFlight = new Set<Promise<unknown>>();
+  /**
+   * Commits called and not settled, and who waits for none to be left (close). A count, not a
+   * set of the promises: a long-lived Set added to and deleted from on every commit leaves each
+   * of its superseded hash tables pointing at the next, so V8's young-generation collections
+   * keep the promises (and through them the batches) alive into the old generation.
+   */
+  private running = 0;
+  private drained: Array<() => void> = [];
 
   /** Use `PostgresStore.open`, which also brings the schema up to date. */
   private constructor(opts: PostgresOptions, pool: pg.Pool) {
@@ -208,9 +215,9 @@ export class PostgresStore extends PostgresFacts implements Store {
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
-    this.inFlight.add(p);
-    const done = () => {
-      this.inFlight.delete(p);
+    this.running++;
+    const done = (): void => {
+      if (--this.running === 0) for (const r of this.drained.splice(0)) r();
     };
     p.then(done, done);
     return p;
@@ -525,7 +532,7 @@ export class PostgresStore extends PostgresFacts implements Store {
     if (this.gate.closed) return;
     this.gate.closed = true;
     await this.writes.settled();
-    await Promise.allSettled([...this.inFlight]);
+    if (this.running > 0) await new Promise<void>((r) => this.drained.push(r));
     await this.pool.end();
   }
 }
