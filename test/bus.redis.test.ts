@@ -147,7 +147,10 @@ describe('Redis bus', () => {
       await new Promise<void>((r) => setImmediate(r));
       const made = threadWrites() - before;
       await waitFor(() => got.length === 41, 5000);
-      expect(made, name).toBeLessThanOrEqual(servers + 1);
+      // One write per server (40 before the cork); the slack is for timers of the four clients in
+      // this process (heartbeats, a Redis Cluster client's slot refresh) that fall due in the same
+      // loop iteration and write too.
+      expect(made, name).toBeLessThanOrEqual(servers + 3);
       await Promise.all([a.close(), b.close()]);
     }
   });

@@ -73,7 +73,7 @@ export const isCluster = (c: RedisClient): c is Cluster => c instanceof Cluster;
  * The sockets a client writes its commands on now: one Redis's, or each master's of a Redis
  * Cluster (those connected). ioredis's own auto-pipelining batches a turn's commands too, but
  * allocates a pipeline per turn whose objects outlive young-generation collections: under
- * load it made a node's old generation fill, and collect, several times as often.
+ * load a node's old generation filled about twice as fast, and was collected twice as often.
  */
 export function commandSockets(c: RedisClient): Writable[] {
   const clients = isCluster(c) ? c.nodes('master') : [c];
