@@ -217,8 +217,11 @@ describe('SQLite store specifics', () => {
 
   it('under sustained writes the WAL starts over instead of growing for as long as the load lasts', async () => {
     const file = join(dir, 'wal.db');
-    // Start over from 1,000 pages (4 MB) instead of 16,384, so a few seconds of writes show it.
-    const s = roomLogWrites(new SqliteStore({ file, walRestartPages: 1000 }));
+    // Start over from 1,000 pages (4 MB) instead of 16,384, so a few seconds of writes show it,
+    // with a round every 50 ms instead of 250: the writes below fill the WAL at up to 100 MB/s,
+    // and a round that a loaded machine delays or that does not catch up then costs 5 MB, not 25
+    // (one CI run reached 72 MB with 250 ms rounds).
+    const s = roomLogWrites(new SqliteStore({ file, walRestartPages: 1000, checkpointIntervalMs: 50 }));
     await s.createRoom({ id: 'w', kind: 'channel', name: 'W', topic: '', createdBy: 'u', members: [{ user: 'u', name: 'u', role: 'owner' }] });
     const text = 'x'.repeat(200);
     const send = () => s.append({ room: 'w', user: 'u', name: 'u', kind: 'text', text });

@@ -30,6 +30,8 @@ export interface SqliteOptions {
   backgroundCheckpoints?: boolean;
   /** WAL size in pages from which the WAL is made to start over under sustained writes (default 16,384: 64 MB). */
   walRestartPages?: number;
+  /** Time between two rounds of the background checkpointer, in ms (default 250). */
+  checkpointIntervalMs?: number;
   /** Most messages one retention write removes (default 2,000). */
   retentionBatch?: number;
   /** How long one retention write aims to hold the event loop, in ms (default 2); each write is sized on the last. */
@@ -72,7 +74,11 @@ export class SqliteStore implements Store {
     this.migrate();
     if (opts.file !== ':memory:' && opts.backgroundCheckpoints !== false) {
       this.db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Checkpointer(opts.file, { onCaughtUp: () => this.finishCheckpoint(), restartFrames: opts.walRestartPages });
+      this.checkpointer = new Checkpointer(opts.file, {
+        onCaughtUp: () => this.finishCheckpoint(),
+        restartFrames: opts.walRestartPages,
+        intervalMs: opts.checkpointIntervalMs,
+      });
     }
     const searchFile = attachSearchIndex(this.db, opts.file);
     this.s = prepareStatements(this.db);
