@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `parley` command: `start` runs a node, `token` mints a development JWT.
+import './tuning.js';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { mintToken } from './auth/jwt.js';
