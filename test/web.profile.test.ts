@@ -72,8 +72,26 @@ describe('profile', () => {
     // without waiting for its access token to expire.
     await phone.getByRole('form', { name: 'Sign in' }).waitFor({ timeout: 8_000 });
     await phone.getByText('Your session has ended').waitFor();
-    // Alice's own page carries on.
-    await dialog.getByRole('button', { name: 'Close' }).click();
+    // Alice's own page carries on. She closes the dialog and goes straight to the message box:
+    // focus returning to the profile button as the dialog goes must not take it from there
+    // (Enter would open the profile again instead of sending).
+    const focusAfter = await alice.evaluate(async () => {
+      const d = document.querySelector<HTMLDialogElement>('dialog[open]')!;
+      const composer = document.getElementById('composer')!;
+      await new Promise<void>((resolve) => {
+        const mo = new MutationObserver(() => {
+          if (d.isConnected && d.open) return;
+          mo.disconnect();
+          composer.focus();
+          resolve();
+        });
+        mo.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['open'] });
+        d.querySelector<HTMLButtonElement>('button[aria-label="Close"]')!.click();
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      return document.activeElement?.id;
+    });
+    expect(focusAfter).toBe('composer');
     await dialog.waitFor({ state: 'hidden' });
     await send(alice, 'still here');
     await messages(alice, 'still here').waitFor();

@@ -121,8 +121,14 @@ export function Dialog({
     d.showModal();
     d.querySelector<HTMLElement>('[data-autofocus]')?.focus();
     return () => {
+      // This runs after the dialog has left the page, a moment later: focus goes back where it
+      // was unless it has moved on meanwhile (to the message box, say, where the next Enter
+      // would otherwise reopen what was just closed).
+      const now = document.activeElement;
+      const movedOn = now instanceof HTMLElement && now !== document.body && !d.contains(now);
       if (d.open) d.close();
-      before?.focus?.();
+      if (movedOn) now.focus();
+      else before?.focus?.();
     };
   }, []);
   return (
