@@ -50,6 +50,35 @@ describe('profile', () => {
     await expect.poll(() => alice.locator('.me-name').textContent()).toBe('Alice Pleasance');
   });
 
+  it('a dialog closed on the way to the message box leaves focus there: Enter sends', async () => {
+    const dialog = await openProfile(alice);
+    await dialog.waitFor();
+    // Focus goes to the message box as soon as the dialog has left the page; the dialog's own
+    // return of focus to the profile button, a moment later, must not take it back (Enter
+    // would open the profile again instead of sending).
+    const focusAfter = await alice.evaluate(async () => {
+      const d = document.querySelector<HTMLDialogElement>('dialog[open]')!;
+      const composer = document.getElementById('composer')!;
+      await new Promise<void>((resolve) => {
+        const mo = new MutationObserver(() => {
+          if (d.isConnected && d.open) return;
+          mo.disconnect();
+          composer.focus();
+          resolve();
+        });
+        mo.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['open'] });
+        d.querySelector<HTMLButtonElement>('button[aria-label="Close"]')!.click();
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      return document.activeElement?.id;
+    });
+    expect(focusAfter).toBe('composer');
+    await alice.keyboard.type('typed straight away');
+    await alice.keyboard.press('Enter');
+    await messages(alice, 'typed straight away').waitFor();
+    expect(await dialog.isVisible()).toBe(false);
+  });
+
   it('lists the signed-in devices and signs one out: that device is back at the sign-in screen', async () => {
     const phone = await web.page(await web.context({ userAgent: PHONE_UA, viewport: { width: 390, height: 800 } }));
     await phone.goto(web.srv.url);
@@ -72,26 +101,8 @@ describe('profile', () => {
     // without waiting for its access token to expire.
     await phone.getByRole('form', { name: 'Sign in' }).waitFor({ timeout: 8_000 });
     await phone.getByText('Your session has ended').waitFor();
-    // Alice's own page carries on. She closes the dialog and goes straight to the message box:
-    // focus returning to the profile button as the dialog goes must not take it from there
-    // (Enter would open the profile again instead of sending).
-    const focusAfter = await alice.evaluate(async () => {
-      const d = document.querySelector<HTMLDialogElement>('dialog[open]')!;
-      const composer = document.getElementById('composer')!;
-      await new Promise<void>((resolve) => {
-        const mo = new MutationObserver(() => {
-          if (d.isConnected && d.open) return;
-          mo.disconnect();
-          composer.focus();
-          resolve();
-        });
-        mo.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['open'] });
-        d.querySelector<HTMLButtonElement>('button[aria-label="Close"]')!.click();
-      });
-      await new Promise((r) => setTimeout(r, 300));
-      return document.activeElement?.id;
-    });
-    expect(focusAfter).toBe('composer');
+    // Alice's own page carries on.
+    await dialog.getByRole('button', { name: 'Close' }).click();
     await dialog.waitFor({ state: 'hidden' });
     await send(alice, 'still here');
     await messages(alice, 'still here').waitFor();
