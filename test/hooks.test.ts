@@ -3,6 +3,7 @@ import { collect, RawSocket, startServer, waitFor, type TestServer } from './hel
 import type { ClientError } from '../src/client/index.js';
 import { ParleyError } from '../src/errors.js';
 import { commandHook, Hooks, messageValidator, ownHook, type HookOutcome } from '../src/service/hooks.js';
+import { READ_COMMANDS } from '../src/protocol/reads.js';
 
 let srv: TestServer;
 beforeAll(async () => {
@@ -50,6 +51,54 @@ describe("one connection's commands", () => {
     expect((await ws.reply('h')).ok).toBe(true);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
     ws.close();
+  });
+
+  it('every read lets the commands after it start at once', async () => {
+    const user = 'slowreads-a';
+    srv.parley.service.hooks.use({
+      name: 'slow-reads',
+      commands: [...READ_COMMANDS],
+      async before(ctx) {
+        if (ctx.user.id === user) await new Promise((r) => setTimeout(r, 1500));
+      },
+    });
+    const a = await srv.client(user);
+    const r = await a.createRoom('group', 'slowreads', { room: 'slowreads' });
+    const { seq } = await a.send(r.id, 'read me');
+    const args: Record<string, Record<string, unknown>> = {
+      history: { room: r.id },
+      message: { room: r.id, seq },
+      rooms: {},
+      room: { room: r.id },
+      members: { room: r.id },
+      presence: { room: r.id },
+      inbox: {},
+      search: { query: 'read' },
+      bans: { room: r.id },
+      accessList: { room: r.id, list: 'black' },
+      blocks: {},
+      pins: { room: r.id },
+      versions: { room: r.id, seq },
+    };
+    expect(Object.keys(args).sort()).toEqual([...READ_COMMANDS].sort());
+    const token = await srv.token(user);
+    const timings = await Promise.all(
+      Object.entries(args).map(async ([cmd, a]) => {
+        const ws = await RawSocket.open(srv.wsUrl);
+        expect((await ws.call({ id: 'a', cmd: 'auth', token })).ok).toBe(true);
+        const t0 = Date.now();
+        ws.sendText(JSON.stringify({ id: 'r', cmd, ...a }));
+        ws.sendText(JSON.stringify({ id: 'p', cmd: 'ping' }));
+        expect((await ws.reply('p')).ok).toBe(true);
+        const ping = Date.now() - t0;
+        const read = await ws.reply('r');
+        const took = Date.now() - t0;
+        ws.close();
+        return { cmd, ping, readOk: read.ok, slow: took >= 1400 };
+      }),
+    );
+    for (const t of timings) expect(t, t.cmd).toMatchObject({ readOk: true, slow: true });
+    expect(timings.filter((t) => t.ping >= 1000).map((t) => t.cmd)).toEqual([]);
   });
 });
 

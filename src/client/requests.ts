@@ -23,6 +23,7 @@
 // error.
 import type { CommandName } from '../protocol/schema.js';
 import { isOutcomeUnknown } from '../protocol/outcome.js';
+import { READ_COMMANDS } from '../protocol/reads.js';
 import { backoff } from './backoff.js';
 import { ClientError } from './errors.js';
 
@@ -55,19 +56,6 @@ const RETRY = new Set<CommandName>([
 export const KEYED: ReadonlySet<CommandName> = new Set<CommandName>(['send', 'edit', 'delete', 'react']);
 /** Longest wait before a refused read is asked again. */
 const READ_RETRY_MAX_MS = 2000;
-/** Commands that only read: asked again after a refusal that says "later". */
-const READS: ReadonlySet<CommandName> = new Set<CommandName>([
-  'history',
-  'message',
-  'rooms',
-  'room',
-  'members',
-  'presence',
-  'inbox',
-  'search',
-  'pins',
-  'versions',
-]);
 
 export function randomKey(): string {
   const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
@@ -188,7 +176,7 @@ export class Requests {
     if (!error) return null;
     const recent = Date.now() - (p.firstSent ?? 0) < this.retryUnavailableMs;
     if (KEYED.has(p.cmd)) return error.code === 'unavailable' && (isOutcomeUnknown(error.details) || recent) ? undefined : null;
-    if (!READS.has(p.cmd)) return null;
+    if (!READ_COMMANDS.has(p.cmd)) return null;
     // A read is asked again within the window, the last time at its end, not after it.
     const left = (p.firstSent ?? 0) + this.retryUnavailableMs - Date.now();
     if (left <= 0) return null;

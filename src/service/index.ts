@@ -15,6 +15,7 @@ import { plainName } from '../protocol/validate.js';
 import { whileUnavailable, type Conn, type Hub } from '../hub/index.js';
 import { backoff } from '../client/backoff.js';
 import { eventText } from '../protocol/frames.js';
+import { READ_COMMANDS } from '../protocol/reads.js';
 import { DIRECT_ROOM_PREFIX, SYSTEM_USER, isDirectRoom, userIdRe } from '../protocol/schema.js';
 import type { AuthResult, Ban, CommandArgs, CommandFrame, CommandName, CommandResults, Member, Message, Room, SendResult } from '../protocol/schema.js';
 import type { Store } from '../store/store.js';
@@ -82,9 +83,6 @@ const RECHECK_WITHIN_MS = 10 * 60_000;
 const REPAIR_GRACE_MS = 2500;
 /** The second comparison after the first (see recheckOnceStored). */
 const RECHECK_AGAIN_MS = 2000;
-
-/** Commands that only read: each admits its connection's next command as it starts. */
-const READS: ReadonlySet<CommandName> = new Set<CommandName>(['history', 'message', 'rooms', 'room', 'members', 'presence', 'inbox', 'search']);
 
 /** An object keyed by outside input (room ids): no prototype, so no key is inherited. */
 const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
@@ -335,7 +333,7 @@ export class Service {
     // A read changes nothing its connection's later commands could depend on: it lets them
     // start at once instead of holding them until it ends (a slow store would otherwise stack
     // one timeout per read queued ahead of them).
-    if (READS.has(cmd)) s.admit?.();
+    if (READ_COMMANDS.has(cmd)) s.admit?.();
     if (!this.hooks.has(cmd)) return handler(s, args);
     const ctx: HookContext = s.backlog ? { cmd, user: s.user, args, backlog: true } : { cmd, user: s.user, args };
     return this.hooks.run(
